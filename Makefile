@@ -1,0 +1,48 @@
+# Subsidy ledger. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+MODULES   := proto events projections services
+BIN       := $(CURDIR)/bin
+BUF       := $(BIN)/buf
+GO        ?= go
+PKGS      := $(foreach m,$(MODULES),./$(m)/...)
+
+.PHONY: help
+help: ## list the targets
+	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  %-16s %s\n",$$1,$$2}' $(MAKEFILE_LIST)
+
+$(BUF): proto/tools/go.mod proto/tools/go.sum
+	cd proto/tools && GOWORK=off $(GO) build -o $(BUF) github.com/bufbuild/buf/cmd/buf
+
+.PHONY: tools
+tools: $(BUF) ## build the pinned tools (buf) from the module cache
+
+.PHONY: generate
+generate: $(BUF) ## regenerate Go code from proto/
+	cd proto && $(BUF) generate
+
+.PHONY: schema-baseline
+schema-baseline: $(BUF) ## deliberately accept the current schema as the breaking-change baseline
+	cd proto && $(BUF) build -o baseline/subsidy.binpb
+
+.PHONY: check
+check: $(BUF) ## gofmt, vet, buf lint + breaking, generated code up to date, modules tidy
+	@out=$$(gofmt -l $(MODULES) | grep -v '\.pb\.go$$' || true); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	cd proto && $(BUF) lint
+	cd proto && $(BUF) breaking --against baseline/subsidy.binpb
+	@tmp=$$(mktemp -d); cp -r proto/gen $$tmp/gen; \
+	  (cd proto && $(BUF) generate) && \
+	  if ! diff -r $$tmp/gen proto/gen >/dev/null; then echo "generated code is stale: run 'make generate' and commit"; rm -rf $$tmp; exit 1; fi; rm -rf $$tmp
+	@for m in $(MODULES); do (cd $$m && GOWORK=off $(GO) build ./... ) || { echo "module $$m does not build with GOWORK=off"; exit 1; }; done
+	@echo "check: ok"
+
+.PHONY: fix
+fix: ## apply gofmt and regenerate
+	gofmt -w $(MODULES)
+	$(MAKE) generate
+
+.PHONY: test
+test: ## run every module's tests
+	$(GO) test -count=1 $(PKGS)

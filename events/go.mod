@@ -1,0 +1,12 @@
+module github.com/cqhrss/subsidyledger/events
+
+go 1.26.7
+
+require github.com/cqhrss/subsidyledger/proto v0.0.0
+
+require (
+	go.etcd.io/bbolt v1.5.0 // indirect
+	golang.org/x/sys v0.45.0 // indirect
+)
+
+replace github.com/cqhrss/subsidyledger/proto => ../proto

@@ -1,0 +1,3 @@
+module github.com/cqhrss/subsidyledger/services
+
+go 1.26.7
