@@ -1,0 +1,91 @@
+package natsbus_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cqhrss/subsidyledger/services/natsbus"
+)
+
+func startServer(t *testing.T) (*natsbus.Server, *nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	srv, err := natsbus.StartServer(natsbus.ServerConfig{Addr: "127.0.0.1:-1", DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, nc, js
+}
+
+func TestAtomicBatchStoresAllOrNothing(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, nc, js := startServer(t)
+	subj := natsbus.DefaultSubjects
+	if _, err := natsbus.EnsureStreams(ctx, js, subj, natsbus.DefaultStreamOptions); err != nil {
+		t.Fatal(err)
+	}
+	var msgs []*nats.Msg
+	for i := range 500 {
+		m := nats.NewMsg(subj.Inbound("enrolment", "enrolled"))
+		m.Data = []byte(fmt.Sprintf("fact %d", i))
+		m.Header.Set(natsbus.HeaderMsgID, fmt.Sprintf("m-%d", i))
+		msgs = append(msgs, m)
+	}
+	ack, err := natsbus.PublishAtomic(ctx, nc, "b1", msgs)
+	if err != nil {
+		t.Fatalf("PublishAtomic = %v", err)
+	}
+	if ack.Count != 500 || ack.Sequence != 500 {
+		t.Fatalf("PublishAtomic ack = %+v; want count 500 seq 500", ack)
+	}
+	// A batch containing an already-stored message id is refused whole.
+	dup := []*nats.Msg{nats.NewMsg(subj.Inbound("enrolment", "enrolled")), nats.NewMsg(subj.Inbound("enrolment", "enrolled"))}
+	dup[0].Header.Set(natsbus.HeaderMsgID, "new-1")
+	dup[1].Header.Set(natsbus.HeaderMsgID, "m-3")
+	_, err = natsbus.PublishAtomic(ctx, nc, "b2", dup)
+	var be *natsbus.BatchError
+	if !errors.As(err, &be) {
+		t.Fatalf("PublishAtomic(duplicate id) = %v; want *BatchError", err)
+	}
+	st, err := js.Stream(ctx, natsbus.InboundStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 500 {
+		t.Fatalf("stream holds %d messages; want 500 (refused batch must store nothing)", info.State.Msgs)
+	}
+}
+
+func TestSubjects(t *testing.T) {
+	s := natsbus.Subjects{Prefix: "x"}
+	for _, c := range []struct{ got, want string }{
+		{s.Inbound("evaluation", "assessment_recorded"), "x.in.evaluation.assessment_recorded"},
+		{s.Outcome("x.in.evaluation.assessment_recorded"), "x.outcome.evaluation.assessment_recorded"},
+		{s.Feed("trainee", "subsidy.v1.Enrolled"), "x.feed.trainee.Enrolled"},
+		{s.Feed("", "T"), "x.feed.other.T"},
+	} {
+		if c.got != c.want {
+			t.Errorf("got %q; want %q", c.got, c.want)
+		}
+	}
+}

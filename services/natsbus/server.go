@@ -1,0 +1,94 @@
+package natsbus
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// ServerConfig configures the embedded NATS server.
+type ServerConfig struct {
+	// Addr is host:port to listen on for clients, e.g. 127.0.0.1:4222; port 0
+	// or -1 picks a free port.
+	Addr string
+	// DataDir is where JetStream keeps its files (a "nats" folder is made in it).
+	DataDir string
+	// Logger receives the server's log lines; nil discards them.
+	Logger *slog.Logger
+	// ConfigFile, if set, is a nats-server configuration file whose settings
+	// (e.g. accounts, users, TLS) are loaded first; Addr, DataDir and the
+	// durability settings below still apply.
+	ConfigFile string
+}
+
+// Server is a running embedded NATS server.
+type Server struct {
+	srv *server.Server
+}
+
+// StartServer starts an embedded NATS server with JetStream on file storage,
+// syncing every write before acknowledging a publish (sync_interval: always),
+// without taking over the process's signals.
+func StartServer(cfg ServerConfig) (*Server, error) {
+	host, portText, err := net.SplitHostPort(cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("natsbus: listen address %q: %w", cfg.Addr, err)
+	}
+	port, err := strconv.Atoi(portText)
+	if err != nil {
+		return nil, fmt.Errorf("natsbus: listen port %q: %w", portText, err)
+	}
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	opts := &server.Options{}
+	if cfg.ConfigFile != "" {
+		if opts, err = server.ProcessConfigFile(cfg.ConfigFile); err != nil {
+			return nil, fmt.Errorf("natsbus: nats config %s: %w", cfg.ConfigFile, err)
+		}
+	}
+	opts.ServerName = "ledgerd"
+	opts.Host, opts.Port = host, port
+	opts.JetStream = true
+	opts.StoreDir = filepath.Join(cfg.DataDir, "nats")
+	opts.SyncAlways = true
+	opts.NoSigs = true
+	opts.NoLog = cfg.Logger == nil
+	opts.MaxPayload = 8 << 20
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("natsbus: embedded server: %w", err)
+	}
+	if cfg.Logger != nil {
+		srv.SetLoggerV2(slogAdapter{cfg.Logger}, false, false, false)
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		srv.Shutdown()
+		return nil, fmt.Errorf("natsbus: embedded server on %s not ready after 10s (is the port taken?)", cfg.Addr)
+	}
+	return &Server{srv: srv}, nil
+}
+
+// ClientURL is the URL clients connect to.
+func (s *Server) ClientURL() string { return s.srv.ClientURL() }
+
+// Shutdown stops the server and waits for it to finish.
+func (s *Server) Shutdown() {
+	s.srv.Shutdown()
+	s.srv.WaitForShutdown()
+}
+
+type slogAdapter struct{ l *slog.Logger }
+
+func (a slogAdapter) Noticef(format string, v ...any) { a.l.Info(fmt.Sprintf(format, v...)) }
+func (a slogAdapter) Warnf(format string, v ...any)   { a.l.Warn(fmt.Sprintf(format, v...)) }
+func (a slogAdapter) Fatalf(format string, v ...any)  { a.l.Error(fmt.Sprintf(format, v...)) }
+func (a slogAdapter) Errorf(format string, v ...any)  { a.l.Error(fmt.Sprintf(format, v...)) }
+func (a slogAdapter) Debugf(format string, v ...any)  { a.l.Debug(fmt.Sprintf(format, v...)) }
+func (a slogAdapter) Tracef(format string, v ...any)  {}

@@ -1,0 +1,163 @@
+package natsbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Stream and consumer names.
+const (
+	InboundStream  = "SUBSIDY_IN"
+	OutcomeStream  = "SUBSIDY_OUTCOMES"
+	FeedStream     = "SUBSIDY_FEED"
+	LedgerConsumer = "ledger"
+)
+
+// Headers the ledger reads and writes.
+const (
+	HeaderMsgID       = "Nats-Msg-Id"
+	HeaderContentType = "Content-Type"
+	// HeaderOccurredAt (RFC 3339) is when the fact happened at its source;
+	// defaults to the time JetStream stored the message.
+	HeaderOccurredAt = "Subsidy-Occurred-At"
+	// HeaderPosition is the global log position of a feed event.
+	HeaderPosition = "Ledger-Position"
+	HeaderStream   = "Ledger-Stream"
+	HeaderRevision = "Ledger-Revision"
+	HeaderType     = "Ledger-Type"
+	HeaderEventID  = "Ledger-Event-Id"
+)
+
+// Content types of inbound facts.
+const (
+	ContentProtobuf = "application/protobuf"
+	ContentJSON     = "application/json"
+)
+
+// Subjects names every subject under one prefix (default "subsidy").
+type Subjects struct{ Prefix string }
+
+// DefaultSubjects uses the prefix "subsidy".
+var DefaultSubjects = Subjects{Prefix: "subsidy"}
+
+// InboundPrefix is the prefix of inbound fact subjects, e.g. "subsidy.in".
+func (s Subjects) InboundPrefix() string { return s.Prefix + ".in" }
+
+// Inbound is the subject of a fact from source with subject token fact.
+func (s Subjects) Inbound(source, fact string) string {
+	return s.Prefix + ".in." + source + "." + fact
+}
+
+// Outcome is the subject on which the outcome of an inbound subject is
+// published: the inbound subject with "in" replaced by "outcome".
+func (s Subjects) Outcome(inbound string) string {
+	rest := strings.TrimPrefix(inbound, s.Prefix+".in.")
+	return s.Prefix + ".outcome." + rest
+}
+
+// Feed is the subject of a committed event of a stream category and type
+// (the type's last dotted element, e.g. "Enrolled").
+func (s Subjects) Feed(category, typ string) string {
+	if i := strings.LastIndexByte(typ, '.'); i >= 0 {
+		typ = typ[i+1:]
+	}
+	if category == "" {
+		category = "other"
+	}
+	return s.Prefix + ".feed." + category + "." + typ
+}
+
+// StreamOptions tunes the streams the ledger creates.
+type StreamOptions struct {
+	// Replicas for clustered JetStream (1 on a single server).
+	Replicas int
+	// DuplicateWindow is JetStream's Nats-Msg-Id dedupe window.
+	DuplicateWindow time.Duration
+	// MaxMsgSize bounds one inbound message.
+	MaxMsgSize int32
+	// AckWait is how long a delivered inbound message may stay unacknowledged.
+	AckWait time.Duration
+	// MaxAckPending bounds the inbound messages in flight.
+	MaxAckPending int
+}
+
+// DefaultStreamOptions are the single-server defaults.
+var DefaultStreamOptions = StreamOptions{
+	Replicas:        1,
+	DuplicateWindow: 10 * time.Minute,
+	MaxMsgSize:      1 << 20,
+	AckWait:         30 * time.Second,
+	MaxAckPending:   20000,
+}
+
+// EnsureStreams creates or updates the ledger's streams and its durable
+// inbound consumer, and returns the consumer.
+//
+// SUBSIDY_IN is a work queue: a fact leaves it once the ledger has recorded it
+// (as an event or a rejection) and acknowledged it. SUBSIDY_FEED keeps every
+// committed event for downstream consumers to read from any position.
+// Streams deny delete and purge of messages by clients.
+func EnsureStreams(ctx context.Context, js jetstream.JetStream, subj Subjects, o StreamOptions) (jetstream.Consumer, error) {
+	if o.Replicas <= 0 {
+		o.Replicas = 1
+	}
+	cfgs := []jetstream.StreamConfig{{
+		Name:               InboundStream,
+		Description:        "Inbound facts from internal services, until the ledger records them.",
+		Subjects:           []string{subj.InboundPrefix() + ".>"},
+		Retention:          jetstream.WorkQueuePolicy,
+		Storage:            jetstream.FileStorage,
+		Replicas:           o.Replicas,
+		Duplicates:         o.DuplicateWindow,
+		MaxMsgSize:         o.MaxMsgSize,
+		AllowAtomicPublish: true,
+		DenyDelete:         true,
+		DenyPurge:          true,
+	}, {
+		Name:        OutcomeStream,
+		Description: "What became of each inbound fact: accepted (with position) or rejected (with reason).",
+		Subjects:    []string{subj.Prefix + ".outcome.>"},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    o.Replicas,
+		MaxAge:      7 * 24 * time.Hour,
+		DenyDelete:  true,
+	}, {
+		Name:               FeedStream,
+		Description:        "Every committed ledger event, in global position order.",
+		Subjects:           []string{subj.Prefix + ".feed.>"},
+		Retention:          jetstream.LimitsPolicy,
+		Storage:            jetstream.FileStorage,
+		Replicas:           o.Replicas,
+		Duplicates:         o.DuplicateWindow,
+		AllowAtomicPublish: true,
+		DenyDelete:         true,
+		DenyPurge:          true,
+	}}
+	for _, c := range cfgs {
+		if _, err := js.CreateOrUpdateStream(ctx, c); err != nil {
+			return nil, fmt.Errorf("natsbus: stream %s: %w", c.Name, err)
+		}
+	}
+	cons, err := js.CreateOrUpdateConsumer(ctx, InboundStream, jetstream.ConsumerConfig{
+		Durable:       LedgerConsumer,
+		Description:   "The ledger's intake.",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       o.AckWait,
+		MaxAckPending: o.MaxAckPending,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		Replicas:      o.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("natsbus: consumer %s: %w", LedgerConsumer, err)
+	}
+	return cons, nil
+}
+
+// ErrNoFeed means the feed stream has no message yet.
+var ErrNoFeed = errors.New("natsbus: feed is empty")
