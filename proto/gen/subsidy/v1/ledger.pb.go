@@ -314,10 +314,15 @@ type IntakeOutcome struct {
 	Subject   string                 `protobuf:"bytes,2,opt,name=subject,proto3" json:"subject,omitempty"`
 	Accepted  bool                   `protobuf:"varint,3,opt,name=accepted,proto3" json:"accepted,omitempty"`
 	// Global position of the accepted event (or of the rejection record).
-	Position      uint64     `protobuf:"varint,4,opt,name=position,proto3" json:"position,omitempty"`
-	Stream        string     `protobuf:"bytes,5,opt,name=stream,proto3" json:"stream,omitempty"`
-	Reason        ReasonCode `protobuf:"varint,6,opt,name=reason,proto3,enum=subsidy.v1.ReasonCode" json:"reason,omitempty"`
-	Detail        string     `protobuf:"bytes,7,opt,name=detail,proto3" json:"detail,omitempty"`
+	Position uint64     `protobuf:"varint,4,opt,name=position,proto3" json:"position,omitempty"`
+	Stream   string     `protobuf:"bytes,5,opt,name=stream,proto3" json:"stream,omitempty"`
+	Reason   ReasonCode `protobuf:"varint,6,opt,name=reason,proto3,enum=subsidy.v1.ReasonCode" json:"reason,omitempty"`
+	Detail   string     `protobuf:"bytes,7,opt,name=detail,proto3" json:"detail,omitempty"`
+	// Revision of the accepted event (or rejection record) in its stream.
+	Revision uint64 `protobuf:"varint,8,opt,name=revision,proto3" json:"revision,omitempty"`
+	// True when the message repeated one already recorded: nothing new was
+	// stored and position/stream/revision name the original record.
+	Duplicate     bool `protobuf:"varint,9,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -399,6 +404,20 @@ func (x *IntakeOutcome) GetDetail() string {
 		return x.Detail
 	}
 	return ""
+}
+
+func (x *IntakeOutcome) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *IntakeOutcome) GetDuplicate() bool {
+	if x != nil {
+		return x.Duplicate
+	}
+	return false
 }
 
 // AuditCheckpoint is a signed statement of the global log's Merkle tree.
@@ -517,7 +536,7 @@ const file_subsidy_v1_ledger_proto_rawDesc = "" +
 	"\fcontent_type\x18\b \x01(\tR\vcontentType\x1a:\n" +
 	"\fHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xe0\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x9a\x02\n" +
 	"\rIntakeOutcome\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x01 \x01(\tR\tmessageId\x12\x18\n" +
@@ -526,7 +545,9 @@ const file_subsidy_v1_ledger_proto_rawDesc = "" +
 	"\bposition\x18\x04 \x01(\x04R\bposition\x12\x16\n" +
 	"\x06stream\x18\x05 \x01(\tR\x06stream\x12.\n" +
 	"\x06reason\x18\x06 \x01(\x0e2\x16.subsidy.v1.ReasonCodeR\x06reason\x12\x16\n" +
-	"\x06detail\x18\a \x01(\tR\x06detail\"\xc0\x01\n" +
+	"\x06detail\x18\a \x01(\tR\x06detail\x12\x1a\n" +
+	"\brevision\x18\b \x01(\x04R\brevision\x12\x1c\n" +
+	"\tduplicate\x18\t \x01(\bR\tduplicate\"\xc0\x01\n" +
 	"\x0fAuditCheckpoint\x12\x1b\n" +
 	"\ttree_size\x18\x01 \x01(\x04R\btreeSize\x12\x1b\n" +
 	"\troot_hash\x18\x02 \x01(\fR\brootHash\x12\x1f\n" +
