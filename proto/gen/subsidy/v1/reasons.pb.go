@@ -52,6 +52,10 @@ const (
 	ReasonCode_REASON_CODE_UNKNOWN_PAYMENT_ORDER    ReasonCode = 111
 	ReasonCode_REASON_CODE_UNKNOWN_CLAWBACK         ReasonCode = 112
 	ReasonCode_REASON_CODE_ALREADY_EXISTS           ReasonCode = 113
+	// An ObjectionResolved names an objection the ledger does not know.
+	ReasonCode_REASON_CODE_UNKNOWN_OBJECTION ReasonCode = 114
+	// A HoldLifted names a hold that is not in place on the entitlement.
+	ReasonCode_REASON_CODE_UNKNOWN_HOLD ReasonCode = 115
 	// Rule 2: training eligibility.
 	ReasonCode_REASON_CODE_NOT_TRAINING_ELIGIBLE ReasonCode = 201
 	// Rule 3: order of things.
@@ -61,6 +65,9 @@ const (
 	ReasonCode_REASON_CODE_PAYMENT_NOT_APPROVED        ReasonCode = 304
 	ReasonCode_REASON_CODE_ATTEMPT_OUT_OF_ORDER        ReasonCode = 305
 	ReasonCode_REASON_CODE_SCORE_OUT_OF_RANGE          ReasonCode = 306
+	// A fact's date precedes the date of the fact it must follow (e.g. a
+	// completion before its enrolment, an approval before its confirmation).
+	ReasonCode_REASON_CODE_DATE_OUT_OF_ORDER ReasonCode = 307
 	// Rule 4: subsidy eligibility.
 	ReasonCode_REASON_CODE_NO_ELIGIBILITY_EVIDENCE   ReasonCode = 401
 	ReasonCode_REASON_CODE_NOT_GRADUATING_THIS_YEAR  ReasonCode = 402
@@ -87,6 +94,13 @@ const (
 	ReasonCode_REASON_CODE_OBJECTION_PENDING  ReasonCode = 1205
 	ReasonCode_REASON_CODE_ENTITLEMENT_HELD   ReasonCode = 1206
 	ReasonCode_REASON_CODE_WRONG_STATE        ReasonCode = 1207
+	// A supervisor placed a hold (HoldPlaced).
+	ReasonCode_REASON_CODE_SUPERVISOR_HOLD ReasonCode = 1208
+	// An objection raised outside the entitlement's notice window.
+	ReasonCode_REASON_CODE_OUTSIDE_NOTICE_WINDOW ReasonCode = 1209
+	// The hold may not be lifted by hand (budget holds are released by a
+	// budget allocation; revocation and fraud holds are final).
+	ReasonCode_REASON_CODE_HOLD_NOT_LIFTABLE ReasonCode = 1210
 	// Rule 13: payment.
 	ReasonCode_REASON_CODE_PAYMENT_EXCEEDS_ENTITLEMENT ReasonCode = 1301
 	ReasonCode_REASON_CODE_ALREADY_PAID                ReasonCode = 1302
@@ -133,6 +147,8 @@ var (
 		111:  "REASON_CODE_UNKNOWN_PAYMENT_ORDER",
 		112:  "REASON_CODE_UNKNOWN_CLAWBACK",
 		113:  "REASON_CODE_ALREADY_EXISTS",
+		114:  "REASON_CODE_UNKNOWN_OBJECTION",
+		115:  "REASON_CODE_UNKNOWN_HOLD",
 		201:  "REASON_CODE_NOT_TRAINING_ELIGIBLE",
 		301:  "REASON_CODE_ASSESSMENT_BEFORE_ENROLMENT",
 		302:  "REASON_CODE_TRAINING_NOT_COMPLETED",
@@ -140,6 +156,7 @@ var (
 		304:  "REASON_CODE_PAYMENT_NOT_APPROVED",
 		305:  "REASON_CODE_ATTEMPT_OUT_OF_ORDER",
 		306:  "REASON_CODE_SCORE_OUT_OF_RANGE",
+		307:  "REASON_CODE_DATE_OUT_OF_ORDER",
 		401:  "REASON_CODE_NO_ELIGIBILITY_EVIDENCE",
 		402:  "REASON_CODE_NOT_GRADUATING_THIS_YEAR",
 		403:  "REASON_CODE_NOT_INSURED_ON_ASSESSMENT",
@@ -157,6 +174,9 @@ var (
 		1205: "REASON_CODE_OBJECTION_PENDING",
 		1206: "REASON_CODE_ENTITLEMENT_HELD",
 		1207: "REASON_CODE_WRONG_STATE",
+		1208: "REASON_CODE_SUPERVISOR_HOLD",
+		1209: "REASON_CODE_OUTSIDE_NOTICE_WINDOW",
+		1210: "REASON_CODE_HOLD_NOT_LIFTABLE",
 		1301: "REASON_CODE_PAYMENT_EXCEEDS_ENTITLEMENT",
 		1302: "REASON_CODE_ALREADY_PAID",
 		1303: "REASON_CODE_PAYMENT_IN_FLIGHT",
@@ -196,6 +216,8 @@ var (
 		"REASON_CODE_UNKNOWN_PAYMENT_ORDER":         111,
 		"REASON_CODE_UNKNOWN_CLAWBACK":              112,
 		"REASON_CODE_ALREADY_EXISTS":                113,
+		"REASON_CODE_UNKNOWN_OBJECTION":             114,
+		"REASON_CODE_UNKNOWN_HOLD":                  115,
 		"REASON_CODE_NOT_TRAINING_ELIGIBLE":         201,
 		"REASON_CODE_ASSESSMENT_BEFORE_ENROLMENT":   301,
 		"REASON_CODE_TRAINING_NOT_COMPLETED":        302,
@@ -203,6 +225,7 @@ var (
 		"REASON_CODE_PAYMENT_NOT_APPROVED":          304,
 		"REASON_CODE_ATTEMPT_OUT_OF_ORDER":          305,
 		"REASON_CODE_SCORE_OUT_OF_RANGE":            306,
+		"REASON_CODE_DATE_OUT_OF_ORDER":             307,
 		"REASON_CODE_NO_ELIGIBILITY_EVIDENCE":       401,
 		"REASON_CODE_NOT_GRADUATING_THIS_YEAR":      402,
 		"REASON_CODE_NOT_INSURED_ON_ASSESSMENT":     403,
@@ -220,6 +243,9 @@ var (
 		"REASON_CODE_OBJECTION_PENDING":             1205,
 		"REASON_CODE_ENTITLEMENT_HELD":              1206,
 		"REASON_CODE_WRONG_STATE":                   1207,
+		"REASON_CODE_SUPERVISOR_HOLD":               1208,
+		"REASON_CODE_OUTSIDE_NOTICE_WINDOW":         1209,
+		"REASON_CODE_HOLD_NOT_LIFTABLE":             1210,
 		"REASON_CODE_PAYMENT_EXCEEDS_ENTITLEMENT":   1301,
 		"REASON_CODE_ALREADY_PAID":                  1302,
 		"REASON_CODE_PAYMENT_IN_FLIGHT":             1303,
@@ -270,7 +296,7 @@ var File_subsidy_v1_reasons_proto protoreflect.FileDescriptor
 const file_subsidy_v1_reasons_proto_rawDesc = "" +
 	"\n" +
 	"\x18subsidy/v1/reasons.proto\x12\n" +
-	"subsidy.v1*\xf5\x11\n" +
+	"subsidy.v1*\xc8\x13\n" +
 	"\n" +
 	"ReasonCode\x12\x1b\n" +
 	"\x17REASON_CODE_UNSPECIFIED\x10\x00\x12\x1b\n" +
@@ -294,14 +320,17 @@ const file_subsidy_v1_reasons_proto_rawDesc = "" +
 	"\x1fREASON_CODE_UNKNOWN_ENTITLEMENT\x10n\x12%\n" +
 	"!REASON_CODE_UNKNOWN_PAYMENT_ORDER\x10o\x12 \n" +
 	"\x1cREASON_CODE_UNKNOWN_CLAWBACK\x10p\x12\x1e\n" +
-	"\x1aREASON_CODE_ALREADY_EXISTS\x10q\x12&\n" +
+	"\x1aREASON_CODE_ALREADY_EXISTS\x10q\x12!\n" +
+	"\x1dREASON_CODE_UNKNOWN_OBJECTION\x10r\x12\x1c\n" +
+	"\x18REASON_CODE_UNKNOWN_HOLD\x10s\x12&\n" +
 	"!REASON_CODE_NOT_TRAINING_ELIGIBLE\x10\xc9\x01\x12,\n" +
 	"'REASON_CODE_ASSESSMENT_BEFORE_ENROLMENT\x10\xad\x02\x12'\n" +
 	"\"REASON_CODE_TRAINING_NOT_COMPLETED\x10\xae\x02\x12)\n" +
 	"$REASON_CODE_CERTIFICATE_WITHOUT_PASS\x10\xaf\x02\x12%\n" +
 	" REASON_CODE_PAYMENT_NOT_APPROVED\x10\xb0\x02\x12%\n" +
 	" REASON_CODE_ATTEMPT_OUT_OF_ORDER\x10\xb1\x02\x12#\n" +
-	"\x1eREASON_CODE_SCORE_OUT_OF_RANGE\x10\xb2\x02\x12(\n" +
+	"\x1eREASON_CODE_SCORE_OUT_OF_RANGE\x10\xb2\x02\x12\"\n" +
+	"\x1dREASON_CODE_DATE_OUT_OF_ORDER\x10\xb3\x02\x12(\n" +
 	"#REASON_CODE_NO_ELIGIBILITY_EVIDENCE\x10\x91\x03\x12)\n" +
 	"$REASON_CODE_NOT_GRADUATING_THIS_YEAR\x10\x92\x03\x12*\n" +
 	"%REASON_CODE_NOT_INSURED_ON_ASSESSMENT\x10\x93\x03\x12\"\n" +
@@ -318,7 +347,10 @@ const file_subsidy_v1_reasons_proto_rawDesc = "" +
 	"\x1eREASON_CODE_NOTICE_NOT_ELAPSED\x10\xb4\t\x12\"\n" +
 	"\x1dREASON_CODE_OBJECTION_PENDING\x10\xb5\t\x12!\n" +
 	"\x1cREASON_CODE_ENTITLEMENT_HELD\x10\xb6\t\x12\x1c\n" +
-	"\x17REASON_CODE_WRONG_STATE\x10\xb7\t\x12,\n" +
+	"\x17REASON_CODE_WRONG_STATE\x10\xb7\t\x12 \n" +
+	"\x1bREASON_CODE_SUPERVISOR_HOLD\x10\xb8\t\x12&\n" +
+	"!REASON_CODE_OUTSIDE_NOTICE_WINDOW\x10\xb9\t\x12\"\n" +
+	"\x1dREASON_CODE_HOLD_NOT_LIFTABLE\x10\xba\t\x12,\n" +
 	"'REASON_CODE_PAYMENT_EXCEEDS_ENTITLEMENT\x10\x95\n" +
 	"\x12\x1d\n" +
 	"\x18REASON_CODE_ALREADY_PAID\x10\x96\n" +

@@ -772,6 +772,10 @@ type EntitlementHeld struct {
 	Reason        ReasonCode             `protobuf:"varint,2,opt,name=reason,proto3,enum=subsidy.v1.ReasonCode" json:"reason,omitempty"`
 	Detail        string                 `protobuf:"bytes,3,opt,name=detail,proto3" json:"detail,omitempty"`
 	Decision      *Decision              `protobuf:"bytes,4,opt,name=decision,proto3" json:"decision,omitempty"`
+	// Names this hold among the entitlement's holds, so that a release lifts
+	// exactly it: "budget", "quality", "objection/<objection_id>",
+	// "supervisor/<hold_id>", "revoked/<certificate_id>", "fraud/<finding_id>".
+	HoldId        string `protobuf:"bytes,5,opt,name=hold_id,json=holdId,proto3" json:"hold_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -834,6 +838,13 @@ func (x *EntitlementHeld) GetDecision() *Decision {
 	return nil
 }
 
+func (x *EntitlementHeld) GetHoldId() string {
+	if x != nil {
+		return x.HoldId
+	}
+	return ""
+}
+
 // EntitlementReleased lifts a hold. Derived by the ledger (e.g. a new budget
 // allocation) or by a supervisor.
 type EntitlementReleased struct {
@@ -842,6 +853,8 @@ type EntitlementReleased struct {
 	Reason        ReasonCode             `protobuf:"varint,2,opt,name=reason,proto3,enum=subsidy.v1.ReasonCode" json:"reason,omitempty"`
 	OfficialId    string                 `protobuf:"bytes,3,opt,name=official_id,json=officialId,proto3" json:"official_id,omitempty"`
 	Decision      *Decision              `protobuf:"bytes,4,opt,name=decision,proto3" json:"decision,omitempty"`
+	// The hold lifted (EntitlementHeld.hold_id).
+	HoldId        string `protobuf:"bytes,5,opt,name=hold_id,json=holdId,proto3" json:"hold_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -902,6 +915,13 @@ func (x *EntitlementReleased) GetDecision() *Decision {
 		return x.Decision
 	}
 	return nil
+}
+
+func (x *EntitlementReleased) GetHoldId() string {
+	if x != nil {
+		return x.HoldId
+	}
+	return ""
 }
 
 // PaymentRequested asks the ledger to order payment of a payable entitlement.
@@ -1754,18 +1774,20 @@ const file_subsidy_v1_subsidy_proto_rawDesc = "" +
 	"\vofficial_id\x18\x04 \x01(\tR\n" +
 	"officialId\x121\n" +
 	"\vresolved_on\x18\x05 \x01(\v2\x10.subsidy.v1.DateR\n" +
-	"resolvedOn\"\xb2\x01\n" +
+	"resolvedOn\"\xcb\x01\n" +
 	"\x0fEntitlementHeld\x12%\n" +
 	"\x0eentitlement_id\x18\x01 \x01(\tR\rentitlementId\x12.\n" +
 	"\x06reason\x18\x02 \x01(\x0e2\x16.subsidy.v1.ReasonCodeR\x06reason\x12\x16\n" +
 	"\x06detail\x18\x03 \x01(\tR\x06detail\x120\n" +
-	"\bdecision\x18\x04 \x01(\v2\x14.subsidy.v1.DecisionR\bdecision\"\xbf\x01\n" +
+	"\bdecision\x18\x04 \x01(\v2\x14.subsidy.v1.DecisionR\bdecision\x12\x17\n" +
+	"\ahold_id\x18\x05 \x01(\tR\x06holdId\"\xd8\x01\n" +
 	"\x13EntitlementReleased\x12%\n" +
 	"\x0eentitlement_id\x18\x01 \x01(\tR\rentitlementId\x12.\n" +
 	"\x06reason\x18\x02 \x01(\x0e2\x16.subsidy.v1.ReasonCodeR\x06reason\x12\x1f\n" +
 	"\vofficial_id\x18\x03 \x01(\tR\n" +
 	"officialId\x120\n" +
-	"\bdecision\x18\x04 \x01(\v2\x14.subsidy.v1.DecisionR\bdecision\"\x8f\x01\n" +
+	"\bdecision\x18\x04 \x01(\v2\x14.subsidy.v1.DecisionR\bdecision\x12\x17\n" +
+	"\ahold_id\x18\x05 \x01(\tR\x06holdId\"\x8f\x01\n" +
 	"\x10PaymentRequested\x12%\n" +
 	"\x0eentitlement_id\x18\x01 \x01(\tR\rentitlementId\x12\x1f\n" +
 	"\vofficial_id\x18\x02 \x01(\tR\n" +

@@ -256,6 +256,174 @@ func (x *InstitutionReinstated) GetReinstatedOn() *Date {
 	return nil
 }
 
+// HoldPlaced is a supervisor's hold on an entitlement; the ledger derives an
+// EntitlementHeld (reason SUPERVISOR_HOLD, hold id "supervisor/<hold_id>").
+// Source: municipal bureau.
+type HoldPlaced struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	HoldId        string                 `protobuf:"bytes,1,opt,name=hold_id,json=holdId,proto3" json:"hold_id,omitempty"`
+	EntitlementId string                 `protobuf:"bytes,2,opt,name=entitlement_id,json=entitlementId,proto3" json:"entitlement_id,omitempty"`
+	OfficialId    string                 `protobuf:"bytes,3,opt,name=official_id,json=officialId,proto3" json:"official_id,omitempty"`
+	Reason        string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	PlacedOn      *Date                  `protobuf:"bytes,5,opt,name=placed_on,json=placedOn,proto3" json:"placed_on,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HoldPlaced) Reset() {
+	*x = HoldPlaced{}
+	mi := &file_subsidy_v1_supervision_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HoldPlaced) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HoldPlaced) ProtoMessage() {}
+
+func (x *HoldPlaced) ProtoReflect() protoreflect.Message {
+	mi := &file_subsidy_v1_supervision_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HoldPlaced.ProtoReflect.Descriptor instead.
+func (*HoldPlaced) Descriptor() ([]byte, []int) {
+	return file_subsidy_v1_supervision_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *HoldPlaced) GetHoldId() string {
+	if x != nil {
+		return x.HoldId
+	}
+	return ""
+}
+
+func (x *HoldPlaced) GetEntitlementId() string {
+	if x != nil {
+		return x.EntitlementId
+	}
+	return ""
+}
+
+func (x *HoldPlaced) GetOfficialId() string {
+	if x != nil {
+		return x.OfficialId
+	}
+	return ""
+}
+
+func (x *HoldPlaced) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *HoldPlaced) GetPlacedOn() *Date {
+	if x != nil {
+		return x.PlacedOn
+	}
+	return nil
+}
+
+// HoldLifted is a supervisor's release of one hold on an entitlement, named
+// by its EntitlementHeld.hold_id (a supervisor hold, a quality hold, or an
+// upheld objection); the ledger derives an EntitlementReleased. Budget holds
+// are released only by allocations, revocation and fraud holds never.
+// Source: municipal bureau.
+type HoldLifted struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	LiftId        string                 `protobuf:"bytes,1,opt,name=lift_id,json=liftId,proto3" json:"lift_id,omitempty"`
+	EntitlementId string                 `protobuf:"bytes,2,opt,name=entitlement_id,json=entitlementId,proto3" json:"entitlement_id,omitempty"`
+	HoldId        string                 `protobuf:"bytes,3,opt,name=hold_id,json=holdId,proto3" json:"hold_id,omitempty"`
+	OfficialId    string                 `protobuf:"bytes,4,opt,name=official_id,json=officialId,proto3" json:"official_id,omitempty"`
+	Note          string                 `protobuf:"bytes,5,opt,name=note,proto3" json:"note,omitempty"`
+	LiftedOn      *Date                  `protobuf:"bytes,6,opt,name=lifted_on,json=liftedOn,proto3" json:"lifted_on,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HoldLifted) Reset() {
+	*x = HoldLifted{}
+	mi := &file_subsidy_v1_supervision_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HoldLifted) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HoldLifted) ProtoMessage() {}
+
+func (x *HoldLifted) ProtoReflect() protoreflect.Message {
+	mi := &file_subsidy_v1_supervision_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HoldLifted.ProtoReflect.Descriptor instead.
+func (*HoldLifted) Descriptor() ([]byte, []int) {
+	return file_subsidy_v1_supervision_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *HoldLifted) GetLiftId() string {
+	if x != nil {
+		return x.LiftId
+	}
+	return ""
+}
+
+func (x *HoldLifted) GetEntitlementId() string {
+	if x != nil {
+		return x.EntitlementId
+	}
+	return ""
+}
+
+func (x *HoldLifted) GetHoldId() string {
+	if x != nil {
+		return x.HoldId
+	}
+	return ""
+}
+
+func (x *HoldLifted) GetOfficialId() string {
+	if x != nil {
+		return x.OfficialId
+	}
+	return ""
+}
+
+func (x *HoldLifted) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+func (x *HoldLifted) GetLiftedOn() *Date {
+	if x != nil {
+		return x.LiftedOn
+	}
+	return nil
+}
+
 var File_subsidy_v1_supervision_proto protoreflect.FileDescriptor
 
 const file_subsidy_v1_supervision_proto_rawDesc = "" +
@@ -281,7 +449,24 @@ const file_subsidy_v1_supervision_proto_rawDesc = "" +
 	"\x0einstitution_id\x18\x01 \x01(\tR\rinstitutionId\x12\x1f\n" +
 	"\vofficial_id\x18\x02 \x01(\tR\n" +
 	"officialId\x125\n" +
-	"\rreinstated_on\x18\x03 \x01(\v2\x10.subsidy.v1.DateR\freinstatedOnB@Z>github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1;subsidyv1b\x06proto3"
+	"\rreinstated_on\x18\x03 \x01(\v2\x10.subsidy.v1.DateR\freinstatedOn\"\xb4\x01\n" +
+	"\n" +
+	"HoldPlaced\x12\x17\n" +
+	"\ahold_id\x18\x01 \x01(\tR\x06holdId\x12%\n" +
+	"\x0eentitlement_id\x18\x02 \x01(\tR\rentitlementId\x12\x1f\n" +
+	"\vofficial_id\x18\x03 \x01(\tR\n" +
+	"officialId\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x12-\n" +
+	"\tplaced_on\x18\x05 \x01(\v2\x10.subsidy.v1.DateR\bplacedOn\"\xc9\x01\n" +
+	"\n" +
+	"HoldLifted\x12\x17\n" +
+	"\alift_id\x18\x01 \x01(\tR\x06liftId\x12%\n" +
+	"\x0eentitlement_id\x18\x02 \x01(\tR\rentitlementId\x12\x17\n" +
+	"\ahold_id\x18\x03 \x01(\tR\x06holdId\x12\x1f\n" +
+	"\vofficial_id\x18\x04 \x01(\tR\n" +
+	"officialId\x12\x12\n" +
+	"\x04note\x18\x05 \x01(\tR\x04note\x12-\n" +
+	"\tlifted_on\x18\x06 \x01(\v2\x10.subsidy.v1.DateR\bliftedOnB@Z>github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1;subsidyv1b\x06proto3"
 
 var (
 	file_subsidy_v1_supervision_proto_rawDescOnce sync.Once
@@ -295,27 +480,31 @@ func file_subsidy_v1_supervision_proto_rawDescGZIP() []byte {
 	return file_subsidy_v1_supervision_proto_rawDescData
 }
 
-var file_subsidy_v1_supervision_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_subsidy_v1_supervision_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_subsidy_v1_supervision_proto_goTypes = []any{
 	(*ViolationFlagged)(nil),      // 0: subsidy.v1.ViolationFlagged
 	(*InstitutionSuspended)(nil),  // 1: subsidy.v1.InstitutionSuspended
 	(*InstitutionReinstated)(nil), // 2: subsidy.v1.InstitutionReinstated
-	(ReasonCode)(0),               // 3: subsidy.v1.ReasonCode
-	(*Qualification)(nil),         // 4: subsidy.v1.Qualification
-	(*Decision)(nil),              // 5: subsidy.v1.Decision
-	(*Date)(nil),                  // 6: subsidy.v1.Date
+	(*HoldPlaced)(nil),            // 3: subsidy.v1.HoldPlaced
+	(*HoldLifted)(nil),            // 4: subsidy.v1.HoldLifted
+	(ReasonCode)(0),               // 5: subsidy.v1.ReasonCode
+	(*Qualification)(nil),         // 6: subsidy.v1.Qualification
+	(*Decision)(nil),              // 7: subsidy.v1.Decision
+	(*Date)(nil),                  // 8: subsidy.v1.Date
 }
 var file_subsidy_v1_supervision_proto_depIdxs = []int32{
-	3, // 0: subsidy.v1.ViolationFlagged.reason:type_name -> subsidy.v1.ReasonCode
-	4, // 1: subsidy.v1.ViolationFlagged.qualification:type_name -> subsidy.v1.Qualification
-	5, // 2: subsidy.v1.ViolationFlagged.decision:type_name -> subsidy.v1.Decision
-	6, // 3: subsidy.v1.InstitutionSuspended.suspended_on:type_name -> subsidy.v1.Date
-	6, // 4: subsidy.v1.InstitutionReinstated.reinstated_on:type_name -> subsidy.v1.Date
-	5, // [5:5] is the sub-list for method output_type
-	5, // [5:5] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	5, // 0: subsidy.v1.ViolationFlagged.reason:type_name -> subsidy.v1.ReasonCode
+	6, // 1: subsidy.v1.ViolationFlagged.qualification:type_name -> subsidy.v1.Qualification
+	7, // 2: subsidy.v1.ViolationFlagged.decision:type_name -> subsidy.v1.Decision
+	8, // 3: subsidy.v1.InstitutionSuspended.suspended_on:type_name -> subsidy.v1.Date
+	8, // 4: subsidy.v1.InstitutionReinstated.reinstated_on:type_name -> subsidy.v1.Date
+	8, // 5: subsidy.v1.HoldPlaced.placed_on:type_name -> subsidy.v1.Date
+	8, // 6: subsidy.v1.HoldLifted.lifted_on:type_name -> subsidy.v1.Date
+	7, // [7:7] is the sub-list for method output_type
+	7, // [7:7] is the sub-list for method input_type
+	7, // [7:7] is the sub-list for extension type_name
+	7, // [7:7] is the sub-list for extension extendee
+	0, // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_subsidy_v1_supervision_proto_init() }
@@ -331,7 +520,7 @@ func file_subsidy_v1_supervision_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_subsidy_v1_supervision_proto_rawDesc), len(file_subsidy_v1_supervision_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
