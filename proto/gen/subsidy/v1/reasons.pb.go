@@ -38,6 +38,9 @@ const (
 	ReasonCode_REASON_CODE_INVALID_PERSON_ID        ReasonCode = 6
 	ReasonCode_REASON_CODE_DUPLICATE_FACT           ReasonCode = 7
 	ReasonCode_REASON_CODE_CONFLICTING_DUPLICATE    ReasonCode = 8
+	// The rules failed on the fact (a defect, not the publisher's fault); the
+	// message is kept so that it can be re-sent once the defect is fixed.
+	ReasonCode_REASON_CODE_DECISION_FAILED ReasonCode = 9
 	// Rule 1: references exist.
 	ReasonCode_REASON_CODE_UNKNOWN_TRAINEE          ReasonCode = 101
 	ReasonCode_REASON_CODE_UNKNOWN_INSTITUTION      ReasonCode = 102
@@ -134,6 +137,7 @@ var (
 		6:    "REASON_CODE_INVALID_PERSON_ID",
 		7:    "REASON_CODE_DUPLICATE_FACT",
 		8:    "REASON_CODE_CONFLICTING_DUPLICATE",
+		9:    "REASON_CODE_DECISION_FAILED",
 		101:  "REASON_CODE_UNKNOWN_TRAINEE",
 		102:  "REASON_CODE_UNKNOWN_INSTITUTION",
 		103:  "REASON_CODE_UNKNOWN_QUALIFICATION",
@@ -203,6 +207,7 @@ var (
 		"REASON_CODE_INVALID_PERSON_ID":             6,
 		"REASON_CODE_DUPLICATE_FACT":                7,
 		"REASON_CODE_CONFLICTING_DUPLICATE":         8,
+		"REASON_CODE_DECISION_FAILED":               9,
 		"REASON_CODE_UNKNOWN_TRAINEE":               101,
 		"REASON_CODE_UNKNOWN_INSTITUTION":           102,
 		"REASON_CODE_UNKNOWN_QUALIFICATION":         103,
@@ -296,7 +301,7 @@ var File_subsidy_v1_reasons_proto protoreflect.FileDescriptor
 const file_subsidy_v1_reasons_proto_rawDesc = "" +
 	"\n" +
 	"\x18subsidy/v1/reasons.proto\x12\n" +
-	"subsidy.v1*\xc8\x13\n" +
+	"subsidy.v1*\xe9\x13\n" +
 	"\n" +
 	"ReasonCode\x12\x1b\n" +
 	"\x17REASON_CODE_UNSPECIFIED\x10\x00\x12\x1b\n" +
@@ -308,6 +313,7 @@ const file_subsidy_v1_reasons_proto_rawDesc = "" +
 	"\x1dREASON_CODE_INVALID_PERSON_ID\x10\x06\x12\x1e\n" +
 	"\x1aREASON_CODE_DUPLICATE_FACT\x10\a\x12%\n" +
 	"!REASON_CODE_CONFLICTING_DUPLICATE\x10\b\x12\x1f\n" +
+	"\x1bREASON_CODE_DECISION_FAILED\x10\t\x12\x1f\n" +
 	"\x1bREASON_CODE_UNKNOWN_TRAINEE\x10e\x12#\n" +
 	"\x1fREASON_CODE_UNKNOWN_INSTITUTION\x10f\x12%\n" +
 	"!REASON_CODE_UNKNOWN_QUALIFICATION\x10g\x12\x1c\n" +
