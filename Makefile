@@ -12,6 +12,11 @@ PKGS      := $(foreach m,$(MODULES),./$(m)/...)
 help: ## list the targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  %-16s %s\n",$$1,$$2}' $(MAKEFILE_LIST)
 
+NATS_SERVER := $(BIN)/nats-server
+
+$(NATS_SERVER): services/go.mod services/go.sum
+	cd services && $(GO) build -o $(NATS_SERVER) github.com/nats-io/nats-server/v2
+
 $(BUF): proto/tools/go.mod proto/tools/go.sum
 	cd proto/tools && GOWORK=off $(GO) build -o $(BUF) github.com/bufbuild/buf/cmd/buf
 
@@ -36,6 +41,7 @@ check: $(BUF) ## gofmt, vet, buf lint + breaking, generated code up to date, mod
 	  (cd proto && $(BUF) generate) && \
 	  if ! diff -r $$tmp/gen proto/gen >/dev/null; then echo "generated code is stale: run 'make generate' and commit"; rm -rf $$tmp; exit 1; fi; rm -rf $$tmp
 	@for m in $(MODULES); do (cd $$m && GOWORK=off $(GO) build ./... ) || { echo "module $$m does not build with GOWORK=off"; exit 1; }; done
+	@for m in $(MODULES); do (cd $$m && GOWORK=off $(GO) list -m all); done | awk 'NF==2 {v[$$1]=v[$$1] " " $$2} END {bad=0; for (m in v) {n=split(v[m],a," "); for(i=2;i<=n;i++) if (a[i]!=a[1]) {print "modules disagree on " m ":" v[m]; bad=1; break}} exit bad}'
 	@echo "check: ok"
 
 .PHONY: fix
@@ -44,5 +50,16 @@ fix: ## apply gofmt and regenerate
 	$(MAKE) generate
 
 .PHONY: test
-test: ## run every module's tests
-	$(GO) test -count=1 $(PKGS)
+test: $(NATS_SERVER) ## run every module's tests (integration tests start bin/nats-server)
+	LEDGER_NATS_SERVER_BIN=$(NATS_SERVER) $(GO) test -count=1 $(PKGS)
+
+.PHONY: nats-server
+nats-server: $(NATS_SERVER) ## build nats-server from the pinned module into bin/
+
+.PHONY: run
+run: ## start ledgerd on its embedded defaults (data in ./data, NATS on 127.0.0.1:4222, HTTP on 127.0.0.1:8080)
+	$(GO) run ./services/cmd/ledgerd --data-dir data
+
+.PHONY: clean
+clean: ## remove bin/ and the demo data in ./data
+	rm -rf $(BIN) data
