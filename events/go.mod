@@ -5,7 +5,7 @@ go 1.26.7
 require github.com/cqhrss/subsidyledger/proto v0.0.0
 
 require (
-	go.etcd.io/bbolt v1.5.0 // indirect
+	go.etcd.io/bbolt v1.5.0
 	golang.org/x/sys v0.45.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )
