@@ -1,0 +1,47 @@
+// Package bolt is the embedded event store: an events.Store in one bbolt
+// (go.etcd.io/bbolt) data file.
+//
+// # Layout
+//
+// The file holds five top-level buckets:
+//
+//	meta     "format" -> "subsidyledger-events/1" (marks the file as a store)
+//	log      position (uint64 big-endian, 1, 2, 3, ...) -> record (see record.go)
+//	streams  stream name -> head: last revision, its position (uint64 each,
+//	         big-endian) and its hash (32 bytes)
+//	index    uvarint(len(stream)) stream revision(uint64 big-endian) -> position
+//	ids      event id (16 bytes) -> position
+//
+// Positions are dense and start at 1 (0 is events.Start). The length prefix
+// keeps every stream's index keys contiguous whatever bytes stream names
+// hold. The ids bucket makes idempotency permanent: a retried append is
+// recognised however long after the original, and an append is compared
+// with the stored events byte for byte, not by a digest.
+//
+// # Writing: group commit
+//
+// Append encodes its records on the caller's goroutine and queues them to a
+// single writer goroutine. The writer takes whatever appends are queued (up
+// to a bound) and applies them, in queue order, in one bbolt read-write
+// transaction, which costs one commit (fdatasync) however many appends it
+// holds. It then publishes the new head, wakes subscribers and answers each
+// caller. Append therefore returns only once its events are durable.
+//
+// Each append in a group is still atomic on its own. The writer validates an
+// append completely (event ids, expected revision) against the transaction's
+// state, which includes the appends before it in the group, before it writes
+// any of its keys; an append that fails validation writes nothing and the
+// others go on. A write that fails after validation (bbolt refuses a key or
+// value) would leave that append half written, so the writer rolls the whole
+// transaction back and replays the group without that append. If the commit
+// itself fails (disk full, I/O error, Options.MaxSize), the writer commits the
+// appends of the group one per transaction, so that each gets its own
+// verdict. Since positions are assigned only by the writer, and readers see
+// only committed transactions, which hold all positions up to the head,
+// nothing ever commits "late" behind a position a reader has seen.
+//
+// # Limits
+//
+// Stream names are 1 to MaxStreamLen bytes; an encoded event must fit in a
+// bbolt value (2 GiB).
+package bolt

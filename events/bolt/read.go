@@ -1,0 +1,276 @@
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+
+	"go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/cqhrss/subsidyledger/events"
+)
+
+const (
+	// defaultPage is ReadAll's page size when the caller leaves it to us.
+	defaultPage = 4096
+	// subscriptionScan bounds the records one subscription read looks at,
+	// so that a selective filter does not hold a read transaction long.
+	subscriptionScan = 1024
+)
+
+// view runs fn in a read transaction and types its errors. bbolt panics on
+// damaged pages; that becomes ErrCorrupt rather than a crash.
+func (s *Store) view(op, stream string, fn func(*bbolt.Tx) error) (err error) {
+	if s.closed.Load() {
+		return errClosed(op)
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			err = &events.Error{Code: events.CodeCorrupt, Op: op, Stream: stream, Detail: fmt.Sprintf("storage engine failed: %v", p)}
+		}
+	}()
+	err = s.db.View(fn)
+	var e *events.Error
+	switch {
+	case err == nil, errors.As(err, &e), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return err
+	case errors.Is(err, berrors.ErrDatabaseNotOpen):
+		return errClosed(op)
+	default:
+		return &events.Error{Code: events.CodeUnavailable, Op: op, Stream: stream, Err: err}
+	}
+}
+
+func corrupt(op, stream string, err error) error {
+	return &events.Error{Code: events.CodeCorrupt, Op: op, Stream: stream, Detail: err.Error()}
+}
+
+// ReadAll returns up to max events with positions after after, in position
+// order; max <= 0 means 4096. The events of one call share backing memory.
+//
+// Errors: ErrClosed; ErrCorrupt (a record does not decode; the detail names
+// its position).
+func (s *Store) ReadAll(ctx context.Context, after events.Position, max int) ([]events.RecordedEvent, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if max <= 0 {
+		max = defaultPage
+	}
+	out, _, _, err := s.scan(ctx, "read all", uint64(after), max, max, nil)
+	return out, err
+}
+
+// scan reads the log after position after, looking at up to maxScan records
+// and returning up to maxOut of those that match f (all when f is nil). It
+// also returns the position of the last record it looked at (after when
+// none) and whether it stopped at a limit rather than at the end of the log.
+func (s *Store) scan(ctx context.Context, op string, after uint64, maxOut, maxScan int, f *events.Filter) (out []events.RecordedEvent, last uint64, more bool, err error) {
+	last = after
+	if after == ^uint64(0) {
+		return nil, last, false, nil
+	}
+	if h := s.head.Load(); h > after {
+		out = make([]events.RecordedEvent, 0, min(uint64(maxOut), h-after))
+	}
+	err = s.view(op, "", func(tx *bbolt.Tx) error {
+		var d decoder
+		var start [8]byte
+		binary.BigEndian.PutUint64(start[:], after+1)
+		c := tx.Bucket(bucketLog).Cursor()
+		scanned := 0
+		k, v := c.Seek(start[:])
+		for ; k != nil && len(out) < maxOut && scanned < maxScan; k, v = c.Next() {
+			scanned++
+			if scanned%4096 == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			if len(k) != 8 {
+				return corrupt(op, "", fmt.Errorf("log key of %d bytes after position %d", len(k), last))
+			}
+			pos := binary.BigEndian.Uint64(k)
+			r, err := parseRecord(v)
+			if err != nil {
+				return corrupt(op, "", fmt.Errorf("record at position %d: %w", pos, err))
+			}
+			last = pos
+			if f != nil && !f.Match(string(r.stream), string(r.typ)) {
+				continue
+			}
+			out = append(out, d.event(pos, &r))
+		}
+		more = k != nil
+		return nil
+	})
+	if err != nil {
+		return nil, after, false, err
+	}
+	return out, last, more, nil
+}
+
+// ReadStream returns up to max events of stream from revision from in the
+// given direction; max <= 0 means all. Backwards from End, or from any
+// revision past the last, starts at the last event. Forwards past the end
+// returns no events.
+//
+// Errors: ErrStreamNotFound; ErrInvalidArgument (unknown direction);
+// ErrClosed; ErrCorrupt.
+func (s *Store) ReadStream(ctx context.Context, stream string, dir events.Direction, from uint64, max int) ([]events.RecordedEvent, error) {
+	const op = "read stream"
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if dir != events.Forwards && dir != events.Backwards {
+		return nil, errStream(events.CodeInvalidArgument, op, stream, fmt.Sprintf("unknown direction %d", dir))
+	}
+	var out []events.RecordedEvent
+	err := s.view(op, stream, func(tx *bbolt.Tx) error {
+		b := bucketsOf(tx)
+		v := b.streams.Get([]byte(stream))
+		if v == nil {
+			return errStream(events.CodeStreamNotFound, op, stream, "")
+		}
+		h, ok := parseHead(v)
+		if !ok {
+			return corrupt(op, stream, errors.New("stream head does not decode"))
+		}
+		var n uint64
+		if dir == events.Forwards {
+			if from > h.revision {
+				return nil
+			}
+			n = h.revision - from + 1
+		} else {
+			from = min(from, h.revision)
+			n = from + 1
+		}
+		if max > 0 && uint64(max) < n {
+			n = uint64(max)
+		}
+		out = make([]events.RecordedEvent, 0, min(n, defaultPage))
+		prefix := indexKey(nil, stream, 0)
+		prefix = prefix[:len(prefix)-8]
+		var d decoder
+		c := b.index.Cursor()
+		k, pk := c.Seek(indexKey(nil, stream, from))
+		for i := uint64(0); i < n; i++ {
+			want := from + i
+			if dir == events.Backwards {
+				want = from - i
+			}
+			if len(k) != len(prefix)+8 || !bytes.HasPrefix(k, prefix) || binary.BigEndian.Uint64(k[len(prefix):]) != want {
+				return corrupt(op, stream, fmt.Errorf("index lacks revision %d", want))
+			}
+			if i%4096 == 4095 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			e, err := d.decode(pk, b.log.Get(pk))
+			if err != nil {
+				return corrupt(op, stream, err)
+			}
+			if e.Stream != stream || e.Revision != want {
+				return corrupt(op, stream, fmt.Errorf("index entry for revision %d points at position %d, which holds another event", want, e.Position))
+			}
+			out = append(out, e)
+			if dir == events.Forwards {
+				k, pk = c.Next()
+			} else {
+				k, pk = c.Prev()
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Subscribe starts a catch-up subscription to the events after after that
+// match f. Next is for one goroutine at a time; Close may be called from any.
+//
+// Errors: ErrClosed.
+func (s *Store) Subscribe(ctx context.Context, after events.Position, f events.Filter) (events.Subscription, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if s.closed.Load() {
+		return nil, errClosed("subscribe")
+	}
+	sub := &subscription{s: s, after: uint64(after), closed: make(chan struct{})}
+	if len(f.StreamPrefixes) > 0 || len(f.Types) > 0 {
+		sub.f = &f
+	}
+	return sub, nil
+}
+
+type subscription struct {
+	s     *Store
+	f     *events.Filter
+	after uint64                 // the last position looked at
+	buf   []events.RecordedEvent // read but not yet delivered
+
+	closed    chan struct{}
+	closeOnce sync.Once
+}
+
+// Next returns the next matching event, waiting for one to commit if need
+// be. A Next that ends with ctx's error loses nothing: the following Next
+// carries on from the same place.
+//
+// Errors: ctx's error; ErrClosed (the subscription or the store closed);
+// ErrCorrupt.
+func (sub *subscription) Next(ctx context.Context) (events.RecordedEvent, error) {
+	for {
+		if err := ctx.Err(); err != nil {
+			return events.RecordedEvent{}, err
+		}
+		select {
+		case <-sub.closed:
+			return events.RecordedEvent{}, errClosed("next")
+		case <-sub.s.done:
+			return events.RecordedEvent{}, errClosed("next")
+		default:
+		}
+		if len(sub.buf) > 0 {
+			e := sub.buf[0]
+			sub.buf[0] = events.RecordedEvent{}
+			sub.buf = sub.buf[1:]
+			return e, nil
+		}
+		// Take the signal before reading: a commit the read misses closes it.
+		sig := sub.s.commitSignal()
+		page, last, more, err := sub.s.scan(ctx, "next", sub.after, subscriptionScan, subscriptionScan, sub.f)
+		if err != nil {
+			return events.RecordedEvent{}, err
+		}
+		sub.after = last
+		if len(page) > 0 || more {
+			sub.buf = page
+			continue
+		}
+		select {
+		case <-sig:
+		case <-ctx.Done():
+			return events.RecordedEvent{}, ctx.Err()
+		case <-sub.closed:
+			return events.RecordedEvent{}, errClosed("next")
+		case <-sub.s.done:
+			return events.RecordedEvent{}, errClosed("next")
+		}
+	}
+}
+
+// Close ends the subscription; a blocked Next returns ErrClosed.
+func (sub *subscription) Close() error {
+	sub.closeOnce.Do(func() { close(sub.closed) })
+	return nil
+}
