@@ -1,0 +1,213 @@
+// Package person handles the trainee's resident ID number (GB 11643) so that
+// it never needs to be stored: validation and normalisation, the keyed person
+// key that events carry instead, and masking for display (DOMAIN.md §3).
+//
+// The person key is HMAC-SHA256, keyed with a secret from configuration (at
+// least 32 bytes), over the bytes of the normalised 18-character ID number
+// (ASCII digits, final check character upper-case "X"), written as 64
+// lower-case hexadecimal characters. Every publisher that knows ID numbers
+// and the ledger's own tools use the same key, so the same person gets the
+// same key everywhere; without the key the key space cannot be searched.
+package person
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Problem says what is wrong with an ID number.
+type Problem string
+
+const (
+	ProblemLength     Problem = "length"      // not 18 characters
+	ProblemCharacters Problem = "characters"  // not 17 digits and a digit or X
+	ProblemRegion     Problem = "region"      // no province-level region code
+	ProblemBirthDate  Problem = "birth_date"  // not a calendar date in range
+	ProblemCheckDigit Problem = "check_digit" // ISO 7064 MOD 11-2 mismatch
+)
+
+// IDError reports an invalid ID number. It never contains the number.
+type IDError struct {
+	Problem Problem
+	Detail  string
+}
+
+func (e *IDError) Error() string {
+	return "person: invalid ID number: " + string(e.Problem) + ": " + e.Detail
+}
+
+// Is makes errors.Is(err, ErrInvalidID) true for every *IDError.
+func (e *IDError) Is(target error) bool { return target == ErrInvalidID }
+
+// ErrInvalidID matches every *IDError with errors.Is.
+var ErrInvalidID = errors.New("person: invalid ID number")
+
+// ErrShortKey: the HMAC key is shorter than MinKeyLen.
+var ErrShortKey = errors.New("person: person-key secret shorter than 32 bytes")
+
+// MinKeyLen is the minimum length of the person-key secret.
+const MinKeyLen = 32
+
+// Birth dates outside [MinBirthYear, MaxBirthYear] are rejected as
+// implausible. The bounds are fixed (not today's date) so validation is the
+// same on every machine and every day.
+const (
+	MinBirthYear = 1900
+	MaxBirthYear = 2099
+)
+
+// provinces are the first two digits of valid region codes (GB/T 2260
+// province level, including 71 Taiwan, 81 Hong Kong, 82 Macao and 83 for
+// residence permits of Taiwan residents).
+var provinces = map[string]bool{
+	"11": true, "12": true, "13": true, "14": true, "15": true,
+	"21": true, "22": true, "23": true,
+	"31": true, "32": true, "33": true, "34": true, "35": true, "36": true, "37": true,
+	"41": true, "42": true, "43": true, "44": true, "45": true, "46": true,
+	"50": true, "51": true, "52": true, "53": true, "54": true,
+	"61": true, "62": true, "63": true, "64": true, "65": true,
+	"71": true, "81": true, "82": true, "83": true,
+}
+
+var weights = [17]int{7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2}
+
+const checkChars = "10X98765432"
+
+// CheckDigit returns the ISO 7064 MOD 11-2 check character of the first 17
+// digits of an ID number. first17 must be 17 ASCII digits.
+func CheckDigit(first17 string) byte {
+	sum := 0
+	for i := 0; i < 17; i++ {
+		sum += int(first17[i]-'0') * weights[i]
+	}
+	return checkChars[sum%11]
+}
+
+// Normalize validates an ID number and returns its normalised form: leading
+// and trailing white space removed, a final lower-case 'x' made 'X'. It checks
+// the length (18), the characters, the province code, the birth date
+// (a calendar date, year MinBirthYear..MaxBirthYear) and the check digit.
+// Errors are *IDError (errors.Is(err, ErrInvalidID)).
+func Normalize(id string) (string, error) {
+	s := strings.TrimSpace(id)
+	if n := utf8.RuneCountInString(s); n != 18 || len(s) != 18 {
+		return "", &IDError{ProblemLength, fmt.Sprintf("%d characters, want 18", n)}
+	}
+	if s[17] == 'x' {
+		s = s[:17] + "X"
+	}
+	for i := 0; i < 17; i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return "", &IDError{ProblemCharacters, fmt.Sprintf("character %d is not a digit", i+1)}
+		}
+	}
+	if c := s[17]; (c < '0' || c > '9') && c != 'X' {
+		return "", &IDError{ProblemCharacters, "character 18 is not a digit or X"}
+	}
+	if !provinces[s[:2]] {
+		return "", &IDError{ProblemRegion, "no such province code"}
+	}
+	birth, err := time.Parse("20060102", s[6:14])
+	if err != nil || birth.Year() < MinBirthYear || birth.Year() > MaxBirthYear {
+		return "", &IDError{ProblemBirthDate, "birth date is not a plausible calendar date"}
+	}
+	if CheckDigit(s[:17]) != s[17] {
+		return "", &IDError{ProblemCheckDigit, "check digit does not match"}
+	}
+	return s, nil
+}
+
+// Valid reports whether id is a valid ID number.
+func Valid(id string) bool {
+	_, err := Normalize(id)
+	return err == nil
+}
+
+// Keyer computes person keys. It is safe for concurrent use.
+type Keyer struct {
+	key []byte
+}
+
+// NewKeyer returns a Keyer for the secret, which must be at least MinKeyLen
+// bytes (ErrShortKey otherwise). The secret is copied.
+func NewKeyer(secret []byte) (*Keyer, error) {
+	if len(secret) < MinKeyLen {
+		return nil, ErrShortKey
+	}
+	return &Keyer{key: append([]byte(nil), secret...)}, nil
+}
+
+// Key validates and normalises id and returns its person key: 64 lower-case
+// hex characters of HMAC-SHA256(secret, normalised id). Errors are those of
+// Normalize.
+func (k *Keyer) Key(id string) (string, error) {
+	s, err := Normalize(id)
+	if err != nil {
+		return "", err
+	}
+	m := hmac.New(sha256.New, k.key)
+	m.Write([]byte(s))
+	return hex.EncodeToString(m.Sum(nil)), nil
+}
+
+// KeyLen is the length of a person key.
+const KeyLen = 64
+
+// ValidKey reports whether s is well-formed as a person key: exactly 64
+// lower-case hexadecimal characters (it cannot tell whether a key was made
+// with the right secret).
+func ValidKey(s string) bool {
+	if len(s) != KeyLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// MaskID masks an ID number for display: the first 4 and last 4 characters
+// stay, every other character becomes '*' (5001**********123X). A lower-case
+// final x is shown upper-case. Input of 8 characters or fewer is masked
+// entirely. MaskID does not validate.
+func MaskID(id string) string {
+	r := []rune(strings.TrimSpace(id))
+	if len(r) > 0 && r[len(r)-1] == 'x' {
+		r[len(r)-1] = 'X'
+	}
+	if len(r) <= 8 {
+		return strings.Repeat("*", len(r))
+	}
+	for i := 4; i < len(r)-4; i++ {
+		r[i] = '*'
+	}
+	return string(r)
+}
+
+// MaskName masks a personal name for display, rune by rune: the first
+// character stays; a two-character name becomes 张*, a longer one keeps its
+// last character too with every middle character masked (张*三, 欧阳**明).
+// Surrounding white space is dropped; a one-character name becomes "*" and
+// an empty name stays empty. Separators in transliterated names (·, space)
+// are masked like any other character, so their positions do not leak.
+func MaskName(name string) string {
+	r := []rune(strings.TrimSpace(name))
+	switch len(r) {
+	case 0:
+		return ""
+	case 1:
+		return "*"
+	case 2:
+		return string(r[0]) + "*"
+	}
+	return string(r[0]) + strings.Repeat("*", len(r)-2) + string(r[len(r)-1])
+}
