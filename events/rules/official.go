@@ -1,0 +1,299 @@
+package rules
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/cqhrss/subsidyledger/events/refdata"
+	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
+)
+
+// Rule 12: confirmation (maker), approval (checker), public notice,
+// objections; supervisor holds.
+
+func (d *decider) entitlementFor(id string) (*entitlement, *Rejection) {
+	e, r := d.entitlementOf(id)
+	if r != nil {
+		return nil, r
+	}
+	d.stream = TraineeStream(e.person)
+	return e, nil
+}
+
+func notCancelled(e *entitlement) *Rejection {
+	if e.cancelled != "" {
+		return reject(subsidyv1.ReasonCode_REASON_CODE_WRONG_STATE, "entitlement %s is cancelled (%s)", e.id, e.cancelled)
+	}
+	return nil
+}
+
+func (d *decider) entitlementConfirmed(m *subsidyv1.EntitlementConfirmed) *Rejection {
+	e, r := d.entitlementFor(m.GetEntitlementId())
+	if r != nil {
+		return r
+	}
+	if r := notCancelled(e); r != nil {
+		return r
+	}
+	return dateOrder("confirmation", date(m.GetConfirmedOn()), "certificate", e.issuedOn)
+}
+
+func (d *decider) entitlementApproved(m *subsidyv1.EntitlementApproved) *Rejection {
+	e, r := d.entitlementFor(m.GetEntitlementId())
+	if r != nil {
+		return r
+	}
+	if r := notCancelled(e); r != nil {
+		return r
+	}
+	if e.confirmedBy == "" {
+		return reject(subsidyv1.ReasonCode_REASON_CODE_NOT_CONFIRMED, "entitlement %s is not confirmed", e.id)
+	}
+	if m.GetOfficialId() == e.confirmedBy {
+		return reject(subsidyv1.ReasonCode_REASON_CODE_CHECKER_IS_MAKER, "official %q confirmed entitlement %s and may not approve it", e.confirmedBy, e.id)
+	}
+	on := date(m.GetApprovedOn())
+	if r := dateOrder("approval", on, "confirmation", e.confirmedOn); r != nil {
+		return r
+	}
+	n := d.w.rs.NoticeWorkingDays
+	start, end := d.w.cal.window(on, n)
+	d.emit(noticeID(e.id), &subsidyv1.NoticeOpened{
+		EntitlementId: e.id,
+		StartsOn:      start.Proto(),
+		EndsOn:        end.Proto(),
+		WorkingDays:   int32(n),
+		Decision: d.decision([]string{e.eventID, e.confirmEventID},
+			check(subsidyv1.ReasonCode_REASON_CODE_CHECKER_IS_MAKER, true, "maker %q, checker %q", e.confirmedBy, m.GetOfficialId()),
+			check(subsidyv1.ReasonCode_REASON_CODE_NOTICE_NOT_ELAPSED, true, "approved %s: %d working days %s..%s (rule set %s calendar)", on, n, start, end, d.w.rs.Version)),
+	})
+	return nil
+}
+
+func (d *decider) objectionRaised(m *subsidyv1.ObjectionRaised) *Rejection {
+	e, r := d.entitlementFor(m.GetEntitlementId())
+	if r != nil {
+		return r
+	}
+	on := date(m.GetRaisedOn())
+	switch {
+	case e.noticeStart.IsZero():
+		return reject(subsidyv1.ReasonCode_REASON_CODE_OUTSIDE_NOTICE_WINDOW, "entitlement %s has no notice open", e.id)
+	case on < e.noticeStart || on > e.noticeEnd || !e.noticeClosed.IsZero():
+		return reject(subsidyv1.ReasonCode_REASON_CODE_OUTSIDE_NOTICE_WINDOW, "raised %s, notice %s..%s", on, e.noticeStart, e.noticeEnd)
+	}
+	h := ObjectionHold(m.GetObjectionId())
+	d.emit(holdEventID(e.id, h), &subsidyv1.EntitlementHeld{
+		EntitlementId: e.id,
+		Reason:        subsidyv1.ReasonCode_REASON_CODE_OBJECTION_PENDING,
+		Detail:        fmt.Sprintf("objection %s raised %s during the notice %s..%s", m.GetObjectionId(), on, e.noticeStart, e.noticeEnd),
+		HoldId:        h,
+		Decision: d.decision([]string{e.eventID, e.noticeEventID},
+			check(subsidyv1.ReasonCode_REASON_CODE_OBJECTION_PENDING, false, "objection %s pending", m.GetObjectionId())),
+	})
+	return nil
+}
+
+func (d *decider) objectionResolved(m *subsidyv1.ObjectionResolved) *Rejection {
+	o := d.w.objections[m.GetObjectionId()]
+	if o == nil || o.entitlement != m.GetEntitlementId() {
+		return reject(subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_OBJECTION, "no objection %q to entitlement %q", m.GetObjectionId(), m.GetEntitlementId())
+	}
+	e, r := d.entitlementFor(o.entitlement)
+	if r != nil {
+		return r
+	}
+	if r := dateOrder("resolution", date(m.GetResolvedOn()), "objection", o.raisedOn); r != nil {
+		return r
+	}
+	if m.GetUpheld() {
+		return nil // the hold stays; a supervisor lifts it (HoldLifted) or finds fraud
+	}
+	h := ObjectionHold(o.id)
+	if _, held := e.holds[h]; !held {
+		return nil
+	}
+	d.emit(releaseEventID(e.id, h), &subsidyv1.EntitlementReleased{
+		EntitlementId: e.id,
+		Reason:        subsidyv1.ReasonCode_REASON_CODE_OBJECTION_PENDING,
+		OfficialId:    m.GetOfficialId(),
+		HoldId:        h,
+		Decision: d.decision([]string{o.eventID, e.holdEvents[h]},
+			check(subsidyv1.ReasonCode_REASON_CODE_OBJECTION_PENDING, true, "objection %s not upheld", o.id)),
+	})
+	return nil
+}
+
+// pendingObjections returns the entitlement's unresolved objections.
+func (w *World) pendingObjections(e *entitlement) []string {
+	var out []string
+	for _, id := range e.objections {
+		if o := w.objections[id]; o != nil && !o.resolved {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func (d *decider) noticeClosed(m *subsidyv1.NoticeClosed) *Rejection {
+	e, r := d.entitlementFor(m.GetEntitlementId())
+	if r != nil {
+		return r
+	}
+	if r := notCancelled(e); r != nil {
+		return r
+	}
+	on := date(m.GetClosedOn())
+	switch {
+	case e.noticeEnd.IsZero():
+		return reject(subsidyv1.ReasonCode_REASON_CODE_NOT_APPROVED, "entitlement %s is not approved: no notice to close", e.id)
+	case on <= e.noticeEnd:
+		return reject(subsidyv1.ReasonCode_REASON_CODE_NOTICE_NOT_ELAPSED, "closed %s, notice runs until %s", on, e.noticeEnd)
+	}
+	if p := d.w.pendingObjections(e); len(p) > 0 {
+		return reject(subsidyv1.ReasonCode_REASON_CODE_OBJECTION_PENDING, "objections pending: %s", strings.Join(p, ", "))
+	}
+	return nil
+}
+
+func (d *decider) holdPlaced(m *subsidyv1.HoldPlaced) *Rejection {
+	e, r := d.entitlementFor(m.GetEntitlementId())
+	if r != nil {
+		return r
+	}
+	if r := notCancelled(e); r != nil {
+		return r
+	}
+	if e.paid > 0 {
+		return reject(subsidyv1.ReasonCode_REASON_CODE_ALREADY_PAID, "entitlement %s is paid: find fraud to claw it back", e.id)
+	}
+	h := SupervisorHold(m.GetHoldId())
+	d.emit(holdEventID(e.id, h), &subsidyv1.EntitlementHeld{
+		EntitlementId: e.id,
+		Reason:        subsidyv1.ReasonCode_REASON_CODE_SUPERVISOR_HOLD,
+		Detail:        fmt.Sprintf("hold %s by %s on %s: %s", m.GetHoldId(), m.GetOfficialId(), date(m.GetPlacedOn()), m.GetReason()),
+		HoldId:        h,
+		Decision:      d.decision([]string{e.eventID}, check(subsidyv1.ReasonCode_REASON_CODE_SUPERVISOR_HOLD, false, "placed by %s", m.GetOfficialId())),
+	})
+	return nil
+}
+
+func (d *decider) holdLifted(m *subsidyv1.HoldLifted) *Rejection {
+	e, r := d.entitlementFor(m.GetEntitlementId())
+	if r != nil {
+		return r
+	}
+	h := m.GetHoldId()
+	reason, held := e.holds[h]
+	if !held {
+		var in []string
+		for k := range e.holds {
+			in = append(in, k)
+		}
+		slices.Sort(in)
+		return reject(subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_HOLD, "entitlement %s has no hold %q (holds: %s)", e.id, h, strings.Join(in, ", "))
+	}
+	switch reason {
+	case subsidyv1.ReasonCode_REASON_CODE_BUDGET_EXCEEDED:
+		return reject(subsidyv1.ReasonCode_REASON_CODE_HOLD_NOT_LIFTABLE, "budget holds are released by allocations, in order")
+	case subsidyv1.ReasonCode_REASON_CODE_CERTIFICATE_REVOKED, subsidyv1.ReasonCode_REASON_CODE_FRAUD_FINDING:
+		return reject(subsidyv1.ReasonCode_REASON_CODE_HOLD_NOT_LIFTABLE, "hold %s cancels the entitlement for good", h)
+	case subsidyv1.ReasonCode_REASON_CODE_OBJECTION_PENDING:
+		if o := d.w.objections[strings.TrimPrefix(h, "objection/")]; o != nil && !o.resolved {
+			return reject(subsidyv1.ReasonCode_REASON_CODE_HOLD_NOT_LIFTABLE, "objection %s is not resolved", o.id)
+		}
+	}
+	d.emit(releaseEventID(e.id, h), &subsidyv1.EntitlementReleased{
+		EntitlementId: e.id,
+		Reason:        reason,
+		OfficialId:    m.GetOfficialId(),
+		HoldId:        h,
+		Decision: d.decision([]string{e.holdEvents[h]},
+			check(reason, true, "lifted by %s on %s: %s", m.GetOfficialId(), date(m.GetLiftedOn()), m.GetNote())),
+	})
+	return nil
+}
+
+// cancel ends an entitlement for a revoked certificate or a fraud finding
+// (rule 14): a final hold; a clawback of what was paid; and, if no money
+// moved, its budget freed for entitlements waiting in its fund.
+func (d *decider) cancel(e *entitlement, reason subsidyv1.ReasonCode, hold string, cause subsidyv1.ClawbackCause, evidence ...string) {
+	if e.cancelled != "" {
+		return
+	}
+	detail := fmt.Sprintf("%s: entitlement cancelled", hold)
+	d.emit(holdEventID(e.id, hold), &subsidyv1.EntitlementHeld{
+		EntitlementId: e.id,
+		Reason:        reason,
+		Detail:        detail,
+		HoldId:        hold,
+		Decision:      d.decision(append([]string{e.eventID}, evidence...), check(reason, false, "%s", detail)),
+	})
+	switch {
+	case e.paid > 0 && e.clawback == "":
+		d.raiseClawback(e, e.paid, cause, evidence...)
+	case e.paid == 0 && e.inFlight == "":
+		// Frees e.counted (0 if it was itself waiting for budget) and lets
+		// the entitlements queued behind it move up.
+		d.releaseQueuedExcept(fundKey{e.year, e.unit}, 0, e.counted, e.id)
+	}
+	// In flight: the clawback is raised when the payment settles.
+}
+
+func (d *decider) raiseClawback(e *entitlement, amount int64, cause subsidyv1.ClawbackCause, evidence ...string) {
+	id := ClawbackID(e.id)
+	d.emit(mustParse(id), &subsidyv1.ClawbackRaised{
+		ClawbackId:    id,
+		EntitlementId: e.id,
+		Payee:         e.payee,
+		AmountFen:     amount,
+		Cause:         cause,
+		Decision: d.decision(append([]string{e.eventID}, evidence...),
+			check(causeReason(cause), false, "%d fen paid to %s is receivable", amount, payeeString(e.payee))),
+	})
+}
+
+func causeReason(c subsidyv1.ClawbackCause) subsidyv1.ReasonCode {
+	if c == subsidyv1.ClawbackCause_CLAWBACK_CAUSE_FRAUD {
+		return subsidyv1.ReasonCode_REASON_CODE_FRAUD_FINDING
+	}
+	return subsidyv1.ReasonCode_REASON_CODE_CERTIFICATE_REVOKED
+}
+
+func payeeString(p *subsidyv1.Payee) string {
+	if p.GetKind() == subsidyv1.PayeeKind_PAYEE_KIND_INSTITUTION {
+		return "institution " + p.GetInstitutionId()
+	}
+	return "the trainee"
+}
+
+func (d *decider) certificateRevoked(m *subsidyv1.CertificateRevoked) *Rejection {
+	d.stream = TraineeStream(m.GetPersonKey())
+	if _, r := d.traineeOf(m.GetPersonKey()); r != nil {
+		return r
+	}
+	c := d.w.certificates[m.GetCertificateId()]
+	if c == nil || c.person != m.GetPersonKey() {
+		return reject(subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_CERTIFICATE, "no certificate %q of this person", m.GetCertificateId())
+	}
+	if q := refdata.QualificationOf(m.GetQualification()); q != c.q {
+		return reject(subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_QUALIFICATION, "certificate %q is for %s, not %s", c.id, c.q, q)
+	}
+	if r := dateOrder("revocation", date(m.GetRevokedOn()), "certificate", c.issuedOn); r != nil {
+		return r
+	}
+	if e := d.w.entitlements[c.entitlement]; e != nil {
+		d.cancel(e, subsidyv1.ReasonCode_REASON_CODE_CERTIFICATE_REVOKED, RevokedHold(c.id), subsidyv1.ClawbackCause_CLAWBACK_CAUSE_CERTIFICATE_REVOKED, c.eventID)
+	}
+	return nil
+}
+
+func (d *decider) fraudFound(m *subsidyv1.FraudFound) *Rejection {
+	e, r := d.entitlementFor(m.GetEntitlementId())
+	if r != nil {
+		return r
+	}
+	d.cancel(e, subsidyv1.ReasonCode_REASON_CODE_FRAUD_FINDING, FraudHold(m.GetFindingId()), subsidyv1.ClawbackCause_CLAWBACK_CAUSE_FRAUD)
+	return nil
+}

@@ -1,0 +1,246 @@
+package rules
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
+)
+
+// Rule 13 (payment) and rule 14 (recovery of clawbacks).
+
+func (d *decider) paymentRequested(m *subsidyv1.PaymentRequested) *Rejection {
+	e, r := d.entitlementFor(m.GetEntitlementId())
+	if r != nil {
+		return r
+	}
+	switch {
+	case e.paid > 0:
+		return reject(subsidyv1.ReasonCode_REASON_CODE_ALREADY_PAID, "entitlement %s was paid %d fen", e.id, e.paid)
+	case e.inFlight != "":
+		return reject(subsidyv1.ReasonCode_REASON_CODE_PAYMENT_IN_FLIGHT, "payment order %s awaits its result", e.inFlight)
+	case e.confirmedBy == "" || e.approvedBy == "":
+		return reject(subsidyv1.ReasonCode_REASON_CODE_PAYMENT_NOT_APPROVED, "entitlement %s is not confirmed and approved", e.id)
+	case e.noticeClosed.IsZero():
+		return reject(subsidyv1.ReasonCode_REASON_CODE_NOTICE_NOT_ELAPSED, "the notice of entitlement %s (until %s) is not closed", e.id, e.noticeEnd)
+	case len(e.holds) > 0:
+		var hs []string
+		for h := range e.holds {
+			hs = append(hs, h)
+		}
+		slices.Sort(hs)
+		return reject(subsidyv1.ReasonCode_REASON_CODE_ENTITLEMENT_HELD, "entitlement %s is held: %s", e.id, strings.Join(hs, ", "))
+	}
+	on := date(m.GetRequestedOn())
+	if r := dateOrder("payment request", on, "notice close", e.noticeClosed); r != nil {
+		return r
+	}
+	due := e.amount - e.paid
+	attempt := uint32(len(e.orders)) + 1
+	id := PaymentOrderID(e.id, attempt)
+	evidence := []string{e.eventID, e.confirmEventID, e.approveEventID, e.noticeEventID, e.closeEventID}
+	for _, o := range e.orders {
+		evidence = append(evidence, d.w.orders[o].eventID, d.w.orders[o].resultID)
+	}
+	checks := []*subsidyv1.Check{
+		check(subsidyv1.ReasonCode_REASON_CODE_PAYMENT_NOT_APPROVED, true, "confirmed by %s, approved by %s", e.confirmedBy, e.approvedBy),
+		check(subsidyv1.ReasonCode_REASON_CODE_NOTICE_NOT_ELAPSED, true, "notice %s..%s closed %s", e.noticeStart, e.noticeEnd, e.noticeClosed),
+		check(subsidyv1.ReasonCode_REASON_CODE_ENTITLEMENT_HELD, true, "no hold"),
+		check(subsidyv1.ReasonCode_REASON_CODE_PAYMENT_EXCEEDS_ENTITLEMENT, due <= e.amount, "attempt %d: %d fen due of %d entitled", attempt, due, e.amount),
+	}
+	// Offsets: open receivables of the same institution, oldest first.
+	var offsetIDs []string
+	var offsetTotal int64
+	if e.payee.GetKind() == subsidyv1.PayeeKind_PAYEE_KIND_INSTITUTION {
+		for _, cid := range d.w.clawbackSeq {
+			c := d.w.clawbacks[cid]
+			if c.payee.GetKind() != subsidyv1.PayeeKind_PAYEE_KIND_INSTITUTION || c.payee.GetInstitutionId() != e.payee.GetInstitutionId() || c.entitlement == e.id {
+				continue
+			}
+			n := min(c.outstanding(), due-offsetTotal)
+			if n <= 0 {
+				continue
+			}
+			offsetIDs = append(offsetIDs, cid)
+			offsetTotal += n
+			evidence = append(evidence, c.eventID)
+			checks = append(checks, check(subsidyv1.ReasonCode_REASON_CODE_RECOVERY_EXCEEDS_RECEIVABLE, true,
+				"offset %d fen against clawback %s (%d outstanding)", n, cid, c.outstanding()))
+			if offsetTotal == due {
+				break
+			}
+		}
+	}
+	d.emit(mustParse(id), &subsidyv1.PaymentOrdered{
+		PaymentOrderId:    id,
+		EntitlementId:     e.id,
+		Attempt:           attempt,
+		AmountFen:         due,
+		OffsetFen:         offsetTotal,
+		NetFen:            due - offsetTotal,
+		Payee:             e.payee,
+		OffsetClawbackIds: offsetIDs,
+		Decision:          d.decision(evidence, checks...),
+	})
+	return nil
+}
+
+// orderOf finds the payment order a result refers to.
+func (d *decider) orderOf(orderID, entitlementID string) (*order, *entitlement, *Rejection) {
+	o := d.w.orders[orderID]
+	if o == nil || o.entitlement != entitlementID {
+		return nil, nil, reject(subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_PAYMENT_ORDER, "no payment order %q of entitlement %q", orderID, entitlementID)
+	}
+	e, r := d.entitlementFor(o.entitlement)
+	if r != nil {
+		return nil, nil, r
+	}
+	if o.state != orderInFlight || e.inFlight != o.id {
+		return nil, nil, reject(subsidyv1.ReasonCode_REASON_CODE_PAYMENT_IN_FLIGHT, "payment order %s is not awaiting a result", o.id)
+	}
+	return o, e, nil
+}
+
+func (d *decider) paymentSettled(m *subsidyv1.PaymentSettled) *Rejection {
+	o, e, r := d.orderOf(m.GetPaymentOrderId(), m.GetEntitlementId())
+	if r != nil {
+		return r
+	}
+	switch amt := m.GetAmountFen(); {
+	case amt > o.net:
+		return reject(subsidyv1.ReasonCode_REASON_CODE_PAYMENT_EXCEEDS_ENTITLEMENT, "settled %d fen, order %s is for %d net", amt, o.id, o.net)
+	case amt < o.net:
+		return reject(subsidyv1.ReasonCode_REASON_CODE_SETTLEMENT_MISMATCH, "settled %d fen, order %s is for %d net", amt, o.id, o.net)
+	}
+	on := date(m.GetSettledOn())
+	if r := dateOrder("settlement", on, "payment request", o.requestedOn); r != nil {
+		return r
+	}
+	for _, off := range o.offsets {
+		d.emit(recoveryID(off.clawback, o.id), &subsidyv1.ClawbackRecovered{
+			ClawbackId:  off.clawback,
+			AmountFen:   off.fen,
+			Method:      subsidyv1.RecoveryMethod_RECOVERY_METHOD_OFFSET,
+			ReferenceId: o.id,
+		})
+	}
+	acct := m.GetPaidToAccount()
+	switch o.payee.GetKind() {
+	case subsidyv1.PayeeKind_PAYEE_KIND_INSTITUTION:
+		if acct != o.payee.GetAccountRef() {
+			id := FlagID(subsidyv1.ReasonCode_REASON_CODE_PAYMENT_ACCOUNT_MISMATCH, o.id)
+			in := d.w.institutions[o.payee.GetInstitutionId()]
+			detail := fmt.Sprintf("order %s for %s settled into an account other than its registered basic account", o.id, o.payee.GetInstitutionId())
+			d.emit(mustParse(id), &subsidyv1.ViolationFlagged{
+				FlagId:        id,
+				Reason:        subsidyv1.ReasonCode_REASON_CODE_PAYMENT_ACCOUNT_MISMATCH,
+				Subject:       o.payee.GetInstitutionId(),
+				InstitutionId: o.payee.GetInstitutionId(),
+				Qualification: e.q.Proto(),
+				Detail:        detail,
+				Decision:      d.decision([]string{o.eventID, in.eventID}, check(subsidyv1.ReasonCode_REASON_CODE_PAYMENT_ACCOUNT_MISMATCH, false, "%s", detail)),
+			})
+		}
+	case subsidyv1.PayeeKind_PAYEE_KIND_TRAINEE:
+		persons := d.w.accounts[acct]
+		if !slices.Contains(persons, e.person) && len(persons)+1 >= d.w.rs.SharedAccountThreshold {
+			id := FlagID(subsidyv1.ReasonCode_REASON_CODE_SHARED_PAYEE_ACCOUNT, acct)
+			if _, done := d.w.flags[id]; !done {
+				detail := fmt.Sprintf("%d trainees paid directly into one account (threshold %d)", len(persons)+1, d.w.rs.SharedAccountThreshold)
+				d.emit(mustParse(id), &subsidyv1.ViolationFlagged{
+					FlagId:   id,
+					Reason:   subsidyv1.ReasonCode_REASON_CODE_SHARED_PAYEE_ACCOUNT,
+					Subject:  acct,
+					Detail:   detail,
+					Decision: d.decision([]string{o.eventID}, check(subsidyv1.ReasonCode_REASON_CODE_SHARED_PAYEE_ACCOUNT, false, "%s", detail)),
+				})
+			}
+		}
+	}
+	if e.cancelled != "" && e.clawback == "" {
+		cause := subsidyv1.ClawbackCause_CLAWBACK_CAUSE_CERTIFICATE_REVOKED
+		if e.holds[e.cancelled] == subsidyv1.ReasonCode_REASON_CODE_FRAUD_FINDING {
+			cause = subsidyv1.ClawbackCause_CLAWBACK_CAUSE_FRAUD
+		}
+		d.raiseClawback(e, e.paid+o.amount, cause, e.holdEvents[e.cancelled], o.eventID)
+	}
+	return nil
+}
+
+func (d *decider) paymentFailed(m *subsidyv1.PaymentFailed) *Rejection {
+	o, _, r := d.orderOf(m.GetPaymentOrderId(), m.GetEntitlementId())
+	if r != nil {
+		return r
+	}
+	return dateOrder("failure", date(m.GetFailedOn()), "payment request", o.requestedOn)
+}
+
+func (d *decider) clawbackOf(id string) (*clawback, *Rejection) {
+	c := d.w.clawbacks[id]
+	if c == nil {
+		return nil, reject(subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_CLAWBACK, "clawback %q is unknown", id)
+	}
+	if _, r := d.entitlementFor(c.entitlement); r != nil {
+		return nil, r
+	}
+	return c, nil
+}
+
+func (d *decider) repaymentReceived(m *subsidyv1.RepaymentReceived) *Rejection {
+	c, r := d.clawbackOf(m.GetClawbackId())
+	if r != nil {
+		return r
+	}
+	if n := m.GetAmountFen(); n > c.outstanding() {
+		return reject(subsidyv1.ReasonCode_REASON_CODE_RECOVERY_EXCEEDS_RECEIVABLE, "repayment %d fen, %d outstanding", n, c.outstanding())
+	}
+	d.emit(recoveryID(c.id, m.GetRepaymentId()), &subsidyv1.ClawbackRecovered{
+		ClawbackId:  c.id,
+		AmountFen:   m.GetAmountFen(),
+		Method:      subsidyv1.RecoveryMethod_RECOVERY_METHOD_REPAYMENT,
+		ReferenceId: m.GetRepaymentId(),
+	})
+	return nil
+}
+
+func (d *decider) writeOffRequested(m *subsidyv1.WriteOffRequested) *Rejection {
+	c, r := d.clawbackOf(m.GetClawbackId())
+	if r != nil {
+		return r
+	}
+	if strings.TrimSpace(m.GetReason()) == "" {
+		return reject(subsidyv1.ReasonCode_REASON_CODE_WRITE_OFF_NEEDS_REASON, "write-off of clawback %s without a reason", c.id)
+	}
+	if c.pending != nil {
+		if digest(c.pending) == digest(m) {
+			return reject(subsidyv1.ReasonCode_REASON_CODE_DUPLICATE_FACT, "write-off request already recorded as event %s", c.pendingID)
+		}
+		return reject(subsidyv1.ReasonCode_REASON_CODE_WRONG_STATE, "a write-off of clawback %s by %s awaits approval", c.id, c.pending.GetOfficialId())
+	}
+	if n := m.GetAmountFen(); n <= 0 || n > c.outstanding() {
+		return reject(subsidyv1.ReasonCode_REASON_CODE_RECOVERY_EXCEEDS_RECEIVABLE, "write-off %d fen, %d outstanding", n, c.outstanding())
+	}
+	return nil
+}
+
+func (d *decider) clawbackWrittenOff(m *subsidyv1.ClawbackWrittenOff) *Rejection {
+	c, r := d.clawbackOf(m.GetClawbackId())
+	if r != nil {
+		return r
+	}
+	switch p := c.pending; {
+	case strings.TrimSpace(m.GetReason()) == "":
+		return reject(subsidyv1.ReasonCode_REASON_CODE_WRITE_OFF_NEEDS_REASON, "write-off of clawback %s without a reason", c.id)
+	case m.GetApprovedBy() == m.GetRequestedBy():
+		return reject(subsidyv1.ReasonCode_REASON_CODE_WRITE_OFF_SAME_OFFICIAL, "official %q requested the write-off and may not approve it", m.GetRequestedBy())
+	case p == nil:
+		return reject(subsidyv1.ReasonCode_REASON_CODE_WRONG_STATE, "no write-off of clawback %s was requested", c.id)
+	case p.GetOfficialId() != m.GetRequestedBy() || p.GetAmountFen() != m.GetAmountFen():
+		return reject(subsidyv1.ReasonCode_REASON_CODE_WRONG_STATE, "the pending request is by %s for %s fen", p.GetOfficialId(), strconv.FormatInt(p.GetAmountFen(), 10))
+	case m.GetAmountFen() > c.outstanding():
+		return reject(subsidyv1.ReasonCode_REASON_CODE_RECOVERY_EXCEEDS_RECEIVABLE, "write-off %d fen, %d outstanding", m.GetAmountFen(), c.outstanding())
+	}
+	return nil
+}

@@ -1,0 +1,258 @@
+package rules
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cqhrss/subsidyledger/events/refdata"
+)
+
+// Target measures (which count toward the annual target; read models show
+// both, the rule set says which one the dashboard compares).
+const (
+	MeasureTrained   = "trained"   // training completed
+	MeasureCertified = "certified" // certificate issued
+)
+
+// PassMark is the score a pass needs in both the theory and the practical
+// part (DOMAIN.md §2; a fact of the programme, not a parameter).
+const PassMark = 60
+
+// RuleSet holds the parameters of the rules that the public sources leave
+// open (DOMAIN.md §6). Every derived event records Version; two rule sets
+// with one Version must have equal parameters (compare Fingerprint), or
+// replays would not reproduce decisions. No field is a float: all decision
+// arithmetic is integer.
+type RuleSet struct {
+	// Version names this parameter set, e.g. "2025.1".
+	Version string
+	// YearlyCap: at most this many subsidised certificates per person per
+	// calendar year of assessment (rule 8).
+	YearlyCap int
+	// NoticeWorkingDays: length of the public notice in working days (rule
+	// 12).
+	NoticeWorkingDays int
+	// Holidays are weekdays that are not working days (public holidays).
+	Holidays []refdata.Date
+	// WorkingWeekends are Saturdays or Sundays that are working days
+	// (调休 make-up days).
+	WorkingWeekends []refdata.Date
+	// PassRateThresholdBP: an institution is below the quality threshold
+	// when its first-attempt pass rate for a qualification, over the last
+	// PassRateWindow first attempts, is below this many basis points
+	// (6000 = 60%). "Exactly met" is not below (rule 15).
+	PassRateThresholdBP int
+	// PassRateWindow: the number of most recent first attempts the pass rate
+	// is computed over; the rate is judged only once that many exist.
+	PassRateWindow int
+	// LowerAfterHigher: deny a lower level of an occupation once a higher
+	// level of it was subsidised (rule 7).
+	LowerAfterHigher bool
+	// TargetMeasure: MeasureTrained or MeasureCertified. Not used by any
+	// decision; recorded so dashboards and decisions name one rule set.
+	TargetMeasure string
+	// Certificate spike (rule 16): an evaluation institution is flagged
+	// once per calendar month in which it issues more than
+	// max(CertificateSpikeMinimum, CertificateSpikeFactor × its mean monthly
+	// count over the CertificateSpikeMonths months before).
+	CertificateSpikeFactor  int
+	CertificateSpikeMonths  int
+	CertificateSpikeMinimum int
+	// SharedAccountThreshold (rule 16): flag an account once this many
+	// distinct trainees were paid into it directly.
+	SharedAccountThreshold int
+}
+
+// DefaultRuleSet returns the documented defaults, version "2025.1":
+//
+//	YearlyCap               1
+//	NoticeWorkingDays       5
+//	Holidays                the 2025 State Council holiday calendar
+//	WorkingWeekends         the 2025 make-up working days
+//	PassRateThresholdBP     6000 (60%)
+//	PassRateWindow          20 first attempts
+//	LowerAfterHigher        true
+//	TargetMeasure           "trained"
+//	CertificateSpikeFactor  5, over CertificateSpikeMonths 6, minimum 200
+//	SharedAccountThreshold  3 trainees
+//
+// The holiday calendar must be extended every year from the State Council's
+// notice (a new Version each time); dates after 2025 count weekends only.
+func DefaultRuleSet() RuleSet {
+	return RuleSet{
+		Version:                 "2025.1",
+		YearlyCap:               1,
+		NoticeWorkingDays:       5,
+		Holidays:                holidays2025(),
+		WorkingWeekends:         makeUpDays2025(),
+		PassRateThresholdBP:     6000,
+		PassRateWindow:          20,
+		LowerAfterHigher:        true,
+		TargetMeasure:           MeasureTrained,
+		CertificateSpikeFactor:  5,
+		CertificateSpikeMonths:  6,
+		CertificateSpikeMinimum: 200,
+		SharedAccountThreshold:  3,
+	}
+}
+
+func span(from refdata.Date, days int) []refdata.Date {
+	out := make([]refdata.Date, days)
+	for i := range out {
+		out[i] = from.AddDays(i)
+	}
+	return out
+}
+
+// holidays2025: 国办发明电〔2024〕12号 (New Year 1 Jan; Spring Festival
+// 28 Jan-4 Feb; Qingming 4-6 Apr; Labour Day 1-5 May; Dragon Boat 31 May-2
+// Jun; National Day and Mid-Autumn 1-8 Oct). Weekend days inside the spans
+// are listed too; they are not working days either way.
+func holidays2025() []refdata.Date {
+	var out []refdata.Date
+	out = append(out, refdata.D(2025, time.January, 1))
+	out = append(out, span(refdata.D(2025, time.January, 28), 8)...)
+	out = append(out, span(refdata.D(2025, time.April, 4), 3)...)
+	out = append(out, span(refdata.D(2025, time.May, 1), 5)...)
+	out = append(out, span(refdata.D(2025, time.May, 31), 3)...)
+	out = append(out, span(refdata.D(2025, time.October, 1), 8)...)
+	return out
+}
+
+func makeUpDays2025() []refdata.Date {
+	return []refdata.Date{
+		refdata.D(2025, time.January, 26), refdata.D(2025, time.February, 8),
+		refdata.D(2025, time.April, 27), refdata.D(2025, time.September, 28),
+		refdata.D(2025, time.October, 11),
+	}
+}
+
+// Validate reports the first parameter out of range.
+func (rs RuleSet) Validate() error {
+	bad := func(f string, v any) error {
+		return fmt.Errorf("rules: rule set %q: %s = %v out of range", rs.Version, f, v)
+	}
+	switch {
+	case rs.Version == "" || strings.ContainsAny(rs.Version, " \t\n"):
+		return fmt.Errorf("rules: rule set needs a Version without white space")
+	case rs.YearlyCap < 1:
+		return bad("YearlyCap", rs.YearlyCap)
+	case rs.NoticeWorkingDays < 1 || rs.NoticeWorkingDays > 60:
+		return bad("NoticeWorkingDays", rs.NoticeWorkingDays)
+	case rs.PassRateThresholdBP < 0 || rs.PassRateThresholdBP > 10000:
+		return bad("PassRateThresholdBP", rs.PassRateThresholdBP)
+	case rs.PassRateWindow < 1 || rs.PassRateWindow > 100000:
+		return bad("PassRateWindow", rs.PassRateWindow)
+	case rs.TargetMeasure != MeasureTrained && rs.TargetMeasure != MeasureCertified:
+		return bad("TargetMeasure", rs.TargetMeasure)
+	case rs.CertificateSpikeFactor < 1:
+		return bad("CertificateSpikeFactor", rs.CertificateSpikeFactor)
+	case rs.CertificateSpikeMonths < 1 || rs.CertificateSpikeMonths > 120:
+		return bad("CertificateSpikeMonths", rs.CertificateSpikeMonths)
+	case rs.CertificateSpikeMinimum < 0:
+		return bad("CertificateSpikeMinimum", rs.CertificateSpikeMinimum)
+	case rs.SharedAccountThreshold < 2:
+		return bad("SharedAccountThreshold", rs.SharedAccountThreshold)
+	}
+	for _, d := range append(slices.Clone(rs.Holidays), rs.WorkingWeekends...) {
+		if !d.Valid() {
+			return bad("calendar date", d)
+		}
+	}
+	for _, d := range rs.WorkingWeekends {
+		if wd := d.Weekday(); wd != time.Saturday && wd != time.Sunday {
+			return fmt.Errorf("rules: rule set %q: working weekend %s is a %s", rs.Version, d, wd)
+		}
+	}
+	return nil
+}
+
+// Fingerprint is a digest of every parameter (sorted calendars), so that a
+// process can refuse to decide under a Version whose parameters differ from
+// the ones recorded earlier.
+func (rs RuleSet) Fingerprint() string {
+	h := sha256.New()
+	line := func(k string, v any) { fmt.Fprintf(h, "%s=%v\n", k, v) }
+	line("version", rs.Version)
+	line("yearly_cap", rs.YearlyCap)
+	line("notice_working_days", rs.NoticeWorkingDays)
+	for _, l := range []struct {
+		k  string
+		ds []refdata.Date
+	}{{"holiday", rs.Holidays}, {"working_weekend", rs.WorkingWeekends}} {
+		ds := slices.Clone(l.ds)
+		slices.Sort(ds)
+		ds = slices.Compact(ds)
+		for _, d := range ds {
+			line(l.k, d)
+		}
+	}
+	line("pass_rate_threshold_bp", rs.PassRateThresholdBP)
+	line("pass_rate_window", rs.PassRateWindow)
+	line("lower_after_higher", strconv.FormatBool(rs.LowerAfterHigher))
+	line("target_measure", rs.TargetMeasure)
+	line("certificate_spike_factor", rs.CertificateSpikeFactor)
+	line("certificate_spike_months", rs.CertificateSpikeMonths)
+	line("certificate_spike_minimum", rs.CertificateSpikeMinimum)
+	line("shared_account_threshold", rs.SharedAccountThreshold)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// calendar answers working-day questions for a rule set.
+type calendar struct {
+	holidays, working map[refdata.Date]bool
+}
+
+func newCalendar(rs RuleSet) calendar {
+	c := calendar{holidays: map[refdata.Date]bool{}, working: map[refdata.Date]bool{}}
+	for _, d := range rs.Holidays {
+		c.holidays[d] = true
+	}
+	for _, d := range rs.WorkingWeekends {
+		c.working[d] = true
+	}
+	return c
+}
+
+// IsWorkingDay reports whether d is a working day under the rule set: a
+// Monday to Friday that is not a holiday, or a listed working weekend day.
+func (rs RuleSet) IsWorkingDay(d refdata.Date) bool { return newCalendar(rs).isWorking(d) }
+
+func (c calendar) isWorking(d refdata.Date) bool {
+	if c.working[d] {
+		return true
+	}
+	if wd := d.Weekday(); wd == time.Saturday || wd == time.Sunday {
+		return false
+	}
+	return !c.holidays[d]
+}
+
+// NoticeWindow returns the public-notice window of an entitlement approved on
+// approved: it starts on the first working day on or after the approval and
+// ends on the NoticeWorkingDays-th working day counting the start as day 1
+// (inclusive). With 5 days, an approval on a Monday without holidays gives
+// Monday to Friday.
+func (rs RuleSet) NoticeWindow(approved refdata.Date) (start, end refdata.Date) {
+	return newCalendar(rs).window(approved, rs.NoticeWorkingDays)
+}
+
+func (c calendar) window(from refdata.Date, n int) (start, end refdata.Date) {
+	d := from
+	for !c.isWorking(d) {
+		d = d.AddDays(1)
+	}
+	start = d
+	for counted := 1; counted < n; {
+		d = d.AddDays(1)
+		if c.isWorking(d) {
+			counted++
+		}
+	}
+	return start, d
+}

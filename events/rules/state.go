@@ -1,0 +1,267 @@
+package rules
+
+import (
+	"github.com/cqhrss/subsidyledger/events/refdata"
+	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
+)
+
+// The folded state. Every pointer below is owned by the World; Decide only
+// reads it. Slices are kept in Apply order, which is the global log order,
+// so iterating them is deterministic; maps are only looked up, or iterated
+// after sorting their keys.
+
+type naturalRec struct {
+	digest  [32]byte
+	eventID string
+}
+
+type approval struct {
+	occupation subsidyv1.Occupation
+	from, to   refdata.Date
+	eventID    string
+}
+
+type institution struct {
+	id          string
+	kind        subsidyv1.InstitutionKind
+	unit        string
+	account     string
+	eventID     string
+	approvals   []approval
+	suspended   bool
+	blacklisted bool
+	suspendedBy string // event id of the suspension in force
+}
+
+func (in *institution) approvedFor(o subsidyv1.Occupation, d refdata.Date) (approval, bool) {
+	for _, a := range in.approvals {
+		if a.occupation == o && a.from <= d && (a.to.IsZero() || d <= a.to) {
+			return a, true
+		}
+	}
+	return approval{}, false
+}
+
+type fee struct {
+	id       string
+	inst     string
+	q        refdata.Qualification
+	fen      int64
+	from, to refdata.Date
+	eventID  string
+}
+
+type feeKey struct {
+	inst string
+	q    refdata.Qualification
+}
+
+type fundKey struct {
+	year int32
+	unit string
+}
+
+type fund struct {
+	key       fundKey
+	allocated int64
+	committed int64
+	// queue holds the budget-held entitlements in the order they were held.
+	queue       []string
+	allocations []string // event ids
+}
+
+type trainee struct {
+	key        string
+	unit       string
+	education  subsidyv1.Education
+	employee   bool
+	gradYear   int32
+	eventID    string
+	evidence   []*evidence
+	enrolments []*enrolment
+	attempts   map[refdata.Qualification][]*assessment
+	// entitlement ids by qualification (at most one each, rule 6)
+	entitlements map[refdata.Qualification]string
+	advances     map[refdata.Qualification]*advance
+}
+
+type evidence struct {
+	msg     *subsidyv1.EligibilityEvidenceRecorded
+	eventID string
+}
+
+type enrolment struct {
+	id                string
+	person            string
+	inst              string
+	q                 refdata.Qualification
+	enrolledOn        refdata.Date
+	completedOn       refdata.Date
+	eventID           string
+	completionEventID string
+}
+
+type advance struct {
+	id      string
+	inst    string
+	fen     int64
+	eventID string
+}
+
+type assessment struct {
+	id         string
+	person     string
+	evalInst   string
+	trainInst  string // the enrolment's institution
+	q          refdata.Qualification
+	attempt    uint32
+	passed     bool
+	theory     int32
+	practical  int32
+	assessedOn refdata.Date
+	enrolment  string
+	completed  bool
+	eventID    string
+}
+
+type certificate struct {
+	id         string
+	person     string
+	evalInst   string
+	assessment string
+	q          refdata.Qualification
+	issuedOn   refdata.Date
+	eventID    string
+	revoked    bool
+	// entitlement is the entitlement this certificate earned, if any;
+	// denied the reason it earned none.
+	entitlement string
+	denied      subsidyv1.ReasonCode
+}
+
+type objection struct {
+	id          string
+	entitlement string
+	raisedOn    refdata.Date
+	resolved    bool
+	upheld      bool
+	eventID     string
+}
+
+type entitlement struct {
+	id          string
+	eventID     string
+	person      string
+	q           refdata.Qualification
+	certificate string
+	amount      int64
+	payee       *subsidyv1.Payee
+	year        int32
+	unit        string
+	trainInst   string
+	assessedOn  refdata.Date
+	issuedOn    refdata.Date
+
+	confirmedBy, approvedBy        string
+	confirmedOn, approvedOn        refdata.Date
+	confirmEventID, approveEventID string
+	noticeStart, noticeEnd         refdata.Date
+	noticeClosed                   refdata.Date
+	noticeEventID, closeEventID    string
+	holds                          map[string]subsidyv1.ReasonCode
+	holdEvents                     map[string]string
+	objections                     []string
+	orders                         []string
+	inFlight                       string
+	requestedOn                    refdata.Date // of the last payment request
+	paid                           int64
+	cancelled                      string // hold id of the revocation or fraud hold
+	clawback                       string
+	counted                        int64 // amount it counts in its fund's committed
+}
+
+type offset struct {
+	clawback string
+	fen      int64
+}
+
+type orderState int
+
+const (
+	orderInFlight orderState = iota
+	orderSettled
+	orderFailed
+)
+
+type order struct {
+	id          string
+	entitlement string
+	attempt     uint32
+	amount      int64
+	offset      int64
+	net         int64
+	payee       *subsidyv1.Payee
+	offsets     []offset
+	state       orderState
+	eventID     string
+	requestedOn refdata.Date
+	settledOn   refdata.Date
+	resultID    string
+}
+
+type clawback struct {
+	id          string
+	entitlement string
+	payee       *subsidyv1.Payee
+	amount      int64
+	recovered   int64
+	writtenOff  int64
+	reserved    int64
+	cause       subsidyv1.ClawbackCause
+	eventID     string
+	pending     *subsidyv1.WriteOffRequested
+	pendingID   string
+}
+
+func (c *clawback) outstanding() int64 { return c.amount - c.recovered - c.writtenOff - c.reserved }
+
+type qualityKey struct {
+	inst string
+	q    refdata.Qualification
+}
+
+// qualityWindow keeps the last PassRateWindow first-attempt results and
+// the event ids of their assessments (the evidence of a quality flag).
+type qualityWindow struct {
+	results []bool
+	ids     []string
+	passes  int
+}
+
+func (q *qualityWindow) add(pass bool, id string, n int) {
+	q.results = append(q.results, pass)
+	q.ids = append(q.ids, id)
+	if pass {
+		q.passes++
+	}
+	if len(q.results) > n {
+		if q.results[0] {
+			q.passes--
+		}
+		q.results = append(q.results[:0:0], q.results[1:]...)
+		q.ids = append(q.ids[:0:0], q.ids[1:]...)
+	}
+}
+
+// below reports whether the window is full and its pass rate below bp.
+func below(results, passes, window, bp int) bool {
+	return results >= window && passes*10000 < bp*results
+}
+
+// Flag is a ViolationFlagged as recorded.
+type Flag struct {
+	ID      string
+	Reason  subsidyv1.ReasonCode
+	Subject string
+	Detail  string
+}

@@ -1,0 +1,328 @@
+package rules
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/cqhrss/subsidyledger/events/refdata"
+	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
+)
+
+// certificateIssued records a certificate (rule 3: only after a pass) and
+// decides its subsidy: a SubsidyEntitled, possibly held (rules 11, 15), or a
+// SubsidyDenied with the first failing rule's reason.
+func (d *decider) certificateIssued(m *subsidyv1.CertificateIssued) *Rejection {
+	d.stream = TraineeStream(m.GetPersonKey())
+	t, r := d.traineeOf(m.GetPersonKey())
+	if r != nil {
+		return r
+	}
+	ev, r := d.institutionOf(m.GetEvaluationInstitutionId(), subsidyv1.InstitutionKind_INSTITUTION_KIND_EVALUATION)
+	if r != nil {
+		return r
+	}
+	if ev.suspended {
+		return reject(subsidyv1.ReasonCode_REASON_CODE_INSTITUTION_SUSPENDED, "institution %q is suspended", ev.id)
+	}
+	q := refdata.QualificationOf(m.GetQualification())
+	a := d.w.assessments[m.GetAssessmentId()]
+	switch {
+	case a == nil:
+		return reject(subsidyv1.ReasonCode_REASON_CODE_CERTIFICATE_WITHOUT_PASS, "assessment %q is not recorded", m.GetAssessmentId())
+	case a.person != t.key || a.q != q || a.evalInst != ev.id:
+		return reject(subsidyv1.ReasonCode_REASON_CODE_CERTIFICATE_WITHOUT_PASS, "assessment %q is not this person's %s at %s", a.id, q, ev.id)
+	case !a.passed:
+		return reject(subsidyv1.ReasonCode_REASON_CODE_CERTIFICATE_WITHOUT_PASS, "assessment %q did not pass (theory %d, practical %d; %d needed in both)", a.id, a.theory, a.practical, PassMark)
+	}
+	issued := date(m.GetIssuedOn())
+	if r := dateOrder("certificate", issued, "assessment", a.assessedOn); r != nil {
+		return r
+	}
+	d.subsidy(t, a, m)
+	d.spike(ev, issued)
+	return nil
+}
+
+// subsidy evaluates rules 1 and 3-10 for a certificate, in rule order, and
+// records every check; the first failure is the denial's reason.
+func (d *decider) subsidy(t *trainee, a *assessment, m *subsidyv1.CertificateIssued) {
+	w, rs := d.w, d.w.rs
+	q := a.q
+	on := a.assessedOn
+	year := int32(on.Year())
+	enr := w.enrolments[a.enrolment]
+	evidence := []string{t.eventID, a.eventID}
+	if enr != nil {
+		evidence = append(evidence, enr.eventID, enr.completionEventID)
+	}
+	var checks []*subsidyv1.Check
+	var denied *subsidyv1.Check
+	add := func(c *subsidyv1.Check) {
+		checks = append(checks, c)
+		if !c.Passed && denied == nil {
+			denied = c
+		}
+	}
+
+	// Rule 1: the trainee's unit maps to a budget unit on the assessment
+	// date (the recorded unit, rolled up to its successor if it was
+	// abolished by then).
+	unit, err := w.units.RollUp(t.unit, on)
+	if err != nil {
+		add(check(subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_UNIT, false, "unit %q on %s: %v", t.unit, on, err))
+	} else {
+		add(check(subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_UNIT, true, "unit %q answers to %q on %s", t.unit, unit.Code, on))
+		evidence = append(evidence, w.unitEvents[t.unit], w.unitEvents[unit.Code])
+	}
+
+	// Rule 3: assessed after training was completed.
+	if a.completed {
+		add(check(subsidyv1.ReasonCode_REASON_CODE_TRAINING_NOT_COMPLETED, true, "training completed %s, assessed %s", enr.completedOn, on))
+	} else {
+		add(check(subsidyv1.ReasonCode_REASON_CODE_TRAINING_NOT_COMPLETED, false, "assessed %s before training was completed", on))
+	}
+
+	// Rule 4: subsidy eligibility from recorded evidence.
+	c, used := eligibility(t, on)
+	add(c)
+	evidence = append(evidence, used...)
+
+	// Rule 5: first attempt.
+	add(check(subsidyv1.ReasonCode_REASON_CODE_NOT_FIRST_ATTEMPT, a.attempt == 1, "attempt %d", a.attempt))
+
+	// Rule 6: once per person and qualification.
+	if id := t.entitlements[q]; id != "" {
+		add(check(subsidyv1.ReasonCode_REASON_CODE_ALREADY_SUBSIDISED, false, "entitlement %s exists for %s", id, q))
+		evidence = append(evidence, w.entitlements[id].eventID)
+	} else {
+		add(check(subsidyv1.ReasonCode_REASON_CODE_ALREADY_SUBSIDISED, true, "no entitlement for %s", q))
+	}
+
+	// Rule 7: no lower level after a higher one.
+	if rs.LowerAfterHigher {
+		var higher *entitlement
+		for _, l := range refdata.Levels() {
+			if l.Code <= q.Level {
+				continue
+			}
+			if id := t.entitlements[refdata.Qualification{Occupation: q.Occupation, Level: l.Code}]; id != "" {
+				if e := w.entitlements[id]; e.cancelled == "" && higher == nil {
+					higher = e
+				}
+			}
+		}
+		if higher != nil {
+			add(check(subsidyv1.ReasonCode_REASON_CODE_LOWER_AFTER_HIGHER, false, "%s already subsidised (entitlement %s)", higher.q, higher.id))
+			evidence = append(evidence, higher.eventID)
+		} else {
+			add(check(subsidyv1.ReasonCode_REASON_CODE_LOWER_AFTER_HIGHER, true, "no higher level of %s subsidised", q.String()))
+		}
+	}
+
+	// Rule 8: yearly cap, by assessment year.
+	var inYear []string
+	for _, id := range sortedValues(t.entitlements) {
+		if e := w.entitlements[id]; e.year == year && e.cancelled == "" {
+			inYear = append(inYear, e.eventID)
+		}
+	}
+	add(check(subsidyv1.ReasonCode_REASON_CODE_YEARLY_CAP_REACHED, len(inYear) < rs.YearlyCap, "%d of %d subsidised in %d", len(inYear), rs.YearlyCap, year))
+	if len(inYear) >= rs.YearlyCap {
+		evidence = append(evidence, inYear...)
+	}
+
+	// Rule 9: the fee in force on the assessment date.
+	fee, code := w.feeInForce(a.evalInst, q, on)
+	if fee == nil {
+		add(check(subsidyv1.ReasonCode_REASON_CODE_NO_FEE_IN_FORCE, false, "%s at %s on %s: %s", q, a.evalInst, on, code))
+	} else {
+		add(check(subsidyv1.ReasonCode_REASON_CODE_NO_FEE_IN_FORCE, true, "fee schedule %s: %d fen from %s", fee.id, fee.fen, fee.from))
+		evidence = append(evidence, fee.eventID)
+	}
+
+	// Rule 10: payee.
+	payee := &subsidyv1.Payee{Kind: subsidyv1.PayeeKind_PAYEE_KIND_TRAINEE, PersonKey: t.key}
+	if adv := t.advances[q]; adv != nil {
+		in := w.institutions[adv.inst]
+		payee = &subsidyv1.Payee{Kind: subsidyv1.PayeeKind_PAYEE_KIND_INSTITUTION, InstitutionId: adv.inst, AccountRef: in.account}
+		add(check(subsidyv1.ReasonCode_REASON_CODE_PAYEE_ACCOUNT_NOT_REGISTERED, in.account != "", "advance %s by %s: reimburse its basic account", adv.id, adv.inst))
+		evidence = append(evidence, adv.eventID, in.eventID)
+	} else {
+		add(check(subsidyv1.ReasonCode_REASON_CODE_PAYEE_ACCOUNT_NOT_REGISTERED, true, "no advance payment: pay the trainee"))
+	}
+
+	if denied != nil {
+		d.emit(denialID(m.GetCertificateId()), &subsidyv1.SubsidyDenied{
+			PersonKey:     t.key,
+			Qualification: q.Proto(),
+			CertificateId: m.GetCertificateId(),
+			Reason:        denied.Reason,
+			Detail:        denied.Detail,
+			Decision:      d.decision(evidence, checks...),
+		})
+		return
+	}
+
+	trainInst := ""
+	if enr != nil {
+		trainInst = enr.inst
+	}
+	id := EntitlementID(t.key, q)
+	ent := &subsidyv1.SubsidyEntitled{
+		EntitlementId:           id,
+		PersonKey:               t.key,
+		Qualification:           q.Proto(),
+		CertificateId:           m.GetCertificateId(),
+		AssessmentId:            a.id,
+		AmountFen:               fee.fen,
+		FeeScheduleId:           fee.id,
+		Payee:                   payee,
+		Year:                    year,
+		UnitCode:                unit.Code,
+		EvaluationInstitutionId: a.evalInst,
+		TrainingInstitutionId:   trainInst,
+		AssessedOn:              on.Proto(),
+		Decision:                d.decision(evidence, checks...),
+	}
+	entEventID := EntitlementEventID(t.key, q)
+	d.emit(entEventID, ent)
+
+	// Rule 11: budget. Earlier held entitlements keep their place.
+	k := fundKey{year, unit.Code}
+	var alloc, committed int64
+	var queued int
+	var fundEvidence []string
+	if f := w.funds[k]; f != nil {
+		alloc, committed, queued = f.allocated, f.committed, len(f.queue)
+		fundEvidence = f.allocations
+	}
+	if queued > 0 || committed+fee.fen > alloc {
+		detail := fmt.Sprintf("fund %d/%s: committed %d + %d > allocated %d", year, unit.Code, committed, fee.fen, alloc)
+		if queued > 0 && committed+fee.fen <= alloc {
+			detail = fmt.Sprintf("fund %d/%s: %d held entitlements wait before it", year, unit.Code, queued)
+		}
+		d.emit(holdEventID(id, HoldBudget), &subsidyv1.EntitlementHeld{
+			EntitlementId: id,
+			Reason:        subsidyv1.ReasonCode_REASON_CODE_BUDGET_EXCEEDED,
+			Detail:        detail,
+			HoldId:        HoldBudget,
+			Decision: d.decision(append([]string{entEventID.String()}, fundEvidence...),
+				check(subsidyv1.ReasonCode_REASON_CODE_BUDGET_EXCEEDED, false, "%s", detail)),
+		})
+	}
+
+	// Rule 15: reimbursements of an institution below the quality threshold
+	// wait for a supervisor.
+	if payee.Kind == subsidyv1.PayeeKind_PAYEE_KIND_INSTITUTION {
+		if low, passes, n := w.qualityBelow(payee.InstitutionId, q); low {
+			detail := fmt.Sprintf("%s first-attempt pass rate for %s is %d/%d, below %d bp", payee.InstitutionId, q, passes, n, rs.PassRateThresholdBP)
+			var qev []string
+			if qw := w.quality[qualityKey{payee.InstitutionId, q}]; qw != nil {
+				qev = qw.ids
+			}
+			d.emit(holdEventID(id, HoldQuality), &subsidyv1.EntitlementHeld{
+				EntitlementId: id,
+				Reason:        subsidyv1.ReasonCode_REASON_CODE_QUALITY_BELOW_THRESHOLD,
+				Detail:        detail,
+				HoldId:        HoldQuality,
+				Decision: d.decision(append([]string{entEventID.String()}, qev...),
+					check(subsidyv1.ReasonCode_REASON_CODE_QUALITY_BELOW_THRESHOLD, false, "%s", detail)),
+			})
+		}
+	}
+}
+
+// eligibility is rule 4: some recorded evidence must show the person a
+// graduating student in the assessment year, or insured in employment on the
+// assessment date. Without evidence: NO_ELIGIBILITY_EVIDENCE; otherwise the
+// category of the most recent evidence names the failure.
+func eligibility(t *trainee, on refdata.Date) (*subsidyv1.Check, []string) {
+	if len(t.evidence) == 0 {
+		return check(subsidyv1.ReasonCode_REASON_CODE_NO_ELIGIBILITY_EVIDENCE, false, "no eligibility evidence recorded"), nil
+	}
+	var used []string
+	var fail *subsidyv1.Check
+	for _, e := range t.evidence {
+		m := e.msg
+		used = append(used, e.eventID)
+		switch m.GetCategory() {
+		case subsidyv1.EligibilityCategory_ELIGIBILITY_CATEGORY_GRADUATING_STUDENT:
+			if m.GetConfirmed() && int(m.GetGraduationYear()) == on.Year() {
+				return check(subsidyv1.ReasonCode_REASON_CODE_NOT_GRADUATING_THIS_YEAR, true,
+					"graduating student: graduation year %d (evidence %s from %s)", m.GetGraduationYear(), m.GetEvidenceId(), m.GetSource()), []string{e.eventID}
+			}
+			fail = check(subsidyv1.ReasonCode_REASON_CODE_NOT_GRADUATING_THIS_YEAR, false,
+				"evidence %s: confirmed %t, graduation year %d, assessed in %d", m.GetEvidenceId(), m.GetConfirmed(), m.GetGraduationYear(), on.Year())
+		case subsidyv1.EligibilityCategory_ELIGIBILITY_CATEGORY_ENTERPRISE_EMPLOYEE:
+			from, to := date(m.GetInsuredFrom()), date(m.GetInsuredTo())
+			if m.GetConfirmed() && from <= on && (to.IsZero() || on <= to) {
+				return check(subsidyv1.ReasonCode_REASON_CODE_NOT_INSURED_ON_ASSESSMENT, true,
+					"enterprise employee insured %s..%s (evidence %s from %s)", from, to, m.GetEvidenceId(), m.GetSource()), []string{e.eventID}
+			}
+			fail = check(subsidyv1.ReasonCode_REASON_CODE_NOT_INSURED_ON_ASSESSMENT, false,
+				"evidence %s: confirmed %t, insured %s..%s, assessed %s", m.GetEvidenceId(), m.GetConfirmed(), from, to, on)
+		}
+	}
+	return fail, used
+}
+
+// spike is rule 16's certificate spike: flag an evaluation institution once
+// per month in which its certificates exceed max(minimum, factor × its mean
+// over the months before).
+func (d *decider) spike(ev *institution, issued refdata.Date) {
+	rs := d.w.rs
+	months := d.w.certMonths[ev.id]
+	mo := month(issued)
+	count := months[mo] + 1
+	if count <= rs.CertificateSpikeMinimum {
+		return
+	}
+	sum := 0
+	first := refdata.D(issued.Year(), issued.Month(), 1)
+	for i := 1; i <= rs.CertificateSpikeMonths; i++ {
+		p := first.AddDays(-1)
+		first = refdata.D(p.Year(), p.Month(), 1)
+		sum += months[month(first)]
+	}
+	if count*rs.CertificateSpikeMonths <= rs.CertificateSpikeFactor*sum {
+		return
+	}
+	key := fmt.Sprintf("%s/%d", ev.id, mo)
+	id := FlagID(subsidyv1.ReasonCode_REASON_CODE_CERTIFICATE_SPIKE, key)
+	if _, done := d.w.flags[id]; done {
+		return
+	}
+	detail := fmt.Sprintf("%d certificates in %04d-%02d; %d in the %d months before (factor %d, minimum %d)",
+		count, mo/100, mo%100, sum, rs.CertificateSpikeMonths, rs.CertificateSpikeFactor, rs.CertificateSpikeMinimum)
+	d.emit(mustParse(id), &subsidyv1.ViolationFlagged{
+		FlagId:        id,
+		Reason:        subsidyv1.ReasonCode_REASON_CODE_CERTIFICATE_SPIKE,
+		Subject:       ev.id,
+		InstitutionId: ev.id,
+		Detail:        detail,
+		Decision:      d.decision([]string{ev.eventID}, check(subsidyv1.ReasonCode_REASON_CODE_CERTIFICATE_SPIKE, false, "%s", detail)),
+	})
+}
+
+// sortedValues returns a map's values ordered by key string.
+func sortedValues[K comparable](m map[K]string) []string {
+	type kv struct{ k, v string }
+	var out []kv
+	for k, v := range m {
+		out = append(out, kv{fmt.Sprint(k), v})
+	}
+	slices.SortFunc(out, func(a, b kv) int {
+		if a.k < b.k {
+			return -1
+		}
+		if a.k > b.k {
+			return 1
+		}
+		return 0
+	})
+	vs := make([]string, len(out))
+	for i, x := range out {
+		vs[i] = x.v
+	}
+	return vs
+}

@@ -1,0 +1,216 @@
+package rules
+
+import (
+	"fmt"
+
+	"github.com/cqhrss/subsidyledger/events/refdata"
+	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
+)
+
+func (d *decider) traineeRegistered(m *subsidyv1.TraineeRegistered) *Rejection {
+	d.stream = TraineeStream(m.GetPersonKey())
+	return d.unitKnown(m.GetUnitCode())
+}
+
+func (d *decider) eligibilityEvidence(m *subsidyv1.EligibilityEvidenceRecorded) *Rejection {
+	d.stream = TraineeStream(m.GetPersonKey())
+	_, r := d.traineeOf(m.GetPersonKey())
+	return r
+}
+
+// trainingEligible is rule 2: an associate degree or higher, or enterprise
+// employment.
+func trainingEligible(t *trainee) bool {
+	return t.education >= subsidyv1.Education_EDUCATION_ASSOCIATE || t.employee
+}
+
+func (d *decider) enrolled(m *subsidyv1.Enrolled) *Rejection {
+	d.stream = TraineeStream(m.GetPersonKey())
+	t, r := d.traineeOf(m.GetPersonKey())
+	if r != nil {
+		return r
+	}
+	on := date(m.GetEnrolledOn())
+	in, r := d.institutionOf(m.GetTrainingInstitutionId(), subsidyv1.InstitutionKind_INSTITUTION_KIND_TRAINING)
+	if r != nil {
+		return r
+	}
+	appr, r := d.activeFor(in, m.GetQualification().GetOccupation(), on)
+	if r != nil {
+		return r
+	}
+	if m.GetUnitCode() != "" {
+		if r := d.unitOn(m.GetUnitCode(), on); r != nil {
+			return r
+		}
+	}
+	if !trainingEligible(t) {
+		return reject(subsidyv1.ReasonCode_REASON_CODE_NOT_TRAINING_ELIGIBLE, "education %s and not an enterprise employee", t.education)
+	}
+	// Rule 16: enrolled at another institution while an enrolment there is
+	// not completed.
+	for _, e := range t.enrolments {
+		if e.inst != in.id && (e.completedOn.IsZero() || e.completedOn >= on) && e.enrolledOn <= on {
+			key := m.GetEnrolmentId()
+			d.emit(mustParse(FlagID(subsidyv1.ReasonCode_REASON_CODE_CONCURRENT_ENROLMENT, key)), &subsidyv1.ViolationFlagged{
+				FlagId:        FlagID(subsidyv1.ReasonCode_REASON_CODE_CONCURRENT_ENROLMENT, key),
+				Reason:        subsidyv1.ReasonCode_REASON_CODE_CONCURRENT_ENROLMENT,
+				Subject:       m.GetPersonKey(),
+				InstitutionId: in.id,
+				Qualification: m.GetQualification(),
+				Detail:        fmt.Sprintf("enrolment %s at %s on %s while enrolment %s at %s (since %s) is not completed", key, in.id, on, e.id, e.inst, e.enrolledOn),
+				Decision: d.decision([]string{t.eventID, e.eventID, appr.eventID},
+					check(subsidyv1.ReasonCode_REASON_CODE_CONCURRENT_ENROLMENT, false, "open enrolment %s at %s", e.id, e.inst)),
+			})
+			break
+		}
+	}
+	return nil
+}
+
+func (d *decider) trainingCompleted(m *subsidyv1.TrainingCompleted) *Rejection {
+	d.stream = TraineeStream(m.GetPersonKey())
+	if _, r := d.traineeOf(m.GetPersonKey()); r != nil {
+		return r
+	}
+	e := d.w.enrolments[m.GetEnrolmentId()]
+	if e == nil || e.person != m.GetPersonKey() || e.inst != m.GetTrainingInstitutionId() {
+		return reject(subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_ENROLMENT, "no enrolment %q of this person at %q", m.GetEnrolmentId(), m.GetTrainingInstitutionId())
+	}
+	if e.q != refdata.QualificationOf(m.GetQualification()) {
+		return reject(subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_QUALIFICATION, "enrolment %q is for %s, not %s", e.id, e.q, refdata.QualificationOf(m.GetQualification()))
+	}
+	return dateOrder("completion", date(m.GetCompletedOn()), "enrolment", e.enrolledOn)
+}
+
+func (d *decider) advancePayment(m *subsidyv1.AdvancePaymentRecorded) *Rejection {
+	d.stream = TraineeStream(m.GetPersonKey())
+	t, r := d.traineeOf(m.GetPersonKey())
+	if r != nil {
+		return r
+	}
+	if _, r := d.institutionOf(m.GetTrainingInstitutionId(), subsidyv1.InstitutionKind_INSTITUTION_KIND_TRAINING); r != nil {
+		return r
+	}
+	q := refdata.QualificationOf(m.GetQualification())
+	enrolled := false
+	for _, e := range t.enrolments {
+		enrolled = enrolled || (e.q == q && e.inst == m.GetTrainingInstitutionId())
+	}
+	if !enrolled {
+		return reject(subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_ENROLMENT, "no enrolment of this person at %q for %s", m.GetTrainingInstitutionId(), q)
+	}
+	if a := t.advances[q]; a != nil {
+		return reject(subsidyv1.ReasonCode_REASON_CODE_ALREADY_EXISTS, "advance %q by %q already recorded for %s", a.id, a.inst, q)
+	}
+	if id := t.entitlements[q]; id != "" {
+		return reject(subsidyv1.ReasonCode_REASON_CODE_WRONG_STATE, "subsidy for %s already decided (entitlement %s): an advance must precede certification", q, id)
+	}
+	return nil
+}
+
+func (d *decider) assessmentRecorded(m *subsidyv1.AssessmentRecorded) *Rejection {
+	d.stream = TraineeStream(m.GetPersonKey())
+	t, r := d.traineeOf(m.GetPersonKey())
+	if r != nil {
+		return r
+	}
+	q := refdata.QualificationOf(m.GetQualification())
+	on := date(m.GetAssessedOn())
+	ev, r := d.institutionOf(m.GetEvaluationInstitutionId(), subsidyv1.InstitutionKind_INSTITUTION_KIND_EVALUATION)
+	if r != nil {
+		return r
+	}
+	if _, r := d.activeFor(ev, q.Occupation, on); r != nil {
+		return r
+	}
+	if ti := m.GetTrainingInstitutionId(); ti != "" {
+		if _, r := d.institutionOf(ti, subsidyv1.InstitutionKind_INSTITUTION_KIND_TRAINING); r != nil {
+			return r
+		}
+	}
+	if _, code := d.w.feeInForce(ev.id, q, on); code != subsidyv1.ReasonCode_REASON_CODE_UNSPECIFIED {
+		return reject(code, "evaluation institution %q has no fee for %s in force on %s", ev.id, q, on)
+	}
+	a := d.w.assessmentFrom(m)
+	if a.enrolment == "" {
+		return reject(subsidyv1.ReasonCode_REASON_CODE_ASSESSMENT_BEFORE_ENROLMENT, "no enrolment for %s on or before %s", q, on)
+	}
+	prev := t.attempts[q]
+	if want := uint32(len(prev)) + 1; a.attempt != want {
+		return reject(subsidyv1.ReasonCode_REASON_CODE_ATTEMPT_OUT_OF_ORDER, "attempt %d where %d is next for %s", a.attempt, want, q)
+	}
+	if n := len(prev); n > 0 && on < prev[n-1].assessedOn {
+		return reject(subsidyv1.ReasonCode_REASON_CODE_ATTEMPT_OUT_OF_ORDER, "attempt %d on %s is before attempt %d on %s", a.attempt, on, n, prev[n-1].assessedOn)
+	}
+	enr := d.w.enrolments[a.enrolment]
+	if !a.completed {
+		key := a.id
+		d.emit(mustParse(FlagID(subsidyv1.ReasonCode_REASON_CODE_ASSESSMENT_WITHOUT_COMPLETION, key)), &subsidyv1.ViolationFlagged{
+			FlagId:        FlagID(subsidyv1.ReasonCode_REASON_CODE_ASSESSMENT_WITHOUT_COMPLETION, key),
+			Reason:        subsidyv1.ReasonCode_REASON_CODE_ASSESSMENT_WITHOUT_COMPLETION,
+			Subject:       m.GetPersonKey(),
+			InstitutionId: enr.inst,
+			Qualification: q.Proto(),
+			Detail:        fmt.Sprintf("assessment %s on %s: training of enrolment %s not completed by then", a.id, on, enr.id),
+			Decision: d.decision([]string{enr.eventID, enr.completionEventID},
+				check(subsidyv1.ReasonCode_REASON_CODE_TRAINING_NOT_COMPLETED, false, "enrolment %s completed on %s", enr.id, enr.completedOn)),
+		})
+	}
+	// Rule 15: a first attempt moves the training institution's window.
+	if a.attempt == 1 {
+		d.qualityAfter(a)
+	}
+	return nil
+}
+
+// qualityAfter flags the training institution when this first attempt takes
+// its pass rate for the qualification from not-below to below the threshold.
+func (d *decider) qualityAfter(a *assessment) {
+	rs := d.w.rs
+	k := qualityKey{a.trainInst, a.q}
+	n, passes := 0, 0
+	var results []bool
+	var ids []string
+	if qw := d.w.quality[k]; qw != nil {
+		n, passes, results, ids = len(qw.results), qw.passes, qw.results, qw.ids
+	}
+	wasBelow := below(n, passes, rs.PassRateWindow, rs.PassRateThresholdBP)
+	// The window after this result.
+	n2, p2 := n+1, passes
+	if a.passed {
+		p2++
+	}
+	if n2 > rs.PassRateWindow {
+		n2--
+		if results[0] {
+			p2--
+		}
+		ids = ids[1:]
+	}
+	if wasBelow || !below(n2, p2, rs.PassRateWindow, rs.PassRateThresholdBP) {
+		return
+	}
+	key := a.trainInst + "/" + a.q.String() + "/" + d.factID
+	id := FlagID(subsidyv1.ReasonCode_REASON_CODE_QUALITY_BELOW_THRESHOLD, key)
+	d.emit(mustParse(id), &subsidyv1.ViolationFlagged{
+		FlagId:        id,
+		Reason:        subsidyv1.ReasonCode_REASON_CODE_QUALITY_BELOW_THRESHOLD,
+		Subject:       a.trainInst,
+		InstitutionId: a.trainInst,
+		Qualification: a.q.Proto(),
+		Detail:        fmt.Sprintf("first-attempt pass rate %d/%d below %d bp over the last %d", p2, n2, rs.PassRateThresholdBP, rs.PassRateWindow),
+		Decision: d.decision(ids, check(subsidyv1.ReasonCode_REASON_CODE_QUALITY_BELOW_THRESHOLD, false,
+			"%d passes of %d first attempts < %d bp", p2, n2, rs.PassRateThresholdBP)),
+	})
+}
+
+// qualityBelow reports whether an institution is below the threshold for q
+// now.
+func (w *World) qualityBelow(inst string, q refdata.Qualification) (bool, int, int) {
+	qw := w.quality[qualityKey{inst, q}]
+	if qw == nil {
+		return false, 0, 0
+	}
+	return below(len(qw.results), qw.passes, w.rs.PassRateWindow, w.rs.PassRateThresholdBP), qw.passes, len(qw.results)
+}

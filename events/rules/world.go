@@ -1,0 +1,576 @@
+package rules
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"slices"
+
+	"github.com/cqhrss/subsidyledger/events"
+	"github.com/cqhrss/subsidyledger/events/refdata"
+	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
+	"google.golang.org/protobuf/proto"
+)
+
+// World is the programme's state folded from the ledger's events. It is not
+// safe for concurrent use: Decide may run concurrently with other Decide
+// calls, but not with Apply.
+type World struct {
+	rs  RuleSet
+	cal calendar
+
+	streams map[string]uint64
+	applied map[events.ID]string
+	natural map[string]naturalRec
+
+	units        *refdata.Table
+	unitEvents   map[string]string
+	institutions map[string]*institution
+	fees         map[string]*fee
+	feesBy       map[feeKey][]*fee
+	targets      map[int32]int32
+	funds        map[fundKey]*fund
+	trainees     map[string]*trainee
+	enrolments   map[string]*enrolment
+	assessments  map[string]*assessment
+	certificates map[string]*certificate
+	entitlements map[string]*entitlement
+	objections   map[string]*objection
+	orders       map[string]*order
+	clawbacks    map[string]*clawback
+	clawbackSeq  []string // in raise order, for offsets
+	quality      map[qualityKey]*qualityWindow
+	certMonths   map[string]map[int]int // evaluation institution -> yyyymm -> certificates
+	accounts     map[string][]string    // paid_to_account -> person keys paid directly, distinct
+	flags        map[string]Flag
+	flagOrder    []string
+}
+
+// NewWorld returns an empty World (the seed unit table, no events) deciding
+// under rs. It panics if rs.Validate fails: validate configuration first.
+func NewWorld(rs RuleSet) *World {
+	if err := rs.Validate(); err != nil {
+		panic(err)
+	}
+	rs.Holidays = slices.Clone(rs.Holidays)
+	rs.WorkingWeekends = slices.Clone(rs.WorkingWeekends)
+	return &World{
+		rs:           rs,
+		cal:          newCalendar(rs),
+		streams:      map[string]uint64{},
+		applied:      map[events.ID]string{},
+		natural:      map[string]naturalRec{},
+		units:        refdata.Seed(),
+		unitEvents:   map[string]string{},
+		institutions: map[string]*institution{},
+		fees:         map[string]*fee{},
+		feesBy:       map[feeKey][]*fee{},
+		targets:      map[int32]int32{},
+		funds:        map[fundKey]*fund{},
+		trainees:     map[string]*trainee{},
+		enrolments:   map[string]*enrolment{},
+		assessments:  map[string]*assessment{},
+		certificates: map[string]*certificate{},
+		entitlements: map[string]*entitlement{},
+		objections:   map[string]*objection{},
+		orders:       map[string]*order{},
+		clawbacks:    map[string]*clawback{},
+		quality:      map[qualityKey]*qualityWindow{},
+		certMonths:   map[string]map[int]int{},
+		accounts:     map[string][]string{},
+		flags:        map[string]Flag{},
+	}
+}
+
+// RuleSet returns the rule set the World decides under.
+func (w *World) RuleSet() RuleSet { return w.rs }
+
+// StreamRevision returns the last revision folded for stream, and false if
+// no event of it was folded (append with events.NoStream then).
+func (w *World) StreamRevision(stream string) (rev uint64, exists bool) {
+	rev, exists = w.streams[stream]
+	return rev, exists
+}
+
+// Applied reports whether an event with id was folded, and in which stream.
+// A redelivered fact whose event id is already applied needs no decision:
+// its append is already stored.
+func (w *World) Applied(id events.ID) (stream string, ok bool) {
+	stream, ok = w.applied[id]
+	return stream, ok
+}
+
+// Apply folds one stored event into the state. Call it for every event of
+// the log in global position order (facts, derived decisions, and events
+// the rules do not know, such as FactRejected, which only advance their
+// stream's revision). revision must be the stream's next revision (0 for a
+// new stream); an event id already applied is an error. Apply trusts the
+// event: it was decided before it was stored.
+func (w *World) Apply(stream string, revision uint64, ev Event) error {
+	if stream == "" || ev.Payload == nil {
+		return fmt.Errorf("rules: apply: empty stream or payload")
+	}
+	last, exists := w.streams[stream]
+	if want := last + 1; (exists && revision != want) || (!exists && revision != 0) {
+		if !exists {
+			want = 0
+		}
+		return fmt.Errorf("rules: apply %q: revision %d where %d was due", stream, revision, want)
+	}
+	if prev, dup := w.applied[ev.ID]; dup {
+		return fmt.Errorf("rules: apply %q: event %s already applied in %q", stream, ev.ID, prev)
+	}
+	w.streams[stream] = revision
+	w.applied[ev.ID] = stream
+	id := ev.ID.String()
+	if key, _ := naturalKey(ev.Payload); key != "" {
+		w.natural[key] = naturalRec{digest: digest(ev.Payload), eventID: id}
+	}
+	w.fold(id, ev.Payload)
+	return nil
+}
+
+func digest(m proto.Message) [32]byte {
+	b, err := marshal.Marshal(m)
+	if err != nil {
+		panic("rules: marshal: " + err.Error())
+	}
+	return sha256.Sum256(b)
+}
+
+// naturalKey returns the key under which a fact must be unique, and whether
+// a fact with the same key but other content updates the earlier one rather
+// than conflicting with it. Facts without a natural id ("") are guarded by
+// state alone.
+func naturalKey(m proto.Message) (key string, updatable bool) {
+	switch m := m.(type) {
+	case *subsidyv1.UnitDefined:
+		d, _ := refdata.FromProto(m.GetValidFrom())
+		return "unit/" + m.GetUnitCode() + "/" + d.String(), true
+	case *subsidyv1.AnnualTargetSet:
+		return fmt.Sprintf("target/%d", m.GetYear()), true
+	case *subsidyv1.InstitutionRegistered:
+		return "institution/" + m.GetInstitutionId(), false
+	case *subsidyv1.InstitutionApproved:
+		return "approval/" + m.GetApprovalId(), false
+	case *subsidyv1.InstitutionSuspended:
+		d, _ := refdata.FromProto(m.GetSuspendedOn())
+		return "suspension/" + m.GetInstitutionId() + "/" + d.String(), false
+	case *subsidyv1.InstitutionReinstated:
+		d, _ := refdata.FromProto(m.GetReinstatedOn())
+		return "reinstatement/" + m.GetInstitutionId() + "/" + d.String(), false
+	case *subsidyv1.BudgetAllocated:
+		return "allocation/" + m.GetAllocationId(), false
+	case *subsidyv1.FeeSchedulePublished:
+		return "fee/" + m.GetFeeScheduleId(), false
+	case *subsidyv1.TraineeRegistered:
+		return "trainee/" + m.GetPersonKey(), false
+	case *subsidyv1.EligibilityEvidenceRecorded:
+		return "evidence/" + m.GetEvidenceId(), false
+	case *subsidyv1.Enrolled:
+		return "enrolment/" + m.GetEnrolmentId(), false
+	case *subsidyv1.TrainingCompleted:
+		return "completion/" + m.GetEnrolmentId(), false
+	case *subsidyv1.AdvancePaymentRecorded:
+		return "advance/" + m.GetAdvanceId(), false
+	case *subsidyv1.AssessmentRecorded:
+		return "assessment/" + m.GetAssessmentId(), false
+	case *subsidyv1.CertificateIssued:
+		return "certificate/" + m.GetCertificateId(), false
+	case *subsidyv1.CertificateRevoked:
+		return "revocation/" + m.GetCertificateId(), false
+	case *subsidyv1.EntitlementConfirmed:
+		return "confirmation/" + m.GetEntitlementId(), false
+	case *subsidyv1.EntitlementApproved:
+		return "approval-of/" + m.GetEntitlementId(), false
+	case *subsidyv1.NoticeClosed:
+		return "notice-close/" + m.GetEntitlementId(), false
+	case *subsidyv1.ObjectionRaised:
+		return "objection/" + m.GetObjectionId(), false
+	case *subsidyv1.ObjectionResolved:
+		return "objection-resolution/" + m.GetObjectionId(), false
+	case *subsidyv1.HoldPlaced:
+		return "hold/" + m.GetHoldId(), false
+	case *subsidyv1.HoldLifted:
+		return "lift/" + m.GetLiftId(), false
+	case *subsidyv1.FraudFound:
+		return "fraud/" + m.GetFindingId(), false
+	case *subsidyv1.PaymentSettled:
+		return "payment-result/" + m.GetPaymentOrderId(), false
+	case *subsidyv1.PaymentFailed:
+		return "payment-result/" + m.GetPaymentOrderId(), false
+	case *subsidyv1.RepaymentReceived:
+		return "repayment/" + m.GetRepaymentId(), false
+	}
+	return "", false
+}
+
+func date(p *subsidyv1.Date) refdata.Date {
+	d, _ := refdata.FromProto(p)
+	return d
+}
+
+func (w *World) trainee(key string) *trainee {
+	t := w.trainees[key]
+	if t == nil {
+		t = &trainee{key: key, attempts: map[refdata.Qualification][]*assessment{},
+			entitlements: map[refdata.Qualification]string{}, advances: map[refdata.Qualification]*advance{}}
+		w.trainees[key] = t
+	}
+	return t
+}
+
+func (w *World) fund(k fundKey) *fund {
+	f := w.funds[k]
+	if f == nil {
+		f = &fund{key: k}
+		w.funds[k] = f
+	}
+	return f
+}
+
+// fold applies one event's payload to the state.
+func (w *World) fold(id string, m proto.Message) {
+	switch m := m.(type) {
+	// Reference data.
+	case *subsidyv1.UnitDefined:
+		if u, err := refdata.FromUnitDefined(m); err == nil {
+			if t, err := w.units.With(u); err == nil {
+				w.units = t
+				w.unitEvents[u.Code] = id
+			}
+		}
+	case *subsidyv1.InstitutionRegistered:
+		w.institutions[m.GetInstitutionId()] = &institution{id: m.GetInstitutionId(), kind: m.GetKind(),
+			unit: m.GetUnitCode(), account: m.GetBasicAccount(), eventID: id}
+	case *subsidyv1.InstitutionApproved:
+		if in := w.institutions[m.GetInstitutionId()]; in != nil {
+			in.approvals = append(in.approvals, approval{m.GetOccupation(), date(m.GetValidFrom()), date(m.GetValidTo()), id})
+		}
+	case *subsidyv1.InstitutionSuspended:
+		if in := w.institutions[m.GetInstitutionId()]; in != nil {
+			in.suspended, in.suspendedBy = true, id
+			in.blacklisted = in.blacklisted || m.GetBlacklisted()
+		}
+	case *subsidyv1.InstitutionReinstated:
+		if in := w.institutions[m.GetInstitutionId()]; in != nil {
+			in.suspended, in.suspendedBy = false, ""
+		}
+	case *subsidyv1.FeeSchedulePublished:
+		f := &fee{id: m.GetFeeScheduleId(), inst: m.GetEvaluationInstitutionId(), q: refdata.QualificationOf(m.GetQualification()),
+			fen: m.GetFeeFen(), from: date(m.GetEffectiveFrom()), to: date(m.GetEffectiveTo()), eventID: id}
+		w.fees[f.id] = f
+		k := feeKey{f.inst, f.q}
+		w.feesBy[k] = append(w.feesBy[k], f)
+	case *subsidyv1.AnnualTargetSet:
+		w.targets[m.GetYear()] = m.GetTarget()
+	case *subsidyv1.BudgetAllocated:
+		f := w.fund(fundKey{m.GetYear(), m.GetUnitCode()})
+		f.allocated += m.GetAmountFen()
+		f.allocations = append(f.allocations, id)
+
+	// Trainee lifecycle.
+	case *subsidyv1.TraineeRegistered:
+		t := w.trainee(m.GetPersonKey())
+		t.unit, t.education, t.employee, t.gradYear, t.eventID = m.GetUnitCode(), m.GetEducation(), m.GetEnterpriseEmployee(), m.GetGraduationYear(), id
+	case *subsidyv1.EligibilityEvidenceRecorded:
+		t := w.trainee(m.GetPersonKey())
+		t.evidence = append(t.evidence, &evidence{msg: m, eventID: id})
+	case *subsidyv1.Enrolled:
+		e := &enrolment{id: m.GetEnrolmentId(), person: m.GetPersonKey(), inst: m.GetTrainingInstitutionId(),
+			q: refdata.QualificationOf(m.GetQualification()), enrolledOn: date(m.GetEnrolledOn()), eventID: id}
+		w.enrolments[e.id] = e
+		t := w.trainee(e.person)
+		t.enrolments = append(t.enrolments, e)
+	case *subsidyv1.TrainingCompleted:
+		if e := w.enrolments[m.GetEnrolmentId()]; e != nil {
+			e.completedOn, e.completionEventID = date(m.GetCompletedOn()), id
+		}
+	case *subsidyv1.AdvancePaymentRecorded:
+		t := w.trainee(m.GetPersonKey())
+		q := refdata.QualificationOf(m.GetQualification())
+		if t.advances[q] == nil {
+			t.advances[q] = &advance{id: m.GetAdvanceId(), inst: m.GetTrainingInstitutionId(), fen: m.GetAmountFen(), eventID: id}
+		}
+	case *subsidyv1.AssessmentRecorded:
+		a := w.assessmentFrom(m)
+		a.eventID = id
+		w.assessments[a.id] = a
+		t := w.trainee(a.person)
+		t.attempts[a.q] = append(t.attempts[a.q], a)
+		if a.attempt == 1 && a.trainInst != "" {
+			k := qualityKey{a.trainInst, a.q}
+			qw := w.quality[k]
+			if qw == nil {
+				qw = &qualityWindow{}
+				w.quality[k] = qw
+			}
+			qw.add(a.passed, id, w.rs.PassRateWindow)
+		}
+	case *subsidyv1.CertificateIssued:
+		c := &certificate{id: m.GetCertificateId(), person: m.GetPersonKey(), evalInst: m.GetEvaluationInstitutionId(),
+			assessment: m.GetAssessmentId(), q: refdata.QualificationOf(m.GetQualification()), issuedOn: date(m.GetIssuedOn()), eventID: id}
+		w.certificates[c.id] = c
+		months := w.certMonths[c.evalInst]
+		if months == nil {
+			months = map[int]int{}
+			w.certMonths[c.evalInst] = months
+		}
+		months[month(c.issuedOn)]++
+	case *subsidyv1.CertificateRevoked:
+		if c := w.certificates[m.GetCertificateId()]; c != nil {
+			c.revoked = true
+		}
+
+	// Official actions on entitlements.
+	case *subsidyv1.EntitlementConfirmed:
+		if e := w.entitlements[m.GetEntitlementId()]; e != nil {
+			e.confirmedBy, e.confirmedOn, e.confirmEventID = m.GetOfficialId(), date(m.GetConfirmedOn()), id
+		}
+	case *subsidyv1.EntitlementApproved:
+		if e := w.entitlements[m.GetEntitlementId()]; e != nil {
+			e.approvedBy, e.approvedOn, e.approveEventID = m.GetOfficialId(), date(m.GetApprovedOn()), id
+		}
+	case *subsidyv1.NoticeClosed:
+		if e := w.entitlements[m.GetEntitlementId()]; e != nil {
+			e.noticeClosed, e.closeEventID = date(m.GetClosedOn()), id
+		}
+	case *subsidyv1.ObjectionRaised:
+		o := &objection{id: m.GetObjectionId(), entitlement: m.GetEntitlementId(), raisedOn: date(m.GetRaisedOn()), eventID: id}
+		w.objections[o.id] = o
+		if e := w.entitlements[o.entitlement]; e != nil {
+			e.objections = append(e.objections, o.id)
+		}
+	case *subsidyv1.ObjectionResolved:
+		if o := w.objections[m.GetObjectionId()]; o != nil {
+			o.resolved, o.upheld = true, m.GetUpheld()
+		}
+	case *subsidyv1.PaymentSettled:
+		if o := w.orders[m.GetPaymentOrderId()]; o != nil {
+			o.state, o.settledOn, o.resultID = orderSettled, date(m.GetSettledOn()), id
+			for _, off := range o.offsets {
+				if c := w.clawbacks[off.clawback]; c != nil {
+					c.reserved -= off.fen
+				}
+			}
+			if e := w.entitlements[o.entitlement]; e != nil {
+				e.inFlight = ""
+				e.paid += o.amount
+				w.recount(e)
+				if o.payee.GetKind() == subsidyv1.PayeeKind_PAYEE_KIND_TRAINEE {
+					acct := m.GetPaidToAccount()
+					if !slices.Contains(w.accounts[acct], e.person) {
+						w.accounts[acct] = append(w.accounts[acct], e.person)
+					}
+				}
+			}
+		}
+	case *subsidyv1.PaymentFailed:
+		if o := w.orders[m.GetPaymentOrderId()]; o != nil {
+			o.state, o.resultID = orderFailed, id
+			for _, off := range o.offsets {
+				if c := w.clawbacks[off.clawback]; c != nil {
+					c.reserved -= off.fen
+				}
+			}
+			if e := w.entitlements[o.entitlement]; e != nil {
+				e.inFlight = ""
+				w.recount(e)
+			}
+		}
+	case *subsidyv1.WriteOffRequested:
+		if c := w.clawbacks[m.GetClawbackId()]; c != nil {
+			c.pending, c.pendingID = m, id
+		}
+	case *subsidyv1.ClawbackWrittenOff:
+		if c := w.clawbacks[m.GetClawbackId()]; c != nil {
+			c.writtenOff += m.GetAmountFen()
+			c.pending, c.pendingID = nil, ""
+		}
+	case *subsidyv1.PaymentRequested:
+		if e := w.entitlements[m.GetEntitlementId()]; e != nil {
+			e.requestedOn = date(m.GetRequestedOn())
+		}
+	case *subsidyv1.RepaymentReceived, *subsidyv1.FraudFound, *subsidyv1.HoldPlaced, *subsidyv1.HoldLifted:
+		// Their effects are in the events derived from them.
+
+	// Derived decisions.
+	case *subsidyv1.SubsidyEntitled:
+		w.foldEntitled(id, m)
+	case *subsidyv1.SubsidyDenied:
+		if c := w.certificates[m.GetCertificateId()]; c != nil {
+			c.denied = m.GetReason()
+		}
+	case *subsidyv1.NoticeOpened:
+		if e := w.entitlements[m.GetEntitlementId()]; e != nil {
+			e.noticeStart, e.noticeEnd, e.noticeEventID = date(m.GetStartsOn()), date(m.GetEndsOn()), id
+		}
+	case *subsidyv1.EntitlementHeld:
+		if e := w.entitlements[m.GetEntitlementId()]; e != nil {
+			h := m.GetHoldId()
+			e.holds[h] = m.GetReason()
+			e.holdEvents[h] = id
+			switch m.GetReason() {
+			case subsidyv1.ReasonCode_REASON_CODE_BUDGET_EXCEEDED:
+				f := w.fund(fundKey{e.year, e.unit})
+				f.queue = append(f.queue, e.id)
+			case subsidyv1.ReasonCode_REASON_CODE_CERTIFICATE_REVOKED, subsidyv1.ReasonCode_REASON_CODE_FRAUD_FINDING:
+				if e.cancelled == "" {
+					e.cancelled = h
+				}
+				w.dequeue(e)
+			}
+			w.recount(e)
+		}
+	case *subsidyv1.EntitlementReleased:
+		if e := w.entitlements[m.GetEntitlementId()]; e != nil {
+			delete(e.holds, m.GetHoldId())
+			delete(e.holdEvents, m.GetHoldId())
+			if m.GetHoldId() == HoldBudget {
+				w.dequeue(e)
+			}
+			w.recount(e)
+		}
+	case *subsidyv1.PaymentOrdered:
+		o := &order{id: m.GetPaymentOrderId(), entitlement: m.GetEntitlementId(), attempt: m.GetAttempt(),
+			amount: m.GetAmountFen(), offset: m.GetOffsetFen(), net: m.GetNetFen(), payee: m.GetPayee(), eventID: id}
+		w.orders[o.id] = o
+		if e := w.entitlements[o.entitlement]; e != nil {
+			o.requestedOn = e.requestedOn
+			e.orders = append(e.orders, o.id)
+			e.inFlight = o.id
+			w.recount(e)
+		}
+		o.offsets = w.parseOffsets(m)
+		for _, off := range o.offsets {
+			if c := w.clawbacks[off.clawback]; c != nil {
+				c.reserved += off.fen
+			}
+		}
+	case *subsidyv1.ClawbackRaised:
+		c := &clawback{id: m.GetClawbackId(), entitlement: m.GetEntitlementId(), payee: m.GetPayee(),
+			amount: m.GetAmountFen(), cause: m.GetCause(), eventID: id}
+		w.clawbacks[c.id] = c
+		w.clawbackSeq = append(w.clawbackSeq, c.id)
+		if e := w.entitlements[c.entitlement]; e != nil {
+			e.clawback = c.id
+		}
+	case *subsidyv1.ClawbackRecovered:
+		if c := w.clawbacks[m.GetClawbackId()]; c != nil {
+			c.recovered += m.GetAmountFen()
+		}
+	case *subsidyv1.ViolationFlagged:
+		if _, ok := w.flags[m.GetFlagId()]; !ok {
+			w.flagOrder = append(w.flagOrder, m.GetFlagId())
+		}
+		w.flags[m.GetFlagId()] = Flag{ID: m.GetFlagId(), Reason: m.GetReason(), Subject: m.GetSubject(), Detail: m.GetDetail()}
+	}
+}
+
+// parseOffsets splits a PaymentOrdered's offset over its clawbacks the way
+// Decide computed it (in listed order, each up to its outstanding amount).
+// The split is recorded in the Decision's checks; recomputing it from the
+// state at the time of the order gives the same numbers.
+func (w *World) parseOffsets(m *subsidyv1.PaymentOrdered) []offset {
+	left := m.GetOffsetFen()
+	var out []offset
+	for _, id := range m.GetOffsetClawbackIds() {
+		c := w.clawbacks[id]
+		if c == nil || left <= 0 {
+			continue
+		}
+		n := min(left, c.outstanding())
+		if n <= 0 {
+			continue
+		}
+		out = append(out, offset{id, n})
+		left -= n
+	}
+	return out
+}
+
+func (w *World) foldEntitled(id string, m *subsidyv1.SubsidyEntitled) {
+	q := refdata.QualificationOf(m.GetQualification())
+	e := &entitlement{id: m.GetEntitlementId(), eventID: id, person: m.GetPersonKey(), q: q,
+		certificate: m.GetCertificateId(), amount: m.GetAmountFen(), payee: m.GetPayee(), year: m.GetYear(),
+		unit: m.GetUnitCode(), trainInst: m.GetTrainingInstitutionId(), assessedOn: date(m.GetAssessedOn()),
+		holds: map[string]subsidyv1.ReasonCode{}, holdEvents: map[string]string{}}
+	if c := w.certificates[e.certificate]; c != nil {
+		c.entitlement = e.id
+		e.issuedOn = c.issuedOn
+	}
+	w.entitlements[e.id] = e
+	w.trainee(e.person).entitlements[q] = e.id
+	w.recount(e)
+}
+
+// counts reports the amount an entitlement commits in its fund's budget:
+// its amount unless it waits for budget, or was cancelled before any money
+// moved.
+func (e *entitlement) counts() int64 {
+	if _, waiting := e.holds[HoldBudget]; waiting {
+		return 0
+	}
+	if e.cancelled != "" && e.paid == 0 && e.inFlight == "" {
+		return 0
+	}
+	return e.amount
+}
+
+func (w *World) recount(e *entitlement) {
+	n := e.counts()
+	if n != e.counted {
+		w.fund(fundKey{e.year, e.unit}).committed += n - e.counted
+		e.counted = n
+	}
+}
+
+func (w *World) dequeue(e *entitlement) {
+	f := w.funds[fundKey{e.year, e.unit}]
+	if f == nil {
+		return
+	}
+	if i := slices.Index(f.queue, e.id); i >= 0 {
+		f.queue = slices.Delete(slices.Clone(f.queue), i, i+1)
+	}
+}
+
+func month(d refdata.Date) int { return d.Year()*100 + int(d.Month()) }
+
+func (w *World) assessmentFrom(m *subsidyv1.AssessmentRecorded) *assessment {
+	a := &assessment{id: m.GetAssessmentId(), person: m.GetPersonKey(), evalInst: m.GetEvaluationInstitutionId(),
+		q: refdata.QualificationOf(m.GetQualification()), attempt: m.GetAttempt(),
+		theory: m.GetTheoryScore(), practical: m.GetPracticalScore(), assessedOn: date(m.GetAssessedOn())}
+	a.passed = a.theory >= PassMark && a.practical >= PassMark
+	if e := w.enrolmentFor(a.person, a.q, m.GetTrainingInstitutionId(), a.assessedOn); e != nil {
+		a.enrolment = e.id
+		a.trainInst = e.inst
+		a.completed = !e.completedOn.IsZero() && e.completedOn <= a.assessedOn
+	}
+	return a
+}
+
+// enrolmentFor picks the enrolment an assessment belongs to: among the
+// person's enrolments for q on or before the date (at inst, if given), a
+// completed one first, then the earliest.
+func (w *World) enrolmentFor(person string, q refdata.Qualification, inst string, on refdata.Date) *enrolment {
+	t := w.trainees[person]
+	if t == nil {
+		return nil
+	}
+	var best *enrolment
+	for _, e := range t.enrolments {
+		if e.q != q || e.enrolledOn > on || (inst != "" && e.inst != inst) {
+			continue
+		}
+		done := !e.completedOn.IsZero() && e.completedOn <= on
+		if best == nil {
+			best = e
+			continue
+		}
+		bestDone := !best.completedOn.IsZero() && best.completedOn <= on
+		if done && !bestDone {
+			best = e
+		}
+	}
+	return best
+}
