@@ -1,0 +1,175 @@
+package person_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/cqhrss/subsidyledger/events/person"
+)
+
+func TestNormalize(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    string
+		problem person.Problem
+	}{
+		{"11010519491231002X", "11010519491231002X", ""},
+		{"11010519491231002x", "11010519491231002X", ""}, // lower-case x normalised
+		{"  500103200305120011 ", "500103200305120011", ""},
+		{"500103200305120012", "", person.ProblemCheckDigit},
+		{"11010519491231002", "", person.ProblemLength},
+		{"11010519491231002XX", "", person.ProblemLength},
+		{"", "", person.ProblemLength},
+		{"1101051949123100２X", "", person.ProblemLength}, // a full-width digit is 3 bytes
+		{"A10105194912310021", "", person.ProblemCharacters},
+		{"11010519491231002Y", "", person.ProblemCharacters},
+		{"99010519491231002X", "", person.ProblemRegion},
+		{"110105194902300021", "", person.ProblemBirthDate},  // 30 February
+		{"110105189912310021", "", person.ProblemBirthDate},  // 1899: before MinBirthYear
+		{"110105210001010021", "", person.ProblemBirthDate},  // 2100: after MaxBirthYear
+		{"110105190001010026", "", person.ProblemCheckDigit}, // 1900-01-01 is in range
+	}
+	for _, tt := range tests {
+		got, err := person.Normalize(tt.in)
+		var ie *person.IDError
+		switch {
+		case tt.problem == "" && err != nil:
+			t.Errorf("Normalize(%q) = %v; want %q", tt.in, err, tt.want)
+		case tt.problem == "" && got != tt.want:
+			t.Errorf("Normalize(%q) = %q; want %q", tt.in, got, tt.want)
+		case tt.problem != "" && (!errors.As(err, &ie) || ie.Problem != tt.problem):
+			t.Errorf("Normalize(%q) = %q, %v; want problem %s", tt.in, got, err, tt.problem)
+		case tt.problem != "" && !errors.Is(err, person.ErrInvalidID):
+			t.Errorf("Normalize(%q): error %v is not ErrInvalidID", tt.in, err)
+		case err != nil && strings.Contains(err.Error(), strings.TrimSpace(tt.in)) && len(strings.TrimSpace(tt.in)) > 4:
+			t.Errorf("Normalize(%q): error %q contains the ID number", tt.in, err)
+		}
+	}
+}
+
+func TestCheckDigit(t *testing.T) {
+	// Every check character, including X (remainder 2), appears.
+	for _, id := range []string{"11010519491231002X", "500103200305120011", "500112199901010020", "500221198503150033"} {
+		if got := person.CheckDigit(id[:17]); got != id[17] {
+			t.Errorf("CheckDigit(%q) = %c; want %c", id[:17], got, id[17])
+		}
+	}
+}
+
+func TestKeyer(t *testing.T) {
+	if _, err := person.NewKeyer(make([]byte, 31)); !errors.Is(err, person.ErrShortKey) {
+		t.Errorf("NewKeyer(31 bytes) = %v; want ErrShortKey", err)
+	}
+	secret := []byte(strings.Repeat("k", 32))
+	k, err := person.NewKeyer(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret[0] = 'z' // the keyer copied the secret
+	a, err := k.Key("11010519491231002X")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := k.Key(" 11010519491231002x")
+	if a != b {
+		t.Errorf("Key differs for the same person: %s, %s", a, b)
+	}
+	// HMAC-SHA256(k×32, "11010519491231002X"), computed independently (Python hmac).
+	const want = "6baaf2c3cf3a29a4ac710aeeffadb8c04c2481b727a970349d0a73ca269751fb"
+	if a != want {
+		t.Errorf("Key = %s; want %s", a, want)
+	}
+	if !person.ValidKey(a) {
+		t.Errorf("ValidKey(Key(...)) = false")
+	}
+	k2, _ := person.NewKeyer([]byte(strings.Repeat("j", 32)))
+	if c, _ := k2.Key("11010519491231002X"); c == a {
+		t.Errorf("two secrets give one key")
+	}
+	if _, err := k.Key("11010519491231002"); !errors.Is(err, person.ErrInvalidID) {
+		t.Errorf("Key(invalid) = %v; want ErrInvalidID", err)
+	}
+}
+
+func TestValidKey(t *testing.T) {
+	good := strings.Repeat("0123456789abcdef", 4)
+	tests := map[string]bool{
+		good:                  true,
+		strings.ToUpper(good): false,
+		good[:63]:             false,
+		good + "0":            false,
+		good[:63] + "g":       false,
+		"":                    false,
+		"11010519491231002X":  false,
+	}
+	for in, want := range tests {
+		if got := person.ValidKey(in); got != want {
+			t.Errorf("ValidKey(%q) = %v; want %v", in, got, want)
+		}
+	}
+}
+
+func TestMaskID(t *testing.T) {
+	tests := map[string]string{
+		"500103200305120011":  "5001**********0011",
+		"11010519491231002x":  "1101**********002X",
+		" 11010519491231002X": "1101**********002X",
+		"123456789":           "1234*6789",
+		"12345678":            "********",
+		"":                    "",
+	}
+	for in, want := range tests {
+		if got := person.MaskID(in); got != want {
+			t.Errorf("MaskID(%q) = %q; want %q", in, got, want)
+		}
+	}
+}
+
+func TestMaskName(t *testing.T) {
+	tests := map[string]string{
+		"":          "",
+		"张":         "*",
+		"张三":        "张*",
+		"张小三":       "张*三",
+		"欧阳小明":      "欧**明",
+		" 李四 ":      "李*",
+		"阿卜杜拉·买买提":  "阿******提",
+		"Li":        "L*",
+		"Zhang San": "Z*******n",
+		"😀😀😀":       "😀*😀",
+	}
+	for in, want := range tests {
+		if got := person.MaskName(in); got != want {
+			t.Errorf("MaskName(%q) = %q; want %q", in, got, want)
+		}
+	}
+}
+
+// FuzzValidateID: Normalize never panics; what it accepts is 18 ASCII
+// characters with a correct check digit, stable under normalisation, and
+// masking never shows more than 8 characters.
+func FuzzValidateID(f *testing.F) {
+	for _, s := range []string{"11010519491231002X", "11010519491231002x", "500103200305120011", "", "x", "５００１０３２００３０５１２００１１", "500103200302300011", "00000000000000000\xff"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		n, err := person.Normalize(s)
+		if err != nil {
+			var ie *person.IDError
+			if !errors.As(err, &ie) {
+				t.Fatalf("Normalize(%q): error %T is not an *IDError", s, err)
+			}
+			return
+		}
+		if len(n) != 18 || person.CheckDigit(n[:17]) != n[17] {
+			t.Fatalf("Normalize(%q) = %q: not a valid ID", s, n)
+		}
+		if again, err := person.Normalize(n); err != nil || again != n {
+			t.Fatalf("Normalize is not idempotent on %q: %q, %v", n, again, err)
+		}
+		if m := person.MaskID(n); strings.Count(m, "*") != 10 {
+			t.Fatalf("MaskID(%q) = %q", n, m)
+		}
+	})
+}
