@@ -95,7 +95,8 @@ func violation(field, format string, args ...any) *Error {
 // [MinYear, MaxYear]; scores 0..100 (SCORE_OUT_OF_RANGE); attempt
 // 1..MaxAttempt; amounts >= 0 and at most MaxAmountFen (MaxBudgetFen for a
 // budget); free text at most MaxTextLen bytes; masked display fields really
-// masked; and no resident ID number anywhere in the message (§3).
+// masked; and no resident ID number in any field other than bank accounts
+// and references (§3).
 //
 // Errors are *Error with REASON_CODE_SCHEMA_VIOLATION (SCORE_OUT_OF_RANGE for
 // scores, INVALID_PERSON_ID for a plain ID number) and Field naming the field.
@@ -186,7 +187,7 @@ func checkString(name protoreflect.Name, path, s string) error {
 	if !utf8.ValidString(s) {
 		return violation(path, "not UTF-8")
 	}
-	if containsIDNumber(s) {
+	if !accountField(name) && containsIDNumber(s) {
 		return &Error{Reason: subsidyv1.ReasonCode_REASON_CODE_INVALID_PERSON_ID, Field: path, Detail: "contains a resident ID number; send the person key"}
 	}
 	switch {
@@ -216,6 +217,13 @@ func checkString(name protoreflect.Name, path, s string) error {
 		}
 	}
 	return nil
+}
+
+// accountField reports whether a field holds a bank account or bank
+// reference: long digit strings there are not scanned for ID numbers (a
+// 19-digit account may contain 18 digits that pass the check).
+func accountField(name protoreflect.Name) bool {
+	return strings.HasSuffix(string(name), "account") || name == "bank_reference"
 }
 
 // containsIDNumber reports whether s contains 18 consecutive characters that
