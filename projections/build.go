@@ -1,0 +1,297 @@
+package projections
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+
+	"github.com/cqhrss/subsidyledger/events"
+)
+
+// decoder turns records into Events, caching message types by name.
+type decoder struct {
+	types map[string]protoreflect.MessageType
+}
+
+func newDecoder() *decoder { return &decoder{types: make(map[string]protoreflect.MessageType)} }
+
+func (d *decoder) decode(rec *events.RecordedEvent) (*Event, error) {
+	mt, ok := d.types[rec.Type]
+	if !ok {
+		var err error
+		mt, err = protoregistry.GlobalTypes.FindMessageByName(protoreflect.FullName(rec.Type))
+		if err != nil {
+			return nil, fmt.Errorf("unknown event type %q: %w", rec.Type, err)
+		}
+		d.types[rec.Type] = mt
+	}
+	m := mt.New().Interface()
+	if err := proto.Unmarshal(rec.Data, m); err != nil {
+		return nil, fmt.Errorf("payload %s does not decode: %w", rec.Type, err)
+	}
+	return &Event{
+		Position: rec.Position,
+		Stream:   rec.Stream,
+		Revision: rec.Revision,
+		ID:       rec.ID,
+		Type:     rec.Type,
+		Created:  rec.Created,
+		Payload:  m,
+		Hash:     rec.Hash,
+		metadata: append([]byte(nil), rec.Metadata...),
+	}, nil
+}
+
+// typeSet is a projection's Types as a set; nil wants everything.
+type typeSet map[string]bool
+
+func typesOf(p Projection) typeSet {
+	ts := p.Types()
+	if ts == nil {
+		return nil
+	}
+	s := make(typeSet, len(ts))
+	for _, t := range ts {
+		s[t] = true
+	}
+	return s
+}
+
+func (s typeSet) wants(t string) bool { return s == nil || s[t] }
+
+// BuildOptions tune Build.
+type BuildOptions struct {
+	// After is the position to start after (Start for a full build).
+	After events.Position
+	// Until bounds the build; nil means up to the head of the log as Build
+	// starts.
+	Until *At
+	// Workers decode in parallel; zero means GOMAXPROCS.
+	Workers int
+	// PageSize is the ReadAll page; zero means 4096.
+	PageSize int
+	// Progress, if set, is called after each page with the position reached.
+	Progress func(events.Position)
+}
+
+// BuildStats reports a build.
+type BuildStats struct {
+	// Events is the number of events read from the log.
+	Events uint64
+	// Decoded is the number of events decoded (wanted by a projection).
+	Decoded uint64
+	// Position is the position of the last event read (the projections'
+	// position after the build).
+	Position events.Position
+	// Created is the commit time of that event.
+	Created  time.Time
+	Duration time.Duration
+}
+
+// BuildError reports the projection and event a build stopped at.
+type BuildError struct {
+	Projection string
+	Failure
+}
+
+func (e *BuildError) Error() string {
+	return fmt.Sprintf("projection %q: %s", e.Projection, e.Failure.Error())
+}
+
+func (e *BuildError) Unwrap() error { return &e.Failure }
+
+// Build applies the log after opts.After, up to opts.Until, to every
+// projection of ps in one pass: each page is read once, each wanted event
+// decoded once (in parallel), and each projection applies the events in
+// order on a goroutine of its own. It is how rebuilds, as-of builds and the
+// rebuild benchmark read the log.
+//
+// Errors: the store's; ctx's; *BuildError when a projection fails on an
+// event (every projection then stops; none is usable).
+func Build(ctx context.Context, store events.Store, ps []Projection, opts BuildOptions) (BuildStats, error) {
+	t0 := time.Now()
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var until At
+	if opts.Until != nil {
+		until = *opts.Until
+	} else {
+		h, err := store.Head(ctx)
+		if err != nil {
+			return BuildStats{}, err
+		}
+		until = At{Position: h}
+	}
+	workers := opts.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	page := opts.PageSize
+	if page <= 0 {
+		page = 4096
+	}
+	sets := make([]typeSet, len(ps))
+	var union typeSet = typeSet{}
+	for i, p := range ps {
+		sets[i] = typesOf(p)
+		if sets[i] == nil {
+			union = nil
+		} else if union != nil {
+			for t := range sets[i] {
+				union[t] = true
+			}
+		}
+	}
+
+	type batch struct {
+		recs []events.RecordedEvent
+		evs  []*Event // nil where no projection wants the type
+		err  error
+		done chan struct{}
+	}
+	const depth = 8
+	work := make(chan *batch, depth)
+	ordered := make(chan *batch, depth)
+	fan := make([]chan *batch, len(ps))
+	for i := range fan {
+		fan[i] = make(chan *batch, depth)
+	}
+	var stats BuildStats
+	stats.Position = opts.After
+	var wg sync.WaitGroup
+	fail := func(err error) { cancel(err) }
+
+	// Reader.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(work)
+		defer close(ordered)
+		after := opts.After
+		for {
+			recs, err := store.ReadAll(ctx, after, page)
+			if err != nil {
+				fail(err)
+				return
+			}
+			n := len(recs)
+			for i := range recs {
+				if !until.includes(recs[i].Position, recs[i].Created) {
+					n = i
+					break
+				}
+			}
+			if n == 0 {
+				return
+			}
+			b := &batch{recs: recs[:n], evs: make([]*Event, n), done: make(chan struct{})}
+			after = recs[n-1].Position
+			select {
+			case work <- b:
+			case <-ctx.Done():
+				return
+			}
+			select {
+			case ordered <- b:
+			case <-ctx.Done():
+				return
+			}
+			if n < len(recs) || after >= until.Position && until.Time.IsZero() {
+				return
+			}
+		}
+	}()
+	// Decoders.
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d := newDecoder()
+			for b := range work {
+				for i := range b.recs {
+					r := &b.recs[i]
+					if !union.wants(r.Type) {
+						continue
+					}
+					ev, err := d.decode(r)
+					if err != nil {
+						b.err = &BuildError{Projection: "(decoding)", Failure: Failure{Position: r.Position, EventID: r.ID.String(), Type: r.Type, Err: err, At: time.Now()}}
+						break
+					}
+					b.evs[i] = ev
+				}
+				close(b.done)
+			}
+		}()
+	}
+	// Distributor: waits for each batch to be decoded, in order, keeps the
+	// statistics and hands the batch to every projection.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer func() {
+			for _, c := range fan {
+				close(c)
+			}
+		}()
+		for b := range ordered {
+			select {
+			case <-b.done:
+			case <-ctx.Done():
+				return
+			}
+			if b.err != nil {
+				fail(b.err)
+				return
+			}
+			last := &b.recs[len(b.recs)-1]
+			stats.Events += uint64(len(b.recs))
+			for _, ev := range b.evs {
+				if ev != nil {
+					stats.Decoded++
+				}
+			}
+			stats.Position, stats.Created = last.Position, last.Created
+			for _, c := range fan {
+				select {
+				case c <- b:
+				case <-ctx.Done():
+					return
+				}
+			}
+			if opts.Progress != nil {
+				opts.Progress(last.Position)
+			}
+		}
+	}()
+	// Appliers, one per projection.
+	for i, p := range ps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range fan[i] {
+				for _, ev := range b.evs {
+					if ev == nil || !sets[i].wants(ev.Type) {
+						continue
+					}
+					if err := p.Apply(ev); err != nil {
+						fail(&BuildError{Projection: p.Name(), Failure: Failure{Position: ev.Position, EventID: ev.ID.String(), Type: ev.Type, Err: err, At: time.Now()}})
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	stats.Duration = time.Since(t0)
+	if err := context.Cause(ctx); err != nil {
+		return stats, err
+	}
+	return stats, nil
+}

@@ -1,0 +1,318 @@
+package projections
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/cqhrss/subsidyledger/events"
+)
+
+// Checkpoints keeps each projection's latest snapshot and the position it
+// was taken at, in a directory of its own:
+//
+//	checkpoints.db             bbolt: one manifest per projection
+//	<name>-<position>.snap     the snapshot files the manifests name
+//
+// A snapshot is written to a temporary file, synced and renamed to its
+// final, never-reused name; then one bbolt transaction records the manifest
+// (version, position, commit time of that event, file, size, SHA-256). That
+// transaction is the single switch point: before it the old manifest and
+// file are in force, after it the new ones, so state and checkpoint always
+// change together. Files no manifest names (left by a crash between the
+// rename and the commit) are removed at open; a replaced file is removed
+// once the new manifest is committed. Keeping the state in a file rather than in bbolt values streams a
+// large snapshot to disk without holding it in memory.
+type Checkpoints struct {
+	dir string
+	db  *bbolt.DB
+}
+
+var bucketManifests = []byte("manifests")
+
+// Checkpoint is a manifest: where a projection's latest snapshot is and
+// which position it reflects.
+type Checkpoint struct {
+	Name    string
+	Version uint32
+	// Position is the position of the last event the snapshot reflects.
+	Position events.Position
+	// Created is that event's commit time.
+	Created time.Time
+	File    string
+	Size    int64
+	SHA256  [32]byte
+	Written time.Time
+}
+
+// OpenCheckpoints opens (creating if need be) the checkpoint directory dir.
+// Only one process may hold it. Errors: the directory or bbolt file cannot
+// be created or opened (another process holds it: after one second).
+func OpenCheckpoints(dir string) (*Checkpoints, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("projections: checkpoint directory %s: %w", dir, err)
+	}
+	db, err := bbolt.Open(filepath.Join(dir, "checkpoints.db"), 0o600, &bbolt.Options{Timeout: time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("projections: opening %s (is another ledgerd using it?): %w", filepath.Join(dir, "checkpoints.db"), err)
+	}
+	if err := db.Update(func(tx *bbolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(bucketManifests)
+		return err
+	}); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("projections: initialising %s: %w", dir, err)
+	}
+	c := &Checkpoints{dir: dir, db: db}
+	c.removeOrphans()
+	return c, nil
+}
+
+// Close closes the bbolt file.
+func (c *Checkpoints) Close() error { return c.db.Close() }
+
+// Dir returns the checkpoint directory.
+func (c *Checkpoints) Dir() string { return c.dir }
+
+func encodeManifest(cp Checkpoint) []byte {
+	b := make([]byte, 0, 128)
+	b = binary.AppendUvarint(b, 1) // manifest format
+	b = binary.AppendUvarint(b, uint64(cp.Version))
+	b = binary.AppendUvarint(b, uint64(cp.Position))
+	b = binary.AppendVarint(b, cp.Created.UnixNano())
+	b = binary.AppendUvarint(b, uint64(len(cp.File)))
+	b = append(b, cp.File...)
+	b = binary.AppendUvarint(b, uint64(cp.Size))
+	b = append(b, cp.SHA256[:]...)
+	b = binary.AppendVarint(b, cp.Written.UnixNano())
+	return b
+}
+
+func decodeManifest(name string, b []byte) (Checkpoint, error) {
+	cp := Checkpoint{Name: name}
+	bad := fmt.Errorf("projections: manifest of %q is damaged", name)
+	u := func() uint64 {
+		v, n := binary.Uvarint(b)
+		if n <= 0 {
+			panic(bad)
+		}
+		b = b[n:]
+		return v
+	}
+	s := func() int64 {
+		v, n := binary.Varint(b)
+		if n <= 0 {
+			panic(bad)
+		}
+		b = b[n:]
+		return v
+	}
+	var err error
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				err = bad
+			}
+		}()
+		if u() != 1 {
+			panic(bad)
+		}
+		cp.Version = uint32(u())
+		cp.Position = events.Position(u())
+		cp.Created = time.Unix(0, s()).UTC()
+		n := u()
+		if uint64(len(b)) < n {
+			panic(bad)
+		}
+		cp.File, b = string(b[:n]), b[n:]
+		cp.Size = int64(u())
+		if len(b) < 32 {
+			panic(bad)
+		}
+		copy(cp.SHA256[:], b[:32])
+		b = b[32:]
+		cp.Written = time.Unix(0, s()).UTC()
+	}()
+	return cp, err
+}
+
+// Load returns the manifest of the named projection; ok is false when
+// there is none.
+func (c *Checkpoints) Load(name string) (cp Checkpoint, ok bool, err error) {
+	err = c.db.View(func(tx *bbolt.Tx) error {
+		v := tx.Bucket(bucketManifests).Get([]byte(name))
+		if v == nil {
+			return nil
+		}
+		ok = true
+		cp, err = decodeManifest(name, v)
+		return err
+	})
+	return cp, ok, err
+}
+
+// Save writes p's snapshot, taken after the event at pos (committed at
+// created), and makes it the projection's checkpoint. The caller must not
+// apply events to p during Save. Errors: writing or syncing the file,
+// committing the manifest, or p.Snapshot's own.
+func (c *Checkpoints) Save(p Projection, pos events.Position, created time.Time) (Checkpoint, error) {
+	name := p.Name()
+	cp := Checkpoint{Name: name, Version: p.Version(), Position: pos, Created: created.UTC(), Written: time.Now().UTC()}
+	cp.File = fmt.Sprintf("%s-v%d-%020d-%d.snap", name, cp.Version, uint64(pos), cp.Written.UnixNano())
+	tmp, err := os.CreateTemp(c.dir, name+"-*.tmp")
+	if err != nil {
+		return cp, fmt.Errorf("projections: snapshot of %q: %w", name, err)
+	}
+	defer os.Remove(tmp.Name())
+	h := sha256.New()
+	cw := &countWriter{w: io.MultiWriter(tmp, h)}
+	bw := bufio.NewWriterSize(cw, 1<<20)
+	if err := p.Snapshot(bw); err != nil {
+		tmp.Close()
+		return cp, fmt.Errorf("projections: snapshot of %q: %w", name, err)
+	}
+	if err := bw.Flush(); err != nil {
+		tmp.Close()
+		return cp, fmt.Errorf("projections: writing the snapshot of %q: %w", name, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return cp, fmt.Errorf("projections: syncing the snapshot of %q: %w", name, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return cp, fmt.Errorf("projections: closing the snapshot of %q: %w", name, err)
+	}
+	cp.Size = cw.n
+	copy(cp.SHA256[:], h.Sum(nil))
+	if err := os.Rename(tmp.Name(), filepath.Join(c.dir, cp.File)); err != nil {
+		return cp, fmt.Errorf("projections: snapshot of %q: %w", name, err)
+	}
+	syncDir(c.dir)
+	var old string
+	err = c.db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketManifests)
+		if v := b.Get([]byte(name)); v != nil {
+			if prev, err := decodeManifest(name, v); err == nil {
+				old = prev.File
+			}
+		}
+		return b.Put([]byte(name), encodeManifest(cp))
+	})
+	if err != nil {
+		os.Remove(filepath.Join(c.dir, cp.File))
+		return cp, fmt.Errorf("projections: recording the checkpoint of %q: %w", name, err)
+	}
+	if old != "" && old != cp.File {
+		os.Remove(filepath.Join(c.dir, old))
+	}
+	return cp, nil
+}
+
+// Restore restores p (a fresh instance) from the checkpoint cp, checking
+// the file's size and SHA-256. Errors: the file is missing or damaged, or
+// p.Restore fails; p must then be discarded.
+func (c *Checkpoints) Restore(p Projection, cp Checkpoint) error {
+	f, err := os.Open(filepath.Join(c.dir, cp.File))
+	if err != nil {
+		return fmt.Errorf("projections: snapshot of %q: %w", cp.Name, err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	hr := &hashReader{r: f, h: h}
+	if err := p.Restore(bufio.NewReaderSize(hr, 1<<20)); err != nil {
+		return fmt.Errorf("projections: restoring %q from %s: %w", cp.Name, cp.File, err)
+	}
+	if _, err := io.Copy(io.Discard, hr); err != nil {
+		return fmt.Errorf("projections: reading %s: %w", cp.File, err)
+	}
+	var sum [32]byte
+	copy(sum[:], h.Sum(nil))
+	if hr.n != cp.Size || sum != cp.SHA256 {
+		return fmt.Errorf("projections: snapshot %s of %q is damaged (size %d, want %d; sha256 %s, want %s)",
+			cp.File, cp.Name, hr.n, cp.Size, hex.EncodeToString(sum[:]), hex.EncodeToString(cp.SHA256[:]))
+	}
+	return nil
+}
+
+// Drop removes the checkpoint of the named projection (its next start
+// rebuilds from Start).
+func (c *Checkpoints) Drop(name string) error {
+	var old string
+	err := c.db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketManifests)
+		if v := b.Get([]byte(name)); v != nil {
+			if prev, err := decodeManifest(name, v); err == nil {
+				old = prev.File
+			}
+		}
+		return b.Delete([]byte(name))
+	})
+	if err == nil && old != "" {
+		os.Remove(filepath.Join(c.dir, old))
+	}
+	return err
+}
+
+// removeOrphans deletes snapshot and temporary files no manifest names.
+func (c *Checkpoints) removeOrphans() {
+	keep := map[string]bool{}
+	_ = c.db.View(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketManifests).ForEach(func(k, v []byte) error {
+			if cp, err := decodeManifest(string(k), v); err == nil {
+				keep[cp.File] = true
+			}
+			return nil
+		})
+	})
+	ents, err := os.ReadDir(c.dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		n := e.Name()
+		if (strings.HasSuffix(n, ".snap") || strings.HasSuffix(n, ".tmp")) && !keep[n] {
+			os.Remove(filepath.Join(c.dir, n))
+		}
+	}
+}
+
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+type hashReader struct {
+	r io.Reader
+	h hash.Hash
+	n int64
+}
+
+func (h *hashReader) Read(p []byte) (int, error) {
+	n, err := h.r.Read(p)
+	h.h.Write(p[:n])
+	h.n += int64(n)
+	return n, err
+}

@@ -1,0 +1,209 @@
+// Package snap is the compact binary encoding read models use for their
+// snapshots: unsigned and signed varints, length-prefixed strings and
+// bytes, written through a buffered writer and read back with a sticky
+// error, so that a model's Snapshot and Restore read as a list of fields.
+//
+// The encoding carries no field tags: a snapshot is read by the code that
+// wrote it (the projection's Version guards that), which keeps it small
+// and fast for a million trainees.
+package snap
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+)
+
+// ErrCorrupt reports a snapshot that does not decode.
+var ErrCorrupt = errors.New("snap: corrupt snapshot")
+
+// maxLen bounds one string or byte field, so that a damaged length cannot
+// make Restore allocate gigabytes.
+const maxLen = 1 << 26
+
+// Writer encodes fields. Errors are sticky: check Err (or Flush) once at
+// the end.
+type Writer struct {
+	w   *bufio.Writer
+	buf [binary.MaxVarintLen64]byte
+	err error
+}
+
+// NewWriter returns a Writer on w.
+func NewWriter(w io.Writer) *Writer { return &Writer{w: bufio.NewWriterSize(w, 256<<10)} }
+
+func (w *Writer) write(b []byte) {
+	if w.err == nil {
+		_, w.err = w.w.Write(b)
+	}
+}
+
+// Uvarint writes an unsigned integer.
+func (w *Writer) Uvarint(v uint64) { w.write(w.buf[:binary.PutUvarint(w.buf[:], v)]) }
+
+// Varint writes a signed integer.
+func (w *Writer) Varint(v int64) { w.write(w.buf[:binary.PutVarint(w.buf[:], v)]) }
+
+// Int writes an int.
+func (w *Writer) Int(v int) { w.Varint(int64(v)) }
+
+// Bool writes a bool.
+func (w *Writer) Bool(v bool) {
+	if v {
+		w.Uvarint(1)
+	} else {
+		w.Uvarint(0)
+	}
+}
+
+// String writes a length-prefixed string.
+func (w *Writer) String(s string) {
+	w.Uvarint(uint64(len(s)))
+	if w.err == nil {
+		_, w.err = w.w.WriteString(s)
+	}
+}
+
+// Bytes writes a length-prefixed byte slice.
+func (w *Writer) Bytes(b []byte) {
+	w.Uvarint(uint64(len(b)))
+	w.write(b)
+}
+
+// Fixed writes b as is (the reader must know its length).
+func (w *Writer) Fixed(b []byte) { w.write(b) }
+
+// Err returns the first error met.
+func (w *Writer) Err() error { return w.err }
+
+// Flush writes buffered data and returns the first error met.
+func (w *Writer) Flush() error {
+	if w.err == nil {
+		w.err = w.w.Flush()
+	}
+	return w.err
+}
+
+// Reader decodes fields written by Writer. Errors are sticky: after the
+// first, every read returns the zero value; check Err at the end.
+type Reader struct {
+	r   *bufio.Reader
+	err error
+}
+
+// NewReader returns a Reader on r.
+func NewReader(r io.Reader) *Reader { return &Reader{r: bufio.NewReaderSize(r, 256<<10)} }
+
+func (r *Reader) fail(err error) {
+	if r.err == nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		r.err = fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+}
+
+// Uvarint reads an unsigned integer.
+func (r *Reader) Uvarint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, err := binary.ReadUvarint(r.r)
+	if err != nil {
+		r.fail(err)
+	}
+	return v
+}
+
+// Varint reads a signed integer.
+func (r *Reader) Varint() int64 {
+	if r.err != nil {
+		return 0
+	}
+	v, err := binary.ReadVarint(r.r)
+	if err != nil {
+		r.fail(err)
+	}
+	return v
+}
+
+// Int reads an int.
+func (r *Reader) Int() int { return int(r.Varint()) }
+
+// Int32 reads an int32, failing if the value does not fit.
+func (r *Reader) Int32() int32 {
+	v := r.Varint()
+	if v < math.MinInt32 || v > math.MaxInt32 {
+		r.fail(fmt.Errorf("int32 out of range: %d", v))
+		return 0
+	}
+	return int32(v)
+}
+
+// Bool reads a bool.
+func (r *Reader) Bool() bool { return r.Uvarint() != 0 }
+
+// Len reads a count and checks it against max (a sanity bound).
+func (r *Reader) Len(max int) int {
+	n := r.Uvarint()
+	if n > uint64(max) {
+		r.fail(fmt.Errorf("count %d exceeds %d", n, max))
+		return 0
+	}
+	return int(n)
+}
+
+// String reads a length-prefixed string.
+func (r *Reader) String() string {
+	b := r.Bytes()
+	if len(b) == 0 {
+		return ""
+	}
+	return string(b)
+}
+
+// Bytes reads a length-prefixed byte slice (a new slice).
+func (r *Reader) Bytes() []byte {
+	n := r.Len(maxLen)
+	if r.err != nil || n == 0 {
+		return nil
+	}
+	b := make([]byte, n)
+	r.Fixed(b)
+	return b
+}
+
+// Fixed fills b.
+func (r *Reader) Fixed(b []byte) {
+	if r.err != nil {
+		return
+	}
+	if _, err := io.ReadFull(r.r, b); err != nil {
+		r.fail(err)
+	}
+}
+
+// Err returns the first error met.
+func (r *Reader) Err() error { return r.err }
+
+// Fail records a semantic error found by the caller (e.g. an index out of
+// range), so that Restore reports it like a decoding error.
+func (r *Reader) Fail(format string, args ...any) { r.fail(fmt.Errorf(format, args...)) }
+
+// Magic writes or checks a short header naming the snapshot's owner and
+// version, so that a snapshot is never read by the wrong model.
+func (w *Writer) Magic(name string, version uint32) {
+	w.String(name)
+	w.Uvarint(uint64(version))
+}
+
+// Magic checks the header written by Writer.Magic.
+func (r *Reader) Magic(name string, version uint32) {
+	n, v := r.String(), r.Uvarint()
+	if r.err == nil && (n != name || v != uint64(version)) {
+		r.fail(fmt.Errorf("snapshot of %q version %d, want %q version %d", n, v, name, version))
+	}
+}

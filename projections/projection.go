@@ -1,0 +1,166 @@
+// Package projections turns the ledger's event log into read models and
+// keeps them current.
+//
+// A Projection folds stored events, in global position order, into a state
+// that answers queries (the read models live in the sub-packages trainee,
+// quota, scorecard, fund, notice and anomaly). A Runner keeps one projection
+// current: it restores the projection's last snapshot, follows the store's
+// catch-up subscription from the snapshot's position, applies each event
+// once, and periodically writes a new snapshot together with its position
+// (see Checkpoints), so that a restart resumes without re-reading the log
+// and never applies an event twice or skips one. A Set runs the runners of
+// a service.
+//
+// Rebuild builds a fresh instance from Start in the background while the
+// runner keeps serving the old one, then swaps it in once it has caught up.
+// AsOf builds a fresh instance up to a past position or commit time. A
+// projection that fails on an event stops at that event: the runner keeps
+// its position, reports the failure (Status, Ready, metrics, log) and does
+// not advance past it.
+//
+// Dependencies point one way: projections read the store (events.Store) and
+// decode stored events; they never import the intake, the rules engine,
+// NATS or HTTP.
+package projections
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/cqhrss/subsidyledger/events"
+	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
+)
+
+// Event is a stored event as a projection sees it: the record's place in
+// the log and its decoded payload. Projections must treat it as read-only:
+// one Event is given to every projection of a build.
+type Event struct {
+	Position events.Position
+	Stream   string
+	Revision uint64
+	ID       events.ID
+	// Type is the payload's full protobuf name, e.g. "subsidy.v1.Enrolled".
+	Type string
+	// Created is when the store committed the event (UTC). AsOf by time
+	// compares against it.
+	Created time.Time
+	// Payload is the decoded payload message, e.g. *subsidyv1.Enrolled.
+	Payload proto.Message
+	// Hash is the event's hash link.
+	Hash events.Hash
+
+	metadata []byte
+}
+
+// Envelope decodes the event's envelope (subsidy.v1.Envelope). Projections
+// rarely need it; it is decoded on demand.
+func (e *Event) Envelope() (*subsidyv1.Envelope, error) {
+	env := &subsidyv1.Envelope{}
+	if err := proto.Unmarshal(e.metadata, env); err != nil {
+		return nil, fmt.Errorf("projections: envelope of event %s at position %d: %w", e.ID, e.Position, err)
+	}
+	return env, nil
+}
+
+// Projection is a read model fed by the event log.
+//
+// The Runner calls Apply, Snapshot and Restore from one goroutine, never
+// concurrently with each other. Queries run concurrently with all three:
+// an implementation guards its state with a lock that Apply holds only for
+// one event, or publishes immutable copies, so that a query never blocks
+// the apply loop for long and never sees half an event.
+type Projection interface {
+	// Name is a stable lower-case identifier: the metric label, the key of
+	// the checkpoint and the name in URLs (e.g. "trainee").
+	Name() string
+
+	// Version identifies the meaning of the state and the snapshot format.
+	// Bump it whenever Apply's semantics or Snapshot's encoding change: a
+	// stored snapshot of another version is discarded and the projection is
+	// rebuilt from Start.
+	Version() uint32
+
+	// Types lists the event types Apply wants. Other events are not decoded
+	// or applied, but the projection's position still moves past them.
+	// Nil means every event.
+	Types() []string
+
+	// Apply folds one event into the state. Events come once each, in
+	// position order. An error means the projection cannot go on (an event
+	// it cannot make sense of, e.g. one naming an entitlement it never saw):
+	// the Runner stops at the event and reports the error; Apply must then
+	// leave the state as it was before the event.
+	Apply(ev *Event) error
+
+	// Snapshot writes the whole state to w in a form Restore reads back.
+	// It may be slow (it runs while no event is applied) but must not block
+	// queries.
+	Snapshot(w io.Writer) error
+
+	// Restore replaces the state of a fresh instance with a snapshot written
+	// by Snapshot of the same Version. Errors: a snapshot that does not
+	// decode (the Runner then rebuilds from Start).
+	Restore(r io.Reader) error
+}
+
+// Factory returns a fresh, empty instance of a projection. Runners call it
+// at start, for rebuilds and for as-of builds.
+type Factory func() Projection
+
+// At names a past moment of the log for AsOf: a position, or a commit time
+// (the state after every event committed at or before it). Exactly one is
+// set.
+type At struct {
+	Position events.Position
+	Time     time.Time
+}
+
+// includes reports whether an event at pos committed at created is within
+// the moment.
+func (a At) includes(pos events.Position, created time.Time) bool {
+	if !a.Time.IsZero() {
+		return !created.After(a.Time)
+	}
+	return pos <= a.Position
+}
+
+func (a At) String() string {
+	if !a.Time.IsZero() {
+		return "time " + a.Time.UTC().Format(time.RFC3339Nano)
+	}
+	return fmt.Sprintf("position %d", a.Position)
+}
+
+// Failure describes the event a projection stopped at.
+type Failure struct {
+	Position events.Position
+	EventID  string
+	Type     string
+	Err      error
+	At       time.Time
+}
+
+func (f *Failure) Error() string {
+	return fmt.Sprintf("projection stopped at position %d (event %s, %s): %v", f.Position, f.EventID, f.Type, f.Err)
+}
+
+func (f *Failure) Unwrap() error { return f.Err }
+
+// Errors of the runner. Compare with errors.Is.
+var (
+	// ErrNotReady: the projection has not caught up with the log since it
+	// started, or has stopped at a failing event.
+	ErrNotReady = errors.New("projections: not ready")
+	// ErrBusy: a rebuild of the projection is already running.
+	ErrBusy = errors.New("projections: a rebuild is already running")
+	// ErrStopped: the runner is not running (Run has returned or not begun).
+	ErrStopped = errors.New("projections: runner not running")
+	// ErrUnknown: no projection of that name.
+	ErrUnknown = errors.New("projections: unknown projection")
+	// ErrBeyondHead: an as-of position after the log's head.
+	ErrBeyondHead = errors.New("projections: position beyond the head of the log")
+)

@@ -1,0 +1,694 @@
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cqhrss/subsidyledger/events"
+)
+
+// Config configures the runners of a Set (or a single Runner).
+type Config struct {
+	// Store is the event log. Required.
+	Store events.Store
+	// Checkpoints persists snapshots; nil keeps no snapshots (every start
+	// rebuilds from Start).
+	Checkpoints *Checkpoints
+	// Metrics, if set, receives the runners' metrics.
+	Metrics *Metrics
+	Logger  *slog.Logger
+	// SnapshotEvery: write a snapshot after this many events applied since
+	// the last one. Zero means 250,000.
+	SnapshotEvery int
+	// SnapshotInterval: write a snapshot when the state has changed and
+	// the last snapshot is this old. Zero means one minute.
+	SnapshotInterval time.Duration
+	// RetryDelay: wait this long after a store error before subscribing
+	// again. Zero means one second.
+	RetryDelay time.Duration
+	// CatchUpBatch: at start, when the log is at least this many events
+	// ahead of the restored position, catch up with a parallel Build before
+	// following the subscription. Zero means 50,000.
+	CatchUpBatch int
+}
+
+func (c Config) withDefaults() Config {
+	if c.SnapshotEvery <= 0 {
+		c.SnapshotEvery = 250_000
+	}
+	if c.SnapshotInterval <= 0 {
+		c.SnapshotInterval = time.Minute
+	}
+	if c.RetryDelay <= 0 {
+		c.RetryDelay = time.Second
+	}
+	if c.CatchUpBatch <= 0 {
+		c.CatchUpBatch = 50_000
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Runner keeps one projection current. Create it with NewRunner, start it
+// with Run; query the live instance through Current.
+type Runner struct {
+	name    string
+	version uint32
+	factory Factory
+	types   typeSet
+	cfg     Config
+	log     *slog.Logger
+
+	cur     atomic.Pointer[holder]
+	pos     atomic.Uint64
+	created atomic.Int64 // unix nanos of the event at pos
+
+	mu         sync.Mutex
+	running    bool
+	target     events.Position // head at start: caught up once reached
+	failure    *Failure
+	storeErr   error
+	checkpoint *Checkpoint
+	sessCancel context.CancelFunc
+
+	caughtUp   atomic.Bool
+	rebuilding atomic.Bool
+	ctl        chan ctlReq
+
+	asofMu    sync.Mutex
+	asofCache []asofEntry
+
+	applied prometheus.Counter
+}
+
+type holder struct{ p Projection }
+
+type asofEntry struct {
+	at  At
+	p   Projection
+	pos events.Position
+}
+
+type ctlKind int
+
+const (
+	ctlSwap ctlKind = iota
+	ctlSnapshot
+	ctlRetry
+)
+
+type ctlReq struct {
+	kind    ctlKind
+	p       Projection
+	pos     events.Position
+	created time.Time
+	done    chan error
+}
+
+// NewRunner returns a runner for the projection f makes.
+func NewRunner(f Factory, cfg Config) *Runner {
+	cfg = cfg.withDefaults()
+	p := f()
+	r := &Runner{
+		name:    p.Name(),
+		version: p.Version(),
+		factory: f,
+		types:   typesOf(p),
+		cfg:     cfg,
+		log:     cfg.Logger.With("projection", p.Name()),
+		ctl:     make(chan ctlReq, 4),
+	}
+	r.cur.Store(&holder{p})
+	if cfg.Metrics != nil {
+		cfg.Metrics.track(r)
+		r.applied = cfg.Metrics.applied.WithLabelValues(r.name)
+	}
+	return r
+}
+
+// Name returns the projection's name.
+func (r *Runner) Name() string { return r.name }
+
+// Current returns the live instance. Its state moves on as events are
+// applied; after a rebuild, Current returns the new instance.
+func (r *Runner) Current() Projection { return r.cur.Load().p }
+
+// Position returns the position of the last event the live instance
+// reflects.
+func (r *Runner) Position() events.Position { return events.Position(r.pos.Load()) }
+
+// CurrentOf returns the live instance of r as a T (the concrete read model).
+func CurrentOf[T Projection](r *Runner) (T, bool) {
+	t, ok := r.Current().(T)
+	return t, ok
+}
+
+// Status is a runner's state for health checks and the API.
+type Status struct {
+	Name     string          `json:"name"`
+	Version  uint32          `json:"version"`
+	Position events.Position `json:"position"`
+	Head     events.Position `json:"head"`
+	// LagEvents is Head - Position.
+	LagEvents uint64 `json:"lag_events"`
+	// LagSeconds is the age of the oldest event not yet applied.
+	LagSeconds float64 `json:"lag_seconds"`
+	Running    bool    `json:"running"`
+	Ready      bool    `json:"ready"`
+	Rebuilding bool    `json:"rebuilding"`
+	// Failure is the event the projection stopped at, if it did.
+	Failure *Failure `json:"-"`
+	// Error is Failure's text (or the last store error), for JSON.
+	Error      string      `json:"error,omitempty"`
+	Checkpoint *Checkpoint `json:"-"`
+	// SnapshotPosition is the position of the latest snapshot (0: none).
+	SnapshotPosition events.Position `json:"snapshot_position"`
+}
+
+// Status reports the runner's position, lag and health. It reads the
+// store's head (and, when behind, the oldest unapplied event's commit time).
+func (r *Runner) Status(ctx context.Context) Status {
+	r.mu.Lock()
+	st := Status{
+		Name: r.name, Version: r.version, Running: r.running,
+		Ready: r.running && r.caughtUp.Load() && r.failure == nil, Rebuilding: r.rebuilding.Load(),
+		Failure: r.failure, Checkpoint: r.checkpoint,
+	}
+	if r.failure != nil {
+		st.Error = r.failure.Error()
+	} else if r.storeErr != nil {
+		st.Error = r.storeErr.Error()
+	}
+	r.mu.Unlock()
+	if st.Checkpoint != nil {
+		st.SnapshotPosition = st.Checkpoint.Position
+	}
+	st.Position = r.Position()
+	if h, err := r.cfg.Store.Head(ctx); err == nil {
+		st.Head = h
+	}
+	if st.Head > st.Position {
+		st.LagEvents = uint64(st.Head - st.Position)
+		if next, err := r.cfg.Store.ReadAll(ctx, st.Position, 1); err == nil && len(next) == 1 {
+			st.LagSeconds = max(0, time.Since(next[0].Created).Seconds())
+		}
+	}
+	return st
+}
+
+// Ready returns nil once the projection has caught up with the log as it
+// was when Run started, and while it is not stopped at a failing event.
+// Errors: ErrStopped (not running), ErrNotReady (still catching up), a
+// *Failure (stopped at an event; errors.Is(err, ErrNotReady) holds too).
+func (r *Runner) Ready() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case !r.running:
+		return fmt.Errorf("projection %q: %w", r.name, ErrStopped)
+	case r.failure != nil:
+		return fmt.Errorf("projection %q: %w: %w", r.name, ErrNotReady, r.failure)
+	case !r.caughtUp.Load():
+		return fmt.Errorf("projection %q: %w: catching up (position %d of %d)", r.name, ErrNotReady, r.Position(), r.target)
+	}
+	return nil
+}
+
+// Failure returns the event the projection stopped at, or nil.
+func (r *Runner) Failure() *Failure {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.failure
+}
+
+func (r *Runner) setPos(pos events.Position, created time.Time) {
+	r.pos.Store(uint64(pos))
+	r.created.Store(created.UnixNano())
+}
+
+func (r *Runner) createdAt() time.Time {
+	n := r.created.Load()
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+// Run restores the projection from its checkpoint (or starts from Start),
+// catches up with the log and follows it until ctx ends, writing snapshots
+// as configured and a last one on the way out. A failing event stops the
+// projection (see Status, Ready) but not Run: Run keeps serving the state
+// before the event and waits for Retry or a Rebuild. Store errors are
+// retried after Config.RetryDelay. Run returns nil when ctx ends.
+//
+// Errors: ErrBusy if the runner is already running.
+func (r *Runner) Run(ctx context.Context) error {
+	r.mu.Lock()
+	if r.running {
+		r.mu.Unlock()
+		return fmt.Errorf("projection %q: %w", r.name, ErrBusy)
+	}
+	r.running = true
+	r.caughtUp.Store(false)
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		r.running = false
+		r.mu.Unlock()
+	}()
+
+	r.restore(ctx)
+	head, err := r.cfg.Store.Head(ctx)
+	for err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		r.noteStoreError(err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(r.cfg.RetryDelay):
+		}
+		head, err = r.cfg.Store.Head(ctx)
+	}
+	if head < r.Position() {
+		// The log is shorter than the snapshot: not the log it was taken
+		// from. Start again from Start.
+		r.log.Error("snapshot is ahead of the log; rebuilding from the start", "snapshot_position", r.Position(), "head", head)
+		r.cur.Store(&holder{r.factory()})
+		r.setPos(events.Start, time.Time{})
+	}
+	r.mu.Lock()
+	r.target = head
+	r.mu.Unlock()
+	r.markCaughtUp()
+
+	dirty := false
+	lastSnap := time.Now()
+	sinceSnap := 0
+	if int(head-r.Position()) >= r.cfg.CatchUpBatch {
+		t0 := time.Now()
+		stats, err := Build(ctx, r.cfg.Store, []Projection{r.Current()}, BuildOptions{After: r.Position(), Until: &At{Position: head}})
+		if stats.Events > 0 && err == nil {
+			r.setPos(stats.Position, stats.Created)
+			r.countApplied(stats.Decoded)
+			dirty = true
+			sinceSnap = int(stats.Events)
+			r.log.Info("caught up", "position", stats.Position, "events", stats.Events, "took", time.Since(t0).Round(time.Millisecond))
+		}
+		var be *BuildError
+		switch {
+		case errors.As(err, &be):
+			// The build does not say which events of the live instance
+			// were applied before the failure: start again from the
+			// checkpoint and let the loop meet the failing event one by
+			// one, so that it stops exactly before it.
+			r.log.Warn("catch-up build failed; replaying from the restored position one event at a time", "err", err)
+			r.cur.Store(&holder{r.factory()})
+			r.setPos(events.Start, time.Time{})
+			r.restore(ctx)
+			dirty, sinceSnap = false, 0
+		case err != nil && ctx.Err() == nil:
+			r.noteStoreError(err)
+		}
+		r.markCaughtUp()
+	}
+
+	d := newDecoder()
+	for ctx.Err() == nil {
+		// Control requests first.
+	drain:
+		for {
+			select {
+			case req := <-r.ctl:
+				r.handle(ctx, req, &dirty, &sinceSnap, &lastSnap)
+			default:
+				break drain
+			}
+		}
+		if r.Failure() != nil {
+			select {
+			case <-ctx.Done():
+			case req := <-r.ctl:
+				r.handle(ctx, req, &dirty, &sinceSnap, &lastSnap)
+			}
+			continue
+		}
+		sess, cancel := context.WithCancel(ctx)
+		if dirty && r.cfg.Checkpoints != nil {
+			var c2 context.CancelFunc
+			sess, c2 = context.WithDeadline(sess, lastSnap.Add(r.cfg.SnapshotInterval))
+			cancel = chain(cancel, c2)
+		}
+		r.mu.Lock()
+		r.sessCancel = cancel
+		r.mu.Unlock()
+		if len(r.ctl) > 0 {
+			cancel()
+		}
+		n, err := r.follow(sess, d, &sinceSnap)
+		cancel()
+		if n > 0 {
+			dirty = true
+		}
+		switch {
+		case ctx.Err() != nil:
+		case errors.Is(err, errSnapshotDue), errors.Is(err, context.DeadlineExceeded):
+			if r.cfg.Checkpoints != nil && dirty {
+				if r.saveSnapshot() == nil {
+					dirty, sinceSnap, lastSnap = false, 0, time.Now()
+				} else {
+					lastSnap = time.Now() // try again after another interval
+				}
+			}
+		case errors.Is(err, context.Canceled):
+			// Interrupted for a control request.
+		case isFailure(err):
+			r.fail(err)
+		case err != nil:
+			r.noteStoreError(err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(r.cfg.RetryDelay):
+			}
+		}
+	}
+	if dirty && r.cfg.Checkpoints != nil && r.Failure() == nil {
+		_ = r.saveSnapshot()
+	}
+	return nil
+}
+
+func chain(a, b context.CancelFunc) context.CancelFunc { return func() { b(); a() } }
+
+var errSnapshotDue = errors.New("snapshot due")
+
+type failureErr struct{ f *Failure }
+
+func (e failureErr) Error() string { return e.f.Error() }
+
+func isFailure(err error) bool {
+	var f failureErr
+	return errors.As(err, &f)
+}
+
+// follow applies events from the subscription until sess ends, a snapshot
+// is due or an event fails. It returns the number of events applied.
+func (r *Runner) follow(sess context.Context, d *decoder, sinceSnap *int) (int, error) {
+	sub, err := r.cfg.Store.Subscribe(sess, r.Position(), events.Filter{})
+	if err != nil {
+		return 0, err
+	}
+	defer sub.Close()
+	p := r.Current()
+	n := 0
+	for {
+		rec, err := sub.Next(sess)
+		if err != nil {
+			return n, err
+		}
+		if rec.Position <= r.Position() {
+			// Never apply twice, whatever the subscription does.
+			continue
+		}
+		if r.types.wants(rec.Type) {
+			ev, err := d.decode(&rec)
+			if err == nil {
+				err = p.Apply(ev)
+			}
+			if err != nil {
+				return n, failureErr{&Failure{Position: rec.Position, EventID: rec.ID.String(), Type: rec.Type, Err: err, At: time.Now()}}
+			}
+			r.countApplied(1)
+		}
+		r.setPos(rec.Position, rec.Created)
+		r.clearStoreError()
+		n++
+		*sinceSnap++
+		if !r.caughtUp.Load() {
+			r.markCaughtUp()
+		}
+		if r.cfg.Checkpoints != nil && *sinceSnap >= r.cfg.SnapshotEvery {
+			return n, errSnapshotDue
+		}
+	}
+}
+
+func (r *Runner) countApplied(n uint64) {
+	if r.applied != nil && n > 0 {
+		r.applied.Add(float64(n))
+	}
+}
+
+func (r *Runner) markCaughtUp() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.caughtUp.Load() && r.Position() >= r.target {
+		r.caughtUp.Store(true)
+		r.log.Info("projection ready", "position", r.Position())
+	}
+}
+
+func (r *Runner) fail(err error) {
+	var fe failureErr
+	errors.As(err, &fe)
+	r.mu.Lock()
+	r.failure = fe.f
+	r.mu.Unlock()
+	if r.cfg.Metrics != nil {
+		r.cfg.Metrics.failures.WithLabelValues(r.name).Inc()
+	}
+	r.log.Error("projection stopped at an event it cannot apply", "position", fe.f.Position, "event_id", fe.f.EventID, "type", fe.f.Type, "err", fe.f.Err)
+}
+
+func (r *Runner) noteStoreError(err error) {
+	r.mu.Lock()
+	first := r.storeErr == nil
+	r.storeErr = err
+	r.mu.Unlock()
+	if first {
+		r.log.Warn("event store error; retrying", "err", err)
+	}
+}
+
+func (r *Runner) clearStoreError() {
+	r.mu.Lock()
+	r.storeErr = nil
+	r.mu.Unlock()
+}
+
+// handle runs a control request on the loop's goroutine.
+func (r *Runner) handle(ctx context.Context, req ctlReq, dirty *bool, sinceSnap *int, lastSnap *time.Time) {
+	var err error
+	switch req.kind {
+	case ctlSwap:
+		err = r.swap(ctx, req.p, req.pos, req.created)
+		if err == nil {
+			*dirty = true
+			if r.cfg.Checkpoints != nil && r.saveSnapshot() == nil {
+				*dirty, *sinceSnap, *lastSnap = false, 0, time.Now()
+			}
+		}
+	case ctlSnapshot:
+		if r.cfg.Checkpoints != nil {
+			err = r.saveSnapshot()
+			if err == nil {
+				*dirty, *sinceSnap, *lastSnap = false, 0, time.Now()
+			}
+		}
+	case ctlRetry:
+		r.mu.Lock()
+		r.failure = nil
+		r.mu.Unlock()
+	}
+	req.done <- err
+}
+
+// swap brings the candidate up to the live position and makes it live.
+func (r *Runner) swap(ctx context.Context, cand Projection, pos events.Position, created time.Time) error {
+	live := r.Position()
+	if pos < live {
+		stats, err := Build(ctx, r.cfg.Store, []Projection{cand}, BuildOptions{After: pos, Until: &At{Position: live}})
+		if err != nil {
+			return err
+		}
+		pos, created = stats.Position, stats.Created
+	}
+	r.cur.Store(&holder{cand})
+	r.setPos(pos, created)
+	r.mu.Lock()
+	r.failure = nil
+	r.mu.Unlock()
+	r.markCaughtUp()
+	return nil
+}
+
+func (r *Runner) saveSnapshot() error {
+	t0 := time.Now()
+	cp, err := r.cfg.Checkpoints.Save(r.Current(), r.Position(), r.createdAt())
+	if err != nil {
+		r.log.Error("writing the snapshot failed", "err", err)
+		return err
+	}
+	r.mu.Lock()
+	r.checkpoint = &cp
+	r.mu.Unlock()
+	if m := r.cfg.Metrics; m != nil {
+		m.snapshot.WithLabelValues(r.name).Observe(time.Since(t0).Seconds())
+		m.snapBytes.WithLabelValues(r.name).Set(float64(cp.Size))
+	}
+	r.log.Debug("snapshot written", "position", cp.Position, "bytes", cp.Size, "took", time.Since(t0).Round(time.Millisecond))
+	return nil
+}
+
+// restore loads the checkpoint, if any and of the current version, into a
+// fresh instance and makes it live.
+func (r *Runner) restore(ctx context.Context) {
+	if r.cfg.Checkpoints == nil {
+		return
+	}
+	cp, ok, err := r.cfg.Checkpoints.Load(r.name)
+	switch {
+	case err != nil:
+		r.log.Warn("checkpoint unreadable; rebuilding from the start", "err", err)
+		return
+	case !ok:
+		r.log.Info("no checkpoint; building from the start")
+		return
+	case cp.Version != r.version:
+		r.log.Info("checkpoint of another version; rebuilding from the start", "checkpoint_version", cp.Version, "version", r.version)
+		return
+	}
+	t0 := time.Now()
+	p := r.factory()
+	if err := r.cfg.Checkpoints.Restore(p, cp); err != nil {
+		r.log.Warn("snapshot unusable; rebuilding from the start", "err", err)
+		return
+	}
+	r.cur.Store(&holder{p})
+	r.setPos(cp.Position, cp.Created)
+	r.mu.Lock()
+	r.checkpoint = &cp
+	r.mu.Unlock()
+	r.log.Info("restored from snapshot", "position", cp.Position, "bytes", cp.Size, "took", time.Since(t0).Round(time.Millisecond))
+}
+
+// send queues a control request for the loop and waits for its answer.
+func (r *Runner) send(ctx context.Context, req ctlReq) error {
+	req.done = make(chan error, 1)
+	select {
+	case r.ctl <- req:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	r.mu.Lock()
+	if r.sessCancel != nil {
+		r.sessCancel()
+	}
+	r.mu.Unlock()
+	select {
+	case err := <-req.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (r *Runner) isRunning() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.running
+}
+
+// Rebuild builds a fresh instance from Start while the live one keeps
+// serving, then swaps it in once it has caught up (and writes a snapshot).
+// It blocks until the swap.
+//
+// Errors: ErrBusy (a rebuild is running); ErrStopped (the runner is not
+// running); *BuildError (the fresh instance failed on an event; the live
+// one stays); the store's; ctx's.
+func (r *Runner) Rebuild(ctx context.Context) error {
+	if !r.rebuilding.CompareAndSwap(false, true) {
+		return fmt.Errorf("projection %q: %w", r.name, ErrBusy)
+	}
+	defer r.rebuilding.Store(false)
+	if !r.isRunning() {
+		return fmt.Errorf("projection %q: %w", r.name, ErrStopped)
+	}
+	t0 := time.Now()
+	cand := r.factory()
+	stats, err := Build(ctx, r.cfg.Store, []Projection{cand}, BuildOptions{})
+	if err != nil {
+		r.log.Error("rebuild failed; the live instance stays", "err", err)
+		return err
+	}
+	if err := r.send(ctx, ctlReq{kind: ctlSwap, p: cand, pos: stats.Position, created: stats.Created}); err != nil {
+		return err
+	}
+	took := time.Since(t0)
+	if m := r.cfg.Metrics; m != nil {
+		m.rebuild.WithLabelValues(r.name).Observe(took.Seconds())
+	}
+	r.log.Info("rebuilt and swapped in", "position", r.Position(), "events", stats.Events, "took", took.Round(time.Millisecond))
+	return nil
+}
+
+// Snapshot writes a snapshot and checkpoint now. Errors: ErrStopped; the
+// checkpoint's.
+func (r *Runner) Snapshot(ctx context.Context) error {
+	if !r.isRunning() {
+		return fmt.Errorf("projection %q: %w", r.name, ErrStopped)
+	}
+	return r.send(ctx, ctlReq{kind: ctlSnapshot})
+}
+
+// Retry clears a failure so that the runner tries the failing event again
+// (after a fix of the store, say). Errors: ErrStopped.
+func (r *Runner) Retry(ctx context.Context) error {
+	if !r.isRunning() {
+		return fmt.Errorf("projection %q: %w", r.name, ErrStopped)
+	}
+	return r.send(ctx, ctlReq{kind: ctlRetry})
+}
+
+// AsOf returns a fresh instance built up to a past moment, and the position
+// of the last event it reflects. It is built on demand (the last two are
+// kept), on the caller's goroutine; the live instance is not touched.
+//
+// Errors: ErrBeyondHead (a position after the head); *BuildError; the
+// store's; ctx's.
+func (r *Runner) AsOf(ctx context.Context, at At) (Projection, events.Position, error) {
+	head, err := r.cfg.Store.Head(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	if at.Time.IsZero() && at.Position > head {
+		return nil, 0, fmt.Errorf("%w: %d > %d", ErrBeyondHead, at.Position, head)
+	}
+	r.asofMu.Lock()
+	defer r.asofMu.Unlock()
+	for _, e := range r.asofCache {
+		if e.at == at {
+			return e.p, e.pos, nil
+		}
+	}
+	p := r.factory()
+	stats, err := Build(ctx, r.cfg.Store, []Projection{p}, BuildOptions{Until: &at})
+	if err != nil {
+		return nil, 0, err
+	}
+	r.asofCache = append([]asofEntry{{at, p, stats.Position}}, r.asofCache...)
+	if len(r.asofCache) > 2 {
+		r.asofCache = r.asofCache[:2]
+	}
+	return p, stats.Position, nil
+}

@@ -1,0 +1,343 @@
+package projections_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/cqhrss/subsidyledger/events"
+	"github.com/cqhrss/subsidyledger/events/bolt"
+	"github.com/cqhrss/subsidyledger/events/codec"
+	"github.com/cqhrss/subsidyledger/projections"
+	"github.com/cqhrss/subsidyledger/projections/internal/snap"
+	pb "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
+)
+
+// tally is a test projection: it records the positions it applied, in
+// order, and fails on events whose target is failOn.
+type tally struct {
+	mu     sync.RWMutex
+	seen   []events.Position
+	sum    int64
+	failOn atomic.Int32
+}
+
+func (t *tally) Name() string    { return "tally" }
+func (t *tally) Version() uint32 { return 1 }
+func (t *tally) Types() []string { return []string{"subsidy.v1.AnnualTargetSet"} }
+func (t *tally) Apply(ev *projections.Event) error {
+	m := ev.Payload.(*pb.AnnualTargetSet)
+	if f := t.failOn.Load(); f != 0 && m.Target == f {
+		return fmt.Errorf("target %d is poison", m.Target)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.seen = append(t.seen, ev.Position)
+	t.sum += int64(m.Target)
+	return nil
+}
+func (t *tally) Snapshot(w io.Writer) error {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	sw := snap.NewWriter(w)
+	sw.Magic("tally", 1)
+	sw.Uvarint(uint64(len(t.seen)))
+	for _, p := range t.seen {
+		sw.Uvarint(uint64(p))
+	}
+	sw.Varint(t.sum)
+	return sw.Flush()
+}
+func (t *tally) Restore(r io.Reader) error {
+	sr := snap.NewReader(r)
+	sr.Magic("tally", 1)
+	n := sr.Len(1 << 24)
+	t.seen = make([]events.Position, n)
+	for i := range t.seen {
+		t.seen[i] = events.Position(sr.Uvarint())
+	}
+	t.sum = sr.Varint()
+	return sr.Err()
+}
+func (t *tally) state() ([]events.Position, int64) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return append([]events.Position(nil), t.seen...), t.sum
+}
+
+func openStore(t *testing.T, path string) *bolt.Store {
+	t.Helper()
+	s, err := bolt.Open(path, bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+var msgSeq atomic.Int64
+
+// appendTargets appends one AnnualTargetSet (target v) and one unrelated
+// event per value.
+func appendTargets(t *testing.T, s events.Store, vals ...int32) {
+	t.Helper()
+	for _, v := range vals {
+		n := msgSeq.Add(1)
+		a, err := codec.Encode(events.DeriveID("t", fmt.Sprint(n)), "target-x", &pb.Envelope{}, &pb.AnnualTargetSet{Year: 2025, Target: v})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := codec.Encode(events.DeriveID("u", fmt.Sprint(n)), "other", &pb.Envelope{}, &pb.UnitDefined{UnitCode: "x"})
+		if _, err := s.Append(context.Background(), "target-x", events.Any, a); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Append(context.Background(), "other", events.Any, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+type run struct {
+	r      *projections.Runner
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func start(t *testing.T, f projections.Factory, cfg projections.Config) *run {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	r := projections.NewRunner(f, cfg)
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return &run{r, cancel, done}
+}
+
+func (r *run) stop(t *testing.T) {
+	t.Helper()
+	r.cancel()
+	if err := <-r.done; err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	r.done <- nil // for the cleanup
+}
+
+func TestRestartResumesFromCheckpointWithoutDoubleApply(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, filepath.Join(dir, "log.db"))
+	defer s.Close()
+	cps, err := projections.OpenCheckpoints(filepath.Join(dir, "cp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cps.Close()
+	appendTargets(t, s, 1, 2, 3)
+	var made atomic.Int32
+	factory := func() projections.Projection { made.Add(1); return &tally{} }
+	cfg := projections.Config{Store: s, Checkpoints: cps, SnapshotEvery: 3}
+	r1 := start(t, factory, cfg)
+	waitFor(t, "catch-up", func() bool { return r1.r.Ready() == nil && r1.r.Position() == 6 })
+	appendTargets(t, s, 4, 5)
+	waitFor(t, "live events", func() bool { return r1.r.Position() == 10 })
+	r1.stop(t) // writes a last snapshot at 10
+
+	cp, ok, err := cps.Load("tally")
+	if err != nil || !ok || cp.Position != 10 {
+		t.Fatalf("checkpoint = %+v, %v, %v; want position 10", cp, ok, err)
+	}
+	appendTargets(t, s, 6)
+	r2 := start(t, factory, cfg)
+	waitFor(t, "restart catch-up", func() bool { return r2.r.Ready() == nil && r2.r.Position() == 12 })
+	seen, sum := r2.r.Current().(*tally).state()
+	want := []events.Position{1, 3, 5, 7, 9, 11}
+	if fmt.Sprint(seen) != fmt.Sprint(want) || sum != 21 {
+		t.Fatalf("after restart: applied %v (sum %d); want %v (sum 21): an event was applied twice or skipped", seen, sum, want)
+	}
+}
+
+func TestFailureStopsAtTheEventAndReportsIt(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, filepath.Join(dir, "log.db"))
+	defer s.Close()
+	reg := prometheus.NewRegistry()
+	m := projections.NewMetrics(reg)
+	var poison atomic.Bool
+	poison.Store(true)
+	factory := func() projections.Projection {
+		p := &tally{}
+		if poison.Load() {
+			p.failOn.Store(13)
+		}
+		return p
+	}
+	appendTargets(t, s, 1, 13, 2)
+	r := start(t, factory, projections.Config{Store: s, Metrics: m})
+	waitFor(t, "the failure", func() bool { return r.r.Failure() != nil })
+	f := r.r.Failure()
+	if f.Position != 3 || f.Type != "subsidy.v1.AnnualTargetSet" || !strings.Contains(f.Err.Error(), "poison") {
+		t.Fatalf("Failure = %+v; want position 3", f)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if got := r.r.Position(); got != 2 {
+		t.Fatalf("Position = %d after failing at 3; want 2 (never past the failing event)", got)
+	}
+	if err := r.r.Ready(); !errors.Is(err, projections.ErrNotReady) {
+		t.Fatalf("Ready = %v; want ErrNotReady", err)
+	}
+	if got := testutil.ToFloat64(gaugeOf(t, reg, "subsidy_ledger_projection_stopped")); got != 1 {
+		t.Fatalf("stopped gauge = %v; want 1", got)
+	}
+	st := r.r.Status(context.Background())
+	if st.LagEvents != 4 || st.Error == "" {
+		t.Fatalf("Status = %+v; want lag 4 and the error", st)
+	}
+	// A fixed build (here: the poison lifted) rebuilt and swapped in goes on.
+	poison.Store(false)
+	if err := r.r.Rebuild(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "recovery", func() bool { return r.r.Ready() == nil && r.r.Position() == 6 })
+	if _, sum := r.r.Current().(*tally).state(); sum != 16 {
+		t.Fatalf("sum after rebuild = %d; want 16", sum)
+	}
+}
+
+// gaugeOf returns a collector that reports the one series of name.
+func gaugeOf(t *testing.T, reg *prometheus.Registry, name string) prometheus.Collector {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.Metric) == 1 {
+			return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: "x"}, func() float64 { return mf.Metric[0].GetGauge().GetValue() })
+		}
+	}
+	t.Fatalf("no single series %s", name)
+	return nil
+}
+
+func TestRebuildSwapsWhileServing(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, filepath.Join(dir, "log.db"))
+	defer s.Close()
+	appendTargets(t, s, 1, 2, 3)
+	r := start(t, func() projections.Projection { return &tally{} }, projections.Config{Store: s})
+	waitFor(t, "ready", func() bool { return r.r.Ready() == nil })
+	old := r.r.Current()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // keep appending while the rebuild runs
+		defer wg.Done()
+		for i := int32(10); ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			appendTargets(t, s, i)
+		}
+	}()
+	if err := r.r.Rebuild(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	close(stop)
+	wg.Wait()
+	if r.r.Current() == old {
+		t.Fatal("Rebuild did not swap in a new instance")
+	}
+	head, _ := s.Head(context.Background())
+	waitFor(t, "catch-up after the swap", func() bool { return r.r.Position() == head })
+	seen, _ := r.r.Current().(*tally).state()
+	for i, p := range seen {
+		if events.Position(2*i+1) != p {
+			t.Fatalf("rebuilt instance applied %v; want every odd position once", seen)
+		}
+	}
+	if len(seen) != int(head)/2 {
+		t.Fatalf("rebuilt instance applied %d events; want %d", len(seen), head/2)
+	}
+}
+
+func TestAsOf(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, filepath.Join(dir, "log.db"))
+	defer s.Close()
+	appendTargets(t, s, 1, 2)
+	time.Sleep(20 * time.Millisecond)
+	mid := time.Now()
+	time.Sleep(20 * time.Millisecond)
+	appendTargets(t, s, 3)
+	r := projections.NewRunner(func() projections.Projection { return &tally{} }, projections.Config{Store: s})
+	for _, c := range []struct {
+		at      projections.At
+		wantSum int64
+		wantPos events.Position
+	}{
+		{projections.At{Position: 0}, 0, 0},
+		{projections.At{Position: 3}, 3, 3},
+		{projections.At{Position: 6}, 6, 6},
+		{projections.At{Time: mid}, 3, 4},
+	} {
+		p, pos, err := r.AsOf(context.Background(), c.at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, sum := p.(*tally).state(); sum != c.wantSum || pos != c.wantPos {
+			t.Errorf("AsOf(%v) = sum %d at %d; want %d at %d", c.at, sum, pos, c.wantSum, c.wantPos)
+		}
+	}
+	if _, _, err := r.AsOf(context.Background(), projections.At{Position: 99}); !errors.Is(err, projections.ErrBeyondHead) {
+		t.Errorf("AsOf(99) = %v; want ErrBeyondHead", err)
+	}
+}
+
+func TestDamagedSnapshotFallsBackToRebuild(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, filepath.Join(dir, "log.db"))
+	defer s.Close()
+	cps, err := projections.OpenCheckpoints(filepath.Join(dir, "cp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cps.Close()
+	appendTargets(t, s, 1, 2)
+	p := &tally{}
+	p.seen, p.sum = []events.Position{1}, 999 // not what the log says
+	cp, err := cps.Save(p, 4, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Damage the file.
+	path := filepath.Join(cps.Dir(), cp.File)
+	if err := truncate(path); err != nil {
+		t.Fatal(err)
+	}
+	r := start(t, func() projections.Projection { return &tally{} }, projections.Config{Store: s, Checkpoints: cps})
+	waitFor(t, "ready", func() bool { return r.r.Ready() == nil && r.r.Position() == 4 })
+	if _, sum := r.r.Current().(*tally).state(); sum != 3 {
+		t.Fatalf("sum = %d; want 3 (rebuilt from the log, not the damaged snapshot)", sum)
+	}
+}
