@@ -133,19 +133,19 @@ type trainee struct {
 
 // Gen is a running generation.
 type Gen struct {
-	cfg    Config
-	rnd    *rand.Rand
-	emit   func(Batch) error
-	err    error
-	seq    uint64
-	steps  stepHeap
-	units  []string
-	train  []*inst
-	eval   []*inst
-	fees   map[string]map[refdata.Qualification]int64 // eval inst -> fee
-	feeIDs map[string]map[refdata.Qualification]string
-	funds  map[fundKey]*fund
-	n      int // trainees made
+	cfg         Config
+	rnd         *rand.Rand
+	emit        func(Batch) error
+	err         error
+	seq         uint64
+	steps       stepHeap
+	units       []string
+	train       []*inst
+	eval        []*inst
+	fees        map[string]map[refdata.Qualification]int64 // eval inst -> fee
+	feeIDs      map[string]map[refdata.Qualification]string
+	funds       map[fundKey]*fund
+	n           int // trainees made
 	barrierNext bool
 	flags       map[string]bool
 	accounts    map[string]int
@@ -216,7 +216,7 @@ func Generate(cfg Config, emit func(Batch) error) (Stats, error) {
 		g.units = append(g.units, u.Code)
 	}
 	g.reference()
-	months := (cfg.LastYear-cfg.FirstYear+1)*12
+	months := (cfg.LastYear - cfg.FirstYear + 1) * 12
 	for m := 0; m < months && g.err == nil; m++ {
 		y, mo := cfg.FirstYear+m/12, time.Month(m%12+1)
 		first := refdata.D(y, mo, 1)
@@ -263,7 +263,9 @@ func (g *Gen) runUntil(end refdata.Date) {
 
 func (g *Gen) chance(pct float64) bool { return g.rnd.Float64()*100 < pct }
 
-func (g *Gen) id(kind string, parts ...string) string { return events.DeriveID(kind, parts...).String() }
+func (g *Gen) id(kind string, parts ...string) string {
+	return events.DeriveID(kind, parts...).String()
+}
 
 func ts(d refdata.Date, secs int) *timestamppb.Timestamp {
 	t := time.Date(d.Year(), d.Month(), d.Day(), 9, 0, 0, 0, time.FixedZone("CST", 8*3600)).Add(time.Duration(secs) * time.Second)
