@@ -243,6 +243,9 @@ func runScenario(t *testing.T, file string) {
 			}
 			p.checked = true
 			if verb == "reject" {
+				if c, ok := subsidyv1.ReasonCode_value[f[0]]; ok {
+					cover(subsidyv1.ReasonCode(c))
+				}
 				if p.rej == nil {
 					t.Errorf("%s: Decide accepted; want reject %s (derived %s)", ln, f[0], types(p.decision.Derived()))
 				} else if p.rej.Reason.String() != f[0] {
@@ -271,6 +274,9 @@ func runScenario(t *testing.T, file string) {
 			for _, kv := range f[1:] {
 				k, want, _ := strings.Cut(kv, "=")
 				want = s.expand(ln, want)
+				if c, ok := subsidyv1.ReasonCode_value[want]; ok {
+					cover(subsidyv1.ReasonCode(c))
+				}
 				got, err := fieldString(e.Payload, k)
 				if err != nil {
 					t.Errorf("%s: %v", ln, err)

@@ -75,8 +75,11 @@ func (d *decider) subsidy(t *trainee, a *assessment, m *subsidyv1.CertificateIss
 		evidence = append(evidence, w.unitEvents[t.unit], w.unitEvents[unit.Code])
 	}
 
-	// Rule 3: assessed after training was completed.
-	if a.completed {
+	// Rule 3: assessed after training was completed. Decided on the
+	// completion date known now, so a completion reported after the
+	// assessment but dated on or before it counts (the assessment itself
+	// was flagged when it was recorded).
+	if enr != nil && !enr.completedOn.IsZero() && enr.completedOn <= on {
 		add(check(subsidyv1.ReasonCode_REASON_CODE_TRAINING_NOT_COMPLETED, true, "training completed %s, assessed %s", enr.completedOn, on))
 	} else {
 		add(check(subsidyv1.ReasonCode_REASON_CODE_TRAINING_NOT_COMPLETED, false, "assessed %s before training was completed", on))

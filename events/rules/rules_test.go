@@ -1,0 +1,600 @@
+package rules_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/cqhrss/subsidyledger/events"
+	"github.com/cqhrss/subsidyledger/events/refdata"
+	"github.com/cqhrss/subsidyledger/events/rules"
+	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+func tsOf(s string) *timestamppb.Timestamp {
+	d, _ := refdata.ParseDate(s)
+	return timestamppb.New(time.Date(d.Year(), d.Month(), d.Day(), 0, 0, 0, 0, time.UTC))
+}
+
+const (
+	entitled = "SubsidyEntitled"
+	denied   = "SubsidyDenied:"
+)
+
+func TestScoreBoundary(t *testing.T) {
+	tests := []struct {
+		theory, practical int32
+		pass              bool
+	}{{59, 60, false}, {60, 59, false}, {60, 60, true}, {100, 100, true}, {0, 100, false}}
+	for _, tt := range tests {
+		f := newFx(t, rules.DefaultRuleSet())
+		k := f.employee()
+		f.trained(k, "ti-digital", bdJ)
+		a := f.assessment(k, bdJ, 1, tt.theory, tt.practical, "2025-06-20")
+		f.must(a)
+		c := f.certificate(a, "2025-06-30")
+		if !tt.pass {
+			f.reject(c, subsidyv1.ReasonCode_REASON_CODE_CERTIFICATE_WITHOUT_PASS)
+			continue
+		}
+		want(t, f.derived(c), entitled)
+	}
+	f := newFx(t, rules.DefaultRuleSet())
+	k := f.employee()
+	f.trained(k, "ti-digital", bdJ)
+	f.reject(f.assessment(k, bdJ, 1, 101, 60, "2025-06-20"), subsidyv1.ReasonCode_REASON_CODE_SCORE_OUT_OF_RANGE)
+	f.reject(f.assessment(k, bdJ, 1, 60, -1, "2025-06-20"), subsidyv1.ReasonCode_REASON_CODE_SCORE_OUT_OF_RANGE)
+}
+
+func TestEligibility(t *testing.T) {
+	student := func(year int32, confirmed bool) *subsidyv1.EligibilityEvidenceRecorded {
+		return &subsidyv1.EligibilityEvidenceRecorded{EvidenceId: "e", Category: subsidyv1.EligibilityCategory_ELIGIBILITY_CATEGORY_GRADUATING_STUDENT,
+			Source: "学信网", SnapshotAt: tsOf("2025-01-01"), Confirmed: confirmed, GraduationYear: year}
+	}
+	insured := func(from, to string) *subsidyv1.EligibilityEvidenceRecorded {
+		m := &subsidyv1.EligibilityEvidenceRecorded{EvidenceId: "e", Category: subsidyv1.EligibilityCategory_ELIGIBILITY_CATEGORY_ENTERPRISE_EMPLOYEE,
+			Source: "社保", SnapshotAt: tsOf("2025-01-01"), Confirmed: true, InsuredFrom: dt(from)}
+		if to != "" {
+			m.InsuredTo = dt(to)
+		}
+		return m
+	}
+	const on = "2025-06-20"
+	tests := []struct {
+		name     string
+		evidence []*subsidyv1.EligibilityEvidenceRecorded
+		want     string
+	}{
+		{"no evidence", nil, denied + "REASON_CODE_NO_ELIGIBILITY_EVIDENCE"},
+		{"graduates in the assessment year", []*subsidyv1.EligibilityEvidenceRecorded{student(2025, true)}, entitled},
+		{"graduated the year before", []*subsidyv1.EligibilityEvidenceRecorded{student(2024, true)}, denied + "REASON_CODE_NOT_GRADUATING_THIS_YEAR"},
+		{"graduates the year after", []*subsidyv1.EligibilityEvidenceRecorded{student(2026, true)}, denied + "REASON_CODE_NOT_GRADUATING_THIS_YEAR"},
+		{"register did not confirm", []*subsidyv1.EligibilityEvidenceRecorded{student(2025, false)}, denied + "REASON_CODE_NOT_GRADUATING_THIS_YEAR"},
+		{"insured from the assessment day", []*subsidyv1.EligibilityEvidenceRecorded{insured(on, "")}, entitled},
+		{"insured from the day after", []*subsidyv1.EligibilityEvidenceRecorded{insured("2025-06-21", "")}, denied + "REASON_CODE_NOT_INSURED_ON_ASSESSMENT"},
+		{"insured until the assessment day", []*subsidyv1.EligibilityEvidenceRecorded{insured("2020-01-01", on)}, entitled},
+		{"insured until the day before", []*subsidyv1.EligibilityEvidenceRecorded{insured("2020-01-01", "2025-06-19")}, denied + "REASON_CODE_NOT_INSURED_ON_ASSESSMENT"},
+		{"one of two grounds suffices", []*subsidyv1.EligibilityEvidenceRecorded{student(2024, true), insured("2020-01-01", "")}, entitled},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFx(t, rules.DefaultRuleSet())
+			k := f.person()
+			for i, e := range tt.evidence {
+				e.PersonKey = k
+				e.EvidenceId = "ev" + string(rune('a'+i))
+				f.must(e)
+			}
+			f.trained(k, "ti-digital", bdJ)
+			want(t, f.certify(k, bdJ, on), tt.want)
+		})
+	}
+}
+
+func TestTrainingCompletion(t *testing.T) {
+	// The assessment is flagged when training is not completed when it is
+	// recorded; the subsidy is decided at certification on the completion
+	// date, so a completion reported late but dated on or before the
+	// assessment day still counts.
+	for _, tt := range []struct {
+		completed string
+		want      string
+	}{
+		{"2025-06-20", entitled},
+		{"2025-06-21", denied + "REASON_CODE_TRAINING_NOT_COMPLETED"},
+	} {
+		f := newFx(t, rules.DefaultRuleSet())
+		k := f.employee()
+		f.must(&subsidyv1.Enrolled{EnrolmentId: "en", PersonKey: k, TrainingInstitutionId: "ti-digital", Qualification: bdJ.Proto(), EnrolledOn: dt("2025-06-20")})
+		a := f.assessment(k, bdJ, 1, 80, 80, "2025-06-20")
+		want(t, f.derived(a), "ViolationFlagged:REASON_CODE_ASSESSMENT_WITHOUT_COMPLETION")
+		f.must(&subsidyv1.TrainingCompleted{EnrolmentId: "en", PersonKey: k, TrainingInstitutionId: "ti-digital", Qualification: bdJ.Proto(), CompletedOn: dt(tt.completed)})
+		want(t, f.derived(f.certificate(a, "2025-06-30")), tt.want)
+	}
+	// The day of enrolment is the first day an assessment may happen.
+	f := newFx(t, rules.DefaultRuleSet())
+	k := f.employee()
+	f.must(&subsidyv1.Enrolled{EnrolmentId: "en", PersonKey: k, TrainingInstitutionId: "ti-digital", Qualification: bdJ.Proto(), EnrolledOn: dt("2025-06-10")})
+	f.reject(f.assessment(k, bdJ, 1, 80, 80, "2025-06-09"), subsidyv1.ReasonCode_REASON_CODE_ASSESSMENT_BEFORE_ENROLMENT)
+	f.must(&subsidyv1.TrainingCompleted{EnrolmentId: "en", PersonKey: k, TrainingInstitutionId: "ti-digital", Qualification: bdJ.Proto(), CompletedOn: dt("2025-06-10")})
+	want(t, f.certify(k, bdJ, "2025-06-10"), entitled)
+}
+
+func TestFeeInForce(t *testing.T) {
+	tests := []struct {
+		name  string
+		fees  []*subsidyv1.FeeSchedulePublished
+		on    string
+		want  int64 // 0: assessment rejected
+		code  subsidyv1.ReasonCode
+		feeID string
+	}{
+		{"starts on the assessment day", []*subsidyv1.FeeSchedulePublished{{FeeScheduleId: "a", FeeFen: 50000, EffectiveFrom: dt("2025-06-20")}}, "2025-06-20", 50000, 0, "a"},
+		{"starts the day after", []*subsidyv1.FeeSchedulePublished{{FeeScheduleId: "a", FeeFen: 50000, EffectiveFrom: dt("2025-06-21")}}, "2025-06-20", 0, subsidyv1.ReasonCode_REASON_CODE_NO_FEE_IN_FORCE, ""},
+		{"ends on the assessment day", []*subsidyv1.FeeSchedulePublished{{FeeScheduleId: "a", FeeFen: 50000, EffectiveFrom: dt("2025-01-01"), EffectiveTo: dt("2025-06-20")}}, "2025-06-20", 50000, 0, "a"},
+		{"ended the day before", []*subsidyv1.FeeSchedulePublished{{FeeScheduleId: "a", FeeFen: 50000, EffectiveFrom: dt("2025-01-01"), EffectiveTo: dt("2025-06-19")}}, "2025-06-20", 0, subsidyv1.ReasonCode_REASON_CODE_NO_FEE_IN_FORCE, ""},
+		{"a newer schedule supersedes", []*subsidyv1.FeeSchedulePublished{
+			{FeeScheduleId: "old", FeeFen: 50000, EffectiveFrom: dt("2025-01-01")},
+			{FeeScheduleId: "new", FeeFen: 60000, EffectiveFrom: dt("2025-06-20")}}, "2025-06-20", 60000, 0, "new"},
+		{"the older one still applies the day before", []*subsidyv1.FeeSchedulePublished{
+			{FeeScheduleId: "old", FeeFen: 50000, EffectiveFrom: dt("2025-01-01")},
+			{FeeScheduleId: "new", FeeFen: 60000, EffectiveFrom: dt("2025-06-21")}}, "2025-06-20", 50000, 0, "old"},
+		{"never published", nil, "2025-06-20", 0, subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_FEE_SCHEDULE, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFx(t, rules.DefaultRuleSet())
+			for _, fee := range tt.fees {
+				fee.EvaluationInstitutionId, fee.Qualification = "ev-cqpe", ccS.Proto()
+				f.must(fee)
+			}
+			k := f.employee()
+			f.must(&subsidyv1.InstitutionApproved{ApprovalId: "ap-cc", InstitutionId: "ti-cloud", Occupation: ccS.Occupation, ValidFrom: dt("2025-01-01")})
+			f.trained(k, "ti-cloud", ccS)
+			a := f.assessment(k, ccS, 1, 80, 80, tt.on)
+			if tt.want == 0 {
+				f.reject(a, tt.code)
+				return
+			}
+			f.must(a)
+			evs := f.derived(f.certificate(a, "2025-06-30"))
+			want(t, evs, entitled)
+			e := evs[0].Payload.(*subsidyv1.SubsidyEntitled)
+			if e.AmountFen != tt.want || e.FeeScheduleId != tt.feeID {
+				t.Errorf("entitled %d fen from %s; want %d from %s", e.AmountFen, e.FeeScheduleId, tt.want, tt.feeID)
+			}
+		})
+	}
+	f := newFx(t, rules.DefaultRuleSet())
+	f.reject(&subsidyv1.FeeSchedulePublished{FeeScheduleId: "again", EvaluationInstitutionId: "ev-cqpe", Qualification: bdJ.Proto(), FeeFen: 1, EffectiveFrom: dt("2025-01-01")},
+		subsidyv1.ReasonCode_REASON_CODE_ALREADY_EXISTS)
+	f.reject(&subsidyv1.FeeSchedulePublished{FeeScheduleId: "by-trainer", EvaluationInstitutionId: "ti-digital", Qualification: bdJ.Proto(), FeeFen: 1, EffectiveFrom: dt("2025-01-01")},
+		subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_INSTITUTION)
+}
+
+func TestYearlyCapAndLowerAfterHigher(t *testing.T) {
+	tests := []struct {
+		name    string
+		rs      func(*rules.RuleSet)
+		first   refdata.Qualification
+		firstOn string
+		second  refdata.Qualification
+		on      string
+		want    string
+	}{
+		{"cap 1 reached in the same year", nil, bdJ, "2025-06-20", ccJ, "2025-09-20", denied + "REASON_CODE_YEARLY_CAP_REACHED"},
+		{"cap 1, next year", nil, bdJ, "2025-06-20", ccJ, "2026-01-05", entitled},
+		{"cap 2", func(rs *rules.RuleSet) { rs.YearlyCap = 2 }, bdJ, "2025-06-20", ccJ, "2025-09-20", entitled},
+		{"higher after lower", nil, bdJ, "2025-06-20", bdS, "2026-03-02", entitled},
+		{"lower after higher", nil, bdS, "2025-06-20", bdI, "2026-03-02", denied + "REASON_CODE_LOWER_AFTER_HIGHER"},
+		{"lower after higher, guard off", func(rs *rules.RuleSet) { rs.LowerAfterHigher = false }, bdS, "2025-06-20", bdJ, "2026-03-02", entitled},
+		{"lower after higher in the same year: rule 7 names it", nil, bdS, "2025-06-20", bdJ, "2025-09-20", denied + "REASON_CODE_LOWER_AFTER_HIGHER"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rs := rules.DefaultRuleSet()
+			if tt.rs != nil {
+				tt.rs(&rs)
+				rs.Version = "test"
+			}
+			f := newFx(t, rs)
+			f.must(&subsidyv1.BudgetAllocated{AllocationId: "al-2026", Year: 2026, UnitCode: "cq-yuzhong", AmountFen: 10000000})
+			k := f.employee()
+			f.trained(k, "ti-digital", tt.first)
+			want(t, f.certify(k, tt.first, tt.firstOn), entitled)
+			f.trained(k, "ti-digital", tt.second)
+			want(t, f.certify(k, tt.second, tt.on), tt.want)
+		})
+	}
+}
+
+func TestBudgetBoundary(t *testing.T) {
+	for _, tt := range []struct {
+		budget int64
+		want   []string
+	}{
+		{80000, []string{entitled}},
+		{79999, []string{entitled, "EntitlementHeld:REASON_CODE_BUDGET_EXCEEDED"}},
+		{0, []string{entitled, "EntitlementHeld:REASON_CODE_BUDGET_EXCEEDED"}},
+	} {
+		f := newFx(t, rules.DefaultRuleSet())
+		if tt.budget > 0 {
+			f.must(&subsidyv1.BudgetAllocated{AllocationId: "al", Year: 2025, UnitCode: "cq-beibei", AmountFen: tt.budget})
+		}
+		k := f.person(func(m *subsidyv1.TraineeRegistered) { m.UnitCode = "cq-beibei" })
+		f.must(&subsidyv1.EligibilityEvidenceRecorded{EvidenceId: "e", PersonKey: k, Category: 2, Source: "社保", SnapshotAt: tsOf("2025-01-01"), Confirmed: true, InsuredFrom: dt("2020-01-01")})
+		f.trained(k, "ti-digital", bdJ)
+		want(t, f.certify(k, bdJ, "2025-06-20"), tt.want...)
+	}
+
+	// Held entitlements keep their order: a later one that would fit waits
+	// behind an earlier one that does not; an allocation releases in order
+	// and stops at the first that does not fit.
+	f := newFx(t, rules.DefaultRuleSet())
+	f.must(&subsidyv1.BudgetAllocated{AllocationId: "al", Year: 2025, UnitCode: "cq-beibei", AmountFen: 100000})
+	var ids []string
+	for _, q := range []refdata.Qualification{bdS, bdJ, ccJ} {
+		k := f.person(func(m *subsidyv1.TraineeRegistered) { m.UnitCode = "cq-beibei" })
+		f.must(&subsidyv1.EligibilityEvidenceRecorded{EvidenceId: "e" + k[60:], PersonKey: k, Category: 2, Source: "社保", SnapshotAt: tsOf("2025-01-01"), Confirmed: true, InsuredFrom: dt("2020-01-01")})
+		f.trained(k, "ti-digital", q)
+		ids = append(ids, rules.EntitlementID(k, q))
+		if q == bdS {
+			want(t, f.certify(k, q, "2025-06-20"), entitled, "EntitlementHeld:REASON_CODE_BUDGET_EXCEEDED") // 1600 > 1000
+		} else {
+			want(t, f.certify(k, q, "2025-06-20"), entitled, "EntitlementHeld:REASON_CODE_BUDGET_EXCEEDED") // fits, but waits
+		}
+	}
+	// +700: 1600 <= 1700 releases the first; 800 more does not fit.
+	evs := f.derived(&subsidyv1.BudgetAllocated{AllocationId: "al2", Year: 2025, UnitCode: "cq-beibei", AmountFen: 70000})
+	want(t, evs, "EntitlementReleased:REASON_CODE_BUDGET_EXCEEDED")
+	if id := evs[0].Payload.(*subsidyv1.EntitlementReleased).EntitlementId; id != ids[0] {
+		t.Errorf("released %s; want the first held, %s", id, ids[0])
+	}
+	// +1700: both remaining (800 + 900) fit exactly.
+	want(t, f.derived(&subsidyv1.BudgetAllocated{AllocationId: "al3", Year: 2025, UnitCode: "cq-beibei", AmountFen: 170000}),
+		"EntitlementReleased:REASON_CODE_BUDGET_EXCEEDED", "EntitlementReleased:REASON_CODE_BUDGET_EXCEEDED")
+}
+
+func TestNoticeWindow(t *testing.T) {
+	rs := rules.DefaultRuleSet()
+	tests := []struct {
+		approved, start, end string
+	}{
+		{"2025-06-09", "2025-06-09", "2025-06-13"}, // Monday: Monday to Friday
+		{"2025-06-13", "2025-06-13", "2025-06-19"}, // Friday: over the weekend
+		{"2025-06-14", "2025-06-16", "2025-06-20"}, // Saturday: starts Monday
+		{"2025-04-28", "2025-04-28", "2025-05-07"}, // Labour Day 1-5 May skipped; 27 April was a make-up day
+		{"2025-04-27", "2025-04-27", "2025-05-06"}, // a make-up Sunday counts: 27-30 April, then 6 May
+		{"2025-09-30", "2025-09-30", "2025-10-13"}, // National Day; Saturday 11 October works
+		{"2025-12-29", "2025-12-29", "2026-01-02"}, // 2026 holidays are not in the default calendar
+	}
+	for _, tt := range tests {
+		a, _ := refdata.ParseDate(tt.approved)
+		s, e := rs.NoticeWindow(a)
+		if s.String() != tt.start || e.String() != tt.end {
+			t.Errorf("NoticeWindow(%s) = %s..%s; want %s..%s", tt.approved, s, e, tt.start, tt.end)
+		}
+	}
+	// Approved Friday 25 April: 25, 27 (make-up Sunday), 28, 29, 30 April.
+	// Make the last day a holiday and the notice ends on the next working
+	// day, after the Labour Day holidays.
+	if _, e := rs.NoticeWindow(refdata.D(2025, 4, 25)); e.String() != "2025-04-30" {
+		t.Errorf("ends %s; want 2025-04-30", e)
+	}
+	rs.Holidays = append(rs.Holidays, refdata.D(2025, 4, 30))
+	rs.Version = "test"
+	if _, e := rs.NoticeWindow(refdata.D(2025, 4, 25)); e.String() != "2025-05-06" {
+		t.Errorf("with 30 April a holiday: ends %s; want 2025-05-06", e)
+	}
+	rs.NoticeWorkingDays = 1
+	if s, e := rs.NoticeWindow(refdata.D(2025, 10, 1)); s != e || s.String() != "2025-10-09" {
+		t.Errorf("one day from a holiday: %s..%s", s, e)
+	}
+}
+
+func TestNoticeClose(t *testing.T) {
+	f := newFx(t, rules.DefaultRuleSet())
+	e, _ := f.entitled("ti-digital", bdJ, false, "2025-06-20")
+	f.reject(&subsidyv1.NoticeClosed{EntitlementId: e, ClosedOn: dt("2025-07-08")}, subsidyv1.ReasonCode_REASON_CODE_NOT_APPROVED)
+	f.must(&subsidyv1.EntitlementConfirmed{EntitlementId: e, OfficialId: "maker", ConfirmedOn: dt("2025-06-30")})
+	f.reject(&subsidyv1.EntitlementApproved{EntitlementId: e, OfficialId: "checker", ApprovedOn: dt("2025-06-29")}, subsidyv1.ReasonCode_REASON_CODE_DATE_OUT_OF_ORDER)
+	evs := f.derived(&subsidyv1.EntitlementApproved{EntitlementId: e, OfficialId: "checker", ApprovedOn: dt("2025-07-01")})
+	n := evs[0].Payload.(*subsidyv1.NoticeOpened)
+	if got, _ := refdata.FromProto(n.EndsOn); got.String() != "2025-07-07" {
+		t.Fatalf("notice ends %s", got)
+	}
+	f.reject(&subsidyv1.ObjectionRaised{ObjectionId: "early", EntitlementId: e, RaisedOn: dt("2025-06-30")}, subsidyv1.ReasonCode_REASON_CODE_OUTSIDE_NOTICE_WINDOW)
+	f.reject(&subsidyv1.NoticeClosed{EntitlementId: e, ClosedOn: dt("2025-07-07")}, subsidyv1.ReasonCode_REASON_CODE_NOTICE_NOT_ELAPSED)
+	f.must(&subsidyv1.NoticeClosed{EntitlementId: e, ClosedOn: dt("2025-07-08")})
+	f.reject(&subsidyv1.PaymentRequested{EntitlementId: e, OfficialId: "maker", RequestedOn: dt("2025-07-07")}, subsidyv1.ReasonCode_REASON_CODE_DATE_OUT_OF_ORDER)
+}
+
+func TestQualityThreshold(t *testing.T) {
+	// Window 5, threshold 60%: 3 of 5 is exactly met (not below), 2 of 5
+	// is below. The flag is raised when the rate crosses, not again while
+	// it stays below; it is raised again after a recovery.
+	rs := rules.DefaultRuleSet()
+	rs.PassRateWindow, rs.Version = 5, "test"
+	tests := []struct {
+		name    string
+		results []bool
+		flagAt  []int // indexes of the first attempts that raise a flag
+	}{
+		{"exactly met", []bool{true, true, true, false, false}, nil},
+		{"one short", []bool{true, true, false, false, false}, []int{4}},
+		{"window not full", []bool{false, false, false, false}, nil},
+		{"stays below", []bool{false, false, false, false, false, false, false}, []int{4}},
+		// FFFFF (flag) TTTT (3/5 at the third T: recovered) FFF (TTFFF: 2/5, flag)
+		{"recovers and drops again", []bool{false, false, false, false, false, true, true, true, true, false, false, false}, []int{4, 11}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFx(t, rs)
+			flagged := map[int]bool{}
+			for _, i := range tt.flagAt {
+				flagged[i] = true
+			}
+			for i, pass := range tt.results {
+				k := f.employee()
+				f.trained(k, "ti-cloud", bdJ)
+				score := int32(50)
+				if pass {
+					score = 60
+				}
+				evs := f.derived(f.assessment(k, bdJ, 1, score, 60, "2025-06-20"))
+				if flagged[i] {
+					want(t, evs, "ViolationFlagged:REASON_CODE_QUALITY_BELOW_THRESHOLD")
+				} else {
+					want(t, evs)
+				}
+			}
+		})
+	}
+	// Second attempts do not count; a direct payment is not held.
+	f := newFx(t, rs)
+	for i := 0; i < 5; i++ {
+		k := f.employee()
+		f.trained(k, "ti-cloud", bdJ)
+		f.derived(f.assessment(k, bdJ, 1, 10, 10, "2025-06-20"))
+	}
+	k := f.employee()
+	f.trained(k, "ti-cloud", bdJ)
+	f.must(f.assessment(k, bdJ, 1, 10, 10, "2025-06-20"))
+	want(t, f.derived(f.assessment(k, bdJ, 2, 90, 90, "2025-07-20")))
+	want(t, f.derived(f.certificate(f.assessment(k, bdJ, 2, 90, 90, "2025-07-20"), "2025-07-30")), denied+"REASON_CODE_NOT_FIRST_ATTEMPT")
+	e, _ := f.entitled("ti-cloud", bdJ, false, "2025-06-20")
+	_ = e
+}
+
+func TestAnomalies(t *testing.T) {
+	t.Run("concurrent enrolment", func(t *testing.T) {
+		f := newFx(t, rules.DefaultRuleSet())
+		k := f.employee()
+		f.must(&subsidyv1.Enrolled{EnrolmentId: "a", PersonKey: k, TrainingInstitutionId: "ti-digital", Qualification: bdJ.Proto(), EnrolledOn: dt("2025-03-01")})
+		want(t, f.derived(&subsidyv1.Enrolled{EnrolmentId: "b", PersonKey: k, TrainingInstitutionId: "ti-digital", Qualification: ccJ.Proto(), EnrolledOn: dt("2025-03-02")}))
+		want(t, f.derived(&subsidyv1.Enrolled{EnrolmentId: "c", PersonKey: k, TrainingInstitutionId: "ti-cloud", Qualification: bdJ.Proto(), EnrolledOn: dt("2025-03-03")}),
+			"ViolationFlagged:REASON_CODE_CONCURRENT_ENROLMENT")
+		k2 := f.employee()
+		f.trained(k2, "ti-digital", bdJ) // completed 2025-05-01
+		want(t, f.derived(&subsidyv1.Enrolled{EnrolmentId: "d", PersonKey: k2, TrainingInstitutionId: "ti-cloud", Qualification: bdJ.Proto(), EnrolledOn: dt("2025-05-02")}))
+	})
+	t.Run("certificate spike", func(t *testing.T) {
+		rs := rules.DefaultRuleSet()
+		rs.CertificateSpikeMinimum, rs.CertificateSpikeFactor, rs.CertificateSpikeMonths, rs.YearlyCap, rs.Version = 2, 2, 1, 5, "test"
+		f := newFx(t, rs)
+		// May: 1 certificate. June: 2 is the minimum, 3 > 2 and 3 > 2×1.
+		cert := func(month string) []rules.Event {
+			k := f.employee()
+			f.trained(k, "ti-digital", bdJ)
+			return f.certify(k, bdJ, "2025-"+month+"-05")
+		}
+		want(t, cert("05"), entitled)
+		want(t, cert("06"), entitled)
+		want(t, cert("06"), entitled)
+		want(t, cert("06"), entitled, "ViolationFlagged:REASON_CODE_CERTIFICATE_SPIKE")
+		want(t, cert("06"), entitled) // once per month
+	})
+	t.Run("shared payee account", func(t *testing.T) {
+		f := newFx(t, rules.DefaultRuleSet())
+		for i := 0; i < 3; i++ {
+			e, _ := f.entitled("ti-digital", bdJ, false, "2025-06-20")
+			f.noticed(e)
+			evs := f.paid(e, "tok-shared")
+			if i == 2 {
+				want(t, evs, "ViolationFlagged:REASON_CODE_SHARED_PAYEE_ACCOUNT")
+			} else {
+				want(t, evs)
+			}
+		}
+	})
+	t.Run("payment account mismatch", func(t *testing.T) {
+		f := newFx(t, rules.DefaultRuleSet())
+		e, _ := f.entitled("ti-digital", bdJ, true, "2025-06-20")
+		f.noticed(e)
+		want(t, f.paid(e, "acct-elsewhere"), "ViolationFlagged:REASON_CODE_PAYMENT_ACCOUNT_MISMATCH")
+	})
+}
+
+// TestRejections covers the reason codes not covered by the scenarios and
+// the tables above, one fact each.
+func TestRejections(t *testing.T) {
+	f := newFx(t, rules.DefaultRuleSet())
+	k := f.employee()
+	unknown := "0000000000000000000000000000000000000000000000000000000000000fff"
+	e, ek := f.entitled("ti-digital", bdJ, false, "2025-06-20")
+	f.must(&subsidyv1.Enrolled{EnrolmentId: "open", PersonKey: k, TrainingInstitutionId: "ti-digital", Qualification: bdJ.Proto(), EnrolledOn: dt("2025-03-01")})
+	tests := []struct {
+		name string
+		msg  proto.Message
+		want subsidyv1.ReasonCode
+	}{
+		{"not a fact", &subsidyv1.SubsidyEntitled{EntitlementId: "x"}, subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_SUBJECT},
+		{"missing id", &subsidyv1.Enrolled{PersonKey: k}, subsidyv1.ReasonCode_REASON_CODE_SCHEMA_VIOLATION},
+		{"ID number in free text", &subsidyv1.ObjectionRaised{ObjectionId: "o", EntitlementId: e, Summary: "身份证 11010519491231002X 冒名", RaisedOn: dt("2025-07-01")}, subsidyv1.ReasonCode_REASON_CODE_INVALID_PERSON_ID},
+		{"unknown trainee", &subsidyv1.Enrolled{EnrolmentId: "x", PersonKey: unknown, TrainingInstitutionId: "ti-digital", Qualification: bdJ.Proto(), EnrolledOn: dt("2025-03-01")}, subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_TRAINEE},
+		{"enrol at an evaluation institution", &subsidyv1.Enrolled{EnrolmentId: "x", PersonKey: k, TrainingInstitutionId: "ev-cqpe", Qualification: bdJ.Proto(), EnrolledOn: dt("2025-03-01")}, subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_INSTITUTION},
+		{"not approved for the occupation", &subsidyv1.Enrolled{EnrolmentId: "x", PersonKey: k, TrainingInstitutionId: "ti-cloud", Qualification: ccJ.Proto(), EnrolledOn: dt("2025-03-01")}, subsidyv1.ReasonCode_REASON_CODE_INSTITUTION_NOT_APPROVED},
+		{"before the approval", &subsidyv1.Enrolled{EnrolmentId: "x", PersonKey: k, TrainingInstitutionId: "ti-cloud", Qualification: bdJ.Proto(), EnrolledOn: dt("2024-12-31")}, subsidyv1.ReasonCode_REASON_CODE_INSTITUTION_NOT_APPROVED},
+		{"trainee in an unknown unit", &subsidyv1.TraineeRegistered{PersonKey: unknown, UnitCode: "cq-atlantis", Education: 2}, subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_UNIT},
+		{"completion of another qualification", &subsidyv1.TrainingCompleted{EnrolmentId: "open", PersonKey: k, TrainingInstitutionId: "ti-digital", Qualification: ccJ.Proto(), CompletedOn: dt("2025-06-01")}, subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_QUALIFICATION},
+		{"completion of no enrolment", &subsidyv1.TrainingCompleted{EnrolmentId: "nope", PersonKey: k, TrainingInstitutionId: "ti-digital", Qualification: bdJ.Proto(), CompletedOn: dt("2025-06-01")}, subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_ENROLMENT},
+		{"advance without enrolment", &subsidyv1.AdvancePaymentRecorded{AdvanceId: "x", TrainingInstitutionId: "ti-cloud", PersonKey: k, Qualification: bdJ.Proto(), AmountFen: 1, PaidOn: dt("2025-03-01")}, subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_ENROLMENT},
+		{"advance after the subsidy was decided", &subsidyv1.AdvancePaymentRecorded{AdvanceId: "x", TrainingInstitutionId: "ti-digital", PersonKey: ek, Qualification: bdJ.Proto(), AmountFen: 1, PaidOn: dt("2025-03-01")}, subsidyv1.ReasonCode_REASON_CODE_WRONG_STATE},
+		{"revoke an unknown certificate", &subsidyv1.CertificateRevoked{CertificateId: "nope", PersonKey: k, Qualification: bdJ.Proto(), RevokedOn: dt("2025-08-01")}, subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_CERTIFICATE},
+		{"revoke with another qualification", &subsidyv1.CertificateRevoked{CertificateId: "cert-as-" + ek[56:] + "-" + bdJ.String() + "-1", PersonKey: ek, Qualification: ccJ.Proto(), RevokedOn: dt("2025-08-01")}, subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_QUALIFICATION},
+		{"confirm an unknown entitlement", &subsidyv1.EntitlementConfirmed{EntitlementId: "nope", OfficialId: "m", ConfirmedOn: dt("2025-07-01")}, subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_ENTITLEMENT},
+		{"confirm before the certificate", &subsidyv1.EntitlementConfirmed{EntitlementId: e, OfficialId: "m", ConfirmedOn: dt("2025-06-29")}, subsidyv1.ReasonCode_REASON_CODE_DATE_OUT_OF_ORDER},
+		{"settle an unknown order", &subsidyv1.PaymentSettled{PaymentOrderId: "nope", EntitlementId: e, AmountFen: 1, PaidToAccount: "a", SettledOn: dt("2025-07-01")}, subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_PAYMENT_ORDER},
+		{"repay an unknown clawback", &subsidyv1.RepaymentReceived{RepaymentId: "r", ClawbackId: "nope", AmountFen: 1, ReceivedOn: dt("2025-07-01")}, subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_CLAWBACK},
+		{"resolve an unknown objection", &subsidyv1.ObjectionResolved{ObjectionId: "nope", EntitlementId: e, OfficialId: "o", ResolvedOn: dt("2025-07-01")}, subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_OBJECTION},
+		{"lift an unknown hold", &subsidyv1.HoldLifted{LiftId: "l", EntitlementId: e, HoldId: "quality", OfficialId: "s", LiftedOn: dt("2025-07-01")}, subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_HOLD},
+		{"training institution without basic account", &subsidyv1.InstitutionRegistered{InstitutionId: "ti-noacct", Name: "x", Kind: subsidyv1.InstitutionKind_INSTITUTION_KIND_TRAINING, UnitCode: "cq-yuzhong"}, subsidyv1.ReasonCode_REASON_CODE_PAYEE_ACCOUNT_NOT_REGISTERED},
+		{"reinstate an institution not suspended", &subsidyv1.InstitutionReinstated{InstitutionId: "ti-digital", OfficialId: "s", ReinstatedOn: dt("2025-07-01")}, subsidyv1.ReasonCode_REASON_CODE_WRONG_STATE},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f.t = t
+			f.reject(tt.msg, tt.want)
+		})
+	}
+	f.t = t
+
+	// A fact with fields unknown to the schema.
+	m := &subsidyv1.EntitlementConfirmed{EntitlementId: e, OfficialId: "m", ConfirmedOn: dt("2025-07-01")}
+	m.ProtoReflect().SetUnknown(protoreflect.RawFields{0xa0, 0x06, 0x01})
+	f.reject(m, subsidyv1.ReasonCode_REASON_CODE_UNDECODABLE)
+
+	// The same event id twice is a duplicate, whatever the content.
+	fact := f.fact(&subsidyv1.EntitlementConfirmed{EntitlementId: e, OfficialId: "m", ConfirmedOn: dt("2025-07-01")})
+	if _, rej := f.l.decide(fact); rej != nil {
+		t.Fatal(rej)
+	}
+	fact.Payload = &subsidyv1.EntitlementConfirmed{EntitlementId: e, OfficialId: "other", ConfirmedOn: dt("2025-07-01")}
+	if _, rej := f.l.w.Decide(fact); rej == nil || rej.Reason != subsidyv1.ReasonCode_REASON_CODE_DUPLICATE_FACT {
+		t.Errorf("same event id: %v; want DUPLICATE_FACT", rej)
+	}
+	if s, ok := f.l.w.Applied(fact.EventID); !ok || s != rules.TraineeStream(ek) {
+		t.Errorf("Applied = %q, %v", s, ok)
+	}
+
+	// Training eligibility (rule 2), both sides.
+	below := f.person(func(m *subsidyv1.TraineeRegistered) {
+		m.Education, m.EnterpriseEmployee = subsidyv1.Education_EDUCATION_BELOW_ASSOCIATE, false
+	})
+	f.reject(&subsidyv1.Enrolled{EnrolmentId: "b1", PersonKey: below, TrainingInstitutionId: "ti-digital", Qualification: bdJ.Proto(), EnrolledOn: dt("2025-03-01")}, subsidyv1.ReasonCode_REASON_CODE_NOT_TRAINING_ELIGIBLE)
+	worker := f.person(func(m *subsidyv1.TraineeRegistered) { m.Education = subsidyv1.Education_EDUCATION_BELOW_ASSOCIATE })
+	f.must(&subsidyv1.Enrolled{EnrolmentId: "b2", PersonKey: worker, TrainingInstitutionId: "ti-digital", Qualification: bdJ.Proto(), EnrolledOn: dt("2025-03-01")})
+
+	// Suspension stops new activity; reinstatement resumes it.
+	f.must(&subsidyv1.InstitutionSuspended{InstitutionId: "ti-cloud", Reason: "违规", OfficialId: "s", SuspendedOn: dt("2025-04-01")})
+	f.reject(&subsidyv1.Enrolled{EnrolmentId: "s1", PersonKey: k, TrainingInstitutionId: "ti-cloud", Qualification: bdJ.Proto(), EnrolledOn: dt("2025-04-02")}, subsidyv1.ReasonCode_REASON_CODE_INSTITUTION_SUSPENDED)
+	f.must(&subsidyv1.InstitutionReinstated{InstitutionId: "ti-cloud", OfficialId: "s", ReinstatedOn: dt("2025-05-01")})
+	f.must(&subsidyv1.Enrolled{EnrolmentId: "s1", PersonKey: k, TrainingInstitutionId: "ti-cloud", Qualification: bdJ.Proto(), EnrolledOn: dt("2025-05-02")})
+
+	// A second advance for one qualification.
+	k3 := f.employee()
+	f.trained(k3, "ti-digital", bdJ)
+	f.must(&subsidyv1.AdvancePaymentRecorded{AdvanceId: "a1", TrainingInstitutionId: "ti-digital", PersonKey: k3, Qualification: bdJ.Proto(), AmountFen: 1, PaidOn: dt("2025-03-01")})
+	f.reject(&subsidyv1.AdvancePaymentRecorded{AdvanceId: "a2", TrainingInstitutionId: "ti-digital", PersonKey: k3, Qualification: bdJ.Proto(), AmountFen: 1, PaidOn: dt("2025-03-01")}, subsidyv1.ReasonCode_REASON_CODE_ALREADY_EXISTS)
+}
+
+func TestHoldsAndCancellation(t *testing.T) {
+	f := newFx(t, rules.DefaultRuleSet())
+	e, k := f.entitled("ti-digital", bdJ, false, "2025-06-20")
+	f.noticed(e)
+	want(t, f.derived(&subsidyv1.HoldPlaced{HoldId: "h1", EntitlementId: e, OfficialId: "sup", Reason: "核查", PlacedOn: dt("2025-07-08")}),
+		"EntitlementHeld:REASON_CODE_SUPERVISOR_HOLD")
+	f.reject(&subsidyv1.PaymentRequested{EntitlementId: e, OfficialId: "m", RequestedOn: dt("2025-07-09")}, subsidyv1.ReasonCode_REASON_CODE_ENTITLEMENT_HELD)
+	want(t, f.derived(&subsidyv1.HoldLifted{LiftId: "l1", EntitlementId: e, HoldId: rules.SupervisorHold("h1"), OfficialId: "sup", LiftedOn: dt("2025-07-09")}),
+		"EntitlementReleased:REASON_CODE_SUPERVISOR_HOLD")
+
+	// Revoked before payment: a final hold, no clawback, budget freed.
+	want(t, f.derived(&subsidyv1.CertificateRevoked{CertificateId: "cert-as-" + k[56:] + "-" + bdJ.String() + "-1", PersonKey: k, Qualification: bdJ.Proto(), RevokedOn: dt("2025-07-10")}),
+		"EntitlementHeld:REASON_CODE_CERTIFICATE_REVOKED")
+	f.reject(&subsidyv1.HoldLifted{LiftId: "l2", EntitlementId: e, HoldId: "revoked/cert-as-" + k[56:] + "-" + bdJ.String() + "-1", OfficialId: "sup", LiftedOn: dt("2025-07-11")}, subsidyv1.ReasonCode_REASON_CODE_HOLD_NOT_LIFTABLE)
+	f.reject(&subsidyv1.PaymentRequested{EntitlementId: e, OfficialId: "m", RequestedOn: dt("2025-07-11")}, subsidyv1.ReasonCode_REASON_CODE_ENTITLEMENT_HELD)
+	f.reject(&subsidyv1.HoldPlaced{HoldId: "h2", EntitlementId: e, OfficialId: "sup", PlacedOn: dt("2025-07-11")}, subsidyv1.ReasonCode_REASON_CODE_WRONG_STATE)
+	want(t, f.derived(&subsidyv1.FraudFound{FindingId: "fr", EntitlementId: e, OfficialId: "sup", FoundOn: dt("2025-07-12")})) // already cancelled
+
+	// Fraud while the payment is in flight: the clawback comes with the
+	// settlement.
+	e2, _ := f.entitled("ti-digital", bdJ, true, "2025-06-20")
+	f.noticed(e2)
+	o := f.derived(&subsidyv1.PaymentRequested{EntitlementId: e2, OfficialId: "m", RequestedOn: dt("2025-07-09")})[0].Payload.(*subsidyv1.PaymentOrdered)
+	want(t, f.derived(&subsidyv1.FraudFound{FindingId: "fr2", EntitlementId: e2, OfficialId: "sup", FoundOn: dt("2025-07-09")}), "EntitlementHeld:REASON_CODE_FRAUD_FINDING")
+	evs := f.derived(&subsidyv1.PaymentSettled{PaymentOrderId: o.PaymentOrderId, EntitlementId: e2, AmountFen: o.NetFen, PaidToAccount: "acct-digital", SettledOn: dt("2025-07-10")})
+	want(t, evs, "ClawbackRaised")
+	if c := evs[0].Payload.(*subsidyv1.ClawbackRaised); c.AmountFen != 80000 || c.Cause != subsidyv1.ClawbackCause_CLAWBACK_CAUSE_FRAUD {
+		t.Errorf("clawback %v", c)
+	}
+	// Write-off: maker/checker, must match the request, bounded.
+	cb := rules.ClawbackID(e2)
+	f.reject(&subsidyv1.ClawbackWrittenOff{ClawbackId: cb, AmountFen: 1, Reason: "x", RequestedBy: "a", ApprovedBy: "b"}, subsidyv1.ReasonCode_REASON_CODE_WRONG_STATE)
+	f.reject(&subsidyv1.WriteOffRequested{ClawbackId: cb, AmountFen: 80001, Reason: "x", OfficialId: "a"}, subsidyv1.ReasonCode_REASON_CODE_RECOVERY_EXCEEDS_RECEIVABLE)
+	f.must(&subsidyv1.WriteOffRequested{ClawbackId: cb, AmountFen: 80000, Reason: "x", OfficialId: "a"})
+	f.reject(&subsidyv1.WriteOffRequested{ClawbackId: cb, AmountFen: 80000, Reason: "x", OfficialId: "a"}, subsidyv1.ReasonCode_REASON_CODE_DUPLICATE_FACT)
+	f.reject(&subsidyv1.ClawbackWrittenOff{ClawbackId: cb, AmountFen: 70000, Reason: "x", RequestedBy: "a", ApprovedBy: "b"}, subsidyv1.ReasonCode_REASON_CODE_WRONG_STATE)
+	f.reject(&subsidyv1.ClawbackWrittenOff{ClawbackId: cb, AmountFen: 80000, Reason: " ", RequestedBy: "a", ApprovedBy: "b"}, subsidyv1.ReasonCode_REASON_CODE_WRITE_OFF_NEEDS_REASON)
+	f.must(&subsidyv1.ClawbackWrittenOff{ClawbackId: cb, AmountFen: 80000, Reason: "x", RequestedBy: "a", ApprovedBy: "b"})
+	f.reject(&subsidyv1.RepaymentReceived{RepaymentId: "r", ClawbackId: cb, AmountFen: 1, ReceivedOn: dt("2025-08-01")}, subsidyv1.ReasonCode_REASON_CODE_RECOVERY_EXCEEDS_RECEIVABLE)
+	checkInvariants(t, f.l.log)
+}
+
+func TestRuleSet(t *testing.T) {
+	rs := rules.DefaultRuleSet()
+	if err := rs.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if rs.Version != "2025.1" || rs.YearlyCap != 1 || rs.NoticeWorkingDays != 5 || rs.PassRateThresholdBP != 6000 || !rs.LowerAfterHigher || rs.TargetMeasure != rules.MeasureTrained {
+		t.Errorf("defaults changed: %+v", rs)
+	}
+	fp := rs.Fingerprint()
+	rs2 := rules.DefaultRuleSet()
+	rs2.Holidays = append([]refdata.Date{rs2.Holidays[3]}, rs2.Holidays...) // order and repeats do not matter
+	if rs2.Fingerprint() != fp {
+		t.Errorf("fingerprint depends on calendar order")
+	}
+	rs2.YearlyCap = 2
+	if rs2.Fingerprint() == fp {
+		t.Errorf("fingerprint ignores YearlyCap")
+	}
+	for _, bad := range []func(*rules.RuleSet){
+		func(r *rules.RuleSet) { r.Version = "" },
+		func(r *rules.RuleSet) { r.YearlyCap = 0 },
+		func(r *rules.RuleSet) { r.NoticeWorkingDays = 0 },
+		func(r *rules.RuleSet) { r.PassRateThresholdBP = 10001 },
+		func(r *rules.RuleSet) { r.PassRateWindow = 0 },
+		func(r *rules.RuleSet) { r.TargetMeasure = "graduated" },
+		func(r *rules.RuleSet) { r.SharedAccountThreshold = 1 },
+		func(r *rules.RuleSet) { r.WorkingWeekends = []refdata.Date{refdata.D(2025, 6, 9)} }, // a Monday
+		func(r *rules.RuleSet) { r.Holidays = []refdata.Date{refdata.D(2025, 2, 30)} },
+	} {
+		r := rules.DefaultRuleSet()
+		bad(&r)
+		if r.Validate() == nil {
+			t.Errorf("Validate accepted %+v", r)
+		}
+	}
+	if !rs.IsWorkingDay(refdata.D(2025, 9, 28)) || rs.IsWorkingDay(refdata.D(2025, 10, 1)) || rs.IsWorkingDay(refdata.D(2025, 6, 14)) {
+		t.Errorf("IsWorkingDay wrong")
+	}
+}
+
+func TestIDs(t *testing.T) {
+	k := "ab" + string(make([]byte, 0))
+	e1 := rules.EntitlementID(k, bdJ)
+	if e1 != rules.EntitlementID(k, bdJ) || e1 == rules.EntitlementID(k, bdI) || e1 == rules.EntitlementID(k+"c", bdJ) {
+		t.Errorf("entitlement ids are not a function of (person, qualification)")
+	}
+	if want := events.DeriveID("entitlement", k, "OCCUPATION_BIG_DATA", "LEVEL_JUNIOR").String(); e1 != want {
+		t.Errorf("EntitlementID = %s; want %s", e1, want)
+	}
+	if rules.PaymentOrderID(e1, 1) == rules.PaymentOrderID(e1, 2) || rules.PaymentOrderID(e1, 1) != events.DeriveID("payment-order", e1, "1").String() {
+		t.Errorf("payment order ids")
+	}
+	if rules.FundStream(2025, "cq-yuzhong") != "fund-2025-cq-yuzhong" || rules.TraineeStream("ab") != "trainee-ab" {
+		t.Errorf("stream names")
+	}
+}
