@@ -1,0 +1,234 @@
+// Package feed republishes every committed ledger event to NATS, in global
+// position order, for downstream reporting consumers: one message per event
+// on subject <prefix>.feed.<stream category>.<Type>, payload the event's
+// protobuf bytes, metadata in headers (Ledger-Position, Ledger-Stream,
+// Ledger-Revision, Ledger-Type, Ledger-Event-Id, Ledger-Hash, ...). Events are
+// published in atomic batches into the SUBSIDY_FEED stream, so the feed never
+// has a gap; after a restart it resumes after the last position the stream
+// holds, so it never repeats one.
+package feed
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cqhrss/subsidyledger/events"
+	"github.com/cqhrss/subsidyledger/events/codec"
+	"github.com/cqhrss/subsidyledger/services/natsbus"
+)
+
+// Config configures a Feed.
+type Config struct {
+	Store     events.Store
+	Conn      *nats.Conn
+	JetStream jetstream.JetStream
+	Subjects  natsbus.Subjects
+	// BatchSize is the number of events per atomic publish (≤ 1000).
+	BatchSize int
+	Logger    *slog.Logger
+	Metrics   *Metrics
+}
+
+// Metrics of the feed.
+type Metrics struct {
+	Position  prometheus.Gauge
+	Published prometheus.Counter
+	Failures  prometheus.Counter
+}
+
+// NewMetrics registers the feed's metrics with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Position: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "subsidy_ledger_feed_position", Help: "Global position of the last event published on the outbound feed.",
+		}),
+		Published: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "subsidy_ledger_feed_published_total", Help: "Events published on the outbound feed.",
+		}),
+		Failures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "subsidy_ledger_feed_publish_failures_total", Help: "Atomic feed batches that failed and were retried.",
+		}),
+	}
+	reg.MustRegister(m.Position, m.Published, m.Failures)
+	return m
+}
+
+// Feed is the outbound republisher.
+type Feed struct {
+	cfg Config
+	pos events.Position
+}
+
+// New returns a Feed.
+func New(cfg Config) *Feed {
+	if cfg.BatchSize <= 0 || cfg.BatchSize > natsbus.MaxAtomicBatch {
+		cfg.BatchSize = 500
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Subjects.Prefix == "" {
+		cfg.Subjects = natsbus.DefaultSubjects
+	}
+	return &Feed{cfg: cfg}
+}
+
+// Position is the last position published.
+func (f *Feed) Position() events.Position { return f.pos }
+
+// LastPublished reads the position of the last event the feed stream holds
+// (events.Start when it holds none).
+func LastPublished(ctx context.Context, js jetstream.JetStream) (events.Position, error) {
+	st, err := js.Stream(ctx, natsbus.FeedStream)
+	if err != nil {
+		return 0, fmt.Errorf("feed: stream: %w", err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("feed: stream info: %w", err)
+	}
+	if info.State.LastSeq == 0 || info.State.Msgs == 0 {
+		return events.Start, nil
+	}
+	msg, err := st.GetMsg(ctx, info.State.LastSeq)
+	if err != nil {
+		return 0, fmt.Errorf("feed: last message: %w", err)
+	}
+	p, err := strconv.ParseUint(msg.Header.Get(natsbus.HeaderPosition), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("feed: last message has no %s header: %w", natsbus.HeaderPosition, err)
+	}
+	return events.Position(p), nil
+}
+
+// Run publishes until ctx ends. Failures are retried from the last position
+// the feed stream holds.
+func (f *Feed) Run(ctx context.Context) error {
+	resync := true
+	backoff := time.Duration(0)
+	for ctx.Err() == nil {
+		if resync {
+			p, err := LastPublished(ctx, f.cfg.JetStream)
+			if err != nil {
+				if !f.wait(ctx, &backoff, err) {
+					return nil
+				}
+				continue
+			}
+			f.pos, resync = p, false
+			f.setPos()
+		}
+		page, err := f.next(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if !f.wait(ctx, &backoff, err) {
+				return nil
+			}
+			continue
+		}
+		if err := f.publish(ctx, page); err != nil {
+			if f.cfg.Metrics != nil {
+				f.cfg.Metrics.Failures.Inc()
+			}
+			resync = true
+			if !f.wait(ctx, &backoff, err) {
+				return nil
+			}
+			continue
+		}
+		backoff = 0
+	}
+	return nil
+}
+
+func (f *Feed) wait(ctx context.Context, backoff *time.Duration, err error) bool {
+	*backoff = min(max(2**backoff, 50*time.Millisecond), 5*time.Second)
+	f.cfg.Logger.Warn("feed: retrying", "err", err, "after", *backoff)
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(*backoff):
+		return true
+	}
+}
+
+// next returns the next events after f.pos, waiting for a commit if there
+// are none.
+func (f *Feed) next(ctx context.Context) ([]events.RecordedEvent, error) {
+	page, err := f.cfg.Store.ReadAll(ctx, f.pos, f.cfg.BatchSize)
+	if err != nil || len(page) > 0 {
+		return page, err
+	}
+	sub, err := f.cfg.Store.Subscribe(ctx, f.pos, events.Filter{})
+	if err != nil {
+		return nil, err
+	}
+	first, err := sub.Next(ctx)
+	sub.Close()
+	if err != nil {
+		return nil, err
+	}
+	rest, err := f.cfg.Store.ReadAll(ctx, first.Position, f.cfg.BatchSize-1)
+	if err != nil {
+		return nil, err
+	}
+	return append([]events.RecordedEvent{first}, rest...), nil
+}
+
+func (f *Feed) publish(ctx context.Context, page []events.RecordedEvent) error {
+	msgs := make([]*nats.Msg, len(page))
+	for i, e := range page {
+		m := nats.NewMsg(f.cfg.Subjects.Feed(codec.Category(e.Stream), e.Type))
+		m.Data = e.Data
+		pos := strconv.FormatUint(uint64(e.Position), 10)
+		m.Header.Set(natsbus.HeaderMsgID, "pos-"+pos)
+		m.Header.Set(natsbus.HeaderPosition, pos)
+		m.Header.Set(natsbus.HeaderStream, e.Stream)
+		m.Header.Set(natsbus.HeaderRevision, strconv.FormatUint(e.Revision, 10))
+		m.Header.Set(natsbus.HeaderType, e.Type)
+		m.Header.Set(natsbus.HeaderEventID, e.ID.String())
+		m.Header.Set(natsbus.HeaderContentType, natsbus.ContentProtobuf)
+		m.Header.Set("Ledger-Hash", e.Hash.String())
+		m.Header.Set("Ledger-Prev-Hash", e.PrevHash.String())
+		if env, err := codec.Envelope(e.EventData); err == nil {
+			if env.GetOccurredAt() != nil {
+				m.Header.Set("Ledger-Occurred-At", env.GetOccurredAt().AsTime().Format(time.RFC3339Nano))
+			}
+			m.Header.Set("Ledger-Source", env.GetSource())
+			if env.GetRuleSetVersion() != "" {
+				m.Header.Set("Ledger-Rule-Set", env.GetRuleSetVersion())
+			}
+		}
+		msgs[i] = m
+	}
+	first, last := page[0].Position, page[len(page)-1].Position
+	ack, err := natsbus.PublishAtomic(ctx, f.cfg.Conn, fmt.Sprintf("feed-%d-%d", first, last), msgs)
+	if err != nil {
+		return fmt.Errorf("feed: publish %d..%d: %w", first, last, err)
+	}
+	if ack.Count != len(msgs) {
+		return errors.New("feed: batch acknowledged with a different count")
+	}
+	f.pos = last
+	f.setPos()
+	if f.cfg.Metrics != nil {
+		f.cfg.Metrics.Published.Add(float64(len(msgs)))
+	}
+	return nil
+}
+
+func (f *Feed) setPos() {
+	if f.cfg.Metrics != nil {
+		f.cfg.Metrics.Position.Set(float64(f.pos))
+	}
+}

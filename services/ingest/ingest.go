@@ -1,0 +1,729 @@
+// Package ingest is the ledger's intake: it consumes inbound facts from the
+// JetStream work queue in batches, decodes and validates them, lets the rules
+// decide, appends the fact and its derived decisions to the event store, and
+// acknowledges each message only after its record is durable. Every message
+// ends as exactly one accepted event or one recorded rejection (stream
+// "rejection-<source>"), and its outcome is published for the publisher.
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/cqhrss/subsidyledger/events"
+	"github.com/cqhrss/subsidyledger/events/codec"
+	"github.com/cqhrss/subsidyledger/events/rules"
+	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
+	"github.com/cqhrss/subsidyledger/services/natsbus"
+)
+
+// Source is the envelope source of the ledger's own decisions.
+const Source = "ledger"
+
+// Config configures an Intake.
+type Config struct {
+	Store    events.Store
+	Conn     *nats.Conn
+	Consumer jetstream.Consumer
+	Subjects natsbus.Subjects
+	RuleSet  rules.RuleSet
+	// BatchSize bounds the messages decided and appended together.
+	BatchSize int
+	// RecentIDs bounds how many recent message ids are remembered to
+	// answer redeliveries without deciding again (default 2,000,000).
+	RecentIDs int
+	// AckWait is the consumer's ack wait: after a crash the intake waits
+	// this long so that redeliveries come first.
+	AckWait time.Duration
+	// ReferenceWait: a fact rejected because something it refers to is not
+	// recorded yet (an unknown trainee, enrolment, entitlement, ...) is
+	// handed back and decided again every RetryDelay until it has been in
+	// the inbound stream this long (default 60s, RetryDelay 250ms); only
+	// then is the rejection recorded. Publishers are separate services and
+	// their facts may arrive out of order. While a person's fact waits, the
+	// person's later facts wait behind it, so their order is kept.
+	ReferenceWait time.Duration
+	RetryDelay    time.Duration
+	Logger        *slog.Logger
+	Metrics       *Metrics
+}
+
+// Intake consumes, decides and records inbound facts. Its state (the rules'
+// world) is folded from the store; it is not safe for concurrent use except
+// for Ready and Position.
+type Intake struct {
+	cfg      Config
+	world    *rules.World
+	seen     events.Position        // last log position folded into world
+	mine     map[events.ID]struct{} // appended by us, not yet met by catch-up
+	parked   map[string]parking     // lane -> its first waiting fact
+	recorded *recent
+	ready    atomic.Bool
+	pos      atomic.Uint64
+	lastErr  atomic.Pointer[string]
+}
+
+// New returns an Intake; call Load before Run.
+func New(cfg Config) *Intake {
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 500
+	}
+	if cfg.RecentIDs <= 0 {
+		cfg.RecentIDs = 2_000_000
+	}
+	if cfg.ReferenceWait <= 0 {
+		cfg.ReferenceWait = time.Minute
+	}
+	if cfg.RetryDelay <= 0 {
+		cfg.RetryDelay = 250 * time.Millisecond
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Subjects.Prefix == "" {
+		cfg.Subjects = natsbus.DefaultSubjects
+	}
+	return &Intake{cfg: cfg, parked: make(map[string]parking)}
+}
+
+// Ready reports whether the intake is consuming and its last write worked.
+func (in *Intake) Ready() bool { return in.ready.Load() }
+
+// Position is the global position the intake's state has reached.
+func (in *Intake) Position() events.Position { return events.Position(in.pos.Load()) }
+
+// LastError is the last write failure, "" when the last write worked.
+func (in *Intake) LastError() string {
+	if p := in.lastErr.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// ref is where a message's record (fact event or rejection) lives.
+type ref struct {
+	stream   string
+	revision uint64
+	position events.Position
+	reason   subsidyv1.ReasonCode // unspecified for an accepted fact
+	detail   string
+}
+
+// Load folds the whole store into a fresh world.
+func (in *Intake) Load(ctx context.Context) error {
+	in.world = rules.NewWorld(in.cfg.RuleSet)
+	in.seen = events.Start
+	in.mine = make(map[events.ID]struct{})
+	in.recorded = newRecent(in.cfg.RecentIDs)
+	return in.catchUp(ctx)
+}
+
+// catchUp folds every event after in.seen that this intake did not append
+// itself (another ledger instance's, or all of them after Load).
+func (in *Intake) catchUp(ctx context.Context) error {
+	for {
+		page, err := in.cfg.Store.ReadAll(ctx, in.seen, 4096)
+		if err != nil {
+			return fmt.Errorf("ingest: catch up after %d: %w", in.seen, err)
+		}
+		if len(page) == 0 {
+			in.pos.Store(uint64(in.seen))
+			if in.cfg.Metrics != nil {
+				in.cfg.Metrics.Position.Set(float64(in.seen))
+			}
+			return nil
+		}
+		for _, rec := range page {
+			in.seen = rec.Position
+			if _, ok := in.mine[rec.ID]; ok {
+				delete(in.mine, rec.ID)
+				continue
+			}
+			if err := in.fold(rec); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// fold applies one stored event to the world and remembers message records.
+func (in *Intake) fold(rec events.RecordedEvent) error {
+	d, err := codec.Decode(rec)
+	if err != nil {
+		return fmt.Errorf("ingest: event at %d: %w", rec.Position, err)
+	}
+	if rej, ok := d.Payload.(*subsidyv1.FactRejected); ok {
+		in.recorded.put(rec.ID, ref{rec.Stream, rec.Revision, rec.Position, rej.GetReason(), rej.GetDetail()})
+		return nil
+	}
+	if d.Env.GetSource() != Source && d.Env.GetMessageId() != "" {
+		in.recorded.put(rec.ID, ref{stream: rec.Stream, revision: rec.Revision, position: rec.Position})
+	}
+	ev := rules.Event{ID: rec.ID, Payload: d.Payload, Derived: d.Env.GetSource() == Source, CausationID: d.Env.GetCausationId()}
+	if err := in.world.Apply(rec.Stream, rec.Revision, ev); err != nil {
+		return fmt.Errorf("ingest: fold %s at %d: %w", rec.Type, rec.Position, err)
+	}
+	return nil
+}
+
+// MessageID is the event id of the record of an inbound message: derived from
+// the publisher's Nats-Msg-Id, or, without one, from the message's sequence in
+// the inbound stream (stable across redeliveries).
+func MessageID(key string) events.ID { return events.DeriveID("message", key) }
+
+// Run consumes until ctx ends, then finishes the batch in hand, returns the
+// rest to the queue and returns nil. It returns an error only if the
+// consumer cannot be read at start.
+//
+// Order: facts are decided in the order JetStream delivers them. The intake
+// pulls at most one batch at a time (no hidden prefetch), hands back what it
+// holds when it stops, and after a crash waits one ack-wait before pulling so
+// that the redeliveries, which JetStream serves first, come before newer
+// messages. Facts that refer to something not yet recorded are retried (see
+// Config.ReferenceRetries) before they are rejected.
+func (in *Intake) Run(ctx context.Context) error {
+	if in.world == nil {
+		if err := in.Load(ctx); err != nil {
+			return err
+		}
+	}
+	if info, err := in.cfg.Consumer.Info(ctx); err != nil {
+		return fmt.Errorf("ingest: consumer info: %w", err)
+	} else if info.NumAckPending > 0 && in.cfg.AckWait > 0 {
+		in.cfg.Logger.Info("messages of a previous run are unacknowledged; waiting for their redelivery so that order is kept",
+			"pending", info.NumAckPending, "wait", in.cfg.AckWait)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(in.cfg.AckWait):
+		}
+	}
+	in.ready.Store(true)
+	in.setHealthy(true)
+	defer func() {
+		in.ready.Store(false)
+		in.setHealthy(false)
+	}()
+	batch := make([]jetstream.Msg, 0, in.cfg.BatchSize)
+	backoff := time.Duration(0)
+	for ctx.Err() == nil {
+		mb, err := in.cfg.Consumer.Fetch(in.cfg.BatchSize, jetstream.FetchMaxWait(250*time.Millisecond))
+		if err != nil {
+			in.cfg.Logger.Warn("intake: fetch failed", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(250 * time.Millisecond):
+			}
+			continue
+		}
+		ch := mb.Messages()
+		for open := true; open; {
+			batch = batch[:0]
+			select {
+			case <-ctx.Done():
+				// Hand back what this fetch still delivers.
+				for m := range ch {
+					_ = m.Nak()
+				}
+				return nil
+			case m, ok := <-ch:
+				if !ok {
+					open = false
+					continue
+				}
+				batch = append(batch, m)
+			}
+		fill:
+			for len(batch) < in.cfg.BatchSize {
+				select {
+				case m, ok := <-ch:
+					if !ok {
+						open = false
+						break fill
+					}
+					batch = append(batch, m)
+				default:
+					break fill
+				}
+			}
+			// The batch in hand is finished even if ctx ends meanwhile.
+			if err := in.handle(context.WithoutCancel(ctx), batch); err != nil {
+				in.cfg.Logger.Error("intake batch failed; messages returned to the queue", "err", err, "messages", len(batch))
+				msg := err.Error()
+				in.lastErr.Store(&msg)
+				in.ready.Store(false)
+				in.setHealthy(false)
+				backoff = min(max(2*backoff, 100*time.Millisecond), 5*time.Second)
+				// Return the rest of this fetch too, to keep order.
+				for m := range ch {
+					_ = m.Nak()
+				}
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(backoff):
+				}
+				break
+			}
+			if backoff > 0 {
+				in.cfg.Logger.Info("intake writing again")
+			}
+			backoff = 0
+			in.lastErr.Store(nil)
+			in.ready.Store(true)
+			in.setHealthy(true)
+		}
+	}
+	return nil
+}
+
+func (in *Intake) setHealthy(ok bool) {
+	if in.cfg.Metrics == nil {
+		return
+	}
+	if ok {
+		in.cfg.Metrics.Healthy.Set(1)
+	} else {
+		in.cfg.Metrics.Healthy.Set(0)
+	}
+}
+
+// item is one inbound message on its way through a batch.
+type item struct {
+	msg     jetstream.Msg
+	key     string
+	seq     uint64 // sequence in the inbound stream
+	id      events.ID
+	subject string
+	source  string
+	fact    string
+	dupOf   *item // same message key earlier in this batch
+	known   *ref  // already recorded before this batch
+	rej     *subsidyv1.FactRejected
+	op      *op
+	retry   time.Duration // > 0: hand back, decide again after this delay
+	rev     uint64        // revision of the message's record in op.stream
+	outcome *ref
+}
+
+// op is one append: every record a batch adds to one stream.
+type op struct {
+	stream   string
+	expected events.ExpectedRevision
+	evs      []events.EventData
+	items    []*item
+	res      events.AppendResult
+	err      error
+}
+
+// handle decides and records one batch. An error means nothing of the batch
+// may be assumed recorded beyond what was acknowledged; the world is
+// reloaded.
+func (in *Intake) handle(ctx context.Context, msgs []jetstream.Msg) error {
+	m := in.cfg.Metrics
+	if m != nil {
+		m.BatchSize.Observe(float64(len(msgs)))
+	}
+	if err := in.catchUp(ctx); err != nil {
+		nakAll(msgs)
+		return err
+	}
+	items := make([]*item, 0, len(msgs))
+	byKey := make(map[string]*item, len(msgs))
+	ops := make(map[string]*op)
+	var order []*op
+	opFor := func(stream string, expected events.ExpectedRevision) *op {
+		o := ops[stream]
+		if o == nil {
+			o = &op{stream: stream, expected: expected}
+			ops[stream] = o
+			order = append(order, o)
+		}
+		return o
+	}
+	for _, msg := range msgs {
+		it := in.newItem(msg)
+		items = append(items, it)
+		if m != nil {
+			m.Received.WithLabelValues(it.source, it.fact).Inc()
+		}
+		if first := byKey[it.key]; first != nil {
+			it.dupOf = first
+			continue
+		}
+		byKey[it.key] = it
+		if r, ok := in.recorded.get(it.id); ok {
+			it.known = &r
+			continue
+		}
+		in.decide(it, opFor)
+	}
+	// Rejections go to their own streams, in the same batch of appends.
+	for _, it := range items {
+		if it.rej == nil || it.dupOf != nil || it.known != nil {
+			continue
+		}
+		stream := "rejection-" + it.source
+		data, err := codec.Encode(it.id, stream, in.envelope(it, Source, events.ID{}), it.rej)
+		if err != nil {
+			nakAll(msgs)
+			return in.reloadAfter(ctx, err)
+		}
+		o := opFor(stream, events.Any)
+		it.op, it.rev = o, uint64(len(o.evs))
+		o.evs = append(o.evs, data)
+		o.items = append(o.items, it)
+	}
+	start := time.Now()
+	var wg sync.WaitGroup
+	for _, o := range order {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			o.res, o.err = in.cfg.Store.Append(ctx, o.stream, o.expected, o.evs...)
+		}()
+	}
+	wg.Wait()
+	if m != nil {
+		m.AppendSeconds.Observe(time.Since(start).Seconds())
+	}
+	var failed error
+	for _, o := range order {
+		if o.err != nil {
+			if failed == nil {
+				failed = fmt.Errorf("append to %q: %w", o.stream, o.err)
+			}
+			if errors.Is(o.err, events.ErrWrongExpectedRevision) && m != nil {
+				m.Conflicts.Inc()
+			}
+			continue
+		}
+		for _, e := range o.evs {
+			in.mine[e.ID] = struct{}{}
+		}
+		first := o.res.NextExpectedRevision + 1 - uint64(len(o.evs))
+		for _, it := range o.items {
+			r := ref{stream: o.stream, revision: first + it.rev, position: o.res.Position}
+			if it.rej != nil {
+				r.reason, r.detail = it.rej.GetReason(), it.rej.GetDetail()
+				// A rejection stream is appended with Any: its revisions
+				// are known only now.
+			}
+			it.outcome = &r
+			in.recorded.put(it.id, r)
+		}
+	}
+	// Acknowledge what is durable, return the rest.
+	for _, it := range items {
+		src := it
+		if it.dupOf != nil {
+			src = it.dupOf
+		}
+		switch {
+		case src.known != nil:
+			in.answer(it, *src.known, true)
+		case src.outcome != nil:
+			in.answer(it, *src.outcome, it.dupOf != nil)
+		case src.retry > 0:
+			if in.cfg.Metrics != nil {
+				in.cfg.Metrics.Retried.Inc()
+			}
+			_ = it.msg.NakWithDelay(src.retry)
+		default:
+			_ = it.msg.Nak()
+		}
+	}
+	if failed != nil {
+		return in.reloadAfter(ctx, failed)
+	}
+	in.pos.Store(uint64(in.seen))
+	return nil
+}
+
+// reloadAfter rebuilds the world from the store after a failed batch (its
+// provisional decisions are void) and returns cause.
+func (in *Intake) reloadAfter(ctx context.Context, cause error) error {
+	if err := in.Load(ctx); err != nil {
+		return fmt.Errorf("%w; reloading state: %v", cause, err)
+	}
+	return cause
+}
+
+func nakAll(msgs []jetstream.Msg) {
+	for _, m := range msgs {
+		_ = m.Nak()
+	}
+}
+
+func (in *Intake) newItem(msg jetstream.Msg) *item {
+	it := &item{msg: msg, subject: msg.Subject()}
+	if md, err := msg.Metadata(); err == nil {
+		it.seq = md.Sequence.Stream
+	}
+	it.key = msg.Headers().Get(natsbus.HeaderMsgID)
+	if it.key == "" {
+		it.key = "seq-" + strconv.FormatUint(it.seq, 10)
+	}
+	it.id = MessageID(it.key)
+	rest, ok := strings.CutPrefix(it.subject, in.cfg.Subjects.InboundPrefix()+".")
+	it.source, it.fact = "unknown", "unknown"
+	if ok {
+		if src, fact, ok := strings.Cut(rest, "."); ok && src != "" && !strings.Contains(fact, ".") && fact != "" {
+			it.source, it.fact = src, fact
+		}
+	}
+	return it
+}
+
+// receivedAt is when JetStream stored the message: stable across
+// redeliveries, so the records written for it are byte-identical.
+func receivedAt(msg jetstream.Msg) time.Time {
+	if md, err := msg.Metadata(); err == nil {
+		return md.Timestamp
+	}
+	return time.Time{}
+}
+
+func (in *Intake) envelope(it *item, source string, causation events.ID) *subsidyv1.Envelope {
+	rec := timestamppb.New(receivedAt(it.msg).UTC())
+	env := &subsidyv1.Envelope{
+		RecordedAt:    rec,
+		OccurredAt:    rec,
+		Source:        source,
+		CorrelationId: it.key,
+		MessageId:     it.key,
+	}
+	if v := it.msg.Headers().Get(natsbus.HeaderOccurredAt); v != "" {
+		if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+			env.OccurredAt = timestamppb.New(t.UTC())
+		}
+	}
+	if !causation.IsZero() {
+		env.CausationId = causation.String()
+	}
+	return env
+}
+
+// decide turns an item into either a rejection or an append of its fact and
+// derived events (applied to the world provisionally).
+func (in *Intake) decide(it *item, opFor func(string, events.ExpectedRevision) *op) {
+	reject := func(code subsidyv1.ReasonCode, detail string) {
+		it.rej = in.rejection(it, code, detail)
+		if in.cfg.Metrics != nil {
+			in.cfg.Metrics.Rejected.WithLabelValues(code.String()).Inc()
+		}
+	}
+	kind, ok := factKind(in.cfg.Subjects, it.subject)
+	if !ok {
+		reject(subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_SUBJECT, fmt.Sprintf("no fact is published on %q", it.subject))
+		return
+	}
+	if v := it.msg.Headers().Get(natsbus.HeaderOccurredAt); v != "" {
+		if _, err := time.Parse(time.RFC3339Nano, v); err != nil {
+			reject(subsidyv1.ReasonCode_REASON_CODE_SCHEMA_VIOLATION, fmt.Sprintf("header %s: %v", natsbus.HeaderOccurredAt, err))
+			return
+		}
+	}
+	payload, code, detail := decodeFact(kind, it.msg.Headers().Get(natsbus.HeaderContentType), it.msg.Data())
+	if code != subsidyv1.ReasonCode_REASON_CODE_UNSPECIFIED {
+		reject(code, detail)
+		return
+	}
+	lane := laneOf(payload)
+	if p, ok := in.parked[lane]; ok && lane != "" {
+		switch {
+		case time.Now().After(p.until):
+			delete(in.parked, lane) // the waiting fact went elsewhere
+		case it.seq > p.seq:
+			it.retry = in.cfg.RetryDelay // keep this person's facts in order
+			return
+		}
+	}
+	env := in.envelope(it, it.source, events.ID{})
+	fact := rules.Fact{EventID: it.id, MessageID: it.key, Source: it.source, OccurredAt: env.OccurredAt.AsTime(), Payload: payload}
+	dec, rej, err := safeDecide(in.world, fact)
+	if err != nil {
+		reject(subsidyv1.ReasonCode_REASON_CODE_DECISION_FAILED, err.Error())
+		return
+	}
+	if rej != nil {
+		if awaitable[rej.Reason] && time.Since(receivedAt(it.msg)) < in.cfg.ReferenceWait {
+			in.park(it, lane)
+			return
+		}
+		in.unpark(it, lane)
+		reject(rej.Reason, rej.Detail)
+		return
+	}
+	in.unpark(it, lane)
+	if len(dec.Events) == 0 || dec.Events[0].ID != it.id {
+		reject(subsidyv1.ReasonCode_REASON_CODE_DECISION_FAILED, "the rules returned no fact event")
+		return
+	}
+	rev, exists := in.world.StreamRevision(dec.Stream)
+	expected := events.NoStream
+	if exists {
+		expected = events.Exact(rev)
+	}
+	recs := make([]events.EventData, 0, len(dec.Events))
+	for i, ev := range dec.Events {
+		e := env
+		if ev.Derived {
+			e = in.envelope(it, Source, it.id)
+			e.RuleSetVersion = dec.RuleSetVersion
+			e.OccurredAt = env.OccurredAt
+		}
+		data, err := codec.Encode(ev.ID, dec.Stream, e, ev.Payload)
+		if err != nil {
+			reject(subsidyv1.ReasonCode_REASON_CODE_DECISION_FAILED, err.Error())
+			return
+		}
+		recs = append(recs, data)
+		_ = i
+	}
+	o := opFor(dec.Stream, expected)
+	base := uint64(len(o.evs))
+	// Fold the decision now, so later facts of the batch see it.
+	next := uint64(0)
+	if exists {
+		next = rev + 1
+	}
+	for i, ev := range dec.Events {
+		if err := in.world.Apply(dec.Stream, next+uint64(i), ev); err != nil {
+			// The world may be half-updated; the batch fails and reloads.
+			reject(subsidyv1.ReasonCode_REASON_CODE_DECISION_FAILED, "folding the decision: "+err.Error())
+			return
+		}
+	}
+	it.op, it.rev = o, base
+	o.evs = append(o.evs, recs...)
+	o.items = append(o.items, it)
+	if in.cfg.Metrics != nil {
+		in.cfg.Metrics.Accepted.WithLabelValues(it.source, it.fact).Inc()
+	}
+}
+
+// park hands an item back to wait for what it refers to, and makes the
+// lane's later facts wait behind it.
+func (in *Intake) park(it *item, lane string) {
+	it.retry = in.cfg.RetryDelay
+	if lane == "" {
+		return
+	}
+	p, ok := in.parked[lane]
+	if !ok || it.seq <= p.seq {
+		p.seq = it.seq
+	}
+	p.until = time.Now().Add(4*in.cfg.RetryDelay + time.Second)
+	in.parked[lane] = p
+}
+
+// unpark ends the lane's wait when its waiting fact is decided.
+func (in *Intake) unpark(it *item, lane string) {
+	if p, ok := in.parked[lane]; ok && it.seq == p.seq {
+		delete(in.parked, lane)
+	}
+}
+
+type parking struct {
+	seq   uint64    // inbound stream sequence of the lane's first waiting fact
+	until time.Time // give up waiting behind it after this
+}
+
+// laneOf is the ordering key of a fact: its person key, or else its
+// entitlement id, if it has one.
+func laneOf(m proto.Message) string {
+	r := m.ProtoReflect()
+	for _, name := range []protoreflect.Name{"person_key", "entitlement_id"} {
+		if fd := r.Descriptor().Fields().ByName(name); fd != nil {
+			return string(name) + ":" + r.Get(fd).String()
+		}
+	}
+	return ""
+}
+
+// awaitable are the rejections that a fact arriving before what it refers
+// to would get: such facts are retried before they are rejected.
+var awaitable = map[subsidyv1.ReasonCode]bool{
+	subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_TRAINEE:             true,
+	subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_INSTITUTION:         true,
+	subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_FEE_SCHEDULE:        true,
+	subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_ENROLMENT:           true,
+	subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_CERTIFICATE:         true,
+	subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_ENTITLEMENT:         true,
+	subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_PAYMENT_ORDER:       true,
+	subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_CLAWBACK:            true,
+	subsidyv1.ReasonCode_REASON_CODE_ASSESSMENT_BEFORE_ENROLMENT: true,
+	subsidyv1.ReasonCode_REASON_CODE_CERTIFICATE_WITHOUT_PASS:    true,
+	subsidyv1.ReasonCode_REASON_CODE_NOT_CONFIRMED:               true,
+	subsidyv1.ReasonCode_REASON_CODE_NOT_APPROVED:                true,
+	subsidyv1.ReasonCode_REASON_CODE_PAYMENT_NOT_APPROVED:        true,
+	subsidyv1.ReasonCode_REASON_CODE_ATTEMPT_OUT_OF_ORDER:        true,
+}
+
+// safeDecide runs the rules, turning a panic into an error so that a poison
+// message is recorded as a rejection instead of stopping the intake.
+func safeDecide(w *rules.World, f rules.Fact) (dec rules.Decision, rej *rules.Rejection, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("the rules failed on this fact: %v", r)
+		}
+	}()
+	dec, rej = w.Decide(f)
+	return dec, rej, nil
+}
+
+func (in *Intake) rejection(it *item, code subsidyv1.ReasonCode, detail string) *subsidyv1.FactRejected {
+	h := map[string]string{}
+	for k, v := range it.msg.Headers() {
+		h[k] = strings.Join(v, ",")
+	}
+	return &subsidyv1.FactRejected{
+		Subject:     it.subject,
+		Headers:     h,
+		Payload:     it.msg.Data(),
+		Reason:      code,
+		Detail:      detail,
+		MessageId:   it.key,
+		ReceivedAt:  timestamppb.New(receivedAt(it.msg).UTC()),
+		ContentType: it.msg.Headers().Get(natsbus.HeaderContentType),
+	}
+}
+
+// answer publishes the outcome of a recorded message and acknowledges it.
+func (in *Intake) answer(it *item, r ref, duplicate bool) {
+	if duplicate && in.cfg.Metrics != nil {
+		in.cfg.Metrics.Duplicates.Inc()
+	}
+	out := &subsidyv1.IntakeOutcome{
+		MessageId: it.key,
+		Subject:   it.subject,
+		Accepted:  r.reason == subsidyv1.ReasonCode_REASON_CODE_UNSPECIFIED,
+		Position:  uint64(r.position),
+		Stream:    r.stream,
+		Revision:  r.revision,
+		Reason:    r.reason,
+		Detail:    r.detail,
+		Duplicate: duplicate,
+	}
+	if b, err := proto.Marshal(out); err == nil && in.cfg.Conn != nil {
+		msg := nats.NewMsg(in.cfg.Subjects.Outcome(it.subject))
+		msg.Data = b
+		msg.Header.Set(natsbus.HeaderContentType, natsbus.ContentProtobuf)
+		_ = in.cfg.Conn.PublishMsg(msg)
+	}
+	_ = it.msg.Ack()
+}

@@ -1,0 +1,118 @@
+package ledgerd
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is ledgerd's configuration. Every flag can also be set by an
+// environment variable named LEDGER_ plus the flag name in upper case with
+// '-' as '_' (e.g. --nats-url and LEDGER_NATS_URL); a flag wins over the
+// environment.
+type Config struct {
+	DataDir       string
+	Store         string
+	NATSListen    string
+	NATSURL       string
+	NATSConfig    string
+	HTTPListen    string
+	SubjectPrefix string
+	BatchSize     int
+	AckWait       time.Duration
+	FeedBatch     int
+	LogLevel      string
+	Replicas      int
+	// ReferenceWait and RetryDelay: see ingest.Config.
+	ReferenceWait time.Duration
+	RetryDelay    time.Duration
+}
+
+// ConfigError is a configuration a person must fix.
+type ConfigError struct{ Msg string }
+
+func (e *ConfigError) Error() string { return "configuration: " + e.Msg }
+
+// ParseConfig reads flags (args without the program name) and environment.
+func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
+	var c Config
+	fs := flag.NewFlagSet("ledgerd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	str := func(p *string, name, def, usage string) { fs.StringVar(p, name, envOr(getenv, name, def), usage) }
+	str(&c.DataDir, "data-dir", "data", "directory for the embedded store and the embedded NATS server's JetStream files")
+	str(&c.Store, "store", "", "event store: empty or bolt:PATH for the embedded bbolt store (default DATA-DIR/ledger.db)")
+	str(&c.NATSListen, "nats-listen", "127.0.0.1:4222", "address of the embedded NATS server (ignored with --nats-url)")
+	str(&c.NATSURL, "nats-url", "", "URL(s) of an external NATS JetStream server or cluster; when set no embedded server runs")
+	str(&c.NATSConfig, "nats-config", "", "nats-server configuration file for the embedded server (accounts, TLS)")
+	str(&c.HTTPListen, "http-listen", "127.0.0.1:8080", "address of the HTTP server (health, readiness, metrics, API)")
+	str(&c.SubjectPrefix, "subject-prefix", "subsidy", "prefix of every NATS subject the ledger uses")
+	str(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	var batch, feedBatch, replicas, ackWait, refWait, retryDelay string
+	str(&refWait, "reference-wait", "60s", "how long a fact that refers to something not yet recorded waits for it before it is rejected")
+	str(&retryDelay, "retry-delay", "250ms", "how often such a waiting fact is decided again")
+	str(&batch, "batch-size", "500", "inbound messages decided and appended per batch")
+	str(&feedBatch, "feed-batch", "500", "events per atomic publish on the outbound feed (at most 1000)")
+	str(&replicas, "replicas", "1", "JetStream stream replicas (3 on a cluster)")
+	str(&ackWait, "ack-wait", "30s", "how long an inbound message may stay unacknowledged before redelivery")
+	if err := fs.Parse(args); err != nil {
+		return c, &ConfigError{err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return c, &ConfigError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+	}
+	var errs []error
+	intIn := func(name, v string, lo, hi int) int {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < lo || n > hi {
+			errs = append(errs, &ConfigError{fmt.Sprintf("--%s %q: want a whole number from %d to %d", name, v, lo, hi)})
+		}
+		return n
+	}
+	c.BatchSize = intIn("batch-size", batch, 1, 10000)
+	c.FeedBatch = intIn("feed-batch", feedBatch, 1, 1000)
+	c.Replicas = intIn("replicas", replicas, 1, 5)
+	for _, d := range []struct {
+		name, v string
+		p       *time.Duration
+	}{{"reference-wait", refWait, &c.ReferenceWait}, {"retry-delay", retryDelay, &c.RetryDelay}} {
+		v, err := time.ParseDuration(d.v)
+		if err != nil || v <= 0 {
+			errs = append(errs, &ConfigError{fmt.Sprintf("--%s %q: want a positive duration, e.g. 250ms or 60s", d.name, d.v)})
+		}
+		*d.p = v
+	}
+	d, err := time.ParseDuration(ackWait)
+	if err != nil || d < time.Second {
+		errs = append(errs, &ConfigError{fmt.Sprintf("--ack-wait %q: want a duration of at least 1s, e.g. 30s", ackWait)})
+	}
+	c.AckWait = d
+	for _, a := range []struct{ name, v string }{{"http-listen", c.HTTPListen}, {"nats-listen", c.NATSListen}} {
+		if _, _, err := net.SplitHostPort(a.v); err != nil {
+			errs = append(errs, &ConfigError{fmt.Sprintf("--%s %q: want host:port, e.g. 127.0.0.1:8080", a.name, a.v)})
+		}
+	}
+	if c.Store != "" && !strings.HasPrefix(c.Store, "bolt:") {
+		errs = append(errs, &ConfigError{fmt.Sprintf("--store %q: want bolt:PATH (the EventStoreDB backend is not built yet)", c.Store)})
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, &ConfigError{fmt.Sprintf("--log-level %q: want debug, info, warn or error", c.LogLevel)})
+	}
+	if c.SubjectPrefix == "" || strings.ContainsAny(c.SubjectPrefix, " *>") {
+		errs = append(errs, &ConfigError{fmt.Sprintf("--subject-prefix %q: want a NATS subject without wildcards", c.SubjectPrefix)})
+	}
+	return c, errors.Join(errs...)
+}
+
+func envOr(getenv func(string) string, flagName, def string) string {
+	if v := getenv("LEDGER_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))); v != "" {
+		return v
+	}
+	return def
+}

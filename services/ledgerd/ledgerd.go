@@ -1,0 +1,200 @@
+// Package ledgerd wires the subsidy ledger service: the event store, NATS
+// (embedded or external), the intake, the outbound feed and the HTTP server.
+// The command in cmd/ledgerd only calls Run.
+package ledgerd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/cqhrss/subsidyledger/events"
+	"github.com/cqhrss/subsidyledger/events/bolt"
+	"github.com/cqhrss/subsidyledger/events/rules"
+	"github.com/cqhrss/subsidyledger/services/feed"
+	"github.com/cqhrss/subsidyledger/services/ingest"
+	"github.com/cqhrss/subsidyledger/services/natsbus"
+)
+
+// Run starts ledgerd and blocks until ctx ends (SIGINT/SIGTERM in main), then
+// shuts down in order: stop intake (finishing the batch in hand), stop the
+// feed, stop HTTP, close NATS, close the store, stop the embedded server.
+func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := ParseConfig(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	return run(ctx, cfg, log, nil)
+}
+
+// Started is told the addresses once the service is up (for tests and make run).
+type Started struct {
+	HTTPAddr string
+	NATSURL  string
+}
+
+func run(ctx context.Context, cfg Config, log *slog.Logger, started func(Started)) (err error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return &ConfigError{fmt.Sprintf("--data-dir %q: %v", cfg.DataDir, err)}
+	}
+	storePath := strings.TrimPrefix(cfg.Store, "bolt:")
+	if storePath == "" {
+		storePath = filepath.Join(cfg.DataDir, "ledger.db")
+	}
+	store, err := bolt.Open(storePath, bolt.Options{})
+	if err != nil {
+		return fmt.Errorf("opening the event store %s: %w", storePath, err)
+	}
+	defer func() {
+		if cerr := store.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("closing the event store: %w", cerr)
+		}
+		log.Info("event store closed")
+	}()
+
+	url := cfg.NATSURL
+	if url == "" {
+		srv, err := natsbus.StartServer(natsbus.ServerConfig{Addr: cfg.NATSListen, DataDir: cfg.DataDir, ConfigFile: cfg.NATSConfig, Logger: log.With("component", "nats")})
+		if err != nil {
+			return fmt.Errorf("starting the embedded NATS server on %s (is another ledgerd or nats-server running? use --nats-listen or --nats-url): %w", cfg.NATSListen, err)
+		}
+		defer func() { srv.Shutdown(); log.Info("embedded NATS server stopped") }()
+		url = srv.ClientURL()
+		log.Info("embedded NATS server up", "url", url, "store_dir", filepath.Join(cfg.DataDir, "nats"))
+	}
+	nc, err := nats.Connect(url, nats.Name("ledgerd"), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("NATS disconnected", "err", err) }),
+		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("NATS reconnected", "url", c.ConnectedUrlRedacted()) }))
+	if err != nil {
+		return fmt.Errorf("connecting to NATS at %s: %w", url, err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("JetStream: %w", err)
+	}
+	subj := natsbus.Subjects{Prefix: cfg.SubjectPrefix}
+	so := natsbus.DefaultStreamOptions
+	so.Replicas, so.AckWait = cfg.Replicas, cfg.AckWait
+	so.MaxAckPending = max(so.MaxAckPending, 4*cfg.BatchSize)
+	setupCtx, cancelSetup := context.WithTimeout(ctx, 30*time.Second)
+	cons, err := natsbus.EnsureStreams(setupCtx, js, subj, so)
+	cancelSetup()
+	if err != nil {
+		return fmt.Errorf("setting up JetStream streams (does the server have JetStream enabled?): %w", err)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	intake := ingest.New(ingest.Config{
+		Store: store, Conn: nc, Consumer: cons, Subjects: subj, RuleSet: rules.DefaultRuleSet(),
+		BatchSize: cfg.BatchSize, Logger: log.With("component", "intake"), Metrics: ingest.NewMetrics(reg),
+		AckWait: cfg.AckWait, ReferenceWait: cfg.ReferenceWait, RetryDelay: cfg.RetryDelay,
+	})
+	t0 := time.Now()
+	if err := intake.Load(ctx); err != nil {
+		return fmt.Errorf("loading the ledger state from the store: %w", err)
+	}
+	log.Info("ledger state loaded", "position", intake.Position(), "took", time.Since(t0).Round(time.Millisecond))
+	out := feed.New(feed.Config{Store: store, Conn: nc, JetStream: js, Subjects: subj, BatchSize: cfg.FeedBatch,
+		Logger: log.With("component", "feed"), Metrics: feed.NewMetrics(reg)})
+
+	ln, err := net.Listen("tcp", cfg.HTTPListen)
+	if err != nil {
+		return &ConfigError{fmt.Sprintf("--http-listen %q: %v", cfg.HTTPListen, err)}
+	}
+	h := &health{store: store, nc: nc, intake: intake}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	mux.Handle("GET /readyz", h)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+
+	// Components start and stop as pairs: the intake and feed run until
+	// runCtx ends; HTTP until it is shut down after them.
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	var wg sync.WaitGroup
+	errc := make(chan error, 3)
+	wg.Add(3)
+	go func() { defer wg.Done(); errc <- hs.Serve(ln) }()
+	go func() { defer wg.Done(); errc <- intake.Run(runCtx) }()
+	go func() { defer wg.Done(); h.feedUp.Store(true); errc <- out.Run(runCtx) }()
+	log.Info("ledgerd ready", "http", ln.Addr().String(), "nats", url, "inbound", subj.InboundPrefix()+".>")
+	if started != nil {
+		started(Started{HTTPAddr: ln.Addr().String(), NATSURL: url})
+	}
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case runErr = <-errc:
+		if errors.Is(runErr, http.ErrServerClosed) {
+			runErr = nil
+		}
+		log.Error("a component stopped", "err", runErr)
+	}
+	stop()
+	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	_ = hs.Shutdown(shutCtx)
+	wg.Wait()
+	_ = nc.Drain()
+	return runErr
+}
+
+// health answers /readyz: ready only when the store, NATS, the intake and the
+// feed are up.
+type health struct {
+	store  events.Store
+	nc     *nats.Conn
+	intake *ingest.Intake
+	feedUp atomic.Bool
+}
+
+func (h *health) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var problems []string
+	if _, err := h.store.Head(r.Context()); err != nil {
+		problems = append(problems, "store: "+err.Error())
+	}
+	if !h.nc.IsConnected() {
+		problems = append(problems, "nats: not connected")
+	}
+	if !h.intake.Ready() {
+		msg := "intake: not consuming"
+		if e := h.intake.LastError(); e != "" {
+			msg = "intake: " + e
+		}
+		problems = append(problems, msg)
+	}
+	if !h.feedUp.Load() {
+		problems = append(problems, "feed: not running")
+	}
+	if len(problems) > 0 {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		for _, p := range problems {
+			_, _ = fmt.Fprintln(w, p)
+		}
+		return
+	}
+	_, _ = io.WriteString(w, "ready\n")
+}

@@ -1,0 +1,355 @@
+package ledgerd
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cqhrss/subsidyledger/events"
+	"github.com/cqhrss/subsidyledger/events/bolt"
+	"github.com/cqhrss/subsidyledger/events/codec"
+	"github.com/cqhrss/subsidyledger/events/person"
+	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
+	"github.com/cqhrss/subsidyledger/services/internal/natstest"
+	"github.com/cqhrss/subsidyledger/services/natsbus"
+	"github.com/cqhrss/subsidyledger/services/simulate"
+)
+
+// instance is a ledgerd started in-process by a test.
+type instance struct {
+	cancel context.CancelFunc
+	done   chan error
+	addr   Started
+}
+
+func testConfig(t *testing.T, dataDir, natsURL string) Config {
+	t.Helper()
+	cfg, err := ParseConfig([]string{"--data-dir", dataDir, "--nats-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
+		"--ack-wait", "2s", "--nats-url", natsURL, "--retry-delay", "50ms", "--reference-wait", "4s"}, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func start(t *testing.T, cfg Config) *instance {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	in := &instance{cancel: cancel, done: make(chan error, 1)}
+	up := make(chan Started, 1)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if os.Getenv("LEDGER_TEST_LOG") != "" {
+		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	go func() { in.done <- run(ctx, cfg, log, func(s Started) { up <- s }) }()
+	select {
+	case in.addr = <-up:
+	case err := <-in.done:
+		t.Fatalf("ledgerd did not start: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("ledgerd did not start in 30s")
+	}
+	t.Cleanup(func() { in.stop(t) })
+	return in
+}
+
+func (in *instance) stop(t *testing.T) {
+	t.Helper()
+	if in.cancel == nil {
+		return
+	}
+	in.cancel()
+	in.cancel = nil
+	select {
+	case err := <-in.done:
+		if err != nil {
+			t.Errorf("ledgerd stopped with %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Error("ledgerd did not stop in 30s")
+	}
+}
+
+func keyer(t *testing.T) *person.Keyer {
+	t.Helper()
+	k, err := person.NewKeyer([]byte("test key: 32 bytes or more, not a real one"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// mixed builds the messages of a small programme plus one message of every
+// invalid class, and returns them with their message ids.
+func mixed(t *testing.T, trainees int) (lanes [][]*nats.Msg, ids []string) {
+	lanes, ids, _ = mixedExpect(t, trainees)
+	return lanes, ids
+}
+
+// mixedExpect also returns the message ids the ledger must reject: the
+// invalid messages and the enrolments of trainees without the education or
+// employment to train (rule 2).
+func mixedExpect(t *testing.T, trainees int) (lanes [][]*nats.Msg, ids []string, rejected map[string]bool) {
+	t.Helper()
+	p, err := simulate.New(simulate.Config{Seed: 7, Year: 2025, Trainees: trainees, Keyer: keyer(t), Officials: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc := func(fs []simulate.Fact) []*nats.Msg {
+		var out []*nats.Msg
+		for i, f := range fs {
+			m, err := simulate.Msg("subsidy.in", f, i%5 == 0) // some as JSON
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, m)
+			ids = append(ids, f.MsgID)
+		}
+		return out
+	}
+	lanes = append(lanes, enc(p.Reference()))
+	rejected = map[string]bool{}
+	for i := range trainees {
+		fs, pr := p.Trainee(i)
+		lanes = append(lanes, enc(fs))
+		if pr.Category == "untrainable" {
+			for _, f := range fs {
+				if _, ok := f.Msg.(*subsidyv1.Enrolled); ok {
+					rejected[f.MsgID] = true
+				}
+			}
+		}
+	}
+	bad := func(subject, id, ct string, data []byte) *nats.Msg {
+		m := nats.NewMsg(subject)
+		m.Data = data
+		m.Header.Set(natsbus.HeaderMsgID, id)
+		if ct != "" {
+			m.Header.Set(natsbus.HeaderContentType, ct)
+		}
+		ids = append(ids, id)
+		rejected[id] = true
+		return m
+	}
+	lanes = append(lanes, []*nats.Msg{
+		bad("subsidy.in.enrolment.enrolled", "bad-garbage", "", []byte{0xff, 0xff, 0x01}),
+		bad("subsidy.in.nobody.nothing", "bad-subject", "", []byte{}),
+		bad("subsidy.in.enrolment.enrolled", "bad-json", natsbus.ContentJSON, []byte(`{"enrolmentId": 12`)),
+		bad("subsidy.in.enrolment.enrolled", "bad-ct", "text/csv", []byte("a,b")),
+		bad("subsidy.in.enrolment.enrolled", "bad-missing", natsbus.ContentJSON, []byte(`{}`)),
+		bad("subsidy.in.evaluation.assessment_recorded", "bad-unknown-trainee", natsbus.ContentJSON,
+			[]byte(`{"assessmentId":"x","personKey":"`+fmt.Sprintf("%064x", 1)+`","evaluationInstitutionId":"E001","qualification":{"occupation":"OCCUPATION_BIG_DATA","level":"LEVEL_JUNIOR"},"attempt":1,"theoryScore":70,"practicalScore":70,"assessedOn":{"year":2025,"month":5,"day":5}}`)),
+	})
+	return lanes, ids, rejected
+}
+
+// records reads the store and returns, per message id, how many accepted
+// fact events and rejections record it.
+func records(t *testing.T, path string) (facts, rejections map[string]int, derived int) {
+	t.Helper()
+	s, err := bolt.Open(path, bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	facts, rejections = map[string]int{}, map[string]int{}
+	reasons := map[string]int{}
+	defer func() { t.Logf("rejections by reason: %v", reasons) }()
+	ctx := context.Background()
+	after := events.Start
+	for {
+		page, err := s.ReadAll(ctx, after, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		for _, rec := range page {
+			after = rec.Position
+			d, err := codec.Decode(rec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case d.Env.GetSource() == "ledger":
+				if r, ok := d.Payload.(*subsidyv1.FactRejected); ok {
+					rejections[r.GetMessageId()]++
+					reasons[r.GetReason().String()]++
+					if reasons[r.GetReason().String()] <= 2 {
+						t.Logf("rejected %s: %s: %s", r.GetSubject(), r.GetReason(), r.GetDetail())
+					}
+				} else {
+					derived++
+				}
+			default:
+				facts[d.Env.GetMessageId()]++
+			}
+		}
+	}
+	rep, err := events.Verify(ctx, s, nil)
+	if err != nil || rep.Break != nil {
+		t.Fatalf("Verify = %+v, %v; want an intact log", rep.Break, err)
+	}
+	return facts, rejections, derived
+}
+
+func publish(t *testing.T, js jetstream.JetStream, lanes [][]*nats.Msg) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(lanes))
+	sem := make(chan struct{}, 8)
+	for _, lane := range lanes {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			for _, m := range lane {
+				if _, err := js.PublishMsg(ctx, m); err != nil {
+					errs <- fmt.Errorf("publish %s: %w", m.Header.Get(natsbus.HeaderMsgID), err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
+// waitDrained waits until the inbound work queue is empty and nothing is
+// pending on the ledger's consumer.
+func waitDrained(t *testing.T, js jetstream.JetStream) {
+	t.Helper()
+	ctx := context.Background()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		st, err := js.Stream(ctx, natsbus.InboundStream)
+		if err == nil {
+			if info, err := st.Info(ctx); err == nil && info.State.Msgs == 0 {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatal("inbound stream not drained in 60s")
+}
+
+func checkExactlyOnce(t *testing.T, storePath string, ids []string, wantRejected map[string]bool) {
+	t.Helper()
+	facts, rejections, derived := records(t, storePath)
+	for _, id := range ids {
+		if got := rejections[id] > 0; got != wantRejected[id] {
+			t.Errorf("message %s rejected = %v; want %v", id, got, wantRejected[id])
+		}
+	}
+	for _, id := range ids {
+		if n := facts[id] + rejections[id]; n != 1 {
+			t.Errorf("message %s recorded %d times (%d accepted, %d rejected); want exactly once", id, n, facts[id], rejections[id])
+		}
+	}
+	if len(facts)+len(rejections) != len(ids) {
+		t.Errorf("store records %d messages; %d were published", len(facts)+len(rejections), len(ids))
+	}
+	if derived == 0 {
+		t.Error("no derived decisions were recorded")
+	}
+	t.Logf("%d messages: %d accepted, %d rejected; %d derived events", len(ids), len(facts), len(rejections), derived)
+}
+
+// TestEmbeddedMixedBatchWithRestart publishes a mixed batch of valid and
+// invalid facts to ledgerd's embedded NATS server, restarts ledgerd while it
+// still has a backlog, and checks every message ended as exactly one
+// accepted event or one recorded rejection.
+func TestEmbeddedMixedBatchWithRestart(t *testing.T) {
+	dir := t.TempDir()
+	if d := os.Getenv("LEDGER_TEST_DIR"); d != "" {
+		dir = d
+	}
+	cfg := testConfig(t, dir, "")
+	cfg.NATSListen = fmt.Sprintf("127.0.0.1:%d", natstest.FreePort(t, "127.0.0.1"))
+	lanes, ids, rejected := mixedExpect(t, 150)
+	half := len(lanes) / 2
+
+	a := start(t, cfg)
+	nc, err := nats.Connect(a.addr.NATSURL, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	publish(t, js, lanes[:1]) // reference data first, as the bureau would
+	publish(t, js, lanes[1:half])
+	a.stop(t) // mid-stream: the intake still has a backlog
+	b := start(t, cfg)
+	publish(t, js, lanes[half:])
+	waitDrained(t, js)
+	resp, err := http.Get("http://" + b.addr.HTTPAddr + "/readyz")
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("/readyz = %v, %v; want 200", resp, err)
+	}
+	b.stop(t)
+	checkExactlyOnce(t, filepath.Join(dir, "ledger.db"), ids, rejected)
+}
+
+// TestExternalServerProcessWithRestart does the same against a separate
+// nats-server process, restarting ledgerd while publishers keep publishing.
+func TestExternalServerProcessWithRestart(t *testing.T) {
+	srv := natstest.Start(t, "127.0.0.1")
+	dir := t.TempDir()
+	cfg := testConfig(t, dir, srv.URL())
+	lanes, ids, rejected := mixedExpect(t, 150)
+
+	a := start(t, cfg)
+	nc, err := nats.Connect(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	publish(t, js, lanes[:1]) // reference data first, as the bureau would
+	go func() { defer wg.Done(); publish(t, js, lanes[1:]) }()
+	time.Sleep(300 * time.Millisecond)
+	a.stop(t) // mid-stream
+	start(t, cfg)
+	wg.Wait()
+	waitDrained(t, js)
+	// Redelivered and re-published messages: the same Nats-Msg-Id again.
+	publish(t, js, lanes[:3])
+	waitDrained(t, js)
+	time.Sleep(200 * time.Millisecond)
+	checkExactlyOnceAfterStop(t, dir, ids, rejected)
+}
+
+func checkExactlyOnceAfterStop(t *testing.T, dir string, ids []string, rejected map[string]bool) {
+	t.Helper()
+	// The store is still open by the running ledgerd; stop it via cleanup
+	// order is not guaranteed, so open a read copy of the file.
+	src := filepath.Join(dir, "ledger.db")
+	cp := filepath.Join(t.TempDir(), "copy.db")
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cp, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	checkExactlyOnce(t, cp, ids, rejected)
+}
