@@ -8,18 +8,21 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/cqhrss/subsidyledger/events"
 	"github.com/cqhrss/subsidyledger/events/bolt"
 	"github.com/cqhrss/subsidyledger/events/codec"
 	"github.com/cqhrss/subsidyledger/events/person"
 	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
+	"github.com/cqhrss/subsidyledger/services/feed"
 	"github.com/cqhrss/subsidyledger/services/internal/natstest"
 	"github.com/cqhrss/subsidyledger/services/natsbus"
 	"github.com/cqhrss/subsidyledger/services/simulate"
@@ -303,8 +306,17 @@ func TestEmbeddedMixedBatchWithRestart(t *testing.T) {
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("/readyz = %v, %v; want 200", resp, err)
 	}
+	checkOutcomes(t, js, ids)
+	head := waitFeed(t, js, b.addr.HTTPAddr)
 	b.stop(t)
 	checkExactlyOnce(t, filepath.Join(dir, "ledger.db"), ids, rejected)
+	if sh := storeHead(t, filepath.Join(dir, "ledger.db")); sh != head {
+		t.Fatalf("feed reached position %d; the store's head is %d", head, sh)
+	}
+	// After a restart the feed resumes without gaps or duplicates.
+	c := start(t, cfg)
+	checkFeed(t, js, head)
+	c.stop(t)
 }
 
 // TestExternalServerProcessWithRestart does the same against a separate
@@ -352,4 +364,104 @@ func checkExactlyOnceAfterStop(t *testing.T, dir string, ids []string, rejected 
 		t.Fatal(err)
 	}
 	checkExactlyOnce(t, cp, ids, rejected)
+}
+
+// checkOutcomes reads the outcome stream: every message id has one.
+func checkOutcomes(t *testing.T, js jetstream.JetStream, ids []string) {
+	t.Helper()
+	ctx := context.Background()
+	cons, err := js.OrderedConsumer(ctx, natsbus.OutcomeStream, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	want := map[string]bool{}
+	for _, id := range ids {
+		want[id] = true
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for len(seen) < len(want) && time.Now().Before(deadline) {
+		mb, err := cons.Fetch(1000, jetstream.FetchMaxWait(500*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for m := range mb.Messages() {
+			o := &subsidyv1.IntakeOutcome{}
+			if err := proto.Unmarshal(m.Data(), o); err != nil {
+				t.Fatalf("outcome: %v", err)
+			}
+			if want[o.GetMessageId()] {
+				seen[o.GetMessageId()] = true
+			}
+		}
+	}
+	if len(seen) != len(want) {
+		t.Fatalf("outcomes for %d of %d messages", len(seen), len(want))
+	}
+}
+
+// waitFeed waits until the feed has published up to the store's head (read
+// from the metrics) and returns that head.
+func storeHead(t *testing.T, path string) events.Position {
+	t.Helper()
+	s, err := bolt.Open(path, bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	h, err := s.Head(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func waitFeed(t *testing.T, js jetstream.JetStream, httpAddr string) events.Position {
+	t.Helper()
+	var last events.Position
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		p, err := feed.LastPublished(context.Background(), js)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p == last && p > 0 {
+			return p
+		}
+		last = p
+	}
+	t.Fatal("feed did not settle")
+	return 0
+}
+
+// checkFeed reads the whole feed stream: positions 1..head, each once, in order.
+func checkFeed(t *testing.T, js jetstream.JetStream, head events.Position) {
+	t.Helper()
+	time.Sleep(300 * time.Millisecond) // let a restarted feed publish anything it would wrongly repeat
+	ctx := context.Background()
+	cons, err := js.OrderedConsumer(ctx, natsbus.FeedStream, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := uint64(1)
+	for {
+		mb, err := cons.Fetch(1000, jetstream.FetchMaxWait(300*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for m := range mb.Messages() {
+			n++
+			p, err := strconv.ParseUint(m.Headers().Get(natsbus.HeaderPosition), 10, 64)
+			if err != nil || p != next {
+				t.Fatalf("feed message %d has position %q; want %d", next, m.Headers().Get(natsbus.HeaderPosition), next)
+			}
+			next++
+		}
+		if n == 0 {
+			break
+		}
+	}
+	if events.Position(next-1) != head {
+		t.Fatalf("feed ends at position %d; want %d", next-1, head)
+	}
 }

@@ -1,0 +1,215 @@
+package ingest
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/cqhrss/subsidyledger/events"
+	"github.com/cqhrss/subsidyledger/events/bolt"
+	"github.com/cqhrss/subsidyledger/events/codec"
+	"github.com/cqhrss/subsidyledger/events/person"
+	"github.com/cqhrss/subsidyledger/events/rules"
+	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
+	"github.com/cqhrss/subsidyledger/services/natsbus"
+	"github.com/cqhrss/subsidyledger/services/simulate"
+)
+
+type rig struct {
+	store events.Store
+	nc    *nats.Conn
+	js    jetstream.JetStream
+	cons  jetstream.Consumer
+	outc  chan *subsidyv1.IntakeOutcome
+}
+
+func newRig(t *testing.T) *rig {
+	t.Helper()
+	srv, err := natsbus.StartServer(natsbus.ServerConfig{Addr: "127.0.0.1:-1", DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	cons, err := natsbus.EnsureStreams(context.Background(), js, natsbus.DefaultSubjects, natsbus.DefaultStreamOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := bolt.Open(filepath.Join(t.TempDir(), "ledger.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	r := &rig{store: s, nc: nc, js: js, cons: cons, outc: make(chan *subsidyv1.IntakeOutcome, 10000)}
+	if _, err := nc.Subscribe("subsidy.outcome.>", func(m *nats.Msg) {
+		o := &subsidyv1.IntakeOutcome{}
+		if err := proto.Unmarshal(m.Data, o); err == nil {
+			r.outc <- o
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func (r *rig) intake(t *testing.T) *Intake {
+	t.Helper()
+	in := New(Config{Store: r.store, Conn: r.nc, Consumer: r.cons, RuleSet: rules.DefaultRuleSet(), Metrics: NewMetrics(prometheus.NewRegistry())})
+	if err := in.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return in
+}
+
+func (r *rig) publish(t *testing.T, facts []simulate.Fact) {
+	t.Helper()
+	for _, f := range facts {
+		m, err := simulate.Msg("subsidy.in", f, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.js.PublishMsg(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func (r *rig) fetch(t *testing.T, n int) []jetstream.Msg {
+	t.Helper()
+	mb, err := r.cons.Fetch(n, jetstream.FetchMaxWait(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []jetstream.Msg
+	for m := range mb.Messages() {
+		out = append(out, m)
+	}
+	if len(out) != n {
+		t.Fatalf("fetched %d messages; want %d", len(out), n)
+	}
+	return out
+}
+
+func programme(t *testing.T) ([]simulate.Fact, []simulate.Fact) {
+	t.Helper()
+	k, _ := person.NewKeyer([]byte("test key: 32 bytes or more, not a real one"))
+	p, err := simulate.New(simulate.Config{Seed: 3, Year: 2025, Trainees: 5, Keyer: k, Officials: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var trainees []simulate.Fact
+	for i := range 5 {
+		fs, _ := p.Trainee(i)
+		trainees = append(trainees, fs...)
+	}
+	return p.Reference(), trainees
+}
+
+func head(t *testing.T, s events.Store) events.Position {
+	t.Helper()
+	h, err := s.Head(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// A message redelivered after a crash (recorded, not acknowledged) is
+// answered with its original outcome by a restarted intake; nothing new is
+// stored.
+func TestRedeliveryAfterRestartStoresNothingNew(t *testing.T) {
+	r := newRig(t)
+	ref, trainees := programme(t)
+	r.publish(t, ref)
+	r.publish(t, trainees)
+	all := len(ref) + len(trainees)
+	msgs := r.fetch(t, all)
+	first := r.intake(t)
+	if err := first.handle(context.Background(), msgs); err != nil {
+		t.Fatal(err)
+	}
+	h := head(t, r.store)
+	if h == 0 {
+		t.Fatal("nothing was stored")
+	}
+	// "Restart": a new intake folds the store and gets the same messages.
+	second := r.intake(t)
+	if err := second.handle(context.Background(), msgs); err != nil {
+		t.Fatal(err)
+	}
+	if got := head(t, r.store); got != h {
+		t.Fatalf("store head after redelivery = %d; want %d (nothing new)", got, h)
+	}
+	dups := 0
+	deadline := time.After(5 * time.Second)
+	for seen := 0; seen < 2*all; seen++ {
+		select {
+		case o := <-r.outc:
+			if o.GetDuplicate() {
+				dups++
+				if o.GetStream() == "" {
+					t.Errorf("duplicate outcome %s names no stream", o.GetMessageId())
+				}
+			}
+		case <-deadline:
+			t.Fatalf("saw %d outcomes; want %d", seen, 2*all)
+		}
+	}
+	if dups != all {
+		t.Fatalf("%d duplicate outcomes; want %d", dups, all)
+	}
+}
+
+// The same fact published again under a new message id is recorded as a
+// DUPLICATE_FACT rejection, not as a second event; a repeated message id in
+// one batch is answered once.
+func TestSameFactNewMessageID(t *testing.T) {
+	r := newRig(t)
+	ref, trainees := programme(t)
+	r.publish(t, ref)
+	in := r.intake(t)
+	if err := in.handle(context.Background(), r.fetch(t, len(ref))); err != nil {
+		t.Fatal(err)
+	}
+	f := trainees[0] // a TraineeRegistered
+	again := f
+	again.MsgID = f.MsgID + "-resent"
+	r.publish(t, []simulate.Fact{f, again})
+	if err := in.handle(context.Background(), r.fetch(t, 2)); err != nil {
+		t.Fatal(err)
+	}
+	page, err := r.store.ReadAll(context.Background(), 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var registered, rejected int
+	for _, rec := range page {
+		d, err := codec.Decode(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch p := d.Payload.(type) {
+		case *subsidyv1.TraineeRegistered:
+			registered++
+		case *subsidyv1.FactRejected:
+			rejected++
+			if p.GetReason() != subsidyv1.ReasonCode_REASON_CODE_DUPLICATE_FACT || p.GetMessageId() != again.MsgID {
+				t.Errorf("rejection = %s for %s; want DUPLICATE_FACT for %s", p.GetReason(), p.GetMessageId(), again.MsgID)
+			}
+		}
+	}
+	if registered != 1 || rejected != 1 {
+		t.Fatalf("%d TraineeRegistered and %d rejections; want 1 and 1", registered, rejected)
+	}
+}
