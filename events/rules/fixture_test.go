@@ -41,13 +41,13 @@ func dt(s string) *subsidyv1.Date {
 // 1600 CNY for big data and 900 CNY for cloud computing junior, and 2025
 // budgets of 100,000 CNY for 渝中区 and 沙坪坝区.
 type fx struct {
-	t  *testing.T
+	t  testing.TB
 	l  *ledger
 	n  int
 	id int // person counter
 }
 
-func newFx(t *testing.T, rs rules.RuleSet) *fx {
+func newFx(t testing.TB, rs rules.RuleSet) *fx {
 	t.Helper()
 	f := &fx{t: t, l: newLedger(t, rs)}
 	f.must(&subsidyv1.InstitutionRegistered{InstitutionId: "ti-digital", Name: "重庆数字技能培训学校", Kind: subsidyv1.InstitutionKind_INSTITUTION_KIND_TRAINING, UnitCode: "cq-yuzhong", BasicAccount: "acct-digital"})

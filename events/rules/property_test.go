@@ -225,7 +225,7 @@ func (g *gen) fact() proto.Message {
 }
 
 // genFx is the fixture of random histories: fx with budgets for more units.
-func genFx(t *testing.T, rs rules.RuleSet) *fx {
+func genFx(t testing.TB, rs rules.RuleSet) *fx {
 	f := newFx(t, rs)
 	for _, u := range []string{"cq-beibei", "cq-jiangbei", "cq-liangjiang"} {
 		f.must(&subsidyv1.BudgetAllocated{AllocationId: "seed-" + u, Year: 2025, UnitCode: u, AmountFen: 400000})
@@ -239,7 +239,7 @@ type outcome struct {
 }
 
 // history generates and decides steps random facts on a fresh fixture.
-func history(t *testing.T, seed uint64, steps int, rs rules.RuleSet) (*gen, []outcome) {
+func history(t testing.TB, seed uint64, steps int, rs rules.RuleSet) (*gen, []outcome) {
 	g := &gen{r: rand.New(rand.NewPCG(seed, 7)), f: genFx(t, rs)}
 	var outs []outcome
 	for i := 0; i < steps; i++ {
