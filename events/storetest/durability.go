@@ -103,10 +103,10 @@ func testCloseInFlight(t *testing.T, s *suite) {
 		})
 	}
 	time.Sleep(30 * time.Millisecond)
-	st = s.reopen(t, st)
+	reopened := s.reopen(t, st)
 	wg.Wait()
 	stored := map[events.ID]events.RecordedEvent{}
-	for _, e := range readAll(t, st, 0) {
+	for _, e := range readAll(t, reopened, 0) {
 		stored[e.ID] = e
 	}
 	ok := 0
@@ -140,8 +140,9 @@ func testCloseCalls(t *testing.T, s *suite) {
 	sub := subscribe(t, st, events.Start, events.Filter{})
 	next(t, timeout(t), sub)
 	done := make(chan error, 1)
+	ctx := timeout(t)
 	go func() {
-		_, err := sub.Next(timeout(t))
+		_, err := sub.Next(ctx)
 		done <- err
 	}()
 	time.Sleep(20 * time.Millisecond)
@@ -154,7 +155,7 @@ func testCloseCalls(t *testing.T, s *suite) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Next still blocked 10s after the store's Close")
 	}
-	ctx := context.Background()
+	ctx = context.Background()
 	_, err := st.Append(ctx, "closed", events.Any, ev("storetest.Close", "late"))
 	wantErr(t, "Append after Close", err, events.ErrClosed)
 	_, err = st.ReadAll(ctx, events.Start, 0)

@@ -148,6 +148,9 @@ func readAll(t testing.TB, st events.Store, page int) []events.RecordedEvent {
 		if page > 0 && len(got) > page {
 			t.Fatalf("ReadAll(%d, %d) returned %d events; want at most %d", after, page, len(got), page)
 		}
+		if got[0].Position <= after {
+			t.Fatalf("ReadAll(%d, %d) starts at position %d; want positions after %d", after, page, got[0].Position, after)
+		}
 		out = append(out, got...)
 		after = got[len(got)-1].Position
 	}

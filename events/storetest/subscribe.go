@@ -54,12 +54,20 @@ func testSubscribe(t *testing.T, s *suite) {
 		}
 		// Next waits for events that commit later.
 		live := evs(3, "storetest.Live", "l")
+		appended := make(chan error, 1)
 		go func() {
 			time.Sleep(20 * time.Millisecond)
 			for _, e := range live {
 				if _, err := st.Append(context.Background(), "sub", events.Any, e); err != nil {
-					t.Errorf("Append(live) = %v", err)
+					appended <- fmt.Errorf("Append(live) = %v; want success", err)
+					return
 				}
+			}
+			appended <- nil
+		}()
+		defer func() {
+			if err := <-appended; err != nil {
+				t.Error(err)
 			}
 		}()
 		for i, want := range live {
@@ -116,6 +124,8 @@ func testSubscribe(t *testing.T, s *suite) {
 		for i, f := range filters {
 			subs[i] = subscribe(t, st, events.Start, f)
 		}
+		// Much that no filter selects, before the live events.
+		mustAppend(t, st, "zz-noise", events.NoStream, evs(2500, "storetest.Noise", "n")...)
 		appendMix("live")
 		end := mustAppend(t, st, "zz-end", events.NoStream, ev("storetest.End", "end"))
 		all := readAll(t, st, 0)
@@ -160,8 +170,9 @@ func testSubscribe(t *testing.T, s *suite) {
 		sub := subscribe(t, st, events.Start, events.Filter{})
 		next(t, timeout(t), sub)
 		done := make(chan error, 1)
+		ctx := timeout(t)
 		go func() {
-			_, err := sub.Next(timeout(t))
+			_, err := sub.Next(ctx)
 			done <- err
 		}()
 		time.Sleep(20 * time.Millisecond)
@@ -184,6 +195,49 @@ func testSubscribe(t *testing.T, s *suite) {
 	})
 
 	t.Run("NoSkip", func(t *testing.T) { testNoSkip(t, s) })
+	t.Run("Lockstep", func(t *testing.T) { testLockstep(t, s) })
+}
+
+// testLockstep appends one event at a time, each as soon as the subscriber
+// has the previous one, so that commits keep landing while the subscriber
+// is between finding nothing new and starting to wait: a subscription that
+// can miss the wake-up of such a commit hangs here.
+func testLockstep(t *testing.T, s *suite) {
+	st := s.store(t)
+	rounds := 300
+	if testing.Short() {
+		rounds = 100
+	}
+	sub := subscribe(t, st, events.Start, events.Filter{})
+	got := make(chan events.RecordedEvent)
+	errc := make(chan error, 1)
+	go func() {
+		defer close(got)
+		for range rounds {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			e, err := sub.Next(ctx)
+			cancel()
+			if err != nil {
+				errc <- err
+				return
+			}
+			got <- e
+		}
+	}()
+	for i := range rounds {
+		res := mustAppend(t, st, "lockstep", events.Any, ev("storetest.Lockstep", fmt.Sprint(i)))
+		select {
+		case e, ok := <-got:
+			if !ok {
+				t.Fatalf("round %d: Next = %v; want the event at %d", i, <-errc, res.Position)
+			}
+			if e.Position != res.Position {
+				t.Fatalf("round %d: Next = %s; want the event at %d", i, describe(e), res.Position)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: no event 10s after its append", i)
+		}
+	}
 }
 
 // testNoSkip tries hard to make a subscription miss an event that commits

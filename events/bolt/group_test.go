@@ -1,0 +1,357 @@
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/cqhrss/subsidyledger/events"
+)
+
+func openTest(t *testing.T, opts Options) *Store {
+	t.Helper()
+	s, err := Open(filepath.Join(t.TempDir(), "events.db"), opts)
+	if err != nil {
+		t.Fatalf("Open = %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func ev(typ, data string) events.EventData {
+	return events.EventData{ID: events.RandomID(), Type: typ, Data: []byte(data)}
+}
+
+// groupGate holds the writer on its first group, so that the appends the
+// test queues meanwhile form the second group, in queue order.
+type groupGate struct {
+	mu      sync.Mutex
+	sizes   []int
+	release chan struct{}
+	open    func() // closes release once
+}
+
+// gate installs the gate and starts a blocker append for the writer to hold.
+// Close g.release to let the writer go; the test's cleanup does it too.
+func gate(t *testing.T, s *Store) *groupGate {
+	t.Helper()
+	g := &groupGate{release: make(chan struct{})}
+	var once sync.Once
+	g.open = func() { once.Do(func() { close(g.release) }) }
+	t.Cleanup(g.open) // before s.Close in cleanup order: cleanups run last-in first-out
+	s.hookGroup = func(n int) {
+		g.mu.Lock()
+		g.sizes = append(g.sizes, n)
+		first := len(g.sizes) == 1
+		g.mu.Unlock()
+		if first {
+			<-g.release
+		}
+	}
+	go s.Append(context.Background(), "blocker", events.Any, ev("t.Blocker", "x"))
+	for deadline := time.Now().Add(5 * time.Second); len(g.groups()) == 0; time.Sleep(100 * time.Microsecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the writer did not take the blocker")
+		}
+	}
+	return g
+}
+
+func (g *groupGate) groups() []int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]int(nil), g.sizes...)
+}
+
+type call struct {
+	name     string
+	ctx      context.Context
+	stream   string
+	expected events.ExpectedRevision
+	evs      []events.EventData
+	res      events.AppendResult
+	err      error
+	done     chan struct{}
+}
+
+// queue starts Append for c and waits until it is queued behind the ones
+// before it.
+func queue(t *testing.T, s *Store, c *call) {
+	t.Helper()
+	before := len(s.reqs)
+	c.done = make(chan struct{})
+	if c.ctx == nil {
+		c.ctx = context.Background()
+	}
+	go func() {
+		defer close(c.done)
+		c.res, c.err = s.Append(c.ctx, c.stream, c.expected, c.evs...)
+	}()
+	for deadline := time.Now().Add(5 * time.Second); len(s.reqs) == before; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s was not queued", c.name)
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+}
+
+// TestGroupCommitMixed puts valid, conflicting, duplicate, idempotent,
+// cancelled and failing appends in one group: each must get the verdict it
+// would get alone, in queue order, and a failing one must leave no trace.
+func TestGroupCommitMixed(t *testing.T) {
+	s := openTest(t, Options{})
+	s.hookPut = func(stream string, revision uint64) error {
+		if stream == "s4" && revision == 1 {
+			return errors.New("injected write failure")
+		}
+		return nil
+	}
+	a1, a2 := ev("t.A", "a1"), ev("t.A", "a2")
+	c1, c2 := ev("t.C", "c1"), ev("t.C", "c2")
+	f1, h1, i1 := ev("t.F", "f1"), ev("t.H", "h1"), ev("t.I", "i1")
+	cancelled, cancel := context.WithCancel(context.Background())
+	g := gate(t, s)
+	calls := []*call{
+		{name: "A new stream", stream: "s1", expected: events.NoStream, evs: []events.EventData{a1, a2}},
+		{name: "B conflicts with A", stream: "s1", expected: events.NoStream, evs: []events.EventData{ev("t.B", "b1")}},
+		{name: "C reuses A's id in another stream", stream: "s2", expected: events.Any, evs: []events.EventData{c1, c2, a1}},
+		{name: "D uses C's ids", stream: "s2", expected: events.Any, evs: []events.EventData{c1}},
+		{name: "E retries A", stream: "s1", expected: events.Exact(7), evs: []events.EventData{a1, a2}},
+		{name: "F follows A", stream: "s1", expected: events.Exact(1), evs: []events.EventData{f1}},
+		{name: "G mixes stored and new", stream: "s3", expected: events.Any, evs: []events.EventData{ev("t.G", "g1"), f1}},
+		{name: "H fails mid-write", stream: "s4", expected: events.Any, evs: []events.EventData{h1, ev("t.H", "h2"), ev("t.H", "h3")}},
+		{name: "I follows F", stream: "s1", expected: events.Exact(2), evs: []events.EventData{i1}},
+		{name: "J is cancelled", ctx: cancelled, stream: "s5", expected: events.NoStream, evs: []events.EventData{ev("t.J", "j1")}},
+		{name: "K uses H's id", stream: "s4", expected: events.NoStream, evs: []events.EventData{h1}},
+	}
+	for _, c := range calls {
+		queue(t, s, c)
+	}
+	cancel()
+	<-calls[9].done // J has given up before the writer gets to it
+	g.open()
+	for _, c := range calls {
+		<-c.done
+	}
+
+	if got := g.groups(); len(got) != 2 || got[1] != len(calls) {
+		t.Errorf("groups = %v; want [1 %d]", got, len(calls))
+	}
+	want := []struct {
+		code events.Code
+		rev  uint64
+	}{
+		{"", 1}, {events.CodeWrongExpectedRevision, 0}, {events.CodeDuplicateID, 0}, {"", 0},
+		{"", 1}, {"", 2}, {events.CodeDuplicateID, 0}, {events.CodeUnavailable, 0}, {"", 3},
+		{"canceled", 0}, {"", 0},
+	}
+	for i, c := range calls {
+		w := want[i]
+		switch {
+		case w.code == "canceled":
+			if !errors.Is(c.err, context.Canceled) {
+				t.Errorf("%s: Append = %v; want %v", c.name, c.err, context.Canceled)
+			}
+		case w.code == "":
+			if c.err != nil || c.res.NextExpectedRevision != w.rev {
+				t.Errorf("%s: Append = %+v, %v; want revision %d", c.name, c.res, c.err, w.rev)
+			}
+		default:
+			if events.CodeOf(c.err) != w.code {
+				t.Errorf("%s: Append = %v; want code %s", c.name, c.err, w.code)
+			}
+		}
+	}
+	if calls[4].res != calls[0].res {
+		t.Errorf("E (retry of A) = %+v; want A's result %+v", calls[4].res, calls[0].res)
+	}
+	var e *events.Error
+	if errors.As(calls[1].err, &e) && e.Actual != 1 {
+		t.Errorf("B's conflict Actual = %d; want 1 (A committed first in the group)", e.Actual)
+	}
+
+	ctx := context.Background()
+	wantStream := map[string][]events.ID{
+		"s1": {a1.ID, a2.ID, f1.ID, i1.ID},
+		"s2": {c1.ID},
+		"s4": {h1.ID},
+	}
+	for stream, ids := range wantStream {
+		got, err := s.ReadStream(ctx, stream, events.Forwards, 0, 0)
+		if err != nil {
+			t.Fatalf("ReadStream(%s) = %v", stream, err)
+		}
+		var gotIDs []events.ID
+		for _, e := range got {
+			gotIDs = append(gotIDs, e.ID)
+		}
+		if fmt.Sprint(gotIDs) != fmt.Sprint(ids) {
+			t.Errorf("ReadStream(%s) ids = %v; want %v", stream, gotIDs, ids)
+		}
+	}
+	for _, stream := range []string{"s3", "s5"} {
+		if _, err := s.ReadStream(ctx, stream, events.Forwards, 0, 0); !errors.Is(err, events.ErrStreamNotFound) {
+			t.Errorf("ReadStream(%s) = %v; want %v", stream, err, events.ErrStreamNotFound)
+		}
+	}
+	all, err := s.ReadAll(ctx, events.Start, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range all {
+		if e.Position != events.Position(i+1) {
+			t.Fatalf("ReadAll[%d] at position %d; want dense positions", i, e.Position)
+		}
+	}
+	if len(all) != 7 { // the blocker and six from the group
+		t.Errorf("ReadAll returned %d events; want 7", len(all))
+	}
+	if h, _ := s.Head(ctx); h != 7 {
+		t.Errorf("Head() = %d; want 7", h)
+	}
+	if rep, err := events.Verify(ctx, s, nil); err != nil || rep.Break != nil {
+		t.Errorf("Verify = %+v, %v; want no break", rep, err)
+	}
+}
+
+// TestGroupCommitShares checks that concurrent callers share commits.
+func TestGroupCommitShares(t *testing.T) {
+	s := openTest(t, Options{})
+	var mu sync.Mutex
+	groups := 0
+	s.hookGroup = func(int) { mu.Lock(); groups++; mu.Unlock() }
+	const callers, per = 16, 30
+	var wg sync.WaitGroup
+	for c := range callers {
+		wg.Go(func() {
+			for i := range per {
+				if _, err := s.Append(context.Background(), fmt.Sprintf("c-%d", c), events.Any, ev("t.Shared", fmt.Sprint(i))); err != nil {
+					t.Errorf("Append = %v", err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if groups > callers*per/2 {
+		t.Errorf("%d appends from %d callers took %d commits; want them to share commits", callers*per, callers, groups)
+	}
+	t.Logf("%d appends in %d commits", callers*per, groups)
+}
+
+// TestFullDisk fills the store up to Options.MaxSize: the append that does
+// not fit fails with ErrUnavailable, the others in its group still commit,
+// and the store goes on working.
+func TestFullDisk(t *testing.T) {
+	s := openTest(t, Options{MaxSize: 4 << 20})
+	g := gate(t, s)
+	ctx := context.Background()
+	huge := ev("t.Huge", strings.Repeat("h", 8<<20))
+	calls := []*call{
+		{name: "small before", stream: "small", expected: events.NoStream, evs: []events.EventData{ev("t.S", "1")}},
+		{name: "huge", stream: "huge", expected: events.NoStream, evs: []events.EventData{huge}},
+		{name: "small after", stream: "small", expected: events.Exact(0), evs: []events.EventData{ev("t.S", "2")}},
+	}
+	for _, c := range calls {
+		queue(t, s, c)
+	}
+	g.open()
+	for _, c := range calls {
+		<-c.done
+	}
+	if calls[0].err != nil || calls[2].err != nil {
+		t.Errorf("small appends around a huge one = %v, %v; want success", calls[0].err, calls[2].err)
+	}
+	if !errors.Is(calls[1].err, events.ErrUnavailable) {
+		t.Errorf("Append(8 MiB to a store capped at 4 MiB) = %v; want %v", calls[1].err, events.ErrUnavailable)
+	}
+	if _, err := s.ReadStream(ctx, "huge", events.Forwards, 0, 0); !errors.Is(err, events.ErrStreamNotFound) {
+		t.Errorf("ReadStream(huge) = %v; want %v", err, events.ErrStreamNotFound)
+	}
+	if _, err := s.Append(ctx, "small", events.Exact(1), ev("t.S", "3")); err != nil {
+		t.Errorf("Append after a full-disk failure = %v; want success", err)
+	}
+	// The failed event's ID is free.
+	if _, err := s.Append(ctx, "huge", events.NoStream, events.EventData{ID: huge.ID, Type: "t.Huge", Data: []byte("small now")}); err != nil {
+		t.Errorf("Append(the failed event's ID) = %v; want success", err)
+	}
+	if rep, err := events.Verify(ctx, s, nil); err != nil || rep.Break != nil || rep.Events != 5 {
+		t.Errorf("Verify = %+v, %v; want 5 events, no break", rep, err)
+	}
+}
+
+// TestUndecodableRecord stores a record that does not decode: reads fail
+// with ErrCorrupt naming its position, and Verify reports a break.
+func TestUndecodableRecord(t *testing.T) {
+	s := openTest(t, Options{})
+	ctx := context.Background()
+	if _, err := s.Append(ctx, "good", events.NoStream, ev("t.Good", "g"), ev("t.Good", "h")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.db.Update(func(tx *bbolt.Tx) error {
+		var k [8]byte
+		binary.BigEndian.PutUint64(k[:], 3)
+		return tx.Bucket(bucketLog).Put(k[:], []byte{recordFormat, 0, 0, 1})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.ReadAll(ctx, events.Start, 0)
+	if !errors.Is(err, events.ErrCorrupt) || !strings.Contains(err.Error(), "position 3") {
+		t.Errorf("ReadAll over a bad record = %v; want %v naming position 3", err, events.ErrCorrupt)
+	}
+	if got, err := s.ReadAll(ctx, events.Start, 2); err != nil || len(got) != 2 {
+		t.Errorf("ReadAll(Start, 2), before the bad record = %d events, %v; want 2, nil", len(got), err)
+	}
+	sub, err := s.Subscribe(ctx, 2, events.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	if _, err := sub.Next(ctx); !errors.Is(err, events.ErrCorrupt) {
+		t.Errorf("Next over a bad record = %v; want %v", err, events.ErrCorrupt)
+	}
+	rep, err := events.Verify(ctx, s, nil)
+	if err != nil || rep.Break == nil || !strings.Contains(rep.Break.Reason, "position 3") {
+		t.Errorf("Verify = %+v, %v; want a break naming position 3", rep.Break, err)
+	}
+}
+
+func TestRecordRoundTrip(t *testing.T) {
+	e := events.EventData{ID: events.RandomID(), Type: "t.Round", Metadata: []byte("meta"), Data: bytes.Repeat([]byte{0, 1, 2}, 100)}
+	rec, meta, data := appendRecord(nil, "stream-ü", &e)
+	if len(rec) != encodedLen("stream-ü", &e) {
+		t.Fatalf("encoded %d bytes; encodedLen says %d", len(rec), encodedLen("stream-ü", &e))
+	}
+	if !bytes.Equal(meta, e.Metadata) || !bytes.Equal(data, e.Data) {
+		t.Fatalf("appendRecord returned metadata %q data %q; want the event's", meta, data)
+	}
+	prev, hash := events.Hash{1}, events.Hash{2}
+	patchRecord(rec, 42, 1_700_000_000_123_456_789, prev, hash)
+	var d decoder
+	var k [8]byte
+	binary.BigEndian.PutUint64(k[:], 9)
+	got, err := d.decode(k[:], rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != e.ID || !got.SameBody(e) || got.Stream != "stream-ü" || got.Revision != 42 || got.Position != 9 ||
+		got.Created.UnixNano() != 1_700_000_000_123_456_789 || got.PrevHash != prev || got.Hash != hash {
+		t.Errorf("decode(encode(e)) = %+v; want the event back", got)
+	}
+	for cut := range len(rec) {
+		if _, err := parseRecord(rec[:cut]); err == nil {
+			t.Fatalf("parseRecord(first %d of %d bytes) = nil error; want an error", cut, len(rec))
+		}
+	}
+}
