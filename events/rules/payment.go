@@ -170,11 +170,19 @@ func (d *decider) paymentSettled(m *subsidyv1.PaymentSettled) *Rejection {
 }
 
 func (d *decider) paymentFailed(m *subsidyv1.PaymentFailed) *Rejection {
-	o, _, r := d.orderOf(m.GetPaymentOrderId(), m.GetEntitlementId())
+	o, e, r := d.orderOf(m.GetPaymentOrderId(), m.GetEntitlementId())
 	if r != nil {
 		return r
 	}
-	return dateOrder("failure", date(m.GetFailedOn()), "payment request", o.requestedOn)
+	if r := dateOrder("failure", date(m.GetFailedOn()), "payment request", o.requestedOn); r != nil {
+		return r
+	}
+	if e.cancelled != "" && e.paid == 0 {
+		// Cancelled while this order was in flight: no money moved after
+		// all, so its budget is freed now.
+		d.releaseQueuedExcept(fundKey{e.year, e.unit}, 0, e.counted, e.id)
+	}
+	return nil
 }
 
 func (d *decider) clawbackOf(id string) (*clawback, *Rejection) {

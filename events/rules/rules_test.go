@@ -598,3 +598,45 @@ func TestIDs(t *testing.T) {
 		t.Errorf("stream names")
 	}
 }
+
+func TestAccessors(t *testing.T) {
+	f := newFx(t, rules.DefaultRuleSet())
+	f.must(&subsidyv1.BudgetAllocated{AllocationId: "al", Year: 2025, UnitCode: "cq-beibei", AmountFen: 100000})
+	var ids []string
+	for i := 0; i < 2; i++ {
+		k := f.person(func(m *subsidyv1.TraineeRegistered) { m.UnitCode = "cq-beibei" })
+		f.must(&subsidyv1.EligibilityEvidenceRecorded{EvidenceId: "e" + k[60:], PersonKey: k, Category: 2, Source: "社保", SnapshotAt: tsOf("2025-01-01"), Confirmed: true, InsuredFrom: dt("2020-01-01")})
+		f.trained(k, "ti-digital", bdJ)
+		f.must(&subsidyv1.AdvancePaymentRecorded{AdvanceId: "a" + k[60:], TrainingInstitutionId: "ti-digital", PersonKey: k, Qualification: bdJ.Proto(), AmountFen: 1, PaidOn: dt("2025-04-01")})
+		f.certify(k, bdJ, "2025-06-20")
+		ids = append(ids, rules.EntitlementID(k, bdJ))
+	}
+	w := f.l.w
+	if fs := w.Fund(2025, "cq-beibei"); fs.Allocated != 100000 || fs.Committed != 80000 || len(fs.Waiting) != 1 || fs.Waiting[0] != ids[1] {
+		t.Errorf("Fund = %+v", fs)
+	}
+	// Paying the first, then the second is released and paid; a fraud on
+	// the first raises a clawback against the institution.
+	f.noticed(ids[0])
+	f.paid(ids[0], "acct-digital")
+	want(t, f.derived(&subsidyv1.FraudFound{FindingId: "fr", EntitlementId: ids[0], OfficialId: "s", FoundOn: dt("2025-07-20")}), "EntitlementHeld:REASON_CODE_FRAUD_FINDING", "ClawbackRaised")
+	e, ok := w.Entitlement(ids[0])
+	if !ok || e.PaidFen != 80000 || e.Cancelled != "fraud/fr" || e.ClawbackID != rules.ClawbackID(ids[0]) || len(e.Holds) != 1 {
+		t.Errorf("Entitlement = %+v", e)
+	}
+	if c, _ := w.Clawback(e.ClawbackID); c.OutstandingFen != 80000 {
+		t.Errorf("Clawback = %+v", c)
+	}
+	if _, ok := w.Entitlement("nope"); ok {
+		t.Errorf("unknown entitlement found")
+	}
+	if u, err := w.Units().RollUp("cq-yubei", refdata.D(2026, 1, 1)); err != nil || u.Code != "cq-liangjiang" {
+		t.Errorf("Units().RollUp = %v, %v", u, err)
+	}
+	if p, n, below := w.PassRate("ti-digital", bdJ); p != 2 || n != 2 || below {
+		t.Errorf("PassRate = %d/%d %v", p, n, below)
+	}
+	if len(w.Flags()) != 0 {
+		t.Errorf("Flags = %v", w.Flags())
+	}
+}
