@@ -123,6 +123,12 @@ func Normalize(id string) (string, error) {
 	return s, nil
 }
 
+// Validate reports why id is not a valid ID number (an *IDError), or nil.
+func Validate(id string) error {
+	_, err := Normalize(id)
+	return err
+}
+
 // Valid reports whether id is a valid ID number.
 func Valid(id string) bool {
 	_, err := Normalize(id)

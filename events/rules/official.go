@@ -2,6 +2,8 @@ package rules
 
 import (
 	"fmt"
+
+	"google.golang.org/protobuf/proto"
 	"slices"
 	"strings"
 
@@ -246,12 +248,18 @@ func (d *decider) raiseClawback(e *entitlement, amount int64, cause subsidyv1.Cl
 	d.emit(mustParse(id), &subsidyv1.ClawbackRaised{
 		ClawbackId:    id,
 		EntitlementId: e.id,
-		Payee:         e.payee,
+		Payee:         clonePayee(e.payee),
 		AmountFen:     amount,
 		Cause:         cause,
 		Decision: d.decision(append([]string{e.eventID}, evidence...),
 			check(causeReason(cause), false, "%d fen paid to %s is receivable", amount, payeeString(e.payee))),
 	})
+}
+
+// clonePayee copies a payee out of the state, so that no event shares a
+// message with the World.
+func clonePayee(p *subsidyv1.Payee) *subsidyv1.Payee {
+	return proto.Clone(p).(*subsidyv1.Payee)
 }
 
 func causeReason(c subsidyv1.ClawbackCause) subsidyv1.ReasonCode {

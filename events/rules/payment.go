@@ -80,7 +80,7 @@ func (d *decider) paymentRequested(m *subsidyv1.PaymentRequested) *Rejection {
 		AmountFen:         due,
 		OffsetFen:         offsetTotal,
 		NetFen:            due - offsetTotal,
-		Payee:             e.payee,
+		Payee:             clonePayee(e.payee),
 		OffsetClawbackIds: offsetIDs,
 		Decision:          d.decision(evidence, checks...),
 	})

@@ -274,7 +274,7 @@ func (w *World) fold(id string, m proto.Message) {
 		t.unit, t.education, t.employee, t.gradYear, t.eventID = m.GetUnitCode(), m.GetEducation(), m.GetEnterpriseEmployee(), m.GetGraduationYear(), id
 	case *subsidyv1.EligibilityEvidenceRecorded:
 		t := w.trainee(m.GetPersonKey())
-		t.evidence = append(t.evidence, &evidence{msg: m, eventID: id})
+		t.evidence = append(t.evidence, &evidence{msg: proto.Clone(m).(*subsidyv1.EligibilityEvidenceRecorded), eventID: id})
 	case *subsidyv1.Enrolled:
 		e := &enrolment{id: m.GetEnrolmentId(), person: m.GetPersonKey(), inst: m.GetTrainingInstitutionId(),
 			q: refdata.QualificationOf(m.GetQualification()), enrolledOn: date(m.GetEnrolledOn()), eventID: id}
@@ -379,7 +379,7 @@ func (w *World) fold(id string, m proto.Message) {
 		}
 	case *subsidyv1.WriteOffRequested:
 		if c := w.clawbacks[m.GetClawbackId()]; c != nil {
-			c.pending, c.pendingID = m, id
+			c.pending, c.pendingID = proto.Clone(m).(*subsidyv1.WriteOffRequested), id
 		}
 	case *subsidyv1.ClawbackWrittenOff:
 		if c := w.clawbacks[m.GetClawbackId()]; c != nil {
@@ -432,7 +432,7 @@ func (w *World) fold(id string, m proto.Message) {
 		}
 	case *subsidyv1.PaymentOrdered:
 		o := &order{id: m.GetPaymentOrderId(), entitlement: m.GetEntitlementId(), attempt: m.GetAttempt(),
-			amount: m.GetAmountFen(), offset: m.GetOffsetFen(), net: m.GetNetFen(), payee: m.GetPayee(), eventID: id}
+			amount: m.GetAmountFen(), offset: m.GetOffsetFen(), net: m.GetNetFen(), payee: clonePayee(m.GetPayee()), eventID: id}
 		w.orders[o.id] = o
 		if e := w.entitlements[o.entitlement]; e != nil {
 			o.requestedOn = e.requestedOn
@@ -447,7 +447,7 @@ func (w *World) fold(id string, m proto.Message) {
 			}
 		}
 	case *subsidyv1.ClawbackRaised:
-		c := &clawback{id: m.GetClawbackId(), entitlement: m.GetEntitlementId(), payee: m.GetPayee(),
+		c := &clawback{id: m.GetClawbackId(), entitlement: m.GetEntitlementId(), payee: clonePayee(m.GetPayee()),
 			amount: m.GetAmountFen(), cause: m.GetCause(), eventID: id}
 		w.clawbacks[c.id] = c
 		w.clawbackSeq = append(w.clawbackSeq, c.id)
@@ -491,7 +491,7 @@ func (w *World) parseOffsets(m *subsidyv1.PaymentOrdered) []offset {
 func (w *World) foldEntitled(id string, m *subsidyv1.SubsidyEntitled) {
 	q := refdata.QualificationOf(m.GetQualification())
 	e := &entitlement{id: m.GetEntitlementId(), eventID: id, person: m.GetPersonKey(), q: q,
-		certificate: m.GetCertificateId(), amount: m.GetAmountFen(), payee: m.GetPayee(), year: m.GetYear(),
+		certificate: m.GetCertificateId(), amount: m.GetAmountFen(), payee: clonePayee(m.GetPayee()), year: m.GetYear(),
 		unit: m.GetUnitCode(), trainInst: m.GetTrainingInstitutionId(), assessedOn: date(m.GetAssessedOn()),
 		holds: map[string]subsidyv1.ReasonCode{}, holdEvents: map[string]string{}}
 	if c := w.certificates[e.certificate]; c != nil {
