@@ -56,6 +56,15 @@
 // Occupation and level are written as their enum names
 // (OCCUPATION_BIG_DATA, LEVEL_JUNIOR), the attempt in decimal.
 //
+// # Budget unit
+//
+// An entitlement is budgeted (rule 11) to the unit of the trainee's
+// TraineeRegistered, as in force on the assessment date: a unit abolished by
+// then rolls up to its successor (a trainee recorded in 江北区, assessed on
+// 2025-11-06, draws on 两江新区's budget; assessed on 2025-11-05, on
+// 江北区's); a unit that did not exist yet on that date is used as recorded.
+// The year is the calendar year of the assessment.
+//
 // # Determinism
 //
 // No decision reads a clock or iterates a map unordered: dates come from the

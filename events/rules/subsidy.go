@@ -65,9 +65,14 @@ func (d *decider) subsidy(t *trainee, a *assessment, m *subsidyv1.CertificateIss
 	}
 
 	// Rule 1: the trainee's unit maps to a budget unit on the assessment
-	// date (the recorded unit, rolled up to its successor if it was
-	// abolished by then).
+	// date: the recorded unit, rolled up to its successor if it was
+	// abolished by then. A unit recorded that did not exist yet on that
+	// date (a trainee registered in 两江新区 for an assessment before
+	// 2025-11-06) is taken as recorded: its predecessor is ambiguous.
 	unit, err := w.units.RollUp(t.unit, on)
+	if rows, ok := w.units.Lookup(t.unit); err != nil && ok && rows[0].ValidFrom > on {
+		unit, err = rows[0], nil
+	}
 	if err != nil {
 		add(check(subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_UNIT, false, "unit %q on %s: %v", t.unit, on, err))
 	} else {
