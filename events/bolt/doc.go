@@ -6,17 +6,24 @@
 // The file holds five top-level buckets:
 //
 //	meta     "format" -> "subsidyledger-events/1" (marks the file as a store)
-//	log      position (uint64 big-endian, 1, 2, 3, ...) -> record (see record.go)
+//	         "ids-merged" -> position up to which the ids bucket is complete
+//	log      position (uint64 big-endian, 1, 2, 3, ...) -> record (record.go)
 //	streams  stream name -> head: last revision, its position (uint64 each,
 //	         big-endian) and its hash (32 bytes)
-//	index    uvarint(len(stream)) stream revision(uint64 big-endian) -> position
-//	ids      event id (16 bytes) -> position
+//	index    uvarint(len(stream)) stream firstRevision(uint64 big-endian)
+//	         -> firstPosition, count (uint64 each): one run per append
+//	ids      event id (16 bytes) -> position (uint64 big-endian)
 //
 // Positions are dense and start at 1 (0 is events.Start). The length prefix
 // keeps every stream's index keys contiguous whatever bytes stream names
-// hold. The ids bucket makes idempotency permanent: a retried append is
-// recognised however long after the original, and an append is compared
-// with the stored events byte for byte, not by a digest.
+// hold, and since the events of one append are contiguous in both the
+// stream and the log, the index needs one entry per append (index.go).
+//
+// The ids bucket makes idempotency permanent: a retried append is
+// recognised however long after the original, and compared with the stored
+// events byte for byte, not by a digest. Event IDs are random, so the IDs of
+// recent events are buffered in memory and merged into the bucket in sorted
+// batches; the buffer is rebuilt from the log at Open (ids.go).
 //
 // # Writing: group commit
 //

@@ -355,3 +355,75 @@ func TestRecordRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestIDBuffer merges buffered event IDs into the ids bucket every few
+// events and checks that idempotency holds for merged and buffered IDs,
+// before and after reopening.
+func TestIDBuffer(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "events.db")
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.mergeIDsAt = 10
+	ctx := context.Background()
+	type appended struct {
+		stream string
+		evs    []events.EventData
+		res    events.AppendResult
+	}
+	var log []appended
+	for i := range 30 {
+		stream := fmt.Sprintf("buf-%d", i%3)
+		evs := make([]events.EventData, 1+i%4)
+		for j := range evs {
+			evs[j] = ev("t.Buf", fmt.Sprintf("%d-%d", i, j))
+		}
+		res, err := s.Append(ctx, stream, events.Any, evs...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		log = append(log, appended{stream, evs, res})
+	}
+	check := func(s *Store, when string) {
+		t.Helper()
+		var merged uint64
+		inBucket := 0
+		if err := s.db.View(func(tx *bbolt.Tx) error {
+			merged = idsMerged(tx.Bucket(bucketMeta))
+			inBucket = tx.Bucket(bucketIDs).Stats().KeyN
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if merged == 0 || inBucket == 0 || inBucket != int(merged) {
+			t.Errorf("%s: merge mark %d, %d IDs in the bucket; want some merged, one per position up to the mark", when, merged, inBucket)
+		}
+		for _, a := range log {
+			res, err := s.Append(ctx, a.stream, events.NoStream, a.evs...)
+			if err != nil || res != a.res {
+				t.Errorf("%s: retried Append(%s, %d events) = %+v, %v; want %+v", when, a.stream, len(a.evs), res, err, a.res)
+			}
+			changed := a.evs[0]
+			changed.Data = []byte("changed")
+			if _, err := s.Append(ctx, a.stream, events.Any, changed); !errors.Is(err, events.ErrDuplicateID) {
+				t.Errorf("%s: Append(ID at position %d, changed body) = %v; want %v", when, a.res.Position, err, events.ErrDuplicateID)
+			}
+		}
+	}
+	check(s, "before reopen")
+	pendingBefore := len(s.pending)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.mergeIDsAt = 10
+	if len(s.pending) != pendingBefore {
+		t.Errorf("after reopen %d buffered IDs; want %d as before", len(s.pending), pendingBefore)
+	}
+	check(s, "after reopen")
+}

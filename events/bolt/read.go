@@ -1,7 +1,6 @@
 package bolt
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -153,40 +152,19 @@ func (s *Store) ReadStream(ctx context.Context, stream string, dir events.Direct
 		if max > 0 && uint64(max) < n {
 			n = uint64(max)
 		}
-		out = make([]events.RecordedEvent, 0, min(n, defaultPage))
-		prefix := indexKey(nil, stream, 0)
-		prefix = prefix[:len(prefix)-8]
-		var d decoder
-		c := b.index.Cursor()
-		k, pk := c.Seek(indexKey(nil, stream, from))
-		for i := uint64(0); i < n; i++ {
-			want := from + i
-			if dir == events.Backwards {
-				want = from - i
+		checked := 0
+		check := func() error {
+			if checked++; checked%4096 == 0 {
+				return ctx.Err()
 			}
-			if len(k) != len(prefix)+8 || !bytes.HasPrefix(k, prefix) || binary.BigEndian.Uint64(k[len(prefix):]) != want {
-				return corrupt(op, stream, fmt.Errorf("index lacks revision %d", want))
-			}
-			if i%4096 == 4095 {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-			}
-			e, err := d.decode(pk, b.log.Get(pk))
-			if err != nil {
-				return corrupt(op, stream, err)
-			}
-			if e.Stream != stream || e.Revision != want {
-				return corrupt(op, stream, fmt.Errorf("index entry for revision %d points at position %d, which holds another event", want, e.Position))
-			}
-			out = append(out, e)
-			if dir == events.Forwards {
-				k, pk = c.Next()
-			} else {
-				k, pk = c.Prev()
-			}
+			return nil
 		}
-		return nil
+		var err error
+		out, err = readRuns(b, stream, dir, from, n, check)
+		if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+			return corrupt(op, stream, err)
+		}
+		return err
 	})
 	if err != nil {
 		return nil, err

@@ -70,6 +70,11 @@ type Store struct {
 
 	head atomic.Uint64 // last committed position
 
+	// Owned by the writer goroutine (and Open before it starts): the IDs
+	// of committed events not yet merged into the ids bucket (see ids.go).
+	pending    map[events.ID]uint64
+	mergeIDsAt int
+
 	sigMu sync.Mutex
 	sig   chan struct{} // closed and replaced after every commit
 
@@ -125,6 +130,7 @@ func Open(path string, opts Options) (*Store, error) {
 		writerDone: make(chan struct{}),
 		done:       make(chan struct{}),
 		sig:        make(chan struct{}),
+		mergeIDsAt: defaultMergeIDsAt,
 	}
 	if err := s.init(); err != nil {
 		db.Close()
@@ -165,6 +171,7 @@ func (s *Store) init() error {
 					return err
 				}
 			}
+			s.pending = make(map[events.ID]uint64)
 			return tx.Bucket(bucketMeta).Put([]byte(formatKey), []byte(formatValue))
 		}
 		if f := meta.Get([]byte(formatKey)); string(f) != formatValue {
@@ -178,6 +185,11 @@ func (s *Store) init() error {
 			}
 		}
 		s.head.Store(lastPosition(tx.Bucket(bucketLog)))
+		pending, err := loadPendingIDs(tx)
+		if err != nil {
+			return &events.Error{Code: events.CodeCorrupt, Op: "open", Detail: fmt.Sprintf("%s: %v", s.path, err)}
+		}
+		s.pending = pending
 		return nil
 	})
 	var e *events.Error

@@ -14,9 +14,13 @@ func testReadStream(t *testing.T, s *suite) {
 	const n = 10
 	mustAppend(t, st, "other", events.NoStream, ev("storetest.Other", "o"))
 	want := evs(n, "storetest.Read", "r")
+	// In appends of 4, 1, 1 and 4 events, with another stream's between.
 	mustAppend(t, st, "read", events.NoStream, want[:4]...)
 	mustAppend(t, st, "other", events.Any, ev("storetest.Other", "o2"))
-	mustAppend(t, st, "read", events.Exact(3), want[4:]...)
+	mustAppend(t, st, "read", events.Exact(3), want[4])
+	mustAppend(t, st, "read", events.Exact(4), want[5])
+	mustAppend(t, st, "other", events.Any, ev("storetest.Other", "o3"))
+	mustAppend(t, st, "read", events.Exact(5), want[6:]...)
 	// A stream whose name extends another's must not leak into it.
 	mustAppend(t, st, "read-more", events.NoStream, ev("storetest.Other", "o3"))
 
@@ -54,6 +58,10 @@ func testReadStream(t *testing.T, s *suite) {
 		{events.Backwards, 4, 0, span(4, 0)},
 		{events.Backwards, 0, 0, span(0, 0)},
 		{events.Backwards, 9, 100, span(9, 0)},
+		{events.Forwards, 2, 6, span(2, 7)},
+		{events.Forwards, 5, 2, span(5, 6)},
+		{events.Backwards, 7, 5, span(7, 3)},
+		{events.Backwards, 5, 1, span(5, 5)},
 	} {
 		call := fmt.Sprintf("ReadStream(read, %v, %d, %d)", dirName(c.dir), int64(c.from), c.max)
 		got, err := st.ReadStream(context.Background(), "read", c.dir, c.from, c.max)

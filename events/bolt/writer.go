@@ -1,0 +1,383 @@
+package bolt
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"runtime"
+	"time"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/cqhrss/subsidyledger/events"
+)
+
+// Bounds on one group commit: it stops taking queued appends once it holds
+// this many appends or events (a single larger append still goes alone).
+const (
+	maxGroupAppends = 1024
+	maxGroupEvents  = 64 << 10
+)
+
+// writeLoop is the single writer. It ends when Close has closed reqs and
+// every queued append is answered.
+func (s *Store) writeLoop() {
+	defer close(s.writerDone)
+	var group []*appendReq
+	last := 0 // size of the previous group
+	for r := range s.reqs {
+		group = append(group[:0], r)
+		n := len(r.evs)
+		if last > 1 {
+			// Callers are concurrent: the ones just answered are about to
+			// append again. Let them queue before taking the group, as
+			// long as more keep arriving (a few scheduler turns, no sleep).
+			for i, q := 0, -1; i < 4 && len(s.reqs) > q; i++ {
+				q = len(s.reqs)
+				runtime.Gosched()
+			}
+		}
+	drain:
+		for len(group) < maxGroupAppends && n < maxGroupEvents {
+			select {
+			case r, ok := <-s.reqs:
+				if !ok {
+					break drain
+				}
+				group = append(group, r)
+				n += len(r.evs)
+			default:
+				break drain
+			}
+		}
+		last = len(group)
+		s.commitGroup(group)
+		clear(group)
+	}
+}
+
+// commitGroup commits a group of appends and answers each.
+func (s *Store) commitGroup(group []*appendReq) {
+	if s.hookGroup != nil {
+		s.hookGroup(len(group))
+	}
+	live := make([]*appendReq, 0, len(group))
+	for _, r := range group {
+		if err := r.ctx.Err(); err != nil {
+			r.err = err // the caller has gone; do not apply
+			continue
+		}
+		live = append(live, r)
+	}
+	if len(live) > 0 {
+		if err := s.commit(live, true); err != nil && len(live) > 1 {
+			// The transaction as a whole failed. Commit the appends one by
+			// one, so that an append that cannot be stored (too big for the
+			// space left) does not take the others down with it.
+			for i := range live {
+				s.commit(live[i:i+1], false)
+			}
+		}
+	}
+	for _, r := range group {
+		close(r.done)
+	}
+}
+
+// errWrite marks a failure while writing an append that had passed
+// validation: the transaction holds part of it and must be rolled back.
+type errWrite struct{ err error }
+
+func (e errWrite) Error() string { return e.err.Error() }
+
+// commit applies reqs in order in one transaction and commits it, setting
+// each request's res or err. If mayMerge, the transaction also moves the
+// buffered event IDs into the ids bucket when the buffer is full. It
+// returns the error that failed the transaction as a whole, if any (then
+// every request has failed).
+func (s *Store) commit(reqs []*appendReq, mayMerge bool) error {
+	dropped := make([]bool, len(reqs)) // failed mid-write: left out of retries
+	merge := mayMerge && len(s.pending) >= s.mergeIDsAt
+	for {
+		tx, err := s.db.Begin(true)
+		if err != nil {
+			s.failAll(reqs, dropped, unavailable("", "cannot begin a write transaction", err))
+			return err
+		}
+		w := &writer{
+			b:       bucketsOf(tx),
+			now:     time.Now().UnixNano(),
+			pending: s.pending,
+			fresh:   make(map[events.ID]uint64),
+			hookPut: s.hookPut,
+		}
+		if merge {
+			if err := w.mergeIDs(); err != nil {
+				// Not worth failing appends for: try again next time.
+				tx.Rollback()
+				merge = false
+				continue
+			}
+		}
+		retry, err := w.applyAll(reqs, dropped)
+		if retry {
+			tx.Rollback()
+			continue
+		}
+		if err != nil {
+			tx.Rollback()
+			s.failAll(reqs, dropped, err)
+			return err
+		}
+		if err := tx.Commit(); err != nil {
+			s.failAll(reqs, dropped, unavailable("", "commit failed", err))
+			return err
+		}
+		// Committed: the IDs written are now the store's.
+		if merge {
+			s.pending = w.fresh
+		} else {
+			for id, pos := range w.fresh {
+				s.pending[id] = pos
+			}
+		}
+		if w.pos > w.first {
+			s.head.Store(w.pos)
+			s.signal()
+		}
+		return nil
+	}
+}
+
+// failAll fails every request not dropped with err, naming its stream.
+func (s *Store) failAll(reqs []*appendReq, dropped []bool, err error) {
+	for i, r := range reqs {
+		if dropped[i] {
+			continue
+		}
+		rerr := err
+		var e *events.Error
+		if errors.As(err, &e) {
+			c := *e
+			c.Stream = r.stream
+			rerr = &c
+		}
+		r.res, r.err = events.AppendResult{}, rerr
+	}
+}
+
+func unavailable(stream, detail string, err error) error {
+	return &events.Error{Code: events.CodeUnavailable, Op: "append", Stream: stream, Detail: detail, Err: err}
+}
+
+type buckets struct {
+	meta, log, streams, index, ids *bbolt.Bucket
+}
+
+func bucketsOf(tx *bbolt.Tx) buckets {
+	b := buckets{
+		meta:    tx.Bucket(bucketMeta),
+		log:     tx.Bucket(bucketLog),
+		streams: tx.Bucket(bucketStreams),
+		index:   tx.Bucket(bucketIndex),
+		ids:     tx.Bucket(bucketIDs),
+	}
+	if tx.Writable() {
+		// Log keys arrive in order: fill its pages fully.
+		b.log.FillPercent = 1.0
+	}
+	return b
+}
+
+// writer applies appends inside one write transaction.
+type writer struct {
+	b     buckets
+	now   int64
+	first uint64 // the last position before the transaction
+	pos   uint64 // the last position written
+
+	// Event IDs live in the ids bucket, or, for the latest events, in
+	// pending (committed, not yet merged into the bucket: see ids.go) or in
+	// fresh (written by this transaction).
+	pending map[events.ID]uint64
+	fresh   map[events.ID]uint64
+
+	arena   []byte // keys and values that must stay valid until the commit
+	hookPut func(string, uint64) error
+}
+
+func (w *writer) alloc(n int) []byte {
+	if cap(w.arena)-len(w.arena) < n {
+		w.arena = make([]byte, 0, max(n, 16<<10))
+	}
+	s := len(w.arena)
+	w.arena = w.arena[:s+n]
+	return w.arena[s : s+n : s+n]
+}
+
+// position returns where the event with id is stored, if it is.
+func (w *writer) position(id events.ID) (uint64, bool) {
+	if p, ok := w.fresh[id]; ok {
+		return p, true
+	}
+	if p, ok := w.pending[id]; ok {
+		return p, true
+	}
+	if v := w.b.ids.Get(id[:]); len(v) == 8 {
+		return binary.BigEndian.Uint64(v), true
+	}
+	return 0, false
+}
+
+// applyAll applies every request not dropped, in order. When a write fails
+// after validation it drops that request and asks for a retry (the caller
+// rolls back). A panic inside bbolt (a damaged page) fails the transaction.
+func (w *writer) applyAll(reqs []*appendReq, dropped []bool) (retry bool, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = &events.Error{Code: events.CodeCorrupt, Op: "append", Detail: fmt.Sprintf("storage engine failed: %v", p)}
+		}
+	}()
+	w.first = lastPosition(w.b.log)
+	w.pos = w.first
+	for i, r := range reqs {
+		if dropped[i] {
+			continue
+		}
+		res, err := w.apply(r)
+		var we errWrite
+		if errors.As(err, &we) {
+			dropped[i] = true
+			r.res, r.err = events.AppendResult{}, unavailable(r.stream, "write failed", we.err)
+			return true, nil
+		}
+		r.res, r.err = res, err
+	}
+	return false, nil
+}
+
+// head is a stream's entry in the streams bucket.
+type head struct {
+	revision uint64
+	position uint64
+	hash     events.Hash
+}
+
+const headLen = 48
+
+func parseHead(v []byte) (head, bool) {
+	if len(v) != headLen {
+		return head{}, false
+	}
+	var h head
+	h.revision = binary.BigEndian.Uint64(v)
+	h.position = binary.BigEndian.Uint64(v[8:])
+	copy(h.hash[:], v[16:])
+	return h, true
+}
+
+// apply validates r against the transaction's state and, if it passes,
+// writes it. Validation only reads: an append it rejects leaves no trace.
+// A failure while writing comes back as errWrite.
+func (w *writer) apply(r *appendReq) (events.AppendResult, error) {
+	stored := 0
+	for i := range r.evs {
+		if _, ok := w.position(r.evs[i].ID); ok {
+			stored++
+		}
+	}
+	if stored > 0 {
+		return w.replay(r, stored)
+	}
+	var h head
+	v := w.b.streams.Get([]byte(r.stream))
+	exists := v != nil
+	if exists {
+		var ok bool
+		if h, ok = parseHead(v); !ok {
+			return events.AppendResult{}, errStream(events.CodeCorrupt, "append", r.stream, "stream head does not decode")
+		}
+	}
+	if !r.expected.Allows(h.revision, exists) {
+		actual := int64(-1)
+		if exists {
+			actual = int64(h.revision)
+		}
+		return events.AppendResult{}, &events.Error{Code: events.CodeWrongExpectedRevision, Op: "append",
+			Stream: r.stream, Actual: actual, Expected: r.expected}
+	}
+
+	// Validated: write. From here on a failure is an errWrite.
+	rev, prev := uint64(0), events.Hash{}
+	if exists {
+		rev, prev = h.revision+1, h.hash
+	}
+	firstRev, firstPos := rev, w.pos+1
+	for i, rec := range r.recs {
+		w.pos++
+		hash := events.LinkHash(prev, r.stream, rev, r.evs[i])
+		patchRecord(rec, rev, w.now, prev, hash)
+		if w.hookPut != nil {
+			if err := w.hookPut(r.stream, rev); err != nil {
+				return events.AppendResult{}, errWrite{err}
+			}
+		}
+		pk := w.alloc(8)
+		binary.BigEndian.PutUint64(pk, w.pos)
+		if err := w.b.log.Put(pk, rec); err != nil {
+			return events.AppendResult{}, errWrite{err}
+		}
+		w.fresh[r.evs[i].ID] = w.pos
+		prev = hash
+		rev++
+	}
+	ik := indexKey(w.alloc(indexKeyLen(r.stream))[:0], r.stream, firstRev)
+	iv := w.alloc(runLen)
+	putRun(iv, run{position: firstPos, count: uint64(len(r.recs))})
+	if err := w.b.index.Put(ik, iv); err != nil {
+		return events.AppendResult{}, errWrite{err}
+	}
+	hv := w.alloc(headLen)
+	binary.BigEndian.PutUint64(hv, rev-1)
+	binary.BigEndian.PutUint64(hv[8:], w.pos)
+	copy(hv[16:], prev[:])
+	if err := w.b.streams.Put([]byte(r.stream), hv); err != nil {
+		return events.AppendResult{}, errWrite{err}
+	}
+	return events.AppendResult{NextExpectedRevision: rev - 1, Position: events.Position(w.pos), LastHash: prev}, nil
+}
+
+// replay answers an append some of whose IDs are stored: the original
+// result if all of them are, in order, as one run in this stream, with the
+// same bodies; ErrDuplicateID otherwise.
+func (w *writer) replay(r *appendReq, stored int) (events.AppendResult, error) {
+	dup := func(format string, args ...any) (events.AppendResult, error) {
+		return events.AppendResult{}, errStream(events.CodeDuplicateID, "append", r.stream, fmt.Sprintf(format, args...))
+	}
+	if stored < len(r.evs) {
+		return dup("the append mixes %d stored and %d new event IDs", stored, len(r.evs)-stored)
+	}
+	var res events.AppendResult
+	var k [8]byte
+	for i := range r.evs {
+		e := &r.evs[i]
+		pos, _ := w.position(e.ID)
+		binary.BigEndian.PutUint64(k[:], pos)
+		rec, err := parseRecord(w.b.log.Get(k[:]))
+		if err != nil || rec.id != e.ID {
+			return events.AppendResult{}, errStream(events.CodeCorrupt, "append", r.stream,
+				fmt.Sprintf("the ID index points event %s at position %d, which does not hold it (%v)", e.ID, pos, err))
+		}
+		switch {
+		case string(rec.stream) != r.stream:
+			return dup("event %s is already stored in another stream", e.ID)
+		case string(rec.typ) != e.Type || !bytes.Equal(rec.metadata, e.Metadata) || !bytes.Equal(rec.data, e.Data):
+			return dup("event %s is already stored with a different body", e.ID)
+		case i > 0 && rec.revision != res.NextExpectedRevision+1:
+			return dup("events %s are stored, but not in this order as one append", e.ID)
+		}
+		res = events.AppendResult{NextExpectedRevision: rec.revision, Position: events.Position(pos), LastHash: rec.hash}
+	}
+	return res, nil
+}
