@@ -135,4 +135,3 @@ func uniqueIDs(evs []events.EventData) error {
 	}
 	return nil
 }
-
