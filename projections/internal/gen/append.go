@@ -8,11 +8,23 @@ import (
 	"github.com/cqhrss/subsidyledger/events"
 )
 
+// AppendOptions tune Append.
+type AppendOptions struct {
+	// Parallel is the number of concurrent appenders; zero means 64.
+	Parallel int
+	// From and To select the batches appended, by index in the history
+	// ([From, To); To zero means to the end), so that a test can append a
+	// history in parts.
+	From, To int
+}
+
 // Append generates the history cfg describes into store. Streams are
 // appended by parallel workers (so that the store's group commit has
 // company), each stream always by the same worker and in order; before a
-// barrier batch every earlier batch is committed. Zero parallel means 64.
-func Append(ctx context.Context, store events.Store, cfg Config, parallel int) (Stats, error) {
+// barrier batch every earlier batch is committed. It returns the statistics
+// of the whole history (Batches counts every batch, appended or not).
+func Append(ctx context.Context, store events.Store, cfg Config, opts AppendOptions) (Stats, error) {
+	parallel := opts.Parallel
 	if parallel <= 0 {
 		parallel = 64
 	}
@@ -36,8 +48,13 @@ func Append(ctx context.Context, store events.Store, cfg Config, parallel int) (
 			}
 		}()
 	}
+	n := -1
 	stats, err := Generate(cfg, func(b Batch) error {
-		if b.Barrier {
+		n++
+		if n < opts.From || (opts.To > 0 && n >= opts.To) {
+			return nil
+		}
+		if b.Barrier || n == opts.From {
 			inflight.Wait()
 		}
 		if err := context.Cause(ctx); err != nil {

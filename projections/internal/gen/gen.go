@@ -69,6 +69,7 @@ type inst struct {
 	passBP    int
 	window    map[refdata.Qualification][]bool
 	flagged   map[refdata.Qualification]bool
+	flagCount map[refdata.Qualification]int
 	suspended bool
 	// open clawbacks against this institution as payee, oldest first.
 	clawbacks []*clawback
@@ -331,6 +332,7 @@ func (g *Gen) reference() {
 			unit:      g.units[g.rnd.IntN(len(g.units))],
 			window:    map[refdata.Qualification][]bool{},
 			flagged:   map[refdata.Qualification]bool{},
+			flagCount: map[refdata.Qualification]int{},
 			certMonth: map[int]int{},
 		}
 		if i < nt {
@@ -641,7 +643,8 @@ func (g *Gen) assess(t *trainee, d refdata.Date) {
 		below := len(w) >= 20 && passes*10000 < 6000*len(w)
 		if below && !t.train.flagged[t.q] {
 			t.train.flagged[t.q] = true
-			key := t.train.id + "/" + t.q.String()
+			t.train.flagCount[t.q]++
+			key := t.train.id + "/" + t.q.String() + "/" + strconv.Itoa(t.train.flagCount[t.q])
 			flagID := g.id("flag", pb.ReasonCode_REASON_CODE_QUALITY_BELOW_THRESHOLD.String(), key)
 			derived = append(derived, dv("flag", pb.ReasonCode_REASON_CODE_QUALITY_BELOW_THRESHOLD.String(), key)(&pb.ViolationFlagged{
 				FlagId: flagID, Reason: pb.ReasonCode_REASON_CODE_QUALITY_BELOW_THRESHOLD, Subject: t.train.id, InstitutionId: t.train.id,
@@ -756,7 +759,7 @@ func (g *Gen) lift(t *trainee, holdID string, d refdata.Date) {
 		return
 	}
 	delete(t.holds, holdID)
-	liftID := "L-" + t.key[:12] + "-" + strconv.Itoa(int(d))
+	liftID := "L-" + t.key[:12] + "-" + strconv.Itoa(int(d)) + "-" + holdID
 	g.append(t.stream, d, "bureau", "lift-"+liftID, &pb.HoldLifted{
 		LiftId: liftID, EntitlementId: t.entID, HoldId: holdID, OfficialId: "m-sup-1", Note: "reviewed", LiftedOn: d.Proto()},
 		dv("release", t.entID, holdID)(&pb.EntitlementReleased{EntitlementId: t.entID, Reason: pb.ReasonCode_REASON_CODE_SUPERVISOR_HOLD,

@@ -57,7 +57,7 @@ func TestAppendIntoBolt(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	st, err := gen.Append(context.Background(), s, gen.Config{Seed: 1, Trainees: 1000}, 0)
+	st, err := gen.Append(context.Background(), s, gen.Config{Seed: 1, Trainees: 1000}, gen.AppendOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,352 @@
+// Package anomaly is the anomalies read model: the flags raised for
+// supervisors (ViolationFlagged: the quality threshold of rule 15 and the
+// anomalies of rule 16) with their evidence — the stored events the
+// decision used, the rule-set version and the checks' detail — and the
+// state of the institution they name.
+//
+// The schema has no event that resolves a flag, so every flag stays open;
+// an institution's suspension is shown beside its flags.
+package anomaly
+
+import (
+	"io"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/cqhrss/subsidyledger/events"
+	"github.com/cqhrss/subsidyledger/projections"
+	"github.com/cqhrss/subsidyledger/projections/internal/rm"
+	"github.com/cqhrss/subsidyledger/projections/internal/snap"
+	pb "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
+)
+
+// Name is the projection's name.
+const Name = "anomaly"
+
+const version = 1
+
+type flag struct {
+	id       events.ID
+	reason   int32
+	subject  string
+	inst     uint32
+	q        rm.Q
+	detail   string
+	evidence []events.ID
+	checks   []check
+	ruleSet  uint32
+	pos      uint64
+	created  int64
+	stream   string
+}
+
+type check struct {
+	rule   int32
+	passed bool
+	reason int32
+	detail string
+}
+
+type instInfo struct {
+	name        string
+	unit        uint32
+	suspended   bool
+	blacklisted bool
+}
+
+// Model is the anomalies projection.
+type Model struct {
+	mu      sync.RWMutex
+	pos     events.Position
+	strs    *rm.Strings
+	units   *rm.Units
+	flags   []flag
+	flagIdx map[events.ID]int32
+	insts   map[string]instInfo
+}
+
+var _ projections.Projection = (*Model)(nil)
+
+// New returns an empty model.
+func New() *Model {
+	return &Model{strs: rm.NewStrings(), units: rm.NewUnits(), flagIdx: map[events.ID]int32{}, insts: map[string]instInfo{}}
+}
+
+// Factory makes fresh models for a Runner.
+func Factory() projections.Projection { return New() }
+
+// Name implements projections.Projection.
+func (m *Model) Name() string { return Name }
+
+// Version implements projections.Projection.
+func (m *Model) Version() uint32 { return version }
+
+// Types implements projections.Projection.
+func (m *Model) Types() []string {
+	return []string{"subsidy.v1.UnitDefined", "subsidy.v1.InstitutionRegistered", "subsidy.v1.InstitutionSuspended",
+		"subsidy.v1.InstitutionReinstated", "subsidy.v1.ViolationFlagged"}
+}
+
+// Apply implements projections.Projection.
+func (m *Model) Apply(ev *projections.Event) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.apply(ev); err != nil {
+		return err
+	}
+	m.pos = ev.Position
+	return nil
+}
+
+func (m *Model) apply(ev *projections.Event) error {
+	switch p := ev.Payload.(type) {
+	case *pb.UnitDefined:
+		return m.units.Apply(p)
+	case *pb.InstitutionRegistered:
+		in := m.insts[p.InstitutionId]
+		in.name, in.unit = p.Name, m.strs.ID(p.UnitCode)
+		m.insts[p.InstitutionId] = in
+	case *pb.InstitutionSuspended:
+		in := m.insts[p.InstitutionId]
+		in.suspended, in.blacklisted = true, p.Blacklisted
+		m.insts[p.InstitutionId] = in
+	case *pb.InstitutionReinstated:
+		in := m.insts[p.InstitutionId]
+		in.suspended, in.blacklisted = false, false
+		m.insts[p.InstitutionId] = in
+	case *pb.ViolationFlagged:
+		id, err := rm.ID(p.FlagId)
+		if err != nil {
+			return rm.Err(ev.Type, "flag id: %v", err)
+		}
+		f := flag{id: id, reason: int32(p.Reason), subject: p.Subject, inst: m.strs.ID(p.InstitutionId), q: rm.QOf(p.Qualification),
+			detail: p.Detail, ruleSet: m.strs.ID(p.Decision.GetRuleSetVersion()), pos: uint64(ev.Position),
+			created: ev.Created.UnixNano(), stream: ev.Stream}
+		for _, e := range p.Decision.GetEvidenceEventIds() {
+			eid, err := rm.ID(e)
+			if err != nil {
+				return rm.Err(ev.Type, "evidence event id: %v", err)
+			}
+			f.evidence = append(f.evidence, eid)
+		}
+		for _, c := range p.Decision.GetChecks() {
+			f.checks = append(f.checks, check{rule: c.Rule, passed: c.Passed, reason: int32(c.Reason), detail: c.Detail})
+		}
+		if i, ok := m.flagIdx[id]; ok {
+			m.flags[i] = f // a flag raised again replaces its record
+			return nil
+		}
+		m.flagIdx[id] = int32(len(m.flags))
+		m.flags = append(m.flags, f)
+	}
+	return nil
+}
+
+// Snapshot implements projections.Projection.
+func (m *Model) Snapshot(w io.Writer) error {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	sw := snap.NewWriter(w)
+	sw.Magic(Name, version)
+	sw.Uvarint(uint64(m.pos))
+	m.strs.Write(sw)
+	m.units.Write(sw)
+	ids := rm.SortedKeys(m.insts)
+	sw.Uvarint(uint64(len(ids)))
+	for _, id := range ids {
+		in := m.insts[id]
+		sw.String(id)
+		sw.String(in.name)
+		sw.Uvarint(uint64(in.unit))
+		sw.Bool(in.suspended)
+		sw.Bool(in.blacklisted)
+	}
+	sw.Uvarint(uint64(len(m.flags)))
+	for _, f := range m.flags {
+		sw.Fixed(f.id[:])
+		sw.Int(int(f.reason))
+		sw.String(f.subject)
+		sw.Uvarint(uint64(f.inst))
+		sw.Uvarint(uint64(f.q))
+		sw.String(f.detail)
+		sw.Uvarint(uint64(len(f.evidence)))
+		for _, e := range f.evidence {
+			sw.Fixed(e[:])
+		}
+		sw.Uvarint(uint64(len(f.checks)))
+		for _, c := range f.checks {
+			sw.Int(int(c.rule))
+			sw.Bool(c.passed)
+			sw.Int(int(c.reason))
+			sw.String(c.detail)
+		}
+		sw.Uvarint(uint64(f.ruleSet))
+		sw.Uvarint(f.pos)
+		sw.Varint(f.created)
+		sw.String(f.stream)
+	}
+	return sw.Flush()
+}
+
+// Restore implements projections.Projection.
+func (m *Model) Restore(r io.Reader) error {
+	sr := snap.NewReader(r)
+	sr.Magic(Name, version)
+	n := New()
+	n.pos = events.Position(sr.Uvarint())
+	n.strs.Read(sr)
+	n.units.Read(sr)
+	for range sr.Len(1 << 24) {
+		id := sr.String()
+		n.insts[id] = instInfo{name: sr.String(), unit: uint32(sr.Uvarint()), suspended: sr.Bool(), blacklisted: sr.Bool()}
+	}
+	nf := sr.Len(1 << 28)
+	for range nf {
+		var f flag
+		sr.Fixed(f.id[:])
+		f.reason, f.subject, f.inst, f.q, f.detail = int32(sr.Int()), sr.String(), uint32(sr.Uvarint()), rm.Q(sr.Uvarint()), sr.String()
+		if ne := sr.Len(1 << 16); ne > 0 {
+			f.evidence = make([]events.ID, ne)
+			for i := range f.evidence {
+				sr.Fixed(f.evidence[i][:])
+			}
+		}
+		if nc := sr.Len(1 << 16); nc > 0 {
+			f.checks = make([]check, nc)
+			for i := range f.checks {
+				f.checks[i] = check{rule: int32(sr.Int()), passed: sr.Bool(), reason: int32(sr.Int()), detail: sr.String()}
+			}
+		}
+		f.ruleSet, f.pos, f.created, f.stream = uint32(sr.Uvarint()), sr.Uvarint(), sr.Varint(), sr.String()
+		if sr.Err() != nil {
+			return sr.Err()
+		}
+		n.flagIdx[f.id] = int32(len(n.flags))
+		n.flags = append(n.flags, f)
+	}
+	if err := sr.Err(); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.pos, m.strs, m.units, m.flags, m.flagIdx, m.insts = n.pos, n.strs, n.units, n.flags, n.flagIdx, n.insts
+	return nil
+}
+
+// Check is one check of the flag's decision.
+type Check struct {
+	Rule   int32     `json:"rule"`
+	Passed bool      `json:"passed"`
+	Reason rm.Reason `json:"reason"`
+	Detail string    `json:"detail"`
+}
+
+// Flag is the JSON form of a flag.
+type Flag struct {
+	FlagID string    `json:"flag_id"`
+	Reason rm.Reason `json:"reason"`
+	Rule   int32     `json:"rule"`
+	// Subject is what the flag is about; SubjectKind says whether it is a
+	// person key, an institution or something else (an account, a month).
+	Subject              string           `json:"subject"`
+	SubjectKind          string           `json:"subject_kind"`
+	InstitutionID        string           `json:"institution_id,omitempty"`
+	InstitutionName      string           `json:"institution_name,omitempty"`
+	InstitutionSuspended bool             `json:"institution_suspended"`
+	UnitCode             string           `json:"unit_code,omitempty"`
+	CurrentUnitCode      string           `json:"current_unit_code,omitempty"`
+	Qualification        rm.Qualification `json:"qualification"`
+	Detail               string           `json:"detail"`
+	Status               string           `json:"status"`
+	EvidenceEventIDs     []string         `json:"evidence_event_ids"`
+	Checks               []Check          `json:"checks"`
+	RuleSetVersion       string           `json:"rule_set_version"`
+	Position             uint64           `json:"position"`
+	Stream               string           `json:"stream"`
+	RecordedAt           time.Time        `json:"recorded_at"`
+}
+
+// ReasonCount counts flags of one reason.
+type ReasonCount struct {
+	Reason rm.Reason `json:"reason"`
+	Count  int64     `json:"count"`
+}
+
+// List is the JSON form of the anomalies (GET /v1/anomalies).
+type List struct {
+	Open     int             `json:"open"`
+	ByReason []ReasonCount   `json:"by_reason"`
+	Flags    []Flag          `json:"flags"`
+	Position events.Position `json:"position"`
+}
+
+// Filter narrows the list: Unit keeps flags whose institution's unit (as
+// recorded or rolled up) is Unit; Institution keeps one institution's;
+// Reason one reason code (its name); Limit caps Flags (newest first;
+// zero: 500). Counts cover every matching flag.
+type Filter struct {
+	Unit        string
+	Institution string
+	Reason      string
+	Limit       int
+}
+
+// List returns the open flags, newest first.
+func (m *Model) List(f Filter) List {
+	if f.Limit <= 0 {
+		f.Limit = 500
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	out := List{Flags: []Flag{}, ByReason: []ReasonCount{}, Position: m.pos}
+	counts := map[int32]int64{}
+	for i := len(m.flags) - 1; i >= 0; i-- {
+		fl := &m.flags[i]
+		instID := m.strs.Str(fl.inst)
+		in := m.insts[instID]
+		unit := m.strs.Str(in.unit)
+		cur := m.units.Current(unit)
+		if (f.Unit != "" && unit != f.Unit && cur != f.Unit) || (f.Institution != "" && instID != f.Institution) ||
+			(f.Reason != "" && pb.ReasonCode(fl.reason).String() != f.Reason) {
+			continue
+		}
+		out.Open++
+		counts[fl.reason]++
+		if len(out.Flags) >= f.Limit {
+			continue
+		}
+		v := Flag{FlagID: fl.id.String(), Reason: rm.ReasonOf(pb.ReasonCode(fl.reason)), Rule: fl.reason / 100, Subject: fl.subject,
+			SubjectKind: "other", InstitutionID: instID, InstitutionName: in.name, InstitutionSuspended: in.suspended,
+			UnitCode: unit, CurrentUnitCode: cur, Qualification: fl.q.JSON(), Detail: fl.detail, Status: "open",
+			EvidenceEventIDs: []string{}, Checks: []Check{}, RuleSetVersion: m.strs.Str(fl.ruleSet), Position: fl.pos,
+			Stream: fl.stream, RecordedAt: time.Unix(0, fl.created).UTC()}
+		if unit == "" {
+			v.CurrentUnitCode = ""
+		}
+		if _, err := rm.ParsePersonKey(fl.subject); err == nil {
+			v.SubjectKind = "person"
+		} else if _, ok := m.insts[fl.subject]; ok {
+			v.SubjectKind = "institution"
+		}
+		for _, e := range fl.evidence {
+			v.EvidenceEventIDs = append(v.EvidenceEventIDs, e.String())
+		}
+		for _, c := range fl.checks {
+			v.Checks = append(v.Checks, Check{Rule: c.rule, Passed: c.passed, Reason: rm.ReasonOf(pb.ReasonCode(c.reason)), Detail: c.detail})
+		}
+		out.Flags = append(out.Flags, v)
+	}
+	for _, r := range rm.SortedKeys(counts) {
+		out.ByReason = append(out.ByReason, ReasonCount{Reason: rm.ReasonOf(pb.ReasonCode(r)), Count: counts[r]})
+	}
+	sort.SliceStable(out.ByReason, func(i, j int) bool { return out.ByReason[i].Count > out.ByReason[j].Count })
+	return out
+}
+
+// Position returns the position of the last event applied.
+func (m *Model) Position() events.Position {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.pos
+}

@@ -1,0 +1,264 @@
+// Package rm is the read models' shared kit: compact keys (person keys and
+// ids as fixed-size arrays), string interning, the versioned unit table fed
+// by UnitDefined events, dates and qualifications in one byte.
+package rm
+
+import (
+	"encoding/hex"
+	"fmt"
+	"sort"
+
+	"github.com/cqhrss/subsidyledger/events"
+	"github.com/cqhrss/subsidyledger/events/refdata"
+	"github.com/cqhrss/subsidyledger/projections/internal/snap"
+	pb "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
+)
+
+// PersonKey is a person key (64 hex characters) in 32 bytes.
+type PersonKey [32]byte
+
+// ParsePersonKey parses the hex form. Errors: not 64 lower-case hex
+// characters.
+func ParsePersonKey(s string) (PersonKey, error) {
+	var k PersonKey
+	if len(s) != 64 {
+		return k, fmt.Errorf("person key of %d characters, want 64", len(s))
+	}
+	if _, err := hex.Decode(k[:], []byte(s)); err != nil {
+		return k, fmt.Errorf("person key is not hex: %w", err)
+	}
+	return k, nil
+}
+
+// String returns the hex form.
+func (k PersonKey) String() string { return hex.EncodeToString(k[:]) }
+
+// ID parses an id in UUID text form (entitlement, payment order, clawback
+// and flag ids are derived event ids).
+func ID(s string) (events.ID, error) { return events.ParseID(s) }
+
+// Q packs a qualification into one byte: occupation*4 + level (0 when
+// either is unknown).
+type Q uint8
+
+// QOf packs a proto qualification.
+func QOf(q *pb.Qualification) Q {
+	o, l := q.GetOccupation(), q.GetLevel()
+	if o <= 0 || o > 10 || l <= 0 || l > 3 {
+		return 0
+	}
+	return Q(int(o)*4 + int(l))
+}
+
+// Occupation and Level unpack the byte.
+func (q Q) Occupation() pb.Occupation { return pb.Occupation(q / 4) }
+func (q Q) Level() pb.Level           { return pb.Level(q % 4) }
+
+// Qualification is the JSON form of a qualification.
+type Qualification struct {
+	Occupation string `json:"occupation"`
+	Level      string `json:"level"`
+}
+
+// JSON returns the slugs ("big-data", "junior"), or "unknown".
+func (q Q) JSON() Qualification {
+	o, ok1 := refdata.OccupationOf(q.Occupation())
+	l, ok2 := refdata.LevelOf(q.Level())
+	if !ok1 || !ok2 {
+		return Qualification{"unknown", "unknown"}
+	}
+	return Qualification{o.Slug, l.Slug}
+}
+
+// Date converts a proto date (invalid dates become zero).
+func Date(p *pb.Date) refdata.Date {
+	d, ok := refdata.FromProto(p)
+	if !ok {
+		return 0
+	}
+	return d
+}
+
+// DateString is the JSON form of a date: yyyy-mm-dd, "" when unset.
+func DateString(d refdata.Date) string {
+	if d == 0 {
+		return ""
+	}
+	return d.String()
+}
+
+// Reason is the JSON form of a reason code.
+type Reason struct {
+	Code   string `json:"code"`
+	Number int32  `json:"number"`
+}
+
+// ReasonOf returns the JSON form ("" code for unspecified).
+func ReasonOf(c pb.ReasonCode) Reason {
+	if c == 0 {
+		return Reason{}
+	}
+	return Reason{Code: c.String(), Number: int32(c)}
+}
+
+// Strings interns strings as small integers (0 is ""). Not safe for
+// concurrent writers; readers share the models' lock.
+type Strings struct {
+	ids  map[string]uint32
+	strs []string
+}
+
+// NewStrings returns an empty table.
+func NewStrings() *Strings { return &Strings{ids: map[string]uint32{"": 0}, strs: []string{""}} }
+
+// ID returns s's number, adding it if new.
+func (t *Strings) ID(s string) uint32 {
+	if id, ok := t.ids[s]; ok {
+		return id
+	}
+	id := uint32(len(t.strs))
+	t.ids[s] = id
+	t.strs = append(t.strs, s)
+	return id
+}
+
+// Lookup returns s's number if known.
+func (t *Strings) Lookup(s string) (uint32, bool) {
+	id, ok := t.ids[s]
+	return id, ok
+}
+
+// Str returns the string numbered id.
+func (t *Strings) Str(id uint32) string {
+	if int(id) < len(t.strs) {
+		return t.strs[id]
+	}
+	return ""
+}
+
+// Len returns the number of strings (including "").
+func (t *Strings) Len() int { return len(t.strs) }
+
+// Write writes the table.
+func (t *Strings) Write(w *snap.Writer) {
+	w.Uvarint(uint64(len(t.strs)))
+	for _, s := range t.strs[1:] {
+		w.String(s)
+	}
+}
+
+// Read reads a table written by Write.
+func (t *Strings) Read(r *snap.Reader) {
+	n := r.Len(1 << 28)
+	*t = *NewStrings()
+	for i := 1; i < n && r.Err() == nil; i++ {
+		s := r.String()
+		t.ids[s] = uint32(len(t.strs))
+		t.strs = append(t.strs, s)
+	}
+}
+
+// Units is the versioned unit table as the log defines it: the seed plus
+// every UnitDefined applied.
+type Units struct {
+	table   *refdata.Table
+	defined []*pb.UnitDefined // for snapshots
+}
+
+// NewUnits returns the seed table.
+func NewUnits() *Units { return &Units{table: refdata.Seed()} }
+
+// Apply adds a UnitDefined row. Errors: an inconsistent row.
+func (u *Units) Apply(m *pb.UnitDefined) error {
+	row, err := refdata.FromUnitDefined(m)
+	if err != nil {
+		return err
+	}
+	t, err := u.table.With(row)
+	if err != nil {
+		return err
+	}
+	u.table = t
+	u.defined = append(u.defined, m)
+	return nil
+}
+
+// Current returns the code of the unit that answers for code today (old
+// units rolled up into their successors); code itself if unknown.
+func (u *Units) Current(code string) string {
+	c, err := u.table.Current(code)
+	if err != nil {
+		return code
+	}
+	return c.Code
+}
+
+// Name returns the latest name of code ("" if unknown).
+func (u *Units) Name(code string) string {
+	rs, ok := u.table.Lookup(code)
+	if !ok || len(rs) == 0 {
+		return ""
+	}
+	return rs[len(rs)-1].Name
+}
+
+// Table returns the table.
+func (u *Units) Table() *refdata.Table { return u.table }
+
+// Write writes the rows defined by events.
+func (u *Units) Write(w *snap.Writer) {
+	w.Uvarint(uint64(len(u.defined)))
+	for _, m := range u.defined {
+		w.String(m.GetUnitCode())
+		w.String(m.GetName())
+		w.Uvarint(uint64(m.GetKind()))
+		w.Int(int(Date(m.GetValidFrom())))
+		w.Int(int(Date(m.GetValidTo())))
+		w.String(m.GetSuccessorCode())
+	}
+}
+
+// Read reads rows written by Write and applies them to the seed.
+func (u *Units) Read(r *snap.Reader) {
+	*u = *NewUnits()
+	n := r.Len(1 << 20)
+	for range n {
+		m := &pb.UnitDefined{UnitCode: r.String(), Name: r.String(), Kind: pb.UnitKind(r.Uvarint())}
+		m.ValidFrom = refdata.Date(r.Int()).Proto()
+		m.ValidTo = refdata.Date(r.Int()).Proto()
+		m.SuccessorCode = r.String()
+		if r.Err() != nil {
+			return
+		}
+		if err := u.Apply(m); err != nil {
+			r.Fail("unit row: %v", err)
+			return
+		}
+	}
+}
+
+// SortedKeys returns a map's keys sorted (for deterministic snapshots).
+func SortedKeys[K interface {
+	~string | ~int32 | ~uint32 | ~int
+}, V any](m map[K]V) []K {
+	ks := make([]K, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Slice(ks, func(i, j int) bool { return ks[i] < ks[j] })
+	return ks
+}
+
+// Rate returns n/d rounded to 4 decimals (0 when d is 0), computed in
+// integers so that it is the same on every machine.
+func Rate(n, d int64) float64 {
+	if d == 0 {
+		return 0
+	}
+	return float64((n*20000+d)/(2*d)) / 10000
+}
+
+// Err wraps a problem with an event into the error Apply returns.
+func Err(ev string, format string, args ...any) error {
+	return fmt.Errorf("%s: %s", ev, fmt.Sprintf(format, args...))
+}

@@ -1,0 +1,390 @@
+// Package quota is the annual quota dashboard read model: for each year,
+// the target (AnnualTargetSet; 3,000 when none was set) against the
+// numbers enrolled, trained, certified and subsidised, by month (with the
+// cumulative count against the pro-rata target), by occupation, level and
+// management unit, with first-attempt pass rates.
+//
+// # Counting
+//
+// The unit of training, assessment and subsidy is the qualification
+// (occupation, level), so the counts are of qualifications, not of people:
+// a person trained in two qualifications counts twice.
+//
+//	enrolled    Enrolled, in the month of enrolled_on
+//	trained     TrainingCompleted, in the month of completed_on (the default
+//	            target measure, DOMAIN.md §6)
+//	certified   CertificateIssued, in the month of issued_on; revoked counts
+//	            the certificates later revoked, in the month they were issued
+//	subsidised  SubsidyEntitled, in the month of assessed_on (the budget
+//	            year is the assessment year); cancelled counts those later
+//	            held for good by a revocation or fraud finding
+//	attempts    AssessmentRecorded, in the month of assessed_on;
+//	            first_attempts those with attempt 1, first_attempt_passes
+//	            those with both scores at least 60
+//
+// Each is attributed to a unit: the enrolment's unit_code for enrolments,
+// training, assessments and certificates (the latest enrolment of the person
+// for the qualification), the entitlement's unit_code for subsidies. The
+// current view rolls abolished units up into their successors; the
+// recorded view shows units as recorded.
+//
+// Subsidy money against budget comes from the fund ledger (package fund);
+// the API puts both in one answer.
+package quota
+
+import (
+	"io"
+	"sort"
+	"sync"
+
+	"github.com/cqhrss/subsidyledger/events"
+	"github.com/cqhrss/subsidyledger/events/refdata"
+	"github.com/cqhrss/subsidyledger/projections"
+	"github.com/cqhrss/subsidyledger/projections/internal/rm"
+	"github.com/cqhrss/subsidyledger/projections/internal/snap"
+	pb "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
+)
+
+// Name is the projection's name.
+const Name = "quota"
+
+const version = 1
+
+// DefaultTarget is the yearly target when no AnnualTargetSet names one.
+const DefaultTarget = 3000
+
+// FirstYear and LastYear bound the plan (2025–2030).
+const (
+	FirstYear = 2025
+	LastYear  = 2030
+)
+
+// Measures of progress toward the target.
+const (
+	MeasureTrained   = "trained"
+	MeasureCertified = "certified"
+)
+
+type cellKey struct {
+	month uint8
+	q     rm.Q
+	unit  uint32
+}
+
+type counts struct {
+	enrolled, trained, certified, revoked    int32
+	subsidised, cancelled                    int32
+	attempts, passes, firstAttempts, firstOK int32
+	subsidisedFen                            int64
+}
+
+type pqKey struct {
+	pk rm.PersonKey
+	q  rm.Q
+}
+
+type pqInfo struct {
+	unit     uint32
+	certDate refdata.Date
+}
+
+type entInfo struct {
+	year      int16
+	cell      cellKey
+	cancelled bool
+}
+
+// Model is the quota dashboard projection.
+type Model struct {
+	mu      sync.RWMutex
+	pos     events.Position
+	strs    *rm.Strings
+	units   *rm.Units
+	targets map[int32]int32
+	years   map[int32]map[cellKey]*counts
+	pq      map[pqKey]pqInfo
+	ents    map[events.ID]entInfo
+}
+
+var _ projections.Projection = (*Model)(nil)
+
+// New returns an empty model.
+func New() *Model {
+	return &Model{strs: rm.NewStrings(), units: rm.NewUnits(), targets: map[int32]int32{},
+		years: map[int32]map[cellKey]*counts{}, pq: map[pqKey]pqInfo{}, ents: map[events.ID]entInfo{}}
+}
+
+// Factory makes fresh models for a Runner.
+func Factory() projections.Projection { return New() }
+
+// Name implements projections.Projection.
+func (m *Model) Name() string { return Name }
+
+// Version implements projections.Projection.
+func (m *Model) Version() uint32 { return version }
+
+// Types implements projections.Projection.
+func (m *Model) Types() []string {
+	return []string{"subsidy.v1.UnitDefined", "subsidy.v1.AnnualTargetSet", "subsidy.v1.Enrolled",
+		"subsidy.v1.TrainingCompleted", "subsidy.v1.AssessmentRecorded", "subsidy.v1.CertificateIssued",
+		"subsidy.v1.CertificateRevoked", "subsidy.v1.SubsidyEntitled", "subsidy.v1.EntitlementHeld"}
+}
+
+func (m *Model) cell(d refdata.Date, q rm.Q, unit uint32) *counts {
+	if d == 0 {
+		return &counts{} // undated: counted nowhere
+	}
+	y := int32(d.Year())
+	cells := m.years[y]
+	if cells == nil {
+		cells = map[cellKey]*counts{}
+		m.years[y] = cells
+	}
+	k := cellKey{uint8(d.Month()), q, unit}
+	c := cells[k]
+	if c == nil {
+		c = &counts{}
+		cells[k] = c
+	}
+	return c
+}
+
+func (m *Model) unitOf(pk string, q rm.Q) uint32 {
+	k, err := rm.ParsePersonKey(pk)
+	if err != nil {
+		return 0
+	}
+	return m.pq[pqKey{k, q}].unit
+}
+
+// Apply implements projections.Projection.
+func (m *Model) Apply(ev *projections.Event) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.apply(ev); err != nil {
+		return err
+	}
+	m.pos = ev.Position
+	return nil
+}
+
+func (m *Model) apply(ev *projections.Event) error {
+	switch p := ev.Payload.(type) {
+	case *pb.UnitDefined:
+		return m.units.Apply(p)
+	case *pb.AnnualTargetSet:
+		m.targets[p.Year] = p.Target
+	case *pb.Enrolled:
+		k, err := rm.ParsePersonKey(p.PersonKey)
+		if err != nil {
+			return rm.Err(ev.Type, "%v", err)
+		}
+		q, unit := rm.QOf(p.Qualification), m.strs.ID(p.UnitCode)
+		info := m.pq[pqKey{k, q}]
+		info.unit = unit
+		m.pq[pqKey{k, q}] = info
+		m.cell(rm.Date(p.EnrolledOn), q, unit).enrolled++
+	case *pb.TrainingCompleted:
+		q := rm.QOf(p.Qualification)
+		m.cell(rm.Date(p.CompletedOn), q, m.unitOf(p.PersonKey, q)).trained++
+	case *pb.AssessmentRecorded:
+		q := rm.QOf(p.Qualification)
+		c := m.cell(rm.Date(p.AssessedOn), q, m.unitOf(p.PersonKey, q))
+		pass := p.TheoryScore >= 60 && p.PracticalScore >= 60
+		c.attempts++
+		if pass {
+			c.passes++
+		}
+		if p.Attempt == 1 {
+			c.firstAttempts++
+			if pass {
+				c.firstOK++
+			}
+		}
+	case *pb.CertificateIssued:
+		k, err := rm.ParsePersonKey(p.PersonKey)
+		if err != nil {
+			return rm.Err(ev.Type, "%v", err)
+		}
+		q := rm.QOf(p.Qualification)
+		info := m.pq[pqKey{k, q}]
+		info.certDate = rm.Date(p.IssuedOn)
+		m.pq[pqKey{k, q}] = info
+		m.cell(info.certDate, q, info.unit).certified++
+	case *pb.CertificateRevoked:
+		k, err := rm.ParsePersonKey(p.PersonKey)
+		if err != nil {
+			return rm.Err(ev.Type, "%v", err)
+		}
+		q := rm.QOf(p.Qualification)
+		if info, ok := m.pq[pqKey{k, q}]; ok && info.certDate != 0 {
+			m.cell(info.certDate, q, info.unit).revoked++
+		}
+	case *pb.SubsidyEntitled:
+		id, err := rm.ID(p.EntitlementId)
+		if err != nil {
+			return rm.Err(ev.Type, "entitlement id: %v", err)
+		}
+		if _, dup := m.ents[id]; dup {
+			return rm.Err(ev.Type, "entitlement %s recorded twice", p.EntitlementId)
+		}
+		d := rm.Date(p.AssessedOn)
+		q := rm.QOf(p.Qualification)
+		unit := m.strs.ID(p.UnitCode)
+		c := m.cell(d, q, unit)
+		c.subsidised++
+		c.subsidisedFen += p.AmountFen
+		m.ents[id] = entInfo{year: int16(d.Year()), cell: cellKey{uint8(d.Month()), q, unit}}
+	case *pb.EntitlementHeld:
+		if p.Reason != pb.ReasonCode_REASON_CODE_CERTIFICATE_REVOKED && p.Reason != pb.ReasonCode_REASON_CODE_FRAUD_FINDING {
+			return nil
+		}
+		id, err := rm.ID(p.EntitlementId)
+		if err != nil {
+			return rm.Err(ev.Type, "entitlement id: %v", err)
+		}
+		e, ok := m.ents[id]
+		if !ok || e.cancelled || e.year == 0 {
+			return nil
+		}
+		e.cancelled = true
+		m.ents[id] = e
+		if cells := m.years[int32(e.year)]; cells != nil && cells[e.cell] != nil {
+			cells[e.cell].cancelled++
+		}
+	}
+	return nil
+}
+
+// Snapshot implements projections.Projection.
+func (m *Model) Snapshot(w io.Writer) error {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	sw := snap.NewWriter(w)
+	sw.Magic(Name, version)
+	sw.Uvarint(uint64(m.pos))
+	m.strs.Write(sw)
+	m.units.Write(sw)
+	sw.Uvarint(uint64(len(m.targets)))
+	for _, y := range rm.SortedKeys(m.targets) {
+		sw.Int(int(y))
+		sw.Int(int(m.targets[y]))
+	}
+	sw.Uvarint(uint64(len(m.years)))
+	for _, y := range rm.SortedKeys(m.years) {
+		cells := m.years[y]
+		keys := make([]cellKey, 0, len(cells))
+		for k := range cells {
+			keys = append(keys, k)
+		}
+		sort.Slice(keys, func(i, j int) bool { return less(keys[i], keys[j]) })
+		sw.Int(int(y))
+		sw.Uvarint(uint64(len(keys)))
+		for _, k := range keys {
+			c := cells[k]
+			sw.Uvarint(uint64(k.month))
+			sw.Uvarint(uint64(k.q))
+			sw.Uvarint(uint64(k.unit))
+			for _, v := range []int32{c.enrolled, c.trained, c.certified, c.revoked, c.subsidised, c.cancelled, c.attempts, c.passes, c.firstAttempts, c.firstOK} {
+				sw.Int(int(v))
+			}
+			sw.Varint(c.subsidisedFen)
+		}
+	}
+	pqs := make([]pqKey, 0, len(m.pq))
+	for k := range m.pq {
+		pqs = append(pqs, k)
+	}
+	sort.Slice(pqs, func(i, j int) bool {
+		if pqs[i].pk != pqs[j].pk {
+			return string(pqs[i].pk[:]) < string(pqs[j].pk[:])
+		}
+		return pqs[i].q < pqs[j].q
+	})
+	sw.Uvarint(uint64(len(pqs)))
+	for _, k := range pqs {
+		v := m.pq[k]
+		sw.Fixed(k.pk[:])
+		sw.Uvarint(uint64(k.q))
+		sw.Uvarint(uint64(v.unit))
+		sw.Int(int(v.certDate))
+	}
+	ids := make([]events.ID, 0, len(m.ents))
+	for id := range m.ents {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return string(ids[i][:]) < string(ids[j][:]) })
+	sw.Uvarint(uint64(len(ids)))
+	for _, id := range ids {
+		e := m.ents[id]
+		sw.Fixed(id[:])
+		sw.Int(int(e.year))
+		sw.Uvarint(uint64(e.cell.month))
+		sw.Uvarint(uint64(e.cell.q))
+		sw.Uvarint(uint64(e.cell.unit))
+		sw.Bool(e.cancelled)
+	}
+	return sw.Flush()
+}
+
+func less(a, b cellKey) bool {
+	if a.month != b.month {
+		return a.month < b.month
+	}
+	if a.q != b.q {
+		return a.q < b.q
+	}
+	return a.unit < b.unit
+}
+
+// Restore implements projections.Projection.
+func (m *Model) Restore(r io.Reader) error {
+	sr := snap.NewReader(r)
+	sr.Magic(Name, version)
+	n := New()
+	n.pos = events.Position(sr.Uvarint())
+	n.strs.Read(sr)
+	n.units.Read(sr)
+	for range sr.Len(1 << 16) {
+		y := int32(sr.Int())
+		n.targets[y] = int32(sr.Int())
+	}
+	for range sr.Len(1 << 16) {
+		y := int32(sr.Int())
+		cells := map[cellKey]*counts{}
+		n.years[y] = cells
+		for range sr.Len(1 << 24) {
+			k := cellKey{uint8(sr.Uvarint()), rm.Q(sr.Uvarint()), uint32(sr.Uvarint())}
+			c := &counts{}
+			for _, v := range []*int32{&c.enrolled, &c.trained, &c.certified, &c.revoked, &c.subsidised, &c.cancelled, &c.attempts, &c.passes, &c.firstAttempts, &c.firstOK} {
+				*v = int32(sr.Int())
+			}
+			c.subsidisedFen = sr.Varint()
+			cells[k] = c
+		}
+	}
+	for range sr.Len(1 << 30) {
+		var k pqKey
+		sr.Fixed(k.pk[:])
+		k.q = rm.Q(sr.Uvarint())
+		n.pq[k] = pqInfo{unit: uint32(sr.Uvarint()), certDate: refdata.Date(sr.Int())}
+		if sr.Err() != nil {
+			return sr.Err()
+		}
+	}
+	for range sr.Len(1 << 30) {
+		var id events.ID
+		sr.Fixed(id[:])
+		n.ents[id] = entInfo{year: int16(sr.Int()), cell: cellKey{uint8(sr.Uvarint()), rm.Q(sr.Uvarint()), uint32(sr.Uvarint())}, cancelled: sr.Bool()}
+		if sr.Err() != nil {
+			return sr.Err()
+		}
+	}
+	if err := sr.Err(); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.pos, m.strs, m.units, m.targets, m.years, m.pq, m.ents = n.pos, n.strs, n.units, n.targets, n.years, n.pq, n.ents
+	return nil
+}

@@ -1,0 +1,630 @@
+// Package scorecard is the institution scorecard read model: for each
+// training or evaluation institution, enrolments and completions, the
+// first-attempt pass rate by occupation and level, certificates, advances
+// (outstanding, reimbursed, not reimbursable), reimbursements, clawbacks
+// (raised against it as payee, recovered, written off), flags and the holds
+// in place on the entitlements of its trainees.
+//
+// An assessment counts for its training institution (training_institution_id)
+// and for its evaluation institution; a certificate for its evaluation
+// institution. An advance is outstanding until the entitlement for its
+// person and qualification is settled to the institution (reimbursed), or
+// the subsidy is denied or the entitlement cancelled (not reimbursable).
+package scorecard
+
+import (
+	"io"
+	"sort"
+	"sync"
+
+	"github.com/cqhrss/subsidyledger/events"
+	"github.com/cqhrss/subsidyledger/projections"
+	"github.com/cqhrss/subsidyledger/projections/internal/rm"
+	"github.com/cqhrss/subsidyledger/projections/internal/snap"
+	pb "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
+)
+
+// Name is the projection's name.
+const Name = "scorecard"
+
+const version = 1
+
+const numQ = 44 // rm.Q is occupation*4+level, at most 43
+
+type qstat struct {
+	attempts, passes, firstAttempts, firstOK, certificates int32
+}
+
+type flag struct {
+	id     events.ID
+	reason int32
+	q      rm.Q
+	detail string
+	pos    uint64
+}
+
+type inst struct {
+	id, name                               string
+	kind                                   uint8
+	unit                                   uint32
+	registered, suspended, blacklisted     bool
+	enrolments, completions, certificates  int32
+	quals                                  [numQ]qstat
+	advances, advReimbursed, advDenied     int32
+	advFen, advReimbursedFen, advDeniedFen int64
+	reimbursements                         int32
+	reimbursedFen, offsetFen               int64
+	clawbacks                              int32
+	clawedFen, recoveredFen, writtenOffFen int64
+	traineeClawbacks                       int32
+	traineeClawedFen                       int64
+	flags                                  []flag
+	holds                                  map[int32]int32 // active holds by reason
+}
+
+type pqKey struct {
+	pk rm.PersonKey
+	q  rm.Q
+}
+
+const (
+	advOutstanding uint8 = iota
+	advReimbursed
+	advDenied
+)
+
+type advance struct {
+	inst  int32
+	fen   int64
+	state uint8
+}
+
+type entInfo struct {
+	train, payee  int32 // institution index + 1; 0 none
+	pending       int64
+	pendingOffset int64
+	paid          bool
+	cancelled     bool
+}
+
+type holdKey struct {
+	ent  events.ID
+	hold string
+}
+
+type clawInfo struct {
+	payee, train int32 // index + 1
+}
+
+// Model is the scorecard projection.
+type Model struct {
+	mu       sync.RWMutex
+	pos      events.Position
+	strs     *rm.Strings
+	units    *rm.Units
+	insts    []inst
+	instIdx  map[string]int32
+	ents     map[events.ID]entInfo
+	entAdv   map[events.ID]pqKey
+	advances map[pqKey]advance
+	holds    map[holdKey]int32 // reason of each active hold
+	claws    map[events.ID]clawInfo
+}
+
+var _ projections.Projection = (*Model)(nil)
+
+// New returns an empty model.
+func New() *Model {
+	return &Model{strs: rm.NewStrings(), units: rm.NewUnits(), instIdx: map[string]int32{}, ents: map[events.ID]entInfo{},
+		entAdv: map[events.ID]pqKey{}, advances: map[pqKey]advance{}, holds: map[holdKey]int32{}, claws: map[events.ID]clawInfo{}}
+}
+
+// Factory makes fresh models for a Runner.
+func Factory() projections.Projection { return New() }
+
+// Name implements projections.Projection.
+func (m *Model) Name() string { return Name }
+
+// Version implements projections.Projection.
+func (m *Model) Version() uint32 { return version }
+
+// Types implements projections.Projection.
+func (m *Model) Types() []string {
+	return []string{"subsidy.v1.UnitDefined", "subsidy.v1.InstitutionRegistered", "subsidy.v1.InstitutionSuspended",
+		"subsidy.v1.InstitutionReinstated", "subsidy.v1.Enrolled", "subsidy.v1.TrainingCompleted",
+		"subsidy.v1.AssessmentRecorded", "subsidy.v1.CertificateIssued", "subsidy.v1.AdvancePaymentRecorded",
+		"subsidy.v1.SubsidyEntitled", "subsidy.v1.SubsidyDenied", "subsidy.v1.EntitlementHeld",
+		"subsidy.v1.EntitlementReleased", "subsidy.v1.PaymentOrdered", "subsidy.v1.PaymentSettled",
+		"subsidy.v1.PaymentFailed", "subsidy.v1.ClawbackRaised", "subsidy.v1.ClawbackRecovered",
+		"subsidy.v1.ClawbackWrittenOff", "subsidy.v1.ViolationFlagged"}
+}
+
+// inst returns the index+1 of the institution, adding it if unknown ("":
+// 0, none).
+func (m *Model) inst(id string) int32 {
+	if id == "" {
+		return 0
+	}
+	if i, ok := m.instIdx[id]; ok {
+		return i + 1
+	}
+	i := int32(len(m.insts))
+	m.insts = append(m.insts, inst{id: id, holds: map[int32]int32{}})
+	m.instIdx[id] = i
+	return i + 1
+}
+
+func (m *Model) at(i int32) *inst {
+	if i == 0 {
+		return nil
+	}
+	return &m.insts[i-1]
+}
+
+// Apply implements projections.Projection.
+func (m *Model) Apply(ev *projections.Event) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.apply(ev); err != nil {
+		return err
+	}
+	m.pos = ev.Position
+	return nil
+}
+
+func (m *Model) ent(id, typ string) (events.ID, entInfo, error) {
+	eid, err := rm.ID(id)
+	if err != nil {
+		return eid, entInfo{}, rm.Err(typ, "entitlement id: %v", err)
+	}
+	e, ok := m.ents[eid]
+	if !ok {
+		return eid, e, rm.Err(typ, "unknown entitlement %s", id)
+	}
+	return eid, e, nil
+}
+
+func (m *Model) apply(ev *projections.Event) error {
+	switch p := ev.Payload.(type) {
+	case *pb.UnitDefined:
+		return m.units.Apply(p)
+	case *pb.InstitutionRegistered:
+		in := m.at(m.inst(p.InstitutionId))
+		in.name, in.kind, in.unit, in.registered = p.Name, uint8(p.Kind), m.strs.ID(p.UnitCode), true
+	case *pb.InstitutionSuspended:
+		in := m.at(m.inst(p.InstitutionId))
+		in.suspended, in.blacklisted = true, p.Blacklisted
+	case *pb.InstitutionReinstated:
+		in := m.at(m.inst(p.InstitutionId))
+		in.suspended, in.blacklisted = false, false
+	case *pb.Enrolled:
+		m.at(m.inst(p.TrainingInstitutionId)).enrolments++
+	case *pb.TrainingCompleted:
+		m.at(m.inst(p.TrainingInstitutionId)).completions++
+	case *pb.AssessmentRecorded:
+		q := rm.QOf(p.Qualification)
+		pass := p.TheoryScore >= 60 && p.PracticalScore >= 60
+		for _, id := range []string{p.TrainingInstitutionId, p.EvaluationInstitutionId} {
+			in := m.at(m.inst(id))
+			if in == nil {
+				continue
+			}
+			s := &in.quals[q]
+			s.attempts++
+			if pass {
+				s.passes++
+			}
+			if p.Attempt == 1 {
+				s.firstAttempts++
+				if pass {
+					s.firstOK++
+				}
+			}
+		}
+	case *pb.CertificateIssued:
+		in := m.at(m.inst(p.EvaluationInstitutionId))
+		in.certificates++
+		in.quals[rm.QOf(p.Qualification)].certificates++
+	case *pb.AdvancePaymentRecorded:
+		k, err := rm.ParsePersonKey(p.PersonKey)
+		if err != nil {
+			return rm.Err(ev.Type, "%v", err)
+		}
+		i := m.inst(p.TrainingInstitutionId)
+		m.advances[pqKey{k, rm.QOf(p.Qualification)}] = advance{inst: i, fen: p.AmountFen}
+		in := m.at(i)
+		in.advances++
+		in.advFen += p.AmountFen
+	case *pb.SubsidyEntitled:
+		id, err := rm.ID(p.EntitlementId)
+		if err != nil {
+			return rm.Err(ev.Type, "entitlement id: %v", err)
+		}
+		if _, dup := m.ents[id]; dup {
+			return rm.Err(ev.Type, "entitlement %s recorded twice", p.EntitlementId)
+		}
+		k, err := rm.ParsePersonKey(p.PersonKey)
+		if err != nil {
+			return rm.Err(ev.Type, "%v", err)
+		}
+		e := entInfo{train: m.inst(p.TrainingInstitutionId)}
+		if p.Payee.GetKind() == pb.PayeeKind_PAYEE_KIND_INSTITUTION {
+			e.payee = m.inst(p.Payee.GetInstitutionId())
+		}
+		m.ents[id] = e
+		if _, ok := m.advances[pqKey{k, rm.QOf(p.Qualification)}]; ok {
+			m.entAdv[id] = pqKey{k, rm.QOf(p.Qualification)}
+		}
+	case *pb.SubsidyDenied:
+		k, err := rm.ParsePersonKey(p.PersonKey)
+		if err != nil {
+			return rm.Err(ev.Type, "%v", err)
+		}
+		m.settleAdvance(pqKey{k, rm.QOf(p.Qualification)}, advDenied)
+	case *pb.EntitlementHeld:
+		id, e, err := m.ent(p.EntitlementId, ev.Type)
+		if err != nil {
+			return err
+		}
+		k := holdKey{id, p.HoldId}
+		if _, dup := m.holds[k]; !dup {
+			m.holds[k] = int32(p.Reason)
+			if in := m.at(e.train); in != nil {
+				in.holds[int32(p.Reason)]++
+			}
+		}
+		if (p.Reason == pb.ReasonCode_REASON_CODE_CERTIFICATE_REVOKED || p.Reason == pb.ReasonCode_REASON_CODE_FRAUD_FINDING) && !e.paid && !e.cancelled {
+			e.cancelled = true
+			m.ents[id] = e
+			if ak, ok := m.entAdv[id]; ok {
+				m.settleAdvance(ak, advDenied)
+			}
+		}
+	case *pb.EntitlementReleased:
+		id, e, err := m.ent(p.EntitlementId, ev.Type)
+		if err != nil {
+			return err
+		}
+		k := holdKey{id, p.HoldId}
+		r, ok := m.holds[k]
+		if !ok {
+			return rm.Err(ev.Type, "entitlement %s has no hold %q in place", p.EntitlementId, p.HoldId)
+		}
+		delete(m.holds, k)
+		if in := m.at(e.train); in != nil {
+			if in.holds[r]--; in.holds[r] <= 0 {
+				delete(in.holds, r)
+			}
+		}
+	case *pb.PaymentOrdered:
+		id, e, err := m.ent(p.EntitlementId, ev.Type)
+		if err != nil {
+			return err
+		}
+		e.pending, e.pendingOffset = p.AmountFen, p.OffsetFen
+		m.ents[id] = e
+	case *pb.PaymentFailed:
+		id, e, err := m.ent(p.EntitlementId, ev.Type)
+		if err != nil {
+			return err
+		}
+		e.pending, e.pendingOffset = 0, 0
+		m.ents[id] = e
+	case *pb.PaymentSettled:
+		id, e, err := m.ent(p.EntitlementId, ev.Type)
+		if err != nil {
+			return err
+		}
+		if in := m.at(e.payee); in != nil {
+			in.reimbursements++
+			in.reimbursedFen += e.pending
+			in.offsetFen += e.pendingOffset
+			if ak, ok := m.entAdv[id]; ok {
+				m.settleAdvance(ak, advReimbursed)
+			}
+		}
+		e.pending, e.pendingOffset, e.paid = 0, 0, true
+		m.ents[id] = e
+	case *pb.ClawbackRaised:
+		cid, err := rm.ID(p.ClawbackId)
+		if err != nil {
+			return rm.Err(ev.Type, "clawback id: %v", err)
+		}
+		_, e, err := m.ent(p.EntitlementId, ev.Type)
+		if err != nil {
+			return err
+		}
+		c := clawInfo{train: e.train}
+		if p.Payee.GetKind() == pb.PayeeKind_PAYEE_KIND_INSTITUTION {
+			c.payee = m.inst(p.Payee.GetInstitutionId())
+			in := m.at(c.payee)
+			in.clawbacks++
+			in.clawedFen += p.AmountFen
+		} else if in := m.at(e.train); in != nil {
+			in.traineeClawbacks++
+			in.traineeClawedFen += p.AmountFen
+		}
+		m.claws[cid] = c
+	case *pb.ClawbackRecovered, *pb.ClawbackWrittenOff:
+		var id string
+		var amount int64
+		written := false
+		switch q := p.(type) {
+		case *pb.ClawbackRecovered:
+			id, amount = q.ClawbackId, q.AmountFen
+		case *pb.ClawbackWrittenOff:
+			id, amount, written = q.ClawbackId, q.AmountFen, true
+		}
+		cid, err := rm.ID(id)
+		if err != nil {
+			return rm.Err(ev.Type, "clawback id: %v", err)
+		}
+		c, ok := m.claws[cid]
+		if !ok {
+			return rm.Err(ev.Type, "unknown clawback %s", id)
+		}
+		if in := m.at(c.payee); in != nil {
+			if written {
+				in.writtenOffFen += amount
+			} else {
+				in.recoveredFen += amount
+			}
+		}
+	case *pb.ViolationFlagged:
+		if p.InstitutionId == "" {
+			return nil
+		}
+		id, err := rm.ID(p.FlagId)
+		if err != nil {
+			return rm.Err(ev.Type, "flag id: %v", err)
+		}
+		in := m.at(m.inst(p.InstitutionId))
+		in.flags = append(in.flags, flag{id: id, reason: int32(p.Reason), q: rm.QOf(p.Qualification), detail: p.Detail, pos: uint64(ev.Position)})
+	}
+	return nil
+}
+
+func (m *Model) settleAdvance(k pqKey, to uint8) {
+	a, ok := m.advances[k]
+	if !ok || a.state != advOutstanding {
+		return
+	}
+	a.state = to
+	m.advances[k] = a
+	in := m.at(a.inst)
+	if in == nil {
+		return
+	}
+	if to == advReimbursed {
+		in.advReimbursed++
+		in.advReimbursedFen += a.fen
+	} else {
+		in.advDenied++
+		in.advDeniedFen += a.fen
+	}
+}
+
+// Snapshot implements projections.Projection.
+func (m *Model) Snapshot(w io.Writer) error {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	sw := snap.NewWriter(w)
+	sw.Magic(Name, version)
+	sw.Uvarint(uint64(m.pos))
+	m.strs.Write(sw)
+	m.units.Write(sw)
+	sw.Uvarint(uint64(len(m.insts)))
+	for i := range m.insts {
+		in := &m.insts[i]
+		sw.String(in.id)
+		sw.String(in.name)
+		sw.Uvarint(uint64(in.kind))
+		sw.Uvarint(uint64(in.unit))
+		sw.Bool(in.registered)
+		sw.Bool(in.suspended)
+		sw.Bool(in.blacklisted)
+		for _, v := range []int32{in.enrolments, in.completions, in.certificates, in.advances, in.advReimbursed, in.advDenied,
+			in.reimbursements, in.clawbacks, in.traineeClawbacks} {
+			sw.Int(int(v))
+		}
+		for _, v := range []int64{in.advFen, in.advReimbursedFen, in.advDeniedFen, in.reimbursedFen, in.offsetFen,
+			in.clawedFen, in.recoveredFen, in.writtenOffFen, in.traineeClawedFen} {
+			sw.Varint(v)
+		}
+		for _, s := range in.quals {
+			for _, v := range []int32{s.attempts, s.passes, s.firstAttempts, s.firstOK, s.certificates} {
+				sw.Int(int(v))
+			}
+		}
+		sw.Uvarint(uint64(len(in.flags)))
+		for _, f := range in.flags {
+			sw.Fixed(f.id[:])
+			sw.Int(int(f.reason))
+			sw.Uvarint(uint64(f.q))
+			sw.String(f.detail)
+			sw.Uvarint(f.pos)
+		}
+		rs := rm.SortedKeys(in.holds)
+		sw.Uvarint(uint64(len(rs)))
+		for _, r := range rs {
+			sw.Int(int(r))
+			sw.Int(int(in.holds[r]))
+		}
+	}
+	ids := sortedIDs(m.ents)
+	sw.Uvarint(uint64(len(ids)))
+	for _, id := range ids {
+		e := m.ents[id]
+		sw.Fixed(id[:])
+		sw.Int(int(e.train))
+		sw.Int(int(e.payee))
+		sw.Varint(e.pending)
+		sw.Varint(e.pendingOffset)
+		sw.Bool(e.paid)
+		sw.Bool(e.cancelled)
+		k, ok := m.entAdv[id]
+		sw.Bool(ok)
+		if ok {
+			sw.Fixed(k.pk[:])
+			sw.Uvarint(uint64(k.q))
+		}
+	}
+	aks := make([]pqKey, 0, len(m.advances))
+	for k := range m.advances {
+		aks = append(aks, k)
+	}
+	sort.Slice(aks, func(i, j int) bool {
+		if aks[i].pk != aks[j].pk {
+			return string(aks[i].pk[:]) < string(aks[j].pk[:])
+		}
+		return aks[i].q < aks[j].q
+	})
+	sw.Uvarint(uint64(len(aks)))
+	for _, k := range aks {
+		a := m.advances[k]
+		sw.Fixed(k.pk[:])
+		sw.Uvarint(uint64(k.q))
+		sw.Int(int(a.inst))
+		sw.Varint(a.fen)
+		sw.Uvarint(uint64(a.state))
+	}
+	hks := make([]holdKey, 0, len(m.holds))
+	for k := range m.holds {
+		hks = append(hks, k)
+	}
+	sort.Slice(hks, func(i, j int) bool {
+		if hks[i].ent != hks[j].ent {
+			return string(hks[i].ent[:]) < string(hks[j].ent[:])
+		}
+		return hks[i].hold < hks[j].hold
+	})
+	sw.Uvarint(uint64(len(hks)))
+	for _, k := range hks {
+		sw.Fixed(k.ent[:])
+		sw.String(k.hold)
+		sw.Int(int(m.holds[k]))
+	}
+	cids := sortedIDs(m.claws)
+	sw.Uvarint(uint64(len(cids)))
+	for _, id := range cids {
+		c := m.claws[id]
+		sw.Fixed(id[:])
+		sw.Int(int(c.payee))
+		sw.Int(int(c.train))
+	}
+	return sw.Flush()
+}
+
+func sortedIDs[V any](m map[events.ID]V) []events.ID {
+	ids := make([]events.ID, 0, len(m))
+	for id := range m {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return string(ids[i][:]) < string(ids[j][:]) })
+	return ids
+}
+
+// Restore implements projections.Projection.
+func (m *Model) Restore(r io.Reader) error {
+	sr := snap.NewReader(r)
+	sr.Magic(Name, version)
+	n := New()
+	n.pos = events.Position(sr.Uvarint())
+	n.strs.Read(sr)
+	n.units.Read(sr)
+	ni := sr.Len(1 << 24)
+	n.insts = make([]inst, ni)
+	for i := range n.insts {
+		in := &n.insts[i]
+		in.id, in.name = sr.String(), sr.String()
+		in.kind, in.unit = uint8(sr.Uvarint()), uint32(sr.Uvarint())
+		in.registered, in.suspended, in.blacklisted = sr.Bool(), sr.Bool(), sr.Bool()
+		for _, v := range []*int32{&in.enrolments, &in.completions, &in.certificates, &in.advances, &in.advReimbursed, &in.advDenied,
+			&in.reimbursements, &in.clawbacks, &in.traineeClawbacks} {
+			*v = int32(sr.Int())
+		}
+		for _, v := range []*int64{&in.advFen, &in.advReimbursedFen, &in.advDeniedFen, &in.reimbursedFen, &in.offsetFen,
+			&in.clawedFen, &in.recoveredFen, &in.writtenOffFen, &in.traineeClawedFen} {
+			*v = sr.Varint()
+		}
+		for q := range in.quals {
+			s := &in.quals[q]
+			for _, v := range []*int32{&s.attempts, &s.passes, &s.firstAttempts, &s.firstOK, &s.certificates} {
+				*v = int32(sr.Int())
+			}
+		}
+		if nf := sr.Len(1 << 24); nf > 0 {
+			in.flags = make([]flag, nf)
+			for j := range in.flags {
+				f := &in.flags[j]
+				sr.Fixed(f.id[:])
+				f.reason, f.q, f.detail, f.pos = int32(sr.Int()), rm.Q(sr.Uvarint()), sr.String(), sr.Uvarint()
+			}
+		}
+		in.holds = map[int32]int32{}
+		for range sr.Len(1 << 16) {
+			r := int32(sr.Int())
+			in.holds[r] = int32(sr.Int())
+		}
+		if sr.Err() != nil {
+			return sr.Err()
+		}
+		n.instIdx[in.id] = int32(i)
+	}
+	idx := func(v int) int32 {
+		if v < 0 || v > ni {
+			sr.Fail("institution index %d of %d", v, ni)
+			return 0
+		}
+		return int32(v)
+	}
+	for range sr.Len(1 << 30) {
+		var id events.ID
+		sr.Fixed(id[:])
+		e := entInfo{train: idx(sr.Int()), payee: idx(sr.Int()), pending: sr.Varint(), pendingOffset: sr.Varint(), paid: sr.Bool(), cancelled: sr.Bool()}
+		if sr.Bool() {
+			var k pqKey
+			sr.Fixed(k.pk[:])
+			k.q = rm.Q(sr.Uvarint())
+			n.entAdv[id] = k
+		}
+		if sr.Err() != nil {
+			return sr.Err()
+		}
+		n.ents[id] = e
+	}
+	for range sr.Len(1 << 30) {
+		var k pqKey
+		sr.Fixed(k.pk[:])
+		k.q = rm.Q(sr.Uvarint())
+		n.advances[k] = advance{inst: idx(sr.Int()), fen: sr.Varint(), state: uint8(sr.Uvarint())}
+		if sr.Err() != nil {
+			return sr.Err()
+		}
+	}
+	for range sr.Len(1 << 30) {
+		var k holdKey
+		sr.Fixed(k.ent[:])
+		k.hold = sr.String()
+		n.holds[k] = int32(sr.Int())
+		if sr.Err() != nil {
+			return sr.Err()
+		}
+	}
+	for range sr.Len(1 << 30) {
+		var id events.ID
+		sr.Fixed(id[:])
+		n.claws[id] = clawInfo{payee: idx(sr.Int()), train: idx(sr.Int())}
+		if sr.Err() != nil {
+			return sr.Err()
+		}
+	}
+	if err := sr.Err(); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.pos, m.strs, m.units, m.insts, m.instIdx, m.ents, m.entAdv = n.pos, n.strs, n.units, n.insts, n.instIdx, n.ents, n.entAdv
+	m.advances, m.holds, m.claws = n.advances, n.holds, n.claws
+	return nil
+}

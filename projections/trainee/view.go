@@ -1,0 +1,461 @@
+package trainee
+
+import (
+	"sort"
+
+	"github.com/cqhrss/subsidyledger/events"
+	"github.com/cqhrss/subsidyledger/projections/internal/rm"
+	pb "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
+)
+
+// Status is the JSON form of one trainee (GET /v1/trainees/{person_key}).
+// Amounts are integer fen.
+type Status struct {
+	PersonKey          string          `json:"person_key"`
+	MaskedName         string          `json:"masked_name"`
+	MaskedID           string          `json:"masked_id"`
+	Unit               UnitRef         `json:"unit"`
+	Education          string          `json:"education"`
+	EnterpriseEmployee bool            `json:"enterprise_employee"`
+	GraduationYear     int             `json:"graduation_year,omitempty"`
+	RegisteredPosition uint64          `json:"registered_position"`
+	Evidence           []Evidence      `json:"eligibility_evidence"`
+	Enrolments         []Enrolment     `json:"enrolments"`
+	Attempts           []Attempt       `json:"attempts"`
+	Certificates       []Certificate   `json:"certificates"`
+	Advances           []Advance       `json:"advances"`
+	Entitlements       []Entitlement   `json:"entitlements"`
+	Denials            []Denial        `json:"denials"`
+	Flags              []Flag          `json:"flags"`
+	Totals             Totals          `json:"totals"`
+	Position           events.Position `json:"position"`
+
+	units map[string]bool
+	insts map[string]bool
+}
+
+// UnitRef names a unit as recorded and the unit that answers for it today.
+type UnitRef struct {
+	Code        string `json:"code"`
+	Name        string `json:"name"`
+	CurrentCode string `json:"current_code"`
+	CurrentName string `json:"current_name"`
+}
+
+// Evidence is a piece of eligibility evidence.
+type Evidence struct {
+	EvidenceID     string `json:"evidence_id"`
+	Category       string `json:"category"`
+	Source         string `json:"source"`
+	Confirmed      bool   `json:"confirmed"`
+	GraduationYear int    `json:"graduation_year,omitempty"`
+	InsuredFrom    string `json:"insured_from,omitempty"`
+	InsuredTo      string `json:"insured_to,omitempty"`
+	Position       uint64 `json:"position"`
+}
+
+// Enrolment is an enrolment and its training.
+type Enrolment struct {
+	EnrolmentID           string           `json:"enrolment_id"`
+	TrainingInstitutionID string           `json:"training_institution_id"`
+	Qualification         rm.Qualification `json:"qualification"`
+	UnitCode              string           `json:"unit_code"`
+	EnrolledOn            string           `json:"enrolled_on"`
+	CompletedOn           string           `json:"completed_on,omitempty"`
+}
+
+// Attempt is one assessment attempt.
+type Attempt struct {
+	AssessmentID            string           `json:"assessment_id"`
+	Qualification           rm.Qualification `json:"qualification"`
+	Attempt                 int              `json:"attempt"`
+	TheoryScore             int              `json:"theory_score"`
+	PracticalScore          int              `json:"practical_score"`
+	Passed                  bool             `json:"passed"`
+	AssessedOn              string           `json:"assessed_on"`
+	EvaluationInstitutionID string           `json:"evaluation_institution_id"`
+	TrainingInstitutionID   string           `json:"training_institution_id,omitempty"`
+}
+
+// Certificate is a certificate issued (and perhaps revoked).
+type Certificate struct {
+	CertificateID           string           `json:"certificate_id"`
+	Qualification           rm.Qualification `json:"qualification"`
+	AssessmentID            string           `json:"assessment_id"`
+	EvaluationInstitutionID string           `json:"evaluation_institution_id"`
+	IssuedOn                string           `json:"issued_on"`
+	RevokedOn               string           `json:"revoked_on,omitempty"`
+	RevokeReason            string           `json:"revoke_reason,omitempty"`
+}
+
+// Advance is a fee a training institution advanced.
+type Advance struct {
+	AdvanceID             string           `json:"advance_id"`
+	TrainingInstitutionID string           `json:"training_institution_id"`
+	Qualification         rm.Qualification `json:"qualification"`
+	AmountFen             int64            `json:"amount_fen"`
+	PaidOn                string           `json:"paid_on"`
+}
+
+// Entitlement is an entitlement with its state and money.
+type Entitlement struct {
+	EntitlementID           string           `json:"entitlement_id"`
+	Qualification           rm.Qualification `json:"qualification"`
+	State                   string           `json:"state"`
+	AmountFen               int64            `json:"amount_fen"`
+	FeeScheduleID           string           `json:"fee_schedule_id"`
+	CertificateID           string           `json:"certificate_id"`
+	Year                    int              `json:"year"`
+	Unit                    UnitRef          `json:"unit"`
+	PayeeKind               string           `json:"payee_kind"`
+	PayeeInstitutionID      string           `json:"payee_institution_id,omitempty"`
+	TrainingInstitutionID   string           `json:"training_institution_id,omitempty"`
+	EvaluationInstitutionID string           `json:"evaluation_institution_id"`
+	AssessedOn              string           `json:"assessed_on"`
+	ConfirmedOn             string           `json:"confirmed_on,omitempty"`
+	ConfirmedBy             string           `json:"confirmed_by,omitempty"`
+	ApprovedOn              string           `json:"approved_on,omitempty"`
+	ApprovedBy              string           `json:"approved_by,omitempty"`
+	NoticeStartsOn          string           `json:"notice_starts_on,omitempty"`
+	NoticeEndsOn            string           `json:"notice_ends_on,omitempty"`
+	NoticeClosedOn          string           `json:"notice_closed_on,omitempty"`
+	Objections              int              `json:"objections"`
+	ObjectionsUpheld        int              `json:"objections_upheld"`
+	Holds                   []Hold           `json:"holds"`
+	Payments                []Payment        `json:"payments"`
+	PaidFen                 int64            `json:"paid_fen"`
+	PaidCashFen             int64            `json:"paid_cash_fen"`
+	OffsetFen               int64            `json:"offset_fen"`
+	Cancelled               rm.Reason        `json:"cancelled"`
+	Clawback                *Clawback        `json:"clawback,omitempty"`
+	Decision                Decision         `json:"decision"`
+}
+
+// Decision names the rule set and the stored event of an automatic
+// decision; GET /v1/audit/events/{position} shows its checks and evidence.
+type Decision struct {
+	RuleSetVersion string `json:"rule_set_version"`
+	Position       uint64 `json:"position"`
+}
+
+// Hold is a hold placed on an entitlement (and perhaps released).
+type Hold struct {
+	HoldID           string    `json:"hold_id"`
+	Reason           rm.Reason `json:"reason"`
+	Active           bool      `json:"active"`
+	PlacedPosition   uint64    `json:"placed_position"`
+	ReleasedPosition uint64    `json:"released_position,omitempty"`
+}
+
+// Payment is a payment order and its result.
+type Payment struct {
+	Attempt          int    `json:"attempt"`
+	AmountFen        int64  `json:"amount_fen"`
+	OffsetFen        int64  `json:"offset_fen"`
+	NetFen           int64  `json:"net_fen"`
+	Status           string `json:"status"`
+	ResultOn         string `json:"result_on,omitempty"`
+	PaidToAccount    string `json:"paid_to_account,omitempty"`
+	Failure          string `json:"failure,omitempty"`
+	OrderedPosition  uint64 `json:"ordered_position"`
+	ResultedPosition uint64 `json:"resulted_position,omitempty"`
+}
+
+// Clawback is a receivable raised against the payee.
+type Clawback struct {
+	ClawbackID     string `json:"clawback_id"`
+	Cause          string `json:"cause"`
+	AmountFen      int64  `json:"amount_fen"`
+	RecoveredFen   int64  `json:"recovered_fen"`
+	WrittenOffFen  int64  `json:"written_off_fen"`
+	OutstandingFen int64  `json:"outstanding_fen"`
+	Position       uint64 `json:"position"`
+}
+
+// Denial is a certificate that earned no subsidy, and why.
+type Denial struct {
+	CertificateID string           `json:"certificate_id"`
+	Qualification rm.Qualification `json:"qualification"`
+	Reason        rm.Reason        `json:"reason"`
+	Detail        string           `json:"detail"`
+	Decision      Decision         `json:"decision"`
+}
+
+// Flag is a supervisor flag about this person.
+type Flag struct {
+	FlagID        string    `json:"flag_id"`
+	Reason        rm.Reason `json:"reason"`
+	InstitutionID string    `json:"institution_id,omitempty"`
+	Detail        string    `json:"detail"`
+	Position      uint64    `json:"position"`
+}
+
+// Totals sums the person's money.
+type Totals struct {
+	EntitledFen    int64 `json:"entitled_fen"`
+	PaidFen        int64 `json:"paid_fen"`
+	ClawedBackFen  int64 `json:"clawed_back_fen"`
+	RecoveredFen   int64 `json:"recovered_fen"`
+	WrittenOffFen  int64 `json:"written_off_fen"`
+	OutstandingFen int64 `json:"outstanding_fen"`
+}
+
+// InUnit reports whether anything of the person belongs to the unit code
+// (as recorded or rolled up to today's unit): registration, enrolments,
+// entitlements. The API's district scope uses it.
+func (s *Status) InUnit(code string) bool { return s.units[code] }
+
+// WithInstitution reports whether the person has dealt with the
+// institution (enrolment, assessment, advance, entitlement). The API's
+// institution scope uses it.
+func (s *Status) WithInstitution(id string) bool { return s.insts[id] }
+
+func (m *Model) unitRef(id uint32) UnitRef {
+	code := m.strs.Str(id)
+	cur := m.units.Current(code)
+	return UnitRef{Code: code, Name: m.units.Name(code), CurrentCode: cur, CurrentName: m.units.Name(cur)}
+}
+
+// Get returns the status of the person key. ok is false for an unknown
+// (or malformed) key.
+func (m *Model) Get(personKey string) (s Status, ok bool) {
+	k, err := rm.ParsePersonKey(personKey)
+	if err != nil {
+		return s, false
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	i, ok := m.idx[k]
+	if !ok {
+		return s, false
+	}
+	return m.status(i), true
+}
+
+func (m *Model) status(i int32) Status {
+	p := &m.people[i]
+	s := Status{
+		PersonKey: p.key.String(), MaskedName: p.maskedName, MaskedID: p.maskedID, Unit: m.unitRef(p.unit),
+		Education: pb.Education(p.education).String(), EnterpriseEmployee: p.employee, GraduationYear: int(p.gradYear),
+		RegisteredPosition: p.regPos, Position: m.pos,
+		Evidence: []Evidence{}, Enrolments: []Enrolment{}, Attempts: []Attempt{}, Certificates: []Certificate{},
+		Advances: []Advance{}, Entitlements: []Entitlement{}, Denials: []Denial{}, Flags: []Flag{},
+		units: map[string]bool{}, insts: map[string]bool{},
+	}
+	addUnit := func(u UnitRef) { s.units[u.Code], s.units[u.CurrentCode] = true, true }
+	addInst := func(id uint32) {
+		if id != 0 {
+			s.insts[m.strs.Str(id)] = true
+		}
+	}
+	addUnit(s.Unit)
+	for _, e := range p.evidence {
+		s.Evidence = append(s.Evidence, Evidence{EvidenceID: e.id, Category: pb.EligibilityCategory(e.category).String(),
+			Source: m.strs.Str(e.source), Confirmed: e.confirmed, GraduationYear: int(e.gradYear),
+			InsuredFrom: rm.DateString(e.insuredFrom), InsuredTo: rm.DateString(e.insuredTo), Position: e.pos})
+	}
+	for _, e := range p.enrolments {
+		s.Enrolments = append(s.Enrolments, Enrolment{EnrolmentID: e.id, TrainingInstitutionID: m.strs.Str(e.inst),
+			Qualification: e.q.JSON(), UnitCode: m.strs.Str(e.unit), EnrolledOn: rm.DateString(e.on), CompletedOn: rm.DateString(e.completed)})
+		addUnit(m.unitRef(e.unit))
+		addInst(e.inst)
+	}
+	for _, a := range p.attempts {
+		s.Attempts = append(s.Attempts, Attempt{AssessmentID: a.id, Qualification: a.q.JSON(), Attempt: int(a.n),
+			TheoryScore: int(a.theory), PracticalScore: int(a.practical), Passed: a.theory >= 60 && a.practical >= 60,
+			AssessedOn: rm.DateString(a.on), EvaluationInstitutionID: m.strs.Str(a.eval), TrainingInstitutionID: m.strs.Str(a.train)})
+		addInst(a.eval)
+		addInst(a.train)
+	}
+	for _, c := range p.certs {
+		s.Certificates = append(s.Certificates, Certificate{CertificateID: c.id, Qualification: c.q.JSON(), AssessmentID: c.assessment,
+			EvaluationInstitutionID: m.strs.Str(c.eval), IssuedOn: rm.DateString(c.on), RevokedOn: rm.DateString(c.revoked), RevokeReason: c.revokeReason})
+	}
+	for _, a := range p.advances {
+		s.Advances = append(s.Advances, Advance{AdvanceID: a.id, TrainingInstitutionID: m.strs.Str(a.inst), Qualification: a.q.JSON(),
+			AmountFen: a.fen, PaidOn: rm.DateString(a.on)})
+		addInst(a.inst)
+	}
+	for _, ei := range p.ents {
+		e := &m.ents[ei]
+		v := m.entitlement(e)
+		s.Entitlements = append(s.Entitlements, v)
+		addUnit(v.Unit)
+		addInst(e.train)
+		addInst(e.eval)
+		addInst(e.payeeInst)
+		s.Totals.EntitledFen += e.amount
+		s.Totals.PaidFen += e.paid
+		if c := v.Clawback; c != nil {
+			s.Totals.ClawedBackFen += c.AmountFen
+			s.Totals.RecoveredFen += c.RecoveredFen
+			s.Totals.WrittenOffFen += c.WrittenOffFen
+			s.Totals.OutstandingFen += c.OutstandingFen
+		}
+	}
+	for _, d := range p.denials {
+		s.Denials = append(s.Denials, Denial{CertificateID: d.cert, Qualification: d.q.JSON(), Reason: rm.ReasonOf(pb.ReasonCode(d.reason)),
+			Detail: d.detail, Decision: Decision{RuleSetVersion: m.strs.Str(d.ruleSet), Position: d.pos}})
+	}
+	for _, f := range p.flags {
+		s.Flags = append(s.Flags, Flag{FlagID: f.id.String(), Reason: rm.ReasonOf(pb.ReasonCode(f.reason)), InstitutionID: m.strs.Str(f.inst),
+			Detail: f.detail, Position: f.pos})
+	}
+	return s
+}
+
+func (m *Model) entitlement(e *ent) Entitlement {
+	v := Entitlement{
+		EntitlementID: e.id.String(), Qualification: e.q.JSON(), State: e.state(), AmountFen: e.amount,
+		FeeScheduleID: e.feeSchedule, CertificateID: e.cert, Year: int(e.year), Unit: m.unitRef(e.unit),
+		PayeeKind: pb.PayeeKind(e.payeeKind).String(), PayeeInstitutionID: m.strs.Str(e.payeeInst),
+		TrainingInstitutionID: m.strs.Str(e.train), EvaluationInstitutionID: m.strs.Str(e.eval),
+		AssessedOn: rm.DateString(e.assessedOn), ConfirmedOn: rm.DateString(e.confirmedOn), ConfirmedBy: e.confirmedBy,
+		ApprovedOn: rm.DateString(e.approvedOn), ApprovedBy: e.approvedBy, NoticeStartsOn: rm.DateString(e.noticeStart),
+		NoticeEndsOn: rm.DateString(e.noticeEnd), NoticeClosedOn: rm.DateString(e.closedOn),
+		Objections: int(e.objections), ObjectionsUpheld: int(e.upheld), Holds: []Hold{}, Payments: []Payment{},
+		PaidFen: e.paid, PaidCashFen: e.cash, OffsetFen: e.offsetIn, Cancelled: rm.ReasonOf(pb.ReasonCode(e.cancelled)),
+		Decision: Decision{RuleSetVersion: m.strs.Str(e.ruleSet), Position: e.pos},
+	}
+	for _, h := range e.holds {
+		v.Holds = append(v.Holds, Hold{HoldID: h.id, Reason: rm.ReasonOf(pb.ReasonCode(h.reason)), Active: h.released == 0,
+			PlacedPosition: h.placed, ReleasedPosition: h.released})
+	}
+	for _, o := range e.orders {
+		st := [...]string{"in_flight", "settled", "failed"}[o.status]
+		v.Payments = append(v.Payments, Payment{Attempt: int(o.attempt), AmountFen: o.amount, OffsetFen: o.offset, NetFen: o.net,
+			Status: st, ResultOn: rm.DateString(o.resultOn), PaidToAccount: o.paidTo, Failure: o.failure,
+			OrderedPosition: o.orderedPosition, ResultedPosition: o.resultedPosition})
+	}
+	if c := e.claw; c != nil {
+		v.Clawback = &Clawback{ClawbackID: c.id.String(), Cause: pb.ClawbackCause(c.cause).String(), AmountFen: c.amount,
+			RecoveredFen: c.recovered, WrittenOffFen: c.writtenOff, OutstandingFen: c.amount - c.recovered - c.writtenOff, Position: c.pos}
+	}
+	return v
+}
+
+// Summary is one row of a trainee list or CSV export.
+type Summary struct {
+	PersonKey       string `json:"person_key"`
+	MaskedName      string `json:"masked_name"`
+	MaskedID        string `json:"masked_id"`
+	UnitCode        string `json:"unit_code"`
+	CurrentUnitCode string `json:"current_unit_code"`
+	Enrolments      int    `json:"enrolments"`
+	Completions     int    `json:"completions"`
+	Attempts        int    `json:"attempts"`
+	Certificates    int    `json:"certificates"`
+	Entitlements    int    `json:"entitlements"`
+	Denials         int    `json:"denials"`
+	EntitledFen     int64  `json:"entitled_fen"`
+	PaidFen         int64  `json:"paid_fen"`
+	ClawedBackFen   int64  `json:"clawed_back_fen"`
+	RecoveredFen    int64  `json:"recovered_fen"`
+	LatestState     string `json:"latest_state"`
+	RegisteredAt    uint64 `json:"registered_position"`
+	units, insts    []string
+}
+
+// InUnit and WithInstitution are Status's scope checks for a Summary.
+func (s *Summary) InUnit(code string) bool {
+	for _, u := range s.units {
+		if u == code {
+			return true
+		}
+	}
+	return false
+}
+
+// WithInstitution reports whether the person dealt with the institution.
+func (s *Summary) WithInstitution(id string) bool {
+	for _, i := range s.insts {
+		if i == id {
+			return true
+		}
+	}
+	return false
+}
+
+func (m *Model) summary(i int32) Summary {
+	p := &m.people[i]
+	s := Summary{PersonKey: p.key.String(), MaskedName: p.maskedName, MaskedID: p.maskedID, UnitCode: m.strs.Str(p.unit),
+		Enrolments: len(p.enrolments), Attempts: len(p.attempts), Certificates: len(p.certs), Entitlements: len(p.ents),
+		Denials: len(p.denials), RegisteredAt: p.regPos}
+	s.CurrentUnitCode = m.units.Current(s.UnitCode)
+	s.units = []string{s.UnitCode, s.CurrentUnitCode}
+	for _, e := range p.enrolments {
+		if e.completed != 0 {
+			s.Completions++
+		}
+		u := m.strs.Str(e.unit)
+		s.units = append(s.units, u, m.units.Current(u))
+		s.insts = append(s.insts, m.strs.Str(e.inst))
+	}
+	for _, a := range p.attempts {
+		s.insts = append(s.insts, m.strs.Str(a.eval), m.strs.Str(a.train))
+	}
+	for _, a := range p.advances {
+		s.insts = append(s.insts, m.strs.Str(a.inst))
+	}
+	for _, ei := range p.ents {
+		e := &m.ents[ei]
+		s.EntitledFen += e.amount
+		s.PaidFen += e.paid
+		if e.claw != nil {
+			s.ClawedBackFen += e.claw.amount
+			s.RecoveredFen += e.claw.recovered
+		}
+		s.LatestState = e.state()
+		u := m.strs.Str(e.unit)
+		s.units = append(s.units, u, m.units.Current(u))
+		s.insts = append(s.insts, m.strs.Str(e.train), m.strs.Str(e.eval), m.strs.Str(e.payeeInst))
+	}
+	return s
+}
+
+// Page returns up to n summaries from index from (registration order) and
+// the index to continue from (-1 at the end). It holds the read lock only
+// for the page, so an export of every trainee never blocks the apply loop
+// for long.
+func (m *Model) Page(from, n int) ([]Summary, int) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if from < 0 || from >= len(m.people) {
+		return nil, -1
+	}
+	end := min(len(m.people), from+n)
+	out := make([]Summary, 0, end-from)
+	for i := from; i < end; i++ {
+		out = append(out, m.summary(int32(i)))
+	}
+	if end == len(m.people) {
+		end = -1
+	}
+	return out, end
+}
+
+// FindMasked returns the people whose masked ID (and masked name, if
+// given) equal the arguments: the lookup for authorised users who hold a
+// masked record. It scans in pages; at most limit results.
+func (m *Model) FindMasked(maskedID, maskedName string, limit int) []Summary {
+	maskedID, maskedName = normaliseMasked(maskedID), normaliseMasked(maskedName)
+	var out []Summary
+	const page = 20000
+	for from := 0; ; from += page {
+		m.mu.RLock()
+		end := min(len(m.people), from+page)
+		for i := from; i < end && len(out) < limit; i++ {
+			p := &m.people[i]
+			if p.maskedID == maskedID && (maskedName == "" || p.maskedName == maskedName) {
+				out = append(out, m.summary(int32(i)))
+			}
+		}
+		n := len(m.people)
+		m.mu.RUnlock()
+		if end >= n || len(out) >= limit {
+			break
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].RegisteredAt < out[j].RegisteredAt })
+	return out
+}
