@@ -3,8 +3,11 @@ module github.com/cqhrss/subsidyledger/services
 go 1.26.7
 
 require (
+	github.com/cqhrss/subsidyledger/events v0.0.0
+	github.com/cqhrss/subsidyledger/proto v0.0.0
 	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/nats-io/nats.go v1.55.0
+	go.etcd.io/bbolt v1.5.0
 )
 
 require (

@@ -1,0 +1,135 @@
+// Command ledgerbench measures the ledger's throughput and prints each
+// figure beside a baseline measured in the same run, on a store in a
+// temporary directory:
+//
+//	go run ./services/cmd/ledgerbench [-rounds 2] [-read 200000] ...
+//
+// Each area adds its rows in its own file (store.go: the embedded event
+// store) by listing a suite in suites.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"regexp"
+	"runtime"
+	"strings"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "ledgerbench:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+// config holds the flags every suite may read.
+type config struct {
+	dir        string // scratch directory for stores
+	rounds     int    // each measurement is repeated and the best kept
+	batch1     int    // appends at batch 1
+	batch100   int    // appends at batch 100
+	batch1000  int    // appends at batch 1000
+	callers    int    // concurrent callers
+	concurrent int    // appends per concurrent caller
+	read       int    // events in the read-all store
+	log        io.Writer
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("ledgerbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		cfg    config
+		only   = fs.String("run", "", "run only the suites whose name matches this regular expression")
+		keep   = fs.Bool("keep", false, "keep the scratch directory")
+		strict = fs.Bool("strict", false, "exit with an error if a goal is not met")
+		quiet  = fs.Bool("q", false, "do not report progress on stderr")
+	)
+	fs.StringVar(&cfg.dir, "dir", "", "scratch directory (default: a new temporary directory)")
+	fs.IntVar(&cfg.rounds, "rounds", 2, "measure each figure this many times and keep the best")
+	fs.IntVar(&cfg.batch1, "batch1", 1000, "appends of 1 event for the batch-1 figures")
+	fs.IntVar(&cfg.batch100, "batch100", 200, "appends of 100 events for the batch-100 figures")
+	fs.IntVar(&cfg.batch1000, "batch1000", 100, "appends of 1,000 events for the batch-1000 figures")
+	fs.IntVar(&cfg.callers, "callers", 16, "concurrent callers for the group-commit figure")
+	fs.IntVar(&cfg.concurrent, "concurrent", 250, "appends of 1 event per concurrent caller")
+	fs.IntVar(&cfg.read, "read", 200_000, "events in the store read by the read-all figures")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: ledgerbench [flags]\n\nMeasures the ledger against baselines measured in the same run.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q; see -h", fs.Args())
+	}
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"rounds", cfg.rounds}, {"batch1", cfg.batch1}, {"batch100", cfg.batch100}, {"batch1000", cfg.batch1000},
+		{"callers", cfg.callers}, {"concurrent", cfg.concurrent}, {"read", cfg.read}} {
+		if f.v < 1 {
+			return fmt.Errorf("-%s must be at least 1, not %d", f.name, f.v)
+		}
+	}
+	match, err := regexp.Compile(*only)
+	if err != nil {
+		return fmt.Errorf("-run: %v", err)
+	}
+	if cfg.dir == "" {
+		if cfg.dir, err = os.MkdirTemp("", "ledgerbench-"); err != nil {
+			return fmt.Errorf("cannot make a scratch directory: %v", err)
+		}
+		if !*keep {
+			defer os.RemoveAll(cfg.dir)
+		}
+	} else if err := os.MkdirAll(cfg.dir, 0o755); err != nil {
+		return fmt.Errorf("-dir: %v", err)
+	}
+	cfg.log = stderr
+	if *quiet {
+		cfg.log = io.Discard
+	}
+
+	start := time.Now()
+	var rows []row
+	for _, s := range suites {
+		if !match.MatchString(s.name) {
+			continue
+		}
+		fmt.Fprintf(cfg.log, "suite %s\n", s.name)
+		got, err := s.run(ctx, &cfg)
+		if err != nil {
+			return fmt.Errorf("suite %s: %w", s.name, err)
+		}
+		rows = append(rows, got...)
+	}
+	fmt.Fprintf(stdout, "ledgerbench: %s/%s, %d CPUs, %s, best of %d, scratch %s, %s\n\n",
+		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), cfg.rounds, cfg.dir, time.Since(start).Round(100*time.Millisecond))
+	if err := printTable(stdout, rows); err != nil {
+		return err
+	}
+	if *strict {
+		var unmet []string
+		for _, r := range rows {
+			if r.goal.met != nil && !r.goal.met(r) {
+				unmet = append(unmet, r.name)
+			}
+		}
+		if len(unmet) > 0 {
+			return fmt.Errorf("goals not met: %s", strings.Join(unmet, "; "))
+		}
+	}
+	return nil
+}
