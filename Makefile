@@ -63,3 +63,11 @@ run: ## start ledgerd on its embedded defaults (data in ./data, NATS on 127.0.0.
 .PHONY: clean
 clean: ## remove bin/ and the demo data in ./data
 	rm -rf $(BIN) data
+
+BENCHTIME  ?= 1s
+BENCHFLAGS ?=
+
+.PHONY: bench
+bench: ## benchmark the event store: go test -bench in events/bolt, then the ledgerbench table of figures beside same-run baselines (BENCHTIME, BENCHFLAGS)
+	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./events/bolt/
+	$(GO) run ./services/cmd/ledgerbench $(BENCHFLAGS)
