@@ -427,3 +427,93 @@ func TestIDBuffer(t *testing.T) {
 	}
 	check(s, "after reopen")
 }
+
+// TestGroupCommitStress races appends of every kind (new, conflicting,
+// retried, duplicate, mixed) from many goroutines, so that groups hold all
+// of them at once, and checks that the store holds exactly the events of the
+// appends that succeeded, where their results say.
+func TestGroupCommitStress(t *testing.T) {
+	s := openTest(t, Options{})
+	s.mergeIDsAt = 50 // merge the ID buffer now and then, under load
+	ctx := context.Background()
+	const workers = 8
+	rounds := 80
+	if testing.Short() {
+		rounds = 30
+	}
+	type done struct {
+		stream string
+		evs    []events.EventData
+		res    events.AppendResult
+	}
+	results := make([][]done, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			var mine []done
+			for r := range rounds {
+				stream := fmt.Sprintf("stress-%d", (w+r)%5)
+				fresh := []events.EventData{ev("t.S", fmt.Sprintf("%d-%d-a", w, r)), ev("t.S", fmt.Sprintf("%d-%d-b", w, r))}[:1+r%2]
+				switch kind := r % 5; {
+				case kind == 1 && len(mine) > 0: // retry an earlier append
+					d := mine[r%len(mine)]
+					res, err := s.Append(ctx, d.stream, events.NoStream, d.evs...)
+					if err != nil || res != d.res {
+						t.Errorf("retry = %+v, %v; want %+v", res, err, d.res)
+					}
+				case kind == 2 && len(mine) > 0: // reuse a stored ID with another body
+					d := mine[r%len(mine)]
+					changed := d.evs[0]
+					changed.Data = []byte("changed")
+					if _, err := s.Append(ctx, d.stream, events.Any, fresh[0], changed); !errors.Is(err, events.ErrDuplicateID) {
+						t.Errorf("Append(new, changed stored) = %v; want %v", err, events.ErrDuplicateID)
+					}
+				default: // a new append, Any or a guessed revision
+					exp := events.Any
+					if kind == 3 {
+						exp = events.Exact(uint64(r % 7))
+					}
+					res, err := s.Append(ctx, stream, exp, fresh...)
+					switch {
+					case err == nil:
+						mine = append(mine, done{stream, fresh, res})
+					case kind != 3 || !errors.Is(err, events.ErrWrongExpectedRevision):
+						t.Errorf("Append(%s, %v) = %v", stream, exp, err)
+					}
+				}
+			}
+			results[w] = mine
+		})
+	}
+	wg.Wait()
+
+	all, err := s.ReadAll(ctx, events.Start, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byID := map[events.ID]events.RecordedEvent{}
+	for _, e := range all {
+		byID[e.ID] = e
+	}
+	n := 0
+	for _, mine := range results {
+		for _, d := range mine {
+			for i, e := range d.evs {
+				got, ok := byID[e.ID]
+				wantRev := d.res.NextExpectedRevision - uint64(len(d.evs)-1-i)
+				wantPos := d.res.Position - events.Position(len(d.evs)-1-i)
+				if !ok || got.Stream != d.stream || got.Revision != wantRev || got.Position != wantPos || !got.SameBody(e) {
+					t.Errorf("event %s of a successful append: got %+v (found %v); want %s@%d at %d", e.ID, got, ok, d.stream, wantRev, wantPos)
+				}
+				n++
+			}
+		}
+	}
+	if n != len(all) {
+		t.Errorf("the store holds %d events; the successful appends made %d", len(all), n)
+	}
+	if rep, err := events.Verify(ctx, s, nil); err != nil || rep.Break != nil {
+		t.Errorf("Verify = %+v, %v; want no break", rep, err)
+	}
+	t.Logf("%d events from %d workers", n, workers)
+}

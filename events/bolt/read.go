@@ -73,7 +73,7 @@ func (s *Store) scan(ctx context.Context, op string, after uint64, maxOut, maxSc
 	if after == ^uint64(0) {
 		return nil, last, false, nil
 	}
-	if h := s.head.Load(); h > after {
+	if h := s.head.Load(); h > after && f == nil {
 		out = make([]events.RecordedEvent, 0, min(uint64(maxOut), h-after))
 	}
 	err = s.view(op, "", func(tx *bbolt.Tx) error {
