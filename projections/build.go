@@ -14,28 +14,59 @@ import (
 	"github.com/cqhrss/subsidyledger/events"
 )
 
-// decoder turns records into Events, caching message types by name.
+// decoder turns records into Events, caching message types by name and,
+// for a build, which projections want each type (a bit per projection).
 type decoder struct {
-	types map[string]protoreflect.MessageType
+	types map[string]typeInfo
+	sets  []typeSet
 }
 
-func newDecoder() *decoder { return &decoder{types: make(map[string]protoreflect.MessageType)} }
+type typeInfo struct {
+	mt   protoreflect.MessageType
+	mask uint64
+}
+
+func newDecoder(sets ...typeSet) *decoder { return &decoder{types: make(map[string]typeInfo), sets: sets} }
+
+// mask returns the projections (bits) that want records of type t; zero:
+// none, skip the record.
+func (d *decoder) info(t string) (typeInfo, error) {
+	ti, ok := d.types[t]
+	if ok {
+		return ti, nil
+	}
+	for i, s := range d.sets {
+		if s.wants(t) {
+			ti.mask |= 1 << i
+		}
+	}
+	if ti.mask != 0 || len(d.sets) == 0 {
+		mt, err := protoregistry.GlobalTypes.FindMessageByName(protoreflect.FullName(t))
+		if err != nil {
+			return ti, fmt.Errorf("unknown event type %q: %w", t, err)
+		}
+		ti.mt = mt
+	}
+	d.types[t] = ti
+	return ti, nil
+}
 
 func (d *decoder) decode(rec *events.RecordedEvent) (*Event, error) {
-	mt, ok := d.types[rec.Type]
-	if !ok {
-		var err error
-		mt, err = protoregistry.GlobalTypes.FindMessageByName(protoreflect.FullName(rec.Type))
-		if err != nil {
-			return nil, fmt.Errorf("unknown event type %q: %w", rec.Type, err)
-		}
-		d.types[rec.Type] = mt
+	ev := &Event{}
+	return ev, d.decodeInto(rec, ev)
+}
+
+func (d *decoder) decodeInto(rec *events.RecordedEvent, ev *Event) error {
+	ti, err := d.info(rec.Type)
+	if err != nil {
+		return err
 	}
-	m := mt.New().Interface()
+	m := ti.mt.New().Interface()
 	if err := proto.Unmarshal(rec.Data, m); err != nil {
-		return nil, fmt.Errorf("payload %s does not decode: %w", rec.Type, err)
+		return fmt.Errorf("payload %s does not decode: %w", rec.Type, err)
 	}
-	return &Event{
+	*ev = Event{
+		mask:     ti.mask,
 		Position: rec.Position,
 		Stream:   rec.Stream,
 		Revision: rec.Revision,
@@ -44,8 +75,9 @@ func (d *decoder) decode(rec *events.RecordedEvent) (*Event, error) {
 		Created:  rec.Created,
 		Payload:  m,
 		Hash:     rec.Hash,
-		metadata: append([]byte(nil), rec.Metadata...),
-	}, nil
+		metadata: rec.Metadata, // the caller owns what ReadAll and Next return
+	}
+	return nil
 }
 
 // typeSet is a projection's Types as a set; nil wants everything.
@@ -136,17 +168,12 @@ func Build(ctx context.Context, store events.Store, ps []Projection, opts BuildO
 	if page <= 0 {
 		page = 4096
 	}
+	if len(ps) > 64 {
+		return BuildStats{}, fmt.Errorf("projections: a build takes at most 64 projections, not %d", len(ps))
+	}
 	sets := make([]typeSet, len(ps))
-	var union typeSet = typeSet{}
 	for i, p := range ps {
 		sets[i] = typesOf(p)
-		if sets[i] == nil {
-			union = nil
-		} else if union != nil {
-			for t := range sets[i] {
-				union[t] = true
-			}
-		}
 	}
 
 	type batch struct {
@@ -212,19 +239,23 @@ func Build(ctx context.Context, store events.Store, ps []Projection, opts BuildO
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			d := newDecoder()
+			d := newDecoder(sets...)
 			for b := range work {
+				buf := make([]Event, len(b.recs))
 				for i := range b.recs {
 					r := &b.recs[i]
-					if !union.wants(r.Type) {
+					ti, err := d.info(r.Type)
+					if err == nil && ti.mask == 0 {
 						continue
 					}
-					ev, err := d.decode(r)
+					if err == nil {
+						err = d.decodeInto(r, &buf[i])
+					}
 					if err != nil {
 						b.err = &BuildError{Projection: "(decoding)", Failure: Failure{Position: r.Position, EventID: r.ID.String(), Type: r.Type, Err: err, At: time.Now()}}
 						break
 					}
-					b.evs[i] = ev
+					b.evs[i] = &buf[i]
 				}
 				close(b.done)
 			}
@@ -276,8 +307,9 @@ func Build(ctx context.Context, store events.Store, ps []Projection, opts BuildO
 		go func() {
 			defer wg.Done()
 			for b := range fan[i] {
+				bit := uint64(1) << i
 				for _, ev := range b.evs {
-					if ev == nil || !sets[i].wants(ev.Type) {
+					if ev == nil || ev.mask&bit == 0 {
 						continue
 					}
 					if err := p.Apply(ev); err != nil {

@@ -54,6 +54,7 @@ type Event struct {
 	Hash events.Hash
 
 	metadata []byte
+	mask     uint64 // the projections of a build that want the event
 }
 
 // Envelope decodes the event's envelope (subsidy.v1.Envelope). Projections

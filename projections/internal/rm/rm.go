@@ -70,13 +70,31 @@ func (q Q) JSON() Qualification {
 	return Qualification{o.Slug, l.Slug}
 }
 
-// Date converts a proto date (invalid dates become zero).
+// Date converts a proto date; an invalid date becomes zero. (It checks
+// validity itself: refdata.FromProto formats the date to check it, which is
+// too slow for a rebuild of millions of events.)
 func Date(p *pb.Date) refdata.Date {
-	d, ok := refdata.FromProto(p)
-	if !ok {
+	if p == nil {
 		return 0
 	}
-	return d
+	y, m, d := p.Year, p.Month, p.Day
+	if y < 1 || y > 9999 || m < 1 || m > 12 || d < 1 || d > daysIn(y, m) {
+		return 0
+	}
+	return refdata.Date(y*10000 + m*100 + d)
+}
+
+func daysIn(y, m int32) int32 {
+	switch m {
+	case 2:
+		if y%4 == 0 && (y%100 != 0 || y%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
 }
 
 // DateString is the JSON form of a date: yyyy-mm-dd, "" when unset.
