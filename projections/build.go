@@ -26,7 +26,9 @@ type typeInfo struct {
 	mask uint64
 }
 
-func newDecoder(sets ...typeSet) *decoder { return &decoder{types: make(map[string]typeInfo), sets: sets} }
+func newDecoder(sets ...typeSet) *decoder {
+	return &decoder{types: make(map[string]typeInfo), sets: sets}
+}
 
 // mask returns the projections (bits) that want records of type t; zero:
 // none, skip the record.
