@@ -99,6 +99,10 @@ func Open(path string, opts Options) (*Store, error) {
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
 		return nil, &events.Error{Code: events.CodeInvalidArgument, Op: "open",
 			Detail: fmt.Sprintf("%s is a directory; give the path of the data file", path)}
+	} else if err == nil && fi.Size() > 0 && fi.Size() < 2*int64(os.Getpagesize()) {
+		// bbolt says only "file size too small" of these.
+		return nil, &events.Error{Code: events.CodeCorrupt, Op: "open",
+			Detail: fmt.Sprintf("%s is not an event store data file (%d bytes is too small for one)", path, fi.Size())}
 	}
 	if dir := filepath.Dir(path); dir != "" {
 		if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {

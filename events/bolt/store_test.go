@@ -101,6 +101,18 @@ func TestOpenErrors(t *testing.T) {
 		}
 	})
 
+	t.Run("SmallFile", func(t *testing.T) {
+		path := filepath.Join(dir, "small.bin")
+		if err := os.WriteFile(path, bytes.Repeat([]byte{0x5a}, os.Getpagesize()), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := bolt.Open(path, bolt.Options{})
+		e := wantCode(t, "Open(one page of garbage)", err, events.CodeCorrupt)
+		if !strings.Contains(e.Error(), "not an event store") {
+			t.Errorf("Open(small file) error %q; want it to say the file is not an event store", e)
+		}
+	})
+
 	t.Run("OtherBboltFile", func(t *testing.T) {
 		path := filepath.Join(dir, "other.db")
 		db, err := bbolt.Open(path, 0o600, nil)
