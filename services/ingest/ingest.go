@@ -217,12 +217,46 @@ func (in *Intake) Run(ctx context.Context) error {
 		in.ready.Store(false)
 		in.setHealthy(false)
 	}()
-	batch := make([]jetstream.Msg, 0, in.cfg.BatchSize)
-	backoff := time.Duration(0)
+	var (
+		inflight *batch // appending while the next batch is decided
+		backoff  time.Duration
+	)
+	// settle finishes the batch in flight; false when it failed (the world
+	// was reloaded, so a batch decided meanwhile is void).
+	settle := func() bool {
+		if inflight == nil {
+			return true
+		}
+		err := in.finish(context.WithoutCancel(ctx), inflight)
+		inflight = nil
+		if err != nil {
+			in.cfg.Logger.Error("intake batch failed; messages returned to the queue", "err", err)
+			msg := err.Error()
+			in.lastErr.Store(&msg)
+			in.ready.Store(false)
+			in.setHealthy(false)
+			backoff = min(max(2*backoff, 100*time.Millisecond), 5*time.Second)
+			select {
+			case <-ctx.Done():
+			case <-time.After(backoff):
+			}
+			return false
+		}
+		if backoff > 0 {
+			in.cfg.Logger.Info("intake writing again")
+		}
+		backoff = 0
+		in.lastErr.Store(nil)
+		in.ready.Store(true)
+		in.setHealthy(true)
+		return true
+	}
+	defer settle()
 	for ctx.Err() == nil {
 		mb, err := in.cfg.Consumer.Fetch(in.cfg.BatchSize, jetstream.FetchMaxWait(250*time.Millisecond))
 		if err != nil {
 			in.cfg.Logger.Warn("intake: fetch failed", "err", err)
+			settle()
 			select {
 			case <-ctx.Done():
 			case <-time.After(250 * time.Millisecond):
@@ -231,60 +265,55 @@ func (in *Intake) Run(ctx context.Context) error {
 		}
 		ch := mb.Messages()
 		for open := true; open; {
-			batch = batch[:0]
+			var msgs []jetstream.Msg
+			var doneC <-chan struct{}
+			if inflight != nil {
+				doneC = inflight.done
+			}
 			select {
 			case <-ctx.Done():
+				settle()
 				// Hand back what this fetch still delivers.
 				for m := range ch {
 					_ = m.Nak()
 				}
 				return nil
+			case <-doneC:
+				settle()
+				continue
 			case m, ok := <-ch:
 				if !ok {
 					open = false
 					continue
 				}
-				batch = append(batch, m)
+				msgs = append(make([]jetstream.Msg, 0, in.cfg.BatchSize), m)
 			}
 		fill:
-			for len(batch) < in.cfg.BatchSize {
+			for len(msgs) < in.cfg.BatchSize {
 				select {
 				case m, ok := <-ch:
 					if !ok {
 						open = false
 						break fill
 					}
-					batch = append(batch, m)
+					msgs = append(msgs, m)
 				default:
 					break fill
 				}
 			}
-			// The batch in hand is finished even if ctx ends meanwhile.
-			if err := in.handle(context.WithoutCancel(ctx), batch); err != nil {
-				in.cfg.Logger.Error("intake batch failed; messages returned to the queue", "err", err, "messages", len(batch))
-				msg := err.Error()
-				in.lastErr.Store(&msg)
-				in.ready.Store(false)
-				in.setHealthy(false)
-				backoff = min(max(2*backoff, 100*time.Millisecond), 5*time.Second)
-				// Return the rest of this fetch too, to keep order.
+			// Decide this batch while the previous one is appended; the
+			// batch in hand is finished even if ctx ends meanwhile.
+			wctx := context.WithoutCancel(ctx)
+			b := in.prepare(wctx, msgs)
+			if !settle() {
+				nakAll(msgs) // decided on a world that was reloaded
 				for m := range ch {
 					_ = m.Nak()
 				}
-				select {
-				case <-ctx.Done():
-					return nil
-				case <-time.After(backoff):
-				}
 				break
 			}
-			if backoff > 0 {
-				in.cfg.Logger.Info("intake writing again")
-			}
-			backoff = 0
-			in.lastErr.Store(nil)
-			in.ready.Store(true)
-			in.setHealthy(true)
+			inflight = b
+			go in.commit(wctx, b)
 		}
 	}
 	return nil
@@ -329,34 +358,53 @@ type op struct {
 	err      error
 }
 
-// handle decides and records one batch. An error means nothing of the batch
-// may be assumed recorded beyond what was acknowledged; the world is
-// reloaded.
+// batch is one intake batch on its way: decided (prepare), appended
+// (commit), then acknowledged (finish).
+type batch struct {
+	msgs  []jetstream.Msg
+	items []*item
+	order []*op
+	err   error // a failure while preparing: nothing was appended
+	done  chan struct{}
+}
+
+// handle decides, records and acknowledges one batch. An error means
+// nothing of the batch may be assumed recorded beyond what was
+// acknowledged; the world was reloaded.
 func (in *Intake) handle(ctx context.Context, msgs []jetstream.Msg) error {
+	b := in.prepare(ctx, msgs)
+	in.commit(ctx, b)
+	return in.finish(ctx, b)
+}
+
+// prepare decides a batch, folding its decisions into the world
+// provisionally so that the next batch can be decided while this one is
+// appended.
+func (in *Intake) prepare(ctx context.Context, msgs []jetstream.Msg) *batch {
+	b := &batch{msgs: msgs, done: make(chan struct{})}
 	m := in.cfg.Metrics
 	if m != nil {
 		m.BatchSize.Observe(float64(len(msgs)))
 	}
 	if err := in.catchUp(ctx); err != nil {
-		nakAll(msgs)
-		return err
+		b.err = err
+		return b
 	}
-	items := make([]*item, 0, len(msgs))
+	b.items = make([]*item, 0, len(msgs))
 	byKey := make(map[string]*item, len(msgs))
 	ops := make(map[string]*op)
-	var order []*op
 	opFor := func(stream string, expected events.ExpectedRevision) *op {
 		o := ops[stream]
 		if o == nil {
 			o = &op{stream: stream, expected: expected}
 			ops[stream] = o
-			order = append(order, o)
+			b.order = append(b.order, o)
 		}
 		return o
 	}
 	for _, msg := range msgs {
 		it := in.newItem(msg)
-		items = append(items, it)
+		b.items = append(b.items, it)
 		if m != nil {
 			m.Received.WithLabelValues(it.source, it.fact).Inc()
 		}
@@ -372,24 +420,40 @@ func (in *Intake) handle(ctx context.Context, msgs []jetstream.Msg) error {
 		in.decide(it, opFor)
 	}
 	// Rejections go to their own streams, in the same batch of appends.
-	for _, it := range items {
+	for _, it := range b.items {
 		if it.rej == nil || it.dupOf != nil || it.known != nil {
 			continue
 		}
 		stream := "rejection-" + it.source
 		data, err := codec.Encode(it.id, stream, in.envelope(it, Source, events.ID{}), it.rej)
 		if err != nil {
-			nakAll(msgs)
-			return in.reloadAfter(ctx, err)
+			b.err = err
+			return b
 		}
 		o := opFor(stream, events.Any)
 		it.op, it.rev = o, uint64(len(o.evs))
 		o.evs = append(o.evs, data)
 		o.items = append(o.items, it)
 	}
+	// Catch-up must not fold these events a second time.
+	for _, o := range b.order {
+		for _, e := range o.evs {
+			in.mine[e.ID] = struct{}{}
+		}
+	}
+	return b
+}
+
+// commit appends a prepared batch: one append per stream, all at once, so
+// that the store commits them together.
+func (in *Intake) commit(ctx context.Context, b *batch) {
+	defer close(b.done)
+	if b.err != nil {
+		return
+	}
 	start := time.Now()
 	var wg sync.WaitGroup
-	for _, o := range order {
+	for _, o := range b.order {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -397,11 +461,22 @@ func (in *Intake) handle(ctx context.Context, msgs []jetstream.Msg) error {
 		}()
 	}
 	wg.Wait()
-	if m != nil {
-		m.AppendSeconds.Observe(time.Since(start).Seconds())
+	if in.cfg.Metrics != nil {
+		in.cfg.Metrics.AppendSeconds.Observe(time.Since(start).Seconds())
 	}
+}
+
+// finish acknowledges what a committed batch made durable and hands back
+// the rest. An error means the world was reloaded from the store.
+func (in *Intake) finish(ctx context.Context, b *batch) error {
+	<-b.done
+	if b.err != nil {
+		nakAll(b.msgs)
+		return in.reloadAfter(ctx, b.err)
+	}
+	m := in.cfg.Metrics
 	var failed error
-	for _, o := range order {
+	for _, o := range b.order {
 		if o.err != nil {
 			if failed == nil {
 				failed = fmt.Errorf("append to %q: %w", o.stream, o.err)
@@ -411,23 +486,18 @@ func (in *Intake) handle(ctx context.Context, msgs []jetstream.Msg) error {
 			}
 			continue
 		}
-		for _, e := range o.evs {
-			in.mine[e.ID] = struct{}{}
-		}
 		first := o.res.NextExpectedRevision + 1 - uint64(len(o.evs))
 		for _, it := range o.items {
 			r := ref{stream: o.stream, revision: first + it.rev, position: o.res.Position}
 			if it.rej != nil {
 				r.reason, r.detail = it.rej.GetReason(), it.rej.GetDetail()
-				// A rejection stream is appended with Any: its revisions
-				// are known only now.
 			}
 			it.outcome = &r
 			in.recorded.put(it.id, r)
 		}
 	}
 	// Acknowledge what is durable, return the rest.
-	for _, it := range items {
+	for _, it := range b.items {
 		src := it
 		if it.dupOf != nil {
 			src = it.dupOf
@@ -438,8 +508,8 @@ func (in *Intake) handle(ctx context.Context, msgs []jetstream.Msg) error {
 		case src.outcome != nil:
 			in.answer(it, *src.outcome, it.dupOf != nil)
 		case src.retry > 0:
-			if in.cfg.Metrics != nil {
-				in.cfg.Metrics.Retried.Inc()
+			if m != nil {
+				m.Retried.Inc()
 			}
 			_ = it.msg.NakWithDelay(src.retry)
 		default:

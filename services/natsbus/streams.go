@@ -120,12 +120,14 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, subj Subjects, o
 		DenyPurge:          true,
 	}, {
 		Name:        OutcomeStream,
-		Description: "What became of each inbound fact: accepted (with position) or rejected (with reason).",
+		Description: "What became of each inbound fact: accepted (with position) or rejected (with reason). Kept in memory for a day: the ledger itself is the durable record.",
 		Subjects:    []string{subj.Prefix + ".outcome.>"},
 		Retention:   jetstream.LimitsPolicy,
-		Storage:     jetstream.FileStorage,
+		Storage:     jetstream.MemoryStorage,
 		Replicas:    o.Replicas,
-		MaxAge:      7 * 24 * time.Hour,
+		MaxAge:      24 * time.Hour,
+		MaxBytes:    256 << 20,
+		Discard:     jetstream.DiscardOld,
 		DenyDelete:  true,
 	}, {
 		Name:               FeedStream,

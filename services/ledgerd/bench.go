@@ -1,0 +1,391 @@
+package ledgerd
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/cqhrss/subsidyledger/events/person"
+	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
+	"github.com/cqhrss/subsidyledger/services/natsbus"
+	"github.com/cqhrss/subsidyledger/services/simulate"
+)
+
+// IngestBenchConfig sizes the end-to-end ingest benchmark.
+type IngestBenchConfig struct {
+	// SingleTrainees and BatchTrainees: trainees (about 12 facts each) for
+	// mode (a) single publishes and mode (b) atomic batches.
+	SingleTrainees, BatchTrainees int
+	// Publishers for mode (a) (16 in the issue) and batch publishers for (b).
+	Publishers, BatchPublishers int
+	// BatchSize of mode (b) (500 in the issue).
+	BatchSize int
+	// PacedRate and PacedFacts: the latency run at a steady rate.
+	PacedRate, PacedFacts int
+	// RawMessages per raw JetStream baseline.
+	RawMessages int
+}
+
+// IngestBenchResult holds the figures, each mode beside the raw JetStream
+// rate of the same publishing mode on the same server in the same run.
+type IngestBenchResult struct {
+	SingleFactsPerSec, SingleRawPerSec float64
+	SingleP50, SingleP99               time.Duration
+	BatchFactsPerSec, BatchRawPerSec   float64
+	BatchP50, BatchP99                 time.Duration
+	PacedRate                          int
+	PacedP50, PacedP99                 time.Duration
+	Facts                              int
+}
+
+// BenchIngest measures durable end-to-end ingest on an in-process ledgerd
+// with its embedded NATS server (syncing always) and the bbolt store
+// (fsync per group commit): facts/s and publish-to-commit latency (publish
+// start to the outcome the intake publishes after the durable append).
+func BenchIngest(ctx context.Context, bc IngestBenchConfig) (IngestBenchResult, error) {
+	var res IngestBenchResult
+	dir, err := os.MkdirTemp("", "ingestbench")
+	if err != nil {
+		return res, err
+	}
+	defer os.RemoveAll(dir)
+	cfg, err := ParseConfig([]string{"--data-dir", dir, "--nats-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"}, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		return res, err
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	up := make(chan Started, 1)
+	done := make(chan error, 1)
+	log := slog.New(slog.DiscardHandler)
+	if os.Getenv("LEDGER_BENCH_LOG") != "" {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	go func() { done <- run(runCtx, cfg, log, func(s Started) { up <- s }) }()
+	var st Started
+	select {
+	case st = <-up:
+	case err := <-done:
+		return res, fmt.Errorf("ledgerd: %w", err)
+	}
+	defer func() { stop(); <-done }()
+
+	nc, err := nats.Connect(st.NATSURL)
+	if err != nil {
+		return res, err
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	keyer, err := person.NewKeyer([]byte("benchmark key, not a real one, 32+ bytes"))
+	if err != nil {
+		return res, err
+	}
+	total := bc.SingleTrainees + bc.BatchTrainees + bc.PacedFacts/10 + 1
+	// Without the officials' and payment system's facts: the simulator cannot know
+	// which entitlements the rules will hold, and a settlement of an order
+	// that was never made waits for it (--reference-wait) before it is
+	// rejected, which would time the wait rather than the ingest.
+	prog, err := simulate.New(simulate.Config{Seed: 11, Year: 2025, Trainees: total, Keyer: keyer})
+	if err != nil {
+		return res, err
+	}
+	// Outcomes: the time each message's record was durable.
+	var mu sync.Mutex
+	sent := map[string]time.Time{}
+	var lat []time.Duration
+	var outcomes atomic.Int64
+	sub, err := nc.Subscribe("subsidy.outcome.>", func(m *nats.Msg) {
+		now := time.Now()
+		o := &subsidyv1.IntakeOutcome{}
+		if proto.Unmarshal(m.Data, o) != nil {
+			return
+		}
+		mu.Lock()
+		if t0, ok := sent[o.GetMessageId()]; ok {
+			lat = append(lat, now.Sub(t0))
+			delete(sent, o.GetMessageId())
+			outcomes.Add(1)
+		}
+		mu.Unlock()
+	})
+	if err != nil {
+		return res, err
+	}
+	defer sub.Unsubscribe()
+	mark := func(id string, t time.Time) { mu.Lock(); sent[id] = t; mu.Unlock() }
+	waitFor := func(n int64) error {
+		deadline := time.Now().Add(5 * time.Minute)
+		for outcomes.Load() < n {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("only %d of %d outcomes", outcomes.Load(), n)
+			}
+			time.Sleep(200 * time.Microsecond)
+		}
+		return nil
+	}
+	reset := func() []time.Duration {
+		mu.Lock()
+		defer mu.Unlock()
+		out := lat
+		lat = nil
+		outcomes.Store(0)
+		return out
+	}
+
+	// Reference data first.
+	ref := prog.Reference()
+	for _, f := range ref {
+		m, _ := simulate.Msg("subsidy.in", f, false)
+		mark(f.MsgID, time.Now())
+		if _, err := js.PublishMsg(ctx, m); err != nil {
+			return res, err
+		}
+	}
+	if err := waitFor(int64(len(ref))); err != nil {
+		return res, err
+	}
+	reset()
+	trainee := 0
+	lanes := func(n int) ([][]*nats.Msg, [][]string, int) {
+		var ms [][]*nats.Msg
+		var ids [][]string
+		count := 0
+		for range n {
+			fs, _ := prog.Trainee(trainee)
+			trainee++
+			var lm []*nats.Msg
+			var li []string
+			for _, f := range fs {
+				m, _ := simulate.Msg("subsidy.in", f, false)
+				lm, li = append(lm, m), append(li, f.MsgID)
+			}
+			ms, ids = append(ms, lm), append(ids, li)
+			count += len(lm)
+		}
+		return ms, ids, count
+	}
+
+	// Raw baselines on the same server: a stream like the inbound one.
+	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "BENCH_RAW", Subjects: []string{"bench.raw.>"},
+		Storage: jetstream.FileStorage, AllowAtomicPublish: true, Duplicates: 10 * time.Minute, Retention: jetstream.LimitsPolicy}); err != nil {
+		return res, err
+	}
+	payload := make([]byte, 180)
+	rawSingle := func() (float64, error) {
+		var n atomic.Int64
+		per := bc.RawMessages / bc.Publishers
+		t0 := time.Now()
+		var wg sync.WaitGroup
+		errc := make(chan error, bc.Publishers)
+		for w := range bc.Publishers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range per {
+					m := nats.NewMsg(fmt.Sprintf("bench.raw.%d", w))
+					m.Data = payload
+					m.Header.Set(natsbus.HeaderMsgID, fmt.Sprintf("raw-%d-%d", w, i))
+					if _, err := js.PublishMsg(ctx, m); err != nil {
+						errc <- err
+						return
+					}
+					n.Add(1)
+				}
+			}()
+		}
+		wg.Wait()
+		select {
+		case err := <-errc:
+			return 0, err
+		default:
+		}
+		return float64(n.Load()) / time.Since(t0).Seconds(), nil
+	}
+	rawBatch := func() (float64, error) {
+		per := bc.RawMessages / bc.BatchPublishers / bc.BatchSize
+		t0 := time.Now()
+		var wg sync.WaitGroup
+		errc := make(chan error, bc.BatchPublishers)
+		for w := range bc.BatchPublishers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for b := range per {
+					msgs := make([]*nats.Msg, bc.BatchSize)
+					for i := range msgs {
+						msgs[i] = nats.NewMsg(fmt.Sprintf("bench.raw.b%d", w))
+						msgs[i].Data = payload
+						msgs[i].Header.Set(natsbus.HeaderMsgID, fmt.Sprintf("rawb-%d-%d-%d", w, b, i))
+					}
+					if _, err := natsbus.PublishAtomic(ctx, nc, fmt.Sprintf("raw-%d-%d", w, b), msgs); err != nil {
+						errc <- err
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		select {
+		case err := <-errc:
+			return 0, err
+		default:
+		}
+		return float64(per*bc.BatchPublishers*bc.BatchSize) / time.Since(t0).Seconds(), nil
+	}
+	if res.SingleRawPerSec, err = rawSingle(); err != nil {
+		return res, fmt.Errorf("raw single publishes: %w", err)
+	}
+	if res.BatchRawPerSec, err = rawBatch(); err != nil {
+		return res, fmt.Errorf("raw atomic batches: %w", err)
+	}
+
+	// Mode (a): single publishes from concurrent publishers, each trainee's
+	// facts in order by one publisher.
+	ms, ids, count := lanes(bc.SingleTrainees)
+	res.Facts += count
+	t0 := time.Now()
+	next := make(chan int)
+	var wg sync.WaitGroup
+	errc := make(chan error, bc.Publishers)
+	for range bc.Publishers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for l := range next {
+				for i, m := range ms[l] {
+					mark(ids[l][i], time.Now())
+					if _, err := js.PublishMsg(ctx, m); err != nil {
+						errc <- err
+						return
+					}
+				}
+			}
+		}()
+	}
+	for l := range ms {
+		next <- l
+	}
+	close(next)
+	wg.Wait()
+	select {
+	case err := <-errc:
+		return res, err
+	default:
+	}
+	if err := waitFor(int64(count)); err != nil {
+		return res, fmt.Errorf("mode (a): %w", err)
+	}
+	res.SingleFactsPerSec = float64(count) / time.Since(t0).Seconds()
+	res.SingleP50, res.SingleP99 = percentiles(reset())
+
+	// Mode (b): atomic batches of up to BatchSize facts. A trainee's facts
+	// never straddle two batches, so concurrent batch publishers keep each
+	// trainee's order.
+	ms, ids, count = lanes(bc.BatchTrainees)
+	res.Facts += count
+	type chunk struct {
+		msgs []*nats.Msg
+		ids  []string
+	}
+	var chunks []chunk
+	cur := chunk{}
+	for l := range ms {
+		if len(cur.msgs)+len(ms[l]) > bc.BatchSize {
+			chunks, cur = append(chunks, cur), chunk{}
+		}
+		cur.msgs, cur.ids = append(cur.msgs, ms[l]...), append(cur.ids, ids[l]...)
+	}
+	if len(cur.msgs) > 0 {
+		chunks = append(chunks, cur)
+	}
+	t0 = time.Now()
+	nextChunk := make(chan int)
+	for range bc.BatchPublishers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := range nextChunk {
+				now := time.Now()
+				for _, id := range chunks[c].ids {
+					mark(id, now)
+				}
+				if _, err := natsbus.PublishAtomic(ctx, nc, fmt.Sprintf("facts-%d", c), chunks[c].msgs); err != nil {
+					errc <- err
+					return
+				}
+			}
+		}()
+	}
+	for c := range len(chunks) {
+		nextChunk <- c
+	}
+	close(nextChunk)
+	wg.Wait()
+	select {
+	case err := <-errc:
+		return res, err
+	default:
+	}
+	if err := waitFor(int64(count)); err != nil {
+		return res, fmt.Errorf("mode (b): %w", err)
+	}
+	res.BatchFactsPerSec = float64(count) / time.Since(t0).Seconds()
+	res.BatchP50, res.BatchP99 = percentiles(reset())
+
+	// Latency at a steady rate.
+	if bc.PacedRate > 0 && bc.PacedFacts > 0 {
+		ms, ids, _ = lanes(bc.PacedFacts/10 + 1)
+		var flat []*nats.Msg
+		var flatIDs []string
+		for l := range ms {
+			flat, flatIDs = append(flat, ms[l]...), append(flatIDs, ids[l]...)
+		}
+		flat, flatIDs = flat[:min(len(flat), bc.PacedFacts)], flatIDs[:min(len(flat), bc.PacedFacts)]
+		interval := time.Second / time.Duration(bc.PacedRate)
+		start := time.Now()
+		var pending []jetstream.PubAckFuture
+		for i, m := range flat {
+			if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
+				time.Sleep(d)
+			}
+			mark(flatIDs[i], time.Now())
+			f, err := js.PublishMsgAsync(m)
+			if err != nil {
+				return res, err
+			}
+			pending = append(pending, f)
+		}
+		for _, f := range pending {
+			select {
+			case <-f.Ok():
+			case err := <-f.Err():
+				return res, err
+			}
+		}
+		if err := waitFor(int64(len(flat))); err != nil {
+			return res, fmt.Errorf("paced: %w", err)
+		}
+		res.PacedRate = bc.PacedRate
+		res.PacedP50, res.PacedP99 = percentiles(reset())
+		res.Facts += len(flat)
+	}
+	return res, nil
+}
+
+func percentiles(d []time.Duration) (p50, p99 time.Duration) {
+	if len(d) == 0 {
+		return 0, 0
+	}
+	slices.Sort(d)
+	return d[len(d)*50/100], d[min(len(d)-1, len(d)*99/100)]
+}
