@@ -120,14 +120,13 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, subj Subjects, o
 		DenyPurge:          true,
 	}, {
 		Name:        OutcomeStream,
-		Description: "What became of each inbound fact: accepted (with position) or rejected (with reason). Kept in memory for a day: the ledger itself is the durable record.",
+		Description: "What became of each inbound fact: accepted (with position) or rejected (with reason). Flushed asynchronously: the ledger itself is the durable record.",
 		Subjects:    []string{subj.Prefix + ".outcome.>"},
 		Retention:   jetstream.LimitsPolicy,
-		Storage:     jetstream.MemoryStorage,
+		Storage:     jetstream.FileStorage,
+		PersistMode: jetstream.AsyncPersistMode,
 		Replicas:    o.Replicas,
-		MaxAge:      24 * time.Hour,
-		MaxBytes:    256 << 20,
-		Discard:     jetstream.DiscardOld,
+		MaxAge:      7 * 24 * time.Hour,
 		DenyDelete:  true,
 	}, {
 		Name:               FeedStream,
