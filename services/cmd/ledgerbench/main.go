@@ -43,7 +43,10 @@ type config struct {
 	callers    int    // concurrent callers
 	concurrent int    // appends per concurrent caller
 	read       int    // events in the read-all store
-	log        io.Writer
+	// ingestTrainees: trainees (about 8 facts each) for ingest mode (b);
+	// mode (a) takes a quarter of them.
+	ingestTrainees int
+	log            io.Writer
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -64,6 +67,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.callers, "callers", 16, "concurrent callers for the group-commit figure")
 	fs.IntVar(&cfg.concurrent, "concurrent", 250, "appends of 1 event per concurrent caller")
 	fs.IntVar(&cfg.read, "read", 200_000, "events in the store read by the read-all figures")
+	fs.IntVar(&cfg.ingestTrainees, "ingest-trainees", 6000, "trainees (about 8 facts each) published for the ingest figures")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: ledgerbench [flags]\n\nMeasures the ledger against baselines measured in the same run.\n\nFlags:")
 		fs.PrintDefaults()

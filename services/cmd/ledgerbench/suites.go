@@ -4,4 +4,5 @@ package main
 // suite here and keep its code in a file of its own.
 var suites = []suite{
 	{"store", storeSuite},
+	{"ingest", ingestSuite},
 }

@@ -1,0 +1,44 @@
+package main
+
+import (
+	"context"
+	"time"
+
+	"github.com/cqhrss/subsidyledger/services/ledgerd"
+)
+
+// atMost is a goal that a figure (e.g. a latency) stays below max.
+func atMost(max float64, unit string) goal {
+	return goal{
+		text: "< " + group(max) + " " + unit,
+		met:  func(r row) bool { return r.figure > 0 && r.figure < max },
+	}
+}
+
+func micros(d time.Duration) float64 { return float64(d.Microseconds()) }
+
+// ingestSuite measures durable end-to-end ingest on an in-process ledgerd
+// (embedded NATS syncing always, bbolt store): each publishing mode beside
+// the raw JetStream rate of the same mode on the same server.
+func ingestSuite(ctx context.Context, cfg *config) ([]row, error) {
+	res, err := ledgerd.BenchIngest(ctx, ledgerd.IngestBenchConfig{
+		SingleTrainees: cfg.ingestTrainees / 4, BatchTrainees: cfg.ingestTrainees,
+		Publishers: 16, BatchPublishers: 4, BatchSize: 500,
+		PacedRate: 1000, PacedFacts: 3000, RawMessages: 20000,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return []row{
+		{name: "ingest (a): single publishes, 16 publishers", figure: res.SingleFactsPerSec, unit: "facts/s",
+			baseline: "raw JetStream single publishes, 16 publishers", base: res.SingleRawPerSec, goal: timesBaseline(0.5)},
+		{name: "ingest (a): publish-to-commit p50", figure: micros(res.SingleP50), unit: "µs"},
+		{name: "ingest (a): publish-to-commit p99", figure: micros(res.SingleP99), unit: "µs"},
+		{name: "ingest (b): atomic batches of 500", figure: res.BatchFactsPerSec, unit: "facts/s",
+			baseline: "raw JetStream atomic batches of 500", base: res.BatchRawPerSec, goal: atLeast(30_000, "facts/s")},
+		{name: "ingest (b): publish-to-commit p50", figure: micros(res.BatchP50), unit: "µs"},
+		{name: "ingest (b): publish-to-commit p99", figure: micros(res.BatchP99), unit: "µs"},
+		{name: "ingest at 1,000 facts/s: publish-to-commit p50", figure: micros(res.PacedP50), unit: "µs"},
+		{name: "ingest at 1,000 facts/s: publish-to-commit p99", figure: micros(res.PacedP99), unit: "µs", goal: atMost(50_000, "µs")},
+	}, nil
+}
