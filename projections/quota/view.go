@@ -249,3 +249,63 @@ func (m *Model) Position() events.Position {
 	defer m.mu.RUnlock()
 	return m.pos
 }
+
+// CellRow is one cell of the year (month, qualification, unit): the grain
+// of the CSV export.
+type CellRow struct {
+	Month      int    `json:"month"`
+	Occupation string `json:"occupation"`
+	Level      string `json:"level"`
+	UnitCode   string `json:"unit_code"`
+	UnitName   string `json:"unit_name"`
+	Counts
+}
+
+// Cells returns the year's cells in the view, ordered by month,
+// qualification and unit; cells of units rolled up into one are merged.
+func (m *Model) Cells(year int, f Filter) []CellRow {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	type key struct {
+		month int
+		q     rm.Q
+		unit  string
+	}
+	acc := map[key]*Counts{}
+	for k, c := range m.years[int32(year)] {
+		unit := m.strs.Str(k.unit)
+		if f.View != "recorded" {
+			unit = m.units.Current(unit)
+		}
+		if f.Unit != "" && unit != f.Unit {
+			continue
+		}
+		kk := key{int(k.month), k.q, unit}
+		if acc[kk] == nil {
+			acc[kk] = &Counts{}
+		}
+		acc[kk].add(c)
+	}
+	keys := make([]key, 0, len(acc))
+	for k := range acc {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		a, b := keys[i], keys[j]
+		if a.month != b.month {
+			return a.month < b.month
+		}
+		if a.q != b.q {
+			return a.q < b.q
+		}
+		return a.unit < b.unit
+	})
+	out := make([]CellRow, 0, len(keys))
+	for _, k := range keys {
+		c := acc[k]
+		c.finish()
+		qj := k.q.JSON()
+		out = append(out, CellRow{Month: k.month, Occupation: qj.Occupation, Level: qj.Level, UnitCode: k.unit, UnitName: m.units.Name(k.unit), Counts: *c})
+	}
+	return out
+}

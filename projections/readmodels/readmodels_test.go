@@ -14,7 +14,7 @@ import (
 	"github.com/cqhrss/subsidyledger/projections/anomaly"
 	"github.com/cqhrss/subsidyledger/projections/fund"
 	"github.com/cqhrss/subsidyledger/projections/internal/deepdiff"
-	"github.com/cqhrss/subsidyledger/projections/internal/gen"
+	"github.com/cqhrss/subsidyledger/projections/gen"
 	"github.com/cqhrss/subsidyledger/projections/notice"
 	"github.com/cqhrss/subsidyledger/projections/quota"
 	"github.com/cqhrss/subsidyledger/projections/readmodels"

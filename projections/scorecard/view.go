@@ -230,3 +230,11 @@ func (m *Model) Position() events.Position {
 	defer m.mu.RUnlock()
 	return m.pos
 }
+
+// CurrentUnit returns the unit that answers for code today (abolished
+// units rolled up into their successors).
+func (m *Model) CurrentUnit(code string) string {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.units.Current(code)
+}

@@ -4,7 +4,7 @@ import (
 	"testing"
 
 	"github.com/cqhrss/subsidyledger/events"
-	"github.com/cqhrss/subsidyledger/projections/internal/gen"
+	"github.com/cqhrss/subsidyledger/projections/gen"
 )
 
 func TestNoDuplicateIDs(t *testing.T) {

@@ -8,7 +8,7 @@ import (
 
 	"github.com/cqhrss/subsidyledger/events"
 	"github.com/cqhrss/subsidyledger/events/bolt"
-	"github.com/cqhrss/subsidyledger/projections/internal/gen"
+	"github.com/cqhrss/subsidyledger/projections/gen"
 )
 
 func digest(t *testing.T, cfg gen.Config) ([32]byte, map[string]int) {

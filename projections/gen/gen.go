@@ -43,6 +43,10 @@ type Config struct {
 	// BudgetFactor scales the yearly budgets against the expected spend
 	// (default 0.85: some entitlements wait for a top-up).
 	BudgetFactor float64
+	// Until, if set, ends the history the day before it, as if it were
+	// today: lifecycles are left where they are (notices open, payments in
+	// flight).
+	Until refdata.Date
 }
 
 // Batch is one append: events for one stream. Barrier is set when the
@@ -256,6 +260,9 @@ func (g *Gen) at(day refdata.Date, run func(refdata.Date)) {
 }
 
 func (g *Gen) runUntil(end refdata.Date) {
+	if g.cfg.Until != 0 && end > g.cfg.Until {
+		end = g.cfg.Until
+	}
 	for g.err == nil && g.steps.Len() > 0 && g.steps[0].day < end {
 		s := heap.Pop(&g.steps).(step)
 		s.run(s.day)

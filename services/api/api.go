@@ -1,0 +1,253 @@
+// Package api is the ledger's read API: HTTP JSON (and CSV) under /v1/ for
+// every read model, the audit trail of any stream, the OpenAPI document of
+// all of it at /v1/openapi.json, and the supervisors' web dashboard at
+// /dashboard/ (embedded; no external assets).
+//
+// Every handler takes the caller's scope from Config.Scope and applies it:
+// municipal and auditor scopes see everything; a district sees its unit
+// (abolished units roll up into their successor); an institution sees its
+// own records. A record outside the scope is "not found" (its existence is
+// not disclosed); a query the scope cannot make at all is "forbidden".
+//
+// Errors reach the caller as {"error": {"code", "message"}} with the HTTP
+// status of the one table in errors.go; unknown errors as "internal error".
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cqhrss/subsidyledger/events"
+	"github.com/cqhrss/subsidyledger/projections"
+)
+
+// Config configures the API.
+type Config struct {
+	// Projections is the running set of read models (readmodels.Factories).
+	// Required.
+	Projections *projections.Set
+	// Store is the event log, for the audit trail. Required.
+	Store events.Store
+	// Scope takes the caller's scope from a request; nil means
+	// HeaderScope(Scope{Role: RoleMunicipal}).
+	Scope ScopeFunc
+	// Registerer receives the HTTP request metrics; nil registers none.
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
+	// Now is the clock for "today" (the public notice); nil: time.Now.
+	Now func() time.Time
+	// Timeout bounds a request (as-of builds above all); zero: 60s.
+	Timeout time.Duration
+}
+
+type server struct {
+	cfg     Config
+	log     *slog.Logger
+	routes  []route
+	metrics *prometheus.HistogramVec
+	docOnce sync.Once
+	docJSON []byte
+}
+
+// New returns the API's handler. It serves /v1/..., /dashboard/ and
+// redirects / to /dashboard/.
+func New(cfg Config) http.Handler {
+	if cfg.Scope == nil {
+		cfg.Scope = HeaderScope(Scope{Role: RoleMunicipal})
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 60 * time.Second
+	}
+	s := &server{cfg: cfg, log: cfg.Logger}
+	if cfg.Registerer != nil {
+		s.metrics = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "subsidy_ledger_http_request_duration_seconds",
+			Help:    "Duration of API requests, by route pattern, method and status code.",
+			Buckets: []float64{0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10},
+		}, []string{"route", "method", "code"})
+		cfg.Registerer.MustRegister(s.metrics)
+	}
+	s.routes = s.table()
+	mux := http.NewServeMux()
+	for _, rt := range s.routes {
+		mux.Handle(rt.method+" "+rt.pattern, s.wrap(rt))
+	}
+	s.mountDashboard(mux)
+	return mux
+}
+
+// route is one endpoint: the mux pattern, its documentation and handler.
+type route struct {
+	method, pattern string
+	id              string // operationId
+	summary         string
+	params          []param
+	// response is a value of the JSON response's type (for the schema).
+	response any
+	// csv: the route also answers ?format=csv (text/csv).
+	csv bool
+	// asOf: the route takes as_of (a position or an RFC 3339 time).
+	asOf bool
+	// public: no scope needed (the OpenAPI document).
+	public bool
+	// status is the success status (200 when zero).
+	status int
+	handle func(r *http.Request, sc Scope) (result, error)
+}
+
+type param struct {
+	name, in, desc string
+	typ            string // "string", "integer"
+	required       bool
+	enum           []string
+}
+
+// result is a handler's answer: the JSON body and, for CSV, the rows.
+type result struct {
+	body any
+	// rows is a slice of structs (flat, or with nested structs flattened
+	// into "parent.child" columns) for ?format=csv.
+	rows any
+	// stream writes CSV rows itself (exports too large to hold).
+	stream func(w http.ResponseWriter) error
+	// position is the log position the answer reflects.
+	position events.Position
+	filename string
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(c int) {
+	if w.code == 0 {
+		w.code = c
+	}
+	w.ResponseWriter.WriteHeader(c)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (s *server) wrap(rt route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t0 := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		s.serve(sw, r, rt)
+		if s.metrics != nil {
+			code := sw.code
+			if code == 0 {
+				code = http.StatusOK
+			}
+			s.metrics.WithLabelValues(rt.pattern, rt.method, strconv.Itoa(code)).Observe(time.Since(t0).Seconds())
+		}
+	})
+}
+
+func (s *server) serve(w http.ResponseWriter, r *http.Request, rt route) {
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeout)
+	defer cancel()
+	r = r.WithContext(ctx)
+	var sc Scope
+	if !rt.public {
+		var err error
+		if sc, err = s.cfg.Scope(r); err != nil {
+			writeError(w, r, s.log, err)
+			return
+		}
+	}
+	format := r.URL.Query().Get("format")
+	if format != "" && format != "json" && !(format == "csv" && rt.csv) {
+		writeError(w, r, s.log, errorf(CodeBadRequest, "format %q: want json%s", format, map[bool]string{true: " or csv"}[rt.csv]))
+		return
+	}
+	res, err := rt.handle(r, sc)
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	if res.position != 0 {
+		w.Header().Set("X-Ledger-Position", strconv.FormatUint(uint64(res.position), 10))
+	}
+	if format == "csv" {
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		if res.filename != "" {
+			w.Header().Set("Content-Disposition", `attachment; filename="`+res.filename+`"`)
+		}
+		if res.stream != nil {
+			if err := res.stream(w); err != nil {
+				s.log.Error("CSV export failed midway", "route", rt.pattern, "err", err)
+			}
+			return
+		}
+		if err := writeCSV(w, res.rows); err != nil {
+			s.log.Error("CSV export failed", "route", rt.pattern, "err", err)
+		}
+		return
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	if rt.status != 0 {
+		w.WriteHeader(rt.status)
+	}
+	enc := json.NewEncoder(w)
+	if err := enc.Encode(res.body); err != nil {
+		s.log.Warn("writing the response failed", "route", rt.pattern, "err", err)
+	}
+}
+
+// model returns the named read model: the live instance, or one built as
+// of the request's as_of parameter (a position or an RFC 3339 time).
+func (s *server) model(r *http.Request, name string) (projections.Projection, events.Position, error) {
+	run, ok := s.cfg.Projections.Runner(name)
+	if !ok {
+		return nil, 0, &Error{Code: CodeInternal, Message: "internal error", Err: projections.ErrUnknown}
+	}
+	v := r.URL.Query().Get("as_of")
+	if v == "" {
+		return run.Current(), run.Position(), nil
+	}
+	var at projections.At
+	if n, err := strconv.ParseUint(v, 10, 64); err == nil {
+		at.Position = events.Position(n)
+	} else if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		at.Time = t
+	} else {
+		return nil, 0, errorf(CodeBadRequest, "as_of %q: want a log position or an RFC 3339 time", v)
+	}
+	p, pos, err := run.AsOf(r.Context(), at)
+	return p, pos, err
+}
+
+// modelOf is model with the concrete type.
+func modelOf[T projections.Projection](s *server, r *http.Request, name string) (T, events.Position, error) {
+	p, pos, err := s.model(r, name)
+	if err != nil {
+		var zero T
+		return zero, 0, err
+	}
+	t, ok := p.(T)
+	if !ok {
+		var zero T
+		return zero, 0, errorf(CodeInternal, "internal error")
+	}
+	return t, pos, nil
+}

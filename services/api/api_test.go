@@ -1,0 +1,488 @@
+package api
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+
+	"github.com/cqhrss/subsidyledger/events/bolt"
+	"github.com/cqhrss/subsidyledger/projections"
+	"github.com/cqhrss/subsidyledger/projections/anomaly"
+	"github.com/cqhrss/subsidyledger/projections/fund"
+	"github.com/cqhrss/subsidyledger/projections/notice"
+	"github.com/cqhrss/subsidyledger/projections/readmodels"
+	"github.com/cqhrss/subsidyledger/projections/scorecard"
+	"github.com/cqhrss/subsidyledger/projections/trainee"
+	"github.com/cqhrss/subsidyledger/services/api/apitest"
+)
+
+// fixture is a ledger with a generated history, its projections caught up,
+// and the API on an httptest server.
+type fixture struct {
+	srv   *httptest.Server
+	reg   *prometheus.Registry
+	set   *projections.Set
+	store *bolt.Store
+	h     http.Handler
+}
+
+var fx *fixture
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "api-test")
+	if err != nil {
+		panic(err)
+	}
+	var stop func()
+	fx, stop, err = newFixture(filepath.Join(dir, "ledger.db"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	stop()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func newFixture(path string) (*fixture, func(), error) {
+	store, err := bolt.Open(path, bolt.Options{})
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := apitest.Generate(context.Background(), store, 3000); err != nil {
+		return nil, nil, err
+	}
+	reg := prometheus.NewRegistry()
+	set, err := projections.NewSet(projections.Config{Store: store, Metrics: projections.NewMetrics(reg)}, readmodels.Factories()...)
+	if err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { set.Run(ctx); close(done) }()
+	deadline := time.Now().Add(60 * time.Second)
+	for set.Ready() != nil {
+		if time.Now().After(deadline) {
+			cancel()
+			return nil, nil, fmt.Errorf("projections not ready: %v", set.Ready())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	now := time.Date(2026, 5, 20, 10, 0, 0, 0, time.UTC)
+	h := New(Config{Projections: set, Store: store, Registerer: reg, Now: func() time.Time { return now }})
+	srv := httptest.NewServer(h)
+	return &fixture{srv: srv, reg: reg, set: set, store: store, h: h}, func() {
+		srv.Close()
+		cancel()
+		<-done
+		store.Close()
+	}, nil
+}
+
+func get(t *testing.T, path, scope string) (*http.Response, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", fx.srv.URL+path, nil)
+	if scope != "" {
+		req.Header.Set(ScopeHeader, scope)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, b
+}
+
+func getJSON[T any](t *testing.T, path, scope string) T {
+	t.Helper()
+	resp, b := get(t, path, scope)
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s (%s) = %d %s", path, scope, resp.StatusCode, b)
+	}
+	var v T
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	return v
+}
+
+// samples are concrete values for the documented path parameters.
+func samples(t *testing.T) map[string]string {
+	t.Helper()
+	tl := getJSON[TraineeList](t, "/v1/trainees?limit=200", "")
+	var key string
+	for _, tr := range tl.Trainees {
+		if tr.Entitlements > 0 {
+			key = tr.PersonKey
+			break
+		}
+	}
+	if key == "" {
+		t.Fatal("no trainee with an entitlement")
+	}
+	return map[string]string{"person_key": key, "year": "2026", "id": "T0001", "stream": "trainee-" + key, "position": "5", "name": trainee.Name}
+}
+
+// TestOpenAPIMatchesHandlers checks the served OpenAPI document against the
+// mux: every route the API registers is documented with its parameters,
+// every documented operation is answered (not the mux's 404/405), and every
+// documented JSON response validates against its schema.
+func TestOpenAPIMatchesHandlers(t *testing.T) {
+	doc := getJSON[map[string]any](t, "/v1/openapi.json", "")
+	paths := doc["paths"].(map[string]any)
+	s := &server{}
+	documented := map[string]bool{}
+	for p, item := range paths {
+		for m := range item.(map[string]any) {
+			documented[strings.ToUpper(m)+" "+p] = true
+		}
+	}
+	registered := map[string]bool{}
+	for _, rt := range s.table() {
+		registered[rt.method+" "+rt.pattern] = true
+		if !documented[rt.method+" "+rt.pattern] {
+			t.Errorf("route %s %s is not in the OpenAPI document", rt.method, rt.pattern)
+		}
+		for _, seg := range strings.Split(rt.pattern, "/") {
+			if strings.HasPrefix(seg, "{") {
+				name := strings.Trim(seg, "{}")
+				found := false
+				for _, p := range rt.params {
+					found = found || (p.name == name && p.in == "path")
+				}
+				if !found {
+					t.Errorf("route %s: path parameter %s undocumented", rt.pattern, name)
+				}
+			}
+		}
+	}
+	for op := range documented {
+		if !registered[op] {
+			t.Errorf("documented operation %s has no route", op)
+		}
+	}
+	v := &apitest.Validator{Doc: doc}
+	sample := samples(t)
+	for op := range documented {
+		method, path, _ := strings.Cut(op, " ")
+		url := path
+		for k, val := range sample {
+			url = strings.ReplaceAll(url, "{"+k+"}", val)
+		}
+		req := httptest.NewRequest(method, url, nil)
+		w := httptest.NewRecorder()
+		fx.h.ServeHTTP(w, req)
+		want := 200
+		if method == "POST" {
+			want = 202
+		}
+		if w.Code != want || !strings.HasPrefix(w.Header().Get("Content-Type"), "application/json") {
+			t.Errorf("%s %s = %d %q %.200s; want %d JSON", method, url, w.Code, w.Header().Get("Content-Type"), w.Body.String(), want)
+			continue
+		}
+		var body any
+		if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil {
+			t.Errorf("%s %s: %v", method, url, err)
+			continue
+		}
+		if err := v.Response(path, strings.ToLower(method), fmt.Sprint(want), body); err != nil {
+			t.Errorf("%s %s: response does not match the document: %v", method, url, err)
+		}
+	}
+	// Errors too.
+	req := httptest.NewRequest("GET", "/v1/quota/notayear", nil)
+	w := httptest.NewRecorder()
+	fx.h.ServeHTTP(w, req)
+	var body any
+	_ = json.Unmarshal(w.Body.Bytes(), &body)
+	if err := v.Response("/v1/quota/{year}", "get", "400", body); w.Code != 400 || err != nil {
+		t.Errorf("bad year = %d %s (%v)", w.Code, w.Body, err)
+	}
+	// Wait for the rebuild the document test started.
+	waitReady(t)
+}
+
+func waitReady(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		busy := false
+		for _, st := range fx.set.Status(context.Background()) {
+			busy = busy || st.Rebuilding || !st.Ready
+		}
+		if !busy {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("projections not ready")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestScopes(t *testing.T) {
+	// Pick a district with trainees and an institution in it.
+	insts := getJSON[InstitutionList](t, "/v1/institutions?kind=training", "").Institutions
+	sort.Slice(insts, func(i, j int) bool { return insts[i].Enrolments > insts[j].Enrolments })
+	unit := insts[0].CurrentUnitCode
+	inst := insts[0].InstitutionID
+	district := "district:" + unit
+
+	t.Run("district quota is its unit", func(t *testing.T) {
+		all := getJSON[QuotaResponse](t, "/v1/quota/2026", "")
+		mine := getJSON[QuotaResponse](t, "/v1/quota/2026", district)
+		if len(mine.ByUnit) != 1 || mine.ByUnit[0].UnitCode != unit || mine.Totals.Enrolled >= all.Totals.Enrolled {
+			t.Errorf("district quota by unit = %+v (all: %d enrolled, mine %d)", mine.ByUnit, all.Totals.Enrolled, mine.Totals.Enrolled)
+		}
+		var fromAll int64
+		for _, u := range all.ByUnit {
+			if u.UnitCode == unit {
+				fromAll = u.Enrolled
+			}
+		}
+		if mine.Totals.Enrolled != fromAll {
+			t.Errorf("district total %d != its row in the municipal view %d", mine.Totals.Enrolled, fromAll)
+		}
+		if resp, _ := get(t, "/v1/quota/2026?unit=cq-nosuch", district); resp.StatusCode != 403 {
+			t.Errorf("district asking for another unit = %d; want 403", resp.StatusCode)
+		}
+	})
+	t.Run("district fund is its unit", func(t *testing.T) {
+		l := getJSON[fund.Ledger](t, "/v1/fund", district)
+		for _, f := range l.Funds {
+			if f.UnitCode != unit {
+				t.Errorf("district sees fund %d/%s", f.Year, f.UnitCode)
+			}
+		}
+		if !l.TrialBalance.Balanced {
+			t.Error("unbalanced")
+		}
+	})
+	t.Run("institution sees itself only", func(t *testing.T) {
+		sc := "institution:" + inst
+		l := getJSON[InstitutionList](t, "/v1/institutions", sc)
+		if len(l.Institutions) != 1 || l.Institutions[0].InstitutionID != inst {
+			t.Errorf("institution list = %+v", l.Institutions)
+		}
+		if resp, _ := get(t, "/v1/institutions/"+insts[1].InstitutionID, sc); resp.StatusCode != 404 {
+			t.Errorf("another institution's card = %d; want 404", resp.StatusCode)
+		}
+		for _, p := range []string{"/v1/fund", "/v1/quota/2026", "/v1/trainees?masked_id=5001**********1234"} {
+			if resp, _ := get(t, p, sc); resp.StatusCode != 403 {
+				t.Errorf("institution GET %s = %d; want 403", p, resp.StatusCode)
+			}
+		}
+		a := getJSON[anomaly.List](t, "/v1/anomalies", sc)
+		for _, f := range a.Flags {
+			if f.InstitutionID != inst {
+				t.Errorf("institution sees flag of %s", f.InstitutionID)
+			}
+		}
+		tl := getJSON[TraineeList](t, "/v1/trainees?limit=50", sc)
+		if len(tl.Trainees) == 0 {
+			t.Fatal("institution sees none of its trainees")
+		}
+		st := getJSON[trainee.Status](t, "/v1/trainees/"+tl.Trainees[0].PersonKey, sc)
+		if !st.WithInstitution(inst) && len(st.Enrolments) > 0 && st.Enrolments[0].TrainingInstitutionID != inst {
+			t.Errorf("institution sees a trainee of another: %+v", st.Enrolments)
+		}
+	})
+	t.Run("trainee outside the district is not found", func(t *testing.T) {
+		tl := getJSON[TraineeList](t, "/v1/trainees?limit=300", "")
+		var outside, inside string
+		for _, tr := range tl.Trainees {
+			st := getJSON[trainee.Status](t, "/v1/trainees/"+tr.PersonKey, "")
+			if st.InUnit(unit) {
+				inside = tr.PersonKey
+			} else {
+				outside = tr.PersonKey
+			}
+		}
+		if resp, _ := get(t, "/v1/trainees/"+outside, district); resp.StatusCode != 404 {
+			t.Errorf("trainee outside the district = %d; want 404", resp.StatusCode)
+		}
+		if inside != "" {
+			if resp, b := get(t, "/v1/trainees/"+inside, district); resp.StatusCode != 200 {
+				t.Errorf("trainee inside the district = %d %s", resp.StatusCode, b)
+			}
+		}
+		if resp, _ := get(t, "/v1/audit/streams/trainee-"+outside, district); resp.StatusCode != 404 {
+			t.Errorf("audit trail of a trainee outside the district = %d; want 404", resp.StatusCode)
+		}
+	})
+	t.Run("unknown scope is unauthenticated", func(t *testing.T) {
+		resp, b := get(t, "/v1/status", "mayor")
+		var e ErrorBody
+		_ = json.Unmarshal(b, &e)
+		if resp.StatusCode != 401 || e.Error.Code != CodeUnauthenticated {
+			t.Errorf("GET with scope mayor = %d %s", resp.StatusCode, b)
+		}
+	})
+	t.Run("only municipal rebuilds", func(t *testing.T) {
+		req, _ := http.NewRequest("POST", fx.srv.URL+"/v1/projections/fund/rebuild", nil)
+		req.Header.Set(ScopeHeader, "auditor")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 403 {
+			t.Errorf("auditor rebuild = %d; want 403", resp.StatusCode)
+		}
+	})
+}
+
+func TestMaskedLookup(t *testing.T) {
+	tl := getJSON[TraineeList](t, "/v1/trainees?limit=10", "")
+	want := tl.Trainees[3]
+	got := getJSON[TraineeList](t, "/v1/trainees?masked_id="+want.MaskedID+"&masked_name="+want.MaskedName, "auditor")
+	found := false
+	for _, tr := range got.Trainees {
+		found = found || tr.PersonKey == want.PersonKey
+		if tr.MaskedID != want.MaskedID || tr.MaskedName != want.MaskedName {
+			t.Errorf("lookup returned %s %s", tr.MaskedID, tr.MaskedName)
+		}
+	}
+	if !found {
+		t.Errorf("masked lookup did not find %s", want.PersonKey)
+	}
+}
+
+func TestCSVExports(t *testing.T) {
+	for _, c := range []struct {
+		path string
+		rows func() int
+	}{
+		{"/v1/institutions", func() int { return len(getJSON[InstitutionList](t, "/v1/institutions", "").Institutions) }},
+		{"/v1/fund", func() int { return len(getJSON[fund.Ledger](t, "/v1/fund", "").Funds) }},
+		{"/v1/notice?on=all", func() int { return len(getJSON[notice.List](t, "/v1/notice?on=all", "").Entries) }},
+		{"/v1/anomalies", func() int { return len(getJSON[anomaly.List](t, "/v1/anomalies", "").Flags) }},
+		{"/v1/quota", func() int { return 6 }},
+		{"/v1/trainees", func() int { return fx.set.Runners()[0].Current().(*trainee.Model).Count() }},
+		{"/v1/quota/2026", nil},
+	} {
+		sep := "?"
+		if strings.Contains(c.path, "?") {
+			sep = "&"
+		}
+		resp, b := get(t, c.path+sep+"format=csv", "")
+		if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/csv") {
+			t.Errorf("%s CSV = %d %s", c.path, resp.StatusCode, resp.Header.Get("Content-Type"))
+			continue
+		}
+		recs, err := csv.NewReader(strings.NewReader(string(b))).ReadAll()
+		if err != nil || len(recs) < 2 {
+			t.Errorf("%s CSV: %d records, %v", c.path, len(recs), err)
+			continue
+		}
+		if strings.Contains(string(b), "person_key") == false && c.path == "/v1/trainees" {
+			t.Errorf("trainee CSV header: %v", recs[0])
+		}
+		if c.rows != nil {
+			if want := c.rows(); len(recs)-1 != want {
+				t.Errorf("%s CSV has %d rows; JSON has %d", c.path, len(recs)-1, want)
+			}
+		}
+	}
+	if resp, _ := get(t, "/v1/trainees/abc?format=csv", ""); resp.StatusCode != 400 {
+		t.Errorf("CSV of a single trainee = %d; want 400", resp.StatusCode)
+	}
+}
+
+func TestAuditTrailAndAsOf(t *testing.T) {
+	key := samples(t)["person_key"]
+	tr := getJSON[AuditTrail](t, "/v1/audit/streams/trainee-"+key, "")
+	if !tr.Verified || len(tr.Events) < 5 {
+		t.Fatalf("trail verified=%v with %d events", tr.Verified, len(tr.Events))
+	}
+	page := getJSON[AuditTrail](t, "/v1/audit/streams/trainee-"+key+"?from=2&limit=2", "")
+	if !page.Verified || len(page.Events) != 2 || page.Events[0].Revision != 2 || page.Next == nil || *page.Next != 4 {
+		t.Fatalf("page = %+v", page)
+	}
+	st := getJSON[trainee.Status](t, "/v1/trainees/"+key, "")
+	ev := getJSON[AuditEvent](t, fmt.Sprintf("/v1/audit/events/%d", st.Entitlements[0].Decision.Position), "")
+	if ev.Type != "subsidy.v1.SubsidyEntitled" || !ev.HashOK || !ev.LinkOK || !strings.Contains(string(ev.Payload), "rule_set_version") {
+		t.Fatalf("decision event = %+v", ev)
+	}
+	// As of the decision, the entitlement exists and is merely entitled.
+	asOf := getJSON[trainee.Status](t, fmt.Sprintf("/v1/trainees/%s?as_of=%d", key, ev.Position), "")
+	if len(asOf.Entitlements) != 1 || asOf.Entitlements[0].State != trainee.StateEntitled || asOf.Position > ev.Position {
+		t.Fatalf("as of %d: %+v", ev.Position, asOf.Entitlements)
+	}
+	before := getJSON[trainee.Status](t, fmt.Sprintf("/v1/trainees/%s?as_of=%d", key, ev.Position-1), "")
+	if len(before.Entitlements) != 0 {
+		t.Fatalf("as of %d: %d entitlements", ev.Position-1, len(before.Entitlements))
+	}
+	q := getJSON[QuotaResponse](t, "/v1/quota/2026?as_of="+ev.Committed.Add(-time.Hour).Format(time.RFC3339Nano), "")
+	if q.Position >= ev.Position {
+		t.Errorf("as of a time before the decision: position %d", q.Position)
+	}
+	if resp, _ := get(t, "/v1/quota/2026?as_of=99999999", ""); resp.StatusCode != 400 {
+		t.Errorf("as_of beyond the head = %d; want 400", resp.StatusCode)
+	}
+}
+
+// TestMetricsLint scrapes the registry after some traffic and lints it.
+func TestMetricsLint(t *testing.T) {
+	get(t, "/v1/quota/2026", "")
+	get(t, "/v1/trainees/"+strings.Repeat("ab", 32), "")
+	mfs, err := fx.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	problems, err := promlint.NewWithMetricFamilies(mfs).Lint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+	}
+	names := map[string]bool{}
+	for _, mf := range mfs {
+		names[mf.GetName()] = true
+		for _, m := range mf.Metric {
+			for _, l := range m.Label {
+				if len(l.GetValue()) >= 32 && !strings.Contains(l.GetValue(), "/") {
+					t.Errorf("%s: label %s=%q looks like personal data", mf.GetName(), l.GetName(), l.GetValue())
+				}
+			}
+		}
+	}
+	for _, n := range []string{"subsidy_ledger_http_request_duration_seconds", "subsidy_ledger_projection_position",
+		"subsidy_ledger_projection_lag_events", "subsidy_ledger_projection_lag_seconds"} {
+		if !names[n] {
+			t.Errorf("metric %s missing", n)
+		}
+	}
+}
+
+func TestScorecardMatchesQuota(t *testing.T) {
+	q := getJSON[QuotaYears](t, "/v1/quota", "")
+	var enrolled int64
+	for _, r := range getJSON[InstitutionList](t, "/v1/institutions", "").Institutions {
+		enrolled += r.Enrolments
+	}
+	var qe int64
+	for y := 2024; y <= 2032; y++ {
+		qe += getJSON[QuotaResponse](t, fmt.Sprintf("/v1/quota/%d", y), "").Totals.Enrolled
+	}
+	if enrolled != qe || len(q.Years) != 6 {
+		t.Errorf("institutions' enrolments %d != quota's %d", enrolled, qe)
+	}
+	_ = scorecard.Name
+}

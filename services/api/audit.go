@@ -1,0 +1,189 @@
+package api
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/cqhrss/subsidyledger/events"
+	"github.com/cqhrss/subsidyledger/events/codec"
+	"github.com/cqhrss/subsidyledger/projections/scorecard"
+	"github.com/cqhrss/subsidyledger/projections/trainee"
+)
+
+// AuditEvent is one stored event as the audit trail shows it. PrevHash and
+// Hash are the event's hash link (hex); HashOK says that SHA-256 over the
+// previous hash and the event (events.LinkHash) gives Hash, LinkOK that
+// PrevHash is the Hash of the stream's previous event. Envelope and
+// Payload are protobuf's canonical JSON.
+type AuditEvent struct {
+	Position events.Position `json:"position"`
+	Stream   string          `json:"stream"`
+	Revision uint64          `json:"revision"`
+	EventID  string          `json:"event_id"`
+	Type     string          `json:"type"`
+	// Committed is when the store committed the event.
+	Committed time.Time       `json:"committed"`
+	PrevHash  string          `json:"prev_hash"`
+	Hash      string          `json:"hash"`
+	HashOK    bool            `json:"hash_ok"`
+	LinkOK    bool            `json:"link_ok"`
+	Envelope  json.RawMessage `json:"envelope"`
+	Payload   json.RawMessage `json:"payload"`
+}
+
+// AuditTrail is GET /v1/audit/streams/{stream}.
+type AuditTrail struct {
+	Stream string       `json:"stream"`
+	Events []AuditEvent `json:"events"`
+	// Verified is true when every link shown checks out.
+	Verified bool `json:"verified"`
+	// Next is the revision to continue from, absent at the end.
+	Next *uint64 `json:"next,omitempty"`
+}
+
+var pj = protojson.MarshalOptions{UseProtoNames: true}
+
+func auditEvent(rec events.RecordedEvent, prev *events.Hash) AuditEvent {
+	a := AuditEvent{Position: rec.Position, Stream: rec.Stream, Revision: rec.Revision, EventID: rec.ID.String(), Type: rec.Type,
+		Committed: rec.Created, PrevHash: hex.EncodeToString(rec.PrevHash[:]), Hash: hex.EncodeToString(rec.Hash[:]),
+		Envelope: json.RawMessage("null"), Payload: json.RawMessage("null")}
+	a.HashOK = events.LinkHash(rec.PrevHash, rec.Stream, rec.Revision, rec.EventData) == rec.Hash
+	a.LinkOK = prev != nil && *prev == rec.PrevHash
+	if env, err := codec.Envelope(rec.EventData); err == nil {
+		if b, err := pj.Marshal(env); err == nil {
+			a.Envelope = b
+		}
+	}
+	if p, err := codec.Payload(rec.EventData); err == nil {
+		if b, err := pj.Marshal(p); err == nil {
+			a.Payload = b
+		}
+	}
+	return a
+}
+
+// allowedStream applies the scope to a stream by its category (see package
+// rules for the streams): municipal and auditor read every stream; a
+// district reads the trainees, institutions and funds of its unit and the
+// reference streams; an institution reads its own stream, its trainees'
+// and its fee schedules, and the reference streams.
+func (s *server) allowedStream(r *http.Request, sc Scope, stream string) bool {
+	if sc.readsAll() {
+		return true
+	}
+	cat, rest, _ := strings.Cut(stream, "-")
+	switch cat {
+	case "reference", "target":
+		return true
+	case "trainee":
+		m, _, err := modelOf[*trainee.Model](s, r, trainee.Name)
+		if err != nil {
+			return false
+		}
+		st, ok := m.Get(rest)
+		return ok && allowedStatus(sc, &st)
+	case "institution":
+		if sc.Role == RoleInstitution {
+			return rest == sc.Institution
+		}
+		m, _, err := modelOf[*scorecard.Model](s, r, scorecard.Name)
+		if err != nil {
+			return false
+		}
+		rec, cur, ok := m.UnitOf(rest)
+		return ok && (rec == sc.Unit || cur == sc.Unit)
+	case "fee":
+		return sc.Role == RoleDistrict || rest == sc.Institution
+	case "fund":
+		if sc.Role != RoleDistrict {
+			return false
+		}
+		// fund-<year>-<unit>
+		_, unit, ok := strings.Cut(rest, "-")
+		return ok && (unit == sc.Unit || s.currentUnit(unit) == sc.Unit)
+	}
+	return false
+}
+
+func (s *server) currentUnit(code string) string {
+	m, _, err := modelOf[*scorecard.Model](s, &http.Request{}, scorecard.Name)
+	if err != nil {
+		return code
+	}
+	return m.CurrentUnit(code)
+}
+
+func (s *server) auditStream(r *http.Request, sc Scope) (result, error) {
+	stream := r.PathValue("stream")
+	if !s.allowedStream(r, sc, stream) {
+		return result{}, errorf(CodeNotFound, "no such stream in your scope")
+	}
+	from, err := intParam(r, "from", 0, 0, 1<<62)
+	if err != nil {
+		return result{}, err
+	}
+	limit, err := intParam(r, "limit", 200, 1, 1000)
+	if err != nil {
+		return result{}, err
+	}
+	var prev *events.Hash
+	if from > 0 {
+		before, err := s.cfg.Store.ReadStream(r.Context(), stream, events.Forwards, uint64(from-1), 1)
+		if err != nil {
+			return result{}, err
+		}
+		if len(before) == 1 {
+			prev = &before[0].Hash
+		}
+	} else {
+		prev = &events.Hash{}
+	}
+	recs, err := s.cfg.Store.ReadStream(r.Context(), stream, events.Forwards, uint64(from), limit+1)
+	if err != nil {
+		return result{}, err
+	}
+	out := AuditTrail{Stream: stream, Events: []AuditEvent{}, Verified: true}
+	if len(recs) > limit {
+		n := recs[limit].Revision
+		out.Next = &n
+		recs = recs[:limit]
+	}
+	var pos events.Position
+	for _, rec := range recs {
+		a := auditEvent(rec, prev)
+		out.Verified = out.Verified && a.HashOK && a.LinkOK
+		out.Events = append(out.Events, a)
+		h := rec.Hash
+		prev = &h
+		pos = rec.Position
+	}
+	return result{body: out, position: pos}, nil
+}
+
+func (s *server) auditEvent(r *http.Request, sc Scope) (result, error) {
+	n, err := strconv.ParseUint(r.PathValue("position"), 10, 64)
+	if err != nil || n == 0 {
+		return result{}, errorf(CodeBadRequest, "position %q: want a positive whole number", r.PathValue("position"))
+	}
+	recs, err := s.cfg.Store.ReadAll(r.Context(), events.Position(n-1), 1)
+	if err != nil {
+		return result{}, err
+	}
+	if len(recs) == 0 || recs[0].Position != events.Position(n) || !s.allowedStream(r, sc, recs[0].Stream) {
+		return result{}, errorf(CodeNotFound, "no event at position %d in your scope", n)
+	}
+	rec := recs[0]
+	var prev *events.Hash
+	if rec.Revision == 0 {
+		prev = &events.Hash{}
+	} else if before, err := s.cfg.Store.ReadStream(r.Context(), rec.Stream, events.Forwards, rec.Revision-1, 1); err == nil && len(before) == 1 {
+		prev = &before[0].Hash
+	}
+	return result{body: auditEvent(rec, prev), position: rec.Position}, nil
+}
