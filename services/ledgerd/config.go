@@ -60,6 +60,9 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	str(&replicas, "replicas", "1", "JetStream stream replicas (3 on a cluster)")
 	str(&ackWait, "ack-wait", "30s", "how long an inbound message may stay unacknowledged before redelivery")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return c, err
+		}
 		return c, &ConfigError{err.Error()}
 	}
 	if fs.NArg() > 0 {

@@ -1,0 +1,39 @@
+package ledgerd
+
+import (
+	"errors"
+	"io"
+	"strings"
+	"testing"
+)
+
+func TestParseConfig(t *testing.T) {
+	env := map[string]string{"LEDGER_NATS_URL": "nats://10.0.0.1:4222", "LEDGER_BATCH_SIZE": "200"}
+	c, err := ParseConfig([]string{"--batch-size", "300"}, func(k string) string { return env[k] }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.NATSURL != "nats://10.0.0.1:4222" || c.BatchSize != 300 || c.AckWait.String() != "30s" {
+		t.Fatalf("ParseConfig = %+v; want the environment's NATS URL, the flag's batch size and defaults", c)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--batch-size", "0"}, "--batch-size"},
+		{[]string{"--ack-wait", "soon"}, "--ack-wait"},
+		{[]string{"--http-listen", "8080"}, "host:port"},
+		{[]string{"--store", "esdb://x"}, "--store"},
+		{[]string{"--log-level", "loud"}, "--log-level"},
+		{[]string{"--subject-prefix", "a.*"}, "--subject-prefix"},
+		{[]string{"--retry-delay", "-1s"}, "--retry-delay"},
+		{[]string{"stray"}, "unexpected argument"},
+		{[]string{"--no-such-flag"}, "not defined"},
+	} {
+		_, err := ParseConfig(tc.args, func(string) string { return "" }, io.Discard)
+		var ce *ConfigError
+		if !errors.As(err, &ce) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("ParseConfig(%q) = %v; want a ConfigError mentioning %q", tc.args, err, tc.want)
+		}
+	}
+}
