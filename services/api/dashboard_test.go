@@ -91,7 +91,7 @@ func TestDashboardMatchesAPI(t *testing.T) {
 		"target": q.Target, "progress": q.Progress, "percent": q.PercentOfTarget,
 		"totals.trained": q.Totals.Trained, "totals.certified": q.Totals.Certified, "totals.subsidised": q.Totals.Subsidised,
 		"totals.first_attempt_pass_rate": q.Totals.FirstAttemptRate,
-		"fund.balanced": l.TrialBalance.Balanced, "anomalies.open": a.Open, "position": q.Position,
+		"fund.balanced":                  l.TrialBalance.Balanced, "anomalies.open": a.Open, "position": q.Position,
 		"institution.first_attempt.rate": card.FirstAttempt.Rate, "institution.reimbursed_fen": card.ReimbursedFen,
 		"institution.advances.outstanding_fen": card.Advances.OutstandingFen,
 	}
