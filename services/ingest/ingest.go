@@ -1,5 +1,5 @@
 // Package ingest is the ledger's intake: it consumes inbound facts from the
-// JetStream work queue in batches, decodes and validates them, lets the rules
+// JetStream stream SUBSIDY_IN in batches, decodes and validates them, lets the rules
 // decide, appends the fact and its derived decisions to the event store, and
 // acknowledges each message only after its record is durable. Every message
 // ends as exactly one accepted event or one recorded rejection (stream
@@ -189,10 +189,10 @@ func MessageID(key string) events.ID { return events.DeriveID("message", key) }
 // consumer cannot be read at start.
 //
 // Order: facts are decided in the order JetStream delivers them. The intake
-// pulls at most one batch at a time (no hidden prefetch), hands back what it
-// holds when it stops, and after a crash waits one ack-wait before pulling so
-// that the redeliveries, which JetStream serves first, come before newer
-// messages. Facts that refer to something not yet recorded are retried (see
+// keeps at most two batches of messages delivered ahead, hands back (in
+// order) everything delivered but not yet decided when it stops, and after a
+// crash waits one ack-wait before consuming so that the redeliveries, which
+// JetStream serves first, come before newer messages. Facts that refer to something not yet recorded are retried (see
 // Config.ReferenceRetries) before they are rejected.
 func (in *Intake) Run(ctx context.Context) error {
 	if in.world == nil {
@@ -252,71 +252,87 @@ func (in *Intake) Run(ctx context.Context) error {
 		return true
 	}
 	defer settle()
-	for ctx.Err() == nil {
-		mb, err := in.cfg.Consumer.Fetch(in.cfg.BatchSize, jetstream.FetchMaxWait(250*time.Millisecond))
-		if err != nil {
-			in.cfg.Logger.Warn("intake: fetch failed", "err", err)
-			settle()
+	wctx := context.WithoutCancel(ctx) // a batch in hand is finished
+	inbox := make(chan jetstream.Msg, 2*in.cfg.BatchSize)
+	cc, err := in.cfg.Consumer.Consume(func(m jetstream.Msg) { inbox <- m },
+		jetstream.PullMaxMessages(2*in.cfg.BatchSize))
+	if err != nil {
+		return fmt.Errorf("ingest: consume: %w", err)
+	}
+	// stopConsuming hands back, in order, everything delivered but not
+	// decided, so that JetStream redelivers it before newer messages.
+	stopConsuming := func() {
+		cc.Drain()
+		for {
 			select {
-			case <-ctx.Done():
-			case <-time.After(250 * time.Millisecond):
-			}
-			continue
-		}
-		ch := mb.Messages()
-		for open := true; open; {
-			var msgs []jetstream.Msg
-			var doneC <-chan struct{}
-			if inflight != nil {
-				doneC = inflight.done
-			}
-			select {
-			case <-ctx.Done():
-				settle()
-				// Hand back what this fetch still delivers.
-				for m := range ch {
-					_ = m.Nak()
-				}
-				return nil
-			case <-doneC:
-				settle()
-				continue
-			case m, ok := <-ch:
-				if !ok {
-					open = false
-					continue
-				}
-				msgs = append(make([]jetstream.Msg, 0, in.cfg.BatchSize), m)
-			}
-		fill:
-			for len(msgs) < in.cfg.BatchSize {
-				select {
-				case m, ok := <-ch:
-					if !ok {
-						open = false
-						break fill
+			case m := <-inbox:
+				_ = m.Nak()
+			case <-cc.Closed():
+				for {
+					select {
+					case m := <-inbox:
+						_ = m.Nak()
+					default:
+						return
 					}
-					msgs = append(msgs, m)
-				default:
-					break fill
 				}
 			}
-			// Decide this batch while the previous one is appended; the
-			// batch in hand is finished even if ctx ends meanwhile.
-			wctx := context.WithoutCancel(ctx)
-			b := in.prepare(wctx, msgs)
-			if !settle() {
-				nakAll(msgs) // decided on a world that was reloaded
-				for m := range ch {
-					_ = m.Nak()
-				}
-				break
-			}
-			inflight = b
-			go in.commit(wctx, b)
 		}
 	}
-	return nil
+	// Group commit: while one batch is appended, the next grows, each
+	// message decided as it arrives; it is appended as soon as the store is
+	// free, or waits there once it is full.
+	var cur *batch
+	for {
+		if cur != nil && inflight == nil {
+			in.seal(cur)
+			inflight, cur = cur, nil
+			go in.commit(wctx, inflight)
+		}
+		var doneC <-chan struct{}
+		if inflight != nil {
+			doneC = inflight.done
+		}
+		var recv <-chan jetstream.Msg
+		if cur == nil || len(cur.msgs) < in.cfg.BatchSize {
+			recv = inbox
+		}
+		select {
+		case <-ctx.Done():
+			ok := settle()
+			if cur != nil {
+				if ok {
+					in.seal(cur)
+					inflight = cur
+					in.commit(wctx, cur)
+					settle()
+				} else {
+					nakAll(cur.msgs)
+				}
+			}
+			stopConsuming()
+			return nil
+		case <-doneC:
+			if !settle() && cur != nil {
+				nakAll(cur.msgs) // decided on a world that was reloaded
+				cur = nil
+			}
+		case m := <-recv:
+			if cur == nil {
+				cur = in.begin(wctx)
+			}
+			in.add(cur, m)
+		drain: // what has arrived already joins this batch
+			for len(cur.msgs) < in.cfg.BatchSize {
+				select {
+				case m := <-inbox:
+					in.add(cur, m)
+				default:
+					break drain
+				}
+			}
+		}
+	}
 }
 
 func (in *Intake) setHealthy(ok bool) {
@@ -363,6 +379,8 @@ type op struct {
 type batch struct {
 	msgs  []jetstream.Msg
 	items []*item
+	byKey map[string]*item
+	ops   map[string]*op
 	order []*op
 	err   error // a failure while preparing: nothing was appended
 	done  chan struct{}
@@ -377,47 +395,67 @@ func (in *Intake) handle(ctx context.Context, msgs []jetstream.Msg) error {
 	return in.finish(ctx, b)
 }
 
-// prepare decides a batch, folding its decisions into the world
-// provisionally so that the next batch can be decided while this one is
-// appended.
+// prepare decides a whole batch (see begin, add and seal).
 func (in *Intake) prepare(ctx context.Context, msgs []jetstream.Msg) *batch {
-	b := &batch{msgs: msgs, done: make(chan struct{})}
-	m := in.cfg.Metrics
-	if m != nil {
-		m.BatchSize.Observe(float64(len(msgs)))
+	b := in.begin(ctx)
+	for _, msg := range msgs {
+		in.add(b, msg)
 	}
+	in.seal(b)
+	return b
+}
+
+// begin starts a batch: it folds what other writers appended meanwhile.
+func (in *Intake) begin(ctx context.Context) *batch {
+	b := &batch{done: make(chan struct{}), byKey: make(map[string]*item), ops: make(map[string]*op)}
 	if err := in.catchUp(ctx); err != nil {
 		b.err = err
-		return b
 	}
-	b.items = make([]*item, 0, len(msgs))
-	byKey := make(map[string]*item, len(msgs))
-	ops := make(map[string]*op)
-	opFor := func(stream string, expected events.ExpectedRevision) *op {
-		o := ops[stream]
-		if o == nil {
-			o = &op{stream: stream, expected: expected}
-			ops[stream] = o
-			b.order = append(b.order, o)
-		}
-		return o
+	return b
+}
+
+// add decides one message into the batch, folding its decision into the
+// world provisionally so that later messages (and the next batch, while
+// this one is appended) are decided on it.
+func (in *Intake) add(b *batch, msg jetstream.Msg) {
+	b.msgs = append(b.msgs, msg)
+	it := in.newItem(msg)
+	b.items = append(b.items, it)
+	if m := in.cfg.Metrics; m != nil {
+		m.Received.WithLabelValues(it.source, it.fact).Inc()
 	}
-	for _, msg := range msgs {
-		it := in.newItem(msg)
-		b.items = append(b.items, it)
-		if m != nil {
-			m.Received.WithLabelValues(it.source, it.fact).Inc()
-		}
-		if first := byKey[it.key]; first != nil {
-			it.dupOf = first
-			continue
-		}
-		byKey[it.key] = it
-		if r, ok := in.recorded.get(it.id); ok {
-			it.known = &r
-			continue
-		}
-		in.decide(it, opFor)
+	if b.err != nil {
+		return
+	}
+	if first := b.byKey[it.key]; first != nil {
+		it.dupOf = first
+		return
+	}
+	b.byKey[it.key] = it
+	if r, ok := in.recorded.get(it.id); ok {
+		it.known = &r
+		return
+	}
+	in.decide(it, b.opFor)
+}
+
+func (b *batch) opFor(stream string, expected events.ExpectedRevision) *op {
+	o := b.ops[stream]
+	if o == nil {
+		o = &op{stream: stream, expected: expected}
+		b.ops[stream] = o
+		b.order = append(b.order, o)
+	}
+	return o
+}
+
+// seal adds the batch's rejections and makes it ready to commit.
+func (in *Intake) seal(b *batch) {
+	if m := in.cfg.Metrics; m != nil {
+		m.BatchSize.Observe(float64(len(b.msgs)))
+	}
+	if b.err != nil {
+		return
 	}
 	// Rejections go to their own streams, in the same batch of appends.
 	for _, it := range b.items {
@@ -428,9 +466,9 @@ func (in *Intake) prepare(ctx context.Context, msgs []jetstream.Msg) *batch {
 		data, err := codec.Encode(it.id, stream, in.envelope(it, Source, events.ID{}), it.rej)
 		if err != nil {
 			b.err = err
-			return b
+			return
 		}
-		o := opFor(stream, events.Any)
+		o := b.opFor(stream, events.Any)
 		it.op, it.rev = o, uint64(len(o.evs))
 		o.evs = append(o.evs, data)
 		o.items = append(o.items, it)
@@ -441,7 +479,6 @@ func (in *Intake) prepare(ctx context.Context, msgs []jetstream.Msg) *batch {
 			in.mine[e.ID] = struct{}{}
 		}
 	}
-	return b
 }
 
 // commit appends a prepared batch: one append per stream, all at once, so

@@ -235,16 +235,16 @@ func publish(t *testing.T, js jetstream.JetStream, lanes [][]*nats.Msg) {
 	}
 }
 
-// waitDrained waits until the inbound work queue is empty and nothing is
-// pending on the ledger's consumer.
+// waitDrained waits until the ledger's consumer has nothing pending: every
+// inbound message delivered and acknowledged.
 func waitDrained(t *testing.T, js jetstream.JetStream) {
 	t.Helper()
 	ctx := context.Background()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
-		st, err := js.Stream(ctx, natsbus.InboundStream)
+		c, err := js.Consumer(ctx, natsbus.InboundStream, natsbus.LedgerConsumer)
 		if err == nil {
-			if info, err := st.Info(ctx); err == nil && info.State.Msgs == 0 {
+			if info, err := c.Info(ctx); err == nil && info.NumPending == 0 && info.NumAckPending == 0 {
 				return
 			}
 		}

@@ -98,8 +98,10 @@ var DefaultStreamOptions = StreamOptions{
 // EnsureStreams creates or updates the ledger's streams and its durable
 // inbound consumer, and returns the consumer.
 //
-// SUBSIDY_IN is a work queue: a fact leaves it once the ledger has recorded it
-// (as an event or a rejection) and acknowledged it. SUBSIDY_FEED keeps every
+// SUBSIDY_IN keeps inbound messages for 7 days (limits retention: a work
+// queue would delete each acknowledged message, one synced write per fact,
+// which halves intake throughput); the durable consumer "ledger" tracks what
+// was recorded. The messages carry person keys, never ID numbers. SUBSIDY_FEED keeps every
 // committed event for downstream consumers to read from any position.
 // Streams deny delete and purge of messages by clients.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, subj Subjects, o StreamOptions) (jetstream.Consumer, error) {
@@ -108,9 +110,10 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, subj Subjects, o
 	}
 	cfgs := []jetstream.StreamConfig{{
 		Name:               InboundStream,
-		Description:        "Inbound facts from internal services, until the ledger records them.",
+		Description:        "Inbound facts from internal services (kept 7 days; the consumer ledger tracks what was recorded).",
 		Subjects:           []string{subj.InboundPrefix() + ".>"},
-		Retention:          jetstream.WorkQueuePolicy,
+		Retention:          jetstream.LimitsPolicy,
+		MaxAge:             7 * 24 * time.Hour,
 		Storage:            jetstream.FileStorage,
 		Replicas:           o.Replicas,
 		Duplicates:         o.DuplicateWindow,
