@@ -7,9 +7,17 @@
 // (GET /v1/audit/events/{position} shows the decision's checks and
 // evidence in full).
 //
-// State is kept compact for a million trainees: person keys and ids as
-// fixed-size arrays, institutions, units and rule-set versions interned,
-// dates as yyyymmdd integers, entitlements in one slice.
+// # Layout
+//
+// The state must hold a million trainees well under a gigabyte, so it is
+// laid out for size rather than convenience: every kind of record lives in
+// one slice of its own (enrolments, attempts, certificates, entitlements,
+// holds, payment orders, ...), and a person (or an entitlement) chains its
+// records through them with head/tail indexes; strings that repeat
+// (institutions, units, officials, fee schedules, reason details, rule-set
+// versions, hold ids) are interned; references between records (a
+// certificate's assessment, an entitlement's certificate) are indexes; person
+// keys and ids are fixed-size arrays; dates are yyyymmdd integers.
 package trainee
 
 import (
@@ -30,133 +38,126 @@ import (
 const Name = "trainee"
 
 // version: bump when Apply's meaning or the snapshot format changes.
-const version = 1
+const version = 2
 
-// Model is the trainee status projection. Create it with New.
-type Model struct {
-	mu        sync.RWMutex
-	pos       events.Position
-	idx       map[rm.PersonKey]int32
-	people    []person
-	ents      []ent
-	entIdx    map[events.ID]int32
-	clawbacks map[events.ID]int32 // clawback id -> entitlement
-	strs      *rm.Strings         // institutions, units, sources, rule-set versions
-	units     *rm.Units
+// list chains records of one kind through their slice: head and tail are
+// index+1 (0: empty); each record's next is index+1 of the next.
+type list struct{ head, tail int32 }
+
+// push appends r to recs and to the list l.
+func push[T any](recs *[]T, l *list, r T, next func(*T) *int32) int32 {
+	n := int32(len(*recs)) + 1
+	*recs = append(*recs, r)
+	if l.tail != 0 {
+		*next(&(*recs)[l.tail-1]) = n
+	} else {
+		l.head = n
+	}
+	l.tail = n
+	return n - 1
 }
 
-var _ projections.Projection = (*Model)(nil)
-
-// New returns an empty model.
-func New() *Model {
-	return &Model{
-		idx:       map[rm.PersonKey]int32{},
-		entIdx:    map[events.ID]int32{},
-		clawbacks: map[events.ID]int32{},
-		strs:      rm.NewStrings(),
-		units:     rm.NewUnits(),
+// walk calls f with the index of each record of l, in order.
+func walk[T any](recs []T, l list, next func(*T) *int32, f func(i int32)) {
+	for n := l.head; n != 0; n = *next(&recs[n-1]) {
+		f(n - 1)
 	}
 }
 
-// Factory makes fresh models for a Runner.
-func Factory() projections.Projection { return New() }
-
 type person struct {
 	key        rm.PersonKey
-	maskedName string
-	maskedID   string
+	maskedName rm.Ref
+	maskedID   [8]byte // first and last four characters of a standard mask
+	maskedIDX  uint32  // interned masked ID when it is not standard
 	unit       uint32
+	regPos     uint64
+	gradYear   int16
 	education  uint8
 	employee   bool
-	gradYear   int16
-	regPos     uint64
-	evidence   []evidence
-	enrolments []enrolment
-	attempts   []attempt
-	certs      []cert
-	advances   []advance
-	ents       []int32
-	denials    []denial
-	flags      []flag
+	evidence   list
+	enrolments list
+	attempts   list
+	certs      list
+	advances   list
+	ents       list
+	denials    list
+	flags      list
 }
 
-type evidence struct {
-	id                     string
-	category               uint8
-	source                 uint32
-	confirmed              bool
-	gradYear               int16
-	insuredFrom, insuredTo refdata.Date
+type evidenceRec struct {
+	id                     rm.Ref
 	pos                    uint64
+	source                 uint32
+	insuredFrom, insuredTo refdata.Date
+	gradYear               int16
+	category               uint8
+	confirmed              bool
+	next                   int32
 }
 
-type enrolment struct {
-	id            string
-	inst          uint32
-	q             rm.Q
-	unit          uint32
+type enrolmentRec struct {
+	id            rm.Ref
+	inst, unit    uint32
 	on, completed refdata.Date
+	q             rm.Q
+	next          int32
 }
 
-type attempt struct {
-	id                string
+type attemptRec struct {
+	id                rm.Ref
 	eval, train       uint32
+	on                refdata.Date
 	q                 rm.Q
 	n                 uint8
 	theory, practical int8
-	on                refdata.Date
+	next              int32
 }
 
-type cert struct {
-	id           string
+type certRec struct {
+	id           rm.Ref
 	eval         uint32
-	q            rm.Q
-	assessment   string
+	assessment   int32  // attempt index+1, or 0 with assessmentX
+	assessmentX  uint32 // interned assessment id when no attempt matches
 	on, revoked  refdata.Date
-	revokeReason string
+	revokeReason uint32
+	q            rm.Q
+	next         int32
 }
 
-type advance struct {
-	id   string
-	inst uint32
-	q    rm.Q
+type advanceRec struct {
+	id   rm.Ref
 	fen  int64
+	inst uint32
 	on   refdata.Date
+	q    rm.Q
+	next int32
 }
 
-type denial struct {
-	cert    string
-	q       rm.Q
-	reason  int32
-	detail  string
-	ruleSet uint32
+type denialRec struct {
 	pos     uint64
+	cert    int32  // certificate index+1, or 0 with certX
+	certX   uint32 // interned certificate id otherwise
+	detail  uint32
+	ruleSet uint32
+	reason  int32
+	q       rm.Q
+	next    int32
 }
 
-type flag struct {
+type flagRec struct {
 	id     events.ID
-	reason int32
-	inst   uint32
-	detail string
 	pos    uint64
+	detail uint32
+	inst   uint32
+	reason int32
+	next   int32
 }
 
-type hold struct {
-	id       string
-	reason   int32
-	placed   uint64
-	released uint64
-}
-
-type order struct {
-	attempt          uint32
-	amount, offset   int64
-	net              int64
-	status           uint8 // orderInFlight, orderSettled, orderFailed
-	resultOn         refdata.Date
-	paidTo, failure  string
-	orderedPosition  uint64
-	resultedPosition uint64
+type holdRec struct {
+	placed, released uint64
+	id               uint32 // interned hold id
+	reason           int32
+	next             int32
 }
 
 const (
@@ -165,42 +166,84 @@ const (
 	orderFailed
 )
 
-type clawback struct {
+type orderRec struct {
+	amount, offset, net   int64
+	orderedPos, resultPos uint64
+	paidTo                rm.Ref
+	attempt               uint32
+	failure               uint32 // interned
+	resultOn              refdata.Date
+	status                uint8
+	next                  int32
+}
+
+type clawRec struct {
 	id                            events.ID
 	amount, recovered, writtenOff int64
-	cause                         uint8
 	pos                           uint64
+	cause                         uint8
 }
 
 type ent struct {
-	id                   events.ID
-	person               int32
-	q                    rm.Q
-	payeeKind            uint8
-	payeeInst            uint32
-	year                 int16
-	unit                 uint32
-	train, eval          uint32
-	amount               int64
-	cert                 string
-	feeSchedule          string
-	assessedOn           refdata.Date
-	confirmedOn          refdata.Date
-	approvedOn           refdata.Date
-	noticeStart          refdata.Date
-	noticeEnd            refdata.Date
-	closedOn             refdata.Date
-	confirmedBy          string
-	approvedBy           string
-	ruleSet              uint32
-	pos                  uint64
-	holds                []hold
-	objections, upheld   uint8
-	orders               []order
-	paid, cash, offsetIn int64
-	cancelled            int32 // reason code of the revocation or fraud hold
-	claw                 *clawback
+	id                         events.ID
+	pos                        uint64
+	amount, paid, cash, offset int64
+	person                     int32
+	payeeInst, unit            uint32
+	train, eval                uint32
+	feeSchedule                uint32
+	confirmedBy, approvedBy    uint32
+	ruleSet                    uint32
+	cert                       int32 // certificate index+1, or 0 with certX
+	certX                      uint32
+	assessedOn, confirmedOn    refdata.Date
+	approvedOn                 refdata.Date
+	noticeStart, noticeEnd     refdata.Date
+	closedOn                   refdata.Date
+	cancelled                  int32 // reason code of the revocation or fraud hold
+	claw                       int32 // clawback index+1
+	holds, orders              list
+	year                       int16
+	q                          rm.Q
+	payeeKind                  uint8
+	objections, upheld         uint8
+	next                       int32
 }
+
+// Model is the trainee status projection. Create it with New.
+type Model struct {
+	mu         sync.RWMutex
+	pos        events.Position
+	idx        map[rm.PersonKey]int32
+	people     []person
+	evidence   []evidenceRec
+	enrolments []enrolmentRec
+	attempts   []attemptRec
+	certs      []certRec
+	advances   []advanceRec
+	denials    []denialRec
+	flags      []flagRec
+	ents       []ent
+	holds      []holdRec
+	orders     []orderRec
+	claws      []clawRec
+	entIdx     map[events.ID]int32
+	clawIdx    map[events.ID]int32 // clawback id -> entitlement
+	arena      rm.Arena            // ids, names and accounts of the records
+	strs       *rm.Strings
+	units      *rm.Units
+}
+
+var _ projections.Projection = (*Model)(nil)
+
+// New returns an empty model.
+func New() *Model {
+	return &Model{idx: map[rm.PersonKey]int32{}, entIdx: map[events.ID]int32{}, clawIdx: map[events.ID]int32{},
+		strs: rm.NewStrings(), units: rm.NewUnits()}
+}
+
+// Factory makes fresh models for a Runner.
+func Factory() projections.Projection { return New() }
 
 // Name implements projections.Projection.
 func (m *Model) Name() string { return Name }
@@ -223,6 +266,37 @@ func (m *Model) Types() []string {
 	}
 }
 
+func nextEvidence(r *evidenceRec) *int32   { return &r.next }
+func nextEnrolment(r *enrolmentRec) *int32 { return &r.next }
+func nextAttempt(r *attemptRec) *int32     { return &r.next }
+func nextCert(r *certRec) *int32           { return &r.next }
+func nextAdvance(r *advanceRec) *int32     { return &r.next }
+func nextDenial(r *denialRec) *int32       { return &r.next }
+func nextFlag(r *flagRec) *int32           { return &r.next }
+func nextEnt(r *ent) *int32                { return &r.next }
+func nextHold(r *holdRec) *int32           { return &r.next }
+func nextOrder(r *orderRec) *int32         { return &r.next }
+
+const stars = "**********"
+
+func (m *Model) setMaskedID(p *person, id string) {
+	if len(id) == 18 && id[4:14] == stars {
+		copy(p.maskedID[:4], id[:4])
+		copy(p.maskedID[4:], id[14:])
+		p.maskedIDX = 0
+		return
+	}
+	p.maskedID = [8]byte{}
+	p.maskedIDX = m.strs.ID(id)
+}
+
+func (m *Model) maskedIDOf(p *person) string {
+	if p.maskedIDX != 0 || p.maskedID == [8]byte{} {
+		return m.strs.Str(p.maskedIDX)
+	}
+	return string(p.maskedID[:4]) + stars + string(p.maskedID[4:])
+}
+
 func (m *Model) person(key string, typ string) (int32, error) {
 	k, err := rm.ParsePersonKey(key)
 	if err != nil {
@@ -235,16 +309,31 @@ func (m *Model) person(key string, typ string) (int32, error) {
 	return i, nil
 }
 
-func (m *Model) ent(id string, typ string) (int32, error) {
+func (m *Model) ent(id string, typ string) (*ent, error) {
 	eid, err := rm.ID(id)
 	if err != nil {
-		return 0, rm.Err(typ, "entitlement id: %v", err)
+		return nil, rm.Err(typ, "entitlement id: %v", err)
 	}
 	i, ok := m.entIdx[eid]
 	if !ok {
-		return 0, rm.Err(typ, "unknown entitlement %s", id)
+		return nil, rm.Err(typ, "unknown entitlement %s", id)
 	}
-	return i, nil
+	return &m.ents[i], nil
+}
+
+// findCert returns the index+1 of the person's certificate with the id, or
+// 0 and the id interned.
+func (m *Model) findCert(p *person, id string) (int32, uint32) {
+	var found int32
+	walk(m.certs, p.certs, nextCert, func(i int32) {
+		if m.arena.Equal(m.certs[i].id, id) {
+			found = i + 1
+		}
+	})
+	if found != 0 {
+		return found, 0
+	}
+	return 0, m.strs.ID(id)
 }
 
 // Apply implements projections.Projection.
@@ -275,7 +364,8 @@ func (m *Model) apply(ev *projections.Event) error {
 			m.idx[k] = i
 		}
 		pp := &m.people[i]
-		pp.maskedName, pp.maskedID = p.MaskedName, p.MaskedId
+		pp.maskedName = m.arena.Put(p.MaskedName)
+		m.setMaskedID(pp, p.MaskedId)
 		pp.unit = m.strs.ID(p.UnitCode)
 		pp.education, pp.employee, pp.gradYear = uint8(p.Education), p.EnterpriseEmployee, int16(p.GraduationYear)
 		pp.regPos = pos
@@ -284,68 +374,71 @@ func (m *Model) apply(ev *projections.Event) error {
 		if err != nil {
 			return err
 		}
-		pp := &m.people[i]
-		pp.evidence = append(pp.evidence, evidence{id: p.EvidenceId, category: uint8(p.Category), source: m.strs.ID(p.Source),
-			confirmed: p.Confirmed, gradYear: int16(p.GraduationYear), insuredFrom: rm.Date(p.InsuredFrom), insuredTo: rm.Date(p.InsuredTo), pos: pos})
+		push(&m.evidence, &m.people[i].evidence, evidenceRec{id: m.arena.Put(p.EvidenceId), category: uint8(p.Category), source: m.strs.ID(p.Source),
+			confirmed: p.Confirmed, gradYear: int16(p.GraduationYear), insuredFrom: rm.Date(p.InsuredFrom), insuredTo: rm.Date(p.InsuredTo), pos: pos}, nextEvidence)
 	case *pb.Enrolled:
 		i, err := m.person(p.PersonKey, ev.Type)
 		if err != nil {
 			return err
 		}
-		pp := &m.people[i]
-		pp.enrolments = append(pp.enrolments, enrolment{id: p.EnrolmentId, inst: m.strs.ID(p.TrainingInstitutionId),
-			q: rm.QOf(p.Qualification), unit: m.strs.ID(p.UnitCode), on: rm.Date(p.EnrolledOn)})
+		push(&m.enrolments, &m.people[i].enrolments, enrolmentRec{id: m.arena.Put(p.EnrolmentId), inst: m.strs.ID(p.TrainingInstitutionId),
+			q: rm.QOf(p.Qualification), unit: m.strs.ID(p.UnitCode), on: rm.Date(p.EnrolledOn)}, nextEnrolment)
 	case *pb.TrainingCompleted:
 		i, err := m.person(p.PersonKey, ev.Type)
 		if err != nil {
 			return err
 		}
-		pp := &m.people[i]
-		for j := range pp.enrolments {
-			if pp.enrolments[j].id == p.EnrolmentId {
-				pp.enrolments[j].completed = rm.Date(p.CompletedOn)
-				return nil
+		var e *enrolmentRec
+		walk(m.enrolments, m.people[i].enrolments, nextEnrolment, func(j int32) {
+			if m.arena.Equal(m.enrolments[j].id, p.EnrolmentId) {
+				e = &m.enrolments[j]
 			}
+		})
+		if e == nil {
+			return rm.Err(ev.Type, "unknown enrolment %s", p.EnrolmentId)
 		}
-		return rm.Err(ev.Type, "unknown enrolment %s", p.EnrolmentId)
+		e.completed = rm.Date(p.CompletedOn)
 	case *pb.AssessmentRecorded:
 		i, err := m.person(p.PersonKey, ev.Type)
 		if err != nil {
 			return err
 		}
-		pp := &m.people[i]
-		pp.attempts = append(pp.attempts, attempt{id: p.AssessmentId, eval: m.strs.ID(p.EvaluationInstitutionId),
+		push(&m.attempts, &m.people[i].attempts, attemptRec{id: m.arena.Put(p.AssessmentId), eval: m.strs.ID(p.EvaluationInstitutionId),
 			train: m.strs.ID(p.TrainingInstitutionId), q: rm.QOf(p.Qualification), n: uint8(min(p.Attempt, 255)),
-			theory: int8(p.TheoryScore), practical: int8(p.PracticalScore), on: rm.Date(p.AssessedOn)})
+			theory: int8(p.TheoryScore), practical: int8(p.PracticalScore), on: rm.Date(p.AssessedOn)}, nextAttempt)
 	case *pb.CertificateIssued:
 		i, err := m.person(p.PersonKey, ev.Type)
 		if err != nil {
 			return err
 		}
 		pp := &m.people[i]
-		pp.certs = append(pp.certs, cert{id: p.CertificateId, eval: m.strs.ID(p.EvaluationInstitutionId), q: rm.QOf(p.Qualification),
-			assessment: p.AssessmentId, on: rm.Date(p.IssuedOn)})
+		c := certRec{id: m.arena.Put(p.CertificateId), eval: m.strs.ID(p.EvaluationInstitutionId), q: rm.QOf(p.Qualification), on: rm.Date(p.IssuedOn)}
+		walk(m.attempts, pp.attempts, nextAttempt, func(j int32) {
+			if m.arena.Equal(m.attempts[j].id, p.AssessmentId) {
+				c.assessment = j + 1
+			}
+		})
+		if c.assessment == 0 {
+			c.assessmentX = m.strs.ID(p.AssessmentId)
+		}
+		push(&m.certs, &pp.certs, c, nextCert)
 	case *pb.CertificateRevoked:
 		i, err := m.person(p.PersonKey, ev.Type)
 		if err != nil {
 			return err
 		}
-		pp := &m.people[i]
-		for j := range pp.certs {
-			if pp.certs[j].id == p.CertificateId {
-				pp.certs[j].revoked, pp.certs[j].revokeReason = rm.Date(p.RevokedOn), p.Reason
-				return nil
-			}
+		ci, _ := m.findCert(&m.people[i], p.CertificateId)
+		if ci == 0 {
+			return rm.Err(ev.Type, "unknown certificate %s", p.CertificateId)
 		}
-		return rm.Err(ev.Type, "unknown certificate %s", p.CertificateId)
+		m.certs[ci-1].revoked, m.certs[ci-1].revokeReason = rm.Date(p.RevokedOn), m.strs.ID(p.Reason)
 	case *pb.AdvancePaymentRecorded:
 		i, err := m.person(p.PersonKey, ev.Type)
 		if err != nil {
 			return err
 		}
-		pp := &m.people[i]
-		pp.advances = append(pp.advances, advance{id: p.AdvanceId, inst: m.strs.ID(p.TrainingInstitutionId), q: rm.QOf(p.Qualification),
-			fen: p.AmountFen, on: rm.Date(p.PaidOn)})
+		push(&m.advances, &m.people[i].advances, advanceRec{id: m.arena.Put(p.AdvanceId), inst: m.strs.ID(p.TrainingInstitutionId), q: rm.QOf(p.Qualification),
+			fen: p.AmountFen, on: rm.Date(p.PaidOn)}, nextAdvance)
 	case *pb.SubsidyEntitled:
 		i, err := m.person(p.PersonKey, ev.Type)
 		if err != nil {
@@ -361,111 +454,112 @@ func (m *Model) apply(ev *projections.Event) error {
 		e := ent{id: id, person: i, q: rm.QOf(p.Qualification), payeeKind: uint8(p.Payee.GetKind()),
 			payeeInst: m.strs.ID(p.Payee.GetInstitutionId()), year: int16(p.Year), unit: m.strs.ID(p.UnitCode),
 			train: m.strs.ID(p.TrainingInstitutionId), eval: m.strs.ID(p.EvaluationInstitutionId), amount: p.AmountFen,
-			cert: p.CertificateId, feeSchedule: p.FeeScheduleId, assessedOn: rm.Date(p.AssessedOn),
+			feeSchedule: m.strs.ID(p.FeeScheduleId), assessedOn: rm.Date(p.AssessedOn),
 			ruleSet: m.strs.ID(p.Decision.GetRuleSetVersion()), pos: pos}
-		m.entIdx[id] = int32(len(m.ents))
-		m.people[i].ents = append(m.people[i].ents, int32(len(m.ents)))
-		m.ents = append(m.ents, e)
+		e.cert, e.certX = m.findCert(&m.people[i], p.CertificateId)
+		n := push(&m.ents, &m.people[i].ents, e, nextEnt)
+		m.entIdx[id] = n
 	case *pb.SubsidyDenied:
 		i, err := m.person(p.PersonKey, ev.Type)
 		if err != nil {
 			return err
 		}
-		pp := &m.people[i]
-		pp.denials = append(pp.denials, denial{cert: p.CertificateId, q: rm.QOf(p.Qualification), reason: int32(p.Reason),
-			detail: p.Detail, ruleSet: m.strs.ID(p.Decision.GetRuleSetVersion()), pos: pos})
+		d := denialRec{q: rm.QOf(p.Qualification), reason: int32(p.Reason), detail: m.strs.ID(p.Detail),
+			ruleSet: m.strs.ID(p.Decision.GetRuleSetVersion()), pos: pos}
+		d.cert, d.certX = m.findCert(&m.people[i], p.CertificateId)
+		push(&m.denials, &m.people[i].denials, d, nextDenial)
 	case *pb.EntitlementConfirmed:
 		e, err := m.ent(p.EntitlementId, ev.Type)
 		if err != nil {
 			return err
 		}
-		m.ents[e].confirmedOn, m.ents[e].confirmedBy = rm.Date(p.ConfirmedOn), p.OfficialId
+		e.confirmedOn, e.confirmedBy = rm.Date(p.ConfirmedOn), m.strs.ID(p.OfficialId)
 	case *pb.EntitlementApproved:
 		e, err := m.ent(p.EntitlementId, ev.Type)
 		if err != nil {
 			return err
 		}
-		m.ents[e].approvedOn, m.ents[e].approvedBy = rm.Date(p.ApprovedOn), p.OfficialId
+		e.approvedOn, e.approvedBy = rm.Date(p.ApprovedOn), m.strs.ID(p.OfficialId)
 	case *pb.NoticeOpened:
 		e, err := m.ent(p.EntitlementId, ev.Type)
 		if err != nil {
 			return err
 		}
-		m.ents[e].noticeStart, m.ents[e].noticeEnd = rm.Date(p.StartsOn), rm.Date(p.EndsOn)
+		e.noticeStart, e.noticeEnd = rm.Date(p.StartsOn), rm.Date(p.EndsOn)
 	case *pb.NoticeClosed:
 		e, err := m.ent(p.EntitlementId, ev.Type)
 		if err != nil {
 			return err
 		}
-		m.ents[e].closedOn = rm.Date(p.ClosedOn)
+		e.closedOn = rm.Date(p.ClosedOn)
 	case *pb.ObjectionRaised:
 		e, err := m.ent(p.EntitlementId, ev.Type)
 		if err != nil {
 			return err
 		}
-		m.ents[e].objections++
+		e.objections = min(e.objections+1, 255)
 	case *pb.ObjectionResolved:
 		e, err := m.ent(p.EntitlementId, ev.Type)
 		if err != nil {
 			return err
 		}
 		if p.Upheld {
-			m.ents[e].upheld++
+			e.upheld = min(e.upheld+1, 255)
 		}
 	case *pb.EntitlementHeld:
 		e, err := m.ent(p.EntitlementId, ev.Type)
 		if err != nil {
 			return err
 		}
-		en := &m.ents[e]
-		en.holds = append(en.holds, hold{id: p.HoldId, reason: int32(p.Reason), placed: pos})
+		push(&m.holds, &e.holds, holdRec{id: m.strs.ID(p.HoldId), reason: int32(p.Reason), placed: pos}, nextHold)
 		if p.Reason == pb.ReasonCode_REASON_CODE_CERTIFICATE_REVOKED || p.Reason == pb.ReasonCode_REASON_CODE_FRAUD_FINDING {
-			en.cancelled = int32(p.Reason)
+			e.cancelled = int32(p.Reason)
 		}
 	case *pb.EntitlementReleased:
 		e, err := m.ent(p.EntitlementId, ev.Type)
 		if err != nil {
 			return err
 		}
-		en := &m.ents[e]
-		for j := range en.holds {
-			if en.holds[j].id == p.HoldId && en.holds[j].released == 0 {
-				en.holds[j].released = pos
-				return nil
+		hid, known := m.strs.Lookup(p.HoldId)
+		var h *holdRec
+		walk(m.holds, e.holds, nextHold, func(j int32) {
+			if known && h == nil && m.holds[j].id == hid && m.holds[j].released == 0 {
+				h = &m.holds[j]
 			}
+		})
+		if h == nil {
+			return rm.Err(ev.Type, "entitlement %s has no hold %q in place", p.EntitlementId, p.HoldId)
 		}
-		return rm.Err(ev.Type, "entitlement %s has no hold %q in place", p.EntitlementId, p.HoldId)
+		h.released = pos
 	case *pb.PaymentOrdered:
 		e, err := m.ent(p.EntitlementId, ev.Type)
 		if err != nil {
 			return err
 		}
-		en := &m.ents[e]
-		en.orders = append(en.orders, order{attempt: p.Attempt, amount: p.AmountFen, offset: p.OffsetFen, net: p.NetFen, orderedPosition: pos})
+		push(&m.orders, &e.orders, orderRec{attempt: p.Attempt, amount: p.AmountFen, offset: p.OffsetFen, net: p.NetFen, orderedPos: pos}, nextOrder)
 	case *pb.PaymentSettled:
 		e, err := m.ent(p.EntitlementId, ev.Type)
 		if err != nil {
 			return err
 		}
-		en := &m.ents[e]
-		o := en.lastOrder()
+		o := m.lastOrder(e)
 		if o == nil || o.status != orderInFlight {
 			return rm.Err(ev.Type, "entitlement %s has no payment order in flight", p.EntitlementId)
 		}
-		o.status, o.resultOn, o.paidTo, o.resultedPosition = orderSettled, rm.Date(p.SettledOn), p.PaidToAccount, pos
-		en.paid += o.amount
-		en.cash += p.AmountFen
-		en.offsetIn += o.offset
+		o.status, o.resultOn, o.paidTo, o.resultPos = orderSettled, rm.Date(p.SettledOn), m.arena.Put(p.PaidToAccount), pos
+		e.paid += o.amount
+		e.cash += p.AmountFen
+		e.offset += o.offset
 	case *pb.PaymentFailed:
 		e, err := m.ent(p.EntitlementId, ev.Type)
 		if err != nil {
 			return err
 		}
-		o := m.ents[e].lastOrder()
+		o := m.lastOrder(e)
 		if o == nil || o.status != orderInFlight {
 			return rm.Err(ev.Type, "entitlement %s has no payment order in flight", p.EntitlementId)
 		}
-		o.status, o.resultOn, o.failure, o.resultedPosition = orderFailed, rm.Date(p.FailedOn), p.Failure, pos
+		o.status, o.resultOn, o.failure, o.resultPos = orderFailed, rm.Date(p.FailedOn), m.strs.ID(p.Failure), pos
 	case *pb.ClawbackRaised:
 		e, err := m.ent(p.EntitlementId, ev.Type)
 		if err != nil {
@@ -475,8 +569,12 @@ func (m *Model) apply(ev *projections.Event) error {
 		if err != nil {
 			return rm.Err(ev.Type, "clawback id: %v", err)
 		}
-		m.ents[e].claw = &clawback{id: id, amount: p.AmountFen, cause: uint8(p.Cause), pos: pos}
-		m.clawbacks[id] = e
+		if _, dup := m.clawIdx[id]; dup || e.claw != 0 {
+			return rm.Err(ev.Type, "clawback %s raised twice", p.ClawbackId)
+		}
+		m.claws = append(m.claws, clawRec{id: id, amount: p.AmountFen, cause: uint8(p.Cause), pos: pos})
+		e.claw = int32(len(m.claws))
+		m.clawIdx[id] = m.entIdx[e.id]
 	case *pb.ClawbackRecovered:
 		c, err := m.claw(p.ClawbackId, ev.Type)
 		if err != nil {
@@ -492,7 +590,7 @@ func (m *Model) apply(ev *projections.Event) error {
 	case *pb.ViolationFlagged:
 		k, err := rm.ParsePersonKey(p.Subject)
 		if err != nil {
-			return nil // about an institution or an account
+			return nil // about an institution, an account or a month
 		}
 		i, ok := m.idx[k]
 		if !ok {
@@ -502,28 +600,29 @@ func (m *Model) apply(ev *projections.Event) error {
 		if err != nil {
 			return rm.Err(ev.Type, "flag id: %v", err)
 		}
-		m.people[i].flags = append(m.people[i].flags, flag{id: id, reason: int32(p.Reason), inst: m.strs.ID(p.InstitutionId), detail: p.Detail, pos: pos})
+		push(&m.flags, &m.people[i].flags, flagRec{id: id, reason: int32(p.Reason), inst: m.strs.ID(p.InstitutionId),
+			detail: m.strs.ID(p.Detail), pos: pos}, nextFlag)
 	}
 	return nil
 }
 
-func (m *Model) claw(id, typ string) (*clawback, error) {
+func (m *Model) claw(id, typ string) (*clawRec, error) {
 	cid, err := rm.ID(id)
 	if err != nil {
 		return nil, rm.Err(typ, "clawback id: %v", err)
 	}
-	e, ok := m.clawbacks[cid]
+	e, ok := m.clawIdx[cid]
 	if !ok {
 		return nil, rm.Err(typ, "unknown clawback %s", id)
 	}
-	return m.ents[e].claw, nil
+	return &m.claws[m.ents[e].claw-1], nil
 }
 
-func (e *ent) lastOrder() *order {
-	if len(e.orders) == 0 {
+func (m *Model) lastOrder(e *ent) *orderRec {
+	if e.orders.tail == 0 {
 		return nil
 	}
-	return &e.orders[len(e.orders)-1]
+	return &m.orders[e.orders.tail-1]
 }
 
 // Entitlement states, as shown.
@@ -539,20 +638,20 @@ const (
 	StateClawedBack     = "clawed_back"
 )
 
-func (e *ent) activeHolds() int {
+func (m *Model) activeHolds(e *ent) int {
 	n := 0
-	for _, h := range e.holds {
-		if h.released == 0 {
+	walk(m.holds, e.holds, nextHold, func(j int32) {
+		if m.holds[j].released == 0 {
 			n++
 		}
-	}
+	})
 	return n
 }
 
-func (e *ent) state() string {
-	o := e.lastOrder()
+func (m *Model) state(e *ent) string {
+	o := m.lastOrder(e)
 	switch {
-	case e.claw != nil:
+	case e.claw != 0:
 		return StateClawedBack
 	case e.paid > 0:
 		return StatePaid
@@ -560,7 +659,7 @@ func (e *ent) state() string {
 		return StateCancelled
 	case o != nil && o.status == orderInFlight:
 		return StatePaymentOrdered
-	case e.activeHolds() > 0:
+	case m.activeHolds(e) > 0:
 		return StateHeld
 	case e.closedOn != 0:
 		return StatePayable
@@ -570,377 +669,6 @@ func (e *ent) state() string {
 		return StateConfirmed
 	}
 	return StateEntitled
-}
-
-// Snapshot implements projections.Projection.
-func (m *Model) Snapshot(w io.Writer) error {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	sw := snap.NewWriter(w)
-	sw.Magic(Name, version)
-	sw.Uvarint(uint64(m.pos))
-	m.strs.Write(sw)
-	m.units.Write(sw)
-	sw.Uvarint(uint64(len(m.people)))
-	for i := range m.people {
-		writePerson(sw, &m.people[i])
-	}
-	sw.Uvarint(uint64(len(m.ents)))
-	for i := range m.ents {
-		writeEnt(sw, &m.ents[i])
-	}
-	return sw.Flush()
-}
-
-// Restore implements projections.Projection.
-func (m *Model) Restore(r io.Reader) error {
-	sr := snap.NewReader(r)
-	sr.Magic(Name, version)
-	n := New()
-	n.pos = events.Position(sr.Uvarint())
-	n.strs.Read(sr)
-	n.units.Read(sr)
-	np := sr.Len(1 << 30)
-	n.people = make([]person, np)
-	for i := range n.people {
-		readPerson(sr, &n.people[i])
-		if sr.Err() != nil {
-			return sr.Err()
-		}
-		n.idx[n.people[i].key] = int32(i)
-	}
-	ne := sr.Len(1 << 30)
-	n.ents = make([]ent, ne)
-	for i := range n.ents {
-		readEnt(sr, &n.ents[i])
-		if sr.Err() != nil {
-			return sr.Err()
-		}
-		e := &n.ents[i]
-		if int(e.person) >= np {
-			return fmt.Errorf("trainee: snapshot: entitlement %d names person %d of %d", i, e.person, np)
-		}
-		n.entIdx[e.id] = int32(i)
-		if e.claw != nil {
-			n.clawbacks[e.claw.id] = int32(i)
-		}
-	}
-	if err := sr.Err(); err != nil {
-		return err
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.pos, m.idx, m.people, m.ents, m.entIdx, m.clawbacks, m.strs, m.units =
-		n.pos, n.idx, n.people, n.ents, n.entIdx, n.clawbacks, n.strs, n.units
-	return nil
-}
-
-func writePerson(w *snap.Writer, p *person) {
-	w.Fixed(p.key[:])
-	w.String(p.maskedName)
-	w.String(p.maskedID)
-	w.Uvarint(uint64(p.unit))
-	w.Uvarint(uint64(p.education))
-	w.Bool(p.employee)
-	w.Int(int(p.gradYear))
-	w.Uvarint(p.regPos)
-	w.Uvarint(uint64(len(p.evidence)))
-	for _, e := range p.evidence {
-		w.String(e.id)
-		w.Uvarint(uint64(e.category))
-		w.Uvarint(uint64(e.source))
-		w.Bool(e.confirmed)
-		w.Int(int(e.gradYear))
-		w.Int(int(e.insuredFrom))
-		w.Int(int(e.insuredTo))
-		w.Uvarint(e.pos)
-	}
-	w.Uvarint(uint64(len(p.enrolments)))
-	for _, e := range p.enrolments {
-		w.String(e.id)
-		w.Uvarint(uint64(e.inst))
-		w.Uvarint(uint64(e.q))
-		w.Uvarint(uint64(e.unit))
-		w.Int(int(e.on))
-		w.Int(int(e.completed))
-	}
-	w.Uvarint(uint64(len(p.attempts)))
-	for _, a := range p.attempts {
-		w.String(a.id)
-		w.Uvarint(uint64(a.eval))
-		w.Uvarint(uint64(a.train))
-		w.Uvarint(uint64(a.q))
-		w.Uvarint(uint64(a.n))
-		w.Int(int(a.theory))
-		w.Int(int(a.practical))
-		w.Int(int(a.on))
-	}
-	w.Uvarint(uint64(len(p.certs)))
-	for _, c := range p.certs {
-		w.String(c.id)
-		w.Uvarint(uint64(c.eval))
-		w.Uvarint(uint64(c.q))
-		w.String(c.assessment)
-		w.Int(int(c.on))
-		w.Int(int(c.revoked))
-		w.String(c.revokeReason)
-	}
-	w.Uvarint(uint64(len(p.advances)))
-	for _, a := range p.advances {
-		w.String(a.id)
-		w.Uvarint(uint64(a.inst))
-		w.Uvarint(uint64(a.q))
-		w.Varint(a.fen)
-		w.Int(int(a.on))
-	}
-	w.Uvarint(uint64(len(p.ents)))
-	for _, e := range p.ents {
-		w.Uvarint(uint64(e))
-	}
-	w.Uvarint(uint64(len(p.denials)))
-	for _, d := range p.denials {
-		w.String(d.cert)
-		w.Uvarint(uint64(d.q))
-		w.Int(int(d.reason))
-		w.String(d.detail)
-		w.Uvarint(uint64(d.ruleSet))
-		w.Uvarint(d.pos)
-	}
-	w.Uvarint(uint64(len(p.flags)))
-	for _, f := range p.flags {
-		w.Fixed(f.id[:])
-		w.Int(int(f.reason))
-		w.Uvarint(uint64(f.inst))
-		w.String(f.detail)
-		w.Uvarint(f.pos)
-	}
-}
-
-const maxItems = 1 << 16
-
-func readPerson(r *snap.Reader, p *person) {
-	r.Fixed(p.key[:])
-	p.maskedName = r.String()
-	p.maskedID = r.String()
-	p.unit = uint32(r.Uvarint())
-	p.education = uint8(r.Uvarint())
-	p.employee = r.Bool()
-	p.gradYear = int16(r.Int())
-	p.regPos = r.Uvarint()
-	if n := r.Len(maxItems); n > 0 {
-		p.evidence = make([]evidence, n)
-		for i := range p.evidence {
-			e := &p.evidence[i]
-			e.id = r.String()
-			e.category = uint8(r.Uvarint())
-			e.source = uint32(r.Uvarint())
-			e.confirmed = r.Bool()
-			e.gradYear = int16(r.Int())
-			e.insuredFrom = refdata.Date(r.Int())
-			e.insuredTo = refdata.Date(r.Int())
-			e.pos = r.Uvarint()
-		}
-	}
-	if n := r.Len(maxItems); n > 0 {
-		p.enrolments = make([]enrolment, n)
-		for i := range p.enrolments {
-			e := &p.enrolments[i]
-			e.id = r.String()
-			e.inst = uint32(r.Uvarint())
-			e.q = rm.Q(r.Uvarint())
-			e.unit = uint32(r.Uvarint())
-			e.on = refdata.Date(r.Int())
-			e.completed = refdata.Date(r.Int())
-		}
-	}
-	if n := r.Len(maxItems); n > 0 {
-		p.attempts = make([]attempt, n)
-		for i := range p.attempts {
-			a := &p.attempts[i]
-			a.id = r.String()
-			a.eval = uint32(r.Uvarint())
-			a.train = uint32(r.Uvarint())
-			a.q = rm.Q(r.Uvarint())
-			a.n = uint8(r.Uvarint())
-			a.theory = int8(r.Int())
-			a.practical = int8(r.Int())
-			a.on = refdata.Date(r.Int())
-		}
-	}
-	if n := r.Len(maxItems); n > 0 {
-		p.certs = make([]cert, n)
-		for i := range p.certs {
-			c := &p.certs[i]
-			c.id = r.String()
-			c.eval = uint32(r.Uvarint())
-			c.q = rm.Q(r.Uvarint())
-			c.assessment = r.String()
-			c.on = refdata.Date(r.Int())
-			c.revoked = refdata.Date(r.Int())
-			c.revokeReason = r.String()
-		}
-	}
-	if n := r.Len(maxItems); n > 0 {
-		p.advances = make([]advance, n)
-		for i := range p.advances {
-			a := &p.advances[i]
-			a.id = r.String()
-			a.inst = uint32(r.Uvarint())
-			a.q = rm.Q(r.Uvarint())
-			a.fen = r.Varint()
-			a.on = refdata.Date(r.Int())
-		}
-	}
-	if n := r.Len(maxItems); n > 0 {
-		p.ents = make([]int32, n)
-		for i := range p.ents {
-			p.ents[i] = int32(r.Uvarint())
-		}
-	}
-	if n := r.Len(maxItems); n > 0 {
-		p.denials = make([]denial, n)
-		for i := range p.denials {
-			d := &p.denials[i]
-			d.cert = r.String()
-			d.q = rm.Q(r.Uvarint())
-			d.reason = int32(r.Int())
-			d.detail = r.String()
-			d.ruleSet = uint32(r.Uvarint())
-			d.pos = r.Uvarint()
-		}
-	}
-	if n := r.Len(maxItems); n > 0 {
-		p.flags = make([]flag, n)
-		for i := range p.flags {
-			f := &p.flags[i]
-			r.Fixed(f.id[:])
-			f.reason = int32(r.Int())
-			f.inst = uint32(r.Uvarint())
-			f.detail = r.String()
-			f.pos = r.Uvarint()
-		}
-	}
-}
-
-func writeEnt(w *snap.Writer, e *ent) {
-	w.Fixed(e.id[:])
-	w.Uvarint(uint64(e.person))
-	w.Uvarint(uint64(e.q))
-	w.Uvarint(uint64(e.payeeKind))
-	w.Uvarint(uint64(e.payeeInst))
-	w.Int(int(e.year))
-	w.Uvarint(uint64(e.unit))
-	w.Uvarint(uint64(e.train))
-	w.Uvarint(uint64(e.eval))
-	w.Varint(e.amount)
-	w.String(e.cert)
-	w.String(e.feeSchedule)
-	for _, d := range []refdata.Date{e.assessedOn, e.confirmedOn, e.approvedOn, e.noticeStart, e.noticeEnd, e.closedOn} {
-		w.Int(int(d))
-	}
-	w.String(e.confirmedBy)
-	w.String(e.approvedBy)
-	w.Uvarint(uint64(e.ruleSet))
-	w.Uvarint(e.pos)
-	w.Uvarint(uint64(len(e.holds)))
-	for _, h := range e.holds {
-		w.String(h.id)
-		w.Int(int(h.reason))
-		w.Uvarint(h.placed)
-		w.Uvarint(h.released)
-	}
-	w.Uvarint(uint64(e.objections))
-	w.Uvarint(uint64(e.upheld))
-	w.Uvarint(uint64(len(e.orders)))
-	for _, o := range e.orders {
-		w.Uvarint(uint64(o.attempt))
-		w.Varint(o.amount)
-		w.Varint(o.offset)
-		w.Varint(o.net)
-		w.Uvarint(uint64(o.status))
-		w.Int(int(o.resultOn))
-		w.String(o.paidTo)
-		w.String(o.failure)
-		w.Uvarint(o.orderedPosition)
-		w.Uvarint(o.resultedPosition)
-	}
-	w.Varint(e.paid)
-	w.Varint(e.cash)
-	w.Varint(e.offsetIn)
-	w.Int(int(e.cancelled))
-	w.Bool(e.claw != nil)
-	if c := e.claw; c != nil {
-		w.Fixed(c.id[:])
-		w.Varint(c.amount)
-		w.Varint(c.recovered)
-		w.Varint(c.writtenOff)
-		w.Uvarint(uint64(c.cause))
-		w.Uvarint(c.pos)
-	}
-}
-
-func readEnt(r *snap.Reader, e *ent) {
-	r.Fixed(e.id[:])
-	e.person = int32(r.Uvarint())
-	e.q = rm.Q(r.Uvarint())
-	e.payeeKind = uint8(r.Uvarint())
-	e.payeeInst = uint32(r.Uvarint())
-	e.year = int16(r.Int())
-	e.unit = uint32(r.Uvarint())
-	e.train = uint32(r.Uvarint())
-	e.eval = uint32(r.Uvarint())
-	e.amount = r.Varint()
-	e.cert = r.String()
-	e.feeSchedule = r.String()
-	for _, d := range []*refdata.Date{&e.assessedOn, &e.confirmedOn, &e.approvedOn, &e.noticeStart, &e.noticeEnd, &e.closedOn} {
-		*d = refdata.Date(r.Int())
-	}
-	e.confirmedBy = r.String()
-	e.approvedBy = r.String()
-	e.ruleSet = uint32(r.Uvarint())
-	e.pos = r.Uvarint()
-	if n := r.Len(maxItems); n > 0 {
-		e.holds = make([]hold, n)
-		for i := range e.holds {
-			h := &e.holds[i]
-			h.id = r.String()
-			h.reason = int32(r.Int())
-			h.placed = r.Uvarint()
-			h.released = r.Uvarint()
-		}
-	}
-	e.objections = uint8(r.Uvarint())
-	e.upheld = uint8(r.Uvarint())
-	if n := r.Len(maxItems); n > 0 {
-		e.orders = make([]order, n)
-		for i := range e.orders {
-			o := &e.orders[i]
-			o.attempt = uint32(r.Uvarint())
-			o.amount = r.Varint()
-			o.offset = r.Varint()
-			o.net = r.Varint()
-			o.status = uint8(r.Uvarint())
-			o.resultOn = refdata.Date(r.Int())
-			o.paidTo = r.String()
-			o.failure = r.String()
-			o.orderedPosition = r.Uvarint()
-			o.resultedPosition = r.Uvarint()
-		}
-	}
-	e.paid = r.Varint()
-	e.cash = r.Varint()
-	e.offsetIn = r.Varint()
-	e.cancelled = int32(r.Int())
-	if r.Bool() {
-		c := &clawback{}
-		r.Fixed(c.id[:])
-		c.amount = r.Varint()
-		c.recovered = r.Varint()
-		c.writtenOff = r.Varint()
-		c.cause = uint8(r.Uvarint())
-		c.pos = r.Uvarint()
-		e.claw = c
-	}
 }
 
 // Position returns the position of the last event applied.
@@ -965,4 +693,383 @@ func normaliseMasked(s string) string {
 		s = s[:len(s)-1] + "X"
 	}
 	return s
+}
+
+// Snapshot implements projections.Projection. The record slices are
+// written in order; a restored model has the same indexes.
+func (m *Model) Snapshot(w io.Writer) error {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	sw := snap.NewWriter(w)
+	sw.Magic(Name, version)
+	sw.Uvarint(uint64(m.pos))
+	m.strs.Write(sw)
+	m.units.Write(sw)
+	m.arena.Write(sw)
+	wl := func(l list) { sw.Int(int(l.head)); sw.Int(int(l.tail)) }
+	sw.Uvarint(uint64(len(m.people)))
+	for i := range m.people {
+		p := &m.people[i]
+		sw.Fixed(p.key[:])
+		rm.WriteRef(sw, p.maskedName)
+		sw.Fixed(p.maskedID[:])
+		sw.Uvarint(uint64(p.maskedIDX))
+		sw.Uvarint(uint64(p.unit))
+		sw.Uvarint(p.regPos)
+		sw.Int(int(p.gradYear))
+		sw.Uvarint(uint64(p.education))
+		sw.Bool(p.employee)
+		for _, l := range []list{p.evidence, p.enrolments, p.attempts, p.certs, p.advances, p.ents, p.denials, p.flags} {
+			wl(l)
+		}
+	}
+	sw.Uvarint(uint64(len(m.evidence)))
+	for _, r := range m.evidence {
+		rm.WriteRef(sw, r.id)
+		sw.Uvarint(r.pos)
+		sw.Uvarint(uint64(r.source))
+		sw.Int(int(r.insuredFrom))
+		sw.Int(int(r.insuredTo))
+		sw.Int(int(r.gradYear))
+		sw.Uvarint(uint64(r.category))
+		sw.Bool(r.confirmed)
+		sw.Int(int(r.next))
+	}
+	sw.Uvarint(uint64(len(m.enrolments)))
+	for _, r := range m.enrolments {
+		rm.WriteRef(sw, r.id)
+		sw.Uvarint(uint64(r.inst))
+		sw.Uvarint(uint64(r.unit))
+		sw.Int(int(r.on))
+		sw.Int(int(r.completed))
+		sw.Uvarint(uint64(r.q))
+		sw.Int(int(r.next))
+	}
+	sw.Uvarint(uint64(len(m.attempts)))
+	for _, r := range m.attempts {
+		rm.WriteRef(sw, r.id)
+		sw.Uvarint(uint64(r.eval))
+		sw.Uvarint(uint64(r.train))
+		sw.Int(int(r.on))
+		sw.Uvarint(uint64(r.q))
+		sw.Uvarint(uint64(r.n))
+		sw.Int(int(r.theory))
+		sw.Int(int(r.practical))
+		sw.Int(int(r.next))
+	}
+	sw.Uvarint(uint64(len(m.certs)))
+	for _, r := range m.certs {
+		rm.WriteRef(sw, r.id)
+		sw.Uvarint(uint64(r.eval))
+		sw.Int(int(r.assessment))
+		sw.Uvarint(uint64(r.assessmentX))
+		sw.Int(int(r.on))
+		sw.Int(int(r.revoked))
+		sw.Uvarint(uint64(r.revokeReason))
+		sw.Uvarint(uint64(r.q))
+		sw.Int(int(r.next))
+	}
+	sw.Uvarint(uint64(len(m.advances)))
+	for _, r := range m.advances {
+		rm.WriteRef(sw, r.id)
+		sw.Varint(r.fen)
+		sw.Uvarint(uint64(r.inst))
+		sw.Int(int(r.on))
+		sw.Uvarint(uint64(r.q))
+		sw.Int(int(r.next))
+	}
+	sw.Uvarint(uint64(len(m.denials)))
+	for _, r := range m.denials {
+		sw.Uvarint(r.pos)
+		sw.Int(int(r.cert))
+		sw.Uvarint(uint64(r.certX))
+		sw.Uvarint(uint64(r.detail))
+		sw.Uvarint(uint64(r.ruleSet))
+		sw.Int(int(r.reason))
+		sw.Uvarint(uint64(r.q))
+		sw.Int(int(r.next))
+	}
+	sw.Uvarint(uint64(len(m.flags)))
+	for _, r := range m.flags {
+		sw.Fixed(r.id[:])
+		sw.Uvarint(r.pos)
+		sw.Uvarint(uint64(r.detail))
+		sw.Uvarint(uint64(r.inst))
+		sw.Int(int(r.reason))
+		sw.Int(int(r.next))
+	}
+	sw.Uvarint(uint64(len(m.ents)))
+	for i := range m.ents {
+		e := &m.ents[i]
+		sw.Fixed(e.id[:])
+		sw.Uvarint(e.pos)
+		for _, v := range []int64{e.amount, e.paid, e.cash, e.offset} {
+			sw.Varint(v)
+		}
+		sw.Int(int(e.person))
+		for _, v := range []uint32{e.payeeInst, e.unit, e.train, e.eval, e.feeSchedule, e.confirmedBy, e.approvedBy, e.ruleSet, e.certX} {
+			sw.Uvarint(uint64(v))
+		}
+		sw.Int(int(e.cert))
+		for _, d := range []refdata.Date{e.assessedOn, e.confirmedOn, e.approvedOn, e.noticeStart, e.noticeEnd, e.closedOn} {
+			sw.Int(int(d))
+		}
+		sw.Int(int(e.cancelled))
+		sw.Int(int(e.claw))
+		wl(e.holds)
+		wl(e.orders)
+		sw.Int(int(e.year))
+		sw.Uvarint(uint64(e.q))
+		sw.Uvarint(uint64(e.payeeKind))
+		sw.Uvarint(uint64(e.objections))
+		sw.Uvarint(uint64(e.upheld))
+		sw.Int(int(e.next))
+	}
+	sw.Uvarint(uint64(len(m.holds)))
+	for _, r := range m.holds {
+		sw.Uvarint(r.placed)
+		sw.Uvarint(r.released)
+		sw.Uvarint(uint64(r.id))
+		sw.Int(int(r.reason))
+		sw.Int(int(r.next))
+	}
+	sw.Uvarint(uint64(len(m.orders)))
+	for _, r := range m.orders {
+		sw.Varint(r.amount)
+		sw.Varint(r.offset)
+		sw.Varint(r.net)
+		sw.Uvarint(r.orderedPos)
+		sw.Uvarint(r.resultPos)
+		rm.WriteRef(sw, r.paidTo)
+		sw.Uvarint(uint64(r.attempt))
+		sw.Uvarint(uint64(r.failure))
+		sw.Int(int(r.resultOn))
+		sw.Uvarint(uint64(r.status))
+		sw.Int(int(r.next))
+	}
+	sw.Uvarint(uint64(len(m.claws)))
+	for _, r := range m.claws {
+		sw.Fixed(r.id[:])
+		sw.Varint(r.amount)
+		sw.Varint(r.recovered)
+		sw.Varint(r.writtenOff)
+		sw.Uvarint(r.pos)
+		sw.Uvarint(uint64(r.cause))
+	}
+	return sw.Flush()
+}
+
+const maxRecords = 1 << 30
+
+// Restore implements projections.Projection. It checks every index, so a
+// damaged snapshot fails rather than panicking later.
+func (m *Model) Restore(r io.Reader) error {
+	sr := snap.NewReader(r)
+	sr.Magic(Name, version)
+	n := New()
+	n.pos = events.Position(sr.Uvarint())
+	n.strs.Read(sr)
+	n.units.Read(sr)
+	n.arena.Read(sr)
+	rl := func() list { return list{int32(sr.Int()), int32(sr.Int())} }
+	n.people = make([]person, sr.Len(maxRecords))
+	for i := range n.people {
+		p := &n.people[i]
+		sr.Fixed(p.key[:])
+		p.maskedName = rm.ReadRef(sr)
+		sr.Fixed(p.maskedID[:])
+		p.maskedIDX = uint32(sr.Uvarint())
+		p.unit = uint32(sr.Uvarint())
+		p.regPos = sr.Uvarint()
+		p.gradYear = int16(sr.Int())
+		p.education = uint8(sr.Uvarint())
+		p.employee = sr.Bool()
+		for _, l := range []*list{&p.evidence, &p.enrolments, &p.attempts, &p.certs, &p.advances, &p.ents, &p.denials, &p.flags} {
+			*l = rl()
+		}
+		if sr.Err() != nil {
+			return sr.Err()
+		}
+		n.idx[p.key] = int32(i)
+	}
+	n.evidence = make([]evidenceRec, sr.Len(maxRecords))
+	for i := range n.evidence {
+		r := &n.evidence[i]
+		r.id, r.pos, r.source = rm.ReadRef(sr), sr.Uvarint(), uint32(sr.Uvarint())
+		r.insuredFrom, r.insuredTo, r.gradYear = refdata.Date(sr.Int()), refdata.Date(sr.Int()), int16(sr.Int())
+		r.category, r.confirmed, r.next = uint8(sr.Uvarint()), sr.Bool(), int32(sr.Int())
+	}
+	n.enrolments = make([]enrolmentRec, sr.Len(maxRecords))
+	for i := range n.enrolments {
+		r := &n.enrolments[i]
+		r.id, r.inst, r.unit = rm.ReadRef(sr), uint32(sr.Uvarint()), uint32(sr.Uvarint())
+		r.on, r.completed, r.q, r.next = refdata.Date(sr.Int()), refdata.Date(sr.Int()), rm.Q(sr.Uvarint()), int32(sr.Int())
+	}
+	n.attempts = make([]attemptRec, sr.Len(maxRecords))
+	for i := range n.attempts {
+		r := &n.attempts[i]
+		r.id, r.eval, r.train, r.on = rm.ReadRef(sr), uint32(sr.Uvarint()), uint32(sr.Uvarint()), refdata.Date(sr.Int())
+		r.q, r.n, r.theory, r.practical, r.next = rm.Q(sr.Uvarint()), uint8(sr.Uvarint()), int8(sr.Int()), int8(sr.Int()), int32(sr.Int())
+	}
+	n.certs = make([]certRec, sr.Len(maxRecords))
+	for i := range n.certs {
+		r := &n.certs[i]
+		r.id, r.eval, r.assessment, r.assessmentX = rm.ReadRef(sr), uint32(sr.Uvarint()), int32(sr.Int()), uint32(sr.Uvarint())
+		r.on, r.revoked, r.revokeReason = refdata.Date(sr.Int()), refdata.Date(sr.Int()), uint32(sr.Uvarint())
+		r.q, r.next = rm.Q(sr.Uvarint()), int32(sr.Int())
+	}
+	n.advances = make([]advanceRec, sr.Len(maxRecords))
+	for i := range n.advances {
+		r := &n.advances[i]
+		r.id, r.fen, r.inst, r.on, r.q, r.next = rm.ReadRef(sr), sr.Varint(), uint32(sr.Uvarint()), refdata.Date(sr.Int()), rm.Q(sr.Uvarint()), int32(sr.Int())
+	}
+	n.denials = make([]denialRec, sr.Len(maxRecords))
+	for i := range n.denials {
+		r := &n.denials[i]
+		r.pos, r.cert, r.certX, r.detail = sr.Uvarint(), int32(sr.Int()), uint32(sr.Uvarint()), uint32(sr.Uvarint())
+		r.ruleSet, r.reason, r.q, r.next = uint32(sr.Uvarint()), int32(sr.Int()), rm.Q(sr.Uvarint()), int32(sr.Int())
+	}
+	n.flags = make([]flagRec, sr.Len(maxRecords))
+	for i := range n.flags {
+		r := &n.flags[i]
+		sr.Fixed(r.id[:])
+		r.pos, r.detail, r.inst, r.reason, r.next = sr.Uvarint(), uint32(sr.Uvarint()), uint32(sr.Uvarint()), int32(sr.Int()), int32(sr.Int())
+	}
+	n.ents = make([]ent, sr.Len(maxRecords))
+	for i := range n.ents {
+		e := &n.ents[i]
+		sr.Fixed(e.id[:])
+		e.pos = sr.Uvarint()
+		for _, v := range []*int64{&e.amount, &e.paid, &e.cash, &e.offset} {
+			*v = sr.Varint()
+		}
+		e.person = int32(sr.Int())
+		for _, v := range []*uint32{&e.payeeInst, &e.unit, &e.train, &e.eval, &e.feeSchedule, &e.confirmedBy, &e.approvedBy, &e.ruleSet, &e.certX} {
+			*v = uint32(sr.Uvarint())
+		}
+		e.cert = int32(sr.Int())
+		for _, d := range []*refdata.Date{&e.assessedOn, &e.confirmedOn, &e.approvedOn, &e.noticeStart, &e.noticeEnd, &e.closedOn} {
+			*d = refdata.Date(sr.Int())
+		}
+		e.cancelled, e.claw = int32(sr.Int()), int32(sr.Int())
+		e.holds, e.orders = rl(), rl()
+		e.year, e.q, e.payeeKind = int16(sr.Int()), rm.Q(sr.Uvarint()), uint8(sr.Uvarint())
+		e.objections, e.upheld, e.next = uint8(sr.Uvarint()), uint8(sr.Uvarint()), int32(sr.Int())
+		if sr.Err() != nil {
+			return sr.Err()
+		}
+		n.entIdx[e.id] = int32(i)
+	}
+	n.holds = make([]holdRec, sr.Len(maxRecords))
+	for i := range n.holds {
+		r := &n.holds[i]
+		r.placed, r.released, r.id, r.reason, r.next = sr.Uvarint(), sr.Uvarint(), uint32(sr.Uvarint()), int32(sr.Int()), int32(sr.Int())
+	}
+	n.orders = make([]orderRec, sr.Len(maxRecords))
+	for i := range n.orders {
+		r := &n.orders[i]
+		r.amount, r.offset, r.net, r.orderedPos, r.resultPos = sr.Varint(), sr.Varint(), sr.Varint(), sr.Uvarint(), sr.Uvarint()
+		r.paidTo, r.attempt, r.failure, r.resultOn = rm.ReadRef(sr), uint32(sr.Uvarint()), uint32(sr.Uvarint()), refdata.Date(sr.Int())
+		r.status, r.next = uint8(sr.Uvarint()), int32(sr.Int())
+	}
+	n.claws = make([]clawRec, sr.Len(maxRecords))
+	for i := range n.claws {
+		r := &n.claws[i]
+		sr.Fixed(r.id[:])
+		r.amount, r.recovered, r.writtenOff, r.pos, r.cause = sr.Varint(), sr.Varint(), sr.Varint(), sr.Uvarint(), uint8(sr.Uvarint())
+	}
+	if err := sr.Err(); err != nil {
+		return err
+	}
+	if err := n.checkIndexes(); err != nil {
+		return fmt.Errorf("trainee: snapshot: %w", err)
+	}
+	for i := range n.ents {
+		if c := n.ents[i].claw; c != 0 {
+			n.clawIdx[n.claws[c-1].id] = int32(i)
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.pos, m.idx, m.people, m.evidence, m.enrolments, m.attempts = n.pos, n.idx, n.people, n.evidence, n.enrolments, n.attempts
+	m.certs, m.advances, m.denials, m.flags, m.ents, m.holds = n.certs, n.advances, n.denials, n.flags, n.ents, n.holds
+	m.orders, m.claws, m.entIdx, m.clawIdx, m.strs, m.units, m.arena = n.orders, n.claws, n.entIdx, n.clawIdx, n.strs, n.units, n.arena
+	return nil
+}
+
+// checkIndexes verifies that every list and reference stays in range and
+// every chain runs forwards (push only ever links to a later record), so a
+// damaged snapshot can neither panic nor loop.
+func (m *Model) checkIndexes() error {
+	in := func(v int32, n int) bool { return v >= 0 && int(v) <= n }
+	lst := func(l list, n int) bool { return in(l.head, n) && in(l.tail, n) && (l.head == 0) == (l.tail == 0) }
+	fwd := func(i int, next int32, n int) bool { return in(next, n) && (next == 0 || int(next) > i+1) }
+	for i := range m.people {
+		p := &m.people[i]
+		if !lst(p.evidence, len(m.evidence)) || !lst(p.enrolments, len(m.enrolments)) || !lst(p.attempts, len(m.attempts)) ||
+			!lst(p.certs, len(m.certs)) || !lst(p.advances, len(m.advances)) || !lst(p.ents, len(m.ents)) ||
+			!lst(p.denials, len(m.denials)) || !lst(p.flags, len(m.flags)) {
+			return fmt.Errorf("person %d: a list is out of range", i)
+		}
+	}
+	bad := func(what string, i int) error { return fmt.Errorf("%s %d: out of range", what, i) }
+	ok := m.arena.Valid
+	for i := range m.people {
+		if !ok(m.people[i].maskedName) {
+			return bad("person", i)
+		}
+	}
+	for i, r := range m.evidence {
+		if !fwd(i, r.next, len(m.evidence)) || !ok(r.id) {
+			return bad("evidence", i)
+		}
+	}
+	for i, r := range m.enrolments {
+		if !fwd(i, r.next, len(m.enrolments)) || !ok(r.id) {
+			return bad("enrolment", i)
+		}
+	}
+	for i, r := range m.attempts {
+		if !fwd(i, r.next, len(m.attempts)) || !ok(r.id) {
+			return bad("attempt", i)
+		}
+	}
+	for i, r := range m.certs {
+		if !fwd(i, r.next, len(m.certs)) || !in(r.assessment, len(m.attempts)) || !ok(r.id) {
+			return bad("certificate", i)
+		}
+	}
+	for i, r := range m.advances {
+		if !fwd(i, r.next, len(m.advances)) || !ok(r.id) {
+			return bad("advance", i)
+		}
+	}
+	for i, r := range m.denials {
+		if !fwd(i, r.next, len(m.denials)) || !in(r.cert, len(m.certs)) {
+			return bad("denial", i)
+		}
+	}
+	for i, r := range m.flags {
+		if !fwd(i, r.next, len(m.flags)) {
+			return bad("flag", i)
+		}
+	}
+	for i := range m.ents {
+		e := &m.ents[i]
+		if !in(e.person, len(m.people)-1) || !in(e.cert, len(m.certs)) || !in(e.claw, len(m.claws)) || !fwd(i, e.next, len(m.ents)) ||
+			!lst(e.holds, len(m.holds)) || !lst(e.orders, len(m.orders)) {
+			return bad("entitlement", i)
+		}
+	}
+	for i, r := range m.holds {
+		if !fwd(i, r.next, len(m.holds)) {
+			return bad("hold", i)
+		}
+	}
+	for i, r := range m.orders {
+		if !fwd(i, r.next, len(m.orders)) || !ok(r.paidTo) {
+			return bad("payment order", i)
+		}
+	}
+	return nil
 }

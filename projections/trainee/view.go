@@ -232,10 +232,17 @@ func (m *Model) Get(personKey string) (s Status, ok bool) {
 	return m.status(i), true
 }
 
+func (m *Model) certID(idx int32, x uint32) string {
+	if idx != 0 {
+		return m.arena.Get(m.certs[idx-1].id)
+	}
+	return m.strs.Str(x)
+}
+
 func (m *Model) status(i int32) Status {
 	p := &m.people[i]
 	s := Status{
-		PersonKey: p.key.String(), MaskedName: p.maskedName, MaskedID: p.maskedID, Unit: m.unitRef(p.unit),
+		PersonKey: p.key.String(), MaskedName: m.arena.Get(p.maskedName), MaskedID: m.maskedIDOf(p), Unit: m.unitRef(p.unit),
 		Education: pb.Education(p.education).String(), EnterpriseEmployee: p.employee, GraduationYear: int(p.gradYear),
 		RegisteredPosition: p.regPos, Position: m.pos,
 		Evidence: []Evidence{}, Enrolments: []Enrolment{}, Attempts: []Attempt{}, Certificates: []Certificate{},
@@ -249,35 +256,45 @@ func (m *Model) status(i int32) Status {
 		}
 	}
 	addUnit(s.Unit)
-	for _, e := range p.evidence {
-		s.Evidence = append(s.Evidence, Evidence{EvidenceID: e.id, Category: pb.EligibilityCategory(e.category).String(),
+	walk(m.evidence, p.evidence, nextEvidence, func(j int32) {
+		e := &m.evidence[j]
+		s.Evidence = append(s.Evidence, Evidence{EvidenceID: m.arena.Get(e.id), Category: pb.EligibilityCategory(e.category).String(),
 			Source: m.strs.Str(e.source), Confirmed: e.confirmed, GraduationYear: int(e.gradYear),
 			InsuredFrom: rm.DateString(e.insuredFrom), InsuredTo: rm.DateString(e.insuredTo), Position: e.pos})
-	}
-	for _, e := range p.enrolments {
-		s.Enrolments = append(s.Enrolments, Enrolment{EnrolmentID: e.id, TrainingInstitutionID: m.strs.Str(e.inst),
+	})
+	walk(m.enrolments, p.enrolments, nextEnrolment, func(j int32) {
+		e := &m.enrolments[j]
+		s.Enrolments = append(s.Enrolments, Enrolment{EnrolmentID: m.arena.Get(e.id), TrainingInstitutionID: m.strs.Str(e.inst),
 			Qualification: e.q.JSON(), UnitCode: m.strs.Str(e.unit), EnrolledOn: rm.DateString(e.on), CompletedOn: rm.DateString(e.completed)})
 		addUnit(m.unitRef(e.unit))
 		addInst(e.inst)
-	}
-	for _, a := range p.attempts {
-		s.Attempts = append(s.Attempts, Attempt{AssessmentID: a.id, Qualification: a.q.JSON(), Attempt: int(a.n),
+	})
+	walk(m.attempts, p.attempts, nextAttempt, func(j int32) {
+		a := &m.attempts[j]
+		s.Attempts = append(s.Attempts, Attempt{AssessmentID: m.arena.Get(a.id), Qualification: a.q.JSON(), Attempt: int(a.n),
 			TheoryScore: int(a.theory), PracticalScore: int(a.practical), Passed: a.theory >= 60 && a.practical >= 60,
 			AssessedOn: rm.DateString(a.on), EvaluationInstitutionID: m.strs.Str(a.eval), TrainingInstitutionID: m.strs.Str(a.train)})
 		addInst(a.eval)
 		addInst(a.train)
-	}
-	for _, c := range p.certs {
-		s.Certificates = append(s.Certificates, Certificate{CertificateID: c.id, Qualification: c.q.JSON(), AssessmentID: c.assessment,
-			EvaluationInstitutionID: m.strs.Str(c.eval), IssuedOn: rm.DateString(c.on), RevokedOn: rm.DateString(c.revoked), RevokeReason: c.revokeReason})
-	}
-	for _, a := range p.advances {
-		s.Advances = append(s.Advances, Advance{AdvanceID: a.id, TrainingInstitutionID: m.strs.Str(a.inst), Qualification: a.q.JSON(),
+	})
+	walk(m.certs, p.certs, nextCert, func(j int32) {
+		c := &m.certs[j]
+		assessment := m.strs.Str(c.assessmentX)
+		if c.assessment != 0 {
+			assessment = m.arena.Get(m.attempts[c.assessment-1].id)
+		}
+		s.Certificates = append(s.Certificates, Certificate{CertificateID: m.arena.Get(c.id), Qualification: c.q.JSON(), AssessmentID: assessment,
+			EvaluationInstitutionID: m.strs.Str(c.eval), IssuedOn: rm.DateString(c.on), RevokedOn: rm.DateString(c.revoked),
+			RevokeReason: m.strs.Str(c.revokeReason)})
+	})
+	walk(m.advances, p.advances, nextAdvance, func(j int32) {
+		a := &m.advances[j]
+		s.Advances = append(s.Advances, Advance{AdvanceID: m.arena.Get(a.id), TrainingInstitutionID: m.strs.Str(a.inst), Qualification: a.q.JSON(),
 			AmountFen: a.fen, PaidOn: rm.DateString(a.on)})
 		addInst(a.inst)
-	}
-	for _, ei := range p.ents {
-		e := &m.ents[ei]
+	})
+	walk(m.ents, p.ents, nextEnt, func(j int32) {
+		e := &m.ents[j]
 		v := m.entitlement(e)
 		s.Entitlements = append(s.Entitlements, v)
 		addUnit(v.Unit)
@@ -292,42 +309,48 @@ func (m *Model) status(i int32) Status {
 			s.Totals.WrittenOffFen += c.WrittenOffFen
 			s.Totals.OutstandingFen += c.OutstandingFen
 		}
-	}
-	for _, d := range p.denials {
-		s.Denials = append(s.Denials, Denial{CertificateID: d.cert, Qualification: d.q.JSON(), Reason: rm.ReasonOf(pb.ReasonCode(d.reason)),
-			Detail: d.detail, Decision: Decision{RuleSetVersion: m.strs.Str(d.ruleSet), Position: d.pos}})
-	}
-	for _, f := range p.flags {
+	})
+	walk(m.denials, p.denials, nextDenial, func(j int32) {
+		d := &m.denials[j]
+		s.Denials = append(s.Denials, Denial{CertificateID: m.certID(d.cert, d.certX), Qualification: d.q.JSON(),
+			Reason: rm.ReasonOf(pb.ReasonCode(d.reason)), Detail: m.strs.Str(d.detail),
+			Decision: Decision{RuleSetVersion: m.strs.Str(d.ruleSet), Position: d.pos}})
+	})
+	walk(m.flags, p.flags, nextFlag, func(j int32) {
+		f := &m.flags[j]
 		s.Flags = append(s.Flags, Flag{FlagID: f.id.String(), Reason: rm.ReasonOf(pb.ReasonCode(f.reason)), InstitutionID: m.strs.Str(f.inst),
-			Detail: f.detail, Position: f.pos})
-	}
+			Detail: m.strs.Str(f.detail), Position: f.pos})
+	})
 	return s
 }
 
 func (m *Model) entitlement(e *ent) Entitlement {
 	v := Entitlement{
-		EntitlementID: e.id.String(), Qualification: e.q.JSON(), State: e.state(), AmountFen: e.amount,
-		FeeScheduleID: e.feeSchedule, CertificateID: e.cert, Year: int(e.year), Unit: m.unitRef(e.unit),
+		EntitlementID: e.id.String(), Qualification: e.q.JSON(), State: m.state(e), AmountFen: e.amount,
+		FeeScheduleID: m.strs.Str(e.feeSchedule), CertificateID: m.certID(e.cert, e.certX), Year: int(e.year), Unit: m.unitRef(e.unit),
 		PayeeKind: pb.PayeeKind(e.payeeKind).String(), PayeeInstitutionID: m.strs.Str(e.payeeInst),
 		TrainingInstitutionID: m.strs.Str(e.train), EvaluationInstitutionID: m.strs.Str(e.eval),
-		AssessedOn: rm.DateString(e.assessedOn), ConfirmedOn: rm.DateString(e.confirmedOn), ConfirmedBy: e.confirmedBy,
-		ApprovedOn: rm.DateString(e.approvedOn), ApprovedBy: e.approvedBy, NoticeStartsOn: rm.DateString(e.noticeStart),
+		AssessedOn: rm.DateString(e.assessedOn), ConfirmedOn: rm.DateString(e.confirmedOn), ConfirmedBy: m.strs.Str(e.confirmedBy),
+		ApprovedOn: rm.DateString(e.approvedOn), ApprovedBy: m.strs.Str(e.approvedBy), NoticeStartsOn: rm.DateString(e.noticeStart),
 		NoticeEndsOn: rm.DateString(e.noticeEnd), NoticeClosedOn: rm.DateString(e.closedOn),
 		Objections: int(e.objections), ObjectionsUpheld: int(e.upheld), Holds: []Hold{}, Payments: []Payment{},
-		PaidFen: e.paid, PaidCashFen: e.cash, OffsetFen: e.offsetIn, Cancelled: rm.ReasonOf(pb.ReasonCode(e.cancelled)),
+		PaidFen: e.paid, PaidCashFen: e.cash, OffsetFen: e.offset, Cancelled: rm.ReasonOf(pb.ReasonCode(e.cancelled)),
 		Decision: Decision{RuleSetVersion: m.strs.Str(e.ruleSet), Position: e.pos},
 	}
-	for _, h := range e.holds {
-		v.Holds = append(v.Holds, Hold{HoldID: h.id, Reason: rm.ReasonOf(pb.ReasonCode(h.reason)), Active: h.released == 0,
+	walk(m.holds, e.holds, nextHold, func(j int32) {
+		h := &m.holds[j]
+		v.Holds = append(v.Holds, Hold{HoldID: m.strs.Str(h.id), Reason: rm.ReasonOf(pb.ReasonCode(h.reason)), Active: h.released == 0,
 			PlacedPosition: h.placed, ReleasedPosition: h.released})
-	}
-	for _, o := range e.orders {
-		st := [...]string{"in_flight", "settled", "failed"}[o.status]
+	})
+	walk(m.orders, e.orders, nextOrder, func(j int32) {
+		o := &m.orders[j]
+		st := [...]string{"in_flight", "settled", "failed"}[o.status%3]
 		v.Payments = append(v.Payments, Payment{Attempt: int(o.attempt), AmountFen: o.amount, OffsetFen: o.offset, NetFen: o.net,
-			Status: st, ResultOn: rm.DateString(o.resultOn), PaidToAccount: o.paidTo, Failure: o.failure,
-			OrderedPosition: o.orderedPosition, ResultedPosition: o.resultedPosition})
-	}
-	if c := e.claw; c != nil {
+			Status: st, ResultOn: rm.DateString(o.resultOn), PaidToAccount: m.arena.Get(o.paidTo), Failure: m.strs.Str(o.failure),
+			OrderedPosition: o.orderedPos, ResultedPosition: o.resultPos})
+	})
+	if e.claw != 0 {
+		c := &m.claws[e.claw-1]
 		v.Clawback = &Clawback{ClawbackID: c.id.String(), Cause: pb.ClawbackCause(c.cause).String(), AmountFen: c.amount,
 			RecoveredFen: c.recovered, WrittenOffFen: c.writtenOff, OutstandingFen: c.amount - c.recovered - c.writtenOff, Position: c.pos}
 	}
@@ -378,38 +401,41 @@ func (s *Summary) WithInstitution(id string) bool {
 
 func (m *Model) summary(i int32) Summary {
 	p := &m.people[i]
-	s := Summary{PersonKey: p.key.String(), MaskedName: p.maskedName, MaskedID: p.maskedID, UnitCode: m.strs.Str(p.unit),
-		Enrolments: len(p.enrolments), Attempts: len(p.attempts), Certificates: len(p.certs), Entitlements: len(p.ents),
-		Denials: len(p.denials), RegisteredAt: p.regPos}
+	s := Summary{PersonKey: p.key.String(), MaskedName: m.arena.Get(p.maskedName), MaskedID: m.maskedIDOf(p), UnitCode: m.strs.Str(p.unit),
+		RegisteredAt: p.regPos}
 	s.CurrentUnitCode = m.units.Current(s.UnitCode)
 	s.units = []string{s.UnitCode, s.CurrentUnitCode}
-	for _, e := range p.enrolments {
+	walk(m.enrolments, p.enrolments, nextEnrolment, func(j int32) {
+		e := &m.enrolments[j]
+		s.Enrolments++
 		if e.completed != 0 {
 			s.Completions++
 		}
 		u := m.strs.Str(e.unit)
 		s.units = append(s.units, u, m.units.Current(u))
 		s.insts = append(s.insts, m.strs.Str(e.inst))
-	}
-	for _, a := range p.attempts {
-		s.insts = append(s.insts, m.strs.Str(a.eval), m.strs.Str(a.train))
-	}
-	for _, a := range p.advances {
-		s.insts = append(s.insts, m.strs.Str(a.inst))
-	}
-	for _, ei := range p.ents {
-		e := &m.ents[ei]
+	})
+	walk(m.attempts, p.attempts, nextAttempt, func(j int32) {
+		s.Attempts++
+		s.insts = append(s.insts, m.strs.Str(m.attempts[j].eval), m.strs.Str(m.attempts[j].train))
+	})
+	walk(m.certs, p.certs, nextCert, func(int32) { s.Certificates++ })
+	walk(m.denials, p.denials, nextDenial, func(int32) { s.Denials++ })
+	walk(m.advances, p.advances, nextAdvance, func(j int32) { s.insts = append(s.insts, m.strs.Str(m.advances[j].inst)) })
+	walk(m.ents, p.ents, nextEnt, func(j int32) {
+		e := &m.ents[j]
+		s.Entitlements++
 		s.EntitledFen += e.amount
 		s.PaidFen += e.paid
-		if e.claw != nil {
-			s.ClawedBackFen += e.claw.amount
-			s.RecoveredFen += e.claw.recovered
+		if e.claw != 0 {
+			s.ClawedBackFen += m.claws[e.claw-1].amount
+			s.RecoveredFen += m.claws[e.claw-1].recovered
 		}
-		s.LatestState = e.state()
+		s.LatestState = m.state(e)
 		u := m.strs.Str(e.unit)
 		s.units = append(s.units, u, m.units.Current(u))
 		s.insts = append(s.insts, m.strs.Str(e.train), m.strs.Str(e.eval), m.strs.Str(e.payeeInst))
-	}
+	})
 	return s
 }
 
@@ -446,7 +472,7 @@ func (m *Model) FindMasked(maskedID, maskedName string, limit int) []Summary {
 		end := min(len(m.people), from+page)
 		for i := from; i < end && len(out) < limit; i++ {
 			p := &m.people[i]
-			if p.maskedID == maskedID && (maskedName == "" || p.maskedName == maskedName) {
+			if m.maskedIs(p, maskedID) && (maskedName == "" || m.arena.Equal(p.maskedName, maskedName)) {
 				out = append(out, m.summary(int32(i)))
 			}
 		}
@@ -458,4 +484,12 @@ func (m *Model) FindMasked(maskedID, maskedName string, limit int) []Summary {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].RegisteredAt < out[j].RegisteredAt })
 	return out
+}
+
+// maskedIs compares a person's masked ID without building the string.
+func (m *Model) maskedIs(p *person, id string) bool {
+	if p.maskedIDX == 0 && len(id) == 18 && id[4:14] == stars {
+		return string(p.maskedID[:4]) == id[:4] && string(p.maskedID[4:]) == id[14:]
+	}
+	return m.maskedIDOf(p) == id
 }

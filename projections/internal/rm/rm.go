@@ -280,3 +280,101 @@ func Rate(n, d int64) float64 {
 func Err(ev string, format string, args ...any) error {
 	return fmt.Errorf("%s: %s", ev, fmt.Sprintf(format, args...))
 }
+
+// Arena stores many small strings (ids, names) without a string header and
+// an allocation each: in chunks of 1 MiB, addressed by a Ref of 8 bytes.
+// Strings are never removed. Not safe for concurrent writers.
+type Arena struct {
+	chunks [][]byte
+}
+
+// Ref addresses a string in an Arena: chunk<<20 | offset, and length. The
+// zero Ref is "".
+type Ref struct {
+	off uint32
+	n   uint32
+}
+
+const chunkBits = 20
+
+// Put stores s and returns its Ref.
+func (a *Arena) Put(s string) Ref {
+	if s == "" {
+		return Ref{}
+	}
+	if len(s) > 1<<chunkBits {
+		s = s[:1<<chunkBits] // longer than any payload the intake accepts
+	}
+	last := len(a.chunks) - 1
+	if last < 0 || len(a.chunks[last])+len(s) > cap(a.chunks[last]) {
+		a.chunks = append(a.chunks, make([]byte, 0, 1<<chunkBits))
+		last++
+	}
+	c := a.chunks[last]
+	r := Ref{off: uint32(last)<<chunkBits | uint32(len(c)), n: uint32(len(s))}
+	a.chunks[last] = append(c, s...)
+	return r
+}
+
+// Get returns the string r addresses ("" for a Ref out of range).
+func (a *Arena) Get(r Ref) string {
+	if r.n == 0 {
+		return ""
+	}
+	c, o := int(r.off>>chunkBits), int(r.off&(1<<chunkBits-1))
+	if c >= len(a.chunks) || o+int(r.n) > len(a.chunks[c]) {
+		return ""
+	}
+	return string(a.chunks[c][o : o+int(r.n)])
+}
+
+// Equal reports whether r addresses s, without allocating.
+func (a *Arena) Equal(r Ref, s string) bool {
+	if int(r.n) != len(s) {
+		return false
+	}
+	if r.n == 0 {
+		return true
+	}
+	c, o := int(r.off>>chunkBits), int(r.off&(1<<chunkBits-1))
+	return c < len(a.chunks) && o+int(r.n) <= len(a.chunks[c]) && string(a.chunks[c][o:o+int(r.n)]) == s
+}
+
+// Valid reports whether r lies inside the arena (for restored snapshots).
+func (a *Arena) Valid(r Ref) bool {
+	if r.n == 0 {
+		return true
+	}
+	c, o := int(r.off>>chunkBits), int(r.off&(1<<chunkBits-1))
+	return c < len(a.chunks) && o+int(r.n) <= len(a.chunks[c])
+}
+
+// WriteRef and ReadRef encode a Ref.
+func WriteRef(w *snap.Writer, r Ref) { w.Uvarint(uint64(r.off)); w.Uvarint(uint64(r.n)) }
+
+// ReadRef decodes a Ref written by WriteRef.
+func ReadRef(r *snap.Reader) Ref { return Ref{off: uint32(r.Uvarint()), n: uint32(r.Uvarint())} }
+
+// Write writes the arena.
+func (a *Arena) Write(w *snap.Writer) {
+	w.Uvarint(uint64(len(a.chunks)))
+	for _, c := range a.chunks {
+		w.Bytes(c)
+	}
+}
+
+// Read reads an arena written by Write.
+func (a *Arena) Read(r *snap.Reader) {
+	n := r.Len(1 << 12)
+	a.chunks = make([][]byte, n)
+	for i := range a.chunks {
+		b := r.Bytes()
+		if len(b) > 1<<chunkBits {
+			r.Fail("arena chunk of %d bytes", len(b))
+			return
+		}
+		c := make([]byte, len(b), 1<<chunkBits)
+		copy(c, b)
+		a.chunks[i] = c
+	}
+}
