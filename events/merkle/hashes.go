@@ -1,0 +1,90 @@
+package merkle
+
+import (
+	"encoding/binary"
+
+	"go.etcd.io/bbolt"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// The tree's stored hashes (tlog.StoredHashIndex order, which is the order
+// they are written in) are kept in chunks of chunkHashes consecutive hashes:
+// key = index / chunkHashes (uint64 big-endian), value = the chunk's hashes
+// concatenated. Only the last chunk is ever rewritten. A 64-hash chunk
+// (2 KiB) fits a bbolt page, and bbolt's per-key overhead is paid once per
+// 64 hashes.
+const chunkHashes = 64
+
+func chunkKey(c int64) []byte {
+	var k [8]byte
+	binary.BigEndian.PutUint64(k[:], uint64(c))
+	return k[:]
+}
+
+// hashReader is a tlog.HashReader over the hashes bucket and, from index
+// start on, hashes not yet written (pending). Values read from the bucket
+// are valid only until the transaction modifies it: use a reader before
+// writeHashes.
+type hashReader struct {
+	b        *bbolt.Bucket
+	start    int64
+	pending  []tlog.Hash
+	cacheKey int64
+	cache    []byte
+}
+
+func newHashReader(b *bbolt.Bucket, start int64) *hashReader {
+	return &hashReader{b: b, start: start, cacheKey: -1}
+}
+
+func (r *hashReader) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(indexes))
+	for i, x := range indexes {
+		if x >= r.start {
+			j := x - r.start
+			if j >= int64(len(r.pending)) {
+				return nil, errorf(CodeCorrupt, "read hashes", "stored hash %d is beyond the tree (%d stored)", x, r.start+int64(len(r.pending)))
+			}
+			out[i] = r.pending[j]
+			continue
+		}
+		c := x / chunkHashes
+		if c != r.cacheKey {
+			r.cache = r.b.Get(chunkKey(c))
+			r.cacheKey = c
+		}
+		off := int(x%chunkHashes) * tlog.HashSize
+		if off+tlog.HashSize > len(r.cache) {
+			return nil, errorf(CodeCorrupt, "read hashes", "stored hash %d is missing from the sealer's file", x)
+		}
+		copy(out[i][:], r.cache[off:])
+	}
+	return out, nil
+}
+
+// writeHashes writes hs as the stored hashes from index start on, after
+// the start hashes already in b.
+func writeHashes(b *bbolt.Bucket, start int64, hs []tlog.Hash) error {
+	i := start
+	for len(hs) > 0 {
+		c, off := i/chunkHashes, int(i%chunkHashes)
+		buf := make([]byte, 0, chunkHashes*tlog.HashSize)
+		if off > 0 {
+			v := b.Get(chunkKey(c))
+			if len(v) != off*tlog.HashSize {
+				return errorf(CodeCorrupt, "write hashes", "chunk %d holds %d bytes where %d were due", c, len(v), off*tlog.HashSize)
+			}
+			buf = append(buf, v...)
+		}
+		k := min(chunkHashes-off, len(hs))
+		for _, h := range hs[:k] {
+			buf = append(buf, h[:]...)
+		}
+		if err := b.Put(chunkKey(c), buf); err != nil {
+			return err
+		}
+		i += int64(k)
+		hs = hs[k:]
+	}
+	return nil
+}

@@ -1,0 +1,277 @@
+package merkle
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+
+	"golang.org/x/mod/sumdb/tlog"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/cqhrss/subsidyledger/events"
+	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
+)
+
+// VerifyOptions configure VerifyLog.
+type VerifyOptions struct {
+	// Trusted are checkpoints the caller holds and trusts (their signatures
+	// already checked with Verifier.Open): the log must have at least as
+	// many events, and its tree at each one's size must have its root.
+	Trusted []Checkpoint
+	// Verifier, if set, also checks every checkpoint recorded in the log
+	// (stream CheckpointStream): its signature, and its root against the
+	// tree recomputed from the log. Without it they are not checked (a
+	// tamperer could have forged them along with the log).
+	Verifier *Verifier
+	// Progress, if set, is called after each page of the walk.
+	Progress func(VerifyProgress)
+}
+
+// VerifyProgress is how far a walk has got.
+type VerifyProgress struct {
+	Events   int64
+	Position events.Position
+	// Head is the log's last position when the walk started.
+	Head events.Position
+}
+
+// Problem kinds.
+const (
+	ProblemHashLink     = "hash-link"     // an event does not match its hash link or stream
+	ProblemMerkleRoot   = "merkle-root"   // the recomputed tree differs from a checkpoint's
+	ProblemTruncated    = "truncated"     // the log has fewer events than a checkpoint
+	ProblemSignature    = "signature"     // a checkpoint in the log is not validly signed
+	ProblemCheckpointAt = "checkpoint-at" // a checkpoint in the log claims events after itself
+)
+
+// Problem is a break VerifyLog found, and where.
+type Problem struct {
+	Kind string
+	// Position is where the problem shows: the event whose link broke, the
+	// last event of the checkpoint's tree whose root differs, the log's
+	// last event when it is truncated, or the bad checkpoint event.
+	Position events.Position
+	// After, for a root mismatch, is the last position known good: the
+	// change lies after it and at or before Position.
+	After    events.Position
+	Stream   string
+	Revision uint64
+	Detail   string
+}
+
+func (p *Problem) String() string {
+	where := fmt.Sprintf("position %d", p.Position)
+	if p.Kind == ProblemMerkleRoot {
+		where = fmt.Sprintf("positions %d to %d", p.After+1, p.Position)
+	}
+	if p.Stream != "" {
+		where += fmt.Sprintf(" (%q revision %d)", p.Stream, p.Revision)
+	}
+	return fmt.Sprintf("%s at %s: %s", p.Kind, where, p.Detail)
+}
+
+// CheckpointResult is the verdict on one checkpoint.
+type CheckpointResult struct {
+	Checkpoint Checkpoint
+	// Source is "given" for a trusted checkpoint, "log" for one recorded
+	// in the log (at Position).
+	Source   string
+	Position events.Position
+	OK       bool
+	Detail   string
+}
+
+// VerifyReport is the outcome of VerifyLog.
+type VerifyReport struct {
+	// Events, Streams and Head describe the part of the log walked (all of
+	// it when there is no hash-link break).
+	Events  int64
+	Streams int
+	Head    events.Position
+	// Root is the root of the tree of the Events walked.
+	Root tlog.Hash
+	// Checkpoints lists each checkpoint checked, in tree size order.
+	Checkpoints []CheckpointResult
+	// Unchecked counts checkpoints in the log left unchecked (no
+	// Verifier).
+	Unchecked int
+	// Problems lists every break found, the first (by position) first; the
+	// walk stops at the first broken hash link or root.
+	Problems []Problem
+}
+
+// OK reports whether the log verified: no problem at all.
+func (r *VerifyReport) OK() bool { return len(r.Problems) == 0 }
+
+// errStop ends the events.Verify walk early.
+var errStop = errors.New("merkle: stop the walk")
+
+// VerifyLog walks the whole global log of s once, checking every hash
+// link (events.Verify), recomputing the Merkle tree and comparing its root
+// with every trusted checkpoint and (with a Verifier) every checkpoint
+// recorded in the log. Problems found are in the report; an error means the
+// walk itself failed.
+func VerifyLog(ctx context.Context, s events.Store, opts VerifyOptions) (VerifyReport, error) {
+	var rep VerifyReport
+	head, err := s.Head(ctx)
+	if err != nil {
+		return rep, err
+	}
+	targets := make([]CheckpointResult, 0, len(opts.Trusted))
+	for _, c := range opts.Trusted {
+		targets = append(targets, CheckpointResult{Checkpoint: c, Source: "given"})
+	}
+	// The log's own checkpoints, read first (their stream is short) so
+	// that the walk knows at which sizes to take the root.
+	logCps := map[events.Position]int64{} // checkpoint event position -> its tree size
+	if recs, err := s.ReadStream(ctx, CheckpointStream, events.Forwards, 0, 0); err == nil {
+		for _, rec := range recs {
+			if opts.Verifier == nil {
+				rep.Unchecked++
+				continue
+			}
+			m := &subsidyv1.AuditCheckpoint{}
+			var c Checkpoint
+			err := proto.Unmarshal(rec.Data, m)
+			if err == nil {
+				c, err = opts.Verifier.OpenMessage(m)
+			}
+			if err != nil {
+				rep.Problems = append(rep.Problems, Problem{Kind: ProblemSignature, Position: rec.Position, Stream: rec.Stream, Revision: rec.Revision,
+					Detail: fmt.Sprintf("checkpoint of size %d: %v", m.GetTreeSize(), err)})
+				continue
+			}
+			logCps[rec.Position] = c.Size
+			targets = append(targets, CheckpointResult{Checkpoint: c, Source: "log", Position: rec.Position})
+		}
+	} else if !errors.Is(err, events.ErrStreamNotFound) {
+		if events.CodeOf(err) != events.CodeCorrupt {
+			return rep, err
+		}
+		rep.Problems = append(rep.Problems, Problem{Kind: ProblemHashLink, Stream: CheckpointStream, Detail: err.Error()})
+	}
+	sort.SliceStable(targets, func(i, j int) bool { return targets[i].Checkpoint.Size < targets[j].Checkpoint.Size })
+
+	w := &walker{Store: s, targets: targets, logCps: logCps}
+	lrep, err := events.Verify(ctx, w, func(p events.Position) {
+		if opts.Progress != nil {
+			opts.Progress(VerifyProgress{Events: w.tree.Size(), Position: p, Head: head})
+		}
+	})
+	if err != nil && !errors.Is(err, errStop) {
+		return rep, err
+	}
+	rep.Checkpoints = targets
+	rep.Streams = lrep.Streams
+	rep.Events, rep.Head, rep.Root = w.tree.Size(), w.last, w.tree.Root()
+	if lrep.Break != nil {
+		b := lrep.Break
+		rep.Events, rep.Head = int64(lrep.Events), lrep.Head
+		rep.Problems = append(rep.Problems, Problem{Kind: ProblemHashLink, Position: b.Position, Stream: b.Stream, Revision: b.Revision, Detail: b.Reason})
+	}
+	if w.problem != nil {
+		rep.Problems = append(rep.Problems, *w.problem)
+	}
+	rep.Problems = append(rep.Problems, w.late...)
+	if lrep.Break == nil && w.problem == nil {
+		for i := w.next; i < len(targets); i++ {
+			t := &targets[i]
+			if t.Checkpoint.Size == w.tree.Size() { // only the empty tree gets here
+				t.OK = t.Checkpoint.Root == w.tree.Root()
+				if !t.OK {
+					rep.Problems = append(rep.Problems, Problem{Kind: ProblemMerkleRoot, Detail: "the empty log does not have the checkpoint's root"})
+				}
+				continue
+			}
+			if t.Checkpoint.Size > w.tree.Size() {
+				t.Detail = fmt.Sprintf("the log has %d events, the checkpoint %d", w.tree.Size(), t.Checkpoint.Size)
+				rep.Problems = append(rep.Problems, Problem{Kind: ProblemTruncated, Position: w.last,
+					Detail: fmt.Sprintf("the log ends with %d events at position %d, but a checkpoint (%s, %s) covers %d: events were removed or the log truncated",
+						w.tree.Size(), w.last, t.Source, t.Checkpoint, t.Checkpoint.Size)})
+				break
+			}
+		}
+	}
+	sort.SliceStable(rep.Problems, func(i, j int) bool { return rep.Problems[i].Position < rep.Problems[j].Position })
+	return rep, nil
+}
+
+// walker is the store events.Verify walks: it passes ReadAll's pages
+// through, appending each event's leaf to the tree and checking the roots.
+type walker struct {
+	events.Store
+	tree     Tree
+	last     events.Position
+	targets  []CheckpointResult // by size
+	next     int                // the first target not yet reached
+	goodSize int64
+	goodPos  events.Position
+	problem  *Problem
+	logCps   map[events.Position]int64 // checkpoint events in the log: their tree sizes
+	late     []Problem                 // checkpoints claiming events after themselves
+}
+
+func (w *walker) ReadAll(ctx context.Context, after events.Position, max int) ([]events.RecordedEvent, error) {
+	if w.problem != nil {
+		return nil, errStop
+	}
+	page, err := w.Store.ReadAll(ctx, after, max)
+	if err != nil {
+		return page, err
+	}
+	for i := range page {
+		e := &page[i]
+		if size, ok := w.logCps[e.Position]; ok && size > w.tree.Size() {
+			w.late = append(w.late, Problem{Kind: ProblemCheckpointAt, Position: e.Position, Stream: e.Stream, Revision: e.Revision,
+				Detail: fmt.Sprintf("the checkpoint claims %d events but only %d precede it", size, w.tree.Size())})
+		}
+		w.tree.Append(LeafHash(e))
+		w.last = e.Position
+		if w.next < len(w.targets) && w.targets[w.next].Checkpoint.Size <= w.tree.Size() {
+			if !w.check(e) {
+				// Hand events.Verify the events up to here: a hash-link
+				// break among them is reported too.
+				return page[:i+1], nil
+			}
+		}
+	}
+	return page, nil
+}
+
+// check compares the root with the targets of the tree's size; false on a
+// mismatch.
+func (w *walker) check(e *events.RecordedEvent) bool {
+	size := w.tree.Size()
+	var root tlog.Hash
+	for _, t := range w.targets[w.next:] {
+		if t.Checkpoint.Size == size {
+			root = w.tree.Root()
+			break
+		}
+	}
+	for ; w.next < len(w.targets) && w.targets[w.next].Checkpoint.Size <= size; w.next++ {
+		t := &w.targets[w.next]
+		if t.Checkpoint.Size == 0 {
+			h, _ := tlog.TreeHash(0, nil)
+			t.OK = t.Checkpoint.Root == h
+		} else {
+			t.OK = t.Checkpoint.Root == root
+		}
+		if t.OK {
+			w.goodSize, w.goodPos = size, e.Position
+			continue
+		}
+		t.Detail = "the log's tree at this size has another root"
+		where := "the log's first events"
+		if w.goodSize > 0 {
+			where = fmt.Sprintf("the events after the first %d (position %d)", w.goodSize, w.goodPos)
+		}
+		w.problem = &Problem{Kind: ProblemMerkleRoot, Position: e.Position, After: w.goodPos,
+			Detail: fmt.Sprintf("the first %d events do not hash to the root of the checkpoint (%s) of size %d: one of %s up to position %d was altered, removed, inserted or reordered",
+				size, t.Source, t.Checkpoint.Size, where, e.Position)}
+		w.next = len(w.targets)
+		return false
+	}
+	return true
+}
