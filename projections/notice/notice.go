@@ -78,7 +78,8 @@ type Model struct {
 	pos    events.Position
 	strs   *rm.Strings
 	units  *rm.Units
-	idx    map[rm.PersonKey]int32
+	idx    rm.KeyIndex
+	keys   []rm.PersonKey
 	people []masked
 	names  map[string]string // institution id -> name
 	ents   map[events.ID]*brief
@@ -89,7 +90,7 @@ var _ projections.Projection = (*Model)(nil)
 
 // New returns an empty model.
 func New() *Model {
-	return &Model{strs: rm.NewStrings(), units: rm.NewUnits(), idx: map[rm.PersonKey]int32{}, names: map[string]string{},
+	return &Model{strs: rm.NewStrings(), units: rm.NewUnits(), idx: rm.NewKeyIndex(), names: map[string]string{},
 		ents: map[events.ID]*brief{}}
 }
 
@@ -139,11 +140,12 @@ func (m *Model) apply(ev *projections.Event) error {
 		if err != nil {
 			return rm.Err(ev.Type, "%v", err)
 		}
-		i, ok := m.idx[k]
+		i, ok := m.idx.Get(k, m.keyAt)
 		if !ok {
 			i = int32(len(m.people))
 			m.people = append(m.people, masked{})
-			m.idx[k] = i
+			m.keys = append(m.keys, k)
+			m.idx.Put(k, i)
 		}
 		m.people[i] = maskOf(p.MaskedName, p.MaskedId)
 	case *pb.SubsidyEntitled:
@@ -151,7 +153,7 @@ func (m *Model) apply(ev *projections.Event) error {
 		if err != nil {
 			return rm.Err(ev.Type, "%v", err)
 		}
-		i, ok := m.idx[k]
+		i, ok := m.idx.Get(k, m.keyAt)
 		if !ok {
 			return rm.Err(ev.Type, "unknown trainee %s", p.PersonKey)
 		}
@@ -209,6 +211,8 @@ func (m *Model) apply(ev *projections.Event) error {
 	return nil
 }
 
+func (m *Model) keyAt(i int32) rm.PersonKey { return m.keys[i] }
+
 // Snapshot implements projections.Projection.
 func (m *Model) Snapshot(w io.Writer) error {
 	m.mu.RLock()
@@ -218,13 +222,9 @@ func (m *Model) Snapshot(w io.Writer) error {
 	sw.Uvarint(uint64(m.pos))
 	m.strs.Write(sw)
 	m.units.Write(sw)
-	keys := make([]rm.PersonKey, len(m.people))
-	for k, i := range m.idx {
-		keys[i] = k
-	}
 	sw.Uvarint(uint64(len(m.people)))
 	for i, p := range m.people {
-		sw.Fixed(keys[i][:])
+		sw.Fixed(m.keys[i][:])
 		sw.String(p.name)
 		sw.Fixed(p.head[:])
 		sw.Fixed(p.tail[:])
@@ -274,8 +274,9 @@ func (m *Model) Restore(r io.Reader) error {
 	n.units.Read(sr)
 	np := sr.Len(1 << 30)
 	n.people = make([]masked, np)
+	n.keys = make([]rm.PersonKey, np)
 	for i := range n.people {
-		var k rm.PersonKey
+		k := &n.keys[i]
 		sr.Fixed(k[:])
 		p := &n.people[i]
 		p.name = sr.String()
@@ -285,7 +286,7 @@ func (m *Model) Restore(r io.Reader) error {
 		if sr.Err() != nil {
 			return sr.Err()
 		}
-		n.idx[k] = int32(i)
+		n.idx.Put(*k, int32(i))
 	}
 	for range sr.Len(1 << 24) {
 		id := sr.String()
@@ -313,7 +314,7 @@ func (m *Model) Restore(r io.Reader) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.pos, m.strs, m.units, m.idx, m.people, m.names, m.ents, m.closed = n.pos, n.strs, n.units, n.idx, n.people, n.names, n.ents, n.closed
+	m.pos, m.strs, m.units, m.idx, m.keys, m.people, m.names, m.ents, m.closed = n.pos, n.strs, n.units, n.idx, n.keys, n.people, n.names, n.ents, n.closed
 	return nil
 }
 

@@ -214,7 +214,7 @@ type ent struct {
 type Model struct {
 	mu         sync.RWMutex
 	pos        events.Position
-	idx        map[rm.PersonKey]int32
+	idx        rm.KeyIndex
 	people     []person
 	evidence   []evidenceRec
 	enrolments []enrolmentRec
@@ -238,7 +238,7 @@ var _ projections.Projection = (*Model)(nil)
 
 // New returns an empty model.
 func New() *Model {
-	return &Model{idx: map[rm.PersonKey]int32{}, entIdx: map[events.ID]int32{}, clawIdx: map[events.ID]int32{},
+	return &Model{idx: rm.NewKeyIndex(), entIdx: map[events.ID]int32{}, clawIdx: map[events.ID]int32{},
 		strs: rm.NewStrings(), units: rm.NewUnits()}
 }
 
@@ -302,12 +302,14 @@ func (m *Model) person(key string, typ string) (int32, error) {
 	if err != nil {
 		return 0, rm.Err(typ, "%v", err)
 	}
-	i, ok := m.idx[k]
+	i, ok := m.idx.Get(k, m.keyAt)
 	if !ok {
 		return 0, rm.Err(typ, "unknown trainee %s", key)
 	}
 	return i, nil
 }
+
+func (m *Model) keyAt(i int32) rm.PersonKey { return m.people[i].key }
 
 func (m *Model) ent(id string, typ string) (*ent, error) {
 	eid, err := rm.ID(id)
@@ -357,11 +359,11 @@ func (m *Model) apply(ev *projections.Event) error {
 		if err != nil {
 			return rm.Err(ev.Type, "%v", err)
 		}
-		i, ok := m.idx[k]
+		i, ok := m.idx.Get(k, m.keyAt)
 		if !ok {
 			i = int32(len(m.people))
 			m.people = append(m.people, person{key: k})
-			m.idx[k] = i
+			m.idx.Put(k, i)
 		}
 		pp := &m.people[i]
 		pp.maskedName = m.arena.Put(p.MaskedName)
@@ -592,7 +594,7 @@ func (m *Model) apply(ev *projections.Event) error {
 		if err != nil {
 			return nil // about an institution, an account or a month
 		}
-		i, ok := m.idx[k]
+		i, ok := m.idx.Get(k, m.keyAt)
 		if !ok {
 			return nil
 		}
@@ -890,7 +892,7 @@ func (m *Model) Restore(r io.Reader) error {
 		if sr.Err() != nil {
 			return sr.Err()
 		}
-		n.idx[p.key] = int32(i)
+		n.idx.Put(p.key, int32(i))
 	}
 	n.evidence = make([]evidenceRec, sr.Len(maxRecords))
 	for i := range n.evidence {

@@ -378,3 +378,44 @@ func (a *Arena) Read(r *snap.Reader) {
 		a.chunks[i] = c
 	}
 }
+
+// KeyIndex maps person keys to indexes (into a model's slice of people)
+// through a map keyed by the keys' first eight bytes: person keys are
+// HMAC outputs, so the prefix almost never collides, and an 8-byte key
+// makes the map a third of the size and its lookups cheaper. The rare key
+// whose prefix is taken goes to an overflow map. The caller gives the full
+// key of an index (keyAt) so that a lookup can be checked.
+type KeyIndex struct {
+	m    map[uint64]int32
+	over map[PersonKey]int32
+}
+
+// NewKeyIndex returns an empty index.
+func NewKeyIndex() KeyIndex { return KeyIndex{m: map[uint64]int32{}, over: map[PersonKey]int32{}} }
+
+func prefix(k PersonKey) uint64 {
+	return uint64(k[0])<<56 | uint64(k[1])<<48 | uint64(k[2])<<40 | uint64(k[3])<<32 |
+		uint64(k[4])<<24 | uint64(k[5])<<16 | uint64(k[6])<<8 | uint64(k[7])
+}
+
+// Get returns the index of k.
+func (x KeyIndex) Get(k PersonKey, keyAt func(int32) PersonKey) (int32, bool) {
+	if i, ok := x.m[prefix(k)]; ok && keyAt(i) == k {
+		return i, true
+	}
+	i, ok := x.over[k]
+	return i, ok
+}
+
+// Put records that k is at index i (k must not be in the index yet).
+func (x KeyIndex) Put(k PersonKey, i int32) {
+	p := prefix(k)
+	if _, taken := x.m[p]; taken {
+		x.over[k] = i
+		return
+	}
+	x.m[p] = i
+}
+
+// Len returns the number of keys.
+func (x KeyIndex) Len() int { return len(x.m) + len(x.over) }
