@@ -54,6 +54,40 @@ type server struct {
 	metrics *prometheus.HistogramVec
 	docOnce sync.Once
 	docJSON []byte
+
+	cacheMu sync.Mutex
+	cache   map[string][]byte // encoded answers by model state and query
+}
+
+// cacheSize bounds the answer cache; when full it is emptied.
+const cacheSize = 256
+
+// cached returns the encoded answer for key, computing and keeping it on a
+// miss. Keys name the model instances and their positions, so an answer is
+// reused only while the models have not moved.
+func (s *server) cached(key string, compute func() (any, error)) ([]byte, error) {
+	s.cacheMu.Lock()
+	b, ok := s.cache[key]
+	s.cacheMu.Unlock()
+	if ok {
+		return b, nil
+	}
+	v, err := compute()
+	if err != nil {
+		return nil, err
+	}
+	b, err = json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	b = append(b, '\n')
+	s.cacheMu.Lock()
+	if len(s.cache) >= cacheSize {
+		clear(s.cache)
+	}
+	s.cache[key] = b
+	s.cacheMu.Unlock()
+	return b, nil
 }
 
 // New returns the API's handler. It serves /v1/..., /dashboard/ and
@@ -71,7 +105,7 @@ func New(cfg Config) http.Handler {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 60 * time.Second
 	}
-	s := &server{cfg: cfg, log: cfg.Logger}
+	s := &server{cfg: cfg, log: cfg.Logger, cache: map[string][]byte{}}
 	if cfg.Registerer != nil {
 		s.metrics = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "subsidy_ledger_http_request_duration_seconds",
@@ -118,6 +152,9 @@ type param struct {
 // result is a handler's answer: the JSON body and, for CSV, the rows.
 type result struct {
 	body any
+	// raw is the JSON body already encoded (from the cache); body is then
+	// ignored.
+	raw []byte
 	// rows is a slice of structs (flat, or with nested structs flattened
 	// into "parent.child" columns) for ?format=csv.
 	rows any
@@ -207,6 +244,12 @@ func (s *server) serve(w http.ResponseWriter, r *http.Request, rt route) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	if rt.status != 0 {
 		w.WriteHeader(rt.status)
+	}
+	if res.raw != nil {
+		if _, err := w.Write(res.raw); err != nil {
+			s.log.Debug("writing the response failed", "route", rt.pattern, "err", err)
+		}
+		return
 	}
 	enc := json.NewEncoder(w)
 	if err := enc.Encode(res.body); err != nil {

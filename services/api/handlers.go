@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/csv"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -355,17 +356,27 @@ func (s *server) quota(r *http.Request, sc Scope) (result, error) {
 	if err != nil {
 		return result{}, err
 	}
-	out := QuotaResponse{Dashboard: m.Dashboard(year, f), FundPosition: fpos}
-	if l := fm.Ledger(fund.Filter{View: f.View, Year: year, Unit: f.Unit}); len(l.Years) == 1 {
-		out.Fund = l.Years[0].Balances
-	}
-	var rows []QuotaCSVRow
 	if r.URL.Query().Get("format") == "csv" {
+		var rows []QuotaCSVRow
 		for _, c := range m.Cells(year, f) {
 			rows = append(rows, QuotaCSVRow{Year: year, CellRow: c})
 		}
+		return result{rows: rows, position: pos, filename: "quota-" + strconv.Itoa(year) + ".csv"}, nil
 	}
-	return result{body: out, rows: rows, position: pos, filename: "quota-" + strconv.Itoa(year) + ".csv"}, nil
+	// The dashboard is the hottest query: its answer is kept until either
+	// model moves.
+	key := fmt.Sprintf("quota %d %+v %p %d %p %d", year, f, m, m.Position(), fm, fm.Position())
+	raw, err := s.cached(key, func() (any, error) {
+		out := QuotaResponse{Dashboard: m.Dashboard(year, f), FundPosition: fpos}
+		if l := fm.Ledger(fund.Filter{View: f.View, Year: year, Unit: f.Unit}); len(l.Years) == 1 {
+			out.Fund = l.Years[0].Balances
+		}
+		return out, nil
+	})
+	if err != nil {
+		return result{}, err
+	}
+	return result{raw: raw, position: pos}, nil
 }
 
 // InstitutionList is GET /v1/institutions.
