@@ -37,6 +37,11 @@ type Config struct {
 	// ahead of the restored position, catch up with a parallel Build before
 	// following the subscription. Zero means 50,000.
 	CatchUpBatch int
+	// Observer, if set, is told of every event a live instance applied
+	// while following the log (not of catch-up or rebuild builds), on the
+	// runner's goroutine, after Apply: it must not block (queue and
+	// return). A change feed uses it.
+	Observer func(p Projection, ev *Event)
 }
 
 func (c Config) withDefaults() Config {
@@ -429,6 +434,9 @@ func (r *Runner) follow(sess context.Context, d *decoder, sinceSnap *int) (int, 
 				return n, failureErr{&Failure{Position: rec.Position, EventID: rec.ID.String(), Type: rec.Type, Err: err, At: time.Now()}}
 			}
 			r.countApplied(1)
+			if r.cfg.Observer != nil {
+				r.cfg.Observer(p, ev)
+			}
 		}
 		r.setPos(rec.Position, rec.Created)
 		r.clearStoreError()

@@ -161,3 +161,19 @@ func (m *Model) Totals() (debits, credits int64) {
 	defer m.mu.RUnlock()
 	return m.debits, m.credits
 }
+
+// PostedAt returns the journal entries the event at pos made, if they are
+// the latest (the change feed asks right after the event is applied).
+func (m *Model) PostedAt(pos events.Position) []Entry {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	var out []Entry
+	for s := m.seq; s > 0 && m.seq-s < uint64(len(m.journal)); s-- {
+		e := m.journal[(s-1)%JournalSize]
+		if e.Position != pos {
+			break
+		}
+		out = append([]Entry{e}, out...)
+	}
+	return out
+}

@@ -1,0 +1,215 @@
+// Package changefeed publishes the read models' changes on NATS for
+// downstream reporting consumers: one message per event a live projection
+// applied, on a subject per projection, with the keys of what changed, so
+// that a consumer refreshes exactly those records (GET /v1/...) or, for
+// the fund ledger, takes the postings from the message itself.
+//
+// # Subjects
+//
+// With the default prefix "subsidy":
+//
+//	subsidy.projection.trainee     a trainee's status changed
+//	subsidy.projection.quota       a year's dashboard changed
+//	subsidy.projection.scorecard   an institution's scorecard changed
+//	subsidy.projection.fund        postings (double-entry journal entries)
+//	subsidy.projection.notice      the public notice changed
+//	subsidy.projection.anomaly     a flag was raised
+//
+// The body is JSON (Change). Headers: Ledger-Projection, Ledger-Position
+// (the log position of the event), Ledger-Seq (per projection, counting
+// from 1 since the process started, with no gap unless messages were
+// dropped: a consumer that sees a gap resynchronises from the API),
+// Ledger-Event-Type, Nats-Msg-Id (projection and position).
+//
+// Messages are published with core NATS, after the change is visible in the
+// API, from a bounded queue: the apply loop never waits for NATS. When the
+// queue is full the message is dropped and counted
+// (subsidy_ledger_changefeed_dropped_total), and the consumer sees the gap
+// in Ledger-Seq. Person keys appear in bodies (not in subjects); the public
+// notice's messages carry entitlement ids only.
+package changefeed
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"strconv"
+	"sync"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/cqhrss/subsidyledger/events"
+	"github.com/cqhrss/subsidyledger/projections"
+	"github.com/cqhrss/subsidyledger/projections/fund"
+)
+
+// Config configures a Feed.
+type Config struct {
+	Conn *nats.Conn
+	// Prefix of the subjects (default "subsidy").
+	Prefix string
+	// Queue is the number of messages that may wait for NATS (default
+	// 65,536).
+	Queue      int
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
+}
+
+// Change is the body of a change message.
+type Change struct {
+	Projection string          `json:"projection"`
+	Position   events.Position `json:"position"`
+	EventType  string          `json:"event_type"`
+	EventID    string          `json:"event_id"`
+	// The keys of what changed, as far as the event names them.
+	PersonKey     string   `json:"person_key,omitempty"`
+	EntitlementID string   `json:"entitlement_id,omitempty"`
+	ClawbackID    string   `json:"clawback_id,omitempty"`
+	FlagID        string   `json:"flag_id,omitempty"`
+	Institutions  []string `json:"institutions,omitempty"`
+	Year          int32    `json:"year,omitempty"`
+	UnitCode      string   `json:"unit_code,omitempty"`
+	// Postings are the fund ledger's journal entries the event made.
+	Postings []fund.Entry `json:"postings,omitempty"`
+}
+
+type msg struct {
+	subject string
+	change  Change
+	seq     uint64
+}
+
+// Feed is the change feed. Create it with New, pass Observer to the
+// projections' Config, and Run it.
+type Feed struct {
+	cfg       Config
+	log       *slog.Logger
+	q         chan msg
+	mu        sync.Mutex
+	seq       map[string]uint64
+	published *prometheus.CounterVec
+	dropped   *prometheus.CounterVec
+}
+
+// New returns a Feed.
+func New(cfg Config) *Feed {
+	if cfg.Prefix == "" {
+		cfg.Prefix = "subsidy"
+	}
+	if cfg.Queue <= 0 {
+		cfg.Queue = 1 << 16
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	f := &Feed{cfg: cfg, log: cfg.Logger, q: make(chan msg, cfg.Queue), seq: map[string]uint64{},
+		published: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "subsidy_ledger_changefeed_published_total", Help: "Change messages published on NATS, by projection.",
+		}, []string{"projection"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "subsidy_ledger_changefeed_dropped_total", Help: "Change messages dropped because the queue to NATS was full, by projection.",
+		}, []string{"projection"}),
+	}
+	if cfg.Registerer != nil {
+		cfg.Registerer.MustRegister(f.published, f.dropped)
+	}
+	return f
+}
+
+// Subject returns the subject of a projection's changes.
+func (f *Feed) Subject(projection string) string { return f.cfg.Prefix + ".projection." + projection }
+
+// Observer is the projections.Config.Observer that feeds the queue.
+func (f *Feed) Observer(p projections.Projection, ev *projections.Event) {
+	c := Change{Projection: p.Name(), Position: ev.Position, EventType: ev.Type, EventID: ev.ID.String()}
+	keys(ev.Payload.ProtoReflect(), &c)
+	if fm, ok := p.(*fund.Model); ok {
+		if c.Postings = fm.PostedAt(ev.Position); len(c.Postings) == 0 {
+			return // nothing posted: nothing changed in the ledger
+		}
+	}
+	f.mu.Lock()
+	f.seq[c.Projection]++
+	m := msg{subject: f.Subject(c.Projection), change: c, seq: f.seq[c.Projection]}
+	f.mu.Unlock()
+	select {
+	case f.q <- m:
+	default:
+		f.dropped.WithLabelValues(c.Projection).Inc()
+	}
+}
+
+// Run publishes queued changes until ctx ends, then flushes what is queued.
+func (f *Feed) Run(ctx context.Context) error {
+	for {
+		select {
+		case m := <-f.q:
+			f.publish(m)
+		case <-ctx.Done():
+			for {
+				select {
+				case m := <-f.q:
+					f.publish(m)
+				default:
+					_ = f.cfg.Conn.Flush()
+					return nil
+				}
+			}
+		}
+	}
+}
+
+func (f *Feed) publish(m msg) {
+	body, err := json.Marshal(m.change)
+	if err != nil {
+		f.log.Error("encoding a change failed", "projection", m.change.Projection, "err", err)
+		return
+	}
+	pos := strconv.FormatUint(uint64(m.change.Position), 10)
+	nm := &nats.Msg{Subject: m.subject, Data: body, Header: nats.Header{}}
+	nm.Header.Set("Content-Type", "application/json")
+	nm.Header.Set("Ledger-Projection", m.change.Projection)
+	nm.Header.Set("Ledger-Position", pos)
+	nm.Header.Set("Ledger-Seq", strconv.FormatUint(m.seq, 10))
+	nm.Header.Set("Ledger-Event-Type", m.change.EventType)
+	nm.Header.Set(nats.MsgIdHdr, m.change.Projection+"-"+pos)
+	if err := f.cfg.Conn.PublishMsg(nm); err != nil {
+		f.dropped.WithLabelValues(m.change.Projection).Inc()
+		f.log.Warn("publishing a change failed", "projection", m.change.Projection, "err", err)
+		return
+	}
+	f.published.WithLabelValues(m.change.Projection).Inc()
+}
+
+// keys copies the well-known key fields of a payload into c.
+func keys(m protoreflect.Message, c *Change) {
+	fields := m.Descriptor().Fields()
+	str := func(name string) string {
+		fd := fields.ByName(protoreflect.Name(name))
+		if fd == nil || fd.Kind() != protoreflect.StringKind {
+			return ""
+		}
+		return m.Get(fd).String()
+	}
+	c.PersonKey = str("person_key")
+	c.EntitlementID = str("entitlement_id")
+	c.ClawbackID = str("clawback_id")
+	c.FlagID = str("flag_id")
+	c.UnitCode = str("unit_code")
+	for _, n := range []string{"institution_id", "training_institution_id", "evaluation_institution_id"} {
+		if v := str(n); v != "" {
+			c.Institutions = append(c.Institutions, v)
+		}
+	}
+	if fd := fields.ByName("year"); fd != nil && fd.Kind() == protoreflect.Int32Kind {
+		c.Year = int32(m.Get(fd).Int())
+	}
+	if fd := fields.ByName("payee"); fd != nil && fd.Kind() == protoreflect.MessageKind && m.Has(fd) {
+		pm := m.Get(fd).Message()
+		if id := pm.Get(pm.Descriptor().Fields().ByName("institution_id")).String(); id != "" {
+			c.Institutions = append(c.Institutions, id)
+		}
+	}
+}

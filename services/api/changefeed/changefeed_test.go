@@ -1,0 +1,127 @@
+package changefeed_test
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/cqhrss/subsidyledger/events/bolt"
+	"github.com/cqhrss/subsidyledger/projections"
+	"github.com/cqhrss/subsidyledger/projections/readmodels"
+	"github.com/cqhrss/subsidyledger/services/api/apitest"
+	"github.com/cqhrss/subsidyledger/services/api/changefeed"
+	"github.com/cqhrss/subsidyledger/services/natsbus"
+)
+
+func TestFeedPublishesEveryChange(t *testing.T) {
+	srv, err := natsbus.StartServer(natsbus.ServerConfig{Addr: "127.0.0.1:0", DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+
+	var mu sync.Mutex
+	got := map[string][]*nats.Msg{}
+	sub, err := nc.Subscribe("subsidy.projection.>", func(m *nats.Msg) {
+		mu.Lock()
+		got[m.Header.Get("Ledger-Projection")] = append(got[m.Header.Get("Ledger-Projection")], m)
+		mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+
+	store, err := bolt.Open(filepath.Join(t.TempDir(), "l.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	feed := changefeed.New(changefeed.Config{Conn: nc})
+	set, err := projections.NewSet(projections.Config{Store: store, Observer: feed.Observer, CatchUpBatch: 1 << 30}, readmodels.Factories()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); set.Run(ctx) }()
+	go func() { defer wg.Done(); feed.Run(ctx) }()
+	if err := apitest.Generate(ctx, store, 400); err != nil {
+		t.Fatal(err)
+	}
+	head, _ := store.Head(ctx)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		done := true
+		for _, r := range set.Runners() {
+			done = done && r.Position() == head
+		}
+		if done {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("projections did not catch up")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	cancel()
+	wg.Wait()
+	nc.Flush()
+	time.Sleep(100 * time.Millisecond)
+
+	mu.Lock()
+	defer mu.Unlock()
+	for _, name := range []string{"trainee", "quota", "scorecard", "fund", "notice", "anomaly"} {
+		ms := got[name]
+		if len(ms) == 0 {
+			t.Errorf("no changes of %s", name)
+			continue
+		}
+		var last uint64
+		var lastPos uint64
+		for i, m := range ms {
+			seq, _ := strconv.ParseUint(m.Header.Get("Ledger-Seq"), 10, 64)
+			pos, _ := strconv.ParseUint(m.Header.Get("Ledger-Position"), 10, 64)
+			if seq != last+1 || pos <= lastPos {
+				t.Fatalf("%s message %d: seq %d after %d, position %d after %d", name, i, seq, last, pos, lastPos)
+			}
+			last, lastPos = seq, pos
+			var c changefeed.Change
+			if err := json.Unmarshal(m.Data, &c); err != nil || c.Projection != name || uint64(c.Position) != pos {
+				t.Fatalf("%s message %d: %s (%v)", name, i, m.Data, err)
+			}
+			if name == "fund" {
+				var dr, cr int64
+				for _, e := range c.Postings {
+					for _, l := range e.Lines {
+						dr += l.DebitFen
+						cr += l.CreditFen
+					}
+				}
+				if len(c.Postings) == 0 || dr != cr {
+					t.Fatalf("fund message %d: postings %+v (debits %d, credits %d)", i, c.Postings, dr, cr)
+				}
+			}
+		}
+		t.Logf("%s: %d changes", name, len(ms))
+	}
+	if c := got["trainee"][len(got["trainee"])-1]; !json.Valid(c.Data) || len(c.Data) == 0 {
+		t.Error("bad trainee change")
+	}
+}
