@@ -87,6 +87,8 @@ func (f *Feed) Position() events.Position { return f.pos }
 // LastPublished reads the position of the last event the feed stream holds
 // (events.Start when it holds none).
 func LastPublished(ctx context.Context, js jetstream.JetStream) (events.Position, error) {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
 	st, err := js.Stream(ctx, natsbus.FeedStream)
 	if err != nil {
 		return 0, fmt.Errorf("feed: stream: %w", err)
@@ -212,7 +214,11 @@ func (f *Feed) publish(ctx context.Context, page []events.RecordedEvent) error {
 		msgs[i] = m
 	}
 	first, last := page[0].Position, page[len(page)-1].Position
-	ack, err := natsbus.PublishAtomic(ctx, f.cfg.Conn, fmt.Sprintf("feed-%d-%d", first, last), msgs)
+	// A reply lost with a NATS node must not block the feed: give up and
+	// resynchronise from what the stream holds.
+	pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	ack, err := natsbus.PublishAtomic(pctx, f.cfg.Conn, fmt.Sprintf("feed-%d-%d-%d", first, last, time.Now().UnixNano()), msgs)
 	if err != nil {
 		return fmt.Errorf("feed: publish %d..%d: %w", first, last, err)
 	}

@@ -126,6 +126,7 @@ type ref struct {
 func (in *Intake) Load(ctx context.Context) error {
 	in.world = rules.NewWorld(in.cfg.RuleSet)
 	in.seen = events.Start
+	in.pos.Store(0)
 	in.mine = make(map[events.ID]struct{})
 	in.recorded = newRecent(in.cfg.RecentIDs)
 	return in.catchUp(ctx)
@@ -140,10 +141,7 @@ func (in *Intake) catchUp(ctx context.Context) error {
 			return fmt.Errorf("ingest: catch up after %d: %w", in.seen, err)
 		}
 		if len(page) == 0 {
-			in.pos.Store(uint64(in.seen))
-			if in.cfg.Metrics != nil {
-				in.cfg.Metrics.Position.Set(float64(in.seen))
-			}
+			in.advance(in.seen)
 			return nil
 		}
 		for _, rec := range page {
@@ -523,6 +521,7 @@ func (in *Intake) finish(ctx context.Context, b *batch) error {
 			}
 			continue
 		}
+		in.advance(o.res.Position)
 		first := o.res.NextExpectedRevision + 1 - uint64(len(o.evs))
 		for _, it := range o.items {
 			r := ref{stream: o.stream, revision: first + it.rev, position: o.res.Position}
@@ -556,8 +555,18 @@ func (in *Intake) finish(ctx context.Context, b *batch) error {
 	if failed != nil {
 		return in.reloadAfter(ctx, failed)
 	}
-	in.pos.Store(uint64(in.seen))
 	return nil
+}
+
+// advance records that the log is known up to p.
+func (in *Intake) advance(p events.Position) {
+	if uint64(p) <= in.pos.Load() {
+		return
+	}
+	in.pos.Store(uint64(p))
+	if in.cfg.Metrics != nil {
+		in.cfg.Metrics.Position.Set(float64(p))
+	}
 }
 
 // reloadAfter rebuilds the world from the store after a failed batch (its

@@ -96,8 +96,23 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(Started
 	so := natsbus.DefaultStreamOptions
 	so.Replicas, so.AckWait = cfg.Replicas, cfg.AckWait
 	so.MaxAckPending = max(so.MaxAckPending, 4*cfg.BatchSize)
-	setupCtx, cancelSetup := context.WithTimeout(ctx, 30*time.Second)
-	cons, err := natsbus.EnsureStreams(setupCtx, js, subj, so)
+	// A cluster that has just started may still be electing its JetStream
+	// leaders: keep trying for a while.
+	setupCtx, cancelSetup := context.WithTimeout(ctx, 60*time.Second)
+	var cons jetstream.Consumer
+	for {
+		c, cancel := context.WithTimeout(setupCtx, 10*time.Second)
+		cons, err = natsbus.EnsureStreams(c, js, subj, so)
+		cancel()
+		if err == nil || setupCtx.Err() != nil {
+			break
+		}
+		log.Warn("JetStream streams not ready yet; retrying", "err", err)
+		select {
+		case <-setupCtx.Done():
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 	cancelSetup()
 	if err != nil {
 		return fmt.Errorf("setting up JetStream streams (does the server have JetStream enabled?): %w", err)

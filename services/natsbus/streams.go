@@ -127,7 +127,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, subj Subjects, o
 		Subjects:    []string{subj.Prefix + ".outcome.>"},
 		Retention:   jetstream.LimitsPolicy,
 		Storage:     jetstream.FileStorage,
-		PersistMode: jetstream.AsyncPersistMode,
+		PersistMode: outcomePersist(o.Replicas),
 		Replicas:    o.Replicas,
 		MaxAge:      7 * 24 * time.Hour,
 		DenyDelete:  true,
@@ -165,3 +165,12 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, subj Subjects, o
 
 // ErrNoFeed means the feed stream has no message yet.
 var ErrNoFeed = errors.New("natsbus: feed is empty")
+
+// outcomePersist flushes outcomes asynchronously where JetStream allows it
+// (single replica); replicated streams are made durable by their quorum.
+func outcomePersist(replicas int) jetstream.PersistModeType {
+	if replicas > 1 {
+		return jetstream.DefaultPersistMode
+	}
+	return jetstream.AsyncPersistMode
+}

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -58,7 +59,10 @@ type Process struct {
 	Host  string
 	Port  int
 	Dir   string
+	Name  string
 	Extra []string
+	// ExtraConf is appended to the generated configuration file.
+	ExtraConf string
 	cmd   *exec.Cmd
 	done  chan struct{}
 }
@@ -79,10 +83,47 @@ func FreePort(t testing.TB, host string) int {
 // the test ends.
 func Start(t testing.TB, host string, extra ...string) *Process {
 	t.Helper()
-	p := &Process{t: t, bin: Binary(t), Host: host, Port: FreePort(t, host), Dir: t.TempDir(), Extra: extra}
+	p := &Process{t: t, bin: Binary(t), Host: host, Port: FreePort(t, host), Dir: t.TempDir(), Name: "n-" + host, Extra: extra}
 	p.start()
 	t.Cleanup(func() { p.Stop() })
 	return p
+}
+
+// StartCluster starts a JetStream cluster of one nats-server process per
+// host (e.g. 127.0.0.1, 127.0.0.2, 127.0.0.3 — all loopback), each syncing
+// always, and returns them once every one accepts clients.
+func StartCluster(t testing.TB, hosts ...string) []*Process {
+	t.Helper()
+	ps := make([]*Process, len(hosts))
+	cports := make([]int, len(hosts))
+	for i, h := range hosts {
+		ps[i] = &Process{t: t, bin: Binary(t), Host: h, Port: FreePort(t, h), Dir: t.TempDir(), Name: fmt.Sprintf("n%d", i+1)}
+		cports[i] = FreePort(t, h)
+	}
+	for i, p := range ps {
+		var routes []string
+		for j, h := range hosts {
+			if j != i {
+				routes = append(routes, fmt.Sprintf("%q", "nats://"+net.JoinHostPort(h, strconv.Itoa(cports[j]))))
+			}
+		}
+		p.ExtraConf = fmt.Sprintf("cluster {\n  name: ledger\n  listen: %q\n  routes: [%s]\n}\n",
+			net.JoinHostPort(p.Host, strconv.Itoa(cports[i])), strings.Join(routes, ", "))
+	}
+	for _, p := range ps {
+		p.start()
+		t.Cleanup(p.Stop)
+	}
+	return ps
+}
+
+// URLs joins the client URLs of processes for a NATS connection.
+func URLs(ps []*Process) string {
+	var u []string
+	for _, p := range ps {
+		u = append(u, p.URL())
+	}
+	return strings.Join(u, ",")
 }
 
 // URL is the client URL.
@@ -92,11 +133,12 @@ func (p *Process) start() {
 	p.t.Helper()
 	// JetStream syncs every write before acknowledging it, as in production.
 	conf := filepath.Join(p.Dir, "nats.conf")
-	text := fmt.Sprintf("jetstream {\n  store_dir: %q\n  sync_interval: always\n}\n", filepath.Join(p.Dir, "js"))
+	text := fmt.Sprintf("server_name: %q\nlisten: %q\njetstream {\n  store_dir: %q\n  sync_interval: always\n}\n%s",
+		p.Name, net.JoinHostPort(p.Host, strconv.Itoa(p.Port)), filepath.Join(p.Dir, "js"), p.ExtraConf)
 	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 		p.t.Fatal(err)
 	}
-	args := append([]string{"-c", conf, "-a", p.Host, "-p", strconv.Itoa(p.Port)}, p.Extra...)
+	args := append([]string{"-c", conf}, p.Extra...)
 	p.cmd = exec.Command(p.bin, args...)
 	p.cmd.Stdout, p.cmd.Stderr = os.Stderr, os.Stderr
 	if os.Getenv("NATSTEST_VERBOSE") == "" {
