@@ -63,8 +63,8 @@ type Process struct {
 	Extra []string
 	// ExtraConf is appended to the generated configuration file.
 	ExtraConf string
-	cmd   *exec.Cmd
-	done  chan struct{}
+	cmd       *exec.Cmd
+	done      chan struct{}
 }
 
 // FreePort returns a free TCP port on host.
