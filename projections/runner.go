@@ -310,20 +310,18 @@ func (r *Runner) Run(ctx context.Context) error {
 			sinceSnap = int(stats.Events)
 			r.log.Info("caught up", "position", stats.Position, "events", stats.Events, "took", time.Since(t0).Round(time.Millisecond))
 		}
-		var be *BuildError
-		switch {
-		case errors.As(err, &be):
-			// The build does not say which events of the live instance
-			// were applied before the failure: start again from the
-			// checkpoint and let the loop meet the failing event one by
-			// one, so that it stops exactly before it.
-			r.log.Warn("catch-up build failed; replaying from the restored position one event at a time", "err", err)
+		if err != nil {
+			// The build does not say how far the live instance got before
+			// it stopped: start again from the checkpoint and let the loop
+			// meet the events one by one (stopping exactly before a failing
+			// one, retrying after a store error).
+			if ctx.Err() == nil {
+				r.log.Warn("catch-up build failed; replaying from the restored position one event at a time", "err", err)
+			}
 			r.cur.Store(&holder{r.factory()})
 			r.setPos(events.Start, time.Time{})
 			r.restore(ctx)
 			dirty, sinceSnap = false, 0
-		case err != nil && ctx.Err() == nil:
-			r.noteStoreError(err)
 		}
 		r.markCaughtUp()
 	}

@@ -176,6 +176,13 @@ func TestRestartResumesFromCheckpointWithoutDoubleApply(t *testing.T) {
 }
 
 func TestFailureStopsAtTheEventAndReportsIt(t *testing.T) {
+	// Without and with the parallel catch-up build at start.
+	for _, catchUp := range []int{0, 1} {
+		t.Run(fmt.Sprintf("CatchUpBatch=%d", catchUp), func(t *testing.T) { testFailure(t, catchUp) })
+	}
+}
+
+func testFailure(t *testing.T, catchUp int) {
 	dir := t.TempDir()
 	s := openStore(t, filepath.Join(dir, "log.db"))
 	defer s.Close()
@@ -191,7 +198,7 @@ func TestFailureStopsAtTheEventAndReportsIt(t *testing.T) {
 		return p
 	}
 	appendTargets(t, s, 1, 13, 2)
-	r := start(t, factory, projections.Config{Store: s, Metrics: m})
+	r := start(t, factory, projections.Config{Store: s, Metrics: m, CatchUpBatch: catchUp})
 	waitFor(t, "the failure", func() bool { return r.r.Failure() != nil })
 	f := r.r.Failure()
 	if f.Position != 3 || f.Type != "subsidy.v1.AnnualTargetSet" || !strings.Contains(f.Err.Error(), "poison") {

@@ -75,8 +75,10 @@ func (s *Set) Status(ctx context.Context) []Status {
 // (each event read and decoded once), while the live instances keep
 // serving, then swaps each new instance in once it has caught up.
 //
-// Errors: ErrBusy (a rebuild of one of them is running); *BuildError; the
-// store's; ctx's. On an error no instance is swapped.
+// Errors: ErrBusy (a rebuild of one of them is running); ErrStopped;
+// *BuildError; the store's; ctx's. When the build fails no instance is
+// swapped; a swap that fails (its catch-up meets a failing event) leaves
+// that projection's live instance in place and is reported.
 func (s *Set) RebuildAll(ctx context.Context) error {
 	var claimed []*Runner
 	defer func() {
