@@ -16,6 +16,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -200,6 +201,13 @@ func (s *server) wrap(rt route) http.Handler {
 }
 
 func (s *server) serve(w http.ResponseWriter, r *http.Request, rt route) {
+	defer func() {
+		if p := recover(); p != nil {
+			// A bug: answer "internal error" rather than dropping the
+			// connection, and log it.
+			writeError(w, r, s.log, &Error{Code: CodeInternal, Message: "internal error", Err: fmt.Errorf("panic: %v", p)})
+		}
+	}()
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeout)
 	defer cancel()
 	r = r.WithContext(ctx)

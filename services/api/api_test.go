@@ -262,6 +262,14 @@ func TestScopes(t *testing.T) {
 			t.Errorf("district asking for another unit = %d; want 403", resp.StatusCode)
 		}
 	})
+	t.Run("district reads its fund streams only", func(t *testing.T) {
+		if resp, b := get(t, "/v1/audit/streams/fund-2025-"+unit, district); resp.StatusCode != 200 {
+			t.Errorf("own fund stream = %d %s", resp.StatusCode, b)
+		}
+		if resp, _ := get(t, "/v1/audit/streams/fund-2025-cq-nosuch", district); resp.StatusCode != 404 {
+			t.Errorf("another fund stream = %d; want 404", resp.StatusCode)
+		}
+	})
 	t.Run("district fund is its unit", func(t *testing.T) {
 		l := getJSON[fund.Ledger](t, "/v1/fund", district)
 		for _, f := range l.Funds {

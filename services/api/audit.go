@@ -12,6 +12,7 @@ import (
 
 	"github.com/cqhrss/subsidyledger/events"
 	"github.com/cqhrss/subsidyledger/events/codec"
+	"github.com/cqhrss/subsidyledger/projections"
 	"github.com/cqhrss/subsidyledger/projections/scorecard"
 	"github.com/cqhrss/subsidyledger/projections/trainee"
 )
@@ -111,9 +112,15 @@ func (s *server) allowedStream(r *http.Request, sc Scope, stream string) bool {
 	return false
 }
 
+// currentUnit rolls a unit code up to today's unit (with the live
+// scorecard model's unit table).
 func (s *server) currentUnit(code string) string {
-	m, _, err := modelOf[*scorecard.Model](s, &http.Request{}, scorecard.Name)
-	if err != nil {
+	run, ok := s.cfg.Projections.Runner(scorecard.Name)
+	if !ok {
+		return code
+	}
+	m, ok := projections.CurrentOf[*scorecard.Model](run)
+	if !ok {
 		return code
 	}
 	return m.CurrentUnit(code)
