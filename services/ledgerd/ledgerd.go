@@ -27,6 +27,10 @@ import (
 	"github.com/cqhrss/subsidyledger/events"
 	"github.com/cqhrss/subsidyledger/events/bolt"
 	"github.com/cqhrss/subsidyledger/events/rules"
+	"github.com/cqhrss/subsidyledger/projections"
+	"github.com/cqhrss/subsidyledger/projections/readmodels"
+	"github.com/cqhrss/subsidyledger/services/api"
+	"github.com/cqhrss/subsidyledger/services/api/changefeed"
 	"github.com/cqhrss/subsidyledger/services/feed"
 	"github.com/cqhrss/subsidyledger/services/ingest"
 	"github.com/cqhrss/subsidyledger/services/natsbus"
@@ -133,15 +137,31 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(Started
 	out := feed.New(feed.Config{Store: store, Conn: nc, JetStream: js, Subjects: subj, BatchSize: cfg.FeedBatch,
 		Logger: log.With("component", "feed"), Metrics: feed.NewMetrics(reg)})
 
+	// Read side: projections with snapshots beside the store, their change
+	// feed on NATS, and the API and dashboard over them.
+	cps, err := projections.OpenCheckpoints(filepath.Join(cfg.DataDir, "projections"))
+	if err != nil {
+		return fmt.Errorf("opening the projections' checkpoints: %w", err)
+	}
+	defer cps.Close()
+	changes := changefeed.New(changefeed.Config{Conn: nc, Prefix: cfg.SubjectPrefix, Registerer: reg, Logger: log.With("component", "changefeed")})
+	set, err := projections.NewSet(projections.Config{Store: store, Checkpoints: cps, Metrics: projections.NewMetrics(reg),
+		Logger: log.With("component", "projections"), Observer: changes.Observer}, readmodels.Factories()...)
+	if err != nil {
+		return fmt.Errorf("projections: %w", err)
+	}
+	apiHandler := api.New(api.Config{Projections: set, Store: store, Registerer: reg, Logger: log.With("component", "api")})
+
 	ln, err := net.Listen("tcp", cfg.HTTPListen)
 	if err != nil {
 		return &ConfigError{fmt.Sprintf("--http-listen %q: %v", cfg.HTTPListen, err)}
 	}
-	h := &health{store: store, nc: nc, intake: intake}
+	h := &health{store: store, nc: nc, intake: intake, projections: set}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	mux.Handle("GET /readyz", h)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.Handle("/", apiHandler) // /v1/... and /dashboard/
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 
 	// Components start and stop as pairs: the intake and feed run until
@@ -149,12 +169,14 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(Started
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	var wg sync.WaitGroup
-	errc := make(chan error, 3)
-	wg.Add(3)
+	errc := make(chan error, 5)
+	wg.Add(5)
 	go func() { defer wg.Done(); errc <- hs.Serve(ln) }()
 	go func() { defer wg.Done(); errc <- intake.Run(runCtx) }()
 	go func() { defer wg.Done(); h.feedUp.Store(true); errc <- out.Run(runCtx) }()
-	log.Info("ledgerd ready", "http", ln.Addr().String(), "nats", url, "inbound", subj.InboundPrefix()+".>")
+	go func() { defer wg.Done(); errc <- set.Run(runCtx) }()
+	go func() { defer wg.Done(); errc <- changes.Run(runCtx) }()
+	log.Info("ledgerd ready", "http", ln.Addr().String(), "dashboard", "http://"+ln.Addr().String()+"/dashboard/", "nats", url, "inbound", subj.InboundPrefix()+".>")
 	if started != nil {
 		started(Started{HTTPAddr: ln.Addr().String(), NATSURL: url})
 	}
@@ -180,10 +202,11 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(Started
 // health answers /readyz: ready only when the store, NATS, the intake and the
 // feed are up.
 type health struct {
-	store  events.Store
-	nc     *nats.Conn
-	intake *ingest.Intake
-	feedUp atomic.Bool
+	store       events.Store
+	nc          *nats.Conn
+	intake      *ingest.Intake
+	projections *projections.Set
+	feedUp      atomic.Bool
 }
 
 func (h *health) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -203,6 +226,9 @@ func (h *health) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if !h.feedUp.Load() {
 		problems = append(problems, "feed: not running")
+	}
+	if err := h.projections.Ready(); err != nil {
+		problems = append(problems, "projections: "+err.Error())
 	}
 	if len(problems) > 0 {
 		w.WriteHeader(http.StatusServiceUnavailable)
