@@ -1,0 +1,380 @@
+package ledgerctl
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/cqhrss/subsidyledger/events/facts"
+	"github.com/cqhrss/subsidyledger/events/person"
+	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
+	"github.com/cqhrss/subsidyledger/services/natsbus"
+)
+
+// jsonFact is one fact in a publish file.
+//
+//	{"fact": "enrolment.trainee_registered",      (or "subject": "subsidy.in.enrolment.trainee_registered")
+//	 "msg_id": "reg-0001",                          (optional: derived from the content)
+//	 "occurred_at": "2025-03-01T08:00:00+08:00",    (optional)
+//	 "payload": {"id_number": "5001…", "masked_name": "张*三", ...}}
+//
+// The payload is the message in protobuf's JSON form. It may give
+// "id_number" instead of "person_key": ledgerctl validates it, computes the
+// person key with the configured secret, fills in "masked_id" where the
+// message has one, and sends neither the number nor anything containing it.
+type jsonFact struct {
+	Subject    string          `json:"subject"`
+	Fact       string          `json:"fact"`
+	MsgID      string          `json:"msg_id"`
+	OccurredAt string          `json:"occurred_at"`
+	Payload    json.RawMessage `json:"payload"`
+}
+
+// outFact is a fact ready to publish.
+type outFact struct {
+	subject    string
+	msgID      string
+	occurredAt string
+	data       []byte
+	where      string // file and index, for messages
+}
+
+// natsFlags adds --nats-url and --subject-prefix.
+type natsFlags struct{ url, prefix *string }
+
+func addNATSFlags(f *flags) natsFlags {
+	return natsFlags{
+		url:    f.str("nats-url", "nats://127.0.0.1:4222", "NATS server URL(s) of the ledger"),
+		prefix: f.str("subject-prefix", "subsidy", "prefix of the ledger's subjects"),
+	}
+}
+
+func (n natsFlags) connect(ctx context.Context) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := nats.Connect(*n.url, nats.Name("ledgerctl"), nats.Timeout(5*time.Second))
+	if err != nil {
+		return nil, nil, failf("connecting to NATS at %s: %v", *n.url, err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, failf("JetStream: %v", err)
+	}
+	if _, err := js.Stream(ctx, natsbus.InboundStream); err != nil {
+		nc.Close()
+		return nil, nil, failf("NATS at %s has no %s stream (%v): start ledgerd first, it creates the streams", *n.url, natsbus.InboundStream, err)
+	}
+	return nc, js, nil
+}
+
+func cmdPublish(ctx context.Context, e *env, args []string) error {
+	f := newFlags(e, "publish", "[--nats-url URL] [--wait 10s] FILE... (- for stdin)")
+	nf := addNATSFlags(f)
+	keyFile := f.str("key-file", "", "a file holding the person-key secret for id_number (default: LEDGER_PERSON_KEY)")
+	wait := f.Duration("wait", 10*time.Second, "wait this long for the ledger's outcome of each fact and print it (0: do not wait)")
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	if f.NArg() == 0 {
+		return usageErrorf("publish: give one or more JSON files of facts (- reads stdin)")
+	}
+	inbound := natsbus.Subjects{Prefix: *nf.prefix}.InboundPrefix()
+	var kr *person.Keyer
+	getKeyer := func() (*person.Keyer, error) {
+		if kr == nil {
+			var err error
+			if kr, err = keyer(e, *keyFile); err != nil {
+				return nil, err
+			}
+		}
+		return kr, nil
+	}
+	// Read and check everything before publishing anything.
+	var all []outFact
+	for _, path := range f.Args() {
+		var r io.Reader
+		if path == "-" {
+			r = e.stdin
+		} else {
+			fh, err := os.Open(path)
+			if err != nil {
+				return usageErrorf("cannot read %s: %v", path, err)
+			}
+			defer fh.Close()
+			r = fh
+		}
+		got, err := readFacts(r, path, inbound, getKeyer)
+		if err != nil {
+			return err
+		}
+		all = append(all, got...)
+	}
+	nc, js, err := nf.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+
+	var outcomes *outcomeWaiter
+	if *wait > 0 {
+		if outcomes, err = waitOutcomes(nc, *nf.prefix); err != nil {
+			return err
+		}
+		defer outcomes.stop()
+	}
+	for _, of := range all {
+		m := nats.NewMsg(of.subject)
+		m.Data = of.data
+		m.Header.Set(natsbus.HeaderMsgID, of.msgID)
+		m.Header.Set(natsbus.HeaderContentType, natsbus.ContentProtobuf)
+		if of.occurredAt != "" {
+			m.Header.Set(natsbus.HeaderOccurredAt, of.occurredAt)
+		}
+		ack, err := js.PublishMsg(ctx, m)
+		if err != nil {
+			return failf("publishing %s (%s): %v", of.where, of.msgID, err)
+		}
+		dup := ""
+		if ack.Duplicate {
+			dup = " (a repeat: JetStream already had it)"
+		}
+		fmt.Fprintf(e.stdout, "published %s %s as %s, sequence %d%s\n", of.where, of.subject, of.msgID, ack.Sequence, dup)
+	}
+	if outcomes == nil {
+		return nil
+	}
+	rejected := 0
+	deadline := time.After(*wait)
+	for _, of := range all {
+		select {
+		case o := <-outcomes.get(of.msgID):
+			if o.GetAccepted() {
+				fmt.Fprintf(e.stdout, "accepted %s: %s revision %d at position %d\n", of.msgID, o.GetStream(), o.GetRevision(), o.GetPosition())
+			} else {
+				rejected++
+				fmt.Fprintf(e.stdout, "REJECTED %s: %s %s (recorded at position %d)\n", of.msgID, reasonName(o.GetReason()), o.GetDetail(), o.GetPosition())
+			}
+		case <-deadline:
+			return failf("no outcome for %s after %s: is ledgerd consuming?", of.msgID, *wait)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if rejected > 0 {
+		return failf("%d of %d facts were rejected", rejected, len(all))
+	}
+	return nil
+}
+
+// readFacts reads a file of facts: JSON objects, arrays of them, or one
+// per line.
+func readFacts(r io.Reader, path, inbound string, keyer func() (*person.Keyer, error)) ([]outFact, error) {
+	dec := json.NewDecoder(r)
+	var out []outFact
+	for i := 0; ; {
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); errors.Is(err, io.EOF) {
+			return out, nil
+		} else if err != nil {
+			return nil, usageErrorf("%s: not JSON: %v", path, err)
+		}
+		var list []json.RawMessage
+		if t := bytes.TrimSpace(raw); len(t) > 0 && t[0] == '[' {
+			if err := json.Unmarshal(raw, &list); err != nil {
+				return nil, usageErrorf("%s: %v", path, err)
+			}
+		} else {
+			list = []json.RawMessage{raw}
+		}
+		for _, item := range list {
+			i++
+			where := fmt.Sprintf("%s#%d", path, i)
+			of, err := buildFact(item, inbound, keyer)
+			if err != nil {
+				return nil, usageErrorf("%s: %v", where, err)
+			}
+			of.where = where
+			out = append(out, of)
+		}
+	}
+}
+
+func buildFact(raw json.RawMessage, inbound string, keyer func() (*person.Keyer, error)) (outFact, error) {
+	var jf jsonFact
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&jf); err != nil {
+		return outFact{}, fmt.Errorf("want {\"fact\" or \"subject\", \"msg_id\", \"occurred_at\", \"payload\"}: %v", err)
+	}
+	subject := jf.Subject
+	if subject == "" && jf.Fact != "" {
+		subject = inbound + "." + jf.Fact
+	}
+	kind, ok := facts.BySubject(inbound, subject)
+	if !ok {
+		return outFact{}, fmt.Errorf("%q is not a fact subject under %s (see the README's catalogue)", subject, inbound)
+	}
+	if jf.OccurredAt != "" {
+		if _, err := time.Parse(time.RFC3339, jf.OccurredAt); err != nil {
+			return outFact{}, fmt.Errorf("occurred_at %q: want RFC 3339", jf.OccurredAt)
+		}
+	}
+	payload := map[string]any{}
+	if len(jf.Payload) > 0 {
+		pd := json.NewDecoder(bytes.NewReader(jf.Payload))
+		pd.UseNumber()
+		if err := pd.Decode(&payload); err != nil {
+			return outFact{}, fmt.Errorf("payload: want a JSON object: %v", err)
+		}
+	}
+	msg := kind.New()
+	if err := personKeyFor(payload, msg.ProtoReflect().Descriptor(), keyer); err != nil {
+		return outFact{}, err
+	}
+	b, err := json.Marshal(payload)
+	if err != nil {
+		return outFact{}, err
+	}
+	if err := protojson.Unmarshal(b, msg); err != nil {
+		return outFact{}, fmt.Errorf("payload is not a %s: %v", kind.Name, err)
+	}
+	if f := plainIDIn(msg.ProtoReflect()); f != "" {
+		return outFact{}, fmt.Errorf("field %s holds what looks like a plain ID number: give it as \"id_number\" so that it is hashed, or mask it", f)
+	}
+	data, err := proto.MarshalOptions{Deterministic: true}.Marshal(msg)
+	if err != nil {
+		return outFact{}, err
+	}
+	id := jf.MsgID
+	if id == "" {
+		h := sha256.New()
+		h.Write([]byte(subject))
+		h.Write([]byte{0})
+		h.Write(data)
+		id = "ledgerctl-" + hex.EncodeToString(h.Sum(nil))[:32]
+	}
+	return outFact{subject: subject, msgID: id, occurredAt: jf.OccurredAt, data: data}, nil
+}
+
+// personKeyFor replaces a payload's id_number with its person key and
+// fills in masked_id where the message has it.
+func personKeyFor(payload map[string]any, md protoreflect.MessageDescriptor, keyer func() (*person.Keyer, error)) error {
+	var id string
+	for _, name := range []string{"id_number", "idNumber"} {
+		if v, ok := payload[name]; ok {
+			s, ok := v.(string)
+			if !ok {
+				return fmt.Errorf("%s: want a string", name)
+			}
+			id = s
+			delete(payload, name)
+		}
+	}
+	if id == "" {
+		return nil
+	}
+	if md.Fields().ByName("person_key") == nil {
+		return fmt.Errorf("id_number given, but %s has no person_key", md.FullName())
+	}
+	if payload["person_key"] != nil || payload["personKey"] != nil {
+		return fmt.Errorf("give id_number or person_key, not both")
+	}
+	k, err := keyer()
+	if err != nil {
+		return err
+	}
+	pk, err := k.Key(id)
+	if err != nil {
+		return fmt.Errorf("id_number %s: %v", person.MaskID(id), err)
+	}
+	payload["person_key"] = pk
+	if md.Fields().ByName("masked_id") != nil && payload["masked_id"] == nil && payload["maskedId"] == nil {
+		n, _ := person.Normalize(id)
+		payload["masked_id"] = person.MaskID(n)
+	}
+	return nil
+}
+
+// plainIDIn returns the name of a string field holding a valid ID number
+// (or containing one), "" if none does.
+func plainIDIn(m protoreflect.Message) string {
+	found := ""
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case fd.Kind() == protoreflect.StringKind && !fd.IsList() && !fd.IsMap():
+			if containsID(v.String()) {
+				found = string(fd.Name())
+			}
+		case fd.Kind() == protoreflect.MessageKind && !fd.IsList() && !fd.IsMap():
+			if f := plainIDIn(v.Message()); f != "" {
+				found = string(fd.Name()) + "." + f
+			}
+		}
+		return found == ""
+	})
+	return found
+}
+
+func containsID(s string) bool {
+	for i := 0; i+18 <= len(s); i++ {
+		if s[i] >= '1' && s[i] <= '9' && person.Valid(s[i:i+18]) {
+			return true
+		}
+	}
+	return false
+}
+
+// outcomeWaiter collects the ledger's outcomes by message id.
+type outcomeWaiter struct {
+	sub *nats.Subscription
+	mu  sync.Mutex
+	chs map[string]chan *subsidyv1.IntakeOutcome
+}
+
+func waitOutcomes(nc *nats.Conn, prefix string) (*outcomeWaiter, error) {
+	w := &outcomeWaiter{chs: map[string]chan *subsidyv1.IntakeOutcome{}}
+	sub, err := nc.Subscribe(prefix+".outcome.>", func(m *nats.Msg) {
+		o := &subsidyv1.IntakeOutcome{}
+		if proto.Unmarshal(m.Data, o) != nil {
+			return
+		}
+		select {
+		case w.get(o.GetMessageId()) <- o:
+		default:
+		}
+	})
+	if err != nil {
+		return nil, failf("subscribing to outcomes: %v", err)
+	}
+	if err := nc.Flush(); err != nil {
+		return nil, failf("subscribing to outcomes: %v", err)
+	}
+	w.sub = sub
+	return w, nil
+}
+
+func (w *outcomeWaiter) get(id string) chan *subsidyv1.IntakeOutcome {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	ch, ok := w.chs[id]
+	if !ok {
+		ch = make(chan *subsidyv1.IntakeOutcome, 1)
+		w.chs[id] = ch
+	}
+	return ch
+}
+
+func (w *outcomeWaiter) stop() { _ = w.sub.Unsubscribe() }
