@@ -43,6 +43,7 @@ const (
 	ProblemTruncated    = "truncated"     // the log has fewer events than a checkpoint
 	ProblemSignature    = "signature"     // a checkpoint in the log is not validly signed
 	ProblemCheckpointAt = "checkpoint-at" // a checkpoint in the log claims events after itself
+	ProblemUnreadable   = "unreadable"    // the store cannot read part of the log it claims to hold
 )
 
 // Problem is a break VerifyLog found, and where.
@@ -62,7 +63,10 @@ type Problem struct {
 
 func (p *Problem) String() string {
 	where := fmt.Sprintf("position %d", p.Position)
-	if p.Kind == ProblemMerkleRoot {
+	switch {
+	case p.Position == 0 && p.Stream != "":
+		return fmt.Sprintf("%s in stream %q: %s", p.Kind, p.Stream, p.Detail)
+	case p.Kind == ProblemMerkleRoot:
 		where = fmt.Sprintf("positions %d to %d", p.After+1, p.Position)
 	}
 	if p.Stream != "" {
@@ -149,7 +153,8 @@ func VerifyLog(ctx context.Context, s events.Store, opts VerifyOptions) (VerifyR
 		if events.CodeOf(err) != events.CodeCorrupt {
 			return rep, err
 		}
-		rep.Problems = append(rep.Problems, Problem{Kind: ProblemHashLink, Stream: CheckpointStream, Detail: err.Error()})
+		rep.Problems = append(rep.Problems, Problem{Kind: ProblemUnreadable, Stream: CheckpointStream,
+			Detail: fmt.Sprintf("the store cannot read the checkpoints' stream (events it indexes are missing or damaged): %v", err)})
 	}
 	sort.SliceStable(targets, func(i, j int) bool { return targets[i].Checkpoint.Size < targets[j].Checkpoint.Size })
 
@@ -263,13 +268,17 @@ func (w *walker) check(e *events.RecordedEvent) bool {
 			continue
 		}
 		t.Detail = "the log's tree at this size has another root"
-		where := "the log's first events"
+		which := "given"
+		if t.Source == "log" {
+			which = fmt.Sprintf("recorded at position %d", t.Position)
+		}
+		since := ""
 		if w.goodSize > 0 {
-			where = fmt.Sprintf("the events after the first %d (position %d)", w.goodSize, w.goodPos)
+			since = fmt.Sprintf("; the first %d events, up to position %d, match an earlier checkpoint", w.goodSize, w.goodPos)
 		}
 		w.problem = &Problem{Kind: ProblemMerkleRoot, Position: e.Position, After: w.goodPos,
-			Detail: fmt.Sprintf("the first %d events do not hash to the root of the checkpoint (%s) of size %d: one of %s up to position %d was altered, removed, inserted or reordered",
-				size, t.Source, t.Checkpoint.Size, where, e.Position)}
+			Detail: fmt.Sprintf("the tree of the first %d events does not have the root of the checkpoint (%s) of that size: an event between positions %d and %d was altered, removed, inserted or reordered (its content, commit time or place in the log)%s",
+				size, which, w.goodPos+1, e.Position, since)}
 		w.next = len(w.targets)
 		return false
 	}

@@ -333,7 +333,7 @@ func reasonsOf(m proto.Message) (ruleSet string, reasons []string, checks []audi
 	if fd := fields.ByName("decision"); fd != nil && fd.Kind() == protoreflect.MessageKind && pm.Has(fd) {
 		if d, ok := pm.Get(fd).Message().Interface().(*subsidyv1.Decision); ok {
 			ruleSet = d.GetRuleSetVersion()
-			passed := 0
+			var passed []string
 			for _, c := range d.GetChecks() {
 				ac := auditCheck{Rule: c.GetRule(), Passed: c.GetPassed(), Detail: c.GetDetail()}
 				if c.GetReason() != 0 {
@@ -341,7 +341,7 @@ func reasonsOf(m proto.Message) (ruleSet string, reasons []string, checks []audi
 				}
 				checks = append(checks, ac)
 				if c.GetPassed() {
-					passed++
+					passed = append(passed, strconv.Itoa(int(c.GetRule())))
 					continue
 				}
 				r := fmt.Sprintf("rule %d failed", c.GetRule())
@@ -353,8 +353,12 @@ func reasonsOf(m proto.Message) (ruleSet string, reasons []string, checks []audi
 				}
 				reasons = append(reasons, r)
 			}
-			if passed > 0 {
-				reasons = append(reasons, fmt.Sprintf("%d checks passed", passed))
+			switch len(passed) {
+			case 0:
+			case 1:
+				reasons = append(reasons, "rule "+passed[0]+" passed")
+			default:
+				reasons = append(reasons, "rules "+strings.Join(passed, ",")+" passed")
 			}
 		}
 	}
@@ -364,6 +368,10 @@ func reasonsOf(m proto.Message) (ruleSet string, reasons []string, checks []audi
 func reasonName(c subsidyv1.ReasonCode) string {
 	return strings.TrimPrefix(c.String(), "REASON_CODE_")
 }
+
+// chinaTime is China Standard Time, in which the programme's days are
+// counted.
+var chinaTime = time.FixedZone("CST", 8*3600)
 
 // serverEvent is an event of the API's audit trail (GET
 // /v1/audit/streams/{stream}).
@@ -461,7 +469,7 @@ func writeAudit(w io.Writer, format, what string, rows []auditRow) error {
 	}
 	fmt.Fprintf(w, "timeline of %s: %d events\n\n", what, len(rows))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "POSITION\tCOMMITTED (UTC)\tSTREAM\tREV\tTYPE\tSOURCE\tREASONS\tHASH\tLINK")
+	fmt.Fprintln(tw, "POSITION\tCOMMITTED (UTC)\tOCCURRED\tSTREAM\tREV\tTYPE\tSOURCE\tREASONS\tHASH\tLINK")
 	for _, r := range rows {
 		link := "ok"
 		switch {
@@ -474,7 +482,11 @@ func writeAudit(w io.Writer, format, what string, rows []auditRow) error {
 		if len(stream) > 28 {
 			stream = stream[:25] + "…"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\t%s\t%.12s\t%s\n", r.Position, r.Committed.UTC().Format("2006-01-02 15:04:05"), stream, r.Revision,
+		occurred := "-"
+		if r.Occurred != nil {
+			occurred = r.Occurred.In(chinaTime).Format("2006-01-02")
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%.12s\t%s\n", r.Position, r.Committed.UTC().Format("2006-01-02 15:04:05"), occurred, stream, r.Revision,
 			strings.TrimPrefix(r.Type, "subsidy.v1."), r.Source, strings.Join(r.Reasons, "; "), r.Hash, link)
 	}
 	return tw.Flush()

@@ -110,10 +110,20 @@ func TestVerifyDetectsShorterRewrittenLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, e := range evs[:len(evs)-4] {
-		if _, err := s.Append(ctxT(t), e.Stream, events.Any, e.EventData); err != nil {
+	evs = evs[:len(evs)-4]
+	for i := 0; i < len(evs); {
+		j := i + 1
+		for j < len(evs) && evs[j].Stream == evs[i].Stream {
+			j++
+		}
+		batch := make([]events.EventData, 0, j-i)
+		for _, e := range evs[i:j] {
+			batch = append(batch, e.EventData)
+		}
+		if _, err := s.Append(ctxT(t), evs[i].Stream, events.Any, batch...); err != nil {
 			t.Fatal(err)
 		}
+		i = j
 	}
 	s.Close()
 	if out, _, err := run(t, "", nil, "verify", "--store", store); err != nil {

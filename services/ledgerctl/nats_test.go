@@ -1,0 +1,178 @@
+package ledgerctl
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/cqhrss/subsidyledger/events/person"
+	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
+	"github.com/cqhrss/subsidyledger/services/natsbus"
+	"github.com/cqhrss/subsidyledger/services/simulate"
+)
+
+// startNATS starts an embedded server with the ledger's streams.
+func startNATS(t *testing.T) (string, jetstream.JetStream) {
+	t.Helper()
+	srv, err := natsbus.StartServer(natsbus.ServerConfig{Addr: "127.0.0.1:-1", DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := natsbus.EnsureStreams(ctxT(t), js, natsbus.DefaultSubjects, natsbus.DefaultStreamOptions); err != nil {
+		t.Fatal(err)
+	}
+	return srv.ClientURL(), js
+}
+
+func inbound(t *testing.T, js jetstream.JetStream) (jetstream.Stream, uint64) {
+	t.Helper()
+	st, err := js.Stream(ctxT(t), natsbus.InboundStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, info.State.Msgs
+}
+
+const secret = "a person-key secret of at least 32 bytes"
+
+func TestPublish(t *testing.T) {
+	url, js := startNATS(t)
+	env := []string{"LEDGER_NATS_URL=" + url, "LEDGER_PERSON_KEY=" + secret}
+	const id = "11010519491231002x"
+	file := writeFile(t, "facts.json", `[
+ {"fact": "enrolment.trainee_registered", "msg_id": "reg-1", "occurred_at": "2025-03-01T08:00:00+08:00",
+  "payload": {"id_number": "`+id+`", "masked_name": "张*三", "unit_code": "cq-yuzhong", "education": "EDUCATION_BACHELOR"}},
+ {"subject": "subsidy.in.bureau.annual_target_set", "payload": {"year": 2026, "target": 3000}}
+]
+{"fact": "bureau.annual_target_set", "msg_id": "t-2027", "payload": {"year": 2027, "target": 3000}}
+`)
+	out, _, err := run(t, "", env, "publish", "--wait", "0", file)
+	if err != nil {
+		t.Fatalf("publish: %v\n%s", err, out)
+	}
+	st, n := inbound(t, js)
+	if n != 3 {
+		t.Fatalf("%d messages in %s; want 3\n%s", n, natsbus.InboundStream, out)
+	}
+	raw, err := st.GetMsg(ctxT(t), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if raw.Header.Get(natsbus.HeaderMsgID) != "reg-1" || raw.Header.Get(natsbus.HeaderOccurredAt) != "2025-03-01T08:00:00+08:00" ||
+		raw.Header.Get(natsbus.HeaderContentType) != natsbus.ContentProtobuf {
+		t.Errorf("headers %v", raw.Header)
+	}
+	if strings.Contains(string(raw.Data), "110105194912310") {
+		t.Fatal("the plain ID number was sent")
+	}
+	m := &subsidyv1.TraineeRegistered{}
+	if err := proto.Unmarshal(raw.Data, m); err != nil {
+		t.Fatal(err)
+	}
+	k, _ := person.NewKeyer([]byte(secret))
+	pk, _ := k.Key(id)
+	if m.GetPersonKey() != pk || m.GetMaskedId() != "1101**********002X" || m.GetEducation() != subsidyv1.Education_EDUCATION_BACHELOR {
+		t.Errorf("published %v; want person key %s and the masked ID", m, pk)
+	}
+	if raw2, _ := st.GetMsg(ctxT(t), 2); !strings.HasPrefix(raw2.Header.Get(natsbus.HeaderMsgID), "ledgerctl-") {
+		t.Errorf("no derived Nats-Msg-Id: %v", raw2.Header)
+	}
+	// Publishing the same file again is idempotent.
+	out, _, err = run(t, "", env, "publish", "--wait", "0", file)
+	if _, n := inbound(t, js); err != nil || n != 3 || strings.Count(out, "a repeat") != 3 {
+		t.Errorf("republish: %v, %d messages\n%s", err, n, out)
+	}
+
+	for name, body := range map[string]string{
+		"plain ID in a text field": `{"fact": "enrolment.trainee_registered", "payload": {"person_key": "` + pk + `", "masked_name": "` + id + `"}}`,
+		"unknown fact":             `{"fact": "enrolment.nothing", "payload": {}}`,
+		"unknown field":            `{"fact": "bureau.annual_target_set", "payload": {"year": 2026, "goal": 1}}`,
+		"invalid ID number":        `{"fact": "enrolment.trainee_registered", "payload": {"id_number": "110105194912310021"}}`,
+	} {
+		_, _, err := run(t, "", env, "publish", "--wait", "0", writeFile(t, "bad.json", body))
+		if exitCode(err) != 2 || strings.Contains(err.Error(), "110105194912310") {
+			t.Errorf("%s: %v; want a usage error without the number", name, err)
+		}
+	}
+	if _, n := inbound(t, js); n != 3 {
+		t.Errorf("a bad file published something: %d messages", n)
+	}
+}
+
+func TestPublishWaitsForOutcomes(t *testing.T) {
+	url, _ := startNATS(t)
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	// Stand in for the ledger: answer each inbound fact with an outcome.
+	sub, err := nc.Subscribe("subsidy.in.>", func(m *nats.Msg) {
+		o := &subsidyv1.IntakeOutcome{MessageId: m.Header.Get(natsbus.HeaderMsgID), Accepted: m.Header.Get(natsbus.HeaderMsgID) == "ok", Position: 7,
+			Reason: subsidyv1.ReasonCode_REASON_CODE_DUPLICATE_FACT}
+		b, _ := proto.Marshal(o)
+		_ = nc.Publish(natsbus.DefaultSubjects.Outcome(m.Subject), b)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	_ = nc.Flush()
+	file := writeFile(t, "f.json", `{"fact": "bureau.annual_target_set", "msg_id": "ok", "payload": {"year": 2026, "target": 3000}}
+{"fact": "bureau.annual_target_set", "msg_id": "no", "payload": {"year": 2027, "target": 3000}}`)
+	out, _, err := run(t, "", []string{"LEDGER_NATS_URL=" + url}, "publish", "--wait", "5s", file)
+	if exitCode(err) != 1 || !strings.Contains(out, "accepted ok") || !strings.Contains(out, "REJECTED no: DUPLICATE_FACT") {
+		t.Errorf("publish --wait: %v\n%s", err, out)
+	}
+}
+
+func TestSimulate(t *testing.T) {
+	url, js := startNATS(t)
+	kr, _ := person.NewKeyer([]byte(secret))
+	prog, err := simulate.New(simulate.Config{Seed: 4, Year: 2026, Trainees: 5, Keyer: kr, Officials: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := len(prog.Reference())
+	for i := range 5 {
+		fs, _ := prog.Trainee(i)
+		want += len(fs)
+	}
+	env := []string{"LEDGER_NATS_URL=" + url, "LEDGER_PERSON_KEY=" + secret}
+	out, _, err := run(t, "", env, "simulate", "--seed", "4", "--year", "2026", "--trainees", "5")
+	if err != nil {
+		t.Fatalf("simulate: %v\n%s", err, out)
+	}
+	if _, n := inbound(t, js); n != uint64(want) {
+		t.Errorf("%d facts published; want %d", n, want)
+	}
+	// Paced, the same programme again: JetStream dedupes every fact.
+	start := time.Now()
+	if _, _, err := run(t, "", env, "simulate", "--seed", "4", "--year", "2026", "--trainees", "1", "--pace", "1ms"); err != nil {
+		t.Fatal(err)
+	}
+	if _, n := inbound(t, js); n != uint64(want) || time.Since(start) > 20*time.Second {
+		t.Errorf("paced rerun: %d facts; want %d", n, want)
+	}
+	if _, _, err := run(t, "", env, "simulate", "--year", "2024"); exitCode(err) != 2 {
+		t.Errorf("simulate --year 2024: %v", err)
+	}
+}
