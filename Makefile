@@ -49,9 +49,17 @@ fix: ## apply gofmt and regenerate
 	gofmt -w $(MODULES)
 	$(MAKE) generate
 
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: test-deps
+test-deps: $(NATS_SERVER) ## install what the tests need: nats-server (built from the pinned module), Debian's chromium
+	@test -x $(CHROMIUM) || { echo "installing Debian's chromium for the dashboard test"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
+	  { echo "could not install chromium: run as root, or set CHROMIUM"; exit 1; }; }
+
 .PHONY: test
-test: $(NATS_SERVER) ## run every module's tests (integration tests start bin/nats-server)
-	LEDGER_NATS_SERVER_BIN=$(NATS_SERVER) $(GO) test -count=1 $(PKGS)
+test: test-deps ## run every module's tests (integration tests start bin/nats-server; the dashboard test drives headless chromium)
+	LEDGER_NATS_SERVER_BIN=$(NATS_SERVER) LEDGER_CHROMIUM=$(CHROMIUM) LEDGER_REQUIRE_CHROMIUM=1 $(GO) test -count=1 $(PKGS)
 
 .PHONY: nats-server
 nats-server: $(NATS_SERVER) ## build nats-server from the pinned module into bin/
@@ -68,6 +76,6 @@ BENCHTIME  ?= 1s
 BENCHFLAGS ?=
 
 .PHONY: bench
-bench: ## benchmark the event store: go test -bench in events/bolt, then the ledgerbench table of figures beside same-run baselines (BENCHTIME, BENCHFLAGS)
+bench: ## benchmark: go test -bench in events/bolt, then the ledgerbench table (store, ingest, projections, ...) of figures beside same-run baselines (BENCHTIME, BENCHFLAGS)
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./events/bolt/
 	$(GO) run ./services/cmd/ledgerbench $(BENCHFLAGS)
