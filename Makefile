@@ -64,9 +64,26 @@ test: test-deps ## run every module's tests (integration tests start bin/nats-se
 .PHONY: nats-server
 nats-server: $(NATS_SERVER) ## build nats-server from the pinned module into bin/
 
+RUN_TRAINEES ?= 3500
+RUN_PACE     ?= 10ms
+
+.PHONY: build
+build: ## build ledgerd, ledgerctl and ledgerbench into bin/
+	$(GO) build -o $(BIN)/ ./services/cmd/ledgerd ./services/cmd/ledgerctl ./services/cmd/ledgerbench
+
 .PHONY: run
-run: ## start ledgerd on its embedded defaults (data in ./data, NATS on 127.0.0.1:4222, HTTP on 127.0.0.1:8080)
-	$(GO) run ./services/cmd/ledgerd --data-dir data
+run: build ## start ledgerd on its embedded defaults (./data, NATS 127.0.0.1:4222, http://127.0.0.1:8080/dashboard/) with the simulator feeding it a year at demo pace
+	@trap 'kill $$pid 2>/dev/null; wait $$pid 2>/dev/null' EXIT INT TERM; \
+	$(BIN)/ledgerd --data-dir data --log-level warn & pid=$$!; \
+	until curl -sf http://127.0.0.1:8080/healthz >/dev/null; do sleep 0.5; kill -0 $$pid 2>/dev/null || exit 1; done; \
+	echo; echo "ledgerd is up. Open http://127.0.0.1:8080/dashboard/ and watch $(RUN_TRAINEES) trainees' year fill up"; \
+	echo "(API under http://127.0.0.1:8080/v1/, metrics at /metrics; Ctrl-C stops both)."; echo; \
+	$(BIN)/ledgerctl simulate --nats-url nats://127.0.0.1:4222 --trainees $(RUN_TRAINEES) --pace $(RUN_PACE) --seed 1 && \
+	echo "the simulated year is published; ledgerd keeps running until Ctrl-C"; wait $$pid
+
+.PHONY: run-ledgerd
+run-ledgerd: build ## start ledgerd alone on its embedded defaults (publish facts yourself: ledgerctl publish, or the nats CLI)
+	$(BIN)/ledgerd --data-dir data
 
 .PHONY: clean
 clean: ## remove bin/ and the demo data in ./data
