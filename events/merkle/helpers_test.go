@@ -3,6 +3,7 @@ package merkle
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sort"
 	"testing"
@@ -167,3 +168,5 @@ func (s *sliceSub) Next(ctx context.Context) (events.RecordedEvent, error) {
 }
 
 func (s *sliceSub) Close() error { return nil }
+
+func filepathTemp() (string, error) { return os.MkdirTemp("", "merkle-bench") }

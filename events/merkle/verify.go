@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sort"
+	"sync"
 
 	"golang.org/x/mod/sumdb/tlog"
 	"google.golang.org/protobuf/proto"
@@ -26,6 +28,8 @@ type VerifyOptions struct {
 	Verifier *Verifier
 	// Progress, if set, is called after each page of the walk.
 	Progress func(VerifyProgress)
+	// Workers hash events in parallel; zero means GOMAXPROCS.
+	Workers int
 }
 
 // VerifyProgress is how far a walk has got.
@@ -108,11 +112,8 @@ type VerifyReport struct {
 // OK reports whether the log verified: no problem at all.
 func (r *VerifyReport) OK() bool { return len(r.Problems) == 0 }
 
-// errStop ends the events.Verify walk early.
-var errStop = errors.New("merkle: stop the walk")
-
 // VerifyLog walks the whole global log of s once, checking every hash
-// link (events.Verify), recomputing the Merkle tree and comparing its root
+// link (the checks of events.Verify, hashed in parallel), recomputing the Merkle tree and comparing its root
 // with every trusted checkpoint and (with a Verifier) every checkpoint
 // recorded in the log. Problems found are in the report; an error means the
 // walk itself failed.
@@ -158,28 +159,26 @@ func VerifyLog(ctx context.Context, s events.Store, opts VerifyOptions) (VerifyR
 	}
 	sort.SliceStable(targets, func(i, j int) bool { return targets[i].Checkpoint.Size < targets[j].Checkpoint.Size })
 
-	w := &walker{Store: s, targets: targets, logCps: logCps}
-	lrep, err := events.Verify(ctx, w, func(p events.Position) {
+	w := &walker{targets: targets, logCps: logCps, heads: map[string]streamHead{}}
+	err = w.walk(ctx, s, opts.Workers, func(p events.Position) {
 		if opts.Progress != nil {
 			opts.Progress(VerifyProgress{Events: w.tree.Size(), Position: p, Head: head})
 		}
 	})
-	if err != nil && !errors.Is(err, errStop) {
+	if err != nil {
 		return rep, err
 	}
 	rep.Checkpoints = targets
-	rep.Streams = lrep.Streams
+	rep.Streams = len(w.heads)
 	rep.Events, rep.Head, rep.Root = w.tree.Size(), w.last, w.tree.Root()
-	if lrep.Break != nil {
-		b := lrep.Break
-		rep.Events, rep.Head = int64(lrep.Events), lrep.Head
-		rep.Problems = append(rep.Problems, Problem{Kind: ProblemHashLink, Position: b.Position, Stream: b.Stream, Revision: b.Revision, Detail: b.Reason})
+	if w.link != nil {
+		rep.Problems = append(rep.Problems, *w.link)
 	}
 	if w.problem != nil {
 		rep.Problems = append(rep.Problems, *w.problem)
 	}
 	rep.Problems = append(rep.Problems, w.late...)
-	if lrep.Break == nil && w.problem == nil {
+	if w.link == nil && w.problem == nil {
 		for i := w.next; i < len(targets); i++ {
 			t := &targets[i]
 			if t.Checkpoint.Size == w.tree.Size() { // only the empty tree gets here
@@ -202,46 +201,185 @@ func VerifyLog(ctx context.Context, s events.Store, opts VerifyOptions) (VerifyR
 	return rep, nil
 }
 
-// walker is the store events.Verify walks: it passes ReadAll's pages
-// through, appending each event's leaf to the tree and checking the roots.
+// walker walks the log once: a reader goroutine reads pages, workers
+// compute each event's hash link and leaf hash in parallel, and the walk
+// checks them in order: the checks of events.Verify (positions increase,
+// revisions run 0, 1, 2, ... per stream, each PrevHash is the stream's
+// previous Hash, each Hash is the event's LinkHash), then the tree's root at
+// every checkpoint's size.
 type walker struct {
-	events.Store
 	tree     Tree
 	last     events.Position
+	heads    map[string]streamHead
 	targets  []CheckpointResult // by size
 	next     int                // the first target not yet reached
 	goodSize int64
 	goodPos  events.Position
-	problem  *Problem
+	link     *Problem                  // the first broken hash link
+	problem  *Problem                  // the first root mismatch
 	logCps   map[events.Position]int64 // checkpoint events in the log: their tree sizes
 	late     []Problem                 // checkpoints claiming events after themselves
 }
 
-func (w *walker) ReadAll(ctx context.Context, after events.Position, max int) ([]events.RecordedEvent, error) {
-	if w.problem != nil {
-		return nil, errStop
+type streamHead struct {
+	rev  uint64
+	hash events.Hash
+}
+
+// page is a page of the log on its way through the workers.
+type page struct {
+	evs    []events.RecordedEvent
+	err    error
+	linkOK []bool
+	leaves []tlog.Hash
+	done   chan struct{}
+}
+
+const walkPage = 4096
+
+func (w *walker) walk(ctx context.Context, s events.Store, workers int, progress func(events.Position)) error {
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
 	}
-	page, err := w.Store.ReadAll(ctx, after, max)
-	if err != nil {
-		return page, err
+	if workers == 1 {
+		return w.walkInline(ctx, s, progress)
 	}
-	for i := range page {
-		e := &page[i]
-		if size, ok := w.logCps[e.Position]; ok && size > w.tree.Size() {
-			w.late = append(w.late, Problem{Kind: ProblemCheckpointAt, Position: e.Position, Stream: e.Stream, Revision: e.Revision,
-				Detail: fmt.Sprintf("the checkpoint claims %d events but only %d precede it", size, w.tree.Size())})
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	work := make(chan *page, 2*workers)
+	ordered := make(chan *page, 2*workers)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for p := range work {
+				p.linkOK = make([]bool, len(p.evs))
+				p.leaves = make([]tlog.Hash, len(p.evs))
+				for i := range p.evs {
+					e := &p.evs[i]
+					p.linkOK[i] = events.LinkHash(e.PrevHash, e.Stream, e.Revision, e.EventData) == e.Hash
+					p.leaves[i] = LeafHash(e)
+				}
+				close(p.done)
+			}
+		}()
+	}
+	go func() {
+		defer close(work)
+		defer close(ordered)
+		after := events.Start
+		for {
+			evs, err := s.ReadAll(ctx, after, walkPage)
+			p := &page{evs: evs, err: err, done: make(chan struct{})}
+			if err != nil || len(evs) == 0 {
+				close(p.done)
+			}
+			select {
+			case ordered <- p:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil || len(evs) == 0 {
+				return
+			}
+			select {
+			case work <- p:
+			case <-ctx.Done():
+				return
+			}
+			after = evs[len(evs)-1].Position
 		}
-		w.tree.Append(LeafHash(e))
-		w.last = e.Position
-		if w.next < len(w.targets) && w.targets[w.next].Checkpoint.Size <= w.tree.Size() {
-			if !w.check(e) {
-				// Hand events.Verify the events up to here: a hash-link
-				// break among them is reported too.
-				return page[:i+1], nil
+	}()
+	defer wg.Wait()
+	defer cancel()
+	for p := range ordered {
+		select {
+		case <-p.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if p.err != nil {
+			if events.CodeOf(p.err) == events.CodeCorrupt {
+				w.link = &Problem{Kind: ProblemHashLink, Position: w.last, Detail: p.err.Error()}
+				return nil
+			}
+			return p.err
+		}
+		if len(p.evs) == 0 {
+			return nil
+		}
+		for i := range p.evs {
+			if !w.step(&p.evs[i], p.linkOK[i], p.leaves[i]) {
+				return nil
 			}
 		}
+		progress(w.last)
 	}
-	return page, nil
+	return ctx.Err()
+}
+
+// walkInline is walk on the calling goroutine alone.
+func (w *walker) walkInline(ctx context.Context, s events.Store, progress func(events.Position)) error {
+	after := events.Start
+	for {
+		evs, err := s.ReadAll(ctx, after, walkPage)
+		if err != nil {
+			if events.CodeOf(err) == events.CodeCorrupt {
+				w.link = &Problem{Kind: ProblemHashLink, Position: w.last, Detail: err.Error()}
+				return nil
+			}
+			return err
+		}
+		if len(evs) == 0 {
+			return nil
+		}
+		for i := range evs {
+			e := &evs[i]
+			ok := events.LinkHash(e.PrevHash, e.Stream, e.Revision, e.EventData) == e.Hash
+			if !w.step(e, ok, LeafHash(e)) {
+				return nil
+			}
+		}
+		after = evs[len(evs)-1].Position
+		progress(after)
+	}
+}
+
+// step checks one event; false stops the walk.
+func (w *walker) step(e *events.RecordedEvent, linkOK bool, leaf tlog.Hash) bool {
+	h, seen := w.heads[e.Stream]
+	var want uint64
+	var prev events.Hash
+	if seen {
+		want, prev = h.rev+1, h.hash
+	}
+	reason := ""
+	switch {
+	case e.Position <= w.last:
+		reason = "position does not increase"
+	case e.Revision != want:
+		reason = fmt.Sprintf("revision %d where %d was due", e.Revision, want)
+	case e.PrevHash != prev:
+		reason = "previous-hash link does not match the stream's previous event"
+	case !linkOK:
+		reason = "hash does not match the event's content"
+	}
+	if reason != "" {
+		w.link = &Problem{Kind: ProblemHashLink, Position: e.Position, Stream: e.Stream, Revision: e.Revision, Detail: reason}
+		return false
+	}
+	w.heads[e.Stream] = streamHead{e.Revision, e.Hash}
+	if size, ok := w.logCps[e.Position]; ok && size > w.tree.Size() {
+		w.late = append(w.late, Problem{Kind: ProblemCheckpointAt, Position: e.Position, Stream: e.Stream, Revision: e.Revision,
+			Detail: fmt.Sprintf("the checkpoint claims %d events but only %d precede it", size, w.tree.Size())})
+	}
+	w.tree.Append(leaf)
+	w.last = e.Position
+	if w.next < len(w.targets) && w.targets[w.next].Checkpoint.Size <= w.tree.Size() {
+		return w.check(e)
+	}
+	return true
 }
 
 // check compares the root with the targets of the tree's size; false on a

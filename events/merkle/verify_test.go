@@ -3,6 +3,7 @@ package merkle
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -106,6 +107,25 @@ func TestVerifyLogDetectsTampering(t *testing.T) {
 			rep, err := VerifyLog(ctxT(t), st, VerifyOptions{Trusted: []Checkpoint{full, early}, Progress: func(VerifyProgress) { pages++ }})
 			if err != nil {
 				t.Fatal(err)
+			}
+			// The walk on one goroutine finds the same, and its hash-link
+			// checks are those of events.Verify.
+			rep1, err := VerifyLog(ctxT(t), st, VerifyOptions{Trusted: []Checkpoint{full, early}, Workers: 1})
+			if err != nil || fmt.Sprint(rep1.Problems) != fmt.Sprint(rep.Problems) || rep1.Root != rep.Root {
+				t.Errorf("one worker: %v %v; many: %v", err, rep1.Problems, rep.Problems)
+			}
+			lrep, err := events.Verify(ctxT(t), st, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var link *Problem
+			for i := range rep.Problems {
+				if rep.Problems[i].Kind == ProblemHashLink {
+					link = &rep.Problems[i]
+				}
+			}
+			if (lrep.Break == nil) != (link == nil) || (link != nil && (link.Position != lrep.Break.Position || link.Detail != lrep.Break.Reason)) {
+				t.Errorf("hash-link problem %v; events.Verify says %v", link, lrep.Break)
 			}
 			if tc.kind == "" {
 				if !rep.OK() || rep.Events != 200 || rep.Root != full.Root || len(rep.Checkpoints) != 2 || !rep.Checkpoints[0].OK || !rep.Checkpoints[1].OK {
