@@ -75,7 +75,7 @@ build: ## build ledgerd, ledgerctl and ledgerbench into bin/
 .PHONY: run
 run: build ## start ledgerd on its embedded defaults (./data, NATS 127.0.0.1:4222, http://127.0.0.1:8080/dashboard/) with the simulator feeding it a year at demo pace
 	@trap 'kill $$pid 2>/dev/null; wait $$pid 2>/dev/null' EXIT INT TERM; \
-	$(BIN)/ledgerd --data-dir data --log-level warn & pid=$$!; \
+	$(BIN)/ledgerd --demo --data-dir data --log-level warn & pid=$$!; \
 	until curl -sf http://127.0.0.1:8080/healthz >/dev/null; do sleep 0.5; kill -0 $$pid 2>/dev/null || exit 1; done; \
 	echo; echo "ledgerd is up. Open http://127.0.0.1:8080/dashboard/ and watch $(RUN_TRAINEES) trainees' year fill up"; \
 	echo "(API under http://127.0.0.1:8080/v1/, metrics at /metrics; Ctrl-C stops both)."; echo; \
@@ -84,7 +84,7 @@ run: build ## start ledgerd on its embedded defaults (./data, NATS 127.0.0.1:422
 
 .PHONY: run-ledgerd
 run-ledgerd: build ## start ledgerd alone on its embedded defaults (publish facts yourself: ledgerctl publish, or the nats CLI)
-	$(BIN)/ledgerd --data-dir data
+	$(BIN)/ledgerd --demo --data-dir data
 
 .PHONY: clean
 clean: ## remove bin/ and the demo data in ./data

@@ -59,7 +59,7 @@ func BenchIngest(ctx context.Context, bc IngestBenchConfig) (IngestBenchResult, 
 		return res, err
 	}
 	defer os.RemoveAll(dir)
-	cfg, err := ParseConfig([]string{"--data-dir", dir, "--nats-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"}, func(string) string { return "" }, io.Discard)
+	cfg, err := ParseConfig([]string{"--demo", "--data-dir", dir, "--nats-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"}, func(string) string { return "" }, io.Discard)
 	if err != nil {
 		return res, err
 	}

@@ -28,6 +28,16 @@ type Config struct {
 	FeedBatch     int
 	LogLevel      string
 	Replicas      int
+	// Demo allows an embedded NATS server without authentication.
+	Demo bool
+	// NATSUsers is the users file of the embedded server (natsbus.UsersFile).
+	NATSUsers string
+	// NATSTLSCert and NATSTLSKey make the embedded server's client
+	// connections TLS.
+	NATSTLSCert, NATSTLSKey string
+	// NATSUser and NATSPassword, or NATSCreds, authenticate ledgerd to an
+	// external NATS.
+	NATSUser, NATSPassword, NATSCreds string
 	// ReferenceWait and RetryDelay: see ingest.Config.
 	ReferenceWait time.Duration
 	RetryDelay    time.Duration
@@ -52,6 +62,14 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	str(&c.HTTPListen, "http-listen", "127.0.0.1:8080", "address of the HTTP server (health, readiness, metrics, API)")
 	str(&c.SubjectPrefix, "subject-prefix", "subsidy", "prefix of every NATS subject the ledger uses")
 	str(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	str(&c.NATSUsers, "nats-users", "", "users file of the embedded NATS server: each internal service's user, password (or bcrypt hash) and role")
+	str(&c.NATSTLSCert, "nats-tls-cert", "", "PEM certificate: the embedded NATS server's client connections use TLS")
+	str(&c.NATSTLSKey, "nats-tls-key", "", "PEM private key of --nats-tls-cert")
+	str(&c.NATSUser, "nats-user", "", "user ledgerd connects to an external NATS with")
+	str(&c.NATSPassword, "nats-password", "", "password of --nats-user (prefer LEDGER_NATS_PASSWORD)")
+	str(&c.NATSCreds, "nats-creds", "", "NATS credentials file (JWT + nkey) ledgerd connects to an external NATS with")
+	demoEnv := envOr(getenv, "demo", "")
+	fs.BoolVar(&c.Demo, "demo", demoEnv == "true" || demoEnv == "1", "demo mode: the embedded NATS server accepts unauthenticated clients (make run)")
 	var batch, feedBatch, replicas, ackWait, refWait, retryDelay string
 	str(&refWait, "reference-wait", "60s", "how long a fact that refers to something not yet recorded waits for it before it is rejected")
 	str(&retryDelay, "retry-delay", "250ms", "how often such a waiting fact is decided again")
@@ -98,6 +116,12 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		if _, _, err := net.SplitHostPort(a.v); err != nil {
 			errs = append(errs, &ConfigError{fmt.Sprintf("--%s %q: want host:port, e.g. 127.0.0.1:8080", a.name, a.v)})
 		}
+	}
+	if c.NATSURL == "" && c.NATSUsers == "" && !c.Demo {
+		errs = append(errs, &ConfigError{"the embedded NATS server needs --nats-users (each internal service's credentials; see \"Who may publish\" in the README), or --demo to run it without authentication"})
+	}
+	if (c.NATSTLSCert == "") != (c.NATSTLSKey == "") {
+		errs = append(errs, &ConfigError{"--nats-tls-cert and --nats-tls-key go together"})
 	}
 	if c.Store != "" && !strings.HasPrefix(c.Store, "bolt:") {
 		errs = append(errs, &ConfigError{fmt.Sprintf("--store %q: want bolt:PATH (the EventStoreDB backend is not built yet)", c.Store)})

@@ -2,6 +2,7 @@ package ledgerd
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -10,6 +11,13 @@ import (
 func TestParseConfig(t *testing.T) {
 	env := map[string]string{"LEDGER_NATS_URL": "nats://10.0.0.1:4222", "LEDGER_BATCH_SIZE": "200"}
 	c, err := ParseConfig([]string{"--batch-size", "300"}, func(k string) string { return env[k] }, io.Discard)
+	if err == nil {
+		_, err = ParseConfig(nil, func(string) string { return "" }, io.Discard)
+		if !strings.Contains(fmt.Sprint(err), "--nats-users") {
+			t.Fatalf("ParseConfig(no users, no demo) = %v; want a ConfigError asking for --nats-users", err)
+		}
+		err = nil
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +38,7 @@ func TestParseConfig(t *testing.T) {
 		{[]string{"stray"}, "unexpected argument"},
 		{[]string{"--no-such-flag"}, "not defined"},
 	} {
-		_, err := ParseConfig(tc.args, func(string) string { return "" }, io.Discard)
+		_, err := ParseConfig(append([]string{"--demo"}, tc.args...), func(string) string { return "" }, io.Discard)
 		var ce *ConfigError
 		if !errors.As(err, &ce) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("ParseConfig(%q) = %v; want a ConfigError mentioning %q", tc.args, err, tc.want)

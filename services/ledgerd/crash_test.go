@@ -41,7 +41,7 @@ func TestCrashRecovery(t *testing.T) {
 	}
 	dir := t.TempDir()
 	natsAddr := proctest.FreeAddr(t)
-	led := proctest.Start(t, "--data-dir", dir, "--nats-listen", natsAddr, "--ack-wait", "1s",
+	led := proctest.Start(t, "--demo", "--data-dir", dir, "--nats-listen", natsAddr, "--ack-wait", "1s",
 		"--retry-delay", "50ms", "--reference-wait", "20s", "--log-level", "warn")
 	nc, err := nats.Connect("nats://"+natsAddr, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	if err != nil {

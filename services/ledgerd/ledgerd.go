@@ -5,6 +5,8 @@ package ledgerd
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -76,18 +78,51 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(Started
 	}()
 
 	url := cfg.NATSURL
+	opts := []nats.Option{nats.Name("ledgerd"), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("NATS disconnected", "err", err) }),
+		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("NATS reconnected", "url", c.ConnectedUrlRedacted()) })}
 	if url == "" {
-		srv, err := natsbus.StartServer(natsbus.ServerConfig{Addr: cfg.NATSListen, DataDir: cfg.DataDir, ConfigFile: cfg.NATSConfig, Logger: log.With("component", "nats")})
+		var users []natsbus.User
+		if cfg.NATSUsers != "" {
+			if users, err = natsbus.LoadUsers(cfg.NATSUsers); err != nil {
+				return &ConfigError{err.Error()}
+			}
+		} else {
+			log.Warn("demo mode: the embedded NATS server accepts unauthenticated clients")
+		}
+		srv, err := natsbus.StartServer(natsbus.ServerConfig{Addr: cfg.NATSListen, DataDir: cfg.DataDir, ConfigFile: cfg.NATSConfig,
+			Logger: log.With("component", "nats"), Users: users, Subjects: natsbus.Subjects{Prefix: cfg.SubjectPrefix},
+			TLSCert: cfg.NATSTLSCert, TLSKey: cfg.NATSTLSKey})
 		if err != nil {
 			return fmt.Errorf("starting the embedded NATS server on %s (is another ledgerd or nats-server running? use --nats-listen or --nats-url): %w", cfg.NATSListen, err)
 		}
 		defer func() { srv.Shutdown(); log.Info("embedded NATS server stopped") }()
 		url = srv.ClientURL()
-		log.Info("embedded NATS server up", "url", url, "store_dir", filepath.Join(cfg.DataDir, "nats"))
+		log.Info("embedded NATS server up", "url", url, "store_dir", filepath.Join(cfg.DataDir, "nats"), "authentication", len(users) > 0, "tls", srv.TLS())
+		opts = append(opts, nats.InProcessServer(srv.InProcess()))
+		if srv.TLS() {
+			// The in-process connection does the TLS handshake too: trust
+			// the server's own certificate.
+			pem, err := os.ReadFile(cfg.NATSTLSCert)
+			if err != nil {
+				return &ConfigError{fmt.Sprintf("--nats-tls-cert: %v", err)}
+			}
+			pool := x509.NewCertPool()
+			pool.AppendCertsFromPEM(pem)
+			opts = append(opts, nats.Secure(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}))
+		}
+		if u, p := srv.Credentials(); u != "" {
+			opts = append(opts, nats.UserInfo(u, p))
+		}
+	} else {
+		if cfg.NATSUser != "" {
+			opts = append(opts, nats.UserInfo(cfg.NATSUser, cfg.NATSPassword))
+		}
+		if cfg.NATSCreds != "" {
+			opts = append(opts, nats.UserCredentials(cfg.NATSCreds))
+		}
 	}
-	nc, err := nats.Connect(url, nats.Name("ledgerd"), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("NATS disconnected", "err", err) }),
-		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("NATS reconnected", "url", c.ConnectedUrlRedacted()) }))
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		return fmt.Errorf("connecting to NATS at %s: %w", url, err)
 	}

@@ -37,7 +37,7 @@ type instance struct {
 
 func testConfig(t *testing.T, dataDir, natsURL string) Config {
 	t.Helper()
-	cfg, err := ParseConfig([]string{"--data-dir", dataDir, "--nats-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
+	cfg, err := ParseConfig([]string{"--demo", "--data-dir", dataDir, "--nats-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
 		"--ack-wait", "2s", "--nats-url", natsURL, "--retry-delay", "50ms", "--reference-wait", "4s"}, func(string) string { return "" }, io.Discard)
 	if err != nil {
 		t.Fatal(err)

@@ -21,15 +21,28 @@ type ServerConfig struct {
 	// Logger receives the server's log lines; nil discards them.
 	Logger *slog.Logger
 	// ConfigFile, if set, is a nats-server configuration file whose settings
-	// (e.g. accounts, users, TLS) are loaded first; Addr, DataDir and the
-	// durability settings below still apply.
+	// are loaded first; Addr, DataDir, Users, TLS and the durability
+	// settings still apply.
 	ConfigFile string
+	// Users, if any, are required to authenticate, each with its role's
+	// permissions (see Subjects.Permissions). Without users the server
+	// accepts anyone: demo mode only.
+	Users    []User
+	Subjects Subjects
+	// TLSCert and TLSKey (PEM files), if set, make client connections TLS.
+	TLSCert, TLSKey string
 }
 
 // Server is a running embedded NATS server.
 type Server struct {
-	srv *server.Server
+	srv            *server.Server
+	user, password string
+	tls            bool
 }
+
+// Credentials are the user and password ledgerd itself connects with (empty
+// without authentication).
+func (s *Server) Credentials() (user, password string) { return s.user, s.password }
 
 // StartServer starts an embedded NATS server with JetStream on file storage,
 // syncing every write before acknowledging a publish (sync_interval: always),
@@ -60,6 +73,21 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 	opts.NoSigs = true
 	opts.NoLog = cfg.Logger == nil
 	opts.MaxPayload = 8 << 20
+	var self Server
+	if len(cfg.Users) > 0 {
+		subj := cfg.Subjects
+		if subj.Prefix == "" {
+			subj = DefaultSubjects
+		}
+		opts.Users, self.user, self.password = serverUsers(subj, cfg.Users)
+	}
+	if cfg.TLSCert != "" || cfg.TLSKey != "" {
+		tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: cfg.TLSCert, KeyFile: cfg.TLSKey})
+		if err != nil {
+			return nil, fmt.Errorf("natsbus: TLS certificate %s / key %s: %w", cfg.TLSCert, cfg.TLSKey, err)
+		}
+		opts.TLSConfig, opts.TLS, self.tls = tc, true, true
+	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("natsbus: embedded server: %w", err)
@@ -72,8 +100,16 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 		srv.Shutdown()
 		return nil, fmt.Errorf("natsbus: embedded server on %s not ready after 10s (is the port taken?)", cfg.Addr)
 	}
-	return &Server{srv: srv}, nil
+	self.srv = srv
+	return &self, nil
 }
+
+// InProcess is the server's in-process connection provider, for ledgerd's own
+// connection (nats.InProcessServer): no socket, no TLS.
+func (s *Server) InProcess() *server.Server { return s.srv }
+
+// TLS reports whether client connections use TLS.
+func (s *Server) TLS() bool { return s.tls }
 
 // ClientURL is the URL clients connect to.
 func (s *Server) ClientURL() string { return s.srv.ClientURL() }

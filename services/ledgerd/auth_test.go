@@ -1,0 +1,149 @@
+package ledgerd
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/cqhrss/subsidyledger/services/internal/natstest"
+	"github.com/cqhrss/subsidyledger/services/natsbus"
+)
+
+// selfSigned writes a certificate and key for 127.0.0.1 and returns their
+// paths and a pool that trusts the certificate.
+func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "ledgerd test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := x509.MarshalECPrivateKey(key)
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	_ = os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	_ = os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
+	cert, _ := x509.ParseCertificate(der)
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
+}
+
+// TestEmbeddedNATSAuthentication: with --nats-users, the embedded server
+// refuses unauthenticated clients, lets a service publish only its own
+// facts, lets nobody but an operator delete or purge the ledger's streams,
+// and (with --nats-tls-cert) speaks TLS to clients. NATS itself refuses.
+func TestEmbeddedNATSAuthentication(t *testing.T) {
+	hash, err := bcrypt.GenerateFromPassword([]byte("pay-secret"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	users := natsbus.UsersFile{Users: []natsbus.User{
+		{Name: "enrolment-svc", Password: "enrol-secret", Role: "enrolment"},
+		{Name: "payment-svc", Password: string(hash), Role: "payment"},
+		{Name: "reporter", Password: "report-secret", Role: natsbus.RoleReporting},
+	}}
+	b, _ := json.Marshal(users)
+	usersFile := filepath.Join(t.TempDir(), "users.json")
+	if err := os.WriteFile(usersFile, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile, pool := selfSigned(t)
+	addr := fmt.Sprintf("127.0.0.1:%d", natstest.FreePort(t, "127.0.0.1"))
+	cfg, err := ParseConfig([]string{"--data-dir", t.TempDir(), "--nats-listen", addr, "--http-listen", "127.0.0.1:0",
+		"--nats-users", usersFile, "--nats-tls-cert", certFile, "--nats-tls-key", keyFile}, func(string) string { return "" }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, cfg)
+	tlsOpt := nats.Secure(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})
+	url := "nats://" + addr
+
+	if nc, err := nats.Connect(url, tlsOpt); err == nil {
+		nc.Close()
+		t.Fatal("an unauthenticated client connected")
+	}
+	if nc, err := nats.Connect(url, nats.UserInfo("enrolment-svc", "enrol-secret")); err == nil {
+		nc.Close()
+		t.Fatal("a client connected without TLS")
+	}
+	if nc, err := nats.Connect(url, tlsOpt, nats.UserInfo("enrolment-svc", "wrong")); err == nil {
+		nc.Close()
+		t.Fatal("a client connected with a wrong password")
+	}
+	connect := func(user, pass string) (*nats.Conn, jetstream.JetStream) {
+		t.Helper()
+		nc, err := nats.Connect(url, tlsOpt, nats.UserInfo(user, pass))
+		if err != nil {
+			t.Fatalf("%s: %v", user, err)
+		}
+		t.Cleanup(nc.Close)
+		js, _ := jetstream.New(nc)
+		return nc, js
+	}
+	ctx := context.Background()
+	_, enrol := connect("enrolment-svc", "enrol-secret")
+	pub := func(js jetstream.JetStream, subject string) error {
+		c, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		m := nats.NewMsg(subject)
+		m.Data = []byte("{}")
+		m.Header.Set(natsbus.HeaderContentType, natsbus.ContentJSON)
+		_, err := js.PublishMsg(c, m)
+		return err
+	}
+	if err := pub(enrol, "subsidy.in.enrolment.trainee_registered"); err != nil {
+		t.Fatalf("enrolment publishing its own fact: %v", err)
+	}
+	if err := pub(enrol, "subsidy.in.payment.payment_settled"); err == nil {
+		t.Fatal("the enrolment service published a payment fact")
+	}
+	c, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := enrol.DeleteStream(c, natsbus.InboundStream); err == nil {
+		t.Fatal("the enrolment service deleted the inbound stream")
+	}
+	_, payJS := connect("payment-svc", "pay-secret") // bcrypt-hashed password
+	if err := pub(payJS, "subsidy.in.payment.payment_settled"); err != nil {
+		t.Fatalf("payment publishing its own fact: %v", err)
+	}
+	_, rep := connect("reporter", "report-secret")
+	if err := pub(rep, "subsidy.in.bureau.budget_allocated"); err == nil {
+		t.Fatal("a reporting consumer published a fact")
+	}
+	c2, cancel2 := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel2()
+	oc, err := rep.OrderedConsumer(c2, natsbus.FeedStream, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatalf("a reporting consumer reading the feed: %v", err)
+	}
+	if _, err := oc.Info(c2); err != nil {
+		t.Fatalf("a reporting consumer reading the feed: %v", err)
+	}
+	if err := rep.DeleteStream(c2, natsbus.FeedStream); err == nil {
+		t.Fatal("a reporting consumer deleted the feed")
+	}
+}

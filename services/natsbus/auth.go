@@ -1,0 +1,117 @@
+package natsbus
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"slices"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// Roles a NATS user may have on the ledger's server.
+const (
+	// RoleLedger is ledgerd itself: everything but deleting or purging a
+	// stream.
+	RoleLedger = "ledgerd"
+	// RoleOperator may do anything, including deleting and purging streams.
+	RoleOperator = "operator"
+	// RoleReporting reads the outbound feed and the projections' change feed.
+	RoleReporting = "reporting"
+)
+
+// Sources are the publishing services; each is also a role that may publish
+// only its own facts (<prefix>.in.<source>.>) and read its outcomes.
+var Sources = []string{"bureau", "district", "enrolment", "evaluation", "payment"}
+
+// User is one NATS user of the ledger's embedded server.
+type User struct {
+	Name string `json:"user"`
+	// Password in plain text or as a bcrypt hash ("$2a$..."), which the
+	// server compares with bcrypt.
+	Password string `json:"password"`
+	Role     string `json:"role"`
+}
+
+// UsersFile is the file --nats-users names:
+//
+//	{"users": [{"user": "enrolment-svc", "password": "$2a$11$...", "role": "enrolment"}, ...]}
+type UsersFile struct {
+	Users []User `json:"users"`
+}
+
+// LoadUsers reads and checks a users file.
+func LoadUsers(path string) ([]User, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("natsbus: users file: %w", err)
+	}
+	var f UsersFile
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("natsbus: users file %s: %w", path, err)
+	}
+	seen := map[string]bool{}
+	for i, u := range f.Users {
+		switch {
+		case u.Name == "" || u.Password == "":
+			return nil, fmt.Errorf("natsbus: users file %s: user %d needs a user name and a password", path, i+1)
+		case seen[u.Name]:
+			return nil, fmt.Errorf("natsbus: users file %s: user %q appears twice", path, u.Name)
+		case !validRole(u.Role):
+			return nil, fmt.Errorf("natsbus: users file %s: user %q has role %q; want one of %v", path, u.Name, u.Role, roles())
+		}
+		seen[u.Name] = true
+	}
+	return f.Users, nil
+}
+
+func roles() []string {
+	return append([]string{RoleLedger, RoleOperator, RoleReporting}, Sources...)
+}
+
+func validRole(r string) bool { return slices.Contains(roles(), r) }
+
+// Permissions returns what a role may publish and subscribe to. Nobody but
+// an operator may delete or purge a stream; the ledger's streams also deny
+// deleting single messages.
+func (s Subjects) Permissions(role string) *server.Permissions {
+	denyDestroy := []string{"$JS.API.STREAM.DELETE.>", "$JS.API.STREAM.PURGE.>", "$JS.API.STREAM.MSG.DELETE.>"}
+	switch role {
+	case RoleOperator:
+		return nil
+	case RoleLedger:
+		return &server.Permissions{Publish: &server.SubjectPermission{Allow: []string{">"}, Deny: denyDestroy}}
+	case RoleReporting:
+		return &server.Permissions{
+			Publish: &server.SubjectPermission{Allow: []string{
+				"$JS.API.INFO",
+				"$JS.API.STREAM.INFO." + FeedStream,
+				"$JS.API.CONSUMER.CREATE." + FeedStream, "$JS.API.CONSUMER.CREATE." + FeedStream + ".>",
+				"$JS.API.CONSUMER.INFO." + FeedStream + ".>", "$JS.API.CONSUMER.DELETE." + FeedStream + ".>",
+				"$JS.API.CONSUMER.MSG.NEXT." + FeedStream + ".>", "$JS.ACK." + FeedStream + ".>", "$JS.FC.>",
+			}},
+			Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>", s.Prefix + ".feed.>", s.Prefix + ".projection.>"}},
+		}
+	default: // a source
+		return &server.Permissions{
+			Publish:   &server.SubjectPermission{Allow: []string{s.Prefix + ".in." + role + ".>"}},
+			Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>", s.Prefix + ".outcome." + role + ".>"}},
+		}
+	}
+}
+
+// serverUsers turns users into the server's, adding ledgerd's own
+// in-process user with a random password, which it returns.
+func serverUsers(subj Subjects, users []User) ([]*server.User, string, string) {
+	var out []*server.User
+	for _, u := range users {
+		out = append(out, &server.User{Username: u.Name, Password: u.Password, Permissions: subj.Permissions(u.Role)})
+	}
+	var b [24]byte
+	_, _ = rand.Read(b[:])
+	name, pass := "ledgerd-internal", hex.EncodeToString(b[:])
+	out = append(out, &server.User{Username: name, Password: pass, Permissions: subj.Permissions(RoleLedger)})
+	return out, name, pass
+}
