@@ -13,8 +13,10 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,6 +24,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/cqhrss/subsidyledger/services/api"
 	"github.com/cqhrss/subsidyledger/services/internal/natstest"
 	"github.com/cqhrss/subsidyledger/services/natsbus"
 )
@@ -56,6 +59,7 @@ func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
 // refuses unauthenticated clients, lets a service publish only its own
 // facts, lets nobody but an operator delete or purge the ledger's streams,
 // and (with --nats-tls-cert) speaks TLS to clients. NATS itself refuses.
+// The HTTP API (--api-tokens) answers only bearer tokens, in their scope.
 func TestEmbeddedNATSAuthentication(t *testing.T) {
 	hash, err := bcrypt.GenerateFromPassword([]byte("pay-secret"), bcrypt.MinCost)
 	if err != nil {
@@ -73,12 +77,49 @@ func TestEmbeddedNATSAuthentication(t *testing.T) {
 	}
 	certFile, keyFile, pool := selfSigned(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", natstest.FreePort(t, "127.0.0.1"))
+	tokens := filepath.Join(t.TempDir(), "tokens.json")
+	tb, _ := json.Marshal(map[string]any{"tokens": []api.Token{
+		{SHA256: api.HashToken("auditor-token"), Scope: "auditor"},
+		{SHA256: api.HashToken("yuzhong-token"), Scope: "district:cq-yuzhong"},
+	}})
+	if err := os.WriteFile(tokens, tb, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cfg, err := ParseConfig([]string{"--data-dir", t.TempDir(), "--nats-listen", addr, "--http-listen", "127.0.0.1:0",
-		"--nats-users", usersFile, "--nats-tls-cert", certFile, "--nats-tls-key", keyFile}, func(string) string { return "" }, nil)
+		"--nats-users", usersFile, "--nats-tls-cert", certFile, "--nats-tls-key", keyFile, "--api-tokens", tokens}, func(string) string { return "" }, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	start(t, cfg)
+	led := start(t, cfg)
+	// The HTTP API: a token is required; a district's token reads its unit only.
+	for _, tc := range []struct {
+		token, path string
+		want        int
+	}{
+		{"", "/v1/quota/2025", http.StatusUnauthorized},
+		{"guessed", "/v1/quota/2025", http.StatusUnauthorized},
+		{"auditor-token", "/v1/quota/2025", http.StatusOK},
+		{"yuzhong-token", "/v1/quota/2025?unit=cq-wanzhou", http.StatusForbidden},
+		{"yuzhong-token", "/v1/projections/fund/rebuild", http.StatusForbidden},
+		{"", "/healthz", http.StatusOK},
+	} {
+		method := "GET"
+		if strings.HasSuffix(tc.path, "/rebuild") {
+			method = "POST"
+		}
+		req, _ := http.NewRequest(method, "http://"+led.addr.HTTPAddr+tc.path, nil)
+		if tc.token != "" {
+			req.Header.Set("Authorization", "Bearer "+tc.token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("%s %s with token %q = %d; want %d", method, tc.path, tc.token, resp.StatusCode, tc.want)
+		}
+	}
 	tlsOpt := nats.Secure(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})
 	url := "nats://" + addr
 

@@ -38,6 +38,8 @@ type Config struct {
 	// NATSUser and NATSPassword, or NATSCreds, authenticate ledgerd to an
 	// external NATS.
 	NATSUser, NATSPassword, NATSCreds string
+	// APITokens is the bearer-tokens file of the HTTP API (api.LoadTokens).
+	APITokens string
 	// ReferenceWait and RetryDelay: see ingest.Config.
 	ReferenceWait time.Duration
 	RetryDelay    time.Duration
@@ -62,6 +64,7 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	str(&c.HTTPListen, "http-listen", "127.0.0.1:8080", "address of the HTTP server (health, readiness, metrics, API)")
 	str(&c.SubjectPrefix, "subject-prefix", "subsidy", "prefix of every NATS subject the ledger uses")
 	str(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	str(&c.APITokens, "api-tokens", "", "bearer-tokens file of the HTTP API and dashboard: SHA-256 of each token and its scope (municipal, auditor, district:<unit>, institution:<id>)")
 	str(&c.NATSUsers, "nats-users", "", "users file of the embedded NATS server: each internal service's user, password (or bcrypt hash) and role")
 	str(&c.NATSTLSCert, "nats-tls-cert", "", "PEM certificate: the embedded NATS server's client connections use TLS")
 	str(&c.NATSTLSKey, "nats-tls-key", "", "PEM private key of --nats-tls-cert")
@@ -119,6 +122,9 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	}
 	if c.NATSURL == "" && c.NATSUsers == "" && !c.Demo {
 		errs = append(errs, &ConfigError{"the embedded NATS server needs --nats-users (each internal service's credentials; see \"Who may publish\" in the README), or --demo to run it without authentication"})
+	}
+	if c.APITokens == "" && !c.Demo {
+		errs = append(errs, &ConfigError{"the HTTP API needs --api-tokens (who may read what), or --demo to serve it unauthenticated with the municipal scope"})
 	}
 	if (c.NATSTLSCert == "") != (c.NATSTLSKey == "") {
 		errs = append(errs, &ConfigError{"--nats-tls-cert and --nats-tls-key go together"})

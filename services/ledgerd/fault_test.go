@@ -179,7 +179,7 @@ func TestClusterFaults(t *testing.T) {
 	nodes := natstest.StartCluster(t, "127.0.0.1", "127.0.0.2", "127.0.0.3")
 	url := natstest.URLs(nodes)
 	dir := t.TempDir()
-	args := []string{"--data-dir", dir, "--nats-url", url, "--replicas", "3", "--ack-wait", "3s",
+	args := []string{"--demo", "--data-dir", dir, "--nats-url", url, "--replicas", "3", "--ack-wait", "3s",
 		"--retry-delay", "50ms", "--reference-wait", "20s", "--log-level", "warn"}
 	// The cluster elects its JetStream leaders; ledgerd retries its setup.
 	led := proctest.Start(t, args...)

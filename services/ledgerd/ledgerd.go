@@ -185,7 +185,15 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(Started
 	if err != nil {
 		return fmt.Errorf("projections: %w", err)
 	}
-	apiHandler := api.New(api.Config{Projections: set, Store: store, Registerer: reg, Logger: log.With("component", "api")})
+	scope := api.HeaderScope(api.Scope{Role: api.RoleMunicipal}) // --demo only
+	if cfg.APITokens != "" {
+		if scope, err = api.LoadTokens(cfg.APITokens); err != nil {
+			return &ConfigError{fmt.Sprintf("--api-tokens: %v", err)}
+		}
+	} else {
+		log.Warn("demo mode: the HTTP API is served without authentication, with the municipal scope")
+	}
+	apiHandler := api.New(api.Config{Projections: set, Store: store, Scope: scope, Registerer: reg, Logger: log.With("component", "api")})
 
 	ln, err := net.Listen("tcp", cfg.HTTPListen)
 	if err != nil {
