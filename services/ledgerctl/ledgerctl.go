@@ -10,6 +10,8 @@
 //	keygen      make the Ed25519 key pair that signs checkpoints
 //	publish     send facts from JSON files over NATS as a service would
 //	simulate    publish a realistic programme over NATS
+//	export      read models and the public notice as CSV (masked)
+//	replay      rebuild a projection, optionally as of a moment
 //
 // Every flag can also be set by an environment variable: LEDGER_ plus the
 // flag name in upper case with '-' as '_' (--store and LEDGER_STORE); a flag
@@ -70,6 +72,8 @@ func init() {
 		"keygen":     {"make the Ed25519 key pair that signs checkpoints", cmdKeygen},
 		"publish":    {"send facts from JSON files over NATS as an internal service would", cmdPublish},
 		"simulate":   {"publish a realistic, deterministic programme over NATS", cmdSimulate},
+		"export":     {"read models and the public notice as CSV (masked), from a store file or a running ledgerd", cmdExport},
+		"replay":     {"rebuild a projection, optionally as of a time or position, into a file or stdout", cmdReplay},
 	}
 }
 
