@@ -97,3 +97,11 @@ BENCHFLAGS ?=
 bench: ## benchmark: go test -bench in events/bolt, then the ledgerbench table (store, ingest, projections, ...) of figures beside same-run baselines (BENCHTIME, BENCHFLAGS)
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./events/bolt/
 	$(GO) run ./services/cmd/ledgerbench $(BENCHFLAGS)
+
+.PHONY: test-esdb
+test-esdb: ## run the store conformance suite against the real EventStoreDB/KurrentDB 22.10+ at LEDGER_ESDB_URL (fails if it is unset or the test does not pass; `make test` covers only the stand-in)
+	@if [ -z "$$LEDGER_ESDB_URL" ]; then \
+	  echo "test-esdb: NOT TESTED: set LEDGER_ESDB_URL to a disposable EventStoreDB/KurrentDB 22.10+, e.g. LEDGER_ESDB_URL='esdb://localhost:2113?tls=false'" >&2; exit 1; fi
+	@out=$$(mktemp); trap 'rm -f $$out' EXIT; \
+	  $(GO) test -count=1 -v -run '^TestRealEventStoreDB$$' ./events/esdb/ 2>&1 | tee $$out; \
+	  grep -q -- '^--- PASS: TestRealEventStoreDB ' $$out || { echo "test-esdb: TestRealEventStoreDB did not pass (it failed or was skipped)" >&2; exit 1; }

@@ -172,7 +172,7 @@ func TestRealEventStoreDB(t *testing.T) {
 		t.Skip("NOT TESTED against a real EventStoreDB: set LEDGER_ESDB_URL (e.g. esdb://localhost:2113?tls=false) " +
 			"to a disposable EventStoreDB/KurrentDB 22.10+ and run `make test-esdb`; the stand-in tests do not prove compatibility")
 	}
-	t.Logf("running the conformance suite against the EventStoreDB at %s", redact(url))
+	t.Logf("running the conformance suite against the server at LEDGER_ESDB_URL=%s", redact(url))
 	conformance(t, func(t *testing.T) (string, esdb.Options) {
 		return url, namespace(t, url)
 	})
