@@ -221,6 +221,12 @@ func TestStandInOpenErrors(t *testing.T) {
 	_, err = esdb.Open(ctx, si.URL(), esdb.Options{Prefix: "$ledger-"})
 	wantCode(t, "Open(prefix starting with $)", err, events.CodeInvalidArgument)
 
+	first := open(t, si.URL(), esdb.Options{})
+	mustAppend(t, first, "since", events.NoStream, ev("esdbtest.Since", "x"))
+	first.Close()
+	_, err = esdb.Open(ctx, si.URL(), esdb.Options{Since: 2})
+	wantCode(t, "Open(Since inside a record)", err, events.CodeInvalidArgument)
+
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

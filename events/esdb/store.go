@@ -171,6 +171,10 @@ func Open(ctx context.Context, connection string, opts Options) (*Store, error) 
 				v.Major, v.Minor, v.Patch, s.addr)})
 	}
 	if err := s.catchUp(ctx, op); err != nil {
+		if opts.Since > events.Start && errors.Is(err, events.ErrInvalidArgument) {
+			err = &events.Error{Code: events.CodeInvalidArgument, Op: op,
+				Detail: fmt.Sprintf("Since %d is not a position of $all at %s (use Start or a position the store reported)", opts.Since, s.addr), Err: err}
+		}
 		return fail(err)
 	}
 	return s, nil
@@ -356,7 +360,7 @@ func (s *Store) fail(ctx context.Context, op, stream string, err error) error {
 			switch status.Code(err) {
 			case codes.InvalidArgument, codes.ResourceExhausted:
 				out.Code = events.CodeInvalidArgument
-				out.Detail = fmt.Sprintf("EventStoreDB at %s refused the request as invalid or too large (an append over its --max-append-size?)", s.addr)
+				out.Detail = fmt.Sprintf("EventStoreDB at %s refused the request as invalid or too large (for an append: over its --max-append-size?)", s.addr)
 			}
 		}
 	}
