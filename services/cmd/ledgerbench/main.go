@@ -46,6 +46,7 @@ type config struct {
 	// ingestTrainees: trainees (about 8 facts each) for ingest mode (b);
 	// mode (a) takes a quarter of them.
 	ingestTrainees int
+	auditEvents    int // events in the store of the audit (verify, seal, proof) figures
 	log            io.Writer
 }
 
@@ -68,6 +69,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.concurrent, "concurrent", 250, "appends of 1 event per concurrent caller")
 	fs.IntVar(&cfg.read, "read", 200_000, "events in the store read by the read-all figures")
 	fs.IntVar(&cfg.ingestTrainees, "ingest-trainees", 6000, "trainees (about 8 facts each) published for the ingest figures")
+	fs.IntVar(&cfg.auditEvents, "audit-events", 500_000, "events in the store of the audit figures (verify, seal, proofs); the issue's row is 10000000")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: ledgerbench [flags]\n\nMeasures the ledger against baselines measured in the same run.\n\nFlags:")
 		fs.PrintDefaults()
@@ -82,7 +84,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		name string
 		v    int
 	}{{"rounds", cfg.rounds}, {"batch1", cfg.batch1}, {"batch100", cfg.batch100}, {"batch1000", cfg.batch1000},
-		{"callers", cfg.callers}, {"concurrent", cfg.concurrent}, {"read", cfg.read}} {
+		{"callers", cfg.callers}, {"concurrent", cfg.concurrent}, {"read", cfg.read}, {"audit-events", cfg.auditEvents}} {
 		if f.v < 1 {
 			return fmt.Errorf("-%s must be at least 1, not %d", f.name, f.v)
 		}

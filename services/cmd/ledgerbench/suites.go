@@ -5,4 +5,5 @@ package main
 var suites = []suite{
 	{"store", storeSuite},
 	{"ingest", ingestSuite},
+	{"audit", auditSuite},
 }
