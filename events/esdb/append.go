@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	esdbclient "github.com/EventStore/EventStore-Client-Go/v4/esdb"
@@ -195,18 +196,22 @@ func (s *Store) replay(ctx context.Context, stream string, evs []events.EventDat
 	case n < len(evs):
 		return dup("the append mixes %d stored and %d new event IDs", n, len(evs)-n)
 	}
-	first, err := s.readAllRaw(ctx, pos[0], true, 1)
+	// Read the first event by its position: a forward read of $all starts
+	// with the record at the position it is given.
+	page, err := s.readAllRaw(ctx, pos[0], true, 1)
 	if err != nil {
 		return events.AppendResult{}, true, s.fail(ctx, op, stream, err)
 	}
-	if len(first) == 0 || events.ID(first[0].EventID) != evs[0].ID {
+	i := slices.IndexFunc(page, func(r *esdbclient.RecordedEvent) bool { return r.Position.Commit == pos[0] })
+	if i < 0 || events.ID(page[i].EventID) != evs[0].ID {
 		return events.AppendResult{}, true, &events.Error{Code: events.CodeCorrupt, Op: op, Stream: stream,
 			Detail: fmt.Sprintf("the ID index puts event %s at $all position %d, which does not hold it", evs[0].ID, pos[0])}
 	}
-	if got, _ := s.mine(first[0].StreamID, first[0].EventType); got != stream {
+	first := page[i]
+	if got, _ := s.mine(first.StreamID, first.EventType); got != stream {
 		return dup("event %s is already stored in another stream", evs[0].ID)
 	}
-	got, err := s.readStream(ctx, op, stream, events.Forwards, first[0].EventNumber, false, uint64(len(evs)))
+	got, err := s.readStream(ctx, op, stream, events.Forwards, first.EventNumber, false, uint64(len(evs)))
 	if err != nil {
 		return events.AppendResult{}, true, err
 	}
