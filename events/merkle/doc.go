@@ -31,7 +31,10 @@
 // keeps the tree's stored hashes (tlog.StoredHashes) in a bbolt file of its
 // own, written in the same transaction as the sealed position, so after a
 // crash it resumes exactly where its last commit left off. One design serves
-// every backend; the embedded store's file is never touched.
+// every backend (positions may be sparse: the file maps runs of positions to
+// leaf indexes); the store's own file is never touched. The Sealer seals
+// only events that match their own hash link, and at start checks that the
+// store still holds the last event it sealed, as sealed.
 //
 // The window between append and seal: an event is durable in the store
 // before it is sealed. The Sealer commits whatever the subscription has

@@ -278,3 +278,22 @@ func TestCheckpoints(t *testing.T) {
 		t.Error("ParseBody accepted a negative size")
 	}
 }
+
+func TestSealerRefusesAnEventThatDoesNotMatchItsLink(t *testing.T) {
+	s := openStore(t)
+	fill(t, s, 0, 20)
+	evs := readAll(t, s)
+	evs[12].Data = []byte("altered")
+	sl, err := OpenSealer(filepath.Join(t.TempDir(), "tree.db"), &sliceStore{evs: evs}, SealerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sl.Close()
+	err = sl.Run(ctxT(t))
+	if !errors.Is(err, ErrTampered) || !strings.Contains(err.Error(), "position 13") {
+		t.Errorf("Run = %v; want ErrTampered at position 13", err)
+	}
+	if size, _, _ := sl.Sealed(); size > 12 {
+		t.Errorf("sealed %d events, past the altered one", size)
+	}
+}

@@ -229,7 +229,8 @@ func (s *Sealer) WaitSealed(ctx context.Context, pos events.Position) (int64, er
 //
 // Errors: ErrTampered (the store no longer holds what was sealed: truncated,
 // replaced or altered — stop and investigate; deleting the sealer's file
-// re-seals the log as it now is); ErrUnavailable (the sealer's file cannot
+// re-seals the log as it now is — or an event to seal does not match its
+// own hash link); ErrUnavailable (the sealer's file cannot
 // be written); the store's errors (ErrClosed, ErrCorrupt, ...).
 func (s *Sealer) Run(ctx context.Context) error {
 	if s.closed.Load() {
@@ -364,6 +365,9 @@ func (s *Sealer) seal(batch []events.RecordedEvent, live bool) error {
 			e := &batch[i]
 			if e.Position <= last {
 				return errorf(CodeTampered, "seal", "the log delivered position %d after %d", e.Position, last)
+			}
+			if events.LinkHash(e.PrevHash, e.Stream, e.Revision, e.EventData) != e.Hash {
+				return errorf(CodeTampered, "seal", "the event at position %d (%q revision %d) does not match its own hash link: it is not sealed", e.Position, e.Stream, e.Revision)
 			}
 			hs, err := tlog.StoredHashesForRecordHash(n, LeafHash(e), r)
 			if err != nil {
