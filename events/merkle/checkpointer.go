@@ -113,7 +113,9 @@ func (c *Checkpointer) issue(ctx context.Context, wait bool) (*subsidyv1.AuditCh
 		}
 	}
 	size, last, root := c.cfg.Sealer.Sealed()
-	if c.latest != nil && (last == c.latestPos || last == c.coveredPos) {
+	// Nothing new since the latest (or the sealer, restarting, has not
+	// caught up with it yet): no new checkpoint.
+	if c.latest != nil && (last == c.latestPos || last == c.coveredPos || size <= int64(c.latest.GetTreeSize())) {
 		return c.latest, false, nil
 	}
 	cp, err := c.cfg.Signer.Sign(size, root, c.cfg.Now())
