@@ -357,3 +357,25 @@ func TestStandInAppendSize(t *testing.T) {
 	wantCode(t, "Append(4097 bytes, server limit 4096)", err, events.CodeInvalidArgument)
 	mustAppend(t, st, "sized", events.Exact(1), sized(4096))
 }
+
+// TestStandInSubscriptionDroppedLater drops a subscription that has been
+// up for a while: a new outage, resumed even with a short ResubscribeFor.
+func TestStandInSubscriptionDroppedLater(t *testing.T) {
+	si := startStandIn(t)
+	st := open(t, si.URL(), esdb.Options{ResubscribeFor: 300 * time.Millisecond})
+	defer st.Close()
+	sub, err := st.Subscribe(testContext(t), events.Start, events.Filter{})
+	if err != nil {
+		t.Fatalf("Subscribe = %v", err)
+	}
+	defer sub.Close()
+	mustAppend(t, st, "later", events.NoStream, ev("esdbtest.Later", "1"))
+	next(t, sub)
+	time.Sleep(1200 * time.Millisecond)
+	si.DropSubscriptions()
+	e := ev("esdbtest.Later", "2")
+	mustAppend(t, st, "later", events.Exact(0), e)
+	if got := next(t, sub); got.ID != e.ID {
+		t.Fatalf("Next after a late drop = %s %q; want %s %q", got.ID, got.Data, e.ID, e.Data)
+	}
+}

@@ -83,7 +83,11 @@ func (sub *subscription) filter() *esdbclient.SubscriptionFilter {
 	}
 }
 
-// pump subscribes to $all and feeds ch, resubscribing after drops.
+// pump subscribes to $all and feeds ch, resubscribing after drops with
+// growing pauses. A subscription that drops within a second of starting
+// counts as a failure to subscribe; after ResubscribeFor of such failures,
+// or at once if EventStoreDB refuses the subscription as invalid, the
+// subscription ends with the error.
 func (sub *subscription) pump() {
 	s := sub.s
 	defer s.pumps.Done()
@@ -91,39 +95,42 @@ func (sub *subscription) pump() {
 	var failingSince time.Time
 	backoff := 20 * time.Millisecond
 	for {
+		started := time.Now()
 		es, err := sub.subscribe()
-		if err != nil {
+		if err == nil {
+			err = sub.receive(es)
+			es.Close()
+			if err != nil {
+				sub.stop(err) // an event that does not decode
+				return
+			}
 			if sub.ctx.Err() != nil {
 				return
 			}
-			err = s.fail(context.Background(), "next", "", err)
-			if failingSince.IsZero() {
-				failingSince = time.Now()
+			s.log.Info("subscription to $all dropped; resubscribing", "after", sub.after)
+			if time.Since(started) > time.Second { // it worked for a while: a new outage
+				failingSince, backoff = time.Now(), 20*time.Millisecond
 			}
-			if events.CodeOf(err) != events.CodeUnavailable || time.Since(failingSince) > s.opts.ResubscribeFor {
-				sub.stop(err) // refused for good, or unreachable for too long
-				return
-			}
-			s.log.Warn("cannot subscribe to $all; retrying", "after", sub.after, "err", err)
-			select {
-			case <-time.After(backoff):
-			case <-sub.ctx.Done():
-				return
-			}
-			backoff = min(2*backoff, 2*time.Second)
-			continue
-		}
-		failingSince, backoff = time.Time{}, 20*time.Millisecond
-		err = sub.receive(es)
-		es.Close()
-		if err != nil {
-			sub.stop(err)
-			return
+			err = errConnLost
 		}
 		if sub.ctx.Err() != nil {
 			return
 		}
-		s.log.Info("subscription to $all dropped; resubscribing", "after", sub.after)
+		err = s.fail(context.Background(), "next", "", err)
+		if failingSince.IsZero() {
+			failingSince = started
+		}
+		if events.CodeOf(err) != events.CodeUnavailable || time.Since(failingSince) > s.opts.ResubscribeFor {
+			sub.stop(err) // refused for good, or unreachable for too long
+			return
+		}
+		s.log.Debug("resubscribing to $all after a pause", "after", sub.after, "pause", backoff, "err", err)
+		select {
+		case <-time.After(backoff):
+		case <-sub.ctx.Done():
+			return
+		}
+		backoff = min(2*backoff, 2*time.Second)
 	}
 }
 
