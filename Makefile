@@ -98,6 +98,24 @@ bench: ## benchmark: go test -bench in events/bolt, then the ledgerbench table (
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./events/bolt/
 	$(GO) run ./services/cmd/ledgerbench $(BENCHFLAGS)
 
+# Deployment files (deployments/): checked offline, no Docker engine or
+# cluster needed. promtool comes from Debian's prometheus package (installed
+# here if missing; CI runs as root). The Go checks are their own modules,
+# outside go.work (GOWORK=off), so their loaders' dependencies stay out of
+# the workspace.
+PROMTOOL       ?= promtool
+DEPLOY_MODULES := deployments/validate deployments/probe
+
+.PHONY: check-deployments
+check-deployments: ## deployments/: promtool check/test, compose + kustomize (strict k8s types), Grafana and alert metric names vs ledgerd's, NATS config, Dockerfile
+	@command -v $(PROMTOOL) >/dev/null || { echo "installing promtool (Debian package prometheus)"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+	$(PROMTOOL) check config deployments/prometheus/prometheus.yml deployments/prometheus/prometheus.k8s.yml
+	$(PROMTOOL) check rules deployments/prometheus/rules/*.yml
+	$(PROMTOOL) test rules deployments/prometheus/tests/*.yml
+	@out=$$(gofmt -l $(DEPLOY_MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@for m in $(DEPLOY_MODULES); do (cd $$m && GOWORK=off $(GO) vet ./... && GOWORK=off $(GO) test -count=1 ./...) || exit 1; done
+	@echo "check-deployments: ok"
+
 .PHONY: test-esdb
 test-esdb: ## run the store conformance suite against the real EventStoreDB/KurrentDB 22.10+ at LEDGER_ESDB_URL (fails if it is unset or the test does not pass; `make test` covers only the stand-in)
 	@if [ -z "$$LEDGER_ESDB_URL" ]; then \

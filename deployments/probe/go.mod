@@ -1,0 +1,3 @@
+module github.com/cqhrss/subsidyledger/deployments/probe
+
+go 1.26.7
