@@ -70,6 +70,7 @@ type Intake struct {
 	seen     events.Position        // last log position folded into world
 	mine     map[events.ID]struct{} // appended by us, not yet met by catch-up
 	parked   map[string]parking     // lane -> its first waiting fact
+	sealed   map[events.ID]struct{} // ids of the last sealed batch
 	recorded *recent
 	ready    atomic.Bool
 	pos      atomic.Uint64
@@ -380,8 +381,15 @@ type batch struct {
 	byKey map[string]*item
 	ops   map[string]*op
 	order []*op
-	err   error // a failure while preparing: nothing was appended
-	done  chan struct{}
+	// rejections are appended after order, and only if no other writer
+	// appended anything since the batch was decided (see commit).
+	rejections []*op
+	// seenAt is the log position the batch was decided at; own holds the
+	// ids this intake appended (or is appending) after it.
+	seenAt events.Position
+	own    map[events.ID]struct{}
+	err    error // a failure while preparing: nothing was appended
+	done   chan struct{}
 }
 
 // handle decides, records and acknowledges one batch. An error means
@@ -405,9 +413,14 @@ func (in *Intake) prepare(ctx context.Context, msgs []jetstream.Msg) *batch {
 
 // begin starts a batch: it folds what other writers appended meanwhile.
 func (in *Intake) begin(ctx context.Context) *batch {
-	b := &batch{done: make(chan struct{}), byKey: make(map[string]*item), ops: make(map[string]*op)}
+	b := &batch{done: make(chan struct{}), byKey: make(map[string]*item), ops: make(map[string]*op), own: make(map[events.ID]struct{})}
 	if err := in.catchUp(ctx); err != nil {
 		b.err = err
+	}
+	b.seenAt = in.seen
+	// The batch in flight (if any) may commit after seenAt.
+	for id := range in.sealed {
+		b.own[id] = struct{}{}
 	}
 	return b
 }
@@ -466,15 +479,27 @@ func (in *Intake) seal(b *batch) {
 			b.err = err
 			return
 		}
-		o := b.opFor(stream, events.Any)
+		var o *op
+		for _, r := range b.rejections {
+			if r.stream == stream {
+				o = r
+			}
+		}
+		if o == nil {
+			o = &op{stream: stream, expected: events.Any}
+			b.rejections = append(b.rejections, o)
+		}
 		it.op, it.rev = o, uint64(len(o.evs))
 		o.evs = append(o.evs, data)
 		o.items = append(o.items, it)
 	}
 	// Catch-up must not fold these events a second time.
-	for _, o := range b.order {
+	in.sealed = make(map[events.ID]struct{})
+	for _, o := range append(append([]*op{}, b.order...), b.rejections...) {
 		for _, e := range o.evs {
 			in.mine[e.ID] = struct{}{}
+			in.sealed[e.ID] = struct{}{}
+			b.own[e.ID] = struct{}{}
 		}
 	}
 }
@@ -496,8 +521,54 @@ func (in *Intake) commit(ctx context.Context, b *batch) {
 		}()
 	}
 	wg.Wait()
+	if len(b.rejections) > 0 {
+		// A rejection is not guarded by an expected revision. Record it
+		// only if no other writer appended since the batch was decided;
+		// else decide those messages again, on the newer state.
+		foreign, err := in.foreignSince(ctx, b)
+		for _, o := range b.rejections {
+			switch {
+			case err != nil:
+				o.err = err
+			case foreign:
+				o.err = errStale
+			default:
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					o.res, o.err = in.cfg.Store.Append(ctx, o.stream, o.expected, o.evs...)
+				}()
+			}
+		}
+		wg.Wait()
+	}
 	if in.cfg.Metrics != nil {
 		in.cfg.Metrics.AppendSeconds.Observe(time.Since(start).Seconds())
+	}
+}
+
+// errStale marks rejections decided on a state another writer has since
+// changed; their messages are decided again.
+var errStale = errors.New("ingest: another writer appended meanwhile")
+
+// foreignSince reports whether the log has events after b.seenAt that this
+// intake did not append.
+func (in *Intake) foreignSince(ctx context.Context, b *batch) (bool, error) {
+	after := b.seenAt
+	for {
+		page, err := in.cfg.Store.ReadAll(ctx, after, 4096)
+		if err != nil {
+			return false, err
+		}
+		if len(page) == 0 {
+			return false, nil
+		}
+		for _, rec := range page {
+			if _, ok := b.own[rec.ID]; !ok {
+				return true, nil
+			}
+			after = rec.Position
+		}
 	}
 }
 
@@ -511,7 +582,13 @@ func (in *Intake) finish(ctx context.Context, b *batch) error {
 	}
 	m := in.cfg.Metrics
 	var failed error
-	for _, o := range b.order {
+	for _, o := range append(append([]*op{}, b.order...), b.rejections...) {
+		if errors.Is(o.err, errStale) {
+			for _, it := range o.items {
+				it.retry = in.cfg.RetryDelay
+			}
+			continue
+		}
 		if o.err != nil {
 			if failed == nil {
 				failed = fmt.Errorf("append to %q: %w", o.stream, o.err)

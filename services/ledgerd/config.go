@@ -57,7 +57,7 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.SetOutput(stderr)
 	str := func(p *string, name, def, usage string) { fs.StringVar(p, name, envOr(getenv, name, def), usage) }
 	str(&c.DataDir, "data-dir", "data", "directory for the embedded store and the embedded NATS server's JetStream files")
-	str(&c.Store, "store", "", "event store: empty or bolt:PATH for the embedded bbolt store (default DATA-DIR/ledger.db)")
+	str(&c.Store, "store", "", "event store: bolt:PATH for the embedded bbolt store (default DATA-DIR/ledger.db), or an EventStoreDB/KurrentDB connection string esdb://host:2113,...?tls=...")
 	str(&c.NATSListen, "nats-listen", "127.0.0.1:4222", "address of the embedded NATS server (ignored with --nats-url)")
 	str(&c.NATSURL, "nats-url", "", "URL(s) of an external NATS JetStream server or cluster; when set no embedded server runs")
 	str(&c.NATSConfig, "nats-config", "", "nats-server configuration file for the embedded server (accounts, TLS)")
@@ -129,8 +129,9 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	if (c.NATSTLSCert == "") != (c.NATSTLSKey == "") {
 		errs = append(errs, &ConfigError{"--nats-tls-cert and --nats-tls-key go together"})
 	}
-	if c.Store != "" && !strings.HasPrefix(c.Store, "bolt:") {
-		errs = append(errs, &ConfigError{fmt.Sprintf("--store %q: want bolt:PATH (the EventStoreDB backend is not built yet)", c.Store)})
+	if c.Store != "" && !strings.HasPrefix(c.Store, "bolt:") && !strings.HasPrefix(c.Store, "esdb://") &&
+		!strings.HasPrefix(c.Store, "esdb+discover://") && !strings.HasPrefix(c.Store, "kurrentdb://") {
+		errs = append(errs, &ConfigError{fmt.Sprintf("--store %q: want bolt:PATH or esdb://host:port (EventStoreDB)", c.Store)})
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -28,6 +28,7 @@ import (
 
 	"github.com/cqhrss/subsidyledger/events"
 	"github.com/cqhrss/subsidyledger/events/bolt"
+	"github.com/cqhrss/subsidyledger/events/esdb"
 	"github.com/cqhrss/subsidyledger/events/rules"
 	"github.com/cqhrss/subsidyledger/projections"
 	"github.com/cqhrss/subsidyledger/projections/readmodels"
@@ -62,13 +63,9 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(Started
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return &ConfigError{fmt.Sprintf("--data-dir %q: %v", cfg.DataDir, err)}
 	}
-	storePath := strings.TrimPrefix(cfg.Store, "bolt:")
-	if storePath == "" {
-		storePath = filepath.Join(cfg.DataDir, "ledger.db")
-	}
-	store, err := bolt.Open(storePath, bolt.Options{})
+	store, err := openStore(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("opening the event store %s: %w", storePath, err)
+		return err
 	}
 	defer func() {
 		if cerr := store.Close(); cerr != nil && err == nil {
@@ -281,4 +278,27 @@ func (h *health) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_, _ = io.WriteString(w, "ready\n")
+}
+
+// openStore opens the event store --store names: the embedded bbolt store
+// (default) or EventStoreDB.
+func openStore(ctx context.Context, cfg Config) (events.Store, error) {
+	if cfg.Store != "" && !strings.HasPrefix(cfg.Store, "bolt:") {
+		c, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		s, err := esdb.Open(c, cfg.Store, esdb.Options{})
+		if err != nil {
+			return nil, fmt.Errorf("opening the EventStoreDB store (is it reachable, and the connection string right?): %w", err)
+		}
+		return s, nil
+	}
+	path := strings.TrimPrefix(cfg.Store, "bolt:")
+	if path == "" {
+		path = filepath.Join(cfg.DataDir, "ledger.db")
+	}
+	s, err := bolt.Open(path, bolt.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("opening the event store %s: %w", path, err)
+	}
+	return s, nil
 }
