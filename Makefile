@@ -41,7 +41,11 @@ check: $(BUF) ## gofmt, vet, buf lint + breaking, generated code up to date, mod
 	  (cd proto && $(BUF) generate) && \
 	  if ! diff -r $$tmp/gen proto/gen >/dev/null; then echo "generated code is stale: run 'make generate' and commit"; rm -rf $$tmp; exit 1; fi; rm -rf $$tmp
 	@for m in $(MODULES); do (cd $$m && GOWORK=off $(GO) build ./... ) || { echo "module $$m does not build with GOWORK=off"; exit 1; }; done
-	@for m in $(MODULES); do (cd $$m && GOWORK=off $(GO) list -m all); done | awk 'NF==2 {v[$$1]=v[$$1] " " $$2} END {bad=0; for (m in v) {n=split(v[m],a," "); for(i=2;i<=n;i++) if (a[i]!=a[1]) {print "modules disagree on " m ":" v[m]; bad=1; break}} exit bad}'
+	@# One version of each dependency: every module that builds a package of a
+	@# dependency (tests included) builds the same version of it.
+	@for m in $(MODULES); do (cd $$m && GOWORK=off $(GO) list -deps -test -f '{{with .Module}}{{.Path}} {{.Version}}{{end}}' ./... | sort -u); done | \
+	  awk 'NF==2 {v[$$1]=v[$$1] " " $$2} END {bad=0; for (m in v) {n=split(v[m],a," "); for(i=2;i<=n;i++) if (a[i]!=a[1]) {print "modules disagree on " m ":" v[m]; bad=1; break}} exit bad}'
+	$(MAKE) --no-print-directory check-deployments
 	@echo "check: ok"
 
 .PHONY: fix
