@@ -1,0 +1,97 @@
+package ingest
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/cqhrss/subsidyledger/events/codec"
+	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
+	"github.com/cqhrss/subsidyledger/services/natsbus"
+)
+
+// TestMalformedInputCatalogue sends one example of every class of malformed
+// input through JetStream and the intake, and checks that each lands as a
+// recorded rejection with the expected reason code (and its original
+// payload), never as an event and never as a crash.
+func TestMalformedInputCatalogue(t *testing.T) {
+	r := newRig(t)
+	ref, _ := programme(t)
+	r.publish(t, ref)
+	in := r.intake(t)
+	if err := in.handle(context.Background(), r.fetch(t, len(ref))); err != nil {
+		t.Fatal(err)
+	}
+	in.cfg.ReferenceWait = 1 // unknown references are rejected at once here
+	pk := strings.Repeat("ab", 32)
+	json := natsbus.ContentJSON
+	cases := []struct {
+		name, subject, contentType, body string
+		want                             subsidyv1.ReasonCode
+	}{
+		{"truncated protobuf", "subsidy.in.enrolment.enrolled", "", "\x0a\x05ab", subsidyv1.ReasonCode_REASON_CODE_UNDECODABLE},
+		{"wrong type", "subsidy.in.enrolment.enrolled", json, `{"enrolmentId": 7}`, subsidyv1.ReasonCode_REASON_CODE_UNDECODABLE},
+		{"unknown field", "subsidy.in.enrolment.enrolled", json, `{"enrolmentId": "e", "idNumber": "x"}`, subsidyv1.ReasonCode_REASON_CODE_UNDECODABLE},
+		{"missing field", "subsidy.in.enrolment.enrolled", json, `{"personKey": "` + pk + `"}`, subsidyv1.ReasonCode_REASON_CODE_SCHEMA_VIOLATION},
+		{"negative amount", "subsidy.in.bureau.budget_allocated", json, `{"allocationId":"a","year":2025,"unitCode":"cq-yuzhong","amountFen":"-5"}`, subsidyv1.ReasonCode_REASON_CODE_SCHEMA_VIOLATION},
+		{"overflowing amount", "subsidy.in.bureau.budget_allocated", json, `{"allocationId":"a","year":2025,"unitCode":"cq-yuzhong","amountFen":"9223372036854775808"}`, subsidyv1.ReasonCode_REASON_CODE_UNDECODABLE},
+		{"absurd amount", "subsidy.in.enrolment.advance_payment_recorded", json, `{"advanceId":"a","trainingInstitutionId":"T001","personKey":"` + pk + `","qualification":{"occupation":"OCCUPATION_BIG_DATA","level":"LEVEL_JUNIOR"},"amountFen":"900000000000","paidOn":{"year":2025,"month":3,"day":1}}`, subsidyv1.ReasonCode_REASON_CODE_SCHEMA_VIOLATION},
+		{"malformed person key", "subsidy.in.enrolment.trainee_registered", json, `{"personKey":"not-a-key","maskedName":"张*","maskedId":"5001**********123X","unitCode":"cq-yuzhong","education":"EDUCATION_BACHELOR"}`, subsidyv1.ReasonCode_REASON_CODE_SCHEMA_VIOLATION},
+		{"plain ID number", "subsidy.in.enrolment.trainee_registered", json, `{"personKey":"` + pk + `","maskedName":"110101199003078515","maskedId":"5001**********123X","unitCode":"cq-yuzhong","education":"EDUCATION_BACHELOR"}`, subsidyv1.ReasonCode_REASON_CODE_INVALID_PERSON_ID},
+		{"score out of range", "subsidy.in.evaluation.assessment_recorded", json, `{"assessmentId":"x","personKey":"` + pk + `","evaluationInstitutionId":"E001","qualification":{"occupation":"OCCUPATION_BIG_DATA","level":"LEVEL_JUNIOR"},"attempt":1,"theoryScore":101,"practicalScore":70,"assessedOn":{"year":2025,"month":5,"day":5}}`, subsidyv1.ReasonCode_REASON_CODE_SCORE_OUT_OF_RANGE},
+		{"date out of range", "subsidy.in.bureau.annual_target_set", json, `{"year":1899,"target":3000}`, subsidyv1.ReasonCode_REASON_CODE_SCHEMA_VIOLATION},
+		{"invalid calendar date", "subsidy.in.enrolment.training_completed", json, `{"enrolmentId":"e","personKey":"` + pk + `","trainingInstitutionId":"T001","qualification":{"occupation":"OCCUPATION_BIG_DATA","level":"LEVEL_JUNIOR"},"completedOn":{"year":2025,"month":2,"day":30}}`, subsidyv1.ReasonCode_REASON_CODE_SCHEMA_VIOLATION},
+		{"unknown reference", "subsidy.in.evaluation.assessment_recorded", json, `{"assessmentId":"x","personKey":"` + pk + `","evaluationInstitutionId":"E001","qualification":{"occupation":"OCCUPATION_BIG_DATA","level":"LEVEL_JUNIOR"},"attempt":1,"theoryScore":70,"practicalScore":70,"assessedOn":{"year":2025,"month":5,"day":5}}`, subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_TRAINEE},
+		{"oversized message", "subsidy.in.enrolment.enrolled", "", strings.Repeat("\x00", 70<<10), subsidyv1.ReasonCode_REASON_CODE_OVERSIZED},
+		{"wrong content type", "subsidy.in.enrolment.enrolled", "text/csv", "a,b", subsidyv1.ReasonCode_REASON_CODE_UNSUPPORTED_CONTENT_TYPE},
+		{"unknown subject", "subsidy.in.enrolment.nonsense", json, `{}`, subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_SUBJECT},
+		{"empty body", "subsidy.in.bureau.annual_target_set", "", "", subsidyv1.ReasonCode_REASON_CODE_SCHEMA_VIOLATION},
+	}
+	for i, tc := range cases {
+		m := nats.NewMsg(tc.subject)
+		m.Data = []byte(tc.body)
+		m.Header.Set(natsbus.HeaderMsgID, "malformed-"+tc.name)
+		if tc.contentType != "" {
+			m.Header.Set(natsbus.HeaderContentType, tc.contentType)
+		}
+		if _, err := r.js.PublishMsg(context.Background(), m); err != nil {
+			t.Fatalf("case %d %s: publish: %v", i, tc.name, err)
+		}
+	}
+	if err := in.handle(context.Background(), r.fetch(t, len(cases))); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]*subsidyv1.FactRejected{}
+	accepted := map[string]bool{}
+	page, err := r.store.ReadAll(context.Background(), 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rec := range page {
+		d, err := codec.Decode(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rj, ok := d.Payload.(*subsidyv1.FactRejected); ok {
+			got[rj.GetMessageId()] = rj
+		} else if strings.HasPrefix(d.Env.GetMessageId(), "malformed-") {
+			accepted[d.Env.GetMessageId()] = true
+		}
+	}
+	for _, tc := range cases {
+		id := "malformed-" + tc.name
+		rj := got[id]
+		switch {
+		case accepted[id]:
+			t.Errorf("%s: accepted as an event; want rejection %s", tc.name, tc.want)
+		case rj == nil:
+			t.Errorf("%s: no rejection recorded; want %s", tc.name, tc.want)
+		case rj.GetReason() != tc.want:
+			t.Errorf("%s: rejected with %s (%s); want %s", tc.name, rj.GetReason(), rj.GetDetail(), tc.want)
+		case string(rj.GetPayload()) != tc.body || rj.GetSubject() != tc.subject:
+			t.Errorf("%s: the rejection does not keep the original message", tc.name)
+		}
+	}
+}
