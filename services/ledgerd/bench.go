@@ -34,6 +34,8 @@ type IngestBenchConfig struct {
 	PacedRate, PacedFacts int
 	// RawMessages per raw JetStream baseline.
 	RawMessages int
+	// Flags are extra ledgerd flags (e.g. --feed-batch 1000).
+	Flags []string
 }
 
 // IngestBenchResult holds the figures, each mode beside the raw JetStream
@@ -59,7 +61,7 @@ func BenchIngest(ctx context.Context, bc IngestBenchConfig) (IngestBenchResult, 
 		return res, err
 	}
 	defer os.RemoveAll(dir)
-	cfg, err := ParseConfig([]string{"--demo", "--data-dir", dir, "--nats-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"}, func(string) string { return "" }, io.Discard)
+	cfg, err := ParseConfig(append([]string{"--demo", "--data-dir", dir, "--nats-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"}, bc.Flags...), func(string) string { return "" }, io.Discard)
 	if err != nil {
 		return res, err
 	}

@@ -25,6 +25,7 @@ func ingestSuite(ctx context.Context, cfg *config) ([]row, error) {
 		SingleTrainees: cfg.ingestTrainees / 4, BatchTrainees: cfg.ingestTrainees,
 		Publishers: 16, BatchPublishers: 4, BatchSize: 500,
 		PacedRate: 1000, PacedFacts: 3000, RawMessages: 20000,
+		Flags: cfg.ledgerdFlags,
 	})
 	if err != nil {
 		return nil, err

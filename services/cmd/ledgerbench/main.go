@@ -46,6 +46,8 @@ type config struct {
 	// ingestTrainees: trainees (about 8 facts each) for ingest mode (b);
 	// mode (a) takes a quarter of them.
 	ingestTrainees int
+	// ledgerdFlags are extra flags for the in-process ledgerd.
+	ledgerdFlags []string
 	auditEvents    int // events in the store of the audit (verify, seal, proof) figures
 	log            io.Writer
 }
@@ -68,6 +70,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.callers, "callers", 16, "concurrent callers for the group-commit figure")
 	fs.IntVar(&cfg.concurrent, "concurrent", 250, "appends of 1 event per concurrent caller")
 	fs.IntVar(&cfg.read, "read", 200_000, "events in the store read by the read-all figures")
+	fs.Func("ledgerd-flag", "an extra flag for the in-process ledgerd of the ingest figures (repeatable), e.g. -ledgerd-flag=--feed-batch=1000", func(v string) error {
+		cfg.ledgerdFlags = append(cfg.ledgerdFlags, v)
+		return nil
+	})
 	fs.IntVar(&cfg.ingestTrainees, "ingest-trainees", 6000, "trainees (about 8 facts each) published for the ingest figures")
 	fs.IntVar(&cfg.auditEvents, "audit-events", 500_000, "events in the store of the audit figures (verify, seal, proofs); the issue's row is 10000000")
 	fs.Usage = func() {
