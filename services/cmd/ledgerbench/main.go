@@ -48,8 +48,8 @@ type config struct {
 	ingestTrainees int
 	// ledgerdFlags are extra flags for the in-process ledgerd.
 	ledgerdFlags []string
-	auditEvents    int // events in the store of the audit (verify, seal, proof) figures
-	log            io.Writer
+	auditEvents  int // events in the store of the audit (verify, seal, proof) figures
+	log          io.Writer
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
