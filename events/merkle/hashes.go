@@ -33,6 +33,8 @@ type hashReader struct {
 	cache    []byte
 }
 
+var _ tlog.HashReader = (*hashReader)(nil)
+
 func newHashReader(b *bbolt.Bucket, start int64) *hashReader {
 	return &hashReader{b: b, start: start, cacheKey: -1}
 }
