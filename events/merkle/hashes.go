@@ -2,6 +2,7 @@ package merkle
 
 import (
 	"encoding/binary"
+	"sync"
 
 	"go.etcd.io/bbolt"
 	"golang.org/x/mod/sumdb/tlog"
@@ -21,14 +22,77 @@ func chunkKey(c int64) []byte {
 	return k[:]
 }
 
+// topLevel is the lowest tree level whose stored hashes the sealer also
+// keeps in memory (about 2/2^topLevel of all hashes: 2.5 MB for 10 million
+// events). A proof needs one hash per level; those of the upper levels lie
+// far apart in the file, so without the copy a proof on a cold cache would
+// read a page per level.
+const topLevel = 8
+
+// topHashes holds the stored hashes of levels topLevel and above, by level
+// and node. Hashes never change once stored, so readers may see more than
+// their transaction's tree holds.
+type topHashes struct {
+	mu     sync.RWMutex
+	levels [][]tlog.Hash // levels[l-topLevel][n]
+}
+
+// add records the stored hashes of leaf n (as StoredHashes returns them:
+// hs[l] is the hash at level l of node n>>l).
+func (t *topHashes) add(hs []tlog.Hash) {
+	if len(hs) <= topLevel {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for l := topLevel; l < len(hs); l++ {
+		for len(t.levels) <= l-topLevel {
+			t.levels = append(t.levels, nil)
+		}
+		t.levels[l-topLevel] = append(t.levels[l-topLevel], hs[l])
+	}
+}
+
+func (t *topHashes) get(index int64) (tlog.Hash, bool) {
+	l, n := tlog.SplitStoredHashIndex(index)
+	if l < topLevel {
+		return tlog.Hash{}, false
+	}
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if l-topLevel >= len(t.levels) || n >= int64(len(t.levels[l-topLevel])) {
+		return tlog.Hash{}, false
+	}
+	return t.levels[l-topLevel][n], true
+}
+
+// load fills t from the file, for a tree of size leaves.
+func (t *topHashes) load(r *hashReader, size int64) error {
+	for l := topLevel; size>>l > 0; l++ {
+		idx := make([]int64, size>>l)
+		for n := range idx {
+			idx[n] = tlog.StoredHashIndex(l, int64(n))
+		}
+		hs, err := r.ReadHashes(idx)
+		if err != nil {
+			return err
+		}
+		t.mu.Lock()
+		t.levels = append(t.levels, hs)
+		t.mu.Unlock()
+	}
+	return nil
+}
+
 // hashReader is a tlog.HashReader over the hashes bucket and, from index
-// start on, hashes not yet written (pending). Values read from the bucket
-// are valid only until the transaction modifies it: use a reader before
-// writeHashes.
+// start on, hashes not yet written (pending); with top set, it takes the
+// upper levels from memory. Values read from the bucket are valid only
+// until the transaction modifies it: use a reader before writeHashes.
 type hashReader struct {
 	b        *bbolt.Bucket
 	start    int64
 	pending  []tlog.Hash
+	top      *topHashes
 	cacheKey int64
 	cache    []byte
 }
@@ -49,6 +113,12 @@ func (r *hashReader) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 			}
 			out[i] = r.pending[j]
 			continue
+		}
+		if r.top != nil {
+			if h, ok := r.top.get(x); ok {
+				out[i] = h
+				continue
+			}
 		}
 		c := x / chunkHashes
 		if c != r.cacheKey {

@@ -297,3 +297,78 @@ func TestSealerRefusesAnEventThatDoesNotMatchItsLink(t *testing.T) {
 		t.Errorf("sealed %d events, past the altered one", size)
 	}
 }
+
+// synthetic returns n events with valid hash links, in memory.
+func synthetic(n int) []events.RecordedEvent {
+	evs := make([]events.RecordedEvent, n)
+	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range evs {
+		evs[i] = events.RecordedEvent{
+			EventData: events.EventData{ID: events.DeriveID("synthetic", fmt.Sprint(i)), Type: "test.Event", Data: []byte(fmt.Sprint("event ", i))},
+			Stream:    fmt.Sprintf("trainee-%d", i%17), Position: events.Position(3 * (i + 1)), Created: t0.Add(time.Duration(i) * time.Second),
+		}
+	}
+	relink(evs)
+	return evs
+}
+
+// TestSealerTopLevels seals a tree deep enough for the in-memory upper
+// levels, proves against it, and again after a reopen (which loads them).
+func TestSealerTopLevels(t *testing.T) {
+	const n = 1500
+	evs := synthetic(n)
+	st := &sliceStore{evs: evs}
+	path := filepath.Join(t.TempDir(), "tree.db")
+	check := func(sl *Sealer) {
+		t.Helper()
+		for _, size := range []int64{256, 511, 512, 1024, 1300, n} {
+			tr := treeOf(evs, int(size))
+			c := Checkpoint{Size: size, Root: tr.Root()}
+			for _, i := range []int{0, 255, 256, 700, int(size) - 1} {
+				if int64(i) >= size {
+					continue
+				}
+				p, err := sl.InclusionProof(ctxT(t), evs[i].Position, size)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := CheckInclusion(c, p); err != nil {
+					t.Errorf("size %d leaf %d: %v", size, i, err)
+				}
+			}
+			if size < n {
+				p, err := sl.ConsistencyProof(size, n)
+				if err != nil {
+					t.Fatal(err)
+				}
+				full := treeOf(evs, n)
+				if err := CheckConsistency(c, Checkpoint{Size: n, Root: full.Root()}, p); err != nil {
+					t.Errorf("consistency %d..%d: %v", size, n, err)
+				}
+			}
+		}
+	}
+	sl, err := OpenSealer(path, st, SealerOptions{MaxBatch: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runIn(t, sl)
+	if _, err := sl.WaitSealed(ctxT(t), evs[n-1].Position); err != nil {
+		t.Fatal(err)
+	}
+	if len(sl.top.levels) != 3 || len(sl.top.levels[0]) != n>>8 {
+		t.Fatalf("top levels %d", len(sl.top.levels))
+	}
+	check(sl)
+	stop()
+	sl.Close()
+	sl, err = OpenSealer(path, st, SealerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sl.Close()
+	if len(sl.top.levels) != 3 || len(sl.top.levels[0]) != n>>8 || len(sl.top.levels[2]) != n>>10 {
+		t.Fatalf("top levels after reopen: %d", len(sl.top.levels))
+	}
+	check(sl)
+}

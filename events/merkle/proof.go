@@ -82,7 +82,9 @@ func (s *Sealer) view(f func(tx *bbolt.Tx, sealed int64, r *hashReader) error) e
 	}
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		sealed := int64(u64(tx.Bucket(bucketMeta).Get(keySize)))
-		return f(tx, sealed, newHashReader(tx.Bucket(bucketHashes), tlog.StoredHashCount(sealed)))
+		r := newHashReader(tx.Bucket(bucketHashes), tlog.StoredHashCount(sealed))
+		r.top = &s.top
+		return f(tx, sealed, r)
 	})
 	var e *Error
 	if err != nil && !errors.As(err, &e) {

@@ -88,6 +88,7 @@ type Sealer struct {
 	root    tlog.Hash
 	lastRun run
 	sig     chan struct{} // closed and replaced after every commit
+	top     topHashes     // the upper levels of the tree, in memory
 	batches uint64
 	delay   time.Duration
 	maxDel  time.Duration
@@ -160,9 +161,13 @@ func (s *Sealer) init() error {
 		if s.lastRun.index+s.lastRun.count != s.size {
 			return errorf(CodeCorrupt, "open sealer", "%s: position runs end at leaf %d, tree size is %d", s.path, s.lastRun.index+s.lastRun.count, s.size)
 		}
-		root, err := tlog.TreeHash(s.size, newHashReader(tx.Bucket(bucketHashes), tlog.StoredHashCount(s.size)))
+		r := newHashReader(tx.Bucket(bucketHashes), tlog.StoredHashCount(s.size))
+		root, err := tlog.TreeHash(s.size, r)
 		s.root = root
-		return err
+		if err != nil {
+			return err
+		}
+		return s.top.load(r, s.size)
 	})
 	var e *Error
 	if err != nil && !errors.As(err, &e) {
@@ -355,6 +360,7 @@ func (s *Sealer) seal(batch []events.RecordedEvent, live bool) error {
 	size, last, lr := s.size, s.last, s.lastRun
 	s.mu.Unlock()
 	var root tlog.Hash
+	var added [][]tlog.Hash // stored hashes per leaf, for the in-memory top levels
 	runs := make([]run, 0, 1)
 	err := s.db.Update(func(tx *bbolt.Tx) error {
 		hb := tx.Bucket(bucketHashes)
@@ -374,6 +380,9 @@ func (s *Sealer) seal(batch []events.RecordedEvent, live bool) error {
 				return err
 			}
 			r.pending = append(r.pending, hs...)
+			if len(hs) > topLevel {
+				added = append(added, hs)
+			}
 			if lr.count > 0 && e.Position == lr.pos+events.Position(lr.count) {
 				lr.count++
 			} else {
@@ -412,6 +421,9 @@ func (s *Sealer) seal(batch []events.RecordedEvent, live bool) error {
 			err = &Error{Code: CodeUnavailable, Op: "seal", Detail: fmt.Sprintf("cannot write %s", s.path), Err: err}
 		}
 		return err
+	}
+	for _, hs := range added {
+		s.top.add(hs)
 	}
 	delay := s.opts.Now().Sub(batch[0].Created)
 	s.mu.Lock()
