@@ -83,7 +83,10 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		if len(args) > 1 {
 			if c, ok := commands[args[1]]; ok {
-				return c.run(ctx, e, []string{"-h"})
+				if err := c.run(ctx, e, []string{"-h"}); !errors.Is(err, flag.ErrHelp) && err != nil {
+					return err
+				}
+				return nil
 			}
 		}
 		usage(stderr)
