@@ -17,6 +17,7 @@ import (
 	"github.com/cqhrss/subsidyledger/events"
 	"github.com/cqhrss/subsidyledger/events/bolt"
 	"github.com/cqhrss/subsidyledger/events/merkle"
+	"github.com/cqhrss/subsidyledger/services/auditapi"
 	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
 )
 
@@ -131,53 +132,7 @@ func TestProveOffline(t *testing.T) {
 // auditHandler serves the audit endpoints as ledgerd does (a reference for
 // its wiring).
 func auditHandler(sl *merkle.Sealer, cps *merkle.Checkpointer) http.Handler {
-	mux := http.NewServeMux()
-	writeJSON := func(w http.ResponseWriter, v any, err error) {
-		if err != nil {
-			code, status := "internal", http.StatusInternalServerError
-			switch merkle.CodeOf(err) {
-			case merkle.CodeInvalidArgument:
-				code, status = "bad_request", http.StatusBadRequest
-			case merkle.CodeNotSealed:
-				code, status = "not_found", http.StatusNotFound
-			}
-			w.WriteHeader(status)
-			_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": code, "message": err.Error()}})
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		if m, ok := v.(*subsidyv1.AuditCheckpoint); ok {
-			b, _ := protojson.MarshalOptions{UseProtoNames: true}.Marshal(m)
-			_, _ = w.Write(b)
-			return
-		}
-		_ = json.NewEncoder(w).Encode(v)
-	}
-	num := func(r *http.Request, name string) int64 {
-		n, _ := strconv.ParseInt(r.URL.Query().Get(name), 10, 64)
-		return n
-	}
-	mux.HandleFunc("GET /v1/audit/checkpoint", func(w http.ResponseWriter, r *http.Request) {
-		cp := cps.Latest()
-		if cp == nil {
-			writeJSON(w, nil, &merkle.Error{Code: merkle.CodeNotSealed, Detail: "no checkpoint yet"})
-			return
-		}
-		writeJSON(w, cp, nil)
-	})
-	mux.HandleFunc("POST /v1/audit/checkpoint", func(w http.ResponseWriter, r *http.Request) {
-		cp, _, err := cps.Issue(r.Context())
-		writeJSON(w, cp, err)
-	})
-	mux.HandleFunc("GET /v1/audit/proof/inclusion", func(w http.ResponseWriter, r *http.Request) {
-		p, err := sl.InclusionProof(r.Context(), events.Position(num(r, "position")), num(r, "tree_size"))
-		writeJSON(w, p, err)
-	})
-	mux.HandleFunc("GET /v1/audit/proof/consistency", func(w http.ResponseWriter, r *http.Request) {
-		p, err := sl.ConsistencyProof(num(r, "old_size"), num(r, "new_size"))
-		writeJSON(w, p, err)
-	})
-	return mux
+	return auditapi.Handler(sl, cps, "")
 }
 
 func TestCheckpointAndProveAgainstServer(t *testing.T) {

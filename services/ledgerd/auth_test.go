@@ -24,6 +24,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/cqhrss/subsidyledger/events/merkle"
 	"github.com/cqhrss/subsidyledger/services/api"
 	"github.com/cqhrss/subsidyledger/services/internal/natstest"
 	"github.com/cqhrss/subsidyledger/services/natsbus"
@@ -86,7 +87,13 @@ func TestEmbeddedNATSAuthentication(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg, err := ParseConfig([]string{"--data-dir", t.TempDir(), "--nats-listen", addr, "--http-listen", "127.0.0.1:0",
-		"--nats-users", usersFile, "--nats-tls-cert", certFile, "--nats-tls-key", keyFile, "--api-tokens", tokens}, func(string) string { return "" }, nil)
+		"--nats-users", usersFile, "--nats-tls-cert", certFile, "--nats-tls-key", keyFile, "--api-tokens", tokens}, func(k string) string {
+		if k == "LEDGER_CHECKPOINT_KEY" {
+			skey, _, _ := merkle.GenerateKey(rand.Reader, "auth-test")
+			return skey
+		}
+		return ""
+	}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -40,6 +41,10 @@ type Config struct {
 	NATSUser, NATSPassword, NATSCreds string
 	// APITokens is the bearer-tokens file of the HTTP API (api.LoadTokens).
 	APITokens string
+	// CheckpointKey is the note signer key of audit checkpoints (the text
+	// ledgerctl keygen writes), CheckpointEvery their period.
+	CheckpointKey   string
+	CheckpointEvery time.Duration
 	// ReferenceWait and RetryDelay: see ingest.Config.
 	ReferenceWait time.Duration
 	RetryDelay    time.Duration
@@ -65,6 +70,9 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	str(&c.SubjectPrefix, "subject-prefix", "subsidy", "prefix of every NATS subject the ledger uses")
 	str(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	str(&c.APITokens, "api-tokens", "", "bearer-tokens file of the HTTP API and dashboard: SHA-256 of each token and its scope (municipal, auditor, district:<unit>, institution:<id>)")
+	var keyFile, every string
+	str(&keyFile, "checkpoint-key-file", "", "file holding the Ed25519 note signer key of the audit checkpoints (ledgerctl keygen); or the key itself in LEDGER_CHECKPOINT_KEY")
+	str(&every, "checkpoint-every", "1m", "how often a signed checkpoint of the log's Merkle tree is issued")
 	str(&c.NATSUsers, "nats-users", "", "users file of the embedded NATS server: each internal service's user, password (or bcrypt hash) and role")
 	str(&c.NATSTLSCert, "nats-tls-cert", "", "PEM certificate: the embedded NATS server's client connections use TLS")
 	str(&c.NATSTLSKey, "nats-tls-key", "", "PEM private key of --nats-tls-cert")
@@ -122,6 +130,22 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	}
 	if c.NATSURL == "" && c.NATSUsers == "" && !c.Demo {
 		errs = append(errs, &ConfigError{"the embedded NATS server needs --nats-users (each internal service's credentials; see \"Who may publish\" in the README), or --demo to run it without authentication"})
+	}
+	c.CheckpointKey = getenv("LEDGER_CHECKPOINT_KEY")
+	if keyFile != "" {
+		b, err := os.ReadFile(keyFile)
+		if err != nil {
+			errs = append(errs, &ConfigError{fmt.Sprintf("--checkpoint-key-file: %v", err)})
+		}
+		c.CheckpointKey = strings.TrimSpace(string(b))
+	}
+	if c.CheckpointKey == "" && !c.Demo {
+		errs = append(errs, &ConfigError{"audit checkpoints need a signer key: --checkpoint-key-file or LEDGER_CHECKPOINT_KEY (make one with ledgerctl keygen), or --demo for a key made up for this run"})
+	}
+	if d, err := time.ParseDuration(every); err != nil || d < time.Second {
+		errs = append(errs, &ConfigError{fmt.Sprintf("--checkpoint-every %q: want a duration of at least 1s, e.g. 1m", every)})
+	} else {
+		c.CheckpointEvery = d
 	}
 	if c.APITokens == "" && !c.Demo {
 		errs = append(errs, &ConfigError{"the HTTP API needs --api-tokens (who may read what), or --demo to serve it unauthenticated with the municipal scope"})

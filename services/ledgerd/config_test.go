@@ -9,7 +9,7 @@ import (
 )
 
 func TestParseConfig(t *testing.T) {
-	env := map[string]string{"LEDGER_NATS_URL": "nats://10.0.0.1:4222", "LEDGER_BATCH_SIZE": "200", "LEDGER_API_TOKENS": "tokens.json"}
+	env := map[string]string{"LEDGER_NATS_URL": "nats://10.0.0.1:4222", "LEDGER_BATCH_SIZE": "200", "LEDGER_API_TOKENS": "tokens.json", "LEDGER_CHECKPOINT_KEY": "PRIVATE+KEY+x+1+AAAA"}
 	c, err := ParseConfig([]string{"--batch-size", "300"}, func(k string) string { return env[k] }, io.Discard)
 	if err == nil {
 		_, err = ParseConfig(nil, func(string) string { return "" }, io.Discard)

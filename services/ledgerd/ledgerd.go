@@ -5,6 +5,7 @@ package ledgerd
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -29,11 +30,14 @@ import (
 	"github.com/cqhrss/subsidyledger/events"
 	"github.com/cqhrss/subsidyledger/events/bolt"
 	"github.com/cqhrss/subsidyledger/events/esdb"
+	"github.com/cqhrss/subsidyledger/events/merkle"
 	"github.com/cqhrss/subsidyledger/events/rules"
 	"github.com/cqhrss/subsidyledger/projections"
 	"github.com/cqhrss/subsidyledger/projections/readmodels"
+	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
 	"github.com/cqhrss/subsidyledger/services/api"
 	"github.com/cqhrss/subsidyledger/services/api/changefeed"
+	"github.com/cqhrss/subsidyledger/services/auditapi"
 	"github.com/cqhrss/subsidyledger/services/feed"
 	"github.com/cqhrss/subsidyledger/services/ingest"
 	"github.com/cqhrss/subsidyledger/services/natsbus"
@@ -192,6 +196,30 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(Started
 	}
 	apiHandler := api.New(api.Config{Projections: set, Store: store, Scope: scope, Registerer: reg, Logger: log.With("component", "api")})
 
+	// Tamper evidence: the sealer keeps the Merkle tree of the log beside
+	// the store; the checkpointer signs its root periodically and appends
+	// each checkpoint to the log (so the feed publishes it on NATS).
+	signer, err := checkpointSigner(cfg, log)
+	if err != nil {
+		return err
+	}
+	sealer, err := merkle.OpenSealer(filepath.Join(cfg.DataDir, "merkle.db"), store, merkle.SealerOptions{Logger: log.With("component", "sealer")})
+	if err != nil {
+		return fmt.Errorf("opening the Merkle sealer: %w", err)
+	}
+	defer sealer.Close()
+	checkpoints := merkle.NewCheckpointer(merkle.CheckpointerConfig{Sealer: sealer, Signer: signer, Every: cfg.CheckpointEvery,
+		Logger: log.With("component", "checkpoints"),
+		Publish: func(ctx context.Context, cp *subsidyv1.AuditCheckpoint) (events.Position, error) {
+			ev, err := merkle.CheckpointEvent(cp)
+			if err != nil {
+				return 0, err
+			}
+			r, err := store.Append(ctx, merkle.CheckpointStream, events.Any, ev)
+			return r.Position, err
+		}})
+	registerSealerMetrics(reg, sealer)
+
 	ln, err := net.Listen("tcp", cfg.HTTPListen)
 	if err != nil {
 		return &ConfigError{fmt.Sprintf("--http-listen %q: %v", cfg.HTTPListen, err)}
@@ -201,6 +229,10 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(Started
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	mux.Handle("GET /readyz", h)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	audit := auditapi.Handler(sealer, checkpoints, signer.VerifierKey())
+	mux.Handle("/v1/audit/checkpoint", audit)
+	mux.Handle("/v1/audit/proof/", audit)
+	mux.Handle("/v1/audit/verifier-key", audit)
 	mux.Handle("/", apiHandler) // /v1/... and /dashboard/
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 
@@ -209,8 +241,10 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(Started
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	var wg sync.WaitGroup
-	errc := make(chan error, 5)
-	wg.Add(5)
+	errc := make(chan error, 7)
+	wg.Add(7)
+	go func() { defer wg.Done(); errc <- sealer.Run(runCtx) }()
+	go func() { defer wg.Done(); errc <- checkpoints.Run(runCtx) }()
 	go func() { defer wg.Done(); errc <- hs.Serve(ln) }()
 	go func() { defer wg.Done(); errc <- intake.Run(runCtx) }()
 	go func() { defer wg.Done(); h.feedUp.Store(true); errc <- out.Run(runCtx) }()
@@ -301,4 +335,35 @@ func openStore(ctx context.Context, cfg Config) (events.Store, error) {
 		return nil, fmt.Errorf("opening the event store %s: %w", path, err)
 	}
 	return s, nil
+}
+
+// checkpointSigner returns the configured checkpoint signer, or in demo mode
+// one with a key made up for this run.
+func checkpointSigner(cfg Config, log *slog.Logger) (*merkle.Signer, error) {
+	key := cfg.CheckpointKey
+	if key == "" {
+		skey, vkey, err := merkle.GenerateKey(rand.Reader, "ledgerd-demo")
+		if err != nil {
+			return nil, err
+		}
+		key = skey
+		log.Warn("demo mode: audit checkpoints are signed with a key made up for this run", "verifier_key", vkey)
+	}
+	s, err := merkle.NewSigner(key)
+	if err != nil {
+		return nil, &ConfigError{fmt.Sprintf("checkpoint signer key: %v", err)}
+	}
+	return s, nil
+}
+
+// registerSealerMetrics exports how far the Merkle tree is behind the log.
+func registerSealerMetrics(reg prometheus.Registerer, s *merkle.Sealer) {
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "subsidy_ledger_merkle_tree_size",
+			Help: "Events sealed into the log's Merkle tree."}, func() float64 { return float64(s.Stats().Size) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "subsidy_ledger_merkle_sealed_position",
+			Help: "Global log position of the last sealed event."}, func() float64 { return float64(s.Stats().Position) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "subsidy_ledger_merkle_seal_delay_seconds",
+			Help: "Time from commit to seal of the last sealed batch."}, func() float64 { return s.Stats().LastDelay.Seconds() }),
+	)
 }

@@ -307,6 +307,7 @@ func TestEmbeddedMixedBatchWithRestart(t *testing.T) {
 		t.Fatalf("/readyz = %v, %v; want 200", resp, err)
 	}
 	checkOutcomes(t, js, ids)
+	checkAudit(t, b.addr.HTTPAddr, 7)
 	head := waitFeed(t, js, b.addr.HTTPAddr)
 	b.stop(t)
 	checkExactlyOnce(t, filepath.Join(dir, "ledger.db"), ids, rejected)
