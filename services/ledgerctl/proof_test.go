@@ -17,8 +17,8 @@ import (
 	"github.com/cqhrss/subsidyledger/events"
 	"github.com/cqhrss/subsidyledger/events/bolt"
 	"github.com/cqhrss/subsidyledger/events/merkle"
-	"github.com/cqhrss/subsidyledger/services/auditapi"
 	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
+	"github.com/cqhrss/subsidyledger/services/auditapi"
 )
 
 func TestKeygen(t *testing.T) {
