@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 )
@@ -15,6 +16,7 @@ import (
 type client struct {
 	base  string
 	scope string
+	token string // LEDGER_API_TOKEN, sent as Authorization: Bearer
 	http  *http.Client
 }
 
@@ -36,7 +38,8 @@ func (s serverFlags) client() (*client, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, usageErrorf("--server %q: want http://HOST:PORT", *s.server)
 	}
-	return &client{base: strings.TrimRight(*s.server, "/"), scope: *s.scope, http: &http.Client{Timeout: 60 * time.Second}}, nil
+	return &client{base: strings.TrimRight(*s.server, "/"), scope: *s.scope, token: os.Getenv("LEDGER_API_TOKEN"),
+		http: &http.Client{Timeout: 60 * time.Second}}, nil
 }
 
 // apiError is the API's error body.
@@ -60,6 +63,9 @@ func (c *client) do(ctx context.Context, method, path string, q url.Values, out 
 	req.Header.Set("Accept", "application/json")
 	if c.scope != "" {
 		req.Header.Set("X-Ledger-Scope", c.scope)
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

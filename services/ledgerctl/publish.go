@@ -53,18 +53,28 @@ type outFact struct {
 	where      string // file and index, for messages
 }
 
-// natsFlags adds --nats-url and --subject-prefix.
-type natsFlags struct{ url, prefix *string }
+// natsFlags adds --nats-url, --subject-prefix, --nats-user and --nats-ca;
+// the password comes from LEDGER_NATS_PASSWORD.
+type natsFlags struct{ url, prefix, user, ca *string }
 
 func addNATSFlags(f *flags) natsFlags {
 	return natsFlags{
 		url:    f.str("nats-url", "nats://127.0.0.1:4222", "NATS server URL(s) of the ledger"),
 		prefix: f.str("subject-prefix", "subsidy", "prefix of the ledger's subjects"),
+		user:   f.str("nats-user", "", "NATS user (the password comes from LEDGER_NATS_PASSWORD)"),
+		ca:     f.str("nats-ca", "", "PEM file of the CA that signed the NATS server's TLS certificate"),
 	}
 }
 
 func (n natsFlags) connect(ctx context.Context) (*nats.Conn, jetstream.JetStream, error) {
-	nc, err := nats.Connect(*n.url, nats.Name("ledgerctl"), nats.Timeout(5*time.Second))
+	opts := []nats.Option{nats.Name("ledgerctl"), nats.Timeout(5 * time.Second)}
+	if *n.user != "" {
+		opts = append(opts, nats.UserInfo(*n.user, os.Getenv("LEDGER_NATS_PASSWORD")))
+	}
+	if *n.ca != "" {
+		opts = append(opts, nats.RootCAs(*n.ca))
+	}
+	nc, err := nats.Connect(*n.url, opts...)
 	if err != nil {
 		return nil, nil, failf("connecting to NATS at %s: %v", *n.url, err)
 	}
