@@ -229,7 +229,7 @@ func (c *Checkpoints) Restore(p Projection, cp Checkpoint) error {
 	defer f.Close()
 	h := sha256.New()
 	hr := &hashReader{r: f, h: h}
-	if err := p.Restore(bufio.NewReaderSize(hr, 1<<20)); err != nil {
+	if err := p.Restore(hr); err != nil {
 		return fmt.Errorf("projections: restoring %q from %s: %w", cp.Name, cp.File, err)
 	}
 	if _, err := io.Copy(io.Discard, hr); err != nil {

@@ -88,14 +88,20 @@ func (w *Writer) Flush() error {
 }
 
 // Reader decodes fields written by Writer. Errors are sticky: after the
-// first, every read returns the zero value; check Err at the end.
+// first, every read returns the zero value; check Err at the end. It keeps
+// its own buffer so that varints decode straight from it (a restart
+// restores hundreds of megabytes).
 type Reader struct {
-	r   *bufio.Reader
+	r   io.Reader
+	buf []byte
+	pos int
+	end int
+	eof bool
 	err error
 }
 
 // NewReader returns a Reader on r.
-func NewReader(r io.Reader) *Reader { return &Reader{r: bufio.NewReaderSize(r, 256<<10)} }
+func NewReader(r io.Reader) *Reader { return &Reader{r: r, buf: make([]byte, 256<<10)} }
 
 func (r *Reader) fail(err error) {
 	if r.err == nil {
@@ -106,28 +112,57 @@ func (r *Reader) fail(err error) {
 	}
 }
 
+// fill makes at least n bytes available if the input has them (n at most
+// the buffer's size) and reports whether it did.
+func (r *Reader) fill(n int) bool {
+	if r.end-r.pos >= n {
+		return true
+	}
+	copy(r.buf, r.buf[r.pos:r.end])
+	r.end -= r.pos
+	r.pos = 0
+	for r.end < n && !r.eof {
+		m, err := r.r.Read(r.buf[r.end:])
+		r.end += m
+		if err == io.EOF {
+			r.eof = true
+		} else if err != nil {
+			r.fail(err)
+			return false
+		}
+	}
+	return r.end >= n
+}
+
 // Uvarint reads an unsigned integer.
 func (r *Reader) Uvarint() uint64 {
 	if r.err != nil {
 		return 0
 	}
-	v, err := binary.ReadUvarint(r.r)
-	if err != nil {
-		r.fail(err)
+	if r.end-r.pos < binary.MaxVarintLen64 {
+		r.fill(binary.MaxVarintLen64) // may fall short at the end of input
 	}
+	v, n := binary.Uvarint(r.buf[r.pos:r.end])
+	if n <= 0 {
+		if n == 0 {
+			r.fail(io.ErrUnexpectedEOF)
+		} else {
+			r.fail(errors.New("varint overflows 64 bits"))
+		}
+		return 0
+	}
+	r.pos += n
 	return v
 }
 
 // Varint reads a signed integer.
 func (r *Reader) Varint() int64 {
-	if r.err != nil {
-		return 0
+	u := r.Uvarint()
+	x := int64(u >> 1)
+	if u&1 != 0 {
+		x = ^x
 	}
-	v, err := binary.ReadVarint(r.r)
-	if err != nil {
-		r.fail(err)
-	}
-	return v
+	return x
 }
 
 // Int reads an int.
@@ -178,11 +213,14 @@ func (r *Reader) Bytes() []byte {
 
 // Fixed fills b.
 func (r *Reader) Fixed(b []byte) {
-	if r.err != nil {
-		return
-	}
-	if _, err := io.ReadFull(r.r, b); err != nil {
-		r.fail(err)
+	for len(b) > 0 && r.err == nil {
+		if r.pos == r.end && !r.fill(1) {
+			r.fail(io.ErrUnexpectedEOF)
+			return
+		}
+		n := copy(b, r.buf[r.pos:r.end])
+		r.pos += n
+		b = b[n:]
 	}
 }
 
