@@ -46,6 +46,8 @@ type config struct {
 	// ingestTrainees: trainees (about 8 facts each) for ingest mode (b);
 	// mode (a) takes a quarter of them.
 	ingestTrainees int
+	// projectionTrainees: trainees of the projections' rebuild store.
+	projectionTrainees int
 	// ledgerdFlags are extra flags for the in-process ledgerd.
 	ledgerdFlags []string
 	auditEvents  int // events in the store of the audit (verify, seal, proof) figures
@@ -74,6 +76,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cfg.ledgerdFlags = append(cfg.ledgerdFlags, v)
 		return nil
 	})
+	fs.IntVar(&cfg.projectionTrainees, "projection-trainees", 20_000, "trainees (about 9.5 events each) in the store the projections are rebuilt from (1050000 for the issue's 10,000,000 events)")
 	fs.IntVar(&cfg.ingestTrainees, "ingest-trainees", 6000, "trainees (about 8 facts each) published for the ingest figures")
 	fs.IntVar(&cfg.auditEvents, "audit-events", 500_000, "events in the store of the audit figures (verify, seal, proofs); the issue's row is 10000000")
 	fs.Usage = func() {

@@ -6,4 +6,5 @@ var suites = []suite{
 	{"store", storeSuite},
 	{"ingest", ingestSuite},
 	{"audit", auditSuite},
+	{"projections", projectionsSuite},
 }
