@@ -31,6 +31,8 @@ type Config struct {
 	Replicas      int
 	// Demo allows an embedded NATS server without authentication.
 	Demo bool
+	// ChangeFeed publishes every projection change on NATS.
+	ChangeFeed bool
 	// NATSUsers is the users file of the embedded server (natsbus.UsersFile).
 	NATSUsers string
 	// NATSTLSCert and NATSTLSKey make the embedded server's client
@@ -79,6 +81,8 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	str(&c.NATSUser, "nats-user", "", "user ledgerd connects to an external NATS with")
 	str(&c.NATSPassword, "nats-password", "", "password of --nats-user (prefer LEDGER_NATS_PASSWORD)")
 	str(&c.NATSCreds, "nats-creds", "", "NATS credentials file (JWT + nkey) ledgerd connects to an external NATS with")
+	cfEnv := envOr(getenv, "changefeed", "true")
+	fs.BoolVar(&c.ChangeFeed, "changefeed", cfEnv == "true" || cfEnv == "1", "publish the projections' changes on <prefix>.projection.<name> (one message per event per read model)")
 	demoEnv := envOr(getenv, "demo", "")
 	fs.BoolVar(&c.Demo, "demo", demoEnv == "true" || demoEnv == "1", "demo mode: the embedded NATS server accepts unauthenticated clients (make run)")
 	var batch, feedBatch, replicas, ackWait, refWait, retryDelay string

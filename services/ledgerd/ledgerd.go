@@ -181,8 +181,11 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(Started
 	}
 	defer cps.Close()
 	changes := changefeed.New(changefeed.Config{Conn: nc, Prefix: cfg.SubjectPrefix, Registerer: reg, Logger: log.With("component", "changefeed")})
-	set, err := projections.NewSet(projections.Config{Store: store, Checkpoints: cps, Metrics: projections.NewMetrics(reg),
-		Logger: log.With("component", "projections"), Observer: changes.Observer}, readmodels.Factories()...)
+	pcfg := projections.Config{Store: store, Checkpoints: cps, Metrics: projections.NewMetrics(reg), Logger: log.With("component", "projections")}
+	if cfg.ChangeFeed {
+		pcfg.Observer = changes.Observer
+	}
+	set, err := projections.NewSet(pcfg, readmodels.Factories()...)
 	if err != nil {
 		return fmt.Errorf("projections: %w", err)
 	}
