@@ -1,4 +1,4 @@
-package ledgerd_test
+package ledgerd
 
 import (
 	"bytes"
@@ -101,13 +101,13 @@ func TestCrashRecovery(t *testing.T) {
 		t.Fatal(err)
 	default:
 	}
-	waitConsumed(t, js, 2*time.Minute)
+	waitDrained(t, js)
 	if !waitFeedCaughtUp(t, led.HTTPAddr, time.Minute) {
 		t.Fatal("the feed did not catch up")
 	}
 	checkReadModelsEqualRebuild(t, led.HTTPAddr)
 	led.Stop()
-	recs := storeRecords(t, filepath.Join(dir, "ledger.db")) // also verifies the hash links
+	recs := recordCounts(t, filepath.Join(dir, "ledger.db")) // also verifies the hash links
 	missing, dup := 0, 0
 	pub.ids.Range(func(k, _ any) bool {
 		switch n := recs[k.(string)]; {

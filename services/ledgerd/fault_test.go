@@ -1,4 +1,4 @@
-package ledgerd_test
+package ledgerd
 
 import (
 	"context"
@@ -17,11 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/cqhrss/subsidyledger/events"
-	"github.com/cqhrss/subsidyledger/events/bolt"
-	"github.com/cqhrss/subsidyledger/events/codec"
 	"github.com/cqhrss/subsidyledger/events/person"
-	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
 	"github.com/cqhrss/subsidyledger/services/internal/natstest"
 	"github.com/cqhrss/subsidyledger/services/internal/proctest"
 	"github.com/cqhrss/subsidyledger/services/natsbus"
@@ -78,92 +74,6 @@ func programme(t *testing.T, trainees int) (ref []*nats.Msg, lanes [][]*nats.Msg
 		lanes = append(lanes, enc(fs))
 	}
 	return ref, lanes
-}
-
-// storeRecords counts, per message id, the accepted fact events and the
-// rejections in a store file, and verifies its hash links.
-func storeRecords(t *testing.T, path string) map[string]int {
-	t.Helper()
-	s, err := bolt.Open(path, bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	ctx := context.Background()
-	n := map[string]int{}
-	for after := events.Start; ; {
-		page, err := s.ReadAll(ctx, after, 2000)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(page) == 0 {
-			break
-		}
-		for _, rec := range page {
-			after = rec.Position
-			d, err := codec.Decode(rec)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if r, ok := d.Payload.(*subsidyv1.FactRejected); ok {
-				n[r.GetMessageId()]++
-			} else if d.Env.GetSource() != "ledger" {
-				n[d.Env.GetMessageId()]++
-			}
-		}
-	}
-	rep, err := events.Verify(ctx, s, nil)
-	if err != nil || rep.Break != nil {
-		t.Fatalf("Verify = %v, %v; want an intact log", rep.Break, err)
-	}
-	return n
-}
-
-func waitConsumed(t *testing.T, js jetstream.JetStream, d time.Duration) {
-	t.Helper()
-	ctx := context.Background()
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if c, err := js.Consumer(ctx, natsbus.InboundStream, natsbus.LedgerConsumer); err == nil {
-			if info, err := c.Info(ctx); err == nil && info.NumPending == 0 && info.NumAckPending == 0 {
-				return
-			}
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	t.Fatalf("the ledger's consumer still has messages after %v", d)
-}
-
-// checkFeedGapless reads the whole feed: positions 1, 2, ... each once.
-func checkFeedGapless(t *testing.T, js jetstream.JetStream, want int) {
-	t.Helper()
-	ctx := context.Background()
-	cons, err := js.OrderedConsumer(ctx, natsbus.FeedStream, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	next := uint64(1)
-	for {
-		mb, err := cons.Fetch(1000, jetstream.FetchMaxWait(time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
-		n := 0
-		for m := range mb.Messages() {
-			n++
-			p, err := strconv.ParseUint(m.Headers().Get(natsbus.HeaderPosition), 10, 64)
-			if err != nil || p != next {
-				t.Fatalf("feed message %d has position %q; want %d (no gap, no repeat)", next, m.Headers().Get(natsbus.HeaderPosition), next)
-			}
-			next++
-		}
-		if n == 0 {
-			break
-		}
-	}
-	if int(next-1) != want {
-		t.Fatalf("feed ends at position %d; the store's head is %d", next-1, want)
-	}
 }
 
 // TestClusterFaults runs three nats-server processes on 127.0.0.1, .2 and
@@ -253,13 +163,13 @@ func TestClusterFaults(t *testing.T) {
 		t.Fatal(err)
 	default:
 	}
-	waitConsumed(t, js, 2*time.Minute)
+	waitDrained(t, js)
 	if !waitFeedCaughtUp(t, led.HTTPAddr, time.Minute) {
 		b, _ := os.ReadFile(led.Log)
 		t.Fatalf("the feed did not catch up with the intake; ledgerd's log:\n%s", b[max(0, len(b)-4000):])
 	}
 	led.Stop()
-	recs := storeRecords(t, filepath.Join(dir, "ledger.db"))
+	recs := recordCounts(t, filepath.Join(dir, "ledger.db"))
 	missing, dup := 0, 0
 	pub.ids.Range(func(k, _ any) bool {
 		switch n := recs[k.(string)]; {
@@ -273,23 +183,9 @@ func TestClusterFaults(t *testing.T) {
 	if missing > 0 || dup > 0 || int(pub.acked.Load()) < total {
 		t.Fatalf("%d published, %d acknowledged: %d never recorded, %d recorded twice", total, pub.acked.Load(), missing, dup)
 	}
-	head := storeHeadOf(t, filepath.Join(dir, "ledger.db"))
-	checkFeedGapless(t, js, int(head))
+	head := storeHead(t, filepath.Join(dir, "ledger.db"))
+	checkFeed(t, js, head)
 	t.Logf("%d facts, each recorded once; feed gapless up to %d", total, head)
-}
-
-func storeHeadOf(t *testing.T, path string) events.Position {
-	t.Helper()
-	s, err := bolt.Open(path, bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	h, err := s.Head(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return h
 }
 
 // metric reads one gauge from ledgerd's /metrics.
