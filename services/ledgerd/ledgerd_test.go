@@ -47,13 +47,20 @@ func testConfig(t *testing.T, dataDir, natsURL string) Config {
 
 func start(t *testing.T, cfg Config) *instance {
 	t.Helper()
+	w := io.Discard
+	if os.Getenv("LEDGER_TEST_LOG") != "" {
+		w = os.Stderr
+	}
+	return startLogged(t, cfg, w)
+}
+
+// startLogged starts ledgerd logging at debug level to w.
+func startLogged(t *testing.T, cfg Config, w io.Writer) *instance {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	in := &instance{cancel: cancel, done: make(chan error, 1)}
 	up := make(chan Started, 1)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if os.Getenv("LEDGER_TEST_LOG") != "" {
-		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
-	}
+	log := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	go func() { in.done <- run(ctx, cfg, log, func(s Started) { up <- s }) }()
 	select {
 	case in.addr = <-up:

@@ -23,12 +23,16 @@ var (
 // Profile is what the simulator decided about one trainee, so that tests can
 // predict what the ledger must show.
 type Profile struct {
-	Index      int
-	PersonKey  string
-	Unit       string
-	Qual       refdata.Qualification
-	Training   string
-	Evaluation string
+	Index     int
+	PersonKey string
+	// IDNumber and Name are the plain personal data the simulated
+	// enrolment system holds; it publishes only the person key and masked
+	// forms. Tests use them to check that neither ever leaks.
+	IDNumber, Name string
+	Unit           string
+	Qual           refdata.Qualification
+	Training       string
+	Evaluation     string
 	// Category: "student", "employee", "ineligible" (trains, no subsidy),
 	// "untrainable" (enrolment refused: rule 2).
 	Category      string
@@ -111,7 +115,9 @@ func (p *Programme) Trainee(i int) ([]Fact, Profile) {
 	pr.Qual = refdata.QualificationOf(q)
 	pr.Training, pr.Evaluation = tr.id, ev.id
 
-	reg := &subsidyv1.TraineeRegistered{PersonKey: pk, MaskedName: person.MaskName(name(r)), MaskedId: person.MaskID(id), UnitCode: unit.Code}
+	full := name(r)
+	pr.IDNumber, pr.Name = id, full
+	reg := &subsidyv1.TraineeRegistered{PersonKey: pk, MaskedName: person.MaskName(full), MaskedId: person.MaskID(id), UnitCode: unit.Code}
 	switch x := r.IntN(100); {
 	case x < 45:
 		pr.Category = "student"
