@@ -71,9 +71,11 @@ func cmdSimulate(ctx context.Context, e *env, args []string) error {
 	start := time.Now()
 	ref := prog.Reference()
 	lanes := make([][]simulate.Fact, 0, *trainees)
+	profiles := make([]simulate.Profile, 0, *trainees)
 	total := len(ref)
 	for i := range *trainees {
-		fs, _ := prog.Trainee(i)
+		fs, pr := prog.Trainee(i)
+		profiles = append(profiles, pr)
 		lanes = append(lanes, fs)
 		total += len(fs)
 	}
@@ -122,6 +124,7 @@ func cmdSimulate(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	d := time.Since(start)
+	fmt.Fprint(e.stdout, prog.Expect(profiles))
 	fmt.Fprintf(e.stdout, "published %s facts in %s (%s facts/s)\n", group(uint64(total)), d.Round(time.Millisecond),
 		strconv.FormatFloat(float64(total)/max(d.Seconds(), 1e-9), 'f', 0, 64))
 	return nil

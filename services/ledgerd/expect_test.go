@@ -1,0 +1,105 @@
+package ledgerd
+
+import (
+	"encoding/json"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cqhrss/subsidyledger/services/simulate"
+)
+
+// TestSimulatorExpectationMatchesDashboard publishes a simulated year, then
+// compares what the simulator expects the dashboard to show (totals and by
+// occupation) with the quota API.
+func TestSimulatorExpectationMatchesDashboard(t *testing.T) {
+	in := start(t, testConfig(t, t.TempDir(), ""))
+	p, err := simulate.New(simulate.Config{Seed: 9, Year: 2025, Trainees: 400, Keyer: keyer(t), Officials: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc := func(fs []simulate.Fact) []*nats.Msg {
+		var out []*nats.Msg
+		for _, f := range fs {
+			m, err := simulate.Msg("subsidy.in", f, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, m)
+		}
+		return out
+	}
+	lanes := [][]*nats.Msg{enc(p.Reference())}
+	var profiles []simulate.Profile
+	for i := range 400 {
+		fs, pr := p.Trainee(i)
+		profiles = append(profiles, pr)
+		lanes = append(lanes, enc(fs))
+	}
+	want := p.Expect(profiles)
+	t.Log(want)
+	nc, err := nats.Connect(in.addr.NATSURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	publish(t, js, lanes[:1])
+	publish(t, js, lanes[1:])
+	waitDrained(t, js)
+
+	type counts struct {
+		Enrolled, Trained, Certified, Subsidised int64
+		SubsidisedFen                            int64 `json:"subsidised_fen"`
+		FirstAttempts                            int64 `json:"first_attempts"`
+		FirstAttemptPasses                       int64 `json:"first_attempt_passes"`
+	}
+	var got struct {
+		Totals       counts `json:"totals"`
+		ByOccupation []struct {
+			Occupation string `json:"occupation"`
+			counts
+		} `json:"by_occupation"`
+	}
+	conv := func(c simulate.Counts) counts {
+		return counts{c.Enrolled, c.Trained, c.Certified, c.Subsidised, c.SubsidisedFen, c.FirstAttempts, c.FirstAttemptPasses}
+	}
+	// The projections follow the log; wait until they show every fact.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		resp, err := http.Get("http://" + in.addr.HTTPAddr + "/v1/quota/2025")
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = json.NewDecoder(resp.Body).Decode(&got)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Totals == conv(want.Totals) || time.Now().After(deadline) {
+			break
+		}
+	}
+	if got.Totals != conv(want.Totals) {
+		t.Fatalf("dashboard totals = %+v; the simulator expects %+v", got.Totals, conv(want.Totals))
+	}
+	seen := 0
+	for _, row := range got.ByOccupation {
+		w, ok := want.ByOccupation[row.Occupation]
+		if !ok {
+			if row.counts != (counts{}) {
+				t.Errorf("dashboard shows occupation %q the simulator did not publish: %+v", row.Occupation, row.counts)
+			}
+			continue
+		}
+		seen++
+		if row.counts != conv(w) {
+			t.Errorf("dashboard %s = %+v; the simulator expects %+v", row.Occupation, row.counts, conv(w))
+		}
+	}
+	if seen != len(want.ByOccupation) {
+		t.Errorf("dashboard shows %d of the simulator's %d occupations", seen, len(want.ByOccupation))
+	}
+}
