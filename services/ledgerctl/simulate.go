@@ -23,6 +23,7 @@ func cmdSimulate(ctx context.Context, e *env, args []string) error {
 	year := f.Int("year", 2025, "the calendar year of the assessments (2025–2030)")
 	trainees := f.Int("trainees", 100, "trainees (about 8 to 14 facts each)")
 	officials := f.Bool("officials", true, "include the district officials' confirmations, approvals, notices, payment requests and settlements")
+	violations := f.Bool("violations", true, "with --officials, plant violations for supervisors to find: certificates revoked after payment (clawbacks), a shared payee account")
 	pace := f.String("pace", "fast", "fast (as quickly as JetStream acknowledges), demo (5 facts a second) or a pause between facts (e.g. 50ms)")
 	workers := f.Int("workers", 8, "concurrent publishers at --pace fast")
 	if err := f.parse(args); err != nil {
@@ -57,7 +58,7 @@ func cmdSimulate(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintln(e.stderr, "simulate: no LEDGER_PERSON_KEY: keying the fictitious ID numbers with a fixed demo secret")
 		kr, _ = person.NewKeyer([]byte(demoSecret))
 	}
-	prog, err := simulate.New(simulate.Config{Seed: *seed, Year: int32(*year), Trainees: *trainees, Keyer: kr, Officials: *officials})
+	prog, err := simulate.New(simulate.Config{Seed: *seed, Year: int32(*year), Trainees: *trainees, Keyer: kr, Officials: *officials, Violations: *violations})
 	if err != nil {
 		return usageErrorf("%v", err)
 	}

@@ -17,7 +17,7 @@ import (
 // occupation) with the quota API.
 func TestSimulatorExpectationMatchesDashboard(t *testing.T) {
 	in := start(t, testConfig(t, t.TempDir(), ""))
-	p, err := simulate.New(simulate.Config{Seed: 9, Year: 2025, Trainees: 400, Keyer: keyer(t), Officials: true})
+	p, err := simulate.New(simulate.Config{Seed: 9, Year: 2025, Trainees: 400, Keyer: keyer(t), Officials: true, Violations: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,5 +101,36 @@ func TestSimulatorExpectationMatchesDashboard(t *testing.T) {
 	}
 	if seen != len(want.ByOccupation) {
 		t.Errorf("dashboard shows %d of the simulator's %d occupations", seen, len(want.ByOccupation))
+	}
+	// The planted violations: a flag per shared account, a clawback per
+	// revoked certificate.
+	var anomalies struct {
+		ByReason []struct {
+			Reason struct {
+				Code string `json:"code"`
+			} `json:"reason"`
+			Count int `json:"count"`
+		} `json:"by_reason"`
+	}
+	resp, err := http.Get("http://" + in.addr.HTTPAddr + "/v1/anomalies")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&anomalies); err != nil {
+		t.Fatal(err)
+	}
+	flagged := 0
+	for _, r := range anomalies.ByReason {
+		t.Logf("open flags: %s %d", r.Reason.Code, r.Count)
+		if r.Reason.Code == "REASON_CODE_SHARED_PAYEE_ACCOUNT" || r.Reason.Code == "SHARED_PAYEE_ACCOUNT" {
+			flagged = r.Count
+		}
+	}
+	if want.SharedAccounts == 0 || flagged != want.SharedAccounts {
+		t.Errorf("shared-account flags = %d; the simulator planted %d", flagged, want.SharedAccounts)
+	}
+	if want.Revoked == 0 {
+		t.Error("the simulator planted no revoked certificate")
 	}
 }

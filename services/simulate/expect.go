@@ -41,16 +41,26 @@ func (c *Counts) add(p Profile) {
 // Expectation is what the simulator expects the ledger's dashboard to show
 // after ingesting its trainees: totals, by occupation (slug) and by unit.
 type Expectation struct {
-	Year         int32
-	Totals       Counts
-	ByOccupation map[string]Counts
-	ByUnit       map[string]Counts
+	Year   int32
+	Totals Counts
+	// Revoked certificates (each raises a clawback) and shared accounts
+	// (each flagged once three trainees were paid into it).
+	Revoked, SharedAccounts int
+	ByOccupation            map[string]Counts
+	ByUnit                  map[string]Counts
 }
 
 // Expect computes the expectation of a programme's trainees' profiles.
 func (p *Programme) Expect(profiles []Profile) Expectation {
 	e := Expectation{Year: p.cfg.Year, ByOccupation: map[string]Counts{}, ByUnit: map[string]Counts{}}
+	shared := map[string]int{}
 	for _, pr := range profiles {
+		if pr.Revoked {
+			e.Revoked++
+		}
+		if pr.SharedAccount != "" {
+			shared[pr.SharedAccount]++
+		}
 		e.Totals.add(pr)
 		occ, _ := refdata.OccupationOf(pr.Qual.Occupation)
 		c := e.ByOccupation[occ.Slug]
@@ -59,6 +69,11 @@ func (p *Programme) Expect(profiles []Profile) Expectation {
 		u := e.ByUnit[pr.Unit]
 		u.add(pr)
 		e.ByUnit[pr.Unit] = u
+	}
+	for _, n := range shared {
+		if n >= 3 {
+			e.SharedAccounts++
+		}
 	}
 	return e
 }
@@ -70,7 +85,8 @@ func (e Expectation) String() string {
 		fmt.Fprintf(&b, "  %-28s enrolled %6d  trained %6d  certified %6d  subsidised %6d  ¥%12.2f\n",
 			name, c.Enrolled, c.Trained, c.Certified, c.Subsidised, float64(c.SubsidisedFen)/100)
 	}
-	fmt.Fprintf(&b, "expected on the dashboard for %d:\n", e.Year)
+	fmt.Fprintf(&b, "expected on the dashboard for %d (and %d revoked certificates with clawbacks, %d shared payee accounts flagged):\n",
+		e.Year, e.Revoked, e.SharedAccounts)
 	line("all", e.Totals)
 	keys := make([]string, 0, len(e.ByOccupation))
 	for k := range e.ByOccupation {

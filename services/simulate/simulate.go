@@ -37,6 +37,11 @@ type Config struct {
 	TrainingInstitutions, EvaluationInstitutions int
 	// RuleSet is used to predict notice windows and ids (default rules).
 	RuleSet *rules.RuleSet
+	// Violations plants, with Officials, a few violations for supervisors
+	// to find: every 50th trainee's certificate is revoked after payment
+	// (a clawback), and direct payees 20–29 of every hundred are paid into
+	// one shared account (flagged once three trainees share it).
+	Violations bool
 }
 
 // Fact is one message a service publishes.

@@ -35,15 +35,20 @@ type Profile struct {
 	Evaluation     string
 	// Category: "student", "employee", "ineligible" (trains, no subsidy),
 	// "untrainable" (enrolment refused: rule 2).
-	Category      string
-	Advance       bool
-	FirstPass     bool
-	Resit         bool
-	ResitPass     bool
-	Certified     bool
-	Subsidised    bool // an entitlement is expected
-	Amount        int64
-	Paid          bool
+	Category   string
+	Advance    bool
+	FirstPass  bool
+	Resit      bool
+	ResitPass  bool
+	Certified  bool
+	Subsidised bool // an entitlement is expected
+	Amount     int64
+	Paid       bool
+	// Revoked: the certificate is revoked after payment (planted).
+	Revoked bool
+	// SharedAccount is the shared account a direct payee was paid into
+	// (planted), "" otherwise.
+	SharedAccount string
 	CompletedOn   refdata.Date
 	AssessedOn    refdata.Date // of the certified attempt
 	FirstAttempt  refdata.Date
@@ -242,10 +247,19 @@ func (p *Programme) Trainee(i int) ([]Fact, Profile) {
 	account := tr.account
 	if !pr.Advance {
 		account = "trainee-account-token-" + pk[:16]
+		if p.cfg.Violations && i%100 >= 20 && i%100 < 30 {
+			account = fmt.Sprintf("shared-account-token-%d-%d", p.cfg.Seed, i/100)
+			pr.SharedAccount = account
+		}
 	}
 	pr.Paid = true
 	add(facts.SourcePayment, &subsidyv1.PaymentSettled{PaymentOrderId: rules.PaymentOrderID(ent, 1), EntitlementId: ent, AmountFen: amount,
 		PaidToAccount: account, BankReference: fmt.Sprintf("bank-%d-%d", p.cfg.Seed, i), SettledOn: closed.AddDays(5).Proto()})
+	if p.cfg.Violations && i%50 == 7 {
+		pr.Revoked = true
+		add(facts.SourceEvaluation, &subsidyv1.CertificateRevoked{CertificateId: pr.CertificateID, PersonKey: pk, Qualification: q,
+			Reason: "考试舞弊（抽查发现）", RevokedOn: closed.AddDays(25).Proto()})
+	}
 	return out, pr
 }
 
