@@ -65,6 +65,14 @@ test-deps: $(NATS_SERVER) ## install what the tests need: nats-server (built fro
 test: test-deps ## run every module's tests (integration tests start bin/nats-server; the dashboard test drives headless chromium)
 	LEDGER_NATS_SERVER_BIN=$(NATS_SERVER) LEDGER_CHROMIUM=$(CHROMIUM) LEDGER_REQUIRE_CHROMIUM=1 $(GO) test -count=1 $(PKGS)
 
+FUZZTIME ?= 60s
+FUZZ_TARGETS := ./events/person:FuzzValidateID ./events/rules:FuzzDecodeDecide ./services/api:FuzzQueryParameters
+
+.PHONY: fuzz
+fuzz: ## run every fuzz target for FUZZTIME each (CI runs them for 10s; seed corpora in testdata/fuzz)
+	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; echo "fuzz $$fn ($$pkg, $(FUZZTIME))"; \
+	  $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; done
+
 .PHONY: nats-server
 nats-server: $(NATS_SERVER) ## build nats-server from the pinned module into bin/
 
