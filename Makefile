@@ -73,6 +73,12 @@ fuzz: ## run every fuzz target for FUZZTIME each (CI runs them for 10s; seed cor
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; echo "fuzz $$fn ($$pkg, $(FUZZTIME))"; \
 	  $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; done
 
+CRASHES ?= 100
+
+.PHONY: crash-soak
+crash-soak: test-deps ## not in CI: the crash test with CRASHES (100) SIGKILLs of ledgerd during ingest
+	LEDGER_CRASHES=$(CRASHES) LEDGER_NATS_SERVER_BIN=$(NATS_SERVER) $(GO) test -count=1 -timeout 60m -run TestCrashRecovery -v ./services/ledgerd/
+
 .PHONY: nats-server
 nats-server: $(NATS_SERVER) ## build nats-server from the pinned module into bin/
 
