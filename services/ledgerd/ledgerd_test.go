@@ -456,14 +456,25 @@ func waitFeed(t *testing.T, js jetstream.JetStream, httpAddr string) events.Posi
 func checkFeed(t *testing.T, js jetstream.JetStream, head events.Position) {
 	t.Helper()
 	time.Sleep(300 * time.Millisecond) // let a restarted feed publish anything it would wrongly repeat
-	ctx := context.Background()
-	cons, err := js.OrderedConsumer(ctx, natsbus.FeedStream, jetstream.OrderedConsumerConfig{})
+	// On a cluster that has just failed over, creating a consumer can take
+	// a while: retry.
+	var cons jetstream.Consumer
+	var err error
+	for attempt := 0; attempt < 20; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		cons, err = js.OrderedConsumer(ctx, natsbus.FeedStream, jetstream.OrderedConsumerConfig{})
+		cancel()
+		if err == nil {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("reading the feed: %v", err)
 	}
 	next := uint64(1)
-	for {
-		mb, err := cons.Fetch(1000, jetstream.FetchMaxWait(300*time.Millisecond))
+	for empty := 0; empty < 2; {
+		mb, err := cons.Fetch(1000, jetstream.FetchMaxWait(time.Second))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -472,12 +483,14 @@ func checkFeed(t *testing.T, js jetstream.JetStream, head events.Position) {
 			n++
 			p, err := strconv.ParseUint(m.Headers().Get(natsbus.HeaderPosition), 10, 64)
 			if err != nil || p != next {
-				t.Fatalf("feed message %d has position %q; want %d", next, m.Headers().Get(natsbus.HeaderPosition), next)
+				t.Fatalf("feed message %d has position %q; want %d (no gap, no repeat)", next, m.Headers().Get(natsbus.HeaderPosition), next)
 			}
 			next++
 		}
 		if n == 0 {
-			break
+			empty++
+		} else {
+			empty = 0
 		}
 	}
 	if events.Position(next-1) != head {
