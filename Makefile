@@ -69,7 +69,7 @@ FUZZTIME ?= 60s
 FUZZ_TARGETS := ./events/person:FuzzValidateID ./events/rules:FuzzDecodeDecide ./services/api:FuzzQueryParameters
 
 .PHONY: fuzz
-fuzz: ## run every fuzz target for FUZZTIME each (CI runs them for 10s; seed corpora in testdata/fuzz)
+fuzz: ## run every fuzz target for FUZZTIME each (a duration, or Nx executions; CI runs 100000x each: a duration can expire during the seed-corpus baseline on a loaded machine)
 	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; fn=$${t##*:}; echo "fuzz $$fn ($$pkg, $(FUZZTIME))"; \
 	  $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; done
 
