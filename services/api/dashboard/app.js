@@ -48,6 +48,8 @@ async function api(path) {
   const headers = {};
   const scope = $("scope").value.trim();
   if (scope) headers["X-Ledger-Scope"] = scope;
+  const token = $("token").value.trim();
+  if (token) headers["Authorization"] = "Bearer " + token; // ledgerd --api-tokens
   const r = await fetch(path, { headers });
   const body = await r.json();
   if (!r.ok) throw new Error((body.error && body.error.message) || r.statusText);
@@ -281,6 +283,9 @@ async function init() {
   if (params.get("unit")) $("unit").value = params.get("unit");
   for (const id of ["year", "view", "measure", "unit"]) $(id).addEventListener("change", load);
   $("scope").addEventListener("change", () => { localStorage.setItem("ledger-scope", $("scope").value.trim()); load(); });
+  // The bearer token lives for this browser tab only.
+  $("token").value = sessionStorage.getItem("ledger-token") || "";
+  $("token").addEventListener("change", () => { sessionStorage.setItem("ledger-token", $("token").value.trim()); load(); });
   $("lookup").addEventListener("submit", lookupTrainee);
   $("lookup-institution-go").addEventListener("click", () => showInstitution($("lookup-institution").value.trim())
     .catch((e) => $("institution-result").replaceChildren(el("p", { class: "bad", text: e.message }))));
