@@ -54,7 +54,7 @@ var (
 
 // The Secrets an operator creates (README); every other referenced
 // ConfigMap or Secret must be in the build.
-var operatorSecrets = map[string]bool{"grafana-admin": true, "esdb-tls": true, "esdb-ledger": true, "nats-users": true}
+var operatorSecrets = map[string]bool{"grafana-admin": true, "esdb-tls": true, "esdb-ledger": true, "nats-users": true, "ledgerd-keys": true, "ledgerd-api-tokens": true}
 
 // natsPasswords are the variables nats/auth.conf reads (example.env lists
 // them for compose, the Secret nats-users holds them in Kubernetes).
@@ -509,6 +509,9 @@ func ledgerdFlags(t *testing.T, where string, args []string, env map[string]stri
 		}
 	}
 	for k, v := range env {
+		if k == "LEDGER_CHECKPOINT_KEY" {
+			continue // the key itself, read from the environment only (services/ledgerd/config.go)
+		}
 		if f := EnvFlag(k); f != "" {
 			if !known[f] {
 				t.Errorf("%s: %s names no ledgerd flag (--%s)", where, k, f)
@@ -567,7 +570,7 @@ func checkNATSImage(t *testing.T, where, image string) {
 
 func loadCompose(t *testing.T) *types.Project {
 	t.Helper()
-	var env []string
+	env := []string{"LEDGERD_CHECKPOINT_KEY=x"}
 	for _, v := range natsPasswords {
 		env = append(env, v+"=x")
 	}
