@@ -3,7 +3,6 @@ package ledgerd
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -169,5 +168,4 @@ func checkReadModelsEqualRebuild(t *testing.T, httpAddr string) {
 			t.Errorf("GET %s at position %s differs from a rebuild from scratch:\nlive    %.300s\nrebuilt %.300s", path, pos, live, rebuilt)
 		}
 	}
-	_ = fmt.Sprint
 }

@@ -3,11 +3,8 @@ package ledgerd
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"sort"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -129,7 +126,4 @@ func TestTwoWritersOnEventStoreDBStandIn(t *testing.T) {
 	sort.Strings(differ)
 	t.Logf("%d messages recorded once each by one and by two writers; %d of %d derived decisions differ from the single writer's (cross-stream state)",
 		len(ids), len(differ), len(singleDerived))
-	_ = fmt.Sprint
-	_ = sync.Mutex{}
-	_ = time.Second
 }
