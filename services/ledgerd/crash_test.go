@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -57,33 +56,7 @@ func TestCrashRecovery(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var wg sync.WaitGroup
-	errc := make(chan error, 4)
-	next := make(chan []*nats.Msg)
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for lane := range next {
-				for _, m := range lane {
-					if err := pub.publish(ctx, m); err != nil {
-						errc <- err
-						return
-					}
-					time.Sleep(5 * time.Millisecond)
-				}
-			}
-		}()
-	}
-	go func() {
-		for _, l := range lanes {
-			select {
-			case next <- l:
-			case <-ctx.Done():
-			}
-		}
-		close(next)
-	}()
+	wait := pub.publishLanes(ctx, lanes, 4, 5*time.Millisecond)
 	r := rand.New(rand.NewPCG(1, 2))
 	for i := range crashes() {
 		time.Sleep(time.Duration(100+r.IntN(500)) * time.Millisecond)
@@ -94,11 +67,8 @@ func TestCrashRecovery(t *testing.T) {
 		// the store can be opened).
 		t.Logf("crash %d: %d facts acknowledged by JetStream so far", i+1, pub.acked.Load())
 	}
-	wg.Wait()
-	select {
-	case err := <-errc:
+	if err := wait(); err != nil {
 		t.Fatal(err)
-	default:
 	}
 	waitDrained(t, js)
 	if !waitFeedCaughtUp(t, led.HTTPAddr, time.Minute) {
@@ -107,16 +77,7 @@ func TestCrashRecovery(t *testing.T) {
 	checkReadModelsEqualRebuild(t, led.HTTPAddr)
 	led.Stop()
 	recs := recordCounts(t, filepath.Join(dir, "ledger.db")) // also verifies the hash links
-	missing, dup := 0, 0
-	pub.ids.Range(func(k, _ any) bool {
-		switch n := recs[k.(string)]; {
-		case n == 0:
-			missing++
-		case n > 1:
-			dup++
-		}
-		return true
-	})
+	missing, dup := pub.lostAndDoubled(recs)
 	if missing > 0 || dup > 0 {
 		t.Fatalf("%d acknowledged facts: %d never recorded, %d recorded twice", pub.acked.Load(), missing, dup)
 	}

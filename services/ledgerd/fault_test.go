@@ -50,6 +50,64 @@ func (p *publisher) publish(ctx context.Context, m *nats.Msg) error {
 	}
 }
 
+// publishLanes publishes lanes with workers concurrent publishers (each
+// lane in order by one of them, pausing between messages) and returns a
+// function that waits for them and reports the first error.
+func (p *publisher) publishLanes(ctx context.Context, lanes [][]*nats.Msg, workers int, pause time.Duration) (wait func() error) {
+	var wg sync.WaitGroup
+	errc := make(chan error, workers)
+	next := make(chan []*nats.Msg)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for lane := range next {
+				for _, m := range lane {
+					if err := p.publish(ctx, m); err != nil {
+						errc <- err
+						return
+					}
+					time.Sleep(pause)
+				}
+			}
+		}()
+	}
+	go func() {
+		defer close(next)
+		for _, l := range lanes {
+			select {
+			case next <- l:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return func() error {
+		wg.Wait()
+		select {
+		case err := <-errc:
+			return err
+		default:
+			return nil
+		}
+	}
+}
+
+// lostAndDoubled counts the acknowledged messages recs never recorded and
+// those it recorded more than once.
+func (p *publisher) lostAndDoubled(recs map[string]int) (missing, dup int) {
+	p.ids.Range(func(k, _ any) bool {
+		switch n := recs[k.(string)]; {
+		case n == 0:
+			missing++
+		case n > 1:
+			dup++
+		}
+		return true
+	})
+	return missing, dup
+}
+
 func programme(t *testing.T, trainees int) (ref []*nats.Msg, lanes [][]*nats.Msg) {
 	t.Helper()
 	k, _ := person.NewKeyer([]byte("fault test key, not a real one, 32+ bytes"))
@@ -112,30 +170,7 @@ func TestClusterFaults(t *testing.T) {
 	for _, l := range lanes {
 		total += len(l)
 	}
-	var wg sync.WaitGroup
-	errc := make(chan error, 8)
-	next := make(chan []*nats.Msg)
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for lane := range next {
-				for _, m := range lane {
-					if err := pub.publish(ctx, m); err != nil {
-						errc <- err
-						return
-					}
-					time.Sleep(25 * time.Millisecond) // spread the faults over the stream
-				}
-			}
-		}()
-	}
-	go func() {
-		for _, l := range lanes {
-			next <- l
-		}
-		close(next)
-	}()
+	wait := pub.publishLanes(ctx, lanes, 8, 25*time.Millisecond) // spread the faults over the stream
 	at := func(frac float64) {
 		for pub.acked.Load() < int64(float64(total)*frac) && ctx.Err() == nil {
 			time.Sleep(20 * time.Millisecond)
@@ -157,11 +192,8 @@ func TestClusterFaults(t *testing.T) {
 	t.Logf("killed nats node 3 at %d", pub.acked.Load())
 	at(0.8)
 	nodes[2].Restart()
-	wg.Wait()
-	select {
-	case err := <-errc:
+	if err := wait(); err != nil {
 		t.Fatal(err)
-	default:
 	}
 	waitDrained(t, js)
 	if !waitFeedCaughtUp(t, led.HTTPAddr, time.Minute) {
@@ -170,16 +202,7 @@ func TestClusterFaults(t *testing.T) {
 	}
 	led.Stop()
 	recs := recordCounts(t, filepath.Join(dir, "ledger.db"))
-	missing, dup := 0, 0
-	pub.ids.Range(func(k, _ any) bool {
-		switch n := recs[k.(string)]; {
-		case n == 0:
-			missing++
-		case n > 1:
-			dup++
-		}
-		return true
-	})
+	missing, dup := pub.lostAndDoubled(recs)
 	if missing > 0 || dup > 0 || int(pub.acked.Load()) < total {
 		t.Fatalf("%d published, %d acknowledged: %d never recorded, %d recorded twice", total, pub.acked.Load(), missing, dup)
 	}
