@@ -50,7 +50,7 @@ func (s *Store) Append(ctx context.Context, stream string, expected events.Expec
 		return events.AppendResult{}, errClosed("append")
 	}
 	select {
-	case s.reqs <- r:
+	case s.reqs <- []*appendReq{r}:
 		s.mu.RUnlock()
 	case <-ctx.Done():
 		s.mu.RUnlock()
@@ -61,6 +61,59 @@ func (s *Store) Append(ctx context.Context, stream string, expected events.Expec
 		return r.res, r.err
 	case <-ctx.Done():
 		return events.AppendResult{}, ctx.Err()
+	}
+}
+
+// AppendBatch performs ops in one transaction with one sync (as far as
+// the group bounds allow), each decided as Append would decide it alone,
+// in order; see events.Batcher. Each op's Result and Err are set when
+// AppendBatch returns.
+func (s *Store) AppendBatch(ctx context.Context, ops []*events.AppendOp) {
+	if err := ctx.Err(); err != nil {
+		for _, o := range ops {
+			o.Result, o.Err = events.AppendResult{}, err
+		}
+		return
+	}
+	rs := make([]*appendReq, 0, len(ops))
+	byReq := make([]*events.AppendOp, 0, len(ops))
+	for _, o := range ops {
+		r, err := newAppendReq(ctx, o.Stream, o.Expected, o.Events)
+		if err != nil {
+			o.Result, o.Err = events.AppendResult{}, err
+			continue
+		}
+		rs, byReq = append(rs, r), append(byReq, o)
+	}
+	if len(rs) == 0 {
+		return
+	}
+	fail := func(err error) {
+		for _, o := range byReq {
+			o.Result, o.Err = events.AppendResult{}, err
+		}
+	}
+	s.mu.RLock()
+	if s.closed.Load() {
+		s.mu.RUnlock()
+		fail(errClosed("append"))
+		return
+	}
+	select {
+	case s.reqs <- rs:
+		s.mu.RUnlock()
+	case <-ctx.Done():
+		s.mu.RUnlock()
+		fail(ctx.Err())
+		return
+	}
+	for i, r := range rs {
+		select {
+		case <-r.done:
+			byReq[i].Result, byReq[i].Err = r.res, r.err
+		case <-ctx.Done():
+			byReq[i].Result, byReq[i].Err = events.AppendResult{}, ctx.Err()
+		}
 	}
 }
 
@@ -135,3 +188,7 @@ func uniqueIDs(evs []events.EventData) error {
 	}
 	return nil
 }
+
+// Exclusive reports true: bbolt holds an exclusive lock on the data file
+// while the store is open, so no other process appends (events.Exclusive).
+func (s *Store) Exclusive() bool { return true }

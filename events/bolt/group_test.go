@@ -517,3 +517,31 @@ func TestGroupCommitStress(t *testing.T) {
 	}
 	t.Logf("%d events from %d workers", n, workers)
 }
+
+// TestAppendBatchOneCommit checks that AppendBatch makes its appends durable
+// in one commit, each still decided on its own.
+func TestAppendBatchOneCommit(t *testing.T) {
+	s := openTest(t, Options{})
+	var mu sync.Mutex
+	var sizes []int
+	s.hookGroup = func(n int) { mu.Lock(); sizes = append(sizes, n); mu.Unlock() }
+	var ops []*events.AppendOp
+	for i := range 80 {
+		ops = append(ops, &events.AppendOp{Stream: fmt.Sprintf("b-%d", i), Expected: events.NoStream, Events: []events.EventData{ev("t.Batch", fmt.Sprint(i))}})
+	}
+	ops = append(ops, &events.AppendOp{Stream: "b-0", Expected: events.NoStream, Events: []events.EventData{ev("t.Batch", "conflict")}})
+	s.AppendBatch(context.Background(), ops)
+	for i, o := range ops[:80] {
+		if o.Err != nil {
+			t.Fatalf("op %d = %v", i, o.Err)
+		}
+	}
+	if !errors.Is(ops[80].Err, events.ErrWrongExpectedRevision) {
+		t.Errorf("second NoStream append to b-0 = %v; want ErrWrongExpectedRevision", ops[80].Err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(sizes) != 1 || sizes[0] != 81 {
+		t.Errorf("AppendBatch of 81 appends took commits of sizes %v; want one of 81", sizes)
+	}
+}

@@ -64,7 +64,7 @@ type Store struct {
 	// reading, Close takes it to mark the store closed and close reqs.
 	mu         sync.RWMutex
 	closed     atomic.Bool
-	reqs       chan *appendReq
+	reqs       chan []*appendReq
 	writerDone chan struct{}
 	done       chan struct{} // closed once the writer has stopped: ends subscriptions
 
@@ -130,7 +130,7 @@ func Open(path string, opts Options) (*Store, error) {
 	s := &Store{
 		path:       path,
 		db:         db,
-		reqs:       make(chan *appendReq, 1024),
+		reqs:       make(chan []*appendReq, 1024),
 		writerDone: make(chan struct{}),
 		done:       make(chan struct{}),
 		sig:        make(chan struct{}),

@@ -26,9 +26,9 @@ func (s *Store) writeLoop() {
 	defer close(s.writerDone)
 	var group []*appendReq
 	last := 0 // size of the previous group
-	for r := range s.reqs {
-		group = append(group[:0], r)
-		n := len(r.evs)
+	for rs := range s.reqs {
+		group = append(group[:0], rs...)
+		n := eventsIn(rs)
 		if last > 1 {
 			// Callers are concurrent: the ones just answered are about to
 			// append again. Let them queue before taking the group, as
@@ -41,12 +41,12 @@ func (s *Store) writeLoop() {
 	drain:
 		for len(group) < maxGroupAppends && n < maxGroupEvents {
 			select {
-			case r, ok := <-s.reqs:
+			case rs, ok := <-s.reqs:
 				if !ok {
 					break drain
 				}
-				group = append(group, r)
-				n += len(r.evs)
+				group = append(group, rs...)
+				n += eventsIn(rs)
 			default:
 				break drain
 			}
@@ -55,6 +55,14 @@ func (s *Store) writeLoop() {
 		s.commitGroup(group)
 		clear(group)
 	}
+}
+
+func eventsIn(rs []*appendReq) int {
+	n := 0
+	for _, r := range rs {
+		n += len(r.evs)
+	}
+	return n
 }
 
 // commitGroup commits a group of appends and answers each.

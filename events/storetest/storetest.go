@@ -53,6 +53,7 @@ func Run(t *testing.T, open func(t *testing.T) events.Store, f Features) {
 		{"Concurrency", testConcurrency},
 		{"Idempotency", testIdempotency},
 		{"Atomicity", testAtomicity},
+		{"AppendMany", testAppendMany},
 		{"LargeBatch", testLargeBatch},
 		{"Context", testContext},
 		{"ReadStream", testReadStream},
