@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -504,46 +503,60 @@ func (in *Intake) seal(b *batch) {
 	}
 }
 
-// commit appends a prepared batch: one append per stream, all at once, so
-// that the store commits them together.
+// commit appends a prepared batch: one append per stream, all in one
+// durable write where the store can (events.AppendMany).
 func (in *Intake) commit(ctx context.Context, b *batch) {
 	defer close(b.done)
 	if b.err != nil {
 		return
 	}
 	start := time.Now()
-	var wg sync.WaitGroup
-	for _, o := range b.order {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			o.res, o.err = in.cfg.Store.Append(ctx, o.stream, o.expected, o.evs...)
-		}()
-	}
-	wg.Wait()
-	if len(b.rejections) > 0 {
-		// A rejection is not guarded by an expected revision. Record it
-		// only if no other writer appended since the batch was decided;
-		// else decide those messages again, on the newer state.
-		foreign, err := in.foreignSince(ctx, b)
-		for _, o := range b.rejections {
-			switch {
-			case err != nil:
-				o.err = err
-			case foreign:
-				o.err = errStale
-			default:
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					o.res, o.err = in.cfg.Store.Append(ctx, o.stream, o.expected, o.evs...)
-				}()
-			}
+	defer func() {
+		if in.cfg.Metrics != nil {
+			in.cfg.Metrics.AppendSeconds.Observe(time.Since(start).Seconds())
 		}
-		wg.Wait()
+	}()
+	if events.IsExclusive(in.cfg.Store) {
+		// No other writer can exist, so the rejections need no guard and
+		// share the batch's one durable write.
+		in.appendOps(ctx, append(append([]*op{}, b.order...), b.rejections...))
+		return
 	}
-	if in.cfg.Metrics != nil {
-		in.cfg.Metrics.AppendSeconds.Observe(time.Since(start).Seconds())
+	in.appendOps(ctx, b.order)
+	if len(b.rejections) == 0 {
+		return
+	}
+	// A rejection is not guarded by an expected revision. Record it only
+	// if no other writer appended since the batch was decided; else decide
+	// those messages again, on the newer state.
+	foreign, err := in.foreignSince(ctx, b)
+	var record []*op
+	for _, o := range b.rejections {
+		switch {
+		case err != nil:
+			o.err = err
+		case foreign:
+			o.err = errStale
+		default:
+			record = append(record, o)
+		}
+	}
+	in.appendOps(ctx, record)
+}
+
+// appendOps appends ops in one durable write where the store can
+// (events.AppendMany) and sets each op's res and err.
+func (in *Intake) appendOps(ctx context.Context, ops []*op) {
+	if len(ops) == 0 {
+		return
+	}
+	aops := make([]*events.AppendOp, len(ops))
+	for i, o := range ops {
+		aops[i] = &events.AppendOp{Stream: o.stream, Expected: o.expected, Events: o.evs}
+	}
+	events.AppendMany(ctx, in.cfg.Store, aops)
+	for i, o := range ops {
+		o.res, o.err = aops[i].Result, aops[i].Err
 	}
 }
 
