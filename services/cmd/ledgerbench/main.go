@@ -18,6 +18,7 @@ import (
 	"os/signal"
 	"regexp"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"time"
 )
@@ -63,6 +64,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		keep   = fs.Bool("keep", false, "keep the scratch directory")
 		strict = fs.Bool("strict", false, "exit with an error if a goal is not met")
 		quiet  = fs.Bool("q", false, "do not report progress on stderr")
+		cpu    = fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
 	)
 	fs.StringVar(&cfg.dir, "dir", "", "scratch directory (default: a new temporary directory)")
 	fs.IntVar(&cfg.rounds, "rounds", 2, "measure each figure this many times and keep the best")
@@ -111,6 +113,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	} else if err := os.MkdirAll(cfg.dir, 0o755); err != nil {
 		return fmt.Errorf("-dir: %v", err)
+	}
+	if *cpu != "" {
+		f, err := os.Create(*cpu)
+		if err != nil {
+			return fmt.Errorf("-cpuprofile: %v", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("-cpuprofile: %v", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	cfg.log = stderr
 	if *quiet {
