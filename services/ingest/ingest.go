@@ -74,6 +74,9 @@ type Intake struct {
 	ready    atomic.Bool
 	pos      atomic.Uint64
 	lastErr  atomic.Pointer[string]
+	// answers, while Run runs, takes the acknowledgements and outcomes of
+	// committed batches off the path of the next commit.
+	answers chan []func()
 }
 
 // New returns an Intake; call Load before Run.
@@ -249,6 +252,21 @@ func (in *Intake) Run(ctx context.Context) error {
 		in.setHealthy(true)
 		return true
 	}
+	answered := make(chan struct{})
+	in.answers = make(chan []func(), 4)
+	go func() {
+		defer close(answered)
+		for fs := range in.answers {
+			for _, f := range fs {
+				f()
+			}
+		}
+	}()
+	defer func() {
+		close(in.answers)
+		<-answered
+		in.answers = nil
+	}()
 	defer settle()
 	wctx := context.WithoutCancel(ctx) // a batch in hand is finished
 	inbox := make(chan jetstream.Msg, 2*in.cfg.BatchSize)
@@ -622,7 +640,9 @@ func (in *Intake) finish(ctx context.Context, b *batch) error {
 			in.recorded.put(it.id, r)
 		}
 	}
-	// Acknowledge what is durable, return the rest.
+	// Acknowledge what is durable, return the rest: off the commit path
+	// while Run runs and the batch went through, else here and now.
+	answers := make([]func(), 0, len(b.items))
 	for _, it := range b.items {
 		src := it
 		if it.dupOf != nil {
@@ -630,17 +650,24 @@ func (in *Intake) finish(ctx context.Context, b *batch) error {
 		}
 		switch {
 		case src.known != nil:
-			in.answer(it, *src.known, true)
+			answers = append(answers, func() { in.answer(it, *src.known, true) })
 		case src.outcome != nil:
-			in.answer(it, *src.outcome, it.dupOf != nil)
+			answers = append(answers, func() { in.answer(it, *src.outcome, it.dupOf != nil) })
 		case src.retry > 0:
 			if m != nil {
 				m.Retried.Inc()
 			}
-			_ = it.msg.NakWithDelay(src.retry)
+			answers = append(answers, func() { _ = it.msg.NakWithDelay(src.retry) })
 		default:
-			_ = it.msg.Nak()
+			answers = append(answers, func() { _ = it.msg.Nak() })
 		}
+	}
+	if failed == nil && in.answers != nil {
+		in.answers <- answers
+		return nil
+	}
+	for _, f := range answers {
+		f()
 	}
 	if failed != nil {
 		return in.reloadAfter(ctx, failed)
