@@ -105,6 +105,10 @@ func (c *NATS) Submit(ctx context.Context, source, msgID string, fact proto.Mess
 	}
 	select {
 	case o := <-found:
+		if ack.Duplicate {
+			// The outcome is the first message's: this one repeated it.
+			o.Duplicate = true
+		}
 		return o, nil
 	case <-ctx.Done():
 		return nil, fmt.Errorf("submit: no outcome for %s yet: %w", msgID, ctx.Err())
