@@ -240,7 +240,10 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(Started
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	mux.Handle("GET /readyz", h)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	audit := auditapi.Handler(sealer, checkpoints, signer.VerifierKey())
+	// The tamper evidence is served beside the API, behind its
+	// authentication: reads for every scope, issuing a checkpoint for
+	// the municipal scope.
+	audit := api.Guard(scope, log.With("component", "api"), auditapi.Handler(sealer, checkpoints, signer.VerifierKey()))
 	mux.Handle("/v1/audit/checkpoint", audit)
 	mux.Handle("/v1/audit/proof/", audit)
 	mux.Handle("/v1/audit/verifier-key", audit)
