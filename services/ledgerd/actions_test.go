@@ -298,3 +298,154 @@ func validate(t *testing.T, doc map[string]any, path, status string, body []byte
 		t.Errorf("POST %s %s: the answer does not match the OpenAPI document: %v", path, status, err)
 	}
 }
+
+// TestWriteOffMakerChecker: the write-off of a clawback (rule 14) through
+// the whole service: official A requests it, A approving it is rejected
+// (WRITE_OFF_SAME_OFFICIAL), official B approves it and the receivable is
+// written off. Districts, auditors and institutions may not.
+func TestWriteOffMakerChecker(t *testing.T) {
+	const trainees = 60
+	p, err := simulate.New(simulate.Config{Seed: 13, Year: 2025, Trainees: trainees, Keyer: keyer(t), Officials: true, Violations: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lanes [][]*nats.Msg
+	add := func(fs []simulate.Fact) {
+		var out []*nats.Msg
+		for _, f := range fs {
+			m, err := simulate.Msg("subsidy.in", f, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, m)
+		}
+		lanes = append(lanes, out)
+	}
+	add(p.Reference())
+	for i := range trainees {
+		fs, _ := p.Trainee(i)
+		add(fs)
+	}
+	dir := t.TempDir()
+	tokens := filepath.Join(dir, "tokens.json")
+	tb, _ := json.Marshal(map[string]any{"tokens": []api.Token{
+		{SHA256: api.HashToken("muni-a"), Scope: "municipal", Name: "cq-official-a"},
+		{SHA256: api.HashToken("muni-b"), Scope: "municipal", Name: "cq-official-b"},
+		{SHA256: api.HashToken("auditor"), Scope: "auditor", Official: "audit-official"},
+		{SHA256: api.HashToken("district"), Scope: "district:cq-yuzhong", Official: "district-official"},
+		{SHA256: api.HashToken("institution"), Scope: "institution:T001", Official: "inst-official"},
+	}})
+	if err := os.WriteFile(tokens, tb, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t, filepath.Join(dir, "data"), "")
+	cfg.APITokens = tokens
+	led := start(t, cfg)
+	nc, err := nats.Connect(led.addr.NATSURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	publish(t, js, lanes[:1])
+	publish(t, js, lanes[1:])
+	waitDrained(t, js)
+	base := "http://" + led.addr.HTTPAddr
+
+	type clawback struct {
+		ClawbackID     string `json:"clawback_id"`
+		OutstandingFen int64  `json:"outstanding_fen"`
+		WrittenOffFen  int64  `json:"written_off_fen"`
+	}
+	type status struct {
+		Entitlements []struct {
+			Clawback *clawback `json:"clawback"`
+		} `json:"entitlements"`
+	}
+	var key string
+	var claw clawback
+	for deadline := time.Now().Add(30 * time.Second); claw.ClawbackID == "" && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		var tl api.TraineeList
+		getAuth(t, base+"/v1/trainees?limit=1000", "muni-a", &tl)
+		for _, s := range tl.Trainees {
+			if s.ClawedBackFen == 0 {
+				continue
+			}
+			var st status
+			getAuth(t, base+"/v1/trainees/"+s.PersonKey, "muni-a", &st)
+			for _, e := range st.Entitlements {
+				if e.Clawback != nil && e.Clawback.OutstandingFen > 0 {
+					key, claw = s.PersonKey, *e.Clawback
+				}
+			}
+		}
+	}
+	if claw.ClawbackID == "" {
+		t.Fatal("the simulated programme raised no clawback")
+	}
+	amount := claw.OutstandingFen
+	request := base + "/v1/clawbacks/" + claw.ClawbackID + "/write-off/request"
+	approve := base + "/v1/clawbacks/" + claw.ClawbackID + "/write-off/approve"
+	reqBody := `{"amount_fen": ` + strconv.FormatInt(amount, 10) + `, "reason": "机构已注销，无法追回"}`
+	approval := func(by string) string {
+		return `{"amount_fen": ` + strconv.FormatInt(amount, 10) + `, "reason": "机构已注销，无法追回", "requested_by": "` + by + `"}`
+	}
+	for _, tok := range []string{"auditor", "district", "institution"} {
+		if code, body := postBody(t, request, tok, reqBody); code != http.StatusForbidden {
+			t.Errorf("write-off request with %s = %d %s; want 403", tok, code, body)
+		}
+	}
+	code, body := postBody(t, request, "muni-a", reqBody)
+	var requested api.ActionResponse
+	if code != http.StatusOK || json.Unmarshal(body, &requested) != nil || requested.OfficialID != "cq-official-a" {
+		t.Fatalf("A requests the write-off = %d %s", code, body)
+	}
+	code, body = postBody(t, approve, "muni-a", approval("cq-official-a"))
+	var rej api.ErrorBody
+	if code != http.StatusConflict || json.Unmarshal(body, &rej) != nil || rej.Error.Reason != "REASON_CODE_WRITE_OFF_SAME_OFFICIAL" {
+		t.Fatalf("A approves A's write-off = %d %s; want 409 REASON_CODE_WRITE_OFF_SAME_OFFICIAL", code, body)
+	}
+	code, body = postBody(t, approve, "muni-b", approval("cq-official-a"))
+	var approved api.ActionResponse
+	if code != http.StatusOK || json.Unmarshal(body, &approved) != nil || approved.OfficialID != "cq-official-b" {
+		t.Fatalf("B approves = %d %s", code, body)
+	}
+	var rec api.AuditEvent
+	getAuth(t, base+"/v1/audit/events/"+strconv.FormatUint(approved.Position, 10), "auditor", &rec)
+	if rec.Type != "subsidy.v1.ClawbackWrittenOff" || !strings.Contains(string(rec.Payload), `"requested_by":"cq-official-a"`) ||
+		!strings.Contains(string(rec.Payload), `"approved_by":"cq-official-b"`) {
+		t.Errorf("the stored write-off: %s %s", rec.Type, rec.Payload)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		var st status
+		getAuth(t, base+"/v1/trainees/"+key, "muni-a", &st)
+		var got clawback
+		for _, e := range st.Entitlements {
+			if e.Clawback != nil && e.Clawback.ClawbackID == claw.ClawbackID {
+				got = *e.Clawback
+			}
+		}
+		if got.WrittenOffFen == amount && got.OutstandingFen == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("clawback after the write-off: %+v; want %d fen written off", got, amount)
+		}
+	}
+}
+
+func postBody(t *testing.T, url, token, body string) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
