@@ -299,6 +299,9 @@ func TestNoticeClose(t *testing.T) {
 	e, _ := f.entitled("ti-digital", bdJ, false, "2025-06-20")
 	f.reject(&subsidyv1.NoticeClosed{EntitlementId: e, ClosedOn: dt("2025-07-08")}, subsidyv1.ReasonCode_REASON_CODE_NOT_APPROVED)
 	f.must(&subsidyv1.EntitlementConfirmed{EntitlementId: e, OfficialId: "maker", ConfirmedOn: dt("2025-06-30")})
+	// A second maker may not replace the first (who could then approve).
+	f.reject(&subsidyv1.EntitlementConfirmed{EntitlementId: e, OfficialId: "checker", ConfirmedOn: dt("2025-06-30")}, subsidyv1.ReasonCode_REASON_CODE_CONFLICTING_DUPLICATE)
+	f.reject(&subsidyv1.EntitlementApproved{EntitlementId: e, OfficialId: "maker", ApprovedOn: dt("2025-07-01")}, subsidyv1.ReasonCode_REASON_CODE_CHECKER_IS_MAKER)
 	f.reject(&subsidyv1.EntitlementApproved{EntitlementId: e, OfficialId: "checker", ApprovedOn: dt("2025-06-29")}, subsidyv1.ReasonCode_REASON_CODE_DATE_OUT_OF_ORDER)
 	evs := f.derived(&subsidyv1.EntitlementApproved{EntitlementId: e, OfficialId: "checker", ApprovedOn: dt("2025-07-01")})
 	n := evs[0].Payload.(*subsidyv1.NoticeOpened)

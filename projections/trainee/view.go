@@ -232,6 +232,41 @@ func (m *Model) Get(personKey string) (s Status, ok bool) {
 	return m.status(i), true
 }
 
+// EntitlementOwner returns the person key of the trainee whose entitlement
+// has the id; ok is false for an unknown or malformed id. The API uses it
+// to find an entitlement an official acts on (and to apply the caller's
+// scope to it through Get).
+func (m *Model) EntitlementOwner(entitlementID string) (personKey string, ok bool) {
+	id, err := rm.ID(entitlementID)
+	if err != nil {
+		return "", false
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	i, ok := m.entIdx[id]
+	if !ok {
+		return "", false
+	}
+	return m.people[m.ents[i].person].key.String(), true
+}
+
+// ClawbackOwner returns the entitlement a clawback was raised on and the
+// person key of its trainee; ok is false for an unknown or malformed id.
+func (m *Model) ClawbackOwner(clawbackID string) (entitlementID, personKey string, ok bool) {
+	id, err := rm.ID(clawbackID)
+	if err != nil {
+		return "", "", false
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	i, ok := m.clawIdx[id]
+	if !ok {
+		return "", "", false
+	}
+	e := &m.ents[i]
+	return e.id.String(), m.people[e.person].key.String(), true
+}
+
 func (m *Model) certID(idx int32, x uint32) string {
 	if idx != 0 {
 		return m.arena.Get(m.certs[idx-1].id)

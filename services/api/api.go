@@ -46,6 +46,12 @@ type Config struct {
 	Now func() time.Time
 	// Timeout bounds a request (as-of builds above all); zero: 60s.
 	Timeout time.Duration
+	// Actions hands the maker/checker actions' facts to the ledger; nil:
+	// the action routes answer 503.
+	Actions Submitter
+	// ActionWait bounds the wait for the ledger's outcome of an action;
+	// zero: DefaultActionWait.
+	ActionWait time.Duration
 }
 
 type server struct {
@@ -106,6 +112,9 @@ func New(cfg Config) http.Handler {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 60 * time.Second
 	}
+	if cfg.ActionWait <= 0 {
+		cfg.ActionWait = DefaultActionWait
+	}
 	s := &server{cfg: cfg, log: cfg.Logger, cache: map[string][]byte{}}
 	if cfg.Registerer != nil {
 		s.metrics = prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -132,6 +141,11 @@ type route struct {
 	params          []param
 	// response is a value of the JSON response's type (for the schema).
 	response any
+	// request is a value of the JSON request body's type (nil: none).
+	request any
+	// action: the route is a maker/checker action (answers 409 and 422
+	// with the ledger's reason code, 504 when the ledger is slow).
+	action bool
 	// csv: the route also answers ?format=csv (text/csv).
 	csv bool
 	// asOf: the route takes as_of (a position or an RFC 3339 time).

@@ -25,6 +25,9 @@ const (
 	CodeUnavailable     Code = "unavailable"
 	CodeTimeout         Code = "timeout"
 	CodeInternal        Code = "internal"
+	// CodeRejected: the ledger recorded the action's fact as rejected by a
+	// rule (Error.Reason names the rule's reason code).
+	CodeRejected Code = "rejected"
 )
 
 // statusOf is the one table from codes to HTTP statuses.
@@ -38,13 +41,18 @@ var statusOf = map[Code]int{
 	CodeUnavailable:     http.StatusServiceUnavailable,
 	CodeTimeout:         http.StatusGatewayTimeout,
 	CodeInternal:        http.StatusInternalServerError,
+	CodeRejected:        http.StatusUnprocessableEntity,
 }
 
 // Error is an error with a code; its Message is shown to the caller.
 type Error struct {
 	Code    Code
 	Message string
-	Err     error // the cause, logged, never shown
+	// Reason is the ledger's reason code of a rejected action, and
+	// Position the log position of the rejection's record.
+	Reason   string
+	Position uint64
+	Err      error // the cause, logged, never shown
 }
 
 func (e *Error) Error() string {
@@ -65,6 +73,11 @@ type ErrorBody struct {
 	Error struct {
 		Code    Code   `json:"code"`
 		Message string `json:"message"`
+		// Reason is the reason code of an action the ledger rejected
+		// (e.g. REASON_CODE_CHECKER_IS_MAKER), Position the log
+		// position of the rejection's record.
+		Reason   string `json:"reason,omitempty"`
+		Position uint64 `json:"position,omitempty"`
 	} `json:"error"`
 }
 
@@ -108,6 +121,7 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	}
 	var body ErrorBody
 	body.Error.Code, body.Error.Message = e.Code, e.Message
+	body.Error.Reason, body.Error.Position = e.Reason, e.Position
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)

@@ -29,6 +29,10 @@ var (
 )
 
 func (s *server) table() []route {
+	return append(s.readRoutes(), s.actionRoutes()...)
+}
+
+func (s *server) readRoutes() []route {
 	return []route{
 		{method: "GET", pattern: "/v1/openapi.json", id: "getOpenAPI", summary: "This API's OpenAPI 3 document.", public: true,
 			response: map[string]any{}, handle: s.openAPI},

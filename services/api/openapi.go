@@ -157,6 +157,11 @@ func (s *server) document() map[string]any {
 			"500":  errResp("Internal error"),
 			"503":  errResp("Not ready or unavailable"),
 		}
+		if rt.action {
+			responses["409"] = errResp("Rejected by the ledger: the target's state forbids it (error.reason is the reason code)")
+			responses["422"] = errResp("Rejected by the ledger (error.reason is the reason code)")
+			responses["504"] = errResp("The ledger has not answered in time; repeat the request")
+		}
 		if !rt.public {
 			responses["401"] = errResp("Unknown caller")
 			responses["403"] = errResp("Outside the caller's scope")
@@ -165,6 +170,10 @@ func (s *server) document() map[string]any {
 		op := map[string]any{"operationId": rt.id, "summary": rt.summary, "responses": responses}
 		if params != nil {
 			op["parameters"] = params
+		}
+		if rt.request != nil {
+			op["requestBody"] = map[string]any{"required": true,
+				"content": map[string]any{"application/json": map[string]any{"schema": sc.of(reflect.TypeOf(rt.request))}}}
 		}
 		if rt.public {
 			op["security"] = []any{}
@@ -182,17 +191,20 @@ func (s *server) document() map[string]any {
 			"title":   "Subsidy ledger read API",
 			"version": "1",
 			"description": "Read models of the subsidy ledger of Chongqing's Digital Technology Engineer Training Programme. " +
-				"Money is integer fen. Every operation applies the caller's scope (municipal, auditor, district:<unit>, institution:<id>); " +
-				"until authentication is added the scope comes from the X-Ledger-Scope header.",
+				"Money is integer fen. Every operation applies the caller's scope (municipal, auditor, district:<unit>, institution:<id>), " +
+				"taken from the bearer token (Authorization: Bearer <token>; ledgerd --api-tokens). " +
+				"Maker/checker actions record the token's official. In --demo the X-Ledger-Scope and X-Ledger-Official headers stand in.",
 		},
 		"paths": paths,
 		"components": map[string]any{
 			"schemas": sc.defs,
 			"securitySchemes": map[string]any{
+				"bearer": map[string]any{"type": "http", "scheme": "bearer",
+					"description": "A token of the tokens file; its scope is municipal | auditor | district:<unit code> | institution:<institution id>."},
 				"scope": map[string]any{"type": "apiKey", "in": "header", "name": ScopeHeader,
-					"description": "municipal | auditor | district:<unit code> | institution:<institution id>"},
+					"description": "--demo only: municipal | auditor | district:<unit code> | institution:<institution id>"},
 			},
 		},
-		"security": []any{map[string]any{"scope": []any{}}},
+		"security": []any{map[string]any{"bearer": []any{}}, map[string]any{"scope": []any{}}},
 	}
 }

@@ -3,6 +3,8 @@ package api
 import (
 	"net/http"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Role is what a caller may see.
@@ -30,6 +32,9 @@ type Scope struct {
 	Unit string
 	// Institution is the institution's id.
 	Institution string
+	// Official is the acting official's id that maker/checker actions
+	// record (Token.Official); empty: the caller may not act.
+	Official string
 }
 
 func (s Scope) String() string {
@@ -53,6 +58,10 @@ type ScopeFunc func(*http.Request) (Scope, error)
 
 // ScopeHeader is the request header HeaderScope reads.
 const ScopeHeader = "X-Ledger-Scope"
+
+// OfficialHeader names the acting official for HeaderScope (--demo only):
+// with it, the demo may try maker/checker out with two made-up officials.
+const OfficialHeader = "X-Ledger-Official"
 
 // ParseScope parses "municipal", "auditor", "district:<unit code>" or
 // "institution:<institution id>".
@@ -79,17 +88,44 @@ func ParseScope(v string) (Scope, error) {
 }
 
 // HeaderScope returns a ScopeFunc that trusts the X-Ledger-Scope header
-// and uses def when it is absent. It authenticates nobody: use it only
-// behind a gateway that sets the header (or in development, where the
-// default is the municipal scope).
+// and uses def when it is absent, and takes the acting official from the
+// X-Ledger-Official header (none without it: no actions). It
+// authenticates nobody: use it only behind a gateway that sets the
+// headers (or in development, where the default is the municipal scope).
 func HeaderScope(def Scope) ScopeFunc {
 	return func(r *http.Request) (Scope, error) {
-		v := r.Header.Get(ScopeHeader)
-		if v == "" {
-			return def, nil
+		sc := def
+		if v := r.Header.Get(ScopeHeader); v != "" {
+			var err error
+			if sc, err = ParseScope(v); err != nil {
+				return Scope{}, err
+			}
 		}
-		return ParseScope(v)
+		if o := r.Header.Get(OfficialHeader); o != "" {
+			if !ValidOfficial(o) {
+				return Scope{}, errorf(CodeUnauthenticated, "%s: an official id is 1 to %d characters without white space", OfficialHeader, maxOfficialLen)
+			}
+			sc.Official = o
+		}
+		return sc, nil
 	}
+}
+
+// maxOfficialLen is facts.MaxIDLen: the official id goes into facts.
+const maxOfficialLen = 128
+
+// ValidOfficial reports whether id can be an official id in a fact: 1 to
+// 128 bytes of UTF-8 without white space or control characters.
+func ValidOfficial(id string) bool {
+	if id == "" || len(id) > maxOfficialLen || !utf8.ValidString(id) {
+		return false
+	}
+	for _, r := range id {
+		if unicode.IsSpace(r) || unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
 }
 
 // unitFilter returns the unit a query is narrowed to: a district always

@@ -14,8 +14,13 @@ import (
 // Token is one API credential of the tokens file (ledgerd --api-tokens):
 //
 //	{"tokens": [
-//	  {"sha256": "<hex SHA-256 of the bearer token>", "scope": "district:cq-yuzhong", "name": "渝中区 supervisor"},
+//	  {"sha256": "<hex SHA-256 of the bearer token>", "scope": "district:cq-yuzhong", "name": "渝中区 supervisor", "official": "cq-yuzhong-official-1"},
 //	  ...]}
+//
+// A token belongs to one person when it may act: Official is the official
+// id that the maker/checker actions record (confirm, approve, write off).
+// It defaults to Name when Name is a valid official id (ValidOfficial: no
+// white space); a token without an official id may read but not act.
 //
 // Bearer tokens rather than signed JWTs: the file is the whole truth (a
 // token is revoked by deleting its line and reloading), no signing key has
@@ -25,6 +30,8 @@ type Token struct {
 	SHA256 string `json:"sha256"`
 	Scope  string `json:"scope"`
 	Name   string `json:"name,omitempty"`
+	// Official is the acting official's id (default: Name, if valid).
+	Official string `json:"official,omitempty"`
 }
 
 // HashToken returns the hex SHA-256 of a bearer token, as the tokens file
@@ -66,6 +73,15 @@ func TokenScope(tokens []Token) (ScopeFunc, error) {
 		sc, err := ParseScope(t.Scope)
 		if err != nil {
 			return nil, fmt.Errorf("api: token %d: %v", i+1, err)
+		}
+		switch {
+		case t.Official != "":
+			if !ValidOfficial(t.Official) {
+				return nil, fmt.Errorf("api: token %d: official %q: want 1 to %d characters without white space", i+1, t.Official, maxOfficialLen)
+			}
+			sc.Official = t.Official
+		case ValidOfficial(t.Name):
+			sc.Official = t.Name
 		}
 		var e tokenEntry
 		copy(e.hash[:], raw)

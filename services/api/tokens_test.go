@@ -49,3 +49,38 @@ func TestTokenScope(t *testing.T) {
 		t.Error("TokenScope(bad scope) = nil error")
 	}
 }
+
+// TestTokenOfficial: a token's official id is "official", else its name
+// when that is a valid official id; a token without one may not act.
+func TestTokenOfficial(t *testing.T) {
+	f, err := TokenScope([]Token{
+		{SHA256: HashToken("named"), Scope: "municipal", Name: "cq-official-3"},
+		{SHA256: HashToken("explicit"), Scope: "district:cq-yuzhong", Name: "渝中区 supervisor", Official: "cq-yuzhong-official-1"},
+		{SHA256: HashToken("prose"), Scope: "municipal", Name: "市人社局 fund office"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for token, want := range map[string]string{"named": "cq-official-3", "explicit": "cq-yuzhong-official-1", "prose": ""} {
+		r := httptest.NewRequest("POST", "/v1/entitlements/x/confirm", nil)
+		r.Header.Set("Authorization", "Bearer "+token)
+		r.Header.Set(OfficialHeader, "forged") // ignored: only the token counts
+		sc, err := f(r)
+		if err != nil || sc.Official != want {
+			t.Errorf("token %s: official %q, %v; want %q", token, sc.Official, err, want)
+		}
+	}
+	if _, err := TokenScope([]Token{{SHA256: HashToken("x"), Scope: "municipal", Official: "two words"}}); err == nil {
+		t.Error("TokenScope(official with a space) = nil error")
+	}
+	// --demo: the header names the official.
+	r := httptest.NewRequest("POST", "/v1/entitlements/x/confirm", nil)
+	r.Header.Set(OfficialHeader, "demo-official-1")
+	if sc, err := HeaderScope(Scope{Role: RoleMunicipal})(r); err != nil || sc.Official != "demo-official-1" {
+		t.Errorf("HeaderScope official = %q, %v", sc.Official, err)
+	}
+	r.Header.Set(OfficialHeader, "demo official")
+	if _, err := HeaderScope(Scope{Role: RoleMunicipal})(r); err == nil {
+		t.Error("HeaderScope accepted an official id with a space")
+	}
+}

@@ -107,12 +107,20 @@ func TestEmbeddedNATSAuthentication(t *testing.T) {
 		{"guessed", "/v1/quota/2025", http.StatusUnauthorized},
 		{"auditor-token", "/v1/quota/2025", http.StatusOK},
 		{"yuzhong-token", "/v1/quota/2025?unit=cq-wanzhou", http.StatusForbidden},
-		{"yuzhong-token", "/v1/projections/fund/rebuild", http.StatusForbidden},
+		{"yuzhong-token", "POST /v1/projections/fund/rebuild", http.StatusForbidden},
 		{"", "/healthz", http.StatusOK},
+		// The tamper evidence beside the API: the same tokens.
+		{"", "/v1/audit/verifier-key", http.StatusUnauthorized},
+		{"", "POST /v1/audit/checkpoint", http.StatusUnauthorized},
+		{"auditor-token", "/v1/audit/verifier-key", http.StatusOK},
+		{"auditor-token", "POST /v1/audit/checkpoint", http.StatusForbidden},
+		{"yuzhong-token", "POST /v1/audit/checkpoint", http.StatusForbidden},
+		// Actions: the auditor changes nothing.
+		{"auditor-token", "POST /v1/entitlements/0badc0de-0000-8000-8000-000000000000/confirm", http.StatusForbidden},
 	} {
 		method := "GET"
-		if strings.HasSuffix(tc.path, "/rebuild") {
-			method = "POST"
+		if p, ok := strings.CutPrefix(tc.path, "POST "); ok {
+			method, tc.path = "POST", p
 		}
 		req, _ := http.NewRequest(method, "http://"+led.addr.HTTPAddr+tc.path, nil)
 		if tc.token != "" {

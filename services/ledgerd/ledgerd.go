@@ -41,7 +41,10 @@ import (
 	"github.com/cqhrss/subsidyledger/services/feed"
 	"github.com/cqhrss/subsidyledger/services/ingest"
 	"github.com/cqhrss/subsidyledger/services/natsbus"
+	"github.com/cqhrss/subsidyledger/services/submit"
 )
+
+var _ api.Submitter = (*submit.NATS)(nil)
 
 // Run starts ledgerd and blocks until ctx ends (SIGINT/SIGTERM in main), then
 // shuts down in order: stop intake (finishing the batch in hand), stop the
@@ -195,9 +198,14 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(Started
 			return &ConfigError{fmt.Sprintf("--api-tokens: %v", err)}
 		}
 	} else {
-		log.Warn("demo mode: the HTTP API is served without authentication, with the municipal scope")
+		log.Warn("demo mode: the HTTP API is served without authentication, with the municipal scope; actions record the official named by X-Ledger-Official")
 	}
-	apiHandler := api.New(api.Config{Projections: set, Store: store, Scope: scope, Registerer: reg, Logger: log.With("component", "api")})
+	// Maker/checker actions publish their facts on the inbound subjects,
+	// as the district and bureau services would, and wait for the
+	// intake's outcome.
+	actions := submit.New(nc, js, subj, so.DuplicateWindow)
+	apiHandler := api.New(api.Config{Projections: set, Store: store, Scope: scope, Registerer: reg, Logger: log.With("component", "api"),
+		Actions: actions})
 
 	// Tamper evidence: the sealer keeps the Merkle tree of the log beside
 	// the store; the checkpointer signs its root periodically and appends
@@ -232,7 +240,10 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(Started
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	mux.Handle("GET /readyz", h)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	audit := auditapi.Handler(sealer, checkpoints, signer.VerifierKey())
+	// The tamper evidence is served beside the API, behind its
+	// authentication: reads for every scope, issuing a checkpoint for
+	// the municipal scope.
+	audit := api.Guard(scope, log.With("component", "api"), auditapi.Handler(sealer, checkpoints, signer.VerifierKey()))
 	mux.Handle("/v1/audit/checkpoint", audit)
 	mux.Handle("/v1/audit/proof/", audit)
 	mux.Handle("/v1/audit/verifier-key", audit)

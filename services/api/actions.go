@@ -1,0 +1,307 @@
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/cqhrss/subsidyledger/events"
+	"github.com/cqhrss/subsidyledger/events/facts"
+	"github.com/cqhrss/subsidyledger/events/refdata"
+	"github.com/cqhrss/subsidyledger/projections/trainee"
+	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
+)
+
+// Maker/checker actions (rule 12 and rule 14's write-off). The API builds
+// the fact with the acting official's id from the caller's credential
+// (Scope.Official: never from the request body), hands it to the ledger's
+// intake exactly as the district or bureau service would (Submitter), and
+// answers with what the ledger recorded. Who may act:
+//
+//   - municipal: every action;
+//   - district:<unit>: confirm and approve entitlements of its unit (the
+//     entitlement's unit as recorded, or the unit that answers for it
+//     today); write-offs are the municipal bureau's;
+//   - auditor, institution: no action (403).
+//
+// A caller without an official id (a token whose name is not an official
+// id and that sets no "official"; in --demo, a request without
+// X-Ledger-Official) may not act (403). An entitlement or clawback the
+// caller cannot see is "not found", with the same answer as an id that
+// does not exist. The 403s above do not depend on the id, so they tell
+// nothing about it either.
+
+// Submitter hands an inbound fact to the ledger and waits for its outcome.
+// ledgerd's is natsbus-backed (package submit): the fact is published on
+// its inbound subject and the answer read from the outcome subject.
+type Submitter interface {
+	// Submit publishes fact (an inbound fact of the catalogue in
+	// events/facts) as from source, with msgID as its idempotency key
+	// (Nats-Msg-Id), and returns the ledger's outcome. A repeated msgID
+	// is answered with the outcome of the first. It returns ctx.Err()
+	// (wrapped) when no outcome arrived before ctx ended, and another
+	// error when the fact could not be published.
+	Submit(ctx context.Context, source, msgID string, fact proto.Message) (*subsidyv1.IntakeOutcome, error)
+}
+
+// ActionResponse is the answer of an accepted action.
+type ActionResponse struct {
+	// Action is confirm, approve, request_write_off or approve_write_off.
+	Action        string `json:"action"`
+	EntitlementID string `json:"entitlement_id"`
+	ClawbackID    string `json:"clawback_id,omitempty"`
+	// OfficialID is the acting official recorded in the fact.
+	OfficialID string `json:"official_id"`
+	// MessageID is the fact's idempotency key: the same request by the
+	// same official gives the same key, so a retry records nothing new.
+	MessageID string `json:"message_id"`
+	// Position, Stream and Revision locate the recorded fact in the log.
+	Position uint64 `json:"position"`
+	Stream   string `json:"stream"`
+	Revision uint64 `json:"revision"`
+	// Duplicate is true when the request repeated one already recorded.
+	Duplicate bool `json:"duplicate"`
+}
+
+// WriteOffRequest is the body of POST /v1/clawbacks/{id}/write-off/request.
+type WriteOffRequest struct {
+	AmountFen int64  `json:"amount_fen"`
+	Reason    string `json:"reason"`
+}
+
+// WriteOffApproval is the body of POST /v1/clawbacks/{id}/write-off/approve:
+// the pending request it approves (its official, amount and reason; the
+// clawback's audit stream shows the WriteOffRequested event).
+type WriteOffApproval struct {
+	AmountFen   int64  `json:"amount_fen"`
+	Reason      string `json:"reason"`
+	RequestedBy string `json:"requested_by"`
+}
+
+// DefaultActionWait bounds the wait for the ledger's outcome of an action.
+const DefaultActionWait = 15 * time.Second
+
+func (s *server) actionRoutes() []route {
+	pEnt := param{name: "id", in: "path", typ: "string", required: true, desc: "Entitlement id."}
+	pClaw := param{name: "id", in: "path", typ: "string", required: true, desc: "Clawback id."}
+	return []route{
+		{method: "POST", pattern: "/v1/entitlements/{id}/confirm", id: "confirmEntitlement", action: true,
+			summary:  "Confirm an entitlement (maker, rule 12) as the official of the credential, today (China Standard Time). Municipal, or the entitlement's district.",
+			params:   []param{pEnt},
+			response: ActionResponse{}, handle: s.confirm},
+		{method: "POST", pattern: "/v1/entitlements/{id}/approve", id: "approveEntitlement", action: true,
+			summary:  "Approve a confirmed entitlement (checker, rule 12; not the official who confirmed it) and open its public notice. Municipal, or the entitlement's district.",
+			params:   []param{pEnt},
+			response: ActionResponse{}, handle: s.approve},
+		{method: "POST", pattern: "/v1/clawbacks/{id}/write-off/request", id: "requestWriteOff", action: true,
+			summary: "Request the write-off of (part of) a clawback's outstanding receivable, with a reason (maker, rule 14). Municipal only.",
+			params:  []param{pClaw},
+			request: WriteOffRequest{}, response: ActionResponse{}, handle: s.requestWriteOff},
+		{method: "POST", pattern: "/v1/clawbacks/{id}/write-off/approve", id: "approveWriteOff", action: true,
+			summary: "Approve a pending write-off (checker, rule 14; not the official who requested it). Municipal only.",
+			params:  []param{pClaw},
+			request: WriteOffApproval{}, response: ActionResponse{}, handle: s.approveWriteOff},
+	}
+}
+
+// mayAct checks what does not depend on the target: the role and the
+// official.
+func (s *server) mayAct(sc Scope, municipalOnly bool) error {
+	switch {
+	case sc.Role == RoleDistrict && municipalOnly:
+		return errorf(CodeForbidden, "only the municipal scope may do this")
+	case sc.Role != RoleMunicipal && sc.Role != RoleDistrict:
+		return errorf(CodeForbidden, "the %s scope may not act", sc.Role)
+	case sc.Official == "":
+		return errorf(CodeForbidden, "this credential names no official: give the token an \"official\" id in the tokens file (in --demo, send %s)", OfficialHeader)
+	}
+	return nil
+}
+
+var errNoEntitlement = errorf(CodeNotFound, "no such entitlement in your scope")
+
+// entitlementInScope finds the entitlement an action targets in the live
+// trainee model: "not found" unless the caller sees its trainee, and
+// forbidden for a district other than the entitlement's.
+func (s *server) entitlementInScope(r *http.Request, sc Scope, id string) (trainee.Entitlement, error) {
+	m, _, err := modelOf[*trainee.Model](s, r, trainee.Name)
+	if err != nil {
+		return trainee.Entitlement{}, err
+	}
+	key, ok := m.EntitlementOwner(id)
+	if !ok {
+		return trainee.Entitlement{}, errNoEntitlement
+	}
+	st, ok := m.Get(key)
+	if !ok || !allowedStatus(sc, &st) {
+		return trainee.Entitlement{}, errNoEntitlement
+	}
+	for _, e := range st.Entitlements {
+		if e.EntitlementID != id {
+			continue
+		}
+		if sc.Role == RoleDistrict && e.Unit.Code != sc.Unit && e.Unit.CurrentCode != sc.Unit {
+			return trainee.Entitlement{}, errorf(CodeForbidden, "the entitlement belongs to unit %s", e.Unit.CurrentCode)
+		}
+		return e, nil
+	}
+	return trainee.Entitlement{}, errNoEntitlement
+}
+
+func (s *server) today() *subsidyv1.Date {
+	t := s.cfg.Now().In(cst)
+	return refdata.D(t.Year(), t.Month(), t.Day()).Proto()
+}
+
+func (s *server) confirm(r *http.Request, sc Scope) (result, error) {
+	if err := s.mayAct(sc, false); err != nil {
+		return result{}, err
+	}
+	e, err := s.entitlementInScope(r, sc, r.PathValue("id"))
+	if err != nil {
+		return result{}, err
+	}
+	fact := &subsidyv1.EntitlementConfirmed{EntitlementId: e.EntitlementID, OfficialId: sc.Official, ConfirmedOn: s.today()}
+	return s.act(r, "confirm", facts.SourceDistrict, actionID("confirm", e.EntitlementID, sc.Official), fact,
+		ActionResponse{Action: "confirm", EntitlementID: e.EntitlementID, OfficialID: sc.Official})
+}
+
+func (s *server) approve(r *http.Request, sc Scope) (result, error) {
+	if err := s.mayAct(sc, false); err != nil {
+		return result{}, err
+	}
+	e, err := s.entitlementInScope(r, sc, r.PathValue("id"))
+	if err != nil {
+		return result{}, err
+	}
+	fact := &subsidyv1.EntitlementApproved{EntitlementId: e.EntitlementID, OfficialId: sc.Official, ApprovedOn: s.today()}
+	return s.act(r, "approve", facts.SourceDistrict, actionID("approve", e.EntitlementID, sc.Official), fact,
+		ActionResponse{Action: "approve", EntitlementID: e.EntitlementID, OfficialID: sc.Official})
+}
+
+var errNoClawback = errorf(CodeNotFound, "no such clawback in your scope")
+
+// clawbackInScope returns the entitlement a clawback was raised on.
+func (s *server) clawbackInScope(r *http.Request, sc Scope, id string) (string, error) {
+	m, _, err := modelOf[*trainee.Model](s, r, trainee.Name)
+	if err != nil {
+		return "", err
+	}
+	ent, key, ok := m.ClawbackOwner(id)
+	if !ok {
+		return "", errNoClawback
+	}
+	if st, ok := m.Get(key); !ok || !allowedStatus(sc, &st) {
+		return "", errNoClawback
+	}
+	return ent, nil
+}
+
+// decodeBody reads a JSON request body of at most 64 KiB with no unknown
+// fields.
+func decodeBody(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return errorf(CodeBadRequest, "request body: want a JSON object of the documented fields")
+	}
+	return nil
+}
+
+func (s *server) requestWriteOff(r *http.Request, sc Scope) (result, error) {
+	if err := s.mayAct(sc, true); err != nil {
+		return result{}, err
+	}
+	id := r.PathValue("id")
+	ent, err := s.clawbackInScope(r, sc, id)
+	if err != nil {
+		return result{}, err
+	}
+	var body WriteOffRequest
+	if err := decodeBody(r, &body); err != nil {
+		return result{}, err
+	}
+	fact := &subsidyv1.WriteOffRequested{ClawbackId: id, AmountFen: body.AmountFen, Reason: body.Reason, OfficialId: sc.Official}
+	return s.act(r, "request_write_off", facts.SourceBureau,
+		actionID("request-write-off", id, sc.Official, strconv.FormatInt(body.AmountFen, 10), body.Reason), fact,
+		ActionResponse{Action: "request_write_off", EntitlementID: ent, ClawbackID: id, OfficialID: sc.Official})
+}
+
+func (s *server) approveWriteOff(r *http.Request, sc Scope) (result, error) {
+	if err := s.mayAct(sc, true); err != nil {
+		return result{}, err
+	}
+	id := r.PathValue("id")
+	ent, err := s.clawbackInScope(r, sc, id)
+	if err != nil {
+		return result{}, err
+	}
+	var body WriteOffApproval
+	if err := decodeBody(r, &body); err != nil {
+		return result{}, err
+	}
+	fact := &subsidyv1.ClawbackWrittenOff{ClawbackId: id, AmountFen: body.AmountFen, Reason: body.Reason,
+		RequestedBy: body.RequestedBy, ApprovedBy: sc.Official}
+	return s.act(r, "approve_write_off", facts.SourceBureau,
+		actionID("approve-write-off", id, sc.Official, strconv.FormatInt(body.AmountFen, 10), body.Reason, body.RequestedBy), fact,
+		ActionResponse{Action: "approve_write_off", EntitlementID: ent, ClawbackID: id, OfficialID: sc.Official})
+}
+
+// actionID is the deterministic idempotency key of an action: the same
+// action on the same target by the same official (with the same
+// amount and reason) is the same message, so a retried request records
+// nothing new and is answered with the first outcome.
+func actionID(action, target string, parts ...string) string {
+	h := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
+	return "api/" + action + "/" + target + "/" + hex.EncodeToString(h[:12])
+}
+
+// conflicts are the reasons that answer 409: the request is well-formed
+// but the target's recorded state forbids it. Other rejections are 422.
+var conflicts = map[subsidyv1.ReasonCode]bool{
+	subsidyv1.ReasonCode_REASON_CODE_WRONG_STATE:             true,
+	subsidyv1.ReasonCode_REASON_CODE_NOT_CONFIRMED:           true,
+	subsidyv1.ReasonCode_REASON_CODE_CHECKER_IS_MAKER:        true,
+	subsidyv1.ReasonCode_REASON_CODE_WRITE_OFF_SAME_OFFICIAL: true,
+	subsidyv1.ReasonCode_REASON_CODE_DUPLICATE_FACT:          true,
+	subsidyv1.ReasonCode_REASON_CODE_CONFLICTING_DUPLICATE:   true,
+	subsidyv1.ReasonCode_REASON_CODE_ALREADY_PAID:            true,
+	subsidyv1.ReasonCode_REASON_CODE_ENTITLEMENT_HELD:        true,
+	subsidyv1.ReasonCode_REASON_CODE_OBJECTION_PENDING:       true,
+}
+
+// act submits the fact and translates the outcome.
+func (s *server) act(r *http.Request, action, source, msgID string, fact proto.Message, ok ActionResponse) (result, error) {
+	if s.cfg.Actions == nil {
+		return result{}, errorf(CodeUnavailable, "actions are not available on this server")
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ActionWait)
+	defer cancel()
+	out, err := s.cfg.Actions.Submit(ctx, source, msgID, fact)
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return result{}, &Error{Code: CodeTimeout, Message: "the ledger has not answered yet: repeat the request (it is idempotent) or look at the entitlement", Err: err}
+	case err != nil:
+		return result{}, &Error{Code: CodeUnavailable, Message: "the ledger's intake is unavailable", Err: err}
+	}
+	s.log.Info("action", "action", action, "official", ok.OfficialID, "message_id", msgID, "accepted", out.GetAccepted(),
+		"reason", out.GetReason().String(), "position", out.GetPosition())
+	if !out.GetAccepted() {
+		code := CodeRejected
+		if conflicts[out.GetReason()] {
+			code = CodeConflict
+		}
+		return result{}, &Error{Code: code, Message: out.GetDetail(), Reason: out.GetReason().String(), Position: out.GetPosition()}
+	}
+	ok.MessageID, ok.Position, ok.Stream, ok.Revision, ok.Duplicate = msgID, out.GetPosition(), out.GetStream(), out.GetRevision(), out.GetDuplicate()
+	return result{body: ok, position: events.Position(out.GetPosition())}, nil
+}
