@@ -26,7 +26,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cqhrss/subsidyledger/events"
+	"github.com/cqhrss/subsidyledger/events/person"
 	"github.com/cqhrss/subsidyledger/projections"
+	"github.com/cqhrss/subsidyledger/services/vault"
 )
 
 // Config configures the API.
@@ -46,6 +48,11 @@ type Config struct {
 	Now func() time.Time
 	// Timeout bounds a request (as-of builds above all); zero: 60s.
 	Timeout time.Duration
+	// Keyer turns ID numbers into person keys (the lookup); Vault holds the
+	// personal data. Without both the personal-data routes answer 503
+	// personal_data_unavailable.
+	Keyer *person.Keyer
+	Vault *vault.Vault
 }
 
 type server struct {
@@ -53,6 +60,7 @@ type server struct {
 	log     *slog.Logger
 	routes  []route
 	metrics *prometheus.HistogramVec
+	access  *prometheus.CounterVec // personal-data accesses
 	docOnce sync.Once
 	docJSON []byte
 
@@ -115,6 +123,7 @@ func New(cfg Config) http.Handler {
 		}, []string{"route", "method", "code"})
 		cfg.Registerer.MustRegister(s.metrics)
 	}
+	s.access = newAccessMetric(cfg.Registerer)
 	s.routes = s.table()
 	mux := http.NewServeMux()
 	for _, rt := range s.routes {
@@ -132,6 +141,10 @@ type route struct {
 	params          []param
 	// response is a value of the JSON response's type (for the schema).
 	response any
+	// request is a value of the JSON request body's type, if any.
+	request any
+	// gone: the route answers 410 erased for crypto-shredded data.
+	gone bool
 	// csv: the route also answers ?format=csv (text/csv).
 	csv bool
 	// asOf: the route takes as_of (a position or an RFC 3339 time).

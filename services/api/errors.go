@@ -25,6 +25,11 @@ const (
 	CodeUnavailable     Code = "unavailable"
 	CodeTimeout         Code = "timeout"
 	CodeInternal        Code = "internal"
+	// CodeErased: the personal data asked for was crypto-shredded.
+	CodeErased Code = "erased"
+	// CodePersonalDataUnavailable: this ledger runs without a personal-data
+	// vault or person-key secret.
+	CodePersonalDataUnavailable Code = "personal_data_unavailable"
 )
 
 // statusOf is the one table from codes to HTTP statuses.
@@ -38,6 +43,9 @@ var statusOf = map[Code]int{
 	CodeUnavailable:     http.StatusServiceUnavailable,
 	CodeTimeout:         http.StatusGatewayTimeout,
 	CodeInternal:        http.StatusInternalServerError,
+	CodeErased:          http.StatusGone,
+
+	CodePersonalDataUnavailable: http.StatusServiceUnavailable,
 }
 
 // Error is an error with a code; its Message is shown to the caller.
