@@ -31,8 +31,8 @@ import (
 	"github.com/cqhrss/subsidyledger/projections/readmodels"
 	"github.com/cqhrss/subsidyledger/projections/scorecard"
 	"github.com/cqhrss/subsidyledger/projections/trainee"
-	"github.com/cqhrss/subsidyledger/services/api/apitest"
 	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
+	"github.com/cqhrss/subsidyledger/services/api/apitest"
 	"github.com/cqhrss/subsidyledger/services/api/changefeed"
 	"github.com/cqhrss/subsidyledger/services/vault"
 )
