@@ -31,6 +31,7 @@ import (
 	"github.com/cqhrss/subsidyledger/events/bolt"
 	"github.com/cqhrss/subsidyledger/events/esdb"
 	"github.com/cqhrss/subsidyledger/events/merkle"
+	"github.com/cqhrss/subsidyledger/events/person"
 	"github.com/cqhrss/subsidyledger/events/rules"
 	"github.com/cqhrss/subsidyledger/projections"
 	"github.com/cqhrss/subsidyledger/projections/readmodels"
@@ -41,6 +42,8 @@ import (
 	"github.com/cqhrss/subsidyledger/services/feed"
 	"github.com/cqhrss/subsidyledger/services/ingest"
 	"github.com/cqhrss/subsidyledger/services/natsbus"
+	"github.com/cqhrss/subsidyledger/services/personal"
+	"github.com/cqhrss/subsidyledger/services/vault"
 )
 
 // Run starts ledgerd and blocks until ctx ends (SIGINT/SIGTERM in main), then
@@ -197,7 +200,34 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(Started
 	} else {
 		log.Warn("demo mode: the HTTP API is served without authentication, with the municipal scope")
 	}
-	apiHandler := api.New(api.Config{Projections: set, Store: store, Scope: scope, Registerer: reg, Logger: log.With("component", "api")})
+	// Personal data: the HMAC key of person keys, the encrypted vault, and
+	// the intake of SUBSIDY_PII into it.
+	keyer, err := personKeyer(cfg, log)
+	if err != nil {
+		return err
+	}
+	vlt, err := openVault(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := vlt.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("closing the personal-data vault: %w", cerr)
+		}
+	}()
+	piiCons, err := js.Consumer(ctx, natsbus.PIIStream, natsbus.PIIConsumer)
+	if err != nil {
+		return fmt.Errorf("the personal-data consumer: %w", err)
+	}
+	piiStream, err := js.Stream(ctx, natsbus.PIIStream)
+	if err != nil {
+		return fmt.Errorf("the personal-data stream: %w", err)
+	}
+	pii := personal.New(personal.Config{Consumer: piiCons, Stream: piiStream, Keyer: keyer, Vault: vlt, Store: store,
+		Subjects: subj, Logger: log.With("component", "personal"), Metrics: personal.NewMetrics(reg), RetryDelay: cfg.RetryDelay})
+
+	apiHandler := api.New(api.Config{Projections: set, Store: store, Scope: scope, Registerer: reg, Logger: log.With("component", "api"),
+		Keyer: keyer, Vault: vlt})
 
 	// Tamper evidence: the sealer keeps the Merkle tree of the log beside
 	// the store; the checkpointer signs its root periodically and appends
@@ -244,8 +274,9 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(Started
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	var wg sync.WaitGroup
-	errc := make(chan error, 7)
-	wg.Add(7)
+	errc := make(chan error, 8)
+	wg.Add(8)
+	go func() { defer wg.Done(); errc <- pii.Run(runCtx) }()
 	go func() { defer wg.Done(); errc <- sealer.Run(runCtx) }()
 	go func() { defer wg.Done(); errc <- checkpoints.Run(runCtx) }()
 	go func() { defer wg.Done(); errc <- hs.Serve(ln) }()
@@ -357,6 +388,51 @@ func checkpointSigner(cfg Config, log *slog.Logger) (*merkle.Signer, error) {
 		return nil, &ConfigError{fmt.Sprintf("checkpoint signer key: %v", err)}
 	}
 	return s, nil
+}
+
+// personKeyer returns the keyer of person keys: the configured secret, or
+// in demo mode one made up for this run.
+func personKeyer(cfg Config, log *slog.Logger) (*person.Keyer, error) {
+	secret := cfg.PersonKey
+	if len(secret) == 0 {
+		secret = make([]byte, 32)
+		_, _ = rand.Read(secret)
+		log.Warn("demo mode: person keys are computed with an HMAC secret made up for this run: ID-number lookups will not match facts keyed with another secret (make run shares one in data/demo-person.key)")
+	}
+	k, err := person.NewKeyer(secret)
+	if err != nil {
+		return nil, &ConfigError{fmt.Sprintf("the person-key secret: %v", err)}
+	}
+	return k, nil
+}
+
+// openVault opens DATA-DIR/personal.db with the configured master key, or
+// in demo mode with one made up for this run (an earlier run's demo vault,
+// unreadable without its key, is replaced).
+func openVault(cfg Config, log *slog.Logger) (*vault.Vault, error) {
+	path := filepath.Join(cfg.DataDir, "personal.db")
+	key := cfg.VaultKey
+	demo := len(key) == 0
+	if demo {
+		key = make([]byte, vault.KeySize)
+		_, _ = rand.Read(key)
+		log.Warn("demo mode: the personal-data vault is encrypted with a master key made up for this run; its data is unreadable after a restart")
+	}
+	v, err := vault.Open(path, key)
+	if demo && errors.Is(err, vault.ErrWrongKey) {
+		log.Warn("demo mode: replacing the personal-data vault of an earlier run (its throw-away key is gone)", "path", path)
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("replacing the demo vault: %w", err)
+		}
+		v, err = vault.Open(path, key)
+	}
+	if errors.Is(err, vault.ErrWrongKey) {
+		return nil, &ConfigError{fmt.Sprintf("the vault master key (--vault-key-file or LEDGER_VAULT_KEY) is not the one %s was made with", path)}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening the personal-data vault: %w", err)
+	}
+	return v, nil
 }
 
 // registerSealerMetrics exports how far the Merkle tree is behind the log.
