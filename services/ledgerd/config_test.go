@@ -74,7 +74,7 @@ func TestPersonalDataKeys(t *testing.T) {
 		{"short person key", nil, map[string]string{"LEDGER_PERSON_KEY": "short", "LEDGER_VAULT_KEY": kek}, "at least 32"},
 		{"bad vault key", nil, map[string]string{"LEDGER_PERSON_KEY": secret, "LEDGER_VAULT_KEY": "0f0f"}, "32 bytes"},
 		{"missing key file", []string{"--person-key-file", filepath.Join(dir, "nope"), "--vault-key-file", write("kek", kek)}, nil, "--person-key-file"},
-		{"key files", []string{"--person-key-file", write("pk", secret + "\n"), "--vault-key-file", write("kek2", kek + "\n")}, nil, ""},
+		{"key files", []string{"--person-key-file", write("pk", secret+"\n"), "--vault-key-file", write("kek2", kek+"\n")}, nil, ""},
 		{"env", nil, map[string]string{"LEDGER_PERSON_KEY": secret, "LEDGER_VAULT_KEY": kek}, ""},
 	} {
 		env := map[string]string{}
