@@ -406,26 +406,23 @@ func personKeyer(cfg Config, log *slog.Logger) (*person.Keyer, error) {
 	return k, nil
 }
 
-// openVault opens DATA-DIR/personal.db with the configured master key, or
-// in demo mode with one made up for this run (an earlier run's demo vault,
-// unreadable without its key, is replaced).
+// openVault opens DATA-DIR/personal.db with the configured master key, or,
+// in demo mode without one, a fresh DATA-DIR/personal-demo.db with a key
+// made up for this run (the last run's demo vault, unreadable without its
+// key, is removed; personal.db is never touched then).
 func openVault(cfg Config, log *slog.Logger) (*vault.Vault, error) {
 	path := filepath.Join(cfg.DataDir, "personal.db")
 	key := cfg.VaultKey
-	demo := len(key) == 0
-	if demo {
+	if len(key) == 0 {
+		path = filepath.Join(cfg.DataDir, "personal-demo.db")
 		key = make([]byte, vault.KeySize)
 		_, _ = rand.Read(key)
-		log.Warn("demo mode: the personal-data vault is encrypted with a master key made up for this run; its data is unreadable after a restart")
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("removing the last run's demo vault: %w", err)
+		}
+		log.Warn("demo mode: personal data is kept in a vault encrypted with a master key made up for this run, unreadable after it (make run keeps one in data/demo-vault.key)", "path", path)
 	}
 	v, err := vault.Open(path, key)
-	if demo && errors.Is(err, vault.ErrWrongKey) {
-		log.Warn("demo mode: replacing the personal-data vault of an earlier run (its throw-away key is gone)", "path", path)
-		if err := os.Remove(path); err != nil {
-			return nil, fmt.Errorf("replacing the demo vault: %w", err)
-		}
-		v, err = vault.Open(path, key)
-	}
 	if errors.Is(err, vault.ErrWrongKey) {
 		return nil, &ConfigError{fmt.Sprintf("the vault master key (--vault-key-file or LEDGER_VAULT_KEY) is not the one %s was made with", path)}
 	}
