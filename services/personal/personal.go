@@ -108,6 +108,11 @@ func (in *Intake) Run(ctx context.Context) error {
 				return nil
 			}
 			in.cfg.Logger.Warn("reading the personal-data stream", "err", err)
+			select { // no hot loop on a lasting error
+			case <-ctx.Done():
+				return nil
+			case <-time.After(in.cfg.RetryDelay):
+			}
 			continue
 		}
 		in.Handle(ctx, msg)
