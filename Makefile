@@ -90,19 +90,29 @@ RUN_YEAR     ?= 2026
 build: ## build ledgerd, ledgerctl and ledgerbench into bin/
 	$(GO) build -o $(BIN)/ ./services/cmd/ledgerd ./services/cmd/ledgerctl ./services/cmd/ledgerbench
 
+# Demo keys, made once under data/ (never committed): the person-key HMAC
+# secret shared by ledgerd and the simulator (so that ID-number lookups
+# match), and the personal-data vault's master key.
+DEMO_KEYS := data/demo-person.key data/demo-vault.key
+
+$(DEMO_KEYS):
+	@mkdir -p data && (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > $@) && echo "made a random demo key in $@"
+
+DEMO_FLAGS := --demo --data-dir data --person-key-file data/demo-person.key --vault-key-file data/demo-vault.key
+
 .PHONY: run
-run: build ## start ledgerd on its embedded defaults (./data, NATS 127.0.0.1:4222, http://127.0.0.1:8080/dashboard/) with the simulator feeding it a year at demo pace
+run: build $(DEMO_KEYS) ## start ledgerd on its embedded defaults (./data, NATS 127.0.0.1:4222, http://127.0.0.1:8080/dashboard/) with the simulator feeding it a year at demo pace
 	@trap 'kill $$pid 2>/dev/null; wait $$pid 2>/dev/null' EXIT INT TERM; \
-	$(BIN)/ledgerd --demo --data-dir data --log-level warn & pid=$$!; \
+	$(BIN)/ledgerd $(DEMO_FLAGS) --log-level warn & pid=$$!; \
 	until curl -sf http://127.0.0.1:8080/healthz >/dev/null; do sleep 0.5; kill -0 $$pid 2>/dev/null || exit 1; done; \
 	echo; echo "ledgerd is up. Open http://127.0.0.1:8080/dashboard/ and watch $(RUN_TRAINEES) trainees' year fill up"; \
 	echo "(API under http://127.0.0.1:8080/v1/, metrics at /metrics; Ctrl-C stops both)."; echo; \
-	$(BIN)/ledgerctl simulate --nats-url nats://127.0.0.1:4222 --trainees $(RUN_TRAINEES) --pace $(RUN_PACE) --seed 1 --year $(RUN_YEAR) && \
+	$(BIN)/ledgerctl simulate --nats-url nats://127.0.0.1:4222 --key-file data/demo-person.key --trainees $(RUN_TRAINEES) --pace $(RUN_PACE) --seed 1 --year $(RUN_YEAR) && \
 	echo "the simulated year is published; ledgerd keeps running until Ctrl-C"; wait $$pid
 
 .PHONY: run-ledgerd
-run-ledgerd: build ## start ledgerd alone on its embedded defaults (publish facts yourself: ledgerctl publish, or the nats CLI)
-	$(BIN)/ledgerd --demo --data-dir data
+run-ledgerd: build $(DEMO_KEYS) ## start ledgerd alone on its embedded defaults (publish facts yourself: ledgerctl publish, or the nats CLI; LEDGER_PERSON_KEY="$$(cat data/demo-person.key)")
+	$(BIN)/ledgerd $(DEMO_FLAGS)
 
 .PHONY: clean
 clean: ## remove bin/ and the demo data in ./data

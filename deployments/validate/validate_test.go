@@ -509,7 +509,7 @@ func ledgerdFlags(t *testing.T, where string, args []string, env map[string]stri
 		}
 	}
 	for k, v := range env {
-		if k == "LEDGER_CHECKPOINT_KEY" {
+		if k == "LEDGER_CHECKPOINT_KEY" || k == "LEDGER_PERSON_KEY" || k == "LEDGER_VAULT_KEY" {
 			continue // the key itself, read from the environment only (services/ledgerd/config.go)
 		}
 		if f := EnvFlag(k); f != "" {
@@ -570,7 +570,7 @@ func checkNATSImage(t *testing.T, where, image string) {
 
 func loadCompose(t *testing.T) *types.Project {
 	t.Helper()
-	env := []string{"LEDGERD_CHECKPOINT_KEY=x"}
+	env := []string{"LEDGERD_CHECKPOINT_KEY=x", "LEDGERD_PERSON_KEY=x", "LEDGERD_VAULT_KEY=x"}
 	for _, v := range natsPasswords {
 		env = append(env, v+"=x")
 	}
@@ -946,14 +946,18 @@ func TestNATSConfig(t *testing.T) {
 			t.Errorf("%s: clients must authenticate", file)
 		}
 		for _, s := range sources {
+			want := []string{"subsidy.in." + s + ".>"}
+			if s == "enrolment" { // and the trainees' personal data (services/natsbus PIISources)
+				want = append(want, "subsidy.pii.enrolment")
+			}
 			found := false
 			for _, u := range users {
-				if p := u.Permissions; p != nil && p.Publish != nil && slices.Equal(p.Publish.Allow, []string{"subsidy.in." + s + ".>"}) {
+				if p := u.Permissions; p != nil && p.Publish != nil && slices.Equal(p.Publish.Allow, want) {
 					found = true
 				}
 			}
 			if !found {
-				t.Errorf("%s: no user may publish subsidy.in.%s.> (and only that)", file, s)
+				t.Errorf("%s: no user may publish %v (and only that)", file, want)
 			}
 		}
 		if u := users["ledgerd"]; u == nil || u.Permissions == nil || u.Permissions.Publish == nil || len(u.Permissions.Publish.Deny) == 0 {

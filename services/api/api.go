@@ -26,7 +26,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cqhrss/subsidyledger/events"
+	"github.com/cqhrss/subsidyledger/events/person"
 	"github.com/cqhrss/subsidyledger/projections"
+	"github.com/cqhrss/subsidyledger/services/vault"
 )
 
 // Config configures the API.
@@ -52,6 +54,11 @@ type Config struct {
 	// ActionWait bounds the wait for the ledger's outcome of an action;
 	// zero: DefaultActionWait.
 	ActionWait time.Duration
+	// Keyer turns ID numbers into person keys (the lookup); Vault holds the
+	// personal data. Without both the personal-data routes answer 503
+	// personal_data_unavailable.
+	Keyer *person.Keyer
+	Vault *vault.Vault
 }
 
 type server struct {
@@ -59,6 +66,7 @@ type server struct {
 	log     *slog.Logger
 	routes  []route
 	metrics *prometheus.HistogramVec
+	access  *prometheus.CounterVec // personal-data accesses
 	docOnce sync.Once
 	docJSON []byte
 
@@ -124,6 +132,7 @@ func New(cfg Config) http.Handler {
 		}, []string{"route", "method", "code"})
 		cfg.Registerer.MustRegister(s.metrics)
 	}
+	s.access = newAccessMetric(cfg.Registerer)
 	s.routes = s.table()
 	mux := http.NewServeMux()
 	for _, rt := range s.routes {
@@ -146,6 +155,8 @@ type route struct {
 	// action: the route is a maker/checker action (answers 409 and 422
 	// with the ledger's reason code, 504 when the ledger is slow).
 	action bool
+	// gone: the route answers 410 erased for crypto-shredded data.
+	gone bool
 	// csv: the route also answers ?format=csv (text/csv).
 	csv bool
 	// asOf: the route takes as_of (a position or an RFC 3339 time).

@@ -28,6 +28,11 @@ const (
 	// CodeRejected: the ledger recorded the action's fact as rejected by a
 	// rule (Error.Reason names the rule's reason code).
 	CodeRejected Code = "rejected"
+	// CodeErased: the personal data asked for was crypto-shredded.
+	CodeErased Code = "erased"
+	// CodePersonalDataUnavailable: this ledger runs without a personal-data
+	// vault or person-key secret.
+	CodePersonalDataUnavailable Code = "personal_data_unavailable"
 )
 
 // statusOf is the one table from codes to HTTP statuses.
@@ -42,6 +47,9 @@ var statusOf = map[Code]int{
 	CodeTimeout:         http.StatusGatewayTimeout,
 	CodeInternal:        http.StatusInternalServerError,
 	CodeRejected:        http.StatusUnprocessableEntity,
+	CodeErased:          http.StatusGone,
+
+	CodePersonalDataUnavailable: http.StatusServiceUnavailable,
 }
 
 // Error is an error with a code; its Message is shown to the caller.

@@ -23,6 +23,8 @@ func FuzzQueryParameters(f *testing.F) {
 	}
 	f.Add("/v1/trainees/"+strings.Repeat("ab", 32), "as_of=3", "auditor")
 	f.Add("/v1/institutions/T001", "format=csv", "institution:T002")
+	f.Add("/v1/trainees/"+strings.Repeat("ab", 32)+"/personal-data", "", "district:cq-yuzhong")
+	f.Add("/v1/trainees/lookup", "", "municipal")
 	f.Add("/v1/audit/streams/trainee-x", "from=5", "municipal")
 	f.Add("/v1/audit/events/0", "", "municipal")
 	f.Fuzz(func(t *testing.T, path, rawQuery, scope string) {

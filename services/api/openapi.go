@@ -167,7 +167,14 @@ func (s *server) document() map[string]any {
 			responses["403"] = errResp("Outside the caller's scope")
 			responses["404"] = errResp("Not found (or not in the caller's scope)")
 		}
+		if rt.gone {
+			responses["410"] = errResp("Erased (crypto-shredded)")
+		}
 		op := map[string]any{"operationId": rt.id, "summary": rt.summary, "responses": responses}
+		if rt.request != nil {
+			op["requestBody"] = map[string]any{"required": true,
+				"content": map[string]any{"application/json": map[string]any{"schema": sc.of(reflect.TypeOf(rt.request))}}}
+		}
 		if params != nil {
 			op["parameters"] = params
 		}

@@ -164,6 +164,14 @@ func TestSimulate(t *testing.T) {
 	if _, n := inbound(t, js); n != uint64(want) {
 		t.Errorf("%d facts published; want %d", n, want)
 	}
+	// And each trainee's personal data, on its own subject and stream.
+	pii, err := js.Stream(ctxT(t), natsbus.PIIStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := pii.Info(ctxT(t)); err != nil || info.State.Msgs != 5 {
+		t.Errorf("%s holds %+v, %v; want the 5 trainees' personal data", natsbus.PIIStream, info.State, err)
+	}
 	// Paced, the same programme again: JetStream dedupes every fact.
 	start := time.Now()
 	if _, _, err := run(t, "", env, "simulate", "--seed", "4", "--year", "2026", "--trainees", "1", "--pace", "1ms"); err != nil {

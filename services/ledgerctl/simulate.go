@@ -16,7 +16,7 @@ import (
 const demoSecret = "ledgerctl simulate: demo person-key secret, not for real data"
 
 func cmdSimulate(ctx context.Context, e *env, args []string) error {
-	f := newFlags(e, "simulate", "[--nats-url URL] [--seed N] [--year Y] [--trainees N] [--pace fast|demo|DURATION]")
+	f := newFlags(e, "simulate", "[--nats-url URL] [--seed N] [--year Y] [--trainees N] [--pace fast|demo|DURATION] [--personal-data=false]")
 	nf := addNATSFlags(f)
 	keyFile := f.str("key-file", "", "a file holding the person-key secret (default: LEDGER_PERSON_KEY, else a fixed demo secret)")
 	seed := f.Uint64("seed", 1, "the programme's seed: the same seed publishes the same facts")
@@ -26,6 +26,7 @@ func cmdSimulate(ctx context.Context, e *env, args []string) error {
 	violations := f.Bool("violations", true, "with --officials, plant violations for supervisors to find: certificates revoked after payment (clawbacks), a shared payee account")
 	pace := f.String("pace", "fast", "fast (as quickly as JetStream acknowledges), demo (5 facts a second) or a pause between facts (e.g. 50ms)")
 	workers := f.Int("workers", 8, "concurrent publishers at --pace fast")
+	personalData := f.Bool("personal-data", true, "also publish each trainee's plain ID number, name and payee account on <prefix>.pii.enrolment for the ledger's encrypted vault (never into the log)")
 	if err := f.parse(args); err != nil {
 		return err
 	}
@@ -67,7 +68,8 @@ func cmdSimulate(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer nc.Close()
-	inbound := natsbus.Subjects{Prefix: *nf.prefix}.InboundPrefix()
+	subj := natsbus.Subjects{Prefix: *nf.prefix}
+	inbound := subj.InboundPrefix()
 
 	start := time.Now()
 	ref := prog.Reference()
@@ -82,6 +84,18 @@ func cmdSimulate(ctx context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintf(e.stderr, "simulate: seed %d, year %d: %s reference facts and %s trainees, %s facts in all\n",
 		*seed, *year, group(uint64(len(ref))), group(uint64(*trainees)), group(uint64(total)))
+	if *personalData {
+		// The enrolment system's personal data, for the vault: first, so
+		// that lookups work as soon as a trainee appears.
+		pds := make([]simulate.Personal, 0, len(profiles))
+		for _, pr := range profiles {
+			pds = append(pds, prog.PersonalData(pr))
+		}
+		if err := simulate.PublishPersonal(ctx, js, subj, pds, *workers); err != nil {
+			return failf("publishing personal data on %s: %v", subj.PII("enrolment"), err)
+		}
+		fmt.Fprintf(e.stderr, "simulate: personal data of %s trainees published on %s\n", group(uint64(len(pds))), subj.PII("enrolment"))
+	}
 	// Reference data first, in order: the trainees' facts refer to it.
 	if err := simulate.PublishLanes(ctx, js, inbound, [][]simulate.Fact{ref}, 1); err != nil {
 		return failf("publishing the reference data: %v", err)

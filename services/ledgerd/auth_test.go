@@ -70,6 +70,7 @@ func TestEmbeddedNATSAuthentication(t *testing.T) {
 		{Name: "enrolment-svc", Password: "enrol-secret", Role: "enrolment"},
 		{Name: "payment-svc", Password: string(hash), Role: "payment"},
 		{Name: "reporter", Password: "report-secret", Role: natsbus.RoleReporting},
+		{Name: "ops", Password: "ops-secret", Role: natsbus.RoleOperator},
 	}}
 	b, _ := json.Marshal(users)
 	usersFile := filepath.Join(t.TempDir(), "users.json")
@@ -88,9 +89,14 @@ func TestEmbeddedNATSAuthentication(t *testing.T) {
 	}
 	cfg, err := ParseConfig([]string{"--data-dir", t.TempDir(), "--nats-listen", addr, "--http-listen", "127.0.0.1:0",
 		"--nats-users", usersFile, "--nats-tls-cert", certFile, "--nats-tls-key", keyFile, "--api-tokens", tokens}, func(k string) string {
-		if k == "LEDGER_CHECKPOINT_KEY" {
+		switch k {
+		case "LEDGER_CHECKPOINT_KEY":
 			skey, _, _ := merkle.GenerateKey(rand.Reader, "auth-test")
 			return skey
+		case "LEDGER_PERSON_KEY":
+			return "auth test: person-key secret of 32 bytes or more"
+		case "LEDGER_VAULT_KEY":
+			return strings.Repeat("5a", 32)
 		}
 		return ""
 	}, nil)
@@ -177,6 +183,34 @@ func TestEmbeddedNATSAuthentication(t *testing.T) {
 	if err := pub(enrol, "subsidy.in.payment.payment_settled"); err == nil {
 		t.Fatal("the enrolment service published a payment fact")
 	}
+	// Personal data: only the enrolment system publishes it; ledgerd (its
+	// internal user) securely deletes each message once handled (this one
+	// is rejected: no ID number). Were ledgerd denied the delete, the
+	// message would be handed back and stay.
+	if err := pub(enrol, "subsidy.pii.enrolment"); err != nil {
+		t.Fatalf("enrolment publishing personal data: %v", err)
+	}
+	_, ops := connect("ops", "ops-secret")
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		c, cancel := context.WithTimeout(ctx, 2*time.Second)
+		st, err := ops.Stream(c, natsbus.PIIStream)
+		var info *jetstream.StreamInfo
+		if err == nil {
+			info, err = st.Info(c)
+		}
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.State.Msgs == 0 && info.State.FirstSeq > 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("SUBSIDY_PII still holds %d messages: ledgerd did not delete what it handled", info.State.Msgs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	c, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	if err := enrol.DeleteStream(c, natsbus.InboundStream); err == nil {
@@ -185,6 +219,12 @@ func TestEmbeddedNATSAuthentication(t *testing.T) {
 	_, payJS := connect("payment-svc", "pay-secret") // bcrypt-hashed password
 	if err := pub(payJS, "subsidy.in.payment.payment_settled"); err != nil {
 		t.Fatalf("payment publishing its own fact: %v", err)
+	}
+	if err := pub(payJS, "subsidy.pii.payment"); err == nil {
+		t.Fatal("the payment service published personal data")
+	}
+	if err := pub(payJS, "subsidy.pii.enrolment"); err == nil {
+		t.Fatal("the payment service published personal data as the enrolment system")
 	}
 	_, rep := connect("reporter", "report-secret")
 	if err := pub(rep, "subsidy.in.bureau.budget_allocated"); err == nil {

@@ -10,6 +10,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/cqhrss/subsidyledger/events/person"
+	"github.com/cqhrss/subsidyledger/services/vault"
 )
 
 // Config is ledgerd's configuration. Every flag can also be set by an
@@ -47,6 +50,13 @@ type Config struct {
 	// ledgerctl keygen writes), CheckpointEvery their period.
 	CheckpointKey   string
 	CheckpointEvery time.Duration
+	// PersonKey is the secret of the keyed HMAC that turns ID numbers into
+	// person keys (person.NewKeyer): the same secret the publishing
+	// services and ledgerctl use. Empty only in demo mode (a throw-away one).
+	PersonKey []byte
+	// VaultKey is the master key (KEK) of the personal-data vault
+	// (DATA-DIR/personal.db), vault.KeySize bytes. Empty only in demo mode.
+	VaultKey []byte
 	// ReferenceWait and RetryDelay: see ingest.Config.
 	ReferenceWait time.Duration
 	RetryDelay    time.Duration
@@ -74,6 +84,9 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	str(&c.APITokens, "api-tokens", "", "bearer-tokens file of the HTTP API and dashboard: SHA-256 of each token and its scope (municipal, auditor, district:<unit>, institution:<id>)")
 	var keyFile, every string
 	str(&keyFile, "checkpoint-key-file", "", "file holding the Ed25519 note signer key of the audit checkpoints (ledgerctl keygen); or the key itself in LEDGER_CHECKPOINT_KEY")
+	var personKeyFile, vaultKeyFile string
+	str(&personKeyFile, "person-key-file", "", "file holding the secret of the keyed HMAC that turns ID numbers into person keys (at least 32 bytes; the publishing services and ledgerctl use the same); or the secret itself in LEDGER_PERSON_KEY")
+	str(&vaultKeyFile, "vault-key-file", "", "file holding the master key of the personal-data vault DATA-DIR/personal.db (32 bytes, hex or base64); or the key itself in LEDGER_VAULT_KEY")
 	str(&every, "checkpoint-every", "1m", "how often a signed checkpoint of the log's Merkle tree is issued")
 	str(&c.NATSUsers, "nats-users", "", "users file of the embedded NATS server: each internal service's user, password (or bcrypt hash) and role")
 	str(&c.NATSTLSCert, "nats-tls-cert", "", "PEM certificate: the embedded NATS server's client connections use TLS")
@@ -145,6 +158,39 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	}
 	if c.CheckpointKey == "" && !c.Demo {
 		errs = append(errs, &ConfigError{"audit checkpoints need a signer key: --checkpoint-key-file or LEDGER_CHECKPOINT_KEY (make one with ledgerctl keygen), or --demo for a key made up for this run"})
+	}
+	secret := getenv("LEDGER_PERSON_KEY")
+	if personKeyFile != "" {
+		b, err := os.ReadFile(personKeyFile)
+		if err != nil {
+			errs = append(errs, &ConfigError{fmt.Sprintf("--person-key-file: %v", err)})
+		}
+		secret = strings.TrimRight(string(b), "\r\n") // as ledgerctl reads it
+	}
+	switch {
+	case secret == "" && !c.Demo:
+		errs = append(errs, &ConfigError{"person keys need the HMAC secret the publishing services use: --person-key-file or LEDGER_PERSON_KEY (at least 32 bytes, e.g. openssl rand -hex 32), or --demo for a secret made up for this run"})
+	case secret != "" && len(secret) < person.MinKeyLen:
+		errs = append(errs, &ConfigError{fmt.Sprintf("the person-key secret (--person-key-file or LEDGER_PERSON_KEY) has %d bytes; want at least %d", len(secret), person.MinKeyLen)})
+	case secret != "":
+		c.PersonKey = []byte(secret)
+	}
+	vk := getenv("LEDGER_VAULT_KEY")
+	if vaultKeyFile != "" {
+		b, err := os.ReadFile(vaultKeyFile)
+		if err != nil {
+			errs = append(errs, &ConfigError{fmt.Sprintf("--vault-key-file: %v", err)})
+		}
+		vk = string(b)
+	}
+	if vk == "" && !c.Demo {
+		errs = append(errs, &ConfigError{"the personal-data vault needs a master key: --vault-key-file or LEDGER_VAULT_KEY (32 bytes, hex or base64, e.g. openssl rand -hex 32), or --demo for a key made up for this run"})
+	} else if vk != "" {
+		k, err := vault.ParseKey(vk)
+		if err != nil {
+			errs = append(errs, &ConfigError{"the vault master key (--vault-key-file or LEDGER_VAULT_KEY): want 32 bytes as 64 hex characters or base64"})
+		}
+		c.VaultKey = k
 	}
 	if d, err := time.ParseDuration(every); err != nil || d < time.Second {
 		errs = append(errs, &ConfigError{fmt.Sprintf("--checkpoint-every %q: want a duration of at least 1s, e.g. 1m", every)})

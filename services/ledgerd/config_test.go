@@ -4,12 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
 
 func TestParseConfig(t *testing.T) {
-	env := map[string]string{"LEDGER_NATS_URL": "nats://10.0.0.1:4222", "LEDGER_BATCH_SIZE": "200", "LEDGER_API_TOKENS": "tokens.json", "LEDGER_CHECKPOINT_KEY": "PRIVATE+KEY+x+1+AAAA"}
+	env := map[string]string{"LEDGER_NATS_URL": "nats://10.0.0.1:4222", "LEDGER_BATCH_SIZE": "200", "LEDGER_API_TOKENS": "tokens.json", "LEDGER_CHECKPOINT_KEY": "PRIVATE+KEY+x+1+AAAA",
+		"LEDGER_PERSON_KEY": strings.Repeat("p", 32), "LEDGER_VAULT_KEY": strings.Repeat("ab", 32)}
 	c, err := ParseConfig([]string{"--batch-size", "300"}, func(k string) string { return env[k] }, io.Discard)
 	if err == nil {
 		_, err = ParseConfig(nil, func(string) string { return "" }, io.Discard)
@@ -21,7 +24,7 @@ func TestParseConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.NATSURL != "nats://10.0.0.1:4222" || c.BatchSize != 300 || c.AckWait.String() != "30s" {
+	if c.NATSURL != "nats://10.0.0.1:4222" || c.BatchSize != 300 || c.AckWait.String() != "30s" || string(c.PersonKey) != env["LEDGER_PERSON_KEY"] || len(c.VaultKey) != 32 {
 		t.Fatalf("ParseConfig = %+v; want the environment's NATS URL, the flag's batch size and defaults", c)
 	}
 	for _, tc := range []struct {
@@ -43,5 +46,58 @@ func TestParseConfig(t *testing.T) {
 		if !errors.As(err, &ce) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("ParseConfig(%q) = %v; want a ConfigError mentioning %q", tc.args, err, tc.want)
 		}
+	}
+}
+
+// TestPersonalDataKeys: outside --demo ledgerd refuses to start without the
+// person-key secret and the vault's master key, or with bad ones, saying
+// what to set; key files are read as ledgerctl reads them.
+func TestPersonalDataKeys(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	base := map[string]string{"LEDGER_NATS_URL": "nats://10.0.0.1:4222", "LEDGER_API_TOKENS": "tokens.json", "LEDGER_CHECKPOINT_KEY": "PRIVATE+KEY+x+1+AAAA"}
+	secret, kek := strings.Repeat("s", 40), strings.Repeat("0f", 32)
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string // in the ConfigError; "" for none
+	}{
+		{"no person key", nil, map[string]string{"LEDGER_VAULT_KEY": kek}, "LEDGER_PERSON_KEY"},
+		{"no vault key", nil, map[string]string{"LEDGER_PERSON_KEY": secret}, "LEDGER_VAULT_KEY"},
+		{"short person key", nil, map[string]string{"LEDGER_PERSON_KEY": "short", "LEDGER_VAULT_KEY": kek}, "at least 32"},
+		{"bad vault key", nil, map[string]string{"LEDGER_PERSON_KEY": secret, "LEDGER_VAULT_KEY": "0f0f"}, "32 bytes"},
+		{"missing key file", []string{"--person-key-file", filepath.Join(dir, "nope"), "--vault-key-file", write("kek", kek)}, nil, "--person-key-file"},
+		{"key files", []string{"--person-key-file", write("pk", secret+"\n"), "--vault-key-file", write("kek2", kek+"\n")}, nil, ""},
+		{"env", nil, map[string]string{"LEDGER_PERSON_KEY": secret, "LEDGER_VAULT_KEY": kek}, ""},
+	} {
+		env := map[string]string{}
+		for k, v := range base {
+			env[k] = v
+		}
+		for k, v := range tc.env {
+			env[k] = v
+		}
+		c, err := ParseConfig(tc.args, func(k string) string { return env[k] }, io.Discard)
+		var ce *ConfigError
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: ParseConfig = %v; want no error", tc.name, err)
+		case tc.want == "" && (string(c.PersonKey) != secret || len(c.VaultKey) != 32):
+			t.Errorf("%s: person key %q, vault key %x; want %q and 32 bytes", tc.name, c.PersonKey, c.VaultKey, secret)
+		case tc.want != "" && (!errors.As(err, &ce) || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: ParseConfig = %v; want a ConfigError mentioning %q", tc.name, err, tc.want)
+		}
+	}
+	// --demo needs neither.
+	c, err := ParseConfig([]string{"--demo"}, func(string) string { return "" }, io.Discard)
+	if err != nil || c.PersonKey != nil || c.VaultKey != nil {
+		t.Errorf("ParseConfig(--demo) = %+v, %v; want no keys and no error", c, err)
 	}
 }

@@ -31,6 +31,7 @@ import (
 	"github.com/cqhrss/subsidyledger/events/bolt"
 	"github.com/cqhrss/subsidyledger/events/esdb"
 	"github.com/cqhrss/subsidyledger/events/merkle"
+	"github.com/cqhrss/subsidyledger/events/person"
 	"github.com/cqhrss/subsidyledger/events/rules"
 	"github.com/cqhrss/subsidyledger/projections"
 	"github.com/cqhrss/subsidyledger/projections/readmodels"
@@ -41,7 +42,9 @@ import (
 	"github.com/cqhrss/subsidyledger/services/feed"
 	"github.com/cqhrss/subsidyledger/services/ingest"
 	"github.com/cqhrss/subsidyledger/services/natsbus"
+	"github.com/cqhrss/subsidyledger/services/personal"
 	"github.com/cqhrss/subsidyledger/services/submit"
+	"github.com/cqhrss/subsidyledger/services/vault"
 )
 
 var _ api.Submitter = (*submit.NATS)(nil)
@@ -204,8 +207,34 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(Started
 	// as the district and bureau services would, and wait for the
 	// intake's outcome.
 	actions := submit.New(nc, js, subj, so.DuplicateWindow)
+	// Personal data: the HMAC key of person keys, the encrypted vault, and
+	// the intake of SUBSIDY_PII into it.
+	keyer, err := personKeyer(cfg, log)
+	if err != nil {
+		return err
+	}
+	vlt, err := openVault(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := vlt.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("closing the personal-data vault: %w", cerr)
+		}
+	}()
+	piiCons, err := js.Consumer(ctx, natsbus.PIIStream, natsbus.PIIConsumer)
+	if err != nil {
+		return fmt.Errorf("the personal-data consumer: %w", err)
+	}
+	piiStream, err := js.Stream(ctx, natsbus.PIIStream)
+	if err != nil {
+		return fmt.Errorf("the personal-data stream: %w", err)
+	}
+	pii := personal.New(personal.Config{Consumer: piiCons, Stream: piiStream, Keyer: keyer, Vault: vlt, Store: store,
+		Subjects: subj, Logger: log.With("component", "personal"), Metrics: personal.NewMetrics(reg), RetryDelay: cfg.RetryDelay})
+
 	apiHandler := api.New(api.Config{Projections: set, Store: store, Scope: scope, Registerer: reg, Logger: log.With("component", "api"),
-		Actions: actions})
+		Actions: actions, Keyer: keyer, Vault: vlt})
 
 	// Tamper evidence: the sealer keeps the Merkle tree of the log beside
 	// the store; the checkpointer signs its root periodically and appends
@@ -255,8 +284,9 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(Started
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	var wg sync.WaitGroup
-	errc := make(chan error, 7)
-	wg.Add(7)
+	errc := make(chan error, 8)
+	wg.Add(8)
+	go func() { defer wg.Done(); errc <- pii.Run(runCtx) }()
 	go func() { defer wg.Done(); errc <- sealer.Run(runCtx) }()
 	go func() { defer wg.Done(); errc <- checkpoints.Run(runCtx) }()
 	go func() { defer wg.Done(); errc <- hs.Serve(ln) }()
@@ -368,6 +398,48 @@ func checkpointSigner(cfg Config, log *slog.Logger) (*merkle.Signer, error) {
 		return nil, &ConfigError{fmt.Sprintf("checkpoint signer key: %v", err)}
 	}
 	return s, nil
+}
+
+// personKeyer returns the keyer of person keys: the configured secret, or
+// in demo mode one made up for this run.
+func personKeyer(cfg Config, log *slog.Logger) (*person.Keyer, error) {
+	secret := cfg.PersonKey
+	if len(secret) == 0 {
+		secret = make([]byte, 32)
+		_, _ = rand.Read(secret)
+		log.Warn("demo mode: person keys are computed with an HMAC secret made up for this run: ID-number lookups will not match facts keyed with another secret (make run shares one in data/demo-person.key)")
+	}
+	k, err := person.NewKeyer(secret)
+	if err != nil {
+		return nil, &ConfigError{fmt.Sprintf("the person-key secret: %v", err)}
+	}
+	return k, nil
+}
+
+// openVault opens DATA-DIR/personal.db with the configured master key, or,
+// in demo mode without one, a fresh DATA-DIR/personal-demo.db with a key
+// made up for this run (the last run's demo vault, unreadable without its
+// key, is removed; personal.db is never touched then).
+func openVault(cfg Config, log *slog.Logger) (*vault.Vault, error) {
+	path := filepath.Join(cfg.DataDir, "personal.db")
+	key := cfg.VaultKey
+	if len(key) == 0 {
+		path = filepath.Join(cfg.DataDir, "personal-demo.db")
+		key = make([]byte, vault.KeySize)
+		_, _ = rand.Read(key)
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("removing the last run's demo vault: %w", err)
+		}
+		log.Warn("demo mode: personal data is kept in a vault encrypted with a master key made up for this run, unreadable after it (make run keeps one in data/demo-vault.key)", "path", path)
+	}
+	v, err := vault.Open(path, key)
+	if errors.Is(err, vault.ErrWrongKey) {
+		return nil, &ConfigError{fmt.Sprintf("the vault master key (--vault-key-file or LEDGER_VAULT_KEY) is not the one %s was made with", path)}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening the personal-data vault: %w", err)
+	}
+	return v, nil
 }
 
 // registerSealerMetrics exports how far the Merkle tree is behind the log.

@@ -90,9 +90,12 @@ func (in *instance) stop(t *testing.T) {
 	}
 }
 
+// testPersonSecret is the person-key secret of the tests' publishers.
+const testPersonSecret = "test key: 32 bytes or more, not a real one"
+
 func keyer(t *testing.T) *person.Keyer {
 	t.Helper()
-	k, err := person.NewKeyer([]byte("test key: 32 bytes or more, not a real one"))
+	k, err := person.NewKeyer([]byte(testPersonSecret))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -73,11 +73,17 @@ func roles() []string {
 
 func validRole(r string) bool { return slices.Contains(roles(), r) }
 
+// PIISources are the sources that may publish plain personal data
+// (<prefix>.pii.<source>) for the vault.
+var PIISources = []string{"enrolment"}
+
 // Permissions returns what a role may publish and subscribe to. Nobody but
-// an operator may delete or purge a stream; the ledger's streams also deny
-// deleting single messages.
+// an operator may delete or purge a stream; ledgerd may delete single
+// messages only from SUBSIDY_PII (its secure delete of stored personal
+// data), and the other streams deny it anyway.
 func (s Subjects) Permissions(role string) *server.Permissions {
-	denyDestroy := []string{"$JS.API.STREAM.DELETE.>", "$JS.API.STREAM.PURGE.>", "$JS.API.STREAM.MSG.DELETE.>"}
+	denyDestroy := []string{"$JS.API.STREAM.DELETE.>", "$JS.API.STREAM.PURGE.>",
+		"$JS.API.STREAM.MSG.DELETE." + InboundStream, "$JS.API.STREAM.MSG.DELETE." + OutcomeStream, "$JS.API.STREAM.MSG.DELETE." + FeedStream}
 	switch role {
 	case RoleOperator:
 		return nil
@@ -95,8 +101,12 @@ func (s Subjects) Permissions(role string) *server.Permissions {
 			Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>", s.Prefix + ".feed.>", s.Prefix + ".projection.>"}},
 		}
 	default: // a source
+		pub := []string{s.Prefix + ".in." + role + ".>"}
+		if slices.Contains(PIISources, role) {
+			pub = append(pub, s.PII(role))
+		}
 		return &server.Permissions{
-			Publish:   &server.SubjectPermission{Allow: []string{s.Prefix + ".in." + role + ".>"}},
+			Publish:   &server.SubjectPermission{Allow: pub},
 			Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>", s.Prefix + ".outcome." + role + ".>"}},
 		}
 	}

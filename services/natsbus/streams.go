@@ -16,6 +16,10 @@ const (
 	OutcomeStream  = "SUBSIDY_OUTCOMES"
 	FeedStream     = "SUBSIDY_FEED"
 	LedgerConsumer = "ledger"
+	// PIIStream holds plain personal data on its way to the vault; not part
+	// of the log. PIIConsumer is ledgerd's durable consumer on it.
+	PIIStream   = "SUBSIDY_PII"
+	PIIConsumer = "vault"
 )
 
 // Headers the ledger reads and writes.
@@ -53,6 +57,11 @@ func (s Subjects) Inbound(source, fact string) string {
 	return s.Prefix + ".in." + source + "." + fact
 }
 
+// PII is the subject on which source publishes plain personal data
+// (subsidy.v1.PersonalDataSubmitted) for the vault, e.g.
+// "subsidy.pii.enrolment".
+func (s Subjects) PII(source string) string { return s.Prefix + ".pii." + source }
+
 // Outcome is the subject on which the outcome of an inbound subject is
 // published: the inbound subject with "in" replaced by "outcome".
 func (s Subjects) Outcome(inbound string) string {
@@ -84,6 +93,9 @@ type StreamOptions struct {
 	AckWait time.Duration
 	// MaxAckPending bounds the inbound messages in flight.
 	MaxAckPending int
+	// PIIMaxAge is how long plain personal data may wait in SUBSIDY_PII for
+	// the ledger (each message is securely deleted once stored).
+	PIIMaxAge time.Duration
 }
 
 // DefaultStreamOptions are the single-server defaults.
@@ -93,6 +105,7 @@ var DefaultStreamOptions = StreamOptions{
 	MaxMsgSize:      1 << 20,
 	AckWait:         30 * time.Second,
 	MaxAckPending:   20000,
+	PIIMaxAge:       24 * time.Hour,
 }
 
 // EnsureStreams creates or updates the ledger's streams and its durable
@@ -148,6 +161,9 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, subj Subjects, o
 			return nil, fmt.Errorf("natsbus: stream %s: %w", c.Name, err)
 		}
 	}
+	if _, err := EnsurePIIStream(ctx, js, subj, o); err != nil {
+		return nil, err
+	}
 	cons, err := js.CreateOrUpdateConsumer(ctx, InboundStream, jetstream.ConsumerConfig{
 		Durable:       LedgerConsumer,
 		Description:   "The ledger's intake.",
@@ -159,6 +175,50 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, subj Subjects, o
 	})
 	if err != nil {
 		return nil, fmt.Errorf("natsbus: consumer %s: %w", LedgerConsumer, err)
+	}
+	return cons, nil
+}
+
+// EnsurePIIStream creates or updates SUBSIDY_PII and ledgerd's durable
+// consumer "vault" on it, and returns the consumer.
+//
+// SUBSIDY_PII carries plain personal data (<prefix>.pii.<source>) and is
+// not part of the log: a work queue (an acknowledged message is removed;
+// ledgerd securely deletes each one first, overwriting its bytes), file
+// storage, messages dropped after PIIMaxAge if never consumed. Clients
+// other than ledgerd may not delete or purge it.
+func EnsurePIIStream(ctx context.Context, js jetstream.JetStream, subj Subjects, o StreamOptions) (jetstream.Consumer, error) {
+	if o.Replicas <= 0 {
+		o.Replicas = 1
+	}
+	if o.PIIMaxAge <= 0 {
+		o.PIIMaxAge = DefaultStreamOptions.PIIMaxAge
+	}
+	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        PIIStream,
+		Description: "Plain personal data on its way to the ledger's encrypted vault; each message is securely deleted once stored. Not part of the log.",
+		Subjects:    []string{subj.Prefix + ".pii.>"},
+		Retention:   jetstream.WorkQueuePolicy,
+		MaxAge:      o.PIIMaxAge,
+		Storage:     jetstream.FileStorage,
+		Replicas:    o.Replicas,
+		Duplicates:  o.DuplicateWindow,
+		MaxMsgSize:  64 << 10,
+		DenyPurge:   true,
+	}); err != nil {
+		return nil, fmt.Errorf("natsbus: stream %s: %w", PIIStream, err)
+	}
+	cons, err := js.CreateOrUpdateConsumer(ctx, PIIStream, jetstream.ConsumerConfig{
+		Durable:       PIIConsumer,
+		Description:   "The ledger's personal-data vault.",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       o.AckWait,
+		MaxAckPending: 1000,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		Replicas:      o.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("natsbus: consumer %s: %w", PIIConsumer, err)
 	}
 	return cons, nil
 }
