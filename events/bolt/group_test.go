@@ -291,6 +291,41 @@ func TestFullDisk(t *testing.T) {
 	}
 }
 
+// TestProbeWrite: a probe larger than the space left fails with
+// ErrUnavailable and leaves nothing behind; one that fits succeeds; the log
+// is untouched either way.
+func TestProbeWrite(t *testing.T) {
+	s := openTest(t, Options{MaxSize: 4 << 20})
+	ctx := context.Background()
+	if _, err := s.Append(ctx, "small", events.NoStream, ev("t.S", "1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ProbeWrite(ctx, 8<<20); !errors.Is(err, events.ErrUnavailable) {
+		t.Errorf("ProbeWrite(8 MiB) on a store capped at 4 MiB = %v; want %v", err, events.ErrUnavailable)
+	}
+	if err := s.ProbeWrite(ctx, 64<<10); err != nil {
+		t.Errorf("ProbeWrite(64 KiB) = %v; want nil", err)
+	}
+	if err := s.db.View(func(tx *bbolt.Tx) error {
+		if v := tx.Bucket(bucketMeta).Get(probeKey); v != nil {
+			t.Errorf("the probe left %d bytes behind", len(v))
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Append(ctx, "small", events.Exact(0), ev("t.S", "2")); err != nil {
+		t.Errorf("Append after probes = %v; want success", err)
+	}
+	if rep, err := events.Verify(ctx, s, nil); err != nil || rep.Break != nil || rep.Events != 2 {
+		t.Errorf("Verify = %+v, %v; want 2 events, no break", rep, err)
+	}
+	s.Close()
+	if err := s.ProbeWrite(ctx, 1); !errors.Is(err, events.ErrClosed) {
+		t.Errorf("ProbeWrite after Close = %v; want %v", err, events.ErrClosed)
+	}
+}
+
 // TestUndecodableRecord stores a record that does not decode: reads fail
 // with ErrCorrupt naming its position, and Verify reports a break.
 func TestUndecodableRecord(t *testing.T) {

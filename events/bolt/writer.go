@@ -102,7 +102,7 @@ func (s *Store) commit(reqs []*appendReq, mayMerge bool) error {
 	for {
 		tx, err := s.db.Begin(true)
 		if err != nil {
-			s.failAll(reqs, dropped, unavailable("", "cannot begin a write transaction", err))
+			s.failAll(reqs, dropped, unavailable("", "cannot begin a write transaction", s.diagnose(err)))
 			return err
 		}
 		w := &writer{
@@ -131,7 +131,7 @@ func (s *Store) commit(reqs []*appendReq, mayMerge bool) error {
 			return err
 		}
 		if err := tx.Commit(); err != nil {
-			s.failAll(reqs, dropped, unavailable("", "commit failed", err))
+			s.failAll(reqs, dropped, unavailable("", "commit failed", s.diagnose(err)))
 			return err
 		}
 		// Committed: the IDs written are now the store's.
