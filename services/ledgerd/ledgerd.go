@@ -294,7 +294,10 @@ func (h *health) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !h.nc.IsConnected() {
 		problems = append(problems, "nats: not connected")
 	}
-	if !h.intake.Ready() {
+	if su := h.intake.Unavailable(); su != nil {
+		// Disk full, read-only, I/O errors: the intake waits for the store.
+		problems = append(problems, "store: "+su.Error(), "intake: stopped until the store can write; JetStream keeps the messages")
+	} else if !h.intake.Ready() {
 		msg := "intake: not consuming"
 		if e := h.intake.LastError(); e != "" {
 			msg = "intake: " + e
