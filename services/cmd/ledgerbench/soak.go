@@ -57,7 +57,7 @@ func runSoak(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.DurationVar(&c.every, "every", 10*time.Second, "report period")
 	fs.Float64Var(&c.bulkShare, "bulk", 0.5, "share of the facts published as bulk feeds in atomic batches (the rest single publishes)")
 	fs.IntVar(&c.batchSize, "batch", 500, "facts per atomic batch (at most 1000)")
-	fs.IntVar(&c.publishers, "publishers", 32, "concurrent single publishers")
+	fs.IntVar(&c.publishers, "publishers", 64, "concurrent single publishers")
 	fs.IntVar(&c.batchPublishers, "batch-publishers", 4, "concurrent batch publishers")
 	fs.IntVar(&c.queryRate, "query-rate", 50, "HTTP queries/s (trainee status and quota dashboard, alternately)")
 	fs.DurationVar(&c.memAt, "mem-at", 2*time.Minute, "when the memory baseline is taken (at most a fifth of -duration)")
@@ -185,6 +185,12 @@ func soak(ctx context.Context, c soakConfig, stdout, stderr io.Writer) error {
 		}
 	}
 	st.reset()
+	// Baseline: what raw single publishes of the same size reach on the
+	// same server, from as many publishers, for a few seconds.
+	raw, err := rawSingles(ctx, js, c.publishers, 5*time.Second)
+	if err != nil {
+		return fmt.Errorf("raw JetStream baseline: %w", err)
+	}
 
 	pubCtx, stopPub := context.WithTimeout(ctx, c.duration)
 	defer stopPub()
@@ -235,6 +241,7 @@ func soak(ctx context.Context, c soakConfig, stdout, stderr io.Writer) error {
 					return
 				}
 				st.published.Add(int64(len(b)))
+				st.bulk.Add(int64(len(b)))
 			}
 		}()
 	}
@@ -248,14 +255,15 @@ func soak(ctx context.Context, c soakConfig, stdout, stderr io.Writer) error {
 
 	fmt.Fprintf(stdout, "soak: %d facts/s for %s (%.0f%% in atomic batches of %d, the rest single publishes from %d publishers), %d queries/s; ledgerd pid %d, data %s\n",
 		c.rate, c.duration, 100*c.bulkShare, c.batchSize, c.publishers, c.queryRate, cmd.Process.Pid, c.dir)
-	fmt.Fprintf(stdout, "%8s %10s %10s %11s %9s %9s %10s %10s %10s %9s\n",
-		"elapsed", "pub/s", "commit/s", "committed", "p50 ms", "p99 ms", "http p99", "heap MiB", "rss MiB", "backlog")
+	fmt.Fprintf(stdout, "baseline: raw JetStream single publishes on the same server, %d publishers, before the soak: %.0f msgs/s\n", c.publishers, raw)
+	fmt.Fprintf(stdout, "%8s %8s %8s %9s %10s %8s %8s %9s %9s %9s %8s\n",
+		"elapsed", "pub/s", "bulk/s", "commit/s", "committed", "p50 ms", "p99 ms", "http p99", "heap MiB", "rss MiB", "backlog")
 	var samples []soakSample
 	tick := time.NewTicker(c.every)
 	defer tick.Stop()
-	lastPub, lastCommit, lastT := int64(0), int64(0), start
-	report := func(now time.Time) error {
-		pub, com := st.published.Load(), st.committed.Load()
+	lastPub, lastBulk, lastCommit, lastT := int64(0), int64(0), int64(0), start
+	report := func(now time.Time, label string) error {
+		pub, bulk, com := st.published.Load(), st.bulk.Load(), st.committed.Load()
 		lat, hq := st.interval()
 		heap, err := scrapeHeap(base + "/metrics")
 		if err != nil {
@@ -268,10 +276,13 @@ func soak(ctx context.Context, c soakConfig, stdout, stderr io.Writer) error {
 		dt := now.Sub(lastT).Seconds()
 		s := soakSample{at: now.Sub(start), published: pub, committed: com, heap: heap, rss: rss}
 		samples = append(samples, s)
-		fmt.Fprintf(stdout, "%8s %10.0f %10.0f %11d %9.1f %9.1f %10.1f %10.1f %10.1f %9d\n",
-			s.at.Round(time.Second), float64(pub-lastPub)/dt, float64(com-lastCommit)/dt, com,
+		if label == "" {
+			label = s.at.Round(time.Second).String()
+		}
+		fmt.Fprintf(stdout, "%8s %8.0f %8.0f %9.0f %10d %8.1f %8.1f %9.1f %9.1f %9.1f %8d\n",
+			label, float64(pub-lastPub)/dt, float64(bulk-lastBulk)/dt, float64(com-lastCommit)/dt, com,
 			ms(lat.quantile(0.5)), ms(lat.quantile(0.99)), ms(hq.quantile(0.99)), mib(heap), mib(rss), pub-com)
-		lastPub, lastCommit, lastT = pub, com, now
+		lastPub, lastBulk, lastCommit, lastT = pub, bulk, com, now
 		return nil
 	}
 	pubDone := make(chan struct{})
@@ -287,7 +298,7 @@ loop:
 			b, _ := os.ReadFile(logPath)
 			return fmt.Errorf("ledgerd exited; its log:\n%s", b[max(0, len(b)-4000):])
 		case now := <-tick.C:
-			if err := report(now); err != nil {
+			if err := report(now, ""); err != nil {
 				return err
 			}
 		case <-pubDone:
@@ -302,7 +313,7 @@ loop:
 		time.Sleep(20 * time.Millisecond)
 	}
 	drained := time.Since(pubEnd)
-	if err := report(time.Now()); err != nil {
+	if err := report(time.Now(), "drained"); err != nil {
 		return err
 	}
 	stopQueries()
@@ -313,11 +324,14 @@ loop:
 	committed := st.committed.Load()
 	due := float64(c.rate) * elapsed.Seconds()
 	fmt.Fprintf(stdout, "\nsummary (%s of publishing, %s to drain):\n", elapsed.Round(100*time.Millisecond), drained.Round(10*time.Millisecond))
-	fmt.Fprintf(stdout, "  published %d facts = %.0f facts/s (target %d: %.1f%%); committed %d (%d accepted, %d rejected) = %.0f facts/s\n",
-		published, float64(published)/elapsed.Seconds(), c.rate, 100*float64(published)/due, committed, committed-st.rejected.Load(), st.rejected.Load(),
-		float64(committed)/(elapsed+drained).Seconds())
+	fmt.Fprintf(stdout, "  published %d facts = %.0f facts/s (target %d: %.1f%%; %.0f/s in atomic batches, %.0f/s single); committed %d (%d accepted, %d rejected) = %.0f facts/s\n",
+		published, float64(published)/elapsed.Seconds(), c.rate, 100*float64(published)/due,
+		float64(st.bulk.Load())/elapsed.Seconds(), float64(published-st.bulk.Load())/elapsed.Seconds(),
+		committed, committed-st.rejected.Load(), st.rejected.Load(), float64(committed)/(elapsed+drained).Seconds())
 	fmt.Fprintf(stdout, "  publish-to-commit p50 %.1f ms, p99 %.1f ms, max %.1f ms; HTTP queries: %d, p99 %.1f ms, %d errors\n",
 		ms(st.total.quantile(0.5)), ms(st.total.quantile(0.99)), ms(st.total.max()), st.httpTotal.count(), ms(st.httpTotal.quantile(0.99)), st.httpErrors.Load())
+	fmt.Fprintf(stdout, "  single publishes reached %.0f/s beside %.0f msgs/s of raw JetStream single publishes (baseline)\n",
+		float64(published-st.bulk.Load())/elapsed.Seconds(), raw)
 	keptUp := float64(published) >= 0.99*due && float64(backlogAtEnd) <= 2*float64(c.rate) && committed >= published
 	verdict := "yes"
 	if !keptUp {
@@ -366,6 +380,7 @@ func mib(b int64) float64        { return float64(b) / (1 << 20) }
 // soakStats counts publishes and outcomes and keeps the latencies.
 type soakStats struct {
 	published, committed, rejected atomic.Int64
+	bulk                           atomic.Int64 // published in atomic batches
 	httpErrors                     atomic.Int64
 
 	mu        sync.Mutex
@@ -429,6 +444,7 @@ func (s *soakStats) reset() {
 	defer s.mu.Unlock()
 	s.lat, s.http, s.total, s.httpTotal = hist{}, hist{}, hist{}, hist{}
 	s.published.Store(0)
+	s.bulk.Store(0)
 	s.committed.Store(0)
 	s.rejected.Store(0)
 }
@@ -651,4 +667,45 @@ func processRSS(pid int) (int64, error) {
 		}
 	}
 	return 0, errors.New("no VmRSS in /proc status")
+}
+
+// rawSingles publishes small messages with Nats-Msg-Id from publishers
+// concurrent publishers to a scratch stream for d and returns the rate; the
+// stream is deleted afterwards.
+func rawSingles(ctx context.Context, js jetstream.JetStream, publishers int, d time.Duration) (float64, error) {
+	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "SOAK_RAW", Subjects: []string{"soak.raw.>"},
+		Storage: jetstream.FileStorage, Duplicates: 2 * time.Minute}); err != nil {
+		return 0, err
+	}
+	defer func() { _ = js.DeleteStream(context.WithoutCancel(ctx), "SOAK_RAW") }()
+	rctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	payload := make([]byte, 400)
+	var n atomic.Int64
+	var wg sync.WaitGroup
+	errc := make(chan error, publishers)
+	t0 := time.Now()
+	for w := range publishers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; rctx.Err() == nil; i++ {
+				m := nats.NewMsg(fmt.Sprintf("soak.raw.%d", w))
+				m.Data = payload
+				m.Header.Set(natsbus.HeaderMsgID, fmt.Sprintf("raw-%d-%d", w, i))
+				if _, err := js.PublishMsg(ctx, m); err != nil {
+					errc <- err
+					return
+				}
+				n.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	select {
+	case err := <-errc:
+		return 0, err
+	default:
+	}
+	return float64(n.Load()) / time.Since(t0).Seconds(), nil
 }
