@@ -31,7 +31,8 @@ import (
 // published fact ends as exactly one event or the one expected rejection in
 // a log whose hash links verify.
 //
-// Disk full: a tmpfs filled up by a filler file (ENOSPC). Read-only: the
+// ledgerd's whole data directory is on that file system. Disk full: a tmpfs
+// filled up by a filler file (ENOSPC). Read-only: the
 // kernel refuses `mount -o remount,ro` (EBUSY) while ledgerd holds the data
 // file open for writing, so the file is made immutable on an ext4 file
 // system instead (chattr +i: writes through the open descriptor fail with
@@ -42,7 +43,7 @@ func TestStoreOutage(t *testing.T) {
 		t.Skip("store outage test: skipped with -short")
 	}
 	t.Run("disk full", func(t *testing.T) {
-		mnt := mountTmpfs(t, "16m")
+		mnt := mountTmpfs(t, "32m")
 		var filler string
 		storeOutage(t, mnt, "no_space",
 			func() { filler = fillUp(t, mnt) },
@@ -66,8 +67,10 @@ func TestStoreOutage(t *testing.T) {
 // must report.
 func storeOutage(t *testing.T, mnt, cause string, breakIt, repair func()) {
 	srv := natstest.Start(t, "127.0.0.1")
+	// The whole data directory (store, Merkle sealer, projection
+	// snapshots) is on the small file system; NATS stores elsewhere.
 	storePath := filepath.Join(mnt, "ledger.db")
-	led := proctest.Start(t, "--demo", "--data-dir", t.TempDir(), "--store", "bolt:"+storePath, "--nats-url", srv.URL(),
+	led := proctest.Start(t, "--demo", "--data-dir", mnt, "--nats-url", srv.URL(),
 		"--ack-wait", "5s", "--retry-delay", "50ms", "--reference-wait", "4s", "--log-level", "info")
 	nc, err := nats.Connect(srv.URL())
 	if err != nil {
