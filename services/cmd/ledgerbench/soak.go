@@ -61,7 +61,7 @@ func runSoak(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.IntVar(&c.batchPublishers, "batch-publishers", 4, "concurrent batch publishers")
 	fs.IntVar(&c.queryRate, "query-rate", 50, "HTTP queries/s (trainee status and quota dashboard, alternately)")
 	fs.DurationVar(&c.memAt, "mem-at", 2*time.Minute, "when the memory baseline is taken (at most a fifth of -duration)")
-	fs.Float64Var(&c.flatWithin, "flat-within", 0.25, "memory counts as flat if heap and RSS at the end exceed the baseline by at most this share")
+	fs.Float64Var(&c.flatWithin, "flat-within", 0.25, "memory counts as flat if heap in use and anonymous RSS at the end exceed the baseline by at most this share")
 	fs.StringVar(&c.dir, "dir", "", "data directory of ledgerd (default: a new temporary directory, removed at the end)")
 	fs.Func("ledgerd-flag", "an extra ledgerd flag (repeatable)", func(v string) error { c.ledgerdFlags = append(c.ledgerdFlags, v); return nil })
 	fs.Usage = func() {
@@ -256,8 +256,8 @@ func soak(ctx context.Context, c soakConfig, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "soak: %d facts/s for %s (%.0f%% in atomic batches of %d, the rest single publishes from %d publishers), %d queries/s; ledgerd pid %d, data %s\n",
 		c.rate, c.duration, 100*c.bulkShare, c.batchSize, c.publishers, c.queryRate, cmd.Process.Pid, c.dir)
 	fmt.Fprintf(stdout, "baseline: raw JetStream single publishes on the same server, %d publishers, before the soak: %.0f msgs/s\n", c.publishers, raw)
-	fmt.Fprintf(stdout, "%8s %8s %8s %9s %10s %8s %8s %9s %9s %9s %8s\n",
-		"elapsed", "pub/s", "bulk/s", "commit/s", "committed", "p50 ms", "p99 ms", "http p99", "heap MiB", "rss MiB", "backlog")
+	fmt.Fprintf(stdout, "%8s %8s %8s %9s %10s %8s %8s %9s %9s %9s %9s %8s\n",
+		"elapsed", "pub/s", "bulk/s", "commit/s", "committed", "p50 ms", "p99 ms", "http p99", "heap MiB", "rss MiB", "anon MiB", "backlog")
 	var samples []soakSample
 	tick := time.NewTicker(c.every)
 	defer tick.Stop()
@@ -269,19 +269,19 @@ func soak(ctx context.Context, c soakConfig, stdout, stderr io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("scraping ledgerd's metrics: %w", err)
 		}
-		rss, err := processRSS(cmd.Process.Pid)
+		rss, anon, err := processRSS(cmd.Process.Pid)
 		if err != nil {
 			return err
 		}
 		dt := now.Sub(lastT).Seconds()
-		s := soakSample{at: now.Sub(start), published: pub, committed: com, heap: heap, rss: rss}
+		s := soakSample{at: now.Sub(start), published: pub, committed: com, heap: heap, rss: rss, anon: anon}
 		samples = append(samples, s)
 		if label == "" {
 			label = s.at.Round(time.Second).String()
 		}
-		fmt.Fprintf(stdout, "%8s %8.0f %8.0f %9.0f %10d %8.1f %8.1f %9.1f %9.1f %9.1f %8d\n",
+		fmt.Fprintf(stdout, "%8s %8.0f %8.0f %9.0f %10d %8.1f %8.1f %9.1f %9.1f %9.1f %9.1f %8d\n",
 			label, float64(pub-lastPub)/dt, float64(bulk-lastBulk)/dt, float64(com-lastCommit)/dt, com,
-			ms(lat.quantile(0.5)), ms(lat.quantile(0.99)), ms(hq.quantile(0.99)), mib(heap), mib(rss), pub-com)
+			ms(lat.quantile(0.5)), ms(lat.quantile(0.99)), ms(hq.quantile(0.99)), mib(heap), mib(rss), mib(anon), pub-com)
 		lastPub, lastBulk, lastCommit, lastT = pub, bulk, com, now
 		return nil
 	}
@@ -352,8 +352,9 @@ loop:
 		return nil
 	}
 	hg, rg := float64(last.heap)/float64(baseline.heap)-1, float64(last.rss)/float64(baseline.rss)-1
+	ag := float64(last.anon)/float64(baseline.anon) - 1
 	flat := "flat"
-	if hg > c.flatWithin || rg > c.flatWithin {
+	if hg > c.flatWithin || ag > c.flatWithin {
 		flat = "NOT flat"
 	}
 	perM := func(a, b int64) float64 {
@@ -362,16 +363,18 @@ loop:
 		}
 		return float64(a-b) / float64(last.committed-baseline.committed) * 1e6
 	}
-	fmt.Fprintf(stdout, "  memory: heap in use %.1f MiB at %s, %.1f MiB at the end (%+.1f%%); RSS %.1f MiB -> %.1f MiB (%+.1f%%): %s (threshold +%.0f%%); %.1f MiB heap, %.1f MiB RSS per million facts committed since\n",
-		mib(baseline.heap), baseline.at.Round(time.Second), mib(last.heap), 100*hg, mib(baseline.rss), mib(last.rss), 100*rg, flat, 100*c.flatWithin,
-		mib(int64(perM(last.heap, baseline.heap))), mib(int64(perM(last.rss, baseline.rss))))
+	fmt.Fprintf(stdout, "  memory from %s to the end: heap in use %.1f -> %.1f MiB (%+.1f%%), anonymous RSS %.1f -> %.1f MiB (%+.1f%%): %s (threshold +%.0f%% for both); RSS with the mapped store %.1f -> %.1f MiB (%+.1f%%)\n",
+		baseline.at.Round(time.Second), mib(baseline.heap), mib(last.heap), 100*hg, mib(baseline.anon), mib(last.anon), 100*ag, flat, 100*c.flatWithin,
+		mib(baseline.rss), mib(last.rss), 100*rg)
+	fmt.Fprintf(stdout, "  growth per million facts committed since: heap %.0f MiB, anonymous RSS %.0f MiB, RSS %.0f MiB\n",
+		mib(int64(perM(last.heap, baseline.heap))), mib(int64(perM(last.anon, baseline.anon))), mib(int64(perM(last.rss, baseline.rss))))
 	return nil
 }
 
 type soakSample struct {
 	at                   time.Duration
 	published, committed int64
-	heap, rss            int64
+	heap, rss, anon      int64
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -654,19 +657,35 @@ func scrapeHeap(url string) (int64, error) {
 	return 0, errors.New("no go_memstats_heap_inuse_bytes")
 }
 
-// processRSS reads a process's resident set size from /proc (Linux).
-func processRSS(pid int) (int64, error) {
+// processRSS reads a process's resident set size, all of it and its
+// anonymous part (without the mapped files: the bbolt store's pages), from
+// /proc (Linux).
+func processRSS(pid int) (rss, anon int64, err error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, fmt.Errorf("reading ledgerd's RSS (Linux /proc only): %w", err)
+		return 0, 0, fmt.Errorf("reading ledgerd's RSS (Linux /proc only): %w", err)
 	}
+	found := 0
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb << 10, err
+		name, v, ok := strings.Cut(line, ":")
+		if !ok || (name != "VmRSS" && name != "RssAnon") {
+			continue
 		}
+		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		if err != nil {
+			return 0, 0, fmt.Errorf("/proc/%d/status: %s: %w", pid, name, err)
+		}
+		if name == "VmRSS" {
+			rss = kb << 10
+		} else {
+			anon = kb << 10
+		}
+		found++
 	}
-	return 0, errors.New("no VmRSS in /proc status")
+	if found != 2 {
+		return 0, 0, errors.New("no VmRSS or RssAnon in /proc status")
+	}
+	return rss, anon, nil
 }
 
 // rawSingles publishes small messages with Nats-Msg-Id from publishers
