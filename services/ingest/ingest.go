@@ -213,7 +213,13 @@ func MessageID(key string) events.ID { return events.DeriveID("message", key) }
 // order) everything delivered but not yet decided when it stops, and after a
 // crash waits one ack-wait before consuming so that the redeliveries, which
 // JetStream serves first, come before newer messages. Facts that refer to something not yet recorded are retried (see
-// Config.ReferenceRetries) before they are rejected.
+// Config.ReferenceWait) before they are rejected.
+//
+// Store outages: when an append fails with events.ErrUnavailable (disk
+// full, read-only, I/O errors), the intake hands every message it holds back
+// to JetStream, stops consuming, reports the condition (Unavailable,
+// LastError, the metrics), tests the store (see Config.ProbeInterval) and
+// consumes again once the store can write.
 func (in *Intake) Run(ctx context.Context) error {
 	if in.world == nil {
 		if err := in.Load(ctx); err != nil {
