@@ -126,6 +126,14 @@ bench: ## benchmark: go test -bench in events/bolt, then the ledgerbench table (
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./events/bolt/
 	$(GO) run ./services/cmd/ledgerbench $(BENCHFLAGS)
 
+SOAK_RATE     ?= 5000
+SOAK_DURATION ?= 10m
+SOAK_FLAGS    ?=
+
+.PHONY: soak
+soak: ## not in CI: sustained durable ingest at SOAK_RATE facts/s (5000; bulk feeds in atomic batches, the rest single publishes) for SOAK_DURATION (10m) with queries running; reports throughput, p99 latency and ledgerd's memory every 10s and a summary (SOAK_FLAGS: see ledgerbench soak -h)
+	$(GO) run ./services/cmd/ledgerbench soak -rate $(SOAK_RATE) -duration $(SOAK_DURATION) $(SOAK_FLAGS)
+
 # Deployment files (deployments/): checked offline, no Docker engine or
 # cluster needed. promtool comes from Debian's prometheus package (installed
 # here if missing; CI runs as root). The Go checks are their own modules,

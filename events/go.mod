@@ -20,7 +20,7 @@ require (
 require (
 	go.etcd.io/bbolt v1.5.0
 	golang.org/x/mod v0.41.0
-	golang.org/x/sys v0.49.0 // indirect
+	golang.org/x/sys v0.49.0
 	google.golang.org/protobuf v1.36.12
 )
 

@@ -66,3 +66,15 @@ type Subscription interface {
 	// Close ends the subscription; a blocked Next returns ErrClosed.
 	Close() error
 }
+
+// WriteProber is implemented by stores that can test, without appending to
+// the log, whether they can durably write now (bolt.Store). The intake uses
+// it while the store is unavailable to find out when to resume.
+type WriteProber interface {
+	// ProbeWrite durably writes and then removes about n bytes outside the
+	// log. It returns nil when both writes were committed.
+	//
+	// Errors: ErrUnavailable (the write failed: disk full, read-only, I/O
+	// error); ErrClosed.
+	ProbeWrite(ctx context.Context, n int) error
+}

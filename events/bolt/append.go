@@ -23,6 +23,9 @@ type appendReq struct {
 	done chan struct{}
 	res  events.AppendResult
 	err  error
+	// whole: part of an AppendBatch; when its transaction fails as a
+	// whole, it is not retried alone (the batch fails together).
+	whole bool
 }
 
 // Append appends evs to stream if the stream is in the expected state and
@@ -64,10 +67,12 @@ func (s *Store) Append(ctx context.Context, stream string, expected events.Expec
 	}
 }
 
-// AppendBatch performs ops in one transaction with one sync (as far as
-// the group bounds allow), each decided as Append would decide it alone,
-// in order; see events.Batcher. Each op's Result and Err are set when
-// AppendBatch returns.
+// AppendBatch performs ops in one transaction with one sync, each decided
+// as Append would decide it alone, in order; see events.Batcher. If the
+// transaction fails as a whole (disk full, read-only file, I/O error),
+// every op fails: unlike a lone Append, none is retried alone, so a batch
+// is never stored in part for such a reason. Each op's Result and Err are
+// set when AppendBatch returns.
 func (s *Store) AppendBatch(ctx context.Context, ops []*events.AppendOp) {
 	if err := ctx.Err(); err != nil {
 		for _, o := range ops {
@@ -83,6 +88,7 @@ func (s *Store) AppendBatch(ctx context.Context, ops []*events.AppendOp) {
 			o.Result, o.Err = events.AppendResult{}, err
 			continue
 		}
+		r.whole = true
 		rs, byReq = append(rs, r), append(byReq, o)
 	}
 	if len(rs) == 0 {

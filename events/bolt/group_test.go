@@ -291,6 +291,41 @@ func TestFullDisk(t *testing.T) {
 	}
 }
 
+// TestProbeWrite: a probe larger than the space left fails with
+// ErrUnavailable and leaves nothing behind; one that fits succeeds; the log
+// is untouched either way.
+func TestProbeWrite(t *testing.T) {
+	s := openTest(t, Options{MaxSize: 4 << 20})
+	ctx := context.Background()
+	if _, err := s.Append(ctx, "small", events.NoStream, ev("t.S", "1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ProbeWrite(ctx, 8<<20); !errors.Is(err, events.ErrUnavailable) {
+		t.Errorf("ProbeWrite(8 MiB) on a store capped at 4 MiB = %v; want %v", err, events.ErrUnavailable)
+	}
+	if err := s.ProbeWrite(ctx, 64<<10); err != nil {
+		t.Errorf("ProbeWrite(64 KiB) = %v; want nil", err)
+	}
+	if err := s.db.View(func(tx *bbolt.Tx) error {
+		if v := tx.Bucket(bucketMeta).Get(probeKey); v != nil {
+			t.Errorf("the probe left %d bytes behind", len(v))
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Append(ctx, "small", events.Exact(0), ev("t.S", "2")); err != nil {
+		t.Errorf("Append after probes = %v; want success", err)
+	}
+	if rep, err := events.Verify(ctx, s, nil); err != nil || rep.Break != nil || rep.Events != 2 {
+		t.Errorf("Verify = %+v, %v; want 2 events, no break", rep, err)
+	}
+	s.Close()
+	if err := s.ProbeWrite(ctx, 1); !errors.Is(err, events.ErrClosed) {
+		t.Errorf("ProbeWrite after Close = %v; want %v", err, events.ErrClosed)
+	}
+}
+
 // TestUndecodableRecord stores a record that does not decode: reads fail
 // with ErrCorrupt naming its position, and Verify reports a break.
 func TestUndecodableRecord(t *testing.T) {
@@ -543,5 +578,31 @@ func TestAppendBatchOneCommit(t *testing.T) {
 	defer mu.Unlock()
 	if len(sizes) != 1 || sizes[0] != 81 {
 		t.Errorf("AppendBatch of 81 appends took commits of sizes %v; want one of 81", sizes)
+	}
+}
+
+// TestAppendBatchFailsWhole: when the transaction of an AppendBatch fails
+// as a whole (here: the store is full), every append of the batch fails,
+// none is stored alone, and the store goes on working.
+func TestAppendBatchFailsWhole(t *testing.T) {
+	s := openTest(t, Options{MaxSize: 4 << 20})
+	ctx := context.Background()
+	ops := []*events.AppendOp{
+		{Stream: "small-a", Expected: events.NoStream, Events: []events.EventData{ev("t.S", "a")}},
+		{Stream: "huge", Expected: events.NoStream, Events: []events.EventData{ev("t.Huge", strings.Repeat("h", 8<<20))}},
+		{Stream: "small-b", Expected: events.NoStream, Events: []events.EventData{ev("t.S", "b")}},
+	}
+	s.AppendBatch(ctx, ops)
+	for i, o := range ops {
+		if !errors.Is(o.Err, events.ErrUnavailable) {
+			t.Errorf("op %d (%s) = %v; want %v (the batch fails together)", i, o.Stream, o.Err, events.ErrUnavailable)
+		}
+	}
+	if h, err := s.Head(ctx); err != nil || h != events.Start {
+		t.Errorf("Head after a failed batch = %d, %v; want an empty log", h, err)
+	}
+	s.AppendBatch(ctx, []*events.AppendOp{ops[0], ops[2]})
+	if ops[0].Err != nil || ops[2].Err != nil {
+		t.Errorf("the small appends again, without the huge one = %v, %v; want success", ops[0].Err, ops[2].Err)
 	}
 }

@@ -82,8 +82,12 @@ func (s *Store) commitGroup(group []*appendReq) {
 		if err := s.commit(live, true); err != nil && len(live) > 1 {
 			// The transaction as a whole failed. Commit the appends one by
 			// one, so that an append that cannot be stored (too big for the
-			// space left) does not take the others down with it.
+			// space left) does not take the others down with it; but not
+			// those of an AppendBatch, which fail together.
 			for i := range live {
+				if live[i].whole {
+					continue
+				}
 				s.commit(live[i:i+1], false)
 			}
 		}
@@ -110,7 +114,7 @@ func (s *Store) commit(reqs []*appendReq, mayMerge bool) error {
 	for {
 		tx, err := s.db.Begin(true)
 		if err != nil {
-			s.failAll(reqs, dropped, unavailable("", "cannot begin a write transaction", err))
+			s.failAll(reqs, dropped, unavailable("", "cannot begin a write transaction", s.diagnose(err)))
 			return err
 		}
 		w := &writer{
@@ -139,7 +143,7 @@ func (s *Store) commit(reqs []*appendReq, mayMerge bool) error {
 			return err
 		}
 		if err := tx.Commit(); err != nil {
-			s.failAll(reqs, dropped, unavailable("", "commit failed", err))
+			s.failAll(reqs, dropped, unavailable("", "commit failed", s.diagnose(err)))
 			return err
 		}
 		// Committed: the IDs written are now the store's.

@@ -56,8 +56,15 @@ type Config struct {
 	// person's later facts wait behind it, so their order is kept.
 	ReferenceWait time.Duration
 	RetryDelay    time.Duration
-	Logger        *slog.Logger
-	Metrics       *Metrics
+	// ProbeInterval is how long the intake waits, once the store cannot
+	// write (disk full, read-only, I/O errors), before it tests whether the
+	// store can write again; the wait doubles up to ProbeMaxInterval
+	// (defaults 500ms and 10s). Meanwhile it consumes nothing: JetStream
+	// keeps the messages.
+	ProbeInterval    time.Duration
+	ProbeMaxInterval time.Duration
+	Logger           *slog.Logger
+	Metrics          *Metrics
 }
 
 // Intake consumes, decides and records inbound facts. Its state (the rules'
@@ -77,6 +84,14 @@ type Intake struct {
 	// answers, while Run runs, takes the acknowledgements and outcomes of
 	// committed batches off the path of the next commit.
 	answers chan []func()
+	unavail atomic.Pointer[StoreUnavailable]
+	// resumed is when the intake last started or resumed consuming: a
+	// fact's wait for what it refers to (ReferenceWait) counts from then at
+	// the earliest, so an outage does not use it up.
+	resumed time.Time
+	// probeBytes is what the store must be able to write before the
+	// intake resumes: about the size of the batch that failed.
+	probeBytes int
 }
 
 // New returns an Intake; call Load before Run.
@@ -92,6 +107,12 @@ func New(cfg Config) *Intake {
 	}
 	if cfg.RetryDelay <= 0 {
 		cfg.RetryDelay = 250 * time.Millisecond
+	}
+	if cfg.ProbeInterval <= 0 {
+		cfg.ProbeInterval = 500 * time.Millisecond
+	}
+	if cfg.ProbeMaxInterval < cfg.ProbeInterval {
+		cfg.ProbeMaxInterval = max(10*time.Second, cfg.ProbeInterval)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -194,7 +215,13 @@ func MessageID(key string) events.ID { return events.DeriveID("message", key) }
 // order) everything delivered but not yet decided when it stops, and after a
 // crash waits one ack-wait before consuming so that the redeliveries, which
 // JetStream serves first, come before newer messages. Facts that refer to something not yet recorded are retried (see
-// Config.ReferenceRetries) before they are rejected.
+// Config.ReferenceWait) before they are rejected.
+//
+// Store outages: when an append fails with events.ErrUnavailable (disk
+// full, read-only, I/O errors), the intake hands every message it holds back
+// to JetStream, stops consuming, reports the condition (Unavailable,
+// LastError, the metrics), tests the store (see Config.ProbeInterval) and
+// consumes again once the store can write.
 func (in *Intake) Run(ctx context.Context) error {
 	if in.world == nil {
 		if err := in.Load(ctx); err != nil {
@@ -212,12 +239,30 @@ func (in *Intake) Run(ctx context.Context) error {
 		case <-time.After(in.cfg.AckWait):
 		}
 	}
-	in.ready.Store(true)
-	in.setHealthy(true)
+	in.resumed = time.Now()
+	in.setWritable(true)
 	defer func() {
 		in.ready.Store(false)
 		in.setHealthy(false)
 	}()
+	for {
+		stalled, err := in.consume(ctx)
+		if err != nil || !stalled {
+			return err
+		}
+		if !in.waitWritable(ctx) {
+			return nil
+		}
+	}
+}
+
+// consume consumes until ctx ends (stalled false) or the store cannot write
+// (stalled true). Either way it first hands back to JetStream every message
+// it holds but has not recorded. It returns an error only if the consumer
+// cannot be read.
+func (in *Intake) consume(ctx context.Context) (stalled bool, err error) {
+	in.ready.Store(true)
+	in.setHealthy(true)
 	var (
 		inflight *batch // appending while the next batch is decided
 		backoff  time.Duration
@@ -228,8 +273,16 @@ func (in *Intake) Run(ctx context.Context) error {
 		if inflight == nil {
 			return true
 		}
-		err := in.finish(context.WithoutCancel(ctx), inflight)
+		b := inflight
+		err := in.finish(context.WithoutCancel(ctx), b)
 		inflight = nil
+		if errors.Is(err, events.ErrUnavailable) {
+			// The store cannot write: stop consuming until it can.
+			in.probeBytes = batchBytes(b)
+			in.markUnavailable(err)
+			stalled = true
+			return false
+		}
 		if err != nil {
 			in.cfg.Logger.Error("intake batch failed; messages returned to the queue", "err", err)
 			msg := err.Error()
@@ -248,6 +301,7 @@ func (in *Intake) Run(ctx context.Context) error {
 		}
 		backoff = 0
 		in.lastErr.Store(nil)
+		in.setWritable(true)
 		in.ready.Store(true)
 		in.setHealthy(true)
 		return true
@@ -273,7 +327,7 @@ func (in *Intake) Run(ctx context.Context) error {
 	cc, err := in.cfg.Consumer.Consume(func(m jetstream.Msg) { inbox <- m },
 		jetstream.PullMaxMessages(2*in.cfg.BatchSize))
 	if err != nil {
-		return fmt.Errorf("ingest: consume: %w", err)
+		return false, fmt.Errorf("ingest: consume: %w", err)
 	}
 	// stopConsuming hands back, in order, everything delivered but not
 	// decided, so that JetStream redelivers it before newer messages.
@@ -327,11 +381,17 @@ func (in *Intake) Run(ctx context.Context) error {
 				}
 			}
 			stopConsuming()
-			return nil
+			return false, nil
 		case <-doneC:
 			if !settle() && cur != nil {
 				nakAll(cur.msgs) // decided on a world that was reloaded
 				cur = nil
+			}
+			if stalled {
+				stopConsuming()
+				in.ready.Store(false)
+				in.setHealthy(false)
+				return true, nil
 			}
 		case m := <-recv:
 			if cur == nil {
@@ -535,8 +595,10 @@ func (in *Intake) commit(ctx context.Context, b *batch) {
 		}
 	}()
 	if events.IsExclusive(in.cfg.Store) {
-		// No other writer can exist, so the rejections need no guard and
-		// share the batch's one durable write.
+		// No other writer can exist, so the rejections need no guard
+		// against one and share the batch's one durable write, which
+		// stores all of it or, when it fails as a whole (disk full,
+		// read-only, I/O), nothing.
 		in.appendOps(ctx, append(append([]*op{}, b.order...), b.rejections...))
 		return
 	}
@@ -544,13 +606,20 @@ func (in *Intake) commit(ctx context.Context, b *batch) {
 	if len(b.rejections) == 0 {
 		return
 	}
+	failed := false
+	for _, o := range b.order {
+		failed = failed || o.err != nil
+	}
 	// A rejection is not guarded by an expected revision. Record it only
-	// if no other writer appended since the batch was decided; else decide
-	// those messages again, on the newer state.
+	// if every append of its batch worked (it may have been decided on one
+	// of them) and no other writer appended since the batch was decided;
+	// else decide those messages again.
 	foreign, err := in.foreignSince(ctx, b)
 	var record []*op
 	for _, o := range b.rejections {
 		switch {
+		case failed:
+			o.err = errSkipped
 		case err != nil:
 			o.err = err
 		case foreign:
@@ -581,6 +650,10 @@ func (in *Intake) appendOps(ctx context.Context, ops []*op) {
 // errStale marks rejections decided on a state another writer has since
 // changed; their messages are decided again.
 var errStale = errors.New("ingest: another writer appended meanwhile")
+
+// errSkipped marks rejections not appended because another append of their
+// batch failed; their messages are handed back.
+var errSkipped = errors.New("ingest: not appended: another append of the batch failed")
 
 // foreignSince reports whether the log has events after b.seenAt that this
 // intake did not append.
@@ -620,7 +693,18 @@ func (in *Intake) finish(ctx context.Context, b *batch) error {
 			}
 			continue
 		}
+		if errors.Is(o.err, errSkipped) {
+			continue // handed back below
+		}
 		if o.err != nil {
+			if errors.Is(o.err, events.ErrUnavailable) {
+				if m != nil {
+					m.AppendFailures.WithLabelValues(causeOf(o.err)).Inc()
+				}
+				if !errors.Is(failed, events.ErrUnavailable) {
+					failed = nil // the store's condition matters most
+				}
+			}
 			if failed == nil {
 				failed = fmt.Errorf("append to %q: %w", o.stream, o.err)
 			}
@@ -793,7 +877,7 @@ func (in *Intake) decide(it *item, opFor func(string, events.ExpectedRevision) *
 		return
 	}
 	if rej != nil {
-		if awaitable[rej.Reason] && time.Since(receivedAt(it.msg)) < in.cfg.ReferenceWait {
+		if awaitable[rej.Reason] && time.Since(later(receivedAt(it.msg), in.resumed)) < in.cfg.ReferenceWait {
 			in.park(it, lane)
 			return
 		}

@@ -15,6 +15,13 @@ type Metrics struct {
 	Retried       prometheus.Counter
 	Position      prometheus.Gauge
 	Healthy       prometheus.Gauge
+	// StoreWritable is 0 while the intake has stopped because the store
+	// cannot write; AppendFailures counts the appends the store refused
+	// for that, by cause (see the Cause constants); Probes counts the
+	// tests of whether it can write again, by result (ok, failed).
+	StoreWritable  prometheus.Gauge
+	AppendFailures *prometheus.CounterVec
+	Probes         *prometheus.CounterVec
 }
 
 // NewMetrics registers the intake's metrics with reg.
@@ -52,7 +59,23 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Healthy: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "subsidy_ledger_intake_up", Help: "1 while the intake is consuming, 0 while it is stopped or failing to write.",
 		}),
+		StoreWritable: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "subsidy_ledger_store_writable", Help: "0 while the intake has stopped because the event store cannot write (disk full, read-only, I/O errors), else 1.",
+		}),
+		AppendFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "subsidy_ledger_store_append_failures_total", Help: "Appends the event store could not write, by cause: no_space, read_only, permission, io, other.",
+		}, []string{"cause"}),
+		Probes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "subsidy_ledger_store_write_probes_total", Help: "Tests of whether the event store can write again, while the intake has stopped, by result (ok, failed).",
+		}, []string{"result"}),
 	}
-	reg.MustRegister(m.Received, m.Accepted, m.Rejected, m.Duplicates, m.AppendSeconds, m.BatchSize, m.Conflicts, m.Retried, m.Position, m.Healthy)
+	m.StoreWritable.Set(1)
+	for _, c := range causes {
+		m.AppendFailures.WithLabelValues(c)
+	}
+	m.Probes.WithLabelValues("ok")
+	m.Probes.WithLabelValues("failed")
+	reg.MustRegister(m.Received, m.Accepted, m.Rejected, m.Duplicates, m.AppendSeconds, m.BatchSize, m.Conflicts, m.Retried, m.Position, m.Healthy,
+		m.StoreWritable, m.AppendFailures, m.Probes)
 	return m
 }

@@ -287,7 +287,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(Started
 	errc := make(chan error, 8)
 	wg.Add(8)
 	go func() { defer wg.Done(); errc <- pii.Run(runCtx) }()
-	go func() { defer wg.Done(); errc <- sealer.Run(runCtx) }()
+	go func() { defer wg.Done(); errc <- runSealer(runCtx, sealer, log.With("component", "sealer")) }()
 	go func() { defer wg.Done(); errc <- checkpoints.Run(runCtx) }()
 	go func() { defer wg.Done(); errc <- hs.Serve(ln) }()
 	go func() { defer wg.Done(); errc <- intake.Run(runCtx) }()
@@ -317,6 +317,30 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(Started
 	return runErr
 }
 
+// runSealer runs the sealer, and runs it again while its file cannot be
+// written (disk full, read-only): a failed seal changes nothing, so it goes
+// on from what it has sealed once it can write.
+func runSealer(ctx context.Context, s *merkle.Sealer, log *slog.Logger) error {
+	delay := time.Second
+	for {
+		t0 := time.Now()
+		err := s.Run(ctx)
+		if err == nil || ctx.Err() != nil || !errors.Is(err, merkle.ErrUnavailable) {
+			return err
+		}
+		if time.Since(t0) > time.Minute {
+			delay = time.Second
+		}
+		log.Error("the Merkle sealer cannot write; trying again", "err", err, "in", delay)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 30*time.Second)
+	}
+}
+
 // health answers /readyz: ready only when the store, NATS, the intake and the
 // feed are up.
 type health struct {
@@ -335,7 +359,10 @@ func (h *health) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !h.nc.IsConnected() {
 		problems = append(problems, "nats: not connected")
 	}
-	if !h.intake.Ready() {
+	if su := h.intake.Unavailable(); su != nil {
+		// Disk full, read-only, I/O errors: the intake waits for the store.
+		problems = append(problems, "store: "+su.Error(), "intake: stopped until the store can write; JetStream keeps the messages")
+	} else if !h.intake.Ready() {
 		msg := "intake: not consuming"
 		if e := h.intake.LastError(); e != "" {
 			msg = "intake: " + e

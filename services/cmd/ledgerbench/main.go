@@ -4,6 +4,9 @@
 //
 //	go run ./services/cmd/ledgerbench [-rounds 2] [-read 200000] ...
 //
+// `ledgerbench soak` (soak.go) is the long run of `make soak` instead:
+// sustained ingest at a steady rate with queries running.
+//
 // Each area adds its rows in its own file (store.go: the embedded event
 // store) by listing a suite in suites.
 package main
@@ -21,6 +24,8 @@ import (
 	"runtime/pprof"
 	"strings"
 	"time"
+
+	"github.com/cqhrss/subsidyledger/services/ledgerd"
 )
 
 func main() {
@@ -55,7 +60,19 @@ type config struct {
 	log          io.Writer
 }
 
+// ledgerdCommand re-executes this binary as ledgerd (soak runs ledgerd as
+// a process of its own, so that its memory is measured alone).
+const ledgerdCommand = "internal-ledgerd"
+
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "soak":
+			return runSoak(ctx, args[1:], stdout, stderr)
+		case ledgerdCommand:
+			return ledgerd.Run(ctx, args[1:], os.Getenv, stdout, stderr)
+		}
+	}
 	fs := flag.NewFlagSet("ledgerbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
@@ -82,7 +99,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.ingestTrainees, "ingest-trainees", 6000, "trainees (about 8 facts each) published for the ingest figures")
 	fs.IntVar(&cfg.auditEvents, "audit-events", 500_000, "events in the store of the audit figures (verify, seal, proofs); the issue's row is 10000000")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: ledgerbench [flags]\n\nMeasures the ledger against baselines measured in the same run.\n\nFlags:")
+		fmt.Fprintln(stderr, "usage: ledgerbench [flags]\n       ledgerbench soak [flags]   (sustained ingest with queries: ledgerbench soak -h)\n\nMeasures the ledger against baselines measured in the same run.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
