@@ -31,7 +31,6 @@ const pageChunk = 256 << 10
 // Reset empties p, keeping its memory for the next read: the events and
 // bytes it held are no longer valid.
 func (p *Page) Reset() {
-	clear(p.Events) // drop references to the old events' strings
 	p.Events = p.Events[:0]
 	for i := range p.chunks {
 		p.chunks[i] = p.chunks[i][:0]
