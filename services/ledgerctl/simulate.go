@@ -21,7 +21,7 @@ func cmdSimulate(ctx context.Context, e *env, args []string) error {
 	keyFile := f.str("key-file", "", "a file holding the person-key secret (default: LEDGER_PERSON_KEY, else a fixed demo secret)")
 	seed := f.Uint64("seed", 1, "the programme's seed: the same seed publishes the same facts")
 	year := f.Int("year", 2025, "the calendar year of the assessments (2025–2030)")
-	trainees := f.Int("trainees", 100, "trainees (about 8 to 14 facts each)")
+	trainees := f.Int("trainees", 100, "trainees (about 8 to 14 facts each); --violations adds the certificate spike's cohort of about 240 more")
 	officials := f.Bool("officials", true, "include the district officials' confirmations, approvals, notices, payment requests and settlements")
 	violations := f.Bool("violations", true, "plant violations for supervisors to find: a certificate spike (an evaluation institution certifies a cohort of extra trainees in one month) and, with --officials, certificates revoked after payment (clawbacks) and a shared payee account")
 	pace := f.String("pace", "fast", "fast (as quickly as JetStream acknowledges), demo (5 facts a second) or a pause between facts (e.g. 50ms)")
