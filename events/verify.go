@@ -40,8 +40,10 @@ func Verify(ctx context.Context, s Store, progress func(Position)) (VerifyReport
 	heads := make(map[string]head)
 	var rep VerifyReport
 	after := Start
+	var p Page
 	for {
-		page, err := s.ReadAll(ctx, after, 4096)
+		err := ReadPage(ctx, s, after, 4096, &p)
+		page := p.Events
 		if err != nil {
 			if CodeOf(err) == CodeCorrupt {
 				rep.Break = &Break{Position: after, Reason: err.Error()}

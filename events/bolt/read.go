@@ -60,24 +60,43 @@ func (s *Store) ReadAll(ctx context.Context, after events.Position, max int) ([]
 	if max <= 0 {
 		max = defaultPage
 	}
-	out, _, _, err := s.scan(ctx, "read all", uint64(after), max, max, nil)
+	out, _, _, err := s.scan(ctx, "read all", uint64(after), max, max, nil, nil)
 	return out, err
+}
+
+var _ events.PageReader = (*Store)(nil)
+
+// ReadAllInto implements events.PageReader: ReadAll into p's memory.
+func (s *Store) ReadAllInto(ctx context.Context, after events.Position, max int, p *events.Page) error {
+	p.Reset()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if max <= 0 {
+		max = defaultPage
+	}
+	_, _, _, err := s.scan(ctx, "read all", uint64(after), max, max, nil, p)
+	return err
 }
 
 // scan reads the log after position after, looking at up to maxScan records
 // and returning up to maxOut of those that match f (all when f is nil). It
 // also returns the position of the last record it looked at (after when
 // none) and whether it stopped at a limit rather than at the end of the log.
-func (s *Store) scan(ctx context.Context, op string, after uint64, maxOut, maxScan int, f *events.Filter) (out []events.RecordedEvent, last uint64, more bool, err error) {
+// With into, the events go to into.Events (reset beforehand) and their bytes
+// into its memory.
+func (s *Store) scan(ctx context.Context, op string, after uint64, maxOut, maxScan int, f *events.Filter, into *events.Page) (out []events.RecordedEvent, last uint64, more bool, err error) {
 	last = after
 	if after == ^uint64(0) {
 		return nil, last, false, nil
 	}
-	if h := s.head.Load(); h > after && f == nil {
+	if into != nil {
+		out = into.Events[:0]
+	} else if h := s.head.Load(); h > after && f == nil {
 		out = make([]events.RecordedEvent, 0, min(uint64(maxOut), h-after))
 	}
 	err = s.view(op, "", func(tx *bbolt.Tx) error {
-		var d decoder
+		d := decoder{page: into}
 		var start [8]byte
 		binary.BigEndian.PutUint64(start[:], after+1)
 		c := tx.Bucket(bucketLog).Cursor()
@@ -107,6 +126,12 @@ func (s *Store) scan(ctx context.Context, op string, after uint64, maxOut, maxSc
 		more = k != nil
 		return nil
 	})
+	if into != nil {
+		into.Events = out[:0]
+		if err == nil {
+			into.Events = out
+		}
+	}
 	if err != nil {
 		return nil, after, false, err
 	}
@@ -226,7 +251,7 @@ func (sub *subscription) Next(ctx context.Context) (events.RecordedEvent, error)
 		}
 		// Take the signal before reading: a commit the read misses closes it.
 		sig := sub.s.commitSignal()
-		page, last, more, err := sub.s.scan(ctx, "next", sub.after, subscriptionScan, subscriptionScan, sub.f)
+		page, last, more, err := sub.s.scan(ctx, "next", sub.after, subscriptionScan, subscriptionScan, sub.f, nil)
 		if err != nil {
 			return events.RecordedEvent{}, err
 		}

@@ -148,6 +148,7 @@ func field(b []byte) (f, rest []byte, ok bool) {
 // into shared chunks, and repeated stream names and types are shared.
 // The events of one read therefore share backing memory.
 type decoder struct {
+	page       *events.Page // if set, bytes are copied into it
 	chunk      []byte
 	lastStream string
 	types      map[string]string
@@ -157,6 +158,9 @@ const decodeChunk = 64 << 10
 
 // bytes returns a copy of b (nil when empty) carved from the current chunk.
 func (d *decoder) bytes(b []byte) []byte {
+	if d.page != nil {
+		return d.page.Copy(b)
+	}
 	if len(b) == 0 {
 		return nil
 	}

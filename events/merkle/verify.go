@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"sort"
 	"sync"
 
@@ -159,7 +160,7 @@ func VerifyLog(ctx context.Context, s events.Store, opts VerifyOptions) (VerifyR
 	}
 	sort.SliceStable(targets, func(i, j int) bool { return targets[i].Checkpoint.Size < targets[j].Checkpoint.Size })
 
-	w := &walker{targets: targets, logCps: logCps, heads: map[string]streamHead{}}
+	w := &walker{targets: targets, logCps: logCps, heads: map[string]*streamHead{}}
 	err = w.walk(ctx, s, opts.Workers, func(p events.Position) {
 		if opts.Progress != nil {
 			opts.Progress(VerifyProgress{Events: w.tree.Size(), Position: p, Head: head})
@@ -208,17 +209,22 @@ func VerifyLog(ctx context.Context, s events.Store, opts VerifyOptions) (VerifyR
 // previous Hash, each Hash is the event's LinkHash), then the tree's root at
 // every checkpoint's size.
 type walker struct {
-	tree     Tree
-	last     events.Position
-	heads    map[string]streamHead
-	targets  []CheckpointResult // by size
-	next     int                // the first target not yet reached
-	goodSize int64
-	goodPos  events.Position
-	link     *Problem                  // the first broken hash link
-	problem  *Problem                  // the first root mismatch
-	logCps   map[events.Position]int64 // checkpoint events in the log: their tree sizes
-	late     []Problem                 // checkpoints claiming events after themselves
+	tree  Tree
+	last  events.Position
+	heads map[string]*streamHead
+	// cur is the head of the stream of the last event (curStream): a
+	// stream's events mostly come in runs (an append's), so most steps
+	// find their stream here rather than in heads.
+	cur       *streamHead
+	curStream string
+	targets   []CheckpointResult // by size
+	next      int                // the first target not yet reached
+	goodSize  int64
+	goodPos   events.Position
+	link      *Problem                  // the first broken hash link
+	problem   *Problem                  // the first root mismatch
+	logCps    map[events.Position]int64 // checkpoint events in the log: their tree sizes
+	late      []Problem                 // checkpoints claiming events after themselves
 }
 
 type streamHead struct {
@@ -226,9 +232,11 @@ type streamHead struct {
 	hash events.Hash
 }
 
-// page is a page of the log on its way through the workers.
+// page is a page of the log on its way through the workers. Pages are
+// recycled: the walk allocates a few and reads into them again and again.
 type page struct {
-	evs    []events.RecordedEvent
+	p      events.Page
+	evs    []events.RecordedEvent // p.Events
 	err    error
 	linkOK []bool
 	leaves []tlog.Hash
@@ -248,14 +256,21 @@ func (w *walker) walk(ctx context.Context, s events.Store, workers int, progress
 	defer cancel()
 	work := make(chan *page, 2*workers)
 	ordered := make(chan *page, 2*workers)
+	// Enough pages for every one the channels and goroutines can hold, so
+	// that the reader waits for a free page only when the walk is behind.
+	pages := 4*workers + 2
+	free := make(chan *page, pages)
+	for range pages {
+		free <- &page{}
+	}
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for p := range work {
-				p.linkOK = make([]bool, len(p.evs))
-				p.leaves = make([]tlog.Hash, len(p.evs))
+				p.linkOK = slices.Grow(p.linkOK[:0], len(p.evs))[:len(p.evs)]
+				p.leaves = slices.Grow(p.leaves[:0], len(p.evs))[:len(p.evs)]
 				for i := range p.evs {
 					e := &p.evs[i]
 					p.linkOK[i] = events.LinkHash(e.PrevHash, e.Stream, e.Revision, e.EventData) == e.Hash
@@ -270,8 +285,15 @@ func (w *walker) walk(ctx context.Context, s events.Store, workers int, progress
 		defer close(ordered)
 		after := events.Start
 		for {
-			evs, err := s.ReadAll(ctx, after, walkPage)
-			p := &page{evs: evs, err: err, done: make(chan struct{})}
+			var p *page
+			select {
+			case p = <-free:
+			case <-ctx.Done():
+				return
+			}
+			p.err = events.ReadPage(ctx, s, after, walkPage, &p.p)
+			p.evs, p.done = p.p.Events, make(chan struct{})
+			err, evs := p.err, p.evs
 			if err != nil || len(evs) == 0 {
 				close(p.done)
 			}
@@ -315,6 +337,7 @@ func (w *walker) walk(ctx context.Context, s events.Store, workers int, progress
 			}
 		}
 		progress(w.last)
+		free <- p // never blocks: free holds every page
 	}
 	return ctx.Err()
 }
@@ -322,8 +345,10 @@ func (w *walker) walk(ctx context.Context, s events.Store, workers int, progress
 // walkInline is walk on the calling goroutine alone.
 func (w *walker) walkInline(ctx context.Context, s events.Store, progress func(events.Position)) error {
 	after := events.Start
+	var p events.Page
 	for {
-		evs, err := s.ReadAll(ctx, after, walkPage)
+		err := events.ReadPage(ctx, s, after, walkPage, &p)
+		evs := p.Events
 		if err != nil {
 			if events.CodeOf(err) == events.CodeCorrupt {
 				w.link = &Problem{Kind: ProblemHashLink, Position: w.last, Detail: err.Error()}
@@ -348,10 +373,13 @@ func (w *walker) walkInline(ctx context.Context, s events.Store, progress func(e
 
 // step checks one event; false stops the walk.
 func (w *walker) step(e *events.RecordedEvent, linkOK bool, leaf tlog.Hash) bool {
-	h, seen := w.heads[e.Stream]
+	h := w.cur
+	if h == nil || e.Stream != w.curStream {
+		h = w.heads[e.Stream]
+	}
 	var want uint64
 	var prev events.Hash
-	if seen {
+	if h != nil {
 		want, prev = h.rev+1, h.hash
 	}
 	reason := ""
@@ -369,7 +397,12 @@ func (w *walker) step(e *events.RecordedEvent, linkOK bool, leaf tlog.Hash) bool
 		w.link = &Problem{Kind: ProblemHashLink, Position: e.Position, Stream: e.Stream, Revision: e.Revision, Detail: reason}
 		return false
 	}
-	w.heads[e.Stream] = streamHead{e.Revision, e.Hash}
+	if h == nil {
+		h = &streamHead{}
+		w.heads[e.Stream] = h
+	}
+	h.rev, h.hash = e.Revision, e.Hash
+	w.cur, w.curStream = h, e.Stream
 	if size, ok := w.logCps[e.Position]; ok && size > w.tree.Size() {
 		w.late = append(w.late, Problem{Kind: ProblemCheckpointAt, Position: e.Position, Stream: e.Stream, Revision: e.Revision,
 			Detail: fmt.Sprintf("the checkpoint claims %d events but only %d precede it", size, w.tree.Size())})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/cqhrss/subsidyledger/events"
@@ -146,6 +147,59 @@ func testReadAll(t *testing.T, s *suite) {
 	for _, after := range []events.Position{last, last + 1, last + 1000, ^events.Position(0)} {
 		if got, err := st.ReadAll(context.Background(), after, 0); err != nil || len(got) != 0 {
 			t.Errorf("ReadAll(after %d, the end) = %d events, %v; want none, nil", after, len(got), err)
+		}
+	}
+}
+
+// testReadPage reads the log with events.ReadPage, reusing one Page, as a
+// walk over the whole log does: through the store's ReadAllInto when it is
+// an events.PageReader, else through ReadAll. Each page must equal ReadAll's
+// page, bytes included, although the Page's memory is reused.
+func testReadPage(t *testing.T, s *suite) {
+	st := s.store(t)
+	var p events.Page
+	if err := events.ReadPage(context.Background(), st, events.Start, 0, &p); err != nil || len(p.Events) != 0 {
+		t.Fatalf("ReadPage(Start) of an empty store = %d events, %v; want none, nil", len(p.Events), err)
+	}
+	for i := range 40 {
+		data := strings.Repeat(fmt.Sprint(i), 1+i*97%400) // of differing sizes
+		mustAppend(t, st, fmt.Sprintf("page-%d", i%3), events.Any, ev("storetest.Page", data))
+	}
+	full := readAll(t, st, 1000)
+	for _, size := range []int{1, 3, 7, 40, 0} {
+		after, n := events.Start, 0
+		for {
+			if err := events.ReadPage(context.Background(), st, after, size, &p); err != nil {
+				t.Fatalf("ReadPage(after %d, %d): %v", after, size, err)
+			}
+			if len(p.Events) == 0 {
+				break
+			}
+			if size > 0 && len(p.Events) > size {
+				t.Fatalf("ReadPage(after %d, %d) = %d events", after, size, len(p.Events))
+			}
+			for _, e := range p.Events {
+				if n >= len(full) || !sameEvent(e, full[n]) {
+					t.Fatalf("ReadPage in pages of %d, event %d = %s; want %s", size, n, describe(e), describe(full[min(n, len(full)-1)]))
+				}
+				n++
+			}
+			after = p.Events[len(p.Events)-1].Position
+		}
+		if n != len(full) {
+			t.Errorf("ReadPage in pages of %d read %d events; want %d", size, n, len(full))
+		}
+	}
+	if _, ok := st.(events.PageReader); ok {
+		// Reading into p again reuses its memory: what ReadAll returned
+		// earlier is not touched.
+		before := full[0]
+		data := slices.Clone(before.Data)
+		if err := events.ReadPage(context.Background(), st, full[10].Position, 0, &p); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(before.Data, data) {
+			t.Errorf("ReadPage changed an event ReadAll had returned")
 		}
 	}
 }

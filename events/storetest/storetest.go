@@ -58,6 +58,7 @@ func Run(t *testing.T, open func(t *testing.T) events.Store, f Features) {
 		{"Context", testContext},
 		{"ReadStream", testReadStream},
 		{"ReadAll", testReadAll},
+		{"ReadPage", testReadPage},
 		{"Head", testHead},
 		{"HashLinks", testHashLinks},
 		{"Subscribe", testSubscribe},

@@ -147,12 +147,14 @@ func TestPublishWaitsForOutcomes(t *testing.T) {
 func TestSimulate(t *testing.T) {
 	url, js := startNATS(t)
 	kr, _ := person.NewKeyer([]byte(secret))
-	prog, err := simulate.New(simulate.Config{Seed: 4, Year: 2026, Trainees: 5, Keyer: kr, Officials: true})
+	// --violations is on by default: the certificate spike's cohort comes
+	// on top of the 5 trainees.
+	prog, err := simulate.New(simulate.Config{Seed: 4, Year: 2026, Trainees: 5, Keyer: kr, Officials: true, Violations: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := len(prog.Reference())
-	for i := range 5 {
+	for i := range prog.Trainees() {
 		fs, _ := prog.Trainee(i)
 		want += len(fs)
 	}
@@ -164,17 +166,19 @@ func TestSimulate(t *testing.T) {
 	if _, n := inbound(t, js); n != uint64(want) {
 		t.Errorf("%d facts published; want %d", n, want)
 	}
-	// And each trainee's personal data, on its own subject and stream.
+	// And each trainee's personal data (the cohort's too), on its own
+	// subject and stream.
 	pii, err := js.Stream(ctxT(t), natsbus.PIIStream)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info, err := pii.Info(ctxT(t)); err != nil || info.State.Msgs != 5 {
-		t.Errorf("%s holds %+v, %v; want the 5 trainees' personal data", natsbus.PIIStream, info.State, err)
+	if info, err := pii.Info(ctxT(t)); err != nil || info.State.Msgs != uint64(prog.Trainees()) {
+		t.Errorf("%s holds %+v, %v; want the %d trainees' personal data", natsbus.PIIStream, info.State, err, prog.Trainees())
 	}
-	// Paced, the same programme again: JetStream dedupes every fact.
+	// Paced, part of the same programme again: JetStream dedupes every
+	// fact.
 	start := time.Now()
-	if _, _, err := run(t, "", env, "simulate", "--seed", "4", "--year", "2026", "--trainees", "1", "--pace", "1ms"); err != nil {
+	if _, _, err := run(t, "", env, "simulate", "--seed", "4", "--year", "2026", "--trainees", "1", "--violations=false", "--pace", "1ms"); err != nil {
 		t.Fatal(err)
 	}
 	if _, n := inbound(t, js); n != uint64(want) || time.Since(start) > 20*time.Second {

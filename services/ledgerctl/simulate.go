@@ -21,9 +21,9 @@ func cmdSimulate(ctx context.Context, e *env, args []string) error {
 	keyFile := f.str("key-file", "", "a file holding the person-key secret (default: LEDGER_PERSON_KEY, else a fixed demo secret)")
 	seed := f.Uint64("seed", 1, "the programme's seed: the same seed publishes the same facts")
 	year := f.Int("year", 2025, "the calendar year of the assessments (2025–2030)")
-	trainees := f.Int("trainees", 100, "trainees (about 8 to 14 facts each)")
+	trainees := f.Int("trainees", 100, "trainees (about 8 to 14 facts each); --violations adds the certificate spike's cohort of about 240 more")
 	officials := f.Bool("officials", true, "include the district officials' confirmations, approvals, notices, payment requests and settlements")
-	violations := f.Bool("violations", true, "with --officials, plant violations for supervisors to find: certificates revoked after payment (clawbacks), a shared payee account")
+	violations := f.Bool("violations", true, "plant violations for supervisors to find: a certificate spike (an evaluation institution certifies a cohort of extra trainees in one month) and, with --officials, certificates revoked after payment (clawbacks) and a shared payee account")
 	pace := f.String("pace", "fast", "fast (as quickly as JetStream acknowledges), demo (5 facts a second) or a pause between facts (e.g. 50ms)")
 	workers := f.Int("workers", 8, "concurrent publishers at --pace fast")
 	personalData := f.Bool("personal-data", true, "also publish each trainee's plain ID number, name and payee account on <prefix>.pii.enrolment for the ledger's encrypted vault (never into the log)")
@@ -73,17 +73,21 @@ func cmdSimulate(ctx context.Context, e *env, args []string) error {
 
 	start := time.Now()
 	ref := prog.Reference()
-	lanes := make([][]simulate.Fact, 0, *trainees)
-	profiles := make([]simulate.Profile, 0, *trainees)
+	lanes := make([][]simulate.Fact, 0, prog.Trainees())
+	profiles := make([]simulate.Profile, 0, prog.Trainees())
 	total := len(ref)
-	for i := range *trainees {
+	for i := range prog.Trainees() {
 		fs, pr := prog.Trainee(i)
 		profiles = append(profiles, pr)
 		lanes = append(lanes, fs)
 		total += len(fs)
 	}
-	fmt.Fprintf(e.stderr, "simulate: seed %d, year %d: %s reference facts and %s trainees, %s facts in all\n",
-		*seed, *year, group(uint64(len(ref))), group(uint64(*trainees)), group(uint64(total)))
+	cohort := ""
+	if sp := prog.Spike(); sp != nil {
+		cohort = fmt.Sprintf(" (and a cohort of %s certified by %s in %d-%02d: a planted certificate spike)", group(uint64(sp.Cohort)), sp.Institution, sp.Year, int(sp.Month))
+	}
+	fmt.Fprintf(e.stderr, "simulate: seed %d, year %d: %s reference facts and %s trainees%s, %s facts in all\n",
+		*seed, *year, group(uint64(len(ref))), group(uint64(*trainees)), cohort, group(uint64(total)))
 	if *personalData {
 		// The enrolment system's personal data, for the vault: first, so
 		// that lookups work as soon as a trainee appears.

@@ -2,7 +2,9 @@ package ledgerd
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,9 +14,10 @@ import (
 	"github.com/cqhrss/subsidyledger/services/simulate"
 )
 
-// TestSimulatorExpectationMatchesDashboard publishes a simulated year, then
-// compares what the simulator expects the dashboard to show (totals and by
-// occupation) with the quota API.
+// TestSimulatorExpectationMatchesDashboard publishes a simulated year with
+// its planted violations, then compares what the simulator expects the
+// dashboard to show (totals and by occupation) with the quota API, and the
+// planted flags with the anomalies API.
 func TestSimulatorExpectationMatchesDashboard(t *testing.T) {
 	in := start(t, testConfig(t, t.TempDir(), ""))
 	p, err := simulate.New(simulate.Config{Seed: 9, Year: 2025, Trainees: 400, Keyer: keyer(t), Officials: true, Violations: true})
@@ -34,7 +37,10 @@ func TestSimulatorExpectationMatchesDashboard(t *testing.T) {
 	}
 	lanes := [][]*nats.Msg{enc(p.Reference())}
 	var profiles []simulate.Profile
-	for i := range 400 {
+	if p.Spike() == nil || p.Trainees() <= 400 {
+		t.Fatalf("the simulator planted no certificate spike (%d trainees)", p.Trainees())
+	}
+	for i := range p.Trainees() {
 		fs, pr := p.Trainee(i)
 		profiles = append(profiles, pr)
 		lanes = append(lanes, enc(fs))
@@ -102,8 +108,12 @@ func TestSimulatorExpectationMatchesDashboard(t *testing.T) {
 	if seen != len(want.ByOccupation) {
 		t.Errorf("dashboard shows %d of the simulator's %d occupations", seen, len(want.ByOccupation))
 	}
-	// The planted violations: a flag per shared account, a clawback per
-	// revoked certificate.
+	// The planted violations: a flag per shared account, a flag per
+	// certificate spike, a clawback per revoked certificate.
+	type flag struct {
+		InstitutionID string `json:"institution_id"`
+		Detail        string `json:"detail"`
+	}
 	var anomalies struct {
 		ByReason []struct {
 			Reason struct {
@@ -111,24 +121,55 @@ func TestSimulatorExpectationMatchesDashboard(t *testing.T) {
 			} `json:"reason"`
 			Count int `json:"count"`
 		} `json:"by_reason"`
+		Flags []flag `json:"flags"`
 	}
-	resp, err := http.Get("http://" + in.addr.HTTPAddr + "/v1/anomalies")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if err := json.NewDecoder(resp.Body).Decode(&anomalies); err != nil {
-		t.Fatal(err)
-	}
-	flagged := 0
-	for _, r := range anomalies.ByReason {
-		t.Logf("open flags: %s %d", r.Reason.Code, r.Count)
-		if r.Reason.Code == "REASON_CODE_SHARED_PAYEE_ACCOUNT" || r.Reason.Code == "SHARED_PAYEE_ACCOUNT" {
-			flagged = r.Count
+	get := func(query string) {
+		t.Helper()
+		resp, err := http.Get("http://" + in.addr.HTTPAddr + "/v1/anomalies" + query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		anomalies.ByReason, anomalies.Flags = nil, nil
+		if err := json.NewDecoder(resp.Body).Decode(&anomalies); err != nil {
+			t.Fatal(err)
 		}
 	}
-	if want.SharedAccounts == 0 || flagged != want.SharedAccounts {
-		t.Errorf("shared-account flags = %d; the simulator planted %d", flagged, want.SharedAccounts)
+	// The anomalies projection follows the log on its own: wait for it.
+	flagged := map[string]int{}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		get("")
+		for _, r := range anomalies.ByReason {
+			flagged[r.Reason.Code] = r.Count
+		}
+		if (flagged["REASON_CODE_SHARED_PAYEE_ACCOUNT"] == want.SharedAccounts &&
+			flagged["REASON_CODE_CERTIFICATE_SPIKE"] == len(want.CertificateSpikes)) || time.Now().After(deadline) {
+			break
+		}
+	}
+	for code, n := range flagged {
+		t.Logf("open flags: %s %d", code, n)
+	}
+	if n := flagged["REASON_CODE_SHARED_PAYEE_ACCOUNT"]; want.SharedAccounts == 0 || n != want.SharedAccounts {
+		t.Errorf("shared-account flags = %d; the simulator planted %d", n, want.SharedAccounts)
+	}
+	// Only the planted month has more certificates than the rule set's
+	// minimum, so no order of ingest can flag another.
+	if n := flagged["REASON_CODE_CERTIFICATE_SPIKE"]; len(want.CertificateSpikes) != 1 || n != len(want.CertificateSpikes) {
+		t.Errorf("certificate-spike flags = %d; the simulator expects %d (%+v)", n, len(want.CertificateSpikes), want.CertificateSpikes)
+	}
+	get("?reason=REASON_CODE_CERTIFICATE_SPIKE")
+	for i, s := range want.CertificateSpikes {
+		if i >= len(anomalies.Flags) {
+			break
+		}
+		f := anomalies.Flags[i]
+		// The flag is raised by the certificate that crosses the threshold,
+		// so its count may be below the month's final one.
+		month := fmt.Sprintf(" certificates in %04d-%02d;", s.Year, int(s.Month))
+		if f.InstitutionID != s.Institution || !strings.Contains(f.Detail, month) {
+			t.Errorf("certificate-spike flag on %s: %q; the simulator expects %s with %q", f.InstitutionID, f.Detail, s.Institution, month)
+		}
 	}
 	if want.Revoked == 0 {
 		t.Error("the simulator planted no revoked certificate")

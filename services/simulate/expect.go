@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/cqhrss/subsidyledger/events/refdata"
 )
@@ -46,8 +47,49 @@ type Expectation struct {
 	// Revoked certificates (each raises a clawback) and shared accounts
 	// (each flagged once three trainees were paid into it).
 	Revoked, SharedAccounts int
-	ByOccupation            map[string]Counts
-	ByUnit                  map[string]Counts
+	// CertificateSpikes are the months in which an evaluation institution's
+	// certificates pass rule 16's spike threshold, judged on all of the
+	// profiles' certificates: each must be flagged. (A ledger that records
+	// a month's certificates before those of the months before it may flag
+	// more months than these, but only months with more certificates than
+	// the rule set's minimum.)
+	CertificateSpikes []SpikeMonth
+	ByOccupation      map[string]Counts
+	ByUnit            map[string]Counts
+}
+
+// SpikeMonth is a month in which an evaluation institution issued more
+// certificates than max(minimum, factor × its monthly mean over the months
+// before).
+type SpikeMonth struct {
+	Institution  string
+	Year         int
+	Month        time.Month
+	Certificates int
+	// History is the institution's certificates in the HistoryMonths
+	// (the rule set's CertificateSpikeMonths) months before.
+	History, HistoryMonths int
+}
+
+// monthOf numbers the calendar months: January of year 0 is 0.
+func monthOf(d refdata.Date) int { return d.Year()*12 + int(d.Month()) - 1 }
+
+// certificateMonths counts the certificates of profiles by evaluation
+// institution and month of issue (monthOf).
+func certificateMonths(profiles []Profile) map[string]map[int]int {
+	out := map[string]map[int]int{}
+	for _, pr := range profiles {
+		if !pr.Certified {
+			continue
+		}
+		m := out[pr.Evaluation]
+		if m == nil {
+			m = map[int]int{}
+			out[pr.Evaluation] = m
+		}
+		m[monthOf(pr.CertifiedOn)]++
+	}
+	return out
 }
 
 // Expect computes the expectation of a programme's trainees' profiles.
@@ -71,11 +113,44 @@ func (p *Programme) Expect(profiles []Profile) Expectation {
 		e.ByUnit[pr.Unit] = u
 	}
 	for _, n := range shared {
-		if n >= 3 {
+		if n >= p.rs.SharedAccountThreshold {
 			e.SharedAccounts++
 		}
 	}
+	e.CertificateSpikes = p.spikeMonths(profiles)
 	return e
+}
+
+// spikeMonths applies rule 16's certificate spike test, as the rule set
+// defines it, to the certificates of profiles: a month is a spike when its
+// count c > CertificateSpikeMinimum and c × CertificateSpikeMonths >
+// CertificateSpikeFactor × the count of the CertificateSpikeMonths months
+// before.
+func (p *Programme) spikeMonths(profiles []Profile) []SpikeMonth {
+	var out []SpikeMonth
+	for inst, months := range certificateMonths(profiles) {
+		for m, c := range months {
+			if c <= p.rs.CertificateSpikeMinimum {
+				continue
+			}
+			history := 0
+			for k := 1; k <= p.rs.CertificateSpikeMonths; k++ {
+				history += months[m-k]
+			}
+			if c*p.rs.CertificateSpikeMonths > p.rs.CertificateSpikeFactor*history {
+				out = append(out, SpikeMonth{Institution: inst, Year: m / 12, Month: time.Month(m%12 + 1), Certificates: c,
+					History: history, HistoryMonths: p.rs.CertificateSpikeMonths})
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Institution != b.Institution {
+			return a.Institution < b.Institution
+		}
+		return a.Year*12+int(a.Month) < b.Year*12+int(b.Month)
+	})
+	return out
 }
 
 // String is the printable expectation (ledgerctl simulate prints it).
@@ -85,8 +160,12 @@ func (e Expectation) String() string {
 		fmt.Fprintf(&b, "  %-28s enrolled %6d  trained %6d  certified %6d  subsidised %6d  ¥%12.2f\n",
 			name, c.Enrolled, c.Trained, c.Certified, c.Subsidised, float64(c.SubsidisedFen)/100)
 	}
-	fmt.Fprintf(&b, "expected on the dashboard for %d (and %d revoked certificates with clawbacks, %d shared payee accounts flagged):\n",
-		e.Year, e.Revoked, e.SharedAccounts)
+	fmt.Fprintf(&b, "expected on the dashboard for %d (and %d revoked certificates with clawbacks, %d shared payee accounts flagged, %d certificate spikes flagged):\n",
+		e.Year, e.Revoked, e.SharedAccounts, len(e.CertificateSpikes))
+	for _, s := range e.CertificateSpikes {
+		fmt.Fprintf(&b, "  certificate spike: %s issued %d certificates in %04d-%02d, %d in the %d months before\n",
+			s.Institution, s.Certificates, s.Year, int(s.Month), s.History, s.HistoryMonths)
+	}
 	line("all", e.Totals)
 	keys := make([]string, 0, len(e.ByOccupation))
 	for k := range e.ByOccupation {

@@ -37,10 +37,15 @@ type Config struct {
 	TrainingInstitutions, EvaluationInstitutions int
 	// RuleSet is used to predict notice windows and ids (default rules).
 	RuleSet *rules.RuleSet
-	// Violations plants, with Officials, a few violations for supervisors
-	// to find: every 50th trainee's certificate is revoked after payment
+	// Violations plants a few violations for supervisors to find. With
+	// Officials, every 50th trainee's certificate is revoked after payment
 	// (a clawback), and direct payees 20–29 of every hundred are paid into
-	// one shared account (flagged once three trainees share it).
+	// one shared account (flagged once three trainees share it). Always, a
+	// certificate spike (rule 16): one evaluation institution, after months
+	// of ordinary business, certifies a cohort of extra trainees in one
+	// month, enough to pass the rule set's spike threshold well (see
+	// Programme.Spike). The cohort comes on top of Trainees: call Trainee
+	// for every index below Programme.Trainees.
 	Violations bool
 }
 
@@ -65,6 +70,26 @@ type Programme struct {
 	units    []refdata.Unit
 	training []inst
 	eval     []inst
+	spike    *Spike
+}
+
+// Spike is the planted certificate spike: Cohort extra trainees (indices
+// Config.Trainees onwards), all trained for Occupation and certified
+// by evaluation institution Institution in Month, on top of the Ordinary
+// certificates it issues that month. Cohort is chosen so that the month's
+// certificates exceed max(CertificateSpikeMinimum, CertificateSpikeFactor ×
+// the mean of the CertificateSpikeMonths months before) by a fifth.
+type Spike struct {
+	Institution string
+	Year        int32
+	Month       time.Month
+	Occupation  subsidyv1.Occupation
+	// History is the institution's certificates in the rule set's months
+	// before Month, Ordinary those in Month, from the ordinary trainees.
+	History, Ordinary int
+	Cohort            int
+	evalIndex         int
+	trainers          []inst // training institutions teaching Occupation
 }
 
 type inst struct {
@@ -116,7 +141,63 @@ func New(cfg Config) (*Programme, error) {
 		}
 		p.eval = append(p.eval, in)
 	}
+	if cfg.Violations {
+		p.planSpike()
+	}
 	return p, nil
+}
+
+// Trainees is the number of trainees, the certificate spike's cohort
+// included: Trainee is defined for every index below it.
+func (p *Programme) Trainees() int {
+	if p.spike == nil {
+		return p.cfg.Trainees
+	}
+	return p.cfg.Trainees + p.spike.Cohort
+}
+
+// Spike returns the planted certificate spike, nil without Violations.
+func (p *Programme) Spike() *Spike {
+	if p.spike == nil {
+		return nil
+	}
+	s := *p.spike
+	return &s
+}
+
+// planSpike picks, by seed, the evaluation institution and the month
+// (September to November: six months of ordinary certificates lie before
+// it) of the certificate spike, counts the certificates its ordinary
+// trainees bring it, and sizes the cohort to pass the threshold by a fifth.
+func (p *Programme) planSpike() {
+	r := rand.New(rand.NewPCG(p.cfg.Seed, 0x5b1ce))
+	ei := r.IntN(len(p.eval))
+	ev := p.eval[ei]
+	sp := &Spike{Institution: ev.id, Year: p.cfg.Year, Month: time.September + time.Month(r.IntN(3)),
+		Occupation: ev.occupations[r.IntN(len(ev.occupations))], evalIndex: ei}
+	for _, t := range p.training {
+		if contains(t.occupations, sp.Occupation) {
+			sp.trainers = append(sp.trainers, t)
+		}
+	}
+	if len(sp.trainers) == 0 {
+		return // no one trains for it: no spike (not with the defaults)
+	}
+	profiles := make([]Profile, p.cfg.Trainees)
+	for i := range profiles {
+		_, profiles[i] = p.Trainee(i)
+	}
+	months := certificateMonths(profiles)[ev.id]
+	m := monthOf(refdata.D(int(sp.Year), sp.Month, 1))
+	sp.Ordinary = months[m]
+	for k := 1; k <= p.rs.CertificateSpikeMonths; k++ {
+		sp.History += months[m-k]
+	}
+	// The rule flags a month whose count c has c > minimum and
+	// c × months > factor × history.
+	need := max(p.rs.CertificateSpikeMinimum+1, p.rs.CertificateSpikeFactor*sp.History/p.rs.CertificateSpikeMonths+1)
+	sp.Cohort = max(need+need/5-sp.Ordinary, need/5)
+	p.spike = sp
 }
 
 func date(y int32, m time.Month, d int) *subsidyv1.Date {
@@ -180,7 +261,7 @@ func (p *Programme) Reference() []Fact {
 		}
 	}
 	// Budgets: the expected spend of each unit with a wide margin.
-	perUnit := int64(p.cfg.Trainees)/int64(len(p.units)) + 1
+	perUnit := int64(p.Trainees())/int64(len(p.units)) + 1
 	for _, u := range p.units {
 		b := &subsidyv1.BudgetAllocated{AllocationId: fmt.Sprintf("budget-%d-%s", y, u.Code), Year: y, UnitCode: u.Code,
 			AmountFen: perUnit*100000*2 + 1_000_000, SourceDocument: fmt.Sprintf("渝人社 %d 预算", y)}

@@ -49,9 +49,12 @@ type Profile struct {
 	// SharedAccount is the shared account a direct payee was paid into
 	// (planted), "" otherwise.
 	SharedAccount string
+	// Cohort: one of the certificate spike's extra trainees (planted).
+	Cohort        bool
 	CompletedOn   refdata.Date
 	AssessedOn    refdata.Date // of the certified attempt
 	FirstAttempt  refdata.Date
+	CertifiedOn   refdata.Date // the certificate's issue date
 	CertificateID string
 }
 
@@ -79,8 +82,11 @@ func (p *Programme) kind(m proto.Message, source string) facts.Kind {
 	panic("simulate: no fact kind for " + string(m.ProtoReflect().Descriptor().FullName()) + " from " + source)
 }
 
-// Trainee returns the facts of trainee i, in the order they must be
-// published, and the profile behind them.
+// Trainee returns the facts of trainee i (0 ≤ i < Trainees()), in the
+// order they must be published, and the profile behind them. Trainees from
+// Config.Trainees on are the certificate spike's cohort: trained for the
+// spike's occupation, assessed at its evaluation institution, passing at
+// the first attempt and certified in its month.
 func (p *Programme) Trainee(i int) ([]Fact, Profile) {
 	r := rand.New(rand.NewPCG(p.cfg.Seed, uint64(i)+1))
 	y := p.cfg.Year
@@ -89,7 +95,11 @@ func (p *Programme) Trainee(i int) ([]Fact, Profile) {
 	if err != nil {
 		panic("simulate: generated an invalid ID: " + err.Error())
 	}
-	pr := Profile{Index: i, PersonKey: pk}
+	sp := p.spike
+	if i < p.cfg.Trainees {
+		sp = nil
+	}
+	pr := Profile{Index: i, PersonKey: pk, Cohort: sp != nil}
 	var out []Fact
 	seq := 0
 	add := func(source string, m proto.Message) {
@@ -109,6 +119,10 @@ func (p *Programme) Trainee(i int) ([]Fact, Profile) {
 			break
 		}
 	}
+	if sp != nil {
+		tr, occ = sp.trainers[r.IntN(len(sp.trainers))], sp.Occupation
+		ev, evIndex = p.eval[sp.evalIndex], sp.evalIndex
+	}
 	lvl := subsidyv1.Level_LEVEL_JUNIOR
 	switch x := r.IntN(100); {
 	case x >= 85:
@@ -123,7 +137,11 @@ func (p *Programme) Trainee(i int) ([]Fact, Profile) {
 	full := name(r)
 	pr.IDNumber, pr.Name = id, full
 	reg := &subsidyv1.TraineeRegistered{PersonKey: pk, MaskedName: person.MaskName(full), MaskedId: person.MaskID(id), UnitCode: unit.Code}
-	switch x := r.IntN(100); {
+	x := r.IntN(100)
+	if sp != nil {
+		x %= 90 // the cohort claims subsidies: students and employees only
+	}
+	switch {
 	case x < 45:
 		pr.Category = "student"
 		reg.Education = subsidyv1.Education_EDUCATION_BACHELOR
@@ -145,8 +163,17 @@ func (p *Programme) Trainee(i int) ([]Fact, Profile) {
 	}
 	add(facts.SourceEnrolment, reg)
 
-	month := time.Month(1 + r.IntN(8))
-	enrolled := refdata.D(int(y), month, 1+r.IntN(28))
+	// The cohort's dates are counted back from the certificate, in the
+	// spike's month; the others' run forward from the enrolment.
+	var enrolled, completed, first refdata.Date
+	if sp != nil {
+		first = refdata.D(int(y), sp.Month, 1+r.IntN(28)).AddDays(-7)
+		completed = first.AddDays(-7 - r.IntN(21))
+		enrolled = completed.AddDays(-30 - r.IntN(30))
+	} else {
+		enrolled = refdata.D(int(y), time.Month(1+r.IntN(8)), 1+r.IntN(28))
+	}
+	month := enrolled.Month()
 	evidence := &subsidyv1.EligibilityEvidenceRecorded{EvidenceId: fmt.Sprintf("ev-%d-%d", p.cfg.Seed, i), PersonKey: pk}
 	switch pr.Category {
 	case "student":
@@ -180,8 +207,10 @@ func (p *Programme) Trainee(i int) ([]Fact, Profile) {
 		add(facts.SourceEnrolment, &subsidyv1.AdvancePaymentRecorded{AdvanceId: fmt.Sprintf("adv-%d-%d", p.cfg.Seed, i), TrainingInstitutionId: tr.id, PersonKey: pk,
 			Qualification: q, AmountFen: amount, PaidOn: enrolled.AddDays(3).Proto()})
 	}
-	completed := enrolled.AddDays(30 + r.IntN(30))
-	if r.IntN(100) < 95 {
+	if sp == nil {
+		completed = enrolled.AddDays(30 + r.IntN(30))
+	}
+	if sp != nil || r.IntN(100) < 95 {
 		pr.CompletedOn = completed
 		add(facts.SourceEnrolment, &subsidyv1.TrainingCompleted{EnrolmentId: enrolmentID, PersonKey: pk, TrainingInstitutionId: tr.id, Qualification: q, CompletedOn: completed.Proto()})
 	} else {
@@ -201,9 +230,11 @@ func (p *Programme) Trainee(i int) ([]Fact, Profile) {
 			Qualification: q, Attempt: attempt, TheoryScore: theory, PracticalScore: practical, AssessedOn: on.Proto()})
 		return aid
 	}
-	first := completed.AddDays(7 + r.IntN(21))
+	if sp == nil {
+		first = completed.AddDays(7 + r.IntN(21))
+	}
 	pr.FirstAttempt = first
-	pr.FirstPass = r.IntN(100) < 78
+	pr.FirstPass = sp != nil || r.IntN(100) < 78
 	certOn, aid := refdata.Date(0), ""
 	if pr.FirstPass {
 		aid = assess(1, first, true)
@@ -223,7 +254,7 @@ func (p *Programme) Trainee(i int) ([]Fact, Profile) {
 	if certOn == 0 {
 		return out, pr
 	}
-	pr.Certified = true
+	pr.Certified, pr.CertifiedOn = true, certOn
 	pr.CertificateID = fmt.Sprintf("cert-%d-%d", p.cfg.Seed, i)
 	add(facts.SourceEvaluation, &subsidyv1.CertificateIssued{CertificateId: pr.CertificateID, PersonKey: pk, EvaluationInstitutionId: ev.id, Qualification: q, AssessmentId: aid, IssuedOn: certOn.Proto()})
 	pr.Subsidised = pr.FirstPass && (pr.Category == "student" || pr.Category == "employee") && pr.AssessedOn.Year() == int(y)
