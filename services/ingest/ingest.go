@@ -38,8 +38,12 @@ type Config struct {
 	Store    events.Store
 	Conn     *nats.Conn
 	Consumer jetstream.Consumer
-	Subjects natsbus.Subjects
-	RuleSet  rules.RuleSet
+	// JetStream, if set, lets a pinned intake give up its pin when it
+	// stops, so that a standby instance takes over at once instead of
+	// after the consumer's PinnedTTL (see natsbus.LedgerPriorityGroup).
+	JetStream jetstream.JetStream
+	Subjects  natsbus.Subjects
+	RuleSet   rules.RuleSet
 	// BatchSize bounds the messages decided and appended together.
 	BatchSize int
 	// RecentIDs bounds how many recent message ids are remembered to
@@ -75,6 +79,10 @@ type Intake struct {
 	ready    atomic.Bool
 	pos      atomic.Uint64
 	lastErr  atomic.Pointer[string]
+	pin      atomic.Pointer[string] // the consumer's pin id on the last message delivered to us
+	// guard: check before every append that no other writer appended
+	// since the batch's state (set when the consumer is shared by pinning).
+	guard bool
 }
 
 // New returns an Intake; call Load before Run.
@@ -199,9 +207,11 @@ func (in *Intake) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	if info, err := in.cfg.Consumer.Info(ctx); err != nil {
+	info, err := in.cfg.Consumer.Info(ctx)
+	if err != nil {
 		return fmt.Errorf("ingest: consumer info: %w", err)
-	} else if info.NumAckPending > 0 && in.cfg.AckWait > 0 {
+	}
+	if info.NumAckPending > 0 && in.cfg.AckWait > 0 {
 		in.cfg.Logger.Info("messages of a previous run are unacknowledged; waiting for their redelivery so that order is kept",
 			"pending", info.NumAckPending, "wait", in.cfg.AckWait)
 		select {
@@ -219,6 +229,7 @@ func (in *Intake) Run(ctx context.Context) error {
 	var (
 		inflight *batch // appending while the next batch is decided
 		backoff  time.Duration
+		restart  bool // another writer got there first: hand back and pull again
 	)
 	// settle finishes the batch in flight; false when it failed (the world
 	// was reloaded, so a batch decided meanwhile is void).
@@ -228,6 +239,13 @@ func (in *Intake) Run(ctx context.Context) error {
 		}
 		err := in.finish(context.WithoutCancel(ctx), inflight)
 		inflight = nil
+		if errors.Is(err, errConflict) {
+			// Not a failure: the batch's messages are handed back and
+			// decided again on the state the other writer left.
+			in.cfg.Logger.Info("another writer appended since the batch was decided; deciding it again")
+			restart = true
+			return false
+		}
 		if err != nil {
 			in.cfg.Logger.Error("intake batch failed; messages returned to the queue", "err", err)
 			msg := err.Error()
@@ -253,8 +271,26 @@ func (in *Intake) Run(ctx context.Context) error {
 	defer settle()
 	wctx := context.WithoutCancel(ctx) // a batch in hand is finished
 	inbox := make(chan jetstream.Msg, 2*in.cfg.BatchSize)
-	cc, err := in.cfg.Consumer.Consume(func(m jetstream.Msg) { inbox <- m },
-		jetstream.PullMaxMessages(2*in.cfg.BatchSize))
+	opts := []jetstream.PullConsumeOpt{jetstream.PullMaxMessages(2 * in.cfg.BatchSize)}
+	group := pinnedGroup(info.Config)
+	if group != "" {
+		// Several instances share the consumer; JetStream delivers to the
+		// pinned one only, for as long as it keeps pulling within
+		// PinnedTTL: pull often enough to keep the pin while deciding.
+		opts = append(opts, jetstream.PullPriorityGroup(group),
+			jetstream.PullExpiry(max(time.Second, info.Config.PinnedTTL/3)))
+		defer in.release(context.WithoutCancel(ctx), group)
+		in.guard = true
+	}
+	handler := func(m jetstream.Msg) {
+		if id := m.Headers().Get(headerPinID); id != "" {
+			if p := in.pin.Load(); p == nil || *p != id {
+				in.pin.Store(&id)
+			}
+		}
+		inbox <- m
+	}
+	cc, err := in.cfg.Consumer.Consume(handler, opts...)
 	if err != nil {
 		return fmt.Errorf("ingest: consume: %w", err)
 	}
@@ -316,6 +352,21 @@ func (in *Intake) Run(ctx context.Context) error {
 				nakAll(cur.msgs) // decided on a world that was reloaded
 				cur = nil
 			}
+			if restart {
+				// Hand back everything delivered but not decided, after
+				// the batch just handed back, so that JetStream
+				// redelivers them in the inbound stream's order; then
+				// pull again.
+				restart = false
+				stopConsuming()
+				if in.cfg.Metrics != nil {
+					in.cfg.Metrics.Conflicts.Inc()
+				}
+				if cc, err = in.cfg.Consumer.Consume(handler, opts...); err != nil {
+					in.cfg.Logger.Error("intake cannot consume again after a conflict", "err", err)
+					return fmt.Errorf("ingest: consume: %w", err)
+				}
+			}
 		case m := <-recv:
 			if cur == nil {
 				cur = in.begin(wctx)
@@ -331,6 +382,50 @@ func (in *Intake) Run(ctx context.Context) error {
 				}
 			}
 		}
+	}
+}
+
+// headerPinID carries the consumer's pin id on messages JetStream delivers
+// to the pinned client of a priority group.
+const headerPinID = "Nats-Pin-Id"
+
+// pinnedGroup returns the consumer's priority group when it uses the
+// pinned-client policy, else "".
+func pinnedGroup(c jetstream.ConsumerConfig) string {
+	if c.PriorityPolicy != jetstream.PriorityPolicyPinned || len(c.PriorityGroups) == 0 {
+		return ""
+	}
+	return c.PriorityGroups[0]
+}
+
+// release gives up the pin after a graceful stop, if this intake still holds
+// it, so that a standby instance takes over without waiting for PinnedTTL.
+// Everything delivered to this intake has been acknowledged or handed back
+// by then.
+func (in *Intake) release(ctx context.Context, group string) {
+	p := in.pin.Load()
+	if p == nil || in.cfg.JetStream == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	info, err := in.cfg.Consumer.Info(ctx)
+	if err != nil {
+		return
+	}
+	for _, g := range info.PriorityGroups {
+		if g.Group != group || g.PinnedClientID != *p {
+			continue
+		}
+		st, err := in.cfg.JetStream.Stream(ctx, info.Stream)
+		if err == nil {
+			err = st.UnpinConsumer(ctx, info.Name, group)
+		}
+		if err != nil {
+			in.cfg.Logger.Warn("could not give up the consumer's pin; a standby instance takes over after the pinned TTL", "err", err)
+			return
+		}
+		in.cfg.Logger.Info("gave up the consumer's pin")
 	}
 }
 
@@ -512,6 +607,32 @@ func (in *Intake) commit(ctx context.Context, b *batch) {
 		return
 	}
 	start := time.Now()
+	defer func() {
+		if in.cfg.Metrics != nil {
+			in.cfg.Metrics.AppendSeconds.Observe(time.Since(start).Seconds())
+		}
+	}()
+	// The guard: a decision may read any stream's state (a unit's budget,
+	// an institution's pass-rate window, a payee's receivables), but the
+	// store checks only the expected revision of the stream it appends to.
+	// So the batch is appended only if no other writer appended anything
+	// since the state it was decided on; else it is decided again. With
+	// the pinned consumer this happens only when two instances overlap (a
+	// handover, a paused instance waking up). What it cannot see is an
+	// append that lands between this read and the batch's own appends. A
+	// consumer that is not shared (one instance) needs no guard.
+	if in.guard {
+		foreign, err := in.foreignSince(ctx, b)
+		if err == nil && foreign {
+			err = errConflict
+		}
+		if err != nil {
+			for _, o := range append(append([]*op{}, b.order...), b.rejections...) {
+				o.err = err
+			}
+			return
+		}
+	}
 	var wg sync.WaitGroup
 	for _, o := range b.order {
 		wg.Add(1)
@@ -542,14 +663,18 @@ func (in *Intake) commit(ctx context.Context, b *batch) {
 		}
 		wg.Wait()
 	}
-	if in.cfg.Metrics != nil {
-		in.cfg.Metrics.AppendSeconds.Observe(time.Since(start).Seconds())
-	}
 }
 
 // errStale marks rejections decided on a state another writer has since
-// changed; their messages are decided again.
+// changed, after the batch's decisions were appended; their messages are
+// decided again.
 var errStale = errors.New("ingest: another writer appended meanwhile")
+
+// errConflict means another writer appended after the state a batch was
+// decided on (found by the guard before appending, or by a stream's
+// expected revision): the batch's messages that were not recorded are
+// handed back in order and decided again on a reloaded state.
+var errConflict = errors.New("ingest: another writer appended since the batch was decided")
 
 // foreignSince reports whether the log has events after b.seenAt that this
 // intake did not append.
@@ -582,6 +707,7 @@ func (in *Intake) finish(ctx context.Context, b *batch) error {
 	}
 	m := in.cfg.Metrics
 	var failed error
+	conflict := false
 	for _, o := range append(append([]*op{}, b.order...), b.rejections...) {
 		if errors.Is(o.err, errStale) {
 			for _, it := range o.items {
@@ -589,12 +715,13 @@ func (in *Intake) finish(ctx context.Context, b *batch) error {
 			}
 			continue
 		}
+		if errors.Is(o.err, errConflict) || errors.Is(o.err, events.ErrWrongExpectedRevision) {
+			conflict = true // its items are handed back at once, in order
+			continue
+		}
 		if o.err != nil {
 			if failed == nil {
 				failed = fmt.Errorf("append to %q: %w", o.stream, o.err)
-			}
-			if errors.Is(o.err, events.ErrWrongExpectedRevision) && m != nil {
-				m.Conflicts.Inc()
 			}
 			continue
 		}
@@ -631,6 +758,11 @@ func (in *Intake) finish(ctx context.Context, b *batch) error {
 	}
 	if failed != nil {
 		return in.reloadAfter(ctx, failed)
+	}
+	if conflict {
+		// The batch's provisional decisions are void: fold the store
+		// afresh (what the other writer appended included).
+		return in.reloadAfter(ctx, errConflict)
 	}
 	return nil
 }

@@ -16,6 +16,15 @@ const (
 	OutcomeStream  = "SUBSIDY_OUTCOMES"
 	FeedStream     = "SUBSIDY_FEED"
 	LedgerConsumer = "ledger"
+	// LedgerPriorityGroup is the inbound consumer's only priority group,
+	// with the pinned-client policy: however many ledger instances pull
+	// from the consumer, JetStream delivers to one of them (the pinned one)
+	// until it has sent no pull request for PinnedTTL, so one instance
+	// decides at a time, in the inbound stream's order, and another takes
+	// over when it stops or dies. Pull with
+	// jetstream.PullPriorityGroup(LedgerPriorityGroup) (or
+	// FetchPriorityGroup).
+	LedgerPriorityGroup = "ledger"
 )
 
 // Headers the ledger reads and writes.
@@ -84,6 +93,16 @@ type StreamOptions struct {
 	AckWait time.Duration
 	// MaxAckPending bounds the inbound messages in flight.
 	MaxAckPending int
+	// PinnedTTL, when set, gives the inbound consumer the priority group
+	// LedgerPriorityGroup with the pinned-client policy, for several
+	// ledger instances sharing one store: the consumer stays pinned to the
+	// instance that is deciding until that instance has sent no pull
+	// request for PinnedTTL; then another takes over. Make it longer than
+	// AckWait, so that a crashed instance's unacknowledged messages are
+	// due for redelivery before its successor receives anything. 0 (one
+	// instance, e.g. on the embedded store, which only one process can
+	// open) leaves the consumer without priority groups.
+	PinnedTTL time.Duration
 }
 
 // DefaultStreamOptions are the single-server defaults.
@@ -148,7 +167,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, subj Subjects, o
 			return nil, fmt.Errorf("natsbus: stream %s: %w", c.Name, err)
 		}
 	}
-	cons, err := js.CreateOrUpdateConsumer(ctx, InboundStream, jetstream.ConsumerConfig{
+	cc := jetstream.ConsumerConfig{
 		Durable:       LedgerConsumer,
 		Description:   "The ledger's intake.",
 		AckPolicy:     jetstream.AckExplicitPolicy,
@@ -156,7 +175,14 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, subj Subjects, o
 		MaxAckPending: o.MaxAckPending,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		Replicas:      o.Replicas,
-	})
+	}
+	if o.PinnedTTL > 0 {
+		cc.Description = "The ledger's intake: the pinned instance decides, the others stand by."
+		cc.PriorityPolicy = jetstream.PriorityPolicyPinned
+		cc.PriorityGroups = []string{LedgerPriorityGroup}
+		cc.PinnedTTL = o.PinnedTTL
+	}
+	cons, err := js.CreateOrUpdateConsumer(ctx, InboundStream, cc)
 	if err != nil {
 		return nil, fmt.Errorf("natsbus: consumer %s: %w", LedgerConsumer, err)
 	}
