@@ -7,10 +7,12 @@
 package ingest
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -229,7 +231,8 @@ func (in *Intake) Run(ctx context.Context) error {
 	var (
 		inflight *batch // appending while the next batch is decided
 		backoff  time.Duration
-		restart  bool // another writer got there first: hand back and pull again
+		restart  bool   // another writer got there first: hand back and pull again
+		pinned   string // the pin id this intake decides under
 	)
 	// settle finishes the batch in flight; false when it failed (the world
 	// was reloaded, so a batch decided meanwhile is void).
@@ -371,6 +374,14 @@ func (in *Intake) Run(ctx context.Context) error {
 			if cur == nil {
 				cur = in.begin(wctx)
 			}
+			if id := m.Headers().Get(headerPinID); in.guard && id != "" && id != pinned {
+				// Taking over: see takeOver.
+				pinned = id
+				for _, m := range in.takeOver(ctx, inbox, m, in.cfg.BatchSize-len(cur.msgs)) {
+					in.add(cur, m)
+				}
+				continue
+			}
 			in.add(cur, m)
 		drain: // what has arrived already joins this batch
 			for len(cur.msgs) < in.cfg.BatchSize {
@@ -383,6 +394,44 @@ func (in *Intake) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// takeOver gathers what JetStream delivers to an intake that has just been
+// pinned (up to max messages, until nothing more arrives for a moment) and
+// returns it in the inbound stream's order. Those are mostly redeliveries of
+// what the previous instance held: unacknowledged when it died, or handed
+// back to wait for something not yet recorded. JetStream redelivers them
+// when each falls due, not in stream order, and the previous instance's
+// knowledge of which person's facts wait behind which went with it; decided
+// in stream order, a person's facts keep their order (a notice's closing
+// before the payment request that needs it) and the waiting is set up
+// again.
+func (in *Intake) takeOver(ctx context.Context, inbox <-chan jetstream.Msg, first jetstream.Msg, max int) []jetstream.Msg {
+	const quiet = 100 * time.Millisecond
+	msgs := []jetstream.Msg{first}
+	t := time.NewTimer(quiet)
+	defer t.Stop()
+gather:
+	for len(msgs) < max {
+		select {
+		case m := <-inbox:
+			msgs = append(msgs, m)
+			t.Reset(quiet)
+		case <-t.C:
+			break gather
+		case <-ctx.Done():
+			break gather
+		}
+	}
+	seq := func(m jetstream.Msg) uint64 {
+		if md, err := m.Metadata(); err == nil {
+			return md.Sequence.Stream
+		}
+		return 0
+	}
+	slices.SortStableFunc(msgs, func(a, b jetstream.Msg) int { return cmp.Compare(seq(a), seq(b)) })
+	in.cfg.Logger.Info("pinned: deciding from here", "delivered", len(msgs))
+	return msgs
 }
 
 // headerPinID carries the consumer's pin id on messages JetStream delivers
@@ -1014,6 +1063,9 @@ func safeDecide(w *rules.World, f rules.Fact) (dec rules.Decision, rej *rules.Re
 func (in *Intake) rejection(it *item, code subsidyv1.ReasonCode, detail string) *subsidyv1.FactRejected {
 	h := map[string]string{}
 	for k, v := range it.msg.Headers() {
+		if k == headerPinID {
+			continue // JetStream's delivery detail, not the publisher's
+		}
 		h[k] = strings.Join(v, ",")
 	}
 	return &subsidyv1.FactRejected{

@@ -140,6 +140,10 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(Started
 		// Several instances may share this store and the inbound
 		// consumer: one decides at a time (see natsbus.LedgerPriorityGroup).
 		so.PinnedTTL = cfg.AckWait + 5*time.Second
+		if cfg.ReferenceWait <= so.PinnedTTL {
+			log.Warn("--reference-wait is not longer than a takeover (--ack-wait + 5s): facts waiting for what they refer to may be rejected when an instance dies",
+				"reference_wait", cfg.ReferenceWait, "takeover", so.PinnedTTL)
+		}
 	}
 	// A cluster that has just started may still be electing its JetStream
 	// leaders: keep trying for a while.

@@ -16,6 +16,7 @@ import (
 	"github.com/cqhrss/subsidyledger/events/esdb/esdbtest"
 	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
 	"github.com/cqhrss/subsidyledger/services/internal/natstest"
+	"github.com/cqhrss/subsidyledger/services/internal/proctest"
 	"github.com/cqhrss/subsidyledger/services/natsbus"
 )
 
@@ -59,17 +60,31 @@ type writersRun struct {
 	derived map[string][]byte // derived decisions: type and payload by event id
 	// Two writers only: the batches each decided before the handover, the
 	// successor's batches after it, and the conflicts (guard or expected
-	// revision) both met.
+	// revision) the successor met.
 	before    [2]float64
 	after     float64
 	conflicts float64
+	// redelivered: messages the successor found already recorded (the
+	// predecessor appended them but did not acknowledge them).
+	redelivered float64
 }
 
+// handover is how the deciding instance goes away in a two-writer run.
+type handover int
+
+const (
+	gracefulStop handover = iota // SIGTERM: finish the batch in hand, give up the pin
+	crash                        // SIGKILL: the pin expires, unacknowledged messages are redelivered
+)
+
+func (h handover) String() string { return [...]string{"SIGTERM", "SIGKILL"}[h] }
+
 // runWriters publishes lanes to a fresh nats-server and a fresh EventStoreDB
-// stand-in with n (1 or 2) ledgerd instances sharing the inbound consumer,
-// and returns the stand-in's log. With two, the one deciding is stopped once
-// a third of the messages are acknowledged, and the other takes over.
-func runWriters(t *testing.T, n int, lanes [][]*nats.Msg) writersRun {
+// stand-in with one ledgerd, or with two ledgerd processes sharing the
+// inbound consumer, and returns the stand-in's log. With two, the one
+// deciding is stopped or killed (h) once a third of the messages are
+// acknowledged, and the other takes over.
+func runWriters(t *testing.T, n int, h handover, lanes [][]*nats.Msg) writersRun {
 	t.Helper()
 	standIn := esdbtest.NewStandIn()
 	if err := standIn.Listen("127.0.0.1:0"); err != nil {
@@ -77,11 +92,20 @@ func runWriters(t *testing.T, n int, lanes [][]*nats.Msg) writersRun {
 	}
 	defer standIn.Stop()
 	srv := natstest.Start(t, "127.0.0.1")
-	var instances []*instance
-	for range n {
+	var single *instance
+	var writers []*proctest.Ledgerd
+	if n == 1 {
 		cfg := testConfig(t, t.TempDir(), srv.URL())
 		cfg.Store = standIn.URL()
-		instances = append(instances, start(t, cfg))
+		single = start(t, cfg)
+	} else {
+		// --reference-wait is longer than the pinned TTL (ack wait + 5s),
+		// as the defaults are (60s, 35s): a fact waiting for something it
+		// refers to must not run out of time during a takeover.
+		for range n {
+			writers = append(writers, proctest.Start(t, "--demo", "--data-dir", t.TempDir(), "--nats-url", srv.URL(),
+				"--store", standIn.URL(), "--ack-wait", "2s", "--retry-delay", "50ms", "--reference-wait", "12s", "--log-level", "debug"))
+		}
 	}
 	nc, err := nats.Connect(srv.URL())
 	if err != nil {
@@ -102,32 +126,32 @@ func runWriters(t *testing.T, n int, lanes [][]*nats.Msg) writersRun {
 	}()
 	if n == 2 {
 		waitAcked(t, js, uint64(len(all)/3))
-		batches := func(in *instance) float64 {
-			v, _ := metric(t, in.addr.HTTPAddr, "subsidy_ledger_intake_batch_messages_count")
+		batches := func(l *proctest.Ledgerd) float64 {
+			v, _ := metric(t, l.HTTPAddr, "subsidy_ledger_intake_batch_messages_count")
 			return v
 		}
-		run.before = [2]float64{batches(instances[0]), batches(instances[1])}
-		active, standby := instances[0], instances[1]
+		run.before = [2]float64{batches(writers[0]), batches(writers[1])}
+		active, standby := writers[0], writers[1]
 		if run.before[1] > 0 {
 			active, standby = standby, active
 		}
-		conflicts := func(in *instance) float64 {
-			v, _ := metric(t, in.addr.HTTPAddr, "subsidy_ledger_append_conflicts_total")
-			return v
+		switch h {
+		case gracefulStop:
+			active.Stop()
+		case crash:
+			active.Kill()
 		}
-		// A graceful stop: the batch in hand is finished, the rest handed
-		// back, the pin given up; the standby takes over.
-		run.conflicts = conflicts(active)
-		active.stop(t)
 		<-published
 		waitDrained(t, js)
 		run.after = batches(standby)
-		run.conflicts += conflicts(standby)
+		run.conflicts, _ = metric(t, standby.HTTPAddr, "subsidy_ledger_append_conflicts_total")
+		run.redelivered, _ = metric(t, standby.HTTPAddr, "subsidy_ledger_facts_duplicate_total")
+		standby.Stop()
 	}
 	<-published
 	waitDrained(t, js)
-	for _, in := range instances {
-		in.stop(t)
+	if single != nil {
+		single.stop(t)
 	}
 	s, err := esdb.Open(context.Background(), standIn.URL(), esdb.Options{})
 	if err != nil {
@@ -160,50 +184,56 @@ func waitAcked(t *testing.T, js jetstream.JetStream, n uint64) {
 	t.Fatalf("the ledger's consumer acknowledged fewer than %d messages in 2 minutes", n)
 }
 
-// TestTwoWritersOnEventStoreDBStandIn runs two ledgerd instances sharing the
+// TestTwoWritersOnEventStoreDBStandIn runs two ledgerd processes sharing the
 // inbound consumer against one EventStoreDB — the in-process STAND-IN, not a
 // real EventStoreDB — with the facts of the same trainees spread over the
-// whole run, and stops the one deciding a third of the way through: one
-// instance decides at a time (the consumer is pinned to it), the other
-// takes over, no message is lost or recorded twice, and every derived
+// whole run, and stops (SIGTERM) or kills (SIGKILL) the one deciding a third
+// of the way through: one instance decides at a time (the consumer is
+// pinned to it), the other takes over (after a kill: answering the
+// redelivered messages the dead one had recorded but not acknowledged with
+// their records), no message is lost or recorded twice, and every derived
 // decision is byte for byte a single writer's. The guard against two
 // writers overlapping (a decision made on a state another writer has
 // changed since) is raced directly in the ingest package's tests.
 func TestTwoWritersOnEventStoreDBStandIn(t *testing.T) {
 	lanes, ids, _ := mixedExpect(t, 80)
-	single := runWriters(t, 1, lanes)
-	double := runWriters(t, 2, lanes)
-	for _, id := range ids {
-		if single.msgs[id] != 1 || double.msgs[id] != 1 {
-			t.Errorf("message %s recorded %d times by one writer, %d by two; want once", id, single.msgs[id], double.msgs[id])
-		}
+	single := runWriters(t, 1, gracefulStop, lanes)
+	for _, h := range []handover{gracefulStop, crash} {
+		t.Run(h.String(), func(t *testing.T) {
+			double := runWriters(t, 2, h, lanes)
+			for _, id := range ids {
+				if single.msgs[id] != 1 || double.msgs[id] != 1 {
+					t.Errorf("message %s recorded %d times by one writer, %d by two; want once", id, single.msgs[id], double.msgs[id])
+				}
+			}
+			if n := len(double.msgs); n != len(ids) {
+				t.Errorf("two writers recorded %d message ids; want %d", n, len(ids))
+			}
+			// One decides at a time: before the handover only one
+			// instance had decided anything; after it, the other did.
+			if (double.before[0] > 0) == (double.before[1] > 0) {
+				t.Errorf("batches decided before the handover: %v; want one instance deciding and one standing by", double.before)
+			}
+			if double.after == 0 {
+				t.Error("the standby decided nothing after the active instance went away; want it to take over")
+			}
+			var differ []string
+			for id, b := range single.derived {
+				if !bytes.Equal(double.derived[id], b) {
+					differ = append(differ, id)
+				}
+			}
+			for id := range double.derived {
+				if _, ok := single.derived[id]; !ok {
+					differ = append(differ, id)
+				}
+			}
+			sort.Strings(differ)
+			if len(differ) > 0 {
+				t.Errorf("%d of %d derived decisions differ from a single writer's (first %s); want none", len(differ), len(single.derived), differ[0])
+			}
+			t.Logf("%d messages recorded once each by one and by two writers; %d derived decisions identical; batches before the handover %v, after %v; conflicts retried %v; already recorded when redelivered %v",
+				len(ids), len(single.derived), double.before, double.after, double.conflicts, double.redelivered)
+		})
 	}
-	if n := len(double.msgs); n != len(ids) {
-		t.Errorf("two writers recorded %d message ids; want %d", n, len(ids))
-	}
-	// One decides at a time: before the handover only one instance had
-	// decided anything; after it, the other did.
-	if (double.before[0] > 0) == (double.before[1] > 0) {
-		t.Errorf("batches decided before the handover: %v; want one instance deciding and one standing by", double.before)
-	}
-	if double.after == 0 {
-		t.Error("the standby decided nothing after the active instance stopped; want it to take over")
-	}
-	var differ []string
-	for id, b := range single.derived {
-		if !bytes.Equal(double.derived[id], b) {
-			differ = append(differ, id)
-		}
-	}
-	for id := range double.derived {
-		if _, ok := single.derived[id]; !ok {
-			differ = append(differ, id)
-		}
-	}
-	sort.Strings(differ)
-	if len(differ) > 0 {
-		t.Errorf("%d of %d derived decisions differ from a single writer's (first %s); want none", len(differ), len(single.derived), differ[0])
-	}
-	t.Logf("%d messages recorded once each by one and by two writers; %d derived decisions identical; batches before the handover %v, after %v; conflicts retried %v",
-		len(ids), len(single.derived), double.before, double.after, double.conflicts)
 }
