@@ -10,6 +10,7 @@ import (
 
 	"github.com/cqhrss/subsidyledger/events"
 	"github.com/cqhrss/subsidyledger/events/codec"
+	"github.com/cqhrss/subsidyledger/events/merkle"
 	"github.com/cqhrss/subsidyledger/events/person"
 	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
 	"github.com/cqhrss/subsidyledger/services/simulate"
@@ -170,5 +171,34 @@ func TestGuardRefusesBatchDecidedBeforeAnotherWritersAppend(t *testing.T) {
 	}
 	if holds != 1 {
 		t.Errorf("the serial history holds %d entitlements for budget; want 1 (the scenario has budget for one)", holds)
+	}
+}
+
+// An audit checkpoint, which every ledgerd appends on its own and no
+// decision reads, appended while a batch is decided is not another
+// writer's append: the batch goes in.
+func TestGuardIgnoresAuditCheckpoints(t *testing.T) {
+	ctx := context.Background()
+	ref, x, _ := budgetRace(t)
+	r := newRig(t)
+	r.publish(t, ref)
+	r.publish(t, x)
+	msgs := r.fetch(t, len(ref)+len(x))
+	a := r.intake(t)
+	a.guard = true
+	if err := a.handle(ctx, msgs[:len(ref)]); err != nil {
+		t.Fatal(err)
+	}
+	bx := a.prepare(ctx, msgs[len(ref):])
+	cp, err := merkle.CheckpointEvent(&subsidyv1.AuditCheckpoint{TreeSize: 1, SignedNote: "test checkpoint", KeyName: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.store.Append(ctx, merkle.CheckpointStream, events.Any, cp); err != nil {
+		t.Fatal(err)
+	}
+	a.commit(ctx, bx)
+	if err := a.finish(ctx, bx); err != nil {
+		t.Fatalf("finish after an audit checkpoint was appended = %v; want the batch appended", err)
 	}
 }

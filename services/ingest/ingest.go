@@ -27,6 +27,7 @@ import (
 
 	"github.com/cqhrss/subsidyledger/events"
 	"github.com/cqhrss/subsidyledger/events/codec"
+	"github.com/cqhrss/subsidyledger/events/merkle"
 	"github.com/cqhrss/subsidyledger/events/rules"
 	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
 	"github.com/cqhrss/subsidyledger/services/natsbus"
@@ -726,7 +727,8 @@ var errStale = errors.New("ingest: another writer appended meanwhile")
 var errConflict = errors.New("ingest: another writer appended since the batch was decided")
 
 // foreignSince reports whether the log has events after b.seenAt that this
-// intake did not append.
+// intake did not append, other than audit checkpoints (which every ledgerd
+// appends on its own and no decision reads).
 func (in *Intake) foreignSince(ctx context.Context, b *batch) (bool, error) {
 	after := b.seenAt
 	for {
@@ -738,7 +740,7 @@ func (in *Intake) foreignSince(ctx context.Context, b *batch) (bool, error) {
 			return false, nil
 		}
 		for _, rec := range page {
-			if _, ok := b.own[rec.ID]; !ok {
+			if _, ok := b.own[rec.ID]; !ok && rec.Stream != merkle.CheckpointStream {
 				return true, nil
 			}
 			after = rec.Position
