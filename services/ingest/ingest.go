@@ -372,16 +372,25 @@ func (in *Intake) Run(ctx context.Context) error {
 				}
 			}
 		case m := <-recv:
-			if cur == nil {
-				cur = in.begin(wctx)
-			}
 			if id := m.Headers().Get(headerPinID); in.guard && id != "" && id != pinned {
-				// Taking over: see takeOver.
+				// Taking over: see takeOver. The batch begins (catches
+				// up with the log) after the gathering.
 				pinned = id
-				for _, m := range in.takeOver(ctx, inbox, m, in.cfg.BatchSize-len(cur.msgs)) {
+				room := in.cfg.BatchSize
+				if cur != nil {
+					room -= len(cur.msgs)
+				}
+				msgs := in.takeOver(ctx, inbox, m, room)
+				if cur == nil {
+					cur = in.begin(wctx)
+				}
+				for _, m := range msgs {
 					in.add(cur, m)
 				}
 				continue
+			}
+			if cur == nil {
+				cur = in.begin(wctx)
 			}
 			in.add(cur, m)
 		drain: // what has arrived already joins this batch
