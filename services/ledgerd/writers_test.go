@@ -3,6 +3,7 @@ package ledgerd
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"sort"
 	"testing"
 	"time"
@@ -92,19 +93,20 @@ func runWriters(t *testing.T, n int, h handover, lanes [][]*nats.Msg) writersRun
 	}
 	defer standIn.Stop()
 	srv := natstest.Start(t, "127.0.0.1")
+	// --reference-wait is longer than the pinned TTL (ack wait + 5s), as
+	// the defaults are (60s, 35s): a fact waiting for something it refers
+	// to must not run out of time during a takeover.
+	const referenceWait = 12 * time.Second
 	var single *instance
 	var writers []*proctest.Ledgerd
 	if n == 1 {
 		cfg := testConfig(t, t.TempDir(), srv.URL())
-		cfg.Store = standIn.URL()
+		cfg.Store, cfg.ReferenceWait = standIn.URL(), referenceWait
 		single = start(t, cfg)
 	} else {
-		// --reference-wait is longer than the pinned TTL (ack wait + 5s),
-		// as the defaults are (60s, 35s): a fact waiting for something it
-		// refers to must not run out of time during a takeover.
 		for range n {
 			writers = append(writers, proctest.Start(t, "--demo", "--data-dir", t.TempDir(), "--nats-url", srv.URL(),
-				"--store", standIn.URL(), "--ack-wait", "2s", "--retry-delay", "50ms", "--reference-wait", "12s", "--log-level", "debug"))
+				"--store", standIn.URL(), "--ack-wait", "2s", "--retry-delay", "50ms", "--reference-wait", referenceWait.String()))
 		}
 	}
 	nc, err := nats.Connect(srv.URL())
@@ -119,10 +121,19 @@ func runWriters(t *testing.T, n int, h handover, lanes [][]*nats.Msg) writersRun
 		all = append(all, l...)
 	}
 	var run writersRun
-	published := make(chan struct{})
+	// Published while the writers decide, so that the handover falls in
+	// the middle of the stream.
+	published := make(chan error, 1)
 	go func() {
-		defer close(published)
-		publish(t, js, [][]*nats.Msg{all})
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		for _, m := range all {
+			if _, err := js.PublishMsg(ctx, m); err != nil {
+				published <- fmt.Errorf("publish %s: %w", m.Header.Get(natsbus.HeaderMsgID), err)
+				return
+			}
+		}
+		published <- nil
 	}()
 	if n == 2 {
 		waitAcked(t, js, uint64(len(all)/3))
@@ -141,16 +152,20 @@ func runWriters(t *testing.T, n int, h handover, lanes [][]*nats.Msg) writersRun
 		case crash:
 			active.Kill()
 		}
-		<-published
+		if err := <-published; err != nil {
+			t.Fatal(err)
+		}
 		waitDrained(t, js)
 		run.after = batches(standby)
 		run.conflicts, _ = metric(t, standby.HTTPAddr, "subsidy_ledger_append_conflicts_total")
 		run.redelivered, _ = metric(t, standby.HTTPAddr, "subsidy_ledger_facts_duplicate_total")
 		standby.Stop()
 	}
-	<-published
-	waitDrained(t, js)
 	if single != nil {
+		if err := <-published; err != nil {
+			t.Fatal(err)
+		}
+		waitDrained(t, js)
 		single.stop(t)
 	}
 	s, err := esdb.Open(context.Background(), standIn.URL(), esdb.Options{})
