@@ -34,7 +34,12 @@
 // stream. Cross-stream decisions (budget, institution quality, offsets of an
 // institution's receivables, anomaly counts) assume one decider folds the
 // whole log in order: the expected revision of the home stream alone does
-// not guard them against a second, concurrent decider.
+// not guard them against a second, concurrent decider. Nor does it keep one
+// person's facts in order when two deciders share them. The intake
+// (services/ingest) therefore lets one ledger instance decide at a time
+// (the inbound consumer is pinned to it) and refuses to append a batch if
+// another writer appended after the state it was decided on; the README's
+// "Several writers" lists which decisions read which other streams.
 //
 // # Ids
 //

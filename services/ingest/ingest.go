@@ -7,10 +7,12 @@
 package ingest
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -24,6 +26,7 @@ import (
 
 	"github.com/cqhrss/subsidyledger/events"
 	"github.com/cqhrss/subsidyledger/events/codec"
+	"github.com/cqhrss/subsidyledger/events/merkle"
 	"github.com/cqhrss/subsidyledger/events/rules"
 	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
 	"github.com/cqhrss/subsidyledger/services/natsbus"
@@ -37,8 +40,12 @@ type Config struct {
 	Store    events.Store
 	Conn     *nats.Conn
 	Consumer jetstream.Consumer
-	Subjects natsbus.Subjects
-	RuleSet  rules.RuleSet
+	// JetStream, if set, lets a pinned intake give up its pin when it
+	// stops, so that a standby instance takes over at once instead of
+	// after the consumer's PinnedTTL (see natsbus.LedgerPriorityGroup).
+	JetStream jetstream.JetStream
+	Subjects  natsbus.Subjects
+	RuleSet   rules.RuleSet
 	// BatchSize bounds the messages decided and appended together.
 	BatchSize int
 	// RecentIDs bounds how many recent message ids are remembered to
@@ -92,6 +99,10 @@ type Intake struct {
 	// probeBytes is what the store must be able to write before the
 	// intake resumes: about the size of the batch that failed.
 	probeBytes int
+	pin        atomic.Pointer[string] // the consumer's pin id on the last message delivered to us
+	// guard: check before every append that no other writer appended
+	// since the batch's state (set when the consumer is shared by pinning).
+	guard bool
 }
 
 // New returns an Intake; call Load before Run.
@@ -228,9 +239,11 @@ func (in *Intake) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	if info, err := in.cfg.Consumer.Info(ctx); err != nil {
+	info, err := in.cfg.Consumer.Info(ctx)
+	if err != nil {
 		return fmt.Errorf("ingest: consumer info: %w", err)
-	} else if info.NumAckPending > 0 && in.cfg.AckWait > 0 {
+	}
+	if info.NumAckPending > 0 && in.cfg.AckWait > 0 {
 		in.cfg.Logger.Info("messages of a previous run are unacknowledged; waiting for their redelivery so that order is kept",
 			"pending", info.NumAckPending, "wait", in.cfg.AckWait)
 		select {
@@ -246,7 +259,7 @@ func (in *Intake) Run(ctx context.Context) error {
 		in.setHealthy(false)
 	}()
 	for {
-		stalled, err := in.consume(ctx)
+		stalled, err := in.consume(ctx, info.Config)
 		if err != nil || !stalled {
 			return err
 		}
@@ -260,12 +273,14 @@ func (in *Intake) Run(ctx context.Context) error {
 // (stalled true). Either way it first hands back to JetStream every message
 // it holds but has not recorded. It returns an error only if the consumer
 // cannot be read.
-func (in *Intake) consume(ctx context.Context) (stalled bool, err error) {
+func (in *Intake) consume(ctx context.Context, ccfg jetstream.ConsumerConfig) (stalled bool, err error) {
 	in.ready.Store(true)
 	in.setHealthy(true)
 	var (
 		inflight *batch // appending while the next batch is decided
 		backoff  time.Duration
+		restart  bool   // another writer got there first: hand back and pull again
+		pinned   string // the pin id this intake decides under
 	)
 	// settle finishes the batch in flight; false when it failed (the world
 	// was reloaded, so a batch decided meanwhile is void).
@@ -281,6 +296,13 @@ func (in *Intake) consume(ctx context.Context) (stalled bool, err error) {
 			in.probeBytes = batchBytes(b)
 			in.markUnavailable(err)
 			stalled = true
+			return false
+		}
+		if errors.Is(err, errConflict) {
+			// Not a failure: the batch's messages are handed back and
+			// decided again on the state the other writer left.
+			in.cfg.Logger.Info("another writer appended since the batch was decided; deciding it again")
+			restart = true
 			return false
 		}
 		if err != nil {
@@ -324,8 +346,26 @@ func (in *Intake) consume(ctx context.Context) (stalled bool, err error) {
 	defer settle()
 	wctx := context.WithoutCancel(ctx) // a batch in hand is finished
 	inbox := make(chan jetstream.Msg, 2*in.cfg.BatchSize)
-	cc, err := in.cfg.Consumer.Consume(func(m jetstream.Msg) { inbox <- m },
-		jetstream.PullMaxMessages(2*in.cfg.BatchSize))
+	opts := []jetstream.PullConsumeOpt{jetstream.PullMaxMessages(2 * in.cfg.BatchSize)}
+	group := pinnedGroup(ccfg)
+	if group != "" {
+		// Several instances share the consumer; JetStream delivers to the
+		// pinned one only, for as long as it keeps pulling within
+		// PinnedTTL: pull often enough to keep the pin while deciding.
+		opts = append(opts, jetstream.PullPriorityGroup(group),
+			jetstream.PullExpiry(max(time.Second, ccfg.PinnedTTL/3)))
+		defer in.release(context.WithoutCancel(ctx), group)
+		in.guard = true
+	}
+	handler := func(m jetstream.Msg) {
+		if id := m.Headers().Get(headerPinID); id != "" {
+			if p := in.pin.Load(); p == nil || *p != id {
+				in.pin.Store(&id)
+			}
+		}
+		inbox <- m
+	}
+	cc, err := in.cfg.Consumer.Consume(handler, opts...)
 	if err != nil {
 		return false, fmt.Errorf("ingest: consume: %w", err)
 	}
@@ -393,7 +433,39 @@ func (in *Intake) consume(ctx context.Context) (stalled bool, err error) {
 				in.setHealthy(false)
 				return true, nil
 			}
+			if restart {
+				// Hand back everything delivered but not decided, after
+				// the batch just handed back, so that JetStream
+				// redelivers them in the inbound stream's order; then
+				// pull again.
+				restart = false
+				stopConsuming()
+				if in.cfg.Metrics != nil {
+					in.cfg.Metrics.Conflicts.Inc()
+				}
+				if cc, err = in.cfg.Consumer.Consume(handler, opts...); err != nil {
+					in.cfg.Logger.Error("intake cannot consume again after a conflict", "err", err)
+					return false, fmt.Errorf("ingest: consume: %w", err)
+				}
+			}
 		case m := <-recv:
+			if id := m.Headers().Get(headerPinID); in.guard && id != "" && id != pinned {
+				// Taking over: see takeOver. The batch begins (catches
+				// up with the log) after the gathering.
+				pinned = id
+				room := in.cfg.BatchSize
+				if cur != nil {
+					room -= len(cur.msgs)
+				}
+				msgs := in.takeOver(ctx, inbox, m, room)
+				if cur == nil {
+					cur = in.begin(wctx)
+				}
+				for _, m := range msgs {
+					in.add(cur, m)
+				}
+				continue
+			}
 			if cur == nil {
 				cur = in.begin(wctx)
 			}
@@ -408,6 +480,88 @@ func (in *Intake) consume(ctx context.Context) (stalled bool, err error) {
 				}
 			}
 		}
+	}
+}
+
+// takeOver gathers what JetStream delivers to an intake that has just been
+// pinned (up to max messages, until nothing more arrives for a moment) and
+// returns it in the inbound stream's order. Those are mostly redeliveries of
+// what the previous instance held: unacknowledged when it died, or handed
+// back to wait for something not yet recorded. JetStream redelivers them
+// when each falls due, not in stream order, and the previous instance's
+// knowledge of which person's facts wait behind which went with it; decided
+// in stream order, a person's facts keep their order (a notice's closing
+// before the payment request that needs it) and the waiting is set up
+// again.
+func (in *Intake) takeOver(ctx context.Context, inbox <-chan jetstream.Msg, first jetstream.Msg, max int) []jetstream.Msg {
+	const quiet = 100 * time.Millisecond
+	msgs := []jetstream.Msg{first}
+	t := time.NewTimer(quiet)
+	defer t.Stop()
+gather:
+	for len(msgs) < max {
+		select {
+		case m := <-inbox:
+			msgs = append(msgs, m)
+			t.Reset(quiet)
+		case <-t.C:
+			break gather
+		case <-ctx.Done():
+			break gather
+		}
+	}
+	seq := func(m jetstream.Msg) uint64 {
+		if md, err := m.Metadata(); err == nil {
+			return md.Sequence.Stream
+		}
+		return 0
+	}
+	slices.SortStableFunc(msgs, func(a, b jetstream.Msg) int { return cmp.Compare(seq(a), seq(b)) })
+	in.cfg.Logger.Info("pinned: deciding from here", "delivered", len(msgs))
+	return msgs
+}
+
+// headerPinID carries the consumer's pin id on messages JetStream delivers
+// to the pinned client of a priority group.
+const headerPinID = "Nats-Pin-Id"
+
+// pinnedGroup returns the consumer's priority group when it uses the
+// pinned-client policy, else "".
+func pinnedGroup(c jetstream.ConsumerConfig) string {
+	if c.PriorityPolicy != jetstream.PriorityPolicyPinned || len(c.PriorityGroups) == 0 {
+		return ""
+	}
+	return c.PriorityGroups[0]
+}
+
+// release gives up the pin after a graceful stop, if this intake still holds
+// it, so that a standby instance takes over without waiting for PinnedTTL.
+// Everything delivered to this intake has been acknowledged or handed back
+// by then.
+func (in *Intake) release(ctx context.Context, group string) {
+	p := in.pin.Load()
+	if p == nil || in.cfg.JetStream == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	info, err := in.cfg.Consumer.Info(ctx)
+	if err != nil {
+		return
+	}
+	for _, g := range info.PriorityGroups {
+		if g.Group != group || g.PinnedClientID != *p {
+			continue
+		}
+		st, err := in.cfg.JetStream.Stream(ctx, info.Stream)
+		if err == nil {
+			err = st.UnpinConsumer(ctx, info.Name, group)
+		}
+		if err != nil {
+			in.cfg.Logger.Warn("could not give up the consumer's pin; a standby instance takes over after the pinned TTL", "err", err)
+			return
+		}
+		in.cfg.Logger.Info("gave up the consumer's pin")
 	}
 }
 
@@ -594,10 +748,31 @@ func (in *Intake) commit(ctx context.Context, b *batch) {
 			in.cfg.Metrics.AppendSeconds.Observe(time.Since(start).Seconds())
 		}
 	}()
+	// The guard: a decision may read any stream's state (a unit's budget,
+	// an institution's pass-rate window, a payee's receivables), but the
+	// store checks only the expected revision of the stream it appends to.
+	// So the batch is appended only if no other writer appended anything
+	// since the state it was decided on; else it is decided again. With
+	// the pinned consumer this happens only when two instances overlap (a
+	// handover, a paused instance waking up). What it cannot see is an
+	// append that lands between this read and the batch's own appends. A
+	// consumer that is not shared (one instance) needs no guard.
+	if in.guard {
+		foreign, err := in.foreignSince(ctx, b)
+		if err == nil && foreign {
+			err = errConflict
+		}
+		if err != nil {
+			for _, o := range append(append([]*op{}, b.order...), b.rejections...) {
+				o.err = err
+			}
+			return
+		}
+	}
 	if events.IsExclusive(in.cfg.Store) {
-		// No other writer can exist, so the rejections need no guard
-		// against one and share the batch's one durable write, which
-		// stores all of it or, when it fails as a whole (disk full,
+		// No other process can write, so the rejections need no guard
+		// against another writer and share the batch's one durable write,
+		// which stores all of it or, when it fails as a whole (disk full,
 		// read-only, I/O), nothing.
 		in.appendOps(ctx, append(append([]*op{}, b.order...), b.rejections...))
 		return
@@ -648,15 +823,23 @@ func (in *Intake) appendOps(ctx context.Context, ops []*op) {
 }
 
 // errStale marks rejections decided on a state another writer has since
-// changed; their messages are decided again.
+// changed, after the batch's decisions were appended; their messages are
+// decided again.
 var errStale = errors.New("ingest: another writer appended meanwhile")
 
 // errSkipped marks rejections not appended because another append of their
 // batch failed; their messages are handed back.
 var errSkipped = errors.New("ingest: not appended: another append of the batch failed")
 
+// errConflict means another writer appended after the state a batch was
+// decided on (found by the guard before appending, or by a stream's
+// expected revision): the batch's messages that were not recorded are
+// handed back in order and decided again on a reloaded state.
+var errConflict = errors.New("ingest: another writer appended since the batch was decided")
+
 // foreignSince reports whether the log has events after b.seenAt that this
-// intake did not append.
+// intake did not append, other than audit checkpoints (which every ledgerd
+// appends on its own and no decision reads).
 func (in *Intake) foreignSince(ctx context.Context, b *batch) (bool, error) {
 	after := b.seenAt
 	for {
@@ -668,7 +851,7 @@ func (in *Intake) foreignSince(ctx context.Context, b *batch) (bool, error) {
 			return false, nil
 		}
 		for _, rec := range page {
-			if _, ok := b.own[rec.ID]; !ok {
+			if _, ok := b.own[rec.ID]; !ok && rec.Stream != merkle.CheckpointStream {
 				return true, nil
 			}
 			after = rec.Position
@@ -686,6 +869,7 @@ func (in *Intake) finish(ctx context.Context, b *batch) error {
 	}
 	m := in.cfg.Metrics
 	var failed error
+	conflict := false
 	for _, o := range append(append([]*op{}, b.order...), b.rejections...) {
 		if errors.Is(o.err, errStale) {
 			for _, it := range o.items {
@@ -695,6 +879,10 @@ func (in *Intake) finish(ctx context.Context, b *batch) error {
 		}
 		if errors.Is(o.err, errSkipped) {
 			continue // handed back below
+		}
+		if errors.Is(o.err, errConflict) || errors.Is(o.err, events.ErrWrongExpectedRevision) {
+			conflict = true // its items are handed back at once, in order
+			continue
 		}
 		if o.err != nil {
 			if errors.Is(o.err, events.ErrUnavailable) {
@@ -707,9 +895,6 @@ func (in *Intake) finish(ctx context.Context, b *batch) error {
 			}
 			if failed == nil {
 				failed = fmt.Errorf("append to %q: %w", o.stream, o.err)
-			}
-			if errors.Is(o.err, events.ErrWrongExpectedRevision) && m != nil {
-				m.Conflicts.Inc()
 			}
 			continue
 		}
@@ -746,7 +931,7 @@ func (in *Intake) finish(ctx context.Context, b *batch) error {
 			answers = append(answers, func() { _ = it.msg.Nak() })
 		}
 	}
-	if failed == nil && in.answers != nil {
+	if failed == nil && !conflict && in.answers != nil {
 		in.answers <- answers
 		return nil
 	}
@@ -755,6 +940,11 @@ func (in *Intake) finish(ctx context.Context, b *batch) error {
 	}
 	if failed != nil {
 		return in.reloadAfter(ctx, failed)
+	}
+	if conflict {
+		// The batch's provisional decisions are void: fold the store
+		// afresh (what the other writer appended included).
+		return in.reloadAfter(ctx, errConflict)
 	}
 	return nil
 }
@@ -1006,6 +1196,9 @@ func safeDecide(w *rules.World, f rules.Fact) (dec rules.Decision, rej *rules.Re
 func (in *Intake) rejection(it *item, code subsidyv1.ReasonCode, detail string) *subsidyv1.FactRejected {
 	h := map[string]string{}
 	for k, v := range it.msg.Headers() {
+		if k == headerPinID {
+			continue // JetStream's delivery detail, not the publisher's
+		}
 		h[k] = strings.Join(v, ",")
 	}
 	return &subsidyv1.FactRejected{

@@ -48,7 +48,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(1, 2, 11),
 		}),
 		Conflicts: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "subsidy_ledger_append_conflicts_total", Help: "Appends refused for a wrong expected revision (another writer got there first); the facts are decided again.",
+			Name: "subsidy_ledger_append_conflicts_total", Help: "Intake batches not appended or not wholly appended because another writer appended since they were decided (found by the guard or by a wrong expected revision); their facts are decided again.",
 		}),
 		Retried: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "subsidy_ledger_facts_retried_total", Help: "Facts handed back to wait for what they refer to (not yet recorded) before being decided again.",

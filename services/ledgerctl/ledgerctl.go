@@ -74,7 +74,7 @@ func init() {
 		"simulate":   {"publish a realistic, deterministic programme over NATS", cmdSimulate},
 		"export":     {"read models and the public notice as CSV (masked), from a store file or a running ledgerd", cmdExport},
 		"replay":     {"rebuild a projection, optionally as of a time or position, into a file or stdout", cmdReplay},
-		"migrate":    {"copy an embedded store's history into EventStoreDB, checking every hash link", cmdMigrate},
+		"migrate":    {"copy an embedded store's history into EventStoreDB, checking every hash link and every read model", cmdMigrate},
 	}
 }
 

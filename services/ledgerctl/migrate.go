@@ -2,7 +2,9 @@ package ledgerctl
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/cqhrss/subsidyledger/events"
 	"github.com/cqhrss/subsidyledger/events/esdb"
@@ -11,7 +13,8 @@ import (
 // cmdMigrate copies an embedded store's whole history into EventStoreDB
 // (stream by stream, revision by revision, in global order), then proves
 // the copy: every event's hash link in the destination equals the source's,
-// and events.Verify passes on both. It resumes: events already copied (same
+// events.Verify passes on both, and every read model rebuilt from the
+// destination equals the one rebuilt from the source (compareReadModels). It resumes: events already copied (same
 // ids, same bodies) are recognised by the destination's idempotent append.
 func cmdMigrate(ctx context.Context, e *env, args []string) error {
 	f := newFlags(e, "migrate", "--store PATH --to esdb://HOST:2113[,...]?tls=... [--prefix P]")
@@ -68,7 +71,16 @@ func cmdMigrate(ctx context.Context, e *env, args []string) error {
 	case srcRep.Events != dstRep.Events || srcRep.Streams != dstRep.Streams:
 		return failf("migrate: the source has %d events in %d streams, the destination %d in %d", srcRep.Events, srcRep.Streams, dstRep.Events, dstRep.Streams)
 	}
-	fmt.Fprintf(e.stdout, "verdict: OK: %d events in %d streams, every hash link holds in both stores\n", dstRep.Events, dstRep.Streams)
+	names, err := compareReadModels(ctx, src, dst)
+	var mismatch *ReadModelMismatch
+	switch {
+	case errors.As(err, &mismatch):
+		return failf("migrate: %v; the destination does not give the source's read models", mismatch)
+	case err != nil:
+		return failf("migrate: comparing read models: %v", err)
+	}
+	fmt.Fprintf(e.stdout, "read models: %s rebuilt from each store, identical\n", strings.Join(names, ", "))
+	fmt.Fprintf(e.stdout, "verdict: OK: %d events in %d streams, every hash link holds in both stores, every read model is the same\n", dstRep.Events, dstRep.Streams)
 	return nil
 }
 

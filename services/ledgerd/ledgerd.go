@@ -142,6 +142,15 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(Started
 	so := natsbus.DefaultStreamOptions
 	so.Replicas, so.AckWait = cfg.Replicas, cfg.AckWait
 	so.MaxAckPending = max(so.MaxAckPending, 4*cfg.BatchSize)
+	if sharedStore(cfg) {
+		// Several instances may share this store and the inbound
+		// consumer: one decides at a time (see natsbus.LedgerPriorityGroup).
+		so.PinnedTTL = cfg.AckWait + 5*time.Second
+		if cfg.ReferenceWait <= so.PinnedTTL {
+			log.Warn("--reference-wait is not longer than a takeover (--ack-wait + 5s): facts waiting for what they refer to may be rejected when an instance dies",
+				"reference_wait", cfg.ReferenceWait, "takeover", so.PinnedTTL)
+		}
+	}
 	// A cluster that has just started may still be electing its JetStream
 	// leaders: keep trying for a while.
 	setupCtx, cancelSetup := context.WithTimeout(ctx, 60*time.Second)
@@ -167,7 +176,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(Started
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	intake := ingest.New(ingest.Config{
-		Store: store, Conn: nc, Consumer: cons, Subjects: subj, RuleSet: rules.DefaultRuleSet(),
+		Store: store, Conn: nc, JetStream: js, Consumer: cons, Subjects: subj, RuleSet: rules.DefaultRuleSet(),
 		BatchSize: cfg.BatchSize, Logger: log.With("component", "intake"), Metrics: ingest.NewMetrics(reg),
 		AckWait: cfg.AckWait, ReferenceWait: cfg.ReferenceWait, RetryDelay: cfg.RetryDelay,
 	})
@@ -385,10 +394,17 @@ func (h *health) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.WriteString(w, "ready\n")
 }
 
+// sharedStore reports whether --store names a store several ledgerd
+// instances can share (EventStoreDB); the embedded bbolt file can be opened
+// by one process only.
+func sharedStore(cfg Config) bool {
+	return cfg.Store != "" && !strings.HasPrefix(cfg.Store, "bolt:")
+}
+
 // openStore opens the event store --store names: the embedded bbolt store
 // (default) or EventStoreDB.
 func openStore(ctx context.Context, cfg Config) (events.Store, error) {
-	if cfg.Store != "" && !strings.HasPrefix(cfg.Store, "bolt:") {
+	if sharedStore(cfg) {
 		c, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
 		s, err := esdb.Open(c, cfg.Store, esdb.Options{})

@@ -89,3 +89,77 @@ func TestSubjects(t *testing.T) {
 		}
 	}
 }
+
+// The inbound consumer of a ledger moving from the embedded store to
+// EventStoreDB (and back) gains (loses) the pinned priority group in place:
+// its acknowledgement state is kept, and only the pinned client is served.
+func TestEnsureStreamsSwitchesPinning(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, nc, js := startServer(t)
+	subj := natsbus.DefaultSubjects
+	if _, err := natsbus.EnsureStreams(ctx, js, subj, natsbus.DefaultStreamOptions); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := nc.Publish(subj.Inbound("enrolment", "enrolled"), []byte(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	one, err := js.Consumer(ctx, natsbus.InboundStream, natsbus.LedgerConsumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb, err := one.Fetch(1, jetstream.FetchMaxWait(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for m := range mb.Messages() {
+		if err := m.DoubleAck(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pinned := natsbus.DefaultStreamOptions
+	pinned.PinnedTTL = 5 * time.Second
+	cons, err := natsbus.EnsureStreams(ctx, js, subj, pinned)
+	if err != nil {
+		t.Fatalf("EnsureStreams with a pinned TTL on an existing consumer = %v", err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Config.PriorityPolicy != jetstream.PriorityPolicyPinned || info.Config.PinnedTTL != 5*time.Second || info.AckFloor.Stream != 1 {
+		t.Fatalf("consumer after the switch: policy %v, TTL %v, ack floor %d; want pinned, 5s, 1", info.Config.PriorityPolicy, info.Config.PinnedTTL, info.AckFloor.Stream)
+	}
+	// Two clients pull in turn: the first is pinned, the second is served
+	// nothing even though a message waits for it.
+	a, _ := js.Consumer(ctx, natsbus.InboundStream, natsbus.LedgerConsumer)
+	b, _ := js.Consumer(ctx, natsbus.InboundStream, natsbus.LedgerConsumer)
+	got := map[string]int{}
+	for _, turn := range []struct {
+		name string
+		c    jetstream.Consumer
+		n    int
+	}{{"a", a, 1}, {"b", b, 2}, {"a", a, 1}} {
+		mb, err := turn.c.Fetch(turn.n, jetstream.FetchMaxWait(time.Second), jetstream.FetchPriorityGroup(natsbus.LedgerPriorityGroup))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for m := range mb.Messages() {
+			got[turn.name]++
+			_ = m.Ack()
+		}
+	}
+	if got["a"] != 2 || got["b"] != 0 {
+		t.Fatalf("messages per client = %v; want both to the pinned client a, none to b", got)
+	}
+	// And back: the embedded store's single instance, no groups.
+	cons, err = natsbus.EnsureStreams(ctx, js, subj, natsbus.DefaultStreamOptions)
+	if err != nil {
+		t.Fatalf("EnsureStreams without a pinned TTL on a pinned consumer = %v", err)
+	}
+	if info, err := cons.Info(ctx); err != nil || len(info.Config.PriorityGroups) != 0 {
+		t.Fatalf("consumer after switching back: %+v, %v; want no priority groups", info, err)
+	}
+}

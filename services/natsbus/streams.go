@@ -20,6 +20,15 @@ const (
 	// of the log. PIIConsumer is ledgerd's durable consumer on it.
 	PIIStream   = "SUBSIDY_PII"
 	PIIConsumer = "vault"
+	// LedgerPriorityGroup is the inbound consumer's only priority group,
+	// with the pinned-client policy: however many ledger instances pull
+	// from the consumer, JetStream delivers to one of them (the pinned one)
+	// until it has sent no pull request for PinnedTTL, so one instance
+	// decides at a time, in the inbound stream's order, and another takes
+	// over when it stops or dies. Pull with
+	// jetstream.PullPriorityGroup(LedgerPriorityGroup) (or
+	// FetchPriorityGroup).
+	LedgerPriorityGroup = "ledger"
 )
 
 // Headers the ledger reads and writes.
@@ -96,6 +105,16 @@ type StreamOptions struct {
 	// PIIMaxAge is how long plain personal data may wait in SUBSIDY_PII for
 	// the ledger (each message is securely deleted once stored).
 	PIIMaxAge time.Duration
+	// PinnedTTL, when set, gives the inbound consumer the priority group
+	// LedgerPriorityGroup with the pinned-client policy, for several
+	// ledger instances sharing one store: the consumer stays pinned to the
+	// instance that is deciding until that instance has sent no pull
+	// request for PinnedTTL; then another takes over. Make it longer than
+	// AckWait, so that a crashed instance's unacknowledged messages are
+	// due for redelivery before its successor receives anything. 0 (one
+	// instance, e.g. on the embedded store, which only one process can
+	// open) leaves the consumer without priority groups.
+	PinnedTTL time.Duration
 }
 
 // DefaultStreamOptions are the single-server defaults.
@@ -164,7 +183,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, subj Subjects, o
 	if _, err := EnsurePIIStream(ctx, js, subj, o); err != nil {
 		return nil, err
 	}
-	cons, err := js.CreateOrUpdateConsumer(ctx, InboundStream, jetstream.ConsumerConfig{
+	cc := jetstream.ConsumerConfig{
 		Durable:       LedgerConsumer,
 		Description:   "The ledger's intake.",
 		AckPolicy:     jetstream.AckExplicitPolicy,
@@ -172,7 +191,14 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, subj Subjects, o
 		MaxAckPending: o.MaxAckPending,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		Replicas:      o.Replicas,
-	})
+	}
+	if o.PinnedTTL > 0 {
+		cc.Description = "The ledger's intake: the pinned instance decides, the others stand by."
+		cc.PriorityPolicy = jetstream.PriorityPolicyPinned
+		cc.PriorityGroups = []string{LedgerPriorityGroup}
+		cc.PinnedTTL = o.PinnedTTL
+	}
+	cons, err := js.CreateOrUpdateConsumer(ctx, InboundStream, cc)
 	if err != nil {
 		return nil, fmt.Errorf("natsbus: consumer %s: %w", LedgerConsumer, err)
 	}
