@@ -47,8 +47,8 @@ func AppendMany(ctx context.Context, s Store, ops []*AppendOp) {
 
 // Exclusive is implemented by stores that only the process holding them
 // can write to (the embedded store keeps an exclusive lock on its file).
-// A writer on such a store sees everything appended: nothing can have
-// been appended behind its back between reading the log and appending.
+// On such a store no other instance of a service can append behind its
+// back; what else appends is within the same process and known to it.
 type Exclusive interface {
 	Exclusive() bool
 }
