@@ -20,12 +20,15 @@ import (
 // '-' as '_' (e.g. --nats-url and LEDGER_NATS_URL); a flag wins over the
 // environment.
 type Config struct {
-	DataDir       string
-	Store         string
-	NATSListen    string
-	NATSURL       string
-	NATSConfig    string
-	HTTPListen    string
+	DataDir    string
+	Store      string
+	NATSListen string
+	NATSURL    string
+	NATSConfig string
+	HTTPListen string
+	// DebugListen, when set, serves Go's profiling endpoints
+	// (net/http/pprof) on a listener of their own.
+	DebugListen   string
 	SubjectPrefix string
 	BatchSize     int
 	AckWait       time.Duration
@@ -79,6 +82,7 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	str(&c.NATSURL, "nats-url", "", "URL(s) of an external NATS JetStream server or cluster; when set no embedded server runs")
 	str(&c.NATSConfig, "nats-config", "", "nats-server configuration file for the embedded server (accounts, TLS)")
 	str(&c.HTTPListen, "http-listen", "127.0.0.1:8080", "address of the HTTP server (health, readiness, metrics, API)")
+	str(&c.DebugListen, "debug-listen", "", "address of Go's profiling endpoints (/debug/pprof/), unauthenticated: keep it on loopback; empty: off")
 	str(&c.SubjectPrefix, "subject-prefix", "subsidy", "prefix of every NATS subject the ledger uses")
 	str(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	str(&c.APITokens, "api-tokens", "", "bearer-tokens file of the HTTP API and dashboard: SHA-256 of each token and its scope (municipal, auditor, district:<unit>, institution:<id>)")
@@ -140,7 +144,10 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		errs = append(errs, &ConfigError{fmt.Sprintf("--ack-wait %q: want a duration of at least 1s, e.g. 30s", ackWait)})
 	}
 	c.AckWait = d
-	for _, a := range []struct{ name, v string }{{"http-listen", c.HTTPListen}, {"nats-listen", c.NATSListen}} {
+	for _, a := range []struct{ name, v string }{{"http-listen", c.HTTPListen}, {"nats-listen", c.NATSListen}, {"debug-listen", c.DebugListen}} {
+		if a.v == "" && a.name == "debug-listen" {
+			continue
+		}
 		if _, _, err := net.SplitHostPort(a.v); err != nil {
 			errs = append(errs, &ConfigError{fmt.Sprintf("--%s %q: want host:port, e.g. 127.0.0.1:8080", a.name, a.v)})
 		}

@@ -34,6 +34,7 @@ func TestParseConfig(t *testing.T) {
 		{[]string{"--batch-size", "0"}, "--batch-size"},
 		{[]string{"--ack-wait", "soon"}, "--ack-wait"},
 		{[]string{"--http-listen", "8080"}, "host:port"},
+		{[]string{"--debug-listen", "6060"}, "--debug-listen"},
 		{[]string{"--store", "postgres://x"}, "--store"},
 		{[]string{"--log-level", "loud"}, "--log-level"},
 		{[]string{"--subject-prefix", "a.*"}, "--subject-prefix"},

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strings"
@@ -287,6 +288,14 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(Started
 	mux.Handle("/v1/audit/verifier-key", audit)
 	mux.Handle("/", apiHandler) // /v1/... and /dashboard/
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	if cfg.DebugListen != "" {
+		ds, err := serveDebug(cfg.DebugListen)
+		if err != nil {
+			return err
+		}
+		defer ds.Close()
+		log.Warn("profiling endpoints served without authentication", "addr", cfg.DebugListen, "path", "/debug/pprof/")
+	}
 
 	// Components start and stop as pairs: the intake and feed run until
 	// runCtx ends; HTTP until it is shut down after them.
@@ -324,6 +333,23 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(Started
 	wg.Wait()
 	_ = nc.Drain()
 	return runErr
+}
+
+// serveDebug serves net/http/pprof's endpoints on addr until closed.
+func serveDebug(addr string) (*http.Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, &ConfigError{fmt.Sprintf("--debug-listen %q: %v", addr, err)}
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	s := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = s.Serve(ln) }()
+	return s, nil
 }
 
 // runSealer runs the sealer, and runs it again while its file cannot be
