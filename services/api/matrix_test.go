@@ -287,13 +287,14 @@ func TestRoleMatrix(t *testing.T) {
 				continue
 			}
 			path := spec.path(c)
-			got := do(h, rt.method, path, c.token, spec.body)
-			if rt.method == "DELETE" && got.code == http.StatusOK {
-				// Erased: keep the data for the callers and tests after.
+			if strings.HasSuffix(rt.pattern, "/personal-data") {
+				// Present whatever erased it before (another test, or the
+				// municipal DELETE of this one).
 				if err := fx.vault.Put(fx.piiKey, fx.piiRecord); err != nil {
 					t.Fatal(err)
 				}
 			}
+			got := do(h, rt.method, path, c.token, spec.body)
 			if got.code != code {
 				t.Errorf("%s %s as %s = %d %.200s; want %d", rt.method, path, c.name, got.code, got.body, code)
 			}
