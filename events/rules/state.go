@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"github.com/cqhrss/subsidyledger/events"
 	"github.com/cqhrss/subsidyledger/events/refdata"
 	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
 )
@@ -12,7 +13,7 @@ import (
 
 type naturalRec struct {
 	digest  [32]byte
-	eventID string
+	eventID events.ID
 }
 
 type approval struct {

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/cqhrss/subsidyledger/events"
 	"github.com/cqhrss/subsidyledger/events/refdata"
@@ -18,8 +19,11 @@ type World struct {
 	rs  RuleSet
 	cal calendar
 
-	streams map[string]uint64
-	applied map[events.ID]string
+	// streams holds each stream's name once and its last revision; applied
+	// points at the stream of every event id folded (a pointer per event,
+	// not a copy of the stream's name).
+	streams map[string]*streamState
+	applied map[events.ID]*streamState
 	natural map[string]naturalRec
 
 	units        *refdata.Table
@@ -56,8 +60,8 @@ func NewWorld(rs RuleSet) *World {
 	return &World{
 		rs:           rs,
 		cal:          newCalendar(rs),
-		streams:      map[string]uint64{},
-		applied:      map[events.ID]string{},
+		streams:      map[string]*streamState{},
+		applied:      map[events.ID]*streamState{},
 		natural:      map[string]naturalRec{},
 		units:        refdata.Seed(),
 		unitEvents:   map[string]string{},
@@ -87,16 +91,28 @@ func (w *World) RuleSet() RuleSet { return w.rs }
 // StreamRevision returns the last revision folded for stream, and false if
 // no event of it was folded (append with events.NoStream then).
 func (w *World) StreamRevision(stream string) (rev uint64, exists bool) {
-	rev, exists = w.streams[stream]
-	return rev, exists
+	st, exists := w.streams[stream]
+	if !exists {
+		return 0, false
+	}
+	return st.rev, true
+}
+
+// streamState is a stream the World has folded events of.
+type streamState struct {
+	name string
+	rev  uint64 // the last revision folded
 }
 
 // Applied reports whether an event with id was folded, and in which stream.
 // A redelivered fact whose event id is already applied needs no decision:
 // its append is already stored.
 func (w *World) Applied(id events.ID) (stream string, ok bool) {
-	stream, ok = w.applied[id]
-	return stream, ok
+	st, ok := w.applied[id]
+	if !ok {
+		return "", false
+	}
+	return st.name, true
 }
 
 // Apply folds one stored event into the state. Call it for every event of
@@ -109,7 +125,11 @@ func (w *World) Apply(stream string, revision uint64, ev Event) error {
 	if stream == "" || ev.Payload == nil {
 		return fmt.Errorf("rules: apply: empty stream or payload")
 	}
-	last, exists := w.streams[stream]
+	st, exists := w.streams[stream]
+	var last uint64
+	if exists {
+		last = st.rev
+	}
 	if want := last + 1; (exists && revision != want) || (!exists && revision != 0) {
 		if !exists {
 			want = 0
@@ -117,13 +137,18 @@ func (w *World) Apply(stream string, revision uint64, ev Event) error {
 		return fmt.Errorf("rules: apply %q: revision %d where %d was due", stream, revision, want)
 	}
 	if prev, dup := w.applied[ev.ID]; dup {
-		return fmt.Errorf("rules: apply %q: event %s already applied in %q", stream, ev.ID, prev)
+		return fmt.Errorf("rules: apply %q: event %s already applied in %q", stream, ev.ID, prev.name)
 	}
-	w.streams[stream] = revision
-	w.applied[ev.ID] = stream
+	if !exists {
+		// A copy: the caller's string may share a larger buffer.
+		st = &streamState{name: strings.Clone(stream)}
+		w.streams[st.name] = st
+	}
+	st.rev = revision
+	w.applied[ev.ID] = st
 	id := ev.ID.String()
 	if key, _ := naturalKey(ev.Payload); key != "" {
-		w.natural[key] = naturalRec{digest: digest(ev.Payload), eventID: id}
+		w.natural[key] = naturalRec{digest: digest(ev.Payload), eventID: ev.ID}
 	}
 	w.fold(id, ev.Payload)
 	return nil
