@@ -615,6 +615,11 @@ type batch struct {
 	// rejections are appended after order, and only if no other writer
 	// appended anything since the batch was decided (see commit).
 	rejections []*op
+	// ordered: the store appends a batch's ops in one write, in order
+	// (events.Batcher), so ops follow the decisions' order and the log
+	// refolds into the state the decisions were made on. Otherwise (ops
+	// appended concurrently) there is one op per stream.
+	ordered bool
 	// seenAt is the log position the batch was decided at; own holds the
 	// ids this intake appended (or is appending) after it.
 	seenAt events.Position
@@ -644,7 +649,8 @@ func (in *Intake) prepare(ctx context.Context, msgs []jetstream.Msg) *batch {
 
 // begin starts a batch: it folds what other writers appended meanwhile.
 func (in *Intake) begin(ctx context.Context) *batch {
-	b := &batch{done: make(chan struct{}), byKey: make(map[string]*item), ops: make(map[string]*op), own: make(map[events.ID]struct{})}
+	_, ordered := in.cfg.Store.(events.Batcher)
+	b := &batch{done: make(chan struct{}), byKey: make(map[string]*item), ops: make(map[string]*op), own: make(map[events.ID]struct{}), ordered: ordered}
 	if err := in.catchUp(ctx); err != nil {
 		b.err = err
 	}
@@ -682,6 +688,17 @@ func (in *Intake) add(b *batch, msg jetstream.Msg) {
 }
 
 func (b *batch) opFor(stream string, expected events.ExpectedRevision) *op {
+	if b.ordered {
+		// A new op whenever the stream changes, so the log holds the
+		// batch's events in the order they were decided (a stream's later
+		// op expects the revision its earlier op leaves).
+		if n := len(b.order); n > 0 && b.order[n-1].stream == stream {
+			return b.order[n-1]
+		}
+		o := &op{stream: stream, expected: expected}
+		b.order = append(b.order, o)
+		return o
+	}
 	o := b.ops[stream]
 	if o == nil {
 		o = &op{stream: stream, expected: expected}

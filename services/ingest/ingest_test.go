@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -211,5 +212,80 @@ func TestSameFactNewMessageID(t *testing.T) {
 	}
 	if registered != 1 || rejected != 1 {
 		t.Fatalf("%d TraineeRegistered and %d rejections; want 1 and 1", registered, rejected)
+	}
+}
+
+// On a store that appends a batch in one ordered write (bolt), the log
+// holds a batch's facts in the order they were decided, even when the
+// facts of several trainees interleave, so a restart refolds the state
+// the decisions were made on (order-dependent state such as a fund's queue
+// of held entitlements included).
+func TestLogOrderIsDecisionOrder(t *testing.T) {
+	r := newRig(t)
+	k, _ := person.NewKeyer([]byte("test key: 32 bytes or more, not a real one"))
+	p, err := simulate.New(simulate.Config{Seed: 3, Year: 2025, Trainees: 3, Keyer: k})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := p.Reference()
+	r.publish(t, ref)
+	in := r.intake(t)
+	if err := in.handle(context.Background(), r.fetch(t, len(ref))); err != nil {
+		t.Fatal(err)
+	}
+	after := head(t, r.store)
+	// Three trainees' facts, interleaved one by one (each trainee's in
+	// its own order).
+	var lanes [][]simulate.Fact
+	for i := range 3 {
+		fs, _ := p.Trainee(i)
+		lanes = append(lanes, fs)
+	}
+	var mixed []simulate.Fact
+	for i := 0; ; i++ {
+		n := 0
+		for _, l := range lanes {
+			if i < len(l) {
+				mixed, n = append(mixed, l[i]), n+1
+			}
+		}
+		if n == 0 {
+			break
+		}
+	}
+	r.publish(t, mixed)
+	if err := in.handle(context.Background(), r.fetch(t, len(mixed))); err != nil {
+		t.Fatal(err)
+	}
+	page, err := r.store.ReadAll(context.Background(), after, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logged []string // accepted facts' message ids, in log order
+	for _, rec := range page {
+		d, err := codec.Decode(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, rejected := d.Payload.(*subsidyv1.FactRejected); rejected || d.Env.GetSource() == Source {
+			continue
+		}
+		logged = append(logged, d.Env.GetMessageId())
+	}
+	var want []string // the same, in publish (decision) order
+	pos := map[string]int{}
+	for i, id := range logged {
+		pos[id] = i
+	}
+	for _, f := range mixed {
+		if _, ok := pos[f.MsgID]; ok {
+			want = append(want, f.MsgID)
+		}
+	}
+	if len(logged) < len(mixed)/2 {
+		t.Fatalf("only %d of %d facts accepted", len(logged), len(mixed))
+	}
+	if !slices.Equal(logged, want) {
+		t.Errorf("log order of the batch's facts differs from the order they were decided in:\nlog:     %v\ndecided: %v", logged, want)
 	}
 }
