@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
-	"sync"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -52,45 +51,14 @@ func PersonalMsg(subj natsbus.Subjects, pd Personal) (*nats.Msg, error) {
 // PublishPersonal publishes personal data with `workers` concurrent
 // publishers, each awaiting JetStream's ack. It returns the first error.
 func PublishPersonal(ctx context.Context, js jetstream.JetStream, subj natsbus.Subjects, all []Personal, workers int) error {
-	workers = max(workers, 1)
-	next := make(chan Personal)
-	errc := make(chan error, workers)
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for pd := range next {
-				m, err := PersonalMsg(subj, pd)
-				if err == nil {
-					_, err = js.PublishMsg(ctx, m)
-				}
-				if err != nil {
-					errc <- fmt.Errorf("publish %s: %w", pd.MsgID, err)
-					return
-				}
-			}
-		}()
-	}
-	var err error
-feed:
-	for _, pd := range all {
-		select {
-		case next <- pd:
-		case err = <-errc:
-			break feed
-		case <-ctx.Done():
-			err = ctx.Err()
-			break feed
+	return inParallel(ctx, all, workers, func(pd Personal) error {
+		m, err := PersonalMsg(subj, pd)
+		if err == nil {
+			_, err = js.PublishMsg(ctx, m)
 		}
-	}
-	close(next)
-	wg.Wait()
-	if err == nil {
-		select {
-		case err = <-errc:
-		default:
+		if err != nil {
+			return fmt.Errorf("publish %s: %w", pd.MsgID, err)
 		}
-	}
-	return err
+		return nil
+	})
 }

@@ -36,35 +36,44 @@ func Msg(inboundPrefix string, f Fact, json bool) (*nats.Msg, error) {
 // JetStream publish (awaiting its ack) at a time each; the facts of one lane
 // are published in order by one worker. It returns the first error.
 func PublishLanes(ctx context.Context, js jetstream.JetStream, inboundPrefix string, lanes [][]Fact, workers int) error {
-	if workers <= 0 {
-		workers = 1
-	}
+	return inParallel(ctx, lanes, workers, func(lane []Fact) error {
+		for _, f := range lane {
+			m, err := Msg(inboundPrefix, f, false)
+			if err == nil {
+				_, err = js.PublishMsg(ctx, m)
+			}
+			if err != nil {
+				return fmt.Errorf("publish %s: %w", f.MsgID, err)
+			}
+		}
+		return nil
+	})
+}
+
+// inParallel calls do for each item from `workers` goroutines (at least
+// one) and returns the first error, after which no new item is started.
+func inParallel[T any](ctx context.Context, items []T, workers int, do func(T) error) error {
+	workers = max(workers, 1)
 	var wg sync.WaitGroup
 	errc := make(chan error, workers)
-	next := make(chan []Fact)
+	next := make(chan T)
 	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for lane := range next {
-				for _, f := range lane {
-					m, err := Msg(inboundPrefix, f, false)
-					if err == nil {
-						_, err = js.PublishMsg(ctx, m)
-					}
-					if err != nil {
-						errc <- fmt.Errorf("publish %s: %w", f.MsgID, err)
-						return
-					}
+			for it := range next {
+				if err := do(it); err != nil {
+					errc <- err
+					return
 				}
 			}
 		}()
 	}
 	var err error
 feed:
-	for _, l := range lanes {
+	for _, it := range items {
 		select {
-		case next <- l:
+		case next <- it:
 		case err = <-errc:
 			break feed
 		case <-ctx.Done():
