@@ -623,9 +623,12 @@ type batch struct {
 	// seenAt is the log position the batch was decided at; own holds the
 	// ids this intake appended (or is appending) after it.
 	seenAt events.Position
-	own    map[events.ID]struct{}
-	err    error // a failure while preparing: nothing was appended
-	done   chan struct{}
+	// checked: the log is known to hold no other writer's events up to
+	// here (foreignSince).
+	checked events.Position
+	own     map[events.ID]struct{}
+	err     error // a failure while preparing: nothing was appended
+	done    chan struct{}
 }
 
 // handle decides, records and acknowledges one batch. An error means
@@ -858,7 +861,10 @@ var errConflict = errors.New("ingest: another writer appended since the batch wa
 // intake did not append, other than audit checkpoints (which every ledgerd
 // appends on its own and no decision reads).
 func (in *Intake) foreignSince(ctx context.Context, b *batch) (bool, error) {
-	after := b.seenAt
+	// A second check of the same batch (the guard, then its rejections)
+	// reads on from where the first found only this intake's events.
+	after := max(b.seenAt, b.checked)
+	defer func() { b.checked = max(b.checked, after) }()
 	for {
 		page, err := in.cfg.Store.ReadAll(ctx, after, 4096)
 		if err != nil {
