@@ -318,21 +318,18 @@ func (s *Store) fail(ctx context.Context, op, stream string, err error) error {
 		return ctxErr
 	}
 	var e *events.Error
-	switch {
-	case errors.As(err, &e):
+	if errors.As(err, &e) {
 		return err
-	case errors.Is(err, errStoreClosed):
+	}
+	// A call that fails once Close has begun failed because of it, however
+	// the library words it (a cancelled RPC arrives as an esdbclient.Error
+	// with code 0 around a gRPC status, not as context.Canceled).
+	if errors.Is(err, errStoreClosed) || s.isClosed() {
 		return errClosed(op)
-	case errors.Is(err, errConnLost):
+	}
+	if errors.Is(err, errConnLost) {
 		return &events.Error{Code: events.CodeUnavailable, Op: op, Stream: stream,
 			Detail: fmt.Sprintf("connection to EventStoreDB at %s lost", s.addr)}
-	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
-		s.mu.Lock()
-		closed := s.closed
-		s.mu.Unlock()
-		if closed {
-			return errClosed(op)
-		}
 	}
 	out := &events.Error{Code: events.CodeUnavailable, Op: op, Stream: stream, Err: clientErr(err)}
 	var ee *esdbclient.Error
@@ -344,12 +341,6 @@ func (s *Store) fail(ctx context.Context, op, stream string, err error) error {
 			out.Code = events.CodeCorrupt
 			out.Detail = "the stream was deleted in EventStoreDB; the ledger never deletes streams"
 		case esdbclient.ErrorCodeConnectionClosed:
-			s.mu.Lock()
-			closed := s.closed
-			s.mu.Unlock()
-			if closed {
-				return errClosed(op)
-			}
 			out.Detail = fmt.Sprintf("EventStoreDB at %s unreachable", s.addr)
 		case esdbclient.ErrorCodeAccessDenied, esdbclient.ErrorCodeUnauthenticated:
 			out.Detail = fmt.Sprintf("EventStoreDB at %s refused the credentials of the connection string", s.addr)
@@ -373,6 +364,16 @@ func clientErr(err error) error {
 		return nil
 	}
 	return err
+}
+
+// isClosed reports whether Close has begun.
+func (s *Store) isClosed() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
 }
 
 func errClosed(op string) error {
@@ -421,8 +422,8 @@ func (s *Store) Close() error {
 	s.closed = true
 	cn := s.cur
 	s.mu.Unlock()
+	close(s.done) // first: a call the cancel ends must see the store closed
 	s.cancel()
-	close(s.done)
 	s.pumps.Wait()
 	// Close the client once no library call runs on it: the cancelled RPCs
 	// end at once, but a call blocked in the library's connection queue
