@@ -13,6 +13,7 @@
 package facts
 
 import (
+	"slices"
 	"sort"
 	"strings"
 
@@ -159,16 +160,19 @@ func BySubject(prefix, subject string) (Kind, bool) {
 // ByName returns the kinds whose message is name (one, or two for
 // CertificateRevoked), ordered by source.
 func ByName(name protoreflect.FullName) []Kind {
-	var out []Kind
-	for _, k := range All() {
-		if k.Name == name {
-			out = append(out, k)
-		}
-	}
-	return out
+	return slices.Clone(byName[name])
 }
+
+// byName indexes All by message name, in All's order.
+var byName = func() map[protoreflect.FullName][]Kind {
+	m := make(map[protoreflect.FullName][]Kind)
+	for _, k := range All() {
+		m[k.Name] = append(m[k.Name], k)
+	}
+	return m
+}()
 
 // IsFact reports whether m is an inbound fact message (of any source).
 func IsFact(m proto.Message) bool {
-	return m != nil && len(ByName(m.ProtoReflect().Descriptor().FullName())) > 0
+	return m != nil && len(byName[m.ProtoReflect().Descriptor().FullName()]) > 0
 }
