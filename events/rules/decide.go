@@ -39,8 +39,8 @@ func (w *World) Decide(f Fact) (Decision, *Rejection) {
 	if f.EventID.IsZero() {
 		return Decision{}, reject(subsidyv1.ReasonCode_REASON_CODE_SCHEMA_VIOLATION, "fact has no event id")
 	}
-	if s, ok := w.applied[f.EventID]; ok {
-		return Decision{}, reject(subsidyv1.ReasonCode_REASON_CODE_DUPLICATE_FACT, "event %s already recorded in %s", f.EventID, s.name)
+	if at, ok := w.applied[f.EventID]; ok {
+		return Decision{}, reject(subsidyv1.ReasonCode_REASON_CODE_DUPLICATE_FACT, "event %s already recorded in %s", f.EventID, at.st.name)
 	}
 	if key, updatable := naturalKey(f.Payload); key != "" {
 		if rec, ok := w.natural[key]; ok {

@@ -478,7 +478,7 @@ func TestRejections(t *testing.T) {
 	if _, rej := f.l.w.Decide(fact); rej == nil || rej.Reason != subsidyv1.ReasonCode_REASON_CODE_DUPLICATE_FACT {
 		t.Errorf("same event id: %v; want DUPLICATE_FACT", rej)
 	}
-	if s, ok := f.l.w.Applied(fact.EventID); !ok || s != rules.TraineeStream(ek) {
+	if s, _, ok := f.l.w.Applied(fact.EventID); !ok || s != rules.TraineeStream(ek) {
 		t.Errorf("Applied = %q, %v", s, ok)
 	}
 

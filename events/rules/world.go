@@ -20,10 +20,10 @@ type World struct {
 	cal calendar
 
 	// streams holds each stream's name once and its last revision; applied
-	// points at the stream of every event id folded (a pointer per event,
-	// not a copy of the stream's name).
+	// holds where every event id folded is: its stream (a pointer per
+	// event, not a copy of the stream's name) and revision.
 	streams map[string]*streamState
-	applied map[events.ID]*streamState
+	applied map[events.ID]appliedAt
 	natural map[string]naturalRec
 
 	units        *refdata.Table
@@ -61,7 +61,7 @@ func NewWorld(rs RuleSet) *World {
 		rs:           rs,
 		cal:          newCalendar(rs),
 		streams:      map[string]*streamState{},
-		applied:      map[events.ID]*streamState{},
+		applied:      map[events.ID]appliedAt{},
 		natural:      map[string]naturalRec{},
 		units:        refdata.Seed(),
 		unitEvents:   map[string]string{},
@@ -104,15 +104,21 @@ type streamState struct {
 	rev  uint64 // the last revision folded
 }
 
-// Applied reports whether an event with id was folded, and in which stream.
-// A redelivered fact whose event id is already applied needs no decision:
-// its append is already stored.
-func (w *World) Applied(id events.ID) (stream string, ok bool) {
-	st, ok := w.applied[id]
+// appliedAt is where a folded event is.
+type appliedAt struct {
+	st  *streamState
+	rev uint64
+}
+
+// Applied reports whether an event with id was folded, and where: its
+// stream and revision. A redelivered fact whose event id is already applied
+// needs no decision: its append is already stored.
+func (w *World) Applied(id events.ID) (stream string, revision uint64, ok bool) {
+	at, ok := w.applied[id]
 	if !ok {
-		return "", false
+		return "", 0, false
 	}
-	return st.name, true
+	return at.st.name, at.rev, true
 }
 
 // Apply folds one stored event into the state. Call it for every event of
@@ -137,7 +143,7 @@ func (w *World) Apply(stream string, revision uint64, ev Event) error {
 		return fmt.Errorf("rules: apply %q: revision %d where %d was due", stream, revision, want)
 	}
 	if prev, dup := w.applied[ev.ID]; dup {
-		return fmt.Errorf("rules: apply %q: event %s already applied in %q", stream, ev.ID, prev.name)
+		return fmt.Errorf("rules: apply %q: event %s already applied in %q", stream, ev.ID, prev.st.name)
 	}
 	if !exists {
 		// A copy: the caller's string may share a larger buffer.
@@ -145,7 +151,7 @@ func (w *World) Apply(stream string, revision uint64, ev Event) error {
 		w.streams[st.name] = st
 	}
 	st.rev = revision
-	w.applied[ev.ID] = st
+	w.applied[ev.ID] = appliedAt{st, revision}
 	id := ev.ID.String()
 	if key, _ := naturalKey(ev.Payload); key != "" {
 		w.natural[key] = naturalRec{digest: digest(ev.Payload), eventID: ev.ID}

@@ -48,8 +48,11 @@ type Config struct {
 	RuleSet   rules.RuleSet
 	// BatchSize bounds the messages decided and appended together.
 	BatchSize int
-	// RecentIDs bounds how many recent message ids are remembered to
-	// answer redeliveries without deciding again (default 2,000,000).
+	// RecentIDs bounds how many recent messages' records are kept in
+	// memory to answer redeliveries without reading the store (default
+	// 100,000). An older message that comes again is answered from the
+	// store: the world knows every accepted fact's event id, the intake
+	// every rejection.
 	RecentIDs int
 	// AckWait is the consumer's ack wait: after a crash the intake waits
 	// this long so that redeliveries come first.
@@ -85,6 +88,9 @@ type Intake struct {
 	parked   map[string]parking     // lane -> its first waiting fact
 	sealed   map[events.ID]struct{} // ids of the last sealed batch
 	recorded *recent
+	// rejected holds the record of every rejected message: the world
+	// knows accepted facts' ids, not rejections' (they are few).
+	rejected map[events.ID]ref
 	ready    atomic.Bool
 	pos      atomic.Uint64
 	lastErr  atomic.Pointer[string]
@@ -111,7 +117,7 @@ func New(cfg Config) *Intake {
 		cfg.BatchSize = 500
 	}
 	if cfg.RecentIDs <= 0 {
-		cfg.RecentIDs = 2_000_000
+		cfg.RecentIDs = 100_000
 	}
 	if cfg.ReferenceWait <= 0 {
 		cfg.ReferenceWait = time.Minute
@@ -164,6 +170,7 @@ func (in *Intake) Load(ctx context.Context) error {
 	in.pos.Store(0)
 	in.mine = make(map[events.ID]struct{})
 	in.recorded = newRecent(in.cfg.RecentIDs)
+	in.rejected = make(map[events.ID]ref)
 	return in.catchUp(ctx)
 }
 
@@ -199,7 +206,7 @@ func (in *Intake) fold(rec events.RecordedEvent) error {
 		return fmt.Errorf("ingest: event at %d: %w", rec.Position, err)
 	}
 	if rej, ok := d.Payload.(*subsidyv1.FactRejected); ok {
-		in.recorded.put(rec.ID, ref{rec.Stream, rec.Revision, rec.Position, rej.GetReason(), rej.GetDetail()})
+		in.rejected[rec.ID] = ref{rec.Stream, rec.Revision, rec.Position, rej.GetReason(), rej.GetDetail()}
 		return nil
 	}
 	if d.Env.GetSource() != Source && d.Env.GetMessageId() != "" {
@@ -462,19 +469,19 @@ func (in *Intake) consume(ctx context.Context, ccfg jetstream.ConsumerConfig) (s
 					cur = in.begin(wctx)
 				}
 				for _, m := range msgs {
-					in.add(cur, m)
+					in.add(wctx, cur, m)
 				}
 				continue
 			}
 			if cur == nil {
 				cur = in.begin(wctx)
 			}
-			in.add(cur, m)
+			in.add(wctx, cur, m)
 		drain: // what has arrived already joins this batch
 			for len(cur.msgs) < in.cfg.BatchSize {
 				select {
 				case m := <-inbox:
-					in.add(cur, m)
+					in.add(wctx, cur, m)
 				default:
 					break drain
 				}
@@ -644,7 +651,7 @@ func (in *Intake) handle(ctx context.Context, msgs []jetstream.Msg) error {
 func (in *Intake) prepare(ctx context.Context, msgs []jetstream.Msg) *batch {
 	b := in.begin(ctx)
 	for _, msg := range msgs {
-		in.add(b, msg)
+		in.add(ctx, b, msg)
 	}
 	in.seal(b)
 	return b
@@ -668,7 +675,7 @@ func (in *Intake) begin(ctx context.Context) *batch {
 // add decides one message into the batch, folding its decision into the
 // world provisionally so that later messages (and the next batch, while
 // this one is appended) are decided on it.
-func (in *Intake) add(b *batch, msg jetstream.Msg) {
+func (in *Intake) add(ctx context.Context, b *batch, msg jetstream.Msg) {
 	b.msgs = append(b.msgs, msg)
 	it := in.newItem(msg)
 	b.items = append(b.items, it)
@@ -687,7 +694,43 @@ func (in *Intake) add(b *batch, msg jetstream.Msg) {
 		it.known = &r
 		return
 	}
+	if r, ok := in.rejected[it.id]; ok {
+		it.known = &r
+		return
+	}
+	if stream, rev, ok := in.world.Applied(it.id); ok {
+		// Recorded before the recent-ids cache remembers (or a publisher
+		// sent it again after JetStream's duplicate window): where it is
+		// stored answers it.
+		r, found, err := in.locate(ctx, stream, rev, it.id)
+		switch {
+		case err != nil:
+			b.err = err
+		case found:
+			it.known = &r
+		default:
+			// Decided in the batch still being appended: answer it once
+			// that batch is done.
+			it.retry = in.cfg.RetryDelay
+		}
+		return
+	}
 	in.decide(it, b.opFor)
+}
+
+// locate reads where the event id is stored, at revision rev of stream
+// (as the world folded it); found is false if it is not stored yet.
+func (in *Intake) locate(ctx context.Context, stream string, rev uint64, id events.ID) (r ref, found bool, err error) {
+	recs, err := in.cfg.Store.ReadStream(ctx, stream, events.Forwards, rev, 1)
+	switch {
+	case errors.Is(err, events.ErrStreamNotFound):
+		return ref{}, false, nil
+	case err != nil:
+		return ref{}, false, fmt.Errorf("ingest: locate %s: %w", id, err)
+	case len(recs) == 0 || recs[0].ID != id:
+		return ref{}, false, nil
+	}
+	return ref{stream: stream, revision: rev, position: recs[0].Position}, true, nil
 }
 
 func (b *batch) opFor(stream string, expected events.ExpectedRevision) *op {
@@ -925,10 +968,12 @@ func (in *Intake) finish(ctx context.Context, b *batch) error {
 		first := o.res.NextExpectedRevision + 1 - uint64(len(o.evs))
 		for _, it := range o.items {
 			r := ref{stream: o.stream, revision: first + it.rev, position: o.res.Position}
+			it.outcome = &r
 			if it.rej != nil {
 				r.reason, r.detail = it.rej.GetReason(), it.rej.GetDetail()
+				in.rejected[it.id] = r
+				continue
 			}
-			it.outcome = &r
 			in.recorded.put(it.id, r)
 		}
 	}

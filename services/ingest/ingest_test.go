@@ -289,3 +289,54 @@ func TestLogOrderIsDecisionOrder(t *testing.T) {
 		t.Errorf("log order of the batch's facts differs from the order they were decided in:\nlog:     %v\ndecided: %v", logged, want)
 	}
 }
+
+// A message whose record the intake no longer remembers (its recent-ids
+// cache is bounded; JetStream's duplicate window is too) is still answered
+// with its original outcome when it comes again: the world knows every
+// event id it folded. Nothing new is stored.
+func TestRedeliveryBeyondRecentCacheStoresNothingNew(t *testing.T) {
+	r := newRig(t)
+	ref, trainees := programme(t)
+	r.publish(t, ref)
+	r.publish(t, trainees)
+	bad := nats.NewMsg("subsidy.in.enrolment.trainee_registered") // a rejection too
+	bad.Data = []byte{0xff, 0xff}
+	bad.Header.Set(natsbus.HeaderMsgID, "undecodable-1")
+	if _, err := r.js.PublishMsg(context.Background(), bad); err != nil {
+		t.Fatal(err)
+	}
+	all := len(ref) + len(trainees) + 1
+	msgs := r.fetch(t, all)
+	in := New(Config{Store: r.store, Conn: r.nc, Consumer: r.cons, RuleSet: rules.DefaultRuleSet(), RecentIDs: 2, Metrics: NewMetrics(prometheus.NewRegistry())})
+	if err := in.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := in.handle(context.Background(), msgs); err != nil {
+		t.Fatal(err)
+	}
+	h := head(t, r.store)
+	if err := in.handle(context.Background(), msgs); err != nil {
+		t.Fatal(err)
+	}
+	if got := head(t, r.store); got != h {
+		t.Fatalf("store head after the messages came again = %d; want %d (nothing new)", got, h)
+	}
+	dups := 0
+	deadline := time.After(5 * time.Second)
+	for seen := 0; seen < 2*all; seen++ {
+		select {
+		case o := <-r.outc:
+			if o.GetDuplicate() {
+				dups++
+				if o.GetMessageId() == "undecodable-1" && o.GetReason() != subsidyv1.ReasonCode_REASON_CODE_UNDECODABLE {
+					t.Errorf("the repeated undecodable message's outcome says %s", o.GetReason())
+				}
+			}
+		case <-deadline:
+			t.Fatalf("saw %d outcomes; want %d", seen, 2*all)
+		}
+	}
+	if dups != all {
+		t.Fatalf("%d duplicate outcomes; want %d", dups, all)
+	}
+}

@@ -94,7 +94,10 @@ func (s Subjects) Feed(category, typ string) string {
 type StreamOptions struct {
 	// Replicas for clustered JetStream (1 on a single server).
 	Replicas int
-	// DuplicateWindow is JetStream's Nats-Msg-Id dedupe window.
+	// DuplicateWindow is JetStream's Nats-Msg-Id dedupe window: a first,
+	// cheap filter kept in the server's memory (about 200 bytes a
+	// message), so it is short; the ledger itself answers a repeated
+	// message id at any time with the original outcome.
 	DuplicateWindow time.Duration
 	// MaxMsgSize bounds one inbound message.
 	MaxMsgSize int32
@@ -120,7 +123,7 @@ type StreamOptions struct {
 // DefaultStreamOptions are the single-server defaults.
 var DefaultStreamOptions = StreamOptions{
 	Replicas:        1,
-	DuplicateWindow: 10 * time.Minute,
+	DuplicateWindow: 2 * time.Minute,
 	MaxMsgSize:      1 << 20,
 	AckWait:         30 * time.Second,
 	MaxAckPending:   20000,
