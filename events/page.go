@@ -79,3 +79,35 @@ func ReadPage(ctx context.Context, s Store, after Position, max int, p *Page) er
 	p.Events = append(p.Events, evs...)
 	return nil
 }
+
+// PageSubscription is implemented by subscriptions that can deliver events
+// a page at a time into memory the caller recycles (bolt's). A follower of
+// the live log (the projections, the outbound feed, the Merkle sealer) that
+// takes every event otherwise has each event's bytes allocated afresh.
+type PageSubscription interface {
+	// NextPage blocks until at least one matching event is available and
+	// reads the next ones, at most max (max <= 0: the backend's choice),
+	// into p, replacing p.Events. The events' Metadata and Data are valid
+	// until p is read into again; the order and exactly-once delivery are
+	// Next's, and Next and NextPage may be mixed.
+	//
+	// Errors: those of Next.
+	NextPage(ctx context.Context, max int, p *Page) error
+}
+
+// NextPage reads the next events of sub into p: through the subscription's
+// NextPage when it is a PageSubscription, else one event through Next.
+//
+// Errors: those of Next.
+func NextPage(ctx context.Context, sub Subscription, max int, p *Page) error {
+	if ps, ok := sub.(PageSubscription); ok {
+		return ps.NextPage(ctx, max, p)
+	}
+	p.Reset()
+	e, err := sub.Next(ctx)
+	if err != nil {
+		return err
+	}
+	p.Events = append(p.Events, e)
+	return nil
+}

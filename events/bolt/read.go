@@ -215,6 +215,8 @@ func (s *Store) Subscribe(ctx context.Context, after events.Position, f events.F
 	return sub, nil
 }
 
+var _ events.PageSubscription = (*subscription)(nil)
+
 type subscription struct {
 	s     *Store
 	f     *events.Filter
@@ -268,6 +270,55 @@ func (sub *subscription) Next(ctx context.Context) (events.RecordedEvent, error)
 			return events.RecordedEvent{}, errClosed("next")
 		case <-sub.s.done:
 			return events.RecordedEvent{}, errClosed("next")
+		}
+	}
+}
+
+// NextPage is Next for up to max events at a time (subscriptionScan when
+// max <= 0), read into p's recycled memory (events.PageSubscription).
+func (sub *subscription) NextPage(ctx context.Context, max int, p *events.Page) error {
+	if max <= 0 {
+		max = subscriptionScan
+	}
+	for {
+		p.Reset()
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		select {
+		case <-sub.closed:
+			return errClosed("next")
+		case <-sub.s.done:
+			return errClosed("next")
+		default:
+		}
+		if len(sub.buf) > 0 { // left by Next
+			n := min(max, len(sub.buf))
+			p.Events = append(p.Events, sub.buf[:n]...)
+			clear(sub.buf[:n])
+			sub.buf = sub.buf[n:]
+			return nil
+		}
+		sig := sub.s.commitSignal()
+		_, last, more, err := sub.s.scan(ctx, "next", sub.after, max, subscriptionScan, sub.f, p)
+		if err != nil {
+			return err
+		}
+		sub.after = last
+		if len(p.Events) > 0 {
+			return nil
+		}
+		if more {
+			continue
+		}
+		select {
+		case <-sig:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-sub.closed:
+			return errClosed("next")
+		case <-sub.s.done:
+			return errClosed("next")
 		}
 	}
 }

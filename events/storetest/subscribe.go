@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -79,6 +80,8 @@ func testSubscribe(t *testing.T, s *suite) {
 			prev = got.Position
 		}
 	})
+
+	t.Run("Pages", func(t *testing.T) { testSubscribePages(t, s) })
 
 	t.Run("After", func(t *testing.T) {
 		st := s.store(t)
@@ -360,4 +363,62 @@ func testNoSkip(t *testing.T, s *suite) {
 		}
 	}
 	t.Logf("%d events, %d subscribers", len(all), len(followers))
+}
+
+// testSubscribePages follows the log with events.NextPage, reusing one
+// Page, mixed with Next: every event once, in order, bytes intact, history
+// then live; through the subscription's NextPage when it is an
+// events.PageSubscription.
+func testSubscribePages(t *testing.T, s *suite) {
+	st := s.store(t)
+	for i := range 30 {
+		data := strings.Repeat(fmt.Sprint(i), 1+i*89%300) // of differing sizes
+		mustAppend(t, st, fmt.Sprintf("pages-%d", i%4), events.Any, ev("storetest.Pages", data))
+	}
+	want := readAll(t, st, 0)
+	sub := subscribe(t, st, events.Start, events.Filter{})
+	ctx := timeout(t)
+	var p events.Page
+	n := 0
+	check := func(e events.RecordedEvent, how string) {
+		t.Helper()
+		if n >= len(want) || !sameEvent(e, want[n]) {
+			t.Fatalf("%s: event %d = %s; want %s", how, n, describe(e), describe(want[min(n, len(want)-1)]))
+		}
+		n++
+	}
+	for round := 0; n < len(want); round++ {
+		if round%3 == 2 { // Next in between
+			check(next(t, ctx, sub), "Next between pages")
+			continue
+		}
+		size := []int{1, 4, 0}[round%3]
+		if err := events.NextPage(ctx, sub, size, &p); err != nil {
+			t.Fatalf("NextPage(%d): %v", size, err)
+		}
+		if len(p.Events) == 0 || size > 0 && len(p.Events) > size {
+			t.Fatalf("NextPage(%d) = %d events", size, len(p.Events))
+		}
+		for _, e := range p.Events {
+			check(e, fmt.Sprintf("NextPage(%d)", size))
+		}
+	}
+	// A NextPage waits for events that commit later.
+	live := ev("storetest.Pages", "live")
+	appended := make(chan events.AppendResult, 1)
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		res, err := st.Append(context.Background(), "pages-live", events.NoStream, live)
+		if err != nil {
+			t.Errorf("Append(live) = %v", err)
+		}
+		appended <- res
+	}()
+	if err := events.NextPage(ctx, sub, 0, &p); err != nil {
+		t.Fatalf("NextPage (live): %v", err)
+	}
+	res := <-appended
+	if len(p.Events) != 1 || p.Events[0].ID != live.ID || p.Events[0].Position != res.Position || string(p.Events[0].Data) != "live" {
+		t.Fatalf("NextPage (live) = %d events, first %s; want the live event at %d", len(p.Events), describe(p.Events[0]), res.Position)
+	}
 }
