@@ -58,7 +58,9 @@ type Event struct {
 }
 
 // Envelope decodes the event's envelope (subsidy.v1.Envelope). Projections
-// rarely need it; it is decoded on demand.
+// rarely need it; it is decoded on demand, and only while the event is
+// being applied (or observed): the envelope's bytes are the store's page,
+// which the runner reuses for the next events.
 func (e *Event) Envelope() (*subsidyv1.Envelope, error) {
 	env := &subsidyv1.Envelope{}
 	if err := proto.Unmarshal(e.metadata, env); err != nil {

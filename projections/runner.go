@@ -414,37 +414,42 @@ func (r *Runner) follow(sess context.Context, d *decoder, sinceSnap *int) (int, 
 	defer sub.Close()
 	p := r.Current()
 	n := 0
+	var page events.Page // recycled: an event's bytes live until the next page
 	for {
-		rec, err := sub.Next(sess)
-		if err != nil {
+		if err := events.NextPage(sess, sub, 0, &page); err != nil {
 			return n, err
 		}
-		if rec.Position <= r.Position() {
-			// Never apply twice, whatever the subscription does.
-			continue
-		}
-		if r.types.wants(rec.Type) {
-			ev, err := d.decode(&rec)
-			if err == nil {
-				err = p.Apply(ev)
+		for i := range page.Events {
+			rec := &page.Events[i]
+			if rec.Position <= r.Position() {
+				// Never apply twice, whatever the subscription does.
+				continue
 			}
-			if err != nil {
-				return n, failureErr{&Failure{Position: rec.Position, EventID: rec.ID.String(), Type: rec.Type, Err: err, At: time.Now()}}
+			if r.types.wants(rec.Type) {
+				ev, err := d.decode(rec)
+				if err == nil {
+					err = p.Apply(ev)
+				}
+				if err != nil {
+					return n, failureErr{&Failure{Position: rec.Position, EventID: rec.ID.String(), Type: rec.Type, Err: err, At: time.Now()}}
+				}
+				r.countApplied(1)
+				if r.cfg.Observer != nil {
+					r.cfg.Observer(p, ev)
+				}
 			}
-			r.countApplied(1)
-			if r.cfg.Observer != nil {
-				r.cfg.Observer(p, ev)
+			r.setPos(rec.Position, rec.Created)
+			r.clearStoreError()
+			n++
+			*sinceSnap++
+			if !r.caughtUp.Load() {
+				r.markCaughtUp()
 			}
-		}
-		r.setPos(rec.Position, rec.Created)
-		r.clearStoreError()
-		n++
-		*sinceSnap++
-		if !r.caughtUp.Load() {
-			r.markCaughtUp()
-		}
-		if r.cfg.Checkpoints != nil && *sinceSnap >= r.cfg.SnapshotEvery {
-			return n, errSnapshotDue
+			if r.cfg.Checkpoints != nil && *sinceSnap >= r.cfg.SnapshotEvery {
+				// The rest of the page is read again by the next session,
+				// from the position reached.
+				return n, errSnapshotDue
+			}
 		}
 	}
 }

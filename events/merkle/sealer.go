@@ -261,23 +261,27 @@ func (s *Sealer) Run(ctx context.Context) error {
 		return fmt.Errorf("merkle: subscribing to the log after position %d: %w", last, err)
 	}
 	defer sub.Close()
-	ch := make(chan events.RecordedEvent, s.opts.MaxBatch)
+	// Two pages take turns: one is read while the other is sealed.
+	ch, free := make(chan *events.Page, 2), make(chan *events.Page, 2)
+	free <- new(events.Page)
+	free <- new(events.Page)
 	errc := make(chan error, 1)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		for {
-			e, err := sub.Next(subCtx)
-			if err != nil {
-				errc <- err
-				return
-			}
+			var p *events.Page
 			select {
-			case ch <- e:
+			case p = <-free:
 			case <-subCtx.Done():
 				return
 			}
+			if err := events.NextPage(subCtx, sub, s.opts.MaxBatch, p); err != nil {
+				errc <- err
+				return
+			}
+			ch <- p // room for both pages
 		}
 	}()
 	defer wg.Wait()
@@ -288,7 +292,6 @@ func (s *Sealer) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	batch := make([]events.RecordedEvent, 0, s.opts.MaxBatch)
 	for {
 		select {
 		case <-ctx.Done():
@@ -298,20 +301,11 @@ func (s *Sealer) Run(ctx context.Context) error {
 				return nil
 			}
 			return fmt.Errorf("merkle: following the log: %w", err)
-		case e := <-ch:
-			batch = append(batch[:0], e)
-		drain:
-			for len(batch) < s.opts.MaxBatch {
-				select {
-				case e := <-ch:
-					batch = append(batch, e)
-				default:
-					break drain
-				}
-			}
-			if err := s.seal(batch, batch[0].Position > head); err != nil {
+		case p := <-ch:
+			if err := s.seal(p.Events, p.Events[0].Position > head); err != nil {
 				return err
 			}
+			free <- p
 		}
 	}
 }

@@ -63,8 +63,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 
 // Feed is the outbound republisher.
 type Feed struct {
-	cfg Config
-	pos events.Position
+	cfg  Config
+	pos  events.Position
+	page events.Page
 }
 
 // New returns a Feed.
@@ -166,25 +167,23 @@ func (f *Feed) wait(ctx context.Context, backoff *time.Duration, err error) bool
 
 // next returns the next events after f.pos, waiting for a commit if there
 // are none.
+// The events live in f.page's recycled memory until the next call.
 func (f *Feed) next(ctx context.Context) ([]events.RecordedEvent, error) {
-	page, err := f.cfg.Store.ReadAll(ctx, f.pos, f.cfg.BatchSize)
-	if err != nil || len(page) > 0 {
-		return page, err
+	for {
+		err := events.ReadPage(ctx, f.cfg.Store, f.pos, f.cfg.BatchSize, &f.page)
+		if err != nil || len(f.page.Events) > 0 {
+			return f.page.Events, err
+		}
+		sub, err := f.cfg.Store.Subscribe(ctx, f.pos, events.Filter{})
+		if err != nil {
+			return nil, err
+		}
+		_, err = sub.Next(ctx) // a commit: read the page again
+		sub.Close()
+		if err != nil {
+			return nil, err
+		}
 	}
-	sub, err := f.cfg.Store.Subscribe(ctx, f.pos, events.Filter{})
-	if err != nil {
-		return nil, err
-	}
-	first, err := sub.Next(ctx)
-	sub.Close()
-	if err != nil {
-		return nil, err
-	}
-	rest, err := f.cfg.Store.ReadAll(ctx, first.Position, f.cfg.BatchSize-1)
-	if err != nil {
-		return nil, err
-	}
-	return append([]events.RecordedEvent{first}, rest...), nil
 }
 
 func (f *Feed) publish(ctx context.Context, page []events.RecordedEvent) error {
