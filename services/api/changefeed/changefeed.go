@@ -31,7 +31,6 @@ package changefeed
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -91,6 +90,7 @@ type Feed struct {
 	seq       map[string]uint64
 	published *prometheus.CounterVec
 	dropped   *prometheus.CounterVec
+	buf       []byte // Run's encoding buffer
 }
 
 // New returns a Feed.
@@ -162,19 +162,22 @@ func (f *Feed) Run(ctx context.Context) error {
 }
 
 func (f *Feed) publish(m msg) {
-	body, err := json.Marshal(m.change)
+	body, err := appendJSON(f.buf[:0], &m.change)
 	if err != nil {
 		f.log.Error("encoding a change failed", "projection", m.change.Projection, "err", err)
 		return
 	}
+	f.buf = body // PublishMsg copies it into the connection's buffer
 	pos := strconv.FormatUint(uint64(m.change.Position), 10)
-	nm := &nats.Msg{Subject: m.subject, Data: body, Header: nats.Header{}}
-	nm.Header.Set("Content-Type", "application/json")
-	nm.Header.Set("Ledger-Projection", m.change.Projection)
-	nm.Header.Set("Ledger-Position", pos)
-	nm.Header.Set("Ledger-Seq", strconv.FormatUint(m.seq, 10))
-	nm.Header.Set("Ledger-Event-Type", m.change.EventType)
-	nm.Header.Set(nats.MsgIdHdr, m.change.Projection+"-"+pos)
+	// Keys in canonical form, set directly (Header.Set canonicalises each).
+	nm := &nats.Msg{Subject: m.subject, Data: body, Header: nats.Header{
+		"Content-Type":      {"application/json"},
+		"Ledger-Projection": {m.change.Projection},
+		"Ledger-Position":   {pos},
+		"Ledger-Seq":        {strconv.FormatUint(m.seq, 10)},
+		"Ledger-Event-Type": {m.change.EventType},
+		nats.MsgIdHdr:       {m.change.Projection + "-" + pos},
+	}}
 	if err := f.cfg.Conn.PublishMsg(nm); err != nil {
 		f.dropped.WithLabelValues(m.change.Projection).Inc()
 		f.log.Warn("publishing a change failed", "projection", m.change.Projection, "err", err)
