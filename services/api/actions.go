@@ -97,19 +97,85 @@ func (s *server) actionRoutes() []route {
 		{method: "POST", pattern: "/v1/entitlements/{id}/confirm", id: "confirmEntitlement", action: true,
 			summary:  "Confirm an entitlement (maker, rule 12) as the official of the credential, today (China Standard Time). Municipal, or the entitlement's district.",
 			params:   []param{pEnt},
-			response: ActionResponse{}, handle: s.confirm},
+			response: ActionResponse{},
+			handle: s.action(actionSpec{name: "confirm", source: facts.SourceDistrict, find: s.entitlementInScope,
+				fact: func(_ *http.Request, sc Scope, id string) (proto.Message, []string, error) {
+					return &subsidyv1.EntitlementConfirmed{EntitlementId: id, OfficialId: sc.Official, ConfirmedOn: s.today()}, nil, nil
+				}})},
 		{method: "POST", pattern: "/v1/entitlements/{id}/approve", id: "approveEntitlement", action: true,
 			summary:  "Approve a confirmed entitlement (checker, rule 12; not the official who confirmed it) and open its public notice. Municipal, or the entitlement's district.",
 			params:   []param{pEnt},
-			response: ActionResponse{}, handle: s.approve},
+			response: ActionResponse{},
+			handle: s.action(actionSpec{name: "approve", source: facts.SourceDistrict, find: s.entitlementInScope,
+				fact: func(_ *http.Request, sc Scope, id string) (proto.Message, []string, error) {
+					return &subsidyv1.EntitlementApproved{EntitlementId: id, OfficialId: sc.Official, ApprovedOn: s.today()}, nil, nil
+				}})},
 		{method: "POST", pattern: "/v1/clawbacks/{id}/write-off/request", id: "requestWriteOff", action: true,
 			summary: "Request the write-off of (part of) a clawback's outstanding receivable, with a reason (maker, rule 14). Municipal only.",
 			params:  []param{pClaw},
-			request: WriteOffRequest{}, response: ActionResponse{}, handle: s.requestWriteOff},
+			request: WriteOffRequest{}, response: ActionResponse{},
+			handle: s.action(actionSpec{name: "request_write_off", source: facts.SourceBureau, municipalOnly: true, find: s.clawbackInScope,
+				fact: func(r *http.Request, sc Scope, id string) (proto.Message, []string, error) {
+					var b WriteOffRequest
+					if err := decodeBody(r, &b); err != nil {
+						return nil, nil, err
+					}
+					return &subsidyv1.WriteOffRequested{ClawbackId: id, AmountFen: b.AmountFen, Reason: b.Reason, OfficialId: sc.Official},
+						[]string{strconv.FormatInt(b.AmountFen, 10), b.Reason}, nil
+				}})},
 		{method: "POST", pattern: "/v1/clawbacks/{id}/write-off/approve", id: "approveWriteOff", action: true,
 			summary: "Approve a pending write-off (checker, rule 14; not the official who requested it). Municipal only.",
 			params:  []param{pClaw},
-			request: WriteOffApproval{}, response: ActionResponse{}, handle: s.approveWriteOff},
+			request: WriteOffApproval{}, response: ActionResponse{},
+			handle: s.action(actionSpec{name: "approve_write_off", source: facts.SourceBureau, municipalOnly: true, find: s.clawbackInScope,
+				fact: func(r *http.Request, sc Scope, id string) (proto.Message, []string, error) {
+					var b WriteOffApproval
+					if err := decodeBody(r, &b); err != nil {
+						return nil, nil, err
+					}
+					return &subsidyv1.ClawbackWrittenOff{ClawbackId: id, AmountFen: b.AmountFen, Reason: b.Reason, RequestedBy: b.RequestedBy, ApprovedBy: sc.Official},
+						[]string{strconv.FormatInt(b.AmountFen, 10), b.Reason, b.RequestedBy}, nil
+				}})},
+	}
+}
+
+// actionSpec is what sets a maker/checker action apart.
+type actionSpec struct {
+	// name is ActionResponse.Action; with "-" for "_", the action of the
+	// idempotency key (actionID).
+	name string
+	// source is the fact's source (facts.Source*).
+	source string
+	// municipalOnly: a district may not take the action (mayAct).
+	municipalOnly bool
+	// find looks the path's id up in the caller's scope and returns the
+	// entitlement and clawback (if any) the response names.
+	find func(r *http.Request, sc Scope, id string) (ent, claw string, err error)
+	// fact builds the fact on the path's id, reading the request body if
+	// the action takes one, and returns it with the parts of its
+	// idempotency key after the official.
+	fact func(r *http.Request, sc Scope, id string) (proto.Message, []string, error)
+}
+
+// action is the handler of a: it checks the caller's role and official,
+// finds the target, builds the fact and submits it (act).
+func (s *server) action(a actionSpec) func(*http.Request, Scope) (result, error) {
+	key := strings.ReplaceAll(a.name, "_", "-")
+	return func(r *http.Request, sc Scope) (result, error) {
+		if err := s.mayAct(sc, a.municipalOnly); err != nil {
+			return result{}, err
+		}
+		id := r.PathValue("id")
+		ent, claw, err := a.find(r, sc, id)
+		if err != nil {
+			return result{}, err
+		}
+		fact, parts, err := a.fact(r, sc, id)
+		if err != nil {
+			return result{}, err
+		}
+		return s.act(r, a.name, a.source, actionID(key, id, append([]string{sc.Official}, parts...)...), fact,
+			ActionResponse{Action: a.name, EntitlementID: ent, ClawbackID: claw, OfficialID: sc.Official})
 	}
 }
 
@@ -130,31 +196,32 @@ func (s *server) mayAct(sc Scope, municipalOnly bool) error {
 var errNoEntitlement = errorf(CodeNotFound, "no such entitlement in your scope")
 
 // entitlementInScope finds the entitlement an action targets in the live
-// trainee model: "not found" unless the caller sees its trainee, and
+// trainee model (an actionSpec's find: it returns the entitlement's id and
+// no clawback): "not found" unless the caller sees its trainee, and
 // forbidden for a district other than the entitlement's.
-func (s *server) entitlementInScope(r *http.Request, sc Scope, id string) (trainee.Entitlement, error) {
+func (s *server) entitlementInScope(r *http.Request, sc Scope, id string) (ent, claw string, err error) {
 	m, _, err := modelOf[*trainee.Model](s, r, trainee.Name)
 	if err != nil {
-		return trainee.Entitlement{}, err
+		return "", "", err
 	}
 	key, ok := m.EntitlementOwner(id)
 	if !ok {
-		return trainee.Entitlement{}, errNoEntitlement
+		return "", "", errNoEntitlement
 	}
 	st, ok := m.Get(key)
 	if !ok || !allowedStatus(sc, &st) {
-		return trainee.Entitlement{}, errNoEntitlement
+		return "", "", errNoEntitlement
 	}
 	for _, e := range st.Entitlements {
 		if e.EntitlementID != id {
 			continue
 		}
 		if sc.Role == RoleDistrict && e.Unit.Code != sc.Unit && e.Unit.CurrentCode != sc.Unit {
-			return trainee.Entitlement{}, errorf(CodeForbidden, "the entitlement belongs to unit %s", e.Unit.CurrentCode)
+			return "", "", errorf(CodeForbidden, "the entitlement belongs to unit %s", e.Unit.CurrentCode)
 		}
-		return e, nil
+		return e.EntitlementID, "", nil
 	}
-	return trainee.Entitlement{}, errNoEntitlement
+	return "", "", errNoEntitlement
 }
 
 func (s *server) today() *subsidyv1.Date {
@@ -162,48 +229,24 @@ func (s *server) today() *subsidyv1.Date {
 	return refdata.D(t.Year(), t.Month(), t.Day()).Proto()
 }
 
-func (s *server) confirm(r *http.Request, sc Scope) (result, error) {
-	if err := s.mayAct(sc, false); err != nil {
-		return result{}, err
-	}
-	e, err := s.entitlementInScope(r, sc, r.PathValue("id"))
-	if err != nil {
-		return result{}, err
-	}
-	fact := &subsidyv1.EntitlementConfirmed{EntitlementId: e.EntitlementID, OfficialId: sc.Official, ConfirmedOn: s.today()}
-	return s.act(r, "confirm", facts.SourceDistrict, actionID("confirm", e.EntitlementID, sc.Official), fact,
-		ActionResponse{Action: "confirm", EntitlementID: e.EntitlementID, OfficialID: sc.Official})
-}
-
-func (s *server) approve(r *http.Request, sc Scope) (result, error) {
-	if err := s.mayAct(sc, false); err != nil {
-		return result{}, err
-	}
-	e, err := s.entitlementInScope(r, sc, r.PathValue("id"))
-	if err != nil {
-		return result{}, err
-	}
-	fact := &subsidyv1.EntitlementApproved{EntitlementId: e.EntitlementID, OfficialId: sc.Official, ApprovedOn: s.today()}
-	return s.act(r, "approve", facts.SourceDistrict, actionID("approve", e.EntitlementID, sc.Official), fact,
-		ActionResponse{Action: "approve", EntitlementID: e.EntitlementID, OfficialID: sc.Official})
-}
-
 var errNoClawback = errorf(CodeNotFound, "no such clawback in your scope")
 
-// clawbackInScope returns the entitlement a clawback was raised on.
-func (s *server) clawbackInScope(r *http.Request, sc Scope, id string) (string, error) {
+// clawbackInScope finds the clawback an action targets (an actionSpec's
+// find: it returns the entitlement the clawback was raised on, and the
+// clawback's id).
+func (s *server) clawbackInScope(r *http.Request, sc Scope, id string) (ent, claw string, err error) {
 	m, _, err := modelOf[*trainee.Model](s, r, trainee.Name)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	ent, key, ok := m.ClawbackOwner(id)
 	if !ok {
-		return "", errNoClawback
+		return "", "", errNoClawback
 	}
 	if st, ok := m.Get(key); !ok || !allowedStatus(sc, &st) {
-		return "", errNoClawback
+		return "", "", errNoClawback
 	}
-	return ent, nil
+	return ent, id, nil
 }
 
 // decodeBody reads a JSON request body of at most 64 KiB with no unknown
@@ -215,45 +258,6 @@ func decodeBody(r *http.Request, v any) error {
 		return errorf(CodeBadRequest, "request body: want a JSON object of the documented fields")
 	}
 	return nil
-}
-
-func (s *server) requestWriteOff(r *http.Request, sc Scope) (result, error) {
-	if err := s.mayAct(sc, true); err != nil {
-		return result{}, err
-	}
-	id := r.PathValue("id")
-	ent, err := s.clawbackInScope(r, sc, id)
-	if err != nil {
-		return result{}, err
-	}
-	var body WriteOffRequest
-	if err := decodeBody(r, &body); err != nil {
-		return result{}, err
-	}
-	fact := &subsidyv1.WriteOffRequested{ClawbackId: id, AmountFen: body.AmountFen, Reason: body.Reason, OfficialId: sc.Official}
-	return s.act(r, "request_write_off", facts.SourceBureau,
-		actionID("request-write-off", id, sc.Official, strconv.FormatInt(body.AmountFen, 10), body.Reason), fact,
-		ActionResponse{Action: "request_write_off", EntitlementID: ent, ClawbackID: id, OfficialID: sc.Official})
-}
-
-func (s *server) approveWriteOff(r *http.Request, sc Scope) (result, error) {
-	if err := s.mayAct(sc, true); err != nil {
-		return result{}, err
-	}
-	id := r.PathValue("id")
-	ent, err := s.clawbackInScope(r, sc, id)
-	if err != nil {
-		return result{}, err
-	}
-	var body WriteOffApproval
-	if err := decodeBody(r, &body); err != nil {
-		return result{}, err
-	}
-	fact := &subsidyv1.ClawbackWrittenOff{ClawbackId: id, AmountFen: body.AmountFen, Reason: body.Reason,
-		RequestedBy: body.RequestedBy, ApprovedBy: sc.Official}
-	return s.act(r, "approve_write_off", facts.SourceBureau,
-		actionID("approve-write-off", id, sc.Official, strconv.FormatInt(body.AmountFen, 10), body.Reason, body.RequestedBy), fact,
-		ActionResponse{Action: "approve_write_off", EntitlementID: ent, ClawbackID: id, OfficialID: sc.Official})
 }
 
 // actionID is the deterministic idempotency key of an action: the same
