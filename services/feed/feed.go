@@ -33,14 +33,20 @@ type Config struct {
 	Subjects  natsbus.Subjects
 	// BatchSize is the number of events per atomic publish (≤ 1000).
 	BatchSize int
-	Logger    *slog.Logger
-	Metrics   *Metrics
+	// Linger: a batch short of BatchSize waits until its first event was
+	// committed this long ago, so that more join it. Each atomic publish
+	// costs the NATS server a staging store and an fsync, on the disk the
+	// inbound stream and the ledger sync on too. Zero publishes at once.
+	Linger  time.Duration
+	Logger  *slog.Logger
+	Metrics *Metrics
 }
 
 // Metrics of the feed.
 type Metrics struct {
 	Position  prometheus.Gauge
 	Published prometheus.Counter
+	Batches   prometheus.Counter
 	Failures  prometheus.Counter
 }
 
@@ -53,11 +59,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Published: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "subsidy_ledger_feed_published_total", Help: "Events published on the outbound feed.",
 		}),
+		Batches: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "subsidy_ledger_feed_batches_total", Help: "Atomic batches published on the outbound feed.",
+		}),
 		Failures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "subsidy_ledger_feed_publish_failures_total", Help: "Atomic feed batches that failed and were retried.",
 		}),
 	}
-	reg.MustRegister(m.Position, m.Published, m.Failures)
+	reg.MustRegister(m.Position, m.Published, m.Batches, m.Failures)
 	return m
 }
 
@@ -171,8 +180,21 @@ func (f *Feed) wait(ctx context.Context, backoff *time.Duration, err error) bool
 func (f *Feed) next(ctx context.Context) ([]events.RecordedEvent, error) {
 	for {
 		err := events.ReadPage(ctx, f.cfg.Store, f.pos, f.cfg.BatchSize, &f.page)
-		if err != nil || len(f.page.Events) > 0 {
-			return f.page.Events, err
+		if err != nil {
+			return nil, err
+		}
+		if n := len(f.page.Events); n > 0 {
+			if n < f.cfg.BatchSize && f.cfg.Linger > 0 {
+				if wait := time.Until(f.page.Events[0].Created.Add(f.cfg.Linger)); wait > 0 {
+					select {
+					case <-time.After(wait):
+					case <-ctx.Done():
+						return nil, ctx.Err()
+					}
+					continue // read again, with what committed meanwhile
+				}
+			}
+			return f.page.Events, nil
 		}
 		sub, err := f.cfg.Store.Subscribe(ctx, f.pos, events.Filter{})
 		if err != nil {
@@ -228,6 +250,7 @@ func (f *Feed) publish(ctx context.Context, page []events.RecordedEvent) error {
 	f.setPos()
 	if f.cfg.Metrics != nil {
 		f.cfg.Metrics.Published.Add(float64(len(msgs)))
+		f.cfg.Metrics.Batches.Inc()
 	}
 	return nil
 }

@@ -33,6 +33,7 @@ func TestParseConfig(t *testing.T) {
 	}{
 		{[]string{"--batch-size", "0"}, "--batch-size"},
 		{[]string{"--ack-wait", "soon"}, "--ack-wait"},
+		{[]string{"--feed-linger", "-1s"}, "--feed-linger"},
 		{[]string{"--http-listen", "8080"}, "host:port"},
 		{[]string{"--debug-listen", "6060"}, "--debug-listen"},
 		{[]string{"--store", "postgres://x"}, "--store"},

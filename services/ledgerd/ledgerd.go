@@ -186,7 +186,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(Started
 		return fmt.Errorf("loading the ledger state from the store: %w", err)
 	}
 	log.Info("ledger state loaded", "position", intake.Position(), "took", time.Since(t0).Round(time.Millisecond))
-	out := feed.New(feed.Config{Store: store, Conn: nc, JetStream: js, Subjects: subj, BatchSize: cfg.FeedBatch,
+	out := feed.New(feed.Config{Store: store, Conn: nc, JetStream: js, Subjects: subj, BatchSize: cfg.FeedBatch, Linger: cfg.FeedLinger,
 		Logger: log.With("component", "feed"), Metrics: feed.NewMetrics(reg)})
 
 	// Read side: projections with snapshots beside the store, their change

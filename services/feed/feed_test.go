@@ -1,0 +1,101 @@
+package feed
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/cqhrss/subsidyledger/events"
+	"github.com/cqhrss/subsidyledger/events/bolt"
+	"github.com/cqhrss/subsidyledger/services/natsbus"
+)
+
+// rig is a bolt store and an embedded NATS server with the ledger's streams.
+func rig(t *testing.T) (*bolt.Store, *nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	srv, err := natsbus.StartServer(natsbus.ServerConfig{Addr: "127.0.0.1:-1", DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	if _, err := natsbus.EnsureStreams(context.Background(), js, natsbus.DefaultSubjects, natsbus.DefaultStreamOptions); err != nil {
+		t.Fatal(err)
+	}
+	s, err := bolt.Open(filepath.Join(t.TempDir(), "ledger.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, nc, js
+}
+
+func appendOne(t *testing.T, s events.Store, i int) {
+	t.Helper()
+	e := events.EventData{ID: events.DeriveID("feed-test", fmt.Sprint(i)), Type: "subsidy.v1.Test", Data: []byte{byte(i)}}
+	if _, err := s.Append(context.Background(), fmt.Sprintf("test-%d", i), events.NoStream, e); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// With a linger, events that commit one after another go out in one
+// atomic batch, in order, without gaps; without it, each commit is its own.
+func TestLingerGathersABatch(t *testing.T) {
+	for _, tc := range []struct {
+		linger  time.Duration
+		batches float64
+	}{{time.Second, 1}, {0, 5}} {
+		t.Run(fmt.Sprint(tc.linger), func(t *testing.T) {
+			s, nc, js := rig(t)
+			m := NewMetrics(prometheus.NewRegistry())
+			f := New(Config{Store: s, Conn: nc, JetStream: js, BatchSize: 100, Linger: tc.linger, Metrics: m})
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- f.Run(ctx) }()
+			defer func() { cancel(); <-done }()
+			for i := range 5 {
+				appendOne(t, s, i)
+				if tc.linger == 0 { // let each go out alone
+					waitFor(t, func() bool { return testutil.ToFloat64(m.Published) == float64(i+1) })
+				}
+			}
+			waitFor(t, func() bool { return testutil.ToFloat64(m.Published) == 5 })
+			if got := testutil.ToFloat64(m.Batches); got != tc.batches {
+				t.Errorf("%v linger: %v atomic batches for 5 events; want %v", tc.linger, got, tc.batches)
+			}
+			st, _ := js.Stream(context.Background(), natsbus.FeedStream)
+			for seq := uint64(1); seq <= 5; seq++ {
+				msg, err := st.GetMsg(context.Background(), seq)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := msg.Header.Get(natsbus.HeaderPosition); got != fmt.Sprint(seq) {
+					t.Errorf("feed message %d has position %s; want %d", seq, got, seq)
+				}
+			}
+		})
+	}
+}
+
+func waitFor(t *testing.T, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
