@@ -142,16 +142,21 @@ func matrixCallers(w world) []caller {
 	}
 }
 
-func matrixHandler(t *testing.T, w world) http.Handler {
-	t.Helper()
-	scope, err := TokenScope([]Token{
+// matrixTokens are the matrix's credentials (matrixCallers' tokens).
+func matrixTokens(w world) []Token {
+	return []Token{
 		{SHA256: HashToken("muni-token"), Scope: "municipal", Name: "muni-official-1"},
 		{SHA256: HashToken("audit-token"), Scope: "auditor", Name: "审计 read-only"},
 		{SHA256: HashToken("a-token"), Scope: "district:" + w.unitA, Name: "district A", Official: "a-official-1"},
 		{SHA256: HashToken("b-token"), Scope: "district:" + w.unitB, Name: "district B", Official: "b-official-1"},
 		{SHA256: HashToken("x-token"), Scope: "institution:" + w.instX, Name: "inst-x"},
 		{SHA256: HashToken("y-token"), Scope: "institution:" + w.instY, Name: "inst-y"},
-	})
+	}
+}
+
+func matrixHandler(t *testing.T, w world) http.Handler {
+	t.Helper()
+	scope, err := TokenScope(matrixTokens(w))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,8 +164,9 @@ func matrixHandler(t *testing.T, w world) http.Handler {
 }
 
 type reply struct {
-	code int
-	body []byte
+	code   int
+	body   []byte
+	header http.Header
 }
 
 func do(h http.Handler, method, path, token string, body string) reply {
@@ -171,7 +177,7 @@ func do(h http.Handler, method, path, token string, body string) reply {
 	req.Header.Set(ScopeHeader, "municipal") // ignored: only the token counts
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
-	return reply{rec.Code, rec.Body.Bytes()}
+	return reply{rec.Code, rec.Body.Bytes(), rec.Header()}
 }
 
 // want is the status of each caller; a route lists every caller.
