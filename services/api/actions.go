@@ -293,7 +293,11 @@ func (s *server) act(r *http.Request, action, source, msgID string, fact proto.M
 	out, err := s.cfg.Actions.Submit(ctx, source, msgID, fact)
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
-		return result{}, &Error{Code: CodeTimeout, Message: "the ledger has not answered yet: repeat the request (it is idempotent) or look at the entitlement", Err: err}
+		target := "entitlement"
+		if ok.ClawbackID != "" {
+			target = "clawback"
+		}
+		return result{}, &Error{Code: CodeTimeout, Message: "the ledger has not answered yet: repeat the request (it is idempotent) or look at the " + target, Err: err}
 	case err != nil:
 		return result{}, &Error{Code: CodeUnavailable, Message: "the ledger's intake is unavailable", Err: err}
 	}

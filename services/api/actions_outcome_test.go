@@ -405,6 +405,9 @@ func TestActionTimeout(t *testing.T) {
 			}
 			e := strict[ErrorBody](t, r.body).Error
 			want := "the ledger has not answered yet: repeat the request (it is idempotent) or look at the entitlement"
+			if c.claw != "" {
+				want = "the ledger has not answered yet: repeat the request (it is idempotent) or look at the clawback"
+			}
 			if e.Code != CodeTimeout || e.Message != want || e.Reason != "" || e.Position != 0 {
 				t.Errorf("error %+v; want timeout %q", e, want)
 			}
