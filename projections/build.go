@@ -77,7 +77,6 @@ func (d *decoder) decodeInto(rec *events.RecordedEvent, ev *Event) error {
 		Created:  rec.Created,
 		Payload:  m,
 		Hash:     rec.Hash,
-		metadata: rec.Metadata, // the caller owns what ReadAll and Next return
 	}
 	return nil
 }
@@ -179,12 +178,21 @@ func Build(ctx context.Context, store events.Store, ps []Projection, opts BuildO
 	}
 
 	type batch struct {
+		page *events.Page
 		recs []events.RecordedEvent
 		evs  []*Event // nil where no projection wants the type
 		err  error
 		done chan struct{}
 	}
 	const depth = 8
+	// Pages are recycled: one goes back once its events are decoded and
+	// counted (the decoded Events hold no bytes of it). The reader can be
+	// at most depth batches ahead of the distributor, plus the one each
+	// of them holds.
+	free := make(chan *events.Page, depth+2)
+	for range cap(free) {
+		free <- new(events.Page)
+	}
 	work := make(chan *batch, depth)
 	ordered := make(chan *batch, depth)
 	fan := make([]chan *batch, len(ps))
@@ -204,11 +212,17 @@ func Build(ctx context.Context, store events.Store, ps []Projection, opts BuildO
 		defer close(ordered)
 		after := opts.After
 		for {
-			recs, err := store.ReadAll(ctx, after, page)
-			if err != nil {
+			var p *events.Page
+			select {
+			case p = <-free:
+			case <-ctx.Done():
+				return
+			}
+			if err := events.ReadPage(ctx, store, after, page, p); err != nil {
 				fail(err)
 				return
 			}
+			recs := p.Events
 			n := len(recs)
 			for i := range recs {
 				if !until.includes(recs[i].Position, recs[i].Created) {
@@ -219,7 +233,7 @@ func Build(ctx context.Context, store events.Store, ps []Projection, opts BuildO
 			if n == 0 {
 				return
 			}
-			b := &batch{recs: recs[:n], evs: make([]*Event, n), done: make(chan struct{})}
+			b := &batch{page: p, recs: recs[:n], evs: make([]*Event, n), done: make(chan struct{})}
 			after = recs[n-1].Position
 			select {
 			case work <- b:
@@ -291,6 +305,8 @@ func Build(ctx context.Context, store events.Store, ps []Projection, opts BuildO
 				}
 			}
 			stats.Position, stats.Created = last.Position, last.Created
+			free <- b.page // never blocks: the pool has room for every page
+			b.page, b.recs = nil, nil
 			for _, c := range fan {
 				select {
 				case c <- b:

@@ -32,7 +32,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cqhrss/subsidyledger/events"
-	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
 )
 
 // Event is a stored event as a projection sees it: the record's place in
@@ -53,20 +52,7 @@ type Event struct {
 	// Hash is the event's hash link.
 	Hash events.Hash
 
-	metadata []byte
-	mask     uint64 // the projections of a build that want the event
-}
-
-// Envelope decodes the event's envelope (subsidy.v1.Envelope). Projections
-// rarely need it; it is decoded on demand, and only while the event is
-// being applied (or observed): the envelope's bytes are the store's page,
-// which the runner reuses for the next events.
-func (e *Event) Envelope() (*subsidyv1.Envelope, error) {
-	env := &subsidyv1.Envelope{}
-	if err := proto.Unmarshal(e.metadata, env); err != nil {
-		return nil, fmt.Errorf("projections: envelope of event %s at position %d: %w", e.ID, e.Position, err)
-	}
-	return env, nil
+	mask uint64 // the projections of a build that want the event
 }
 
 // Projection is a read model fed by the event log.
