@@ -5,7 +5,8 @@
 // Ledger-Revision, Ledger-Type, Ledger-Event-Id, Ledger-Hash, ...). Events are
 // published in atomic batches into the SUBSIDY_FEED stream, so the feed never
 // has a gap; after a restart it resumes after the last position the stream
-// holds, so it never repeats one.
+// holds, so it never repeats one. A short batch lingers (Config.Linger) so
+// that a trickle of commits does not become a trickle of fsyncs.
 package feed
 
 import (
