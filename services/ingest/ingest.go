@@ -231,8 +231,10 @@ func MessageID(key string) events.ID { return events.DeriveID("message", key) }
 // Order: facts are decided in the order JetStream delivers them. The intake
 // keeps at most two batches of messages delivered ahead, hands back (in
 // order) everything delivered but not yet decided when it stops, and after a
-// crash waits one ack-wait before consuming so that the redeliveries, which
-// JetStream serves first, come before newer messages. Facts that refer to something not yet recorded are retried (see
+// crash (messages left unacknowledged) resets an unshared consumer to its
+// ack floor (resetToAckFloor), or on a shared one waits one ack-wait before
+// consuming, so that the redeliveries come before newer messages. Facts that
+// refer to something not yet recorded are retried (see
 // Config.ReferenceWait) before they are rejected.
 //
 // Store outages: when an append fails with events.ErrUnavailable (disk
@@ -250,7 +252,7 @@ func (in *Intake) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("ingest: consumer info: %w", err)
 	}
-	if info.NumAckPending > 0 && in.cfg.AckWait > 0 {
+	if info.NumAckPending > 0 && in.cfg.AckWait > 0 && !in.resetToAckFloor(ctx, info) {
 		in.cfg.Logger.Info("messages of a previous run are unacknowledged; waiting for their redelivery so that order is kept",
 			"pending", info.NumAckPending, "wait", in.cfg.AckWait)
 		select {
@@ -274,6 +276,27 @@ func (in *Intake) Run(ctx context.Context) error {
 			return nil
 		}
 	}
+}
+
+// resetToAckFloor, for a consumer this intake does not share (no priority
+// group), asks JetStream to deliver again from the consumer's ack floor:
+// the messages a previous run held unacknowledged (it crashed, or handed
+// them back to wait) come at once and in stream order, instead of after
+// AckWait. Messages above the floor that were acknowledged come again too;
+// they are answered as recorded. A shared consumer is left alone: another
+// instance may be deciding (see takeOver).
+func (in *Intake) resetToAckFloor(ctx context.Context, info *jetstream.ConsumerInfo) bool {
+	js := in.cfg.JetStream
+	if js == nil || pinnedGroup(info.Config) != "" {
+		return false
+	}
+	if _, err := js.ResetConsumer(ctx, info.Stream, info.Name); err != nil {
+		in.cfg.Logger.Warn("cannot reset the consumer to its ack floor; waiting for redelivery instead", "err", err)
+		return false
+	}
+	in.cfg.Logger.Info("messages of a previous run are unacknowledged; delivering again from the ack floor, in order",
+		"pending", info.NumAckPending, "ack_floor", info.AckFloor.Stream)
+	return true
 }
 
 // consume consumes until ctx ends (stalled false) or the store cannot write
