@@ -184,34 +184,7 @@ func BenchIngest(ctx context.Context, bc IngestBenchConfig) (IngestBenchResult, 
 	}
 	payload := make([]byte, 180)
 	rawSingle := func() (float64, error) {
-		var n atomic.Int64
-		per := bc.RawMessages / bc.Publishers
-		t0 := time.Now()
-		var wg sync.WaitGroup
-		errc := make(chan error, bc.Publishers)
-		for w := range bc.Publishers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := range per {
-					m := nats.NewMsg(fmt.Sprintf("bench.raw.%d", w))
-					m.Data = payload
-					m.Header.Set(natsbus.HeaderMsgID, fmt.Sprintf("raw-%d-%d", w, i))
-					if _, err := js.PublishMsg(ctx, m); err != nil {
-						errc <- err
-						return
-					}
-					n.Add(1)
-				}
-			}()
-		}
-		wg.Wait()
-		select {
-		case err := <-errc:
-			return 0, err
-		default:
-		}
-		return float64(n.Load()) / time.Since(t0).Seconds(), nil
+		return RawSingles(ctx, js, "bench.raw", bc.Publishers, bc.RawMessages/bc.Publishers, len(payload))
 	}
 	rawBatch := func() (float64, error) {
 		per := bc.RawMessages / bc.BatchPublishers / bc.BatchSize
@@ -390,4 +363,39 @@ func percentiles(d []time.Duration) (p50, p99 time.Duration) {
 	}
 	slices.Sort(d)
 	return d[len(d)*50/100], d[min(len(d)-1, len(d)*99/100)]
+}
+
+// RawSingles is the raw JetStream baseline of single publishes: publishers
+// concurrent publishers each publish size-byte messages with a Nats-Msg-Id
+// on <prefix>.<publisher>, waiting for each acknowledgement, until each has
+// published per messages (per > 0) or ctx ends. It returns the rate. A
+// stream must hold the subjects.
+func RawSingles(ctx context.Context, js jetstream.JetStream, prefix string, publishers, per, size int) (float64, error) {
+	payload := make([]byte, size)
+	pctx := context.WithoutCancel(ctx) // a publish under way when ctx ends is waited for
+	var n atomic.Int64
+	var wg sync.WaitGroup
+	errc := make(chan error, publishers)
+	t0 := time.Now()
+	for w := range publishers {
+		wg.Go(func() {
+			for i := 0; (per <= 0 || i < per) && ctx.Err() == nil; i++ {
+				m := nats.NewMsg(fmt.Sprintf("%s.%d", prefix, w))
+				m.Data = payload
+				m.Header.Set(natsbus.HeaderMsgID, fmt.Sprintf("%s-%d-%d", prefix, w, i))
+				if _, err := js.PublishMsg(pctx, m); err != nil {
+					errc <- err
+					return
+				}
+				n.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	select {
+	case err := <-errc:
+		return 0, err
+	default:
+	}
+	return float64(n.Load()) / time.Since(t0).Seconds(), nil
 }

@@ -24,6 +24,7 @@ import (
 
 	"github.com/cqhrss/subsidyledger/events/person"
 	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
+	"github.com/cqhrss/subsidyledger/services/ledgerd"
 	"github.com/cqhrss/subsidyledger/services/natsbus"
 	"github.com/cqhrss/subsidyledger/services/simulate"
 )
@@ -699,32 +700,5 @@ func rawSingles(ctx context.Context, js jetstream.JetStream, publishers int, d t
 	defer func() { _ = js.DeleteStream(context.WithoutCancel(ctx), "SOAK_RAW") }()
 	rctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
-	payload := make([]byte, 400)
-	var n atomic.Int64
-	var wg sync.WaitGroup
-	errc := make(chan error, publishers)
-	t0 := time.Now()
-	for w := range publishers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; rctx.Err() == nil; i++ {
-				m := nats.NewMsg(fmt.Sprintf("soak.raw.%d", w))
-				m.Data = payload
-				m.Header.Set(natsbus.HeaderMsgID, fmt.Sprintf("raw-%d-%d", w, i))
-				if _, err := js.PublishMsg(ctx, m); err != nil {
-					errc <- err
-					return
-				}
-				n.Add(1)
-			}
-		}()
-	}
-	wg.Wait()
-	select {
-	case err := <-errc:
-		return 0, err
-	default:
-	}
-	return float64(n.Load()) / time.Since(t0).Seconds(), nil
+	return ledgerd.RawSingles(rctx, js, "soak.raw", publishers, 0, 400)
 }
