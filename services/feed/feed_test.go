@@ -14,23 +14,14 @@ import (
 
 	"github.com/cqhrss/subsidyledger/events"
 	"github.com/cqhrss/subsidyledger/events/bolt"
+	"github.com/cqhrss/subsidyledger/services/internal/natstest"
 	"github.com/cqhrss/subsidyledger/services/natsbus"
 )
 
 // rig is a bolt store and an embedded NATS server with the ledger's streams.
 func rig(t *testing.T) (*bolt.Store, *nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	srv, err := natsbus.StartServer(natsbus.ServerConfig{Addr: "127.0.0.1:-1", DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, _ := jetstream.New(nc)
+	_, nc, js := natstest.Embedded(t)
 	if _, err := natsbus.EnsureStreams(context.Background(), js, natsbus.DefaultSubjects, natsbus.DefaultStreamOptions); err != nil {
 		t.Fatal(err)
 	}

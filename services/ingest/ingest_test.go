@@ -18,6 +18,7 @@ import (
 	"github.com/cqhrss/subsidyledger/events/person"
 	"github.com/cqhrss/subsidyledger/events/rules"
 	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
+	"github.com/cqhrss/subsidyledger/services/internal/natstest"
 	"github.com/cqhrss/subsidyledger/services/natsbus"
 	"github.com/cqhrss/subsidyledger/services/simulate"
 )
@@ -32,17 +33,7 @@ type rig struct {
 
 func newRig(t *testing.T) *rig {
 	t.Helper()
-	srv, err := natsbus.StartServer(natsbus.ServerConfig{Addr: "127.0.0.1:-1", DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, _ := jetstream.New(nc)
+	_, nc, js := natstest.Embedded(t)
 	cons, err := natsbus.EnsureStreams(context.Background(), js, natsbus.DefaultSubjects, natsbus.DefaultStreamOptions)
 	if err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cqhrss/subsidyledger/events/person"
 	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
+	"github.com/cqhrss/subsidyledger/services/internal/natstest"
 	"github.com/cqhrss/subsidyledger/services/natsbus"
 	"github.com/cqhrss/subsidyledger/services/simulate"
 )
@@ -18,20 +19,7 @@ import (
 // startNATS starts an embedded server with the ledger's streams.
 func startNATS(t *testing.T) (string, jetstream.JetStream) {
 	t.Helper()
-	srv, err := natsbus.StartServer(natsbus.ServerConfig{Addr: "127.0.0.1:-1", DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, _, js := natstest.Embedded(t)
 	if _, err := natsbus.EnsureStreams(ctxT(t), js, natsbus.DefaultSubjects, natsbus.DefaultStreamOptions); err != nil {
 		t.Fatal(err)
 	}

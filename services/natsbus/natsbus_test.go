@@ -10,26 +10,13 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cqhrss/subsidyledger/services/internal/natstest"
 	"github.com/cqhrss/subsidyledger/services/natsbus"
 )
 
 func startServer(t *testing.T) (*natsbus.Server, *nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	srv, err := natsbus.StartServer(natsbus.ServerConfig{Addr: "127.0.0.1:-1", DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return srv, nc, js
+	return natstest.Embedded(t)
 }
 
 func TestAtomicBatchStoresAllOrNothing(t *testing.T) {

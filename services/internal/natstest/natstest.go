@@ -1,4 +1,5 @@
-// Package natstest runs a separate nats-server process for integration tests,
+// Package natstest runs NATS for tests: an embedded server (Embedded), or a
+// separate nats-server process for integration tests,
 // built from the pinned github.com/nats-io/nats-server/v2 module (make test
 // builds it into bin/ and passes it in LEDGER_NATS_SERVER_BIN).
 package natstest
