@@ -93,6 +93,22 @@ func (r *rig) fetch(t *testing.T, n int) []jetstream.Msg {
 	return out
 }
 
+// outcomes waits up to within for n outcomes.
+func (r *rig) outcomes(t *testing.T, n int, within time.Duration) []*subsidyv1.IntakeOutcome {
+	t.Helper()
+	var out []*subsidyv1.IntakeOutcome
+	deadline := time.After(within)
+	for len(out) < n {
+		select {
+		case o := <-r.outc:
+			out = append(out, o)
+		case <-deadline:
+			t.Fatalf("%d of %d outcomes within %v", len(out), n, within)
+		}
+	}
+	return out
+}
+
 func programme(t *testing.T) ([]simulate.Fact, []simulate.Fact) {
 	t.Helper()
 	k, _ := person.NewKeyer([]byte("test key: 32 bytes or more, not a real one"))
@@ -144,18 +160,12 @@ func TestRedeliveryAfterRestartStoresNothingNew(t *testing.T) {
 		t.Fatalf("store head after redelivery = %d; want %d (nothing new)", got, h)
 	}
 	dups := 0
-	deadline := time.After(5 * time.Second)
-	for seen := 0; seen < 2*all; seen++ {
-		select {
-		case o := <-r.outc:
-			if o.GetDuplicate() {
-				dups++
-				if o.GetStream() == "" {
-					t.Errorf("duplicate outcome %s names no stream", o.GetMessageId())
-				}
+	for _, o := range r.outcomes(t, 2*all, 5*time.Second) {
+		if o.GetDuplicate() {
+			dups++
+			if o.GetStream() == "" {
+				t.Errorf("duplicate outcome %s names no stream", o.GetMessageId())
 			}
-		case <-deadline:
-			t.Fatalf("saw %d outcomes; want %d", seen, 2*all)
 		}
 	}
 	if dups != all {
@@ -313,18 +323,12 @@ func TestRedeliveryBeyondRecentCacheStoresNothingNew(t *testing.T) {
 		t.Fatalf("store head after the messages came again = %d; want %d (nothing new)", got, h)
 	}
 	dups := 0
-	deadline := time.After(5 * time.Second)
-	for seen := 0; seen < 2*all; seen++ {
-		select {
-		case o := <-r.outc:
-			if o.GetDuplicate() {
-				dups++
-				if o.GetMessageId() == "undecodable-1" && o.GetReason() != subsidyv1.ReasonCode_REASON_CODE_UNDECODABLE {
-					t.Errorf("the repeated undecodable message's outcome says %s", o.GetReason())
-				}
+	for _, o := range r.outcomes(t, 2*all, 5*time.Second) {
+		if o.GetDuplicate() {
+			dups++
+			if o.GetMessageId() == "undecodable-1" && o.GetReason() != subsidyv1.ReasonCode_REASON_CODE_UNDECODABLE {
+				t.Errorf("the repeated undecodable message's outcome says %s", o.GetReason())
 			}
-		case <-deadline:
-			t.Fatalf("saw %d outcomes; want %d", seen, 2*all)
 		}
 	}
 	if dups != all {
@@ -356,17 +360,9 @@ func TestRestartAfterCrashResumesAtOnceInOrder(t *testing.T) {
 	for i, f := range append(slices.Clone(ref), trainees...) {
 		published[f.MsgID] = i
 	}
-	seen := 0
-	deadline := time.After(10 * time.Second) // a third of the ack wait
-	for seen < all {
-		select {
-		case o := <-r.outc:
-			if o.GetDuplicate() {
-				t.Errorf("outcome of %s is a duplicate", o.GetMessageId())
-			}
-			seen++
-		case <-deadline:
-			t.Fatalf("%d of %d outcomes within 10s: the restart waited for the ack wait", seen, all)
+	for _, o := range r.outcomes(t, all, 10*time.Second) { // a third of the ack wait
+		if o.GetDuplicate() {
+			t.Errorf("outcome of %s is a duplicate", o.GetMessageId())
 		}
 	}
 	// The accepted facts are in the log in stream order (rejections go to
