@@ -40,7 +40,7 @@ func (w *World) Decide(f Fact) (Decision, *Rejection) {
 		return Decision{}, reject(subsidyv1.ReasonCode_REASON_CODE_SCHEMA_VIOLATION, "fact has no event id")
 	}
 	if at, ok := w.applied[f.EventID]; ok {
-		return Decision{}, reject(subsidyv1.ReasonCode_REASON_CODE_DUPLICATE_FACT, "event %s already recorded in %s", f.EventID, at.st.name)
+		return Decision{}, reject(subsidyv1.ReasonCode_REASON_CODE_DUPLICATE_FACT, "event %s already recorded in %s", f.EventID, w.streamList[at.stream].name)
 	}
 	if key, updatable := naturalKey(f.Payload); key != "" {
 		if rec, ok := w.natural[key]; ok {

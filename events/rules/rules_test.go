@@ -1,6 +1,7 @@
 package rules_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -641,5 +642,37 @@ func TestAccessors(t *testing.T) {
 	}
 	if len(w.Flags()) != 0 {
 		t.Errorf("Flags = %v", w.Flags())
+	}
+}
+
+// Applied says where each folded event is (stream and revision), whatever
+// streams' events interleave; an unknown id is not applied.
+func TestAppliedKnowsStreamAndRevision(t *testing.T) {
+	w := rules.NewWorld(rules.DefaultRuleSet())
+	type at struct {
+		stream string
+		rev    uint64
+	}
+	want := map[events.ID]at{}
+	next := map[string]uint64{}
+	for i, stream := range []string{"a", "b", "a", "c", "b", "a"} {
+		id := events.DeriveID("applied-test", fmt.Sprint(i))
+		ev := rules.Event{ID: id, Payload: &subsidyv1.FactRejected{Reason: subsidyv1.ReasonCode_REASON_CODE_UNDECODABLE}}
+		if err := w.Apply(stream, next[stream], ev); err != nil {
+			t.Fatal(err)
+		}
+		want[id] = at{stream, next[stream]}
+		next[stream]++
+	}
+	for id, a := range want {
+		if s, rev, ok := w.Applied(id); !ok || s != a.stream || rev != a.rev {
+			t.Errorf("Applied(%s) = %q, %d, %v; want %q, %d", id, s, rev, ok, a.stream, a.rev)
+		}
+	}
+	if _, _, ok := w.Applied(events.DeriveID("applied-test", "never")); ok {
+		t.Error("Applied(an id never folded) = true")
+	}
+	if rev, ok := w.StreamRevision("a"); !ok || rev != 2 {
+		t.Errorf("StreamRevision(a) = %d, %v; want 2, true", rev, ok)
 	}
 }

@@ -3,6 +3,7 @@ package rules
 import (
 	"crypto/sha256"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 
@@ -19,12 +20,13 @@ type World struct {
 	rs  RuleSet
 	cal calendar
 
-	// streams holds each stream's name once and its last revision; applied
-	// holds where every event id folded is: its stream (a pointer per
-	// event, not a copy of the stream's name) and revision.
-	streams map[string]*streamState
-	applied map[events.ID]appliedAt
-	natural map[string]naturalRec
+	// streams indexes streamList, which holds each stream's name once and
+	// its last revision; applied holds where every event id folded is: its
+	// stream's index and its revision (8 bytes an event, beside the id).
+	streams    map[string]uint32
+	streamList []streamState
+	applied    map[events.ID]appliedAt
+	natural    map[string]naturalRec
 
 	units        *refdata.Table
 	unitEvents   map[string]string
@@ -60,7 +62,7 @@ func NewWorld(rs RuleSet) *World {
 	return &World{
 		rs:           rs,
 		cal:          newCalendar(rs),
-		streams:      map[string]*streamState{},
+		streams:      map[string]uint32{},
 		applied:      map[events.ID]appliedAt{},
 		natural:      map[string]naturalRec{},
 		units:        refdata.Seed(),
@@ -91,11 +93,11 @@ func (w *World) RuleSet() RuleSet { return w.rs }
 // StreamRevision returns the last revision folded for stream, and false if
 // no event of it was folded (append with events.NoStream then).
 func (w *World) StreamRevision(stream string) (rev uint64, exists bool) {
-	st, exists := w.streams[stream]
+	i, exists := w.streams[stream]
 	if !exists {
 		return 0, false
 	}
-	return st.rev, true
+	return w.streamList[i].rev, true
 }
 
 // streamState is a stream the World has folded events of.
@@ -104,10 +106,10 @@ type streamState struct {
 	rev  uint64 // the last revision folded
 }
 
-// appliedAt is where a folded event is.
+// appliedAt is where a folded event is: the index of its stream in
+// streamList and its revision.
 type appliedAt struct {
-	st  *streamState
-	rev uint64
+	stream, rev uint32
 }
 
 // Applied reports whether an event with id was folded, and where: its
@@ -118,7 +120,7 @@ func (w *World) Applied(id events.ID) (stream string, revision uint64, ok bool) 
 	if !ok {
 		return "", 0, false
 	}
-	return at.st.name, at.rev, true
+	return w.streamList[at.stream].name, uint64(at.rev), true
 }
 
 // Apply folds one stored event into the state. Call it for every event of
@@ -131,10 +133,10 @@ func (w *World) Apply(stream string, revision uint64, ev Event) error {
 	if stream == "" || ev.Payload == nil {
 		return fmt.Errorf("rules: apply: empty stream or payload")
 	}
-	st, exists := w.streams[stream]
+	si, exists := w.streams[stream]
 	var last uint64
 	if exists {
-		last = st.rev
+		last = w.streamList[si].rev
 	}
 	if want := last + 1; (exists && revision != want) || (!exists && revision != 0) {
 		if !exists {
@@ -143,15 +145,20 @@ func (w *World) Apply(stream string, revision uint64, ev Event) error {
 		return fmt.Errorf("rules: apply %q: revision %d where %d was due", stream, revision, want)
 	}
 	if prev, dup := w.applied[ev.ID]; dup {
-		return fmt.Errorf("rules: apply %q: event %s already applied in %q", stream, ev.ID, prev.st.name)
+		return fmt.Errorf("rules: apply %q: event %s already applied in %q", stream, ev.ID, w.streamList[prev.stream].name)
+	}
+	if revision > math.MaxUint32 || !exists && len(w.streamList) == math.MaxUint32 {
+		return fmt.Errorf("rules: apply %q: beyond 2^32 streams or events in a stream", stream)
 	}
 	if !exists {
 		// A copy: the caller's string may share a larger buffer.
-		st = &streamState{name: strings.Clone(stream)}
-		w.streams[st.name] = st
+		name := strings.Clone(stream)
+		si = uint32(len(w.streamList))
+		w.streamList = append(w.streamList, streamState{name: name})
+		w.streams[name] = si
 	}
-	st.rev = revision
-	w.applied[ev.ID] = appliedAt{st, revision}
+	w.streamList[si].rev = revision
+	w.applied[ev.ID] = appliedAt{si, uint32(revision)}
 	id := ev.ID.String()
 	if key, _ := naturalKey(ev.Payload); key != "" {
 		w.natural[key] = naturalRec{digest: digest(ev.Payload), eventID: ev.ID}
