@@ -212,28 +212,30 @@ func (f *Feed) next(ctx context.Context) ([]events.RecordedEvent, error) {
 func (f *Feed) publish(ctx context.Context, page []events.RecordedEvent) error {
 	msgs := make([]*nats.Msg, len(page))
 	for i, e := range page {
-		m := nats.NewMsg(f.cfg.Subjects.Feed(codec.Category(e.Stream), e.Type))
-		m.Data = e.Data
 		pos := strconv.FormatUint(uint64(e.Position), 10)
-		m.Header.Set(natsbus.HeaderMsgID, "pos-"+pos)
-		m.Header.Set(natsbus.HeaderPosition, pos)
-		m.Header.Set(natsbus.HeaderStream, e.Stream)
-		m.Header.Set(natsbus.HeaderRevision, strconv.FormatUint(e.Revision, 10))
-		m.Header.Set(natsbus.HeaderType, e.Type)
-		m.Header.Set(natsbus.HeaderEventID, e.ID.String())
-		m.Header.Set(natsbus.HeaderContentType, natsbus.ContentProtobuf)
-		m.Header.Set("Ledger-Hash", e.Hash.String())
-		m.Header.Set("Ledger-Prev-Hash", e.PrevHash.String())
+		// Keys in canonical form, set directly (Header.Set canonicalises
+		// and allocates per call: a dozen headers an event).
+		h := nats.Header{
+			natsbus.HeaderMsgID:       {"pos-" + pos},
+			natsbus.HeaderPosition:    {pos},
+			natsbus.HeaderStream:      {e.Stream},
+			natsbus.HeaderRevision:    {strconv.FormatUint(e.Revision, 10)},
+			natsbus.HeaderType:        {e.Type},
+			natsbus.HeaderEventID:     {e.ID.String()},
+			natsbus.HeaderContentType: {natsbus.ContentProtobuf},
+			"Ledger-Hash":             {e.Hash.String()},
+			"Ledger-Prev-Hash":        {e.PrevHash.String()},
+		}
 		if env, err := codec.Envelope(e.EventData); err == nil {
 			if env.GetOccurredAt() != nil {
-				m.Header.Set("Ledger-Occurred-At", env.GetOccurredAt().AsTime().Format(time.RFC3339Nano))
+				h["Ledger-Occurred-At"] = []string{env.GetOccurredAt().AsTime().Format(time.RFC3339Nano)}
 			}
-			m.Header.Set("Ledger-Source", env.GetSource())
+			h["Ledger-Source"] = []string{env.GetSource()}
 			if env.GetRuleSetVersion() != "" {
-				m.Header.Set("Ledger-Rule-Set", env.GetRuleSetVersion())
+				h["Ledger-Rule-Set"] = []string{env.GetRuleSetVersion()}
 			}
 		}
-		msgs[i] = m
+		msgs[i] = &nats.Msg{Subject: f.cfg.Subjects.Feed(codec.Category(e.Stream), e.Type), Data: e.Data, Header: h}
 	}
 	first, last := page[0].Position, page[len(page)-1].Position
 	// A reply lost with a NATS node must not block the feed: give up and

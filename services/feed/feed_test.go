@@ -75,6 +75,19 @@ func TestLingerGathersABatch(t *testing.T) {
 				if got := msg.Header.Get(natsbus.HeaderPosition); got != fmt.Sprint(seq) {
 					t.Errorf("feed message %d has position %s; want %d", seq, got, seq)
 				}
+				id := events.DeriveID("feed-test", fmt.Sprint(seq-1))
+				for k, want := range map[string]string{
+					natsbus.HeaderMsgID: fmt.Sprintf("pos-%d", seq), natsbus.HeaderStream: fmt.Sprintf("test-%d", seq-1),
+					natsbus.HeaderRevision: "0", natsbus.HeaderType: "subsidy.v1.Test", natsbus.HeaderEventID: id.String(),
+					natsbus.HeaderContentType: natsbus.ContentProtobuf,
+				} {
+					if got := msg.Header.Get(k); got != want {
+						t.Errorf("feed message %d: header %s = %q; want %q", seq, k, got, want)
+					}
+				}
+				if len(msg.Header.Get("Ledger-Hash")) != 64 || len(msg.Header.Get("Ledger-Prev-Hash")) != 64 {
+					t.Errorf("feed message %d: hash headers %q, %q", seq, msg.Header.Get("Ledger-Hash"), msg.Header.Get("Ledger-Prev-Hash"))
+				}
 			}
 		})
 	}
