@@ -43,7 +43,7 @@ func (w *World) Decide(f Fact) (Decision, *Rejection) {
 		return Decision{}, reject(subsidyv1.ReasonCode_REASON_CODE_DUPLICATE_FACT, "event %s already recorded in %s", f.EventID, w.streamList[at.stream].name)
 	}
 	if key, updatable := naturalKey(f.Payload); key != "" {
-		if rec, ok := w.natural[key]; ok {
+		if rec, ok := w.natural[hashNatural(key)]; ok {
 			if rec.digest == digest(f.Payload) {
 				return Decision{}, reject(subsidyv1.ReasonCode_REASON_CODE_DUPLICATE_FACT, "%s already recorded as event %s", key, rec.eventID)
 			}

@@ -1,6 +1,8 @@
 package rules
 
 import (
+	"crypto/sha256"
+
 	"github.com/cqhrss/subsidyledger/events"
 	"github.com/cqhrss/subsidyledger/events/refdata"
 	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
@@ -11,9 +13,22 @@ import (
 // so iterating them is deterministic; maps are only looked up, or iterated
 // after sorting their keys.
 
+// naturalRec is what the world keeps of a fact with a natural key, under
+// the key's naturalHash: the first half of its content's SHA-256 and its
+// event id. 128 bits of each keep collisions out of reach while the map
+// holds no pointers (a third of the memory of string keys and full digests,
+// and nothing for the collector to scan).
 type naturalRec struct {
-	digest  [32]byte
+	digest  [16]byte
 	eventID events.ID
+}
+
+// naturalHash identifies a natural key in the world's map.
+type naturalHash [16]byte
+
+func hashNatural(key string) naturalHash {
+	sum := sha256.Sum256([]byte(key))
+	return naturalHash(sum[:16])
 }
 
 type approval struct {

@@ -26,7 +26,7 @@ type World struct {
 	streams    map[string]uint32
 	streamList []streamState
 	applied    map[events.ID]appliedAt
-	natural    map[string]naturalRec
+	natural    map[naturalHash]naturalRec
 
 	units        *refdata.Table
 	unitEvents   map[string]string
@@ -64,7 +64,7 @@ func NewWorld(rs RuleSet) *World {
 		cal:          newCalendar(rs),
 		streams:      map[string]uint32{},
 		applied:      map[events.ID]appliedAt{},
-		natural:      map[string]naturalRec{},
+		natural:      map[naturalHash]naturalRec{},
 		units:        refdata.Seed(),
 		unitEvents:   map[string]string{},
 		institutions: map[string]*institution{},
@@ -161,18 +161,20 @@ func (w *World) Apply(stream string, revision uint64, ev Event) error {
 	w.applied[ev.ID] = appliedAt{si, uint32(revision)}
 	id := ev.ID.String()
 	if key, _ := naturalKey(ev.Payload); key != "" {
-		w.natural[key] = naturalRec{digest: digest(ev.Payload), eventID: ev.ID}
+		w.natural[hashNatural(key)] = naturalRec{digest: digest(ev.Payload), eventID: ev.ID}
 	}
 	w.fold(id, ev.Payload)
 	return nil
 }
 
-func digest(m proto.Message) [32]byte {
+// digest is the first half of the SHA-256 of m's deterministic encoding.
+func digest(m proto.Message) [16]byte {
 	b, err := marshal.Marshal(m)
 	if err != nil {
 		panic("rules: marshal: " + err.Error())
 	}
-	return sha256.Sum256(b)
+	sum := sha256.Sum256(b)
+	return [16]byte(sum[:16])
 }
 
 // naturalKey returns the key under which a fact must be unique, and whether
