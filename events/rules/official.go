@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	"google.golang.org/protobuf/proto"
-	"slices"
 	"strings"
 
 	"github.com/cqhrss/subsidyledger/events/refdata"
@@ -113,7 +112,8 @@ func (d *decider) objectionResolved(m *subsidyv1.ObjectionResolved) *Rejection {
 		return nil // the hold stays; a supervisor lifts it (HoldLifted) or finds fraud
 	}
 	h := ObjectionHold(o.id)
-	if _, held := e.holds[h]; !held {
+	placed, held := e.hold(h)
+	if !held {
 		return nil
 	}
 	d.emit(releaseEventID(e.id, h), &subsidyv1.EntitlementReleased{
@@ -121,7 +121,7 @@ func (d *decider) objectionResolved(m *subsidyv1.ObjectionResolved) *Rejection {
 		Reason:        subsidyv1.ReasonCode_REASON_CODE_OBJECTION_PENDING,
 		OfficialId:    m.GetOfficialId(),
 		HoldId:        h,
-		Decision: d.decision([]string{o.eventID, e.holdEvents[h]},
+		Decision: d.decision([]string{o.eventID, placed.eventID},
 			check(subsidyv1.ReasonCode_REASON_CODE_OBJECTION_PENDING, true, "objection %s not upheld", o.id)),
 	})
 	return nil
@@ -187,15 +187,11 @@ func (d *decider) holdLifted(m *subsidyv1.HoldLifted) *Rejection {
 		return r
 	}
 	h := m.GetHoldId()
-	reason, held := e.holds[h]
+	placed, held := e.hold(h)
 	if !held {
-		var in []string
-		for k := range e.holds {
-			in = append(in, k)
-		}
-		slices.Sort(in)
-		return reject(subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_HOLD, "entitlement %s has no hold %q (holds: %s)", e.id, h, strings.Join(in, ", "))
+		return reject(subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_HOLD, "entitlement %s has no hold %q (holds: %s)", e.id, h, strings.Join(e.holdIDs(), ", "))
 	}
+	reason := placed.reason
 	switch reason {
 	case subsidyv1.ReasonCode_REASON_CODE_BUDGET_EXCEEDED:
 		return reject(subsidyv1.ReasonCode_REASON_CODE_HOLD_NOT_LIFTABLE, "budget holds are released by allocations, in order")
@@ -211,7 +207,7 @@ func (d *decider) holdLifted(m *subsidyv1.HoldLifted) *Rejection {
 		Reason:        reason,
 		OfficialId:    m.GetOfficialId(),
 		HoldId:        h,
-		Decision: d.decision([]string{e.holdEvents[h]},
+		Decision: d.decision([]string{placed.eventID},
 			check(reason, true, "lifted by %s on %s: %s", m.GetOfficialId(), date(m.GetLiftedOn()), m.GetNote())),
 	})
 	return nil

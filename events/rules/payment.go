@@ -26,12 +26,7 @@ func (d *decider) paymentRequested(m *subsidyv1.PaymentRequested) *Rejection {
 	case e.noticeClosed.IsZero():
 		return reject(subsidyv1.ReasonCode_REASON_CODE_NOTICE_NOT_ELAPSED, "the notice of entitlement %s (until %s) is not closed", e.id, e.noticeEnd)
 	case len(e.holds) > 0:
-		var hs []string
-		for h := range e.holds {
-			hs = append(hs, h)
-		}
-		slices.Sort(hs)
-		return reject(subsidyv1.ReasonCode_REASON_CODE_ENTITLEMENT_HELD, "entitlement %s is held: %s", e.id, strings.Join(hs, ", "))
+		return reject(subsidyv1.ReasonCode_REASON_CODE_ENTITLEMENT_HELD, "entitlement %s is held: %s", e.id, strings.Join(e.holdIDs(), ", "))
 	}
 	on := date(m.GetRequestedOn())
 	if r := dateOrder("payment request", on, "notice close", e.noticeClosed); r != nil {
@@ -161,10 +156,11 @@ func (d *decider) paymentSettled(m *subsidyv1.PaymentSettled) *Rejection {
 	}
 	if e.cancelled != "" && e.clawback == "" {
 		cause := subsidyv1.ClawbackCause_CLAWBACK_CAUSE_CERTIFICATE_REVOKED
-		if e.holds[e.cancelled] == subsidyv1.ReasonCode_REASON_CODE_FRAUD_FINDING {
+		cancelling, _ := e.hold(e.cancelled)
+		if cancelling.reason == subsidyv1.ReasonCode_REASON_CODE_FRAUD_FINDING {
 			cause = subsidyv1.ClawbackCause_CLAWBACK_CAUSE_FRAUD
 		}
-		d.raiseClawback(e, e.paid+o.amount, cause, e.holdEvents[e.cancelled], o.eventID)
+		d.raiseClawback(e, e.paid+o.amount, cause, cancelling.eventID, o.eventID)
 	}
 	return nil
 }

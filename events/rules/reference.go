@@ -175,7 +175,8 @@ func (d *decider) releaseQueuedExcept(k fundKey, allocated, freed int64, except 
 			break
 		}
 		committed += e.amount
-		ev := append([]string{e.eventID, e.holdEvents[HoldBudget]}, f.allocations...)
+		budget, _ := e.hold(HoldBudget)
+		ev := append([]string{e.eventID, budget.eventID}, f.allocations...)
 		d.emit(releaseEventID(e.id, HoldBudget), &subsidyv1.EntitlementReleased{
 			EntitlementId: e.id,
 			Reason:        subsidyv1.ReasonCode_REASON_CODE_BUDGET_EXCEEDED,

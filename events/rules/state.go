@@ -2,6 +2,7 @@ package rules
 
 import (
 	"crypto/sha256"
+	"slices"
 
 	"github.com/cqhrss/subsidyledger/events"
 	"github.com/cqhrss/subsidyledger/events/refdata"
@@ -184,8 +185,7 @@ type entitlement struct {
 	noticeStart, noticeEnd         refdata.Date
 	noticeClosed                   refdata.Date
 	noticeEventID, closeEventID    string
-	holds                          map[string]subsidyv1.ReasonCode
-	holdEvents                     map[string]string
+	holds                          []hold // in the order they were placed
 	objections                     []string
 	orders                         []string
 	inFlight                       string
@@ -194,6 +194,51 @@ type entitlement struct {
 	cancelled                      string // hold id of the revocation or fraud hold
 	clawback                       string
 	counted                        int64 // amount it counts in its fund's committed
+}
+
+// hold is a hold on an entitlement: its id, reason and the event that
+// placed it. An entitlement has none or a few, so a slice (nil until the
+// first) costs less than the two maps it replaces.
+type hold struct {
+	id      string
+	reason  subsidyv1.ReasonCode
+	eventID string
+}
+
+// hold returns the hold with id h (the zero hold, false, if there is none).
+func (e *entitlement) hold(h string) (hold, bool) {
+	for _, x := range e.holds {
+		if x.id == h {
+			return x, true
+		}
+	}
+	return hold{}, false
+}
+
+// placeHold adds x, or replaces the hold with its id.
+func (e *entitlement) placeHold(x hold) {
+	for i := range e.holds {
+		if e.holds[i].id == x.id {
+			e.holds[i] = x
+			return
+		}
+	}
+	e.holds = append(e.holds, x)
+}
+
+// releaseHold removes the hold with id h, if any.
+func (e *entitlement) releaseHold(h string) {
+	e.holds = slices.DeleteFunc(e.holds, func(x hold) bool { return x.id == h })
+}
+
+// holdIDs returns the ids of the holds, sorted.
+func (e *entitlement) holdIDs() []string {
+	var ids []string
+	for _, x := range e.holds {
+		ids = append(ids, x.id)
+	}
+	slices.Sort(ids)
+	return ids
 }
 
 type offset struct {

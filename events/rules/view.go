@@ -42,11 +42,7 @@ func (w *World) Entitlement(id string) (EntitlementState, bool) {
 	if e == nil {
 		return EntitlementState{}, false
 	}
-	var holds []string
-	for h := range e.holds {
-		holds = append(holds, h)
-	}
-	slices.Sort(holds)
+	holds := e.holdIDs()
 	return EntitlementState{
 		ID: e.id, PersonKey: e.person, Qualification: e.q, CertificateID: e.certificate, AmountFen: e.amount,
 		Payee: clonePayee(e.payee), Year: e.year, UnitCode: e.unit, ConfirmedBy: e.confirmedBy, ApprovedBy: e.approvedBy,

@@ -447,8 +447,7 @@ func (w *World) fold(id string, m proto.Message) {
 	case *subsidyv1.EntitlementHeld:
 		if e := w.entitlements[m.GetEntitlementId()]; e != nil {
 			h := m.GetHoldId()
-			e.holds[h] = m.GetReason()
-			e.holdEvents[h] = id
+			e.placeHold(hold{h, m.GetReason(), id})
 			switch m.GetReason() {
 			case subsidyv1.ReasonCode_REASON_CODE_BUDGET_EXCEEDED:
 				f := w.fund(fundKey{e.year, e.unit})
@@ -463,8 +462,7 @@ func (w *World) fold(id string, m proto.Message) {
 		}
 	case *subsidyv1.EntitlementReleased:
 		if e := w.entitlements[m.GetEntitlementId()]; e != nil {
-			delete(e.holds, m.GetHoldId())
-			delete(e.holdEvents, m.GetHoldId())
+			e.releaseHold(m.GetHoldId())
 			if m.GetHoldId() == HoldBudget {
 				w.dequeue(e)
 			}
@@ -532,8 +530,7 @@ func (w *World) foldEntitled(id string, m *subsidyv1.SubsidyEntitled) {
 	q := refdata.QualificationOf(m.GetQualification())
 	e := &entitlement{id: m.GetEntitlementId(), eventID: id, person: m.GetPersonKey(), q: q,
 		certificate: m.GetCertificateId(), amount: m.GetAmountFen(), payee: clonePayee(m.GetPayee()), year: m.GetYear(),
-		unit: m.GetUnitCode(), trainInst: m.GetTrainingInstitutionId(), assessedOn: date(m.GetAssessedOn()),
-		holds: map[string]subsidyv1.ReasonCode{}, holdEvents: map[string]string{}}
+		unit: m.GetUnitCode(), trainInst: m.GetTrainingInstitutionId(), assessedOn: date(m.GetAssessedOn())}
 	if c := w.certificates[e.certificate]; c != nil {
 		c.entitlement = e.id
 		e.issuedOn = c.issuedOn
@@ -547,7 +544,7 @@ func (w *World) foldEntitled(id string, m *subsidyv1.SubsidyEntitled) {
 // its amount unless it waits for budget, or was cancelled before any money
 // moved.
 func (e *entitlement) counts() int64 {
-	if _, waiting := e.holds[HoldBudget]; waiting {
+	if _, waiting := e.hold(HoldBudget); waiting {
 		return 0
 	}
 	if e.cancelled != "" && e.paid == 0 && e.inFlight == "" {
