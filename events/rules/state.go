@@ -3,6 +3,7 @@ package rules
 import (
 	"crypto/sha256"
 	"slices"
+	"strings"
 
 	"github.com/cqhrss/subsidyledger/events"
 	"github.com/cqhrss/subsidyledger/events/refdata"
@@ -96,10 +97,53 @@ type trainee struct {
 	eventID    string
 	evidence   []*evidence
 	enrolments []*enrolment
-	attempts   map[refdata.Qualification][]*assessment
+	attempts   byQual[[]*assessment]
 	// entitlement ids by qualification (at most one each, rule 6)
-	entitlements map[refdata.Qualification]string
-	advances     map[refdata.Qualification]*advance
+	entitlements byQual[string]
+	advances     byQual[*advance]
+}
+
+// byQual maps qualifications to values for one trainee, who has one or a
+// few: a slice in insertion order (nil until the first) costs a fraction
+// of a map's memory, and three maps were made for every trainee.
+type byQual[V any] []qualValue[V]
+
+type qualValue[V any] struct {
+	q refdata.Qualification
+	v V
+}
+
+// get returns the value of q, or V's zero value.
+func (m byQual[V]) get(q refdata.Qualification) V {
+	for _, x := range m {
+		if x.q == q {
+			return x.v
+		}
+	}
+	var zero V
+	return zero
+}
+
+// set sets the value of q.
+func (m *byQual[V]) set(q refdata.Qualification, v V) {
+	for i := range *m {
+		if (*m)[i].q == q {
+			(*m)[i].v = v
+			return
+		}
+	}
+	*m = append(*m, qualValue[V]{q, v})
+}
+
+// valuesByKey returns the values ordered by their qualification's String.
+func (m byQual[V]) valuesByKey() []V {
+	sorted := slices.Clone(m)
+	slices.SortFunc(sorted, func(a, b qualValue[V]) int { return strings.Compare(a.q.String(), b.q.String()) })
+	vs := make([]V, len(sorted))
+	for i, x := range sorted {
+		vs[i] = x.v
+	}
+	return vs
 }
 
 type evidence struct {

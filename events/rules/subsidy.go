@@ -2,7 +2,6 @@ package rules
 
 import (
 	"fmt"
-	"slices"
 
 	"github.com/cqhrss/subsidyledger/events/refdata"
 	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
@@ -99,7 +98,7 @@ func (d *decider) subsidy(t *trainee, a *assessment, m *subsidyv1.CertificateIss
 	add(check(subsidyv1.ReasonCode_REASON_CODE_NOT_FIRST_ATTEMPT, a.attempt == 1, "attempt %d", a.attempt))
 
 	// Rule 6: once per person and qualification.
-	if id := t.entitlements[q]; id != "" {
+	if id := t.entitlements.get(q); id != "" {
 		add(check(subsidyv1.ReasonCode_REASON_CODE_ALREADY_SUBSIDISED, false, "entitlement %s exists for %s", id, q))
 		evidence = append(evidence, w.entitlements[id].eventID)
 	} else {
@@ -113,7 +112,7 @@ func (d *decider) subsidy(t *trainee, a *assessment, m *subsidyv1.CertificateIss
 			if l.Code <= q.Level {
 				continue
 			}
-			if id := t.entitlements[refdata.Qualification{Occupation: q.Occupation, Level: l.Code}]; id != "" {
+			if id := t.entitlements.get(refdata.Qualification{Occupation: q.Occupation, Level: l.Code}); id != "" {
 				if e := w.entitlements[id]; e.cancelled == "" && higher == nil {
 					higher = e
 				}
@@ -129,7 +128,7 @@ func (d *decider) subsidy(t *trainee, a *assessment, m *subsidyv1.CertificateIss
 
 	// Rule 8: yearly cap, by assessment year.
 	var inYear []string
-	for _, id := range sortedValues(t.entitlements) {
+	for _, id := range t.entitlements.valuesByKey() {
 		if e := w.entitlements[id]; e.year == year && e.cancelled == "" {
 			inYear = append(inYear, e.eventID)
 		}
@@ -150,7 +149,7 @@ func (d *decider) subsidy(t *trainee, a *assessment, m *subsidyv1.CertificateIss
 
 	// Rule 10: payee.
 	payee := &subsidyv1.Payee{Kind: subsidyv1.PayeeKind_PAYEE_KIND_TRAINEE, PersonKey: t.key}
-	if adv := t.advances[q]; adv != nil {
+	if adv := t.advances.get(q); adv != nil {
 		in := w.institutions[adv.inst]
 		payee = &subsidyv1.Payee{Kind: subsidyv1.PayeeKind_PAYEE_KIND_INSTITUTION, InstitutionId: adv.inst, AccountRef: in.account}
 		add(check(subsidyv1.ReasonCode_REASON_CODE_PAYEE_ACCOUNT_NOT_REGISTERED, in.account != "", "advance %s by %s: reimburse its basic account", adv.id, adv.inst))
@@ -310,27 +309,4 @@ func (d *decider) spike(ev *institution, issued refdata.Date) {
 		Detail:        detail,
 		Decision:      d.decision([]string{ev.eventID}, check(subsidyv1.ReasonCode_REASON_CODE_CERTIFICATE_SPIKE, false, "%s", detail)),
 	})
-}
-
-// sortedValues returns a map's values ordered by key string.
-func sortedValues[K comparable](m map[K]string) []string {
-	type kv struct{ k, v string }
-	var out []kv
-	for k, v := range m {
-		out = append(out, kv{fmt.Sprint(k), v})
-	}
-	slices.SortFunc(out, func(a, b kv) int {
-		if a.k < b.k {
-			return -1
-		}
-		if a.k > b.k {
-			return 1
-		}
-		return 0
-	})
-	vs := make([]string, len(out))
-	for i, x := range out {
-		vs[i] = x.v
-	}
-	return vs
 }

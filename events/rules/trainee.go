@@ -100,10 +100,10 @@ func (d *decider) advancePayment(m *subsidyv1.AdvancePaymentRecorded) *Rejection
 	if !enrolled {
 		return reject(subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_ENROLMENT, "no enrolment of this person at %q for %s", m.GetTrainingInstitutionId(), q)
 	}
-	if a := t.advances[q]; a != nil {
+	if a := t.advances.get(q); a != nil {
 		return reject(subsidyv1.ReasonCode_REASON_CODE_ALREADY_EXISTS, "advance %q by %q already recorded for %s", a.id, a.inst, q)
 	}
-	if id := t.entitlements[q]; id != "" {
+	if id := t.entitlements.get(q); id != "" {
 		return reject(subsidyv1.ReasonCode_REASON_CODE_WRONG_STATE, "subsidy for %s already decided (entitlement %s): an advance must precede certification", q, id)
 	}
 	return nil
@@ -136,7 +136,7 @@ func (d *decider) assessmentRecorded(m *subsidyv1.AssessmentRecorded) *Rejection
 	if a.enrolment == "" {
 		return reject(subsidyv1.ReasonCode_REASON_CODE_ASSESSMENT_BEFORE_ENROLMENT, "no enrolment for %s on or before %s", q, on)
 	}
-	prev := t.attempts[q]
+	prev := t.attempts.get(q)
 	if want := uint32(len(prev)) + 1; a.attempt != want {
 		return reject(subsidyv1.ReasonCode_REASON_CODE_ATTEMPT_OUT_OF_ORDER, "attempt %d where %d is next for %s", a.attempt, want, q)
 	}

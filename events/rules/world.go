@@ -252,8 +252,7 @@ func date(p *subsidyv1.Date) refdata.Date {
 func (w *World) trainee(key string) *trainee {
 	t := w.trainees[key]
 	if t == nil {
-		t = &trainee{key: key, attempts: map[refdata.Qualification][]*assessment{},
-			entitlements: map[refdata.Qualification]string{}, advances: map[refdata.Qualification]*advance{}}
+		t = &trainee{key: key}
 		w.trainees[key] = t
 	}
 	return t
@@ -328,15 +327,15 @@ func (w *World) fold(id string, m proto.Message) {
 	case *subsidyv1.AdvancePaymentRecorded:
 		t := w.trainee(m.GetPersonKey())
 		q := refdata.QualificationOf(m.GetQualification())
-		if t.advances[q] == nil {
-			t.advances[q] = &advance{id: m.GetAdvanceId(), inst: m.GetTrainingInstitutionId(), fen: m.GetAmountFen(), eventID: id}
+		if t.advances.get(q) == nil {
+			t.advances.set(q, &advance{id: m.GetAdvanceId(), inst: m.GetTrainingInstitutionId(), fen: m.GetAmountFen(), eventID: id})
 		}
 	case *subsidyv1.AssessmentRecorded:
 		a := w.assessmentFrom(m)
 		a.eventID = id
 		w.assessments[a.id] = a
 		t := w.trainee(a.person)
-		t.attempts[a.q] = append(t.attempts[a.q], a)
+		t.attempts.set(a.q, append(t.attempts.get(a.q), a))
 		if a.attempt == 1 && a.trainInst != "" {
 			k := qualityKey{a.trainInst, a.q}
 			qw := w.quality[k]
@@ -536,7 +535,7 @@ func (w *World) foldEntitled(id string, m *subsidyv1.SubsidyEntitled) {
 		e.issuedOn = c.issuedOn
 	}
 	w.entitlements[e.id] = e
-	w.trainee(e.person).entitlements[q] = e.id
+	w.trainee(e.person).entitlements.set(q, e.id)
 	w.recount(e)
 }
 
