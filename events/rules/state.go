@@ -146,9 +146,15 @@ func (m byQual[V]) valuesByKey() []V {
 	return vs
 }
 
+// evidence is what rule 2 reads of an EligibilityEvidenceRecorded (not
+// the whole message: every trainee has one or two).
 type evidence struct {
-	msg     *subsidyv1.EligibilityEvidenceRecorded
-	eventID string
+	id, source             string
+	category               subsidyv1.EligibilityCategory
+	confirmed              bool
+	gradYear               int32
+	insuredFrom, insuredTo refdata.Date
+	eventID                string
 }
 
 type enrolment struct {

@@ -250,24 +250,23 @@ func eligibility(t *trainee, on refdata.Date) (*subsidyv1.Check, []string) {
 	var used []string
 	var fail *subsidyv1.Check
 	for _, e := range t.evidence {
-		m := e.msg
 		used = append(used, e.eventID)
-		switch m.GetCategory() {
+		switch e.category {
 		case subsidyv1.EligibilityCategory_ELIGIBILITY_CATEGORY_GRADUATING_STUDENT:
-			if m.GetConfirmed() && int(m.GetGraduationYear()) == on.Year() {
+			if e.confirmed && int(e.gradYear) == on.Year() {
 				return check(subsidyv1.ReasonCode_REASON_CODE_NOT_GRADUATING_THIS_YEAR, true,
-					"graduating student: graduation year %d (evidence %s from %s)", m.GetGraduationYear(), m.GetEvidenceId(), m.GetSource()), []string{e.eventID}
+					"graduating student: graduation year %d (evidence %s from %s)", e.gradYear, e.id, e.source), []string{e.eventID}
 			}
 			fail = check(subsidyv1.ReasonCode_REASON_CODE_NOT_GRADUATING_THIS_YEAR, false,
-				"evidence %s: confirmed %t, graduation year %d, assessed in %d", m.GetEvidenceId(), m.GetConfirmed(), m.GetGraduationYear(), on.Year())
+				"evidence %s: confirmed %t, graduation year %d, assessed in %d", e.id, e.confirmed, e.gradYear, on.Year())
 		case subsidyv1.EligibilityCategory_ELIGIBILITY_CATEGORY_ENTERPRISE_EMPLOYEE:
-			from, to := date(m.GetInsuredFrom()), date(m.GetInsuredTo())
-			if m.GetConfirmed() && from <= on && (to.IsZero() || on <= to) {
+			from, to := e.insuredFrom, e.insuredTo
+			if e.confirmed && from <= on && (to.IsZero() || on <= to) {
 				return check(subsidyv1.ReasonCode_REASON_CODE_NOT_INSURED_ON_ASSESSMENT, true,
-					"enterprise employee insured %s..%s (evidence %s from %s)", from, to, m.GetEvidenceId(), m.GetSource()), []string{e.eventID}
+					"enterprise employee insured %s..%s (evidence %s from %s)", from, to, e.id, e.source), []string{e.eventID}
 			}
 			fail = check(subsidyv1.ReasonCode_REASON_CODE_NOT_INSURED_ON_ASSESSMENT, false,
-				"evidence %s: confirmed %t, insured %s..%s, assessed %s", m.GetEvidenceId(), m.GetConfirmed(), from, to, on)
+				"evidence %s: confirmed %t, insured %s..%s, assessed %s", e.id, e.confirmed, from, to, on)
 		}
 	}
 	return fail, used

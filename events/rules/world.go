@@ -313,7 +313,9 @@ func (w *World) fold(id string, m proto.Message) {
 		t.unit, t.education, t.employee, t.gradYear, t.eventID = m.GetUnitCode(), m.GetEducation(), m.GetEnterpriseEmployee(), m.GetGraduationYear(), id
 	case *subsidyv1.EligibilityEvidenceRecorded:
 		t := w.trainee(m.GetPersonKey())
-		t.evidence = append(t.evidence, &evidence{msg: proto.Clone(m).(*subsidyv1.EligibilityEvidenceRecorded), eventID: id})
+		t.evidence = append(t.evidence, &evidence{id: m.GetEvidenceId(), source: m.GetSource(), category: m.GetCategory(),
+			confirmed: m.GetConfirmed(), gradYear: m.GetGraduationYear(),
+			insuredFrom: date(m.GetInsuredFrom()), insuredTo: date(m.GetInsuredTo()), eventID: id})
 	case *subsidyv1.Enrolled:
 		e := &enrolment{id: m.GetEnrolmentId(), person: m.GetPersonKey(), inst: m.GetTrainingInstitutionId(),
 			q: refdata.QualificationOf(m.GetQualification()), enrolledOn: date(m.GetEnrolledOn()), eventID: id}
