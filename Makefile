@@ -82,9 +82,10 @@ crash-soak: test-deps ## not in CI: the crash test with CRASHES (100) SIGKILLs o
 .PHONY: nats-server
 nats-server: $(NATS_SERVER) ## build nats-server from the pinned module into bin/
 
-RUN_TRAINEES ?= 3500
-RUN_PACE     ?= 10ms
-RUN_YEAR     ?= 2026
+RUN_TRAINEES   ?= 3500
+RUN_PACE       ?= 10ms
+RUN_HEAD_START ?= 11000
+RUN_YEAR       ?= 2026
 
 .PHONY: build
 build: ## build ledgerd, ledgerctl and ledgerbench into bin/
@@ -107,7 +108,7 @@ run: build $(DEMO_KEYS) ## start ledgerd on its embedded defaults (./data, NATS 
 	until curl -sf http://127.0.0.1:8080/healthz >/dev/null; do sleep 0.5; kill -0 $$pid 2>/dev/null || exit 1; done; \
 	echo; echo "ledgerd is up. Open http://127.0.0.1:8080/dashboard/ and watch $(RUN_TRAINEES) trainees' year fill up"; \
 	echo "(API under http://127.0.0.1:8080/v1/, metrics at /metrics; Ctrl-C stops both)."; echo; \
-	$(BIN)/ledgerctl simulate --nats-url nats://127.0.0.1:4222 --key-file data/demo-person.key --trainees $(RUN_TRAINEES) --pace $(RUN_PACE) --seed 1 --year $(RUN_YEAR) && \
+	$(BIN)/ledgerctl simulate --nats-url nats://127.0.0.1:4222 --key-file data/demo-person.key --trainees $(RUN_TRAINEES) --pace $(RUN_PACE) --head-start $(RUN_HEAD_START) --seed 1 --year $(RUN_YEAR) && \
 	echo "the simulated year is published; ledgerd keeps running until Ctrl-C"; wait $$pid
 
 .PHONY: run-ledgerd

@@ -1,6 +1,10 @@
 package ledgerctl
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -174,5 +178,45 @@ func TestSimulate(t *testing.T) {
 	}
 	if _, _, err := run(t, "", env, "simulate", "--year", "2024"); exitCode(err) != 2 {
 		t.Errorf("simulate --year 2024: %v", err)
+	}
+}
+
+// --head-start publishes the first N paced facts at once: with an hour
+// between facts, exactly the reference data and N facts arrive, and the
+// rest wait.
+func TestSimulateHeadStart(t *testing.T) {
+	url, js := startNATS(t)
+	kr, _ := person.NewKeyer([]byte(secret))
+	prog, err := simulate.New(simulate.Config{Seed: 4, Year: 2026, Trainees: 5, Keyer: kr, Officials: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const head = 7
+	want := uint64(len(prog.Reference()) + head)
+	vars := map[string]string{"LEDGER_NATS_URL": url, "LEDGER_PERSON_KEY": secret}
+	ctx, cancel := context.WithCancel(ctxT(t))
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, []string{"simulate", "--seed", "4", "--year", "2026", "--trainees", "5", "--violations=false", "--pace", "1h", "--head-start", fmt.Sprint(head)},
+			func(k string) string { return vars[k] }, strings.NewReader(""), io.Discard, io.Discard)
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, n := inbound(t, js); n >= want {
+			break
+		}
+		if time.Now().After(deadline) {
+			_, n := inbound(t, js)
+			t.Fatalf("%d facts after 10s; want the %d reference facts and %d more at once", n, len(prog.Reference()), head)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond) // nothing more comes: the next is an hour away
+	if _, n := inbound(t, js); n != want {
+		t.Errorf("%d facts published; want %d", n, want)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("simulate ended with %v; want it cancelled while pacing", err)
 	}
 }

@@ -16,7 +16,7 @@ import (
 const demoSecret = "ledgerctl simulate: demo person-key secret, not for real data"
 
 func cmdSimulate(ctx context.Context, e *env, args []string) error {
-	f := newFlags(e, "simulate", "[--nats-url URL] [--seed N] [--year Y] [--trainees N] [--pace fast|demo|DURATION] [--personal-data=false]")
+	f := newFlags(e, "simulate", "[--nats-url URL] [--seed N] [--year Y] [--trainees N] [--pace fast|demo|DURATION] [--head-start N] [--personal-data=false]")
 	nf := addNATSFlags(f)
 	keyFile := f.str("key-file", "", "a file holding the person-key secret (default: LEDGER_PERSON_KEY, else a fixed demo secret)")
 	seed := f.Uint64("seed", 1, "the programme's seed: the same seed publishes the same facts")
@@ -26,6 +26,7 @@ func cmdSimulate(ctx context.Context, e *env, args []string) error {
 	violations := f.Bool("violations", true, "plant violations for supervisors to find: a certificate spike (an evaluation institution certifies a cohort of extra trainees in one month) and, with --officials, certificates revoked after payment (clawbacks) and a shared payee account")
 	pace := f.String("pace", "fast", "fast (as quickly as JetStream acknowledges), demo (5 facts a second) or a pause between facts (e.g. 50ms)")
 	workers := f.Int("workers", 8, "concurrent publishers at --pace fast")
+	headStart := f.Int("head-start", 0, "with a paced --pace: publish the first N trainee facts at once, then pace the rest (a demo then starts with the year's registrations and enrolments in)")
 	personalData := f.Bool("personal-data", true, "also publish each trainee's plain ID number, name and payee account on <prefix>.pii.enrolment for the ledger's encrypted vault (never into the log)")
 	if err := f.parse(args); err != nil {
 		return err
@@ -36,8 +37,8 @@ func cmdSimulate(ctx context.Context, e *env, args []string) error {
 	if *year < 2025 || *year > 2030 {
 		return usageErrorf("--year %d: the programme runs 2025–2030", *year)
 	}
-	if *trainees < 0 || *workers < 1 {
-		return usageErrorf("--trainees and --workers must be positive")
+	if *trainees < 0 || *workers < 1 || *headStart < 0 {
+		return usageErrorf("--trainees, --workers and --head-start must be positive")
 	}
 	var pause time.Duration
 	switch *pace {
@@ -120,10 +121,12 @@ func cmdSimulate(ctx context.Context, e *env, args []string) error {
 					continue
 				}
 				more = true
-				select {
-				case <-t.C:
-				case <-ctx.Done():
-					return ctx.Err()
+				if sent-len(ref) >= *headStart {
+					select {
+					case <-t.C:
+					case <-ctx.Done():
+						return ctx.Err()
+					}
 				}
 				m, err := simulate.Msg(inbound, l[k], false)
 				if err == nil {
