@@ -235,15 +235,8 @@ type subscription struct {
 // ErrCorrupt.
 func (sub *subscription) Next(ctx context.Context) (events.RecordedEvent, error) {
 	for {
-		if err := ctx.Err(); err != nil {
+		if err := sub.ended(ctx); err != nil {
 			return events.RecordedEvent{}, err
-		}
-		select {
-		case <-sub.closed:
-			return events.RecordedEvent{}, errClosed("next")
-		case <-sub.s.done:
-			return events.RecordedEvent{}, errClosed("next")
-		default:
 		}
 		if len(sub.buf) > 0 {
 			e := sub.buf[0]
@@ -262,15 +255,40 @@ func (sub *subscription) Next(ctx context.Context) (events.RecordedEvent, error)
 			sub.buf = page
 			continue
 		}
-		select {
-		case <-sig:
-		case <-ctx.Done():
-			return events.RecordedEvent{}, ctx.Err()
-		case <-sub.closed:
-			return events.RecordedEvent{}, errClosed("next")
-		case <-sub.s.done:
-			return events.RecordedEvent{}, errClosed("next")
+		if err := sub.wait(ctx, sig); err != nil {
+			return events.RecordedEvent{}, err
 		}
+	}
+}
+
+// ended reports, without blocking, why Next may not go on: ctx's error, or
+// ErrClosed once the subscription or the store closed.
+func (sub *subscription) ended(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	select {
+	case <-sub.closed:
+		return errClosed("next")
+	case <-sub.s.done:
+		return errClosed("next")
+	default:
+		return nil
+	}
+}
+
+// wait blocks until sig closes (a commit) and returns nil, or returns
+// ctx's error or ErrClosed.
+func (sub *subscription) wait(ctx context.Context, sig <-chan struct{}) error {
+	select {
+	case <-sig:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-sub.closed:
+		return errClosed("next")
+	case <-sub.s.done:
+		return errClosed("next")
 	}
 }
 
@@ -282,15 +300,8 @@ func (sub *subscription) NextPage(ctx context.Context, max int, p *events.Page) 
 	}
 	for {
 		p.Reset()
-		if err := ctx.Err(); err != nil {
+		if err := sub.ended(ctx); err != nil {
 			return err
-		}
-		select {
-		case <-sub.closed:
-			return errClosed("next")
-		case <-sub.s.done:
-			return errClosed("next")
-		default:
 		}
 		if len(sub.buf) > 0 { // left by Next
 			n := min(max, len(sub.buf))
@@ -311,14 +322,8 @@ func (sub *subscription) NextPage(ctx context.Context, max int, p *events.Page) 
 		if more {
 			continue
 		}
-		select {
-		case <-sig:
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-sub.closed:
-			return errClosed("next")
-		case <-sub.s.done:
-			return errClosed("next")
+		if err := sub.wait(ctx, sig); err != nil {
+			return err
 		}
 	}
 }

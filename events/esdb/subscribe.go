@@ -231,6 +231,30 @@ func (sub *subscription) Next(ctx context.Context) (events.RecordedEvent, error)
 	}
 }
 
+// NextPage is Next for up to max events at a time (events.PageSubscription;
+// max <= 0: as many as have arrived): it waits for the first, then takes
+// those already received, so that a follower (the Merkle sealer) handles
+// them together. The events' bytes are the subscription's, not p's.
+func (sub *subscription) NextPage(ctx context.Context, max int, p *events.Page) error {
+	p.Reset()
+	e, err := sub.Next(ctx)
+	if err != nil {
+		return err
+	}
+	p.Events = append(p.Events, e)
+	for max <= 0 || len(p.Events) < max {
+		select {
+		case e := <-sub.ch:
+			p.Events = append(p.Events, e)
+		default:
+			return nil
+		}
+	}
+	return nil
+}
+
+var _ events.PageSubscription = (*subscription)(nil)
+
 // Close ends the subscription; a blocked Next returns ErrClosed.
 func (sub *subscription) Close() error {
 	sub.closeOnce.Do(func() {

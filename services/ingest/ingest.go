@@ -640,7 +640,7 @@ type batch struct {
 	msgs  []jetstream.Msg
 	items []*item
 	byKey map[string]*item
-	ops   map[string]*op
+	ops   map[string]*op // by stream; only when the store is not ordered
 	order []*op
 	// rejections are appended after order, and only if no other writer
 	// appended anything since the batch was decided (see commit).
@@ -683,7 +683,10 @@ func (in *Intake) prepare(ctx context.Context, msgs []jetstream.Msg) *batch {
 // begin starts a batch: it folds what other writers appended meanwhile.
 func (in *Intake) begin(ctx context.Context) *batch {
 	_, ordered := in.cfg.Store.(events.Batcher)
-	b := &batch{done: make(chan struct{}), byKey: make(map[string]*item), ops: make(map[string]*op), own: make(map[events.ID]struct{}), ordered: ordered}
+	b := &batch{done: make(chan struct{}), byKey: make(map[string]*item), own: make(map[events.ID]struct{}), ordered: ordered}
+	if !ordered {
+		b.ops = make(map[string]*op) // one op per stream (opFor)
+	}
 	if err := in.catchUp(ctx); err != nil {
 		b.err = err
 	}
