@@ -324,16 +324,31 @@ func Build(ctx context.Context, store events.Store, ps []Projection, opts BuildO
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			bit := uint64(1) << i
+			ba, batches := p.(BatchApplier)
+			var run []*Event
 			for b := range fan[i] {
-				bit := uint64(1) << i
+				run = run[:0]
 				for _, ev := range b.evs {
-					if ev == nil || ev.mask&bit == 0 {
-						continue
+					if ev != nil && ev.mask&bit != 0 {
+						run = append(run, ev)
 					}
-					if err := p.Apply(ev); err != nil {
-						fail(&BuildError{Projection: p.Name(), Failure: Failure{Position: ev.Position, EventID: ev.ID.String(), Type: ev.Type, Err: err, At: time.Now()}})
-						return
+				}
+				var err error
+				at := 0
+				if batches {
+					at, err = ba.ApplyBatch(run)
+				} else {
+					for ; at < len(run); at++ {
+						if err = p.Apply(run[at]); err != nil {
+							break
+						}
 					}
+				}
+				if err != nil {
+					ev := run[at]
+					fail(&BuildError{Projection: p.Name(), Failure: Failure{Position: ev.Position, EventID: ev.ID.String(), Type: ev.Type, Err: err, At: time.Now()}})
+					return
 				}
 			}
 		}()

@@ -96,6 +96,31 @@ type Projection interface {
 	Restore(r io.Reader) error
 }
 
+// BatchApplier is a Projection that can fold a run of events under one
+// acquisition of its lock. Build uses it on fresh instances that no query
+// sees yet (rebuilds, as-of builds), where a lock per event is pure cost;
+// the Runner applies live events one by one. A wrapper that embeds a
+// model and overrides Apply must override ApplyBatch too.
+type BatchApplier interface {
+	Projection
+	// ApplyBatch applies evs in order, as Apply would one by one. On an
+	// error at evs[i] it returns i: the events before it are applied and
+	// the state is as it was before evs[i].
+	ApplyBatch(evs []*Event) (int, error)
+}
+
+// ApplyEach is ApplyBatch's loop for an implementation whose apply folds
+// one event (under the lock the caller holds) and whose position is *pos.
+func ApplyEach(evs []*Event, apply func(*Event) error, pos *events.Position) (int, error) {
+	for i, ev := range evs {
+		if err := apply(ev); err != nil {
+			return i, err
+		}
+		*pos = ev.Position
+	}
+	return len(evs), nil
+}
+
 // Factory returns a fresh, empty instance of a projection. Runners call it
 // at start, for rebuilds and for as-of builds.
 type Factory func() Projection

@@ -294,6 +294,13 @@ func (m *Model) Apply(ev *projections.Event) error {
 	return nil
 }
 
+// ApplyBatch implements projections.BatchApplier.
+func (m *Model) ApplyBatch(evs []*projections.Event) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return projections.ApplyEach(evs, m.apply, &m.pos)
+}
+
 func (m *Model) entOf(id, typ string) (events.ID, entState, error) {
 	eid, err := rm.ID(id)
 	if err != nil {

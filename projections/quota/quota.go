@@ -168,6 +168,13 @@ func (m *Model) Apply(ev *projections.Event) error {
 	return nil
 }
 
+// ApplyBatch implements projections.BatchApplier.
+func (m *Model) ApplyBatch(evs []*projections.Event) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return projections.ApplyEach(evs, m.apply, &m.pos)
+}
+
 func (m *Model) apply(ev *projections.Event) error {
 	switch p := ev.Payload.(type) {
 	case *pb.UnitDefined:

@@ -236,6 +236,17 @@ type checker struct {
 	n *int
 }
 
+// ApplyBatch checks after every event too (the embedded model's would
+// apply the run without the checks).
+func (c *checker) ApplyBatch(evs []*projections.Event) (int, error) {
+	for i, ev := range evs {
+		if err := c.Apply(ev); err != nil {
+			return i, err
+		}
+	}
+	return len(evs), nil
+}
+
 func (c *checker) Apply(ev *projections.Event) error {
 	if err := c.m.Apply(ev); err != nil {
 		return err
