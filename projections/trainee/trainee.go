@@ -45,11 +45,10 @@ const version = 2
 type list struct{ head, tail int32 }
 
 // push appends r to recs and to the list l.
-func push[T any](recs *[]T, l *list, r T, next func(*T) *int32) int32 {
-	n := int32(len(*recs)) + 1
-	*recs = append(*recs, r)
+func push[T any](recs *rm.Chunks[T], l *list, r T, next func(*T) *int32) int32 {
+	n := recs.Append(r) + 1
 	if l.tail != 0 {
-		*next(&(*recs)[l.tail-1]) = n
+		*next(recs.At(l.tail - 1)) = n
 	} else {
 		l.head = n
 	}
@@ -58,8 +57,8 @@ func push[T any](recs *[]T, l *list, r T, next func(*T) *int32) int32 {
 }
 
 // walk calls f with the index of each record of l, in order.
-func walk[T any](recs []T, l list, next func(*T) *int32, f func(i int32)) {
-	for n := l.head; n != 0; n = *next(&recs[n-1]) {
+func walk[T any](recs *rm.Chunks[T], l list, next func(*T) *int32, f func(i int32)) {
+	for n := l.head; n != 0; n = *next(recs.At(n - 1)) {
 		f(n - 1)
 	}
 }
@@ -215,18 +214,18 @@ type Model struct {
 	mu         sync.RWMutex
 	pos        events.Position
 	idx        rm.KeyIndex
-	people     []person
-	evidence   []evidenceRec
-	enrolments []enrolmentRec
-	attempts   []attemptRec
-	certs      []certRec
-	advances   []advanceRec
-	denials    []denialRec
-	flags      []flagRec
-	ents       []ent
-	holds      []holdRec
-	orders     []orderRec
-	claws      []clawRec
+	people     rm.Chunks[person]
+	evidence   rm.Chunks[evidenceRec]
+	enrolments rm.Chunks[enrolmentRec]
+	attempts   rm.Chunks[attemptRec]
+	certs      rm.Chunks[certRec]
+	advances   rm.Chunks[advanceRec]
+	denials    rm.Chunks[denialRec]
+	flags      rm.Chunks[flagRec]
+	ents       rm.Chunks[ent]
+	holds      rm.Chunks[holdRec]
+	orders     rm.Chunks[orderRec]
+	claws      rm.Chunks[clawRec]
 	entIdx     map[events.ID]int32
 	clawIdx    map[events.ID]int32 // clawback id -> entitlement
 	arena      rm.Arena            // ids, names and accounts of the records
@@ -309,7 +308,7 @@ func (m *Model) person(key string, typ string) (int32, error) {
 	return i, nil
 }
 
-func (m *Model) keyAt(i int32) rm.PersonKey { return m.people[i].key }
+func (m *Model) keyAt(i int32) rm.PersonKey { return m.people.At(i).key }
 
 func (m *Model) ent(id string, typ string) (*ent, error) {
 	eid, err := rm.ID(id)
@@ -320,15 +319,15 @@ func (m *Model) ent(id string, typ string) (*ent, error) {
 	if !ok {
 		return nil, rm.Err(typ, "unknown entitlement %s", id)
 	}
-	return &m.ents[i], nil
+	return m.ents.At(i), nil
 }
 
 // findCert returns the index+1 of the person's certificate with the id, or
 // 0 and the id interned.
 func (m *Model) findCert(p *person, id string) (int32, uint32) {
 	var found int32
-	walk(m.certs, p.certs, nextCert, func(i int32) {
-		if m.arena.Equal(m.certs[i].id, id) {
+	walk(&m.certs, p.certs, nextCert, func(i int32) {
+		if m.arena.Equal(m.certs.At(i).id, id) {
 			found = i + 1
 		}
 	})
@@ -368,11 +367,10 @@ func (m *Model) apply(ev *projections.Event) error {
 		}
 		i, ok := m.idx.Get(k, m.keyAt)
 		if !ok {
-			i = int32(len(m.people))
-			m.people = append(m.people, person{key: k})
+			i = m.people.Append(person{key: k})
 			m.idx.Put(k, i)
 		}
-		pp := &m.people[i]
+		pp := m.people.At(i)
 		pp.maskedName = m.arena.Put(p.MaskedName)
 		m.setMaskedID(pp, p.MaskedId)
 		pp.unit = m.strs.ID(p.UnitCode)
@@ -383,14 +381,14 @@ func (m *Model) apply(ev *projections.Event) error {
 		if err != nil {
 			return err
 		}
-		push(&m.evidence, &m.people[i].evidence, evidenceRec{id: m.arena.Put(p.EvidenceId), category: uint8(p.Category), source: m.strs.ID(p.Source),
+		push(&m.evidence, &m.people.At(i).evidence, evidenceRec{id: m.arena.Put(p.EvidenceId), category: uint8(p.Category), source: m.strs.ID(p.Source),
 			confirmed: p.Confirmed, gradYear: int16(p.GraduationYear), insuredFrom: rm.Date(p.InsuredFrom), insuredTo: rm.Date(p.InsuredTo), pos: pos}, nextEvidence)
 	case *pb.Enrolled:
 		i, err := m.person(p.PersonKey, ev.Type)
 		if err != nil {
 			return err
 		}
-		push(&m.enrolments, &m.people[i].enrolments, enrolmentRec{id: m.arena.Put(p.EnrolmentId), inst: m.strs.ID(p.TrainingInstitutionId),
+		push(&m.enrolments, &m.people.At(i).enrolments, enrolmentRec{id: m.arena.Put(p.EnrolmentId), inst: m.strs.ID(p.TrainingInstitutionId),
 			q: rm.QOf(p.Qualification), unit: m.strs.ID(p.UnitCode), on: rm.Date(p.EnrolledOn)}, nextEnrolment)
 	case *pb.TrainingCompleted:
 		i, err := m.person(p.PersonKey, ev.Type)
@@ -398,9 +396,9 @@ func (m *Model) apply(ev *projections.Event) error {
 			return err
 		}
 		var e *enrolmentRec
-		walk(m.enrolments, m.people[i].enrolments, nextEnrolment, func(j int32) {
-			if m.arena.Equal(m.enrolments[j].id, p.EnrolmentId) {
-				e = &m.enrolments[j]
+		walk(&m.enrolments, m.people.At(i).enrolments, nextEnrolment, func(j int32) {
+			if m.arena.Equal(m.enrolments.At(j).id, p.EnrolmentId) {
+				e = m.enrolments.At(j)
 			}
 		})
 		if e == nil {
@@ -412,7 +410,7 @@ func (m *Model) apply(ev *projections.Event) error {
 		if err != nil {
 			return err
 		}
-		push(&m.attempts, &m.people[i].attempts, attemptRec{id: m.arena.Put(p.AssessmentId), eval: m.strs.ID(p.EvaluationInstitutionId),
+		push(&m.attempts, &m.people.At(i).attempts, attemptRec{id: m.arena.Put(p.AssessmentId), eval: m.strs.ID(p.EvaluationInstitutionId),
 			train: m.strs.ID(p.TrainingInstitutionId), q: rm.QOf(p.Qualification), n: uint8(min(p.Attempt, 255)),
 			theory: int8(p.TheoryScore), practical: int8(p.PracticalScore), on: rm.Date(p.AssessedOn)}, nextAttempt)
 	case *pb.CertificateIssued:
@@ -420,10 +418,10 @@ func (m *Model) apply(ev *projections.Event) error {
 		if err != nil {
 			return err
 		}
-		pp := &m.people[i]
+		pp := m.people.At(i)
 		c := certRec{id: m.arena.Put(p.CertificateId), eval: m.strs.ID(p.EvaluationInstitutionId), q: rm.QOf(p.Qualification), on: rm.Date(p.IssuedOn)}
-		walk(m.attempts, pp.attempts, nextAttempt, func(j int32) {
-			if m.arena.Equal(m.attempts[j].id, p.AssessmentId) {
+		walk(&m.attempts, pp.attempts, nextAttempt, func(j int32) {
+			if m.arena.Equal(m.attempts.At(j).id, p.AssessmentId) {
 				c.assessment = j + 1
 			}
 		})
@@ -436,17 +434,17 @@ func (m *Model) apply(ev *projections.Event) error {
 		if err != nil {
 			return err
 		}
-		ci, _ := m.findCert(&m.people[i], p.CertificateId)
+		ci, _ := m.findCert(m.people.At(i), p.CertificateId)
 		if ci == 0 {
 			return rm.Err(ev.Type, "unknown certificate %s", p.CertificateId)
 		}
-		m.certs[ci-1].revoked, m.certs[ci-1].revokeReason = rm.Date(p.RevokedOn), m.strs.ID(p.Reason)
+		m.certs.At(ci-1).revoked, m.certs.At(ci-1).revokeReason = rm.Date(p.RevokedOn), m.strs.ID(p.Reason)
 	case *pb.AdvancePaymentRecorded:
 		i, err := m.person(p.PersonKey, ev.Type)
 		if err != nil {
 			return err
 		}
-		push(&m.advances, &m.people[i].advances, advanceRec{id: m.arena.Put(p.AdvanceId), inst: m.strs.ID(p.TrainingInstitutionId), q: rm.QOf(p.Qualification),
+		push(&m.advances, &m.people.At(i).advances, advanceRec{id: m.arena.Put(p.AdvanceId), inst: m.strs.ID(p.TrainingInstitutionId), q: rm.QOf(p.Qualification),
 			fen: p.AmountFen, on: rm.Date(p.PaidOn)}, nextAdvance)
 	case *pb.SubsidyEntitled:
 		i, err := m.person(p.PersonKey, ev.Type)
@@ -465,8 +463,8 @@ func (m *Model) apply(ev *projections.Event) error {
 			train: m.strs.ID(p.TrainingInstitutionId), eval: m.strs.ID(p.EvaluationInstitutionId), amount: p.AmountFen,
 			feeSchedule: m.strs.ID(p.FeeScheduleId), assessedOn: rm.Date(p.AssessedOn),
 			ruleSet: m.strs.ID(p.Decision.GetRuleSetVersion()), pos: pos}
-		e.cert, e.certX = m.findCert(&m.people[i], p.CertificateId)
-		n := push(&m.ents, &m.people[i].ents, e, nextEnt)
+		e.cert, e.certX = m.findCert(m.people.At(i), p.CertificateId)
+		n := push(&m.ents, &m.people.At(i).ents, e, nextEnt)
 		m.entIdx[id] = n
 	case *pb.SubsidyDenied:
 		i, err := m.person(p.PersonKey, ev.Type)
@@ -475,8 +473,8 @@ func (m *Model) apply(ev *projections.Event) error {
 		}
 		d := denialRec{q: rm.QOf(p.Qualification), reason: int32(p.Reason), detail: m.strs.ID(p.Detail),
 			ruleSet: m.strs.ID(p.Decision.GetRuleSetVersion()), pos: pos}
-		d.cert, d.certX = m.findCert(&m.people[i], p.CertificateId)
-		push(&m.denials, &m.people[i].denials, d, nextDenial)
+		d.cert, d.certX = m.findCert(m.people.At(i), p.CertificateId)
+		push(&m.denials, &m.people.At(i).denials, d, nextDenial)
 	case *pb.EntitlementConfirmed:
 		e, err := m.ent(p.EntitlementId, ev.Type)
 		if err != nil {
@@ -531,9 +529,9 @@ func (m *Model) apply(ev *projections.Event) error {
 		}
 		hid, known := m.strs.Lookup(p.HoldId)
 		var h *holdRec
-		walk(m.holds, e.holds, nextHold, func(j int32) {
-			if known && h == nil && m.holds[j].id == hid && m.holds[j].released == 0 {
-				h = &m.holds[j]
+		walk(&m.holds, e.holds, nextHold, func(j int32) {
+			if known && h == nil && m.holds.At(j).id == hid && m.holds.At(j).released == 0 {
+				h = m.holds.At(j)
 			}
 		})
 		if h == nil {
@@ -581,8 +579,7 @@ func (m *Model) apply(ev *projections.Event) error {
 		if _, dup := m.clawIdx[id]; dup || e.claw != 0 {
 			return rm.Err(ev.Type, "clawback %s raised twice", p.ClawbackId)
 		}
-		m.claws = append(m.claws, clawRec{id: id, amount: p.AmountFen, cause: uint8(p.Cause), pos: pos})
-		e.claw = int32(len(m.claws))
+		e.claw = m.claws.Append(clawRec{id: id, amount: p.AmountFen, cause: uint8(p.Cause), pos: pos}) + 1
 		m.clawIdx[id] = m.entIdx[e.id]
 	case *pb.ClawbackRecovered:
 		c, err := m.claw(p.ClawbackId, ev.Type)
@@ -609,7 +606,7 @@ func (m *Model) apply(ev *projections.Event) error {
 		if err != nil {
 			return rm.Err(ev.Type, "flag id: %v", err)
 		}
-		push(&m.flags, &m.people[i].flags, flagRec{id: id, reason: int32(p.Reason), inst: m.strs.ID(p.InstitutionId),
+		push(&m.flags, &m.people.At(i).flags, flagRec{id: id, reason: int32(p.Reason), inst: m.strs.ID(p.InstitutionId),
 			detail: m.strs.ID(p.Detail), pos: pos}, nextFlag)
 	}
 	return nil
@@ -624,14 +621,14 @@ func (m *Model) claw(id, typ string) (*clawRec, error) {
 	if !ok {
 		return nil, rm.Err(typ, "unknown clawback %s", id)
 	}
-	return &m.claws[m.ents[e].claw-1], nil
+	return m.claws.At(m.ents.At(e).claw - 1), nil
 }
 
 func (m *Model) lastOrder(e *ent) *orderRec {
 	if e.orders.tail == 0 {
 		return nil
 	}
-	return &m.orders[e.orders.tail-1]
+	return m.orders.At(e.orders.tail - 1)
 }
 
 // Entitlement states, as shown.
@@ -649,8 +646,8 @@ const (
 
 func (m *Model) activeHolds(e *ent) int {
 	n := 0
-	walk(m.holds, e.holds, nextHold, func(j int32) {
-		if m.holds[j].released == 0 {
+	walk(&m.holds, e.holds, nextHold, func(j int32) {
+		if m.holds.At(j).released == 0 {
 			n++
 		}
 	})
@@ -691,7 +688,7 @@ func (m *Model) Position() events.Position {
 func (m *Model) Count() int {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	return len(m.people)
+	return m.people.Len()
 }
 
 // normaliseMasked makes a masked lookup key comparable: trimmed, final x
@@ -716,9 +713,8 @@ func (m *Model) Snapshot(w io.Writer) error {
 	m.units.Write(sw)
 	m.arena.Write(sw)
 	wl := func(l list) { sw.Int(int(l.head)); sw.Int(int(l.tail)) }
-	sw.Uvarint(uint64(len(m.people)))
-	for i := range m.people {
-		p := &m.people[i]
+	sw.Uvarint(uint64(m.people.Len()))
+	for _, p := range m.people.All() {
 		sw.Fixed(p.key[:])
 		rm.WriteRef(sw, p.maskedName)
 		sw.Fixed(p.maskedID[:])
@@ -732,8 +728,8 @@ func (m *Model) Snapshot(w io.Writer) error {
 			wl(l)
 		}
 	}
-	sw.Uvarint(uint64(len(m.evidence)))
-	for _, r := range m.evidence {
+	sw.Uvarint(uint64(m.evidence.Len()))
+	for _, r := range m.evidence.All() {
 		rm.WriteRef(sw, r.id)
 		sw.Uvarint(r.pos)
 		sw.Uvarint(uint64(r.source))
@@ -744,8 +740,8 @@ func (m *Model) Snapshot(w io.Writer) error {
 		sw.Bool(r.confirmed)
 		sw.Int(int(r.next))
 	}
-	sw.Uvarint(uint64(len(m.enrolments)))
-	for _, r := range m.enrolments {
+	sw.Uvarint(uint64(m.enrolments.Len()))
+	for _, r := range m.enrolments.All() {
 		rm.WriteRef(sw, r.id)
 		sw.Uvarint(uint64(r.inst))
 		sw.Uvarint(uint64(r.unit))
@@ -754,8 +750,8 @@ func (m *Model) Snapshot(w io.Writer) error {
 		sw.Uvarint(uint64(r.q))
 		sw.Int(int(r.next))
 	}
-	sw.Uvarint(uint64(len(m.attempts)))
-	for _, r := range m.attempts {
+	sw.Uvarint(uint64(m.attempts.Len()))
+	for _, r := range m.attempts.All() {
 		rm.WriteRef(sw, r.id)
 		sw.Uvarint(uint64(r.eval))
 		sw.Uvarint(uint64(r.train))
@@ -766,8 +762,8 @@ func (m *Model) Snapshot(w io.Writer) error {
 		sw.Int(int(r.practical))
 		sw.Int(int(r.next))
 	}
-	sw.Uvarint(uint64(len(m.certs)))
-	for _, r := range m.certs {
+	sw.Uvarint(uint64(m.certs.Len()))
+	for _, r := range m.certs.All() {
 		rm.WriteRef(sw, r.id)
 		sw.Uvarint(uint64(r.eval))
 		sw.Int(int(r.assessment))
@@ -778,8 +774,8 @@ func (m *Model) Snapshot(w io.Writer) error {
 		sw.Uvarint(uint64(r.q))
 		sw.Int(int(r.next))
 	}
-	sw.Uvarint(uint64(len(m.advances)))
-	for _, r := range m.advances {
+	sw.Uvarint(uint64(m.advances.Len()))
+	for _, r := range m.advances.All() {
 		rm.WriteRef(sw, r.id)
 		sw.Varint(r.fen)
 		sw.Uvarint(uint64(r.inst))
@@ -787,8 +783,8 @@ func (m *Model) Snapshot(w io.Writer) error {
 		sw.Uvarint(uint64(r.q))
 		sw.Int(int(r.next))
 	}
-	sw.Uvarint(uint64(len(m.denials)))
-	for _, r := range m.denials {
+	sw.Uvarint(uint64(m.denials.Len()))
+	for _, r := range m.denials.All() {
 		sw.Uvarint(r.pos)
 		sw.Int(int(r.cert))
 		sw.Uvarint(uint64(r.certX))
@@ -798,8 +794,8 @@ func (m *Model) Snapshot(w io.Writer) error {
 		sw.Uvarint(uint64(r.q))
 		sw.Int(int(r.next))
 	}
-	sw.Uvarint(uint64(len(m.flags)))
-	for _, r := range m.flags {
+	sw.Uvarint(uint64(m.flags.Len()))
+	for _, r := range m.flags.All() {
 		sw.Fixed(r.id[:])
 		sw.Uvarint(r.pos)
 		sw.Uvarint(uint64(r.detail))
@@ -807,9 +803,8 @@ func (m *Model) Snapshot(w io.Writer) error {
 		sw.Int(int(r.reason))
 		sw.Int(int(r.next))
 	}
-	sw.Uvarint(uint64(len(m.ents)))
-	for i := range m.ents {
-		e := &m.ents[i]
+	sw.Uvarint(uint64(m.ents.Len()))
+	for _, e := range m.ents.All() {
 		sw.Fixed(e.id[:])
 		sw.Uvarint(e.pos)
 		for _, v := range []int64{e.amount, e.paid, e.cash, e.offset} {
@@ -834,16 +829,16 @@ func (m *Model) Snapshot(w io.Writer) error {
 		sw.Uvarint(uint64(e.upheld))
 		sw.Int(int(e.next))
 	}
-	sw.Uvarint(uint64(len(m.holds)))
-	for _, r := range m.holds {
+	sw.Uvarint(uint64(m.holds.Len()))
+	for _, r := range m.holds.All() {
 		sw.Uvarint(r.placed)
 		sw.Uvarint(r.released)
 		sw.Uvarint(uint64(r.id))
 		sw.Int(int(r.reason))
 		sw.Int(int(r.next))
 	}
-	sw.Uvarint(uint64(len(m.orders)))
-	for _, r := range m.orders {
+	sw.Uvarint(uint64(m.orders.Len()))
+	for _, r := range m.orders.All() {
 		sw.Varint(r.amount)
 		sw.Varint(r.offset)
 		sw.Varint(r.net)
@@ -856,8 +851,8 @@ func (m *Model) Snapshot(w io.Writer) error {
 		sw.Uvarint(uint64(r.status))
 		sw.Int(int(r.next))
 	}
-	sw.Uvarint(uint64(len(m.claws)))
-	for _, r := range m.claws {
+	sw.Uvarint(uint64(m.claws.Len()))
+	for _, r := range m.claws.All() {
 		sw.Fixed(r.id[:])
 		sw.Varint(r.amount)
 		sw.Varint(r.recovered)
@@ -881,9 +876,8 @@ func (m *Model) Restore(r io.Reader) error {
 	n.units.Read(sr)
 	n.arena.Read(sr)
 	rl := func() list { return list{int32(sr.Int()), int32(sr.Int())} }
-	n.people = make([]person, sr.Len(maxRecords))
-	for i := range n.people {
-		p := &n.people[i]
+	n.people.Reset(sr.Len(maxRecords))
+	for i, p := range n.people.All() {
 		sr.Fixed(p.key[:])
 		p.maskedName = rm.ReadRef(sr)
 		sr.Fixed(p.maskedID[:])
@@ -901,52 +895,44 @@ func (m *Model) Restore(r io.Reader) error {
 		}
 		n.idx.Put(p.key, int32(i))
 	}
-	n.evidence = make([]evidenceRec, sr.Len(maxRecords))
-	for i := range n.evidence {
-		r := &n.evidence[i]
+	n.evidence.Reset(sr.Len(maxRecords))
+	for _, r := range n.evidence.All() {
 		r.id, r.pos, r.source = rm.ReadRef(sr), sr.Uvarint(), uint32(sr.Uvarint())
 		r.insuredFrom, r.insuredTo, r.gradYear = refdata.Date(sr.Int()), refdata.Date(sr.Int()), int16(sr.Int())
 		r.category, r.confirmed, r.next = uint8(sr.Uvarint()), sr.Bool(), int32(sr.Int())
 	}
-	n.enrolments = make([]enrolmentRec, sr.Len(maxRecords))
-	for i := range n.enrolments {
-		r := &n.enrolments[i]
+	n.enrolments.Reset(sr.Len(maxRecords))
+	for _, r := range n.enrolments.All() {
 		r.id, r.inst, r.unit = rm.ReadRef(sr), uint32(sr.Uvarint()), uint32(sr.Uvarint())
 		r.on, r.completed, r.q, r.next = refdata.Date(sr.Int()), refdata.Date(sr.Int()), rm.Q(sr.Uvarint()), int32(sr.Int())
 	}
-	n.attempts = make([]attemptRec, sr.Len(maxRecords))
-	for i := range n.attempts {
-		r := &n.attempts[i]
+	n.attempts.Reset(sr.Len(maxRecords))
+	for _, r := range n.attempts.All() {
 		r.id, r.eval, r.train, r.on = rm.ReadRef(sr), uint32(sr.Uvarint()), uint32(sr.Uvarint()), refdata.Date(sr.Int())
 		r.q, r.n, r.theory, r.practical, r.next = rm.Q(sr.Uvarint()), uint8(sr.Uvarint()), int8(sr.Int()), int8(sr.Int()), int32(sr.Int())
 	}
-	n.certs = make([]certRec, sr.Len(maxRecords))
-	for i := range n.certs {
-		r := &n.certs[i]
+	n.certs.Reset(sr.Len(maxRecords))
+	for _, r := range n.certs.All() {
 		r.id, r.eval, r.assessment, r.assessmentX = rm.ReadRef(sr), uint32(sr.Uvarint()), int32(sr.Int()), uint32(sr.Uvarint())
 		r.on, r.revoked, r.revokeReason = refdata.Date(sr.Int()), refdata.Date(sr.Int()), uint32(sr.Uvarint())
 		r.q, r.next = rm.Q(sr.Uvarint()), int32(sr.Int())
 	}
-	n.advances = make([]advanceRec, sr.Len(maxRecords))
-	for i := range n.advances {
-		r := &n.advances[i]
+	n.advances.Reset(sr.Len(maxRecords))
+	for _, r := range n.advances.All() {
 		r.id, r.fen, r.inst, r.on, r.q, r.next = rm.ReadRef(sr), sr.Varint(), uint32(sr.Uvarint()), refdata.Date(sr.Int()), rm.Q(sr.Uvarint()), int32(sr.Int())
 	}
-	n.denials = make([]denialRec, sr.Len(maxRecords))
-	for i := range n.denials {
-		r := &n.denials[i]
+	n.denials.Reset(sr.Len(maxRecords))
+	for _, r := range n.denials.All() {
 		r.pos, r.cert, r.certX, r.detail = sr.Uvarint(), int32(sr.Int()), uint32(sr.Uvarint()), uint32(sr.Uvarint())
 		r.ruleSet, r.reason, r.q, r.next = uint32(sr.Uvarint()), int32(sr.Int()), rm.Q(sr.Uvarint()), int32(sr.Int())
 	}
-	n.flags = make([]flagRec, sr.Len(maxRecords))
-	for i := range n.flags {
-		r := &n.flags[i]
+	n.flags.Reset(sr.Len(maxRecords))
+	for _, r := range n.flags.All() {
 		sr.Fixed(r.id[:])
 		r.pos, r.detail, r.inst, r.reason, r.next = sr.Uvarint(), uint32(sr.Uvarint()), uint32(sr.Uvarint()), int32(sr.Int()), int32(sr.Int())
 	}
-	n.ents = make([]ent, sr.Len(maxRecords))
-	for i := range n.ents {
-		e := &n.ents[i]
+	n.ents.Reset(sr.Len(maxRecords))
+	for i, e := range n.ents.All() {
 		sr.Fixed(e.id[:])
 		e.pos = sr.Uvarint()
 		for _, v := range []*int64{&e.amount, &e.paid, &e.cash, &e.offset} {
@@ -969,21 +955,18 @@ func (m *Model) Restore(r io.Reader) error {
 		}
 		n.entIdx[e.id] = int32(i)
 	}
-	n.holds = make([]holdRec, sr.Len(maxRecords))
-	for i := range n.holds {
-		r := &n.holds[i]
+	n.holds.Reset(sr.Len(maxRecords))
+	for _, r := range n.holds.All() {
 		r.placed, r.released, r.id, r.reason, r.next = sr.Uvarint(), sr.Uvarint(), uint32(sr.Uvarint()), int32(sr.Int()), int32(sr.Int())
 	}
-	n.orders = make([]orderRec, sr.Len(maxRecords))
-	for i := range n.orders {
-		r := &n.orders[i]
+	n.orders.Reset(sr.Len(maxRecords))
+	for _, r := range n.orders.All() {
 		r.amount, r.offset, r.net, r.orderedPos, r.resultPos = sr.Varint(), sr.Varint(), sr.Varint(), sr.Uvarint(), sr.Uvarint()
 		r.paidTo, r.attempt, r.failure, r.resultOn = rm.ReadRef(sr), uint32(sr.Uvarint()), uint32(sr.Uvarint()), refdata.Date(sr.Int())
 		r.status, r.next = uint8(sr.Uvarint()), int32(sr.Int())
 	}
-	n.claws = make([]clawRec, sr.Len(maxRecords))
-	for i := range n.claws {
-		r := &n.claws[i]
+	n.claws.Reset(sr.Len(maxRecords))
+	for _, r := range n.claws.All() {
 		sr.Fixed(r.id[:])
 		r.amount, r.recovered, r.writtenOff, r.pos, r.cause = sr.Varint(), sr.Varint(), sr.Varint(), sr.Uvarint(), uint8(sr.Uvarint())
 	}
@@ -993,9 +976,9 @@ func (m *Model) Restore(r io.Reader) error {
 	if err := n.checkIndexes(); err != nil {
 		return fmt.Errorf("trainee: snapshot: %w", err)
 	}
-	for i := range n.ents {
-		if c := n.ents[i].claw; c != 0 {
-			n.clawIdx[n.claws[c-1].id] = int32(i)
+	for i, e := range n.ents.All() {
+		if c := e.claw; c != 0 {
+			n.clawIdx[n.claws.At(c-1).id] = i
 		}
 	}
 	m.mu.Lock()
@@ -1012,71 +995,69 @@ func (m *Model) Restore(r io.Reader) error {
 func (m *Model) checkIndexes() error {
 	in := func(v int32, n int) bool { return v >= 0 && int(v) <= n }
 	lst := func(l list, n int) bool { return in(l.head, n) && in(l.tail, n) && (l.head == 0) == (l.tail == 0) }
-	fwd := func(i int, next int32, n int) bool { return in(next, n) && (next == 0 || int(next) > i+1) }
-	for i := range m.people {
-		p := &m.people[i]
-		if !lst(p.evidence, len(m.evidence)) || !lst(p.enrolments, len(m.enrolments)) || !lst(p.attempts, len(m.attempts)) ||
-			!lst(p.certs, len(m.certs)) || !lst(p.advances, len(m.advances)) || !lst(p.ents, len(m.ents)) ||
-			!lst(p.denials, len(m.denials)) || !lst(p.flags, len(m.flags)) {
+	fwd := func(i int32, next int32, n int) bool { return in(next, n) && (next == 0 || next > i+1) }
+	for i, p := range m.people.All() {
+		if !lst(p.evidence, m.evidence.Len()) || !lst(p.enrolments, m.enrolments.Len()) || !lst(p.attempts, m.attempts.Len()) ||
+			!lst(p.certs, m.certs.Len()) || !lst(p.advances, m.advances.Len()) || !lst(p.ents, m.ents.Len()) ||
+			!lst(p.denials, m.denials.Len()) || !lst(p.flags, m.flags.Len()) {
 			return fmt.Errorf("person %d: a list is out of range", i)
 		}
 	}
-	bad := func(what string, i int) error { return fmt.Errorf("%s %d: out of range", what, i) }
+	bad := func(what string, i int32) error { return fmt.Errorf("%s %d: out of range", what, i) }
 	ok := m.arena.Valid
-	for i := range m.people {
-		if !ok(m.people[i].maskedName) {
+	for i, p := range m.people.All() {
+		if !ok(p.maskedName) {
 			return bad("person", i)
 		}
 	}
-	for i, r := range m.evidence {
-		if !fwd(i, r.next, len(m.evidence)) || !ok(r.id) {
+	for i, r := range m.evidence.All() {
+		if !fwd(i, r.next, m.evidence.Len()) || !ok(r.id) {
 			return bad("evidence", i)
 		}
 	}
-	for i, r := range m.enrolments {
-		if !fwd(i, r.next, len(m.enrolments)) || !ok(r.id) {
+	for i, r := range m.enrolments.All() {
+		if !fwd(i, r.next, m.enrolments.Len()) || !ok(r.id) {
 			return bad("enrolment", i)
 		}
 	}
-	for i, r := range m.attempts {
-		if !fwd(i, r.next, len(m.attempts)) || !ok(r.id) {
+	for i, r := range m.attempts.All() {
+		if !fwd(i, r.next, m.attempts.Len()) || !ok(r.id) {
 			return bad("attempt", i)
 		}
 	}
-	for i, r := range m.certs {
-		if !fwd(i, r.next, len(m.certs)) || !in(r.assessment, len(m.attempts)) || !ok(r.id) {
+	for i, r := range m.certs.All() {
+		if !fwd(i, r.next, m.certs.Len()) || !in(r.assessment, m.attempts.Len()) || !ok(r.id) {
 			return bad("certificate", i)
 		}
 	}
-	for i, r := range m.advances {
-		if !fwd(i, r.next, len(m.advances)) || !ok(r.id) {
+	for i, r := range m.advances.All() {
+		if !fwd(i, r.next, m.advances.Len()) || !ok(r.id) {
 			return bad("advance", i)
 		}
 	}
-	for i, r := range m.denials {
-		if !fwd(i, r.next, len(m.denials)) || !in(r.cert, len(m.certs)) {
+	for i, r := range m.denials.All() {
+		if !fwd(i, r.next, m.denials.Len()) || !in(r.cert, m.certs.Len()) {
 			return bad("denial", i)
 		}
 	}
-	for i, r := range m.flags {
-		if !fwd(i, r.next, len(m.flags)) {
+	for i, r := range m.flags.All() {
+		if !fwd(i, r.next, m.flags.Len()) {
 			return bad("flag", i)
 		}
 	}
-	for i := range m.ents {
-		e := &m.ents[i]
-		if !in(e.person, len(m.people)-1) || !in(e.cert, len(m.certs)) || !in(e.claw, len(m.claws)) || !fwd(i, e.next, len(m.ents)) ||
-			!lst(e.holds, len(m.holds)) || !lst(e.orders, len(m.orders)) {
+	for i, e := range m.ents.All() {
+		if !in(e.person, m.people.Len()-1) || !in(e.cert, m.certs.Len()) || !in(e.claw, m.claws.Len()) || !fwd(i, e.next, m.ents.Len()) ||
+			!lst(e.holds, m.holds.Len()) || !lst(e.orders, m.orders.Len()) {
 			return bad("entitlement", i)
 		}
 	}
-	for i, r := range m.holds {
-		if !fwd(i, r.next, len(m.holds)) {
+	for i, r := range m.holds.All() {
+		if !fwd(i, r.next, m.holds.Len()) {
 			return bad("hold", i)
 		}
 	}
-	for i, r := range m.orders {
-		if !fwd(i, r.next, len(m.orders)) || !ok(r.paidTo) {
+	for i, r := range m.orders.All() {
+		if !fwd(i, r.next, m.orders.Len()) || !ok(r.paidTo) {
 			return bad("payment order", i)
 		}
 	}

@@ -247,7 +247,7 @@ func (m *Model) EntitlementOwner(entitlementID string) (personKey string, ok boo
 	if !ok {
 		return "", false
 	}
-	return m.people[m.ents[i].person].key.String(), true
+	return m.people.At(m.ents.At(i).person).key.String(), true
 }
 
 // ClawbackOwner returns the entitlement a clawback was raised on and the
@@ -263,19 +263,19 @@ func (m *Model) ClawbackOwner(clawbackID string) (entitlementID, personKey strin
 	if !ok {
 		return "", "", false
 	}
-	e := &m.ents[i]
-	return e.id.String(), m.people[e.person].key.String(), true
+	e := m.ents.At(i)
+	return e.id.String(), m.people.At(e.person).key.String(), true
 }
 
 func (m *Model) certID(idx int32, x uint32) string {
 	if idx != 0 {
-		return m.arena.Get(m.certs[idx-1].id)
+		return m.arena.Get(m.certs.At(idx - 1).id)
 	}
 	return m.strs.Str(x)
 }
 
 func (m *Model) status(i int32) Status {
-	p := &m.people[i]
+	p := m.people.At(i)
 	s := Status{
 		PersonKey: p.key.String(), MaskedName: m.arena.Get(p.maskedName), MaskedID: m.maskedIDOf(p), Unit: m.unitRef(p.unit),
 		Education: pb.Education(p.education).String(), EnterpriseEmployee: p.employee, GraduationYear: int(p.gradYear),
@@ -291,45 +291,45 @@ func (m *Model) status(i int32) Status {
 		}
 	}
 	addUnit(s.Unit)
-	walk(m.evidence, p.evidence, nextEvidence, func(j int32) {
-		e := &m.evidence[j]
+	walk(&m.evidence, p.evidence, nextEvidence, func(j int32) {
+		e := m.evidence.At(j)
 		s.Evidence = append(s.Evidence, Evidence{EvidenceID: m.arena.Get(e.id), Category: pb.EligibilityCategory(e.category).String(),
 			Source: m.strs.Str(e.source), Confirmed: e.confirmed, GraduationYear: int(e.gradYear),
 			InsuredFrom: rm.DateString(e.insuredFrom), InsuredTo: rm.DateString(e.insuredTo), Position: e.pos})
 	})
-	walk(m.enrolments, p.enrolments, nextEnrolment, func(j int32) {
-		e := &m.enrolments[j]
+	walk(&m.enrolments, p.enrolments, nextEnrolment, func(j int32) {
+		e := m.enrolments.At(j)
 		s.Enrolments = append(s.Enrolments, Enrolment{EnrolmentID: m.arena.Get(e.id), TrainingInstitutionID: m.strs.Str(e.inst),
 			Qualification: e.q.JSON(), UnitCode: m.strs.Str(e.unit), EnrolledOn: rm.DateString(e.on), CompletedOn: rm.DateString(e.completed)})
 		addUnit(m.unitRef(e.unit))
 		addInst(e.inst)
 	})
-	walk(m.attempts, p.attempts, nextAttempt, func(j int32) {
-		a := &m.attempts[j]
+	walk(&m.attempts, p.attempts, nextAttempt, func(j int32) {
+		a := m.attempts.At(j)
 		s.Attempts = append(s.Attempts, Attempt{AssessmentID: m.arena.Get(a.id), Qualification: a.q.JSON(), Attempt: int(a.n),
 			TheoryScore: int(a.theory), PracticalScore: int(a.practical), Passed: a.theory >= 60 && a.practical >= 60,
 			AssessedOn: rm.DateString(a.on), EvaluationInstitutionID: m.strs.Str(a.eval), TrainingInstitutionID: m.strs.Str(a.train)})
 		addInst(a.eval)
 		addInst(a.train)
 	})
-	walk(m.certs, p.certs, nextCert, func(j int32) {
-		c := &m.certs[j]
+	walk(&m.certs, p.certs, nextCert, func(j int32) {
+		c := m.certs.At(j)
 		assessment := m.strs.Str(c.assessmentX)
 		if c.assessment != 0 {
-			assessment = m.arena.Get(m.attempts[c.assessment-1].id)
+			assessment = m.arena.Get(m.attempts.At(c.assessment - 1).id)
 		}
 		s.Certificates = append(s.Certificates, Certificate{CertificateID: m.arena.Get(c.id), Qualification: c.q.JSON(), AssessmentID: assessment,
 			EvaluationInstitutionID: m.strs.Str(c.eval), IssuedOn: rm.DateString(c.on), RevokedOn: rm.DateString(c.revoked),
 			RevokeReason: m.strs.Str(c.revokeReason)})
 	})
-	walk(m.advances, p.advances, nextAdvance, func(j int32) {
-		a := &m.advances[j]
+	walk(&m.advances, p.advances, nextAdvance, func(j int32) {
+		a := m.advances.At(j)
 		s.Advances = append(s.Advances, Advance{AdvanceID: m.arena.Get(a.id), TrainingInstitutionID: m.strs.Str(a.inst), Qualification: a.q.JSON(),
 			AmountFen: a.fen, PaidOn: rm.DateString(a.on)})
 		addInst(a.inst)
 	})
-	walk(m.ents, p.ents, nextEnt, func(j int32) {
-		e := &m.ents[j]
+	walk(&m.ents, p.ents, nextEnt, func(j int32) {
+		e := m.ents.At(j)
 		v := m.entitlement(e)
 		s.Entitlements = append(s.Entitlements, v)
 		addUnit(v.Unit)
@@ -345,14 +345,14 @@ func (m *Model) status(i int32) Status {
 			s.Totals.OutstandingFen += c.OutstandingFen
 		}
 	})
-	walk(m.denials, p.denials, nextDenial, func(j int32) {
-		d := &m.denials[j]
+	walk(&m.denials, p.denials, nextDenial, func(j int32) {
+		d := m.denials.At(j)
 		s.Denials = append(s.Denials, Denial{CertificateID: m.certID(d.cert, d.certX), Qualification: d.q.JSON(),
 			Reason: rm.ReasonOf(pb.ReasonCode(d.reason)), Detail: m.strs.Str(d.detail),
 			Decision: Decision{RuleSetVersion: m.strs.Str(d.ruleSet), Position: d.pos}})
 	})
-	walk(m.flags, p.flags, nextFlag, func(j int32) {
-		f := &m.flags[j]
+	walk(&m.flags, p.flags, nextFlag, func(j int32) {
+		f := m.flags.At(j)
 		s.Flags = append(s.Flags, Flag{FlagID: f.id.String(), Reason: rm.ReasonOf(pb.ReasonCode(f.reason)), InstitutionID: m.strs.Str(f.inst),
 			Detail: m.strs.Str(f.detail), Position: f.pos})
 	})
@@ -372,20 +372,20 @@ func (m *Model) entitlement(e *ent) Entitlement {
 		PaidFen: e.paid, PaidCashFen: e.cash, OffsetFen: e.offset, Cancelled: rm.ReasonOf(pb.ReasonCode(e.cancelled)),
 		Decision: Decision{RuleSetVersion: m.strs.Str(e.ruleSet), Position: e.pos},
 	}
-	walk(m.holds, e.holds, nextHold, func(j int32) {
-		h := &m.holds[j]
+	walk(&m.holds, e.holds, nextHold, func(j int32) {
+		h := m.holds.At(j)
 		v.Holds = append(v.Holds, Hold{HoldID: m.strs.Str(h.id), Reason: rm.ReasonOf(pb.ReasonCode(h.reason)), Active: h.released == 0,
 			PlacedPosition: h.placed, ReleasedPosition: h.released})
 	})
-	walk(m.orders, e.orders, nextOrder, func(j int32) {
-		o := &m.orders[j]
+	walk(&m.orders, e.orders, nextOrder, func(j int32) {
+		o := m.orders.At(j)
 		st := [...]string{"in_flight", "settled", "failed"}[o.status%3]
 		v.Payments = append(v.Payments, Payment{Attempt: int(o.attempt), AmountFen: o.amount, OffsetFen: o.offset, NetFen: o.net,
 			Status: st, ResultOn: rm.DateString(o.resultOn), PaidToAccount: m.arena.Get(o.paidTo), Failure: m.strs.Str(o.failure),
 			OrderedPosition: o.orderedPos, ResultedPosition: o.resultPos})
 	})
 	if e.claw != 0 {
-		c := &m.claws[e.claw-1]
+		c := m.claws.At(e.claw - 1)
 		v.Clawback = &Clawback{ClawbackID: c.id.String(), Cause: pb.ClawbackCause(c.cause).String(), AmountFen: c.amount,
 			RecoveredFen: c.recovered, WrittenOffFen: c.writtenOff, OutstandingFen: c.amount - c.recovered - c.writtenOff, Position: c.pos}
 	}
@@ -435,13 +435,13 @@ func (s *Summary) WithInstitution(id string) bool {
 }
 
 func (m *Model) summary(i int32) Summary {
-	p := &m.people[i]
+	p := m.people.At(i)
 	s := Summary{PersonKey: p.key.String(), MaskedName: m.arena.Get(p.maskedName), MaskedID: m.maskedIDOf(p), UnitCode: m.strs.Str(p.unit),
 		RegisteredAt: p.regPos}
 	s.CurrentUnitCode = m.units.Current(s.UnitCode)
 	s.units = []string{s.UnitCode, s.CurrentUnitCode}
-	walk(m.enrolments, p.enrolments, nextEnrolment, func(j int32) {
-		e := &m.enrolments[j]
+	walk(&m.enrolments, p.enrolments, nextEnrolment, func(j int32) {
+		e := m.enrolments.At(j)
 		s.Enrolments++
 		if e.completed != 0 {
 			s.Completions++
@@ -450,21 +450,21 @@ func (m *Model) summary(i int32) Summary {
 		s.units = append(s.units, u, m.units.Current(u))
 		s.insts = append(s.insts, m.strs.Str(e.inst))
 	})
-	walk(m.attempts, p.attempts, nextAttempt, func(j int32) {
+	walk(&m.attempts, p.attempts, nextAttempt, func(j int32) {
 		s.Attempts++
-		s.insts = append(s.insts, m.strs.Str(m.attempts[j].eval), m.strs.Str(m.attempts[j].train))
+		s.insts = append(s.insts, m.strs.Str(m.attempts.At(j).eval), m.strs.Str(m.attempts.At(j).train))
 	})
-	walk(m.certs, p.certs, nextCert, func(int32) { s.Certificates++ })
-	walk(m.denials, p.denials, nextDenial, func(int32) { s.Denials++ })
-	walk(m.advances, p.advances, nextAdvance, func(j int32) { s.insts = append(s.insts, m.strs.Str(m.advances[j].inst)) })
-	walk(m.ents, p.ents, nextEnt, func(j int32) {
-		e := &m.ents[j]
+	walk(&m.certs, p.certs, nextCert, func(int32) { s.Certificates++ })
+	walk(&m.denials, p.denials, nextDenial, func(int32) { s.Denials++ })
+	walk(&m.advances, p.advances, nextAdvance, func(j int32) { s.insts = append(s.insts, m.strs.Str(m.advances.At(j).inst)) })
+	walk(&m.ents, p.ents, nextEnt, func(j int32) {
+		e := m.ents.At(j)
 		s.Entitlements++
 		s.EntitledFen += e.amount
 		s.PaidFen += e.paid
 		if e.claw != 0 {
-			s.ClawedBackFen += m.claws[e.claw-1].amount
-			s.RecoveredFen += m.claws[e.claw-1].recovered
+			s.ClawedBackFen += m.claws.At(e.claw - 1).amount
+			s.RecoveredFen += m.claws.At(e.claw - 1).recovered
 		}
 		s.LatestState = m.state(e)
 		u := m.strs.Str(e.unit)
@@ -481,15 +481,15 @@ func (m *Model) summary(i int32) Summary {
 func (m *Model) Page(from, n int) ([]Summary, int) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	if from < 0 || from >= len(m.people) {
+	if from < 0 || from >= m.people.Len() {
 		return nil, -1
 	}
-	end := min(len(m.people), from+n)
+	end := min(m.people.Len(), from+n)
 	out := make([]Summary, 0, end-from)
 	for i := from; i < end; i++ {
 		out = append(out, m.summary(int32(i)))
 	}
-	if end == len(m.people) {
+	if end == m.people.Len() {
 		end = -1
 	}
 	return out, end
@@ -504,14 +504,14 @@ func (m *Model) FindMasked(maskedID, maskedName string, limit int) []Summary {
 	const page = 20000
 	for from := 0; ; from += page {
 		m.mu.RLock()
-		end := min(len(m.people), from+page)
+		end := min(m.people.Len(), from+page)
 		for i := from; i < end && len(out) < limit; i++ {
-			p := &m.people[i]
+			p := m.people.At(int32(i))
 			if m.maskedIs(p, maskedID) && (maskedName == "" || m.arena.Equal(p.maskedName, maskedName)) {
 				out = append(out, m.summary(int32(i)))
 			}
 		}
-		n := len(m.people)
+		n := m.people.Len()
 		m.mu.RUnlock()
 		if end >= n || len(out) >= limit {
 			break
