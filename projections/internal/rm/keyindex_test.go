@@ -1,0 +1,50 @@
+package rm
+
+import (
+	"math/rand/v2"
+	"testing"
+)
+
+// TestKeyIndex fills an index past several growths, with a share of keys
+// that share their first eight bytes with another, and finds each key at
+// its index and no key that was never put.
+func TestKeyIndex(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	var keys []PersonKey
+	x := NewKeyIndex()
+	keyAt := func(i int32) PersonKey { return keys[i] }
+	for i := range 5000 {
+		var k PersonKey
+		for j := range k {
+			k[j] = byte(r.Uint32())
+		}
+		if i%10 == 9 { // same prefix as an earlier key, different tail
+			copy(k[:8], keys[r.IntN(len(keys))][:8])
+		}
+		keys = append(keys, k)
+		x.Put(k, int32(i))
+	}
+	if x.Len() != len(keys) {
+		t.Fatalf("Len = %d; want %d", x.Len(), len(keys))
+	}
+	for i, k := range keys {
+		if got, ok := x.Get(k, keyAt); !ok || got != int32(i) {
+			t.Fatalf("Get(key %d) = %d, %v", i, got, ok)
+		}
+	}
+	for range 1000 {
+		k := keys[r.IntN(len(keys))]
+		k[31] ^= 0xff // same prefix, another key
+		if i, ok := x.Get(k, keyAt); ok {
+			t.Fatalf("an unknown key was found at %d", i)
+		}
+		k[0] ^= 0xff
+		if i, ok := x.Get(k, keyAt); ok {
+			t.Fatalf("an unknown key was found at %d", i)
+		}
+	}
+	var empty KeyIndex
+	if _, ok := empty.Get(keys[0], keyAt); ok {
+		t.Error("the zero index found a key")
+	}
+}
