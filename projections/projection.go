@@ -35,8 +35,9 @@ import (
 )
 
 // Event is a stored event as a projection sees it: the record's place in
-// the log and its decoded payload. Projections must treat it as read-only:
-// one Event is given to every projection of a build.
+// the log and its decoded payload. Projections must treat it as read-only
+// (one Event is given to every projection of a build) and must not keep
+// it, or its Payload, after Apply returns: a build reuses its Events.
 type Event struct {
 	Position events.Position
 	Stream   string
