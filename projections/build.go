@@ -79,6 +79,7 @@ func (d *decoder) decodeInto(rec *events.RecordedEvent, ev *Event) error {
 		Payload:  m,
 		Hash:     rec.Hash,
 	}
+	ev.keys.parse(m)
 	return nil
 }
 

@@ -32,12 +32,14 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cqhrss/subsidyledger/events"
+	"github.com/cqhrss/subsidyledger/projections/internal/rm"
 )
 
 // Event is a stored event as a projection sees it: the record's place in
 // the log and its decoded payload. Projections must treat it as read-only
 // (one Event is given to every projection of a build) and must not keep
-// it, or its Payload, after Apply returns: a build reuses its Events.
+// the *Event after Apply returns: a build reuses its Events (the Payload
+// message may be kept).
 type Event struct {
 	Position events.Position
 	Stream   string
@@ -54,7 +56,41 @@ type Event struct {
 	Hash events.Hash
 
 	mask uint64 // the projections of a build that want the event
+	keys parsedKeys
 }
+
+// parsedKeys holds the payload's person key and entitlement id, parsed
+// once by the decoder for every projection (each would parse them again).
+type parsedKeys struct {
+	person            rm.PersonKey
+	ent               events.ID
+	hasPerson, hasEnt bool
+}
+
+// parse fills k from the payload's person_key and entitlement_id fields,
+// where it has them and they parse.
+func (k *parsedKeys) parse(m proto.Message) {
+	*k = parsedKeys{}
+	if p, ok := m.(interface{ GetPersonKey() string }); ok {
+		var err error
+		k.person, err = rm.ParsePersonKey(p.GetPersonKey())
+		k.hasPerson = err == nil
+	}
+	if p, ok := m.(interface{ GetEntitlementId() string }); ok {
+		var err error
+		k.ent, err = events.ParseID(p.GetEntitlementId())
+		k.hasEnt = err == nil
+	}
+}
+
+// PersonKey returns the payload's person_key field, parsed; false when it
+// has none or it does not parse (Apply then parses the field itself, to
+// report why).
+func (e *Event) PersonKey() (rm.PersonKey, bool) { return e.keys.person, e.keys.hasPerson }
+
+// EntitlementID returns the payload's entitlement_id field, parsed, like
+// PersonKey.
+func (e *Event) EntitlementID() (events.ID, bool) { return e.keys.ent, e.keys.hasEnt }
 
 // Projection is a read model fed by the event log.
 //

@@ -296,28 +296,38 @@ func (m *Model) maskedIDOf(p *person) string {
 	return string(p.maskedID[:4]) + stars + string(p.maskedID[4:])
 }
 
-func (m *Model) person(key string, typ string) (int32, error) {
-	k, err := rm.ParsePersonKey(key)
-	if err != nil {
-		return 0, rm.Err(typ, "%v", err)
+// person returns the index of the trainee the event names by key (its
+// payload's person_key field).
+func (m *Model) person(ev *projections.Event, key string) (int32, error) {
+	k, ok := ev.PersonKey()
+	if !ok {
+		var err error
+		if k, err = rm.ParsePersonKey(key); err != nil {
+			return 0, rm.Err(ev.Type, "%v", err)
+		}
 	}
 	i, ok := m.idx.Get(k, m.keyAt)
 	if !ok {
-		return 0, rm.Err(typ, "unknown trainee %s", key)
+		return 0, rm.Err(ev.Type, "unknown trainee %s", key)
 	}
 	return i, nil
 }
 
 func (m *Model) keyAt(i int32) rm.PersonKey { return m.people.At(i).key }
 
-func (m *Model) ent(id string, typ string) (*ent, error) {
-	eid, err := rm.ID(id)
-	if err != nil {
-		return nil, rm.Err(typ, "entitlement id: %v", err)
+// ent returns the entitlement the event names by id (its payload's
+// entitlement_id field).
+func (m *Model) ent(ev *projections.Event, id string) (*ent, error) {
+	eid, ok := ev.EntitlementID()
+	if !ok {
+		var err error
+		if eid, err = rm.ID(id); err != nil {
+			return nil, rm.Err(ev.Type, "entitlement id: %v", err)
+		}
 	}
 	i, ok := m.entIdx[eid]
 	if !ok {
-		return nil, rm.Err(typ, "unknown entitlement %s", id)
+		return nil, rm.Err(ev.Type, "unknown entitlement %s", id)
 	}
 	return m.ents.At(i), nil
 }
@@ -361,9 +371,12 @@ func (m *Model) apply(ev *projections.Event) error {
 	case *pb.UnitDefined:
 		return m.units.Apply(p)
 	case *pb.TraineeRegistered:
-		k, err := rm.ParsePersonKey(p.PersonKey)
-		if err != nil {
-			return rm.Err(ev.Type, "%v", err)
+		k, ok := ev.PersonKey()
+		if !ok {
+			var err error
+			if k, err = rm.ParsePersonKey(p.PersonKey); err != nil {
+				return rm.Err(ev.Type, "%v", err)
+			}
 		}
 		i, ok := m.idx.Get(k, m.keyAt)
 		if !ok {
@@ -377,21 +390,21 @@ func (m *Model) apply(ev *projections.Event) error {
 		pp.education, pp.employee, pp.gradYear = uint8(p.Education), p.EnterpriseEmployee, int16(p.GraduationYear)
 		pp.regPos = pos
 	case *pb.EligibilityEvidenceRecorded:
-		i, err := m.person(p.PersonKey, ev.Type)
+		i, err := m.person(ev, p.PersonKey)
 		if err != nil {
 			return err
 		}
 		push(&m.evidence, &m.people.At(i).evidence, evidenceRec{id: m.arena.Put(p.EvidenceId), category: uint8(p.Category), source: m.strs.ID(p.Source),
 			confirmed: p.Confirmed, gradYear: int16(p.GraduationYear), insuredFrom: rm.Date(p.InsuredFrom), insuredTo: rm.Date(p.InsuredTo), pos: pos}, nextEvidence)
 	case *pb.Enrolled:
-		i, err := m.person(p.PersonKey, ev.Type)
+		i, err := m.person(ev, p.PersonKey)
 		if err != nil {
 			return err
 		}
 		push(&m.enrolments, &m.people.At(i).enrolments, enrolmentRec{id: m.arena.Put(p.EnrolmentId), inst: m.strs.ID(p.TrainingInstitutionId),
 			q: rm.QOf(p.Qualification), unit: m.strs.ID(p.UnitCode), on: rm.Date(p.EnrolledOn)}, nextEnrolment)
 	case *pb.TrainingCompleted:
-		i, err := m.person(p.PersonKey, ev.Type)
+		i, err := m.person(ev, p.PersonKey)
 		if err != nil {
 			return err
 		}
@@ -406,7 +419,7 @@ func (m *Model) apply(ev *projections.Event) error {
 		}
 		e.completed = rm.Date(p.CompletedOn)
 	case *pb.AssessmentRecorded:
-		i, err := m.person(p.PersonKey, ev.Type)
+		i, err := m.person(ev, p.PersonKey)
 		if err != nil {
 			return err
 		}
@@ -414,7 +427,7 @@ func (m *Model) apply(ev *projections.Event) error {
 			train: m.strs.ID(p.TrainingInstitutionId), q: rm.QOf(p.Qualification), n: uint8(min(p.Attempt, 255)),
 			theory: int8(p.TheoryScore), practical: int8(p.PracticalScore), on: rm.Date(p.AssessedOn)}, nextAttempt)
 	case *pb.CertificateIssued:
-		i, err := m.person(p.PersonKey, ev.Type)
+		i, err := m.person(ev, p.PersonKey)
 		if err != nil {
 			return err
 		}
@@ -430,7 +443,7 @@ func (m *Model) apply(ev *projections.Event) error {
 		}
 		push(&m.certs, &pp.certs, c, nextCert)
 	case *pb.CertificateRevoked:
-		i, err := m.person(p.PersonKey, ev.Type)
+		i, err := m.person(ev, p.PersonKey)
 		if err != nil {
 			return err
 		}
@@ -440,14 +453,14 @@ func (m *Model) apply(ev *projections.Event) error {
 		}
 		m.certs.At(ci-1).revoked, m.certs.At(ci-1).revokeReason = rm.Date(p.RevokedOn), m.strs.ID(p.Reason)
 	case *pb.AdvancePaymentRecorded:
-		i, err := m.person(p.PersonKey, ev.Type)
+		i, err := m.person(ev, p.PersonKey)
 		if err != nil {
 			return err
 		}
 		push(&m.advances, &m.people.At(i).advances, advanceRec{id: m.arena.Put(p.AdvanceId), inst: m.strs.ID(p.TrainingInstitutionId), q: rm.QOf(p.Qualification),
 			fen: p.AmountFen, on: rm.Date(p.PaidOn)}, nextAdvance)
 	case *pb.SubsidyEntitled:
-		i, err := m.person(p.PersonKey, ev.Type)
+		i, err := m.person(ev, p.PersonKey)
 		if err != nil {
 			return err
 		}
@@ -467,7 +480,7 @@ func (m *Model) apply(ev *projections.Event) error {
 		n := push(&m.ents, &m.people.At(i).ents, e, nextEnt)
 		m.entIdx[id] = n
 	case *pb.SubsidyDenied:
-		i, err := m.person(p.PersonKey, ev.Type)
+		i, err := m.person(ev, p.PersonKey)
 		if err != nil {
 			return err
 		}
@@ -476,37 +489,37 @@ func (m *Model) apply(ev *projections.Event) error {
 		d.cert, d.certX = m.findCert(m.people.At(i), p.CertificateId)
 		push(&m.denials, &m.people.At(i).denials, d, nextDenial)
 	case *pb.EntitlementConfirmed:
-		e, err := m.ent(p.EntitlementId, ev.Type)
+		e, err := m.ent(ev, p.EntitlementId)
 		if err != nil {
 			return err
 		}
 		e.confirmedOn, e.confirmedBy = rm.Date(p.ConfirmedOn), m.strs.ID(p.OfficialId)
 	case *pb.EntitlementApproved:
-		e, err := m.ent(p.EntitlementId, ev.Type)
+		e, err := m.ent(ev, p.EntitlementId)
 		if err != nil {
 			return err
 		}
 		e.approvedOn, e.approvedBy = rm.Date(p.ApprovedOn), m.strs.ID(p.OfficialId)
 	case *pb.NoticeOpened:
-		e, err := m.ent(p.EntitlementId, ev.Type)
+		e, err := m.ent(ev, p.EntitlementId)
 		if err != nil {
 			return err
 		}
 		e.noticeStart, e.noticeEnd = rm.Date(p.StartsOn), rm.Date(p.EndsOn)
 	case *pb.NoticeClosed:
-		e, err := m.ent(p.EntitlementId, ev.Type)
+		e, err := m.ent(ev, p.EntitlementId)
 		if err != nil {
 			return err
 		}
 		e.closedOn = rm.Date(p.ClosedOn)
 	case *pb.ObjectionRaised:
-		e, err := m.ent(p.EntitlementId, ev.Type)
+		e, err := m.ent(ev, p.EntitlementId)
 		if err != nil {
 			return err
 		}
 		e.objections = min(e.objections+1, 255)
 	case *pb.ObjectionResolved:
-		e, err := m.ent(p.EntitlementId, ev.Type)
+		e, err := m.ent(ev, p.EntitlementId)
 		if err != nil {
 			return err
 		}
@@ -514,7 +527,7 @@ func (m *Model) apply(ev *projections.Event) error {
 			e.upheld = min(e.upheld+1, 255)
 		}
 	case *pb.EntitlementHeld:
-		e, err := m.ent(p.EntitlementId, ev.Type)
+		e, err := m.ent(ev, p.EntitlementId)
 		if err != nil {
 			return err
 		}
@@ -523,7 +536,7 @@ func (m *Model) apply(ev *projections.Event) error {
 			e.cancelled = int32(p.Reason)
 		}
 	case *pb.EntitlementReleased:
-		e, err := m.ent(p.EntitlementId, ev.Type)
+		e, err := m.ent(ev, p.EntitlementId)
 		if err != nil {
 			return err
 		}
@@ -539,13 +552,13 @@ func (m *Model) apply(ev *projections.Event) error {
 		}
 		h.released = pos
 	case *pb.PaymentOrdered:
-		e, err := m.ent(p.EntitlementId, ev.Type)
+		e, err := m.ent(ev, p.EntitlementId)
 		if err != nil {
 			return err
 		}
 		push(&m.orders, &e.orders, orderRec{attempt: p.Attempt, amount: p.AmountFen, offset: p.OffsetFen, net: p.NetFen, orderedPos: pos}, nextOrder)
 	case *pb.PaymentSettled:
-		e, err := m.ent(p.EntitlementId, ev.Type)
+		e, err := m.ent(ev, p.EntitlementId)
 		if err != nil {
 			return err
 		}
@@ -558,7 +571,7 @@ func (m *Model) apply(ev *projections.Event) error {
 		e.cash += p.AmountFen
 		e.offset += o.offset
 	case *pb.PaymentFailed:
-		e, err := m.ent(p.EntitlementId, ev.Type)
+		e, err := m.ent(ev, p.EntitlementId)
 		if err != nil {
 			return err
 		}
@@ -568,7 +581,7 @@ func (m *Model) apply(ev *projections.Event) error {
 		}
 		o.status, o.resultOn, o.failure, o.resultPos = orderFailed, rm.Date(p.FailedOn), m.strs.ID(p.Failure), pos
 	case *pb.ClawbackRaised:
-		e, err := m.ent(p.EntitlementId, ev.Type)
+		e, err := m.ent(ev, p.EntitlementId)
 		if err != nil {
 			return err
 		}
