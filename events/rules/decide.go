@@ -3,6 +3,7 @@ package rules
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/cqhrss/subsidyledger/events"
 	"github.com/cqhrss/subsidyledger/events/facts"
@@ -80,15 +81,30 @@ func (d *decider) emit(id events.ID, m proto.Message) {
 // decision builds the Decision record of a derived event: evidence (the
 // fact first, then the given event ids, empty and repeated ids dropped) and
 // checks.
-func (d *decider) decision(evidence []string, checks ...*subsidyv1.Check) *subsidyv1.Decision {
-	ev := []string{d.factID}
-	seen := map[string]bool{d.factID: true}
+func (d *decider) decision(evidence []events.ID, checks ...*subsidyv1.Check) *subsidyv1.Decision {
+	ids := make([]events.ID, 1, len(evidence)+1)
+	ids[0] = d.f.EventID
+	var seen map[events.ID]bool // for long lists only
+	if len(evidence) > 16 {
+		seen = map[events.ID]bool{d.f.EventID: true}
+	}
 	for _, e := range evidence {
-		if e != "" && !seen[e] {
-			seen[e] = true
-			ev = append(ev, e)
+		switch {
+		case e.IsZero():
+		case seen != nil:
+			if !seen[e] {
+				seen[e] = true
+				ids = append(ids, e)
+			}
+		case !slices.Contains(ids, e):
+			ids = append(ids, e)
 		}
 	}
+	ev := make([]string, len(ids))
+	for i, id := range ids {
+		ev[i] = id.String()
+	}
+	ev[0] = d.factID
 	return &subsidyv1.Decision{RuleSetVersion: d.w.rs.Version, EvidenceEventIds: ev, Checks: checks}
 }
 
@@ -167,7 +183,7 @@ func (d *decider) decide() *Rejection {
 
 func (d *decider) traineeOf(key string) (*trainee, *Rejection) {
 	t := d.w.trainees[key]
-	if t == nil || t.eventID == "" {
+	if t == nil || t.eventID.IsZero() {
 		return nil, reject(subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_TRAINEE, "person key %.8s… is not registered", key)
 	}
 	return t, nil

@@ -6,6 +6,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"strings"
 
+	"github.com/cqhrss/subsidyledger/events"
 	"github.com/cqhrss/subsidyledger/events/refdata"
 	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
 )
@@ -65,7 +66,7 @@ func (d *decider) entitlementApproved(m *subsidyv1.EntitlementApproved) *Rejecti
 		StartsOn:      start.Proto(),
 		EndsOn:        end.Proto(),
 		WorkingDays:   int32(n),
-		Decision: d.decision([]string{e.eventID, e.confirmEventID},
+		Decision: d.decision([]events.ID{e.eventID, e.confirmEventID},
 			check(subsidyv1.ReasonCode_REASON_CODE_CHECKER_IS_MAKER, true, "maker %q, checker %q", e.confirmedBy, m.GetOfficialId()),
 			check(subsidyv1.ReasonCode_REASON_CODE_NOTICE_NOT_ELAPSED, true, "approved %s: %d working days %s..%s (rule set %s calendar)", on, n, start, end, d.w.rs.Version)),
 	})
@@ -90,7 +91,7 @@ func (d *decider) objectionRaised(m *subsidyv1.ObjectionRaised) *Rejection {
 		Reason:        subsidyv1.ReasonCode_REASON_CODE_OBJECTION_PENDING,
 		Detail:        fmt.Sprintf("objection %s raised %s during the notice %s..%s", m.GetObjectionId(), on, e.noticeStart, e.noticeEnd),
 		HoldId:        h,
-		Decision: d.decision([]string{e.eventID, e.noticeEventID},
+		Decision: d.decision([]events.ID{e.eventID, e.noticeEventID},
 			check(subsidyv1.ReasonCode_REASON_CODE_OBJECTION_PENDING, false, "objection %s pending", m.GetObjectionId())),
 	})
 	return nil
@@ -121,7 +122,7 @@ func (d *decider) objectionResolved(m *subsidyv1.ObjectionResolved) *Rejection {
 		Reason:        subsidyv1.ReasonCode_REASON_CODE_OBJECTION_PENDING,
 		OfficialId:    m.GetOfficialId(),
 		HoldId:        h,
-		Decision: d.decision([]string{o.eventID, placed.eventID},
+		Decision: d.decision([]events.ID{o.eventID, placed.eventID},
 			check(subsidyv1.ReasonCode_REASON_CODE_OBJECTION_PENDING, true, "objection %s not upheld", o.id)),
 	})
 	return nil
@@ -176,7 +177,7 @@ func (d *decider) holdPlaced(m *subsidyv1.HoldPlaced) *Rejection {
 		Reason:        subsidyv1.ReasonCode_REASON_CODE_SUPERVISOR_HOLD,
 		Detail:        fmt.Sprintf("hold %s by %s on %s: %s", m.GetHoldId(), m.GetOfficialId(), date(m.GetPlacedOn()), m.GetReason()),
 		HoldId:        h,
-		Decision:      d.decision([]string{e.eventID}, check(subsidyv1.ReasonCode_REASON_CODE_SUPERVISOR_HOLD, false, "placed by %s", m.GetOfficialId())),
+		Decision:      d.decision([]events.ID{e.eventID}, check(subsidyv1.ReasonCode_REASON_CODE_SUPERVISOR_HOLD, false, "placed by %s", m.GetOfficialId())),
 	})
 	return nil
 }
@@ -207,7 +208,7 @@ func (d *decider) holdLifted(m *subsidyv1.HoldLifted) *Rejection {
 		Reason:        reason,
 		OfficialId:    m.GetOfficialId(),
 		HoldId:        h,
-		Decision: d.decision([]string{placed.eventID},
+		Decision: d.decision([]events.ID{placed.eventID},
 			check(reason, true, "lifted by %s on %s: %s", m.GetOfficialId(), date(m.GetLiftedOn()), m.GetNote())),
 	})
 	return nil
@@ -216,7 +217,7 @@ func (d *decider) holdLifted(m *subsidyv1.HoldLifted) *Rejection {
 // cancel ends an entitlement for a revoked certificate or a fraud finding
 // (rule 14): a final hold; a clawback of what was paid; and, if no money
 // moved, its budget freed for entitlements waiting in its fund.
-func (d *decider) cancel(e *entitlement, reason subsidyv1.ReasonCode, hold string, cause subsidyv1.ClawbackCause, evidence ...string) {
+func (d *decider) cancel(e *entitlement, reason subsidyv1.ReasonCode, hold string, cause subsidyv1.ClawbackCause, evidence ...events.ID) {
 	if e.cancelled != "" {
 		return
 	}
@@ -226,7 +227,7 @@ func (d *decider) cancel(e *entitlement, reason subsidyv1.ReasonCode, hold strin
 		Reason:        reason,
 		Detail:        detail,
 		HoldId:        hold,
-		Decision:      d.decision(append([]string{e.eventID}, evidence...), check(reason, false, "%s", detail)),
+		Decision:      d.decision(append([]events.ID{e.eventID}, evidence...), check(reason, false, "%s", detail)),
 	})
 	switch {
 	case e.paid > 0 && e.clawback == "":
@@ -239,7 +240,7 @@ func (d *decider) cancel(e *entitlement, reason subsidyv1.ReasonCode, hold strin
 	// In flight: the clawback is raised when the payment settles.
 }
 
-func (d *decider) raiseClawback(e *entitlement, amount int64, cause subsidyv1.ClawbackCause, evidence ...string) {
+func (d *decider) raiseClawback(e *entitlement, amount int64, cause subsidyv1.ClawbackCause, evidence ...events.ID) {
 	id := ClawbackID(e.id)
 	d.emit(mustParse(id), &subsidyv1.ClawbackRaised{
 		ClawbackId:    id,
@@ -247,7 +248,7 @@ func (d *decider) raiseClawback(e *entitlement, amount int64, cause subsidyv1.Cl
 		Payee:         clonePayee(e.payee),
 		AmountFen:     amount,
 		Cause:         cause,
-		Decision: d.decision(append([]string{e.eventID}, evidence...),
+		Decision: d.decision(append([]events.ID{e.eventID}, evidence...),
 			check(causeReason(cause), false, "%d fen paid to %s is receivable", amount, payeeString(e.payee))),
 	})
 }

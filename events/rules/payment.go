@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/cqhrss/subsidyledger/events"
 	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
 )
 
@@ -35,7 +36,7 @@ func (d *decider) paymentRequested(m *subsidyv1.PaymentRequested) *Rejection {
 	due := e.amount - e.paid
 	attempt := uint32(len(e.orders)) + 1
 	id := PaymentOrderID(e.id, attempt)
-	evidence := []string{e.eventID, e.confirmEventID, e.approveEventID, e.noticeEventID, e.closeEventID}
+	evidence := []events.ID{e.eventID, e.confirmEventID, e.approveEventID, e.noticeEventID, e.closeEventID}
 	for _, o := range e.orders {
 		evidence = append(evidence, d.w.orders[o].eventID, d.w.orders[o].resultID)
 	}
@@ -135,7 +136,7 @@ func (d *decider) paymentSettled(m *subsidyv1.PaymentSettled) *Rejection {
 				InstitutionId: o.payee.GetInstitutionId(),
 				Qualification: e.q.Proto(),
 				Detail:        detail,
-				Decision:      d.decision([]string{o.eventID, in.eventID}, check(subsidyv1.ReasonCode_REASON_CODE_PAYMENT_ACCOUNT_MISMATCH, false, "%s", detail)),
+				Decision:      d.decision([]events.ID{o.eventID, in.eventID}, check(subsidyv1.ReasonCode_REASON_CODE_PAYMENT_ACCOUNT_MISMATCH, false, "%s", detail)),
 			})
 		}
 	case subsidyv1.PayeeKind_PAYEE_KIND_TRAINEE:
@@ -149,7 +150,7 @@ func (d *decider) paymentSettled(m *subsidyv1.PaymentSettled) *Rejection {
 					Reason:   subsidyv1.ReasonCode_REASON_CODE_SHARED_PAYEE_ACCOUNT,
 					Subject:  acct,
 					Detail:   detail,
-					Decision: d.decision([]string{o.eventID}, check(subsidyv1.ReasonCode_REASON_CODE_SHARED_PAYEE_ACCOUNT, false, "%s", detail)),
+					Decision: d.decision([]events.ID{o.eventID}, check(subsidyv1.ReasonCode_REASON_CODE_SHARED_PAYEE_ACCOUNT, false, "%s", detail)),
 				})
 			}
 		}

@@ -3,6 +3,7 @@ package rules
 import (
 	"time"
 
+	"github.com/cqhrss/subsidyledger/events"
 	"github.com/cqhrss/subsidyledger/events/refdata"
 	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
 )
@@ -176,7 +177,7 @@ func (d *decider) releaseQueuedExcept(k fundKey, allocated, freed int64, except 
 		}
 		committed += e.amount
 		budget, _ := e.hold(HoldBudget)
-		ev := append([]string{e.eventID, budget.eventID}, f.allocations...)
+		ev := append([]events.ID{e.eventID, budget.eventID}, f.allocations...)
 		d.emit(releaseEventID(e.id, HoldBudget), &subsidyv1.EntitlementReleased{
 			EntitlementId: e.id,
 			Reason:        subsidyv1.ReasonCode_REASON_CODE_BUDGET_EXCEEDED,

@@ -36,7 +36,7 @@ func hashNatural(key string) naturalHash {
 type approval struct {
 	occupation subsidyv1.Occupation
 	from, to   refdata.Date
-	eventID    string
+	eventID    events.ID
 }
 
 type institution struct {
@@ -44,11 +44,11 @@ type institution struct {
 	kind        subsidyv1.InstitutionKind
 	unit        string
 	account     string
-	eventID     string
+	eventID     events.ID
 	approvals   []approval
 	suspended   bool
 	blacklisted bool
-	suspendedBy string // event id of the suspension in force
+	suspendedBy events.ID // event id of the suspension in force
 }
 
 func (in *institution) approvedFor(o subsidyv1.Occupation, d refdata.Date) (approval, bool) {
@@ -66,7 +66,7 @@ type fee struct {
 	q        refdata.Qualification
 	fen      int64
 	from, to refdata.Date
-	eventID  string
+	eventID  events.ID
 }
 
 type feeKey struct {
@@ -85,7 +85,7 @@ type fund struct {
 	committed int64
 	// queue holds the budget-held entitlements in the order they were held.
 	queue       []string
-	allocations []string // event ids
+	allocations []events.ID
 }
 
 type trainee struct {
@@ -94,7 +94,7 @@ type trainee struct {
 	education  subsidyv1.Education
 	employee   bool
 	gradYear   int32
-	eventID    string
+	eventID    events.ID
 	evidence   []*evidence
 	enrolments []*enrolment
 	attempts   byQual[[]*assessment]
@@ -154,7 +154,7 @@ type evidence struct {
 	confirmed              bool
 	gradYear               int32
 	insuredFrom, insuredTo refdata.Date
-	eventID                string
+	eventID                events.ID
 }
 
 type enrolment struct {
@@ -164,15 +164,15 @@ type enrolment struct {
 	q                 refdata.Qualification
 	enrolledOn        refdata.Date
 	completedOn       refdata.Date
-	eventID           string
-	completionEventID string
+	eventID           events.ID
+	completionEventID events.ID
 }
 
 type advance struct {
 	id      string
 	inst    string
 	fen     int64
-	eventID string
+	eventID events.ID
 }
 
 type assessment struct {
@@ -188,7 +188,7 @@ type assessment struct {
 	assessedOn refdata.Date
 	enrolment  string
 	completed  bool
-	eventID    string
+	eventID    events.ID
 }
 
 type certificate struct {
@@ -198,7 +198,7 @@ type certificate struct {
 	assessment string
 	q          refdata.Qualification
 	issuedOn   refdata.Date
-	eventID    string
+	eventID    events.ID
 	revoked    bool
 	// entitlement is the entitlement this certificate earned, if any;
 	// denied the reason it earned none.
@@ -212,12 +212,12 @@ type objection struct {
 	raisedOn    refdata.Date
 	resolved    bool
 	upheld      bool
-	eventID     string
+	eventID     events.ID
 }
 
 type entitlement struct {
 	id          string
-	eventID     string
+	eventID     events.ID
 	person      string
 	q           refdata.Qualification
 	certificate string
@@ -231,10 +231,10 @@ type entitlement struct {
 
 	confirmedBy, approvedBy        string
 	confirmedOn, approvedOn        refdata.Date
-	confirmEventID, approveEventID string
+	confirmEventID, approveEventID events.ID
 	noticeStart, noticeEnd         refdata.Date
 	noticeClosed                   refdata.Date
-	noticeEventID, closeEventID    string
+	noticeEventID, closeEventID    events.ID
 	holds                          []hold // in the order they were placed
 	objections                     []string
 	orders                         []string
@@ -252,7 +252,7 @@ type entitlement struct {
 type hold struct {
 	id      string
 	reason  subsidyv1.ReasonCode
-	eventID string
+	eventID events.ID
 }
 
 // hold returns the hold with id h (the zero hold, false, if there is none).
@@ -314,10 +314,10 @@ type order struct {
 	payee       *subsidyv1.Payee
 	offsets     []offset
 	state       orderState
-	eventID     string
+	eventID     events.ID
 	requestedOn refdata.Date
 	settledOn   refdata.Date
-	resultID    string
+	resultID    events.ID
 }
 
 type clawback struct {
@@ -329,9 +329,9 @@ type clawback struct {
 	writtenOff  int64
 	reserved    int64
 	cause       subsidyv1.ClawbackCause
-	eventID     string
+	eventID     events.ID
 	pending     *subsidyv1.WriteOffRequested
-	pendingID   string
+	pendingID   events.ID
 }
 
 func (c *clawback) outstanding() int64 { return c.amount - c.recovered - c.writtenOff - c.reserved }
@@ -345,11 +345,11 @@ type qualityKey struct {
 // the event ids of their assessments (the evidence of a quality flag).
 type qualityWindow struct {
 	results []bool
-	ids     []string
+	ids     []events.ID
 	passes  int
 }
 
-func (q *qualityWindow) add(pass bool, id string, n int) {
+func (q *qualityWindow) add(pass bool, id events.ID, n int) {
 	q.results = append(q.results, pass)
 	q.ids = append(q.ids, id)
 	if pass {

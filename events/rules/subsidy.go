@@ -3,6 +3,7 @@ package rules
 import (
 	"fmt"
 
+	"github.com/cqhrss/subsidyledger/events"
 	"github.com/cqhrss/subsidyledger/events/refdata"
 	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
 )
@@ -50,7 +51,7 @@ func (d *decider) subsidy(t *trainee, a *assessment, m *subsidyv1.CertificateIss
 	on := a.assessedOn
 	year := int32(on.Year())
 	enr := w.enrolments[a.enrolment]
-	evidence := []string{t.eventID, a.eventID}
+	evidence := []events.ID{t.eventID, a.eventID}
 	if enr != nil {
 		evidence = append(evidence, enr.eventID, enr.completionEventID)
 	}
@@ -127,7 +128,7 @@ func (d *decider) subsidy(t *trainee, a *assessment, m *subsidyv1.CertificateIss
 	}
 
 	// Rule 8: yearly cap, by assessment year.
-	var inYear []string
+	var inYear []events.ID
 	for _, id := range t.entitlements.valuesByKey() {
 		if e := w.entitlements[id]; e.year == year && e.cancelled == "" {
 			inYear = append(inYear, e.eventID)
@@ -198,7 +199,7 @@ func (d *decider) subsidy(t *trainee, a *assessment, m *subsidyv1.CertificateIss
 	k := fundKey{year, unit.Code}
 	var alloc, committed int64
 	var queued int
-	var fundEvidence []string
+	var fundEvidence []events.ID
 	if f := w.funds[k]; f != nil {
 		alloc, committed, queued = f.allocated, f.committed, len(f.queue)
 		fundEvidence = f.allocations
@@ -213,7 +214,7 @@ func (d *decider) subsidy(t *trainee, a *assessment, m *subsidyv1.CertificateIss
 			Reason:        subsidyv1.ReasonCode_REASON_CODE_BUDGET_EXCEEDED,
 			Detail:        detail,
 			HoldId:        HoldBudget,
-			Decision: d.decision(append([]string{entEventID.String()}, fundEvidence...),
+			Decision: d.decision(append([]events.ID{entEventID}, fundEvidence...),
 				check(subsidyv1.ReasonCode_REASON_CODE_BUDGET_EXCEEDED, false, "%s", detail)),
 		})
 	}
@@ -223,7 +224,7 @@ func (d *decider) subsidy(t *trainee, a *assessment, m *subsidyv1.CertificateIss
 	if payee.Kind == subsidyv1.PayeeKind_PAYEE_KIND_INSTITUTION {
 		if low, passes, n := w.qualityBelow(payee.InstitutionId, q); low {
 			detail := fmt.Sprintf("%s first-attempt pass rate for %s is %d/%d, below %d bp", payee.InstitutionId, q, passes, n, rs.PassRateThresholdBP)
-			var qev []string
+			var qev []events.ID
 			if qw := w.quality[qualityKey{payee.InstitutionId, q}]; qw != nil {
 				qev = qw.ids
 			}
@@ -232,7 +233,7 @@ func (d *decider) subsidy(t *trainee, a *assessment, m *subsidyv1.CertificateIss
 				Reason:        subsidyv1.ReasonCode_REASON_CODE_QUALITY_BELOW_THRESHOLD,
 				Detail:        detail,
 				HoldId:        HoldQuality,
-				Decision: d.decision(append([]string{entEventID.String()}, qev...),
+				Decision: d.decision(append([]events.ID{entEventID}, qev...),
 					check(subsidyv1.ReasonCode_REASON_CODE_QUALITY_BELOW_THRESHOLD, false, "%s", detail)),
 			})
 		}
@@ -243,11 +244,11 @@ func (d *decider) subsidy(t *trainee, a *assessment, m *subsidyv1.CertificateIss
 // graduating student in the assessment year, or insured in employment on the
 // assessment date. Without evidence: NO_ELIGIBILITY_EVIDENCE; otherwise the
 // category of the most recent evidence names the failure.
-func eligibility(t *trainee, on refdata.Date) (*subsidyv1.Check, []string) {
+func eligibility(t *trainee, on refdata.Date) (*subsidyv1.Check, []events.ID) {
 	if len(t.evidence) == 0 {
 		return check(subsidyv1.ReasonCode_REASON_CODE_NO_ELIGIBILITY_EVIDENCE, false, "no eligibility evidence recorded"), nil
 	}
-	var used []string
+	var used []events.ID
 	var fail *subsidyv1.Check
 	for _, e := range t.evidence {
 		used = append(used, e.eventID)
@@ -255,7 +256,7 @@ func eligibility(t *trainee, on refdata.Date) (*subsidyv1.Check, []string) {
 		case subsidyv1.EligibilityCategory_ELIGIBILITY_CATEGORY_GRADUATING_STUDENT:
 			if e.confirmed && int(e.gradYear) == on.Year() {
 				return check(subsidyv1.ReasonCode_REASON_CODE_NOT_GRADUATING_THIS_YEAR, true,
-					"graduating student: graduation year %d (evidence %s from %s)", e.gradYear, e.id, e.source), []string{e.eventID}
+					"graduating student: graduation year %d (evidence %s from %s)", e.gradYear, e.id, e.source), []events.ID{e.eventID}
 			}
 			fail = check(subsidyv1.ReasonCode_REASON_CODE_NOT_GRADUATING_THIS_YEAR, false,
 				"evidence %s: confirmed %t, graduation year %d, assessed in %d", e.id, e.confirmed, e.gradYear, on.Year())
@@ -263,7 +264,7 @@ func eligibility(t *trainee, on refdata.Date) (*subsidyv1.Check, []string) {
 			from, to := e.insuredFrom, e.insuredTo
 			if e.confirmed && from <= on && (to.IsZero() || on <= to) {
 				return check(subsidyv1.ReasonCode_REASON_CODE_NOT_INSURED_ON_ASSESSMENT, true,
-					"enterprise employee insured %s..%s (evidence %s from %s)", from, to, e.id, e.source), []string{e.eventID}
+					"enterprise employee insured %s..%s (evidence %s from %s)", from, to, e.id, e.source), []events.ID{e.eventID}
 			}
 			fail = check(subsidyv1.ReasonCode_REASON_CODE_NOT_INSURED_ON_ASSESSMENT, false,
 				"evidence %s: confirmed %t, insured %s..%s, assessed %s", e.id, e.confirmed, from, to, on)
@@ -306,6 +307,6 @@ func (d *decider) spike(ev *institution, issued refdata.Date) {
 		Subject:       ev.id,
 		InstitutionId: ev.id,
 		Detail:        detail,
-		Decision:      d.decision([]string{ev.eventID}, check(subsidyv1.ReasonCode_REASON_CODE_CERTIFICATE_SPIKE, false, "%s", detail)),
+		Decision:      d.decision([]events.ID{ev.eventID}, check(subsidyv1.ReasonCode_REASON_CODE_CERTIFICATE_SPIKE, false, "%s", detail)),
 	})
 }

@@ -3,6 +3,7 @@ package rules
 import (
 	"fmt"
 
+	"github.com/cqhrss/subsidyledger/events"
 	"github.com/cqhrss/subsidyledger/events/refdata"
 	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
 )
@@ -59,7 +60,7 @@ func (d *decider) enrolled(m *subsidyv1.Enrolled) *Rejection {
 				InstitutionId: in.id,
 				Qualification: m.GetQualification(),
 				Detail:        fmt.Sprintf("enrolment %s at %s on %s while enrolment %s at %s (since %s) is not completed", key, in.id, on, e.id, e.inst, e.enrolledOn),
-				Decision: d.decision([]string{t.eventID, e.eventID, appr.eventID},
+				Decision: d.decision([]events.ID{t.eventID, e.eventID, appr.eventID},
 					check(subsidyv1.ReasonCode_REASON_CODE_CONCURRENT_ENROLMENT, false, "open enrolment %s at %s", e.id, e.inst)),
 			})
 			break
@@ -153,7 +154,7 @@ func (d *decider) assessmentRecorded(m *subsidyv1.AssessmentRecorded) *Rejection
 			InstitutionId: enr.inst,
 			Qualification: q.Proto(),
 			Detail:        fmt.Sprintf("assessment %s on %s: training of enrolment %s not completed by then", a.id, on, enr.id),
-			Decision: d.decision([]string{enr.eventID, enr.completionEventID},
+			Decision: d.decision([]events.ID{enr.eventID, enr.completionEventID},
 				check(subsidyv1.ReasonCode_REASON_CODE_TRAINING_NOT_COMPLETED, false, "enrolment %s completed on %s", enr.id, enr.completedOn)),
 		})
 	}
@@ -171,7 +172,7 @@ func (d *decider) qualityAfter(a *assessment) {
 	k := qualityKey{a.trainInst, a.q}
 	n, passes := 0, 0
 	var results []bool
-	var ids []string
+	var ids []events.ID
 	if qw := d.w.quality[k]; qw != nil {
 		n, passes, results, ids = len(qw.results), qw.passes, qw.results, qw.ids
 	}

@@ -29,7 +29,7 @@ type World struct {
 	natural    map[naturalHash]naturalRec
 
 	units        *refdata.Table
-	unitEvents   map[string]string
+	unitEvents   map[string]events.ID
 	institutions map[string]*institution
 	fees         map[string]*fee
 	feesBy       map[feeKey][]*fee
@@ -66,7 +66,7 @@ func NewWorld(rs RuleSet) *World {
 		applied:      map[events.ID]appliedAt{},
 		natural:      map[naturalHash]naturalRec{},
 		units:        refdata.Seed(),
-		unitEvents:   map[string]string{},
+		unitEvents:   map[string]events.ID{},
 		institutions: map[string]*institution{},
 		fees:         map[string]*fee{},
 		feesBy:       map[feeKey][]*fee{},
@@ -159,11 +159,10 @@ func (w *World) Apply(stream string, revision uint64, ev Event) error {
 	}
 	w.streamList[si].rev = revision
 	w.applied[ev.ID] = appliedAt{si, uint32(revision)}
-	id := ev.ID.String()
 	if key, _ := naturalKey(ev.Payload); key != "" {
 		w.natural[hashNatural(key)] = naturalRec{digest: digest(ev.Payload), eventID: ev.ID}
 	}
-	w.fold(id, ev.Payload)
+	w.fold(ev.ID, ev.Payload)
 	return nil
 }
 
@@ -268,7 +267,7 @@ func (w *World) fund(k fundKey) *fund {
 }
 
 // fold applies one event's payload to the state.
-func (w *World) fold(id string, m proto.Message) {
+func (w *World) fold(id events.ID, m proto.Message) {
 	switch m := m.(type) {
 	// Reference data.
 	case *subsidyv1.UnitDefined:
@@ -292,7 +291,7 @@ func (w *World) fold(id string, m proto.Message) {
 		}
 	case *subsidyv1.InstitutionReinstated:
 		if in := w.institutions[m.GetInstitutionId()]; in != nil {
-			in.suspended, in.suspendedBy = false, ""
+			in.suspended, in.suspendedBy = false, events.ID{}
 		}
 	case *subsidyv1.FeeSchedulePublished:
 		f := &fee{id: m.GetFeeScheduleId(), inst: m.GetEvaluationInstitutionId(), q: refdata.QualificationOf(m.GetQualification()),
@@ -425,7 +424,7 @@ func (w *World) fold(id string, m proto.Message) {
 	case *subsidyv1.ClawbackWrittenOff:
 		if c := w.clawbacks[m.GetClawbackId()]; c != nil {
 			c.writtenOff += m.GetAmountFen()
-			c.pending, c.pendingID = nil, ""
+			c.pending, c.pendingID = nil, events.ID{}
 		}
 	case *subsidyv1.PaymentRequested:
 		if e := w.entitlements[m.GetEntitlementId()]; e != nil {
@@ -527,7 +526,7 @@ func (w *World) parseOffsets(m *subsidyv1.PaymentOrdered) []offset {
 	return out
 }
 
-func (w *World) foldEntitled(id string, m *subsidyv1.SubsidyEntitled) {
+func (w *World) foldEntitled(id events.ID, m *subsidyv1.SubsidyEntitled) {
 	q := refdata.QualificationOf(m.GetQualification())
 	e := &entitlement{id: m.GetEntitlementId(), eventID: id, person: m.GetPersonKey(), q: q,
 		certificate: m.GetCertificateId(), amount: m.GetAmountFen(), payee: clonePayee(m.GetPayee()), year: m.GetYear(),
