@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/cqhrss/subsidyledger/events"
 	"github.com/cqhrss/subsidyledger/events/facts"
@@ -100,11 +101,18 @@ func (d *decider) decision(evidence []events.ID, checks ...*subsidyv1.Check) *su
 			ids = append(ids, e)
 		}
 	}
-	ev := make([]string, len(ids))
-	for i, id := range ids {
-		ev[i] = id.String()
+	// The texts share one buffer: one allocation for the whole list.
+	var b strings.Builder
+	b.Grow(len(ids) * idTextLen)
+	for _, id := range ids[1:] {
+		writeID(&b, id)
 	}
+	all := b.String()
+	ev := make([]string, len(ids))
 	ev[0] = d.factID
+	for i := 1; i < len(ids); i++ {
+		ev[i] = all[(i-1)*idTextLen : i*idTextLen]
+	}
 	return &subsidyv1.Decision{RuleSetVersion: d.w.rs.Version, EvidenceEventIds: ev, Checks: checks}
 }
 

@@ -359,8 +359,10 @@ func (q *qualityWindow) add(pass bool, id events.ID, n int) {
 		if q.results[0] {
 			q.passes--
 		}
-		q.results = append(q.results[:0:0], q.results[1:]...)
-		q.ids = append(q.ids[:0:0], q.ids[1:]...)
+		// Shift in place: Decide copies what it reads of the window, and
+		// does not run during Apply.
+		q.results = q.results[:copy(q.results, q.results[1:])]
+		q.ids = q.ids[:copy(q.ids, q.ids[1:])]
 	}
 }
 
