@@ -2,8 +2,6 @@ package rules
 
 import (
 	"fmt"
-
-	"google.golang.org/protobuf/proto"
 	"strings"
 
 	"github.com/cqhrss/subsidyledger/events"
@@ -245,18 +243,12 @@ func (d *decider) raiseClawback(e *entitlement, amount int64, cause subsidyv1.Cl
 	d.emit(mustParse(id), &subsidyv1.ClawbackRaised{
 		ClawbackId:    id,
 		EntitlementId: e.id,
-		Payee:         clonePayee(e.payee),
+		Payee:         e.payee.proto(),
 		AmountFen:     amount,
 		Cause:         cause,
 		Decision: d.decision(append([]events.ID{e.eventID}, evidence...),
 			check(causeReason(cause), false, "%d fen paid to %s is receivable", amount, payeeString(e.payee))),
 	})
-}
-
-// clonePayee copies a payee out of the state, so that no event shares a
-// message with the World.
-func clonePayee(p *subsidyv1.Payee) *subsidyv1.Payee {
-	return proto.Clone(p).(*subsidyv1.Payee)
 }
 
 func causeReason(c subsidyv1.ClawbackCause) subsidyv1.ReasonCode {
@@ -266,9 +258,9 @@ func causeReason(c subsidyv1.ClawbackCause) subsidyv1.ReasonCode {
 	return subsidyv1.ReasonCode_REASON_CODE_CERTIFICATE_REVOKED
 }
 
-func payeeString(p *subsidyv1.Payee) string {
-	if p.GetKind() == subsidyv1.PayeeKind_PAYEE_KIND_INSTITUTION {
-		return "institution " + p.GetInstitutionId()
+func payeeString(p payee) string {
+	if p.kind == subsidyv1.PayeeKind_PAYEE_KIND_INSTITUTION {
+		return "institution " + p.inst
 	}
 	return "the trainee"
 }

@@ -49,10 +49,10 @@ func (d *decider) paymentRequested(m *subsidyv1.PaymentRequested) *Rejection {
 	// Offsets: open receivables of the same institution, oldest first.
 	var offsetIDs []string
 	var offsetTotal int64
-	if e.payee.GetKind() == subsidyv1.PayeeKind_PAYEE_KIND_INSTITUTION {
+	if e.payee.kind == subsidyv1.PayeeKind_PAYEE_KIND_INSTITUTION {
 		for _, cid := range d.w.clawbackSeq {
 			c := d.w.clawbacks[cid]
-			if c.payee.GetKind() != subsidyv1.PayeeKind_PAYEE_KIND_INSTITUTION || c.payee.GetInstitutionId() != e.payee.GetInstitutionId() || c.entitlement == e.id {
+			if c.payee.kind != subsidyv1.PayeeKind_PAYEE_KIND_INSTITUTION || c.payee.inst != e.payee.inst || c.entitlement == e.id {
 				continue
 			}
 			n := min(c.outstanding(), due-offsetTotal)
@@ -76,7 +76,7 @@ func (d *decider) paymentRequested(m *subsidyv1.PaymentRequested) *Rejection {
 		AmountFen:         due,
 		OffsetFen:         offsetTotal,
 		NetFen:            due - offsetTotal,
-		Payee:             clonePayee(e.payee),
+		Payee:             e.payee.proto(),
 		OffsetClawbackIds: offsetIDs,
 		Decision:          d.decision(evidence, checks...),
 	})
@@ -123,17 +123,17 @@ func (d *decider) paymentSettled(m *subsidyv1.PaymentSettled) *Rejection {
 		})
 	}
 	acct := m.GetPaidToAccount()
-	switch o.payee.GetKind() {
+	switch o.payee.kind {
 	case subsidyv1.PayeeKind_PAYEE_KIND_INSTITUTION:
-		if acct != o.payee.GetAccountRef() {
+		if acct != o.payee.account {
 			id := FlagID(subsidyv1.ReasonCode_REASON_CODE_PAYMENT_ACCOUNT_MISMATCH, o.id)
-			in := d.w.institutions[o.payee.GetInstitutionId()]
-			detail := fmt.Sprintf("order %s for %s settled into an account other than its registered basic account", o.id, o.payee.GetInstitutionId())
+			in := d.w.institutions[o.payee.inst]
+			detail := fmt.Sprintf("order %s for %s settled into an account other than its registered basic account", o.id, o.payee.inst)
 			d.emit(mustParse(id), &subsidyv1.ViolationFlagged{
 				FlagId:        id,
 				Reason:        subsidyv1.ReasonCode_REASON_CODE_PAYMENT_ACCOUNT_MISMATCH,
-				Subject:       o.payee.GetInstitutionId(),
-				InstitutionId: o.payee.GetInstitutionId(),
+				Subject:       o.payee.inst,
+				InstitutionId: o.payee.inst,
 				Qualification: e.q.Proto(),
 				Detail:        detail,
 				Decision:      d.decision([]events.ID{o.eventID, in.eventID}, check(subsidyv1.ReasonCode_REASON_CODE_PAYMENT_ACCOUNT_MISMATCH, false, "%s", detail)),

@@ -222,7 +222,7 @@ type entitlement struct {
 	q           refdata.Qualification
 	certificate string
 	amount      int64
-	payee       *subsidyv1.Payee
+	payee       payee
 	year        int32
 	unit        string
 	trainInst   string
@@ -311,7 +311,7 @@ type order struct {
 	amount      int64
 	offset      int64
 	net         int64
-	payee       *subsidyv1.Payee
+	payee       payee
 	offsets     []offset
 	state       orderState
 	eventID     events.ID
@@ -323,7 +323,7 @@ type order struct {
 type clawback struct {
 	id          string
 	entitlement string
-	payee       *subsidyv1.Payee
+	payee       payee
 	amount      int64
 	recovered   int64
 	writtenOff  int64
@@ -377,4 +377,59 @@ type Flag struct {
 	Reason  subsidyv1.ReasonCode
 	Subject string
 	Detail  string
+}
+
+// payee is a subsidyv1.Payee as the World keeps it: its fields inline (a
+// message of its own cost a pointer, an allocation and the message's
+// internal state), its person key and institution shared with the rest of
+// the World.
+type payee struct {
+	kind    subsidyv1.PayeeKind
+	present bool // the event had a payee (always, for events Decide made)
+	inst    string
+	person  string
+	account string
+}
+
+// payeeFrom keeps p, interning its person key and institution.
+func (w *World) payeeFrom(p *subsidyv1.Payee) payee {
+	if p == nil {
+		return payee{}
+	}
+	return payee{kind: p.GetKind(), present: true, inst: w.name(p.GetInstitutionId()),
+		person: w.personKey(p.GetPersonKey()), account: p.GetAccountRef()}
+}
+
+// proto returns a new message with the payee's fields (nil if the event had
+// none), for an event or a caller: no message is shared with the World.
+func (p payee) proto() *subsidyv1.Payee {
+	if !p.present {
+		return nil
+	}
+	return &subsidyv1.Payee{Kind: p.kind, InstitutionId: p.inst, PersonKey: p.person, AccountRef: p.account}
+}
+
+// personKey returns the World's copy of a person key, the known trainee's,
+// so that the records of one person share one string; k itself if the
+// person is unknown.
+func (w *World) personKey(k string) string {
+	if t := w.trainees[k]; t != nil {
+		return t.key
+	}
+	return k
+}
+
+// name returns the World's copy of s, one of the few values of a field that
+// many records repeat (institution ids, unit codes, officials, evidence
+// sources), adding it if it is new. Only Apply may call it.
+func (w *World) name(s string) string {
+	if s == "" {
+		return ""
+	}
+	if v, ok := w.names[s]; ok {
+		return v
+	}
+	s = strings.Clone(s)
+	w.names[s] = s
+	return s
 }

@@ -45,7 +45,7 @@ func (w *World) Entitlement(id string) (EntitlementState, bool) {
 	holds := e.holdIDs()
 	return EntitlementState{
 		ID: e.id, PersonKey: e.person, Qualification: e.q, CertificateID: e.certificate, AmountFen: e.amount,
-		Payee: clonePayee(e.payee), Year: e.year, UnitCode: e.unit, ConfirmedBy: e.confirmedBy, ApprovedBy: e.approvedBy,
+		Payee: e.payee.proto(), Year: e.year, UnitCode: e.unit, ConfirmedBy: e.confirmedBy, ApprovedBy: e.approvedBy,
 		NoticeStart: e.noticeStart, NoticeEnd: e.noticeEnd, NoticeClosed: e.noticeClosed, Holds: holds,
 		Cancelled: e.cancelled, PaymentOrders: slices.Clone(e.orders), InFlight: e.inFlight, PaidFen: e.paid, ClawbackID: e.clawback,
 	}, true
@@ -91,7 +91,7 @@ func (w *World) Clawback(id string) (ClawbackState, bool) {
 	if c == nil {
 		return ClawbackState{}, false
 	}
-	return ClawbackState{ID: c.id, EntitlementID: c.entitlement, Payee: clonePayee(c.payee), AmountFen: c.amount, RecoveredFen: c.recovered,
+	return ClawbackState{ID: c.id, EntitlementID: c.entitlement, Payee: c.payee.proto(), AmountFen: c.amount, RecoveredFen: c.recovered,
 		WrittenOffFen: c.writtenOff, ReservedFen: c.reserved, OutstandingFen: c.outstanding()}, true
 }
 

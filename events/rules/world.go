@@ -49,6 +49,7 @@ type World struct {
 	accounts     map[string][]string    // paid_to_account -> person keys paid directly, distinct
 	flags        map[string]Flag
 	flagOrder    []string
+	names        map[string]string // see name
 }
 
 // NewWorld returns an empty World (the seed unit table, no events) deciding
@@ -84,6 +85,7 @@ func NewWorld(rs RuleSet) *World {
 		certMonths:   map[string]map[int]int{},
 		accounts:     map[string][]string{},
 		flags:        map[string]Flag{},
+		names:        map[string]string{},
 	}
 }
 
@@ -309,17 +311,17 @@ func (w *World) fold(id events.ID, m proto.Message) {
 	// Trainee lifecycle.
 	case *subsidyv1.TraineeRegistered:
 		t := w.trainee(m.GetPersonKey())
-		t.unit, t.education, t.employee, t.gradYear, t.eventID = m.GetUnitCode(), m.GetEducation(), m.GetEnterpriseEmployee(), m.GetGraduationYear(), id
+		t.unit, t.education, t.employee, t.gradYear, t.eventID = w.name(m.GetUnitCode()), m.GetEducation(), m.GetEnterpriseEmployee(), m.GetGraduationYear(), id
 	case *subsidyv1.EligibilityEvidenceRecorded:
 		t := w.trainee(m.GetPersonKey())
-		t.evidence = append(t.evidence, &evidence{id: m.GetEvidenceId(), source: m.GetSource(), category: m.GetCategory(),
+		t.evidence = append(t.evidence, &evidence{id: m.GetEvidenceId(), source: w.name(m.GetSource()), category: m.GetCategory(),
 			confirmed: m.GetConfirmed(), gradYear: m.GetGraduationYear(),
 			insuredFrom: date(m.GetInsuredFrom()), insuredTo: date(m.GetInsuredTo()), eventID: id})
 	case *subsidyv1.Enrolled:
-		e := &enrolment{id: m.GetEnrolmentId(), person: m.GetPersonKey(), inst: m.GetTrainingInstitutionId(),
+		t := w.trainee(m.GetPersonKey())
+		e := &enrolment{id: m.GetEnrolmentId(), person: t.key, inst: w.name(m.GetTrainingInstitutionId()),
 			q: refdata.QualificationOf(m.GetQualification()), enrolledOn: date(m.GetEnrolledOn()), eventID: id}
 		w.enrolments[e.id] = e
-		t := w.trainee(e.person)
 		t.enrolments = append(t.enrolments, e)
 	case *subsidyv1.TrainingCompleted:
 		if e := w.enrolments[m.GetEnrolmentId()]; e != nil {
@@ -329,13 +331,13 @@ func (w *World) fold(id events.ID, m proto.Message) {
 		t := w.trainee(m.GetPersonKey())
 		q := refdata.QualificationOf(m.GetQualification())
 		if t.advances.get(q) == nil {
-			t.advances.set(q, &advance{id: m.GetAdvanceId(), inst: m.GetTrainingInstitutionId(), fen: m.GetAmountFen(), eventID: id})
+			t.advances.set(q, &advance{id: m.GetAdvanceId(), inst: w.name(m.GetTrainingInstitutionId()), fen: m.GetAmountFen(), eventID: id})
 		}
 	case *subsidyv1.AssessmentRecorded:
 		a := w.assessmentFrom(m)
-		a.eventID = id
-		w.assessments[a.id] = a
 		t := w.trainee(a.person)
+		a.eventID, a.person, a.evalInst = id, t.key, w.name(a.evalInst)
+		w.assessments[a.id] = a
 		t.attempts.set(a.q, append(t.attempts.get(a.q), a))
 		if a.attempt == 1 && a.trainInst != "" {
 			k := qualityKey{a.trainInst, a.q}
@@ -347,7 +349,7 @@ func (w *World) fold(id events.ID, m proto.Message) {
 			qw.add(a.passed, id, w.rs.PassRateWindow)
 		}
 	case *subsidyv1.CertificateIssued:
-		c := &certificate{id: m.GetCertificateId(), person: m.GetPersonKey(), evalInst: m.GetEvaluationInstitutionId(),
+		c := &certificate{id: m.GetCertificateId(), person: w.personKey(m.GetPersonKey()), evalInst: w.name(m.GetEvaluationInstitutionId()),
 			assessment: m.GetAssessmentId(), q: refdata.QualificationOf(m.GetQualification()), issuedOn: date(m.GetIssuedOn()), eventID: id}
 		w.certificates[c.id] = c
 		months := w.certMonths[c.evalInst]
@@ -364,11 +366,11 @@ func (w *World) fold(id events.ID, m proto.Message) {
 	// Official actions on entitlements.
 	case *subsidyv1.EntitlementConfirmed:
 		if e := w.entitlements[m.GetEntitlementId()]; e != nil {
-			e.confirmedBy, e.confirmedOn, e.confirmEventID = m.GetOfficialId(), date(m.GetConfirmedOn()), id
+			e.confirmedBy, e.confirmedOn, e.confirmEventID = w.name(m.GetOfficialId()), date(m.GetConfirmedOn()), id
 		}
 	case *subsidyv1.EntitlementApproved:
 		if e := w.entitlements[m.GetEntitlementId()]; e != nil {
-			e.approvedBy, e.approvedOn, e.approveEventID = m.GetOfficialId(), date(m.GetApprovedOn()), id
+			e.approvedBy, e.approvedOn, e.approveEventID = w.name(m.GetOfficialId()), date(m.GetApprovedOn()), id
 		}
 	case *subsidyv1.NoticeClosed:
 		if e := w.entitlements[m.GetEntitlementId()]; e != nil {
@@ -396,7 +398,7 @@ func (w *World) fold(id events.ID, m proto.Message) {
 				e.inFlight = ""
 				e.paid += o.amount
 				w.recount(e)
-				if o.payee.GetKind() == subsidyv1.PayeeKind_PAYEE_KIND_TRAINEE {
+				if o.payee.kind == subsidyv1.PayeeKind_PAYEE_KIND_TRAINEE {
 					acct := m.GetPaidToAccount()
 					if !slices.Contains(w.accounts[acct], e.person) {
 						w.accounts[acct] = append(w.accounts[acct], e.person)
@@ -470,7 +472,7 @@ func (w *World) fold(id events.ID, m proto.Message) {
 		}
 	case *subsidyv1.PaymentOrdered:
 		o := &order{id: m.GetPaymentOrderId(), entitlement: m.GetEntitlementId(), attempt: m.GetAttempt(),
-			amount: m.GetAmountFen(), offset: m.GetOffsetFen(), net: m.GetNetFen(), payee: clonePayee(m.GetPayee()), eventID: id}
+			amount: m.GetAmountFen(), offset: m.GetOffsetFen(), net: m.GetNetFen(), payee: w.payeeFrom(m.GetPayee()), eventID: id}
 		w.orders[o.id] = o
 		if e := w.entitlements[o.entitlement]; e != nil {
 			o.requestedOn = e.requestedOn
@@ -485,7 +487,7 @@ func (w *World) fold(id events.ID, m proto.Message) {
 			}
 		}
 	case *subsidyv1.ClawbackRaised:
-		c := &clawback{id: m.GetClawbackId(), entitlement: m.GetEntitlementId(), payee: clonePayee(m.GetPayee()),
+		c := &clawback{id: m.GetClawbackId(), entitlement: m.GetEntitlementId(), payee: w.payeeFrom(m.GetPayee()),
 			amount: m.GetAmountFen(), cause: m.GetCause(), eventID: id}
 		w.clawbacks[c.id] = c
 		w.clawbackSeq = append(w.clawbackSeq, c.id)
@@ -528,9 +530,9 @@ func (w *World) parseOffsets(m *subsidyv1.PaymentOrdered) []offset {
 
 func (w *World) foldEntitled(id events.ID, m *subsidyv1.SubsidyEntitled) {
 	q := refdata.QualificationOf(m.GetQualification())
-	e := &entitlement{id: m.GetEntitlementId(), eventID: id, person: m.GetPersonKey(), q: q,
-		certificate: m.GetCertificateId(), amount: m.GetAmountFen(), payee: clonePayee(m.GetPayee()), year: m.GetYear(),
-		unit: m.GetUnitCode(), trainInst: m.GetTrainingInstitutionId(), assessedOn: date(m.GetAssessedOn())}
+	e := &entitlement{id: m.GetEntitlementId(), eventID: id, person: w.personKey(m.GetPersonKey()), q: q,
+		certificate: m.GetCertificateId(), amount: m.GetAmountFen(), payee: w.payeeFrom(m.GetPayee()), year: m.GetYear(),
+		unit: w.name(m.GetUnitCode()), trainInst: w.name(m.GetTrainingInstitutionId()), assessedOn: date(m.GetAssessedOn())}
 	if c := w.certificates[e.certificate]; c != nil {
 		c.entitlement = e.id
 		e.issuedOn = c.issuedOn
