@@ -44,8 +44,9 @@ func (w *World) Decide(f Fact) (Decision, *Rejection) {
 	if at, ok := w.applied[f.EventID]; ok {
 		return Decision{}, reject(subsidyv1.ReasonCode_REASON_CODE_DUPLICATE_FACT, "event %s already recorded in %s", f.EventID, w.streamList[at.stream].name)
 	}
-	if key, updatable := naturalKey(f.Payload); key != "" {
-		if rec, ok := w.natural[hashNatural(key)]; ok {
+	if h, updatable, ok := naturalHashOf(f.Payload); ok {
+		if rec, ok := w.natural[h]; ok {
+			key, _ := naturalKey(f.Payload)
 			if rec.digest == digest(f.Payload) {
 				return Decision{}, reject(subsidyv1.ReasonCode_REASON_CODE_DUPLICATE_FACT, "%s already recorded as event %s", key, rec.eventID)
 			}

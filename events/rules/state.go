@@ -28,8 +28,8 @@ type naturalRec struct {
 // naturalHash identifies a natural key in the world's map.
 type naturalHash [16]byte
 
-func hashNatural(key string) naturalHash {
-	sum := sha256.Sum256([]byte(key))
+func hashNaturalBytes(key []byte) naturalHash {
+	sum := sha256.Sum256(key)
 	return naturalHash(sum[:16])
 }
 

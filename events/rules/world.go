@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/cqhrss/subsidyledger/events"
 	"github.com/cqhrss/subsidyledger/events/refdata"
@@ -161,8 +163,8 @@ func (w *World) Apply(stream string, revision uint64, ev Event) error {
 	}
 	w.streamList[si].rev = revision
 	w.applied[ev.ID] = appliedAt{si, uint32(revision)}
-	if key, _ := naturalKey(ev.Payload); key != "" {
-		w.natural[hashNatural(key)] = naturalRec{digest: digest(ev.Payload), eventID: ev.ID}
+	if h, _, ok := naturalHashOf(ev.Payload); ok {
+		w.natural[h] = naturalRec{digest: digest(ev.Payload), eventID: ev.ID}
 	}
 	w.fold(ev.ID, ev.Payload)
 	return nil
@@ -170,79 +172,113 @@ func (w *World) Apply(stream string, revision uint64, ev Event) error {
 
 // digest is the first half of the SHA-256 of m's deterministic encoding.
 func digest(m proto.Message) [16]byte {
-	b, err := marshal.Marshal(m)
+	bp := bufPool.Get().(*[]byte)
+	b, err := marshal.MarshalAppend((*bp)[:0], m)
 	if err != nil {
 		panic("rules: marshal: " + err.Error())
 	}
 	sum := sha256.Sum256(b)
+	*bp = b
+	bufPool.Put(bp)
 	return [16]byte(sum[:16])
 }
+
+// bufPool holds buffers for encodings and natural keys that are hashed and
+// dropped (Decide runs concurrently: no buffer of the World's own).
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
 
 // naturalKey returns the key under which a fact must be unique, and whether
 // a fact with the same key but other content updates the earlier one rather
 // than conflicting with it. Facts without a natural id ("") are guarded by
 // state alone.
 func naturalKey(m proto.Message) (key string, updatable bool) {
+	b, updatable := appendNaturalKey(nil, m)
+	return string(b), updatable
+}
+
+// naturalHashOf returns the hash of m's natural key, false if it has none,
+// without keeping the key.
+func naturalHashOf(m proto.Message) (naturalHash, bool, bool) {
+	bp := bufPool.Get().(*[]byte)
+	b, updatable := appendNaturalKey((*bp)[:0], m)
+	var h naturalHash
+	ok := len(b) > 0
+	if ok {
+		h = hashNaturalBytes(b)
+	}
+	*bp = b
+	bufPool.Put(bp)
+	return h, updatable, ok
+}
+
+// appendNaturalKey appends naturalKey's key to b.
+func appendNaturalKey(b []byte, m proto.Message) ([]byte, bool) {
+	key := func(parts ...string) []byte {
+		for _, p := range parts {
+			b = append(b, p...)
+		}
+		return b
+	}
 	switch m := m.(type) {
 	case *subsidyv1.UnitDefined:
 		d, _ := refdata.FromProto(m.GetValidFrom())
-		return "unit/" + m.GetUnitCode() + "/" + d.String(), true
+		return key("unit/", m.GetUnitCode(), "/", d.String()), true
 	case *subsidyv1.AnnualTargetSet:
-		return fmt.Sprintf("target/%d", m.GetYear()), true
+		return strconv.AppendInt(append(b, "target/"...), int64(m.GetYear()), 10), true
 	case *subsidyv1.InstitutionRegistered:
-		return "institution/" + m.GetInstitutionId(), false
+		return key("institution/", m.GetInstitutionId()), false
 	case *subsidyv1.InstitutionApproved:
-		return "approval/" + m.GetApprovalId(), false
+		return key("approval/", m.GetApprovalId()), false
 	case *subsidyv1.InstitutionSuspended:
 		d, _ := refdata.FromProto(m.GetSuspendedOn())
-		return "suspension/" + m.GetInstitutionId() + "/" + d.String(), false
+		return key("suspension/", m.GetInstitutionId(), "/", d.String()), false
 	case *subsidyv1.InstitutionReinstated:
 		d, _ := refdata.FromProto(m.GetReinstatedOn())
-		return "reinstatement/" + m.GetInstitutionId() + "/" + d.String(), false
+		return key("reinstatement/", m.GetInstitutionId(), "/", d.String()), false
 	case *subsidyv1.BudgetAllocated:
-		return "allocation/" + m.GetAllocationId(), false
+		return key("allocation/", m.GetAllocationId()), false
 	case *subsidyv1.FeeSchedulePublished:
-		return "fee/" + m.GetFeeScheduleId(), false
+		return key("fee/", m.GetFeeScheduleId()), false
 	case *subsidyv1.TraineeRegistered:
-		return "trainee/" + m.GetPersonKey(), false
+		return key("trainee/", m.GetPersonKey()), false
 	case *subsidyv1.EligibilityEvidenceRecorded:
-		return "evidence/" + m.GetEvidenceId(), false
+		return key("evidence/", m.GetEvidenceId()), false
 	case *subsidyv1.Enrolled:
-		return "enrolment/" + m.GetEnrolmentId(), false
+		return key("enrolment/", m.GetEnrolmentId()), false
 	case *subsidyv1.TrainingCompleted:
-		return "completion/" + m.GetEnrolmentId(), false
+		return key("completion/", m.GetEnrolmentId()), false
 	case *subsidyv1.AdvancePaymentRecorded:
-		return "advance/" + m.GetAdvanceId(), false
+		return key("advance/", m.GetAdvanceId()), false
 	case *subsidyv1.AssessmentRecorded:
-		return "assessment/" + m.GetAssessmentId(), false
+		return key("assessment/", m.GetAssessmentId()), false
 	case *subsidyv1.CertificateIssued:
-		return "certificate/" + m.GetCertificateId(), false
+		return key("certificate/", m.GetCertificateId()), false
 	case *subsidyv1.CertificateRevoked:
-		return "revocation/" + m.GetCertificateId(), false
+		return key("revocation/", m.GetCertificateId()), false
 	case *subsidyv1.EntitlementConfirmed:
-		return "confirmation/" + m.GetEntitlementId(), false
+		return key("confirmation/", m.GetEntitlementId()), false
 	case *subsidyv1.EntitlementApproved:
-		return "approval-of/" + m.GetEntitlementId(), false
+		return key("approval-of/", m.GetEntitlementId()), false
 	case *subsidyv1.NoticeClosed:
-		return "notice-close/" + m.GetEntitlementId(), false
+		return key("notice-close/", m.GetEntitlementId()), false
 	case *subsidyv1.ObjectionRaised:
-		return "objection/" + m.GetObjectionId(), false
+		return key("objection/", m.GetObjectionId()), false
 	case *subsidyv1.ObjectionResolved:
-		return "objection-resolution/" + m.GetObjectionId(), false
+		return key("objection-resolution/", m.GetObjectionId()), false
 	case *subsidyv1.HoldPlaced:
-		return "hold/" + m.GetHoldId(), false
+		return key("hold/", m.GetHoldId()), false
 	case *subsidyv1.HoldLifted:
-		return "lift/" + m.GetLiftId(), false
+		return key("lift/", m.GetLiftId()), false
 	case *subsidyv1.FraudFound:
-		return "fraud/" + m.GetFindingId(), false
+		return key("fraud/", m.GetFindingId()), false
 	case *subsidyv1.PaymentSettled:
-		return "payment-result/" + m.GetPaymentOrderId(), false
+		return key("payment-result/", m.GetPaymentOrderId()), false
 	case *subsidyv1.PaymentFailed:
-		return "payment-result/" + m.GetPaymentOrderId(), false
+		return key("payment-result/", m.GetPaymentOrderId()), false
 	case *subsidyv1.RepaymentReceived:
-		return "repayment/" + m.GetRepaymentId(), false
+		return key("repayment/", m.GetRepaymentId()), false
 	}
-	return "", false
+	return b, false
 }
 
 func date(p *subsidyv1.Date) refdata.Date {
@@ -351,6 +387,9 @@ func (w *World) fold(id events.ID, m proto.Message) {
 	case *subsidyv1.CertificateIssued:
 		c := &certificate{id: m.GetCertificateId(), person: w.personKey(m.GetPersonKey()), evalInst: w.name(m.GetEvaluationInstitutionId()),
 			assessment: m.GetAssessmentId(), q: refdata.QualificationOf(m.GetQualification()), issuedOn: date(m.GetIssuedOn()), eventID: id}
+		if a := w.assessments[c.assessment]; a != nil {
+			c.assessment = a.id
+		}
 		w.certificates[c.id] = c
 		months := w.certMonths[c.evalInst]
 		if months == nil {
@@ -380,6 +419,7 @@ func (w *World) fold(id events.ID, m proto.Message) {
 		o := &objection{id: m.GetObjectionId(), entitlement: m.GetEntitlementId(), raisedOn: date(m.GetRaisedOn()), eventID: id}
 		w.objections[o.id] = o
 		if e := w.entitlements[o.entitlement]; e != nil {
+			o.entitlement = e.id
 			e.objections = append(e.objections, o.id)
 		}
 	case *subsidyv1.ObjectionResolved:
@@ -475,6 +515,7 @@ func (w *World) fold(id events.ID, m proto.Message) {
 			amount: m.GetAmountFen(), offset: m.GetOffsetFen(), net: m.GetNetFen(), payee: w.payeeFrom(m.GetPayee()), eventID: id}
 		w.orders[o.id] = o
 		if e := w.entitlements[o.entitlement]; e != nil {
+			o.entitlement = e.id // one copy of the text
 			o.requestedOn = e.requestedOn
 			e.orders = append(e.orders, o.id)
 			e.inFlight = o.id
@@ -492,6 +533,7 @@ func (w *World) fold(id events.ID, m proto.Message) {
 		w.clawbacks[c.id] = c
 		w.clawbackSeq = append(w.clawbackSeq, c.id)
 		if e := w.entitlements[c.entitlement]; e != nil {
+			c.entitlement = e.id
 			e.clawback = c.id
 		}
 	case *subsidyv1.ClawbackRecovered:
@@ -534,6 +576,7 @@ func (w *World) foldEntitled(id events.ID, m *subsidyv1.SubsidyEntitled) {
 		certificate: m.GetCertificateId(), amount: m.GetAmountFen(), payee: w.payeeFrom(m.GetPayee()), year: m.GetYear(),
 		unit: w.name(m.GetUnitCode()), trainInst: w.name(m.GetTrainingInstitutionId()), assessedOn: date(m.GetAssessedOn())}
 	if c := w.certificates[e.certificate]; c != nil {
+		e.certificate = c.id
 		c.entitlement = e.id
 		e.issuedOn = c.issuedOn
 	}
