@@ -93,9 +93,8 @@ type trainee struct {
 	unit       string
 	education  subsidyv1.Education
 	employee   bool
-	gradYear   int32
 	eventID    events.ID
-	evidence   []*evidence
+	evidence   []evidence // in the order recorded
 	enrolments []*enrolment
 	attempts   byQual[[]*assessment]
 	// entitlement ids by qualification (at most one each, rule 6)
@@ -192,14 +191,13 @@ type assessment struct {
 }
 
 type certificate struct {
-	id         string
-	person     string
-	evalInst   string
-	assessment string
-	q          refdata.Qualification
-	issuedOn   refdata.Date
-	eventID    events.ID
-	revoked    bool
+	id       string
+	person   string
+	evalInst string
+	q        refdata.Qualification
+	issuedOn refdata.Date
+	eventID  events.ID
+	revoked  bool
 	// entitlement is the entitlement this certificate earned, if any;
 	// denied the reason it earned none.
 	entitlement string

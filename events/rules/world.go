@@ -347,10 +347,10 @@ func (w *World) fold(id events.ID, m proto.Message) {
 	// Trainee lifecycle.
 	case *subsidyv1.TraineeRegistered:
 		t := w.trainee(m.GetPersonKey())
-		t.unit, t.education, t.employee, t.gradYear, t.eventID = w.name(m.GetUnitCode()), m.GetEducation(), m.GetEnterpriseEmployee(), m.GetGraduationYear(), id
+		t.unit, t.education, t.employee, t.eventID = w.name(m.GetUnitCode()), m.GetEducation(), m.GetEnterpriseEmployee(), id
 	case *subsidyv1.EligibilityEvidenceRecorded:
 		t := w.trainee(m.GetPersonKey())
-		t.evidence = append(t.evidence, &evidence{id: m.GetEvidenceId(), source: w.name(m.GetSource()), category: m.GetCategory(),
+		t.evidence = append(t.evidence, evidence{id: m.GetEvidenceId(), source: w.name(m.GetSource()), category: m.GetCategory(),
 			confirmed: m.GetConfirmed(), gradYear: m.GetGraduationYear(),
 			insuredFrom: date(m.GetInsuredFrom()), insuredTo: date(m.GetInsuredTo()), eventID: id})
 	case *subsidyv1.Enrolled:
@@ -386,10 +386,7 @@ func (w *World) fold(id events.ID, m proto.Message) {
 		}
 	case *subsidyv1.CertificateIssued:
 		c := &certificate{id: m.GetCertificateId(), person: w.personKey(m.GetPersonKey()), evalInst: w.name(m.GetEvaluationInstitutionId()),
-			assessment: m.GetAssessmentId(), q: refdata.QualificationOf(m.GetQualification()), issuedOn: date(m.GetIssuedOn()), eventID: id}
-		if a := w.assessments[c.assessment]; a != nil {
-			c.assessment = a.id
-		}
+			q: refdata.QualificationOf(m.GetQualification()), issuedOn: date(m.GetIssuedOn()), eventID: id}
 		w.certificates[c.id] = c
 		months := w.certMonths[c.evalInst]
 		if months == nil {
