@@ -102,6 +102,8 @@ type Model struct {
 	units   *rm.Units
 	targets map[int32]int32
 	years   map[int32]map[cellKey]*counts
+	flat    map[uint64]*counts // the cells of years by cellID, for apply
+	nowhere counts             // where undated events count (nowhere)
 	pq      map[pqKey]pqInfo
 	ents    map[events.ID]entInfo
 }
@@ -111,7 +113,7 @@ var _ projections.Projection = (*Model)(nil)
 // New returns an empty model.
 func New() *Model {
 	return &Model{strs: rm.NewStrings(), units: rm.NewUnits(), targets: map[int32]int32{},
-		years: map[int32]map[cellKey]*counts{}, pq: map[pqKey]pqInfo{}, ents: map[events.ID]entInfo{}}
+		years: map[int32]map[cellKey]*counts{}, flat: map[uint64]*counts{}, pq: map[pqKey]pqInfo{}, ents: map[events.ID]entInfo{}}
 }
 
 // Factory makes fresh models for a Runner.
@@ -130,22 +132,37 @@ func (m *Model) Types() []string {
 		"subsidy.v1.CertificateRevoked", "subsidy.v1.SubsidyEntitled", "subsidy.v1.EntitlementHeld"}
 }
 
+// cellID packs a year and a cell key into one integer, the key of
+// Model.flat: one probe of a map with an integer key instead of two, the
+// second hashing a struct field by field.
+func cellID(y int32, k cellKey) uint64 {
+	return uint64(uint32(y))<<48 | uint64(k.month)<<40 | uint64(k.q)<<32 | uint64(k.unit)
+}
+
+// cell returns the counts of the cell of date d, qualification q and
+// unit, adding it if new. Undated events count nowhere.
 func (m *Model) cell(d refdata.Date, q rm.Q, unit uint32) *counts {
 	if d == 0 {
-		return &counts{} // undated: counted nowhere
+		m.nowhere = counts{}
+		return &m.nowhere
 	}
-	y := int32(d.Year())
+	y, k := int32(d.Year()), cellKey{uint8(d.Month()), q, unit}
+	if c := m.flat[cellID(y, k)]; c != nil {
+		return c
+	}
+	return m.addCell(y, k)
+}
+
+// addCell adds an empty cell.
+func (m *Model) addCell(y int32, k cellKey) *counts {
 	cells := m.years[y]
 	if cells == nil {
 		cells = map[cellKey]*counts{}
 		m.years[y] = cells
 	}
-	k := cellKey{uint8(d.Month()), q, unit}
-	c := cells[k]
-	if c == nil {
-		c = &counts{}
-		cells[k] = c
-	}
+	c := &counts{}
+	cells[k] = c
+	m.flat[cellID(y, k)] = c
 	return c
 }
 
@@ -368,6 +385,7 @@ func (m *Model) Restore(r io.Reader) error {
 			}
 			c.subsidisedFen = sr.Varint()
 			cells[k] = c
+			n.flat[cellID(y, k)] = c
 		}
 	}
 	for range sr.Len(1 << 30) {
@@ -392,6 +410,6 @@ func (m *Model) Restore(r io.Reader) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.pos, m.strs, m.units, m.targets, m.years, m.pq, m.ents = n.pos, n.strs, n.units, n.targets, n.years, n.pq, n.ents
+	m.pos, m.strs, m.units, m.targets, m.years, m.flat, m.pq, m.ents = n.pos, n.strs, n.units, n.targets, n.years, n.flat, n.pq, n.ents
 	return nil
 }
