@@ -103,7 +103,6 @@ type Model struct {
 	targets map[int32]int32
 	years   map[int32]map[cellKey]*counts
 	flat    map[uint64]*counts // the cells of years by cellID, for apply
-	nowhere counts             // where undated events count (nowhere)
 	pq      map[pqKey]pqInfo
 	ents    map[events.ID]entInfo
 }
@@ -143,8 +142,7 @@ func cellID(y int32, k cellKey) uint64 {
 // unit, adding it if new. Undated events count nowhere.
 func (m *Model) cell(d refdata.Date, q rm.Q, unit uint32) *counts {
 	if d == 0 {
-		m.nowhere = counts{}
-		return &m.nowhere
+		return &counts{}
 	}
 	y, k := int32(d.Year()), cellKey{uint8(d.Month()), q, unit}
 	if c := m.flat[cellID(y, k)]; c != nil {
