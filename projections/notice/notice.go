@@ -56,6 +56,12 @@ func (m masked) id() string {
 	return string(m.head[:]) + stars + string(m.tail[:])
 }
 
+// person is a registered trainee: the key and the masked display fields.
+type person struct {
+	key rm.PersonKey
+	masked
+}
+
 type brief struct {
 	person      int32
 	q           rm.Q
@@ -79,8 +85,7 @@ type Model struct {
 	strs   *rm.Strings
 	units  *rm.Units
 	idx    rm.KeyIndex
-	keys   []rm.PersonKey
-	people []masked
+	people rm.Seq[person]
 	names  map[string]string // institution id -> name
 	ents   map[events.ID]*brief
 	closed int64
@@ -147,14 +152,11 @@ func (m *Model) apply(ev *projections.Event) error {
 		if err != nil {
 			return rm.Err(ev.Type, "%v", err)
 		}
-		i, ok := m.idx.Get(k, m.keyAt)
-		if !ok {
-			i = int32(len(m.people))
-			m.people = append(m.people, masked{})
-			m.keys = append(m.keys, k)
-			m.idx.Put(k, i)
+		if i, ok := m.idx.Get(k, m.keyAt); ok {
+			m.people.At(i).masked = maskOf(p.MaskedName, p.MaskedId)
+		} else {
+			m.idx.Put(k, m.people.Append(person{k, maskOf(p.MaskedName, p.MaskedId)}))
 		}
-		m.people[i] = maskOf(p.MaskedName, p.MaskedId)
 	case *pb.SubsidyEntitled:
 		k, err := rm.ParsePersonKey(p.PersonKey)
 		if err != nil {
@@ -218,7 +220,7 @@ func (m *Model) apply(ev *projections.Event) error {
 	return nil
 }
 
-func (m *Model) keyAt(i int32) rm.PersonKey { return m.keys[i] }
+func (m *Model) keyAt(i int32) rm.PersonKey { return m.people.At(i).key }
 
 // Snapshot implements projections.Projection.
 func (m *Model) Snapshot(w io.Writer) error {
@@ -229,9 +231,10 @@ func (m *Model) Snapshot(w io.Writer) error {
 	sw.Uvarint(uint64(m.pos))
 	m.strs.Write(sw)
 	m.units.Write(sw)
-	sw.Uvarint(uint64(len(m.people)))
-	for i, p := range m.people {
-		sw.Fixed(m.keys[i][:])
+	sw.Uvarint(uint64(m.people.Len()))
+	for i := range int32(m.people.Len()) {
+		p := m.people.At(i)
+		sw.Fixed(p.key[:])
 		sw.String(p.name)
 		sw.Fixed(p.head[:])
 		sw.Fixed(p.tail[:])
@@ -280,12 +283,9 @@ func (m *Model) Restore(r io.Reader) error {
 	n.strs.Read(sr)
 	n.units.Read(sr)
 	np := sr.Len(1 << 30)
-	n.people = make([]masked, np)
-	n.keys = make([]rm.PersonKey, np)
-	for i := range n.people {
-		k := &n.keys[i]
-		sr.Fixed(k[:])
-		p := &n.people[i]
+	for range np {
+		var p person
+		sr.Fixed(p.key[:])
 		p.name = sr.String()
 		sr.Fixed(p.head[:])
 		sr.Fixed(p.tail[:])
@@ -293,7 +293,7 @@ func (m *Model) Restore(r io.Reader) error {
 		if sr.Err() != nil {
 			return sr.Err()
 		}
-		n.idx.Put(*k, int32(i))
+		n.idx.Put(p.key, n.people.Append(p))
 	}
 	for range sr.Len(1 << 24) {
 		id := sr.String()
@@ -321,7 +321,7 @@ func (m *Model) Restore(r io.Reader) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.pos, m.strs, m.units, m.idx, m.keys, m.people, m.names, m.ents, m.closed = n.pos, n.strs, n.units, n.idx, n.keys, n.people, n.names, n.ents, n.closed
+	m.pos, m.strs, m.units, m.idx, m.people, m.names, m.ents, m.closed = n.pos, n.strs, n.units, n.idx, n.people, n.names, n.ents, n.closed
 	return nil
 }
 
@@ -397,7 +397,7 @@ func (m *Model) List(f Filter) List {
 	})
 	for _, id := range ids {
 		b := m.ents[id]
-		p := m.people[b.person]
+		p := m.people.At(b.person)
 		unit := m.strs.Str(b.unit)
 		train := m.strs.Str(b.train)
 		out.Entries = append(out.Entries, Entry{EntitlementID: id.String(), MaskedName: p.name, MaskedID: p.id(), Qualification: b.q.JSON(),
