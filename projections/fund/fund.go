@@ -163,6 +163,18 @@ type Entry struct {
 	Lines     []Line          `json:"lines"`
 }
 
+// posting is a journal entry as the ring keeps it: the event's change of
+// balances instead of its lines, so that posting allocates nothing; entry
+// makes the lines when the journal is read.
+type posting struct {
+	seq   uint64
+	pos   events.Position
+	typ   string
+	ref   string
+	fund  int32
+	delta vec
+}
+
 // JournalSize is how many recent entries the model keeps in memory (the
 // whole journal is derivable from the log: rebuild as of a position).
 const JournalSize = 1000
@@ -177,7 +189,7 @@ type Model struct {
 	fundIdx map[fundKey]int32
 	ents    map[events.ID]entState
 	claws   map[events.ID]clawState
-	journal []Entry // ring
+	journal []posting // ring
 	seq     uint64
 	debits  int64
 	credits int64
@@ -244,36 +256,74 @@ func (m *Model) fund(year int32, unit string) int32 {
 
 // post books delta (debit minus credit per account) into fund f.
 func (m *Model) post(ev *projections.Event, ref string, f int32, delta vec) {
-	var lines []Line
+	if delta == (vec{}) {
+		return
+	}
 	fs := &m.funds[f]
 	for a, d := range delta {
-		if d == 0 {
-			continue
-		}
 		fs.bal[a] += d
-		l := Line{Account: Chart[a].Name}
 		if d > 0 {
-			l.DebitFen = d
 			fs.debits += d
 			m.debits += d
 		} else {
-			l.CreditFen = -d
 			fs.credits -= d
 			m.credits -= d
 		}
-		lines = append(lines, l)
-	}
-	if len(lines) == 0 {
-		return
 	}
 	m.seq++
-	e := Entry{Seq: m.seq, Position: ev.Position, EventType: ev.Type, Reference: ref, Year: int(fs.key.year),
-		UnitCode: m.strs.Str(fs.key.unit), Lines: lines}
+	p := posting{seq: m.seq, pos: ev.Position, typ: ev.Type, ref: ref, fund: f, delta: delta}
 	if len(m.journal) < JournalSize {
-		m.journal = append(m.journal, e)
+		m.journal = append(m.journal, p)
 	} else {
-		m.journal[(m.seq-1)%JournalSize] = e
+		m.journal[(m.seq-1)%JournalSize] = p
 	}
+}
+
+// entry returns the journal entry of a posting: a line for each account
+// the posting changes, in chart order.
+func (m *Model) entry(p *posting) Entry {
+	k := m.funds[p.fund].key
+	e := Entry{Seq: p.seq, Position: p.pos, EventType: p.typ, Reference: p.ref, Year: int(k.year), UnitCode: m.strs.Str(k.unit)}
+	for a, d := range p.delta {
+		switch {
+		case d > 0:
+			e.Lines = append(e.Lines, Line{Account: Chart[a].Name, DebitFen: d})
+		case d < 0:
+			e.Lines = append(e.Lines, Line{Account: Chart[a].Name, CreditFen: -d})
+		}
+	}
+	return e
+}
+
+// posting returns the posting of a journal entry read from a snapshot.
+// Errors: a fund or an account the model does not know.
+func (m *Model) posting(e *Entry) (posting, error) {
+	p := posting{seq: e.Seq, pos: e.Position, typ: e.EventType, ref: e.Reference}
+	unit, ok := m.strs.Lookup(e.UnitCode)
+	if !ok {
+		return p, fmt.Errorf("fund: snapshot: journal entry %d names unknown unit %q", e.Seq, e.UnitCode)
+	}
+	if p.fund, ok = m.fundIdx[fundKey{int32(e.Year), unit}]; !ok {
+		return p, fmt.Errorf("fund: snapshot: journal entry %d names unknown fund %d/%s", e.Seq, e.Year, e.UnitCode)
+	}
+	for _, l := range e.Lines {
+		a := accountNamed(l.Account)
+		if a < 0 {
+			return p, fmt.Errorf("fund: snapshot: journal entry %d names unknown account %q", e.Seq, l.Account)
+		}
+		p.delta[a] += l.DebitFen - l.CreditFen
+	}
+	return p, nil
+}
+
+// accountNamed returns the account of a name in the chart, -1 if none.
+func accountNamed(name string) Account {
+	for a := range numAccounts {
+		if Chart[a].Name == name {
+			return a
+		}
+	}
+	return -1
 }
 
 func sub(a, b vec) (d vec) {
@@ -634,12 +684,17 @@ func (m *Model) Restore(r io.Reader) error {
 		return err
 	}
 	// Lay the entries back into the ring where post would have put them.
-	n.journal = make([]Entry, min(int(n.seq), JournalSize))
-	for _, e := range entries {
+	n.journal = make([]posting, min(int(n.seq), JournalSize))
+	for i := range entries {
+		e := &entries[i]
 		if e.Seq == 0 || int((e.Seq-1)%JournalSize) >= len(n.journal) {
 			return fmt.Errorf("fund: snapshot: journal entry %d out of place", e.Seq)
 		}
-		n.journal[(e.Seq-1)%JournalSize] = e
+		p, err := n.posting(e)
+		if err != nil {
+			return err
+		}
+		n.journal[(e.Seq-1)%JournalSize] = p
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -653,7 +708,7 @@ func (m *Model) recent(n int) []Entry {
 	n = min(n, len(m.journal))
 	out := make([]Entry, 0, n)
 	for s := m.seq - uint64(n) + 1; s <= m.seq && n > 0; s++ {
-		out = append(out, m.journal[(s-1)%JournalSize])
+		out = append(out, m.entry(&m.journal[(s-1)%JournalSize]))
 	}
 	return out
 }

@@ -137,13 +137,13 @@ func (m *Model) Ledger(f Filter) Ledger {
 func (m *Model) Journal(n int, unit string) []Entry {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	all := m.recent(JournalSize)
 	out := []Entry{}
-	for i := len(all) - 1; i >= 0 && len(out) < n; i-- {
-		if unit != "" && m.units.Current(all[i].UnitCode) != unit {
+	for s := m.seq; s > 0 && m.seq-s < uint64(len(m.journal)) && len(out) < n; s-- {
+		p := &m.journal[(s-1)%JournalSize]
+		if unit != "" && m.units.Current(m.strs.Str(m.funds[p.fund].key.unit)) != unit {
 			continue
 		}
-		out = append(out, all[i])
+		out = append(out, m.entry(p))
 	}
 	return out
 }
@@ -169,11 +169,11 @@ func (m *Model) PostedAt(pos events.Position) []Entry {
 	defer m.mu.RUnlock()
 	var out []Entry
 	for s := m.seq; s > 0 && m.seq-s < uint64(len(m.journal)); s-- {
-		e := m.journal[(s-1)%JournalSize]
-		if e.Position != pos {
+		p := &m.journal[(s-1)%JournalSize]
+		if p.pos != pos {
 			break
 		}
-		out = append([]Entry{e}, out...)
+		out = append([]Entry{m.entry(p)}, out...)
 	}
 	return out
 }
