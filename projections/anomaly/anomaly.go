@@ -123,7 +123,7 @@ func (m *Model) apply(ev *projections.Event) error {
 		in.suspended, in.blacklisted = false, false
 		m.insts[p.InstitutionId] = in
 	case *pb.ViolationFlagged:
-		id, err := rm.ID(p.FlagId)
+		id, err := rm.IDOf(p.FlagId)
 		if err != nil {
 			return rm.Err(ev.Type, "flag id: %v", err)
 		}
@@ -131,7 +131,7 @@ func (m *Model) apply(ev *projections.Event) error {
 			detail: p.Detail, ruleSet: m.strs.ID(p.Decision.GetRuleSetVersion()), pos: uint64(ev.Position),
 			created: ev.Created.UnixNano(), stream: ev.Stream}
 		for _, e := range p.Decision.GetEvidenceEventIds() {
-			eid, err := rm.ID(e)
+			eid, err := rm.IDOf(e)
 			if err != nil {
 				return rm.Err(ev.Type, "evidence event id: %v", err)
 			}
@@ -331,7 +331,7 @@ func (m *Model) List(f Filter) List {
 		if unit == "" {
 			v.CurrentUnitCode = ""
 		}
-		if _, err := rm.ParsePersonKey(fl.subject); err == nil {
+		if _, err := rm.KeyOf(fl.subject); err == nil {
 			v.SubjectKind = "person"
 		} else if _, ok := m.insts[fl.subject]; ok {
 			v.SubjectKind = "institution"

@@ -352,7 +352,7 @@ func (m *Model) ApplyBatch(evs []*projections.Event) (int, error) {
 }
 
 func (m *Model) entOf(id, typ string) (events.ID, entState, error) {
-	eid, err := rm.ID(id)
+	eid, err := rm.IDOf(id)
 	if err != nil {
 		return eid, entState{}, rm.Err(typ, "entitlement id: %v", err)
 	}
@@ -364,7 +364,7 @@ func (m *Model) entOf(id, typ string) (events.ID, entState, error) {
 }
 
 func (m *Model) clawOf(id, typ string) (events.ID, clawState, error) {
-	cid, err := rm.ID(id)
+	cid, err := rm.IDOf(id)
 	if err != nil {
 		return cid, clawState{}, rm.Err(typ, "clawback id: %v", err)
 	}
@@ -398,7 +398,7 @@ func (m *Model) apply(ev *projections.Event) error {
 		m.post(ev, p.AllocationId, m.fund(p.Year, p.UnitCode), d)
 		return nil
 	case *pb.SubsidyEntitled:
-		eid, err := rm.ID(p.EntitlementId)
+		eid, err := rm.IDOf(p.EntitlementId)
 		if err != nil {
 			return rm.Err(ev.Type, "entitlement id: %v", err)
 		}
@@ -469,7 +469,7 @@ func (m *Model) apply(ev *projections.Event) error {
 	// Clawback events.
 	switch p := ev.Payload.(type) {
 	case *pb.ClawbackRaised:
-		cid, err := rm.ID(p.ClawbackId)
+		cid, err := rm.IDOf(p.ClawbackId)
 		if err != nil {
 			return rm.Err(ev.Type, "clawback id: %v", err)
 		}

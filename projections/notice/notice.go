@@ -134,7 +134,7 @@ func (m *Model) ApplyBatch(evs []*projections.Event) (int, error) {
 }
 
 func (m *Model) brief(id string, typ string) (events.ID, *brief, error) {
-	eid, err := rm.ID(id)
+	eid, err := rm.IDOf(id)
 	if err != nil {
 		return eid, nil, rm.Err(typ, "entitlement id: %v", err)
 	}
@@ -148,7 +148,7 @@ func (m *Model) apply(ev *projections.Event) error {
 	case *pb.InstitutionRegistered:
 		m.names[p.InstitutionId] = p.Name
 	case *pb.TraineeRegistered:
-		k, err := rm.ParsePersonKey(p.PersonKey)
+		k, err := rm.KeyOf(p.PersonKey)
 		if err != nil {
 			return rm.Err(ev.Type, "%v", err)
 		}
@@ -158,7 +158,7 @@ func (m *Model) apply(ev *projections.Event) error {
 			m.idx.Put(k, m.people.Append(person{k, maskOf(p.MaskedName, p.MaskedId)}))
 		}
 	case *pb.SubsidyEntitled:
-		k, err := rm.ParsePersonKey(p.PersonKey)
+		k, err := rm.KeyOf(p.PersonKey)
 		if err != nil {
 			return rm.Err(ev.Type, "%v", err)
 		}
@@ -166,7 +166,7 @@ func (m *Model) apply(ev *projections.Event) error {
 		if !ok {
 			return rm.Err(ev.Type, "unknown trainee %s", p.PersonKey)
 		}
-		id, err := rm.ID(p.EntitlementId)
+		id, err := rm.IDOf(p.EntitlementId)
 		if err != nil {
 			return rm.Err(ev.Type, "entitlement id: %v", err)
 		}

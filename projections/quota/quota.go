@@ -165,7 +165,7 @@ func (m *Model) addCell(y int32, k cellKey) *counts {
 }
 
 func (m *Model) unitOf(pk string, q rm.Q) uint32 {
-	k, err := rm.ParsePersonKey(pk)
+	k, err := rm.KeyOf(pk)
 	if err != nil {
 		return 0
 	}
@@ -197,7 +197,7 @@ func (m *Model) apply(ev *projections.Event) error {
 	case *pb.AnnualTargetSet:
 		m.targets[p.Year] = p.Target
 	case *pb.Enrolled:
-		k, err := rm.ParsePersonKey(p.PersonKey)
+		k, err := rm.KeyOf(p.PersonKey)
 		if err != nil {
 			return rm.Err(ev.Type, "%v", err)
 		}
@@ -224,7 +224,7 @@ func (m *Model) apply(ev *projections.Event) error {
 			}
 		}
 	case *pb.CertificateIssued:
-		k, err := rm.ParsePersonKey(p.PersonKey)
+		k, err := rm.KeyOf(p.PersonKey)
 		if err != nil {
 			return rm.Err(ev.Type, "%v", err)
 		}
@@ -234,7 +234,7 @@ func (m *Model) apply(ev *projections.Event) error {
 		m.pq[pqKey{k, q}] = info
 		m.cell(info.certDate, q, info.unit).certified++
 	case *pb.CertificateRevoked:
-		k, err := rm.ParsePersonKey(p.PersonKey)
+		k, err := rm.KeyOf(p.PersonKey)
 		if err != nil {
 			return rm.Err(ev.Type, "%v", err)
 		}
@@ -243,7 +243,7 @@ func (m *Model) apply(ev *projections.Event) error {
 			m.cell(info.certDate, q, info.unit).revoked++
 		}
 	case *pb.SubsidyEntitled:
-		id, err := rm.ID(p.EntitlementId)
+		id, err := rm.IDOf(p.EntitlementId)
 		if err != nil {
 			return rm.Err(ev.Type, "entitlement id: %v", err)
 		}
@@ -261,7 +261,7 @@ func (m *Model) apply(ev *projections.Event) error {
 		if p.Reason != pb.ReasonCode_REASON_CODE_CERTIFICATE_REVOKED && p.Reason != pb.ReasonCode_REASON_CODE_FRAUD_FINDING {
 			return nil
 		}
-		id, err := rm.ID(p.EntitlementId)
+		id, err := rm.IDOf(p.EntitlementId)
 		if err != nil {
 			return rm.Err(ev.Type, "entitlement id: %v", err)
 		}

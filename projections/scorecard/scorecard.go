@@ -180,7 +180,7 @@ func (m *Model) ApplyBatch(evs []*projections.Event) (int, error) {
 }
 
 func (m *Model) ent(id, typ string) (events.ID, entInfo, error) {
-	eid, err := rm.ID(id)
+	eid, err := rm.IDOf(id)
 	if err != nil {
 		return eid, entInfo{}, rm.Err(typ, "entitlement id: %v", err)
 	}
@@ -233,7 +233,7 @@ func (m *Model) apply(ev *projections.Event) error {
 		in.certificates++
 		in.quals[rm.QOf(p.Qualification)].certificates++
 	case *pb.AdvancePaymentRecorded:
-		k, err := rm.ParsePersonKey(p.PersonKey)
+		k, err := rm.KeyOf(p.PersonKey)
 		if err != nil {
 			return rm.Err(ev.Type, "%v", err)
 		}
@@ -243,14 +243,14 @@ func (m *Model) apply(ev *projections.Event) error {
 		in.advances++
 		in.advFen += p.AmountFen
 	case *pb.SubsidyEntitled:
-		id, err := rm.ID(p.EntitlementId)
+		id, err := rm.IDOf(p.EntitlementId)
 		if err != nil {
 			return rm.Err(ev.Type, "entitlement id: %v", err)
 		}
 		if _, dup := m.ents[id]; dup {
 			return rm.Err(ev.Type, "entitlement %s recorded twice", p.EntitlementId)
 		}
-		k, err := rm.ParsePersonKey(p.PersonKey)
+		k, err := rm.KeyOf(p.PersonKey)
 		if err != nil {
 			return rm.Err(ev.Type, "%v", err)
 		}
@@ -263,7 +263,7 @@ func (m *Model) apply(ev *projections.Event) error {
 			m.entAdv[id] = pqKey{k, rm.QOf(p.Qualification)}
 		}
 	case *pb.SubsidyDenied:
-		k, err := rm.ParsePersonKey(p.PersonKey)
+		k, err := rm.KeyOf(p.PersonKey)
 		if err != nil {
 			return rm.Err(ev.Type, "%v", err)
 		}
@@ -333,7 +333,7 @@ func (m *Model) apply(ev *projections.Event) error {
 		e.pending, e.pendingOffset, e.paid = 0, 0, true
 		m.ents[id] = e
 	case *pb.ClawbackRaised:
-		cid, err := rm.ID(p.ClawbackId)
+		cid, err := rm.IDOf(p.ClawbackId)
 		if err != nil {
 			return rm.Err(ev.Type, "clawback id: %v", err)
 		}
@@ -362,7 +362,7 @@ func (m *Model) apply(ev *projections.Event) error {
 		case *pb.ClawbackWrittenOff:
 			id, amount, written = q.ClawbackId, q.AmountFen, true
 		}
-		cid, err := rm.ID(id)
+		cid, err := rm.IDOf(id)
 		if err != nil {
 			return rm.Err(ev.Type, "clawback id: %v", err)
 		}
@@ -381,7 +381,7 @@ func (m *Model) apply(ev *projections.Event) error {
 		if p.InstitutionId == "" {
 			return nil
 		}
-		id, err := rm.ID(p.FlagId)
+		id, err := rm.IDOf(p.FlagId)
 		if err != nil {
 			return rm.Err(ev.Type, "flag id: %v", err)
 		}
