@@ -85,6 +85,8 @@ type entInfo struct {
 	pendingOffset int64
 	paid          bool
 	cancelled     bool
+	hasAdv        bool  // an advance was outstanding when it was entitled
+	adv           pqKey // the advance's key, if hasAdv
 }
 
 type holdKey struct {
@@ -105,7 +107,6 @@ type Model struct {
 	insts    []inst
 	instIdx  map[string]int32
 	ents     map[events.ID]entInfo
-	entAdv   map[events.ID]pqKey
 	advances map[pqKey]advance
 	holds    map[holdKey]int32 // reason of each active hold
 	claws    map[events.ID]clawInfo
@@ -116,7 +117,7 @@ var _ projections.Projection = (*Model)(nil)
 // New returns an empty model.
 func New() *Model {
 	return &Model{strs: rm.NewStrings(), units: rm.NewUnits(), instIdx: map[string]int32{}, ents: map[events.ID]entInfo{},
-		entAdv: map[events.ID]pqKey{}, advances: map[pqKey]advance{}, holds: map[holdKey]int32{}, claws: map[events.ID]clawInfo{}}
+		advances: map[pqKey]advance{}, holds: map[holdKey]int32{}, claws: map[events.ID]clawInfo{}}
 }
 
 // Factory makes fresh models for a Runner.
@@ -254,14 +255,14 @@ func (m *Model) apply(ev *projections.Event) error {
 		if err != nil {
 			return rm.Err(ev.Type, "%v", err)
 		}
-		e := entInfo{train: m.inst(p.TrainingInstitutionId)}
+		e := entInfo{train: m.inst(p.TrainingInstitutionId), adv: pqKey{k, rm.QOf(p.Qualification)}}
 		if p.Payee.GetKind() == pb.PayeeKind_PAYEE_KIND_INSTITUTION {
 			e.payee = m.inst(p.Payee.GetInstitutionId())
 		}
-		m.ents[id] = e
-		if _, ok := m.advances[pqKey{k, rm.QOf(p.Qualification)}]; ok {
-			m.entAdv[id] = pqKey{k, rm.QOf(p.Qualification)}
+		if _, e.hasAdv = m.advances[e.adv]; !e.hasAdv {
+			e.adv = pqKey{}
 		}
+		m.ents[id] = e
 	case *pb.SubsidyDenied:
 		k, err := rm.KeyOf(p.PersonKey)
 		if err != nil {
@@ -283,8 +284,8 @@ func (m *Model) apply(ev *projections.Event) error {
 		if (p.Reason == pb.ReasonCode_REASON_CODE_CERTIFICATE_REVOKED || p.Reason == pb.ReasonCode_REASON_CODE_FRAUD_FINDING) && !e.paid && !e.cancelled {
 			e.cancelled = true
 			m.ents[id] = e
-			if ak, ok := m.entAdv[id]; ok {
-				m.settleAdvance(ak, advDenied)
+			if e.hasAdv {
+				m.settleAdvance(e.adv, advDenied)
 			}
 		}
 	case *pb.EntitlementReleased:
@@ -326,8 +327,8 @@ func (m *Model) apply(ev *projections.Event) error {
 			in.reimbursements++
 			in.reimbursedFen += e.pending
 			in.offsetFen += e.pendingOffset
-			if ak, ok := m.entAdv[id]; ok {
-				m.settleAdvance(ak, advReimbursed)
+			if e.hasAdv {
+				m.settleAdvance(e.adv, advReimbursed)
 			}
 		}
 		e.pending, e.pendingOffset, e.paid = 0, 0, true
@@ -469,11 +470,10 @@ func (m *Model) Snapshot(w io.Writer) error {
 		sw.Varint(e.pendingOffset)
 		sw.Bool(e.paid)
 		sw.Bool(e.cancelled)
-		k, ok := m.entAdv[id]
-		sw.Bool(ok)
-		if ok {
-			sw.Fixed(k.pk[:])
-			sw.Uvarint(uint64(k.q))
+		sw.Bool(e.hasAdv)
+		if e.hasAdv {
+			sw.Fixed(e.adv.pk[:])
+			sw.Uvarint(uint64(e.adv.q))
 		}
 	}
 	aks := make([]pqKey, 0, len(m.advances))
@@ -589,11 +589,9 @@ func (m *Model) Restore(r io.Reader) error {
 		var id events.ID
 		sr.Fixed(id[:])
 		e := entInfo{train: idx(sr.Int()), payee: idx(sr.Int()), pending: sr.Varint(), pendingOffset: sr.Varint(), paid: sr.Bool(), cancelled: sr.Bool()}
-		if sr.Bool() {
-			var k pqKey
-			sr.Fixed(k.pk[:])
-			k.q = rm.Q(sr.Uvarint())
-			n.entAdv[id] = k
+		if e.hasAdv = sr.Bool(); e.hasAdv {
+			sr.Fixed(e.adv.pk[:])
+			e.adv.q = rm.Q(sr.Uvarint())
 		}
 		if sr.Err() != nil {
 			return sr.Err()
@@ -631,7 +629,7 @@ func (m *Model) Restore(r io.Reader) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.pos, m.strs, m.units, m.insts, m.instIdx, m.ents, m.entAdv = n.pos, n.strs, n.units, n.insts, n.instIdx, n.ents, n.entAdv
+	m.pos, m.strs, m.units, m.insts, m.instIdx, m.ents = n.pos, n.strs, n.units, n.insts, n.instIdx, n.ents
 	m.advances, m.holds, m.claws = n.advances, n.holds, n.claws
 	return nil
 }
