@@ -130,15 +130,19 @@ func (m *Model) apply(ev *projections.Event) error {
 		f := flag{id: id, reason: int32(p.Reason), subject: p.Subject, inst: m.strs.ID(p.InstitutionId), q: rm.QOf(p.Qualification),
 			detail: p.Detail, ruleSet: m.strs.ID(p.Decision.GetRuleSetVersion()), pos: uint64(ev.Position),
 			created: ev.Created.UnixNano(), stream: ev.Stream}
-		for _, e := range p.Decision.GetEvidenceEventIds() {
-			eid, err := rm.IDOf(e)
-			if err != nil {
-				return rm.Err(ev.Type, "evidence event id: %v", err)
+		if ids := p.Decision.GetEvidenceEventIds(); len(ids) > 0 {
+			f.evidence = make([]events.ID, len(ids))
+			for i, e := range ids {
+				if f.evidence[i], err = rm.IDOf(e); err != nil {
+					return rm.Err(ev.Type, "evidence event id: %v", err)
+				}
 			}
-			f.evidence = append(f.evidence, eid)
 		}
-		for _, c := range p.Decision.GetChecks() {
-			f.checks = append(f.checks, check{rule: c.Rule, passed: c.Passed, reason: int32(c.Reason), detail: c.Detail})
+		if cs := p.Decision.GetChecks(); len(cs) > 0 {
+			f.checks = make([]check, len(cs))
+			for i, c := range cs {
+				f.checks[i] = check{rule: c.Rule, passed: c.Passed, reason: int32(c.Reason), detail: c.Detail}
+			}
 		}
 		if i, ok := m.flagIdx[id]; ok {
 			m.flags[i] = f // a flag raised again replaces its record
