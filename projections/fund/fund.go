@@ -380,12 +380,6 @@ func cancels(r pb.ReasonCode) bool {
 }
 
 func (m *Model) apply(ev *projections.Event) error {
-	// Entitlement events: change the state, post the difference.
-	var (
-		id       string
-		mutate   func(*entState) error
-		isEntEvt = true
-	)
 	switch p := ev.Payload.(type) {
 	case *pb.UnitDefined:
 		return m.units.Apply(p)
@@ -412,61 +406,77 @@ func (m *Model) apply(ev *projections.Event) error {
 		m.ents[eid] = e
 		m.post(ev, p.EntitlementId, e.fund, e.contribution())
 		return nil
-	case *pb.EntitlementHeld:
-		id = p.EntitlementId
-		mutate = func(e *entState) error {
-			switch {
-			case p.HoldId == "budget" || p.Reason == pb.ReasonCode_REASON_CODE_BUDGET_EXCEEDED:
-				e.flags |= fBudgetHeld
-			case cancels(p.Reason):
-				e.flags |= fCancelled
-			}
-			return nil
-		}
-	case *pb.EntitlementReleased:
-		id = p.EntitlementId
-		mutate = func(e *entState) error {
-			if p.HoldId == "budget" {
-				e.flags &^= fBudgetHeld
-			}
-			return nil
-		}
-	case *pb.NoticeClosed:
-		id = p.EntitlementId
-		mutate = func(e *entState) error { e.flags |= fPayable; return nil }
-	case *pb.PaymentOrdered:
-		id = p.EntitlementId
-		mutate = func(e *entState) error { e.pending = p.AmountFen; return nil }
-	case *pb.PaymentSettled:
-		id = p.EntitlementId
-		mutate = func(e *entState) error {
-			if e.pending == 0 {
-				return rm.Err(ev.Type, "entitlement %s has no payment order in flight", p.EntitlementId)
-			}
-			e.paid += e.pending
-			e.pending = 0
-			return nil
-		}
-	case *pb.PaymentFailed:
-		id = p.EntitlementId
-		mutate = func(e *entState) error { e.pending = 0; return nil }
-	default:
-		isEntEvt = false
 	}
-	if isEntEvt {
+	// Entitlement events: change the state, post the difference.
+	if id, ok := entitlementOf(ev); ok {
 		eid, e, err := m.entOf(id, ev.Type)
 		if err != nil {
 			return err
 		}
 		before := e.contribution()
-		if err := mutate(&e); err != nil {
+		if err := change(ev, &e); err != nil {
 			return err
 		}
 		m.ents[eid] = e
 		m.post(ev, id, e.fund, sub(e.contribution(), before))
 		return nil
 	}
-	// Clawback events.
+	return m.applyClawback(ev)
+}
+
+// entitlementOf returns the entitlement an event changes the state of
+// (false: not such an event).
+func entitlementOf(ev *projections.Event) (string, bool) {
+	switch p := ev.Payload.(type) {
+	case *pb.EntitlementHeld:
+		return p.EntitlementId, true
+	case *pb.EntitlementReleased:
+		return p.EntitlementId, true
+	case *pb.NoticeClosed:
+		return p.EntitlementId, true
+	case *pb.PaymentOrdered:
+		return p.EntitlementId, true
+	case *pb.PaymentSettled:
+		return p.EntitlementId, true
+	case *pb.PaymentFailed:
+		return p.EntitlementId, true
+	}
+	return "", false
+}
+
+// change applies an event entitlementOf names an entitlement for to the
+// entitlement's state.
+func change(ev *projections.Event, e *entState) error {
+	switch p := ev.Payload.(type) {
+	case *pb.EntitlementHeld:
+		switch {
+		case p.HoldId == "budget" || p.Reason == pb.ReasonCode_REASON_CODE_BUDGET_EXCEEDED:
+			e.flags |= fBudgetHeld
+		case cancels(p.Reason):
+			e.flags |= fCancelled
+		}
+	case *pb.EntitlementReleased:
+		if p.HoldId == "budget" {
+			e.flags &^= fBudgetHeld
+		}
+	case *pb.NoticeClosed:
+		e.flags |= fPayable
+	case *pb.PaymentOrdered:
+		e.pending = p.AmountFen
+	case *pb.PaymentSettled:
+		if e.pending == 0 {
+			return rm.Err(ev.Type, "entitlement %s has no payment order in flight", p.EntitlementId)
+		}
+		e.paid += e.pending
+		e.pending = 0
+	case *pb.PaymentFailed:
+		e.pending = 0
+	}
+	return nil
+}
+
+// applyClawback applies the clawback events.
+func (m *Model) applyClawback(ev *projections.Event) error {
 	switch p := ev.Payload.(type) {
 	case *pb.ClawbackRaised:
 		cid, err := rm.IDOf(p.ClawbackId)
