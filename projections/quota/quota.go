@@ -48,7 +48,7 @@ import (
 // Name is the projection's name.
 const Name = "quota"
 
-const version = 1
+const version = 2 // 2: the person-qualification table is written slot by slot
 
 // DefaultTarget is the yearly target when no AnnualTargetSet names one.
 const DefaultTarget = 3000
@@ -78,11 +78,6 @@ type counts struct {
 	subsidisedFen                            int64
 }
 
-type pqKey struct {
-	pk rm.PersonKey
-	q  rm.Q
-}
-
 type pqInfo struct {
 	unit     uint32
 	certDate refdata.Date
@@ -103,7 +98,7 @@ type Model struct {
 	targets map[int32]int32
 	years   map[int32]map[cellKey]*counts
 	flat    map[uint64]*counts // the cells of years by cellID, for apply
-	pq      map[pqKey]pqInfo
+	pq      rm.PQMap[pqInfo]
 	ents    map[events.ID]entInfo
 }
 
@@ -112,7 +107,7 @@ var _ projections.Projection = (*Model)(nil)
 // New returns an empty model.
 func New() *Model {
 	return &Model{strs: rm.NewStrings(), units: rm.NewUnits(), targets: map[int32]int32{},
-		years: map[int32]map[cellKey]*counts{}, flat: map[uint64]*counts{}, pq: map[pqKey]pqInfo{}, ents: map[events.ID]entInfo{}}
+		years: map[int32]map[cellKey]*counts{}, flat: map[uint64]*counts{}, ents: map[events.ID]entInfo{}}
 }
 
 // Factory makes fresh models for a Runner.
@@ -169,7 +164,10 @@ func (m *Model) unitOf(pk string, q rm.Q) uint32 {
 	if err != nil {
 		return 0
 	}
-	return m.pq[pqKey{k, q}].unit
+	if info := m.pq.Get(k, q); info != nil {
+		return info.unit
+	}
+	return 0
 }
 
 // Apply implements projections.Projection.
@@ -202,9 +200,7 @@ func (m *Model) apply(ev *projections.Event) error {
 			return rm.Err(ev.Type, "%v", err)
 		}
 		q, unit := rm.QOf(p.Qualification), m.strs.ID(p.UnitCode)
-		info := m.pq[pqKey{k, q}]
-		info.unit = unit
-		m.pq[pqKey{k, q}] = info
+		m.pq.Put(k, q).unit = unit
 		m.cell(rm.Date(p.EnrolledOn), q, unit).enrolled++
 	case *pb.TrainingCompleted:
 		q := rm.QOf(p.Qualification)
@@ -229,9 +225,8 @@ func (m *Model) apply(ev *projections.Event) error {
 			return rm.Err(ev.Type, "%v", err)
 		}
 		q := rm.QOf(p.Qualification)
-		info := m.pq[pqKey{k, q}]
+		info := m.pq.Put(k, q)
 		info.certDate = rm.Date(p.IssuedOn)
-		m.pq[pqKey{k, q}] = info
 		m.cell(info.certDate, q, info.unit).certified++
 	case *pb.CertificateRevoked:
 		k, err := rm.KeyOf(p.PersonKey)
@@ -239,7 +234,7 @@ func (m *Model) apply(ev *projections.Event) error {
 			return rm.Err(ev.Type, "%v", err)
 		}
 		q := rm.QOf(p.Qualification)
-		if info, ok := m.pq[pqKey{k, q}]; ok && info.certDate != 0 {
+		if info := m.pq.Get(k, q); info != nil && info.certDate != 0 {
 			m.cell(info.certDate, q, info.unit).revoked++
 		}
 	case *pb.SubsidyEntitled:
@@ -313,24 +308,10 @@ func (m *Model) Snapshot(w io.Writer) error {
 			sw.Varint(c.subsidisedFen)
 		}
 	}
-	pqs := make([]pqKey, 0, len(m.pq))
-	for k := range m.pq {
-		pqs = append(pqs, k)
-	}
-	sort.Slice(pqs, func(i, j int) bool {
-		if pqs[i].pk != pqs[j].pk {
-			return string(pqs[i].pk[:]) < string(pqs[j].pk[:])
-		}
-		return pqs[i].q < pqs[j].q
+	m.pq.Write(sw, func(w *snap.Writer, v *pqInfo) {
+		w.Uvarint(uint64(v.unit))
+		w.Int(int(v.certDate))
 	})
-	sw.Uvarint(uint64(len(pqs)))
-	for _, k := range pqs {
-		v := m.pq[k]
-		sw.Fixed(k.pk[:])
-		sw.Uvarint(uint64(k.q))
-		sw.Uvarint(uint64(v.unit))
-		sw.Int(int(v.certDate))
-	}
 	ids := make([]events.ID, 0, len(m.ents))
 	for id := range m.ents {
 		ids = append(ids, id)
@@ -386,15 +367,9 @@ func (m *Model) Restore(r io.Reader) error {
 			n.flat[cellID(y, k)] = c
 		}
 	}
-	for range sr.Len(1 << 30) {
-		var k pqKey
-		sr.Fixed(k.pk[:])
-		k.q = rm.Q(sr.Uvarint())
-		n.pq[k] = pqInfo{unit: uint32(sr.Uvarint()), certDate: refdata.Date(sr.Int())}
-		if sr.Err() != nil {
-			return sr.Err()
-		}
-	}
+	n.pq.Read(sr, func(r *snap.Reader, v *pqInfo) {
+		*v = pqInfo{unit: uint32(r.Uvarint()), certDate: refdata.Date(r.Int())}
+	})
 	for range sr.Len(1 << 30) {
 		var id events.ID
 		sr.Fixed(id[:])
