@@ -27,7 +27,7 @@ import (
 // Name is the projection's name.
 const Name = "scorecard"
 
-const version = 1
+const version = 2 // 2: the advances are written slot by slot
 
 const numQ = 44 // rm.Q is occupation*4+level, at most 43
 
@@ -107,7 +107,7 @@ type Model struct {
 	insts    []inst
 	instIdx  map[string]int32
 	ents     map[events.ID]entInfo
-	advances map[pqKey]advance
+	advances rm.PQMap[advance]
 	holds    map[holdKey]int32 // reason of each active hold
 	claws    map[events.ID]clawInfo
 }
@@ -117,7 +117,7 @@ var _ projections.Projection = (*Model)(nil)
 // New returns an empty model.
 func New() *Model {
 	return &Model{strs: rm.NewStrings(), units: rm.NewUnits(), instIdx: map[string]int32{}, ents: map[events.ID]entInfo{},
-		advances: map[pqKey]advance{}, holds: map[holdKey]int32{}, claws: map[events.ID]clawInfo{}}
+		holds: map[holdKey]int32{}, claws: map[events.ID]clawInfo{}}
 }
 
 // Factory makes fresh models for a Runner.
@@ -239,7 +239,7 @@ func (m *Model) apply(ev *projections.Event) error {
 			return rm.Err(ev.Type, "%v", err)
 		}
 		i := m.inst(p.TrainingInstitutionId)
-		m.advances[pqKey{k, rm.QOf(p.Qualification)}] = advance{inst: i, fen: p.AmountFen}
+		*m.advances.Put(k, rm.QOf(p.Qualification)) = advance{inst: i, fen: p.AmountFen}
 		in := m.at(i)
 		in.advances++
 		in.advFen += p.AmountFen
@@ -259,7 +259,7 @@ func (m *Model) apply(ev *projections.Event) error {
 		if p.Payee.GetKind() == pb.PayeeKind_PAYEE_KIND_INSTITUTION {
 			e.payee = m.inst(p.Payee.GetInstitutionId())
 		}
-		if _, e.hasAdv = m.advances[e.adv]; !e.hasAdv {
+		if e.hasAdv = m.advances.Get(e.adv.pk, e.adv.q) != nil; !e.hasAdv {
 			e.adv = pqKey{}
 		}
 		m.ents[id] = e
@@ -393,12 +393,11 @@ func (m *Model) apply(ev *projections.Event) error {
 }
 
 func (m *Model) settleAdvance(k pqKey, to uint8) {
-	a, ok := m.advances[k]
-	if !ok || a.state != advOutstanding {
+	a := m.advances.Get(k.pk, k.q)
+	if a == nil || a.state != advOutstanding {
 		return
 	}
 	a.state = to
-	m.advances[k] = a
 	in := m.at(a.inst)
 	if in == nil {
 		return
@@ -476,25 +475,11 @@ func (m *Model) Snapshot(w io.Writer) error {
 			sw.Uvarint(uint64(e.adv.q))
 		}
 	}
-	aks := make([]pqKey, 0, len(m.advances))
-	for k := range m.advances {
-		aks = append(aks, k)
-	}
-	sort.Slice(aks, func(i, j int) bool {
-		if aks[i].pk != aks[j].pk {
-			return string(aks[i].pk[:]) < string(aks[j].pk[:])
-		}
-		return aks[i].q < aks[j].q
+	m.advances.Write(sw, func(w *snap.Writer, a *advance) {
+		w.Int(int(a.inst))
+		w.Varint(a.fen)
+		w.Uvarint(uint64(a.state))
 	})
-	sw.Uvarint(uint64(len(aks)))
-	for _, k := range aks {
-		a := m.advances[k]
-		sw.Fixed(k.pk[:])
-		sw.Uvarint(uint64(k.q))
-		sw.Int(int(a.inst))
-		sw.Varint(a.fen)
-		sw.Uvarint(uint64(a.state))
-	}
 	hks := make([]holdKey, 0, len(m.holds))
 	for k := range m.holds {
 		hks = append(hks, k)
@@ -598,15 +583,9 @@ func (m *Model) Restore(r io.Reader) error {
 		}
 		n.ents[id] = e
 	}
-	for range sr.Len(1 << 30) {
-		var k pqKey
-		sr.Fixed(k.pk[:])
-		k.q = rm.Q(sr.Uvarint())
-		n.advances[k] = advance{inst: idx(sr.Int()), fen: sr.Varint(), state: uint8(sr.Uvarint())}
-		if sr.Err() != nil {
-			return sr.Err()
-		}
-	}
+	n.advances.Read(sr, func(r *snap.Reader, a *advance) {
+		*a = advance{inst: idx(r.Int()), fen: r.Varint(), state: uint8(r.Uvarint())}
+	})
 	for range sr.Len(1 << 30) {
 		var k holdKey
 		sr.Fixed(k.ent[:])
