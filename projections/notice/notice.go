@@ -85,7 +85,7 @@ type Model struct {
 	strs   *rm.Strings
 	units  *rm.Units
 	idx    rm.KeyIndex
-	people rm.Seq[person]
+	people rm.Chunks[person]
 	names  map[string]string // institution id -> name
 	ents   map[events.ID]*brief
 	closed int64
