@@ -73,24 +73,34 @@ func (k *parsedKeys) parse(m proto.Message) {
 	*k = parsedKeys{}
 	if p, ok := m.(interface{ GetPersonKey() string }); ok {
 		var err error
-		k.person, err = rm.ParsePersonKey(p.GetPersonKey())
+		k.person, err = rm.KeyOf(p.GetPersonKey())
 		k.hasPerson = err == nil
 	}
 	if p, ok := m.(interface{ GetEntitlementId() string }); ok {
 		var err error
-		k.ent, err = events.ParseID(p.GetEntitlementId())
+		k.ent, err = rm.IDOf(p.GetEntitlementId())
 		k.hasEnt = err == nil
 	}
 }
 
-// PersonKey returns the payload's person_key field, parsed; false when it
-// has none or it does not parse (Apply then parses the field itself, to
-// report why).
-func (e *Event) PersonKey() (rm.PersonKey, bool) { return e.keys.person, e.keys.hasPerson }
+// PersonKeyOf returns the payload's person_key field, s, parsed: as the
+// decoder parsed it for every projection, or parsed now (rm.KeyOf) when it
+// did not parse, to report why.
+func (e *Event) PersonKeyOf(s string) (rm.PersonKey, error) {
+	if e.keys.hasPerson {
+		return e.keys.person, nil
+	}
+	return rm.KeyOf(s)
+}
 
-// EntitlementID returns the payload's entitlement_id field, parsed, like
-// PersonKey.
-func (e *Event) EntitlementID() (events.ID, bool) { return e.keys.ent, e.keys.hasEnt }
+// EntitlementIDOf returns the payload's entitlement_id field, s, parsed,
+// like PersonKeyOf.
+func (e *Event) EntitlementIDOf(s string) (events.ID, error) {
+	if e.keys.hasEnt {
+		return e.keys.ent, nil
+	}
+	return rm.IDOf(s)
+}
 
 // Projection is a read model fed by the event log.
 //

@@ -392,7 +392,7 @@ func (m *Model) apply(ev *projections.Event) error {
 		m.post(ev, p.AllocationId, m.fund(p.Year, p.UnitCode), d)
 		return nil
 	case *pb.SubsidyEntitled:
-		eid, err := rm.IDOf(p.EntitlementId)
+		eid, err := ev.EntitlementIDOf(p.EntitlementId)
 		if err != nil {
 			return rm.Err(ev.Type, "entitlement id: %v", err)
 		}

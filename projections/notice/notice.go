@@ -148,7 +148,7 @@ func (m *Model) apply(ev *projections.Event) error {
 	case *pb.InstitutionRegistered:
 		m.names[p.InstitutionId] = p.Name
 	case *pb.TraineeRegistered:
-		k, err := rm.KeyOf(p.PersonKey)
+		k, err := ev.PersonKeyOf(p.PersonKey)
 		if err != nil {
 			return rm.Err(ev.Type, "%v", err)
 		}
@@ -158,7 +158,7 @@ func (m *Model) apply(ev *projections.Event) error {
 			m.idx.Put(k, m.people.Append(person{k, maskOf(p.MaskedName, p.MaskedId)}))
 		}
 	case *pb.SubsidyEntitled:
-		k, err := rm.KeyOf(p.PersonKey)
+		k, err := ev.PersonKeyOf(p.PersonKey)
 		if err != nil {
 			return rm.Err(ev.Type, "%v", err)
 		}
@@ -166,7 +166,7 @@ func (m *Model) apply(ev *projections.Event) error {
 		if !ok {
 			return rm.Err(ev.Type, "unknown trainee %s", p.PersonKey)
 		}
-		id, err := rm.IDOf(p.EntitlementId)
+		id, err := ev.EntitlementIDOf(p.EntitlementId)
 		if err != nil {
 			return rm.Err(ev.Type, "entitlement id: %v", err)
 		}

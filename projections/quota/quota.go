@@ -195,7 +195,7 @@ func (m *Model) apply(ev *projections.Event) error {
 	case *pb.AnnualTargetSet:
 		m.targets[p.Year] = p.Target
 	case *pb.Enrolled:
-		k, err := rm.KeyOf(p.PersonKey)
+		k, err := ev.PersonKeyOf(p.PersonKey)
 		if err != nil {
 			return rm.Err(ev.Type, "%v", err)
 		}
@@ -220,7 +220,7 @@ func (m *Model) apply(ev *projections.Event) error {
 			}
 		}
 	case *pb.CertificateIssued:
-		k, err := rm.KeyOf(p.PersonKey)
+		k, err := ev.PersonKeyOf(p.PersonKey)
 		if err != nil {
 			return rm.Err(ev.Type, "%v", err)
 		}
@@ -229,7 +229,7 @@ func (m *Model) apply(ev *projections.Event) error {
 		info.certDate = rm.Date(p.IssuedOn)
 		m.cell(info.certDate, q, info.unit).certified++
 	case *pb.CertificateRevoked:
-		k, err := rm.KeyOf(p.PersonKey)
+		k, err := ev.PersonKeyOf(p.PersonKey)
 		if err != nil {
 			return rm.Err(ev.Type, "%v", err)
 		}
@@ -238,7 +238,7 @@ func (m *Model) apply(ev *projections.Event) error {
 			m.cell(info.certDate, q, info.unit).revoked++
 		}
 	case *pb.SubsidyEntitled:
-		id, err := rm.IDOf(p.EntitlementId)
+		id, err := ev.EntitlementIDOf(p.EntitlementId)
 		if err != nil {
 			return rm.Err(ev.Type, "entitlement id: %v", err)
 		}
@@ -256,7 +256,7 @@ func (m *Model) apply(ev *projections.Event) error {
 		if p.Reason != pb.ReasonCode_REASON_CODE_CERTIFICATE_REVOKED && p.Reason != pb.ReasonCode_REASON_CODE_FRAUD_FINDING {
 			return nil
 		}
-		id, err := rm.IDOf(p.EntitlementId)
+		id, err := ev.EntitlementIDOf(p.EntitlementId)
 		if err != nil {
 			return rm.Err(ev.Type, "entitlement id: %v", err)
 		}

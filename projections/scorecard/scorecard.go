@@ -234,7 +234,7 @@ func (m *Model) apply(ev *projections.Event) error {
 		in.certificates++
 		in.quals[rm.QOf(p.Qualification)].certificates++
 	case *pb.AdvancePaymentRecorded:
-		k, err := rm.KeyOf(p.PersonKey)
+		k, err := ev.PersonKeyOf(p.PersonKey)
 		if err != nil {
 			return rm.Err(ev.Type, "%v", err)
 		}
@@ -244,14 +244,14 @@ func (m *Model) apply(ev *projections.Event) error {
 		in.advances++
 		in.advFen += p.AmountFen
 	case *pb.SubsidyEntitled:
-		id, err := rm.IDOf(p.EntitlementId)
+		id, err := ev.EntitlementIDOf(p.EntitlementId)
 		if err != nil {
 			return rm.Err(ev.Type, "entitlement id: %v", err)
 		}
 		if _, dup := m.ents[id]; dup {
 			return rm.Err(ev.Type, "entitlement %s recorded twice", p.EntitlementId)
 		}
-		k, err := rm.KeyOf(p.PersonKey)
+		k, err := ev.PersonKeyOf(p.PersonKey)
 		if err != nil {
 			return rm.Err(ev.Type, "%v", err)
 		}
@@ -264,7 +264,7 @@ func (m *Model) apply(ev *projections.Event) error {
 		}
 		m.ents[id] = e
 	case *pb.SubsidyDenied:
-		k, err := rm.KeyOf(p.PersonKey)
+		k, err := ev.PersonKeyOf(p.PersonKey)
 		if err != nil {
 			return rm.Err(ev.Type, "%v", err)
 		}

@@ -299,12 +299,9 @@ func (m *Model) maskedIDOf(p *person) string {
 // person returns the index of the trainee the event names by key (its
 // payload's person_key field).
 func (m *Model) person(ev *projections.Event, key string) (int32, error) {
-	k, ok := ev.PersonKey()
-	if !ok {
-		var err error
-		if k, err = rm.ParsePersonKey(key); err != nil {
-			return 0, rm.Err(ev.Type, "%v", err)
-		}
+	k, err := ev.PersonKeyOf(key)
+	if err != nil {
+		return 0, rm.Err(ev.Type, "%v", err)
 	}
 	i, ok := m.idx.Get(k, m.keyAt)
 	if !ok {
@@ -318,12 +315,9 @@ func (m *Model) keyAt(i int32) rm.PersonKey { return m.people.At(i).key }
 // ent returns the entitlement the event names by id (its payload's
 // entitlement_id field).
 func (m *Model) ent(ev *projections.Event, id string) (*ent, error) {
-	eid, ok := ev.EntitlementID()
-	if !ok {
-		var err error
-		if eid, err = rm.ID(id); err != nil {
-			return nil, rm.Err(ev.Type, "entitlement id: %v", err)
-		}
+	eid, err := ev.EntitlementIDOf(id)
+	if err != nil {
+		return nil, rm.Err(ev.Type, "entitlement id: %v", err)
 	}
 	i, ok := m.entIdx[eid]
 	if !ok {
@@ -371,12 +365,9 @@ func (m *Model) apply(ev *projections.Event) error {
 	case *pb.UnitDefined:
 		return m.units.Apply(p)
 	case *pb.TraineeRegistered:
-		k, ok := ev.PersonKey()
-		if !ok {
-			var err error
-			if k, err = rm.ParsePersonKey(p.PersonKey); err != nil {
-				return rm.Err(ev.Type, "%v", err)
-			}
+		k, err := ev.PersonKeyOf(p.PersonKey)
+		if err != nil {
+			return rm.Err(ev.Type, "%v", err)
 		}
 		i, ok := m.idx.Get(k, m.keyAt)
 		if !ok {
@@ -464,7 +455,7 @@ func (m *Model) apply(ev *projections.Event) error {
 		if err != nil {
 			return err
 		}
-		id, err := rm.ID(p.EntitlementId)
+		id, err := ev.EntitlementIDOf(p.EntitlementId)
 		if err != nil {
 			return rm.Err(ev.Type, "entitlement id: %v", err)
 		}
