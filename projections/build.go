@@ -3,6 +3,7 @@ package projections
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -24,6 +25,7 @@ type decoder struct {
 
 type typeInfo struct {
 	mt   protoreflect.MessageType
+	vt   reflect.Type // the Go struct type, when it has generated decoding
 	mask uint64
 }
 
@@ -49,6 +51,9 @@ func (d *decoder) info(t string) (typeInfo, error) {
 			return ti, fmt.Errorf("unknown event type %q: %w", t, err)
 		}
 		ti.mt = mt
+		if _, ok := mt.Zero().Interface().(vtMessage); ok {
+			ti.vt = reflect.TypeOf(mt.Zero().Interface()).Elem()
+		}
 	}
 	d.types[t] = ti
 	return ti, nil
@@ -64,7 +69,14 @@ func (d *decoder) decodeInto(rec *events.RecordedEvent, ev *Event) error {
 	if err != nil {
 		return err
 	}
-	m := ti.mt.New().Interface()
+	var m proto.Message
+	if ti.vt != nil {
+		// A plain allocation: mt.New also initialises the message's
+		// reflection state, which the generated decoding does not need.
+		m = reflect.New(ti.vt).Interface().(proto.Message)
+	} else {
+		m = ti.mt.New().Interface()
+	}
 	if err := unmarshal(rec.Data, m); err != nil {
 		return fmt.Errorf("payload %s does not decode: %w", rec.Type, err)
 	}
