@@ -6,8 +6,16 @@ package rm
 // uniform hash, and a lookup usually reads one cache line, where a Go map
 // of a million keys reads its directory, a control word and a slot. The
 // caller gives the full key of an index (keyAt), so that the rare keys
-// sharing a prefix are told apart.
+// sharing a prefix are told apart. The table is split by the prefix's
+// first byte into 256 parts that grow on their own: growing one rehashes a
+// few thousand slots within the cache, where doubling one table of
+// millions scattered its writes over memory.
 type KeyIndex struct {
+	parts [256]keyPart
+	n     int
+}
+
+type keyPart struct {
 	slots []keySlot // a power of two long; at most 3/4 full
 	n     int
 }
@@ -18,7 +26,7 @@ type keySlot struct {
 }
 
 // NewKeyIndex returns an empty index (the zero value is one too).
-func NewKeyIndex() KeyIndex { return KeyIndex{slots: make([]keySlot, 1024)} }
+func NewKeyIndex() KeyIndex { return KeyIndex{} }
 
 func prefix(k PersonKey) uint64 {
 	return uint64(k[0])<<56 | uint64(k[1])<<48 | uint64(k[2])<<40 | uint64(k[3])<<32 |
@@ -27,12 +35,14 @@ func prefix(k PersonKey) uint64 {
 
 // Get returns the index of k.
 func (x *KeyIndex) Get(k PersonKey, keyAt func(int32) PersonKey) (int32, bool) {
-	if len(x.slots) == 0 {
+	p := prefix(k)
+	part := &x.parts[p>>56]
+	if len(part.slots) == 0 {
 		return 0, false
 	}
-	p, mask := prefix(k), uint64(len(x.slots)-1)
+	mask := uint64(len(part.slots) - 1)
 	for s := p & mask; ; s = (s + 1) & mask {
-		sl := &x.slots[s]
+		sl := &part.slots[s]
 		if sl.i == 0 {
 			return 0, false
 		}
@@ -44,28 +54,31 @@ func (x *KeyIndex) Get(k PersonKey, keyAt func(int32) PersonKey) (int32, bool) {
 
 // Put records that k is at index i (k must not be in the index yet).
 func (x *KeyIndex) Put(k PersonKey, i int32) {
-	if (x.n+1)*4 > len(x.slots)*3 {
-		x.grow()
+	p := prefix(k)
+	part := &x.parts[p>>56]
+	if (part.n+1)*4 > len(part.slots)*3 {
+		part.grow()
 	}
-	x.put(prefix(k), i+1)
+	part.put(p, i+1)
+	part.n++
 	x.n++
 }
 
-func (x *KeyIndex) put(p uint64, i1 int32) {
-	mask := uint64(len(x.slots) - 1)
+func (t *keyPart) put(p uint64, i1 int32) {
+	mask := uint64(len(t.slots) - 1)
 	s := p & mask
-	for x.slots[s].i != 0 {
+	for t.slots[s].i != 0 {
 		s = (s + 1) & mask
 	}
-	x.slots[s] = keySlot{prefix: p, i: i1}
+	t.slots[s] = keySlot{prefix: p, i: i1}
 }
 
-func (x *KeyIndex) grow() {
-	old := x.slots
-	x.slots = make([]keySlot, max(1024, 2*len(old)))
+func (t *keyPart) grow() {
+	old := t.slots
+	t.slots = make([]keySlot, max(16, 2*len(old)))
 	for _, sl := range old {
 		if sl.i != 0 {
-			x.put(sl.prefix, sl.i)
+			t.put(sl.prefix, sl.i)
 		}
 	}
 }
