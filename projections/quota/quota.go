@@ -159,8 +159,10 @@ func (m *Model) addCell(y int32, k cellKey) *counts {
 	return c
 }
 
-func (m *Model) unitOf(pk string, q rm.Q) uint32 {
-	k, err := rm.KeyOf(pk)
+// unitOf returns the unit the event's trainee (person key pk, its
+// person_key field) enrolled for q in, 0 if none.
+func (m *Model) unitOf(ev *projections.Event, pk string, q rm.Q) uint32 {
+	k, err := ev.PersonKeyOf(pk)
 	if err != nil {
 		return 0
 	}
@@ -204,10 +206,10 @@ func (m *Model) apply(ev *projections.Event) error {
 		m.cell(rm.Date(p.EnrolledOn), q, unit).enrolled++
 	case *pb.TrainingCompleted:
 		q := rm.QOf(p.Qualification)
-		m.cell(rm.Date(p.CompletedOn), q, m.unitOf(p.PersonKey, q)).trained++
+		m.cell(rm.Date(p.CompletedOn), q, m.unitOf(ev, p.PersonKey, q)).trained++
 	case *pb.AssessmentRecorded:
 		q := rm.QOf(p.Qualification)
-		c := m.cell(rm.Date(p.AssessedOn), q, m.unitOf(p.PersonKey, q))
+		c := m.cell(rm.Date(p.AssessedOn), q, m.unitOf(ev, p.PersonKey, q))
 		pass := p.TheoryScore >= 60 && p.PracticalScore >= 60
 		c.attempts++
 		if pass {
