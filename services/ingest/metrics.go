@@ -45,7 +45,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		BatchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "subsidy_ledger_intake_batch_messages", Help: "Inbound messages handled per intake batch.",
-			Buckets: prometheus.ExponentialBuckets(1, 2, 11),
+			Buckets: prometheus.ExponentialBuckets(1, 2, 12),
 		}),
 		Conflicts: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "subsidy_ledger_append_conflicts_total", Help: "Intake batches not appended or not wholly appended because another writer appended since they were decided (found by the guard or by a wrong expected revision); their facts are decided again.",

@@ -106,7 +106,7 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	var batch, feedBatch, feedLinger, replicas, ackWait, refWait, retryDelay string
 	str(&refWait, "reference-wait", "60s", "how long a fact that refers to something not yet recorded waits for it before it is rejected")
 	str(&retryDelay, "retry-delay", "250ms", "how often such a waiting fact is decided again")
-	str(&batch, "batch-size", "500", "inbound messages decided and appended per batch")
+	str(&batch, "batch-size", "2000", "inbound messages decided and appended per batch (at most; a batch takes what has arrived while the previous one is written)")
 	str(&feedBatch, "feed-batch", "500", "events per atomic publish on the outbound feed (at most 1000)")
 	str(&feedLinger, "feed-linger", "50ms", "how long a short outbound feed batch waits for more events (each atomic publish costs the NATS server an fsync); 0 publishes at once")
 	str(&replicas, "replicas", "1", "JetStream stream replicas (3 on a cluster)")
