@@ -44,16 +44,26 @@ func RandomID() ID {
 // String returns the canonical UUID text form.
 func (id ID) String() string {
 	var b [36]byte
-	hex.Encode(b[0:8], id[0:4])
-	b[8] = '-'
-	hex.Encode(b[9:13], id[4:6])
-	b[13] = '-'
-	hex.Encode(b[14:18], id[6:8])
-	b[18] = '-'
-	hex.Encode(b[19:23], id[8:10])
-	b[23] = '-'
-	hex.Encode(b[24:], id[10:])
-	return string(b[:])
+	t, _ := id.AppendText(b[:0])
+	return string(t)
+}
+
+// AppendText appends the canonical UUID text form (36 characters, lower
+// case) to b (encoding.TextAppender; it never fails).
+func (id ID) AppendText(b []byte) ([]byte, error) {
+	n := len(b)
+	b = append(b, make([]byte, 36)...)
+	t := b[n:]
+	hex.Encode(t[0:8], id[0:4])
+	t[8] = '-'
+	hex.Encode(t[9:13], id[4:6])
+	t[13] = '-'
+	hex.Encode(t[14:18], id[6:8])
+	t[18] = '-'
+	hex.Encode(t[19:23], id[8:10])
+	t[23] = '-'
+	hex.Encode(t[24:], id[10:])
+	return b, nil
 }
 
 // IsZero reports whether the ID is unset.

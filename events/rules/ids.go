@@ -1,7 +1,6 @@
 package rules
 
 import (
-	"encoding/hex"
 	"strconv"
 	"strings"
 
@@ -96,18 +95,9 @@ func mustParse(s string) events.ID {
 // idTextLen is the length of an event id's text (events.ID.String).
 const idTextLen = 36
 
-// writeID writes id's text as events.ID.String does: lower-case hex
-// groups 8-4-4-4-12.
+// writeID writes id's text as events.ID.String does.
 func writeID(b *strings.Builder, id events.ID) {
 	var t [idTextLen]byte
-	hex.Encode(t[0:8], id[0:4])
-	t[8] = '-'
-	hex.Encode(t[9:13], id[4:6])
-	t[13] = '-'
-	hex.Encode(t[14:18], id[6:8])
-	t[18] = '-'
-	hex.Encode(t[19:23], id[8:10])
-	t[23] = '-'
-	hex.Encode(t[24:], id[10:])
-	b.Write(t[:])
+	text, _ := id.AppendText(t[:0])
+	b.Write(text)
 }
