@@ -123,7 +123,12 @@ BENCHTIME  ?= 1s
 BENCHFLAGS ?=
 
 .PHONY: bench
-bench: ## benchmark: go test -bench in events/bolt, then the ledgerbench table (store, ingest, projections, ...) of figures beside same-run baselines (BENCHTIME, BENCHFLAGS)
+WRK := /usr/bin/wrk
+
+bench: ## benchmark: go test -bench in events/bolt, then the ledgerbench table (store, ingest, projections with query latency under wrk, ...) of figures beside same-run baselines (BENCHTIME, BENCHFLAGS)
+	@test -x $(WRK) || { echo "installing Debian's wrk for the query-latency figures"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null) || \
+	  { echo "could not install wrk: run as root"; exit 1; }; }
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./events/bolt/
 	$(GO) run ./services/cmd/ledgerbench $(BENCHFLAGS)
 

@@ -44,6 +44,10 @@ type Config struct {
 	MemoryLimit int64
 	// Logf, if set, reports progress.
 	Logf func(format string, args ...any)
+	// Serving, if set, is called with the projections restarted from the
+	// snapshots, once they are ready and while they run (the query-latency
+	// figures are measured there, over the same million trainees).
+	Serving func(ctx context.Context, store events.Store, set *projections.Set) error
 }
 
 // Result holds the figures. Rates are events per second.
@@ -167,7 +171,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	runtime.GC()
 	cfg.logf("snapshots: %d MiB in %v", res.SnapshotBytes>>20, res.SnapshotTime.Round(time.Millisecond))
 
-	d, err := RestartToReady(ctx, store, cpDir)
+	d, err := RestartToReady(ctx, store, cpDir, cfg.Serving)
 	if err != nil {
 		return res, err
 	}
@@ -225,8 +229,8 @@ func ReadAll(ctx context.Context, s events.Store) (uint64, time.Duration, error)
 
 // RestartToReady runs a projection Set over the checkpoints in cpDir, as
 // ledgerd does at start, and returns the time until every projection is
-// ready.
-func RestartToReady(ctx context.Context, store events.Store, cpDir string) (time.Duration, error) {
+// ready. Then, if serving is set, it calls it with the running Set.
+func RestartToReady(ctx context.Context, store events.Store, cpDir string, serving func(context.Context, events.Store, *projections.Set) error) (time.Duration, error) {
 	t0 := time.Now()
 	cps, err := projections.OpenCheckpoints(cpDir)
 	if err != nil {
@@ -252,6 +256,11 @@ func RestartToReady(ctx context.Context, store events.Store, cpDir string) (time
 	// A sanity check that the restored models hold the history.
 	if tm, ok := projections.CurrentOf[*trainee.Model](must(set.Runner(trainee.Name))); !ok || tm.Count() == 0 {
 		return d, fmt.Errorf("benchrows: the restored trainee model is empty")
+	}
+	if serving != nil {
+		if err := serving(rctx, store, set); err != nil {
+			return d, err
+		}
 	}
 	return d, nil
 }
