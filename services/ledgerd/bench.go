@@ -1,12 +1,16 @@
 package ledgerd
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -317,8 +321,14 @@ func BenchIngest(ctx context.Context, bc IngestBenchConfig) (IngestBenchResult, 
 	res.BatchFactsPerSec = float64(count) / time.Since(t0).Seconds()
 	res.BatchP50, res.BatchP99 = percentiles(reset())
 
-	// Latency at a steady rate.
+	// Latency at a steady rate: once the followers of the log (projections,
+	// outbound feed, Merkle sealer) have caught up with the burst of mode
+	// (b), so that the figure is the steady state's, not the tail of a
+	// catch-up.
 	if bc.PacedRate > 0 && bc.PacedFacts > 0 {
+		if err := caughtUp(ctx, "http://"+st.HTTPAddr+"/metrics", 2*time.Minute); err != nil {
+			return res, fmt.Errorf("paced: %w", err)
+		}
 		ms, ids, _ = lanes(bc.PacedFacts/10 + 1)
 		var flat []*nats.Msg
 		var flatIDs []string
@@ -398,4 +408,64 @@ func RawSingles(ctx context.Context, js jetstream.JetStream, prefix string, publ
 	default:
 	}
 	return float64(n.Load()) / time.Since(t0).Seconds(), nil
+}
+
+// caughtUp polls ledgerd's metrics until every projection's lag is zero and
+// the outbound feed and the Merkle sealer have reached the intake's
+// position, or within ends.
+func caughtUp(ctx context.Context, url string, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		ok, err := followersCaughtUp(url)
+		if err != nil {
+			return err
+		}
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the followers of the log did not catch up within %v", within)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func followersCaughtUp(url string) (bool, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return false, err
+	}
+	defer resp.Body.Close()
+	var intake, feed, sealed float64
+	lagging := false
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		name, v, ok := strings.Cut(sc.Text(), " ")
+		if !ok || strings.HasPrefix(name, "#") {
+			continue
+		}
+		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil {
+			continue
+		}
+		switch {
+		case name == "subsidy_ledger_intake_position":
+			intake = f
+		case name == "subsidy_ledger_feed_position":
+			feed = f
+		case name == "subsidy_ledger_merkle_sealed_position":
+			sealed = f
+		case strings.HasPrefix(name, "subsidy_ledger_projection_lag_events{"):
+			lagging = lagging || f > 0
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return false, err
+	}
+	return !lagging && intake > 0 && feed >= intake && sealed >= intake, nil
 }
