@@ -25,7 +25,7 @@ const (
 func (s *Store) writeLoop() {
 	defer close(s.writerDone)
 	var group []*appendReq
-	last := 0 // size of the previous group
+	last := 0 // callers in the previous group
 	for rs := range s.reqs {
 		group = append(group[:0], rs...)
 		n := eventsIn(rs)
@@ -33,11 +33,15 @@ func (s *Store) writeLoop() {
 			// Callers are concurrent: the ones just answered are about to
 			// append again. Let them queue before taking the group, as
 			// long as more keep arriving (a few scheduler turns, no sleep).
+			// Not after a group of one caller (an AppendBatch, or appends
+			// one at a time): it waits for its answer before it appends
+			// again, and on a busy machine each turn can cost milliseconds.
 			for i, q := 0, -1; i < 4 && len(s.reqs) > q; i++ {
 				q = len(s.reqs)
 				runtime.Gosched()
 			}
 		}
+		callers := 1
 	drain:
 		for len(group) < maxGroupAppends && n < maxGroupEvents {
 			select {
@@ -47,11 +51,12 @@ func (s *Store) writeLoop() {
 				}
 				group = append(group, rs...)
 				n += eventsIn(rs)
+				callers++
 			default:
 				break drain
 			}
 		}
-		last = len(group)
+		last = callers
 		s.commitGroup(group)
 		clear(group)
 	}
