@@ -53,6 +53,12 @@ type Options struct {
 	// file past it fails with ErrUnavailable, as on a full disk. Zero means
 	// no cap.
 	MaxSize int
+
+	// ReadOnly opens an existing store for reading only: the file is not
+	// written at all (it may be on read-only media, or a copy an auditor
+	// must leave as it is), several read-only opens may share it, and none
+	// while a writer holds it. Appends fail with ErrUnavailable.
+	ReadOnly bool
 }
 
 // Store is the embedded event store. It is safe for concurrent use.
@@ -74,6 +80,7 @@ type Store struct {
 	// of committed events not yet merged into the ids bucket (see ids.go).
 	pending    map[events.ID]uint64
 	mergeIDsAt int
+	readOnly   bool // Options.ReadOnly: every append fails
 
 	sigMu sync.Mutex
 	sig   chan struct{} // closed and replaced after every commit
@@ -116,8 +123,15 @@ func Open(path string, opts Options) (*Store, error) {
 	if opts.InitialMmapSize <= 0 {
 		opts.InitialMmapSize = defaultMmapSize
 	}
+	if opts.ReadOnly {
+		if _, err := os.Stat(path); err != nil {
+			return nil, &events.Error{Code: events.CodeInvalidArgument, Op: "open",
+				Detail: fmt.Sprintf("no event store at %s to open read-only", path), Err: err}
+		}
+	}
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{
 		Timeout:         opts.LockTimeout,
+		ReadOnly:        opts.ReadOnly,
 		FreelistType:    bbolt.FreelistMapType,
 		InitialMmapSize: opts.InitialMmapSize,
 		MaxSize:         opts.MaxSize,
@@ -135,6 +149,7 @@ func Open(path string, opts Options) (*Store, error) {
 		done:       make(chan struct{}),
 		sig:        make(chan struct{}),
 		mergeIDsAt: defaultMergeIDsAt,
+		readOnly:   opts.ReadOnly,
 	}
 	if err := s.init(); err != nil {
 		db.Close()
@@ -152,6 +167,8 @@ func openError(path string, opts Options, err error) error {
 	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum), errors.Is(err, berrors.ErrVersionMismatch):
 		e.Code = events.CodeCorrupt
 		e.Detail = fmt.Sprintf("%s is not an event store data file, or its header is damaged", path)
+	case errors.Is(err, fs.ErrPermission) && opts.ReadOnly:
+		e.Detail = fmt.Sprintf("no permission to read %s", path)
 	case errors.Is(err, fs.ErrPermission):
 		e.Detail = fmt.Sprintf("no permission to open %s for writing", path)
 	default:
@@ -163,8 +180,16 @@ func openError(path string, opts Options, err error) error {
 // init creates the buckets of a new file, checks the format of an existing
 // one and loads the head.
 func (s *Store) init() error {
-	err := s.db.Update(func(tx *bbolt.Tx) error {
+	txn := s.db.Update
+	if s.readOnly {
+		txn = s.db.View
+	}
+	err := txn(func(tx *bbolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
+		if meta == nil && s.readOnly {
+			return &events.Error{Code: events.CodeCorrupt, Op: "open",
+				Detail: fmt.Sprintf("%s is not an event store (no %q bucket)", s.path, bucketMeta)}
+		}
 		if meta == nil {
 			if hasAnyBucket(tx) {
 				return &events.Error{Code: events.CodeCorrupt, Op: "open",

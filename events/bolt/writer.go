@@ -115,6 +115,10 @@ func (e errWrite) Error() string { return e.err.Error() }
 // every request has failed).
 func (s *Store) commit(reqs []*appendReq, mayMerge bool) error {
 	dropped := make([]bool, len(reqs)) // failed mid-write: left out of retries
+	if s.readOnly {
+		s.failAll(reqs, dropped, unavailable("", fmt.Sprintf("%s was opened read-only", s.path), nil))
+		return nil
+	}
 	merge := mayMerge && len(s.pending) >= s.mergeIDsAt
 	for {
 		tx, err := s.db.Begin(true)

@@ -106,7 +106,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if err := Ensure(ctx, path, cfg.Trainees, cfg.Seed, &res, cfg.logf); err != nil {
 		return res, err
 	}
-	store, err := bolt.Open(path, bolt.Options{InitialMmapSize: 16 << 30})
+	store, err := bolt.Open(path, bolt.Options{InitialMmapSize: 16 << 30, ReadOnly: true})
 	if err != nil {
 		return res, err
 	}

@@ -20,13 +20,15 @@ func storeFlag(f *flags) *string {
 	return f.str("store", def, "the event store's data file (bolt:PATH or PATH; ledgerd must not be running on it)")
 }
 
-// openStore opens an existing store file. It never creates one.
+// openStore opens an existing store file read-only: it never creates or
+// changes one (an auditor may verify a copy on read-only media), and
+// several ledgerctl commands may read it at once.
 func openStore(spec string) (*bolt.Store, error) {
 	path := strings.TrimPrefix(spec, "bolt:")
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		return nil, usageErrorf("no event store at %s (give --store PATH)", path)
 	}
-	s, err := bolt.Open(path, bolt.Options{LockTimeout: 2 * time.Second, InitialMmapSize: 1 << 26})
+	s, err := bolt.Open(path, bolt.Options{LockTimeout: 2 * time.Second, InitialMmapSize: 1 << 26, ReadOnly: true})
 	if err != nil {
 		if events.CodeOf(err) == events.CodeUnavailable {
 			return nil, usageErrorf("%v\n(ledgerctl reads a store file only while no ledgerd holds it: stop ledgerd, or work on a copy taken while it was stopped)", err)
