@@ -73,24 +73,24 @@ func (k *parsedKeys) parse(m proto.Message) {
 	*k = parsedKeys{}
 	if p, ok := m.(interface{ GetPersonKey() string }); ok {
 		var err error
-		k.person, err = rm.KeyOf(p.GetPersonKey())
+		k.person, err = rm.ParsePersonKey(p.GetPersonKey())
 		k.hasPerson = err == nil
 	}
 	if p, ok := m.(interface{ GetEntitlementId() string }); ok {
 		var err error
-		k.ent, err = rm.IDOf(p.GetEntitlementId())
+		k.ent, err = rm.ID(p.GetEntitlementId())
 		k.hasEnt = err == nil
 	}
 }
 
 // PersonKeyOf returns the payload's person_key field, s, parsed: as the
-// decoder parsed it for every projection, or parsed now (rm.KeyOf) when it
+// decoder parsed it for every projection, or parsed now (rm.ParsePersonKey) when it
 // did not parse, to report why.
 func (e *Event) PersonKeyOf(s string) (rm.PersonKey, error) {
 	if e.keys.hasPerson {
 		return e.keys.person, nil
 	}
-	return rm.KeyOf(s)
+	return rm.ParsePersonKey(s)
 }
 
 // EntitlementIDOf returns the payload's entitlement_id field, s, parsed,
@@ -99,7 +99,7 @@ func (e *Event) EntitlementIDOf(s string) (events.ID, error) {
 	if e.keys.hasEnt {
 		return e.keys.ent, nil
 	}
-	return rm.IDOf(s)
+	return rm.ID(s)
 }
 
 // Projection is a read model fed by the event log.

@@ -123,7 +123,7 @@ func (m *Model) apply(ev *projections.Event) error {
 		in.suspended, in.blacklisted = false, false
 		m.insts[p.InstitutionId] = in
 	case *pb.ViolationFlagged:
-		id, err := rm.IDOf(p.FlagId)
+		id, err := rm.ID(p.FlagId)
 		if err != nil {
 			return rm.Err(ev.Type, "flag id: %v", err)
 		}
@@ -133,7 +133,7 @@ func (m *Model) apply(ev *projections.Event) error {
 		if ids := p.Decision.GetEvidenceEventIds(); len(ids) > 0 {
 			f.evidence = make([]events.ID, len(ids))
 			for i, e := range ids {
-				if f.evidence[i], err = rm.IDOf(e); err != nil {
+				if f.evidence[i], err = rm.ID(e); err != nil {
 					return rm.Err(ev.Type, "evidence event id: %v", err)
 				}
 			}
@@ -335,7 +335,7 @@ func (m *Model) List(f Filter) List {
 		if unit == "" {
 			v.CurrentUnitCode = ""
 		}
-		if _, err := rm.KeyOf(fl.subject); err == nil {
+		if _, err := rm.ParsePersonKey(fl.subject); err == nil {
 			v.SubjectKind = "person"
 		} else if _, ok := m.insts[fl.subject]; ok {
 			v.SubjectKind = "institution"

@@ -352,7 +352,7 @@ func (m *Model) ApplyBatch(evs []*projections.Event) (int, error) {
 }
 
 func (m *Model) entOf(id, typ string) (events.ID, entState, error) {
-	eid, err := rm.IDOf(id)
+	eid, err := rm.ID(id)
 	if err != nil {
 		return eid, entState{}, rm.Err(typ, "entitlement id: %v", err)
 	}
@@ -364,7 +364,7 @@ func (m *Model) entOf(id, typ string) (events.ID, entState, error) {
 }
 
 func (m *Model) clawOf(id, typ string) (events.ID, clawState, error) {
-	cid, err := rm.IDOf(id)
+	cid, err := rm.ID(id)
 	if err != nil {
 		return cid, clawState{}, rm.Err(typ, "clawback id: %v", err)
 	}
@@ -479,7 +479,7 @@ func change(ev *projections.Event, e *entState) error {
 func (m *Model) applyClawback(ev *projections.Event) error {
 	switch p := ev.Payload.(type) {
 	case *pb.ClawbackRaised:
-		cid, err := rm.IDOf(p.ClawbackId)
+		cid, err := rm.ID(p.ClawbackId)
 		if err != nil {
 			return rm.Err(ev.Type, "clawback id: %v", err)
 		}

@@ -134,7 +134,7 @@ func (m *Model) ApplyBatch(evs []*projections.Event) (int, error) {
 }
 
 func (m *Model) brief(id string, typ string) (events.ID, *brief, error) {
-	eid, err := rm.IDOf(id)
+	eid, err := rm.ID(id)
 	if err != nil {
 		return eid, nil, rm.Err(typ, "entitlement id: %v", err)
 	}

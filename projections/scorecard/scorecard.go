@@ -181,7 +181,7 @@ func (m *Model) ApplyBatch(evs []*projections.Event) (int, error) {
 }
 
 func (m *Model) ent(id, typ string) (events.ID, entInfo, error) {
-	eid, err := rm.IDOf(id)
+	eid, err := rm.ID(id)
 	if err != nil {
 		return eid, entInfo{}, rm.Err(typ, "entitlement id: %v", err)
 	}
@@ -334,7 +334,7 @@ func (m *Model) apply(ev *projections.Event) error {
 		e.pending, e.pendingOffset, e.paid = 0, 0, true
 		m.ents[id] = e
 	case *pb.ClawbackRaised:
-		cid, err := rm.IDOf(p.ClawbackId)
+		cid, err := rm.ID(p.ClawbackId)
 		if err != nil {
 			return rm.Err(ev.Type, "clawback id: %v", err)
 		}
@@ -363,7 +363,7 @@ func (m *Model) apply(ev *projections.Event) error {
 		case *pb.ClawbackWrittenOff:
 			id, amount, written = q.ClawbackId, q.AmountFen, true
 		}
-		cid, err := rm.IDOf(id)
+		cid, err := rm.ID(id)
 		if err != nil {
 			return rm.Err(ev.Type, "clawback id: %v", err)
 		}
@@ -382,7 +382,7 @@ func (m *Model) apply(ev *projections.Event) error {
 		if p.InstitutionId == "" {
 			return nil
 		}
-		id, err := rm.IDOf(p.FlagId)
+		id, err := rm.ID(p.FlagId)
 		if err != nil {
 			return rm.Err(ev.Type, "flag id: %v", err)
 		}
