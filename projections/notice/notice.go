@@ -95,7 +95,7 @@ var _ projections.Projection = (*Model)(nil)
 
 // New returns an empty model.
 func New() *Model {
-	return &Model{strs: rm.NewStrings(), units: rm.NewUnits(), idx: rm.NewKeyIndex(), names: map[string]string{},
+	return &Model{strs: rm.NewStrings(), units: rm.NewUnits(), names: map[string]string{},
 		ents: map[events.ID]*brief{}}
 }
 
@@ -152,7 +152,7 @@ func (m *Model) apply(ev *projections.Event) error {
 		if err != nil {
 			return rm.Err(ev.Type, "%v", err)
 		}
-		if i, ok := m.idx.Get(k, m.keyAt); ok {
+		if i, ok := m.idx.Get(k); ok {
 			m.people.At(i).masked = maskOf(p.MaskedName, p.MaskedId)
 		} else {
 			m.idx.Put(k, m.people.Append(person{k, maskOf(p.MaskedName, p.MaskedId)}))
@@ -162,7 +162,7 @@ func (m *Model) apply(ev *projections.Event) error {
 		if err != nil {
 			return rm.Err(ev.Type, "%v", err)
 		}
-		i, ok := m.idx.Get(k, m.keyAt)
+		i, ok := m.idx.Get(k)
 		if !ok {
 			return rm.Err(ev.Type, "unknown trainee %s", p.PersonKey)
 		}
@@ -219,8 +219,6 @@ func (m *Model) apply(ev *projections.Event) error {
 	}
 	return nil
 }
-
-func (m *Model) keyAt(i int32) rm.PersonKey { return m.people.At(i).key }
 
 // Snapshot implements projections.Projection.
 func (m *Model) Snapshot(w io.Writer) error {

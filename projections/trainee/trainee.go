@@ -237,7 +237,7 @@ var _ projections.Projection = (*Model)(nil)
 
 // New returns an empty model.
 func New() *Model {
-	return &Model{idx: rm.NewKeyIndex(), entIdx: map[events.ID]int32{}, clawIdx: map[events.ID]int32{},
+	return &Model{entIdx: map[events.ID]int32{}, clawIdx: map[events.ID]int32{},
 		strs: rm.NewStrings(), units: rm.NewUnits()}
 }
 
@@ -303,14 +303,12 @@ func (m *Model) person(ev *projections.Event, key string) (int32, error) {
 	if err != nil {
 		return 0, rm.Err(ev.Type, "%v", err)
 	}
-	i, ok := m.idx.Get(k, m.keyAt)
+	i, ok := m.idx.Get(k)
 	if !ok {
 		return 0, rm.Err(ev.Type, "unknown trainee %s", key)
 	}
 	return i, nil
 }
-
-func (m *Model) keyAt(i int32) rm.PersonKey { return m.people.At(i).key }
 
 // ent returns the entitlement the event names by id (its payload's
 // entitlement_id field).
@@ -369,7 +367,7 @@ func (m *Model) apply(ev *projections.Event) error {
 		if err != nil {
 			return rm.Err(ev.Type, "%v", err)
 		}
-		i, ok := m.idx.Get(k, m.keyAt)
+		i, ok := m.idx.Get(k)
 		if !ok {
 			i = m.people.Append(person{key: k})
 			m.idx.Put(k, i)
@@ -602,7 +600,7 @@ func (m *Model) apply(ev *projections.Event) error {
 		if err != nil {
 			return nil // about an institution, an account or a month
 		}
-		i, ok := m.idx.Get(k, m.keyAt)
+		i, ok := m.idx.Get(k)
 		if !ok {
 			return nil
 		}

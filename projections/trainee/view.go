@@ -225,7 +225,7 @@ func (m *Model) Get(personKey string) (s Status, ok bool) {
 	}
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	i, ok := m.idx.Get(k, m.keyAt)
+	i, ok := m.idx.Get(k)
 	if !ok {
 		return s, false
 	}
