@@ -270,7 +270,11 @@ func actionID(action, target string, parts ...string) string {
 }
 
 // conflicts are the reasons that answer 409: the request is well-formed
-// but the target's recorded state forbids it. Other rejections are 422.
+// but the target's recorded state forbids it now (it is in another state,
+// held, paid, already done, or the same official made it), so the same
+// request may be right at another time. Other rejections are 422: the
+// request itself breaks a rule (a missing reason, an amount past what is
+// owed), whatever the state.
 var conflicts = map[subsidyv1.ReasonCode]bool{
 	subsidyv1.ReasonCode_REASON_CODE_WRONG_STATE:             true,
 	subsidyv1.ReasonCode_REASON_CODE_NOT_CONFIRMED:           true,
@@ -281,6 +285,14 @@ var conflicts = map[subsidyv1.ReasonCode]bool{
 	subsidyv1.ReasonCode_REASON_CODE_ALREADY_PAID:            true,
 	subsidyv1.ReasonCode_REASON_CODE_ENTITLEMENT_HELD:        true,
 	subsidyv1.ReasonCode_REASON_CODE_OBJECTION_PENDING:       true,
+	subsidyv1.ReasonCode_REASON_CODE_NOT_APPROVED:            true,
+	subsidyv1.ReasonCode_REASON_CODE_NOTICE_NOT_ELAPSED:      true,
+	subsidyv1.ReasonCode_REASON_CODE_SUPERVISOR_HOLD:         true,
+	subsidyv1.ReasonCode_REASON_CODE_OUTSIDE_NOTICE_WINDOW:   true,
+	subsidyv1.ReasonCode_REASON_CODE_HOLD_NOT_LIFTABLE:       true,
+	subsidyv1.ReasonCode_REASON_CODE_PAYMENT_IN_FLIGHT:       true,
+	subsidyv1.ReasonCode_REASON_CODE_ALREADY_EXISTS:          true,
+	subsidyv1.ReasonCode_REASON_CODE_ALREADY_SUBSIDISED:      true,
 }
 
 // act submits the fact and translates the outcome.

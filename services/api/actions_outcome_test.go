@@ -324,6 +324,14 @@ var wantConflict = map[subsidyv1.ReasonCode]bool{
 	subsidyv1.ReasonCode_REASON_CODE_ALREADY_PAID:            true,
 	subsidyv1.ReasonCode_REASON_CODE_ENTITLEMENT_HELD:        true,
 	subsidyv1.ReasonCode_REASON_CODE_OBJECTION_PENDING:       true,
+	subsidyv1.ReasonCode_REASON_CODE_NOT_APPROVED:            true,
+	subsidyv1.ReasonCode_REASON_CODE_NOTICE_NOT_ELAPSED:      true,
+	subsidyv1.ReasonCode_REASON_CODE_SUPERVISOR_HOLD:         true,
+	subsidyv1.ReasonCode_REASON_CODE_OUTSIDE_NOTICE_WINDOW:   true,
+	subsidyv1.ReasonCode_REASON_CODE_HOLD_NOT_LIFTABLE:       true,
+	subsidyv1.ReasonCode_REASON_CODE_PAYMENT_IN_FLIGHT:       true,
+	subsidyv1.ReasonCode_REASON_CODE_ALREADY_EXISTS:          true,
+	subsidyv1.ReasonCode_REASON_CODE_ALREADY_SUBSIDISED:      true,
 }
 
 // TestActionRejected: every reason the ledger may reject with, on every
