@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -21,6 +22,19 @@ import (
 type decoder struct {
 	types map[string]typeInfo
 	sets  []typeSet
+	// seen caches the latest types by where their bytes are: a store
+	// decodes each page's type names into one string per type, so most
+	// lookups find the very string they looked up a moment ago and skip
+	// hashing it. A hit needs the same bytes at the same address, which
+	// is the same name.
+	seen [8]seenType
+	next int
+}
+
+type seenType struct {
+	data *byte
+	n    int
+	ti   typeInfo
 }
 
 type typeInfo struct {
@@ -36,8 +50,16 @@ func newDecoder(sets ...typeSet) *decoder {
 // mask returns the projections (bits) that want records of type t; zero:
 // none, skip the record.
 func (d *decoder) info(t string) (typeInfo, error) {
+	p := unsafe.StringData(t)
+	for i := range d.seen {
+		if s := &d.seen[i]; s.data == p && s.n == len(t) && p != nil {
+			return s.ti, nil
+		}
+	}
 	ti, ok := d.types[t]
 	if ok {
+		d.seen[d.next] = seenType{p, len(t), ti}
+		d.next = (d.next + 1) % len(d.seen)
 		return ti, nil
 	}
 	for i, s := range d.sets {
