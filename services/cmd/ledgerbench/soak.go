@@ -56,8 +56,8 @@ func runSoak(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.IntVar(&c.rate, "rate", 5000, "target facts/s")
 	fs.DurationVar(&c.duration, "duration", 10*time.Minute, "how long to publish")
 	fs.DurationVar(&c.every, "every", 10*time.Second, "report period")
-	fs.Float64Var(&c.bulkShare, "bulk", 0.5, "share of the facts published as bulk feeds in atomic batches (the rest single publishes)")
-	fs.IntVar(&c.batchSize, "batch", 500, "facts per atomic batch (at most 1000)")
+	fs.Float64Var(&c.bulkShare, "bulk", 0.5, "share of the trainees (and so about that share of the facts) published as bulk feeds in atomic batches, the rest in single publishes; each lane is generated and paced on its own, at its share of -rate")
+	fs.IntVar(&c.batchSize, "batch", 500, "facts per atomic batch (at most 1000; a batch holds whole trainees, so one trainee with more facts goes alone)")
 	fs.IntVar(&c.publishers, "publishers", 64, "concurrent single publishers")
 	fs.IntVar(&c.batchPublishers, "batch-publishers", 4, "concurrent batch publishers")
 	fs.IntVar(&c.queryRate, "query-rate", 50, "HTTP queries/s (trainee status and quota dashboard, alternately)")
@@ -195,23 +195,24 @@ func soak(ctx context.Context, c soakConfig, stdout, stderr io.Writer) error {
 
 	pubCtx, stopPub := context.WithTimeout(ctx, c.duration)
 	defer stopPub()
-	lim := &pacer{interval: time.Second / time.Duration(c.rate)}
+	// Each lane keeps its own pace, its share of the rate.
 	start := time.Now()
-	lim.next = start
+	singleLim, bulkLim := newPacer(float64(c.rate)*(1-c.bulkShare), start), newPacer(float64(c.rate)*c.bulkShare, start)
 	errc := make(chan error, c.publishers+c.batchPublishers+2)
 	var wg sync.WaitGroup
 	singles := make(chan []*nats.Msg, 4*c.publishers)
 	batches := make(chan []*nats.Msg, 2*c.batchPublishers)
 	keys := &keyRing{}
-	wg.Add(1)
-	go func() { defer wg.Done(); generate(pubCtx, prog, c, singles, batches, keys) }()
+	wg.Add(2)
+	go func() { defer wg.Done(); generate(pubCtx, prog, c, false, singles, keys) }()
+	go func() { defer wg.Done(); generate(pubCtx, prog, c, true, batches, keys) }()
 	for range c.publishers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for lane := range singles {
 				for _, m := range lane {
-					if !lim.take(pubCtx, 1) {
+					if !singleLim.take(pubCtx, 1) {
 						return
 					}
 					st.mark(m.Header.Get(natsbus.HeaderMsgID), time.Now())
@@ -230,7 +231,7 @@ func soak(ctx context.Context, c soakConfig, stdout, stderr io.Writer) error {
 		go func() {
 			defer wg.Done()
 			for b := range batches {
-				if !lim.take(pubCtx, len(b)) {
+				if !bulkLim.take(pubCtx, len(b)) {
 					return
 				}
 				now := time.Now()
@@ -496,6 +497,15 @@ type pacer struct {
 	next     time.Time
 }
 
+// newPacer paces rate facts/s from start; at a rate of zero, take never
+// lets anything through.
+func newPacer(rate float64, start time.Time) *pacer {
+	if rate <= 0 {
+		return &pacer{interval: 24 * time.Hour, next: start.Add(24 * time.Hour)}
+	}
+	return &pacer{interval: time.Duration(float64(time.Second) / rate), next: start}
+}
+
 // take reserves n facts' worth of the rate and waits for its turn; false
 // if ctx ends first.
 func (p *pacer) take(ctx context.Context, n int) bool {
@@ -538,16 +548,29 @@ func (k *keyRing) pick(i int) string {
 	return k.keys[i%min(k.n, len(k.keys))]
 }
 
-// generate turns trainees into lanes of messages: whole lanes go to the
-// batch publishers (bulk feeds, in atomic batches of whole lanes, so a
-// trainee's facts stay in order) or to the single publishers, keeping the
-// bulk share of facts.
-func generate(ctx context.Context, prog *simulate.Programme, c soakConfig, singles, batches chan<- []*nats.Msg, keys *keyRing) {
-	defer close(singles)
-	defer close(batches)
-	var bulk, all int
+// bulkTrainee reports whether trainee i's facts belong to the bulk feeds:
+// trainees are dealt to the two lanes so that share of them are bulk.
+func bulkTrainee(i int, share float64) bool {
+	return math.Floor(float64(i+1)*share) > math.Floor(float64(i)*share)
+}
+
+// generate turns the trainees of one lane into their messages: whole
+// trainees go to the batch publishers (bulk feeds, in atomic batches of
+// whole trainees, so that a trainee's facts stay in order) or one trainee
+// at a time to the single publishers. The two lanes are generated
+// independently (as the evaluation institutions' bulk feeds and the other
+// services publish independently), so a lane that falls behind does not
+// hold the other back.
+func generate(ctx context.Context, prog *simulate.Programme, c soakConfig, bulk bool, out chan<- []*nats.Msg, keys *keyRing) {
+	defer close(out)
+	if (bulk && c.bulkShare == 0) || (!bulk && c.bulkShare == 1) {
+		return // the lane has no trainees
+	}
 	var cur []*nats.Msg
 	for i := 0; ; i++ {
+		if bulkTrainee(i, c.bulkShare) != bulk {
+			continue
+		}
 		fs, pr := prog.Trainee(i)
 		lane := make([]*nats.Msg, 0, len(fs))
 		for _, f := range fs {
@@ -558,25 +581,21 @@ func generate(ctx context.Context, prog *simulate.Programme, c soakConfig, singl
 			lane = append(lane, m)
 		}
 		keys.add(pr.PersonKey)
-		all += len(lane)
-		var ch chan<- []*nats.Msg
-		var out []*nats.Msg
-		if float64(bulk+len(lane)) <= c.bulkShare*float64(all) && len(lane) <= c.batchSize {
-			bulk += len(lane)
-			if len(cur)+len(lane) > c.batchSize {
-				ch, out, cur = batches, cur, nil
+		send := lane
+		if bulk {
+			if len(cur)+len(lane) <= c.batchSize {
+				cur = append(cur, lane...)
+				continue
 			}
-			cur = append(cur, lane...)
-		} else {
-			ch, out = singles, lane
-		}
-		if ch == nil {
-			continue
+			send, cur = cur, lane
+			if len(send) == 0 { // one trainee's facts alone fill a batch
+				send, cur = lane, nil
+			}
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case ch <- out:
+		case out <- send:
 		}
 	}
 }
