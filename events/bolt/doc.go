@@ -6,7 +6,9 @@
 // The file holds five top-level buckets:
 //
 //	meta     "format" -> "subsidyledger-events/1" (marks the file as a store)
-//	         "ids-merged" -> position up to which the ids bucket is complete
+//	         "ids-merged-slices" -> per slice of the ID space (64), the
+//	         position up to which the ids bucket holds its IDs
+//	         "ids-merged" -> the least of those positions
 //	log      position (uint64 big-endian, 1, 2, 3, ...) -> record (record.go)
 //	streams  stream name -> head: last revision, its position (uint64 each,
 //	         big-endian) and its hash (32 bytes)
@@ -23,7 +25,8 @@
 // recognised however long after the original, and compared with the stored
 // events byte for byte, not by a digest. Event IDs are random, so the IDs of
 // recent events are buffered in memory and merged into the bucket in sorted
-// batches; the buffer is rebuilt from the log at Open (ids.go).
+// batches, one slice of the ID space per commit, so that no commit rewrites
+// the whole bucket; the buffer is rebuilt from the log at Open (ids.go).
 //
 // # Writing: group commit
 //

@@ -422,17 +422,42 @@ func TestIDBuffer(t *testing.T) {
 	}
 	check := func(s *Store, when string) {
 		t.Helper()
-		var merged uint64
-		inBucket := 0
+		// The bucket holds exactly the IDs of the events up to their
+		// slice's mark; the buffer exactly those after it.
+		var marks [idSlices]uint64
+		inBucket := map[events.ID]uint64{}
 		if err := s.db.View(func(tx *bbolt.Tx) error {
-			merged = idsMerged(tx.Bucket(bucketMeta))
-			inBucket = tx.Bucket(bucketIDs).Stats().KeyN
-			return nil
+			var err error
+			if marks, err = readMarks(tx.Bucket(bucketMeta)); err != nil {
+				return err
+			}
+			return tx.Bucket(bucketIDs).ForEach(func(k, v []byte) error {
+				inBucket[events.ID(k)] = binary.BigEndian.Uint64(v)
+				return nil
+			})
 		}); err != nil {
 			t.Fatal(err)
 		}
-		if merged == 0 || inBucket == 0 || inBucket != int(merged) {
-			t.Errorf("%s: merge mark %d, %d IDs in the bucket; want some merged, one per position up to the mark", when, merged, inBucket)
+		merged, buffered := 0, 0
+		for _, a := range log {
+			for i, e := range a.evs {
+				pos := uint64(a.res.Position) - uint64(len(a.evs)-1-i)
+				p, inB := inBucket[e.ID]
+				q, inP := s.pending.get(e.ID)
+				switch mark := marks[idSlice(e.ID)]; {
+				case pos <= mark && (!inB || p != pos || inP):
+					t.Errorf("%s: event at %d (mark %d): in bucket %v at %d, buffered %v; want in the bucket only", when, pos, mark, inB, p, inP)
+				case pos > mark && (inB || !inP || q != pos):
+					t.Errorf("%s: event at %d (mark %d): in bucket %v, buffered %v at %d; want buffered only", when, pos, mark, inB, inP, q)
+				case pos <= mark:
+					merged++
+				default:
+					buffered++
+				}
+			}
+		}
+		if merged == 0 || buffered == 0 || len(inBucket) != merged || s.pending.n != buffered {
+			t.Errorf("%s: %d IDs merged (%d in the bucket), %d buffered (%d counted); want some of each", when, merged, len(inBucket), buffered, s.pending.n)
 		}
 		for _, a := range log {
 			res, err := s.Append(ctx, a.stream, events.NoStream, a.evs...)
@@ -447,7 +472,7 @@ func TestIDBuffer(t *testing.T) {
 		}
 	}
 	check(s, "before reopen")
-	pendingBefore := len(s.pending)
+	pendingBefore := s.pending.n
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -457,10 +482,61 @@ func TestIDBuffer(t *testing.T) {
 	}
 	defer s.Close()
 	s.mergeIDsAt = 10
-	if len(s.pending) != pendingBefore {
-		t.Errorf("after reopen %d buffered IDs; want %d as before", len(s.pending), pendingBefore)
+	if s.pending.n != pendingBefore {
+		t.Errorf("after reopen %d buffered IDs; want %d as before", s.pending.n, pendingBefore)
 	}
 	check(s, "after reopen")
+
+	// A store written before the merge was spread over slices has one
+	// mark for all IDs: make the bucket hold all IDs but the last append's,
+	// as it did, and reopen.
+	last := log[len(log)-1]
+	mark := uint64(last.res.Position) - uint64(len(last.evs))
+	if err := s.db.Update(func(tx *bbolt.Tx) error {
+		b := bucketsOf(tx)
+		for _, m := range s.pending.slices {
+			for id, pos := range m {
+				if pos <= mark {
+					if err := b.ids.Put(id[:], binary.BigEndian.AppendUint64(nil, pos)); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		var later [][]byte
+		if err := b.ids.ForEach(func(k, v []byte) error {
+			if binary.BigEndian.Uint64(v) > mark {
+				later = append(later, k)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, k := range later {
+			if err := b.ids.Delete(k); err != nil {
+				return err
+			}
+		}
+		if err := b.meta.Delete(keyIDsMergedSlices); err != nil {
+			return err
+		}
+		return b.meta.Put(keyIDsMerged, binary.BigEndian.AppendUint64(nil, mark))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.mergeIDsAt = 1 << 20
+	if s.pending.n != len(last.evs) {
+		t.Errorf("reopened with one mark: %d buffered IDs; want the last append's %d", s.pending.n, len(last.evs))
+	}
+	check(s, "with one mark")
 }
 
 // TestGroupCommitStress races appends of every kind (new, conflicting,

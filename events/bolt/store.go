@@ -78,7 +78,7 @@ type Store struct {
 
 	// Owned by the writer goroutine (and Open before it starts): the IDs
 	// of committed events not yet merged into the ids bucket (see ids.go).
-	pending    map[events.ID]uint64
+	pending    *pendingIDs
 	mergeIDsAt int
 	readOnly   bool // Options.ReadOnly: every append fails
 
@@ -200,7 +200,7 @@ func (s *Store) init() error {
 					return err
 				}
 			}
-			s.pending = make(map[events.ID]uint64)
+			s.pending = newPendingIDs()
 			return tx.Bucket(bucketMeta).Put([]byte(formatKey), []byte(formatValue))
 		}
 		if f := meta.Get([]byte(formatKey)); string(f) != formatValue {

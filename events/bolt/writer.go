@@ -119,7 +119,10 @@ func (s *Store) commit(reqs []*appendReq, mayMerge bool) error {
 		s.failAll(reqs, dropped, unavailable("", fmt.Sprintf("%s was opened read-only", s.path), nil))
 		return nil
 	}
-	merge := mayMerge && len(s.pending) >= s.mergeIDsAt
+	var merge []int
+	if mayMerge {
+		merge = s.pending.due(s.mergeIDsAt)
+	}
 	for {
 		tx, err := s.db.Begin(true)
 		if err != nil {
@@ -133,11 +136,11 @@ func (s *Store) commit(reqs []*appendReq, mayMerge bool) error {
 			fresh:   make(map[events.ID]uint64),
 			hookPut: s.hookPut,
 		}
-		if merge {
-			if err := w.mergeIDs(); err != nil {
+		if len(merge) > 0 {
+			if err := w.mergeIDs(merge); err != nil {
 				// Not worth failing appends for: try again next time.
 				tx.Rollback()
-				merge = false
+				merge = nil
 				continue
 			}
 		}
@@ -156,13 +159,7 @@ func (s *Store) commit(reqs []*appendReq, mayMerge bool) error {
 			return err
 		}
 		// Committed: the IDs written are now the store's.
-		if merge {
-			s.pending = w.fresh
-		} else {
-			for id, pos := range w.fresh {
-				s.pending[id] = pos
-			}
-		}
+		s.pending.merged(merge, w.first, w.fresh)
 		if w.pos > w.first {
 			s.head.Store(w.pos)
 			s.signal()
@@ -221,7 +218,7 @@ type writer struct {
 	// Event IDs live in the ids bucket, or, for the latest events, in
 	// pending (committed, not yet merged into the bucket: see ids.go) or in
 	// fresh (written by this transaction).
-	pending map[events.ID]uint64
+	pending *pendingIDs
 	fresh   map[events.ID]uint64
 
 	arena   []byte // keys and values that must stay valid until the commit
@@ -242,7 +239,7 @@ func (w *writer) position(id events.ID) (uint64, bool) {
 	if p, ok := w.fresh[id]; ok {
 		return p, true
 	}
-	if p, ok := w.pending[id]; ok {
+	if p, ok := w.pending.get(id); ok {
 		return p, true
 	}
 	if v := w.b.ids.Get(id[:]); len(v) == 8 {

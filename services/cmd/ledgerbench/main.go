@@ -49,6 +49,7 @@ type config struct {
 	callers    int    // concurrent callers
 	concurrent int    // appends per concurrent caller
 	read       int    // events in the read-all store
+	stall      int    // events appended while commit latency is watched
 	// ingestTrainees: trainees (about 8 facts each) for ingest mode (b);
 	// mode (a) takes a quarter of them.
 	ingestTrainees int
@@ -91,6 +92,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.callers, "callers", 16, "concurrent callers for the group-commit figure")
 	fs.IntVar(&cfg.concurrent, "concurrent", 250, "appends of 1 event per concurrent caller")
 	fs.IntVar(&cfg.read, "read", 200_000, "events in the store read by the read-all figures")
+	fs.IntVar(&cfg.stall, "stall-events", 1_000_000, "events appended while the store suite watches commit latency as the ID index grows")
 	fs.Func("ledgerd-flag", "an extra flag for the in-process ledgerd of the ingest figures (repeatable), e.g. -ledgerd-flag=--feed-batch=1000", func(v string) error {
 		cfg.ledgerdFlags = append(cfg.ledgerdFlags, v)
 		return nil
@@ -112,7 +114,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		name string
 		v    int
 	}{{"rounds", cfg.rounds}, {"batch1", cfg.batch1}, {"batch100", cfg.batch100}, {"batch1000", cfg.batch1000},
-		{"callers", cfg.callers}, {"concurrent", cfg.concurrent}, {"read", cfg.read}, {"audit-events", cfg.auditEvents}} {
+		{"callers", cfg.callers}, {"concurrent", cfg.concurrent}, {"read", cfg.read}, {"stall-events", cfg.stall}, {"audit-events", cfg.auditEvents}} {
 		if f.v < 1 {
 			return fmt.Errorf("-%s must be at least 1, not %d", f.name, f.v)
 		}

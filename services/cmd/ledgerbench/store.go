@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -100,6 +101,16 @@ func storeSuite(ctx context.Context, cfg *config) ([]row, error) {
 		baseline: "same, 1 caller (above)", base: single, goal: timesBaseline(3),
 	})
 
+	progress(fmt.Sprintf("commit latency while the ID index grows: %d events", cfg.stall))
+	p50, longest, err := commitStalls(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	rows = append(rows, row{
+		name: fmt.Sprintf("longest commit of 100 appends as the store grows to %d events", cfg.stall), figure: us(longest), unit: "µs",
+		baseline: "median commit, same run", base: us(p50),
+	})
+
 	progress(fmt.Sprintf("read all: filling a store with %d events", cfg.read))
 	path, err := fill(ctx, cfg)
 	if err != nil {
@@ -148,6 +159,42 @@ func storeSuite(ctx context.Context, cfg *config) ([]row, error) {
 	})
 	return rows, nil
 }
+
+// commitStalls appends cfg.stall events in AppendBatch commits of 100
+// appends of 2 events to 300,000 streams (about an intake commit), and
+// returns the median and the longest commit. The buffered event IDs are
+// merged into the ID index along the way; a merge that rewrote the whole
+// index in one commit showed here as a stall that grew with the store.
+func commitStalls(ctx context.Context, cfg *config) (p50, longest time.Duration, err error) {
+	path := scratch(cfg, "stalls")
+	defer os.RemoveAll(filepath.Dir(path))
+	s, err := bolt.Open(path, bolt.Options{})
+	if err != nil {
+		return 0, 0, err
+	}
+	defer s.Close()
+	const appends, per = 100, 2
+	var lat []time.Duration
+	for n := 0; n < cfg.stall; n += appends * per {
+		ops := make([]*events.AppendOp, appends)
+		for i := range ops {
+			ops[i] = &events.AppendOp{Stream: fmt.Sprintf("trainee-%d", (n/per+i)%300_000), Expected: events.Any,
+				Events: benchEvents(per, n+i*per)}
+		}
+		t0 := time.Now()
+		s.AppendBatch(ctx, ops)
+		lat = append(lat, time.Since(t0))
+		for _, o := range ops {
+			if o.Err != nil {
+				return 0, 0, o.Err
+			}
+		}
+	}
+	slices.Sort(lat)
+	return lat[len(lat)/2], lat[len(lat)-1], nil
+}
+
+func us(d time.Duration) float64 { return float64(d.Microseconds()) }
 
 // rawPuts commits appends transactions of batch sequential puts of rawValue
 // bytes into one bucket and returns puts per second.
