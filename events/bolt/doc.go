@@ -5,21 +5,27 @@
 //
 // The file holds five top-level buckets:
 //
-//	meta     "format" -> "subsidyledger-events/1" (marks the file as a store)
+//	meta     "format" -> "subsidyledger-events/2" (marks the file as a store;
+//	         format 1 files are read, and marked 2 when opened for writing)
 //	         "ids-merged-slices" -> per slice of the ID space (64), the
 //	         position up to which the ids bucket holds its IDs
 //	         "ids-merged" -> the least of those positions
 //	log      position (uint64 big-endian, 1, 2, 3, ...) -> record (record.go)
 //	streams  stream name -> head: last revision, its position (uint64 each,
-//	         big-endian) and its hash (32 bytes)
+//	         big-endian) and its hash (32 bytes); then, while the stream has
+//	         at most 16 runs, the runs: firstPosition, count (uint64 each)
 //	index    uvarint(len(stream)) stream firstRevision(uint64 big-endian)
-//	         -> firstPosition, count (uint64 each): one run per append
+//	         -> firstPosition, count (uint64 each): one run per append, for
+//	         the streams with more runs
 //	ids      event id (16 bytes) -> position (uint64 big-endian)
 //
-// Positions are dense and start at 1 (0 is events.Start). The length prefix
-// keeps every stream's index keys contiguous whatever bytes stream names
-// hold, and since the events of one append are contiguous in both the
-// stream and the log, the index needs one entry per append (index.go).
+// Positions are dense and start at 1 (0 is events.Start). Since the events
+// of one append are contiguous in both the stream and the log, a run (first
+// position and count) per append maps a stream's revisions to positions. A
+// short stream keeps its runs in its value, so that an append rewrites one
+// page of the streams bucket and none of the index; a longer one keeps them
+// in the index bucket, where the length prefix keeps every stream's keys
+// contiguous whatever bytes stream names hold (index.go).
 //
 // The ids bucket makes idempotency permanent: a retried append is
 // recognised however long after the original, and compared with the stored

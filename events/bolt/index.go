@@ -5,18 +5,31 @@ import (
 	"encoding/binary"
 	"fmt"
 
+	"go.etcd.io/bbolt"
+
 	"github.com/cqhrss/subsidyledger/events"
 )
 
-// The index bucket maps a stream's revisions to log positions. The events
-// of one append are contiguous in both, so it holds one entry per append (a
-// run) rather than one per event:
+// A stream's revisions map to log positions through runs: the events of
+// one append are contiguous in both the stream and the log, so one run
+// (first position, count) covers them, and a stream's runs, in order,
+// cover revisions 0..last without gaps. Where the runs are kept depends on
+// how many the stream has:
+//
+//   - While it has at most maxInlineRuns, they follow the head in the
+//     stream's value in the streams bucket (inline), so that an append
+//     rewrites one page of the store, not two; two appends whose events
+//     are also contiguous in the log share a run.
+//   - Past that, they move to the index bucket, one entry per append:
 //
 //	key   uvarint(len(stream)) stream firstRevision(uint64 big-endian)
 //	value firstPosition(uint64 big-endian) count(uint64 big-endian)
 //
-// A stream's runs are contiguous in key order and cover revisions 0..last
-// without gaps.
+//     and the stream's value keeps the head alone. Stores of format 1
+//     kept every stream's runs there, and still read as such.
+
+// maxInlineRuns is how many runs a stream keeps in its value.
+const maxInlineRuns = 16
 
 type run struct {
 	position uint64 // of the run's first event
@@ -47,33 +60,122 @@ func indexKey(dst []byte, stream string, revision uint64) []byte {
 	return binary.BigEndian.AppendUint64(dst, revision)
 }
 
-// readRuns reads n events of stream from revision from, forwards or
-// backwards, using the index runs and a log cursor. The caller has checked
-// that the revisions exist.
-func readRuns(b buckets, stream string, dir events.Direction, from, n uint64, check func() error) ([]events.RecordedEvent, error) {
-	out := make([]events.RecordedEvent, 0, min(n, defaultPage))
+// runs walks a stream's runs: seek finds the run holding a revision, then
+// next and prev step through them. Each returns the run's first revision.
+type runs interface {
+	seek(rev uint64) (first uint64, r run, ok bool)
+	next() (first uint64, r run, ok bool)
+	prev() (first uint64, r run, ok bool)
+}
+
+// inlineRuns are the runs kept in a stream's value.
+type inlineRuns struct {
+	b     []byte // runLen bytes per run
+	i     int
+	first uint64 // of run i
+}
+
+func (in *inlineRuns) at() (uint64, run, bool) {
+	if in.i < 0 || in.i >= len(in.b)/runLen {
+		return 0, run{}, false
+	}
+	r, ok := parseRun(in.b[in.i*runLen : (in.i+1)*runLen])
+	return in.first, r, ok
+}
+
+func (in *inlineRuns) seek(rev uint64) (uint64, run, bool) {
+	in.i, in.first = 0, 0
+	for {
+		first, r, ok := in.at()
+		if !ok || rev-first < r.count {
+			return first, r, ok
+		}
+		in.i, in.first = in.i+1, first+r.count
+	}
+}
+
+func (in *inlineRuns) next() (uint64, run, bool) {
+	_, r, ok := in.at()
+	if !ok {
+		return 0, run{}, false
+	}
+	in.i, in.first = in.i+1, in.first+r.count
+	return in.at()
+}
+
+func (in *inlineRuns) prev() (uint64, run, bool) {
+	if in.i <= 0 {
+		return 0, run{}, false
+	}
+	in.i--
+	r, ok := parseRun(in.b[in.i*runLen : (in.i+1)*runLen])
+	if !ok || r.count > in.first {
+		return 0, run{}, false
+	}
+	in.first -= r.count
+	return in.first, r, true
+}
+
+// indexRuns are a stream's runs in the index bucket.
+type indexRuns struct {
+	c      *bbolt.Cursor
+	stream string
+	prefix []byte
+}
+
+func newIndexRuns(b buckets, stream string) *indexRuns {
 	prefix := indexKey(nil, stream, 0)
-	prefix = prefix[:len(prefix)-8]
+	return &indexRuns{c: b.index.Cursor(), stream: stream, prefix: prefix[:len(prefix)-8]}
+}
+
+func (x *indexRuns) parse(k, v []byte) (uint64, run, bool) {
+	first, ok := runKey(k, x.prefix)
+	if !ok {
+		return 0, run{}, false
+	}
+	r, ok := parseRun(v)
+	return first, r, ok
+}
+
+func (x *indexRuns) seek(rev uint64) (uint64, run, bool) {
+	// The run holding rev starts at rev or is the one before.
+	k, v := x.c.Seek(indexKey(nil, x.stream, rev))
+	if first, ok := runKey(k, x.prefix); !ok || first != rev {
+		k, v = x.c.Prev()
+	}
+	return x.parse(k, v)
+}
+
+func (x *indexRuns) next() (uint64, run, bool) { return x.parse(x.c.Next()) }
+func (x *indexRuns) prev() (uint64, run, bool) { return x.parse(x.c.Prev()) }
+
+// runsOf returns the runs of a stream whose value held inline runs (none:
+// they are in the index bucket).
+func runsOf(b buckets, stream string, inline []byte) runs {
+	if len(inline) > 0 {
+		return &inlineRuns{b: inline}
+	}
+	return newIndexRuns(b, stream)
+}
+
+// readRuns reads n events of stream from revision from, forwards or
+// backwards, using its runs and a log cursor. The caller has checked that
+// the revisions exist.
+func readRuns(b buckets, rs runs, stream string, dir events.Direction, from, n uint64, check func() error) ([]events.RecordedEvent, error) {
+	out := make([]events.RecordedEvent, 0, min(n, defaultPage))
 	bad := func(format string, args ...any) error {
-		return fmt.Errorf("index of the stream: "+format, args...)
+		return fmt.Errorf("runs of the stream: "+format, args...)
 	}
-	ic := b.index.Cursor()
-	// The run holding from starts at from or is the one before.
-	k, v := ic.Seek(indexKey(nil, stream, from))
-	if first, ok := runKey(k, prefix); !ok || first != from {
-		k, v = ic.Prev()
-	}
+	first, r, ok := rs.seek(from)
 	lc := b.log.Cursor()
 	var d decoder
 	var pk [8]byte
 	rev := from
 	for uint64(len(out)) < n {
-		first, ok := runKey(k, prefix)
 		if !ok {
 			return nil, bad("no run holds revision %d", rev)
 		}
-		r, ok := parseRun(v)
-		if !ok || rev < first || rev-first >= r.count {
+		if rev < first || rev-first >= r.count {
 			return nil, bad("the run at revision %d does not hold revision %d", first, rev)
 		}
 		// Walk the run's events from rev, in the log.
@@ -110,10 +212,10 @@ func readRuns(b buckets, stream string, dir events.Direction, from, n uint64, ch
 		}
 		if dir == events.Forwards {
 			rev++
-			k, v = ic.Next()
+			first, r, ok = rs.next()
 		} else {
 			rev--
-			k, v = ic.Prev()
+			first, r, ok = rs.prev()
 		}
 	}
 	return out, nil

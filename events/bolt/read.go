@@ -160,7 +160,7 @@ func (s *Store) ReadStream(ctx context.Context, stream string, dir events.Direct
 		if v == nil {
 			return errStream(events.CodeStreamNotFound, op, stream, "")
 		}
-		h, ok := parseHead(v)
+		h, inline, ok := parseStream(v)
 		if !ok {
 			return corrupt(op, stream, errors.New("stream head does not decode"))
 		}
@@ -185,7 +185,7 @@ func (s *Store) ReadStream(ctx context.Context, stream string, dir events.Direct
 			return nil
 		}
 		var err error
-		out, err = readRuns(b, stream, dir, from, n, check)
+		out, err = readRuns(b, runsOf(b, stream, inline), stream, dir, from, n, check)
 		if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 			return corrupt(op, stream, err)
 		}

@@ -22,8 +22,14 @@ import (
 const MaxStreamLen = 1024
 
 const (
-	formatKey   = "format"
-	formatValue = "subsidyledger-events/1"
+	formatKey = "format"
+	// formatValue marks the files this program writes. Format 2 keeps a
+	// short stream's runs in its value (index.go); format 1 kept them all
+	// in the index bucket, which format 2 still reads, so a format 1 file
+	// is marked 2 when it is first opened for writing (and a program that
+	// reads format 1 only then refuses it, rather than misread it).
+	formatValue   = "subsidyledger-events/2"
+	formatValueV1 = "subsidyledger-events/1"
 
 	defaultLockTimeout = time.Second
 	defaultMmapSize    = 1 << 30
@@ -203,9 +209,17 @@ func (s *Store) init() error {
 			s.pending = newPendingIDs()
 			return tx.Bucket(bucketMeta).Put([]byte(formatKey), []byte(formatValue))
 		}
-		if f := meta.Get([]byte(formatKey)); string(f) != formatValue {
+		switch f := meta.Get([]byte(formatKey)); string(f) {
+		case formatValue:
+		case formatValueV1:
+			if !s.readOnly {
+				if err := meta.Put([]byte(formatKey), []byte(formatValue)); err != nil {
+					return err
+				}
+			}
+		default:
 			return &events.Error{Code: events.CodeCorrupt, Op: "open",
-				Detail: fmt.Sprintf("%s has store format %q; this program reads %q", s.path, f, formatValue)}
+				Detail: fmt.Sprintf("%s has store format %q; this program reads %q and %q", s.path, f, formatValue, formatValueV1)}
 		}
 		for _, name := range [][]byte{bucketLog, bucketStreams, bucketIndex, bucketIDs} {
 			if tx.Bucket(name) == nil {

@@ -284,6 +284,23 @@ type head struct {
 
 const headLen = 48
 
+// parseStream parses a stream's value in the streams bucket: its head,
+// then its runs while they are inline (index.go).
+func parseStream(v []byte) (h head, inline []byte, ok bool) {
+	if len(v) < headLen || (len(v)-headLen)%runLen != 0 || len(v) > headLen+maxInlineRuns*runLen {
+		return head{}, nil, false
+	}
+	h, ok = parseHead(v[:headLen])
+	return h, v[headLen:], ok
+}
+
+// putHead writes h into the first headLen bytes of dst.
+func putHead(dst []byte, h head) {
+	binary.BigEndian.PutUint64(dst, h.revision)
+	binary.BigEndian.PutUint64(dst[8:], h.position)
+	copy(dst[16:headLen], h.hash[:])
+}
+
 func parseHead(v []byte) (head, bool) {
 	if len(v) != headLen {
 		return head{}, false
@@ -309,11 +326,12 @@ func (w *writer) apply(r *appendReq) (events.AppendResult, error) {
 		return w.replay(r, stored)
 	}
 	var h head
+	var inline []byte
 	v := w.b.streams.Get([]byte(r.stream))
 	exists := v != nil
 	if exists {
 		var ok bool
-		if h, ok = parseHead(v); !ok {
+		if h, inline, ok = parseStream(v); !ok {
 			return events.AppendResult{}, errStream(events.CodeCorrupt, "append", r.stream, "stream head does not decode")
 		}
 	}
@@ -350,20 +368,63 @@ func (w *writer) apply(r *appendReq) (events.AppendResult, error) {
 		prev = hash
 		rev++
 	}
-	ik := indexKey(w.alloc(indexKeyLen(r.stream))[:0], r.stream, firstRev)
-	iv := w.alloc(runLen)
-	putRun(iv, run{position: firstPos, count: uint64(len(r.recs))})
-	if err := w.b.index.Put(ik, iv); err != nil {
+	added := run{position: firstPos, count: uint64(len(r.recs))}
+	hv, err := w.putRuns(r.stream, exists, inline, firstRev, added)
+	if err != nil {
 		return events.AppendResult{}, errWrite{err}
 	}
-	hv := w.alloc(headLen)
-	binary.BigEndian.PutUint64(hv, rev-1)
-	binary.BigEndian.PutUint64(hv[8:], w.pos)
-	copy(hv[16:], prev[:])
+	putHead(hv, head{revision: rev - 1, position: w.pos, hash: prev})
 	if err := w.b.streams.Put([]byte(r.stream), hv); err != nil {
 		return events.AppendResult{}, errWrite{err}
 	}
 	return events.AppendResult{NextExpectedRevision: rev - 1, Position: events.Position(w.pos), LastHash: prev}, nil
+}
+
+// putRuns records the run added at revision first of stream, whose value
+// held the runs inline (none: the stream is new, or its runs are in the
+// index bucket), and returns the stream's new value with room for the head
+// at its start (index.go). The run joins the last inline run when their
+// events are contiguous in the log; a stream that would have more than
+// maxInlineRuns moves them all to the index bucket.
+func (w *writer) putRuns(stream string, exists bool, inline []byte, first uint64, added run) ([]byte, error) {
+	n := len(inline) / runLen
+	switch {
+	case n > 0:
+		if last, ok := parseRun(inline[(n-1)*runLen:]); ok && last.position+last.count == added.position {
+			v := w.alloc(headLen + len(inline))
+			copy(v[headLen:], inline)
+			putRun(v[headLen+(n-1)*runLen:], run{position: last.position, count: last.count + added.count})
+			return v, nil
+		}
+		if n < maxInlineRuns {
+			v := w.alloc(headLen + len(inline) + runLen)
+			copy(v[headLen:], inline)
+			putRun(v[headLen+len(inline):], added)
+			return v, nil
+		}
+		// Full: the runs move to the index bucket, with the new one.
+		rs := &inlineRuns{b: inline}
+		for f, r, ok := rs.seek(0); ok; f, r, ok = rs.next() {
+			if err := w.putIndexRun(stream, f, r); err != nil {
+				return nil, err
+			}
+		}
+	case !exists:
+		v := w.alloc(headLen + runLen)
+		putRun(v[headLen:], added)
+		return v, nil
+	}
+	if err := w.putIndexRun(stream, first, added); err != nil {
+		return nil, err
+	}
+	return w.alloc(headLen), nil
+}
+
+func (w *writer) putIndexRun(stream string, first uint64, r run) error {
+	ik := indexKey(w.alloc(indexKeyLen(stream))[:0], stream, first)
+	iv := w.alloc(runLen)
+	putRun(iv, r)
+	return w.b.index.Put(ik, iv)
 }
 
 // replay answers an append some of whose IDs are stored: the original
