@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -99,7 +100,10 @@ func (s *server) actionRoutes() []route {
 			params:   []param{pEnt},
 			response: ActionResponse{},
 			handle: s.action(actionSpec{name: "confirm", source: facts.SourceDistrict, find: s.entitlementInScope,
-				fact: func(_ *http.Request, sc Scope, id string) (proto.Message, []string, error) {
+				fact: func(r *http.Request, sc Scope, id string) (proto.Message, []string, error) {
+					if err := noBody(r); err != nil {
+						return nil, nil, err
+					}
 					return &subsidyv1.EntitlementConfirmed{EntitlementId: id, OfficialId: sc.Official, ConfirmedOn: s.today()}, nil, nil
 				}})},
 		{method: "POST", pattern: "/v1/entitlements/{id}/approve", id: "approveEntitlement", action: true,
@@ -107,7 +111,10 @@ func (s *server) actionRoutes() []route {
 			params:   []param{pEnt},
 			response: ActionResponse{},
 			handle: s.action(actionSpec{name: "approve", source: facts.SourceDistrict, find: s.entitlementInScope,
-				fact: func(_ *http.Request, sc Scope, id string) (proto.Message, []string, error) {
+				fact: func(r *http.Request, sc Scope, id string) (proto.Message, []string, error) {
+					if err := noBody(r); err != nil {
+						return nil, nil, err
+					}
 					return &subsidyv1.EntitlementApproved{EntitlementId: id, OfficialId: sc.Official, ApprovedOn: s.today()}, nil, nil
 				}})},
 		{method: "POST", pattern: "/v1/clawbacks/{id}/write-off/request", id: "requestWriteOff", action: true,
@@ -256,6 +263,27 @@ func decodeBody(r *http.Request, v any) error {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return errorf(CodeBadRequest, "request body: want a JSON object of the documented fields")
+	}
+	return nil
+}
+
+// noBody accepts an empty request body or an empty JSON object, for the
+// actions that take nothing but their path and the caller's credential;
+// anything else (an official or a date, say) is refused rather than
+// silently ignored.
+func noBody(r *http.Request) error {
+	b, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
+	if err != nil {
+		return errorf(CodeBadRequest, "request body: cannot read it")
+	}
+	if len(bytes.TrimSpace(b)) == 0 {
+		return nil
+	}
+	var v struct{}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&v); err != nil || dec.More() {
+		return errorf(CodeBadRequest, "request body: this action takes none (an empty body or {}); the official is the credential's")
 	}
 	return nil
 }

@@ -276,7 +276,8 @@ func TestActionAccepted(t *testing.T) {
 
 	// The official comes from the credential, and is part of the key:
 	// another official confirming is another message; so is another
-	// amount. A confirm body naming an official is not read.
+	// amount. (A confirm body naming an official is refused:
+	// TestActionRefusedBeforeSubmit.)
 	accept := func(_ context.Context, s submitted) (*subsidyv1.IntakeOutcome, error) {
 		return &subsidyv1.IntakeOutcome{MessageId: s.msgID, Accepted: true, Position: 1}, nil
 	}
@@ -286,8 +287,8 @@ func TestActionAccepted(t *testing.T) {
 	for _, k := range []struct {
 		token, path, body, official, msgID string
 	}{
-		{"muni-token", confirm.path, `{"official_id": "forged"}`, "muni-official-1", wantMsgID("confirm", w.entA, "muni-official-1")},
-		{"a-token", confirm.path, `{"official_id": "forged"}`, "a-official-1", confirm.msgID},
+		{"muni-token", confirm.path, "", "muni-official-1", wantMsgID("confirm", w.entA, "muni-official-1")},
+		{"a-token", confirm.path, "{}", "a-official-1", confirm.msgID},
 		{"muni-token", request.path, `{"amount_fen": 200, "reason": "机构已注销"}`, "muni-official-1",
 			wantMsgID("request-write-off", w.claw, "muni-official-1", "200", "机构已注销")},
 	} {
@@ -493,7 +494,10 @@ func TestActionRefusedBeforeSubmit(t *testing.T) {
 			if c.claw == "" {
 				rs = append(rs,
 					refusal{"another district's entitlement", "b-token", c.path, c.body, http.StatusNotFound, CodeNotFound},
-					refusal{"no such entitlement", "muni-token", strings.Replace(c.path, w.entA, fakeEntitlement, 1), c.body, http.StatusNotFound, CodeNotFound})
+					refusal{"no such entitlement", "muni-token", strings.Replace(c.path, w.entA, fakeEntitlement, 1), c.body, http.StatusNotFound, CodeNotFound},
+					refusal{"an official in the body", "muni-token", c.path, `{"official_id": "forged"}`, http.StatusBadRequest, CodeBadRequest},
+					refusal{"not JSON", "muni-token", c.path, "confirmed_on=2026-01-01", http.StatusBadRequest, CodeBadRequest},
+					refusal{"two objects", "muni-token", c.path, "{} {}", http.StatusBadRequest, CodeBadRequest})
 			} else {
 				rs = append(rs,
 					refusal{"district A (municipal only)", "a-token", c.path, c.body, http.StatusForbidden, CodeForbidden},
@@ -517,9 +521,16 @@ func TestActionRefusedBeforeSubmit(t *testing.T) {
 					t.Errorf("%s: error %+v; want code %s", x.why, e, x.code)
 				}
 			}
-			// The same caller and target otherwise do get through.
-			if r := do(h, "POST", c.path, c.token, c.body); r.code != http.StatusOK || len(f.take()) != 1 {
-				t.Errorf("the allowed request: %d %s", r.code, r.body)
+			// The same caller and target otherwise do get through (and,
+			// for an action without a body, with an empty object too).
+			bodies := []string{c.body}
+			if c.claw == "" {
+				bodies = append(bodies, "{}", " { }\n")
+			}
+			for _, body := range bodies {
+				if r := do(h, "POST", c.path, c.token, body); r.code != http.StatusOK || len(f.take()) != 1 {
+					t.Errorf("the allowed request with body %q: %d %s", body, r.code, r.body)
+				}
 			}
 		})
 	}

@@ -240,6 +240,8 @@ func TestOpenAPIMatchesHandlers(t *testing.T) {
 		}
 		var reqBody io.Reader
 		switch {
+		case actions[op] && strings.HasPrefix(path, "/v1/entitlements/"):
+			// confirm and approve take no body
 		case actions[op] && strings.HasSuffix(path, "/approve"):
 			reqBody = strings.NewReader(writeOffApprove)
 		case actions[op]:
