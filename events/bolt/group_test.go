@@ -422,42 +422,12 @@ func TestIDBuffer(t *testing.T) {
 	}
 	check := func(s *Store, when string) {
 		t.Helper()
-		// The bucket holds exactly the IDs of the events up to their
-		// slice's mark; the buffer exactly those after it.
-		var marks [idSlices]uint64
-		inBucket := map[events.ID]uint64{}
-		if err := s.db.View(func(tx *bbolt.Tx) error {
-			var err error
-			if marks, err = readMarks(tx.Bucket(bucketMeta)); err != nil {
-				return err
-			}
-			return tx.Bucket(bucketIDs).ForEach(func(k, v []byte) error {
-				inBucket[events.ID(k)] = binary.BigEndian.Uint64(v)
-				return nil
-			})
-		}); err != nil {
-			t.Fatal(err)
+		merged, buffered, err := checkIDIndex(s)
+		if err != nil {
+			t.Errorf("%s: %v", when, err)
 		}
-		merged, buffered := 0, 0
-		for _, a := range log {
-			for i, e := range a.evs {
-				pos := uint64(a.res.Position) - uint64(len(a.evs)-1-i)
-				p, inB := inBucket[e.ID]
-				q, inP := s.pending.get(e.ID)
-				switch mark := marks[idSlice(e.ID)]; {
-				case pos <= mark && (!inB || p != pos || inP):
-					t.Errorf("%s: event at %d (mark %d): in bucket %v at %d, buffered %v; want in the bucket only", when, pos, mark, inB, p, inP)
-				case pos > mark && (inB || !inP || q != pos):
-					t.Errorf("%s: event at %d (mark %d): in bucket %v, buffered %v at %d; want buffered only", when, pos, mark, inB, inP, q)
-				case pos <= mark:
-					merged++
-				default:
-					buffered++
-				}
-			}
-		}
-		if merged == 0 || buffered == 0 || len(inBucket) != merged || s.pending.n != buffered {
-			t.Errorf("%s: %d IDs merged (%d in the bucket), %d buffered (%d counted); want some of each", when, merged, len(inBucket), buffered, s.pending.n)
+		if merged == 0 || buffered == 0 {
+			t.Errorf("%s: %d IDs merged, %d buffered; want some of each", when, merged, buffered)
 		}
 		for _, a := range log {
 			res, err := s.Append(ctx, a.stream, events.NoStream, a.evs...)
@@ -537,6 +507,43 @@ func TestIDBuffer(t *testing.T) {
 		t.Errorf("reopened with one mark: %d buffered IDs; want the last append's %d", s.pending.n, len(last.evs))
 	}
 	check(s, "with one mark")
+}
+
+// checkIDIndex checks the ID index against the log: the index holds
+// exactly the IDs of the events up to their slice's merge mark, at their
+// positions, and the buffer exactly those after it. It returns how many
+// are in each.
+func checkIDIndex(s *Store) (merged, buffered int, err error) {
+	err = s.db.View(func(tx *bbolt.Tx) error {
+		b := bucketsOf(tx)
+		marks, err := readMarks(b.meta)
+		if err != nil {
+			return err
+		}
+		c := b.log.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			var id events.ID
+			copy(id[:], v[offID:offCreated])
+			pos := binary.BigEndian.Uint64(k)
+			iv := b.ids.Get(id[:])
+			q, inP := s.pending.get(id)
+			switch mark := marks[idSlice(id)]; {
+			case pos <= mark && (len(iv) != 8 || binary.BigEndian.Uint64(iv) != pos || inP):
+				return fmt.Errorf("event at %d (slice mark %d): in the index %v, buffered %v; want in the index only, at its position", pos, mark, iv != nil, inP)
+			case pos > mark && (iv != nil || !inP || q != pos):
+				return fmt.Errorf("event at %d (slice mark %d): in the index %v, buffered %v at %d; want buffered only", pos, mark, iv != nil, inP, q)
+			case pos <= mark:
+				merged++
+			default:
+				buffered++
+			}
+		}
+		if n := b.ids.Stats().KeyN; n != merged || s.pending.n != buffered {
+			return fmt.Errorf("%d IDs in the index and %d buffered; want %d and %d", n, s.pending.n, merged, buffered)
+		}
+		return nil
+	})
+	return merged, buffered, err
 }
 
 // TestGroupCommitStress races appends of every kind (new, conflicting,

@@ -3,7 +3,6 @@ package bolt
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -15,8 +14,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"go.etcd.io/bbolt"
 
 	"github.com/cqhrss/subsidyledger/events"
 )
@@ -133,34 +130,8 @@ func TestKillDuringMerges(t *testing.T) {
 					round, len(a.ids), a.stream, a.first, want, res, err)
 			}
 		}
-		var merged, buffered int
-		if err := s.db.View(func(tx *bbolt.Tx) error {
-			b := bucketsOf(tx)
-			marks, err := readMarks(b.meta)
-			if err != nil {
-				return err
-			}
-			c := b.log.Cursor()
-			for k, v := c.First(); k != nil; k, v = c.Next() {
-				var id events.ID
-				copy(id[:], v[offID:offCreated])
-				pos := binary.BigEndian.Uint64(k)
-				iv := b.ids.Get(id[:])
-				inB := len(iv) == 8 && binary.BigEndian.Uint64(iv) == pos
-				_, inP := s.pending.get(id)
-				switch mark := marks[idSlice(id)]; {
-				case pos <= mark && (!inB || inP):
-					return fmt.Errorf("event at %d (slice mark %d): in the index %v, buffered %v; want in the index only", pos, mark, inB, inP)
-				case pos > mark && (iv != nil || !inP):
-					return fmt.Errorf("event at %d (slice mark %d): in the index %v, buffered %v; want buffered only", pos, mark, iv != nil, inP)
-				case pos <= mark:
-					merged++
-				default:
-					buffered++
-				}
-			}
-			return nil
-		}); err != nil {
+		merged, buffered, err := checkIDIndex(s)
+		if err != nil {
 			t.Fatalf("round %d: %v", round, err)
 		}
 		if err := s.Close(); err != nil {
