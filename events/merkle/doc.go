@@ -41,7 +41,9 @@
 // delivered, up to SealerOptions.MaxBatch events, in one bbolt transaction
 // (one fdatasync), so under load the window is one subscription hop plus
 // one sealer commit (a few milliseconds on a local disk; Stats.Delay and
-// the ledgerbench "audit" rows measure it). During the window an event is in
+// the ledgerbench "audit" rows measure it), plus SealerOptions.Linger when
+// one is set: once caught up, the sealer reads the log at most that often,
+// so that commits gather into one transaction. During the window an event is in
 // the log but in no checkpoint; it cannot be proved yet (ErrNotSealed). A
 // tamperer who rewrites the store file inside the window is caught by the
 // Sealer's start-up check and by hash links, not by a checkpoint: checkpoints

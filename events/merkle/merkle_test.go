@@ -372,3 +372,46 @@ func TestSealerTopLevels(t *testing.T) {
 	}
 	check(sl)
 }
+
+// TestSealerLinger: once caught up, a sealer with a linger seals what
+// commits meanwhile in one transaction, and the tree is the one a sealer
+// without linger builds from the same log.
+func TestSealerLinger(t *testing.T) {
+	const linger = 300 * time.Millisecond
+	s := openStore(t)
+	fill(t, s, 0, 10)
+	dir := t.TempDir()
+	sl, err := OpenSealer(filepath.Join(dir, "linger.db"), s, SealerOptions{Linger: linger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sl.Close()
+	runIn(t, sl)
+	sealAll(t, sl, s)
+	before := sl.Stats().Batches
+	start := time.Now()
+	for i := range 60 { // 60 store commits, one event each
+		fill(t, s, 10+i, 1)
+	}
+	elapsed := time.Since(start)
+	size := sealAll(t, sl, s)
+	if size != 70 {
+		t.Fatalf("sealed %d events, want 70", size)
+	}
+	// A read at most every linger, plus the one in hand when the appends
+	// began and the one that follows the last wait.
+	commits := sl.Stats().Batches - before
+	if most := uint64(elapsed/linger) + 3; commits > most || commits == 0 {
+		t.Fatalf("%d commits sealed 60 store commits made in %v: want 1 to %d with a linger of %v", commits, elapsed, most, linger)
+	}
+	plain := runSealer(t, filepath.Join(dir, "plain.db"), s)
+	if sealAll(t, plain, s) != 70 {
+		t.Fatal("the sealer without linger did not seal 70 events")
+	}
+	_, _, a := sl.Sealed()
+	_, _, b := plain.Sealed()
+	if a != b {
+		t.Fatalf("root with linger %x, without %x", a, b)
+	}
+	t.Logf("60 store commits in %v sealed in %d commits", elapsed, commits)
+}

@@ -34,6 +34,7 @@ type Config struct {
 	AckWait       time.Duration
 	FeedBatch     int
 	FeedLinger    time.Duration
+	SealLinger    time.Duration
 	LogLevel      string
 	Replicas      int
 	// Demo allows an embedded NATS server without authentication.
@@ -103,12 +104,13 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.BoolVar(&c.ChangeFeed, "changefeed", cfEnv == "true" || cfEnv == "1", "publish the projections' changes on <prefix>.projection.<name> (one message per event per read model)")
 	demoEnv := envOr(getenv, "demo", "")
 	fs.BoolVar(&c.Demo, "demo", demoEnv == "true" || demoEnv == "1", "demo mode: the embedded NATS server accepts unauthenticated clients (make run)")
-	var batch, feedBatch, feedLinger, replicas, ackWait, refWait, retryDelay string
+	var batch, feedBatch, feedLinger, sealLinger, replicas, ackWait, refWait, retryDelay string
 	str(&refWait, "reference-wait", "60s", "how long a fact that refers to something not yet recorded waits for it before it is rejected")
 	str(&retryDelay, "retry-delay", "250ms", "how often such a waiting fact is decided again")
 	str(&batch, "batch-size", "2000", "inbound messages decided and appended per batch (at most; a batch takes what has arrived while the previous one is written)")
 	str(&feedBatch, "feed-batch", "500", "events per atomic publish on the outbound feed (at most 1000)")
 	str(&feedLinger, "feed-linger", "50ms", "how long a short outbound feed batch waits for more events (each atomic publish costs the NATS server an fsync); 0 publishes at once")
+	str(&sealLinger, "seal-linger", "200ms", "how long the Merkle sealer lets commits gather before it seals them in one transaction (each costs merkle.db two fdatasyncs); it widens the window between append and seal by as much; 0 seals at once")
 	str(&replicas, "replicas", "1", "JetStream stream replicas (3 on a cluster)")
 	str(&ackWait, "ack-wait", "30s", "how long an inbound message may stay unacknowledged before redelivery")
 	if err := fs.Parse(args); err != nil {
@@ -146,6 +148,9 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		errs = append(errs, &ConfigError{fmt.Sprintf("--feed-linger %q: want a duration from 0 to 1m, e.g. 50ms", feedLinger)})
 	}
 	c.FeedLinger = linger
+	if c.SealLinger, err = time.ParseDuration(sealLinger); err != nil || c.SealLinger < 0 || c.SealLinger > 10*time.Second {
+		errs = append(errs, &ConfigError{fmt.Sprintf("--seal-linger %q: want a duration from 0 to 10s, e.g. 200ms", sealLinger)})
+	}
 	d, err := time.ParseDuration(ackWait)
 	if err != nil || d < time.Second {
 		errs = append(errs, &ConfigError{fmt.Sprintf("--ack-wait %q: want a duration of at least 1s, e.g. 30s", ackWait)})

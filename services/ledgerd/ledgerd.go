@@ -253,7 +253,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(Started
 	if err != nil {
 		return err
 	}
-	sealer, err := merkle.OpenSealer(filepath.Join(cfg.DataDir, "merkle.db"), store, merkle.SealerOptions{Logger: log.With("component", "sealer")})
+	sealer, err := merkle.OpenSealer(filepath.Join(cfg.DataDir, "merkle.db"), store, merkle.SealerOptions{Logger: log.With("component", "sealer"), Linger: cfg.SealLinger})
 	if err != nil {
 		return fmt.Errorf("opening the Merkle sealer: %w", err)
 	}
