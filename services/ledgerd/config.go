@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -65,7 +66,14 @@ type Config struct {
 	// ReferenceWait and RetryDelay: see ingest.Config.
 	ReferenceWait time.Duration
 	RetryDelay    time.Duration
+	// GoMaxProcs is what Run sets runtime.GOMAXPROCS to; 0 leaves it
+	// (see the --gomaxprocs flag).
+	GoMaxProcs int
 }
+
+// goDefaultProcs is Go's own GOMAXPROCS for this process (the CPUs it may
+// use, cgroup limits included), taken before anything changes it.
+var goDefaultProcs = runtime.GOMAXPROCS(0)
 
 // ConfigError is a configuration a person must fix.
 type ConfigError struct{ Msg string }
@@ -104,6 +112,8 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.BoolVar(&c.ChangeFeed, "changefeed", cfEnv == "true" || cfEnv == "1", "publish the projections' changes on <prefix>.projection.<name> (one message per event per read model)")
 	demoEnv := envOr(getenv, "demo", "")
 	fs.BoolVar(&c.Demo, "demo", demoEnv == "true" || demoEnv == "1", "demo mode: the embedded NATS server accepts unauthenticated clients (make run)")
+	var procs string
+	str(&procs, "gomaxprocs", "auto", "threads running Go code at once: auto is twice the CPUs the process may use, unless the GOMAXPROCS environment variable is set (then Go's setting stands); or a number from 1 to 1024. More threads than CPUs let the embedded NATS server's goroutines that come back from an fsync run at once instead of queueing behind the ledger's own work")
 	var batch, feedBatch, feedLinger, sealLinger, replicas, ackWait, refWait, retryDelay string
 	str(&refWait, "reference-wait", "60s", "how long a fact that refers to something not yet recorded waits for it before it is rejected")
 	str(&retryDelay, "retry-delay", "250ms", "how often such a waiting fact is decided again")
@@ -131,6 +141,12 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		return n
 	}
 	c.BatchSize = intIn("batch-size", batch, 1, 10000)
+	switch {
+	case procs != "auto":
+		c.GoMaxProcs = intIn("gomaxprocs", procs, 1, 1024)
+	case getenv("GOMAXPROCS") == "":
+		c.GoMaxProcs = 2 * goDefaultProcs
+	}
 	c.FeedBatch = intIn("feed-batch", feedBatch, 1, 1000)
 	c.Replicas = intIn("replicas", replicas, 1, 5)
 	for _, d := range []struct {

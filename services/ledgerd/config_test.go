@@ -40,6 +40,9 @@ func TestParseConfig(t *testing.T) {
 		{[]string{"--log-level", "loud"}, "--log-level"},
 		{[]string{"--subject-prefix", "a.*"}, "--subject-prefix"},
 		{[]string{"--retry-delay", "-1s"}, "--retry-delay"},
+		{[]string{"--seal-linger", "1h"}, "--seal-linger"},
+		{[]string{"--gomaxprocs", "0"}, "--gomaxprocs"},
+		{[]string{"--gomaxprocs", "many"}, "--gomaxprocs"},
 		{[]string{"stray"}, "unexpected argument"},
 		{[]string{"--no-such-flag"}, "not defined"},
 	} {
@@ -47,6 +50,32 @@ func TestParseConfig(t *testing.T) {
 		var ce *ConfigError
 		if !errors.As(err, &ce) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("ParseConfig(%q) = %v; want a ConfigError mentioning %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+// TestGoMaxProcs: by default twice Go's own setting, unless GOMAXPROCS
+// is set in the environment; a number given wins over both.
+func TestGoMaxProcs(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		env  string
+		want int
+	}{
+		{nil, "", 2 * goDefaultProcs},
+		{nil, "3", 0},
+		{[]string{"--gomaxprocs", "auto"}, "", 2 * goDefaultProcs},
+		{[]string{"--gomaxprocs", "5"}, "3", 5},
+		{[]string{"--gomaxprocs", "1"}, "", 1},
+	} {
+		c, err := ParseConfig(append([]string{"--demo"}, tc.args...), func(k string) string {
+			if k == "GOMAXPROCS" {
+				return tc.env
+			}
+			return ""
+		}, io.Discard)
+		if err != nil || c.GoMaxProcs != tc.want {
+			t.Errorf("ParseConfig(%q) with GOMAXPROCS=%q: GoMaxProcs %d, %v; want %d", tc.args, tc.env, c.GoMaxProcs, err, tc.want)
 		}
 	}
 }

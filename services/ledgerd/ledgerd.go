@@ -17,6 +17,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -61,6 +62,10 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if cfg.GoMaxProcs > 0 {
+		runtime.GOMAXPROCS(cfg.GoMaxProcs)
+	}
+	log.Info("starting", "gomaxprocs", runtime.GOMAXPROCS(0), "cpus", runtime.NumCPU())
 	return run(ctx, cfg, log, nil)
 }
 
