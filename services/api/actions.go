@@ -264,6 +264,11 @@ func decodeBody(r *http.Request, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return errorf(CodeBadRequest, "request body: want a JSON object of the documented fields")
 	}
+	// One object and nothing after it: a second object or stray bytes
+	// mean the client sent something other than it thinks.
+	if _, err := dec.Token(); err != io.EOF {
+		return errorf(CodeBadRequest, "request body: want one JSON object of the documented fields and nothing after it")
+	}
 	return nil
 }
 

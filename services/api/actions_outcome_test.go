@@ -506,7 +506,9 @@ func TestActionRefusedBeforeSubmit(t *testing.T) {
 					refusal{"no body", "muni-token", c.path, "", http.StatusBadRequest, CodeBadRequest},
 					refusal{"an official in the body", "muni-token", c.path,
 						strings.Replace(c.body, "{", `{"official_id": "forged", `, 1), http.StatusBadRequest, CodeBadRequest},
-					refusal{"not JSON", "muni-token", c.path, "amount_fen=100", http.StatusBadRequest, CodeBadRequest})
+					refusal{"not JSON", "muni-token", c.path, "amount_fen=100", http.StatusBadRequest, CodeBadRequest},
+					refusal{"two objects", "muni-token", c.path, c.body + " " + c.body, http.StatusBadRequest, CodeBadRequest},
+					refusal{"bytes after the object", "muni-token", c.path, c.body + " x", http.StatusBadRequest, CodeBadRequest})
 			}
 			for _, x := range rs {
 				r := do(h, "POST", x.path, x.token, x.body)
@@ -523,7 +525,7 @@ func TestActionRefusedBeforeSubmit(t *testing.T) {
 			}
 			// The same caller and target otherwise do get through (and,
 			// for an action without a body, with an empty object too).
-			bodies := []string{c.body}
+			bodies := []string{c.body, " " + c.body + "\n"}
 			if c.claw == "" {
 				bodies = append(bodies, "{}", " { }\n")
 			}
