@@ -25,12 +25,29 @@ func (d Date) Day() int          { return int(d) % 100 }
 // IsZero reports whether the date is unset.
 func (d Date) IsZero() bool { return d == 0 }
 
-// Valid reports whether d is a real calendar date in years 1..9999.
+// Valid reports whether d is a real calendar date in years 1..9999
+// (proleptic Gregorian, as time.Time). Every fact's dates pass through it,
+// so it is arithmetic, not a round trip through formatting.
 func (d Date) Valid() bool {
-	if d <= 0 || d.Year() < 1 || d.Year() > 9999 {
+	y, m, day := d.Year(), d.Month(), d.Day()
+	if d <= 0 || y < 1 || y > 9999 || m < time.January || m > time.December || day < 1 {
 		return false
 	}
-	return d.time().Format("20060102") == fmt.Sprintf("%08d", int(d))
+	return day <= daysIn(y, m)
+}
+
+// daysIn returns the number of days of month m of year y.
+func daysIn(y int, m time.Month) int {
+	switch m {
+	case time.February:
+		if y%4 == 0 && (y%100 != 0 || y%400 == 0) {
+			return 29
+		}
+		return 28
+	case time.April, time.June, time.September, time.November:
+		return 30
+	}
+	return 31
 }
 
 func (d Date) time() time.Time { return time.Date(d.Year(), d.Month(), d.Day(), 0, 0, 0, 0, time.UTC) }

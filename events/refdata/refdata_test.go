@@ -41,6 +41,28 @@ func TestOccupationsAndLevels(t *testing.T) {
 	}
 }
 
+// TestDateValidMatchesTime: Valid agrees with time.Time's calendar for
+// every month and day number 0..99 of the years around the programme and
+// the leap-year edge cases.
+func TestDateValidMatchesTime(t *testing.T) {
+	years := []int{0, 1, 4, 100, 400, 1600, 1900, 2000, 2100, 9996, 9999, 10000}
+	for y := 1990; y <= 2040; y++ {
+		years = append(years, y)
+	}
+	for _, y := range years {
+		for m := 0; m < 100; m++ {
+			for day := 0; day < 100; day++ {
+				d := refdata.Date(y*10000 + m*100 + day)
+				tm := time.Date(y, time.Month(m), day, 0, 0, 0, 0, time.UTC)
+				want := y >= 1 && y <= 9999 && tm.Year() == y && int(tm.Month()) == m && tm.Day() == day
+				if got := d.Valid(); got != want {
+					t.Fatalf("%08d: Valid() = %v; want %v", int(d), got, want)
+				}
+			}
+		}
+	}
+}
+
 func TestDate(t *testing.T) {
 	d := refdata.D(2025, time.November, 6)
 	if d.String() != "2025-11-06" || d.AddDays(-1).String() != "2025-11-05" || d.AddDays(56).String() != "2026-01-01" {
