@@ -80,6 +80,9 @@ func TestDecode(t *testing.T) {
 	bin, _ := proto.Marshal(msg)
 	js, _ := protojson.Marshal(msg)
 	withUnknown := append(append([]byte(nil), bin...), 0xa0, 0x06, 0x01) // field 100, varint 1
+	nested := proto.Clone(msg).(*subsidyv1.Enrolled)
+	nested.Qualification.ProtoReflect().SetUnknown(protoreflect.RawFields{0xa0, 0x06, 0x01})
+	nestedUnknown, _ := proto.Marshal(nested)
 	tests := []struct {
 		name, ct string
 		payload  []byte
@@ -97,6 +100,7 @@ func TestDecode(t *testing.T) {
 		{"bad json", "application/json", []byte(`{"enrolmentId":`), subsidyv1.ReasonCode_REASON_CODE_UNDECODABLE},
 		{"unknown json field", "application/json", []byte(`{"enrolmentId":"e1","idNumber":"x"}`), subsidyv1.ReasonCode_REASON_CODE_UNDECODABLE},
 		{"unknown protobuf field", "", withUnknown, subsidyv1.ReasonCode_REASON_CODE_UNDECODABLE},
+		{"unknown protobuf field in the qualification", "", nestedUnknown, subsidyv1.ReasonCode_REASON_CODE_UNDECODABLE},
 		{"at the size limit", "application/json", append([]byte(`"`), bytes.Repeat([]byte("a"), facts.MaxPayloadSize-1)...), subsidyv1.ReasonCode_REASON_CODE_UNDECODABLE},
 		{"over the size limit", "application/json", bytes.Repeat([]byte(" "), facts.MaxPayloadSize+1), subsidyv1.ReasonCode_REASON_CODE_OVERSIZED},
 	}
@@ -202,6 +206,12 @@ func TestValidate(t *testing.T) {
 	m.ProtoReflect().SetUnknown(protoreflect.RawFields{0xa0, 0x06, 0x01})
 	if got := facts.ReasonOf(facts.Validate(m)); got != subsidyv1.ReasonCode_REASON_CODE_UNDECODABLE {
 		t.Errorf("unknown fields: %s", got)
+	}
+	// And inside a message the fact holds.
+	m = assessment()
+	m.Qualification.ProtoReflect().SetUnknown(protoreflect.RawFields{0xa0, 0x06, 0x01})
+	if got := facts.ReasonOf(facts.Validate(m)); got != subsidyv1.ReasonCode_REASON_CODE_UNDECODABLE {
+		t.Errorf("unknown fields in the qualification: %s", got)
 	}
 }
 

@@ -3,6 +3,7 @@ package facts
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 
@@ -319,22 +320,39 @@ func crossField(msg proto.Message) error {
 	return nil
 }
 
-// hasUnknown reports whether m or any message inside it carries fields
-// unknown to the schema.
+// hasUnknown reports whether m or any singular message inside it carries
+// fields unknown to the schema. It visits only the message-typed fields
+// (listed once per message type), not every field.
 func hasUnknown(msg proto.Message) bool {
 	var rec func(m protoreflect.Message) bool
 	rec = func(m protoreflect.Message) bool {
 		if len(m.GetUnknown()) > 0 {
 			return true
 		}
-		found := false
-		m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-			if fd.Kind() == protoreflect.MessageKind && !fd.IsList() && !fd.IsMap() {
-				found = rec(v.Message())
+		for _, fd := range messageFields(m.Descriptor()) {
+			if m.Has(fd) && rec(m.Get(fd).Message()) {
+				return true
 			}
-			return !found
-		})
-		return found
+		}
+		return false
 	}
 	return rec(msg.ProtoReflect())
+}
+
+// msgFields caches, per message type, its singular message-typed fields.
+var msgFields sync.Map // protoreflect.FullName → []protoreflect.FieldDescriptor
+
+func messageFields(md protoreflect.MessageDescriptor) []protoreflect.FieldDescriptor {
+	if v, ok := msgFields.Load(md.FullName()); ok {
+		return v.([]protoreflect.FieldDescriptor)
+	}
+	var out []protoreflect.FieldDescriptor
+	fields := md.Fields()
+	for i := range fields.Len() {
+		if fd := fields.Get(i); fd.Kind() == protoreflect.MessageKind && !fd.IsList() && !fd.IsMap() {
+			out = append(out, fd)
+		}
+	}
+	msgFields.Store(md.FullName(), out)
+	return out
 }
