@@ -34,9 +34,20 @@ import (
 // store that merged all slices at once wrote alone), and Open rebuilds the
 // buffer from the log records after the least mark. The buffer therefore
 // holds about mergeIDsAt IDs plus a few groups' worth.
+//
+// mergeIDsAt is 2^20: a slice then merges about 16,000 IDs at a time, more
+// than its share of the bucket's pages once the bucket holds millions, so
+// each page rewrite carries many IDs. With 2^16 a merge carried about
+// 1,000, each in a page of its own, and as the bucket grew the merges came
+// to dominate what the store wrote. Appending 3,000,000 events in commits
+// of 200 (100 streams of 2) took 23.3 s and 721,220 page writes instead of
+// 28.9 s and 1,179,081; the longest commit, one merging a slice, rose from
+// 29 to 47 ms. The buffer costs about 45 MB of
+// pointer-free memory, and Open reads up to that many events of the log
+// again (0.34 s for 1,042,707 buffered IDs).
 
 const (
-	defaultMergeIDsAt = 1 << 16
+	defaultMergeIDsAt = 1 << 20
 	idSliceBits       = 6
 	idSlices          = 1 << idSliceBits
 )

@@ -92,7 +92,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.callers, "callers", 16, "concurrent callers for the group-commit figure")
 	fs.IntVar(&cfg.concurrent, "concurrent", 250, "appends of 1 event per concurrent caller")
 	fs.IntVar(&cfg.read, "read", 200_000, "events in the store read by the read-all figures")
-	fs.IntVar(&cfg.stall, "stall-events", 1_000_000, "events appended while the store suite watches commit latency as the ID index grows")
+	fs.IntVar(&cfg.stall, "stall-events", 3_000_000, "events appended while the store suite watches commit latency as the ID index grows (the index merges its buffer from 1,048,576 buffered IDs on)")
 	fs.Func("ledgerd-flag", "an extra flag for the in-process ledgerd of the ingest figures (repeatable), e.g. -ledgerd-flag=--feed-batch=1000", func(v string) error {
 		cfg.ledgerdFlags = append(cfg.ledgerdFlags, v)
 		return nil
