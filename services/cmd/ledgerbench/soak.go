@@ -309,7 +309,8 @@ loop:
 	}
 	pubEnd := time.Now()
 	published := st.published.Load()
-	backlogAtEnd := published - st.committed.Load()
+	committedAtEnd := st.committed.Load()
+	backlogAtEnd := published - committedAtEnd
 	// Let the ledger finish what was published (queries keep running).
 	for deadline := time.Now().Add(2 * time.Minute); st.committed.Load() < published && time.Now().Before(deadline); {
 		time.Sleep(20 * time.Millisecond)
@@ -326,10 +327,10 @@ loop:
 	committed := st.committed.Load()
 	due := float64(c.rate) * elapsed.Seconds()
 	fmt.Fprintf(stdout, "\nsummary (%s of publishing, %s to drain):\n", elapsed.Round(100*time.Millisecond), drained.Round(10*time.Millisecond))
-	fmt.Fprintf(stdout, "  published %d facts = %.0f facts/s (target %d: %.1f%%; %.0f/s in atomic batches, %.0f/s single); committed %d (%d accepted, %d rejected) = %.0f facts/s\n",
+	fmt.Fprintf(stdout, "  published %d facts = %.0f facts/s (target %d: %.1f%%; %.0f/s in atomic batches, %.0f/s single); committed %d (%d accepted, %d rejected), %.0f facts/s while publishing\n",
 		published, float64(published)/elapsed.Seconds(), c.rate, 100*float64(published)/due,
 		float64(st.bulk.Load())/elapsed.Seconds(), float64(published-st.bulk.Load())/elapsed.Seconds(),
-		committed, committed-st.rejected.Load(), st.rejected.Load(), float64(committed)/(elapsed+drained).Seconds())
+		committed, committed-st.rejected.Load(), st.rejected.Load(), float64(committedAtEnd)/elapsed.Seconds())
 	fmt.Fprintf(stdout, "  publish-to-commit p50 %.1f ms, p99 %.1f ms, max %.1f ms; HTTP queries: %d, p99 %.1f ms, %d errors\n",
 		ms(st.total.quantile(0.5)), ms(st.total.quantile(0.99)), ms(st.total.max()), st.httpTotal.count(), ms(st.httpTotal.quantile(0.99)), st.httpErrors.Load())
 	fmt.Fprintf(stdout, "  single publishes reached %.0f/s beside %.0f msgs/s of raw JetStream single publishes (baseline)\n",
@@ -341,6 +342,9 @@ loop:
 	}
 	fmt.Fprintf(stdout, "  kept up with %d facts/s: %s (published %.1f%% of the target; backlog at the end of publishing %d facts, drained in %s)\n",
 		c.rate, verdict, 100*float64(published)/due, backlogAtEnd, drained.Round(10*time.Millisecond))
+	if drained > 10*time.Second {
+		fmt.Fprintf(stdout, "  (a long drain with a short backlog is a fact waiting out ledgerd's --reference-wait for something never recorded, then rejected; the max latency above is that wait)\n")
+	}
 	var baseline *soakSample
 	for i := range samples {
 		if samples[i].at >= c.memAt {
