@@ -100,6 +100,7 @@ type Model struct {
 	flat    map[uint64]*counts // the cells of years by cellID, for apply
 	pq      rm.PQMap[pqInfo]
 	ents    map[events.ID]entInfo
+	slab    []counts `deepdiff:"-"` // where new cells are cut from (newCounts); years and flat reach them
 }
 
 var _ projections.Projection = (*Model)(nil)
@@ -153,10 +154,23 @@ func (m *Model) addCell(y int32, k cellKey) *counts {
 		cells = map[cellKey]*counts{}
 		m.years[y] = cells
 	}
-	c := &counts{}
+	c := m.newCounts()
 	cells[k] = c
 	m.flat[cellID(y, k)] = c
 	return c
+}
+
+// newCounts returns a zeroed cell cut from the model's current chunk of
+// cells. A dashboard reads every cell of a year; cut from chunks, they lie
+// together in memory instead of scattered over a heap of gigabytes (the
+// cells are added over months, between everything else the ledger
+// allocates), so the walk is not a cache miss per cell.
+func (m *Model) newCounts() *counts {
+	if len(m.slab) == cap(m.slab) {
+		m.slab = make([]counts, 0, 1024)
+	}
+	m.slab = m.slab[:len(m.slab)+1]
+	return &m.slab[len(m.slab)-1]
 }
 
 // unitOf returns the unit the event's trainee (person key pk, its
@@ -360,7 +374,7 @@ func (m *Model) Restore(r io.Reader) error {
 		n.years[y] = cells
 		for range sr.Len(1 << 24) {
 			k := cellKey{uint8(sr.Uvarint()), rm.Q(sr.Uvarint()), uint32(sr.Uvarint())}
-			c := &counts{}
+			c := n.newCounts()
 			for _, v := range []*int32{&c.enrolled, &c.trained, &c.certified, &c.revoked, &c.subsidised, &c.cancelled, &c.attempts, &c.passes, &c.firstAttempts, &c.firstOK} {
 				*v = int32(sr.Int())
 			}
@@ -385,6 +399,6 @@ func (m *Model) Restore(r io.Reader) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.pos, m.strs, m.units, m.targets, m.years, m.flat, m.pq, m.ents = n.pos, n.strs, n.units, n.targets, n.years, n.flat, n.pq, n.ents
+	m.pos, m.strs, m.units, m.targets, m.years, m.flat, m.pq, m.ents, m.slab = n.pos, n.strs, n.units, n.targets, n.years, n.flat, n.pq, n.ents, n.slab
 	return nil
 }
