@@ -443,14 +443,20 @@ func TestIDBuffer(t *testing.T) {
 	}
 	check(s, "before reopen")
 	pendingBefore := s.pending.n
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
+	// reopen closes s and opens the file again, as a restart does.
+	reopen := func() *Store {
+		t.Helper()
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		r, err := Open(path, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Close() })
+		return r
 	}
-	s, err = Open(path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s = reopen()
 	s.mergeIDsAt = 10
 	if s.pending.n != pendingBefore {
 		t.Errorf("after reopen %d buffered IDs; want %d as before", s.pending.n, pendingBefore)
@@ -494,14 +500,7 @@ func TestIDBuffer(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s, err = Open(path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s = reopen()
 	s.mergeIDsAt = 1 << 20
 	if s.pending.n != len(last.evs) {
 		t.Errorf("reopened with one mark: %d buffered IDs; want the last append's %d", s.pending.n, len(last.evs))
