@@ -133,6 +133,9 @@ func (m *Model) ApplyBatch(evs []*projections.Event) (int, error) {
 	return projections.ApplyEach(evs, m.apply, &m.pos)
 }
 
+// keyAt returns the key of the person at index i (for the key index).
+func (m *Model) keyAt(i int32) *rm.PersonKey { return &m.people.At(i).key }
+
 func (m *Model) brief(id string, typ string) (events.ID, *brief, error) {
 	eid, err := rm.ID(id)
 	if err != nil {
@@ -152,7 +155,7 @@ func (m *Model) apply(ev *projections.Event) error {
 		if err != nil {
 			return rm.Err(ev.Type, "%v", err)
 		}
-		if i, ok := m.idx.Get(k); ok {
+		if i, ok := m.idx.Get(k, m.keyAt); ok {
 			m.people.At(i).masked = maskOf(p.MaskedName, p.MaskedId)
 		} else {
 			m.idx.Put(k, m.people.Append(person{k, maskOf(p.MaskedName, p.MaskedId)}))
@@ -162,7 +165,7 @@ func (m *Model) apply(ev *projections.Event) error {
 		if err != nil {
 			return rm.Err(ev.Type, "%v", err)
 		}
-		i, ok := m.idx.Get(k)
+		i, ok := m.idx.Get(k, m.keyAt)
 		if !ok {
 			return rm.Err(ev.Type, "unknown trainee %s", p.PersonKey)
 		}

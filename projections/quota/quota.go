@@ -48,7 +48,7 @@ import (
 // Name is the projection's name.
 const Name = "quota"
 
-const version = 2 // 2: the person-qualification table is written slot by slot
+const version = 3 // 2: the person-qualification table is written slot by slot; 3: entry by entry, in the order added
 
 // DefaultTarget is the yearly target when no AnnualTargetSet names one.
 const DefaultTarget = 3000

@@ -27,7 +27,7 @@ import (
 // Name is the projection's name.
 const Name = "scorecard"
 
-const version = 2 // 2: the advances are written slot by slot
+const version = 3 // 2: the advances are written slot by slot; 3: entry by entry, in the order added
 
 const numQ = 44 // rm.Q is occupation*4+level, at most 43
 

@@ -296,6 +296,9 @@ func (m *Model) maskedIDOf(p *person) string {
 	return string(p.maskedID[:4]) + stars + string(p.maskedID[4:])
 }
 
+// keyAt returns the key of the person at index i (for the key index).
+func (m *Model) keyAt(i int32) *rm.PersonKey { return &m.people.At(i).key }
+
 // person returns the index of the trainee the event names by key (its
 // payload's person_key field).
 func (m *Model) person(ev *projections.Event, key string) (int32, error) {
@@ -303,7 +306,7 @@ func (m *Model) person(ev *projections.Event, key string) (int32, error) {
 	if err != nil {
 		return 0, rm.Err(ev.Type, "%v", err)
 	}
-	i, ok := m.idx.Get(k)
+	i, ok := m.idx.Get(k, m.keyAt)
 	if !ok {
 		return 0, rm.Err(ev.Type, "unknown trainee %s", key)
 	}
@@ -367,7 +370,7 @@ func (m *Model) apply(ev *projections.Event) error {
 		if err != nil {
 			return rm.Err(ev.Type, "%v", err)
 		}
-		i, ok := m.idx.Get(k)
+		i, ok := m.idx.Get(k, m.keyAt)
 		if !ok {
 			i = m.people.Append(person{key: k})
 			m.idx.Put(k, i)
@@ -600,7 +603,7 @@ func (m *Model) apply(ev *projections.Event) error {
 		if err != nil {
 			return nil // about an institution, an account or a month
 		}
-		i, ok := m.idx.Get(k)
+		i, ok := m.idx.Get(k, m.keyAt)
 		if !ok {
 			return nil
 		}

@@ -225,7 +225,7 @@ func (m *Model) Get(personKey string) (s Status, ok bool) {
 	}
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	i, ok := m.idx.Get(k)
+	i, ok := m.idx.Get(k, m.keyAt)
 	if !ok {
 		return s, false
 	}

@@ -1,20 +1,26 @@
 package rm
 
-// KeyIndex maps person keys to indexes (into a model's records of people):
-// a PQMap without the qualification, so a lookup reads one slot holding
-// the whole key. The zero value is empty and ready to use.
-type KeyIndex struct{ m PQMap[int32] }
+// KeyIndex maps person keys to the indexes of a model's records of people,
+// which hold the keys: the index keeps 8 bytes a person (a tag of the
+// key's hash and the record's index), not the key, and confirms a match
+// by reading the key from the record (keyAt). The zero value is empty and
+// ready to use.
+//
+// Where an index lands depends on the order of insertion: a model that
+// restores its records puts them back in order of index, as they were
+// first put, which restores the index exactly.
+type KeyIndex struct{ x tagIndex }
 
-// Get returns the index of k.
-func (x *KeyIndex) Get(k PersonKey) (int32, bool) {
-	if p := x.m.Get(k, 0); p != nil {
-		return *p, true
-	}
-	return 0, false
+// Get returns the index of k; keyAt returns the key of the record at an
+// index.
+func (x *KeyIndex) Get(k PersonKey, keyAt func(int32) *PersonKey) (int32, bool) {
+	i := x.x.lookup(keyHash(&k, 0), func(i int32) bool { return *keyAt(i) == k })
+	return i, i >= 0
 }
 
-// Put records that k is at index i.
-func (x *KeyIndex) Put(k PersonKey, i int32) { *x.m.Put(k, 0) = i }
+// Put records that k is at index i. k must not be in the index (Get
+// first).
+func (x *KeyIndex) Put(k PersonKey, i int32) { x.x.insert(keyHash(&k, 0), i) }
 
 // Len returns the number of keys.
-func (x *KeyIndex) Len() int { return x.m.Len() }
+func (x *KeyIndex) Len() int { return x.x.n }

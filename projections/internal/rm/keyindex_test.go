@@ -12,6 +12,7 @@ func TestKeyIndex(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	var keys []PersonKey
 	var x KeyIndex
+	keyAt := func(i int32) *PersonKey { return &keys[i] }
 	for i := range 5000 {
 		var k PersonKey
 		for j := range k {
@@ -27,23 +28,23 @@ func TestKeyIndex(t *testing.T) {
 		t.Fatalf("Len = %d; want %d", x.Len(), len(keys))
 	}
 	for i, k := range keys {
-		if got, ok := x.Get(k); !ok || got != int32(i) {
+		if got, ok := x.Get(k, keyAt); !ok || got != int32(i) {
 			t.Fatalf("Get(key %d) = %d, %v", i, got, ok)
 		}
 	}
 	for range 1000 {
 		k := keys[r.IntN(len(keys))]
 		k[31] ^= 0xff // same prefix, another key
-		if i, ok := x.Get(k); ok {
+		if i, ok := x.Get(k, keyAt); ok {
 			t.Fatalf("an unknown key was found at %d", i)
 		}
 		k[0] ^= 0xff
-		if i, ok := x.Get(k); ok {
+		if i, ok := x.Get(k, keyAt); ok {
 			t.Fatalf("an unknown key was found at %d", i)
 		}
 	}
 	var empty KeyIndex
-	if _, ok := empty.Get(keys[0]); ok {
+	if _, ok := empty.Get(keys[0], keyAt); ok {
 		t.Error("the zero index found a key")
 	}
 }

@@ -53,11 +53,16 @@ func TestPQMapAgreesWithAMap(t *testing.T) {
 		if r.Err() != nil {
 			t.Fatal(r.Err())
 		}
-		if back.n != m.n {
-			t.Fatalf("restored %d entries; want %d", back.n, m.n)
+		if back.Len() != m.Len() || back.x.n != m.x.n {
+			t.Fatalf("restored %d entries (%d in the index); want %d", back.Len(), back.x.n, m.Len())
 		}
-		for ti := range m.tables {
-			a, b := &m.tables[ti], &back.tables[ti]
+		for e, p := range m.entries.All() {
+			if *back.entries.At(e) != *p {
+				t.Fatalf("restored entry %d = %+v; want %+v", e, *back.entries.At(e), *p)
+			}
+		}
+		for ti := range m.x.tables {
+			a, b := &m.x.tables[ti], &back.x.tables[ti]
 			if a.n != b.n || len(a.slots) != len(b.slots) {
 				t.Fatalf("table %d: restored %d entries in %d slots; want %d in %d", ti, b.n, len(b.slots), a.n, len(a.slots))
 			}
@@ -76,17 +81,39 @@ type pqSlotKey struct {
 }
 
 func TestPQMapReadRejectsDamage(t *testing.T) {
-	for _, sizes := range [][2]uint64{{100, 3}, {16, 13}, {1 << 20, 3}} {
+	entry := func(w *snap.Writer, i int, q uint64) {
+		k := testKey(i, false)
+		w.Fixed(k[:])
+		w.Uvarint(q)
+		w.Int(i)
+	}
+	for name, write := range map[string]func(w *snap.Writer){
+		"fewer entries than counted": func(w *snap.Writer) { w.Uvarint(3); entry(w, 1, 5); entry(w, 2, 5) },
+		"qualification over 255":     func(w *snap.Writer) { w.Uvarint(1); entry(w, 1, 256) },
+		"an entry twice":             func(w *snap.Writer) { w.Uvarint(2); entry(w, 1, 5); entry(w, 1, 5) },
+	} {
 		var buf bytes.Buffer
 		w := snap.NewWriter(&buf)
-		w.Uvarint(sizes[0])
-		w.Uvarint(sizes[1])
+		write(w)
 		w.Flush()
 		var m PQMap[int]
 		r := snap.NewReader(bytes.NewReader(buf.Bytes()))
 		m.Read(r, func(r *snap.Reader, v *int) { *v = r.Int() })
 		if r.Err() == nil {
-			t.Errorf("Read of %d entries in %d slots: no error", sizes[1], sizes[0])
+			t.Errorf("%s: no error", name)
 		}
+	}
+	// The same entries, well formed, read back.
+	var buf bytes.Buffer
+	w := snap.NewWriter(&buf)
+	w.Uvarint(2)
+	entry(w, 1, 5)
+	entry(w, 1, 6)
+	w.Flush()
+	var m PQMap[int]
+	r := snap.NewReader(bytes.NewReader(buf.Bytes()))
+	m.Read(r, func(r *snap.Reader, v *int) { *v = r.Int() })
+	if r.Err() != nil || m.Len() != 2 || m.Get(testKey(1, false), 6) == nil {
+		t.Errorf("well-formed entries: err %v, %d entries", r.Err(), m.Len())
 	}
 }
