@@ -15,9 +15,10 @@ import (
 )
 
 // TestUnmarshalMatchesProto decodes every payload of a generated history
-// (every kind of event the read models see) with the build's decoder and
-// with proto.Unmarshal, and requires the same messages; and that a
-// truncated payload fails in both.
+// (every kind of event the read models see) with the build's decoder,
+// copying strings and pointing them into the payload, and with
+// proto.Unmarshal, and requires the same messages; and that a truncated
+// payload fails in all.
 func TestUnmarshalMatchesProto(t *testing.T) {
 	ctx := context.Background()
 	s := openStore(t, filepath.Join(t.TempDir(), "log.db"))
@@ -40,24 +41,27 @@ func TestUnmarshalMatchesProto(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want, got := mt.New().Interface(), mt.New().Interface()
+			want := mt.New().Interface()
 			if err := proto.Unmarshal(r.Data, want); err != nil {
 				t.Fatalf("%s at %d: proto.Unmarshal: %v", r.Type, r.Position, err)
 			}
-			if err := projections.Unmarshal(r.Data, got); err != nil {
-				t.Fatalf("%s at %d: %v", r.Type, r.Position, err)
-			}
-			if !proto.Equal(got, want) {
-				t.Fatalf("%s at %d decodes to\n%v\nwant\n%v", r.Type, r.Position, got, want)
-			}
-			if _, ok := got.(interface{ UnmarshalVT([]byte) error }); !ok && types[r.Type] == 0 {
-				t.Errorf("%s has no generated decoder (UnmarshalVT)", r.Type)
-			}
-			if n := len(r.Data); n > 1 && types[r.Type] == 0 {
-				short := mt.New().Interface()
-				if proto.Unmarshal(r.Data[:n-1], mt.New().Interface()) != nil && projections.Unmarshal(r.Data[:n-1], short) == nil {
-					t.Errorf("%s: a truncated payload decodes", r.Type)
+			for _, alias := range []bool{false, true} {
+				got := mt.New().Interface()
+				if err := projections.Unmarshal(r.Data, got, alias); err != nil {
+					t.Fatalf("%s at %d (alias %v): %v", r.Type, r.Position, alias, err)
 				}
+				if !proto.Equal(got, want) {
+					t.Fatalf("%s at %d (alias %v) decodes to\n%v\nwant\n%v", r.Type, r.Position, alias, got, want)
+				}
+				if n := len(r.Data); n > 1 && types[r.Type] == 0 {
+					short := mt.New().Interface()
+					if proto.Unmarshal(r.Data[:n-1], mt.New().Interface()) != nil && projections.Unmarshal(r.Data[:n-1], short, alias) == nil {
+						t.Errorf("%s (alias %v): a truncated payload decodes", r.Type, alias)
+					}
+				}
+			}
+			if _, ok := want.(interface{ UnmarshalVTUnsafe([]byte) error }); !ok && types[r.Type] == 0 {
+				t.Errorf("%s has no generated decoder (UnmarshalVT, UnmarshalVTUnsafe)", r.Type)
 			}
 			types[r.Type]++
 		}

@@ -130,6 +130,13 @@ type Projection interface {
 	// it cannot make sense of, e.g. one naming an entitlement it never saw):
 	// the Runner stops at the event and reports the error; Apply must then
 	// leave the state as it was before the event.
+	//
+	// The event and its payload are valid only during Apply: in a Build the
+	// payload's strings point into a page of the log that is reused once
+	// every projection has applied it. A string kept in the state, a map
+	// key included (assigning to a map replaces its key), must be a copy
+	// (strings.Clone; rm.Strings and rm.Arena copy). TestRebuildEqualsLive
+	// scrubs each page after use and would see a string that was kept.
 	Apply(ev *Event) error
 
 	// Snapshot writes the whole state to w in a form Restore reads back.

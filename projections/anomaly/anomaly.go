@@ -11,6 +11,7 @@ package anomaly
 import (
 	"io"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -111,24 +112,26 @@ func (m *Model) apply(ev *projections.Event) error {
 	case *pb.UnitDefined:
 		return m.units.Apply(p)
 	case *pb.InstitutionRegistered:
+		// Kept strings are copies, map keys too (assigning replaces the
+		// key): a build's strings point into memory it reuses.
 		in := m.insts[p.InstitutionId]
-		in.name, in.unit = p.Name, m.strs.ID(p.UnitCode)
-		m.insts[p.InstitutionId] = in
+		in.name, in.unit = strings.Clone(p.Name), m.strs.ID(p.UnitCode)
+		m.insts[strings.Clone(p.InstitutionId)] = in
 	case *pb.InstitutionSuspended:
 		in := m.insts[p.InstitutionId]
 		in.suspended, in.blacklisted = true, p.Blacklisted
-		m.insts[p.InstitutionId] = in
+		m.insts[strings.Clone(p.InstitutionId)] = in
 	case *pb.InstitutionReinstated:
 		in := m.insts[p.InstitutionId]
 		in.suspended, in.blacklisted = false, false
-		m.insts[p.InstitutionId] = in
+		m.insts[strings.Clone(p.InstitutionId)] = in
 	case *pb.ViolationFlagged:
 		id, err := rm.ID(p.FlagId)
 		if err != nil {
 			return rm.Err(ev.Type, "flag id: %v", err)
 		}
-		f := flag{id: id, reason: int32(p.Reason), subject: p.Subject, inst: m.strs.ID(p.InstitutionId), q: rm.QOf(p.Qualification),
-			detail: p.Detail, ruleSet: m.strs.ID(p.Decision.GetRuleSetVersion()), pos: uint64(ev.Position),
+		f := flag{id: id, reason: int32(p.Reason), subject: strings.Clone(p.Subject), inst: m.strs.ID(p.InstitutionId), q: rm.QOf(p.Qualification),
+			detail: strings.Clone(p.Detail), ruleSet: m.strs.ID(p.Decision.GetRuleSetVersion()), pos: uint64(ev.Position),
 			created: ev.Created.UnixNano(), stream: ev.Stream}
 		if ids := p.Decision.GetEvidenceEventIds(); len(ids) > 0 {
 			f.evidence = make([]events.ID, len(ids))
@@ -141,7 +144,7 @@ func (m *Model) apply(ev *projections.Event) error {
 		if cs := p.Decision.GetChecks(); len(cs) > 0 {
 			f.checks = make([]check, len(cs))
 			for i, c := range cs {
-				f.checks[i] = check{rule: c.Rule, passed: c.Passed, reason: int32(c.Reason), detail: c.Detail}
+				f.checks[i] = check{rule: c.Rule, passed: c.Passed, reason: int32(c.Reason), detail: strings.Clone(c.Detail)}
 			}
 		}
 		if i, ok := m.flagIdx[id]; ok {

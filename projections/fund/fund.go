@@ -51,6 +51,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/cqhrss/subsidyledger/events"
@@ -271,7 +272,7 @@ func (m *Model) post(ev *projections.Event, ref string, f int32, delta vec) {
 		}
 	}
 	m.seq++
-	p := posting{seq: m.seq, pos: ev.Position, typ: ev.Type, ref: ref, fund: f, delta: delta}
+	p := posting{seq: m.seq, pos: ev.Position, typ: ev.Type, ref: strings.Clone(ref), fund: f, delta: delta} // a build's strings point into memory it reuses
 	if len(m.journal) < JournalSize {
 		m.journal = append(m.journal, p)
 	} else {

@@ -39,12 +39,12 @@ type masked struct {
 const stars = "**********"
 
 func maskOf(name, id string) masked {
-	m := masked{name: name}
+	m := masked{name: strings.Clone(name)} // kept: a build's strings point into memory it reuses
 	if len(id) == 18 && id[4:14] == stars {
 		copy(m.head[:], id[:4])
 		copy(m.tail[:], id[14:])
 	} else {
-		m.full = id
+		m.full = strings.Clone(id)
 	}
 	return m
 }
@@ -149,7 +149,7 @@ func (m *Model) apply(ev *projections.Event) error {
 	case *pb.UnitDefined:
 		return m.units.Apply(p)
 	case *pb.InstitutionRegistered:
-		m.names[p.InstitutionId] = p.Name
+		m.names[strings.Clone(p.InstitutionId)] = strings.Clone(p.Name) // the key too: assigning replaces it
 	case *pb.TraineeRegistered:
 		k, err := ev.PersonKeyOf(p.PersonKey)
 		if err != nil {

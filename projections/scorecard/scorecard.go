@@ -15,6 +15,7 @@ package scorecard
 import (
 	"io"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/cqhrss/subsidyledger/events"
@@ -150,6 +151,7 @@ func (m *Model) inst(id string) int32 {
 		return i + 1
 	}
 	i := int32(len(m.insts))
+	id = strings.Clone(id) // kept: a build's strings point into memory it reuses
 	m.insts = append(m.insts, inst{id: id, holds: map[int32]int32{}})
 	m.instIdx[id] = i
 	return i + 1
@@ -198,7 +200,7 @@ func (m *Model) apply(ev *projections.Event) error {
 		return m.units.Apply(p)
 	case *pb.InstitutionRegistered:
 		in := m.at(m.inst(p.InstitutionId))
-		in.name, in.kind, in.unit, in.registered = p.Name, uint8(p.Kind), m.strs.ID(p.UnitCode), true
+		in.name, in.kind, in.unit, in.registered = strings.Clone(p.Name), uint8(p.Kind), m.strs.ID(p.UnitCode), true
 	case *pb.InstitutionSuspended:
 		in := m.at(m.inst(p.InstitutionId))
 		in.suspended, in.blacklisted = true, p.Blacklisted
@@ -276,6 +278,7 @@ func (m *Model) apply(ev *projections.Event) error {
 		}
 		k := holdKey{id, p.HoldId}
 		if _, dup := m.holds[k]; !dup {
+			k.hold = strings.Clone(k.hold) // kept
 			m.holds[k] = int32(p.Reason)
 			if in := m.at(e.train); in != nil {
 				in.holds[int32(p.Reason)]++
@@ -387,7 +390,7 @@ func (m *Model) apply(ev *projections.Event) error {
 			return rm.Err(ev.Type, "flag id: %v", err)
 		}
 		in := m.at(m.inst(p.InstitutionId))
-		in.flags = append(in.flags, flag{id: id, reason: int32(p.Reason), q: rm.QOf(p.Qualification), detail: p.Detail, pos: uint64(ev.Position)})
+		in.flags = append(in.flags, flag{id: id, reason: int32(p.Reason), q: rm.QOf(p.Qualification), detail: strings.Clone(p.Detail), pos: uint64(ev.Position)})
 	}
 	return nil
 }

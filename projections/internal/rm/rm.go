@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/cqhrss/subsidyledger/events"
 	"github.com/cqhrss/subsidyledger/events/refdata"
@@ -133,11 +134,13 @@ type Strings struct {
 // NewStrings returns an empty table.
 func NewStrings() *Strings { return &Strings{ids: map[string]uint32{"": 0}, strs: []string{""}} }
 
-// ID returns s's number, adding it if new.
+// ID returns s's number, adding a copy of s if new (a build's strings
+// point into memory it reuses).
 func (t *Strings) ID(s string) uint32 {
 	if id, ok := t.ids[s]; ok {
 		return id
 	}
+	s = strings.Clone(s)
 	id := uint32(len(t.strs))
 	t.ids[s] = id
 	t.strs = append(t.strs, s)
@@ -192,6 +195,10 @@ func NewUnits() *Units { return &Units{table: refdata.Seed()} }
 
 // Apply adds a UnitDefined row. Errors: an inconsistent row.
 func (u *Units) Apply(m *pb.UnitDefined) error {
+	// A copy whose strings are its own: a build's strings point into
+	// memory it reuses.
+	m = &pb.UnitDefined{UnitCode: strings.Clone(m.UnitCode), Name: strings.Clone(m.Name), Kind: m.Kind,
+		ValidFrom: m.ValidFrom, ValidTo: m.ValidTo, SuccessorCode: strings.Clone(m.SuccessorCode)}
 	row, err := refdata.FromUnitDefined(m)
 	if err != nil {
 		return err
