@@ -430,6 +430,9 @@ func Build(ctx context.Context, store events.Store, ps []Projection, opts BuildO
 			}
 			stats.Position, stats.Created = last.Position, last.Created
 			b.recs = nil
+			if len(ps) == 0 {
+				free <- b.page // no applier to give it back
+			}
 			for _, c := range fan {
 				select {
 				case c <- b:

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/cqhrss/subsidyledger/events"
 	"github.com/cqhrss/subsidyledger/projections"
@@ -64,5 +65,34 @@ func TestBuildStopsAtTheFailingEvent(t *testing.T) {
 				t.Error("Build did not apply in runs")
 			}
 		})
+	}
+}
+
+// TestBuildReadsPagesBeyondItsPool reads many more pages than the build
+// keeps in its pool (a page goes back once every projection has applied
+// it), with projections and with none, and reaches the head.
+func TestBuildReadsPagesBeyondItsPool(t *testing.T) {
+	s := openStore(t, filepath.Join(t.TempDir(), "log.db"))
+	defer s.Close()
+	vals := make([]int32, 100)
+	for i := range vals {
+		vals[i] = int32(i + 1)
+	}
+	appendTargets(t, s, vals...) // 200 events: 100 pages of 2
+	head, _ := s.Head(context.Background())
+	for _, ps := range [][]projections.Projection{nil, {&tally{}, &batchTally{}}} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		st, err := projections.Build(ctx, s, ps, projections.BuildOptions{PageSize: 2})
+		cancel()
+		if err != nil || st.Position != head || st.Events != uint64(head) {
+			t.Fatalf("%d projections: Build = %+v, %v; want every event up to %d", len(ps), st, err, head)
+		}
+		for _, p := range ps {
+			if seen, sum := p.(interface {
+				state() ([]events.Position, int64)
+			}).state(); len(seen) != 100 || sum != 5050 {
+				t.Errorf("applied %d targets (sum %d); want 100 (5050)", len(seen), sum)
+			}
+		}
 	}
 }
