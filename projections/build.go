@@ -3,6 +3,7 @@ package projections
 import (
 	"context"
 	"fmt"
+	"math/bits"
 	"reflect"
 	"runtime"
 	"sync"
@@ -106,7 +107,6 @@ func (d *decoder) decodeInto(rec *events.RecordedEvent, ev *Event) error {
 		return fmt.Errorf("payload %s does not decode: %w", rec.Type, err)
 	}
 	*ev = Event{
-		mask:     ti.mask,
 		Position: rec.Position,
 		Stream:   rec.Stream,
 		Revision: rec.Revision,
@@ -164,18 +164,25 @@ func scrub(p *events.Page) {
 // decoded holds a page's decoded events: the Events and the page's slots
 // (nil where no projection wants the record).
 type decoded struct {
-	buf []Event
-	evs []*Event
+	buf  []Event
+	evs  []*Event
+	runs [][]*Event // for each projection, the events it wants, in order
 }
 
-// take readies d for n records.
-func (d *decoded) take(n int) []*Event {
+// take readies d for n records and projections.
+func (d *decoded) take(n, projections int) []*Event {
 	if cap(d.buf) < n {
 		d.buf = make([]Event, n)
 		d.evs = make([]*Event, n)
 	}
 	d.buf, d.evs = d.buf[:n], d.evs[:n]
 	clear(d.evs)
+	if len(d.runs) != projections {
+		d.runs = make([][]*Event, projections)
+	}
+	for i := range d.runs {
+		d.runs[i] = d.runs[i][:0]
+	}
 	return d.evs
 }
 
@@ -380,7 +387,7 @@ func Build(ctx context.Context, store events.Store, ps []Projection, opts BuildO
 				default:
 					dec = new(decoded)
 				}
-				b.dec, b.evs = dec, dec.take(len(b.recs))
+				b.dec, b.evs = dec, dec.take(len(b.recs), len(ps))
 				buf := dec.buf
 				for i := range b.recs {
 					r := &b.recs[i]
@@ -396,6 +403,10 @@ func Build(ctx context.Context, store events.Store, ps []Projection, opts BuildO
 						break
 					}
 					b.evs[i] = &buf[i]
+					for m := ti.mask; m != 0; m &= m - 1 {
+						j := bits.TrailingZeros64(m)
+						dec.runs[j] = append(dec.runs[j], &buf[i])
+					}
 				}
 				close(b.done)
 			}
@@ -450,16 +461,9 @@ func Build(ctx context.Context, store events.Store, ps []Projection, opts BuildO
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			bit := uint64(1) << i
 			ba, batches := p.(BatchApplier)
-			var run []*Event
 			for b := range fan[i] {
-				run = run[:0]
-				for _, ev := range b.evs {
-					if ev != nil && ev.mask&bit != 0 {
-						run = append(run, ev)
-					}
-				}
+				run := b.dec.runs[i]
 				var err error
 				at := 0
 				if batches {

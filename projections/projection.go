@@ -55,7 +55,6 @@ type Event struct {
 	// Hash is the event's hash link.
 	Hash events.Hash
 
-	mask uint64 // the projections of a build that want the event
 	keys parsedKeys
 }
 
