@@ -161,29 +161,27 @@ func scrub(p *events.Page) {
 	}
 }
 
-// decoded holds a page's decoded events: the Events and the page's slots
-// (nil where no projection wants the record).
+// decoded holds a page's decoded events: the Events (one slot per record,
+// left as they were where no projection wants the record) and, for each
+// projection, the events it wants.
 type decoded struct {
 	buf  []Event
-	evs  []*Event
 	runs [][]*Event // for each projection, the events it wants, in order
+	n    int        // events decoded
 }
 
 // take readies d for n records and projections.
-func (d *decoded) take(n, projections int) []*Event {
+func (d *decoded) take(n, projections int) {
 	if cap(d.buf) < n {
 		d.buf = make([]Event, n)
-		d.evs = make([]*Event, n)
 	}
-	d.buf, d.evs = d.buf[:n], d.evs[:n]
-	clear(d.evs)
+	d.buf, d.n = d.buf[:n], 0
 	if len(d.runs) != projections {
 		d.runs = make([][]*Event, projections)
 	}
 	for i := range d.runs {
 		d.runs[i] = d.runs[i][:0]
 	}
-	return d.evs
 }
 
 // typeSet is a projection's Types as a set; nil wants everything.
@@ -296,7 +294,6 @@ func Build(ctx context.Context, store events.Store, ps []Projection, opts BuildO
 	type batch struct {
 		page *events.Page
 		recs []events.RecordedEvent
-		evs  []*Event // nil where no projection wants the type
 		dec  *decoded
 		err  error
 		done chan struct{}
@@ -387,7 +384,8 @@ func Build(ctx context.Context, store events.Store, ps []Projection, opts BuildO
 				default:
 					dec = new(decoded)
 				}
-				b.dec, b.evs = dec, dec.take(len(b.recs), len(ps))
+				dec.take(len(b.recs), len(ps))
+				b.dec = dec
 				buf := dec.buf
 				for i := range b.recs {
 					r := &b.recs[i]
@@ -402,7 +400,7 @@ func Build(ctx context.Context, store events.Store, ps []Projection, opts BuildO
 						b.err = &BuildError{Projection: "(decoding)", Failure: Failure{Position: r.Position, EventID: r.ID.String(), Type: r.Type, Err: err, At: time.Now()}}
 						break
 					}
-					b.evs[i] = &buf[i]
+					dec.n++
 					for m := ti.mask; m != 0; m &= m - 1 {
 						j := bits.TrailingZeros64(m)
 						dec.runs[j] = append(dec.runs[j], &buf[i])
@@ -434,11 +432,7 @@ func Build(ctx context.Context, store events.Store, ps []Projection, opts BuildO
 			}
 			last := &b.recs[len(b.recs)-1]
 			stats.Events += uint64(len(b.recs))
-			for _, ev := range b.evs {
-				if ev != nil {
-					stats.Decoded++
-				}
-			}
+			stats.Decoded += uint64(b.dec.n)
 			stats.Position, stats.Created = last.Position, last.Created
 			b.recs = nil
 			if len(ps) == 0 {
@@ -485,7 +479,7 @@ func Build(ctx context.Context, store events.Store, ps []Projection, opts BuildO
 						scrub(b.page)
 					}
 					free <- b.page // never blocks: the pool has room for every page
-					b.evs, b.page = nil, nil
+					b.page = nil
 					select {
 					case spare <- b.dec:
 					default:

@@ -25,9 +25,14 @@ type pqEntry[V any] struct {
 	val V
 }
 
+// find returns the entry of (k, q), whose hash is h, or -1.
+func (m *PQMap[V]) find(h uint64, k *PersonKey, q Q) int32 {
+	return m.x.lookup(h, func(e int32) bool { p := m.entries.At(e); return p.key == *k && p.q == q })
+}
+
 // Get returns the value of (k, q), nil if there is none.
 func (m *PQMap[V]) Get(k PersonKey, q Q) *V {
-	e := m.x.lookup(keyHash(&k, q), func(e int32) bool { p := m.entries.At(e); return p.key == k && p.q == q })
+	e := m.find(keyHash(&k, q), &k, q)
 	if e < 0 {
 		return nil
 	}
@@ -37,7 +42,7 @@ func (m *PQMap[V]) Get(k PersonKey, q Q) *V {
 // Put returns the value of (k, q), adding a zero value if there is none.
 func (m *PQMap[V]) Put(k PersonKey, q Q) *V {
 	h := keyHash(&k, q)
-	e := m.x.lookup(h, func(e int32) bool { p := m.entries.At(e); return p.key == k && p.q == q })
+	e := m.find(h, &k, q)
 	if e < 0 {
 		e = m.entries.Append(pqEntry[V]{key: k, q: q})
 		m.x.insert(h, e)
@@ -78,10 +83,11 @@ func (m *PQMap[V]) Read(r *snap.Reader, val func(*snap.Reader, *V)) {
 		if r.Err() != nil {
 			return
 		}
-		if m.Get(p.key, p.q) != nil {
+		h := keyHash(&p.key, p.q)
+		if m.find(h, &p.key, p.q) >= 0 {
 			r.Fail("entry %x/%d twice", p.key[:4], p.q)
 			return
 		}
-		m.x.insert(keyHash(&p.key, p.q), m.entries.Append(p))
+		m.x.insert(h, m.entries.Append(p))
 	}
 }
