@@ -352,14 +352,16 @@ func (m *Model) ApplyBatch(evs []*projections.Event) (int, error) {
 	return projections.ApplyEach(evs, m.apply, &m.pos)
 }
 
-func (m *Model) entOf(id, typ string) (events.ID, entState, error) {
-	eid, err := rm.ID(id)
+// entOf returns the entitlement the event names by id (its payload's
+// entitlement_id field, as the decoder parsed it).
+func (m *Model) entOf(ev *projections.Event, id string) (events.ID, entState, error) {
+	eid, err := ev.EntitlementIDOf(id)
 	if err != nil {
-		return eid, entState{}, rm.Err(typ, "entitlement id: %v", err)
+		return eid, entState{}, rm.Err(ev.Type, "entitlement id: %v", err)
 	}
 	e, ok := m.ents[eid]
 	if !ok {
-		return eid, e, rm.Err(typ, "unknown entitlement %s", id)
+		return eid, e, rm.Err(ev.Type, "unknown entitlement %s", id)
 	}
 	return eid, e, nil
 }
@@ -410,7 +412,7 @@ func (m *Model) apply(ev *projections.Event) error {
 	}
 	// Entitlement events: change the state, post the difference.
 	if id, ok := entitlementOf(ev); ok {
-		eid, e, err := m.entOf(id, ev.Type)
+		eid, e, err := m.entOf(ev, id)
 		if err != nil {
 			return err
 		}
@@ -487,7 +489,7 @@ func (m *Model) applyClawback(ev *projections.Event) error {
 		if _, dup := m.claws[cid]; dup {
 			return rm.Err(ev.Type, "clawback %s raised twice", p.ClawbackId)
 		}
-		_, e, err := m.entOf(p.EntitlementId, ev.Type)
+		_, e, err := m.entOf(ev, p.EntitlementId)
 		if err != nil {
 			return err
 		}

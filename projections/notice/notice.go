@@ -136,10 +136,12 @@ func (m *Model) ApplyBatch(evs []*projections.Event) (int, error) {
 // keyAt returns the key of the person at index i (for the key index).
 func (m *Model) keyAt(i int32) *rm.PersonKey { return &m.people.At(i).key }
 
-func (m *Model) brief(id string, typ string) (events.ID, *brief, error) {
-	eid, err := rm.ID(id)
+// brief returns the entitlement the event names by id (its payload's
+// entitlement_id field, as the decoder parsed it).
+func (m *Model) brief(ev *projections.Event, id string) (events.ID, *brief, error) {
+	eid, err := ev.EntitlementIDOf(id)
 	if err != nil {
-		return eid, nil, rm.Err(typ, "entitlement id: %v", err)
+		return eid, nil, rm.Err(ev.Type, "entitlement id: %v", err)
 	}
 	return eid, m.ents[eid], nil // nil: closed, cancelled or unknown
 }
@@ -176,7 +178,7 @@ func (m *Model) apply(ev *projections.Event) error {
 		m.ents[id] = &brief{person: i, q: rm.QOf(p.Qualification), amount: p.AmountFen, train: m.strs.ID(p.TrainingInstitutionId),
 			payee: m.strs.ID(p.Payee.GetInstitutionId()), payeeKind: uint8(p.Payee.GetKind()), unit: m.strs.ID(p.UnitCode), year: int16(p.Year)}
 	case *pb.NoticeOpened:
-		_, b, err := m.brief(p.EntitlementId, ev.Type)
+		_, b, err := m.brief(ev, p.EntitlementId)
 		if err != nil {
 			return err
 		}
@@ -185,7 +187,7 @@ func (m *Model) apply(ev *projections.Event) error {
 		}
 		b.start, b.end, b.open, b.openedAtPos = rm.Date(p.StartsOn), rm.Date(p.EndsOn), true, uint64(ev.Position)
 	case *pb.NoticeClosed:
-		id, b, err := m.brief(p.EntitlementId, ev.Type)
+		id, b, err := m.brief(ev, p.EntitlementId)
 		if err != nil {
 			return err
 		}
@@ -194,7 +196,7 @@ func (m *Model) apply(ev *projections.Event) error {
 			m.closed++
 		}
 	case *pb.ObjectionRaised:
-		_, b, err := m.brief(p.EntitlementId, ev.Type)
+		_, b, err := m.brief(ev, p.EntitlementId)
 		if err != nil {
 			return err
 		}
@@ -202,7 +204,7 @@ func (m *Model) apply(ev *projections.Event) error {
 			b.objections++
 		}
 	case *pb.EntitlementHeld:
-		id, b, err := m.brief(p.EntitlementId, ev.Type)
+		id, b, err := m.brief(ev, p.EntitlementId)
 		if err != nil || b == nil {
 			return err
 		}
@@ -212,7 +214,7 @@ func (m *Model) apply(ev *projections.Event) error {
 		}
 		b.held++
 	case *pb.EntitlementReleased:
-		_, b, err := m.brief(p.EntitlementId, ev.Type)
+		_, b, err := m.brief(ev, p.EntitlementId)
 		if err != nil || b == nil {
 			return err
 		}

@@ -182,14 +182,16 @@ func (m *Model) ApplyBatch(evs []*projections.Event) (int, error) {
 	return projections.ApplyEach(evs, m.apply, &m.pos)
 }
 
-func (m *Model) ent(id, typ string) (events.ID, entInfo, error) {
-	eid, err := rm.ID(id)
+// ent returns the entitlement the event names by id (its payload's
+// entitlement_id field, as the decoder parsed it).
+func (m *Model) ent(ev *projections.Event, id string) (events.ID, entInfo, error) {
+	eid, err := ev.EntitlementIDOf(id)
 	if err != nil {
-		return eid, entInfo{}, rm.Err(typ, "entitlement id: %v", err)
+		return eid, entInfo{}, rm.Err(ev.Type, "entitlement id: %v", err)
 	}
 	e, ok := m.ents[eid]
 	if !ok {
-		return eid, e, rm.Err(typ, "unknown entitlement %s", id)
+		return eid, e, rm.Err(ev.Type, "unknown entitlement %s", id)
 	}
 	return eid, e, nil
 }
@@ -272,7 +274,7 @@ func (m *Model) apply(ev *projections.Event) error {
 		}
 		m.settleAdvance(pqKey{k, rm.QOf(p.Qualification)}, advDenied)
 	case *pb.EntitlementHeld:
-		id, e, err := m.ent(p.EntitlementId, ev.Type)
+		id, e, err := m.ent(ev, p.EntitlementId)
 		if err != nil {
 			return err
 		}
@@ -292,7 +294,7 @@ func (m *Model) apply(ev *projections.Event) error {
 			}
 		}
 	case *pb.EntitlementReleased:
-		id, e, err := m.ent(p.EntitlementId, ev.Type)
+		id, e, err := m.ent(ev, p.EntitlementId)
 		if err != nil {
 			return err
 		}
@@ -308,21 +310,21 @@ func (m *Model) apply(ev *projections.Event) error {
 			}
 		}
 	case *pb.PaymentOrdered:
-		id, e, err := m.ent(p.EntitlementId, ev.Type)
+		id, e, err := m.ent(ev, p.EntitlementId)
 		if err != nil {
 			return err
 		}
 		e.pending, e.pendingOffset = p.AmountFen, p.OffsetFen
 		m.ents[id] = e
 	case *pb.PaymentFailed:
-		id, e, err := m.ent(p.EntitlementId, ev.Type)
+		id, e, err := m.ent(ev, p.EntitlementId)
 		if err != nil {
 			return err
 		}
 		e.pending, e.pendingOffset = 0, 0
 		m.ents[id] = e
 	case *pb.PaymentSettled:
-		id, e, err := m.ent(p.EntitlementId, ev.Type)
+		id, e, err := m.ent(ev, p.EntitlementId)
 		if err != nil {
 			return err
 		}
@@ -341,7 +343,7 @@ func (m *Model) apply(ev *projections.Event) error {
 		if err != nil {
 			return rm.Err(ev.Type, "clawback id: %v", err)
 		}
-		_, e, err := m.ent(p.EntitlementId, ev.Type)
+		_, e, err := m.ent(ev, p.EntitlementId)
 		if err != nil {
 			return err
 		}
