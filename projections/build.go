@@ -210,7 +210,11 @@ type BuildOptions struct {
 	Until *At
 	// Workers decode in parallel; zero means GOMAXPROCS.
 	Workers int
-	// PageSize is the ReadAll page; zero means 4096.
+	// PageSize is the ReadAll page; zero means 1024. Smaller pages keep
+	// what is decoded closer to the appliers in time, and so in the cache:
+	// over 10 M events, 1024 took 6% less CPU than 4096 and built 5% faster
+	// (1.18-1.22 against 1.12-1.16 M events/s, 4 runs each, alternating);
+	// 512 and 2048 were in between, 256 slower than 4096.
 	PageSize int
 	// Progress, if set, is called after each page with the position reached.
 	Progress func(events.Position)
@@ -281,7 +285,7 @@ func Build(ctx context.Context, store events.Store, ps []Projection, opts BuildO
 	}
 	page := opts.PageSize
 	if page <= 0 {
-		page = 4096
+		page = 1024
 	}
 	if len(ps) > 64 {
 		return BuildStats{}, fmt.Errorf("projections: a build takes at most 64 projections, not %d", len(ps))
