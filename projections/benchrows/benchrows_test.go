@@ -13,7 +13,7 @@ func TestRunSmall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Events < 10000 || res.RawReadAllPerSec <= 0 || res.RebuildPerSec <= 0 || res.PeakHeapBytes == 0 ||
+	if res.Events < 10000 || res.RawReadAllPerSec <= 0 || res.ReadAllPerSec <= 0 || res.RebuildPerSec <= 0 || res.PeakHeapBytes == 0 ||
 		res.SnapshotBytes == 0 || res.RestartToReady <= 0 || res.GenerateTime <= 0 {
 		t.Fatalf("Run = %+v", res)
 	}
