@@ -108,7 +108,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		cfg.MemoryLimit = 1792 << 20
 	}
 	res := Result{Trainees: cfg.Trainees}
-	path := filepath.Join(cfg.Dir, fmt.Sprintf("rebuild-%d-%d.db", cfg.Trainees, cfg.Seed))
+	path := StorePath(cfg.Dir, cfg.Trainees, cfg.Seed)
 	if err := Ensure(ctx, path, cfg.Trainees, cfg.Seed, &res, cfg.logf); err != nil {
 		return res, err
 	}
@@ -190,6 +190,15 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	res.RestartToReady = d
 	cfg.logf("restart to ready: %v", d.Round(time.Millisecond))
 	return res, nil
+}
+
+// StorePath is where Run keeps the generated store of trainees (zero:
+// 1,050,000) and seed under dir.
+func StorePath(dir string, trainees int, seed int64) string {
+	if trainees <= 0 {
+		trainees = 1_050_000
+	}
+	return filepath.Join(dir, fmt.Sprintf("rebuild-%d-%d.db", trainees, seed))
 }
 
 // Ensure generates a store of trainees at path unless one is there (a

@@ -49,8 +49,17 @@ func projectionsSuite(ctx context.Context, cfg *config) ([]row, error) {
 		{name: "rebuild all projections, ratio to Store.ReadAll (allocating; the old baseline)", figure: res.RebuildPerSec, unit: "events/s",
 			baseline: "Store.ReadAll, same store", base: res.ReadAllPerSec},
 		{name: "rebuild peak Go heap" + n, figure: float64(res.PeakHeapBytes) / (1 << 20), unit: "MiB", goal: atMost(2048, "MiB")},
-		{name: "restart to ready (snapshots restored)" + n, figure: float64(res.RestartToReady.Milliseconds()), unit: "ms", goal: atMost(3000, "ms")},
+		{name: "projections restart to ready (snapshots restored)" + n, figure: float64(res.RestartToReady.Milliseconds()), unit: "ms", goal: atMost(3000, "ms")},
 	}
+	d, folded, heap, err := intakeReplay(ctx, benchrows.StorePath(cfg.dir, cfg.projectionTrainees, 1))
+	if err != nil {
+		return rows, err
+	}
+	logf("intake replay (ledgerd start): %d events in %v, heap after %d MiB", folded, d.Round(time.Millisecond), heap>>20)
+	rows = append(rows,
+		row{name: "ledgerd start: intake folds the whole log into the rules" + n, figure: float64(d.Milliseconds()), unit: "ms", goal: atMost(3000, "ms")},
+		row{name: "ledgerd start: intake fold rate" + n, figure: float64(folded) / d.Seconds(), unit: "events/s"},
+		row{name: "ledgerd start: Go heap after the intake's fold" + n, figure: float64(heap) / (1 << 20), unit: "MiB"})
 	people := fmt.Sprintf(" (%s trainees)", group(float64(res.Trainees)))
 	for _, l := range lat {
 		rows = append(rows,
