@@ -165,13 +165,81 @@ type ref struct {
 
 // Load folds the whole store into a fresh world.
 func (in *Intake) Load(ctx context.Context) error {
+	in.reset()
+	if err := in.replay(ctx); err != nil {
+		return err
+	}
+	return in.catchUp(ctx)
+}
+
+// reset empties the intake's state: a fresh world at the start of the log.
+func (in *Intake) reset() {
 	in.world = rules.NewWorld(in.cfg.RuleSet)
 	in.seen = events.Start
 	in.pos.Store(0)
 	in.mine = make(map[events.ID]struct{})
 	in.recorded = newRecent(in.cfg.RecentIDs)
 	in.rejected = make(map[events.ID]ref)
-	return in.catchUp(ctx)
+}
+
+// replay folds the log from in.seen to its end as Load found it, while
+// another goroutine reads and decodes the pages ahead: decoding is about
+// as much work as folding, and the world can only be folded in order, on
+// one goroutine.
+func (in *Intake) replay(ctx context.Context) error {
+	type page struct {
+		evs []codec.Decoded
+		err error // after evs
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pages := make(chan page, 4)
+	go func() {
+		defer close(pages)
+		send := func(p page) bool {
+			select {
+			case pages <- p:
+				return true
+			case <-rctx.Done():
+				return false
+			}
+		}
+		for after := in.seen; ; {
+			recs, err := in.cfg.Store.ReadAll(rctx, after, 4096)
+			if err != nil {
+				send(page{err: fmt.Errorf("ingest: catch up after %d: %w", after, err)})
+				return
+			}
+			if len(recs) == 0 {
+				return
+			}
+			evs := make([]codec.Decoded, 0, len(recs))
+			for _, rec := range recs {
+				d, err := codec.Decode(rec)
+				if err != nil {
+					send(page{evs: evs, err: fmt.Errorf("ingest: event at %d: %w", rec.Position, err)})
+					return
+				}
+				evs = append(evs, d)
+			}
+			if !send(page{evs: evs}) {
+				return
+			}
+			after = recs[len(recs)-1].Position
+		}
+	}()
+	for p := range pages {
+		for _, d := range p.evs {
+			in.seen = d.Position
+			if err := in.foldDecoded(d); err != nil {
+				return err
+			}
+		}
+		if p.err != nil {
+			return p.err
+		}
+	}
+	return ctx.Err()
 }
 
 // catchUp folds every event after in.seen that this intake did not append
@@ -205,6 +273,12 @@ func (in *Intake) fold(rec events.RecordedEvent) error {
 	if err != nil {
 		return fmt.Errorf("ingest: event at %d: %w", rec.Position, err)
 	}
+	return in.foldDecoded(d)
+}
+
+// foldDecoded is fold after decoding.
+func (in *Intake) foldDecoded(d codec.Decoded) error {
+	rec := &d.RecordedEvent
 	if rej, ok := d.Payload.(*subsidyv1.FactRejected); ok {
 		in.rejected[rec.ID] = ref{rec.Stream, rec.Revision, rec.Position, rej.GetReason(), rej.GetDetail()}
 		return nil

@@ -2,8 +2,11 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
+	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -383,5 +386,89 @@ func TestRestartAfterCrashResumesAtOnceInOrder(t *testing.T) {
 	}
 	if len(order) == 0 || !slices.IsSorted(order) {
 		t.Errorf("accepted facts in the log in publishing order %v; want increasing", order)
+	}
+}
+
+// Load folds the log with its pages read and decoded ahead on another
+// goroutine; it must end where folding one record at a time ends: the same
+// world, rejections, recent message ids and position. The history spans
+// several of replay's pages.
+func TestLoadEqualsFoldingOneAtATime(t *testing.T) {
+	r := newRig(t)
+	k, _ := person.NewKeyer([]byte("test key: 32 bytes or more, not a real one"))
+	const trainees = 1100
+	p, err := simulate.New(simulate.Config{Seed: 5, Year: 2025, Trainees: trainees, Keyer: k, Officials: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	facts := p.Reference()
+	for i := range trainees {
+		fs, _ := p.Trainee(i)
+		facts = append(facts, fs...)
+	}
+	r.publish(t, facts)
+	bad := nats.NewMsg("subsidy.in.enrolment.trainee_registered") // a rejection too
+	bad.Data = []byte{0xff, 0xff}
+	bad.Header.Set(natsbus.HeaderMsgID, "undecodable-1")
+	if _, err := r.js.PublishMsg(context.Background(), bad); err != nil {
+		t.Fatal(err)
+	}
+	msgs := r.fetch(t, len(facts)+1)
+	in := r.intake(t)
+	for len(msgs) > 0 {
+		n := min(500, len(msgs))
+		if err := in.handle(context.Background(), msgs[:n]); err != nil {
+			t.Fatal(err)
+		}
+		msgs = msgs[n:]
+	}
+	if h := head(t, r.store); h <= 2*4096 {
+		t.Fatalf("the log has %d events; want more than two of replay's pages", h)
+	}
+	cfg := Config{Store: r.store, RuleSet: rules.DefaultRuleSet(), RecentIDs: 1 << 20}
+	loaded := New(cfg)
+	if err := loaded.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	one := New(cfg)
+	one.reset()
+	if err := one.catchUp(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if loaded.seen != one.seen || loaded.Position() != one.Position() {
+		t.Errorf("Load reached %d (position %d); one at a time %d (%d)", loaded.seen, loaded.Position(), one.seen, one.Position())
+	}
+	if !reflect.DeepEqual(loaded.world, one.world) {
+		t.Error("Load's world differs from folding one record at a time")
+	}
+	if !reflect.DeepEqual(loaded.rejected, one.rejected) || len(one.rejected) == 0 {
+		t.Errorf("Load's rejections (%d) differ from folding one at a time (%d)", len(loaded.rejected), len(one.rejected))
+	}
+	if !reflect.DeepEqual(loaded.recorded, one.recorded) {
+		t.Error("Load's recent message ids differ from folding one at a time")
+	}
+}
+
+// failingStore fails every read of the log.
+type failingStore struct{ events.Store }
+
+func (failingStore) ReadAll(context.Context, events.Position, int) ([]events.RecordedEvent, error) {
+	return nil, errors.New("disk on fire")
+}
+
+// A read that fails while Load replays ends Load with the error, and does
+// not leave its reading goroutine behind.
+func TestLoadReportsAReadFailure(t *testing.T) {
+	r := newRig(t)
+	ref, _ := programme(t)
+	r.publish(t, ref)
+	in := r.intake(t)
+	if err := in.handle(context.Background(), r.fetch(t, len(ref))); err != nil {
+		t.Fatal(err)
+	}
+	failing := New(Config{Store: failingStore{r.store}, RuleSet: rules.DefaultRuleSet()})
+	err := failing.Load(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "disk on fire") {
+		t.Fatalf("Load on a failing store = %v", err)
 	}
 }
