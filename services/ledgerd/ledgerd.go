@@ -186,11 +186,6 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(Started
 		BatchSize: cfg.BatchSize, Logger: log.With("component", "intake"), Metrics: ingest.NewMetrics(reg),
 		AckWait: cfg.AckWait, ReferenceWait: cfg.ReferenceWait, RetryDelay: cfg.RetryDelay,
 	})
-	t0 := time.Now()
-	if err := intake.Load(ctx); err != nil {
-		return fmt.Errorf("loading the ledger state from the store: %w", err)
-	}
-	log.Info("ledger state loaded", "position", intake.Position(), "took", time.Since(t0).Round(time.Millisecond))
 	out := feed.New(feed.Config{Store: store, Conn: nc, JetStream: js, Subjects: subj, BatchSize: cfg.FeedBatch, Linger: cfg.FeedLinger,
 		Logger: log.With("component", "feed"), Metrics: feed.NewMetrics(reg)})
 
@@ -313,11 +308,30 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(Started
 	go func() { defer wg.Done(); errc <- runSealer(runCtx, sealer, log.With("component", "sealer")) }()
 	go func() { defer wg.Done(); errc <- checkpoints.Run(runCtx) }()
 	go func() { defer wg.Done(); errc <- hs.Serve(ln) }()
-	go func() { defer wg.Done(); errc <- intake.Run(runCtx) }()
+	go func() {
+		// The intake folds the whole log into the rules' World before it
+		// decides anything: a minute or more for millions of events. The
+		// rest serves meanwhile (the projections restart from their
+		// snapshots); /readyz says the intake is loading.
+		defer wg.Done()
+		t0 := time.Now()
+		if testHookBeforeLoad != nil {
+			testHookBeforeLoad(runCtx)
+		}
+		if err := intake.Load(runCtx); err != nil {
+			if runCtx.Err() == nil {
+				errc <- fmt.Errorf("loading the ledger state from the store: %w", err)
+			}
+			return
+		}
+		h.intakeLoaded.Store(true)
+		log.Info("ledger state loaded", "position", intake.Position(), "took", time.Since(t0).Round(time.Millisecond))
+		errc <- intake.Run(runCtx)
+	}()
 	go func() { defer wg.Done(); h.feedUp.Store(true); errc <- out.Run(runCtx) }()
 	go func() { defer wg.Done(); errc <- set.Run(runCtx) }()
 	go func() { defer wg.Done(); errc <- changes.Run(runCtx) }()
-	log.Info("ledgerd ready", "http", ln.Addr().String(), "dashboard", "http://"+ln.Addr().String()+"/dashboard/", "nats", url, "inbound", subj.InboundPrefix()+".>")
+	log.Info("ledgerd serving; the intake starts once it has loaded the ledger state", "http", ln.Addr().String(), "dashboard", "http://"+ln.Addr().String()+"/dashboard/", "nats", url, "inbound", subj.InboundPrefix()+".>")
 	if started != nil {
 		started(Started{HTTPAddr: ln.Addr().String(), NATSURL: url})
 	}
@@ -384,12 +398,18 @@ func runSealer(ctx context.Context, s *merkle.Sealer, log *slog.Logger) error {
 // health answers /readyz: ready only when the store, NATS, the intake and the
 // feed are up.
 type health struct {
-	store       events.Store
-	nc          *nats.Conn
-	intake      *ingest.Intake
-	projections *projections.Set
-	feedUp      atomic.Bool
+	store        events.Store
+	nc           *nats.Conn
+	intake       *ingest.Intake
+	projections  *projections.Set
+	feedUp       atomic.Bool
+	intakeLoaded atomic.Bool // the intake has folded the log (ingest.Intake.Load)
 }
+
+// testHookBeforeLoad, if set, runs before the intake loads the ledger
+// state (a test holds the load to see ledgerd serve meanwhile); it must
+// return when ctx ends.
+var testHookBeforeLoad func(ctx context.Context)
 
 func (h *health) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var problems []string
@@ -399,7 +419,9 @@ func (h *health) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !h.nc.IsConnected() {
 		problems = append(problems, "nats: not connected")
 	}
-	if su := h.intake.Unavailable(); su != nil {
+	if !h.intakeLoaded.Load() {
+		problems = append(problems, "intake: loading the ledger state from the store (every event is folded into the rules at start)")
+	} else if su := h.intake.Unavailable(); su != nil {
 		// Disk full, read-only, I/O errors: the intake waits for the store.
 		problems = append(problems, "store: "+su.Error(), "intake: stopped until the store can write; JetStream keeps the messages")
 	} else if !h.intake.Ready() {
