@@ -134,6 +134,34 @@ func (w *World) Applied(id events.ID) (stream string, revision uint64, ok bool) 
 // new stream); an event id already applied is an error. Apply trusts the
 // event: it was decided before it was stored.
 func (w *World) Apply(stream string, revision uint64, ev Event) error {
+	return w.ApplyPrepared(stream, revision, ev, Prepare(ev.Payload))
+}
+
+// Prepared is what Apply works out from an event's payload alone: the hash
+// of its natural key and the digest of its content. Prepare may run on
+// another goroutine than the World's, ahead of ApplyPrepared: replaying a
+// log, it was a fifth of the folding goroutine's work.
+type Prepared struct {
+	natural naturalHash
+	digest  [16]byte
+	ok      bool // the payload has a natural key
+}
+
+// Prepare works out what ApplyPrepared needs of payload m. It reads m and
+// nothing else.
+func Prepare(m proto.Message) Prepared {
+	if m == nil {
+		return Prepared{}
+	}
+	h, _, ok := naturalHashOf(m)
+	if !ok {
+		return Prepared{}
+	}
+	return Prepared{natural: h, digest: digest(m), ok: true}
+}
+
+// ApplyPrepared is Apply with p = Prepare(ev.Payload), worked out ahead.
+func (w *World) ApplyPrepared(stream string, revision uint64, ev Event, p Prepared) error {
 	if stream == "" || ev.Payload == nil {
 		return fmt.Errorf("rules: apply: empty stream or payload")
 	}
@@ -163,8 +191,8 @@ func (w *World) Apply(stream string, revision uint64, ev Event) error {
 	}
 	w.streamList[si].rev = revision
 	w.applied[ev.ID] = appliedAt{si, uint32(revision)}
-	if h, _, ok := naturalHashOf(ev.Payload); ok {
-		w.natural[h] = naturalRec{digest: digest(ev.Payload), eventID: ev.ID}
+	if p.ok {
+		w.natural[p.natural] = naturalRec{digest: p.digest, eventID: ev.ID}
 	}
 	w.fold(ev.ID, ev.Payload)
 	return nil

@@ -183,13 +183,14 @@ func (in *Intake) reset() {
 }
 
 // replay folds the log from in.seen to its end as Load found it, while
-// another goroutine reads and decodes the pages ahead: decoding is about
-// as much work as folding, and the world can only be folded in order, on
-// one goroutine.
+// another goroutine reads and decodes the pages ahead and works out what
+// the world needs of each payload alone (rules.Prepare): the world can only
+// be folded in order, on one goroutine, and that was as much work again.
 func (in *Intake) replay(ctx context.Context) error {
 	type page struct {
-		evs []codec.Decoded
-		err error // after evs
+		evs  []codec.Decoded
+		prep []rules.Prepared
+		err  error // after evs
 	}
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -214,24 +215,26 @@ func (in *Intake) replay(ctx context.Context) error {
 				return
 			}
 			evs := make([]codec.Decoded, 0, len(recs))
+			prep := make([]rules.Prepared, 0, len(recs))
 			for _, rec := range recs {
 				d, err := codec.Decode(rec)
 				if err != nil {
-					send(page{evs: evs, err: fmt.Errorf("ingest: event at %d: %w", rec.Position, err)})
+					send(page{evs: evs, prep: prep, err: fmt.Errorf("ingest: event at %d: %w", rec.Position, err)})
 					return
 				}
 				evs = append(evs, d)
+				prep = append(prep, rules.Prepare(d.Payload))
 			}
-			if !send(page{evs: evs}) {
+			if !send(page{evs: evs, prep: prep}) {
 				return
 			}
 			after = recs[len(recs)-1].Position
 		}
 	}()
 	for p := range pages {
-		for _, d := range p.evs {
+		for i, d := range p.evs {
 			in.seen = d.Position
-			if err := in.foldDecoded(d); err != nil {
+			if err := in.foldDecoded(d, &p.prep[i]); err != nil {
 				return err
 			}
 		}
@@ -273,11 +276,12 @@ func (in *Intake) fold(rec events.RecordedEvent) error {
 	if err != nil {
 		return fmt.Errorf("ingest: event at %d: %w", rec.Position, err)
 	}
-	return in.foldDecoded(d)
+	return in.foldDecoded(d, nil)
 }
 
-// foldDecoded is fold after decoding.
-func (in *Intake) foldDecoded(d codec.Decoded) error {
+// foldDecoded is fold after decoding, with what rules.Prepare worked out
+// of the payload if prep is not nil.
+func (in *Intake) foldDecoded(d codec.Decoded, prep *rules.Prepared) error {
 	rec := &d.RecordedEvent
 	if rej, ok := d.Payload.(*subsidyv1.FactRejected); ok {
 		in.rejected[rec.ID] = ref{rec.Stream, rec.Revision, rec.Position, rej.GetReason(), rej.GetDetail()}
@@ -287,7 +291,13 @@ func (in *Intake) foldDecoded(d codec.Decoded) error {
 		in.recorded.put(rec.ID, ref{stream: rec.Stream, revision: rec.Revision, position: rec.Position})
 	}
 	ev := rules.Event{ID: rec.ID, Payload: d.Payload, Derived: d.Env.GetSource() == Source, CausationID: d.Env.GetCausationId()}
-	if err := in.world.Apply(rec.Stream, rec.Revision, ev); err != nil {
+	var err error
+	if prep != nil {
+		err = in.world.ApplyPrepared(rec.Stream, rec.Revision, ev, *prep)
+	} else {
+		err = in.world.Apply(rec.Stream, rec.Revision, ev)
+	}
+	if err != nil {
 		return fmt.Errorf("ingest: fold %s at %d: %w", rec.Type, rec.Position, err)
 	}
 	return nil
