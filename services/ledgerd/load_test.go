@@ -4,9 +4,13 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cqhrss/subsidyledger/events"
+	"github.com/cqhrss/subsidyledger/events/bolt"
 )
 
 // ledgerd serves while its intake loads the ledger state, which takes a
@@ -59,4 +63,32 @@ func TestServesWhileTheIntakeLoads(t *testing.T) {
 		t.Fatal("/readyz not 200 within 30s of the load being released")
 	}
 	a.stop(t)
+}
+
+// A log the intake cannot fold (here a record whose payload does not
+// decode) stops ledgerd with an error that says so, as before it served.
+func TestStopsWhenTheLedgerStateCannotLoad(t *testing.T) {
+	dir := t.TempDir()
+	s, err := bolt.Open(filepath.Join(dir, "ledger.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Append(context.Background(), "trainee-x", events.NoStream,
+		events.EventData{ID: events.RandomID(), Type: "subsidy.v1.TraineeRegistered", Data: []byte{0xff, 0xff}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	a := start(t, testConfig(t, dir, ""))
+	select {
+	case err := <-a.done:
+		a.cancel()
+		a.cancel = nil // stopped already
+		if err == nil || !strings.Contains(err.Error(), "loading the ledger state from the store") {
+			t.Fatalf("ledgerd stopped with %v; want it to say the ledger state did not load", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("ledgerd still running 30s after starting on a log it cannot fold")
+	}
 }
