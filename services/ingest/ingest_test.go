@@ -459,15 +459,13 @@ func (failingStore) ReadAll(context.Context, events.Position, int) ([]events.Rec
 // A read that fails while Load replays ends Load with the error, and does
 // not leave its reading goroutine behind.
 func TestLoadReportsAReadFailure(t *testing.T) {
-	r := newRig(t)
-	ref, _ := programme(t)
-	r.publish(t, ref)
-	in := r.intake(t)
-	if err := in.handle(context.Background(), r.fetch(t, len(ref))); err != nil {
+	s, err := bolt.Open(filepath.Join(t.TempDir(), "ledger.db"), bolt.Options{})
+	if err != nil {
 		t.Fatal(err)
 	}
-	failing := New(Config{Store: failingStore{r.store}, RuleSet: rules.DefaultRuleSet()})
-	err := failing.Load(context.Background())
+	t.Cleanup(func() { s.Close() })
+	failing := New(Config{Store: failingStore{s}, RuleSet: rules.DefaultRuleSet()})
+	err = failing.Load(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "disk on fire") {
 		t.Fatalf("Load on a failing store = %v", err)
 	}
