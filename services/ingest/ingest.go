@@ -195,6 +195,7 @@ func (in *Intake) replay(ctx context.Context) error {
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	pages := make(chan page, 4)
+	from := in.seen
 	go func() {
 		defer close(pages)
 		send := func(p page) bool {
@@ -205,7 +206,7 @@ func (in *Intake) replay(ctx context.Context) error {
 				return false
 			}
 		}
-		for after := in.seen; ; {
+		for after := from; ; {
 			recs, err := in.cfg.Store.ReadAll(rctx, after, 4096)
 			if err != nil {
 				send(page{err: fmt.Errorf("ingest: catch up after %d: %w", after, err)})
