@@ -101,6 +101,23 @@ func (e *Event) EntitlementIDOf(s string) (events.ID, error) {
 	return rm.ID(s)
 }
 
+// EntitlementIn returns the entitlement ev names by id (its payload's
+// entitlement_id field, as the decoder parsed it: EntitlementIDOf) in a
+// model's map of entitlements. Errors: an id that does not parse, or one
+// the map does not hold.
+func EntitlementIn[V any](ev *Event, id string, m map[events.ID]V) (events.ID, V, error) {
+	eid, err := ev.EntitlementIDOf(id)
+	if err != nil {
+		var zero V
+		return eid, zero, rm.Err(ev.Type, "entitlement id: %v", err)
+	}
+	v, ok := m[eid]
+	if !ok {
+		return eid, v, rm.Err(ev.Type, "unknown entitlement %s", id)
+	}
+	return eid, v, nil
+}
+
 // Projection is a read model fed by the event log.
 //
 // The Runner calls Apply, Snapshot and Restore from one goroutine, never

@@ -355,15 +355,7 @@ func (m *Model) ApplyBatch(evs []*projections.Event) (int, error) {
 // entOf returns the entitlement the event names by id (its payload's
 // entitlement_id field, as the decoder parsed it).
 func (m *Model) entOf(ev *projections.Event, id string) (events.ID, entState, error) {
-	eid, err := ev.EntitlementIDOf(id)
-	if err != nil {
-		return eid, entState{}, rm.Err(ev.Type, "entitlement id: %v", err)
-	}
-	e, ok := m.ents[eid]
-	if !ok {
-		return eid, e, rm.Err(ev.Type, "unknown entitlement %s", id)
-	}
-	return eid, e, nil
+	return projections.EntitlementIn(ev, id, m.ents)
 }
 
 func (m *Model) clawOf(id, typ string) (events.ID, clawState, error) {

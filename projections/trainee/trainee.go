@@ -316,13 +316,9 @@ func (m *Model) person(ev *projections.Event, key string) (int32, error) {
 // ent returns the entitlement the event names by id (its payload's
 // entitlement_id field).
 func (m *Model) ent(ev *projections.Event, id string) (*ent, error) {
-	eid, err := ev.EntitlementIDOf(id)
+	_, i, err := projections.EntitlementIn(ev, id, m.entIdx)
 	if err != nil {
-		return nil, rm.Err(ev.Type, "entitlement id: %v", err)
-	}
-	i, ok := m.entIdx[eid]
-	if !ok {
-		return nil, rm.Err(ev.Type, "unknown entitlement %s", id)
+		return nil, err
 	}
 	return m.ents.At(i), nil
 }
