@@ -235,7 +235,7 @@ func (in *Intake) replay(ctx context.Context) error {
 	for p := range pages {
 		for i, d := range p.evs {
 			in.seen = d.Position
-			if err := in.foldDecoded(d, &p.prep[i]); err != nil {
+			if err := in.foldDecoded(d, p.prep[i]); err != nil {
 				return err
 			}
 		}
@@ -277,12 +277,12 @@ func (in *Intake) fold(rec events.RecordedEvent) error {
 	if err != nil {
 		return fmt.Errorf("ingest: event at %d: %w", rec.Position, err)
 	}
-	return in.foldDecoded(d, nil)
+	return in.foldDecoded(d, rules.Prepare(d.Payload))
 }
 
 // foldDecoded is fold after decoding, with what rules.Prepare worked out
-// of the payload if prep is not nil.
-func (in *Intake) foldDecoded(d codec.Decoded, prep *rules.Prepared) error {
+// of the payload.
+func (in *Intake) foldDecoded(d codec.Decoded, prep rules.Prepared) error {
 	rec := &d.RecordedEvent
 	if rej, ok := d.Payload.(*subsidyv1.FactRejected); ok {
 		in.rejected[rec.ID] = ref{rec.Stream, rec.Revision, rec.Position, rej.GetReason(), rej.GetDetail()}
@@ -292,13 +292,7 @@ func (in *Intake) foldDecoded(d codec.Decoded, prep *rules.Prepared) error {
 		in.recorded.put(rec.ID, ref{stream: rec.Stream, revision: rec.Revision, position: rec.Position})
 	}
 	ev := rules.Event{ID: rec.ID, Payload: d.Payload, Derived: d.Env.GetSource() == Source, CausationID: d.Env.GetCausationId()}
-	var err error
-	if prep != nil {
-		err = in.world.ApplyPrepared(rec.Stream, rec.Revision, ev, *prep)
-	} else {
-		err = in.world.Apply(rec.Stream, rec.Revision, ev)
-	}
-	if err != nil {
+	if err := in.world.ApplyPrepared(rec.Stream, rec.Revision, ev, prep); err != nil {
 		return fmt.Errorf("ingest: fold %s at %d: %w", rec.Type, rec.Position, err)
 	}
 	return nil

@@ -36,7 +36,8 @@ func projectionsSuite(ctx context.Context, cfg *config) ([]row, error) {
 		}
 		return err
 	}
-	res, err := benchrows.Run(ctx, benchrows.Config{Dir: cfg.dir, Trainees: cfg.projectionTrainees, Seed: 1, Logf: logf, Serving: serving})
+	const seed = 1 // of the generated store, which the intake's replay reads too
+	res, err := benchrows.Run(ctx, benchrows.Config{Dir: cfg.dir, Trainees: cfg.projectionTrainees, Seed: seed, Logf: logf, Serving: serving})
 	if err != nil {
 		return nil, err
 	}
@@ -51,7 +52,7 @@ func projectionsSuite(ctx context.Context, cfg *config) ([]row, error) {
 		{name: "rebuild peak Go heap" + n, figure: float64(res.PeakHeapBytes) / (1 << 20), unit: "MiB", goal: atMost(2048, "MiB")},
 		{name: "projections restart to ready (snapshots restored)" + n, figure: float64(res.RestartToReady.Milliseconds()), unit: "ms", goal: atMost(3000, "ms")},
 	}
-	d, folded, heap, err := intakeReplay(ctx, benchrows.StorePath(cfg.dir, cfg.projectionTrainees, 1))
+	d, folded, heap, err := intakeReplay(ctx, benchrows.StorePath(cfg.dir, cfg.projectionTrainees, seed))
 	if err != nil {
 		return rows, err
 	}
