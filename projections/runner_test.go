@@ -18,8 +18,8 @@ import (
 	"github.com/cqhrss/subsidyledger/events"
 	"github.com/cqhrss/subsidyledger/events/bolt"
 	"github.com/cqhrss/subsidyledger/events/codec"
+	"github.com/cqhrss/subsidyledger/events/snap"
 	"github.com/cqhrss/subsidyledger/projections"
-	"github.com/cqhrss/subsidyledger/projections/internal/snap"
 	pb "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
 )
 

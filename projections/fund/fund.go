@@ -55,9 +55,9 @@ import (
 	"sync"
 
 	"github.com/cqhrss/subsidyledger/events"
+	"github.com/cqhrss/subsidyledger/events/snap"
 	"github.com/cqhrss/subsidyledger/projections"
 	"github.com/cqhrss/subsidyledger/projections/internal/rm"
-	"github.com/cqhrss/subsidyledger/projections/internal/snap"
 	pb "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
 )
 

@@ -28,9 +28,9 @@ import (
 
 	"github.com/cqhrss/subsidyledger/events"
 	"github.com/cqhrss/subsidyledger/events/refdata"
+	"github.com/cqhrss/subsidyledger/events/snap"
 	"github.com/cqhrss/subsidyledger/projections"
 	"github.com/cqhrss/subsidyledger/projections/internal/rm"
-	"github.com/cqhrss/subsidyledger/projections/internal/snap"
 	pb "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
 )
 

@@ -3,7 +3,7 @@ package rm
 import (
 	"math"
 
-	"github.com/cqhrss/subsidyledger/projections/internal/snap"
+	"github.com/cqhrss/subsidyledger/events/snap"
 )
 
 // PQMap is a hash table from a person and a qualification to a V, for the

@@ -6,7 +6,7 @@ import (
 	"encoding/binary"
 	"testing"
 
-	"github.com/cqhrss/subsidyledger/projections/internal/snap"
+	"github.com/cqhrss/subsidyledger/events/snap"
 )
 
 func testKey(i int, made bool) PersonKey {

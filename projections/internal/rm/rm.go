@@ -11,7 +11,7 @@ import (
 
 	"github.com/cqhrss/subsidyledger/events"
 	"github.com/cqhrss/subsidyledger/events/refdata"
-	"github.com/cqhrss/subsidyledger/projections/internal/snap"
+	"github.com/cqhrss/subsidyledger/events/snap"
 	pb "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
 )
 

@@ -1,7 +1,8 @@
-// Package snap is the compact binary encoding read models use for their
-// snapshots: unsigned and signed varints, length-prefixed strings and
-// bytes, written through a buffered writer and read back with a sticky
-// error, so that a model's Snapshot and Restore read as a list of fields.
+// Package snap is the compact binary encoding of snapshots (the read
+// models' and the rules' World): unsigned and signed varints,
+// length-prefixed strings and bytes, written through a buffered writer and
+// read back with a sticky error, so that a model's Snapshot and Restore
+// read as a list of fields.
 //
 // The encoding carries no field tags: a snapshot is read by the code that
 // wrote it (the projection's Version guards that), which keeps it small
