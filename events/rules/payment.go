@@ -219,10 +219,10 @@ func (d *decider) writeOffRequested(m *subsidyv1.WriteOffRequested) *Rejection {
 		return reject(subsidyv1.ReasonCode_REASON_CODE_WRITE_OFF_NEEDS_REASON, "write-off of clawback %s without a reason", c.id)
 	}
 	if c.pending != nil {
-		if digest(c.pending) == digest(m) {
+		if c.pending.digest == digest(m) {
 			return reject(subsidyv1.ReasonCode_REASON_CODE_DUPLICATE_FACT, "write-off request already recorded as event %s", c.pendingID)
 		}
-		return reject(subsidyv1.ReasonCode_REASON_CODE_WRONG_STATE, "a write-off of clawback %s by %s awaits approval", c.id, c.pending.GetOfficialId())
+		return reject(subsidyv1.ReasonCode_REASON_CODE_WRONG_STATE, "a write-off of clawback %s by %s awaits approval", c.id, c.pending.official)
 	}
 	if n := m.GetAmountFen(); n <= 0 || n > c.outstanding() {
 		return reject(subsidyv1.ReasonCode_REASON_CODE_RECOVERY_EXCEEDS_RECEIVABLE, "write-off %d fen, %d outstanding", n, c.outstanding())
@@ -242,8 +242,8 @@ func (d *decider) clawbackWrittenOff(m *subsidyv1.ClawbackWrittenOff) *Rejection
 		return reject(subsidyv1.ReasonCode_REASON_CODE_WRITE_OFF_SAME_OFFICIAL, "official %q requested the write-off and may not approve it", m.GetRequestedBy())
 	case p == nil:
 		return reject(subsidyv1.ReasonCode_REASON_CODE_WRONG_STATE, "no write-off of clawback %s was requested", c.id)
-	case p.GetOfficialId() != m.GetRequestedBy() || p.GetAmountFen() != m.GetAmountFen():
-		return reject(subsidyv1.ReasonCode_REASON_CODE_WRONG_STATE, "the pending request is by %s for %s fen", p.GetOfficialId(), strconv.FormatInt(p.GetAmountFen(), 10))
+	case p.official != m.GetRequestedBy() || p.amount != m.GetAmountFen():
+		return reject(subsidyv1.ReasonCode_REASON_CODE_WRONG_STATE, "the pending request is by %s for %s fen", p.official, strconv.FormatInt(p.amount, 10))
 	case m.GetAmountFen() > c.outstanding():
 		return reject(subsidyv1.ReasonCode_REASON_CODE_RECOVERY_EXCEEDS_RECEIVABLE, "write-off %d fen, %d outstanding", m.GetAmountFen(), c.outstanding())
 	}

@@ -328,8 +328,16 @@ type clawback struct {
 	reserved    int64
 	cause       subsidyv1.ClawbackCause
 	eventID     events.ID
-	pending     *subsidyv1.WriteOffRequested
+	pending     *writeOff // the write-off requested and not yet approved
 	pendingID   events.ID
+}
+
+// writeOff is what the rules read of a pending WriteOffRequested: who asked
+// for how much, and its content digest (a repeat of it is a duplicate).
+type writeOff struct {
+	official string
+	amount   int64
+	digest   [16]byte
 }
 
 func (c *clawback) outstanding() int64 { return c.amount - c.recovered - c.writtenOff - c.reserved }

@@ -486,7 +486,8 @@ func (w *World) fold(id events.ID, m proto.Message) {
 		}
 	case *subsidyv1.WriteOffRequested:
 		if c := w.clawbacks[m.GetClawbackId()]; c != nil {
-			c.pending, c.pendingID = proto.Clone(m).(*subsidyv1.WriteOffRequested), id
+			c.pending = &writeOff{official: w.name(m.GetOfficialId()), amount: m.GetAmountFen(), digest: digest(m)}
+			c.pendingID = id
 		}
 	case *subsidyv1.ClawbackWrittenOff:
 		if c := w.clawbacks[m.GetClawbackId()]; c != nil {
