@@ -93,16 +93,24 @@ func (w *Writer) Flush() error {
 // its own buffer so that varints decode straight from it (a restart
 // restores hundreds of megabytes).
 type Reader struct {
-	r   io.Reader
-	buf []byte
-	pos int
-	end int
-	eof bool
-	err error
+	r     io.Reader
+	buf   []byte
+	pos   int
+	end   int
+	eof   bool
+	err   error
+	nread int64 // bytes read from r
+	size  int64 // the input's size, if known (SetSize); else -1
 }
 
 // NewReader returns a Reader on r.
-func NewReader(r io.Reader) *Reader { return &Reader{r: r, buf: make([]byte, 256<<10)} }
+func NewReader(r io.Reader) *Reader { return &Reader{r: r, buf: make([]byte, 256<<10), size: -1} }
+
+// SetSize tells the Reader the size of its whole input. Len then also
+// refuses a count larger than the bytes left (every element takes at least
+// one), so that a damaged count cannot make the caller allocate more than
+// the input could fill.
+func (r *Reader) SetSize(n int64) { r.size = n }
 
 func (r *Reader) fail(err error) {
 	if r.err == nil {
@@ -125,6 +133,7 @@ func (r *Reader) fill(n int) bool {
 	for r.end < n && !r.eof {
 		m, err := r.r.Read(r.buf[r.end:])
 		r.end += m
+		r.nread += int64(m)
 		if err == io.EOF {
 			r.eof = true
 		} else if err != nil {
@@ -182,11 +191,16 @@ func (r *Reader) Int32() int32 {
 // Bool reads a bool.
 func (r *Reader) Bool() bool { return r.Uvarint() != 0 }
 
-// Len reads a count and checks it against max (a sanity bound).
-func (r *Reader) Len(max int) int {
+// Len reads a count and checks it against max (a sanity bound) and, after
+// SetSize, against the bytes left.
+func (r *Reader) Len(bound int) int {
 	n := r.Uvarint()
-	if n > uint64(max) {
-		r.fail(fmt.Errorf("count %d exceeds %d", n, max))
+	if n > uint64(bound) {
+		r.fail(fmt.Errorf("count %d exceeds %d", n, bound))
+		return 0
+	}
+	if left := r.size - (r.nread - int64(r.end-r.pos)); r.size >= 0 && n > uint64(max(left, 0)) {
+		r.fail(fmt.Errorf("count %d exceeds the %d bytes left", n, left))
 		return 0
 	}
 	return int(n)

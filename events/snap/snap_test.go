@@ -63,3 +63,31 @@ func TestRoundTripAndCorruption(t *testing.T) {
 		t.Fatalf("wrong magic: %v", r.Err())
 	}
 }
+
+func TestLenIsBoundedByTheBytesLeftOnceTheSizeIsKnown(t *testing.T) {
+	var b bytes.Buffer
+	w := NewWriter(&b)
+	w.Uvarint(3)
+	w.Fixed([]byte{1, 2, 3})
+	w.Uvarint(1 << 30) // a damaged count
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	r := NewReader(bytes.NewReader(b.Bytes()))
+	r.SetSize(int64(b.Len()))
+	if n := r.Len(1 << 31); n != 3 || r.Err() != nil {
+		t.Fatalf("Len = %d, %v; want 3", n, r.Err())
+	}
+	var f [3]byte
+	r.Fixed(f[:])
+	if n := r.Len(1 << 31); n != 0 || !errors.Is(r.Err(), ErrCorrupt) {
+		t.Fatalf("Len of a count beyond the input = %d, %v; want ErrCorrupt", n, r.Err())
+	}
+	// Without the size, the same count passes the sanity bound alone.
+	r = NewReader(bytes.NewReader(b.Bytes()))
+	r.Len(1 << 31)
+	r.Fixed(f[:])
+	if n := r.Len(1 << 31); n != 1<<30 || r.Err() != nil {
+		t.Fatalf("Len without a size = %d, %v", n, r.Err())
+	}
+}
