@@ -2,6 +2,8 @@ package refdata_test
 
 import (
 	"errors"
+	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -197,5 +199,29 @@ func TestTableWith(t *testing.T) {
 	}
 	if _, err := cyc.With(refdata.Unit{Code: "cq-liangjiang", Name: "两江新区", Kind: subsidyv1.UnitKind_UNIT_KIND_DISTRICT, ValidFrom: refdata.ReformDate, ValidTo: refdata.D(2027, 1, 1), Successor: "cq-y"}); !errors.Is(err, refdata.ErrBadUnit) {
 		t.Errorf("successor cycle accepted: %v", err)
+	}
+}
+
+func TestNewTableRebuildsUnits(t *testing.T) {
+	nt, err := refdata.Seed().With(refdata.Unit{Code: "cq-test", Name: "测试区", Kind: subsidyv1.UnitKind_UNIT_KIND_DISTRICT,
+		ValidFrom: refdata.D(2027, 1, 1), ValidTo: refdata.D(2027, 12, 31), Successor: "cq-liangjiang"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := nt.Units()
+	slices.Reverse(rows) // any order
+	back, err := refdata.NewTable(rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(back, nt) {
+		t.Errorf("NewTable(Units()) differs from the table")
+	}
+	if _, err := refdata.NewTable(append(rows, rows[0])); !errors.Is(err, refdata.ErrBadUnit) {
+		t.Errorf("a repeated row: %v; want ErrBadUnit", err)
+	}
+	noSuccessor := slices.DeleteFunc(slices.Clone(rows), func(u refdata.Unit) bool { return u.Code == "cq-liangjiang" })
+	if _, err := refdata.NewTable(noSuccessor); !errors.Is(err, refdata.ErrBadUnit) {
+		t.Errorf("rows naming a successor that is not there: %v; want ErrBadUnit", err)
 	}
 }

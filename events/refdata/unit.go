@@ -112,6 +112,28 @@ var seed = func() *Table {
 // 2025-11-06, the two abolished districts, the two functional zones).
 func Seed() *Table { return seed }
 
+// NewTable returns the table of rows (any order), as Units lists them. It
+// fails with ErrBadUnit if they are inconsistent, or if two rows have the
+// same code and ValidFrom.
+func NewTable(rows []Unit) (*Table, error) {
+	t := &Table{rows: make(map[string][]Unit)}
+	for _, u := range rows {
+		t.rows[u.Code] = append(t.rows[u.Code], u)
+	}
+	for _, rs := range t.rows {
+		sort.Slice(rs, func(i, j int) bool { return rs[i].ValidFrom < rs[j].ValidFrom })
+		for i := 1; i < len(rs); i++ {
+			if rs[i].ValidFrom == rs[i-1].ValidFrom {
+				return nil, fmt.Errorf("%w: two rows of %q from %s", ErrBadUnit, rs[i].Code, rs[i].ValidFrom)
+			}
+		}
+	}
+	if err := t.check(); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
 // With returns a copy of t with u added, or replacing the row of the same
 // code and ValidFrom. It fails with ErrBadUnit if the result is inconsistent.
 func (t *Table) With(u Unit) (*Table, error) {
