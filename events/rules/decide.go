@@ -41,11 +41,11 @@ func (w *World) Decide(f Fact) (Decision, *Rejection) {
 	if f.EventID.IsZero() {
 		return Decision{}, reject(subsidyv1.ReasonCode_REASON_CODE_SCHEMA_VIOLATION, "fact has no event id")
 	}
-	if at, ok := w.applied[f.EventID]; ok {
+	if at, ok := w.applied.get(f.EventID); ok {
 		return Decision{}, reject(subsidyv1.ReasonCode_REASON_CODE_DUPLICATE_FACT, "event %s already recorded in %s", f.EventID, w.streamList[at.stream].name)
 	}
 	if h, updatable, ok := naturalHashOf(f.Payload); ok {
-		if rec, ok := w.natural[h]; ok {
+		if rec, ok := w.natural.get(h); ok {
 			key, _ := naturalKey(f.Payload)
 			if rec.digest == digest(f.Payload) {
 				return Decision{}, reject(subsidyv1.ReasonCode_REASON_CODE_DUPLICATE_FACT, "%s already recorded as event %s", key, rec.eventID)

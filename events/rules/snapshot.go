@@ -64,14 +64,16 @@ func (w *World) Snapshot(out *snap.Writer) {
 		s.String(st.name)
 		s.Uvarint(st.rev)
 	}
-	s.Uvarint(uint64(len(w.applied)))
-	for id, at := range w.applied {
+	// In key order, so that RestoreWorld reads them into a hashIndex's
+	// frozen part as they come.
+	s.Uvarint(uint64(w.applied.len()))
+	for id, at := range w.applied.sorted() {
 		s.id(id)
 		s.Uvarint(uint64(at.stream))
 		s.Uvarint(uint64(at.rev))
 	}
-	s.Uvarint(uint64(len(w.natural)))
-	for h, rec := range w.natural {
+	s.Uvarint(uint64(w.natural.len()))
+	for h, rec := range w.natural.sorted() {
 		s.Fixed(h[:])
 		s.Fixed(rec.digest[:])
 		s.id(rec.eventID)
@@ -528,22 +530,28 @@ func RestoreWorld(rs RuleSet, in *snap.Reader) (*World, error) {
 	if s.Err() == nil && len(w.streams) != len(w.streamList) {
 		s.Fail("a stream named twice")
 	}
-	n2 = s.Len(maxCount)
-	w.applied = make(map[events.ID]appliedAt, n2)
-	for range n2 {
-		id := s.id()
-		w.applied[id] = appliedAt{stream: s.u32(), rev: s.u32()}
+	applied := make([]hashEntry[events.ID, appliedAt], s.Len(maxCount))
+	for i := range applied {
+		applied[i] = hashEntry[events.ID, appliedAt]{s.id(), appliedAt{stream: s.u32(), rev: s.u32()}}
+		if i > 0 && compareKeys(applied[i-1].key, applied[i].key) >= 0 && s.Err() == nil {
+			s.Fail("applied event ids out of order at %d", i)
+		}
+		if int(applied[i].val.stream) >= len(w.streamList) && s.Err() == nil {
+			s.Fail("applied event %s in stream %d of %d", applied[i].key, applied[i].val.stream, len(w.streamList))
+		}
 	}
-	n2 = s.Len(maxCount)
-	w.natural = make(map[naturalHash]naturalRec, n2)
-	for range n2 {
-		var h naturalHash
-		var rec naturalRec
-		s.Fixed(h[:])
-		s.Fixed(rec.digest[:])
-		rec.eventID = s.id()
-		w.natural[h] = rec
+	w.applied.setFrozen(applied)
+	natural := make([]hashEntry[naturalHash, naturalRec], s.Len(maxCount))
+	for i := range natural {
+		e := &natural[i]
+		s.Fixed(e.key[:])
+		s.Fixed(e.val.digest[:])
+		e.val.eventID = s.id()
+		if i > 0 && compareKeys(natural[i-1].key, e.key) >= 0 && s.Err() == nil {
+			s.Fail("natural keys out of order at %d", i)
+		}
 	}
+	w.natural.setFrozen(natural)
 
 	units := make([]refdata.Unit, s.Len(maxCount))
 	for i := range units {

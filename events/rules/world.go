@@ -27,8 +27,8 @@ type World struct {
 	// stream's index and its revision (8 bytes an event, beside the id).
 	streams    map[string]uint32
 	streamList []streamState
-	applied    map[events.ID]appliedAt
-	natural    map[naturalHash]naturalRec
+	applied    hashIndex[events.ID, appliedAt]
+	natural    hashIndex[naturalHash, naturalRec]
 
 	units        *refdata.Table
 	unitEvents   map[string]events.ID
@@ -66,8 +66,6 @@ func NewWorld(rs RuleSet) *World {
 		rs:           rs,
 		cal:          newCalendar(rs),
 		streams:      map[string]uint32{},
-		applied:      map[events.ID]appliedAt{},
-		natural:      map[naturalHash]naturalRec{},
 		units:        refdata.Seed(),
 		unitEvents:   map[string]events.ID{},
 		institutions: map[string]*institution{},
@@ -120,7 +118,7 @@ type appliedAt struct {
 // stream and revision. A redelivered fact whose event id is already applied
 // needs no decision: its append is already stored.
 func (w *World) Applied(id events.ID) (stream string, revision uint64, ok bool) {
-	at, ok := w.applied[id]
+	at, ok := w.applied.get(id)
 	if !ok {
 		return "", 0, false
 	}
@@ -176,7 +174,7 @@ func (w *World) ApplyPrepared(stream string, revision uint64, ev Event, p Prepar
 		}
 		return fmt.Errorf("rules: apply %q: revision %d where %d was due", stream, revision, want)
 	}
-	if prev, dup := w.applied[ev.ID]; dup {
+	if prev, dup := w.applied.get(ev.ID); dup {
 		return fmt.Errorf("rules: apply %q: event %s already applied in %q", stream, ev.ID, w.streamList[prev.stream].name)
 	}
 	if revision > math.MaxUint32 || !exists && len(w.streamList) == math.MaxUint32 {
@@ -190,9 +188,9 @@ func (w *World) ApplyPrepared(stream string, revision uint64, ev Event, p Prepar
 		w.streams[name] = si
 	}
 	w.streamList[si].rev = revision
-	w.applied[ev.ID] = appliedAt{si, uint32(revision)}
+	w.applied.set(ev.ID, appliedAt{si, uint32(revision)})
 	if p.ok {
-		w.natural[p.natural] = naturalRec{digest: p.digest, eventID: ev.ID}
+		w.natural.set(p.natural, naturalRec{digest: p.digest, eventID: ev.ID})
 	}
 	w.fold(ev.ID, ev.Payload)
 	return nil
