@@ -48,11 +48,11 @@ func applyAll(t testing.TB, w *rules.World, log []stored) {
 }
 
 // A World restored from a snapshot equals the World it was taken of, field
-// by field (its hash indexes frozen, as a restored World's are), and stays
-// equal as the rest of the log is folded into both:
-// records the World reaches through two paths (an enrolment through its id
-// and its trainee) are shared again, so a later event that changes one
-// through one path is seen through the other.
+// by field (compacted, as a restored World is), and stays equal as the rest
+// of the log is folded into both: records the World reaches through two
+// paths (an enrolment through its id and its trainee) are shared again, so
+// a later event that changes one through one path is seen through the
+// other.
 func TestSnapshotRestoresTheWorld(t *testing.T) {
 	rs := rules.DefaultRuleSet()
 	rs.PassRateWindow, rs.SharedAccountThreshold, rs.Version = 3, 2, "prop"
@@ -71,14 +71,14 @@ func TestSnapshotRestoresTheWorld(t *testing.T) {
 				t.Fatalf("seed %d, cut %d: %v", seed, cut, err)
 			}
 			c := replay(t, rs, log[:cut])
-			rules.Freeze(c)
+			c.Compact()
 			if !reflect.DeepEqual(c, b) {
 				t.Fatalf("seed %d: the World restored at %d of %d events differs from the one snapshotted", seed, cut, len(log))
 			}
 			applyAll(t, a, log[cut:])
 			applyAll(t, b, log[cut:])
-			rules.Freeze(a)
-			rules.Freeze(b)
+			a.Compact()
+			b.Compact()
 			if !reflect.DeepEqual(a, b) {
 				t.Fatalf("seed %d: restored at %d of %d events, then folded to the end, the World differs from one folded throughout", seed, cut, len(log))
 			}
