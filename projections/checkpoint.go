@@ -161,11 +161,21 @@ func (c *Checkpoints) Load(name string) (cp Checkpoint, ok bool, err error) {
 	return cp, ok, err
 }
 
+// Snapshotter is what Checkpoints keeps: a named, versioned state that
+// writes a snapshot of itself and restores one. Every Projection is one;
+// so is the intake's state (the rules' World).
+type Snapshotter interface {
+	Name() string
+	Version() uint32
+	Snapshot(w io.Writer) error
+	Restore(r io.Reader) error
+}
+
 // Save writes p's snapshot, taken after the event at pos (committed at
 // created), and makes it the projection's checkpoint. The caller must not
 // apply events to p during Save. Errors: writing or syncing the file,
 // committing the manifest, or p.Snapshot's own.
-func (c *Checkpoints) Save(p Projection, pos events.Position, created time.Time) (Checkpoint, error) {
+func (c *Checkpoints) Save(p Snapshotter, pos events.Position, created time.Time) (Checkpoint, error) {
 	name := p.Name()
 	cp := Checkpoint{Name: name, Version: p.Version(), Position: pos, Created: created.UTC(), Written: time.Now().UTC()}
 	cp.File = fmt.Sprintf("%s-v%d-%020d-%d.snap", name, cp.Version, uint64(pos), cp.Written.UnixNano())
@@ -221,7 +231,7 @@ func (c *Checkpoints) Save(p Projection, pos events.Position, created time.Time)
 // Restore restores p (a fresh instance) from the checkpoint cp, checking
 // the file's size and SHA-256. Errors: the file is missing or damaged, or
 // p.Restore fails; p must then be discarded.
-func (c *Checkpoints) Restore(p Projection, cp Checkpoint) error {
+func (c *Checkpoints) Restore(p Snapshotter, cp Checkpoint) error {
 	f, err := os.Open(filepath.Join(c.dir, cp.File))
 	if err != nil {
 		return fmt.Errorf("projections: snapshot of %q: %w", cp.Name, err)
