@@ -28,6 +28,7 @@ import (
 	"github.com/cqhrss/subsidyledger/events/codec"
 	"github.com/cqhrss/subsidyledger/events/merkle"
 	"github.com/cqhrss/subsidyledger/events/rules"
+	"github.com/cqhrss/subsidyledger/projections"
 	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
 	"github.com/cqhrss/subsidyledger/services/natsbus"
 )
@@ -73,8 +74,26 @@ type Config struct {
 	// keeps the messages.
 	ProbeInterval    time.Duration
 	ProbeMaxInterval time.Duration
-	Logger           *slog.Logger
-	Metrics          *Metrics
+	// Snapshots, if set, keeps the intake's state: the rules' World, the
+	// records of rejected and recent messages, and the position they
+	// reflect. Load restores the latest and folds only the events after
+	// it, instead of the whole log (minutes for millions of events). A
+	// snapshot of another format or rule set, a damaged one, or one whose
+	// event the store does not hold is not used: Load folds the whole log.
+	Snapshots *projections.Checkpoints
+	// SnapshotEvery: once this many events have been folded or committed
+	// since the last snapshot (default 2,000,000), the intake writes
+	// another: at the end of Load, or between batches while it runs
+	// (consuming pauses meanwhile, seconds for millions of trainees). A
+	// crash costs folding at most about this many events at the next start.
+	SnapshotEvery int
+	// SnapshotAtStop: Run writes a snapshot when it stops if at least this
+	// many events came since the last (default 10,000 or SnapshotEvery,
+	// whichever is less: folding fewer at the next start is quicker than
+	// writing a large World).
+	SnapshotAtStop int
+	Logger         *slog.Logger
+	Metrics        *Metrics
 }
 
 // Intake consumes, decides and records inbound facts. Its state (the rules'
@@ -106,6 +125,13 @@ type Intake struct {
 	// intake resumes: about the size of the batch that failed.
 	probeBytes int
 	pin        atomic.Pointer[string] // the consumer's pin id on the last message delivered to us
+	// seenID and seenTime are the id and commit time of the event at
+	// seen; snapAt is the position of the last snapshot, sinceSnap the
+	// events folded or committed since.
+	seenID    events.ID
+	seenTime  time.Time
+	snapAt    events.Position
+	sinceSnap int
 	// guard: check before every append that no other writer appended
 	// since the batch's state (set when the consumer is shared by pinning).
 	guard bool
@@ -137,6 +163,12 @@ func New(cfg Config) *Intake {
 	if cfg.Subjects.Prefix == "" {
 		cfg.Subjects = natsbus.DefaultSubjects
 	}
+	if cfg.SnapshotEvery <= 0 {
+		cfg.SnapshotEvery = 2_000_000
+	}
+	if cfg.SnapshotAtStop <= 0 {
+		cfg.SnapshotAtStop = min(10_000, cfg.SnapshotEvery)
+	}
 	return &Intake{cfg: cfg, parked: make(map[string]parking)}
 }
 
@@ -163,19 +195,28 @@ type ref struct {
 	detail   string
 }
 
-// Load folds the whole store into a fresh world.
+// Load restores the intake's state from its snapshot (Config.Snapshots),
+// or starts from a fresh world, and folds the log after it. It writes a
+// snapshot if it folded Config.SnapshotEvery events or more.
 func (in *Intake) Load(ctx context.Context) error {
-	in.reset()
+	in.restore(ctx)
 	if err := in.replay(ctx); err != nil {
 		return err
 	}
-	return in.catchUp(ctx)
+	if err := in.catchUp(ctx); err != nil {
+		return err
+	}
+	if in.snapshotDue(in.cfg.SnapshotEvery) {
+		in.saveSnapshot(ctx, "loaded")
+	}
+	return nil
 }
 
 // reset empties the intake's state: a fresh world at the start of the log.
 func (in *Intake) reset() {
 	in.world = rules.NewWorld(in.cfg.RuleSet)
-	in.seen = events.Start
+	in.seen, in.seenID, in.seenTime = events.Start, events.ID{}, time.Time{}
+	in.snapAt, in.sinceSnap = events.Start, 0
 	in.pos.Store(0)
 	in.mine = make(map[events.ID]struct{})
 	in.recorded = newRecent(in.cfg.RecentIDs)
@@ -234,7 +275,7 @@ func (in *Intake) replay(ctx context.Context) error {
 	}()
 	for p := range pages {
 		for i, d := range p.evs {
-			in.seen = d.Position
+			in.passed(&d.RecordedEvent)
 			if err := in.foldDecoded(d, p.prep[i]); err != nil {
 				return err
 			}
@@ -259,7 +300,7 @@ func (in *Intake) catchUp(ctx context.Context) error {
 			return nil
 		}
 		for _, rec := range page {
-			in.seen = rec.Position
+			in.passed(&rec)
 			if _, ok := in.mine[rec.ID]; ok {
 				delete(in.mine, rec.ID)
 				continue
@@ -269,6 +310,11 @@ func (in *Intake) catchUp(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// passed records that the intake's state has reached rec.
+func (in *Intake) passed(rec *events.RecordedEvent) {
+	in.seen, in.seenID, in.seenTime = rec.Position, rec.ID, rec.Created
 }
 
 // fold applies one stored event to the world and remembers message records.
@@ -284,6 +330,7 @@ func (in *Intake) fold(rec events.RecordedEvent) error {
 // of the payload.
 func (in *Intake) foldDecoded(d codec.Decoded, prep rules.Prepared) error {
 	rec := &d.RecordedEvent
+	in.sinceSnap++
 	if rej, ok := d.Payload.(*subsidyv1.FactRejected); ok {
 		in.rejected[rec.ID] = ref{rec.Stream, rec.Revision, rec.Position, rej.GetReason(), rej.GetDetail()}
 		return nil
@@ -345,6 +392,11 @@ func (in *Intake) Run(ctx context.Context) error {
 	defer func() {
 		in.ready.Store(false)
 		in.setHealthy(false)
+	}()
+	defer func() {
+		if in.snapshotDue(in.cfg.SnapshotAtStop) {
+			in.saveSnapshot(context.WithoutCancel(ctx), "stopping")
+		}
 	}()
 	for {
 		stalled, err := in.consume(ctx, info.Config)
@@ -508,12 +560,20 @@ func (in *Intake) consume(ctx context.Context, ccfg jetstream.ConsumerConfig) (s
 			inflight, cur = cur, nil
 			go in.commit(wctx, inflight)
 		}
+		// A snapshot is due: take no more messages until the batches in
+		// hand are appended, then write it (the world then holds the log
+		// and nothing provisional). Deliveries wait meanwhile.
+		snapshot := in.snapshotDue(in.cfg.SnapshotEvery)
+		if snapshot && cur == nil && inflight == nil {
+			in.saveSnapshot(wctx, "periodic")
+			continue
+		}
 		var doneC <-chan struct{}
 		if inflight != nil {
 			doneC = inflight.done
 		}
 		var recv <-chan jetstream.Msg
-		if cur == nil || len(cur.msgs) < in.cfg.BatchSize {
+		if (cur == nil || len(cur.msgs) < in.cfg.BatchSize) && !snapshot {
 			recv = inbox
 		}
 		select {
@@ -1070,6 +1130,7 @@ func (in *Intake) finish(ctx context.Context, b *batch) error {
 			continue
 		}
 		in.advance(o.res.Position)
+		in.sinceSnap += len(o.evs)
 		first := o.res.NextExpectedRevision + 1 - uint64(len(o.evs))
 		for _, it := range o.items {
 			r := ref{stream: o.stream, revision: first + it.rev, position: o.res.Position}

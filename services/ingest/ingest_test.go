@@ -395,33 +395,8 @@ func TestRestartAfterCrashResumesAtOnceInOrder(t *testing.T) {
 // several of replay's pages.
 func TestLoadEqualsFoldingOneAtATime(t *testing.T) {
 	r := newRig(t)
-	k, _ := person.NewKeyer([]byte("test key: 32 bytes or more, not a real one"))
-	const trainees = 1100
-	p, err := simulate.New(simulate.Config{Seed: 5, Year: 2025, Trainees: trainees, Keyer: k, Officials: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	facts := p.Reference()
-	for i := range trainees {
-		fs, _ := p.Trainee(i)
-		facts = append(facts, fs...)
-	}
-	r.publish(t, facts)
-	bad := nats.NewMsg("subsidy.in.enrolment.trainee_registered") // a rejection too
-	bad.Data = []byte{0xff, 0xff}
-	bad.Header.Set(natsbus.HeaderMsgID, "undecodable-1")
-	if _, err := r.js.PublishMsg(context.Background(), bad); err != nil {
-		t.Fatal(err)
-	}
-	msgs := r.fetch(t, len(facts)+1)
-	in := r.intake(t)
-	for len(msgs) > 0 {
-		n := min(500, len(msgs))
-		if err := in.handle(context.Background(), msgs[:n]); err != nil {
-			t.Fatal(err)
-		}
-		msgs = msgs[n:]
-	}
+	msgs := r.simulated(t, 1100)
+	handleAll(t, r.intake(t), msgs)
 	if h := head(t, r.store); h <= 2*4096 {
 		t.Fatalf("the log has %d events; want more than two of replay's pages", h)
 	}
@@ -430,22 +405,81 @@ func TestLoadEqualsFoldingOneAtATime(t *testing.T) {
 	if err := loaded.Load(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	sameState(t, "Load", loaded, foldedOneAtATime(t, cfg))
+}
+
+// simulated publishes the facts of n simulated trainees and one
+// undecodable message (a rejection), and fetches them all.
+func (r *rig) simulated(t *testing.T, n int) []jetstream.Msg {
+	t.Helper()
+	return r.fetch(t, r.publishSimulated(t, n))
+}
+
+// publishSimulated publishes the facts of n simulated trainees and one
+// undecodable message (a rejection) and returns how many messages.
+func (r *rig) publishSimulated(t *testing.T, n int) int {
+	t.Helper()
+	k, _ := person.NewKeyer([]byte("test key: 32 bytes or more, not a real one"))
+	p, err := simulate.New(simulate.Config{Seed: 5, Year: 2025, Trainees: n, Keyer: k, Officials: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	facts := p.Reference()
+	for i := range n {
+		fs, _ := p.Trainee(i)
+		facts = append(facts, fs...)
+	}
+	r.publish(t, facts)
+	bad := nats.NewMsg("subsidy.in.enrolment.trainee_registered")
+	bad.Data = []byte{0xff, 0xff}
+	bad.Header.Set(natsbus.HeaderMsgID, "undecodable-1")
+	if _, err := r.js.PublishMsg(context.Background(), bad); err != nil {
+		t.Fatal(err)
+	}
+	return len(facts) + 1
+}
+
+// handleAll has in decide and record msgs, in batches of 500.
+func handleAll(t *testing.T, in *Intake, msgs []jetstream.Msg) {
+	t.Helper()
+	for len(msgs) > 0 {
+		n := min(500, len(msgs))
+		if err := in.handle(context.Background(), msgs[:n]); err != nil {
+			t.Fatal(err)
+		}
+		msgs = msgs[n:]
+	}
+}
+
+// foldedOneAtATime returns an intake that folded the whole log one record
+// at a time.
+func foldedOneAtATime(t *testing.T, cfg Config) *Intake {
+	t.Helper()
 	one := New(cfg)
 	one.reset()
 	if err := one.catchUp(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if loaded.seen != one.seen || loaded.Position() != one.Position() {
-		t.Errorf("Load reached %d (position %d); one at a time %d (%d)", loaded.seen, loaded.Position(), one.seen, one.Position())
+	return one
+}
+
+// sameState checks that got's state (position, world, rejections, recent
+// message ids) equals want's; it compacts both worlds first.
+func sameState(t *testing.T, what string, got, want *Intake) {
+	t.Helper()
+	if got.seen != want.seen || got.Position() != want.Position() {
+		t.Errorf("%s reached %d (position %d); one at a time %d (%d)", what, got.seen, got.Position(), want.seen, want.Position())
 	}
-	if !reflect.DeepEqual(loaded.world, one.world) {
-		t.Error("Load's world differs from folding one record at a time")
+	got.world.Compact()
+	want.world.Compact()
+	if !reflect.DeepEqual(got.world, want.world) {
+		t.Errorf("%s: the world differs from folding one record at a time", what)
 	}
-	if !reflect.DeepEqual(loaded.rejected, one.rejected) || len(one.rejected) == 0 {
-		t.Errorf("Load's rejections (%d) differ from folding one at a time (%d)", len(loaded.rejected), len(one.rejected))
+	if !reflect.DeepEqual(got.rejected, want.rejected) || len(want.rejected) == 0 {
+		t.Errorf("%s: rejections (%d) differ from folding one at a time (%d)", what, len(got.rejected), len(want.rejected))
 	}
-	if !reflect.DeepEqual(loaded.recorded, one.recorded) {
-		t.Error("Load's recent message ids differ from folding one at a time")
+	if !reflect.DeepEqual(got.recorded, want.recorded) {
+		t.Errorf("%s: recent message ids differ from folding one at a time", what)
 	}
 }
 

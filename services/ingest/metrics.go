@@ -22,6 +22,10 @@ type Metrics struct {
 	StoreWritable  prometheus.Gauge
 	AppendFailures *prometheus.CounterVec
 	Probes         *prometheus.CounterVec
+	// SnapshotPosition is the position of the last snapshot of the
+	// intake's state written, SnapshotSeconds how long it took.
+	SnapshotPosition prometheus.Gauge
+	SnapshotSeconds  prometheus.Gauge
 }
 
 // NewMetrics registers the intake's metrics with reg.
@@ -68,6 +72,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Probes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "subsidy_ledger_store_write_probes_total", Help: "Tests of whether the event store can write again, while the intake has stopped, by result (ok, failed).",
 		}, []string{"result"}),
+		SnapshotPosition: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "subsidy_ledger_intake_snapshot_position", Help: "Global log position of the last snapshot of the intake's state (the rules' world) written; a restart folds the events after it.",
+		}),
+		SnapshotSeconds: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "subsidy_ledger_intake_snapshot_write_seconds", Help: "Time the last snapshot of the intake's state took to write (the intake consumes nothing meanwhile).",
+		}),
 	}
 	m.StoreWritable.Set(1)
 	for _, c := range causes {
@@ -76,6 +86,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.Probes.WithLabelValues("ok")
 	m.Probes.WithLabelValues("failed")
 	reg.MustRegister(m.Received, m.Accepted, m.Rejected, m.Duplicates, m.AppendSeconds, m.BatchSize, m.Conflicts, m.Retried, m.Position, m.Healthy,
-		m.StoreWritable, m.AppendFailures, m.Probes)
+		m.StoreWritable, m.AppendFailures, m.Probes, m.SnapshotPosition, m.SnapshotSeconds)
 	return m
 }
