@@ -34,10 +34,13 @@ type Config struct {
 	BatchSize     int
 	AckWait       time.Duration
 	FeedBatch     int
-	FeedLinger    time.Duration
-	SealLinger    time.Duration
-	LogLevel      string
-	Replicas      int
+	// IntakeSnapshotEvery: the intake snapshots the rules' World after
+	// this many events (ingest.Config.SnapshotEvery).
+	IntakeSnapshotEvery int
+	FeedLinger          time.Duration
+	SealLinger          time.Duration
+	LogLevel            string
+	Replicas            int
 	// Demo allows an embedded NATS server without authentication.
 	Demo bool
 	// ChangeFeed publishes every projection change on NATS.
@@ -114,6 +117,8 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.BoolVar(&c.Demo, "demo", demoEnv == "true" || demoEnv == "1", "demo mode: the embedded NATS server accepts unauthenticated clients (make run)")
 	var procs string
 	str(&procs, "gomaxprocs", "auto", "threads running Go code at once: auto is twice the CPUs the process may use, unless the GOMAXPROCS environment variable is set (then Go's setting stands); or a number from 1 to 1024. More threads than CPUs let the embedded NATS server's goroutines that come back from an fsync run at once instead of queueing behind the ledger's own work")
+	var intakeSnap string
+	str(&intakeSnap, "intake-snapshot-every", "2000000", "events after which the intake writes another snapshot of the rules' state (pausing a few seconds for millions of trainees); a restart folds only the events after the last, and a stop writes one if 10,000 or more came since")
 	var batch, feedBatch, feedLinger, sealLinger, replicas, ackWait, refWait, retryDelay string
 	str(&refWait, "reference-wait", "60s", "how long a fact that refers to something not yet recorded waits for it before it is rejected")
 	str(&retryDelay, "retry-delay", "250ms", "how often such a waiting fact is decided again")
@@ -148,6 +153,7 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		c.GoMaxProcs = 2 * goDefaultProcs
 	}
 	c.FeedBatch = intIn("feed-batch", feedBatch, 1, 1000)
+	c.IntakeSnapshotEvery = intIn("intake-snapshot-every", intakeSnap, 1, 1<<30)
 	c.Replicas = intIn("replicas", replicas, 1, 5)
 	for _, d := range []struct {
 		name, v string

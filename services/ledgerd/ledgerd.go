@@ -181,10 +181,18 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(Started
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// The intake's snapshots (the rules' World) beside the store, kept like
+	// the projections' but in a directory of their own.
+	intakeSnaps, err := projections.OpenCheckpoints(filepath.Join(cfg.DataDir, "intake"))
+	if err != nil {
+		return fmt.Errorf("opening the intake's snapshots: %w", err)
+	}
+	defer intakeSnaps.Close()
 	intake := ingest.New(ingest.Config{
 		Store: store, Conn: nc, JetStream: js, Consumer: cons, Subjects: subj, RuleSet: rules.DefaultRuleSet(),
 		BatchSize: cfg.BatchSize, Logger: log.With("component", "intake"), Metrics: ingest.NewMetrics(reg),
 		AckWait: cfg.AckWait, ReferenceWait: cfg.ReferenceWait, RetryDelay: cfg.RetryDelay,
+		Snapshots: intakeSnaps, SnapshotEvery: cfg.IntakeSnapshotEvery,
 	})
 	out := feed.New(feed.Config{Store: store, Conn: nc, JetStream: js, Subjects: subj, BatchSize: cfg.FeedBatch, Linger: cfg.FeedLinger,
 		Logger: log.With("component", "feed"), Metrics: feed.NewMetrics(reg)})
@@ -309,8 +317,9 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(Started
 	go func() { defer wg.Done(); errc <- checkpoints.Run(runCtx) }()
 	go func() { defer wg.Done(); errc <- hs.Serve(ln) }()
 	go func() {
-		// The intake folds the whole log into the rules' World before it
-		// decides anything: a minute or more for millions of events. The
+		// The intake restores the rules' World from its snapshot and folds
+		// the events after it (the whole log if it has none: a minute or
+		// more for millions of events) before it decides anything. The
 		// rest serves meanwhile (the projections restart from their
 		// snapshots); /readyz says the intake is loading.
 		defer wg.Done()
@@ -420,7 +429,7 @@ func (h *health) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		problems = append(problems, "nats: not connected")
 	}
 	if !h.intakeLoaded.Load() {
-		problems = append(problems, "intake: loading the ledger state from the store (every event is folded into the rules at start)")
+		problems = append(problems, "intake: loading the ledger state (its snapshot, then the events after it)")
 	} else if su := h.intake.Unavailable(); su != nil {
 		// Disk full, read-only, I/O errors: the intake waits for the store.
 		problems = append(problems, "store: "+su.Error(), "intake: stopped until the store can write; JetStream keeps the messages")

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"strings"
 	"testing"
 	"time"
 
@@ -307,6 +308,7 @@ func TestEmbeddedMixedBatchWithRestart(t *testing.T) {
 	}
 	cfg := testConfig(t, dir, "")
 	cfg.NATSListen = fmt.Sprintf("127.0.0.1:%d", natstest.FreePort(t, "127.0.0.1"))
+	cfg.IntakeSnapshotEvery = 300 // snapshots while running and at each stop
 	lanes, ids, rejected := mixedExpect(t, 150)
 	half := len(lanes) / 2
 
@@ -335,10 +337,15 @@ func TestEmbeddedMixedBatchWithRestart(t *testing.T) {
 	if sh := storeHead(t, filepath.Join(dir, "ledger.db")); sh != head {
 		t.Fatalf("feed reached position %d; the store's head is %d", head, sh)
 	}
-	// After a restart the feed resumes without gaps or duplicates.
-	c := start(t, cfg)
+	// After a restart the feed resumes without gaps or duplicates, and the
+	// intake restores the snapshot the stop wrote instead of folding the log.
+	var logs lockedBuffer
+	c := startLogged(t, cfg, &logs)
 	checkFeed(t, js, head)
 	c.stop(t)
+	if said := string(logs.Bytes()); !strings.Contains(said, "intake state restored from its snapshot") || !strings.Contains(said, fmt.Sprintf("position=%d", head)) {
+		t.Errorf("the last start did not restore the intake's snapshot at %d; log:\n%s", head, said)
+	}
 }
 
 // TestExternalServerProcessWithRestart does the same against a separate

@@ -44,7 +44,8 @@ func (l *lockedBuffer) Bytes() []byte {
 // everything the ledger wrote or served — the store file, the vault file,
 // JetStream's files (the personal-data stream's included; that the secure
 // delete overwrites a message in a block still in use is checked by
-// services/personal's TestIntake), the projections' snapshots, the debug log,
+// services/personal's TestIntake), the projections' and the intake's
+// snapshots, the debug log,
 // /metrics, every CSV export, the outbound feed and the outcomes — for any
 // trainee's plain ID number, full name or payee account. Only the vault,
 // encrypted, keeps them: the lookup and personal-data routes give them back
@@ -54,6 +55,7 @@ func TestNoPlainPersonalData(t *testing.T) {
 	cfg := testConfig(t, dir, "")
 	cfg.PersonKey = []byte(testPersonSecret) // the publishers' secret: lookups match
 	cfg.VaultKey = bytes.Repeat([]byte{0x5a}, 32)
+	cfg.IntakeSnapshotEvery = 100 // the intake's snapshots are scanned too
 	var logs lockedBuffer
 	in := startLogged(t, cfg, &logs)
 	k := keyer(t)
