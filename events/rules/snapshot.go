@@ -14,7 +14,7 @@ import (
 // of its state. Bump it whenever either changes: a snapshot of another
 // version is refused (ErrSnapshotMismatch) and the World is folded from the
 // log instead.
-const SnapshotVersion = 1
+const SnapshotVersion = 2
 
 // ErrSnapshotMismatch reports a snapshot written by another SnapshotVersion
 // or under a rule set with another Fingerprint: it is not wrong, but this
@@ -47,13 +47,37 @@ func (w *World) Snapshot(out *snap.Writer) {
 			yield(n)
 		}
 	})
-	s.persons = s.table(len(w.trainees), func(yield func(string)) {
-		for _, t := range w.trainees {
+	// Records are written in trainee order (a trainee's enrolments,
+	// assessments and entitlements after the previous trainee's), so that
+	// the references between them are near one another, writing and
+	// reading. Entitlements are written in the order of their table, so
+	// that an index into it also names the record.
+	trainees := make([]*trainee, 0, len(w.trainees))
+	for _, t := range w.trainees {
+		trainees = append(trainees, t)
+	}
+	s.persons = s.table(len(trainees), func(yield func(string)) {
+		for _, t := range trainees {
 			yield(t.key)
 		}
 	})
-	s.ents = s.table(len(w.entitlements), func(yield func(string)) {
-		for _, e := range w.entitlements {
+	s.personList = make([]string, len(trainees))
+	for i, t := range trainees {
+		s.personList[i] = t.key
+	}
+	var ents linked[entitlement]
+	for _, t := range trainees {
+		for _, x := range t.entitlements {
+			if e := w.entitlements[x.v]; e != nil {
+				ents.add(e)
+			}
+		}
+	}
+	for _, e := range w.entitlements {
+		ents.add(e) // those no trainee names
+	}
+	s.ents = s.table(len(ents.list), func(yield func(string)) {
+		for _, e := range ents.list {
 			yield(e.id)
 		}
 	})
@@ -149,10 +173,6 @@ func (w *World) Snapshot(out *snap.Writer) {
 	}
 
 	// Trainees, then the records they link to, then the links.
-	trainees := make([]*trainee, 0, len(w.trainees))
-	for _, t := range w.trainees {
-		trainees = append(trainees, t)
-	}
 	s.Uvarint(uint64(len(trainees)))
 	for _, t := range trainees {
 		s.person(t.key)
@@ -172,14 +192,8 @@ func (w *World) Snapshot(out *snap.Writer) {
 			s.id(e.eventID)
 		}
 	}
-	enrolments := linked[enrolment]{}
-	for _, e := range w.enrolments {
-		enrolments.add(e)
-	}
-	assessments := linked[assessment]{}
-	for _, a := range w.assessments {
-		assessments.add(a)
-	}
+	var enrolments linked[enrolment]
+	var assessments linked[assessment]
 	for _, t := range trainees {
 		for _, e := range t.enrolments {
 			enrolments.add(e)
@@ -189,6 +203,12 @@ func (w *World) Snapshot(out *snap.Writer) {
 				assessments.add(a)
 			}
 		}
+	}
+	for _, e := range w.enrolments {
+		enrolments.add(e) // those no trainee lists
+	}
+	for _, a := range w.assessments {
+		assessments.add(a)
 	}
 	s.Uvarint(uint64(len(enrolments.list)))
 	for _, e := range enrolments.list {
@@ -219,12 +239,20 @@ func (w *World) Snapshot(out *snap.Writer) {
 		s.id(a.eventID)
 		s.Bool(w.assessments[a.id] == a)
 	}
-	s.Uvarint(uint64(len(w.entitlements)))
-	for _, e := range w.entitlements {
+	for _, e := range ents.list {
 		s.writeEntitlement(e)
 	}
-	s.Uvarint(uint64(len(w.certificates)))
+	var certs linked[certificate]
+	for _, e := range ents.list {
+		if c := w.certificates[e.certificate]; c != nil {
+			certs.add(c)
+		}
+	}
 	for _, c := range w.certificates {
+		certs.add(c)
+	}
+	s.Uvarint(uint64(len(certs.list)))
+	for _, c := range certs.list {
 		s.String(c.id)
 		s.person(c.person)
 		s.name(c.evalInst)
@@ -276,8 +304,19 @@ func (w *World) Snapshot(out *snap.Writer) {
 		s.Bool(o.upheld)
 		s.id(o.eventID)
 	}
-	s.Uvarint(uint64(len(w.orders)))
+	var orders linked[order]
+	for _, e := range ents.list {
+		for _, id := range e.orders {
+			if o := w.orders[id]; o != nil {
+				orders.add(o)
+			}
+		}
+	}
 	for _, o := range w.orders {
+		orders.add(o)
+	}
+	s.Uvarint(uint64(len(orders.list)))
+	for _, o := range orders.list {
 		s.String(o.id)
 		s.ent(o.entitlement)
 		s.Uvarint(uint64(o.attempt))
@@ -437,6 +476,11 @@ func (l *linked[T]) add(p *T) {
 type snapWriter struct {
 	*snap.Writer
 	names, persons, ents map[string]uint32
+	// personList is the persons table in order; lastPerson the index of
+	// the person written last (records come in trainee order: the next
+	// person is usually the same or the next one, found without the map).
+	personList []string
+	lastPerson int
 }
 
 // table writes the strings all yields (n of them, distinct) and returns
@@ -461,8 +505,20 @@ func (s *snapWriter) ref(t map[string]uint32, v string) {
 	s.String(v)
 }
 
-func (s *snapWriter) name(v string)       { s.ref(s.names, v) }
-func (s *snapWriter) person(v string)     { s.ref(s.persons, v) }
+func (s *snapWriter) name(v string) { s.ref(s.names, v) }
+func (s *snapWriter) person(v string) {
+	for i := s.lastPerson; i < min(s.lastPerson+2, len(s.personList)); i++ {
+		if s.personList[i] == v {
+			s.lastPerson = i
+			s.Uvarint(uint64(i) + 1)
+			return
+		}
+	}
+	if i, ok := s.persons[v]; ok {
+		s.lastPerson = int(i)
+	}
+	s.ref(s.persons, v)
+}
 func (s *snapWriter) ent(v string)        { s.ref(s.ents, v) }
 func (s *snapWriter) id(id events.ID)     { s.Fixed(id[:]) }
 func (s *snapWriter) date(d refdata.Date) { s.Varint(int64(d)) }
@@ -522,14 +578,20 @@ func RestoreWorld(rs RuleSet, in *snap.Reader) (*World, error) {
 	s.persons = s.table()
 	s.ents = s.table()
 
-	n2 := s.Len(maxCount)
-	for i := range n2 {
+	// Maps are filled on another goroutine (ix) while the records after
+	// them are read: inserting millions of keys was a third of the work.
+	// Nothing below reads a map until ix.wait.
+	ix := newIndexer()
+	defer ix.wait()
+	for range s.Len(maxCount) {
 		w.streamList = append(w.streamList, streamState{name: s.String(), rev: s.Uvarint()})
-		w.streams[w.streamList[i].name] = uint32(i)
 	}
-	if s.Err() == nil && len(w.streams) != len(w.streamList) {
-		s.Fail("a stream named twice")
-	}
+	ix.add(func() {
+		w.streams = make(map[string]uint32, len(w.streamList))
+		for i, st := range w.streamList {
+			w.streams[st.name] = uint32(i)
+		}
+	})
 	applied := make([]hashEntry[events.ID, appliedAt], s.Len(maxCount))
 	for i := range applied {
 		applied[i] = hashEntry[events.ID, appliedAt]{s.id(), appliedAt{stream: s.u32(), rev: s.u32()}}
@@ -604,7 +666,6 @@ func RestoreWorld(rs RuleSet, in *snap.Reader) (*World, error) {
 	}
 
 	trainees := make([]*trainee, s.Len(maxCount))
-	w.trainees = make(map[string]*trainee, len(trainees))
 	for i := range trainees {
 		t := &trainee{key: s.person(), unit: s.name(), education: subsidyv1.Education(s.i32()), employee: s.Bool(), eventID: s.id()}
 		if n, ok := s.count(); ok {
@@ -615,47 +676,52 @@ func RestoreWorld(rs RuleSet, in *snap.Reader) (*World, error) {
 			}
 		}
 		trainees[i] = t
-		w.trainees[t.key] = t
 	}
+	ix.add(func() { fill(&w.trainees, trainees, func(t *trainee) string { return t.key }) })
 	enrolments := make([]*enrolment, s.Len(maxCount))
-	w.enrolments = make(map[string]*enrolment, len(enrolments))
+	var enrolled []*enrolment // those w.enrolments maps
 	for i := range enrolments {
 		e := &enrolment{id: s.String(), person: s.person(), inst: s.name(), q: s.qual(), enrolledOn: s.date(),
 			completedOn: s.date(), eventID: s.id(), completionEventID: s.id()}
 		if s.Bool() {
-			w.enrolments[e.id] = e
+			enrolled = append(enrolled, e)
 		}
 		enrolments[i] = e
 	}
+	ix.add(func() { fill(&w.enrolments, enrolled, func(e *enrolment) string { return e.id }) })
 	assessments := make([]*assessment, s.Len(maxCount))
-	w.assessments = make(map[string]*assessment, len(assessments))
+	var assessed []*assessment // those w.assessments maps
 	for i := range assessments {
 		a := &assessment{id: s.String(), person: s.person(), evalInst: s.name(), trainInst: s.name(), q: s.qual(),
 			attempt: s.u32(), passed: s.Bool(), theory: s.i32(), practical: s.i32(), assessedOn: s.date(),
 			enrolment: s.String(), completed: s.Bool(), eventID: s.id()}
 		if s.Bool() {
-			w.assessments[a.id] = a
+			assessed = append(assessed, a)
 		}
 		assessments[i] = a
 	}
-	n2 = s.Len(maxCount)
-	w.entitlements = make(map[string]*entitlement, n2)
-	for range n2 {
-		e := s.readEntitlement()
-		w.entitlements[e.id] = e
-	}
-	n2 = s.Len(maxCount)
-	w.certificates = make(map[string]*certificate, n2)
-	for range n2 {
-		c := &certificate{id: s.String(), person: s.person(), evalInst: s.name(), q: s.qual(), issuedOn: s.date(),
-			eventID: s.id(), revoked: s.Bool(), entitlement: s.ent(), denied: subsidyv1.ReasonCode(s.i32())}
-		w.certificates[c.id] = c
-	}
-	for _, e := range w.entitlements {
-		if c := w.certificates[e.certificate]; c != nil {
-			e.certificate = c.id // one copy of the text, as foldEntitled keeps it
+	ix.add(func() { fill(&w.assessments, assessed, func(a *assessment) string { return a.id }) })
+	ents := make([]*entitlement, len(s.ents))
+	for i := range ents {
+		ents[i] = s.readEntitlement()
+		if ents[i].id != s.ents[i] && s.Err() == nil {
+			s.Fail("entitlement %d is %q, its table says %q", i, ents[i].id, s.ents[i])
 		}
 	}
+	ix.add(func() { fill(&w.entitlements, ents, func(e *entitlement) string { return e.id }) })
+	certs := make([]*certificate, s.Len(maxCount))
+	for i := range certs {
+		c := &certificate{id: s.String(), person: s.person(), evalInst: s.name(), q: s.qual(), issuedOn: s.date(),
+			eventID: s.id(), revoked: s.Bool()}
+		var k int
+		c.entitlement, k = s.entIndex()
+		c.denied = subsidyv1.ReasonCode(s.i32())
+		if k >= 0 && ents[k].certificate == c.id {
+			ents[k].certificate = c.id // one copy of the text, as foldEntitled keeps it
+		}
+		certs[i] = c
+	}
+	ix.add(func() { fill(&w.certificates, certs, func(c *certificate) string { return c.id }) })
 	for _, t := range trainees {
 		if n, ok := s.count(); ok {
 			t.enrolments = make([]*enrolment, n)
@@ -697,9 +763,8 @@ func RestoreWorld(rs RuleSet, in *snap.Reader) (*World, error) {
 		o := &objection{id: s.String(), entitlement: s.ent(), raisedOn: s.date(), resolved: s.Bool(), upheld: s.Bool(), eventID: s.id()}
 		w.objections[o.id] = o
 	}
-	n2 = s.Len(maxCount)
-	w.orders = make(map[string]*order, n2)
-	for range n2 {
+	orders := make([]*order, s.Len(maxCount))
+	for i := range orders {
 		o := &order{id: s.String(), entitlement: s.ent(), attempt: s.u32(), amount: s.Varint(), offset: s.Varint(),
 			net: s.Varint(), payee: s.payee()}
 		if n, ok := s.count(); ok {
@@ -709,8 +774,9 @@ func RestoreWorld(rs RuleSet, in *snap.Reader) (*World, error) {
 			}
 		}
 		o.state, o.eventID, o.requestedOn, o.settledOn, o.resultID = orderState(s.Varint()), s.id(), s.date(), s.date(), s.id()
-		w.orders[o.id] = o
+		orders[i] = o
 	}
+	ix.add(func() { fill(&w.orders, orders, func(o *order) string { return o.id }) })
 	for range s.Len(maxCount) {
 		c := &clawback{id: s.String(), entitlement: s.ent(), payee: s.payee(), amount: s.Varint(), recovered: s.Varint(),
 			writtenOff: s.Varint(), reserved: s.Varint(), cause: subsidyv1.ClawbackCause(s.i32()), eventID: s.id()}
@@ -784,10 +850,52 @@ func RestoreWorld(rs RuleSet, in *snap.Reader) (*World, error) {
 	}
 	w.flagOrder = s.strings()
 	s.Magic("end", SnapshotVersion)
+	ix.wait()
+	if s.Err() == nil && len(w.streams) != len(w.streamList) {
+		s.Fail("a stream named twice")
+	}
 	if err := s.Err(); err != nil {
 		return nil, fmt.Errorf("rules: restore: %w", err)
 	}
 	return w, nil
+}
+
+// indexer runs functions (filling maps) one after another on a goroutine
+// of its own.
+type indexer struct {
+	work chan func()
+	done chan struct{}
+}
+
+func newIndexer() *indexer {
+	work, done := make(chan func(), 16), make(chan struct{})
+	go func() {
+		defer close(done)
+		for f := range work {
+			f()
+		}
+	}()
+	ix := &indexer{work: work, done: done}
+	return ix
+}
+
+func (ix *indexer) add(f func()) { ix.work <- f }
+
+// wait waits for every function added; later calls do nothing.
+func (ix *indexer) wait() {
+	if ix.work != nil {
+		close(ix.work)
+		ix.work = nil
+		<-ix.done
+	}
+}
+
+// fill sets *m to a map of the records by their key.
+func fill[T any](m *map[string]*T, recs []*T, key func(*T) string) {
+	*m = make(map[string]*T, len(recs))
+	for _, r := range recs {
+		(*m)[key(r)] = r
+	}
 }
 
 func (s *snapReader) readEntitlement() *entitlement {
@@ -833,7 +941,21 @@ func (s *snapReader) ref(t []string) string {
 	return t[k-1]
 }
 
-func (s *snapReader) name() string   { return s.ref(s.names) }
+func (s *snapReader) name() string { return s.ref(s.names) }
+
+// entIndex reads an entitlement reference: the id, and its index in the
+// table (-1 for an id not in it).
+func (s *snapReader) entIndex() (string, int) {
+	k := s.Uvarint()
+	if k == 0 {
+		return s.String(), -1
+	}
+	if k > uint64(len(s.ents)) {
+		s.Fail("entitlement index %d beyond a table of %d", k-1, len(s.ents))
+		return "", -1
+	}
+	return s.ents[k-1], int(k - 1)
+}
 func (s *snapReader) person() string { return s.ref(s.persons) }
 func (s *snapReader) ent() string    { return s.ref(s.ents) }
 
