@@ -13,14 +13,14 @@ import (
 	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
 )
 
-// The intake's snapshot is kept by a projections.Checkpoints under this
-// name: the position it reflects and the id of the event there (checked
-// against the store when it is restored), the records of rejected and
-// recent messages, and the rules' World (rules.World.Snapshot).
-const (
-	snapshotName   = "intake"
-	snapshotFormat = 1
-)
+// SnapshotName is the name the intake's snapshot is kept under in its
+// projections.Checkpoints. The snapshot holds the position it reflects and
+// the id of the event there (checked against the store when it is
+// restored), the records of rejected and recent messages, and the rules'
+// World (rules.World.Snapshot).
+const SnapshotName = "intake"
+
+const snapshotFormat = 1
 
 // state is the intake's state as a projections.Snapshotter.
 type state struct {
@@ -32,7 +32,7 @@ type state struct {
 	atTime time.Time
 }
 
-func (s *state) Name() string    { return snapshotName }
+func (s *state) Name() string    { return SnapshotName }
 func (s *state) Version() uint32 { return snapshotFormat }
 
 func (s *state) Snapshot(w io.Writer) error {
@@ -135,7 +135,7 @@ func (in *Intake) restore(ctx context.Context) bool {
 		return false
 	}
 	log := in.cfg.Logger
-	cp, ok, err := cps.Load(snapshotName)
+	cp, ok, err := cps.Load(SnapshotName)
 	switch {
 	case err != nil:
 		log.Warn("cannot read the intake's snapshot manifest; folding the whole log", "err", err)

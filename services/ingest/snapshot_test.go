@@ -62,7 +62,7 @@ func TestLoadRestoresItsSnapshotAndFoldsTheRest(t *testing.T) {
 	if err := first.Load(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	cp, ok, err := cps.Load(snapshotName)
+	cp, ok, err := cps.Load(SnapshotName)
 	if err != nil || !ok || cp.Position != atSnapshot {
 		t.Fatalf("after Load: snapshot %+v, %v, %v; want one at %d", cp, ok, err, atSnapshot)
 	}
@@ -102,7 +102,7 @@ func TestLoadFoldsTheLogWhenTheSnapshotCannotBeUsed(t *testing.T) {
 		if err := New(cfg).Load(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		cp, ok, err := cps.Load(snapshotName)
+		cp, ok, err := cps.Load(SnapshotName)
 		if !ok || err != nil {
 			t.Fatalf("no snapshot written: %v", err)
 		}
@@ -185,7 +185,7 @@ func TestRunWritesSnapshotsPeriodicallyAndWhenItStops(t *testing.T) {
 	if !strings.Contains(said, "why=stopping") {
 		t.Errorf("no snapshot when Run stopped; log:\n%s", said)
 	}
-	if cp, ok, err := cps.Load(snapshotName); !ok || err != nil || cp.Position != end {
+	if cp, ok, err := cps.Load(SnapshotName); !ok || err != nil || cp.Position != end {
 		t.Fatalf("last snapshot %+v, %v, %v; want one at the end of the log, %d", cp, ok, err, end)
 	}
 	again := New(cfg)
