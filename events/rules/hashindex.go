@@ -113,8 +113,16 @@ func (x *hashIndex[K, V]) freeze() {
 		return
 	}
 	all := make([]hashEntry[K, V], 0, x.len())
-	for k, v := range x.sorted() {
-		all = append(all, hashEntry[K, V]{k, v})
+	if len(x.frozen) == 0 {
+		// Nothing to merge with: sort the live entries in place.
+		for k, v := range x.live {
+			all = append(all, hashEntry[K, V]{k, v})
+		}
+		slices.SortFunc(all, func(a, b hashEntry[K, V]) int { return compareKeys(a.key, b.key) })
+	} else {
+		for k, v := range x.sorted() {
+			all = append(all, hashEntry[K, V]{k, v})
+		}
 	}
 	x.setFrozen(all)
 }
