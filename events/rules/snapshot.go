@@ -3,6 +3,7 @@ package rules
 import (
 	"errors"
 	"fmt"
+	"unsafe"
 
 	"github.com/cqhrss/subsidyledger/events"
 	"github.com/cqhrss/subsidyledger/events/refdata"
@@ -919,6 +920,29 @@ func (s *snapReader) readEntitlement() *entitlement {
 type snapReader struct {
 	*snap.Reader
 	names, persons, ents []string
+	chunk                []byte // see String
+}
+
+// maxString bounds one string of a snapshot.
+const maxString = 1 << 26
+
+// String reads a string into the reader's current chunk of memory: the
+// strings of a restore (ids, millions of them) share allocations of a
+// megabyte, with nothing in them for the collector to scan, instead of one
+// allocation each. The bytes are never written again once read, as a
+// string's must not be; a chunk lives as long as any string in it.
+func (s *snapReader) String() string {
+	n := s.Len(maxString)
+	if n == 0 || s.Err() != nil {
+		return ""
+	}
+	if n > len(s.chunk) {
+		s.chunk = make([]byte, max(n, 1<<20))
+	}
+	b := s.chunk[:n:n]
+	s.chunk = s.chunk[n:]
+	s.Fixed(b)
+	return unsafe.String(&b[0], n)
 }
 
 func (s *snapReader) table() []string {

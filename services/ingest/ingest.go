@@ -83,7 +83,8 @@ type Config struct {
 	Snapshots *projections.Checkpoints
 	// SnapshotEvery: once this many events have been folded or committed
 	// since the last snapshot (default 10,000,000), the intake writes
-	// another: at the end of Load, or between batches while it runs.
+	// another between batches while it runs (and at the end of Load after
+	// a million).
 	// Consuming pauses meanwhile: about 30 s for 10 million events (1
 	// million trainees) on two cores. A crash costs folding at most about
 	// this many events at the next start (about a minute for 10 million).
@@ -198,7 +199,8 @@ type ref struct {
 
 // Load restores the intake's state from its snapshot (Config.Snapshots),
 // or starts from a fresh world, and folds the log after it. It writes a
-// snapshot if it folded Config.SnapshotEvery events or more.
+// snapshot if it folded a million events or more (or SnapshotEvery, if
+// less): folding them again after a crash would cost more than writing.
 func (in *Intake) Load(ctx context.Context) error {
 	in.restore(ctx)
 	if err := in.replay(ctx); err != nil {
@@ -207,7 +209,7 @@ func (in *Intake) Load(ctx context.Context) error {
 	if err := in.catchUp(ctx); err != nil {
 		return err
 	}
-	if in.snapshotDue(in.cfg.SnapshotEvery) {
+	if in.snapshotDue(min(in.cfg.SnapshotEvery, 1_000_000)) {
 		in.saveSnapshot(ctx, "loaded")
 	}
 	return nil
