@@ -7,37 +7,20 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/cqhrss/subsidyledger/events/person"
+	"github.com/cqhrss/subsidyledger/services/internal/logbuf"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestPersonalData: the lookup by ID number, reading and erasing personal
 // data, under every scope; each access logged with the person key only and
 // counted without personal labels.
 func TestPersonalData(t *testing.T) {
-	var logs syncBuffer
+	var logs logbuf.Buffer
 	reg := prometheus.NewRegistry()
 	keyer, _ := person.NewKeyer([]byte("api test: the person-key secret, 32 bytes or more"))
 	h := New(Config{Projections: fx.set, Store: fx.store, Registerer: reg, Keyer: keyer, Vault: fx.vault,

@@ -1,14 +1,12 @@
 package ingest
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,25 +16,8 @@ import (
 	"github.com/cqhrss/subsidyledger/events/bolt"
 	"github.com/cqhrss/subsidyledger/events/rules"
 	"github.com/cqhrss/subsidyledger/projections"
+	"github.com/cqhrss/subsidyledger/services/internal/logbuf"
 )
-
-// logBuffer collects what a logger writes, safe for concurrent use.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // Load restores the intake's state from the snapshot an earlier Load
 // wrote and folds only the events after it; the result equals folding the
@@ -54,7 +35,7 @@ func TestLoadRestoresItsSnapshotAndFoldsTheRest(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cps.Close() })
-	var logs logBuffer
+	var logs logbuf.Buffer
 	cfg := Config{Store: r.store, RuleSet: rules.DefaultRuleSet(), RecentIDs: 1 << 20, Snapshots: cps,
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))}
 	first := New(cfg)
@@ -94,7 +75,7 @@ func TestLoadFoldsTheLogWhenTheSnapshotCannotBeUsed(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cps.Close() })
-	var logs logBuffer
+	var logs logbuf.Buffer
 	cfg := Config{Store: r.store, RuleSet: rules.DefaultRuleSet(), RecentIDs: 1 << 20, Snapshots: cps, SnapshotEvery: 1,
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))}
 	write := func() projections.Checkpoint {
@@ -162,7 +143,7 @@ func TestRunWritesSnapshotsPeriodicallyAndWhenItStops(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cps.Close() })
-	var logs logBuffer
+	var logs logbuf.Buffer
 	cfg := Config{Store: r.store, Conn: r.nc, Consumer: r.cons, RuleSet: rules.DefaultRuleSet(), RecentIDs: 1 << 20,
 		Snapshots: cps, SnapshotEvery: 1500, SnapshotAtStop: 1, BatchSize: 100,
 		Logger: slog.New(slog.NewTextHandler(&logs, nil)), Metrics: NewMetrics(prometheus.NewRegistry())}

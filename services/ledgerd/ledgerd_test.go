@@ -9,8 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +24,7 @@ import (
 	"github.com/cqhrss/subsidyledger/events/person"
 	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
 	"github.com/cqhrss/subsidyledger/services/feed"
+	"github.com/cqhrss/subsidyledger/services/internal/logbuf"
 	"github.com/cqhrss/subsidyledger/services/internal/natstest"
 	"github.com/cqhrss/subsidyledger/services/natsbus"
 	"github.com/cqhrss/subsidyledger/services/simulate"
@@ -339,7 +340,7 @@ func TestEmbeddedMixedBatchWithRestart(t *testing.T) {
 	}
 	// After a restart the feed resumes without gaps or duplicates, and the
 	// intake restores the snapshot the stop wrote instead of folding the log.
-	var logs lockedBuffer
+	var logs logbuf.Buffer
 	c := startLogged(t, cfg, &logs)
 	checkFeed(t, js, head)
 	c.stop(t)

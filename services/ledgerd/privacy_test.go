@@ -10,34 +10,16 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cqhrss/subsidyledger/services/internal/logbuf"
 	"github.com/cqhrss/subsidyledger/services/natsbus"
 	"github.com/cqhrss/subsidyledger/services/simulate"
 )
-
-// lockedBuffer is a log sink safe for concurrent writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) Bytes() []byte {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]byte(nil), l.b.Bytes()...)
-}
 
 // TestNoPlainPersonalData ingests a simulated programme, with each trainee's
 // personal data sent to the vault on <prefix>.pii.enrolment, and then scans
@@ -56,7 +38,7 @@ func TestNoPlainPersonalData(t *testing.T) {
 	cfg.PersonKey = []byte(testPersonSecret) // the publishers' secret: lookups match
 	cfg.VaultKey = bytes.Repeat([]byte{0x5a}, 32)
 	cfg.IntakeSnapshotEvery = 100 // the intake's snapshots are scanned too
-	var logs lockedBuffer
+	var logs logbuf.Buffer
 	in := startLogged(t, cfg, &logs)
 	k := keyer(t)
 	p, err := simulate.New(simulate.Config{Seed: 5, Year: 2025, Trainees: 120, Keyer: k, Officials: true})
