@@ -124,8 +124,15 @@ func (l *ledger) append(d rules.Decision) {
 func replay(t testing.TB, rs rules.RuleSet, log []stored) *rules.World {
 	t.Helper()
 	w := rules.NewWorld(rs)
+	applyAll(t, w, log)
+	return w
+}
+
+// applyAll folds log into w with Apply, each payload round-tripped through
+// its bytes, as a store read would.
+func applyAll(t testing.TB, w *rules.World, log []stored) {
+	t.Helper()
 	for _, s := range log {
-		// Round-trip the payload through its bytes, as a store read would.
 		m := s.ev.Payload.ProtoReflect().New().Interface()
 		if err := proto.Unmarshal(s.data, m); err != nil {
 			t.Fatal(err)
@@ -133,8 +140,7 @@ func replay(t testing.TB, rs rules.RuleSet, log []stored) *rules.World {
 		ev := s.ev
 		ev.Payload = m
 		if err := w.Apply(s.stream, s.revision, ev); err != nil {
-			t.Fatalf("replay: %v", err)
+			t.Fatalf("apply: %v", err)
 		}
 	}
-	return w
 }

@@ -7,8 +7,6 @@ import (
 	"reflect"
 	"testing"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/cqhrss/subsidyledger/events/rules"
 	"github.com/cqhrss/subsidyledger/events/snap"
 )
@@ -29,22 +27,6 @@ func restore(rs rules.RuleSet, b []byte) (*rules.World, error) {
 	r := snap.NewReader(bytes.NewReader(b))
 	r.SetSize(int64(len(b)))
 	return rules.RestoreWorld(rs, r)
-}
-
-// applyAll folds log into w, as replay does.
-func applyAll(t testing.TB, w *rules.World, log []stored) {
-	t.Helper()
-	for _, s := range log {
-		m := s.ev.Payload.ProtoReflect().New().Interface()
-		if err := proto.Unmarshal(s.data, m); err != nil {
-			t.Fatal(err)
-		}
-		ev := s.ev
-		ev.Payload = m
-		if err := w.Apply(s.stream, s.revision, ev); err != nil {
-			t.Fatalf("apply: %v", err)
-		}
-	}
 }
 
 // A World restored from a snapshot equals the World it was taken of, field
