@@ -193,14 +193,18 @@ func (r *Reader) Bool() bool { return r.Uvarint() != 0 }
 
 // Len reads a count and checks it against max (a sanity bound) and, after
 // SetSize, against the bytes left.
-func (r *Reader) Len(bound int) int {
+func (r *Reader) Len(bound int) int { return r.LenOf(bound, 1) }
+
+// LenOf reads a count of elements of at least size bytes each and checks
+// it against bound and, after SetSize, against the bytes left.
+func (r *Reader) LenOf(bound, size int) int {
 	n := r.Uvarint()
 	if n > uint64(bound) {
 		r.fail(fmt.Errorf("count %d exceeds %d", n, bound))
 		return 0
 	}
-	if left := r.size - (r.nread - int64(r.end-r.pos)); r.size >= 0 && n > uint64(max(left, 0)) {
-		r.fail(fmt.Errorf("count %d exceeds the %d bytes left", n, left))
+	if left := r.size - (r.nread - int64(r.end-r.pos)); r.size >= 0 && n > uint64(max(left, 0))/uint64(max(size, 1)) {
+		r.fail(fmt.Errorf("count %d of %d bytes each exceeds the %d bytes left", n, size, left))
 		return 0
 	}
 	return int(n)

@@ -83,6 +83,12 @@ func TestLenIsBoundedByTheBytesLeftOnceTheSizeIsKnown(t *testing.T) {
 	if n := r.Len(1 << 31); n != 0 || !errors.Is(r.Err(), ErrCorrupt) {
 		t.Fatalf("Len of a count beyond the input = %d, %v; want ErrCorrupt", n, r.Err())
 	}
+	// Counted in elements of three bytes: 3 of them do not fit the 8 left.
+	r = NewReader(bytes.NewReader(b.Bytes()))
+	r.SetSize(int64(b.Len()))
+	if n := r.LenOf(1<<31, 3); n != 0 || !errors.Is(r.Err(), ErrCorrupt) {
+		t.Fatalf("LenOf(3 elements of 3 bytes, 8 bytes left) = %d, %v; want ErrCorrupt", n, r.Err())
+	}
 	// Without the size, the same count passes the sanity bound alone.
 	r = NewReader(bytes.NewReader(b.Bytes()))
 	r.Len(1 << 31)
