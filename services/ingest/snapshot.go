@@ -204,8 +204,8 @@ func (in *Intake) matchesStore(ctx context.Context) error {
 
 // snapshotDue reports whether enough events were folded or committed since
 // the last snapshot to write another.
-func (in *Intake) snapshotDue(min int) bool {
-	return in.cfg.Snapshots != nil && in.sinceSnap >= min && in.sinceSnap > 0
+func (in *Intake) snapshotDue(atLeast int) bool {
+	return in.cfg.Snapshots != nil && in.sinceSnap >= atLeast && in.sinceSnap > 0
 }
 
 // saveSnapshot catches up with the log and writes the intake's state as
