@@ -360,6 +360,24 @@ func TestUndecodableRecord(t *testing.T) {
 	if err != nil || rep.Break == nil || !strings.Contains(rep.Break.Reason, "position 3") {
 		t.Errorf("Verify = %+v, %v; want a break naming position 3", rep.Break, err)
 	}
+
+	// Reopened, the store still opens and reads up to the bad record (the
+	// IDs of recent events load on the writer's goroutine, off Open's
+	// path), but appends fail with ErrCorrupt: their IDs cannot be checked.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(s.path, Options{})
+	if err != nil {
+		t.Fatalf("reopening a store with a bad record in its tail = %v", err)
+	}
+	defer r.Close()
+	if got, err := r.ReadAll(ctx, events.Start, 2); err != nil || len(got) != 2 {
+		t.Errorf("ReadAll(Start, 2) after reopening = %d events, %v; want 2, nil", len(got), err)
+	}
+	if _, err := r.Append(ctx, "other", events.NoStream, ev("t.Good", "i")); !errors.Is(err, events.ErrCorrupt) || !strings.Contains(err.Error(), "IDs of recent events") {
+		t.Errorf("Append after reopening = %v; want %v about the IDs of recent events", err, events.ErrCorrupt)
+	}
 }
 
 func TestRecordRoundTrip(t *testing.T) {
@@ -454,6 +472,7 @@ func TestIDBuffer(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { r.Close() })
+		<-r.pendingLoaded // the writer loads them: read them after it
 		return r
 	}
 	s = reopen()

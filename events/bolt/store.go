@@ -84,9 +84,13 @@ type Store struct {
 
 	// Owned by the writer goroutine (and Open before it starts): the IDs
 	// of committed events not yet merged into the ids bucket (see ids.go).
-	pending    *pendingIDs
-	mergeIDsAt int
-	readOnly   bool // Options.ReadOnly: every append fails
+	pending    *pendingIDs // nil until loadPending (only the writer uses it)
+	pendingErr error       // why the pending IDs could not be loaded: every append fails
+	// pendingLoaded is closed once loadPending is done (tests wait on it
+	// before they look at pending).
+	pendingLoaded chan struct{}
+	mergeIDsAt    int
+	readOnly      bool // Options.ReadOnly: every append fails
 
 	sigMu sync.Mutex
 	sig   chan struct{} // closed and replaced after every commit
@@ -156,6 +160,8 @@ func Open(path string, opts Options) (*Store, error) {
 		sig:        make(chan struct{}),
 		mergeIDsAt: defaultMergeIDsAt,
 		readOnly:   opts.ReadOnly,
+
+		pendingLoaded: make(chan struct{}),
 	}
 	if err := s.init(); err != nil {
 		db.Close()
@@ -228,11 +234,10 @@ func (s *Store) init() error {
 			}
 		}
 		s.head.Store(lastPosition(tx.Bucket(bucketLog)))
-		pending, err := loadPendingIDs(tx)
-		if err != nil {
-			return &events.Error{Code: events.CodeCorrupt, Op: "open", Detail: fmt.Sprintf("%s: %v", s.path, err)}
-		}
-		s.pending = pending
+		// The IDs not yet merged into the ids bucket (up to a million)
+		// load on the writer's goroutine before its first append
+		// (loadPending): scanning the log's tail for them took most of a
+		// second of every start, which reads need not wait for.
 		return nil
 	})
 	var e *events.Error

@@ -24,6 +24,7 @@ const (
 // every queued append is answered.
 func (s *Store) writeLoop() {
 	defer close(s.writerDone)
+	s.loadPending()
 	var group []*appendReq
 	last := 0 // callers in the previous group
 	for rs := range s.reqs {
@@ -102,6 +103,24 @@ func (s *Store) commitGroup(group []*appendReq) {
 	}
 }
 
+// loadPending loads the IDs of an existing file that are not merged into
+// the ids bucket yet, before the writer's first append; a read-only store
+// never appends and does not need them.
+func (s *Store) loadPending() {
+	defer close(s.pendingLoaded)
+	if s.pending != nil || s.readOnly {
+		return
+	}
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		p, err := loadPendingIDs(tx)
+		s.pending = p
+		return err
+	})
+	if err != nil {
+		s.pendingErr = &events.Error{Code: events.CodeCorrupt, Op: "append", Detail: fmt.Sprintf("%s: loading the IDs of recent events: %v", s.path, err)}
+	}
+}
+
 // errWrite marks a failure while writing an append that had passed
 // validation: the transaction holds part of it and must be rolled back.
 type errWrite struct{ err error }
@@ -117,6 +136,10 @@ func (s *Store) commit(reqs []*appendReq, mayMerge bool) error {
 	dropped := make([]bool, len(reqs)) // failed mid-write: left out of retries
 	if s.readOnly {
 		s.failAll(reqs, dropped, unavailable("", fmt.Sprintf("%s was opened read-only", s.path), nil))
+		return nil
+	}
+	if s.pendingErr != nil {
+		s.failAll(reqs, dropped, s.pendingErr)
 		return nil
 	}
 	var merge []int
