@@ -18,8 +18,9 @@ import (
 	"github.com/cqhrss/subsidyledger/events"
 )
 
-// Checkpoints keeps each projection's latest snapshot and the position it
-// was taken at, in a directory of its own:
+// Checkpoints keeps the latest snapshot of each projection (or other
+// Snapshotter, such as the intake's state) and the position it was taken
+// at, in a directory of its own:
 //
 //	checkpoints.db             bbolt: one manifest per projection
 //	<name>-<position>.snap     the snapshot files the manifests name

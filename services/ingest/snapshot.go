@@ -129,27 +129,27 @@ func readRef(sr *snap.Reader) (events.ID, ref) {
 }
 
 // restore replaces the intake's state with its latest snapshot if there is
-// one it can use, and reports whether it did. It cannot use a snapshot of
-// another format or rule set, a damaged one, or one whose event the store
-// does not hold at that position (another store, or one restored from an
-// older backup); it logs why and leaves the state reset.
-func (in *Intake) restore(ctx context.Context) bool {
+// one it can use. It cannot use a snapshot of another format or rule set, a
+// damaged one, or one whose event the store does not hold at that position
+// (another store, or one restored from an older backup); it logs why and
+// leaves the state reset.
+func (in *Intake) restore(ctx context.Context) {
 	in.reset()
 	cps := in.cfg.Snapshots
 	if cps == nil {
-		return false
+		return
 	}
 	log := in.cfg.Logger
 	cp, ok, err := cps.Load(SnapshotName)
 	switch {
 	case err != nil:
 		log.Warn("cannot read the intake's snapshot manifest; folding the whole log", "err", err)
-		return false
+		return
 	case !ok:
-		return false
+		return
 	case cp.Version != snapshotFormat:
 		log.Info("the intake's snapshot is of another format; folding the whole log", "format", cp.Version, "want", snapshotFormat)
-		return false
+		return
 	}
 	t0 := time.Now()
 	st := &state{in: in, size: cp.Size}
@@ -170,18 +170,17 @@ func (in *Intake) restore(ctx context.Context) bool {
 		} else {
 			log.Warn("cannot restore the intake's snapshot; folding the whole log", "err", err)
 		}
-		return false
+		return
 	}
 	if err := in.matchesStore(ctx); err != nil {
 		in.reset()
 		log.Warn("the intake's snapshot does not match the store; folding the whole log", "err", err)
-		return false
+		return
 	}
 	in.snapAt, in.sinceSnap = in.seen, 0
 	in.advance(in.seen)
 	log.Info("intake state restored from its snapshot", "position", in.seen, "bytes", cp.Size,
 		"took", time.Since(t0).Round(time.Millisecond))
-	return true
 }
 
 // matchesStore checks that the store holds the event the restored state
