@@ -139,6 +139,12 @@ type AppendResult struct {
 	NextExpectedRevision uint64
 	// Position is the global position of the last event of the append.
 	Position Position
+	// FirstPosition is the global position of the first event of the
+	// append, or zero when the store cannot tell without reading the
+	// events back (EventStoreDB reports only the last). When
+	// Position-FirstPosition is one less than the number of events, the
+	// events lie at consecutive positions (the embedded store's always do).
+	FirstPosition Position
 	// LastHash is the hash link of the last event of the append.
 	LastHash Hash
 }

@@ -400,7 +400,7 @@ func (w *writer) apply(r *appendReq) (events.AppendResult, error) {
 	if err := w.b.streams.Put([]byte(r.stream), hv); err != nil {
 		return events.AppendResult{}, errWrite{err}
 	}
-	return events.AppendResult{NextExpectedRevision: rev - 1, Position: events.Position(w.pos), LastHash: prev}, nil
+	return events.AppendResult{NextExpectedRevision: rev - 1, Position: events.Position(w.pos), FirstPosition: events.Position(firstPos), LastHash: prev}, nil
 }
 
 // putRuns records the run added at revision first of stream, whose value
@@ -479,7 +479,11 @@ func (w *writer) replay(r *appendReq, stored int) (events.AppendResult, error) {
 		case i > 0 && rec.revision != res.NextExpectedRevision+1:
 			return dup("events %s are stored, but not in this order as one append", e.ID)
 		}
-		res = events.AppendResult{NextExpectedRevision: rec.revision, Position: events.Position(pos), LastHash: rec.hash}
+		first := res.FirstPosition
+		if i == 0 {
+			first = events.Position(pos)
+		}
+		res = events.AppendResult{NextExpectedRevision: rec.revision, Position: events.Position(pos), FirstPosition: first, LastHash: rec.hash}
 	}
 	return res, nil
 }

@@ -177,7 +177,8 @@ func (s *Store) appendAt(ctx context.Context, stream string, h streamHead, evs [
 	if wr.NextExpectedVersion != last || wr.CommitPosition == 0 && wr.PreparePosition == 0 {
 		return events.AppendResult{}, errIdempotent
 	}
-	return events.AppendResult{NextExpectedRevision: last, Position: events.Position(wr.CommitPosition + 1), LastHash: prev}, nil
+	res := events.AppendResult{NextExpectedRevision: last, Position: events.Position(wr.CommitPosition + 1), LastHash: prev}
+	return withFirst(res, len(evs)), nil
 }
 
 // replay answers an append some of whose IDs the index holds: the original
@@ -224,5 +225,16 @@ func (s *Store) replay(ctx context.Context, stream string, evs []events.EventDat
 		}
 	}
 	last := got[len(got)-1]
-	return events.AppendResult{NextExpectedRevision: last.Revision, Position: last.Position, LastHash: last.Hash}, true, nil
+	return withFirst(events.AppendResult{NextExpectedRevision: last.Revision, Position: last.Position, LastHash: last.Hash}, len(evs)), true, nil
+}
+
+// withFirst sets res.FirstPosition where EventStoreDB's write result tells
+// it: for an append of one event. Of a longer append it reports only the
+// last event's commit position, and positions are byte offsets, so the
+// others' cannot be worked out. A retried append answers the same.
+func withFirst(res events.AppendResult, n int) events.AppendResult {
+	if n == 1 {
+		res.FirstPosition = res.Position
+	}
+	return res
 }

@@ -50,6 +50,9 @@ func testAppend(t *testing.T, s *suite) {
 					t.Fatalf("ReadAll returned %d events; want more", len(all))
 				}
 				checkData(t, fmt.Sprintf("ReadAll event %d", i), all[i], a.stream, e)
+				if j == 0 && i+len(a.evs) <= len(all) {
+					s.checkFirstPosition(t, fmt.Sprintf("Append #%d", i), a.res, all[i:i+len(a.evs)])
+				}
 				if j == len(a.evs)-1 && (all[i].Position != a.res.Position || all[i].Revision != a.res.NextExpectedRevision || all[i].Hash != a.res.LastHash) {
 					t.Errorf("ReadAll event %d = %s hash %s; want the append result %+v", i, describe(all[i]), all[i].Hash, a.res)
 				}

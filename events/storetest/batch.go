@@ -50,9 +50,13 @@ func testAppendMany(t *testing.T, s *suite) {
 
 	for i, want := range map[int]int{0: 3, 1: 4, 4: 1, 6: 1} {
 		stream := ops[i].Stream
-		if got := readStream(t, st, stream); len(got) != want {
+		got := readStream(t, st, stream)
+		if len(got) != want {
 			t.Errorf("stream %s has %d events after AppendMany; want %d", stream, len(got), want)
+			continue
 		}
+		n := len(ops[i].Events)
+		s.checkFirstPosition(t, fmt.Sprintf("op %d (%s)", i, stream), ops[i].Result, got[len(got)-n:])
 	}
 	// Positions are distinct and the log holds exactly the successes.
 	seen := map[events.Position]bool{}
@@ -83,6 +87,9 @@ func testAppendMany(t *testing.T, s *suite) {
 		}
 		if got := len(readAll(t, st, 1000)); got != total {
 			t.Errorf("log holds %d events; want %d", got, total)
+		}
+		for i, o := range ops {
+			s.checkFirstPosition(t, fmt.Sprintf("op %d", i), o.Result, readStream(t, st, o.Stream))
 		}
 	})
 	t.Run("CancelledContext", func(t *testing.T) {

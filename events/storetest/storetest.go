@@ -225,6 +225,25 @@ func positions(es []events.RecordedEvent) []events.Position {
 	return out
 }
 
+// checkFirstPosition checks an append's FirstPosition against its events
+// as read back: an append of one event always knows it; otherwise it is
+// zero or the first event's position, and the span from it to Position
+// covers the events exactly when positions are dense.
+func (s *suite) checkFirstPosition(t testing.TB, what string, res events.AppendResult, got []events.RecordedEvent) {
+	t.Helper()
+	n := events.Position(len(got))
+	switch {
+	case n == 0:
+		t.Errorf("%s: no events read back", what)
+	case res.FirstPosition == 0 && (n == 1 || s.f.DensePositions):
+		t.Errorf("%s: FirstPosition = 0; want %d (the first event's position)", what, got[0].Position)
+	case res.FirstPosition != 0 && res.FirstPosition != got[0].Position:
+		t.Errorf("%s: FirstPosition = %d; the first event is at %d", what, res.FirstPosition, got[0].Position)
+	case s.f.DensePositions && res.Position-res.FirstPosition != n-1:
+		t.Errorf("%s: positions %d..%d for %d events; want them consecutive", what, res.FirstPosition, res.Position, n)
+	}
+}
+
 // checkLog checks the invariants of a whole log as ReadAll returns it:
 // positions increase (by one when dense), each stream's revisions run 0, 1,
 // 2, ... and Created is a plausible UTC time.
