@@ -1136,7 +1136,7 @@ func (in *Intake) finish(ctx context.Context, b *batch) error {
 		in.sinceSnap += len(o.evs)
 		first := o.res.NextExpectedRevision + 1 - uint64(len(o.evs))
 		for _, it := range o.items {
-			r := ref{stream: o.stream, revision: first + it.rev, position: o.res.Position}
+			r := ref{stream: o.stream, revision: first + it.rev, position: positionOf(o.res, len(o.evs), it.rev)}
 			it.outcome = &r
 			if it.rej != nil {
 				r.reason, r.detail = it.rej.GetReason(), it.rej.GetDetail()
@@ -1184,6 +1184,17 @@ func (in *Intake) finish(ctx context.Context, b *batch) error {
 		return in.reloadAfter(ctx, errConflict)
 	}
 	return nil
+}
+
+// positionOf is the position of event i of an append of n events: exact
+// where the store reports consecutive positions (the embedded store), else
+// the append's last, the earliest position at which a reader of the log
+// is sure to have seen the event (EventStoreDB reports no other).
+func positionOf(res events.AppendResult, n int, i uint64) events.Position {
+	if res.FirstPosition != 0 && res.Position-res.FirstPosition == events.Position(n-1) {
+		return res.FirstPosition + events.Position(i)
+	}
+	return res.Position
 }
 
 // advance records that the log is known up to p.

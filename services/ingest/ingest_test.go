@@ -219,6 +219,57 @@ func TestSameFactNewMessageID(t *testing.T) {
 	}
 }
 
+// Every outcome names the message's own record: the event at the
+// outcome's position is the one at its stream and revision, and carries
+// the message's id, even where one append holds several facts and the
+// decisions derived from them.
+func TestOutcomesNameTheirOwnEvent(t *testing.T) {
+	r := newRig(t)
+	ref, trainees := programme(t)
+	again := trainees[0]
+	again.MsgID += "-resent" // the same fact again: a rejection
+	msgs := append(append(append([]simulate.Fact{}, ref...), trainees...), again)
+	r.publish(t, msgs)
+	in := r.intake(t)
+	if err := in.handle(context.Background(), r.fetch(t, len(msgs))); err != nil {
+		t.Fatal(err)
+	}
+	page, err := r.store.ReadAll(context.Background(), 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := map[events.Position]events.RecordedEvent{}
+	for _, rec := range page {
+		at[rec.Position] = rec
+	}
+	shared := 0 // outcomes whose append held more than their own event
+	for _, o := range r.outcomes(t, len(msgs), 5*time.Second) {
+		rec, ok := at[events.Position(o.GetPosition())]
+		if !ok {
+			t.Errorf("outcome of %s names position %d, which holds no event", o.GetMessageId(), o.GetPosition())
+			continue
+		}
+		d, err := codec.Decode(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := d.Env.GetMessageId()
+		if rej, ok := d.Payload.(*subsidyv1.FactRejected); ok {
+			id = rej.GetMessageId()
+		}
+		if rec.Stream != o.GetStream() || rec.Revision != o.GetRevision() || id != o.GetMessageId() {
+			t.Errorf("outcome of %s names %s@%d at position %d; that position holds %s@%d of message %s",
+				o.GetMessageId(), o.GetStream(), o.GetRevision(), o.GetPosition(), rec.Stream, rec.Revision, id)
+		}
+		if next, ok := at[rec.Position+1]; ok && next.Stream == rec.Stream && next.Revision == rec.Revision+1 {
+			shared++
+		}
+	}
+	if shared == 0 {
+		t.Error("no outcome's event was followed by another of its append; the test shows nothing")
+	}
+}
+
 // On a store that appends a batch in one ordered write (bolt), the log
 // holds a batch's facts in the order they were decided, even when the
 // facts of several trainees interleave, so a restart refolds the state

@@ -314,6 +314,10 @@ type IntakeOutcome struct {
 	Subject   string                 `protobuf:"bytes,2,opt,name=subject,proto3" json:"subject,omitempty"`
 	Accepted  bool                   `protobuf:"varint,3,opt,name=accepted,proto3" json:"accepted,omitempty"`
 	// Global position of the accepted event (or of the rejection record).
+	// With EventStoreDB, which reports only an append's last position, a
+	// record appended together with others gets that last position: a
+	// reader of the log that reached it has seen the record; stream and
+	// revision name the record exactly.
 	Position uint64     `protobuf:"varint,4,opt,name=position,proto3" json:"position,omitempty"`
 	Stream   string     `protobuf:"bytes,5,opt,name=stream,proto3" json:"stream,omitempty"`
 	Reason   ReasonCode `protobuf:"varint,6,opt,name=reason,proto3,enum=subsidy.v1.ReasonCode" json:"reason,omitempty"`
