@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"syscall"
@@ -161,6 +162,7 @@ func benchSealed(b *testing.B, n int) (*Sealer, *bolt.Store, func()) {
 		<-done
 		sl.Close()
 		s.Close()
+		os.RemoveAll(dir)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"sync"
 	"testing"
 	"time"
 
@@ -169,4 +170,28 @@ func (s *sliceSub) Next(ctx context.Context) (events.RecordedEvent, error) {
 
 func (s *sliceSub) Close() error { return nil }
 
-func filepathTemp() (string, error) { return os.MkdirTemp("", "merkle-bench") }
+// benchDirs are the benchmarks' directories: their stores are shared by
+// the benchmarks of one run (building one takes seconds), so TestMain
+// removes them when the run ends.
+var benchDirs struct {
+	sync.Mutex
+	list []string
+}
+
+func filepathTemp() (string, error) {
+	d, err := os.MkdirTemp("", "merkle-bench")
+	if err == nil {
+		benchDirs.Lock()
+		benchDirs.list = append(benchDirs.list, d)
+		benchDirs.Unlock()
+	}
+	return d, err
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	for _, d := range benchDirs.list {
+		os.RemoveAll(d)
+	}
+	os.Exit(code)
+}
