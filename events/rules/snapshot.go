@@ -63,11 +63,7 @@ func (w *World) Snapshot(out *snap.Writer) {
 			yield(t.key)
 		}
 	})
-	s.personList = make([]string, len(trainees))
-	for i, t := range trainees {
-		s.personList[i] = t.key
-	}
-	var ents linked[entitlement]
+	ents := newLinked[entitlement](len(w.entitlements))
 	for _, t := range trainees {
 		for _, x := range t.entitlements {
 			if e := w.entitlements[x.v]; e != nil {
@@ -144,7 +140,7 @@ func (w *World) Snapshot(out *snap.Writer) {
 		s.Bool(in.blacklisted)
 		s.id(in.suspendedBy)
 	}
-	fees := linked[fee]{}
+	fees := newLinked[fee](len(w.fees))
 	for _, f := range w.fees {
 		fees.add(f)
 	}
@@ -199,8 +195,8 @@ func (w *World) Snapshot(out *snap.Writer) {
 			s.id(e.eventID)
 		}
 	}
-	var enrolments linked[enrolment]
-	var assessments linked[assessment]
+	enrolments := newLinked[enrolment](len(w.enrolments))
+	assessments := newLinked[assessment](len(w.assessments))
 	for _, t := range trainees {
 		for _, e := range t.enrolments {
 			enrolments.add(e)
@@ -212,13 +208,13 @@ func (w *World) Snapshot(out *snap.Writer) {
 		}
 	}
 	for _, e := range w.enrolments {
-		enrolments.add(e) // those no trainee lists
+		enrolments.addKeyed(e) // and those no trainee lists
 	}
 	for _, a := range w.assessments {
-		assessments.add(a)
+		assessments.addKeyed(a)
 	}
 	s.Uvarint(uint64(len(enrolments.list)))
-	for _, e := range enrolments.list {
+	for i, e := range enrolments.list {
 		s.String(e.id)
 		s.person(e.person)
 		s.name(e.inst)
@@ -227,10 +223,10 @@ func (w *World) Snapshot(out *snap.Writer) {
 		s.date(e.completedOn)
 		s.id(e.eventID)
 		s.id(e.completionEventID)
-		s.Bool(w.enrolments[e.id] == e)
+		s.Bool(enrolments.keyed[i])
 	}
 	s.Uvarint(uint64(len(assessments.list)))
-	for _, a := range assessments.list {
+	for i, a := range assessments.list {
 		s.String(a.id)
 		s.person(a.person)
 		s.name(a.evalInst)
@@ -244,12 +240,12 @@ func (w *World) Snapshot(out *snap.Writer) {
 		s.String(a.enrolment)
 		s.Bool(a.completed)
 		s.id(a.eventID)
-		s.Bool(w.assessments[a.id] == a)
+		s.Bool(assessments.keyed[i])
 	}
 	for _, e := range ents.list {
 		s.writeEntitlement(e)
 	}
-	var certs linked[certificate]
+	certs := newLinked[certificate](len(w.certificates))
 	for _, e := range ents.list {
 		if c := w.certificates[e.certificate]; c != nil {
 			certs.add(c)
@@ -311,7 +307,7 @@ func (w *World) Snapshot(out *snap.Writer) {
 		s.Bool(o.upheld)
 		s.id(o.eventID)
 	}
-	var orders linked[order]
+	orders := newLinked[order](len(w.orders))
 	for _, e := range ents.list {
 		for _, id := range e.orders {
 			if o := w.orders[id]; o != nil {
@@ -499,48 +495,81 @@ func (s *snapReader) records(n, size int, f func(i int, b []byte)) {
 }
 
 // linked numbers the records of one kind that the World reaches through
-// more than one map or list, so that each is written once.
+// more than one map or list, so that each is written once. keyed marks
+// those added from the World's map of them by id (addKeyed): the records
+// that map holds, where others are reached only through a list.
 type linked[T any] struct {
 	list  []*T
 	index map[*T]uint32
+	keyed []bool
 }
 
-func (l *linked[T]) add(p *T) {
-	if l.index == nil {
-		l.index = make(map[*T]uint32)
-	}
-	if _, ok := l.index[p]; !ok {
-		l.index[p] = uint32(len(l.list))
-		l.list = append(l.list, p)
-	}
+// newLinked returns a linked ready for about n records.
+func newLinked[T any](n int) *linked[T] {
+	return &linked[T]{list: make([]*T, 0, n), index: make(map[*T]uint32, n), keyed: make([]bool, 0, n)}
 }
+
+func (l *linked[T]) add(p *T) uint32 {
+	i, ok := l.index[p]
+	if !ok {
+		i = uint32(len(l.list))
+		l.index[p] = i
+		l.list = append(l.list, p)
+		l.keyed = append(l.keyed, false)
+	}
+	return i
+}
+
+func (l *linked[T]) addKeyed(p *T) { l.keyed[l.add(p)] = true }
 
 // snapWriter writes a World's fields.
 type snapWriter struct {
 	*snap.Writer
-	names, persons, ents map[string]uint32
-	// personList is the persons table in order; lastPerson the index of
-	// the person written last (records come in trainee order: the next
-	// person is usually the same or the next one, found without the map).
-	personList []string
-	lastPerson int
+	names, persons, ents *strTable
+}
+
+// strTable is a table of strings written once and referred to by index.
+// Records come in trainee order, so the string a record names is mostly
+// the one named last or the next, and the World shares one copy of each
+// (interned): last is tried first, by the string's address alone (a
+// byte comparison would read the other string's bytes, slower than the
+// map), then the map.
+type strTable struct {
+	index map[string]uint32
+	list  []string
+	last  int
+}
+
+func (t *strTable) lookup(v string) (uint32, bool) {
+	for i := t.last; i < min(t.last+2, len(t.list)); i++ {
+		if unsafe.StringData(t.list[i]) == unsafe.StringData(v) && len(t.list[i]) == len(v) {
+			t.last = i
+			return uint32(i), true
+		}
+	}
+	i, ok := t.index[v]
+	if ok {
+		t.last = int(i)
+	}
+	return i, ok
 }
 
 // table writes the strings all yields (n of them, distinct) and returns
-// their indexes.
-func (s *snapWriter) table(n int, all func(yield func(string))) map[string]uint32 {
-	idx := make(map[string]uint32, n)
+// their table.
+func (s *snapWriter) table(n int, all func(yield func(string))) *strTable {
+	t := &strTable{index: make(map[string]uint32, n), list: make([]string, 0, n)}
 	s.Uvarint(uint64(n))
 	all(func(v string) {
-		idx[v] = uint32(len(idx))
+		t.index[v] = uint32(len(t.list))
+		t.list = append(t.list, v)
 		s.String(v)
 	})
-	return idx
+	return t
 }
 
 // ref writes v as its index in t plus one, or 0 and v if t lacks it.
-func (s *snapWriter) ref(t map[string]uint32, v string) {
-	if i, ok := t[v]; ok {
+func (s *snapWriter) ref(t *strTable, v string) {
+	if i, ok := t.lookup(v); ok {
 		s.Uvarint(uint64(i) + 1)
 		return
 	}
@@ -548,20 +577,8 @@ func (s *snapWriter) ref(t map[string]uint32, v string) {
 	s.String(v)
 }
 
-func (s *snapWriter) name(v string) { s.ref(s.names, v) }
-func (s *snapWriter) person(v string) {
-	for i := s.lastPerson; i < min(s.lastPerson+2, len(s.personList)); i++ {
-		if s.personList[i] == v {
-			s.lastPerson = i
-			s.Uvarint(uint64(i) + 1)
-			return
-		}
-	}
-	if i, ok := s.persons[v]; ok {
-		s.lastPerson = int(i)
-	}
-	s.ref(s.persons, v)
-}
+func (s *snapWriter) name(v string)       { s.ref(s.names, v) }
+func (s *snapWriter) person(v string)     { s.ref(s.persons, v) }
 func (s *snapWriter) ent(v string)        { s.ref(s.ents, v) }
 func (s *snapWriter) id(id events.ID)     { s.Fixed(id[:]) }
 func (s *snapWriter) date(d refdata.Date) { s.Varint(int64(d)) }
