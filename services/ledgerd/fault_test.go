@@ -16,6 +16,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 
 	"github.com/cqhrss/subsidyledger/events/person"
 	"github.com/cqhrss/subsidyledger/services/internal/natstest"
@@ -227,6 +228,27 @@ func metric(t *testing.T, httpAddr, name string) (float64, bool) {
 		}
 	}
 	return 0, false
+}
+
+// lintMetrics checks ledgerd's whole /metrics with promlint (the Go and
+// process collectors included) and that it reports the live heap.
+func lintMetrics(t *testing.T, httpAddr string) {
+	t.Helper()
+	resp, err := http.Get("http://" + httpAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	problems, err := promlint.New(resp.Body).Lint()
+	if err != nil {
+		t.Fatalf("promlint: %v", err)
+	}
+	for _, p := range problems {
+		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+	}
+	if v, ok := metric(t, httpAddr, "go_gc_heap_live_bytes"); !ok || v <= 0 {
+		t.Errorf("go_gc_heap_live_bytes = %v (reported %v); want the live heap", v, ok)
+	}
 }
 
 // waitFeedCaughtUp waits until the outbound feed has published everything

@@ -17,6 +17,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"sync"
@@ -180,7 +181,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(Started
 	}
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(goCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// The intake's snapshots (the rules' World) beside the store, kept like
 	// the projections' but in a directory of their own.
 	intakeSnaps, err := projections.OpenCheckpoints(filepath.Join(cfg.DataDir, "intake"))
@@ -557,4 +558,12 @@ func registerSealerMetrics(reg prometheus.Registerer, s *merkle.Sealer) {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "subsidy_ledger_merkle_seal_delay_seconds",
 			Help: "Time from commit to seal of the last sealed batch."}, func() float64 { return s.Stats().LastDelay.Seconds() }),
 	)
+}
+
+// goCollector is the Go runtime's usual metrics plus the heap the last
+// collection found live (go_gc_heap_live_bytes): what the state holds, where
+// go_memstats_heap_inuse_bytes also counts the garbage of the cycle.
+func goCollector() prometheus.Collector {
+	return collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(
+		collectors.GoRuntimeMetricsRule{Matcher: regexp.MustCompile(`^/gc/heap/live:bytes$`)}))
 }

@@ -332,6 +332,7 @@ func TestEmbeddedMixedBatchWithRestart(t *testing.T) {
 	}
 	checkOutcomes(t, js, ids)
 	checkAudit(t, b.addr.HTTPAddr, 7)
+	lintMetrics(t, b.addr.HTTPAddr)
 	head := waitFeed(t, js, b.addr.HTTPAddr)
 	b.stop(t)
 	checkExactlyOnce(t, filepath.Join(dir, "ledger.db"), ids, rejected)

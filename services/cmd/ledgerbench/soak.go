@@ -258,8 +258,8 @@ func soak(ctx context.Context, c soakConfig, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "soak: %d facts/s for %s (%.0f%% in atomic batches of %d, the rest single publishes from %d publishers), %d queries/s; ledgerd pid %d, data %s\n",
 		c.rate, c.duration, 100*c.bulkShare, c.batchSize, c.publishers, c.queryRate, cmd.Process.Pid, c.dir)
 	fmt.Fprintf(stdout, "baseline: raw JetStream single publishes on the same server, %d publishers, before the soak: %.0f msgs/s\n", c.publishers, raw)
-	fmt.Fprintf(stdout, "%8s %8s %8s %9s %10s %8s %8s %9s %9s %9s %9s %8s\n",
-		"elapsed", "pub/s", "bulk/s", "commit/s", "committed", "p50 ms", "p99 ms", "http p99", "heap MiB", "rss MiB", "anon MiB", "backlog")
+	fmt.Fprintf(stdout, "%8s %8s %8s %9s %10s %8s %8s %9s %9s %9s %9s %9s %8s\n",
+		"elapsed", "pub/s", "bulk/s", "commit/s", "committed", "p50 ms", "p99 ms", "http p99", "heap MiB", "live MiB", "rss MiB", "anon MiB", "backlog")
 	var samples []soakSample
 	tick := time.NewTicker(c.every)
 	defer tick.Stop()
@@ -267,7 +267,7 @@ func soak(ctx context.Context, c soakConfig, stdout, stderr io.Writer) error {
 	report := func(now time.Time, label string) error {
 		pub, bulk, com := st.published.Load(), st.bulk.Load(), st.committed.Load()
 		lat, hq := st.interval()
-		heap, err := scrapeHeap(base + "/metrics")
+		heap, live, err := scrapeHeap(base + "/metrics")
 		if err != nil {
 			return fmt.Errorf("scraping ledgerd's metrics: %w", err)
 		}
@@ -276,14 +276,14 @@ func soak(ctx context.Context, c soakConfig, stdout, stderr io.Writer) error {
 			return err
 		}
 		dt := now.Sub(lastT).Seconds()
-		s := soakSample{at: now.Sub(start), published: pub, committed: com, heap: heap, rss: rss, anon: anon}
+		s := soakSample{at: now.Sub(start), published: pub, committed: com, heap: heap, live: live, rss: rss, anon: anon}
 		samples = append(samples, s)
 		if label == "" {
 			label = s.at.Round(time.Second).String()
 		}
-		fmt.Fprintf(stdout, "%8s %8.0f %8.0f %9.0f %10d %8.1f %8.1f %9.1f %9.1f %9.1f %9.1f %8d\n",
+		fmt.Fprintf(stdout, "%8s %8.0f %8.0f %9.0f %10d %8.1f %8.1f %9.1f %9.1f %9.1f %9.1f %9.1f %8d\n",
 			label, float64(pub-lastPub)/dt, float64(bulk-lastBulk)/dt, float64(com-lastCommit)/dt, com,
-			ms(lat.quantile(0.5)), ms(lat.quantile(0.99)), ms(hq.quantile(0.99)), mib(heap), mib(rss), mib(anon), pub-com)
+			ms(lat.quantile(0.5)), ms(lat.quantile(0.99)), ms(hq.quantile(0.99)), mib(heap), mib(live), mib(rss), mib(anon), pub-com)
 		lastPub, lastBulk, lastCommit, lastT = pub, bulk, com, now
 		return nil
 	}
@@ -372,15 +372,17 @@ loop:
 	fmt.Fprintf(stdout, "  memory from %s to the end: heap in use %.1f -> %.1f MiB (%+.1f%%), anonymous RSS %.1f -> %.1f MiB (%+.1f%%): %s (threshold +%.0f%% for both); RSS with the mapped store %.1f -> %.1f MiB (%+.1f%%)\n",
 		baseline.at.Round(time.Second), mib(baseline.heap), mib(last.heap), 100*hg, mib(baseline.anon), mib(last.anon), 100*ag, flat, 100*c.flatWithin,
 		mib(baseline.rss), mib(last.rss), 100*rg)
-	fmt.Fprintf(stdout, "  growth per million facts committed since: heap %.0f MiB, anonymous RSS %.0f MiB, RSS %.0f MiB\n",
-		mib(int64(perM(last.heap, baseline.heap))), mib(int64(perM(last.anon, baseline.anon))), mib(int64(perM(last.rss, baseline.rss))))
+	fmt.Fprintf(stdout, "  growth per million facts committed since: heap in use %.0f MiB, live heap %.0f MiB (%.1f -> %.1f MiB), anonymous RSS %.0f MiB, RSS %.0f MiB\n",
+		mib(int64(perM(last.heap, baseline.heap))), mib(int64(perM(last.live, baseline.live))), mib(baseline.live), mib(last.live),
+		mib(int64(perM(last.anon, baseline.anon))), mib(int64(perM(last.rss, baseline.rss))))
+	fmt.Fprintf(stdout, "  (the live heap is what the last collection marked: the state the ledger keeps in memory, which grows with every trainee; heap in use adds the cycle's garbage)\n")
 	return nil
 }
 
 type soakSample struct {
-	at                   time.Duration
-	published, committed int64
-	heap, rss, anon      int64
+	at                    time.Duration
+	published, committed  int64
+	heap, live, rss, anon int64
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -663,22 +665,37 @@ func waitHTTP(ctx context.Context, url string, exited <-chan struct{}, d time.Du
 	return fmt.Errorf("ledgerd not ready after %s", d)
 }
 
-// scrapeHeap reads go_memstats_heap_inuse_bytes from ledgerd's metrics.
-func scrapeHeap(url string) (int64, error) {
+// scrapeHeap reads the heap in use (go_memstats_heap_inuse_bytes) and the
+// heap the last collection found live (go_gc_heap_live_bytes) from
+// ledgerd's metrics.
+func scrapeHeap(url string) (inuse, live int64, err error) {
 	resp, err := http.Get(url)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "go_memstats_heap_inuse_bytes "); ok {
-			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			return int64(f), err
+	want := map[string]*int64{"go_memstats_heap_inuse_bytes ": &inuse, "go_gc_heap_live_bytes ": &live}
+	for sc.Scan() && len(want) > 0 {
+		for name, dst := range want {
+			if v, ok := strings.CutPrefix(sc.Text(), name); ok {
+				f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+				if err != nil {
+					return 0, 0, fmt.Errorf("%s: %w", name, err)
+				}
+				*dst = int64(f)
+				delete(want, name)
+			}
 		}
 	}
-	return 0, errors.New("no go_memstats_heap_inuse_bytes")
+	if err := sc.Err(); err != nil {
+		return 0, 0, err
+	}
+	for name := range want {
+		return 0, 0, fmt.Errorf("no %s in ledgerd's metrics", strings.TrimSpace(name))
+	}
+	return inuse, live, nil
 }
 
 // processRSS reads a process's resident set size, all of it and its
