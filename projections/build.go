@@ -231,6 +231,9 @@ type BuildStats struct {
 	Events uint64
 	// Decoded is the number of events decoded (wanted by a projection).
 	Decoded uint64
+	// Applied is, for each projection of the build (in order), the number
+	// of events handed to it.
+	Applied []uint64
 	// Position is the position of the last event read (the projections'
 	// position after the build).
 	Position events.Position
@@ -324,6 +327,7 @@ func Build(ctx context.Context, store events.Store, ps []Projection, opts BuildO
 	}
 	var stats BuildStats
 	stats.Position = opts.After
+	stats.Applied = make([]uint64, len(ps))
 	var wg sync.WaitGroup
 	fail := func(err error) { cancel(err) }
 
@@ -437,6 +441,9 @@ func Build(ctx context.Context, store events.Store, ps []Projection, opts BuildO
 			last := &b.recs[len(b.recs)-1]
 			stats.Events += uint64(len(b.recs))
 			stats.Decoded += uint64(b.dec.n)
+			for j := range ps {
+				stats.Applied[j] += uint64(len(b.dec.runs[j]))
+			}
 			stats.Position, stats.Created = last.Position, last.Created
 			b.recs = nil
 			if len(ps) == 0 {

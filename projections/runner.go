@@ -257,30 +257,52 @@ func (r *Runner) createdAt() time.Time {
 //
 // Errors: ErrBusy if the runner is already running.
 func (r *Runner) Run(ctx context.Context) error {
+	if err := r.begin(); err != nil {
+		return err
+	}
+	defer r.end()
+	head, ok := r.prepare(ctx)
+	if !ok {
+		return nil
+	}
+	var st loopState
+	if r.behind(head) {
+		st = catchUp(ctx, r.cfg.Store, []*Runner{r}, head)[0]
+	}
+	return r.loop(ctx, st)
+}
+
+// begin marks the runner running; ErrBusy if it already is.
+func (r *Runner) begin() error {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.running {
-		r.mu.Unlock()
 		return fmt.Errorf("projection %q: %w", r.name, ErrBusy)
 	}
 	r.running = true
 	r.caughtUp.Store(false)
-	r.mu.Unlock()
-	defer func() {
-		r.mu.Lock()
-		r.running = false
-		r.mu.Unlock()
-	}()
+	return nil
+}
 
+func (r *Runner) end() {
+	r.mu.Lock()
+	r.running = false
+	r.mu.Unlock()
+}
+
+// prepare restores the checkpoint and reads the log's head, the position
+// to reach before the runner is ready; ok is false if ctx ended first.
+func (r *Runner) prepare(ctx context.Context) (head events.Position, ok bool) {
 	r.restore(ctx)
 	head, err := r.cfg.Store.Head(ctx)
 	for err != nil {
 		if ctx.Err() != nil {
-			return nil
+			return 0, false
 		}
 		r.noteStoreError(err)
 		select {
 		case <-ctx.Done():
-			return nil
+			return 0, false
 		case <-time.After(r.cfg.RetryDelay):
 		}
 		head, err = r.cfg.Store.Head(ctx)
@@ -296,36 +318,61 @@ func (r *Runner) Run(ctx context.Context) error {
 	r.target = head
 	r.mu.Unlock()
 	r.markCaughtUp()
+	return head, true
+}
 
-	dirty := false
-	lastSnap := time.Now()
-	sinceSnap := 0
-	if int(head-r.Position()) >= r.cfg.CatchUpBatch {
-		t0 := time.Now()
-		stats, err := Build(ctx, r.cfg.Store, []Projection{r.Current()}, BuildOptions{After: r.Position(), Until: &At{Position: head}})
-		if stats.Events > 0 && err == nil {
-			r.setPos(stats.Position, stats.Created)
-			r.countApplied(stats.Decoded)
-			dirty = true
-			sinceSnap = int(stats.Events)
-			r.log.Info("caught up", "position", stats.Position, "events", stats.Events, "took", time.Since(t0).Round(time.Millisecond))
-		}
-		if err != nil {
-			// The build does not say how far the live instance got before
-			// it stopped: start again from the checkpoint and let the loop
-			// meet the events one by one (stopping exactly before a failing
-			// one, retrying after a store error).
+// behind reports whether the runner is far enough behind head to catch up
+// with a build (pages decoded in parallel) rather than event by event.
+func (r *Runner) behind(head events.Position) bool {
+	return int(head-r.Position()) >= r.cfg.CatchUpBatch
+}
+
+// loopState is what the follow loop starts from after a catch-up.
+type loopState struct {
+	dirty     bool // applied events the checkpoint lacks
+	sinceSnap int  // events applied since the checkpoint
+}
+
+// catchUp brings rs, all at the same position, up to head with one build:
+// one read and decoding of the log for all of them, where each catching
+// up alone would read and decode it again. After a failed build each
+// starts again from its checkpoint, and its follow loop meets the events
+// one by one (stopping exactly before a failing one, retrying after a
+// store error): the build does not say how far each got.
+func catchUp(ctx context.Context, store events.Store, rs []*Runner, head events.Position) []loopState {
+	ps := make([]Projection, len(rs))
+	for i, r := range rs {
+		ps[i] = r.Current()
+	}
+	t0 := time.Now()
+	stats, err := Build(ctx, store, ps, BuildOptions{After: rs[0].Position(), Until: &At{Position: head}})
+	out := make([]loopState, len(rs))
+	for i, r := range rs {
+		switch {
+		case err != nil:
 			if ctx.Err() == nil {
 				r.log.Warn("catch-up build failed; replaying from the restored position one event at a time", "err", err)
 			}
 			r.cur.Store(&holder{r.factory()})
 			r.setPos(events.Start, time.Time{})
 			r.restore(ctx)
-			dirty, sinceSnap = false, 0
+		case stats.Events > 0:
+			r.setPos(stats.Position, stats.Created)
+			r.countApplied(stats.Applied[i])
+			out[i] = loopState{dirty: true, sinceSnap: int(stats.Events)}
+			r.log.Info("caught up", "position", stats.Position, "events", stats.Events, "projections", len(rs),
+				"took", time.Since(t0).Round(time.Millisecond))
 		}
 		r.markCaughtUp()
 	}
+	return out
+}
 
+// loop follows the log from the runner's position until ctx ends (see
+// Run).
+func (r *Runner) loop(ctx context.Context, st loopState) error {
+	dirty, sinceSnap := st.dirty, st.sinceSnap
+	lastSnap := time.Now()
 	d := newDecoder()
 	for ctx.Err() == nil {
 		// Control requests first.

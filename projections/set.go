@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
+
+	"github.com/cqhrss/subsidyledger/events"
 )
 
 // Set is the runners of a service, one per projection.
@@ -30,13 +33,63 @@ func NewSet(cfg Config, fs ...Factory) (*Set, error) {
 	return s, nil
 }
 
-// Run runs every runner until ctx ends, and returns nil then.
+// Run runs every runner until ctx ends, and returns nil then; as each
+// Runner's Run would, except that the runners far behind the log at the
+// same position (a first start, lost snapshots, several new versions)
+// catch up in one build, reading and decoding the log once for all of
+// them. Errors: ErrBusy for a runner already running (the others run).
 func (s *Set) Run(ctx context.Context) error {
-	var wg sync.WaitGroup
 	errs := make([]error, len(s.runners))
+	var rs []*Runner
 	for i, r := range s.runners {
+		if err := r.begin(); err != nil {
+			errs[i] = err
+			continue
+		}
+		defer r.end()
+		rs = append(rs, r)
+	}
+	// Restore every checkpoint at once.
+	heads := make([]events.Position, len(rs))
+	ok := make([]bool, len(rs))
+	var wg sync.WaitGroup
+	for i, r := range rs {
 		wg.Add(1)
-		go func() { defer wg.Done(); errs[i] = r.Run(ctx) }()
+		go func() { defer wg.Done(); heads[i], ok[i] = r.prepare(ctx) }()
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return errors.Join(errs...)
+	}
+	// One build for each position that runners far behind share, up to
+	// the last head any of them read.
+	states := make([]loopState, len(rs))
+	groups := map[events.Position][]int{}
+	var from []events.Position
+	for i, r := range rs {
+		if ok[i] && r.behind(heads[i]) {
+			p := r.Position()
+			if groups[p] == nil {
+				from = append(from, p)
+			}
+			groups[p] = append(groups[p], i)
+		}
+	}
+	slices.Sort(from)
+	for _, p := range from {
+		idx := groups[p]
+		var head events.Position
+		group := make([]*Runner, len(idx))
+		for j, i := range idx {
+			group[j], head = rs[i], max(head, heads[i])
+		}
+		for j, st := range catchUp(ctx, group[0].cfg.Store, group, head) {
+			states[idx[j]] = st
+		}
+	}
+	for i, r := range rs {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = r.loop(ctx, states[i]) }()
 	}
 	wg.Wait()
 	return errors.Join(errs...)

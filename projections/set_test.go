@@ -1,0 +1,106 @@
+package projections_test
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cqhrss/subsidyledger/events"
+	"github.com/cqhrss/subsidyledger/projections"
+)
+
+// named is a tally under another name, so that a set can hold several.
+type named struct {
+	*tally
+	name string
+}
+
+func (n named) Name() string { return n.name }
+
+// readCounter counts the events read through ReadAll (what a build reads
+// the log with when the store has no page reader).
+type readCounter struct {
+	events.Store
+	read atomic.Int64
+}
+
+func (c *readCounter) ReadAll(ctx context.Context, after events.Position, limit int) ([]events.RecordedEvent, error) {
+	evs, err := c.Store.ReadAll(ctx, after, limit)
+	c.read.Add(int64(len(evs)))
+	return evs, err
+}
+
+// The runners of a set far behind the log catch up in one build per
+// position they start from, reading the log once for all of them, and end
+// where each catching up alone would; then each follows the log.
+func TestSetCatchesUpInOneBuildPerPosition(t *testing.T) {
+	dir := t.TempDir()
+	bs := openStore(t, filepath.Join(dir, "log.db"))
+	defer bs.Close()
+	vals := make([]int32, 300)
+	for i := range vals {
+		vals[i] = int32(i + 1)
+	}
+	appendTargets(t, bs, vals...) // 600 events
+	cps, err := projections.OpenCheckpoints(filepath.Join(dir, "cp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cps.Close()
+	factory := func(name string) projections.Factory {
+		return func() projections.Projection { return named{&tally{}, name} }
+	}
+	// c has a checkpoint at 100; a and b have none.
+	c := factory("c")()
+	if _, err := projections.Build(context.Background(), bs, []projections.Projection{c}, projections.BuildOptions{Until: &projections.At{Position: 100}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cps.Save(c, 100, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+
+	store := &readCounter{Store: bs}
+	set, err := projections.NewSet(projections.Config{Store: store, Checkpoints: cps, CatchUpBatch: 50}, factory("a"), factory("b"), factory("c"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- set.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, "every projection ready", func() bool { return set.Ready() == nil })
+	if got, want := store.read.Load(), int64(600+500); got != want {
+		t.Errorf("the catch-up read %d events; want %d (the log once from the start for a and b, once from 100 for c)", got, want)
+	}
+	want := &tally{}
+	if _, err := projections.Build(context.Background(), bs, []projections.Projection{want}, projections.BuildOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	wantSeen, wantSum := want.state()
+	check := func(when string, wantSeen []events.Position, wantSum int64) {
+		t.Helper()
+		for _, name := range []string{"a", "b", "c"} {
+			r, _ := set.Runner(name)
+			seen, sum := r.Current().(named).state()
+			if !slices.Equal(seen, wantSeen) || sum != wantSum {
+				t.Errorf("%s: %s applied %d events (sum %d); want %d (sum %d)", when, name, len(seen), sum, len(wantSeen), wantSum)
+			}
+		}
+	}
+	check("after the catch-up", wantSeen, wantSum)
+
+	// Then each follows the log.
+	appendTargets(t, bs, 1000)
+	waitFor(t, "the new event applied", func() bool {
+		for _, name := range []string{"a", "b", "c"} {
+			if r, _ := set.Runner(name); r.Position() != 602 {
+				return false
+			}
+		}
+		return true
+	})
+	check("after following", append(wantSeen, 601), wantSum+1000)
+}
