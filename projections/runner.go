@@ -336,9 +336,11 @@ type loopState struct {
 // catchUp brings rs, all at the same position, up to head with one build:
 // one read and decoding of the log for all of them, where each catching
 // up alone would read and decode it again. After a failed build each
-// starts again from its checkpoint, and its follow loop meets the events
-// one by one (stopping exactly before a failing one, retrying after a
-// store error): the build does not say how far each got.
+// starts again from its checkpoint: several then catch up one at a time,
+// so that only one that fails itself is left behind; that one's follow
+// loop meets the events one by one (stopping exactly before a failing
+// one, retrying after a store error), as the build does not say how far
+// it got.
 func catchUp(ctx context.Context, store events.Store, rs []*Runner, head events.Position) []loopState {
 	ps := make([]Projection, len(rs))
 	for i, r := range rs {
@@ -351,11 +353,18 @@ func catchUp(ctx context.Context, store events.Store, rs []*Runner, head events.
 		switch {
 		case err != nil:
 			if ctx.Err() == nil {
-				r.log.Warn("catch-up build failed; replaying from the restored position one event at a time", "err", err)
+				if len(rs) > 1 {
+					r.log.Warn("shared catch-up build failed; catching up alone", "err", err)
+				} else {
+					r.log.Warn("catch-up build failed; replaying from the restored position one event at a time", "err", err)
+				}
 			}
 			r.cur.Store(&holder{r.factory()})
 			r.setPos(events.Start, time.Time{})
 			r.restore(ctx)
+			if len(rs) > 1 && ctx.Err() == nil && r.behind(head) {
+				out[i] = catchUp(ctx, store, []*Runner{r}, head)[0]
+			}
 		case stats.Events > 0:
 			r.setPos(stats.Position, stats.Created)
 			r.countApplied(stats.Applied[i])

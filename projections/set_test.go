@@ -1,9 +1,13 @@
 package projections_test
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -103,4 +107,75 @@ func TestSetCatchesUpInOneBuildPerPosition(t *testing.T) {
 		return true
 	})
 	check("after following", append(wantSeen, 601), wantSum+1000)
+}
+
+// When one projection fails during the shared catch-up, the others still
+// catch up and follow the log; the failing one stops just before its
+// failing event, as it would alone.
+func TestSetCatchUpWithAFailingProjection(t *testing.T) {
+	dir := t.TempDir()
+	bs := openStore(t, filepath.Join(dir, "log.db"))
+	defer bs.Close()
+	vals := make([]int32, 100)
+	for i := range vals {
+		vals[i] = int32(i + 1) // target 13 is the event at position 25
+	}
+	appendTargets(t, bs, vals...)
+	factory := func(name string, poison int32) projections.Factory {
+		return func() projections.Projection {
+			p := named{&tally{}, name}
+			p.failOn.Store(poison)
+			return p
+		}
+	}
+	var logs syncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	set, err := projections.NewSet(projections.Config{Store: bs, CatchUpBatch: 50, Logger: log}, factory("a", 0), factory("poisoned", 13), factory("b", 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- set.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	poisoned, _ := set.Runner("poisoned")
+	waitFor(t, "the others caught up and the poisoned one stopped", func() bool {
+		for _, name := range []string{"a", "b"} {
+			if r, _ := set.Runner(name); r.Ready() != nil {
+				return false
+			}
+		}
+		return poisoned.Failure() != nil
+	})
+	if f := poisoned.Failure(); f.Position != 25 || poisoned.Position() != 24 {
+		t.Errorf("poisoned: failure at %d, position %d; want the failure at 25 and position 24", f.Position, poisoned.Position())
+	}
+	for _, name := range []string{"a", "b"} {
+		r, _ := set.Runner(name)
+		if seen, sum := r.Current().(named).state(); len(seen) != 100 || sum != 5050 || r.Position() != 200 {
+			t.Errorf("%s: %d events applied (sum %d), position %d; want 100 (5050) at 200", name, len(seen), sum, r.Position())
+		}
+		// Caught up by a build of their own, not event by event.
+		if said := logs.String(); !regexp.MustCompile(`msg="caught up" projection=` + name + ` .*projections=1 `).MatchString(said) {
+			t.Errorf("%s did not catch up alone after the shared build failed; log:\n%s", name, said)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger's concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
