@@ -37,13 +37,27 @@ func (c *readCounter) ReadAll(ctx context.Context, after events.Position, limit 
 	return evs, err
 }
 
+// runSet runs a set of fs until the test ends.
+func runSet(t *testing.T, cfg projections.Config, fs ...projections.Factory) *projections.Set {
+	t.Helper()
+	set, err := projections.NewSet(cfg, fs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- set.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return set
+}
+
 // The runners of a set far behind the log catch up in one build per
 // position they start from, reading the log once for all of them, and end
 // where each catching up alone would; then each follows the log.
 func TestSetCatchesUpInOneBuildPerPosition(t *testing.T) {
 	dir := t.TempDir()
 	bs := openStore(t, filepath.Join(dir, "log.db"))
-	defer bs.Close()
+	t.Cleanup(func() { bs.Close() })
 	vals := make([]int32, 300)
 	for i := range vals {
 		vals[i] = int32(i + 1)
@@ -53,7 +67,7 @@ func TestSetCatchesUpInOneBuildPerPosition(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cps.Close()
+	t.Cleanup(func() { cps.Close() })
 	factory := func(name string) projections.Factory {
 		return func() projections.Projection { return named{&tally{}, name} }
 	}
@@ -67,14 +81,7 @@ func TestSetCatchesUpInOneBuildPerPosition(t *testing.T) {
 	}
 
 	store := &readCounter{Store: bs}
-	set, err := projections.NewSet(projections.Config{Store: store, Checkpoints: cps, CatchUpBatch: 50}, factory("a"), factory("b"), factory("c"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- set.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	set := runSet(t, projections.Config{Store: store, Checkpoints: cps, CatchUpBatch: 50}, factory("a"), factory("b"), factory("c"))
 	waitFor(t, "every projection ready", func() bool { return set.Ready() == nil })
 	if got, want := store.read.Load(), int64(600+500); got != want {
 		t.Errorf("the catch-up read %d events; want %d (the log once from the start for a and b, once from 100 for c)", got, want)
@@ -115,7 +122,7 @@ func TestSetCatchesUpInOneBuildPerPosition(t *testing.T) {
 func TestSetCatchUpWithAFailingProjection(t *testing.T) {
 	dir := t.TempDir()
 	bs := openStore(t, filepath.Join(dir, "log.db"))
-	defer bs.Close()
+	t.Cleanup(func() { bs.Close() })
 	vals := make([]int32, 100)
 	for i := range vals {
 		vals[i] = int32(i + 1) // target 13 is the event at position 25
@@ -130,14 +137,7 @@ func TestSetCatchUpWithAFailingProjection(t *testing.T) {
 	}
 	var logs syncBuffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
-	set, err := projections.NewSet(projections.Config{Store: bs, CatchUpBatch: 50, Logger: log}, factory("a", 0), factory("poisoned", 13), factory("b", 0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- set.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	set := runSet(t, projections.Config{Store: bs, CatchUpBatch: 50, Logger: log}, factory("a", 0), factory("poisoned", 13), factory("b", 0))
 	poisoned, _ := set.Runner("poisoned")
 	waitFor(t, "the others caught up and the poisoned one stopped", func() bool {
 		for _, name := range []string{"a", "b"} {
