@@ -92,6 +92,8 @@ func runSoak(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		defer os.RemoveAll(d)
 		c.dir = d
+	} else if err := os.MkdirAll(c.dir, 0o750); err != nil {
+		return fmt.Errorf("-dir: %w", err)
 	}
 	return soak(ctx, c, stdout, stderr)
 }
