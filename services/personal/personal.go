@@ -143,13 +143,13 @@ func (in *Intake) Handle(ctx context.Context, msg jetstream.Msg) {
 	outcome, reason := "stored", ""
 	if rej == nil {
 		if err := in.cfg.Vault.Put(pk, rec); err != nil {
-			in.retry(msg, log, "storing personal data in the vault", err)
+			in.retry(ctx, msg, log, "storing personal data in the vault", err)
 			return
 		}
 		log.Info("personal data stored", "person_key", pk)
 	} else {
 		if err := in.reject(ctx, msg, key, md, *rej); err != nil {
-			in.retry(msg, log, "recording the rejection", err)
+			in.retry(ctx, msg, log, "recording the rejection", err)
 			return
 		}
 		outcome, reason = "rejected", rej.code.String()
@@ -158,7 +158,7 @@ func (in *Intake) Handle(ctx context.Context, msg jetstream.Msg) {
 	// The data is safe (or the rejection recorded): overwrite the message
 	// in the stream before acknowledging it.
 	if err := in.cfg.Stream.SecureDeleteMsg(ctx, md.Sequence.Stream); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-		in.retry(msg, log, "securely deleting the message", err)
+		in.retry(ctx, msg, log, "securely deleting the message", err)
 		return
 	}
 	_ = msg.Ack()
@@ -167,8 +167,14 @@ func (in *Intake) Handle(ctx context.Context, msg jetstream.Msg) {
 	}
 }
 
-func (in *Intake) retry(msg jetstream.Msg, log *slog.Logger, what string, err error) {
-	log.Error(what+" failed; the message will be tried again", "err", err)
+// retry hands msg back to be tried again after a failure: an error, or
+// only a note when ctx ended (ledgerd stopping cuts the call short).
+func (in *Intake) retry(ctx context.Context, msg jetstream.Msg, log *slog.Logger, what string, err error) {
+	if ctx.Err() != nil {
+		log.Info(what+" interrupted by the stop; the message will be tried again", "err", err)
+	} else {
+		log.Error(what+" failed; the message will be tried again", "err", err)
+	}
 	if m := in.cfg.Metrics; m != nil {
 		m.Received.WithLabelValues("retried", "").Inc()
 	}

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -139,6 +141,26 @@ func TestIntake(t *testing.T) {
 	}
 	if len(want) > 0 {
 		t.Errorf("no rejection recorded for %v", want)
+	}
+	// A stop cutting a message's handling short hands it back with a note,
+	// not an error: the fifth, handled as ledgerd stops.
+	var logs bytes.Buffer
+	stopping := personal.New(personal.Config{Consumer: cons, Stream: stream, Keyer: keyer, Vault: v, Store: store, Subjects: subj,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	last, err := cons.Fetch(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped, stop := context.WithCancel(ctx)
+	stop()
+	for m := range last.Messages() {
+		stopping.Handle(stopped, m)
+	}
+	if said := logs.String(); strings.Contains(said, "level=ERROR") || !strings.Contains(said, "interrupted by the stop") {
+		t.Errorf("handling cut short by the stop logged:\n%s\nwant a note that it will be tried again, no error", said)
+	}
+	if info, err := stream.Info(ctx); err != nil || info.State.Msgs != 1 {
+		t.Errorf("stream after a handling cut short: %+v, %v; want the message kept", info.State, err)
 	}
 	// Nothing plain anywhere: the store, the vault, JetStream's files.
 	srv.Shutdown()
