@@ -150,6 +150,9 @@ func (f *Feed) Run(ctx context.Context) error {
 			continue
 		}
 		if err := f.publish(ctx, page); err != nil {
+			if ctx.Err() != nil {
+				return nil // stopping: the next Run resumes after what the stream holds
+			}
 			if f.cfg.Metrics != nil {
 				f.cfg.Metrics.Failures.Inc()
 			}
@@ -164,7 +167,12 @@ func (f *Feed) Run(ctx context.Context) error {
 	return nil
 }
 
+// wait logs err and pauses before a retry, longer each time; false when
+// ctx ends (a stop: nothing to log, the failure is the stop's own).
 func (f *Feed) wait(ctx context.Context, backoff *time.Duration, err error) bool {
+	if ctx.Err() != nil {
+		return false
+	}
 	*backoff = min(max(2**backoff, 50*time.Millisecond), 5*time.Second)
 	f.cfg.Logger.Warn("feed: retrying", "err", err, "after", *backoff)
 	select {

@@ -1,9 +1,13 @@
 package feed
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -101,5 +105,22 @@ func waitFor(t *testing.T, ok func() bool) {
 			t.Fatal("timed out")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// A failure that is only the stop's own (the context ended) is not logged
+// as a retry and waits for nothing.
+func TestWaitAtAStopLogsNothing(t *testing.T) {
+	var logs bytes.Buffer
+	f := New(Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	var backoff time.Duration
+	if !f.wait(context.Background(), &backoff, errors.New("server gone")) || !strings.Contains(logs.String(), "feed: retrying") {
+		t.Fatalf("wait while running = false or logged %q; want a retry, logged", logs.String())
+	}
+	logs.Reset()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if f.wait(ctx, &backoff, context.Canceled) || logs.Len() > 0 {
+		t.Errorf("wait at a stop = true or logged %q; want false and nothing logged", logs.String())
 	}
 }
