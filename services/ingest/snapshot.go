@@ -31,10 +31,6 @@ const restoreGCPercent = 400
 type state struct {
 	in   *Intake
 	size int64 // of the snapshot being restored
-	// at is the event the snapshot being restored reflects, read back.
-	at     events.Position
-	atID   events.ID
-	atTime time.Time
 }
 
 func (s *state) Name() string    { return SnapshotName }
@@ -79,9 +75,12 @@ func (s *state) Restore(r io.Reader) error {
 	sr := snap.NewReader(r)
 	sr.SetSize(s.size)
 	sr.Magic("ingest.Intake", snapshotFormat)
-	s.at = events.Position(sr.Uvarint())
-	sr.Fixed(s.atID[:])
-	s.atTime = time.Unix(0, sr.Varint()).UTC()
+	// The event the snapshot reflects: the state reaches it once the
+	// World is restored too.
+	at := events.Position(sr.Uvarint())
+	var atID events.ID
+	sr.Fixed(atID[:])
+	atTime := time.Unix(0, sr.Varint()).UTC()
 	n := sr.Len(1 << 31)
 	in.rejected = make(map[events.ID]ref, n)
 	for range n {
@@ -116,7 +115,7 @@ func (s *state) Restore(r io.Reader) error {
 		return err
 	}
 	in.world = w
-	in.seen, in.seenID, in.seenTime = s.at, s.atID, s.atTime
+	in.seen, in.seenID, in.seenTime = at, atID, atTime
 	return nil
 }
 
