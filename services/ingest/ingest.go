@@ -84,7 +84,7 @@ type Config struct {
 	// SnapshotEvery: once this many events have been folded or committed
 	// since the last snapshot (default 10,000,000), the intake writes
 	// another between batches while it runs (and at the end of Load after
-	// a million). Consuming pauses meanwhile: about 25 s for 10 million
+	// a million). Consuming pauses meanwhile: 10-25 s for 10 million
 	// events (1 million trainees) on two cores. A crash costs folding at
 	// most about this many events at the next start (about a minute for
 	// 10 million).

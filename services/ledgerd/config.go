@@ -118,7 +118,7 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	var procs string
 	str(&procs, "gomaxprocs", "auto", "threads running Go code at once: auto is twice the CPUs the process may use, unless the GOMAXPROCS environment variable is set (then Go's setting stands); or a number from 1 to 1024. More threads than CPUs let the embedded NATS server's goroutines that come back from an fsync run at once instead of queueing behind the ledger's own work")
 	var intakeSnap string
-	str(&intakeSnap, "intake-snapshot-every", "10000000", "events after which the intake writes another snapshot of the rules' state (consuming pauses meanwhile: about 20-25 s for 10 million events); a restart folds only the events after the last, and a stop writes one if 10,000 or more came since")
+	str(&intakeSnap, "intake-snapshot-every", "10000000", "events after which the intake writes another snapshot of the rules' state (consuming pauses meanwhile: about 10-25 s for 10 million events, longer on a busy machine); a restart folds only the events after the last, and a stop writes one if 10,000 or more came since")
 	var batch, feedBatch, feedLinger, sealLinger, replicas, ackWait, refWait, retryDelay string
 	str(&refWait, "reference-wait", "60s", "how long a fact that refers to something not yet recorded waits for it before it is rejected")
 	str(&retryDelay, "retry-delay", "250ms", "how often such a waiting fact is decided again")
