@@ -17,7 +17,6 @@ import (
 type gen struct {
 	r   *rand.Rand
 	f   *fx
-	n   int
 	out []rules.Fact
 	// storylines: per (person, qualification), the next stage and the day.
 	stage map[string]int

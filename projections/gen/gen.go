@@ -133,7 +133,6 @@ type trainee struct {
 	paid       bool
 	inFlight   bool
 	cb         *clawback
-	pending    []proto.Message // derived events waiting for the next append of this stream
 }
 
 // Gen is a running generation.

@@ -101,16 +101,15 @@ func intakeHandler(t *testing.T, w world, sub Submitter, wait time.Duration) htt
 // actionCase is one action route as a caller who may take it takes it,
 // and what the ledger must be handed.
 type actionCase struct {
-	action      string // ActionResponse.Action
-	pattern     string // the route, for the OpenAPI document
-	path, body  string
-	token       string
-	official    string // the token's official
-	ent, claw   string // the response's entitlement_id and clawback_id
-	source      string
-	fact        proto.Message
-	msgID       string
-	conflictsOf []subsidyv1.ReasonCode
+	action     string // ActionResponse.Action
+	pattern    string // the route, for the OpenAPI document
+	path, body string
+	token      string
+	official   string // the token's official
+	ent, claw  string // the response's entitlement_id and clawback_id
+	source     string
+	fact       proto.Message
+	msgID      string
 }
 
 // wantMsgID is the documented shape of an action's idempotency key,

@@ -43,8 +43,6 @@ func loadCheckpoint(v *merkle.Verifier, path string) (merkle.Checkpoint, error) 
 	return c, nil
 }
 
-var pjOut = protojson.MarshalOptions{UseProtoNames: true, Multiline: true}
-
 func cmdCheckpoint(ctx context.Context, e *env, args []string) error {
 	f := newFlags(e, "checkpoint", "(--server URL [--new] [--since FILE] | --store PATH | --file FILE) [--out FILE] --verifier-key KEY")
 	srv := addServerFlags(f)

@@ -104,16 +104,10 @@ func keyer(t *testing.T) *person.Keyer {
 	return k
 }
 
-// mixed builds the messages of a small programme plus one message of every
-// invalid class, and returns them with their message ids.
-func mixed(t *testing.T, trainees int) (lanes [][]*nats.Msg, ids []string) {
-	lanes, ids, _ = mixedExpect(t, trainees)
-	return lanes, ids
-}
-
-// mixedExpect also returns the message ids the ledger must reject: the
-// invalid messages and the enrolments of trainees without the education or
-// employment to train (rule 2).
+// mixedExpect builds the messages of a small programme plus one message of
+// every invalid class, and returns them with their message ids and the ids
+// the ledger must reject: the invalid messages and the enrolments of
+// trainees without the education or employment to train (rule 2).
 func mixedExpect(t *testing.T, trainees int) (lanes [][]*nats.Msg, ids []string, rejected map[string]bool) {
 	t.Helper()
 	p, err := simulate.New(simulate.Config{Seed: 7, Year: 2025, Trainees: trainees, Keyer: keyer(t), Officials: true})
