@@ -24,9 +24,13 @@ import (
 
 // rig is a bolt store and an embedded NATS server with the ledger's streams.
 func rig(t *testing.T) (*bolt.Store, *nats.Conn, jetstream.JetStream) {
+	return rigWith(t, natsbus.DefaultStreamOptions)
+}
+
+func rigWith(t *testing.T, o natsbus.StreamOptions) (*bolt.Store, *nats.Conn, jetstream.JetStream) {
 	t.Helper()
 	_, nc, js := natstest.Embedded(t)
-	if _, err := natsbus.EnsureStreams(context.Background(), js, natsbus.DefaultSubjects, natsbus.DefaultStreamOptions); err != nil {
+	if _, err := natsbus.EnsureStreams(context.Background(), js, natsbus.DefaultSubjects, o); err != nil {
 		t.Fatal(err)
 	}
 	s, err := bolt.Open(filepath.Join(t.TempDir(), "ledger.db"), bolt.Options{})
@@ -94,6 +98,60 @@ func TestLingerGathersABatch(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// With a limit the feed's stream keeps only the newest events, and a
+// restarted feed still resumes after the last one it holds: no repeat, no
+// gap.
+func TestLimitKeepsTheNewestAndResumes(t *testing.T) {
+	o := natsbus.DefaultStreamOptions
+	o.FeedMaxEvents = 40
+	s, nc, js := rigWith(t, o)
+	m := NewMetrics(prometheus.NewRegistry())
+	run := func(upTo int) {
+		t.Helper()
+		f := New(Config{Store: s, Conn: nc, JetStream: js, BatchSize: 25, Metrics: m})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- f.Run(ctx) }()
+		waitFor(t, func() bool { return f.Position() == events.Position(upTo) })
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 100 {
+		appendOne(t, s, i)
+	}
+	run(100)
+	for i := 100; i < 130; i++ {
+		appendOne(t, s, i)
+	}
+	run(130) // a second feed: resumes after position 100
+	st, err := js.Stream(context.Background(), natsbus.FeedStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(m.Published); got != 130 {
+		t.Errorf("%v events published; want each of the 130 once", got)
+	}
+	if info.Config.MaxMsgs != 40 || info.Config.MaxBytes != -1 || info.State.Msgs != 40 || info.State.FirstSeq != 91 || info.State.LastSeq != 130 {
+		t.Fatalf("feed stream: max %d msgs, %d bytes; holds %d messages, %d..%d; want max 40, unlimited bytes; 40 held, 91..130",
+			info.Config.MaxMsgs, info.Config.MaxBytes, info.State.Msgs, info.State.FirstSeq, info.State.LastSeq)
+	}
+	for seq := uint64(91); seq <= 130; seq++ {
+		msg, err := st.GetMsg(context.Background(), seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := msg.Header.Get(natsbus.HeaderPosition); got != fmt.Sprint(seq) {
+			t.Fatalf("feed message %d has position %s; want %d", seq, got, seq)
+		}
 	}
 }
 

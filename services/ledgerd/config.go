@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"runtime"
@@ -38,6 +39,10 @@ type Config struct {
 	// this many events (ingest.Config.SnapshotEvery).
 	IntakeSnapshotEvery int
 	FeedLinger          time.Duration
+	// FeedMaxBytes and FeedMaxEvents bound the outbound feed's stream
+	// (natsbus.StreamOptions); 0 keeps every event.
+	FeedMaxBytes  int64
+	FeedMaxEvents int64
 	SealLinger          time.Duration
 	LogLevel            string
 	Replicas            int
@@ -125,6 +130,9 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	str(&batch, "batch-size", "2000", "inbound messages decided and appended per batch (at most; a batch takes what has arrived while the previous one is written)")
 	str(&feedBatch, "feed-batch", "500", "events per atomic publish on the outbound feed (at most 1000)")
 	str(&feedLinger, "feed-linger", "50ms", "how long a short outbound feed batch waits for more events (each atomic publish costs the NATS server an fsync); 0 publishes at once")
+	var feedMaxBytes, feedMaxEvents string
+	str(&feedMaxBytes, "feed-max-bytes", "0", "size the outbound feed's stream SUBSIDY_FEED may reach before its oldest events leave it, e.g. 50GiB or 200GB; 0 keeps every event")
+	str(&feedMaxEvents, "feed-max-events", "0", "events the outbound feed's stream may hold before its oldest leave it; 0 keeps every event")
 	str(&sealLinger, "seal-linger", "200ms", "how long the Merkle sealer lets commits gather before it seals them in one transaction (each costs merkle.db two fdatasyncs); it widens the window between append and seal by as much; 0 seals at once")
 	str(&replicas, "replicas", "1", "JetStream stream replicas (3 on a cluster)")
 	str(&ackWait, "ack-wait", "30s", "how long an inbound message may stay unacknowledged before redelivery")
@@ -153,6 +161,13 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		c.GoMaxProcs = 2 * goDefaultProcs
 	}
 	c.FeedBatch = intIn("feed-batch", feedBatch, 1, 1000)
+	var err error
+	if c.FeedMaxBytes, err = parseSize(feedMaxBytes); err != nil {
+		errs = append(errs, &ConfigError{fmt.Sprintf("--feed-max-bytes %q: want 0 or a size such as 50GiB, 200GB or 1048576", feedMaxBytes)})
+	}
+	if c.FeedMaxEvents, err = strconv.ParseInt(feedMaxEvents, 10, 64); err != nil || c.FeedMaxEvents < 0 {
+		errs = append(errs, &ConfigError{fmt.Sprintf("--feed-max-events %q: want 0 or a whole number of events", feedMaxEvents)})
+	}
 	c.IntakeSnapshotEvery = intIn("intake-snapshot-every", intakeSnap, 1, 1<<30)
 	c.Replicas = intIn("replicas", replicas, 1, 5)
 	for _, d := range []struct {
@@ -257,6 +272,31 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		errs = append(errs, &ConfigError{fmt.Sprintf("--subject-prefix %q: want a NATS subject without wildcards", c.SubjectPrefix)})
 	}
 	return c, errors.Join(errs...)
+}
+
+// parseSize reads a byte count: digits, optionally followed by B, kB, MB,
+// GB, TB (powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024).
+func parseSize(v string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
+		{"kB", 1e3}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1}}
+	digits, mult := strings.TrimSpace(v), int64(1)
+	for _, u := range units {
+		if d, ok := strings.CutSuffix(digits, u.suffix); ok {
+			digits, mult = strings.TrimSpace(d), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(digits, 10, 64)
+	switch {
+	case err != nil:
+		return 0, err
+	case n < 0 || n > math.MaxInt64/mult:
+		return 0, errors.New("out of range")
+	}
+	return n * mult, nil
 }
 
 func envOr(getenv func(string) string, flagName, def string) string {

@@ -41,6 +41,10 @@ func TestParseConfig(t *testing.T) {
 		{[]string{"--subject-prefix", "a.*"}, "--subject-prefix"},
 		{[]string{"--retry-delay", "-1s"}, "--retry-delay"},
 		{[]string{"--seal-linger", "1h"}, "--seal-linger"},
+		{[]string{"--feed-max-bytes", "lots"}, "--feed-max-bytes"},
+		{[]string{"--feed-max-bytes", "-5GB"}, "--feed-max-bytes"},
+		{[]string{"--feed-max-bytes", "9000000TiB"}, "--feed-max-bytes"},
+		{[]string{"--feed-max-events", "-1"}, "--feed-max-events"},
 		{[]string{"--gomaxprocs", "0"}, "--gomaxprocs"},
 		{[]string{"--gomaxprocs", "many"}, "--gomaxprocs"},
 		{[]string{"stray"}, "unexpected argument"},
@@ -50,6 +54,26 @@ func TestParseConfig(t *testing.T) {
 		var ce *ConfigError
 		if !errors.As(err, &ce) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("ParseConfig(%q) = %v; want a ConfigError mentioning %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+// The feed's limits: none by default; sizes in decimal or binary units.
+func TestFeedLimits(t *testing.T) {
+	for _, tc := range []struct {
+		args          []string
+		bytes, events int64
+	}{
+		{nil, 0, 0},
+		{[]string{"--feed-max-bytes", "50GiB"}, 50 << 30, 0},
+		{[]string{"--feed-max-bytes", "200GB", "--feed-max-events", "1000000"}, 200e9, 1e6},
+		{[]string{"--feed-max-bytes", "1048576"}, 1 << 20, 0},
+		{[]string{"--feed-max-bytes", "64 MiB"}, 64 << 20, 0},
+		{[]string{"--feed-max-bytes", "512B"}, 512, 0},
+	} {
+		c, err := ParseConfig(append([]string{"--demo"}, tc.args...), func(string) string { return "" }, io.Discard)
+		if err != nil || c.FeedMaxBytes != tc.bytes || c.FeedMaxEvents != tc.events {
+			t.Errorf("ParseConfig(%q): bytes %d, events %d, %v; want %d, %d", tc.args, c.FeedMaxBytes, c.FeedMaxEvents, err, tc.bytes, tc.events)
 		}
 	}
 }

@@ -154,6 +154,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(Started
 	subj := natsbus.Subjects{Prefix: cfg.SubjectPrefix}
 	so := natsbus.DefaultStreamOptions
 	so.Replicas, so.AckWait = cfg.Replicas, cfg.AckWait
+	so.FeedMaxBytes, so.FeedMaxEvents = cfg.FeedMaxBytes, cfg.FeedMaxEvents
 	so.MaxAckPending = max(so.MaxAckPending, 4*cfg.BatchSize)
 	if sharedStore(cfg) {
 		// Several instances may share this store and the inbound

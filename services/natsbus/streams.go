@@ -105,6 +105,13 @@ type StreamOptions struct {
 	AckWait time.Duration
 	// MaxAckPending bounds the inbound messages in flight.
 	MaxAckPending int
+	// FeedMaxBytes and FeedMaxEvents bound SUBSIDY_FEED: past either, the
+	// oldest events leave the stream as new ones arrive. 0 keeps every
+	// event (the default). There is no age limit: an idle feed would age
+	// out its last message, and the feed resumes after the position that
+	// message carries; a size or count limit always keeps the newest.
+	FeedMaxBytes  int64
+	FeedMaxEvents int64
 	// PIIMaxAge is how long plain personal data may wait in SUBSIDY_PII for
 	// the ledger (each message is securely deleted once stored).
 	PIIMaxAge time.Duration
@@ -137,7 +144,8 @@ var DefaultStreamOptions = StreamOptions{
 // queue would delete each acknowledged message, one synced write per fact,
 // which halves intake throughput); the durable consumer "ledger" tracks what
 // was recorded. The messages carry person keys, never ID numbers. SUBSIDY_FEED keeps every
-// committed event for downstream consumers to read from any position.
+// committed event for downstream consumers to read from any position, or
+// the newest within FeedMaxBytes and FeedMaxEvents.
 // Streams deny delete and purge of messages by clients.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, subj Subjects, o StreamOptions) (jetstream.Consumer, error) {
 	if o.Replicas <= 0 {
@@ -171,6 +179,9 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, subj Subjects, o
 		Description:        "Every committed ledger event, in global position order.",
 		Subjects:           []string{subj.Prefix + ".feed.>"},
 		Retention:          jetstream.LimitsPolicy,
+		Discard:            jetstream.DiscardOld,
+		MaxBytes:           unlimited(o.FeedMaxBytes),
+		MaxMsgs:            unlimited(o.FeedMaxEvents),
 		Storage:            jetstream.FileStorage,
 		Replicas:           o.Replicas,
 		Duplicates:         o.DuplicateWindow,
@@ -254,6 +265,14 @@ func EnsurePIIStream(ctx context.Context, js jetstream.JetStream, subj Subjects,
 
 // ErrNoFeed means the feed stream has no message yet.
 var ErrNoFeed = errors.New("natsbus: feed is empty")
+
+// unlimited is JetStream's -1 for a limit of 0 (none).
+func unlimited(n int64) int64 {
+	if n <= 0 {
+		return -1
+	}
+	return n
+}
 
 // outcomePersist flushes outcomes asynchronously where JetStream allows it
 // (single replica); replicated streams are made durable by their quorum.
