@@ -293,10 +293,16 @@ func (sub *subscription) wait(ctx context.Context, sig <-chan struct{}) error {
 }
 
 // NextPage is Next for up to max events at a time (subscriptionScan when
-// max <= 0), read into p's recycled memory (events.PageSubscription).
+// max <= 0), read into p's recycled memory (events.PageSubscription). A
+// filtered subscription looks at no more than subscriptionScan records a
+// read; an unfiltered one fills the page when the log holds enough.
 func (sub *subscription) NextPage(ctx context.Context, max int, p *events.Page) error {
 	if max <= 0 {
 		max = subscriptionScan
+	}
+	scan := subscriptionScan
+	if sub.f == nil {
+		scan = max
 	}
 	for {
 		p.Reset()
@@ -311,7 +317,7 @@ func (sub *subscription) NextPage(ctx context.Context, max int, p *events.Page) 
 			return nil
 		}
 		sig := sub.s.commitSignal()
-		_, last, more, err := sub.s.scan(ctx, "next", sub.after, max, subscriptionScan, sub.f, p)
+		_, last, more, err := sub.s.scan(ctx, "next", sub.after, max, scan, sub.f, p)
 		if err != nil {
 			return err
 		}

@@ -373,6 +373,31 @@ func TestSealerTopLevels(t *testing.T) {
 	check(sl)
 }
 
+// A sealer behind the log does not linger between reads, even when its
+// subscription hands over fewer than MaxBatch events at a time (here one):
+// only commits younger than Linger are waited for.
+func TestSealerBehindTheLogDoesNotLinger(t *testing.T) {
+	s := openStore(t)
+	fill(t, s, 0, 50)
+	evs := readAll(t, s)
+	for i := range evs {
+		evs[i].Created = evs[i].Created.Add(-time.Hour)
+	}
+	st := &sliceStore{evs: evs}
+	sl, err := OpenSealer(filepath.Join(t.TempDir(), "tree.db"), st, SealerOptions{Linger: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sl.Close()
+	runIn(t, sl)
+	if size := sealAll(t, sl, st); size != 50 {
+		t.Fatalf("sealed %d events, want 50", size)
+	}
+	if b := sl.Stats().Batches; b < 2 {
+		t.Fatalf("%d commits: the subscription handed over one event at a time", b)
+	}
+}
+
 // TestSealerLinger: once caught up, a sealer with a linger seals what
 // commits meanwhile in one transaction, and the tree is the one a sealer
 // without linger builds from the same log.

@@ -42,12 +42,14 @@ type SealerOptions struct {
 	Logger *slog.Logger
 	// Now is the clock for Stats' delays; nil means time.Now.
 	Now func() time.Time
-	// Linger is the least time between two reads of the log once the
-	// sealer has caught up: what commits meanwhile is sealed in one
-	// transaction, so that under load the sealer costs the disk a few
-	// fdatasyncs a second instead of one per store commit. It widens the
-	// window between append and seal by up to Linger. Zero (the default)
-	// reads again at once.
+	// Linger: once the sealer has caught up (a read found fewer than
+	// MaxBatch events, the last committed less than Linger ago), it reads
+	// again only Linger after that commit: what commits meanwhile is sealed
+	// in one transaction, so that under load the sealer costs the disk a
+	// few fdatasyncs a second instead of one per store commit. It widens
+	// the window between append and seal by up to Linger. A sealer behind
+	// the log (its events committed longer ago) never waits. Zero (the
+	// default) reads again at once.
 	Linger time.Duration
 }
 
@@ -277,7 +279,7 @@ func (s *Sealer) Run(ctx context.Context) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		var read time.Time // when the last short page was read
+		var due time.Time // the next read waits until then
 		for {
 			var p *events.Page
 			select {
@@ -285,7 +287,9 @@ func (s *Sealer) Run(ctx context.Context) error {
 			case <-subCtx.Done():
 				return
 			}
-			if d := time.Until(read.Add(s.opts.Linger)); d > 0 {
+			// At most Linger: the store's clock (EventStoreDB's) may run
+			// ahead of this one.
+			if d := min(s.opts.Linger, due.Sub(s.opts.Now())); d > 0 {
 				select {
 				case <-time.After(d):
 				case <-subCtx.Done():
@@ -296,9 +300,12 @@ func (s *Sealer) Run(ctx context.Context) error {
 				errc <- err
 				return
 			}
-			read = time.Time{}
-			if len(p.Events) < s.opts.MaxBatch {
-				read = time.Now() // caught up: let the next commits gather
+			due = time.Time{}
+			if n := len(p.Events); n < s.opts.MaxBatch {
+				// Caught up, unless the page's events are older than
+				// Linger (a subscription may hand over less than
+				// MaxBatch while far behind): let the next commits gather.
+				due = p.Events[n-1].Created.Add(s.opts.Linger)
 			}
 			ch <- p // room for both pages
 		}
