@@ -43,9 +43,9 @@ type Config struct {
 	// (natsbus.StreamOptions); 0 keeps every event.
 	FeedMaxBytes  int64
 	FeedMaxEvents int64
-	SealLinger          time.Duration
-	LogLevel            string
-	Replicas            int
+	SealLinger    time.Duration
+	LogLevel      string
+	Replicas      int
 	// Demo allows an embedded NATS server without authentication.
 	Demo bool
 	// ChangeFeed publishes every projection change on NATS.
