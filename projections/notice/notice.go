@@ -25,7 +25,7 @@ import (
 // Name is the projection's name.
 const Name = "notice"
 
-const version = 1
+const version = 2 // 2: the person-key index is written as it is, after the people
 
 // masked holds a person's masked name and ID. The ID is kept as its four
 // first and last characters when it has the standard mask (18 characters,
@@ -243,6 +243,7 @@ func (m *Model) Snapshot(w io.Writer) error {
 		sw.Fixed(p.tail[:])
 		sw.String(p.full)
 	}
+	m.idx.Write(sw)
 	ns := rm.SortedKeys(m.names)
 	sw.Uvarint(uint64(len(ns)))
 	for _, id := range ns {
@@ -296,8 +297,9 @@ func (m *Model) Restore(r io.Reader) error {
 		if sr.Err() != nil {
 			return sr.Err()
 		}
-		n.idx.Put(p.key, n.people.Append(p))
+		n.people.Append(p)
 	}
+	n.idx.Read(sr, n.people.Len())
 	for range sr.Len(1 << 24) {
 		id := sr.String()
 		n.names[id] = sr.String()

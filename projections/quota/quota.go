@@ -48,7 +48,7 @@ import (
 // Name is the projection's name.
 const Name = "quota"
 
-const version = 3 // 2: the person-qualification table is written slot by slot; 3: entry by entry, in the order added
+const version = 4 // 2: the person-qualification table is written slot by slot; 3: entry by entry, in the order added; 4: then its hash index as it is
 
 // DefaultTarget is the yearly target when no AnnualTargetSet names one.
 const DefaultTarget = 3000

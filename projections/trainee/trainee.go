@@ -38,7 +38,7 @@ import (
 const Name = "trainee"
 
 // version: bump when Apply's meaning or the snapshot format changes.
-const version = 2
+const version = 3 // 3: the person-key index is written as it is, after the people
 
 // list chains records of one kind through their slice: head and tail are
 // index+1 (0: empty); each record's next is index+1 of the next.
@@ -729,6 +729,7 @@ func (m *Model) Snapshot(w io.Writer) error {
 			wl(l)
 		}
 	}
+	m.idx.Write(sw)
 	sw.Uvarint(uint64(m.evidence.Len()))
 	for _, r := range m.evidence.All() {
 		rm.WriteRef(sw, r.id)
@@ -878,7 +879,7 @@ func (m *Model) Restore(r io.Reader) error {
 	n.arena.Read(sr)
 	rl := func() list { return list{int32(sr.Int()), int32(sr.Int())} }
 	n.people.Reset(sr.Len(maxRecords))
-	for i, p := range n.people.All() {
+	for _, p := range n.people.All() {
 		sr.Fixed(p.key[:])
 		p.maskedName = rm.ReadRef(sr)
 		sr.Fixed(p.maskedID[:])
@@ -894,8 +895,8 @@ func (m *Model) Restore(r io.Reader) error {
 		if sr.Err() != nil {
 			return sr.Err()
 		}
-		n.idx.Put(p.key, int32(i))
 	}
+	n.idx.Read(sr, n.people.Len())
 	n.evidence.Reset(sr.Len(maxRecords))
 	for _, r := range n.evidence.All() {
 		r.id, r.pos, r.source = rm.ReadRef(sr), sr.Uvarint(), uint32(sr.Uvarint())

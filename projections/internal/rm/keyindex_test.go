@@ -1,8 +1,12 @@
 package rm
 
 import (
+	"bytes"
 	"math/rand/v2"
+	"slices"
 	"testing"
+
+	"github.com/cqhrss/subsidyledger/events/snap"
 )
 
 // TestKeyIndex fills an index past several growths, with a share of keys
@@ -47,4 +51,38 @@ func TestKeyIndex(t *testing.T) {
 	if _, ok := empty.Get(keys[0], keyAt); ok {
 		t.Error("the zero index found a key")
 	}
+
+	// Written and read back, it is the same index; read for other records
+	// than it was written for, it fails.
+	var buf bytes.Buffer
+	w := snap.NewWriter(&buf)
+	x.Write(w)
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	var back KeyIndex
+	sr := snap.NewReader(bytes.NewReader(buf.Bytes()))
+	back.Read(sr, len(keys))
+	if sr.Err() != nil || !sameTables(&back.x, &x.x) || back.Len() != len(keys) {
+		t.Fatalf("read back: %v, %d keys; want the index written", sr.Err(), back.Len())
+	}
+	for i, k := range keys {
+		if got, ok := back.Get(k, keyAt); !ok || got != int32(i) {
+			t.Fatalf("read back: Get(key %d) = %d, %v", i, got, ok)
+		}
+	}
+	sr = snap.NewReader(bytes.NewReader(buf.Bytes()))
+	back.Read(sr, len(keys)-1)
+	if sr.Err() == nil {
+		t.Fatal("an index read for fewer records than it names: no error")
+	}
+}
+
+func sameTables(a, b *tagIndex) bool {
+	for i := range a.tables {
+		if a.tables[i].n != b.tables[i].n || !slices.Equal(a.tables[i].slots, b.tables[i].slots) {
+			return false
+		}
+	}
+	return a.n == b.n
 }

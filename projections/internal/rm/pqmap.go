@@ -55,7 +55,7 @@ func (m *PQMap[V]) Len() int { return m.entries.Len() }
 
 // Write writes the number of entries, then each entry in the order it was
 // added: the person key, the qualification, and the value as val writes
-// it.
+// it; then the hash index.
 func (m *PQMap[V]) Write(w *snap.Writer, val func(*snap.Writer, *V)) {
 	w.Uvarint(uint64(m.entries.Len()))
 	for _, p := range m.entries.All() {
@@ -63,11 +63,11 @@ func (m *PQMap[V]) Write(w *snap.Writer, val func(*snap.Writer, *V)) {
 		w.Uvarint(uint64(p.q))
 		val(w, &p.val)
 	}
+	m.x.write(w)
 }
 
 // Read replaces the map with the one written by Write, reading each value
-// with val. Adding the entries in their order again puts every one in the
-// slot it had.
+// with val.
 func (m *PQMap[V]) Read(r *snap.Reader, val func(*snap.Reader, *V)) {
 	*m = PQMap[V]{}
 	n := r.Len(math.MaxInt32)
@@ -83,11 +83,7 @@ func (m *PQMap[V]) Read(r *snap.Reader, val func(*snap.Reader, *V)) {
 		if r.Err() != nil {
 			return
 		}
-		h := keyHash(&p.key, p.q)
-		if m.find(h, &p.key, p.q) >= 0 {
-			r.Fail("entry %x/%d twice", p.key[:4], p.q)
-			return
-		}
-		m.x.insert(h, m.entries.Append(p))
+		m.entries.Append(p)
 	}
+	m.x.read(r, m.entries.Len())
 }

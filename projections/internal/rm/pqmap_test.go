@@ -87,33 +87,83 @@ func TestPQMapReadRejectsDamage(t *testing.T) {
 		w.Uvarint(q)
 		w.Int(i)
 	}
+	read := func(b []byte) (*PQMap[int], error) {
+		var m PQMap[int]
+		r := snap.NewReader(bytes.NewReader(b))
+		m.Read(r, func(r *snap.Reader, v *int) { *v = r.Int() })
+		return &m, r.Err()
+	}
 	for name, write := range map[string]func(w *snap.Writer){
 		"fewer entries than counted": func(w *snap.Writer) { w.Uvarint(3); entry(w, 1, 5); entry(w, 2, 5) },
 		"qualification over 255":     func(w *snap.Writer) { w.Uvarint(1); entry(w, 1, 256) },
-		"an entry twice":             func(w *snap.Writer) { w.Uvarint(2); entry(w, 1, 5); entry(w, 1, 5) },
+		"no hash index":              func(w *snap.Writer) { w.Uvarint(2); entry(w, 1, 5); entry(w, 1, 6) },
 	} {
 		var buf bytes.Buffer
 		w := snap.NewWriter(&buf)
 		write(w)
 		w.Flush()
+		if _, err := read(buf.Bytes()); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+	// A map of two entries whose hash index is damaged before it is written.
+	for name, tamper := range map[string]func(x *tagIndex){
+		"a slot naming a missing entry": func(x *tagIndex) { x.slot(func(s *tagSlot) { s.e = 3 }) },
+		"a slot dropped":                func(x *tagIndex) { x.slot(func(s *tagSlot) { s.e = 0 }) },
+		"a table of 24 slots": func(x *tagIndex) {
+			t := x.table()
+			t.slots = append(t.slots, make([]tagSlot, 8)...)
+		},
+		"a full table": func(x *tagIndex) {
+			t := x.table()
+			for i := range t.slots {
+				t.slots[i].e = 1
+			}
+		},
+	} {
 		var m PQMap[int]
-		r := snap.NewReader(bytes.NewReader(buf.Bytes()))
-		m.Read(r, func(r *snap.Reader, v *int) { *v = r.Int() })
-		if r.Err() == nil {
+		*m.Put(testKey(1, false), 5) = 1
+		*m.Put(testKey(1, false), 6) = 2
+		tamper(&m.x)
+		var buf bytes.Buffer
+		w := snap.NewWriter(&buf)
+		m.Write(w, func(w *snap.Writer, v *int) { w.Int(*v) })
+		w.Flush()
+		if _, err := read(buf.Bytes()); err == nil {
 			t.Errorf("%s: no error", name)
 		}
 	}
 	// The same entries, well formed, read back.
+	var m PQMap[int]
+	*m.Put(testKey(1, false), 5) = 1
+	*m.Put(testKey(1, false), 6) = 2
 	var buf bytes.Buffer
 	w := snap.NewWriter(&buf)
-	w.Uvarint(2)
-	entry(w, 1, 5)
-	entry(w, 1, 6)
+	m.Write(w, func(w *snap.Writer, v *int) { w.Int(*v) })
 	w.Flush()
-	var m PQMap[int]
-	r := snap.NewReader(bytes.NewReader(buf.Bytes()))
-	m.Read(r, func(r *snap.Reader, v *int) { *v = r.Int() })
-	if r.Err() != nil || m.Len() != 2 || m.Get(testKey(1, false), 6) == nil {
-		t.Errorf("well-formed entries: err %v, %d entries", r.Err(), m.Len())
+	back, err := read(buf.Bytes())
+	if err != nil || back.Len() != 2 || back.Get(testKey(1, false), 6) == nil || *back.Get(testKey(1, false), 6) != 2 {
+		t.Errorf("well-formed entries: err %v, %d entries", err, back.Len())
+	}
+}
+
+// table returns the first table that holds an entry.
+func (x *tagIndex) table() *tagTable {
+	for i := range x.tables {
+		if x.tables[i].n > 0 {
+			return &x.tables[i]
+		}
+	}
+	return nil
+}
+
+// slot applies f to the first slot in use.
+func (x *tagIndex) slot(f func(*tagSlot)) {
+	t := x.table()
+	for i := range t.slots {
+		if t.slots[i].e != 0 {
+			f(&t.slots[i])
+			return
+		}
 	}
 }
