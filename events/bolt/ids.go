@@ -86,10 +86,9 @@ func (p *pendingIDs) get(id events.ID) (uint64, bool) {
 
 func (p *pendingIDs) add(id events.ID, pos uint64) {
 	m := p.slices[idSlice(id)]
-	if _, ok := m[id]; !ok {
-		p.n++
-	}
+	n := len(m)
 	m[id] = pos
+	p.n += len(m) - n
 }
 
 // due returns the slices a commit should merge: none while fewer than at
@@ -150,6 +149,17 @@ func loadPendingIDs(tx *bbolt.Tx) (*pendingIDs, error) {
 	p.marks = marks
 	after := slices.Min(marks[:])
 	c := tx.Bucket(bucketLog).Cursor()
+	if k, _ := c.Last(); len(k) == 8 {
+		// Positions are dense and IDs random: a slice holds about its
+		// share of the positions after its mark. Sized at once, no map
+		// grows.
+		last := binary.BigEndian.Uint64(k)
+		for i, m := range marks {
+			if n := (last - min(m, last)) / idSlices; n > 0 {
+				p.slices[i] = make(map[events.ID]uint64, n+n/8)
+			}
+		}
+	}
 	var start [8]byte
 	binary.BigEndian.PutUint64(start[:], after+1)
 	for k, v := c.Seek(start[:]); k != nil; k, v = c.Next() {
