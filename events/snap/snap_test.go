@@ -97,3 +97,22 @@ func TestLenIsBoundedByTheBytesLeftOnceTheSizeIsKnown(t *testing.T) {
 		t.Fatalf("Len without a size = %d, %v", n, r.Err())
 	}
 }
+
+// Once a read has failed (or the caller called Fail), every read returns
+// zero values, even with bytes left in the buffer.
+func TestNothingIsReadAfterAFailure(t *testing.T) {
+	r := NewReader(bytes.NewReader([]byte{5, 6, 7, 8, 9, 10, 11, 12}))
+	if v := r.Uvarint(); v != 5 || r.Err() != nil {
+		t.Fatalf("Uvarint = %d, %v; want 5", v, r.Err())
+	}
+	r.Fail("the caller found %d wrong", 5)
+	b := []byte{1, 1}
+	r.Fixed(b)
+	if v, i := r.Uvarint(), r.Int(); v != 0 || i != 0 || b[0] != 1 || b[1] != 1 || !errors.Is(r.Err(), ErrCorrupt) {
+		t.Fatalf("after Fail: Uvarint %d, Int %d, Fixed %v, err %v; want zeros, b untouched, ErrCorrupt", v, i, b, r.Err())
+	}
+	r = NewReader(bytes.NewReader([]byte{0x81})) // a varint cut short
+	if v := r.Uvarint(); v != 0 || !errors.Is(r.Err(), ErrCorrupt) {
+		t.Fatalf("a cut varint: %d, %v; want 0, ErrCorrupt", v, r.Err())
+	}
+}
