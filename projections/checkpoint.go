@@ -262,7 +262,8 @@ func (c *Checkpoints) Save(p Snapshotter, pos events.Position, created time.Time
 
 // Restore restores p (a fresh instance) from the checkpoint cp, checking
 // the file's size and checksum (CRC-32C; SHA-256 for a manifest of the
-// first format). Errors: the file is missing or damaged, or p.Restore
+// first format). The garbage collector is off meanwhile (see
+// restoreBudget). Errors: the file is missing or damaged, or p.Restore
 // fails; p must then be discarded.
 func (c *Checkpoints) Restore(p Snapshotter, cp Checkpoint) error {
 	f, err := os.Open(filepath.Join(c.dir, cp.File))
@@ -270,6 +271,7 @@ func (c *Checkpoints) Restore(p Snapshotter, cp Checkpoint) error {
 		return fmt.Errorf("projections: snapshot of %q: %w", cp.Name, err)
 	}
 	defer f.Close()
+	defer pauseGC(cp.Size)()
 	legacy := cp.SHA256 != [32]byte{}
 	var h hash.Hash = crc32.New(castagnoli)
 	if legacy {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"runtime/debug"
 	"time"
 
 	"github.com/cqhrss/subsidyledger/events"
@@ -22,10 +21,6 @@ import (
 const SnapshotName = "intake"
 
 const snapshotFormat = 1
-
-// restoreGCPercent is the GOGC in force while a snapshot is restored (see
-// restore).
-const restoreGCPercent = 400
 
 // state is the intake's state as a projections.Snapshotter.
 type state struct {
@@ -152,16 +147,8 @@ func (in *Intake) restore(ctx context.Context) {
 	}
 	t0 := time.Now()
 	st := &state{in: in, size: cp.Size}
-	// Nearly everything a restore allocates is kept: collecting as often
-	// as usual while the heap grows to gigabytes only rescans it (a
-	// quarter of the restore's time for 10 million events). The setting is
-	// the process's; it is put back at once, and a memory limit
-	// (GOMEMLIMIT) still holds meanwhile.
-	if old := debug.SetGCPercent(restoreGCPercent); old < 0 || old > restoreGCPercent {
-		debug.SetGCPercent(old)
-	} else {
-		defer debug.SetGCPercent(old)
-	}
+	// Restore pauses the garbage collector meanwhile: nearly everything
+	// it allocates is kept.
 	if err := cps.Restore(st, cp); err != nil {
 		in.reset()
 		if errors.Is(err, rules.ErrSnapshotMismatch) {
