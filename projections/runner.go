@@ -37,6 +37,11 @@ type Config struct {
 	// ahead of the restored position, catch up with a parallel Build before
 	// following the subscription. Zero means 50,000.
 	CatchUpBatch int
+	// Restores bounds the snapshots Set.Run restores at once; zero
+	// restores them all at once. Fewer leave more of the CPU to whatever
+	// else the process restores meanwhile (ledgerd's intake restores the
+	// larger snapshot, and is ready only when both are).
+	Restores int
 	// Observer, if set, is told of every event a live instance applied
 	// while following the log (not of catch-up or rebuild builds), on the
 	// runner's goroutine, after Apply: it must not block (queue and

@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -49,13 +50,19 @@ func (s *Set) Run(ctx context.Context) error {
 		defer r.end()
 		rs = append(rs, r)
 	}
-	// Restore every checkpoint at once.
+	// Restore the checkpoints, cfg.Restores at a time (all at once if 0).
 	heads := make([]events.Position, len(rs))
 	ok := make([]bool, len(rs))
+	slots := make(chan struct{}, max(1, cmp.Or(s.cfg.Restores, len(rs))))
 	var wg sync.WaitGroup
 	for i, r := range rs {
 		wg.Add(1)
-		go func() { defer wg.Done(); heads[i], ok[i] = r.prepare(ctx) }()
+		go func() {
+			defer wg.Done()
+			slots <- struct{}{}
+			defer func() { <-slots }()
+			heads[i], ok[i] = r.prepare(ctx)
+		}()
 	}
 	wg.Wait()
 	if ctx.Err() != nil {

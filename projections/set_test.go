@@ -3,6 +3,7 @@ package projections_test
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"path/filepath"
 	"regexp"
@@ -178,4 +179,63 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// concurrency tracks how many restores run at once.
+type concurrency struct{ now, most atomic.Int32 }
+
+// slowRestore is a named tally whose restore takes a while and counts
+// itself in c.
+type slowRestore struct {
+	named
+	c *concurrency
+}
+
+func (s slowRestore) Restore(r io.Reader) error {
+	n := s.c.now.Add(1)
+	defer s.c.now.Add(-1)
+	for m := s.c.most.Load(); n > m && !s.c.most.CompareAndSwap(m, n); m = s.c.most.Load() {
+	}
+	time.Sleep(20 * time.Millisecond)
+	return s.named.Restore(r)
+}
+
+// Config.Restores bounds the snapshots a set restores at once; zero
+// restores them all at once.
+func TestSetRestoresAtMostRestoresAtOnce(t *testing.T) {
+	for _, tc := range []struct{ restores, most int32 }{{1, 1}, {2, 2}, {0, 4}} {
+		dir := t.TempDir()
+		bs := openStore(t, filepath.Join(dir, "log.db"))
+		t.Cleanup(func() { bs.Close() })
+		appendTargets(t, bs, 1, 2, 3)
+		cps, err := projections.OpenCheckpoints(filepath.Join(dir, "cp"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cps.Close() })
+		var c concurrency
+		var fs []projections.Factory
+		for _, name := range []string{"a", "b", "c", "d"} {
+			p := slowRestore{named{&tally{}, name}, &c}
+			if _, err := projections.Build(context.Background(), bs, []projections.Projection{p}, projections.BuildOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := cps.Save(p, 6, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			fs = append(fs, func() projections.Projection { return slowRestore{named{&tally{}, name}, &c} })
+		}
+		set := runSet(t, projections.Config{Store: bs, Checkpoints: cps, Restores: int(tc.restores)}, fs...)
+		waitFor(t, "every projection ready", func() bool { return set.Ready() == nil })
+		got := c.most.Load()
+		if tc.restores > 0 && got > tc.most || tc.restores == 0 && got < 2 {
+			t.Errorf("Restores %d: %d restores ran at once; want at most %d (all four at once for 0)", tc.restores, got, tc.most)
+		}
+		for _, name := range []string{"a", "b", "c", "d"} {
+			r, _ := set.Runner(name)
+			if seen, sum := r.Current().(slowRestore).state(); len(seen) != 3 || sum != 6 {
+				t.Errorf("Restores %d: %s restored %d events (sum %d); want 3 (sum 6)", tc.restores, name, len(seen), sum)
+			}
+		}
+	}
 }

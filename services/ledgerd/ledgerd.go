@@ -213,7 +213,11 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(Started
 	}
 	defer cps.Close()
 	changes := changefeed.New(changefeed.Config{Conn: nc, Prefix: cfg.SubjectPrefix, Registerer: reg, Logger: log.With("component", "changefeed")})
-	pcfg := projections.Config{Store: store, Checkpoints: cps, Metrics: projections.NewMetrics(reg), Logger: log.With("component", "projections")}
+	// One projection's snapshot restored at a time: the intake restores
+	// its own (the larger) meanwhile, and ledgerd is ready when both are;
+	// on two cores this was 0.15 s sooner than all six at once.
+	pcfg := projections.Config{Store: store, Checkpoints: cps, Metrics: projections.NewMetrics(reg), Logger: log.With("component", "projections"),
+		Restores: 1}
 	if cfg.ChangeFeed {
 		pcfg.Observer = changes.Observer
 	}
