@@ -494,6 +494,26 @@ func (s *snapReader) records(n, size int, f func(i int, b []byte)) {
 	}
 }
 
+// directLayout holds when the applied-id and natural-key entries lie in
+// memory exactly as in a snapshot (little-endian, no padding): a restore
+// then reads them straight into place, tens of millions of bytes in one
+// copy, instead of record by record.
+var directLayout = binary.NativeEndian.Uint16([]byte{1, 0}) == 1 &&
+	unsafe.Sizeof(hashEntry[events.ID, appliedAt]{}) == appliedSize &&
+	unsafe.Offsetof(hashEntry[events.ID, appliedAt]{}.val) == 16 && unsafe.Offsetof(appliedAt{}.rev) == 4 &&
+	unsafe.Sizeof(hashEntry[naturalHash, naturalRec]{}) == naturalSize &&
+	unsafe.Offsetof(hashEntry[naturalHash, naturalRec]{}.val) == 16 && unsafe.Offsetof(naturalRec{}.eventID) == 16
+
+// readEntries reads len(dst) records of size bytes into dst: straight into
+// its memory under directLayout, else record by record through decode.
+func readEntries[E any](s *snapReader, dst []E, size int, decode func(i int, b []byte)) {
+	if directLayout && len(dst) > 0 {
+		s.Fixed(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(dst))), len(dst)*size))
+		return
+	}
+	s.records(len(dst), size, decode)
+}
+
 // linked numbers the records of one kind that the World reaches through
 // more than one map or list, so that each is written once. keyed marks
 // those added from the World's map of them by id (addKeyed): the records
@@ -654,7 +674,7 @@ func RestoreWorld(rs RuleSet, in *snap.Reader) (*World, error) {
 	})
 	le := binary.LittleEndian
 	applied := make([]hashEntry[events.ID, appliedAt], s.LenOf(maxCount, appliedSize))
-	s.records(len(applied), appliedSize, func(i int, b []byte) {
+	readEntries(s, applied, appliedSize, func(i int, b []byte) {
 		applied[i] = hashEntry[events.ID, appliedAt]{events.ID(b[:16]), appliedAt{stream: le.Uint32(b[16:]), rev: le.Uint32(b[20:])}}
 	})
 	for i := 0; i < len(applied) && s.Err() == nil; i++ {
@@ -667,7 +687,7 @@ func RestoreWorld(rs RuleSet, in *snap.Reader) (*World, error) {
 	}
 	w.applied.setFrozen(applied)
 	natural := make([]hashEntry[naturalHash, naturalRec], s.LenOf(maxCount, naturalSize))
-	s.records(len(natural), naturalSize, func(i int, b []byte) {
+	readEntries(s, natural, naturalSize, func(i int, b []byte) {
 		natural[i] = hashEntry[naturalHash, naturalRec]{naturalHash(b[:16]), naturalRec{digest: [16]byte(b[16:32]), eventID: events.ID(b[32:48])}}
 	})
 	for i := 1; i < len(natural) && s.Err() == nil; i++ {

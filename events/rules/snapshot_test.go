@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"reflect"
+	"runtime"
 	"testing"
 
 	"github.com/cqhrss/subsidyledger/events/rules"
@@ -64,6 +65,29 @@ func TestSnapshotRestoresTheWorld(t *testing.T) {
 			if !reflect.DeepEqual(a, b) {
 				t.Fatalf("seed %d: restored at %d of %d events, then folded to the end, the World differs from one folded throughout", seed, cut, len(log))
 			}
+		}
+	}
+}
+
+// A restore reads the applied ids and natural keys straight into memory
+// where their layout allows (it does on amd64 and arm64), and record by
+// record elsewhere: both give the World snapshotted.
+func TestRestoreReadsEntriesEitherWay(t *testing.T) {
+	rs := rules.DefaultRuleSet()
+	g, _ := history(t, 5, 600, rs)
+	w := replay(t, rs, g.f.l.log)
+	b := snapshotOf(t, w)
+	w.Compact()
+	direct := rules.SetDirectLayout(true)
+	defer rules.SetDirectLayout(direct)
+	if (runtime.GOARCH == "amd64" || runtime.GOARCH == "arm64") && !direct {
+		t.Errorf("on %s the entries' layout is not the snapshot's: restores read them record by record", runtime.GOARCH)
+	}
+	for _, on := range []bool{true, false} {
+		rules.SetDirectLayout(on)
+		got, err := restore(rs, b)
+		if err != nil || !reflect.DeepEqual(got, w) {
+			t.Errorf("direct %v: restore = %v, or a World that differs from the one snapshotted", on, err)
 		}
 	}
 }

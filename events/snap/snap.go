@@ -256,6 +256,16 @@ func (r *Reader) Fixed(b []byte) {
 
 func (r *Reader) fixed(b []byte) {
 	for len(b) > 0 && r.err == nil {
+		if r.pos == r.end && len(b) >= len(r.buf) && !r.eof {
+			// The buffer is drained and the rest is larger than it: read
+			// straight into b, not through the buffer.
+			n, err := io.ReadFull(r.r, b)
+			r.nread += int64(n)
+			if err != nil {
+				r.fail(err)
+			}
+			return
+		}
 		if r.pos == r.end && !r.fill(1) {
 			r.fail(io.ErrUnexpectedEOF)
 			return

@@ -116,3 +116,40 @@ func TestNothingIsReadAfterAFailure(t *testing.T) {
 		t.Fatalf("a cut varint: %d, %v; want 0, ErrCorrupt", v, r.Err())
 	}
 }
+
+// A read larger than the buffer goes straight into the caller's slice; the
+// bytes before and after it, and a cut-short input, read as through the
+// buffer.
+func TestLargeFixedReads(t *testing.T) {
+	big := make([]byte, 3*256<<10+17)
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	var in bytes.Buffer
+	w := NewWriter(&in)
+	w.Uvarint(300)
+	w.Fixed(big)
+	w.Uvarint(5)
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	r := NewReader(bytes.NewReader(in.Bytes()))
+	r.SetSize(int64(in.Len()))
+	got := make([]byte, len(big))
+	if a := r.Uvarint(); a != 300 {
+		t.Fatalf("first = %d", a)
+	}
+	r.Fixed(got)
+	if b := r.Uvarint(); b != 5 || r.Err() != nil || !bytes.Equal(got, big) {
+		t.Fatalf("after the large read: %d, %v, equal %v; want 5, no error, the bytes written", b, r.Err(), bytes.Equal(got, big))
+	}
+	if n := r.LenOf(1, 1); n != 0 || !errors.Is(r.Err(), ErrCorrupt) {
+		t.Fatalf("reading past the end: %d, %v; want ErrCorrupt", n, r.Err())
+	}
+	r = NewReader(bytes.NewReader(in.Bytes()[:in.Len()/2]))
+	r.Uvarint()
+	r.Fixed(got)
+	if !errors.Is(r.Err(), ErrCorrupt) {
+		t.Fatalf("a large read cut short: %v; want ErrCorrupt", r.Err())
+	}
+}
