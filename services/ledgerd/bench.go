@@ -326,7 +326,7 @@ func BenchIngest(ctx context.Context, bc IngestBenchConfig) (IngestBenchResult, 
 	// (b), so that the figure is the steady state's, not the tail of a
 	// catch-up.
 	if bc.PacedRate > 0 && bc.PacedFacts > 0 {
-		if err := caughtUp(ctx, "http://"+st.HTTPAddr+"/metrics", 2*time.Minute); err != nil {
+		if err := WaitCaughtUp(ctx, "http://"+st.HTTPAddr+"/metrics", 2*time.Minute); err != nil {
 			return res, fmt.Errorf("paced: %w", err)
 		}
 		ms, ids, _ = lanes(bc.PacedFacts/10 + 1)
@@ -410,10 +410,10 @@ func RawSingles(ctx context.Context, js jetstream.JetStream, prefix string, publ
 	return float64(n.Load()) / time.Since(t0).Seconds(), nil
 }
 
-// caughtUp polls ledgerd's metrics until every projection's lag is zero and
-// the outbound feed and the Merkle sealer have reached the intake's
-// position, or within ends.
-func caughtUp(ctx context.Context, url string, within time.Duration) error {
+// WaitCaughtUp polls ledgerd's metrics (url: its /metrics) until every
+// projection's lag is zero and the outbound feed and the Merkle sealer have
+// reached the intake's position, or within ends.
+func WaitCaughtUp(ctx context.Context, url string, within time.Duration) error {
 	deadline := time.Now().Add(within)
 	for {
 		ok, err := followersCaughtUp(url)

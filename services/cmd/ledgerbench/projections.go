@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/cqhrss/subsidyledger/events"
@@ -67,6 +68,11 @@ func projectionsSuite(ctx context.Context, cfg *config) ([]row, error) {
 		row{name: "ledgerd first start (no snapshot): intake folds the whole log" + n, figure: float64(st.Fold.Milliseconds()), unit: "ms"},
 		row{name: "ledgerd first start: intake fold rate" + n, figure: float64(st.Events) / st.Fold.Seconds(), unit: "events/s"},
 		row{name: "ledgerd first start: Go heap after the intake's fold" + n, figure: float64(st.FoldHeap) / (1 << 20), unit: "MiB"})
+	took, err := measureLedgerdRestart(ctx, benchrows.StorePath(cfg.dir, cfg.projectionTrainees, seed), cfg.dir, cfg.rounds, logf)
+	if err != nil {
+		return rows, fmt.Errorf("ledgerd restart: %w", err)
+	}
+	rows = append(rows, row{name: "ledgerd restart to ready (whole process, /readyz 200)" + n, figure: float64(slices.Min(took).Milliseconds()), unit: "ms", goal: atMost(3000, "ms")})
 	people := fmt.Sprintf(" (%s trainees)", group(float64(res.Trainees)))
 	for _, l := range lat {
 		rows = append(rows,
