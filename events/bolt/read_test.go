@@ -2,8 +2,11 @@ package bolt
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/cqhrss/subsidyledger/events"
 )
@@ -46,5 +49,50 @@ func TestNextPageFillsUnfilteredPages(t *testing.T) {
 			t.Errorf("NextPage(%d) with filter %v = %d events from %d; want %d", tc.max, tc.f.Types, len(p.Events), p.Events[0].Position, tc.want)
 		}
 		sub.Close()
+	}
+}
+
+// With DeferIDLoad the writer loads the IDs of recent events only when
+// asked (LoadIDs) or at the first append, and an append of an event
+// already stored is still recognised.
+func TestDeferIDLoad(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "events.db")
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := ev("test.E", "first")
+	if _, err := s.Append(context.Background(), "s", events.NoStream, first, ev("test.E", "second")); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	for _, ask := range []bool{true, false} {
+		s, err := Open(path, Options{DeferIDLoad: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-s.pendingLoaded:
+			t.Fatalf("ask %v: the IDs were loaded at Open", ask)
+		case <-time.After(50 * time.Millisecond):
+		}
+		if ask {
+			s.LoadIDs()
+			select {
+			case <-s.pendingLoaded:
+			case <-time.After(10 * time.Second):
+				t.Fatal("LoadIDs did not load the IDs")
+			}
+			if s.pending.n != 2 {
+				t.Fatalf("%d IDs loaded; want 2", s.pending.n)
+			}
+		}
+		// The first event again, at a stream's revision it is not at:
+		// the store knows its ID.
+		_, err = s.Append(context.Background(), "other", events.NoStream, first)
+		if !errors.Is(err, events.ErrDuplicateID) {
+			t.Errorf("ask %v: appending a stored event again elsewhere = %v; want ErrDuplicateID", ask, err)
+		}
+		s.Close()
 	}
 }

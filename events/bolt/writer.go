@@ -24,10 +24,17 @@ const (
 // every queued append is answered.
 func (s *Store) writeLoop() {
 	defer close(s.writerDone)
-	s.loadPending()
+	defer s.loadPending() // if never loaded: only closes pendingLoaded
+	if !s.deferIDs {
+		s.loadPending()
+	}
 	var group []*appendReq
 	last := 0 // callers in the previous group
 	for rs := range s.reqs {
+		s.loadPending() // no-op once loaded
+		if len(rs) == 0 {
+			continue // LoadIDs
+		}
 		group = append(group[:0], rs...)
 		n := eventsIn(rs)
 		if last > 1 {
@@ -106,9 +113,15 @@ func (s *Store) commitGroup(group []*appendReq) {
 // loadPending loads the IDs of an existing file that are not merged into
 // the ids bucket yet, before the writer's first append; a read-only store
 // never appends and does not need them.
+//
+// Only the writer calls it; later calls do nothing.
 func (s *Store) loadPending() {
+	if s.idsLoaded {
+		return
+	}
+	s.idsLoaded = true
 	defer close(s.pendingLoaded)
-	if s.pending != nil || s.readOnly {
+	if s.pending != nil || s.readOnly || s.closed.Load() {
 		return
 	}
 	err := s.db.View(func(tx *bbolt.Tx) error {
@@ -118,6 +131,21 @@ func (s *Store) loadPending() {
 	})
 	if err != nil {
 		s.pendingErr = &events.Error{Code: events.CodeCorrupt, Op: "append", Detail: fmt.Sprintf("%s: loading the IDs of recent events: %v", s.path, err)}
+	}
+}
+
+// LoadIDs has the writer load the IDs of recent events now, if
+// Options.DeferIDLoad put that off, rather than at the first append. It
+// does not wait for the load.
+func (s *Store) LoadIDs() {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed.Load() {
+		return
+	}
+	select {
+	case s.reqs <- nil:
+	default: // appends are queued: the first of them loads the IDs
 	}
 }
 
