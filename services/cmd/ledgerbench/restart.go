@@ -38,7 +38,8 @@ func measureLedgerdRestart(ctx context.Context, storePath, dir string, rounds in
 		return nil, err
 	}
 	t0 := time.Now()
-	p, err := startLedgerd(ctx, data)
+	logPath := data + ".log"
+	p, err := startLedgerd(data, logPath)
 	if err != nil {
 		return nil, err
 	}
@@ -56,7 +57,7 @@ func measureLedgerdRestart(ctx context.Context, storePath, dir string, rounds in
 	var took []time.Duration
 	for range rounds {
 		t0 := time.Now()
-		p, err := startLedgerd(ctx, data)
+		p, err := startLedgerd(data, logPath)
 		if err != nil {
 			return took, err
 		}
@@ -74,15 +75,20 @@ func measureLedgerdRestart(ctx context.Context, storePath, dir string, rounds in
 	return took, nil
 }
 
-// ledgerdProc is a ledgerd process.
+// ledgerdProc is this binary re-executed as ledgerd (--demo, its embedded
+// NATS server and HTTP on free loopback ports), as the soak and the
+// restart figures run it: a process of its own, measured alone.
 type ledgerdProc struct {
 	cmd    *exec.Cmd
 	base   string // http://host:port
+	nats   string // nats://host:port
 	log    string
 	exited chan struct{}
 }
 
-func startLedgerd(ctx context.Context, data string) (*ledgerdProc, error) {
+// startLedgerd starts ledgerd on the data directory data, its output in
+// logPath, with extra flags.
+func startLedgerd(data, logPath string, flags ...string) (*ledgerdProc, error) {
 	natsAddr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -95,14 +101,15 @@ func startLedgerd(ctx context.Context, data string) (*ledgerdProc, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &ledgerdProc{base: "http://" + httpAddr, log: filepath.Join(data, "..", filepath.Base(data)+".log"), exited: make(chan struct{})}
-	logf, err := os.Create(p.log)
+	p := &ledgerdProc{base: "http://" + httpAddr, nats: "nats://" + natsAddr, log: logPath, exited: make(chan struct{})}
+	logf, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
 	defer logf.Close()
-	p.cmd = exec.CommandContext(ctx, exe, ledgerdCommand, "--demo", "--data-dir", data, "--nats-listen", natsAddr,
-		"--http-listen", httpAddr, "--log-level", "warn")
+	// Not tied to a context: stop ends it as an operator would.
+	p.cmd = exec.Command(exe, append([]string{ledgerdCommand, "--demo", "--data-dir", data, "--nats-listen", natsAddr,
+		"--http-listen", httpAddr, "--log-level", "warn"}, flags...)...)
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	if err := p.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting ledgerd: %w", err)
@@ -111,14 +118,19 @@ func startLedgerd(ctx context.Context, data string) (*ledgerdProc, error) {
 	return p, nil
 }
 
+// exitedErr describes ledgerd's exit with the end of its log.
+func (p *ledgerdProc) exitedErr() error {
+	b, _ := os.ReadFile(p.log)
+	return fmt.Errorf("ledgerd exited; the end of its log:\n%s", b[max(0, len(b)-4000):])
+}
+
 // waitReady polls /readyz every 10 ms until it answers 200.
 func (p *ledgerdProc) waitReady(ctx context.Context, within time.Duration) error {
 	deadline := time.Now().Add(within)
 	for time.Now().Before(deadline) {
 		select {
 		case <-p.exited:
-			b, _ := os.ReadFile(p.log)
-			return fmt.Errorf("ledgerd exited; its log:\n%s", b)
+			return p.exitedErr()
 		case <-ctx.Done():
 			return ctx.Err()
 		default:

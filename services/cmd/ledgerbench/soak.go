@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -108,47 +107,16 @@ func freeAddr() (string, error) {
 }
 
 func soak(ctx context.Context, c soakConfig, stdout, stderr io.Writer) error {
-	natsAddr, err := freeAddr()
+	p, err := startLedgerd(c.dir+"/data", c.dir+"/ledgerd.log", c.ledgerdFlags...)
 	if err != nil {
 		return err
 	}
-	httpAddr, err := freeAddr()
-	if err != nil {
+	defer p.stop()
+	base := p.base
+	if err := p.waitReady(ctx, 60*time.Second); err != nil {
 		return err
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	logPath := c.dir + "/ledgerd.log"
-	logf, err := os.Create(logPath)
-	if err != nil {
-		return err
-	}
-	defer logf.Close()
-	cmd := exec.Command(exe, append([]string{ledgerdCommand, "--demo", "--data-dir", c.dir + "/data", "--nats-listen", natsAddr,
-		"--http-listen", httpAddr, "--log-level", "warn"}, c.ledgerdFlags...)...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("starting ledgerd: %w", err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	defer func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-exited:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	}()
-	base := "http://" + httpAddr
-	if err := waitHTTP(ctx, base+"/readyz", exited, 60*time.Second); err != nil {
-		b, _ := os.ReadFile(logPath)
-		return fmt.Errorf("%w; ledgerd's log:\n%s", err, b)
-	}
-	nc, err := nats.Connect("nats://"+natsAddr, nats.MaxReconnects(-1))
+	nc, err := nats.Connect(p.nats, nats.MaxReconnects(-1))
 	if err != nil {
 		return err
 	}
@@ -258,7 +226,7 @@ func soak(ctx context.Context, c soakConfig, stdout, stderr io.Writer) error {
 	go func() { defer qwg.Done(); queries(qctx, base, c.queryRate, keys, st) }()
 
 	fmt.Fprintf(stdout, "soak: %d facts/s for %s (%.0f%% in atomic batches of %d, the rest single publishes from %d publishers), %d queries/s; ledgerd pid %d, data %s\n",
-		c.rate, c.duration, 100*c.bulkShare, c.batchSize, c.publishers, c.queryRate, cmd.Process.Pid, c.dir)
+		c.rate, c.duration, 100*c.bulkShare, c.batchSize, c.publishers, c.queryRate, p.cmd.Process.Pid, c.dir)
 	fmt.Fprintf(stdout, "baseline: raw JetStream single publishes on the same server, %d publishers, before the soak: %.0f msgs/s\n", c.publishers, raw)
 	fmt.Fprintf(stdout, "%8s %8s %8s %9s %10s %8s %8s %9s %9s %9s %9s %9s %8s\n",
 		"elapsed", "pub/s", "bulk/s", "commit/s", "committed", "p50 ms", "p99 ms", "http p99", "heap MiB", "live MiB", "rss MiB", "anon MiB", "backlog")
@@ -273,7 +241,7 @@ func soak(ctx context.Context, c soakConfig, stdout, stderr io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("scraping ledgerd's metrics: %w", err)
 		}
-		rss, anon, err := processRSS(cmd.Process.Pid)
+		rss, anon, err := processRSS(p.cmd.Process.Pid)
 		if err != nil {
 			return err
 		}
@@ -298,9 +266,8 @@ loop:
 			return ctx.Err()
 		case err := <-errc:
 			return err
-		case <-exited:
-			b, _ := os.ReadFile(logPath)
-			return fmt.Errorf("ledgerd exited; its log:\n%s", b[max(0, len(b)-4000):])
+		case <-p.exited:
+			return p.exitedErr()
 		case now := <-tick.C:
 			if err := report(now, ""); err != nil {
 				return err
@@ -644,27 +611,6 @@ func queries(ctx context.Context, base string, rate int, keys *keyRing, st *soak
 		}
 		st.query(time.Since(t0), ok)
 	}
-}
-
-func waitHTTP(ctx context.Context, url string, exited <-chan struct{}, d time.Duration) error {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		select {
-		case <-exited:
-			return errors.New("ledgerd exited at start")
-		case <-ctx.Done():
-			return ctx.Err()
-		default:
-		}
-		if resp, err := http.Get(url); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return fmt.Errorf("ledgerd not ready after %s", d)
 }
 
 // scrapeHeap reads the heap in use (go_memstats_heap_inuse_bytes) and the
