@@ -85,11 +85,6 @@ func (d *decoder) info(t string) (typeInfo, error) {
 	return ti, nil
 }
 
-func (d *decoder) decode(rec *events.RecordedEvent) (*Event, error) {
-	ev := &Event{}
-	return ev, d.decodeInto(rec, ev)
-}
-
 func (d *decoder) decodeInto(rec *events.RecordedEvent, ev *Event) error {
 	ti, err := d.info(rec.Type)
 	if err != nil {

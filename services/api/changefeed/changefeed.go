@@ -33,6 +33,7 @@ import (
 	"context"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/nats-io/nats.go"
@@ -186,7 +187,9 @@ func (f *Feed) publish(m msg) {
 	f.published.WithLabelValues(m.change.Projection).Inc()
 }
 
-// keys copies the well-known key fields of a payload into c.
+// keys copies the well-known key fields of a payload into c. The payload's
+// strings point into a page of the log that the projection runner reuses
+// (projections.Config.Observer), so c gets copies.
 func keys(m protoreflect.Message, c *Change) {
 	fields := m.Descriptor().Fields()
 	str := func(name string) string {
@@ -194,7 +197,7 @@ func keys(m protoreflect.Message, c *Change) {
 		if fd == nil || fd.Kind() != protoreflect.StringKind {
 			return ""
 		}
-		return m.Get(fd).String()
+		return strings.Clone(m.Get(fd).String())
 	}
 	c.PersonKey = str("person_key")
 	c.EntitlementID = str("entitlement_id")
@@ -212,7 +215,7 @@ func keys(m protoreflect.Message, c *Change) {
 	if fd := fields.ByName("payee"); fd != nil && fd.Kind() == protoreflect.MessageKind && m.Has(fd) {
 		pm := m.Get(fd).Message()
 		if id := pm.Get(pm.Descriptor().Fields().ByName("institution_id")).String(); id != "" {
-			c.Institutions = append(c.Institutions, id)
+			c.Institutions = append(c.Institutions, strings.Clone(id))
 		}
 	}
 }

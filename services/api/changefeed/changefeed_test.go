@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/cqhrss/subsidyledger/events/bolt"
+	"github.com/cqhrss/subsidyledger/events/codec"
 	"github.com/cqhrss/subsidyledger/projections"
 	"github.com/cqhrss/subsidyledger/projections/readmodels"
 	"github.com/cqhrss/subsidyledger/services/api/apitest"
@@ -85,6 +86,24 @@ func TestFeedPublishesEveryChange(t *testing.T) {
 	nc.Flush()
 	time.Sleep(100 * time.Millisecond)
 
+	// The keys each message names are the event's: the runner decodes
+	// payloads into a page it reuses, so a key the feed kept without
+	// copying would have changed under it by the time it was published.
+	personKey := map[uint64]string{}
+	recs, err := store.ReadAll(context.Background(), 0, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rec := range recs {
+		p, err := codec.Payload(rec.EventData)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fd := p.ProtoReflect().Descriptor().Fields().ByName("person_key"); fd != nil {
+			personKey[uint64(rec.Position)] = p.ProtoReflect().Get(fd).String()
+		}
+	}
+
 	mu.Lock()
 	defer mu.Unlock()
 	for _, name := range []string{"trainee", "quota", "scorecard", "fund", "notice", "anomaly"} {
@@ -105,6 +124,9 @@ func TestFeedPublishesEveryChange(t *testing.T) {
 			var c changefeed.Change
 			if err := json.Unmarshal(m.Data, &c); err != nil || c.Projection != name || uint64(c.Position) != pos {
 				t.Fatalf("%s message %d: %s (%v)", name, i, m.Data, err)
+			}
+			if c.PersonKey != personKey[pos] {
+				t.Fatalf("%s message %d at %d: person key %q, the event's is %q", name, i, pos, c.PersonKey, personKey[pos])
 			}
 			if name == "fund" {
 				var dr, cr int64
