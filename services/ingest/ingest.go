@@ -137,6 +137,9 @@ type Intake struct {
 	// guard: check before every append that no other writer appended
 	// since the batch's state (set when the consumer is shared by pinning).
 	guard bool
+	// page is catchUp's, reused: catch-up reads back every event the
+	// intake appended (to skip it), a few hundred per batch.
+	page events.Page
 }
 
 // New returns an Intake; call Load before Run.
@@ -294,10 +297,12 @@ func (in *Intake) replay(ctx context.Context) error {
 // itself (another ledger instance's, or all of them after Load).
 func (in *Intake) catchUp(ctx context.Context) error {
 	for {
-		page, err := in.cfg.Store.ReadAll(ctx, in.seen, 4096)
-		if err != nil {
+		// The events' bytes are valid until the next read: fold decodes
+		// them into messages of their own.
+		if err := events.ReadPage(ctx, in.cfg.Store, in.seen, 4096, &in.page); err != nil {
 			return fmt.Errorf("ingest: catch up after %d: %w", in.seen, err)
 		}
+		page := in.page.Events
 		if len(page) == 0 {
 			in.advance(in.seen)
 			return nil
