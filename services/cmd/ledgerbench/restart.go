@@ -1,14 +1,17 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -82,6 +85,7 @@ type ledgerdProc struct {
 	cmd    *exec.Cmd
 	base   string // http://host:port
 	nats   string // nats://host:port
+	debug  string // http://host:port of Go's profiling endpoints
 	log    string
 	exited chan struct{}
 }
@@ -97,11 +101,15 @@ func startLedgerd(data, logPath string, flags ...string) (*ledgerdProc, error) {
 	if err != nil {
 		return nil, err
 	}
+	debugAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	p := &ledgerdProc{base: "http://" + httpAddr, nats: "nats://" + natsAddr, log: logPath, exited: make(chan struct{})}
+	p := &ledgerdProc{base: "http://" + httpAddr, nats: "nats://" + natsAddr, debug: "http://" + debugAddr, log: logPath, exited: make(chan struct{})}
 	logf, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
@@ -109,13 +117,139 @@ func startLedgerd(data, logPath string, flags ...string) (*ledgerdProc, error) {
 	defer logf.Close()
 	// Not tied to a context: stop ends it as an operator would.
 	p.cmd = exec.Command(exe, append([]string{ledgerdCommand, "--demo", "--data-dir", data, "--nats-listen", natsAddr,
-		"--http-listen", httpAddr, "--log-level", "warn"}, flags...)...)
+		"--http-listen", httpAddr, "--debug-listen", debugAddr, "--log-level", "warn"}, flags...)...)
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	if err := p.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting ledgerd: %w", err)
 	}
 	go func() { _ = p.cmd.Wait(); close(p.exited) }()
 	return p, nil
+}
+
+// liveHeap has ledgerd collect garbage (the heap profile's gc=1), keeps
+// the heap profile in the file profile, and returns the heap the collection
+// found live (go_gc_heap_live_bytes).
+func (p *ledgerdProc) liveHeap(ctx context.Context, profile string) (int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.debug+"/debug/pprof/heap?gc=1", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return 0, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("ledgerd's heap profile: %s", resp.Status)
+	}
+	if err := os.WriteFile(profile, body, 0o600); err != nil {
+		return 0, err
+	}
+	_, live, err := scrapeHeap(p.base + "/metrics")
+	return live, err
+}
+
+// heapHolders are what holds ledgerd's heap, by the package whose code
+// allocated it (the first of these on the allocation's stack, from the
+// allocation up), in the order reports list them.
+var heapHolders = []struct{ name, pkg string }{
+	{"rules' world", "subsidyledger/events/rules."},
+	{"read models", "subsidyledger/projections"},
+	{"intake", "subsidyledger/services/ingest."},
+	{"event store", "subsidyledger/events/bolt."},
+	{"NATS server", "nats-server/v2/"},
+}
+
+// heapShares reads ledgerd's heap profile as text (debug=1: each sampled
+// allocation still live at the last collection, with its stack) and
+// returns each holder's share of the bytes in use (heapHolders order, then
+// the rest).
+func (p *ledgerdProc) heapShares(ctx context.Context) ([]float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.debug+"/debug/pprof/heap?debug=1", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("ledgerd's heap profile: %s", resp.Status)
+	}
+	return holderShares(resp.Body)
+}
+
+// holderShares sums a text heap profile's bytes in use by holder. The text
+// gives the sampled figures as they are; each record is scaled as pprof
+// scales it (runtime/pprof's scaleHeapSample: an allocation of the
+// record's average size is sampled with probability 1-exp(-size/rate)), or
+// the small allocations, sampled rarely, would count for almost nothing.
+func holderShares(r io.Reader) ([]float64, error) {
+	sums := make([]float64, len(heapHolders)+1)
+	var total, cur float64
+	rate := 512.0 * 1024 // the runtime's default MemProfileRate
+	held := -1           // the holder of the record being read; -1: not known yet
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	flush := func() {
+		if cur > 0 {
+			if held < 0 {
+				held = len(heapHolders)
+			}
+			sums[held] += cur
+			total += cur
+		}
+		cur, held = 0, -1
+	}
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "#") {
+			if held < 0 {
+				for i, h := range heapHolders {
+					if strings.Contains(line, h.pkg) {
+						held = i
+						break
+					}
+				}
+			}
+			continue
+		}
+		// The header ends with the sampling rate: "@ heap/524288".
+		if strings.HasPrefix(line, "heap profile:") {
+			if _, r, ok := strings.Cut(line, "@ heap/"); ok {
+				if n, err := strconv.ParseFloat(strings.TrimSpace(r), 64); err == nil && n > 0 {
+					rate = n
+				}
+			}
+			continue
+		}
+		// A record: "objects: bytes [objects: bytes] @ addresses", in
+		// use then allocated.
+		if objs, rest, ok := strings.Cut(line, ": "); ok && !strings.Contains(objs, " ") && strings.Contains(rest, " @") {
+			flush()
+			n, err1 := strconv.ParseFloat(objs, 64)
+			b, err2 := strconv.ParseFloat(strings.Fields(rest)[0], 64)
+			if err1 == nil && err2 == nil && n > 0 && b > 0 {
+				cur = b / (1 - math.Exp(-b/n/rate))
+			}
+		}
+	}
+	flush()
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if total == 0 {
+		return nil, errors.New("ledgerd's heap profile holds nothing")
+	}
+	for i := range sums {
+		sums[i] /= total
+	}
+	return sums, nil
 }
 
 // exitedErr describes ledgerd's exit with the end of its log.

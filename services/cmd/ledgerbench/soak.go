@@ -40,6 +40,7 @@ type soakConfig struct {
 	queryRate       int           // HTTP queries/s
 	memAt           time.Duration // when the memory baseline is taken
 	flatWithin      float64       // memory is flat if it grows by at most this share after memAt
+	restartCheck    bool          // restart ledgerd at the end and compare live heaps
 	dir             string
 	ledgerdFlags    []string
 }
@@ -62,6 +63,7 @@ func runSoak(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.IntVar(&c.queryRate, "query-rate", 50, "HTTP queries/s (trainee status and quota dashboard, alternately)")
 	fs.DurationVar(&c.memAt, "mem-at", 2*time.Minute, "when the memory baseline is taken (at most a fifth of -duration)")
 	fs.Float64Var(&c.flatWithin, "flat-within", 0.25, "memory counts as flat if heap in use and anonymous RSS at the end exceed the baseline by at most this share")
+	fs.BoolVar(&c.restartCheck, "restart-check", true, "after the soak, restart ledgerd on its data directory and compare its live heap with the end of the soak's: memory that comes back is the state the log rebuilds, memory that does not was held by the run (a leak, or a cache)")
 	fs.StringVar(&c.dir, "dir", "", "data directory of ledgerd (default: a new temporary directory, removed at the end)")
 	fs.Func("ledgerd-flag", "an extra ledgerd flag (repeatable)", func(v string) error { c.ledgerdFlags = append(c.ledgerdFlags, v); return nil })
 	fs.Usage = func() {
@@ -324,7 +326,7 @@ loop:
 	last := samples[len(samples)-1]
 	if baseline == nil || baseline == &samples[len(samples)-1] {
 		fmt.Fprintln(stdout, "  memory: too few reports to compare")
-		return nil
+		return restartCheck(ctx, c, p, keys.count(), stdout)
 	}
 	hg, rg := float64(last.heap)/float64(baseline.heap)-1, float64(last.rss)/float64(baseline.rss)-1
 	ag := float64(last.anon)/float64(baseline.anon) - 1
@@ -345,6 +347,76 @@ loop:
 		mib(int64(perM(last.heap, baseline.heap))), mib(int64(perM(last.live, baseline.live))), mib(baseline.live), mib(last.live),
 		mib(int64(perM(last.anon, baseline.anon))), mib(int64(perM(last.rss, baseline.rss))))
 	fmt.Fprintf(stdout, "  (the live heap is what the last collection marked: the state the ledger keeps in memory, which grows with every trainee; heap in use adds the cycle's garbage)\n")
+	return restartCheck(ctx, c, p, keys.count(), stdout)
+}
+
+// restartCheck tells the state from the rest in ledgerd's memory at the end
+// of a soak: it collects garbage and reads the live heap, stops ledgerd,
+// starts it again on the same data directory, waits until it is ready and
+// its followers have caught up, and reads the live heap again. What the
+// restarted process holds is what the log (and the snapshots of it)
+// rebuild: the rules' world, the read models, the recent-ID indexes. A live
+// heap at the end of the soak well above that was held by the run itself:
+// a leak, or a cache that does not come back.
+func restartCheck(ctx context.Context, c soakConfig, p *ledgerdProc, trainees int, stdout io.Writer) error {
+	if !c.restartCheck {
+		return nil
+	}
+	endProfile, afterProfile := c.dir+"/heap-end.pprof", c.dir+"/heap-restarted.pprof"
+	end, err := p.liveHeap(ctx, endProfile)
+	if err != nil {
+		return fmt.Errorf("restart check: %w", err)
+	}
+	endShares, err := p.heapShares(ctx)
+	if err != nil {
+		return fmt.Errorf("restart check: %w", err)
+	}
+	if err := p.stop(); err != nil {
+		return err
+	}
+	again, err := startLedgerd(c.dir+"/data", c.dir+"/ledgerd-restarted.log", c.ledgerdFlags...)
+	if err != nil {
+		return err
+	}
+	defer again.stop()
+	t0 := time.Now()
+	if err := again.waitReady(ctx, 5*time.Minute); err != nil {
+		return fmt.Errorf("restart check: %w", err)
+	}
+	ready := time.Since(t0)
+	if err := ledgerd.WaitCaughtUp(ctx, again.base+"/metrics", 5*time.Minute); err != nil {
+		return fmt.Errorf("restart check: %w", err)
+	}
+	after, err := again.liveHeap(ctx, afterProfile)
+	if err != nil {
+		return fmt.Errorf("restart check: %w", err)
+	}
+	afterShares, err := again.heapShares(ctx)
+	if err != nil {
+		return fmt.Errorf("restart check: %w", err)
+	}
+	diff := float64(end)/float64(after) - 1
+	verdict := "the end of the soak holds no more than what a restart rebuilds: the growth is the ledger's state, not a leak"
+	if diff > 0.10 {
+		verdict = "the end of the soak holds more than a restart rebuilds: the run kept memory the state does not explain"
+	}
+	fmt.Fprintf(stdout, "  restart check: live heap after a collection %.1f MiB at the end of the soak, %.1f MiB after a restart on the same data (ready in %s, followers caught up): %+.1f%%; %s\n",
+		mib(end), mib(after), ready.Round(10*time.Millisecond), 100*diff, verdict)
+	var by []string
+	for i, sh := range endShares {
+		name := "the rest"
+		if i < len(heapHolders) {
+			name = heapHolders[i].name
+		}
+		by = append(by, fmt.Sprintf("%s %.0f -> %.0f", name, mib(int64(sh*float64(end))), mib(int64(afterShares[i]*float64(after)))))
+	}
+	fmt.Fprintf(stdout, "  by what holds it, MiB at the end -> after the restart (the heap profiles' shares of the live heap): %s\n", strings.Join(by, ", "))
+	if trainees > 0 {
+		fmt.Fprintf(stdout, "  that state: about %d trainees (%.1f KiB of live heap each, the reference data and the process's own included)\n",
+			trainees, float64(after)/1024/float64(trainees))
+	}
+	fmt.Fprintf(stdout, "  heap profiles of both: %s, %s (what the first holds beyond the second: go tool pprof -sample_index=inuse_space -base %s %s)\n",
+		endProfile, afterProfile, afterProfile, endProfile)
 	return nil
 }
 
@@ -512,6 +584,13 @@ func (k *keyRing) add(key string) {
 	k.keys[k.n%len(k.keys)] = key
 	k.n++
 	k.mu.Unlock()
+}
+
+// count is the number of trainees whose facts were generated.
+func (k *keyRing) count() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.n
 }
 
 func (k *keyRing) pick(i int) string {
