@@ -24,7 +24,7 @@ func ingestSuite(ctx context.Context, cfg *config) ([]row, error) {
 	res, err := ledgerd.BenchIngest(ctx, ledgerd.IngestBenchConfig{
 		SingleTrainees: cfg.ingestTrainees / 4, BatchTrainees: cfg.ingestTrainees,
 		Publishers: 16, BatchPublishers: 4, BatchSize: 500,
-		PacedRate: 1000, PacedFacts: 3000, RawMessages: 20000,
+		PacedRate: 1000, PacedFacts: 3000, RawMessages: 20000, RawBatchMessages: 100_000,
 		Flags: cfg.ledgerdFlags,
 	})
 	if err != nil {
