@@ -219,11 +219,12 @@ func holderShares(r io.Reader) ([]float64, error) {
 			}
 			continue
 		}
-		// The header ends with the sampling rate: "@ heap/524288".
+		// The header ends with twice the sampling rate (runtime/pprof
+		// writes the legacy format's "@ heap/<2*MemProfileRate>").
 		if strings.HasPrefix(line, "heap profile:") {
 			if _, r, ok := strings.Cut(line, "@ heap/"); ok {
 				if n, err := strconv.ParseFloat(strings.TrimSpace(r), 64); err == nil && n > 0 {
-					rate = n
+					rate = n / 2
 				}
 			}
 			continue

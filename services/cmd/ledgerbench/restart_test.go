@@ -10,9 +10,9 @@ import (
 )
 
 func TestHolderShares(t *testing.T) {
-	// A sampling rate of one byte: every allocation is in the profile as
-	// it is.
-	const profile = `heap profile: 3: 400 [4: 450] @ heap/1
+	// A sampling rate of one byte (the header gives twice the rate): every
+	// allocation is in the profile as it is.
+	const profile = `heap profile: 3: 400 [4: 450] @ heap/2
 1: 100 [1: 100] @ 0x1 0x2 0x3
 #	0x1	runtime.mallocgc+0x1	/go/src/runtime/malloc.go:1
 #	0x2	github.com/cqhrss/subsidyledger/events/rules.(*World).fold+0x2	/w/events/rules/world.go:2
@@ -50,7 +50,7 @@ func TestHolderShares(t *testing.T) {
 // 8,192 allocations of 64 bytes, and every allocation of 100 MiB: two
 // sampled 64-byte objects stand for about 1 MiB.
 func TestHolderSharesScalesSamples(t *testing.T) {
-	const profile = `heap profile: 3: 104857728 [3: 104857728] @ heap/524288
+	const profile = `heap profile: 3: 104857728 [3: 104857728] @ heap/1048576
 2: 128 [2: 128] @ 0x1
 #	0x1	github.com/cqhrss/subsidyledger/events/rules.(*World).fold+0x2	/w/events/rules/world.go:2
 
