@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strings"
 	"testing"
@@ -521,6 +522,54 @@ func TestAuditTrailAndAsOf(t *testing.T) {
 	}
 	if resp, _ := get(t, "/v1/quota/2026?as_of=99999999", ""); resp.StatusCode != 400 {
 		t.Errorf("as_of beyond the head = %d; want 400", resp.StatusCode)
+	}
+}
+
+// TestAuditLogPagesTheWholeLog reads the log a page at a time, as a feed
+// consumer filling a gap would: every position once, in order, each event
+// as /v1/audit/events shows it, every hash and link verified.
+func TestAuditLogPagesTheWholeLog(t *testing.T) {
+	head, err := fx.store.Head(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var after events.Position
+	pages := 0
+	for {
+		page := getJSON[AuditLog](t, fmt.Sprintf("/v1/audit/log?after=%d&limit=317", after), "")
+		pages++
+		if !page.Verified {
+			t.Fatalf("page after %d not verified", after)
+		}
+		for _, e := range page.Events {
+			if e.Position != after+1 || !e.HashOK || !e.LinkOK {
+				t.Fatalf("after %d: event %+v", after, e)
+			}
+			after = e.Position
+		}
+		if page.Next == nil {
+			if len(page.Events) == 317 && after != head {
+				t.Fatalf("no next after a full page ending at %d of %d", after, head)
+			}
+			break
+		}
+		if *page.Next != after || len(page.Events) != 317 {
+			t.Fatalf("next %d after a page of %d ending at %d", *page.Next, len(page.Events), after)
+		}
+	}
+	if after != head || pages != int(head+316)/317 {
+		t.Fatalf("read to %d in %d pages; the log ends at %d", after, pages, head)
+	}
+	mid := head / 2
+	one := getJSON[AuditLog](t, fmt.Sprintf("/v1/audit/log?after=%d&limit=1", mid-1), "")
+	ev := getJSON[AuditEvent](t, fmt.Sprintf("/v1/audit/events/%d", mid), "")
+	if len(one.Events) != 1 || !reflect.DeepEqual(one.Events[0], ev) {
+		t.Fatalf("log at %d = %+v; /v1/audit/events = %+v", mid, one.Events, ev)
+	}
+	for _, q := range []string{"after=-1", "after=x", "limit=0", "limit=1001"} {
+		if resp, _ := get(t, "/v1/audit/log?"+q, ""); resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("/v1/audit/log?%s = %d; want 400", q, resp.StatusCode)
+		}
 	}
 }
 

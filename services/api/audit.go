@@ -48,6 +48,20 @@ type AuditTrail struct {
 	Next *uint64 `json:"next,omitempty"`
 }
 
+// AuditLog is GET /v1/audit/log: the whole log in position order, a page
+// at a time, for those who read everything. A downstream consumer of the
+// outbound feed fills a gap from it (a feed with --feed-max-bytes or
+// --feed-max-events drops its oldest events).
+type AuditLog struct {
+	Events []AuditEvent `json:"events"`
+	// Verified is true when every event's hash checks out and each links
+	// to its stream's previous event.
+	Verified bool `json:"verified"`
+	// Next is the position to read after for the next page (the last
+	// event's), absent when the page reached the end of the log.
+	Next *events.Position `json:"next,omitempty"`
+}
+
 var pj = protojson.MarshalOptions{UseProtoNames: true}
 
 func auditEvent(rec events.RecordedEvent, prev *events.Hash) AuditEvent {
@@ -193,4 +207,51 @@ func (s *server) auditEvent(r *http.Request, sc Scope) (result, error) {
 		prev = &before[0].Hash
 	}
 	return result{body: auditEvent(rec, prev), position: rec.Position}, nil
+}
+
+func (s *server) auditLog(r *http.Request, sc Scope) (result, error) {
+	if !sc.readsAll() {
+		return result{}, errorf(CodeForbidden, "the whole log is for the municipal and auditor scopes; read a stream with /v1/audit/streams/{stream}")
+	}
+	after, err := intParam(r, "after", 0, 0, 1<<62)
+	if err != nil {
+		return result{}, err
+	}
+	limit, err := intParam(r, "limit", 200, 1, 1000)
+	if err != nil {
+		return result{}, err
+	}
+	recs, err := s.cfg.Store.ReadAll(r.Context(), events.Position(after), limit+1)
+	if err != nil {
+		return result{}, err
+	}
+	out := AuditLog{Events: []AuditEvent{}, Verified: true}
+	if len(recs) > limit {
+		recs = recs[:limit]
+		next := recs[limit-1].Position
+		out.Next = &next
+	}
+	// Each event's link is checked against its stream's previous event:
+	// read from the store for the first of a stream on the page, then the
+	// page's own.
+	last := map[string]events.Hash{}
+	pos := events.Position(after)
+	for _, rec := range recs {
+		var prev *events.Hash
+		if h, ok := last[rec.Stream]; ok {
+			prev = &h
+		} else if rec.Revision == 0 {
+			prev = &events.Hash{}
+		} else if before, err := s.cfg.Store.ReadStream(r.Context(), rec.Stream, events.Forwards, rec.Revision-1, 1); err != nil {
+			return result{}, err
+		} else if len(before) == 1 {
+			prev = &before[0].Hash
+		}
+		a := auditEvent(rec, prev)
+		out.Verified = out.Verified && a.HashOK && a.LinkOK
+		out.Events = append(out.Events, a)
+		last[rec.Stream] = rec.Hash
+		pos = rec.Position
+	}
+	return result{body: out, position: pos}, nil
 }

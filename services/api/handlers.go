@@ -112,6 +112,11 @@ func (s *server) readRoutes() []route {
 			summary:  "One event by log position: envelope, payload (with a decision's checks and evidence), hash link.",
 			params:   []param{{name: "position", in: "path", typ: "integer", required: true, desc: "Global log position."}},
 			response: AuditEvent{}, handle: s.auditEvent},
+		{method: "GET", pattern: "/v1/audit/log", id: "getAuditLog",
+			summary: "The whole log in position order, a page at a time, each event's hash and link verified (municipal and auditor scopes): how a consumer of the outbound feed fills a gap the feed's limits left.",
+			params: []param{{name: "after", in: "query", typ: "integer", desc: "Read the events after this position (default 0: from the first)."},
+				{name: "limit", in: "query", typ: "integer", desc: "At most this many events (default 200, at most 1000)."}},
+			response: AuditLog{}, handle: s.auditLog},
 	}
 }
 
