@@ -126,9 +126,19 @@ func startLedgerd(data, logPath string, flags ...string) (*ledgerdProc, error) {
 	return p, nil
 }
 
-// liveHeap has ledgerd collect garbage (the heap profile's gc=1), keeps
-// the heap profile in the file profile, and returns the heap the collection
-// found live (go_gc_heap_live_bytes).
+// heap has ledgerd collect garbage (the heap profile's gc=1), keeps the
+// heap profile in the file profile, and returns the heap the collection
+// found live (go_gc_heap_live_bytes) and each holder's share of it
+// (heapShares).
+func (p *ledgerdProc) heap(ctx context.Context, profile string) (int64, []float64, error) {
+	live, err := p.liveHeap(ctx, profile)
+	if err != nil {
+		return 0, nil, err
+	}
+	shares, err := p.heapShares(ctx)
+	return live, shares, err
+}
+
 func (p *ledgerdProc) liveHeap(ctx context.Context, profile string) (int64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.debug+"/debug/pprof/heap?gc=1", nil)
 	if err != nil {

@@ -363,11 +363,7 @@ func restartCheck(ctx context.Context, c soakConfig, p *ledgerdProc, trainees in
 		return nil
 	}
 	endProfile, afterProfile := c.dir+"/heap-end.pprof", c.dir+"/heap-restarted.pprof"
-	end, err := p.liveHeap(ctx, endProfile)
-	if err != nil {
-		return fmt.Errorf("restart check: %w", err)
-	}
-	endShares, err := p.heapShares(ctx)
+	end, endShares, err := p.heap(ctx, endProfile)
 	if err != nil {
 		return fmt.Errorf("restart check: %w", err)
 	}
@@ -387,11 +383,7 @@ func restartCheck(ctx context.Context, c soakConfig, p *ledgerdProc, trainees in
 	if err := ledgerd.WaitCaughtUp(ctx, again.base+"/metrics", 5*time.Minute); err != nil {
 		return fmt.Errorf("restart check: %w", err)
 	}
-	after, err := again.liveHeap(ctx, afterProfile)
-	if err != nil {
-		return fmt.Errorf("restart check: %w", err)
-	}
-	afterShares, err := again.heapShares(ctx)
+	after, afterShares, err := again.heap(ctx, afterProfile)
 	if err != nil {
 		return fmt.Errorf("restart check: %w", err)
 	}
