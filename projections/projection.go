@@ -38,8 +38,9 @@ import (
 // Event is a stored event as a projection sees it: the record's place in
 // the log and its decoded payload. Projections must treat it as read-only
 // (one Event is given to every projection of a build) and must not keep
-// the *Event after Apply returns: a build reuses its Events (the Payload
-// message may be kept).
+// the *Event after Apply returns: a build and a runner following the log
+// reuse their Events. The Payload message may be kept only without its
+// strings, which point into a page of the log that is reused (see Apply).
 type Event struct {
 	Position events.Position
 	Stream   string

@@ -391,8 +391,8 @@ func (r *Runner) loop(ctx context.Context, st loopState) error {
 	lastSnap := time.Now()
 	d := newDecoder()
 	// Strings of decoded payloads point into the page read (see Apply and
-	// Config.Observer), as in a build: copying every string was a third of
-	// what the live runners allocated.
+	// Config.Observer), as in a build, so that following the log does not
+	// copy every string of every event for each projection.
 	d.alias = true
 	for ctx.Err() == nil {
 		// Control requests first.
