@@ -91,7 +91,12 @@ type Feed struct {
 	seq       map[string]uint64
 	published *prometheus.CounterVec
 	dropped   *prometheus.CounterVec
-	buf       []byte // Run's encoding buffer
+	subjects  map[string]string // projection -> subject, under mu
+	fields    sync.Map          // protoreflect.FullName -> *keyFields
+	// Run's, reused for every message (PublishMsg copies what it sends):
+	buf    []byte
+	header nats.Header
+	counts map[string]prometheus.Counter // published, by projection
 }
 
 // New returns a Feed.
@@ -105,7 +110,16 @@ func New(cfg Config) *Feed {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	f := &Feed{cfg: cfg, log: cfg.Logger, q: make(chan msg, cfg.Queue), seq: map[string]uint64{},
+	f := &Feed{cfg: cfg, log: cfg.Logger, q: make(chan msg, cfg.Queue), seq: map[string]uint64{}, subjects: map[string]string{},
+		counts: map[string]prometheus.Counter{},
+		header: nats.Header{
+			"Content-Type":      {"application/json"},
+			"Ledger-Projection": {""},
+			"Ledger-Position":   {""},
+			"Ledger-Seq":        {""},
+			"Ledger-Event-Type": {""},
+			nats.MsgIdHdr:       {""},
+		},
 		published: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "subsidy_ledger_changefeed_published_total", Help: "Change messages published on NATS, by projection.",
 		}, []string{"projection"}),
@@ -125,7 +139,7 @@ func (f *Feed) Subject(projection string) string { return f.cfg.Prefix + ".proje
 // Observer is the projections.Config.Observer that feeds the queue.
 func (f *Feed) Observer(p projections.Projection, ev *projections.Event) {
 	c := Change{Projection: p.Name(), Position: ev.Position, EventType: ev.Type, EventID: ev.ID.String()}
-	keys(ev.Payload.ProtoReflect(), &c)
+	f.keys(ev.Payload.ProtoReflect(), &c)
 	if fm, ok := p.(*fund.Model); ok {
 		if c.Postings = fm.PostedAt(ev.Position); len(c.Postings) == 0 {
 			return // nothing posted: nothing changed in the ledger
@@ -133,7 +147,12 @@ func (f *Feed) Observer(p projections.Projection, ev *projections.Event) {
 	}
 	f.mu.Lock()
 	f.seq[c.Projection]++
-	m := msg{subject: f.Subject(c.Projection), change: c, seq: f.seq[c.Projection]}
+	subject, ok := f.subjects[c.Projection]
+	if !ok {
+		subject = f.Subject(c.Projection)
+		f.subjects[c.Projection] = subject
+	}
+	m := msg{subject: subject, change: c, seq: f.seq[c.Projection]}
 	f.mu.Unlock()
 	select {
 	case f.q <- m:
@@ -170,51 +189,92 @@ func (f *Feed) publish(m msg) {
 	}
 	f.buf = body // PublishMsg copies it into the connection's buffer
 	pos := strconv.FormatUint(uint64(m.change.Position), 10)
-	// Keys in canonical form, set directly (Header.Set canonicalises each).
-	nm := &nats.Msg{Subject: m.subject, Data: body, Header: nats.Header{
-		"Content-Type":      {"application/json"},
-		"Ledger-Projection": {m.change.Projection},
-		"Ledger-Position":   {pos},
-		"Ledger-Seq":        {strconv.FormatUint(m.seq, 10)},
-		"Ledger-Event-Type": {m.change.EventType},
-		nats.MsgIdHdr:       {m.change.Projection + "-" + pos},
-	}}
-	if err := f.cfg.Conn.PublishMsg(nm); err != nil {
+	// One header for every message, its values replaced (the keys are in
+	// canonical form: Header.Set would canonicalise each).
+	h := f.header
+	h["Ledger-Projection"][0] = m.change.Projection
+	h["Ledger-Position"][0] = pos
+	h["Ledger-Seq"][0] = strconv.FormatUint(m.seq, 10)
+	h["Ledger-Event-Type"][0] = m.change.EventType
+	h[nats.MsgIdHdr][0] = m.change.Projection + "-" + pos
+	nm := nats.Msg{Subject: m.subject, Data: body, Header: h}
+	if err := f.cfg.Conn.PublishMsg(&nm); err != nil {
 		f.dropped.WithLabelValues(m.change.Projection).Inc()
 		f.log.Warn("publishing a change failed", "projection", m.change.Projection, "err", err)
 		return
 	}
-	f.published.WithLabelValues(m.change.Projection).Inc()
+	n, ok := f.counts[m.change.Projection]
+	if !ok {
+		n = f.published.WithLabelValues(m.change.Projection)
+		f.counts[m.change.Projection] = n
+	}
+	n.Inc()
+}
+
+// keyFields are the fields of one message type that name what changed
+// (nil where the type has none).
+type keyFields struct {
+	person, entitlement, clawback, flag, unit protoreflect.FieldDescriptor
+	institutions                              []protoreflect.FieldDescriptor
+	year                                      protoreflect.FieldDescriptor
+	payee, payeeInstitution                   protoreflect.FieldDescriptor
+}
+
+func keyFieldsOf(md protoreflect.MessageDescriptor) *keyFields {
+	fields := md.Fields()
+	str := func(name string) protoreflect.FieldDescriptor {
+		if fd := fields.ByName(protoreflect.Name(name)); fd != nil && fd.Kind() == protoreflect.StringKind {
+			return fd
+		}
+		return nil
+	}
+	k := &keyFields{person: str("person_key"), entitlement: str("entitlement_id"), clawback: str("clawback_id"),
+		flag: str("flag_id"), unit: str("unit_code")}
+	for _, n := range []string{"institution_id", "training_institution_id", "evaluation_institution_id"} {
+		if fd := str(n); fd != nil {
+			k.institutions = append(k.institutions, fd)
+		}
+	}
+	if fd := fields.ByName("year"); fd != nil && fd.Kind() == protoreflect.Int32Kind {
+		k.year = fd
+	}
+	if fd := fields.ByName("payee"); fd != nil && fd.Kind() == protoreflect.MessageKind {
+		k.payee, k.payeeInstitution = fd, fd.Message().Fields().ByName("institution_id")
+	}
+	return k
 }
 
 // keys copies the well-known key fields of a payload into c. The payload's
 // strings point into a page of the log that the projection runner reuses
 // (projections.Config.Observer), so c gets copies.
-func keys(m protoreflect.Message, c *Change) {
-	fields := m.Descriptor().Fields()
-	str := func(name string) string {
-		fd := fields.ByName(protoreflect.Name(name))
-		if fd == nil || fd.Kind() != protoreflect.StringKind {
+func (f *Feed) keys(m protoreflect.Message, c *Change) {
+	md := m.Descriptor()
+	v, ok := f.fields.Load(md.FullName())
+	if !ok {
+		v, _ = f.fields.LoadOrStore(md.FullName(), keyFieldsOf(md))
+	}
+	k := v.(*keyFields)
+	str := func(fd protoreflect.FieldDescriptor) string {
+		if fd == nil {
 			return ""
 		}
 		return strings.Clone(m.Get(fd).String())
 	}
-	c.PersonKey = str("person_key")
-	c.EntitlementID = str("entitlement_id")
-	c.ClawbackID = str("clawback_id")
-	c.FlagID = str("flag_id")
-	c.UnitCode = str("unit_code")
-	for _, n := range []string{"institution_id", "training_institution_id", "evaluation_institution_id"} {
-		if v := str(n); v != "" {
+	c.PersonKey = str(k.person)
+	c.EntitlementID = str(k.entitlement)
+	c.ClawbackID = str(k.clawback)
+	c.FlagID = str(k.flag)
+	c.UnitCode = str(k.unit)
+	for _, fd := range k.institutions {
+		if v := str(fd); v != "" {
 			c.Institutions = append(c.Institutions, v)
 		}
 	}
-	if fd := fields.ByName("year"); fd != nil && fd.Kind() == protoreflect.Int32Kind {
-		c.Year = int32(m.Get(fd).Int())
+	if k.year != nil {
+		c.Year = int32(m.Get(k.year).Int())
 	}
-	if fd := fields.ByName("payee"); fd != nil && fd.Kind() == protoreflect.MessageKind && m.Has(fd) {
-		pm := m.Get(fd).Message()
-		if id := pm.Get(pm.Descriptor().Fields().ByName("institution_id")).String(); id != "" {
+	if k.payee != nil && k.payeeInstitution != nil && m.Has(k.payee) {
+		if id := m.Get(k.payee).Message().Get(k.payeeInstitution).String(); id != "" {
 			c.Institutions = append(c.Institutions, strings.Clone(id))
 		}
 	}

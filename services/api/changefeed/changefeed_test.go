@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/cqhrss/subsidyledger/events/bolt"
 	"github.com/cqhrss/subsidyledger/events/codec"
@@ -89,7 +90,11 @@ func TestFeedPublishesEveryChange(t *testing.T) {
 	// The keys each message names are the event's: the runner decodes
 	// payloads into a page it reuses, so a key the feed kept without
 	// copying would have changed under it by the time it was published.
-	personKey := map[uint64]string{}
+	type keys struct {
+		person, entitlement, unit string
+		year                      int32
+	}
+	expect := map[uint64]keys{}
 	recs, err := store.ReadAll(context.Background(), 0, 1<<20)
 	if err != nil {
 		t.Fatal(err)
@@ -99,9 +104,18 @@ func TestFeedPublishesEveryChange(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if fd := p.ProtoReflect().Descriptor().Fields().ByName("person_key"); fd != nil {
-			personKey[uint64(rec.Position)] = p.ProtoReflect().Get(fd).String()
+		m := p.ProtoReflect()
+		str := func(name string) string {
+			if fd := m.Descriptor().Fields().ByName(protoreflect.Name(name)); fd != nil && fd.Kind() == protoreflect.StringKind {
+				return m.Get(fd).String()
+			}
+			return ""
 		}
+		k := keys{person: str("person_key"), entitlement: str("entitlement_id"), unit: str("unit_code")}
+		if fd := m.Descriptor().Fields().ByName("year"); fd != nil && fd.Kind() == protoreflect.Int32Kind {
+			k.year = int32(m.Get(fd).Int())
+		}
+		expect[uint64(rec.Position)] = k
 	}
 
 	mu.Lock()
@@ -125,8 +139,12 @@ func TestFeedPublishesEveryChange(t *testing.T) {
 			if err := json.Unmarshal(m.Data, &c); err != nil || c.Projection != name || uint64(c.Position) != pos {
 				t.Fatalf("%s message %d: %s (%v)", name, i, m.Data, err)
 			}
-			if c.PersonKey != personKey[pos] {
-				t.Fatalf("%s message %d at %d: person key %q, the event's is %q", name, i, pos, c.PersonKey, personKey[pos])
+			if k := expect[pos]; c.PersonKey != k.person || c.EntitlementID != k.entitlement || c.UnitCode != k.unit || c.Year != k.year {
+				t.Fatalf("%s message %d at %d: keys %+v, the event's are %+v", name, i, pos, c, k)
+			}
+			if h := m.Header; h.Get("Content-Type") != "application/json" || h.Get("Ledger-Event-Type") != c.EventType ||
+				h.Get(nats.MsgIdHdr) != name+"-"+strconv.FormatUint(pos, 10) {
+				t.Fatalf("%s message %d: headers %v", name, i, h)
 			}
 			if name == "fund" {
 				var dr, cr int64
