@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"runtime/metrics"
 	"slices"
 	"strconv"
 	"strings"
@@ -41,6 +42,9 @@ type IngestBenchConfig struct {
 	RawMessages, RawBatchMessages int
 	// Flags are extra ledgerd flags (e.g. --feed-batch 1000).
 	Flags []string
+	// CPU, if set, reads the process's CPU time so far (every thread);
+	// mode (b) and its raw baseline then report CPU per fact and message.
+	CPU func() time.Duration
 }
 
 // IngestBenchResult holds the figures, each mode beside the raw JetStream
@@ -49,6 +53,12 @@ type IngestBenchResult struct {
 	SingleFactsPerSec, SingleRawPerSec float64
 	SingleP50, SingleP99               time.Duration
 	BatchFactsPerSec, BatchRawPerSec   float64
+	// BatchCPUPerFact and BatchRawCPUPerMsg: the whole process's CPU time
+	// (NATS server, ledger, publishers) per fact of mode (b), per message
+	// of its raw baseline; zero without IngestBenchConfig.CPU.
+	// BatchAllocPerFact: bytes the Go heap allocated per fact of mode (b).
+	BatchCPUPerFact, BatchRawCPUPerMsg time.Duration
+	BatchAllocPerFact                  float64
 	BatchP50, BatchP99                 time.Duration
 	PacedRate                          int
 	PacedP50, PacedP99                 time.Duration
@@ -192,11 +202,7 @@ func BenchIngest(ctx context.Context, bc IngestBenchConfig) (IngestBenchResult, 
 		return RawSingles(ctx, js, "bench.raw", bc.Publishers, bc.RawMessages/bc.Publishers, len(payload))
 	}
 	rawBatch := func() (float64, error) {
-		n := bc.RawBatchMessages
-		if n <= 0 {
-			n = bc.RawMessages
-		}
-		per := max(1, n/bc.BatchPublishers/bc.BatchSize)
+		per := rawBatchMessages(bc) / bc.BatchPublishers / bc.BatchSize
 		t0 := time.Now()
 		var wg sync.WaitGroup
 		errc := make(chan error, bc.BatchPublishers)
@@ -229,8 +235,16 @@ func BenchIngest(ctx context.Context, bc IngestBenchConfig) (IngestBenchResult, 
 	if res.SingleRawPerSec, err = rawSingle(); err != nil {
 		return res, fmt.Errorf("raw single publishes: %w", err)
 	}
+	cpu := bc.CPU
+	if cpu == nil {
+		cpu = func() time.Duration { return 0 }
+	}
+	c0 := cpu()
 	if res.BatchRawPerSec, err = rawBatch(); err != nil {
 		return res, fmt.Errorf("raw atomic batches: %w", err)
+	}
+	if n := rawBatchMessages(bc); n > 0 {
+		res.BatchRawCPUPerMsg = (cpu() - c0) / time.Duration(n)
 	}
 
 	// Mode (a): single publishes from concurrent publishers, each trainee's
@@ -292,7 +306,8 @@ func BenchIngest(ctx context.Context, bc IngestBenchConfig) (IngestBenchResult, 
 	if len(cur.msgs) > 0 {
 		chunks = append(chunks, cur)
 	}
-	t0 = time.Now()
+	t0, c0 = time.Now(), cpu()
+	a0 := heapAllocs()
 	nextChunk := make(chan int)
 	for range bc.BatchPublishers {
 		wg.Add(1)
@@ -324,6 +339,8 @@ func BenchIngest(ctx context.Context, bc IngestBenchConfig) (IngestBenchResult, 
 		return res, fmt.Errorf("mode (b): %w", err)
 	}
 	res.BatchFactsPerSec = float64(count) / time.Since(t0).Seconds()
+	res.BatchCPUPerFact = (cpu() - c0) / time.Duration(count)
+	res.BatchAllocPerFact = float64(heapAllocs()-a0) / float64(count)
 	res.BatchP50, res.BatchP99 = percentiles(reset())
 
 	// Latency at a steady rate: once the followers of the log (projections,
@@ -370,6 +387,23 @@ func BenchIngest(ctx context.Context, bc IngestBenchConfig) (IngestBenchResult, 
 		res.Facts += len(flat)
 	}
 	return res, nil
+}
+
+// rawBatchMessages is the number of messages the raw atomic-batch baseline
+// sends: whole batches, at least one per publisher.
+func rawBatchMessages(bc IngestBenchConfig) int {
+	n := bc.RawBatchMessages
+	if n <= 0 {
+		n = bc.RawMessages
+	}
+	return max(1, n/bc.BatchPublishers/bc.BatchSize) * bc.BatchPublishers * bc.BatchSize
+}
+
+// heapAllocs is the bytes the Go heap has allocated so far.
+func heapAllocs() uint64 {
+	s := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
 }
 
 func percentiles(d []time.Duration) (p50, p99 time.Duration) {
