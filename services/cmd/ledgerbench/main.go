@@ -42,7 +42,7 @@ func main() {
 // config holds the flags every suite may read.
 type config struct {
 	dir        string // scratch directory for stores
-	rounds     int    // each measurement is repeated and the best kept
+	rounds     int    // the store, audit and restart measurements are repeated and the best kept
 	batch1     int    // appends at batch 1
 	batch100   int    // appends at batch 100
 	batch1000  int    // appends at batch 1000
@@ -85,7 +85,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cpu    = fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
 	)
 	fs.StringVar(&cfg.dir, "dir", "", "scratch directory (default: a new temporary directory)")
-	fs.IntVar(&cfg.rounds, "rounds", 2, "measure each figure this many times and keep the best")
+	fs.IntVar(&cfg.rounds, "rounds", 2, "repeat the store and audit figures and the whole-ledgerd restart this many times and keep the best (the other figures are measured once per run)")
 	fs.IntVar(&cfg.batch1, "batch1", 1000, "appends of 1 event for the batch-1 figures")
 	fs.IntVar(&cfg.batch100, "batch100", 200, "appends of 100 events for the batch-100 figures")
 	fs.IntVar(&cfg.batch1000, "batch1000", 100, "appends of 1,000 events for the batch-1000 figures")
@@ -162,7 +162,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		rows = append(rows, got...)
 	}
-	fmt.Fprintf(stdout, "ledgerbench: %s/%s, %d CPUs, %s, best of %d, scratch %s, %s\n\n",
+	fmt.Fprintf(stdout, "ledgerbench: %s/%s, %d CPUs, %s, best of %d where repeated (-rounds), scratch %s, %s\n\n",
 		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version(), cfg.rounds, cfg.dir, time.Since(start).Round(100*time.Millisecond))
 	if err := printTable(stdout, rows); err != nil {
 		return err
