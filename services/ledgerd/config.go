@@ -77,6 +77,9 @@ type Config struct {
 	// GoMaxProcs is what Run sets runtime.GOMAXPROCS to; 0 leaves it
 	// (see the --gomaxprocs flag).
 	GoMaxProcs int
+	// MemoryLimit is the Go runtime's soft memory limit Run sets
+	// (debug.SetMemoryLimit); 0 leaves the runtime's (see --memory-limit).
+	MemoryLimit int64
 }
 
 // goDefaultProcs is Go's own GOMAXPROCS for this process (the CPUs it may
@@ -122,6 +125,8 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.BoolVar(&c.Demo, "demo", demoEnv == "true" || demoEnv == "1", "demo mode: the embedded NATS server accepts unauthenticated clients (make run)")
 	var procs string
 	str(&procs, "gomaxprocs", "auto", "threads running Go code at once: auto is twice the CPUs the process may use, unless the GOMAXPROCS environment variable is set (then Go's setting stands); or a number from 1 to 1024. More threads than CPUs let the embedded NATS server's goroutines that come back from an fsync run at once instead of queueing behind the ledger's own work")
+	var memLimit string
+	str(&memLimit, "memory-limit", "auto", "the Go runtime's soft memory limit: as the heap nears it the collector works harder, instead of the process being killed for its memory. auto is 90% of the container's (control group's) memory limit, if it has one and the GOMEMLIMIT environment variable is not set; off leaves it to GOMEMLIMIT (none by default); or a size such as 3GiB")
 	var intakeSnap string
 	str(&intakeSnap, "intake-snapshot-every", "10000000", "events after which the intake writes another snapshot of the rules' state (consuming pauses meanwhile: about 10-25 s for 10 million events, longer on a busy machine); a restart folds only the events after the last, and a stop writes one if 10,000 or more came since")
 	var batch, feedBatch, feedLinger, sealLinger, replicas, ackWait, refWait, retryDelay string
@@ -162,6 +167,15 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	}
 	c.FeedBatch = intIn("feed-batch", feedBatch, 1, 1000)
 	var err error
+	switch memLimit {
+	case "auto":
+		c.MemoryLimit = autoMemoryLimit(getenv)
+	case "off":
+	default:
+		if c.MemoryLimit, err = parseSize(memLimit); err != nil || c.MemoryLimit < 64<<20 {
+			errs = append(errs, &ConfigError{fmt.Sprintf("--memory-limit %q: want auto, off or a size of at least 64MiB, such as 3GiB", memLimit)})
+		}
+	}
 	if c.FeedMaxBytes, err = parseSize(feedMaxBytes); err != nil {
 		errs = append(errs, &ConfigError{fmt.Sprintf("--feed-max-bytes %q: want 0 or a size such as 50GiB, 200GB or 1048576", feedMaxBytes)})
 	}

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -19,6 +20,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -66,7 +69,14 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if cfg.GoMaxProcs > 0 {
 		runtime.GOMAXPROCS(cfg.GoMaxProcs)
 	}
-	log.Info("starting", "gomaxprocs", runtime.GOMAXPROCS(0), "cpus", runtime.NumCPU())
+	if cfg.MemoryLimit > 0 {
+		debug.SetMemoryLimit(cfg.MemoryLimit)
+	}
+	memLimit := "none"
+	if l := debug.SetMemoryLimit(-1); l < math.MaxInt64 {
+		memLimit = strconv.FormatInt(l>>20, 10) + "MiB"
+	}
+	log.Info("starting", "gomaxprocs", runtime.GOMAXPROCS(0), "cpus", runtime.NumCPU(), "memory_limit", memLimit)
 	return run(ctx, cfg, log, nil)
 }
 
