@@ -516,16 +516,34 @@ func (in *Intake) consume(ctx context.Context, ccfg jetstream.ConsumerConfig) (s
 	wctx := context.WithoutCancel(ctx) // a batch in hand is finished
 	inbox := make(chan jetstream.Msg, 2*in.cfg.BatchSize)
 	opts := []jetstream.PullConsumeOpt{jetstream.PullMaxMessages(2 * in.cfg.BatchSize)}
+	// A pull request lives pullExpiry; the server sends a heartbeat every
+	// pullHeartbeat while one waits. When the client counts on a request
+	// the server no longer holds, nothing arrives, and only the missing
+	// heartbeats (two) make the client pull again: with nats.go's defaults
+	// (30 s, 15 s) a burst of atomic batches stalled the intake for 30 s
+	// now and then, with messages pending and no request at the server.
+	expiry := pullExpiry
 	group := pinnedGroup(ccfg)
 	if group != "" {
 		// Several instances share the consumer; JetStream delivers to the
 		// pinned one only, for as long as it keeps pulling within
 		// PinnedTTL: pull often enough to keep the pin while deciding.
-		opts = append(opts, jetstream.PullPriorityGroup(group),
-			jetstream.PullExpiry(max(time.Second, ccfg.PinnedTTL/3)))
+		expiry = max(time.Second, min(expiry, ccfg.PinnedTTL/3))
+		opts = append(opts, jetstream.PullPriorityGroup(group))
 		defer in.release(context.WithoutCancel(ctx), group)
 		in.guard = true
 	}
+	opts = append(opts, jetstream.PullExpiry(expiry), jetstream.PullHeartbeat(min(pullHeartbeat, expiry/2)),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			if errors.Is(err, jetstream.ErrNoHeartbeat) {
+				if in.cfg.Metrics != nil {
+					in.cfg.Metrics.PullsLost.Inc()
+				}
+				in.cfg.Logger.Warn("the inbound consumer's pull request went unanswered; pulling again", "err", err)
+				return
+			}
+			in.cfg.Logger.Debug("inbound consumer", "err", err)
+		}))
 	handler := func(m jetstream.Msg) {
 		if id := m.Headers().Get(headerPinID); id != "" {
 			if p := in.pin.Load(); p == nil || *p != id {
@@ -659,6 +677,13 @@ func (in *Intake) consume(ctx context.Context, ccfg jetstream.ConsumerConfig) (s
 		}
 	}
 }
+
+// pullExpiry and pullHeartbeat are the intake's pull requests' life and
+// idle heartbeat (see consume).
+const (
+	pullExpiry    = 5 * time.Second
+	pullHeartbeat = time.Second
+)
 
 // takeOver gathers what JetStream delivers to an intake that has just been
 // pinned (up to max messages, until nothing more arrives for a moment) and

@@ -26,6 +26,9 @@ type Metrics struct {
 	// intake's state written, SnapshotSeconds how long it took.
 	SnapshotPosition prometheus.Gauge
 	SnapshotSeconds  prometheus.Gauge
+	// PullsLost counts the inbound consumer's pull requests that went
+	// unanswered (no message, no heartbeat) and were made again.
+	PullsLost prometheus.Counter
 }
 
 // NewMetrics registers the intake's metrics with reg.
@@ -78,6 +81,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		SnapshotSeconds: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "subsidy_ledger_intake_snapshot_write_seconds", Help: "Time the last snapshot of the intake's state took to write (the intake consumes nothing meanwhile).",
 		}),
+		PullsLost: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "subsidy_ledger_intake_pulls_lost_total", Help: "Pull requests of the inbound consumer that went unanswered (neither messages nor heartbeats) and were made again.",
+		}),
 	}
 	m.StoreWritable.Set(1)
 	for _, c := range causes {
@@ -85,6 +91,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	m.Probes.WithLabelValues("ok")
 	m.Probes.WithLabelValues("failed")
+	reg.MustRegister(m.PullsLost)
 	reg.MustRegister(m.Received, m.Accepted, m.Rejected, m.Duplicates, m.AppendSeconds, m.BatchSize, m.Conflicts, m.Retried, m.Position, m.Healthy,
 		m.StoreWritable, m.AppendFailures, m.Probes, m.SnapshotPosition, m.SnapshotSeconds)
 	return m
