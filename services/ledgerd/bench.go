@@ -202,7 +202,7 @@ func BenchIngest(ctx context.Context, bc IngestBenchConfig) (IngestBenchResult, 
 		return RawSingles(ctx, js, "bench.raw", bc.Publishers, bc.RawMessages/bc.Publishers, len(payload))
 	}
 	rawBatch := func() (float64, error) {
-		per := rawBatchMessages(bc) / bc.BatchPublishers / bc.BatchSize
+		per := rawBatchesPer(bc)
 		t0 := time.Now()
 		var wg sync.WaitGroup
 		errc := make(chan error, bc.BatchPublishers)
@@ -243,9 +243,7 @@ func BenchIngest(ctx context.Context, bc IngestBenchConfig) (IngestBenchResult, 
 	if res.BatchRawPerSec, err = rawBatch(); err != nil {
 		return res, fmt.Errorf("raw atomic batches: %w", err)
 	}
-	if n := rawBatchMessages(bc); n > 0 {
-		res.BatchRawCPUPerMsg = (cpu() - c0) / time.Duration(n)
-	}
+	res.BatchRawCPUPerMsg = (cpu() - c0) / time.Duration(rawBatchesPer(bc)*bc.BatchPublishers*bc.BatchSize)
 
 	// Mode (a): single publishes from concurrent publishers, each trainee's
 	// facts in order by one publisher.
@@ -389,14 +387,14 @@ func BenchIngest(ctx context.Context, bc IngestBenchConfig) (IngestBenchResult, 
 	return res, nil
 }
 
-// rawBatchMessages is the number of messages the raw atomic-batch baseline
-// sends: whole batches, at least one per publisher.
-func rawBatchMessages(bc IngestBenchConfig) int {
+// rawBatchesPer is the number of atomic batches each publisher of the raw
+// baseline sends (at least one).
+func rawBatchesPer(bc IngestBenchConfig) int {
 	n := bc.RawBatchMessages
 	if n <= 0 {
 		n = bc.RawMessages
 	}
-	return max(1, n/bc.BatchPublishers/bc.BatchSize) * bc.BatchPublishers * bc.BatchSize
+	return max(1, n/bc.BatchPublishers/bc.BatchSize)
 }
 
 // heapAllocs is the bytes the Go heap has allocated so far.

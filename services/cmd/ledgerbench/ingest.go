@@ -39,18 +39,18 @@ func ingestSuite(ctx context.Context, cfg *config) ([]row, error) {
 			baseline: "raw JetStream atomic batches of 500", base: res.BatchRawPerSec, goal: atLeast(30_000, "facts/s")},
 		{name: "ingest (b): publish-to-commit p50", figure: micros(res.BatchP50), unit: "µs"},
 		{name: "ingest (b): publish-to-commit p99", figure: micros(res.BatchP99), unit: "µs"},
-		{name: "ingest at 1,000 facts/s: publish-to-commit p50", figure: micros(res.PacedP50), unit: "µs"},
-		{name: "ingest at 1,000 facts/s: publish-to-commit p99", figure: micros(res.PacedP99), unit: "µs", goal: atMost(50_000, "µs")},
 	}
 	if res.BatchCPUPerFact > 0 {
 		// Where mode (b)'s figure comes from: the process (NATS server,
 		// ledger and publishers, on this machine's CPUs) is CPU-bound in
 		// mode (b), so the figure follows the CPU a fact costs.
-		rows = append(rows[:6:6], append([]row{
-			{name: "ingest (b): CPU per fact (the whole process)", figure: float64(res.BatchCPUPerFact.Nanoseconds()) / 1000, unit: "µs",
+		rows = append(rows,
+			row{name: "ingest (b): CPU per fact (the whole process)", figure: float64(res.BatchCPUPerFact.Nanoseconds()) / 1000, unit: "µs",
 				baseline: "raw atomic batches: CPU per message", base: float64(res.BatchRawCPUPerMsg.Nanoseconds()) / 1000},
-			{name: "ingest (b): Go heap allocated per fact", figure: res.BatchAllocPerFact, unit: "bytes"},
-		}, rows[6:]...)...)
+			row{name: "ingest (b): Go heap allocated per fact", figure: res.BatchAllocPerFact, unit: "bytes"})
 	}
-	return rows, nil
+	return append(rows,
+		row{name: "ingest at 1,000 facts/s: publish-to-commit p50", figure: micros(res.PacedP50), unit: "µs"},
+		row{name: "ingest at 1,000 facts/s: publish-to-commit p99", figure: micros(res.PacedP99), unit: "µs", goal: atMost(50_000, "µs")},
+	), nil
 }
