@@ -269,7 +269,15 @@ func TestNoticeWindow(t *testing.T) {
 		{"2025-04-28", "2025-04-28", "2025-05-07"}, // Labour Day 1-5 May skipped; 27 April was a make-up day
 		{"2025-04-27", "2025-04-27", "2025-05-06"}, // a make-up Sunday counts: 27-30 April, then 6 May
 		{"2025-09-30", "2025-09-30", "2025-10-13"}, // National Day; Saturday 11 October works
-		{"2025-12-29", "2025-12-29", "2026-01-02"}, // 2026 holidays are not in the default calendar
+		{"2025-12-29", "2025-12-29", "2026-01-05"}, // New Year 2026: 29-31 Dec, Sunday 4 Jan (make-up), 5 Jan
+		{"2026-02-13", "2026-02-13", "2026-02-26"}, // Spring Festival 15-23 Feb; Saturday 14 Feb works
+		{"2026-02-23", "2026-02-24", "2026-02-28"}, // the last day off: 24-27 Feb, then Saturday 28 Feb works
+		{"2026-04-30", "2026-04-30", "2026-05-09"}, // Labour Day 1-5 May: 30 Apr, 6-8 May, Saturday 9 May
+		{"2026-05-06", "2026-05-06", "2026-05-11"}, // Saturday 9 May works
+		{"2026-06-18", "2026-06-18", "2026-06-25"}, // Dragon Boat 19-21 Jun
+		{"2026-09-18", "2026-09-18", "2026-09-23"}, // Sunday 20 Sep works: 18, 20, 21, 22, 23 Sep
+		{"2026-09-30", "2026-09-30", "2026-10-12"}, // National Day 1-7 Oct; Saturday 10 Oct works
+		{"2026-12-30", "2026-12-30", "2027-01-05"}, // past CalendarThrough: weekends only
 	}
 	for _, tt := range tests {
 		a, _ := refdata.ParseDate(tt.approved)
@@ -551,7 +559,7 @@ func TestRuleSet(t *testing.T) {
 	if err := rs.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if rs.Version != "2025.1" || rs.YearlyCap != 1 || rs.NoticeWorkingDays != 5 || rs.PassRateThresholdBP != 6000 || !rs.LowerAfterHigher || rs.TargetMeasure != rules.MeasureTrained {
+	if rs.Version != "2026.1" || rs.CalendarThrough != 2026 || rs.YearlyCap != 1 || rs.NoticeWorkingDays != 5 || rs.PassRateThresholdBP != 6000 || !rs.LowerAfterHigher || rs.TargetMeasure != rules.MeasureTrained {
 		t.Errorf("defaults changed: %+v", rs)
 	}
 	fp := rs.Fingerprint()
@@ -574,6 +582,8 @@ func TestRuleSet(t *testing.T) {
 		func(r *rules.RuleSet) { r.SharedAccountThreshold = 1 },
 		func(r *rules.RuleSet) { r.WorkingWeekends = []refdata.Date{refdata.D(2025, 6, 9)} }, // a Monday
 		func(r *rules.RuleSet) { r.Holidays = []refdata.Date{refdata.D(2025, 2, 30)} },
+		func(r *rules.RuleSet) { r.CalendarThrough = 2025 }, // lists 2026 holidays
+		func(r *rules.RuleSet) { r.CalendarThrough = 0 },
 	} {
 		r := rules.DefaultRuleSet()
 		bad(&r)
@@ -583,6 +593,58 @@ func TestRuleSet(t *testing.T) {
 	}
 	if !rs.IsWorkingDay(refdata.D(2025, 9, 28)) || rs.IsWorkingDay(refdata.D(2025, 10, 1)) || rs.IsWorkingDay(refdata.D(2025, 6, 14)) {
 		t.Errorf("IsWorkingDay wrong")
+	}
+	rs2 = rules.DefaultRuleSet()
+	rs2.CalendarThrough++
+	if rs2.Fingerprint() == fp {
+		t.Errorf("fingerprint ignores CalendarThrough")
+	}
+	if !rs.CalendarCovers(refdata.D(2026, 12, 31)) || rs.CalendarCovers(refdata.D(2027, 1, 1)) {
+		t.Errorf("CalendarCovers wrong")
+	}
+}
+
+// TestCalendar2026 checks the default rule set's 2026 days against the
+// State Council's notice of 4 November 2025, day by day: days off
+// (weekdays and weekends alike) and weekend working days; every other day
+// of 2026 is a working day exactly when it is Monday to Friday.
+func TestCalendar2026(t *testing.T) {
+	rs := rules.DefaultRuleSet()
+	off := map[string]bool{}
+	for _, span := range [][2]string{
+		{"2026-01-01", "2026-01-03"}, {"2026-02-15", "2026-02-23"}, {"2026-04-04", "2026-04-06"},
+		{"2026-05-01", "2026-05-05"}, {"2026-06-19", "2026-06-21"}, {"2026-09-25", "2026-09-27"},
+		{"2026-10-01", "2026-10-07"},
+	} {
+		from, _ := refdata.ParseDate(span[0])
+		to, _ := refdata.ParseDate(span[1])
+		for d := from; d <= to; d = d.AddDays(1) {
+			off[d.String()] = true
+		}
+	}
+	works := map[string]bool{"2026-01-04": true, "2026-02-14": true, "2026-02-28": true, "2026-05-09": true, "2026-09-20": true, "2026-10-10": true}
+	days := 0
+	for d := refdata.D(2026, 1, 1); d.Year() == 2026; d = d.AddDays(1) {
+		wd := d.Weekday()
+		want := wd != time.Saturday && wd != time.Sunday
+		switch {
+		case off[d.String()]:
+			want = false
+		case works[d.String()]:
+			want = true
+		}
+		if got := rs.IsWorkingDay(d); got != want {
+			t.Errorf("IsWorkingDay(%s, a %s) = %v; want %v", d, wd, got, want)
+		}
+		if want {
+			days++
+		}
+	}
+	// 365 days, 104 weekend days, 19 weekdays off (New Year 2, Spring
+	// Festival 6, Qingming 1, Labour Day 3, Dragon Boat 1, Mid-Autumn 1,
+	// National Day 5), 6 weekend days worked: 248 working days.
+	if days != 248 {
+		t.Errorf("2026 has %d working days; want 248", days)
 	}
 }
 

@@ -39,6 +39,12 @@ type RuleSet struct {
 	NoticeWorkingDays int
 	// Holidays are weekdays that are not working days (public holidays).
 	Holidays []refdata.Date
+	// CalendarThrough is the last year whose holidays and make-up working
+	// days are listed (the State Council publishes each year's in November
+	// or December of the year before). Dates after it count weekends only:
+	// a notice window reaching past it may be too short (see
+	// CalendarCovers).
+	CalendarThrough int
 	// WorkingWeekends are Saturdays or Sundays that are working days
 	// (调休 make-up days).
 	WorkingWeekends []refdata.Date
@@ -68,12 +74,13 @@ type RuleSet struct {
 	SharedAccountThreshold int
 }
 
-// DefaultRuleSet returns the documented defaults, version "2025.1":
+// DefaultRuleSet returns the documented defaults, version "2026.1":
 //
 //	YearlyCap               1
 //	NoticeWorkingDays       5
-//	Holidays                the 2025 State Council holiday calendar
-//	WorkingWeekends         the 2025 make-up working days
+//	Holidays                the State Council holiday calendars of 2025 and 2026
+//	WorkingWeekends         their make-up working days
+//	CalendarThrough         2026
 //	PassRateThresholdBP     6000 (60%)
 //	PassRateWindow          20 first attempts
 //	LowerAfterHigher        true
@@ -82,14 +89,19 @@ type RuleSet struct {
 //	SharedAccountThreshold  3 trainees
 //
 // The holiday calendar must be extended every year from the State Council's
-// notice (a new Version each time); dates after 2025 count weekends only.
+// notice (a new Version each time; ledgerd --rule-set takes a file, so a
+// deployment need not wait for a release); dates after CalendarThrough
+// count weekends only. Version "2025.1" had the 2025 calendar alone, so
+// its notice windows counted the 2026 holidays as working days; what was
+// decided under it stays as recorded.
 func DefaultRuleSet() RuleSet {
 	return RuleSet{
-		Version:                 "2025.1",
+		Version:                 "2026.1",
 		YearlyCap:               1,
 		NoticeWorkingDays:       5,
-		Holidays:                holidays2025(),
-		WorkingWeekends:         makeUpDays2025(),
+		Holidays:                append(holidays2025(), holidays2026()...),
+		WorkingWeekends:         append(makeUpDays2025(), makeUpDays2026()...),
+		CalendarThrough:         2026,
 		PassRateThresholdBP:     6000,
 		PassRateWindow:          20,
 		LowerAfterHigher:        true,
@@ -132,6 +144,35 @@ func makeUpDays2025() []refdata.Date {
 	}
 }
 
+// holidays2026: 国务院办公厅关于2026年部分节假日安排的通知 of 4 November
+// 2025 (New Year 1-3 Jan; Spring Festival 15-23 Feb; Qingming 4-6 Apr;
+// Labour Day 1-5 May; Dragon Boat 19-21 Jun; Mid-Autumn 25-27 Sep; National
+// Day 1-7 Oct). Weekend days inside the spans are listed too.
+func holidays2026() []refdata.Date {
+	var out []refdata.Date
+	out = append(out, span(refdata.D(2026, time.January, 1), 3)...)
+	out = append(out, span(refdata.D(2026, time.February, 15), 9)...)
+	out = append(out, span(refdata.D(2026, time.April, 4), 3)...)
+	out = append(out, span(refdata.D(2026, time.May, 1), 5)...)
+	out = append(out, span(refdata.D(2026, time.June, 19), 3)...)
+	out = append(out, span(refdata.D(2026, time.September, 25), 3)...)
+	out = append(out, span(refdata.D(2026, time.October, 1), 7)...)
+	return out
+}
+
+// makeUpDays2026: the same notice's weekend working days.
+func makeUpDays2026() []refdata.Date {
+	return []refdata.Date{
+		refdata.D(2026, time.January, 4), refdata.D(2026, time.February, 14),
+		refdata.D(2026, time.February, 28), refdata.D(2026, time.May, 9),
+		refdata.D(2026, time.September, 20), refdata.D(2026, time.October, 10),
+	}
+}
+
+// CalendarCovers reports whether the holiday calendar lists d's year
+// (d.Year() <= CalendarThrough).
+func (rs RuleSet) CalendarCovers(d refdata.Date) bool { return d.Year() <= rs.CalendarThrough }
+
 // Validate reports the first parameter out of range.
 func (rs RuleSet) Validate() error {
 	bad := func(f string, v any) error {
@@ -158,10 +199,15 @@ func (rs RuleSet) Validate() error {
 		return bad("CertificateSpikeMinimum", rs.CertificateSpikeMinimum)
 	case rs.SharedAccountThreshold < 2:
 		return bad("SharedAccountThreshold", rs.SharedAccountThreshold)
+	case rs.CalendarThrough < 2000 || rs.CalendarThrough > 2100:
+		return bad("CalendarThrough", rs.CalendarThrough)
 	}
 	for _, d := range append(slices.Clone(rs.Holidays), rs.WorkingWeekends...) {
 		if !d.Valid() {
 			return bad("calendar date", d)
+		}
+		if !rs.CalendarCovers(d) {
+			return fmt.Errorf("rules: rule set %q: calendar date %s is after CalendarThrough %d", rs.Version, d, rs.CalendarThrough)
 		}
 	}
 	for _, d := range rs.WorkingWeekends {
@@ -181,6 +227,7 @@ func (rs RuleSet) Fingerprint() string {
 	line("version", rs.Version)
 	line("yearly_cap", rs.YearlyCap)
 	line("notice_working_days", rs.NoticeWorkingDays)
+	line("calendar_through", rs.CalendarThrough)
 	for _, l := range []struct {
 		k  string
 		ds []refdata.Date
