@@ -12,6 +12,7 @@
 //	simulate    publish a realistic programme over NATS
 //	export      read models and the public notice as CSV (masked)
 //	replay      rebuild a projection, optionally as of a moment
+//	rules       the rule set (ledgerd --rule-set's file form) and notice windows under it
 //
 // Every flag can also be set by an environment variable: LEDGER_ plus the
 // flag name in upper case with '-' as '_' (--store and LEDGER_STORE); a flag
@@ -75,6 +76,7 @@ func init() {
 		"export":     {"read models and the public notice as CSV (masked), from a store file or a running ledgerd", cmdExport},
 		"replay":     {"rebuild a projection, optionally as of a time or position, into a file or stdout", cmdReplay},
 		"migrate":    {"copy an embedded store's history into EventStoreDB, checking every hash link and every read model", cmdMigrate},
+		"rules":      {"print the built-in rule set (or check a file) in the form ledgerd --rule-set reads; the notice window of an approval date", cmdRules},
 	}
 }
 

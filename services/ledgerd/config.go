@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cqhrss/subsidyledger/events/person"
+	"github.com/cqhrss/subsidyledger/events/rules"
 	"github.com/cqhrss/subsidyledger/services/vault"
 )
 
@@ -80,6 +81,9 @@ type Config struct {
 	// MemoryLimit is the Go runtime's soft memory limit Run sets
 	// (debug.SetMemoryLimit); 0 leaves the runtime's (see --memory-limit).
 	MemoryLimit int64
+	// RuleSet is what the intake decides under: rules.DefaultRuleSet(),
+	// or the file --rule-set names (rules.ReadRuleSet).
+	RuleSet rules.RuleSet
 }
 
 // goDefaultProcs is Go's own GOMAXPROCS for this process (the CPUs it may
@@ -127,6 +131,8 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	str(&procs, "gomaxprocs", "auto", "threads running Go code at once: auto is twice the CPUs the process may use, unless the GOMAXPROCS environment variable is set (then Go's setting stands); or a number from 1 to 1024. More threads than CPUs let the embedded NATS server's goroutines that come back from an fsync run at once instead of queueing behind the ledger's own work")
 	var memLimit string
 	str(&memLimit, "memory-limit", "auto", "the Go runtime's soft memory limit: as the heap nears it the collector works harder, instead of the process being killed for its memory. auto is 90% of the container's (control group's) memory limit, if it has one and the GOMEMLIMIT environment variable is not set; off leaves it to GOMEMLIMIT (none by default); or a size such as 3GiB")
+	var ruleSetFile string
+	str(&ruleSetFile, "rule-set", "", "JSON file of the rule set the ledger decides under (version, yearly cap, notice length, holiday calendar, ...): every parameter named, as ledgerctl rules writes it; empty: the built-in rule set ("+rules.DefaultRuleSet().Version+"). Give it a new version whenever a parameter changes, e.g. to add next year's holidays")
 	var intakeSnap string
 	str(&intakeSnap, "intake-snapshot-every", "10000000", "events after which the intake writes another snapshot of the rules' state (consuming pauses meanwhile: about 10-25 s for 10 million events, longer on a busy machine); a restart folds only the events after the last, and a stop writes one if 10,000 or more came since")
 	var batch, feedBatch, feedLinger, sealLinger, replicas, ackWait, refWait, retryDelay string
@@ -217,6 +223,17 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	}
 	if c.NATSURL == "" && c.NATSUsers == "" && !c.Demo {
 		errs = append(errs, &ConfigError{"the embedded NATS server needs --nats-users (each internal service's credentials; see \"Who may publish\" in the README), or --demo to run it without authentication"})
+	}
+	c.RuleSet = rules.DefaultRuleSet()
+	if ruleSetFile != "" {
+		f, err := os.Open(ruleSetFile)
+		if err == nil {
+			c.RuleSet, err = rules.ReadRuleSet(f)
+			f.Close()
+		}
+		if err != nil {
+			errs = append(errs, &ConfigError{fmt.Sprintf("--rule-set: %v", err)})
+		}
 	}
 	c.CheckpointKey = getenv("LEDGER_CHECKPOINT_KEY")
 	if keyFile != "" {

@@ -38,7 +38,6 @@ import (
 	"github.com/cqhrss/subsidyledger/events/esdb"
 	"github.com/cqhrss/subsidyledger/events/merkle"
 	"github.com/cqhrss/subsidyledger/events/person"
-	"github.com/cqhrss/subsidyledger/events/rules"
 	"github.com/cqhrss/subsidyledger/projections"
 	"github.com/cqhrss/subsidyledger/projections/readmodels"
 	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
@@ -77,6 +76,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		memLimit = strconv.FormatInt(l>>20, 10) + "MiB"
 	}
 	log.Info("starting", "gomaxprocs", runtime.GOMAXPROCS(0), "cpus", runtime.NumCPU(), "memory_limit", memLimit)
+	logRuleSet(log, cfg.RuleSet, time.Now())
 	return run(ctx, cfg, log, nil)
 }
 
@@ -199,6 +199,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(Started
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(goCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(ruleSetCollectors(cfg.RuleSet)...)
 	// The intake's snapshots (the rules' World) beside the store, kept like
 	// the projections' but in a directory of their own.
 	intakeSnaps, err := projections.OpenCheckpoints(filepath.Join(cfg.DataDir, "intake"))
@@ -207,7 +208,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(Started
 	}
 	defer intakeSnaps.Close()
 	intake := ingest.New(ingest.Config{
-		Store: store, Conn: nc, JetStream: js, Consumer: cons, Subjects: subj, RuleSet: rules.DefaultRuleSet(),
+		Store: store, Conn: nc, JetStream: js, Consumer: cons, Subjects: subj, RuleSet: cfg.RuleSet,
 		BatchSize: cfg.BatchSize, Logger: log.With("component", "intake"), Metrics: ingest.NewMetrics(reg),
 		AckWait: cfg.AckWait, ReferenceWait: cfg.ReferenceWait, RetryDelay: cfg.RetryDelay,
 		Snapshots: intakeSnaps, SnapshotEvery: cfg.IntakeSnapshotEvery,
