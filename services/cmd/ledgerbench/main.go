@@ -83,6 +83,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		strict = fs.Bool("strict", false, "exit with an error if a goal is not met")
 		quiet  = fs.Bool("q", false, "do not report progress on stderr")
 		cpu    = fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
+		mem    = fs.String("memprofile", "", "write a heap profile to this file at the end of the run: what the run allocated (go tool pprof -sample_index=alloc_space) and what is still live")
 	)
 	fs.StringVar(&cfg.dir, "dir", "", "scratch directory (default: a new temporary directory)")
 	fs.IntVar(&cfg.rounds, "rounds", 2, "repeat the store and audit figures and the whole-ledgerd restart this many times and keep the best (the other figures are measured once per run)")
@@ -143,6 +144,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("-cpuprofile: %v", err)
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if *mem != "" {
+		f, err := os.Create(*mem)
+		if err != nil {
+			return fmt.Errorf("-memprofile: %v", err)
+		}
+		defer f.Close()
+		defer func() {
+			runtime.GC() // the live figures as of the end of the run
+			if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+				fmt.Fprintf(stderr, "ledgerbench: -memprofile: %v\n", err)
+			}
+		}()
 	}
 	cfg.log = stderr
 	if *quiet {
