@@ -218,11 +218,13 @@ func (d *decider) writeOffRequested(m *subsidyv1.WriteOffRequested) *Rejection {
 	if strings.TrimSpace(m.GetReason()) == "" {
 		return reject(subsidyv1.ReasonCode_REASON_CODE_WRITE_OFF_NEEDS_REASON, "write-off of clawback %s without a reason", c.id)
 	}
-	if c.pending != nil {
-		if c.pending.digest == digest(m) {
-			return reject(subsidyv1.ReasonCode_REASON_CODE_DUPLICATE_FACT, "write-off request already recorded as event %s", c.pendingID)
-		}
-		return reject(subsidyv1.ReasonCode_REASON_CODE_WRONG_STATE, "a write-off of clawback %s by %s awaits approval", c.id, c.pending.official)
+	// A request replaces one still awaiting approval (which can then no
+	// longer be approved): a repayment or offset may have left less
+	// outstanding than was asked, or the maker may revise the amount or
+	// reason; without this a request nobody approved blocked the clawback's
+	// write-off for good.
+	if c.pending != nil && c.pending.digest == digest(m) {
+		return reject(subsidyv1.ReasonCode_REASON_CODE_DUPLICATE_FACT, "write-off request already recorded as event %s", c.pendingID)
 	}
 	if n := m.GetAmountFen(); n <= 0 || n > c.outstanding() {
 		return reject(subsidyv1.ReasonCode_REASON_CODE_RECOVERY_EXCEEDS_RECEIVABLE, "write-off %d fen, %d outstanding", n, c.outstanding())

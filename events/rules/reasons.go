@@ -74,8 +74,8 @@ var reasons = []Reason{
 	{subsidyv1.ReasonCode_REASON_CODE_DATE_OUT_OF_ORDER, 3, []Effect{EffectReject}, "rules", "A fact dated before the fact it must follow (completion before enrolment, certificate before assessment, approval before confirmation, payment before notice close...)."},
 
 	{subsidyv1.ReasonCode_REASON_CODE_NO_ELIGIBILITY_EVIDENCE, 4, []Effect{EffectDeny}, "rules", "No eligibility evidence was recorded for the person."},
-	{subsidyv1.ReasonCode_REASON_CODE_NOT_GRADUATING_THIS_YEAR, 4, []Effect{EffectDeny}, "rules", "Graduating-student evidence, but the graduation year is not the assessment year (or the register did not confirm)."},
-	{subsidyv1.ReasonCode_REASON_CODE_NOT_INSURED_ON_ASSESSMENT, 4, []Effect{EffectDeny}, "rules", "Enterprise-employee evidence, but no insured employment covers the assessment date (or the register did not confirm)."},
+	{subsidyv1.ReasonCode_REASON_CODE_NOT_GRADUATING_THIS_YEAR, 4, []Effect{EffectDeny}, "rules", "Graduating-student evidence, but its latest snapshot gives a graduation year other than the assessment year (or the register did not confirm)."},
+	{subsidyv1.ReasonCode_REASON_CODE_NOT_INSURED_ON_ASSESSMENT, 4, []Effect{EffectDeny}, "rules", "Enterprise-employee evidence, but its latest snapshot shows no insured employment on the assessment date (or the register did not confirm); an older snapshot showing one does not count."},
 
 	{subsidyv1.ReasonCode_REASON_CODE_NOT_FIRST_ATTEMPT, 5, []Effect{EffectDeny}, "rules", "The certified pass was not the person's first attempt at the qualification: certified, not subsidised."},
 	{subsidyv1.ReasonCode_REASON_CODE_ALREADY_SUBSIDISED, 6, []Effect{EffectDeny}, "rules", "The person already has an entitlement for the qualification (city-wide); never a second."},

@@ -62,6 +62,11 @@ func TestEligibility(t *testing.T) {
 		}
 		return m
 	}
+	// at: the same evidence as read from its register at another time.
+	at := func(m *subsidyv1.EligibilityEvidenceRecorded, snapshot string) *subsidyv1.EligibilityEvidenceRecorded {
+		m.SnapshotAt = tsOf(snapshot)
+		return m
+	}
 	const on = "2025-06-20"
 	tests := []struct {
 		name     string
@@ -78,6 +83,18 @@ func TestEligibility(t *testing.T) {
 		{"insured until the assessment day", []*subsidyv1.EligibilityEvidenceRecorded{insured("2020-01-01", on)}, entitled},
 		{"insured until the day before", []*subsidyv1.EligibilityEvidenceRecorded{insured("2020-01-01", "2025-06-19")}, denied + "REASON_CODE_NOT_INSURED_ON_ASSESSMENT"},
 		{"one of two grounds suffices", []*subsidyv1.EligibilityEvidenceRecorded{student(2024, true), insured("2020-01-01", "")}, entitled},
+		// Of one category the latest snapshot speaks, in whatever order
+		// the snapshots were recorded.
+		{"a newer snapshot shows the insurance ended", []*subsidyv1.EligibilityEvidenceRecorded{
+			at(insured("2020-01-01", ""), "2025-01-01"), at(insured("2020-01-01", "2025-03-31"), "2025-06-25")}, denied + "REASON_CODE_NOT_INSURED_ON_ASSESSMENT"},
+		{"the newer snapshot recorded first", []*subsidyv1.EligibilityEvidenceRecorded{
+			at(insured("2020-01-01", "2025-03-31"), "2025-06-25"), at(insured("2020-01-01", ""), "2025-01-01")}, denied + "REASON_CODE_NOT_INSURED_ON_ASSESSMENT"},
+		{"a newer snapshot shows a new insurance", []*subsidyv1.EligibilityEvidenceRecorded{
+			at(insured("2020-01-01", "2025-03-31"), "2025-04-01"), at(insured("2025-05-01", ""), "2025-06-01")}, entitled},
+		{"a newer snapshot of the register withdraws the graduation", []*subsidyv1.EligibilityEvidenceRecorded{
+			at(student(2025, true), "2025-01-01"), at(student(2025, false), "2025-06-01")}, denied + "REASON_CODE_NOT_GRADUATING_THIS_YEAR"},
+		{"the other ground's latest still suffices", []*subsidyv1.EligibilityEvidenceRecorded{
+			at(student(2025, true), "2025-01-01"), at(student(2025, false), "2025-06-01"), at(insured("2020-01-01", ""), "2025-02-01")}, entitled},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -550,6 +567,23 @@ func TestHoldsAndCancellation(t *testing.T) {
 	f.reject(&subsidyv1.ClawbackWrittenOff{ClawbackId: cb, AmountFen: 70000, Reason: "x", RequestedBy: "a", ApprovedBy: "b"}, subsidyv1.ReasonCode_REASON_CODE_WRONG_STATE)
 	f.reject(&subsidyv1.ClawbackWrittenOff{ClawbackId: cb, AmountFen: 80000, Reason: " ", RequestedBy: "a", ApprovedBy: "b"}, subsidyv1.ReasonCode_REASON_CODE_WRITE_OFF_NEEDS_REASON)
 	f.must(&subsidyv1.ClawbackWrittenOff{ClawbackId: cb, AmountFen: 80000, Reason: "x", RequestedBy: "a", ApprovedBy: "b"})
+
+	// A request awaiting approval when a repayment leaves less outstanding
+	// cannot be approved; a new request replaces it, and only the new one
+	// can be approved.
+	e3, _ := f.entitled("ti-digital", bdJ, true, "2025-06-20")
+	f.noticed(e3)
+	o3 := f.derived(&subsidyv1.PaymentRequested{EntitlementId: e3, OfficialId: "m", RequestedOn: dt("2025-07-09")})[0].Payload.(*subsidyv1.PaymentOrdered)
+	want(t, f.derived(&subsidyv1.FraudFound{FindingId: "fr3", EntitlementId: e3, OfficialId: "sup", FoundOn: dt("2025-07-09")}), "EntitlementHeld:REASON_CODE_FRAUD_FINDING")
+	want(t, f.derived(&subsidyv1.PaymentSettled{PaymentOrderId: o3.PaymentOrderId, EntitlementId: e3, AmountFen: o3.NetFen, PaidToAccount: "acct-digital", SettledOn: dt("2025-07-10")}), "ClawbackRaised")
+	cb3 := rules.ClawbackID(e3)
+	f.must(&subsidyv1.WriteOffRequested{ClawbackId: cb3, AmountFen: 80000, Reason: "untraceable", OfficialId: "a"})
+	want(t, f.derived(&subsidyv1.RepaymentReceived{RepaymentId: "rp3", ClawbackId: cb3, AmountFen: 30000, ReceivedOn: dt("2025-08-01")}), "ClawbackRecovered")
+	f.reject(&subsidyv1.ClawbackWrittenOff{ClawbackId: cb3, AmountFen: 80000, Reason: "untraceable", RequestedBy: "a", ApprovedBy: "b"}, subsidyv1.ReasonCode_REASON_CODE_RECOVERY_EXCEEDS_RECEIVABLE)
+	f.must(&subsidyv1.WriteOffRequested{ClawbackId: cb3, AmountFen: 50000, Reason: "untraceable after a part repayment", OfficialId: "c"})
+	f.reject(&subsidyv1.ClawbackWrittenOff{ClawbackId: cb3, AmountFen: 80000, Reason: "untraceable", RequestedBy: "a", ApprovedBy: "b"}, subsidyv1.ReasonCode_REASON_CODE_WRONG_STATE)
+	f.reject(&subsidyv1.ClawbackWrittenOff{ClawbackId: cb3, AmountFen: 50000, Reason: "x", RequestedBy: "c", ApprovedBy: "c"}, subsidyv1.ReasonCode_REASON_CODE_WRITE_OFF_SAME_OFFICIAL)
+	f.must(&subsidyv1.ClawbackWrittenOff{ClawbackId: cb3, AmountFen: 50000, Reason: "untraceable after a part repayment", RequestedBy: "c", ApprovedBy: "a"})
 	f.reject(&subsidyv1.RepaymentReceived{RepaymentId: "r", ClawbackId: cb, AmountFen: 1, ReceivedOn: dt("2025-08-01")}, subsidyv1.ReasonCode_REASON_CODE_RECOVERY_EXCEEDS_RECEIVABLE)
 	checkInvariants(t, f.l.log)
 }

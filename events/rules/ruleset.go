@@ -93,7 +93,9 @@ type RuleSet struct {
 // deployment need not wait for a release); dates after CalendarThrough
 // count weekends only. Version "2025.1" had the 2025 calendar alone, so
 // its notice windows counted the 2026 holidays as working days; what was
-// decided under it stays as recorded.
+// decided under it stays as recorded. Two decisions changed with "2026.1"
+// as well: rule 4 reads the latest snapshot of each kind of evidence (see
+// eligibility), and a write-off request replaces one awaiting approval.
 func DefaultRuleSet() RuleSet {
 	return RuleSet{
 		Version:                 "2026.1",

@@ -16,7 +16,7 @@ import (
 // of its state. Bump it whenever either changes: a snapshot of another
 // version is refused (ErrSnapshotMismatch) and the World is folded from the
 // log instead.
-const SnapshotVersion = 3
+const SnapshotVersion = 4
 
 // ErrSnapshotMismatch reports a snapshot written by another SnapshotVersion
 // or under a rule set with another Fingerprint: it is not wrong, but this
@@ -193,6 +193,7 @@ func (w *World) Snapshot(out *snap.Writer) {
 			s.date(e.insuredFrom)
 			s.date(e.insuredTo)
 			s.id(e.eventID)
+			s.Varint(e.snapshotAt)
 		}
 	}
 	enrolments := newLinked[enrolment](len(w.enrolments))
@@ -759,7 +760,8 @@ func RestoreWorld(rs RuleSet, in *snap.Reader) (*World, error) {
 			t.evidence = make([]evidence, n)
 			for j := range t.evidence {
 				t.evidence[j] = evidence{id: s.String(), source: s.name(), category: subsidyv1.EligibilityCategory(s.i32()),
-					confirmed: s.Bool(), gradYear: s.i32(), insuredFrom: s.date(), insuredTo: s.date(), eventID: s.id()}
+					confirmed: s.Bool(), gradYear: s.i32(), insuredFrom: s.date(), insuredTo: s.date(), eventID: s.id(),
+					snapshotAt: s.Varint()}
 			}
 		}
 		trainees[i] = t

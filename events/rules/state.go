@@ -154,6 +154,9 @@ type evidence struct {
 	gradYear               int32
 	insuredFrom, insuredTo refdata.Date
 	eventID                events.ID
+	// snapshotAt is when the source's records were read (UnixNano of
+	// snapshot_at): of one category, the latest snapshot speaks.
+	snapshotAt int64
 }
 
 type enrolment struct {
@@ -328,7 +331,7 @@ type clawback struct {
 	reserved    int64
 	cause       subsidyv1.ClawbackCause
 	eventID     events.ID
-	pending     *writeOff // the write-off requested and not yet approved
+	pending     *writeOff // the latest write-off requested and not yet approved
 	pendingID   events.ID
 }
 

@@ -240,35 +240,61 @@ func (d *decider) subsidy(t *trainee, a *assessment, m *subsidyv1.CertificateIss
 	}
 }
 
-// eligibility is rule 4: some recorded evidence must show the person a
+// eligibility is rule 4: recorded evidence must show the person a
 // graduating student in the assessment year, or insured in employment on the
-// assessment date. Without evidence: NO_ELIGIBILITY_EVIDENCE; otherwise the
-// category of the most recent evidence names the failure.
+// assessment date. Of each category the evidence with the latest snapshot
+// speaks (of equal snapshots, the one recorded last): a register read later
+// knows better, so an insurance that a newer snapshot shows ended is not
+// vouched for by an older one that showed it open. Without evidence:
+// NO_ELIGIBILITY_EVIDENCE; otherwise, when no category's latest evidence
+// passes, the most recent evidence names the failure.
 func eligibility(t *trainee, on refdata.Date) (*subsidyv1.Check, []events.ID) {
 	if len(t.evidence) == 0 {
 		return check(subsidyv1.ReasonCode_REASON_CODE_NO_ELIGIBILITY_EVIDENCE, false, "no eligibility evidence recorded"), nil
 	}
-	var used []events.ID
-	var fail *subsidyv1.Check
-	for _, e := range t.evidence {
-		used = append(used, e.eventID)
+	var student, employee *evidence // the latest of each category
+	for i := range t.evidence {
+		e := &t.evidence[i]
 		switch e.category {
 		case subsidyv1.EligibilityCategory_ELIGIBILITY_CATEGORY_GRADUATING_STUDENT:
-			if e.confirmed && int(e.gradYear) == on.Year() {
-				return check(subsidyv1.ReasonCode_REASON_CODE_NOT_GRADUATING_THIS_YEAR, true,
-					"graduating student: graduation year %d (evidence %s from %s)", e.gradYear, e.id, e.source), []events.ID{e.eventID}
+			if student == nil || e.snapshotAt >= student.snapshotAt {
+				student = e
 			}
-			fail = check(subsidyv1.ReasonCode_REASON_CODE_NOT_GRADUATING_THIS_YEAR, false,
-				"evidence %s: confirmed %t, graduation year %d, assessed in %d", e.id, e.confirmed, e.gradYear, on.Year())
 		case subsidyv1.EligibilityCategory_ELIGIBILITY_CATEGORY_ENTERPRISE_EMPLOYEE:
-			from, to := e.insuredFrom, e.insuredTo
-			if e.confirmed && from <= on && (to.IsZero() || on <= to) {
-				return check(subsidyv1.ReasonCode_REASON_CODE_NOT_INSURED_ON_ASSESSMENT, true,
-					"enterprise employee insured %s..%s (evidence %s from %s)", from, to, e.id, e.source), []events.ID{e.eventID}
+			if employee == nil || e.snapshotAt >= employee.snapshotAt {
+				employee = e
 			}
-			fail = check(subsidyv1.ReasonCode_REASON_CODE_NOT_INSURED_ON_ASSESSMENT, false,
-				"evidence %s: confirmed %t, insured %s..%s, assessed %s", e.id, e.confirmed, from, to, on)
 		}
+	}
+	var used []events.ID
+	var fail *subsidyv1.Check
+	var failAt int64
+	note := func(e *evidence, c *subsidyv1.Check) {
+		used = append(used, e.eventID)
+		if fail == nil || e.snapshotAt >= failAt {
+			fail, failAt = c, e.snapshotAt
+		}
+	}
+	if e := student; e != nil {
+		if e.confirmed && int(e.gradYear) == on.Year() {
+			return check(subsidyv1.ReasonCode_REASON_CODE_NOT_GRADUATING_THIS_YEAR, true,
+				"graduating student: graduation year %d (evidence %s from %s)", e.gradYear, e.id, e.source), []events.ID{e.eventID}
+		}
+		note(e, check(subsidyv1.ReasonCode_REASON_CODE_NOT_GRADUATING_THIS_YEAR, false,
+			"evidence %s: confirmed %t, graduation year %d, assessed in %d", e.id, e.confirmed, e.gradYear, on.Year()))
+	}
+	if e := employee; e != nil {
+		from, to := e.insuredFrom, e.insuredTo
+		if e.confirmed && from <= on && (to.IsZero() || on <= to) {
+			return check(subsidyv1.ReasonCode_REASON_CODE_NOT_INSURED_ON_ASSESSMENT, true,
+				"enterprise employee insured %s..%s (evidence %s from %s)", from, to, e.id, e.source), []events.ID{e.eventID}
+		}
+		note(e, check(subsidyv1.ReasonCode_REASON_CODE_NOT_INSURED_ON_ASSESSMENT, false,
+			"evidence %s: confirmed %t, insured %s..%s, assessed %s", e.id, e.confirmed, from, to, on))
+	}
+	if fail == nil {
+		// Only evidence of categories the rules do not know.
+		return check(subsidyv1.ReasonCode_REASON_CODE_NO_ELIGIBILITY_EVIDENCE, false, "no evidence of a known category"), nil
 	}
 	return fail, used
 }

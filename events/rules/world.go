@@ -388,7 +388,8 @@ func (w *World) fold(id events.ID, m proto.Message) {
 		t := w.trainee(m.GetPersonKey())
 		t.evidence = append(t.evidence, evidence{id: m.GetEvidenceId(), source: w.name(m.GetSource()), category: m.GetCategory(),
 			confirmed: m.GetConfirmed(), gradYear: m.GetGraduationYear(),
-			insuredFrom: date(m.GetInsuredFrom()), insuredTo: date(m.GetInsuredTo()), eventID: id})
+			insuredFrom: date(m.GetInsuredFrom()), insuredTo: date(m.GetInsuredTo()), eventID: id,
+			snapshotAt: m.GetSnapshotAt().AsTime().UnixNano()})
 	case *subsidyv1.Enrolled:
 		t := w.trainee(m.GetPersonKey())
 		e := &enrolment{id: m.GetEnrolmentId(), person: t.key, inst: w.name(m.GetTrainingInstitutionId()),
