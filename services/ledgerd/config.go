@@ -233,6 +233,10 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		}
 		if err != nil {
 			errs = append(errs, &ConfigError{fmt.Sprintf("--rule-set: %v", err)})
+		} else if def := rules.DefaultRuleSet(); c.RuleSet.Version == def.Version && c.RuleSet.Fingerprint() != def.Fingerprint() {
+			// One version, two sets of parameters: replays could not tell
+			// which a decision was made under.
+			errs = append(errs, &ConfigError{fmt.Sprintf("--rule-set: the file changes parameters of the built-in rule set %s but keeps its version: give it a version of its own", def.Version)})
 		}
 	}
 	c.CheckpointKey = getenv("LEDGER_CHECKPOINT_KEY")

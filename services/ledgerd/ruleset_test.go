@@ -62,8 +62,16 @@ func TestRuleSetFlag(t *testing.T) {
 		}
 	}
 	bad := writeRuleSet(t, "2026.bad", func(s string) string { return strings.Replace(s, `"yearly_cap": 1,`, ``, 1) })
+	builtin := rules.DefaultRuleSet().Version
+	sameVersion := writeRuleSet(t, builtin, func(s string) string {
+		return strings.Replace(s, `"notice_working_days": 5`, `"notice_working_days": 7`, 1)
+	})
+	if c, err := parse([]string{"--rule-set", writeRuleSet(t, builtin, nil)}, nil); err != nil || c.RuleSet.Version != builtin {
+		t.Errorf("the built-in rule set as a file: %v", err)
+	}
 	for _, tc := range []struct{ path, says string }{
 		{bad, "missing [yearly_cap]"},
+		{sameVersion, "keeps its version"},
 		{filepath.Join(t.TempDir(), "none.json"), "no such file"},
 	} {
 		_, err := parse([]string{"--rule-set", tc.path}, nil)
