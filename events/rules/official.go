@@ -59,6 +59,12 @@ func (d *decider) entitlementApproved(m *subsidyv1.EntitlementApproved) *Rejecti
 	}
 	n := d.w.rs.NoticeWorkingDays
 	start, end := d.w.cal.window(on, n)
+	calendar := "rule set " + d.w.rs.Version + " calendar"
+	if !d.w.rs.CalendarCovers(end) {
+		// Said in the decision, so that an auditor sees which windows may
+		// have counted an unlisted holiday as a working day.
+		calendar += fmt.Sprintf("; it lists no holidays after %d, so %d counted weekends only", d.w.rs.CalendarThrough, end.Year())
+	}
 	d.emit(noticeID(e.id), &subsidyv1.NoticeOpened{
 		EntitlementId: e.id,
 		StartsOn:      start.Proto(),
@@ -66,7 +72,7 @@ func (d *decider) entitlementApproved(m *subsidyv1.EntitlementApproved) *Rejecti
 		WorkingDays:   int32(n),
 		Decision: d.decision([]events.ID{e.eventID, e.confirmEventID},
 			check(subsidyv1.ReasonCode_REASON_CODE_CHECKER_IS_MAKER, true, "maker %q, checker %q", e.confirmedBy, m.GetOfficialId()),
-			check(subsidyv1.ReasonCode_REASON_CODE_NOTICE_NOT_ELAPSED, true, "approved %s: %d working days %s..%s (rule set %s calendar)", on, n, start, end, d.w.rs.Version)),
+			check(subsidyv1.ReasonCode_REASON_CODE_NOTICE_NOT_ELAPSED, true, "approved %s: %d working days %s..%s (%s)", on, n, start, end, calendar)),
 	})
 	return nil
 }

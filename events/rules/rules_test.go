@@ -2,6 +2,7 @@ package rules_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -770,5 +771,31 @@ func TestAppliedKnowsStreamAndRevision(t *testing.T) {
 	}
 	if rev, ok := w.StreamRevision("a"); !ok || rev != 2 {
 		t.Errorf("StreamRevision(a) = %d, %v; want 2, true", rev, ok)
+	}
+}
+
+// TestNoticePastTheCalendar: a notice that ends in a year the rule set's
+// holiday calendar does not list says so in its decision.
+func TestNoticePastTheCalendar(t *testing.T) {
+	for _, tt := range []struct {
+		approved, ends string
+		says           bool
+	}{
+		{"2026-12-21", "2026-12-25", false},
+		{"2026-12-30", "2027-01-05", true},
+	} {
+		f := newFx(t, rules.DefaultRuleSet())
+		e, _ := f.entitled("ti-digital", bdJ, false, "2025-06-20")
+		f.must(&subsidyv1.EntitlementConfirmed{EntitlementId: e, OfficialId: "maker", ConfirmedOn: dt("2026-12-18")})
+		evs := f.derived(&subsidyv1.EntitlementApproved{EntitlementId: e, OfficialId: "checker", ApprovedOn: dt(tt.approved)})
+		want(t, evs, "NoticeOpened")
+		n := evs[0].Payload.(*subsidyv1.NoticeOpened)
+		detail := n.GetDecision().GetChecks()[1].GetDetail()
+		if got, _ := refdata.FromProto(n.GetEndsOn()); got.String() != tt.ends {
+			t.Errorf("approved %s: ends %s; want %s", tt.approved, got, tt.ends)
+		}
+		if says := strings.Contains(detail, "lists no holidays after 2026, so 2027 counted weekends only"); says != tt.says {
+			t.Errorf("approved %s: %q; want the calendar's end said: %v", tt.approved, detail, tt.says)
+		}
 	}
 }
