@@ -2,6 +2,7 @@ package rules_test
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -798,4 +799,64 @@ func TestNoticePastTheCalendar(t *testing.T) {
 			t.Errorf("approved %s: %q; want the calendar's end said: %v", tt.approved, detail, tt.says)
 		}
 	}
+}
+
+// TestEvidenceAfterTheCertificate: 免申即享 when the evidence comes late.
+// A certificate denied for want of eligibility (rule 4) is decided again
+// when evidence is recorded, and the entitlement is derived from the
+// evidence; a denial for another reason, a revoked certificate, a
+// qualification already subsidised, or evidence that still does not pass
+// record nothing.
+func TestEvidenceAfterTheCertificate(t *testing.T) {
+	insured := func(k, id, from, snapshot string) *subsidyv1.EligibilityEvidenceRecorded {
+		return &subsidyv1.EligibilityEvidenceRecorded{EvidenceId: id, PersonKey: k, Category: subsidyv1.EligibilityCategory_ELIGIBILITY_CATEGORY_ENTERPRISE_EMPLOYEE,
+			Source: "社保", SnapshotAt: tsOf(snapshot), Confirmed: true, InsuredFrom: dt(from)}
+	}
+	f := newFx(t, rules.DefaultRuleSet())
+	k := f.person()
+	f.trained(k, "ti-digital", bdJ)
+	a := f.assessment(k, bdJ, 1, 80, 80, "2025-06-20")
+	f.must(a)
+	cd := f.must(f.certificate(a, "2025-06-30"))
+	want(t, cd.Derived(), denied+"REASON_CODE_NO_ELIGIBILITY_EVIDENCE")
+	certID, certEvent := cd.Derived()[0].Payload.(*subsidyv1.SubsidyDenied).GetCertificateId(), cd.Events[0].ID.String()
+
+	// Evidence that does not cover the assessment date: nothing.
+	want(t, f.derived(insured(k, "ev-late-1", "2025-07-01", "2025-07-05")))
+	// Evidence that does: the entitlement, from the evidence fact.
+	ev := insured(k, "ev-late-2", "2020-01-01", "2025-07-06")
+	d := f.must(ev)
+	evs := d.Derived()
+	want(t, evs, entitled)
+	e := evs[0].Payload.(*subsidyv1.SubsidyEntitled)
+	if e.GetCertificateId() != certID || e.GetEntitlementId() != rules.EntitlementID(k, bdJ) || e.GetAmountFen() != 80000 {
+		t.Errorf("entitled %v", e)
+	}
+	ids := e.GetDecision().GetEvidenceEventIds()
+	if len(ids) < 2 || ids[0] != d.Events[0].ID.String() {
+		t.Errorf("decision evidence %v: want the evidence fact first", ids)
+	}
+	if !slices.Contains(ids, certEvent) {
+		t.Errorf("decision evidence %v lacks the certificate's event", ids)
+	}
+	// Once entitled, more evidence changes nothing.
+	want(t, f.derived(insured(k, "ev-late-3", "2019-01-01", "2025-07-07")))
+	checkInvariants(t, f.l.log)
+
+	// Denied for another reason first (not the first attempt): nothing.
+	k2 := f.person()
+	f.trained(k2, "ti-digital", bdJ)
+	f.must(f.assessment(k2, bdJ, 1, 50, 50, "2025-06-10"))
+	a2 := f.assessment(k2, bdJ, 2, 80, 80, "2025-06-20")
+	f.must(a2)
+	want(t, f.derived(f.certificate(a2, "2025-06-30")), denied+"REASON_CODE_NO_ELIGIBILITY_EVIDENCE")
+	want(t, f.derived(insured(k2, "ev-k2", "2020-01-01", "2025-07-06"))) // rule 5 still fails
+
+	// A revoked certificate: nothing.
+	k3 := f.person()
+	f.trained(k3, "ti-digital", bdJ)
+	c3 := f.certify(k3, bdJ, "2025-06-20")[0].Payload.(*subsidyv1.SubsidyDenied)
+	f.must(&subsidyv1.CertificateRevoked{CertificateId: c3.GetCertificateId(), PersonKey: k3, Qualification: bdJ.Proto(), RevokedOn: dt("2025-07-01")})
+	want(t, f.derived(insured(k3, "ev-k3", "2020-01-01", "2025-07-06")))
+	checkInvariants(t, f.l.log)
 }

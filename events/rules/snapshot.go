@@ -241,6 +241,7 @@ func (w *World) Snapshot(out *snap.Writer) {
 		s.String(a.enrolment)
 		s.Bool(a.completed)
 		s.id(a.eventID)
+		s.String(a.cert)
 		s.Bool(assessments.keyed[i])
 	}
 	for _, e := range ents.list {
@@ -787,7 +788,7 @@ func RestoreWorld(rs RuleSet, in *snap.Reader) (*World, error) {
 		a := &assessmentSlab[i]
 		*a = assessment{id: s.String(), person: s.person(), evalInst: s.name(), trainInst: s.name(), q: s.qual(),
 			attempt: s.u32(), passed: s.Bool(), theory: s.i32(), practical: s.i32(), assessedOn: s.date(),
-			enrolment: s.String(), completed: s.Bool(), eventID: s.id()}
+			enrolment: s.String(), completed: s.Bool(), eventID: s.id(), cert: s.String()}
 		if s.Bool() {
 			assessed = append(assessed, a)
 		}

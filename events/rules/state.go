@@ -191,6 +191,9 @@ type assessment struct {
 	enrolment  string
 	completed  bool
 	eventID    events.ID
+	// cert is the first certificate issued on this assessment (rule 4's
+	// second chance reads its decision when evidence comes late).
+	cert string
 }
 
 type certificate struct {

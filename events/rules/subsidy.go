@@ -38,20 +38,22 @@ func (d *decider) certificateIssued(m *subsidyv1.CertificateIssued) *Rejection {
 	if r := dateOrder("certificate", issued, "assessment", a.assessedOn); r != nil {
 		return r
 	}
-	d.subsidy(t, a, m)
+	d.subsidy(t, a, m.GetCertificateId(), events.ID{})
 	d.spike(ev, issued)
 	return nil
 }
 
-// subsidy evaluates rules 1 and 3-10 for a certificate, in rule order, and
-// records every check; the first failure is the denial's reason.
-func (d *decider) subsidy(t *trainee, a *assessment, m *subsidyv1.CertificateIssued) {
+// subsidy evaluates rules 1 and 3-10 for certificate cert, in rule order,
+// and records every check; the first failure is the denial's reason. certEvent
+// is the certificate's event when deciding again on a later fact
+// (secondChance): it joins the evidence, and a denial is not recorded again.
+func (d *decider) subsidy(t *trainee, a *assessment, cert string, certEvent events.ID) {
 	w, rs := d.w, d.w.rs
 	q := a.q
 	on := a.assessedOn
 	year := int32(on.Year())
 	enr := w.enrolments[a.enrolment]
-	evidence := []events.ID{t.eventID, a.eventID}
+	evidence := []events.ID{certEvent, t.eventID, a.eventID}
 	if enr != nil {
 		evidence = append(evidence, enr.eventID, enr.completionEventID)
 	}
@@ -160,10 +162,13 @@ func (d *decider) subsidy(t *trainee, a *assessment, m *subsidyv1.CertificateIss
 	}
 
 	if denied != nil {
-		d.emit(denialID(m.GetCertificateId()), &subsidyv1.SubsidyDenied{
+		if !certEvent.IsZero() {
+			return // decided again: the first denial stands
+		}
+		d.emit(denialID(cert), &subsidyv1.SubsidyDenied{
 			PersonKey:     t.key,
 			Qualification: q.Proto(),
-			CertificateId: m.GetCertificateId(),
+			CertificateId: cert,
 			Reason:        denied.Reason,
 			Detail:        denied.Detail,
 			Decision:      d.decision(evidence, checks...),
@@ -180,7 +185,7 @@ func (d *decider) subsidy(t *trainee, a *assessment, m *subsidyv1.CertificateIss
 		EntitlementId:           id,
 		PersonKey:               t.key,
 		Qualification:           q.Proto(),
-		CertificateId:           m.GetCertificateId(),
+		CertificateId:           cert,
 		AssessmentId:            a.id,
 		AmountFen:               fee.fen,
 		FeeScheduleId:           fee.id,

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/cqhrss/subsidyledger/events"
 	"github.com/cqhrss/subsidyledger/events/refdata"
@@ -15,8 +16,54 @@ func (d *decider) traineeRegistered(m *subsidyv1.TraineeRegistered) *Rejection {
 
 func (d *decider) eligibilityEvidence(m *subsidyv1.EligibilityEvidenceRecorded) *Rejection {
 	d.stream = TraineeStream(m.GetPersonKey())
-	_, r := d.traineeOf(m.GetPersonKey())
-	return r
+	t, r := d.traineeOf(m.GetPersonKey())
+	if r != nil {
+		return r
+	}
+	d.secondChance(t, m)
+	return nil
+}
+
+// eligibilityDenials are the reasons of rule 4: a certificate denied for
+// one of them may earn its subsidy when evidence comes later.
+var eligibilityDenials = map[subsidyv1.ReasonCode]bool{
+	subsidyv1.ReasonCode_REASON_CODE_NO_ELIGIBILITY_EVIDENCE:   true,
+	subsidyv1.ReasonCode_REASON_CODE_NOT_GRADUATING_THIS_YEAR:  true,
+	subsidyv1.ReasonCode_REASON_CODE_NOT_INSURED_ON_ASSESSMENT: true,
+}
+
+// secondChance is 免申即享 when the evidence comes after the certificate:
+// a certificate whose subsidy was denied for want of eligibility (rule 4)
+// and that earned no entitlement since is decided again, every rule as at
+// its certification but with this evidence among the trainee's, and the
+// entitlement is derived from this fact if every rule now passes. If not,
+// nothing is recorded (the first denial stands). At most one certificate
+// per evidence fact, the earliest issued: a second's yearly cap and budget
+// would be decided on a World that does not hold the first's entitlement
+// yet, so it waits for the next evidence of the person.
+func (d *decider) secondChance(t *trainee, m *subsidyv1.EligibilityEvidenceRecorded) {
+	var cand *certificate
+	var candA *assessment
+	for _, qa := range t.attempts {
+		if t.entitlements.get(qa.q) != "" {
+			continue
+		}
+		for _, a := range qa.v {
+			c := d.w.certificates[a.cert]
+			if c == nil || c.revoked || c.entitlement != "" || !eligibilityDenials[c.denied] {
+				continue
+			}
+			if cand == nil || c.issuedOn < cand.issuedOn || (c.issuedOn == cand.issuedOn && c.id < cand.id) {
+				cand, candA = c, a
+			}
+		}
+	}
+	if cand == nil {
+		return
+	}
+	with := *t
+	with.evidence = append(slices.Clone(t.evidence), evidenceOf(d.w, m, d.f.EventID))
+	d.subsidy(&with, candA, cand.id, cand.eventID)
 }
 
 // trainingEligible is rule 2: an associate degree or higher, or enterprise

@@ -386,10 +386,7 @@ func (w *World) fold(id events.ID, m proto.Message) {
 		t.unit, t.education, t.employee, t.eventID = w.name(m.GetUnitCode()), m.GetEducation(), m.GetEnterpriseEmployee(), id
 	case *subsidyv1.EligibilityEvidenceRecorded:
 		t := w.trainee(m.GetPersonKey())
-		t.evidence = append(t.evidence, evidence{id: m.GetEvidenceId(), source: w.name(m.GetSource()), category: m.GetCategory(),
-			confirmed: m.GetConfirmed(), gradYear: m.GetGraduationYear(),
-			insuredFrom: date(m.GetInsuredFrom()), insuredTo: date(m.GetInsuredTo()), eventID: id,
-			snapshotAt: m.GetSnapshotAt().AsTime().UnixNano()})
+		t.evidence = append(t.evidence, evidenceOf(w, m, id))
 	case *subsidyv1.Enrolled:
 		t := w.trainee(m.GetPersonKey())
 		e := &enrolment{id: m.GetEnrolmentId(), person: t.key, inst: w.name(m.GetTrainingInstitutionId()),
@@ -425,6 +422,9 @@ func (w *World) fold(id events.ID, m proto.Message) {
 		c := &certificate{id: m.GetCertificateId(), person: w.personKey(m.GetPersonKey()), evalInst: w.name(m.GetEvaluationInstitutionId()),
 			q: refdata.QualificationOf(m.GetQualification()), issuedOn: date(m.GetIssuedOn()), eventID: id}
 		w.certificates[c.id] = c
+		if a := w.assessments[m.GetAssessmentId()]; a != nil && a.cert == "" {
+			a.cert = c.id
+		}
 		months := w.certMonths[c.evalInst]
 		if months == nil {
 			months = map[int]int{}
@@ -603,6 +603,14 @@ func (w *World) parseOffsets(m *subsidyv1.PaymentOrdered) []offset {
 		left -= n
 	}
 	return out
+}
+
+// evidenceOf is what rule 4 reads of an EligibilityEvidenceRecorded.
+func evidenceOf(w *World, m *subsidyv1.EligibilityEvidenceRecorded, id events.ID) evidence {
+	return evidence{id: m.GetEvidenceId(), source: w.name(m.GetSource()), category: m.GetCategory(),
+		confirmed: m.GetConfirmed(), gradYear: m.GetGraduationYear(),
+		insuredFrom: date(m.GetInsuredFrom()), insuredTo: date(m.GetInsuredTo()), eventID: id,
+		snapshotAt: m.GetSnapshotAt().AsTime().UnixNano()}
 }
 
 func (w *World) foldEntitled(id events.ID, m *subsidyv1.SubsidyEntitled) {
