@@ -257,6 +257,8 @@ func (m *Model) apply(ev *projections.Event) error {
 		}
 		if e.hasAdv = m.advances.Get(e.adv.pk, e.adv.q) != nil; !e.hasAdv {
 			e.adv = pqKey{}
+		} else {
+			m.reopenAdvance(e.adv)
 		}
 		m.ents[id] = e
 	case *pb.SubsidyDenied:
@@ -405,6 +407,22 @@ func (m *Model) settleAdvance(k pqKey, to uint8) {
 	} else {
 		in.advDenied++
 		in.advDeniedFen += a.fen
+	}
+}
+
+// reopenAdvance counts an advance that a denial had made not reimbursable
+// as outstanding again: the certificate's subsidy was decided again when
+// its eligibility evidence came (rules' second chance), or a reissued
+// certificate of the qualification was entitled.
+func (m *Model) reopenAdvance(k pqKey) {
+	a := m.advances.Get(k.pk, k.q)
+	if a == nil || a.state != advDenied {
+		return
+	}
+	a.state = advOutstanding
+	if in := m.at(a.inst); in != nil {
+		in.advDenied--
+		in.advDeniedFen -= a.fen
 	}
 }
 
