@@ -2,6 +2,7 @@ package ledgerd
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 )
@@ -11,7 +12,7 @@ import (
 func TestBenchIngestSmall(t *testing.T) {
 	start := time.Now()
 	res, err := BenchIngest(context.Background(), IngestBenchConfig{SingleTrainees: 20, BatchTrainees: 40, Publishers: 4, BatchPublishers: 2,
-		BatchSize: 100, PacedRate: 500, PacedFacts: 100, RawMessages: 800,
+		BatchSize: 100, BatchRounds: 3, PacedRate: 500, PacedFacts: 100, RawMessages: 800,
 		// A clock for the CPU time: this checks what is measured over
 		// which span, not the process's CPU.
 		CPU: func() time.Duration { return time.Since(start) }})
@@ -21,6 +22,9 @@ func TestBenchIngestSmall(t *testing.T) {
 	if res.SingleFactsPerSec <= 0 || res.BatchFactsPerSec <= 0 || res.SingleRawPerSec <= 0 || res.BatchRawPerSec <= 0 || res.PacedP99 <= 0 ||
 		res.BatchCPUPerFact <= 0 || res.BatchRawCPUPerMsg <= 0 || res.BatchAllocPerFact <= 0 {
 		t.Fatalf("BenchIngest = %+v; want every figure measured", res)
+	}
+	if r := res.BatchRoundFactsPerSec; len(r) != 3 || res.BatchFactsPerSec != slices.Sorted(slices.Values(r))[1] {
+		t.Fatalf("mode (b) rounds %v, figure %v; want three rounds and their median", r, res.BatchFactsPerSec)
 	}
 	t.Logf("%+v", res)
 }

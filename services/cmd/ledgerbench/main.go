@@ -99,7 +99,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return nil
 	})
 	fs.IntVar(&cfg.projectionTrainees, "projection-trainees", 20_000, "trainees (about 9.5 events each) in the store the projections are rebuilt from (1050000 for the issue's 10,000,000 events)")
-	fs.IntVar(&cfg.ingestTrainees, "ingest-trainees", 20_000, "trainees (about 8 facts each) published in ingest mode (b); mode (a) publishes a quarter as many (at 6,000, mode (b) lasted about 2 s and its figure swung by 10%)")
+	fs.IntVar(&cfg.ingestTrainees, "ingest-trainees", 20_000, "trainees (about 8 facts each) published in each of ingest mode (b)'s three rounds; mode (a) publishes a quarter as many (at 6,000, mode (b) lasted about 2 s and its figure swung by 10%)")
 	fs.IntVar(&cfg.auditEvents, "audit-events", 500_000, "events in the store of the audit figures (verify, seal, proofs); the issue's row is 10000000")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: ledgerbench [flags]\n       ledgerbench soak [flags]   (sustained ingest with queries: ledgerbench soak -h)\n\nMeasures the ledger against baselines measured in the same run.\n\nFlags:")
