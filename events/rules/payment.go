@@ -29,6 +29,18 @@ func (d *decider) paymentRequested(m *subsidyv1.PaymentRequested) *Rejection {
 	case len(e.holds) > 0:
 		return reject(subsidyv1.ReasonCode_REASON_CODE_ENTITLEMENT_HELD, "entitlement %s is held: %s", e.id, strings.Join(e.holdIDs(), ", "))
 	}
+	// No money to a suspended or blacklisted institution (rules 2026.1):
+	// a reimbursement waits until it is reinstated, or a fraud finding
+	// cancels it.
+	if e.payee.kind == subsidyv1.PayeeKind_PAYEE_KIND_INSTITUTION {
+		if in := d.w.institutions[e.payee.inst]; in != nil && in.suspended {
+			what := "suspended"
+			if in.blacklisted {
+				what = "blacklisted"
+			}
+			return reject(subsidyv1.ReasonCode_REASON_CODE_INSTITUTION_SUSPENDED, "the payee institution %s is %s", in.id, what)
+		}
+	}
 	on := date(m.GetRequestedOn())
 	if r := dateOrder("payment request", on, "notice close", e.noticeClosed); r != nil {
 		return r

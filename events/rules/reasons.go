@@ -53,7 +53,7 @@ var reasons = []Reason{
 	{subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_UNIT, 1, []Effect{EffectReject, EffectDeny}, "rules", "The unit code is not in the unit table, or not in force on the fact's date; denies a subsidy whose trainee unit cannot be mapped to a budget unit."},
 	{subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_FEE_SCHEDULE, 1, []Effect{EffectReject}, "rules", "An assessment's evaluation institution never published a fee schedule for the qualification."},
 	{subsidyv1.ReasonCode_REASON_CODE_INSTITUTION_NOT_APPROVED, 1, []Effect{EffectReject}, "rules", "The institution is not approved for the occupation on the fact's date."},
-	{subsidyv1.ReasonCode_REASON_CODE_INSTITUTION_SUSPENDED, 1, []Effect{EffectReject}, "rules", "The institution is suspended or blacklisted: no new enrolments, assessments or certificates."},
+	{subsidyv1.ReasonCode_REASON_CODE_INSTITUTION_SUSPENDED, 1, []Effect{EffectReject}, "rules", "The institution is suspended or blacklisted: no new enrolments, assessments or certificates, and no payment to it until it is reinstated."},
 	{subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_ENROLMENT, 1, []Effect{EffectReject}, "rules", "A completion or advance payment refers to no matching enrolment."},
 	{subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_CERTIFICATE, 1, []Effect{EffectReject}, "rules", "A revocation names no recorded certificate of that person and qualification."},
 	{subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_ENTITLEMENT, 1, []Effect{EffectReject}, "rules", "An official action or payment result names no entitlement."},

@@ -860,3 +860,29 @@ func TestEvidenceAfterTheCertificate(t *testing.T) {
 	want(t, f.derived(insured(k3, "ev-k3", "2020-01-01", "2025-07-06")))
 	checkInvariants(t, f.l.log)
 }
+
+// TestNoPaymentToASuspendedInstitution: a reimbursement to a suspended or
+// blacklisted training institution is refused until it is reinstated; a
+// trainee's own subsidy is not.
+func TestNoPaymentToASuspendedInstitution(t *testing.T) {
+	f := newFx(t, rules.DefaultRuleSet())
+	reimbursed, _ := f.entitled("ti-digital", bdJ, true, "2025-06-20")
+	f.noticed(reimbursed)
+	direct, _ := f.entitled("ti-digital", bdJ, false, "2025-06-20")
+	f.noticed(direct)
+	f.must(&subsidyv1.InstitutionSuspended{InstitutionId: "ti-digital", Reason: "违规", OfficialId: "s", SuspendedOn: dt("2025-07-08")})
+	f.reject(&subsidyv1.PaymentRequested{EntitlementId: reimbursed, OfficialId: "m", RequestedOn: dt("2025-07-09")}, subsidyv1.ReasonCode_REASON_CODE_INSTITUTION_SUSPENDED)
+	want(t, f.derived(&subsidyv1.PaymentRequested{EntitlementId: direct, OfficialId: "m", RequestedOn: dt("2025-07-09")}), "PaymentOrdered")
+	f.must(&subsidyv1.InstitutionReinstated{InstitutionId: "ti-digital", OfficialId: "s", ReinstatedOn: dt("2025-07-10")})
+	want(t, f.derived(&subsidyv1.PaymentRequested{EntitlementId: reimbursed, OfficialId: "m", RequestedOn: dt("2025-07-11")}), "PaymentOrdered")
+
+	// Blacklisted: for good (a blacklisted institution is not reinstated).
+	e2, _ := f.entitled("ti-digital", bdJ, true, "2025-06-20")
+	f.noticed(e2)
+	f.must(&subsidyv1.InstitutionSuspended{InstitutionId: "ti-digital", Reason: "骗补", OfficialId: "s", SuspendedOn: dt("2025-07-12"), Blacklisted: true})
+	_, rej := f.decide(&subsidyv1.PaymentRequested{EntitlementId: e2, OfficialId: "m", RequestedOn: dt("2025-07-13")})
+	if rej == nil || rej.Reason != subsidyv1.ReasonCode_REASON_CODE_INSTITUTION_SUSPENDED || !strings.Contains(rej.Detail, "blacklisted") {
+		t.Errorf("payment to a blacklisted institution: %v", rej)
+	}
+	checkInvariants(t, f.l.log)
+}

@@ -93,11 +93,12 @@ type RuleSet struct {
 // deployment need not wait for a release); dates after CalendarThrough
 // count weekends only. Version "2025.1" had the 2025 calendar alone, so
 // its notice windows counted the 2026 holidays as working days; what was
-// decided under it stays as recorded. Three decisions changed with
+// decided under it stays as recorded. Four decisions changed with
 // "2026.1" as well: rule 4 reads the latest snapshot of each kind of
 // evidence (see eligibility), evidence recorded after a certificate denied
-// for want of it decides that certificate again (secondChance), and a
-// write-off request replaces one awaiting approval.
+// for want of it decides that certificate again (secondChance), a
+// write-off request replaces one awaiting approval, and no payment goes to
+// a suspended or blacklisted institution.
 func DefaultRuleSet() RuleSet {
 	return RuleSet{
 		Version:                 "2026.1",

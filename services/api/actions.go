@@ -326,6 +326,7 @@ var conflicts = map[subsidyv1.ReasonCode]bool{
 	subsidyv1.ReasonCode_REASON_CODE_PAYMENT_IN_FLIGHT:       true,
 	subsidyv1.ReasonCode_REASON_CODE_ALREADY_EXISTS:          true,
 	subsidyv1.ReasonCode_REASON_CODE_ALREADY_SUBSIDISED:      true,
+	subsidyv1.ReasonCode_REASON_CODE_INSTITUTION_SUSPENDED:   true,
 }
 
 // act submits the fact and translates the outcome.

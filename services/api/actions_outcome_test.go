@@ -332,6 +332,7 @@ var wantConflict = map[subsidyv1.ReasonCode]bool{
 	subsidyv1.ReasonCode_REASON_CODE_PAYMENT_IN_FLIGHT:       true,
 	subsidyv1.ReasonCode_REASON_CODE_ALREADY_EXISTS:          true,
 	subsidyv1.ReasonCode_REASON_CODE_ALREADY_SUBSIDISED:      true,
+	subsidyv1.ReasonCode_REASON_CODE_INSTITUTION_SUSPENDED:   true,
 }
 
 // TestActionRejected: every reason the ledger may reject with, on every
