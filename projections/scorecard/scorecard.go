@@ -28,7 +28,7 @@ import (
 // Name is the projection's name.
 const Name = "scorecard"
 
-const version = 4 // 2: the advances are written slot by slot; 3: entry by entry, in the order added; 4: then their hash index as it is
+const version = 5 // 2: the advances are written slot by slot; 3: entry by entry, in the order added; 4: then their hash index as it is; 5: an advance a denial closed reopens when entitled (a snapshot of 4 may hold it closed)
 
 const numQ = 44 // rm.Q is occupation*4+level, at most 43
 
