@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
@@ -153,17 +154,9 @@ func (s *server) auditStream(r *http.Request, sc Scope) (result, error) {
 	if err != nil {
 		return result{}, err
 	}
-	var prev *events.Hash
-	if from > 0 {
-		before, err := s.cfg.Store.ReadStream(r.Context(), stream, events.Forwards, uint64(from-1), 1)
-		if err != nil {
-			return result{}, err
-		}
-		if len(before) == 1 {
-			prev = &before[0].Hash
-		}
-	} else {
-		prev = &events.Hash{}
+	prev, err := s.prevHash(r.Context(), stream, uint64(from))
+	if err != nil {
+		return result{}, err
 	}
 	recs, err := s.cfg.Store.ReadStream(r.Context(), stream, events.Forwards, uint64(from), limit+1)
 	if err != nil {
@@ -200,13 +193,22 @@ func (s *server) auditEvent(r *http.Request, sc Scope) (result, error) {
 		return result{}, errorf(CodeNotFound, "no event at position %d in your scope", n)
 	}
 	rec := recs[0]
-	var prev *events.Hash
-	if rec.Revision == 0 {
-		prev = &events.Hash{}
-	} else if before, err := s.cfg.Store.ReadStream(r.Context(), rec.Stream, events.Forwards, rec.Revision-1, 1); err == nil && len(before) == 1 {
-		prev = &before[0].Hash
-	}
+	prev, _ := s.prevHash(r.Context(), rec.Stream, rec.Revision) // unread: the link shows as unchecked
 	return result{body: auditEvent(rec, prev), position: rec.Position}, nil
+}
+
+// prevHash returns the hash the event at revision rev of stream links to:
+// the zero hash for the first, else its predecessor's (nil when the store
+// has none).
+func (s *server) prevHash(ctx context.Context, stream string, rev uint64) (*events.Hash, error) {
+	if rev == 0 {
+		return &events.Hash{}, nil
+	}
+	before, err := s.cfg.Store.ReadStream(ctx, stream, events.Forwards, rev-1, 1)
+	if err != nil || len(before) != 1 {
+		return nil, err
+	}
+	return &before[0].Hash, nil
 }
 
 func (s *server) auditLog(r *http.Request, sc Scope) (result, error) {
@@ -240,12 +242,8 @@ func (s *server) auditLog(r *http.Request, sc Scope) (result, error) {
 		var prev *events.Hash
 		if h, ok := last[rec.Stream]; ok {
 			prev = &h
-		} else if rec.Revision == 0 {
-			prev = &events.Hash{}
-		} else if before, err := s.cfg.Store.ReadStream(r.Context(), rec.Stream, events.Forwards, rec.Revision-1, 1); err != nil {
+		} else if prev, err = s.prevHash(r.Context(), rec.Stream, rec.Revision); err != nil {
 			return result{}, err
-		} else if len(before) == 1 {
-			prev = &before[0].Hash
 		}
 		a := auditEvent(rec, prev)
 		out.Verified = out.Verified && a.HashOK && a.LinkOK
