@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"slices"
+	"strings"
 
 	"github.com/cqhrss/subsidyledger/events/refdata"
 )
@@ -62,25 +64,13 @@ func ReadRuleSet(r io.Reader) (RuleSet, error) {
 		return RuleSet{}, fmt.Errorf("%w: more than one JSON object", ErrRuleSetFile)
 	}
 	var missing []string
-	need := func(name string, present bool) {
-		if !present {
+	v := reflect.ValueOf(f)
+	for i := range v.NumField() {
+		if v.Field(i).IsNil() {
+			name, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("json"), ",")
 			missing = append(missing, name)
 		}
 	}
-	need("version", f.Version != nil)
-	need("yearly_cap", f.YearlyCap != nil)
-	need("notice_working_days", f.NoticeWorkingDays != nil)
-	need("calendar_through", f.CalendarThrough != nil)
-	need("holidays", f.Holidays != nil)
-	need("working_weekends", f.WorkingWeekends != nil)
-	need("pass_rate_threshold_bp", f.PassRateThresholdBP != nil)
-	need("pass_rate_window", f.PassRateWindow != nil)
-	need("lower_after_higher", f.LowerAfterHigher != nil)
-	need("target_measure", f.TargetMeasure != nil)
-	need("certificate_spike_factor", f.CertificateSpikeFactor != nil)
-	need("certificate_spike_months", f.CertificateSpikeMonths != nil)
-	need("certificate_spike_minimum", f.CertificateSpikeMinimum != nil)
-	need("shared_account_threshold", f.SharedAccountThreshold != nil)
 	if len(missing) > 0 {
 		return RuleSet{}, fmt.Errorf("%w: missing %v (a rule set file names every parameter: start from ledgerctl rules)", ErrRuleSetFile, missing)
 	}
