@@ -74,6 +74,21 @@ type decider struct {
 	factID  string
 	stream  string
 	derived []Event
+	// decided: the entitlements derived so far by this fact, which the
+	// World does not hold until the fact is applied. A fact that decides
+	// several certificates (secondChance) reads them beside the World's.
+	decided []decided
+}
+
+// decided is an entitlement derived by the fact being decided.
+type decided struct {
+	id      string
+	eventID events.ID
+	q       refdata.Qualification
+	year    int32
+	fund    fundKey
+	fen     int64
+	held    bool // for budget: it waits in the fund's queue
 }
 
 func (d *decider) emit(id events.ID, m proto.Message) {

@@ -595,7 +595,7 @@ func TestRuleSet(t *testing.T) {
 	if err := rs.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if rs.Version != "2026.1" || rs.CalendarThrough != 2026 || rs.YearlyCap != 1 || rs.NoticeWorkingDays != 5 || rs.PassRateThresholdBP != 6000 || !rs.LowerAfterHigher || rs.TargetMeasure != rules.MeasureTrained {
+	if rs.Version != "2026.2" || rs.CalendarThrough != 2026 || rs.YearlyCap != 1 || rs.NoticeWorkingDays != 5 || rs.PassRateThresholdBP != 6000 || !rs.LowerAfterHigher || rs.TargetMeasure != rules.MeasureTrained {
 		t.Errorf("defaults changed: %+v", rs)
 	}
 	fp := rs.Fingerprint()
@@ -858,6 +858,83 @@ func TestEvidenceAfterTheCertificate(t *testing.T) {
 	c3 := f.certify(k3, bdJ, "2025-06-20")[0].Payload.(*subsidyv1.SubsidyDenied)
 	f.must(&subsidyv1.CertificateRevoked{CertificateId: c3.GetCertificateId(), PersonKey: k3, Qualification: bdJ.Proto(), RevokedOn: dt("2025-07-01")})
 	want(t, f.derived(insured(k3, "ev-k3", "2020-01-01", "2025-07-06")))
+	checkInvariants(t, f.l.log)
+}
+
+// TestEvidenceAfterSeveralCertificates: one evidence fact decides every
+// certificate denied for want of it, in the order they were issued, each
+// seeing the entitlements the fact derived before it: the yearly cap, the
+// level order and the budget hold as they would have had the evidence come
+// first.
+func TestEvidenceAfterSeveralCertificates(t *testing.T) {
+	insured := func(k string) *subsidyv1.EligibilityEvidenceRecorded {
+		return &subsidyv1.EligibilityEvidenceRecorded{EvidenceId: "ev-" + k[56:], PersonKey: k, Category: subsidyv1.EligibilityCategory_ELIGIBILITY_CATEGORY_ENTERPRISE_EMPLOYEE,
+			Source: "社保", SnapshotAt: tsOf("2026-07-01"), Confirmed: true, InsuredFrom: dt("2020-01-01")}
+	}
+	// certified passes k's first attempt at q (trained at ti-digital),
+	// which is denied for want of evidence; it returns the certificate id.
+	certified := func(f *fx, k string, q refdata.Qualification, on string) string {
+		t.Helper()
+		f.trained(k, "ti-digital", q)
+		evs := f.certify(k, q, on)
+		want(t, evs, denied+"REASON_CODE_NO_ELIGIBILITY_EVIDENCE")
+		return evs[0].Payload.(*subsidyv1.SubsidyDenied).GetCertificateId()
+	}
+	entitlements := func(evs []rules.Event) (certs []string) {
+		for _, e := range evs {
+			if m, ok := e.Payload.(*subsidyv1.SubsidyEntitled); ok {
+				certs = append(certs, m.GetCertificateId())
+			}
+		}
+		return certs
+	}
+
+	f := newFx(t, rules.DefaultRuleSet())
+	f.must(&subsidyv1.BudgetAllocated{AllocationId: "al-2026", Year: 2026, UnitCode: "cq-yuzhong", AmountFen: 10000000})
+
+	// Two years: both entitled, the earlier certificate first.
+	k := f.person()
+	c2026 := certified(f, k, ccJ, "2026-03-10")
+	c2025 := certified(f, k, bdJ, "2025-06-20")
+	evs := f.derived(insured(k))
+	want(t, evs, entitled, entitled)
+	if got := entitlements(evs); !slices.Equal(got, []string{c2025, c2026}) {
+		t.Errorf("entitled certificates %v; want %v, in the order issued", got, []string{c2025, c2026})
+	}
+
+	// One year: the yearly cap (1) admits the earlier certificate only; the
+	// later one's denial stands.
+	k = f.person()
+	first := certified(f, k, bdJ, "2025-06-10")
+	certified(f, k, ccJ, "2025-06-20")
+	evs = f.derived(insured(k))
+	want(t, evs, entitled)
+	if got := entitlements(evs); !slices.Equal(got, []string{first}) {
+		t.Errorf("entitled certificates %v; want %v", got, []string{first})
+	}
+
+	// The level order: senior (2025) then junior (2026) of one occupation:
+	// the junior is a lower level after a higher one.
+	k = f.person()
+	senior := certified(f, k, bdS, "2025-06-10")
+	certified(f, k, bdJ, "2026-03-10")
+	evs = f.derived(insured(k))
+	want(t, evs, entitled)
+	if got := entitlements(evs); !slices.Equal(got, []string{senior}) {
+		t.Errorf("entitled certificates %v; want %v", got, []string{senior})
+	}
+	checkInvariants(t, f.l.log)
+
+	// The budget: with two a year allowed and room for one, the second is
+	// held.
+	rs := rules.DefaultRuleSet()
+	rs.Version, rs.YearlyCap = "test.cap2", 2
+	f = newFx(t, rs)
+	f.must(&subsidyv1.BudgetAllocated{AllocationId: "al", Year: 2025, UnitCode: "cq-beibei", AmountFen: 100000})
+	k = f.person(func(m *subsidyv1.TraineeRegistered) { m.UnitCode = "cq-beibei" })
+	certified(f, k, bdJ, "2025-06-10")
+	certified(f, k, ccJ, "2025-06-20")
+	want(t, f.derived(insured(k)), entitled, entitled, "EntitlementHeld:REASON_CODE_BUDGET_EXCEEDED")
 	checkInvariants(t, f.l.log)
 }
 

@@ -74,7 +74,7 @@ type RuleSet struct {
 	SharedAccountThreshold int
 }
 
-// DefaultRuleSet returns the documented defaults, version "2026.1":
+// DefaultRuleSet returns the documented defaults, version "2026.2":
 //
 //	YearlyCap               1
 //	NoticeWorkingDays       5
@@ -98,10 +98,12 @@ type RuleSet struct {
 // evidence (see eligibility), evidence recorded after a certificate denied
 // for want of it decides that certificate again (secondChance), a
 // write-off request replaces one awaiting approval, and no payment goes to
-// a suspended or blacklisted institution.
+// a suspended or blacklisted institution. "2026.2" has the parameters of
+// "2026.1"; under it one evidence fact decides every certificate denied
+// for want of evidence, not the earliest alone.
 func DefaultRuleSet() RuleSet {
 	return RuleSet{
-		Version:                 "2026.1",
+		Version:                 "2026.2",
 		YearlyCap:               1,
 		NoticeWorkingDays:       5,
 		Holidays:                append(holidays2025(), holidays2026()...),

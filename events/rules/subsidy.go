@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/cqhrss/subsidyledger/events"
 	"github.com/cqhrss/subsidyledger/events/refdata"
@@ -104,6 +105,9 @@ func (d *decider) subsidy(t *trainee, a *assessment, cert string, certEvent even
 	if id := t.entitlements.get(q); id != "" {
 		add(check(subsidyv1.ReasonCode_REASON_CODE_ALREADY_SUBSIDISED, false, "entitlement %s exists for %s", id, q))
 		evidence = append(evidence, w.entitlements[id].eventID)
+	} else if i := slices.IndexFunc(d.decided, func(e decided) bool { return e.q == q }); i >= 0 {
+		add(check(subsidyv1.ReasonCode_REASON_CODE_ALREADY_SUBSIDISED, false, "entitlement %s exists for %s", d.decided[i].id, q))
+		evidence = append(evidence, d.decided[i].eventID)
 	} else {
 		add(check(subsidyv1.ReasonCode_REASON_CODE_ALREADY_SUBSIDISED, true, "no entitlement for %s", q))
 	}
@@ -121,10 +125,15 @@ func (d *decider) subsidy(t *trainee, a *assessment, cert string, certEvent even
 				}
 			}
 		}
-		if higher != nil {
+		i := slices.IndexFunc(d.decided, func(e decided) bool { return e.q.Occupation == q.Occupation && e.q.Level > q.Level })
+		switch {
+		case higher != nil:
 			add(check(subsidyv1.ReasonCode_REASON_CODE_LOWER_AFTER_HIGHER, false, "%s already subsidised (entitlement %s)", higher.q, higher.id))
 			evidence = append(evidence, higher.eventID)
-		} else {
+		case i >= 0:
+			add(check(subsidyv1.ReasonCode_REASON_CODE_LOWER_AFTER_HIGHER, false, "%s already subsidised (entitlement %s)", d.decided[i].q, d.decided[i].id))
+			evidence = append(evidence, d.decided[i].eventID)
+		default:
 			add(check(subsidyv1.ReasonCode_REASON_CODE_LOWER_AFTER_HIGHER, true, "no higher level of %s subsidised", q.String()))
 		}
 	}
@@ -133,6 +142,11 @@ func (d *decider) subsidy(t *trainee, a *assessment, cert string, certEvent even
 	var inYear []events.ID
 	for _, id := range t.entitlements.valuesByKey() {
 		if e := w.entitlements[id]; e.year == year && e.cancelled == "" {
+			inYear = append(inYear, e.eventID)
+		}
+	}
+	for _, e := range d.decided {
+		if e.year == year {
 			inYear = append(inYear, e.eventID)
 		}
 	}
@@ -209,7 +223,18 @@ func (d *decider) subsidy(t *trainee, a *assessment, cert string, certEvent even
 		alloc, committed, queued = f.allocated, f.committed, len(f.queue)
 		fundEvidence = f.allocations
 	}
-	if queued > 0 || committed+fee.fen > alloc {
+	for _, e := range d.decided {
+		switch {
+		case e.fund != k:
+		case e.held:
+			queued++
+		default:
+			committed += e.fen
+		}
+	}
+	held := queued > 0 || committed+fee.fen > alloc
+	d.decided = append(d.decided, decided{id: id, eventID: entEventID, q: q, year: year, fund: k, fen: fee.fen, held: held})
+	if held {
 		detail := fmt.Sprintf("fund %d/%s: committed %d + %d > allocated %d", year, unit.Code, committed, fee.fen, alloc)
 		if queued > 0 && committed+fee.fen <= alloc {
 			detail = fmt.Sprintf("fund %d/%s: %d held entitlements wait before it", year, unit.Code, queued)

@@ -1,8 +1,10 @@
 package rules
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/cqhrss/subsidyledger/events"
 	"github.com/cqhrss/subsidyledger/events/refdata"
@@ -33,17 +35,21 @@ var eligibilityDenials = map[subsidyv1.ReasonCode]bool{
 }
 
 // secondChance is 免申即享 when the evidence comes after the certificate:
-// a certificate whose subsidy was denied for want of eligibility (rule 4)
-// and that earned no entitlement since is decided again, every rule as at
-// its certification but with this evidence among the trainee's, and the
+// each certificate whose subsidy was denied for want of eligibility (rule
+// 4) and that earned no entitlement since is decided again, every rule as
+// at its certification but with this evidence among the trainee's, and the
 // entitlement is derived from this fact if every rule now passes. If not,
-// nothing is recorded (the first denial stands). At most one certificate
-// per evidence fact, the earliest issued: a second's yearly cap and budget
-// would be decided on a World that does not hold the first's entitlement
-// yet, so it waits for the next evidence of the person.
+// nothing is recorded for it (its first denial stands). The certificates
+// are decided in the order they were issued, each on the World and the
+// entitlements this fact derived before it (decider.decided), so that the
+// yearly cap, the level order and the budget see the earlier ones, as they
+// would have had the evidence come first.
 func (d *decider) secondChance(t *trainee, m *subsidyv1.EligibilityEvidenceRecorded) {
-	var cand *certificate
-	var candA *assessment
+	type candidate struct {
+		c *certificate
+		a *assessment
+	}
+	var cands []candidate
 	for _, qa := range t.attempts {
 		if t.entitlements.get(qa.q) != "" {
 			continue
@@ -53,17 +59,23 @@ func (d *decider) secondChance(t *trainee, m *subsidyv1.EligibilityEvidenceRecor
 			if c == nil || c.revoked || c.entitlement != "" || !eligibilityDenials[c.denied] {
 				continue
 			}
-			if cand == nil || c.issuedOn < cand.issuedOn || (c.issuedOn == cand.issuedOn && c.id < cand.id) {
-				cand, candA = c, a
-			}
+			cands = append(cands, candidate{c, a})
 		}
 	}
-	if cand == nil {
+	if len(cands) == 0 {
 		return
 	}
+	slices.SortFunc(cands, func(x, y candidate) int {
+		if x.c.issuedOn != y.c.issuedOn {
+			return cmp.Compare(x.c.issuedOn, y.c.issuedOn)
+		}
+		return strings.Compare(x.c.id, y.c.id)
+	})
 	with := *t
 	with.evidence = append(slices.Clone(t.evidence), evidenceOf(d.w, m, d.f.EventID))
-	d.subsidy(&with, candA, cand.id, cand.eventID)
+	for _, x := range cands {
+		d.subsidy(&with, x.a, x.c.id, x.c.eventID)
+	}
 }
 
 // trainingEligible is rule 2: an associate degree or higher, or enterprise
