@@ -77,7 +77,7 @@ var reasons = []Reason{
 	{subsidyv1.ReasonCode_REASON_CODE_NOT_GRADUATING_THIS_YEAR, 4, []Effect{EffectDeny}, "rules", "Graduating-student evidence, but its latest snapshot gives a graduation year other than the assessment year (or the register did not confirm)."},
 	{subsidyv1.ReasonCode_REASON_CODE_NOT_INSURED_ON_ASSESSMENT, 4, []Effect{EffectDeny}, "rules", "Enterprise-employee evidence, but its latest snapshot shows no insured employment on the assessment date (or the register did not confirm); an older snapshot showing one does not count."},
 
-	{subsidyv1.ReasonCode_REASON_CODE_NOT_FIRST_ATTEMPT, 5, []Effect{EffectDeny}, "rules", "The certified pass was not the person's first attempt at the qualification: certified, not subsidised."},
+	{subsidyv1.ReasonCode_REASON_CODE_NOT_FIRST_ATTEMPT, 5, []Effect{EffectDeny}, "rules", "The certified pass was not the person's first attempt at the qualification (or, under a rule set that allows re-sits, came after its SubsidisedAttempts): certified, not subsidised."},
 	{subsidyv1.ReasonCode_REASON_CODE_ALREADY_SUBSIDISED, 6, []Effect{EffectDeny}, "rules", "The person already has an entitlement for the qualification (city-wide); never a second."},
 	{subsidyv1.ReasonCode_REASON_CODE_LOWER_AFTER_HIGHER, 7, []Effect{EffectDeny}, "rules", "A higher level of the occupation was already subsidised (RuleSet.LowerAfterHigher)."},
 	{subsidyv1.ReasonCode_REASON_CODE_YEARLY_CAP_REACHED, 8, []Effect{EffectDeny}, "rules", "The person already has RuleSet.YearlyCap entitlements in the assessment year."},

@@ -595,7 +595,7 @@ func TestRuleSet(t *testing.T) {
 	if err := rs.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if rs.Version != "2026.2" || rs.CalendarThrough != 2026 || rs.YearlyCap != 1 || rs.NoticeWorkingDays != 5 || rs.PassRateThresholdBP != 6000 || !rs.LowerAfterHigher || rs.TargetMeasure != rules.MeasureTrained {
+	if rs.Version != "2026.2" || rs.CalendarThrough != 2026 || rs.YearlyCap != 1 || rs.SubsidisedAttempts != 1 || rs.NoticeWorkingDays != 5 || rs.PassRateThresholdBP != 6000 || !rs.LowerAfterHigher || rs.TargetMeasure != rules.MeasureTrained {
 		t.Errorf("defaults changed: %+v", rs)
 	}
 	fp := rs.Fingerprint()
@@ -608,9 +608,16 @@ func TestRuleSet(t *testing.T) {
 	if rs2.Fingerprint() == fp {
 		t.Errorf("fingerprint ignores YearlyCap")
 	}
+	rs2 = rules.DefaultRuleSet()
+	rs2.SubsidisedAttempts = 2
+	if rs2.Fingerprint() == fp {
+		t.Errorf("fingerprint ignores SubsidisedAttempts")
+	}
 	for _, bad := range []func(*rules.RuleSet){
 		func(r *rules.RuleSet) { r.Version = "" },
 		func(r *rules.RuleSet) { r.YearlyCap = 0 },
+		func(r *rules.RuleSet) { r.SubsidisedAttempts = 0 },
+		func(r *rules.RuleSet) { r.SubsidisedAttempts = 101 },
 		func(r *rules.RuleSet) { r.NoticeWorkingDays = 0 },
 		func(r *rules.RuleSet) { r.PassRateThresholdBP = 10001 },
 		func(r *rules.RuleSet) { r.PassRateWindow = 0 },
@@ -858,6 +865,48 @@ func TestEvidenceAfterTheCertificate(t *testing.T) {
 	c3 := f.certify(k3, bdJ, "2025-06-20")[0].Payload.(*subsidyv1.SubsidyDenied)
 	f.must(&subsidyv1.CertificateRevoked{CertificateId: c3.GetCertificateId(), PersonKey: k3, Qualification: bdJ.Proto(), RevokedOn: dt("2025-07-01")})
 	want(t, f.derived(insured(k3, "ev-k3", "2020-01-01", "2025-07-06")))
+	checkInvariants(t, f.l.log)
+}
+
+// TestReSits: rule 5 subsidises the first attempt only by default; a rule
+// set with SubsidisedAttempts 2 subsidises a pass at the second attempt
+// too, and not at the third.
+func TestReSits(t *testing.T) {
+	pass := func(f *fx, k string, attempt uint32, on string) []rules.Event {
+		t.Helper()
+		for i := uint32(1); i < attempt; i++ {
+			f.must(f.assessment(k, bdJ, i, 10, 10, refdata.D(2025, 6, 1).AddDays(int(i)).String()))
+		}
+		a := f.assessment(k, bdJ, attempt, 90, 90, on)
+		f.must(a)
+		return f.derived(f.certificate(a, "2025-07-30"))
+	}
+	f := newFx(t, rules.DefaultRuleSet())
+	k := f.employee()
+	f.trained(k, "ti-digital", bdJ)
+	evs := pass(f, k, 2, "2025-07-20")
+	want(t, evs, denied+"REASON_CODE_NOT_FIRST_ATTEMPT")
+	if d := evs[0].Payload.(*subsidyv1.SubsidyDenied).GetDetail(); d != "attempt 2" {
+		t.Errorf("detail %q", d)
+	}
+
+	rs := rules.DefaultRuleSet()
+	rs.Version, rs.SubsidisedAttempts = "test.resit2", 2
+	f = newFx(t, rs)
+	k = f.employee()
+	f.trained(k, "ti-digital", bdJ)
+	evs = pass(f, k, 2, "2025-07-20")
+	want(t, evs, entitled)
+	if v := evs[0].Payload.(*subsidyv1.SubsidyEntitled).GetDecision().GetRuleSetVersion(); v != "test.resit2" {
+		t.Errorf("decided under %q", v)
+	}
+	k = f.employee()
+	f.trained(k, "ti-digital", bdJ)
+	evs = pass(f, k, 3, "2025-07-20")
+	want(t, evs, denied+"REASON_CODE_NOT_FIRST_ATTEMPT")
+	if d := evs[0].Payload.(*subsidyv1.SubsidyDenied).GetDetail(); d != "attempt 3 of 2 subsidised" {
+		t.Errorf("detail %q", d)
+	}
 	checkInvariants(t, f.l.log)
 }
 

@@ -34,6 +34,10 @@ type RuleSet struct {
 	// YearlyCap: at most this many subsidised certificates per person per
 	// calendar year of assessment (rule 8).
 	YearlyCap int
+	// SubsidisedAttempts: a pass earns the subsidy only at an attempt up to
+	// this number (rule 5, re-sit eligibility); 1 is the first attempt
+	// only, as DOMAIN.md §4 has it.
+	SubsidisedAttempts int
 	// NoticeWorkingDays: length of the public notice in working days (rule
 	// 12).
 	NoticeWorkingDays int
@@ -77,6 +81,7 @@ type RuleSet struct {
 // DefaultRuleSet returns the documented defaults, version "2026.2":
 //
 //	YearlyCap               1
+//	SubsidisedAttempts      1 (the first attempt only)
 //	NoticeWorkingDays       5
 //	Holidays                the State Council holiday calendars of 2025 and 2026
 //	WorkingWeekends         their make-up working days
@@ -98,13 +103,15 @@ type RuleSet struct {
 // evidence (see eligibility), evidence recorded after a certificate denied
 // for want of it decides that certificate again (secondChance), a
 // write-off request replaces one awaiting approval, and no payment goes to
-// a suspended or blacklisted institution. "2026.2" has the parameters of
-// "2026.1"; under it one evidence fact decides every certificate denied
-// for want of evidence, not the earliest alone.
+// a suspended or blacklisted institution. "2026.2" adds the parameter
+// SubsidisedAttempts (1: what "2026.1" did), and under it one evidence
+// fact decides every certificate denied for want of evidence, not the
+// earliest alone.
 func DefaultRuleSet() RuleSet {
 	return RuleSet{
 		Version:                 "2026.2",
 		YearlyCap:               1,
+		SubsidisedAttempts:      1,
 		NoticeWorkingDays:       5,
 		Holidays:                append(holidays2025(), holidays2026()...),
 		WorkingWeekends:         append(makeUpDays2025(), makeUpDays2026()...),
@@ -190,6 +197,8 @@ func (rs RuleSet) Validate() error {
 		return fmt.Errorf("rules: rule set needs a Version without white space")
 	case rs.YearlyCap < 1:
 		return bad("YearlyCap", rs.YearlyCap)
+	case rs.SubsidisedAttempts < 1 || rs.SubsidisedAttempts > 100:
+		return bad("SubsidisedAttempts", rs.SubsidisedAttempts)
 	case rs.NoticeWorkingDays < 1 || rs.NoticeWorkingDays > 60:
 		return bad("NoticeWorkingDays", rs.NoticeWorkingDays)
 	case rs.PassRateThresholdBP < 0 || rs.PassRateThresholdBP > 10000:
@@ -233,6 +242,7 @@ func (rs RuleSet) Fingerprint() string {
 	line := func(k string, v any) { fmt.Fprintf(h, "%s=%v\n", k, v) }
 	line("version", rs.Version)
 	line("yearly_cap", rs.YearlyCap)
+	line("subsidised_attempts", rs.SubsidisedAttempts)
 	line("notice_working_days", rs.NoticeWorkingDays)
 	line("calendar_through", rs.CalendarThrough)
 	for _, l := range []struct {

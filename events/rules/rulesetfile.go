@@ -21,6 +21,7 @@ import (
 type ruleSetFile struct {
 	Version                 *string   `json:"version"`
 	YearlyCap               *int      `json:"yearly_cap"`
+	SubsidisedAttempts      *int      `json:"subsidised_attempts"`
 	NoticeWorkingDays       *int      `json:"notice_working_days"`
 	CalendarThrough         *int      `json:"calendar_through"`
 	Holidays                *[]string `json:"holidays"`
@@ -77,6 +78,7 @@ func ReadRuleSet(r io.Reader) (RuleSet, error) {
 	rs := RuleSet{
 		Version:                 *f.Version,
 		YearlyCap:               *f.YearlyCap,
+		SubsidisedAttempts:      *f.SubsidisedAttempts,
 		NoticeWorkingDays:       *f.NoticeWorkingDays,
 		CalendarThrough:         *f.CalendarThrough,
 		PassRateThresholdBP:     *f.PassRateThresholdBP,
@@ -126,6 +128,7 @@ func (rs RuleSet) WriteJSON(w io.Writer) error {
 	f := ruleSetFile{
 		Version:                 &rs.Version,
 		YearlyCap:               &rs.YearlyCap,
+		SubsidisedAttempts:      &rs.SubsidisedAttempts,
 		NoticeWorkingDays:       &rs.NoticeWorkingDays,
 		CalendarThrough:         &rs.CalendarThrough,
 		Holidays:                dates(rs.Holidays),

@@ -98,8 +98,13 @@ func (d *decider) subsidy(t *trainee, a *assessment, cert string, certEvent even
 	add(c)
 	evidence = append(evidence, used...)
 
-	// Rule 5: first attempt.
-	add(check(subsidyv1.ReasonCode_REASON_CODE_NOT_FIRST_ATTEMPT, a.attempt == 1, "attempt %d", a.attempt))
+	// Rule 5: first attempt (or, where the rule set allows re-sits, an
+	// attempt up to SubsidisedAttempts).
+	if rs.SubsidisedAttempts == 1 {
+		add(check(subsidyv1.ReasonCode_REASON_CODE_NOT_FIRST_ATTEMPT, a.attempt == 1, "attempt %d", a.attempt))
+	} else {
+		add(check(subsidyv1.ReasonCode_REASON_CODE_NOT_FIRST_ATTEMPT, int(a.attempt) <= rs.SubsidisedAttempts, "attempt %d of %d subsidised", a.attempt, rs.SubsidisedAttempts))
+	}
 
 	// Rule 6: once per person and qualification.
 	if id := t.entitlements.get(q); id != "" {
