@@ -563,7 +563,8 @@ func (x *NoticeOpened) GetDecision() *Decision {
 }
 
 // NoticeClosed closes the notice window; the entitlement becomes payable
-// unless held. Source: district bureau (or the ledger's daily sweep).
+// unless held. Source: district bureau, once the window has ended (the
+// ledger does not close notices itself; ledgerctl simulate publishes it).
 type NoticeClosed struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	EntitlementId string                 `protobuf:"bytes,1,opt,name=entitlement_id,json=entitlementId,proto3" json:"entitlement_id,omitempty"`
