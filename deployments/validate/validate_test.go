@@ -963,6 +963,23 @@ func TestNATSConfig(t *testing.T) {
 		if u := users["ledgerd"]; u == nil || u.Permissions == nil || u.Permissions.Publish == nil || len(u.Permissions.Publish.Deny) == 0 {
 			t.Errorf("%s: user ledgerd must exist and be denied destroying streams", file)
 		}
+		// Replies: every other user with permissions reads only its own
+		// inbox (services/natsbus InboxPrefix), never another's or
+		// ledgerd's (which gets the facts and personal data).
+		for name, u := range users {
+			if name == "ledgerd" || u.Permissions == nil {
+				continue
+			}
+			if u.Permissions.Subscribe == nil {
+				t.Errorf("%s: user %s may subscribe to anything", file, name)
+				continue
+			}
+			for _, subj := range u.Permissions.Subscribe.Allow {
+				if (strings.HasPrefix(subj, "_") || strings.HasPrefix(subj, ">") || strings.HasPrefix(subj, "*")) && subj != "_INBOX."+name+".>" {
+					t.Errorf("%s: user %s may subscribe to %s; its inbox is _INBOX.%s.> only", file, name, subj, name)
+				}
+			}
+		}
 	}
 }
 

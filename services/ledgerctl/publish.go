@@ -69,7 +69,9 @@ func addNATSFlags(f *flags) natsFlags {
 func (n natsFlags) connect(ctx context.Context) (*nats.Conn, jetstream.JetStream, error) {
 	opts := []nats.Option{nats.Name("ledgerctl"), nats.Timeout(5 * time.Second)}
 	if *n.user != "" {
-		opts = append(opts, nats.UserInfo(*n.user, os.Getenv("LEDGER_NATS_PASSWORD")))
+		// Replies come under the user's own inbox, the only one its
+		// permissions let it read (natsbus.InboxPrefix).
+		opts = append(opts, nats.UserInfo(*n.user, os.Getenv("LEDGER_NATS_PASSWORD")), nats.CustomInboxPrefix(natsbus.InboxPrefix(*n.user)))
 	}
 	if *n.ca != "" {
 		opts = append(opts, nats.RootCAs(*n.ca))

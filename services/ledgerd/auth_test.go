@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"math/big"
 	"net"
@@ -17,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -156,9 +158,10 @@ func TestEmbeddedNATSAuthentication(t *testing.T) {
 		nc.Close()
 		t.Fatal("a client connected with a wrong password")
 	}
-	connect := func(user, pass string) (*nats.Conn, jetstream.JetStream) {
+	connect := func(user, pass string, opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
 		t.Helper()
-		nc, err := nats.Connect(url, tlsOpt, nats.UserInfo(user, pass))
+		opts = append([]nats.Option{tlsOpt, nats.UserInfo(user, pass), nats.CustomInboxPrefix(natsbus.InboxPrefix(user))}, opts...)
+		nc, err := nats.Connect(url, opts...)
 		if err != nil {
 			t.Fatalf("%s: %v", user, err)
 		}
@@ -167,6 +170,26 @@ func TestEmbeddedNATSAuthentication(t *testing.T) {
 		return nc, js
 	}
 	ctx := context.Background()
+	// Snoopers: other users subscribing to the inboxes JetStream delivers
+	// ledgerd's facts and personal data to, and the enrolment service's
+	// replies. NATS refuses each subscription; nothing arrives.
+	var snooped atomic.Int64
+	refused := make(chan string, 16)
+	for _, u := range []struct{ user, pass string }{{"reporter", "report-secret"}, {"payment-svc", "pay-secret"}} {
+		nc, _ := connect(u.user, u.pass, nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			if errors.Is(err, nats.ErrPermissionViolation) {
+				refused <- u.user + ": " + err.Error()
+			}
+		}))
+		for _, subject := range []string{"_INBOX.>", natsbus.LedgerInbox + ".>", natsbus.InboxPrefix("enrolment-svc") + ".>", ">"} {
+			if _, err := nc.Subscribe(subject, func(*nats.Msg) { snooped.Add(1) }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := nc.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	_, enrol := connect("enrolment-svc", "enrol-secret")
 	pub := func(js jetstream.JetStream, subject string) error {
 		c, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -210,6 +233,20 @@ func TestEmbeddedNATSAuthentication(t *testing.T) {
 			t.Fatalf("SUBSIDY_PII still holds %d messages: ledgerd did not delete what it handled", info.State.Msgs)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	if n := snooped.Load(); n != 0 {
+		t.Errorf("other users read %d messages from inboxes not theirs", n)
+	}
+	for want := 2 * 4; want > 0; want-- {
+		select {
+		case <-refused:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("NATS did not refuse %d of the snoopers' subscriptions", want)
+		}
+	}
+	// A client that does not use its own inbox prefix gets no replies.
+	if _, js := connect("payment-svc", "pay-secret", nats.CustomInboxPrefix("_INBOX")); pub(js, "subsidy.in.payment.payment_settled") == nil {
+		t.Error("a client with the default inbox prefix got JetStream's acknowledgement")
 	}
 	c, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()

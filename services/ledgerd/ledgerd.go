@@ -102,7 +102,9 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(Started
 	}()
 
 	url := cfg.NATSURL
-	opts := []nats.Option{nats.Name("ledgerd"), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond),
+	// Replies and pull deliveries come under ledgerd's own inbox prefix,
+	// which no other user may subscribe to (natsbus.LedgerInbox).
+	opts := []nats.Option{nats.Name("ledgerd"), nats.CustomInboxPrefix(natsbus.LedgerInbox), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err == nil { // closed by ledgerd itself, as it stops
 				log.Info("NATS connection closed")

@@ -35,6 +35,33 @@ type User struct {
 	Role     string `json:"role"`
 }
 
+// Inboxes. A client receives replies (JetStream's acknowledgements, pull
+// consumers' messages, request replies) on subjects under its inbox
+// prefix. Each user may subscribe only under its own, _INBOX.<user>, and
+// must connect with it (nats.CustomInboxPrefix(natsbus.InboxPrefix(user));
+// the nats CLI: --inbox-prefix _INBOX.<user>), so that no user can read
+// what is delivered to another: with _INBOX.> allowed to all, any user could
+// read the facts and personal data JetStream delivers to ledgerd. ledgerd
+// uses LedgerInbox, outside _INBOX, whichever user it connects as.
+const LedgerInbox = "_LEDGER_INBOX"
+
+// InboxPrefix is the inbox prefix user must connect with.
+func InboxPrefix(user string) string { return "_INBOX." + user }
+
+// validUserName: a user name is one subject token (its inbox prefix is
+// _INBOX.<user>): letters, digits, '-' and '_'.
+func validUserName(n string) bool {
+	if n == "" {
+		return false
+	}
+	for _, r := range n {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
+
 // UsersFile is the file --nats-users names:
 //
 //	{"users": [{"user": "enrolment-svc", "password": "$2a$11$...", "role": "enrolment"}, ...]}
@@ -57,6 +84,8 @@ func LoadUsers(path string) ([]User, error) {
 		switch {
 		case u.Name == "" || u.Password == "":
 			return nil, fmt.Errorf("natsbus: users file %s: user %d needs a user name and a password", path, i+1)
+		case !validUserName(u.Name):
+			return nil, fmt.Errorf("natsbus: users file %s: user name %q: use letters, digits, '-' and '_' only (it is a subject token: the user's inbox is %s.>)", path, u.Name, InboxPrefix("<user>"))
 		case seen[u.Name]:
 			return nil, fmt.Errorf("natsbus: users file %s: user %q appears twice", path, u.Name)
 		case !validRole(u.Role):
@@ -77,11 +106,13 @@ func validRole(r string) bool { return slices.Contains(roles(), r) }
 // (<prefix>.pii.<source>) for the vault.
 var PIISources = []string{"enrolment"}
 
-// Permissions returns what a role may publish and subscribe to. Nobody but
+// Permissions returns what user, of role, may publish and subscribe to
+// (each user its own inbox only: see LedgerInbox). Nobody but
 // an operator may delete or purge a stream; ledgerd may delete single
 // messages only from SUBSIDY_PII (its secure delete of stored personal
 // data), and the other streams deny it anyway.
-func (s Subjects) Permissions(role string) *server.Permissions {
+func (s Subjects) Permissions(user, role string) *server.Permissions {
+	inbox := InboxPrefix(user) + ".>"
 	denyDestroy := []string{"$JS.API.STREAM.DELETE.>", "$JS.API.STREAM.PURGE.>",
 		"$JS.API.STREAM.MSG.DELETE." + InboundStream, "$JS.API.STREAM.MSG.DELETE." + OutcomeStream, "$JS.API.STREAM.MSG.DELETE." + FeedStream}
 	switch role {
@@ -98,7 +129,7 @@ func (s Subjects) Permissions(role string) *server.Permissions {
 				"$JS.API.CONSUMER.INFO." + FeedStream + ".>", "$JS.API.CONSUMER.DELETE." + FeedStream + ".>",
 				"$JS.API.CONSUMER.MSG.NEXT." + FeedStream + ".>", "$JS.ACK." + FeedStream + ".>", "$JS.FC.>",
 			}},
-			Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>", s.Prefix + ".feed.>", s.Prefix + ".projection.>"}},
+			Subscribe: &server.SubjectPermission{Allow: []string{inbox, s.Prefix + ".feed.>", s.Prefix + ".projection.>"}},
 		}
 	default: // a source
 		pub := []string{s.Prefix + ".in." + role + ".>"}
@@ -107,7 +138,7 @@ func (s Subjects) Permissions(role string) *server.Permissions {
 		}
 		return &server.Permissions{
 			Publish:   &server.SubjectPermission{Allow: pub},
-			Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>", s.Prefix + ".outcome." + role + ".>"}},
+			Subscribe: &server.SubjectPermission{Allow: []string{inbox, s.Prefix + ".outcome." + role + ".>"}},
 		}
 	}
 }
@@ -117,11 +148,11 @@ func (s Subjects) Permissions(role string) *server.Permissions {
 func serverUsers(subj Subjects, users []User) ([]*server.User, string, string) {
 	var out []*server.User
 	for _, u := range users {
-		out = append(out, &server.User{Username: u.Name, Password: u.Password, Permissions: subj.Permissions(u.Role)})
+		out = append(out, &server.User{Username: u.Name, Password: u.Password, Permissions: subj.Permissions(u.Name, u.Role)})
 	}
 	var b [24]byte
 	_, _ = rand.Read(b[:])
 	name, pass := "ledgerd-internal", hex.EncodeToString(b[:])
-	out = append(out, &server.User{Username: name, Password: pass, Permissions: subj.Permissions(RoleLedger)})
+	out = append(out, &server.User{Username: name, Password: pass, Permissions: subj.Permissions(name, RoleLedger)})
 	return out, name, pass
 }
