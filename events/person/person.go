@@ -181,6 +181,43 @@ func ValidKey(s string) bool {
 	return true
 }
 
+// RedactIDs returns text with every resident ID number in it (18
+// characters that pass Valid, anywhere in a run of digits and X) masked as
+// MaskID masks it, in place: the length does not change, so a protobuf
+// message whose string holds one stays decodable. It returns text itself
+// when there is none, a copy otherwise.
+func RedactIDs(text []byte) []byte {
+	out := text
+	run := 0
+	for i := 0; i < len(out); i++ {
+		c := out[i]
+		if !(c >= '0' && c <= '9' || c == 'X' || c == 'x') {
+			run = 0
+			continue
+		}
+		run++
+		if run < 18 || !Valid(string(out[i-17:i+1])) {
+			continue
+		}
+		if &out[0] == &text[0] {
+			out = append([]byte(nil), text...)
+		}
+		for j := i - 13; j <= i-4; j++ {
+			out[j] = '*'
+		}
+		run = 4 // the last four characters stay and may start the next one
+	}
+	return out
+}
+
+// RedactIDString is RedactIDs for a string.
+func RedactIDString(s string) string {
+	if r := RedactIDs([]byte(s)); string(r) != s {
+		return string(r)
+	}
+	return s
+}
+
 // MaskID masks an ID number for display: the first 4 and last 4 characters
 // stay, every other character becomes '*' (5001**********123X). A lower-case
 // final x is shown upper-case. Input of 8 characters or fewer is masked

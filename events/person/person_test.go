@@ -173,3 +173,28 @@ func FuzzValidateID(f *testing.F) {
 		}
 	})
 }
+
+func TestRedactIDs(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"", ""},
+		{"no id here 12345", "no id here 12345"},
+		{"500103200305120011", "5001**********0011"},
+		{`{"id_number":"500103200305120011","x":1}`, `{"id_number":"5001**********0011","x":1}`},
+		{"a 11010519491231002x b", "a 1101**********002x b"},
+		{"500103200305120012", "500103200305120012"}, // a wrong check digit: not an ID number
+		{"9500103200305120011", "95001**********0011"}, // inside a longer run
+		{"500103200305120011500103200305120011", "5001**********00115001**********0011"},
+	} {
+		if got := person.RedactIDString(tc.in); got != tc.want {
+			t.Errorf("RedactIDString(%q) = %q; want %q", tc.in, got, tc.want)
+		}
+		if got := person.RedactIDs([]byte(tc.in)); string(got) != tc.want || len(got) != len(tc.in) {
+			t.Errorf("RedactIDs(%q) = %q; want %q", tc.in, got, tc.want)
+		}
+	}
+	in := []byte("500103200305120011")
+	person.RedactIDs(in)
+	if string(in) != "500103200305120011" {
+		t.Errorf("RedactIDs changed its input: %q", in)
+	}
+}

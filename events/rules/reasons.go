@@ -42,7 +42,7 @@ var reasons = []Reason{
 	{subsidyv1.ReasonCode_REASON_CODE_SCHEMA_VIOLATION, 0, []Effect{EffectReject}, "facts", "A field is missing, malformed or out of range (the detail names it): ids, person key, enums, dates, amounts, attempt."},
 	{subsidyv1.ReasonCode_REASON_CODE_UNSUPPORTED_CONTENT_TYPE, 0, []Effect{EffectReject}, "facts", "The content type is neither application/protobuf nor application/json."},
 	{subsidyv1.ReasonCode_REASON_CODE_OVERSIZED, 0, []Effect{EffectReject}, "facts", "The payload is larger than facts.MaxPayloadSize (64 KiB)."},
-	{subsidyv1.ReasonCode_REASON_CODE_INVALID_PERSON_ID, 0, []Effect{EffectReject}, "facts, person", "A resident ID number fails GB 11643 (publishers), or a plain ID number appears in a fact (it must never be stored)."},
+	{subsidyv1.ReasonCode_REASON_CODE_INVALID_PERSON_ID, 0, []Effect{EffectReject}, "facts, person", "A resident ID number fails GB 11643 (publishers), or a plain ID number appears in a fact or its Nats-Msg-Id (it must never be stored; the rejection keeps it masked)."},
 	{subsidyv1.ReasonCode_REASON_CODE_DUPLICATE_FACT, 0, []Effect{EffectReject}, "rules", "The fact repeats one already recorded (same natural id, same content, or the same event id)."},
 	{subsidyv1.ReasonCode_REASON_CODE_DECISION_FAILED, 0, []Effect{EffectReject}, "ingest", "The rules failed on the fact (a defect, not the publisher's fault); the message is kept to be re-sent once fixed."},
 	{subsidyv1.ReasonCode_REASON_CODE_CONFLICTING_DUPLICATE, 0, []Effect{EffectReject}, "rules", "The fact reuses the natural id of a recorded fact with different content."},

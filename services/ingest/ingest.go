@@ -27,6 +27,7 @@ import (
 	"github.com/cqhrss/subsidyledger/events"
 	"github.com/cqhrss/subsidyledger/events/codec"
 	"github.com/cqhrss/subsidyledger/events/merkle"
+	"github.com/cqhrss/subsidyledger/events/person"
 	"github.com/cqhrss/subsidyledger/events/rules"
 	"github.com/cqhrss/subsidyledger/projections"
 	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
@@ -780,20 +781,21 @@ func (in *Intake) setHealthy(ok bool) {
 
 // item is one inbound message on its way through a batch.
 type item struct {
-	msg     jetstream.Msg
-	key     string
-	seq     uint64 // sequence in the inbound stream
-	id      events.ID
-	subject string
-	source  string
-	fact    string
-	dupOf   *item // same message key earlier in this batch
-	known   *ref  // already recorded before this batch
-	rej     *subsidyv1.FactRejected
-	op      *op
-	retry   time.Duration // > 0: hand back, decide again after this delay
-	rev     uint64        // revision of the message's record in op.stream
-	outcome *ref
+	msg      jetstream.Msg
+	key      string
+	seq      uint64 // sequence in the inbound stream
+	id       events.ID
+	subject  string
+	source   string
+	fact     string
+	keyHasID bool  // the publisher's key held a resident ID number (masked in key)
+	dupOf    *item // same message key earlier in this batch
+	known    *ref  // already recorded before this batch
+	rej      *subsidyv1.FactRejected
+	op       *op
+	retry    time.Duration // > 0: hand back, decide again after this delay
+	rev      uint64        // revision of the message's record in op.stream
+	outcome  *ref
 }
 
 // op is one append: every record a batch adds to one stream.
@@ -1254,11 +1256,16 @@ func nakAll(msgs []jetstream.Msg) {
 }
 
 func (in *Intake) newItem(msg jetstream.Msg) *item {
-	it := &item{msg: msg, subject: msg.Subject()}
+	// Resident ID numbers in the subject or the key are masked at once:
+	// both are recorded and published (a key holding one is rejected, see
+	// decide).
+	it := &item{msg: msg, subject: person.RedactIDString(msg.Subject())}
 	if md, err := msg.Metadata(); err == nil {
 		it.seq = md.Sequence.Stream
 	}
-	it.key = msg.Headers().Get(natsbus.HeaderMsgID)
+	raw := msg.Headers().Get(natsbus.HeaderMsgID)
+	it.key = person.RedactIDString(raw)
+	it.keyHasID = it.key != raw
 	if it.key == "" {
 		it.key = "seq-" + strconv.FormatUint(it.seq, 10)
 	}
@@ -1310,6 +1317,10 @@ func (in *Intake) decide(it *item, opFor func(string, events.ExpectedRevision) *
 		if in.cfg.Metrics != nil {
 			in.cfg.Metrics.Rejected.WithLabelValues(code.String()).Inc()
 		}
+	}
+	if it.keyHasID {
+		reject(subsidyv1.ReasonCode_REASON_CODE_INVALID_PERSON_ID, natsbus.HeaderMsgID+" contains a resident ID number; use a key that names no person")
+		return
 	}
 	kind, ok := factKind(in.cfg.Subjects, it.subject)
 	if !ok {
@@ -1477,14 +1488,17 @@ func (in *Intake) rejection(it *item, code subsidyv1.ReasonCode, detail string) 
 		if k == headerPinID {
 			continue // JetStream's delivery detail, not the publisher's
 		}
-		h[k] = strings.Join(v, ",")
+		h[person.RedactIDString(k)] = person.RedactIDString(strings.Join(v, ","))
 	}
+	// The original message is kept, but never a resident ID number in it
+	// (DOMAIN.md §3): each is masked in place (person.RedactIDs keeps the
+	// length, so a protobuf payload stays decodable).
 	return &subsidyv1.FactRejected{
 		Subject:     it.subject,
 		Headers:     h,
-		Payload:     it.msg.Data(),
+		Payload:     person.RedactIDs(it.msg.Data()),
 		Reason:      code,
-		Detail:      detail,
+		Detail:      person.RedactIDString(detail),
 		MessageId:   it.key,
 		ReceivedAt:  timestamppb.New(receivedAt(it.msg).UTC()),
 		ContentType: it.msg.Headers().Get(natsbus.HeaderContentType),

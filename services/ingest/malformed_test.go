@@ -8,9 +8,13 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/cqhrss/subsidyledger/events/codec"
+	"github.com/cqhrss/subsidyledger/events/person"
 	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
 	"github.com/cqhrss/subsidyledger/services/natsbus"
 )
+
+// plainID is a valid resident ID number; maskedID, how a record may show it.
+const plainID, maskedID = "110101199003078515", "1101**********8515"
 
 // TestMalformedInputCatalogue sends one example of every class of malformed
 // input through JetStream and the intake, and checks that each lands as a
@@ -39,7 +43,7 @@ func TestMalformedInputCatalogue(t *testing.T) {
 		{"overflowing amount", "subsidy.in.bureau.budget_allocated", json, `{"allocationId":"a","year":2025,"unitCode":"cq-yuzhong","amountFen":"9223372036854775808"}`, subsidyv1.ReasonCode_REASON_CODE_UNDECODABLE},
 		{"absurd amount", "subsidy.in.enrolment.advance_payment_recorded", json, `{"advanceId":"a","trainingInstitutionId":"T001","personKey":"` + pk + `","qualification":{"occupation":"OCCUPATION_BIG_DATA","level":"LEVEL_JUNIOR"},"amountFen":"900000000000","paidOn":{"year":2025,"month":3,"day":1}}`, subsidyv1.ReasonCode_REASON_CODE_SCHEMA_VIOLATION},
 		{"malformed person key", "subsidy.in.enrolment.trainee_registered", json, `{"personKey":"not-a-key","maskedName":"张*","maskedId":"5001**********123X","unitCode":"cq-yuzhong","education":"EDUCATION_BACHELOR"}`, subsidyv1.ReasonCode_REASON_CODE_SCHEMA_VIOLATION},
-		{"plain ID number", "subsidy.in.enrolment.trainee_registered", json, `{"personKey":"` + pk + `","maskedName":"110101199003078515","maskedId":"5001**********123X","unitCode":"cq-yuzhong","education":"EDUCATION_BACHELOR"}`, subsidyv1.ReasonCode_REASON_CODE_INVALID_PERSON_ID},
+		{"plain ID number", "subsidy.in.enrolment.trainee_registered", json, `{"personKey":"` + pk + `","maskedName":"` + plainID + `","maskedId":"5001**********123X","unitCode":"cq-yuzhong","education":"EDUCATION_BACHELOR"}`, subsidyv1.ReasonCode_REASON_CODE_INVALID_PERSON_ID},
 		{"score out of range", "subsidy.in.evaluation.assessment_recorded", json, `{"assessmentId":"x","personKey":"` + pk + `","evaluationInstitutionId":"E001","qualification":{"occupation":"OCCUPATION_BIG_DATA","level":"LEVEL_JUNIOR"},"attempt":1,"theoryScore":101,"practicalScore":70,"assessedOn":{"year":2025,"month":5,"day":5}}`, subsidyv1.ReasonCode_REASON_CODE_SCORE_OUT_OF_RANGE},
 		{"date out of range", "subsidy.in.bureau.annual_target_set", json, `{"year":1899,"target":3000}`, subsidyv1.ReasonCode_REASON_CODE_SCHEMA_VIOLATION},
 		{"invalid calendar date", "subsidy.in.enrolment.training_completed", json, `{"enrolmentId":"e","personKey":"` + pk + `","trainingInstitutionId":"T001","qualification":{"occupation":"OCCUPATION_BIG_DATA","level":"LEVEL_JUNIOR"},"completedOn":{"year":2025,"month":2,"day":30}}`, subsidyv1.ReasonCode_REASON_CODE_SCHEMA_VIOLATION},
@@ -48,11 +52,26 @@ func TestMalformedInputCatalogue(t *testing.T) {
 		{"wrong content type", "subsidy.in.enrolment.enrolled", "text/csv", "a,b", subsidyv1.ReasonCode_REASON_CODE_UNSUPPORTED_CONTENT_TYPE},
 		{"unknown subject", "subsidy.in.enrolment.nonsense", json, `{}`, subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_SUBJECT},
 		{"empty body", "subsidy.in.bureau.annual_target_set", "", "", subsidyv1.ReasonCode_REASON_CODE_SCHEMA_VIOLATION},
+		// Resident ID numbers where no field is checked for them: kept
+		// masked in the rejection, never in plain text.
+		{"ID number in an unknown field", "subsidy.in.enrolment.enrolled", json, `{"enrolmentId": "e", "idNumber": "` + plainID + `"}`, subsidyv1.ReasonCode_REASON_CODE_UNDECODABLE},
+		{"ID number in the subject", "subsidy.in.enrolment." + plainID, json, `{}`, subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_SUBJECT},
+		{"ID number in a header", "subsidy.in.bureau.annual_target_set", json, `{"year":1899,"target":3000}`, subsidyv1.ReasonCode_REASON_CODE_SCHEMA_VIOLATION},
+		{"ID number as the key", "subsidy.in.bureau.annual_target_set", json, `{"year":2025,"target":3000}`, subsidyv1.ReasonCode_REASON_CODE_INVALID_PERSON_ID},
+	}
+	key := func(name string) string {
+		if name == "ID number as the key" {
+			return plainID
+		}
+		return "malformed-" + name
 	}
 	for i, tc := range cases {
 		m := nats.NewMsg(tc.subject)
 		m.Data = []byte(tc.body)
-		m.Header.Set(natsbus.HeaderMsgID, "malformed-"+tc.name)
+		m.Header.Set(natsbus.HeaderMsgID, key(tc.name))
+		if tc.name == "ID number in a header" {
+			m.Header.Set("X-Trainee", plainID)
+		}
 		if tc.contentType != "" {
 			m.Header.Set(natsbus.HeaderContentType, tc.contentType)
 		}
@@ -80,8 +99,13 @@ func TestMalformedInputCatalogue(t *testing.T) {
 			accepted[d.Env.GetMessageId()] = true
 		}
 	}
+	for _, rec := range page {
+		if strings.Contains(string(rec.Data)+string(rec.Metadata), plainID) {
+			t.Errorf("event %d (%s) holds the plain ID number", rec.Position, rec.Type)
+		}
+	}
 	for _, tc := range cases {
-		id := "malformed-" + tc.name
+		id := person.RedactIDString(key(tc.name))
 		rj := got[id]
 		switch {
 		case accepted[id]:
@@ -90,8 +114,10 @@ func TestMalformedInputCatalogue(t *testing.T) {
 			t.Errorf("%s: no rejection recorded; want %s", tc.name, tc.want)
 		case rj.GetReason() != tc.want:
 			t.Errorf("%s: rejected with %s (%s); want %s", tc.name, rj.GetReason(), rj.GetDetail(), tc.want)
-		case string(rj.GetPayload()) != tc.body || rj.GetSubject() != tc.subject:
-			t.Errorf("%s: the rejection does not keep the original message", tc.name)
+		case string(rj.GetPayload()) != person.RedactIDString(tc.body) || rj.GetSubject() != person.RedactIDString(tc.subject):
+			t.Errorf("%s: the rejection does not keep the original message (ID numbers masked): %q on %q", tc.name, rj.GetPayload(), rj.GetSubject())
+		case tc.name == "ID number in a header" && rj.GetHeaders()["X-Trainee"] != maskedID:
+			t.Errorf("%s: header kept as %q; want %q", tc.name, rj.GetHeaders()["X-Trainee"], maskedID)
 		}
 	}
 }

@@ -134,7 +134,9 @@ func (in *Intake) Handle(ctx context.Context, msg jetstream.Msg) {
 		_ = msg.Term()
 		return
 	}
-	key := msg.Headers().Get(natsbus.HeaderMsgID)
+	// A key that holds an ID number is masked before it is logged or
+	// recorded (person.RedactIDs).
+	key := person.RedactIDString(msg.Headers().Get(natsbus.HeaderMsgID))
 	if key == "" {
 		key = "pii-seq-" + strconv.FormatUint(md.Sequence.Stream, 10)
 	}
@@ -242,9 +244,9 @@ func (in *Intake) reject(ctx context.Context, msg jetstream.Msg, key string, md 
 	}
 	at := timestamppb.New(md.Timestamp.UTC())
 	rej := &subsidyv1.FactRejected{
-		Subject:     msg.Subject(),
+		Subject:     person.RedactIDString(msg.Subject()),
 		Reason:      r.code,
-		Detail:      r.detail,
+		Detail:      person.RedactIDString(r.detail),
 		MessageId:   key,
 		ReceivedAt:  at,
 		ContentType: msg.Headers().Get(natsbus.HeaderContentType),
