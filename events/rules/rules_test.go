@@ -987,6 +987,18 @@ func TestEvidenceAfterSeveralCertificates(t *testing.T) {
 	checkInvariants(t, f.l.log)
 }
 
+// TestZeroFeePaidOnce: a fee of 0 fen entitles 0 fen; once its payment
+// (of 0) settled, the entitlement is paid and no second payment is ordered.
+func TestZeroFeePaidOnce(t *testing.T) {
+	f := newFx(t, rules.DefaultRuleSet())
+	f.must(&subsidyv1.FeeSchedulePublished{FeeScheduleId: "fee-cc-s", EvaluationInstitutionId: "ev-cqpe", Qualification: ccS.Proto(), FeeFen: 0, EffectiveFrom: dt("2025-01-01")})
+	e, _ := f.entitled("ti-digital", ccS, false, "2025-06-20")
+	f.noticed(e)
+	f.paid(e, "acct-1")
+	f.reject(&subsidyv1.PaymentRequested{EntitlementId: e, OfficialId: "maker", RequestedOn: dt("2025-07-11")}, subsidyv1.ReasonCode_REASON_CODE_ALREADY_PAID)
+	checkInvariants(t, f.l.log)
+}
+
 // TestNoPaymentToASuspendedInstitution: a reimbursement to a suspended or
 // blacklisted training institution is refused until it is reinstated; a
 // trainee's own subsidy is not.
