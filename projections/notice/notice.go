@@ -354,10 +354,15 @@ type Entry struct {
 // List is the JSON form of the notice (GET /v1/notice).
 type List struct {
 	// On is the day asked for; empty when every open notice is listed.
-	On       string          `json:"on,omitempty"`
-	Entries  []Entry         `json:"entries"`
-	Open     int             `json:"open"`
-	Closed   int64           `json:"closed_total"`
+	On      string  `json:"on,omitempty"`
+	Entries []Entry `json:"entries"`
+	// Open counts the open notices of the unit and institution asked for
+	// (of every day, whatever On).
+	Open int `json:"open"`
+	// Closed counts the notices ever closed, city-wide: given only for a
+	// list of every unit and institution (a count of others' notices is
+	// not for a unit's or an institution's caller).
+	Closed   *int64          `json:"closed_total,omitempty"`
 	Position events.Position `json:"position"`
 }
 
@@ -374,14 +379,14 @@ type Filter struct {
 func (m *Model) List(f Filter) List {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	out := List{On: rm.DateString(f.On), Entries: []Entry{}, Closed: m.closed, Position: m.pos}
+	out := List{On: rm.DateString(f.On), Entries: []Entry{}, Position: m.pos}
+	if f.Unit == "" && f.Institution == "" {
+		closed := m.closed
+		out.Closed = &closed
+	}
 	ids := make([]events.ID, 0, 64)
 	for id, b := range m.ents {
 		if !b.open {
-			continue
-		}
-		out.Open++
-		if f.On != 0 && (f.On < b.start || f.On > b.end) {
 			continue
 		}
 		unit := m.strs.Str(b.unit)
@@ -389,6 +394,10 @@ func (m *Model) List(f Filter) List {
 			continue
 		}
 		if f.Institution != "" && m.strs.Str(b.train) != f.Institution && m.strs.Str(b.payee) != f.Institution {
+			continue
+		}
+		out.Open++
+		if f.On != 0 && (f.On < b.start || f.On > b.end) {
 			continue
 		}
 		ids = append(ids, id)

@@ -194,7 +194,7 @@ func checkConsistent(t *testing.T, ms []projections.Projection, st gen.Stats) {
 	if l := an.List(anomaly.Filter{}); l.Open == 0 {
 		t.Error("no flags")
 	}
-	if l := n.List(notice.Filter{}); l.Closed == 0 {
+	if l := n.List(notice.Filter{}); l.Closed == nil || *l.Closed == 0 {
 		t.Errorf("notice: %+v", l)
 	}
 }

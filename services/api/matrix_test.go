@@ -422,6 +422,11 @@ func TestScopedTotals(t *testing.T) {
 	model := run.Current().(*trainee.Model)
 	var all QuotaResponse
 	getAs("/v1/quota/2026", "muni-token", &all)
+	var allNotices notice.List
+	getAs("/v1/notice?on=all", "muni-token", &allNotices)
+	if allNotices.Closed == nil || allNotices.Open != len(allNotices.Entries) {
+		t.Errorf("municipal notice: %d open of %d listed, closed %v", allNotices.Open, len(allNotices.Entries), allNotices.Closed)
+	}
 	for _, d := range []struct{ token, unit, foreignKey string }{{"a-token", w.unitA, w.keyB}, {"b-token", w.unitB, w.keyA}} {
 		var mine QuotaResponse
 		getAs("/v1/quota/2026", d.token, &mine)
@@ -472,6 +477,9 @@ func TestScopedTotals(t *testing.T) {
 				t.Errorf("%s sees a notice of %s", d.token, e.CurrentUnitCode)
 			}
 		}
+		if nl.Open != len(nl.Entries) || nl.Closed != nil {
+			t.Errorf("%s notice counts %d open (of %d listed), closed %v: counts of other units' notices", d.token, nl.Open, len(nl.Entries), nl.Closed)
+		}
 	}
 	for _, in := range []struct{ token, inst, foreignKey string }{{"x-token", w.instX, w.keyY}, {"y-token", w.instY, w.keyX}} {
 		if csv := getAs("/v1/trainees?format=csv", in.token, nil); bytes.Contains(csv, []byte(in.foreignKey)) {
@@ -506,6 +514,9 @@ func TestScopedTotals(t *testing.T) {
 			if e.TrainingInstitutionID != in.inst {
 				t.Errorf("%s sees a notice of %s", in.token, e.TrainingInstitutionID)
 			}
+		}
+		if nl.Open != len(nl.Entries) || nl.Closed != nil {
+			t.Errorf("%s notice counts %d open (of %d listed), closed %v: counts of other institutions' notices", in.token, nl.Open, len(nl.Entries), nl.Closed)
 		}
 	}
 }
