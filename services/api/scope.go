@@ -5,6 +5,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/cqhrss/subsidyledger/events/refdata"
 )
 
 // Role is what a caller may see.
@@ -76,6 +78,16 @@ func ParseScope(v string) (Scope, error) {
 	case RoleDistrict:
 		s.Unit = arg
 		if arg != "" {
+			// A district is a unit in force: an abolished unit's scope
+			// would keep its records (and actions on them) from its
+			// successor's officials' oversight, an unknown one is a typo.
+			u, err := refdata.Seed().Current(arg)
+			switch {
+			case err != nil:
+				return Scope{}, errorf(CodeUnauthenticated, "scope %q: %q is not a management unit", v, arg)
+			case u.Code != arg:
+				return Scope{}, errorf(CodeUnauthenticated, "scope %q: unit %q was abolished; %q answers for it now", v, arg, u.Code)
+			}
 			return s, nil
 		}
 	case RoleInstitution:

@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"net/http/httptest"
+	"strings"
 	"testing"
 )
 
@@ -47,6 +48,20 @@ func TestTokenScope(t *testing.T) {
 	}
 	if _, err := TokenScope([]Token{{SHA256: HashToken("x"), Scope: "mayor"}}); err == nil {
 		t.Error("TokenScope(bad scope) = nil error")
+	}
+	// A district is a unit in force: not one abolished on 2025-11-06 (its
+	// records answer to its successor's officials), nor an unknown one.
+	for scope, want := range map[string]string{
+		"district:cq-jiangbei": `unit "cq-jiangbei" was abolished; "cq-liangjiang" answers for it now`,
+		"district:cq-yubei":    `"cq-liangjiang" answers for it now`,
+		"district:cq-nosuch":   `"cq-nosuch" is not a management unit`,
+	} {
+		if _, err := TokenScope([]Token{{SHA256: HashToken("x"), Scope: scope}}); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("TokenScope(%s) = %v; want an error saying %s", scope, err, want)
+		}
+	}
+	if _, err := TokenScope([]Token{{SHA256: HashToken("x"), Scope: "district:cq-liangjiang"}}); err != nil {
+		t.Errorf("TokenScope(district:cq-liangjiang) = %v", err)
 	}
 }
 
