@@ -28,9 +28,11 @@
 //	entitlement committed          Dr budget_available  Cr committed          (amount)
 //	  held for budget              Dr budget_shortfall  Cr held_for_budget    (amount)
 //	  payable (notice closed)      Dr budget_available  Cr payable            (amount)
-//	  paid (settled)               Dr budget_available  Cr paid               (gross paid)
-//	  cancelled unpaid (revoked    nothing: the commitment is released
-//	    certificate, fraud)
+//	  paid (settled)               Dr budget_available  Cr paid               (gross paid; a 0-fen
+//	                               settlement posts nothing)
+//	  cancelled unpaid (revoked    nothing: the commitment is released (but
+//	    certificate, fraud)        while a payment order is in flight it stays
+//	                               payable until the order settles or fails)
 //	clawback                       Dr clawback_receivable (outstanding)
 //	                               Dr recovered, Dr written_off
 //	                               Cr clawed_back (amount raised)
@@ -64,7 +66,8 @@ import (
 // Name is the projection's name.
 const Name = "fund"
 
-const version = 1
+// version: bump when Apply's meaning or the snapshot format changes.
+const version = 2 // 2: an order in flight is a flag (a 0-fen order settles), and a cancelled entitlement stays payable while its order is in flight
 
 // Account is an account of the chart.
 type Account int
@@ -131,13 +134,15 @@ const (
 	fBudgetHeld uint8 = 1 << iota
 	fPayable
 	fCancelled
+	fInFlight // a payment order is in flight (its gross is pending, perhaps 0)
+	fPaid     // a payment order settled (perhaps for 0 fen)
 )
 
 type entState struct {
 	fund    int32
 	amount  int64
 	paid    int64
-	pending int64 // gross of the order in flight
+	pending int64 // gross of the order in flight (fInFlight)
 	flags   uint8
 }
 
@@ -221,11 +226,16 @@ func (m *Model) Types() []string {
 		"subsidy.v1.ClawbackRaised", "subsidy.v1.ClawbackRecovered", "subsidy.v1.ClawbackWrittenOff"}
 }
 
+// contribution is the entitlement's balances in its fund. A cancelled
+// entitlement releases its commitment only when no money moved and none is
+// moving: with an order in flight it stays payable until the order's result
+// (settled: paid, and the clawback the rules raise; failed: released), as
+// the rules keep it counted in the fund's budget (rules.entitlement.counts).
 func (e entState) contribution() (v vec) {
 	switch {
-	case e.paid > 0:
+	case e.paid > 0 || e.flags&fPaid != 0:
 		v[BudgetAvailable], v[Paid] = e.paid, -e.paid
-	case e.flags&fCancelled != 0:
+	case e.flags&fCancelled != 0 && e.flags&fInFlight == 0:
 	case e.flags&fBudgetHeld != 0:
 		v[BudgetShortfall], v[HeldForBudget] = e.amount, -e.amount
 	case e.flags&fPayable != 0:
@@ -458,14 +468,19 @@ func change(ev *projections.Event, e *entState) error {
 		e.flags |= fPayable
 	case *pb.PaymentOrdered:
 		e.pending = p.AmountFen
+		e.flags |= fInFlight
 	case *pb.PaymentSettled:
-		if e.pending == 0 {
+		if e.flags&fInFlight == 0 {
 			return rm.Err(ev.Type, "entitlement %s has no payment order in flight", p.EntitlementId)
 		}
+		// A 0-fen order (a fee of 0 is valid) settles too: it posts nothing
+		// and the entitlement is paid.
 		e.paid += e.pending
 		e.pending = 0
+		e.flags = e.flags&^fInFlight | fPaid
 	case *pb.PaymentFailed:
 		e.pending = 0
+		e.flags &^= fInFlight
 	}
 	return nil
 }

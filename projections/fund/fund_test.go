@@ -1,0 +1,127 @@
+package fund_test
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/cqhrss/subsidyledger/events"
+	"github.com/cqhrss/subsidyledger/events/refdata"
+	"github.com/cqhrss/subsidyledger/events/rules"
+	"github.com/cqhrss/subsidyledger/projections"
+	"github.com/cqhrss/subsidyledger/projections/fund"
+	pb "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
+	"google.golang.org/protobuf/proto"
+)
+
+// feed applies payloads to m in order, as the log would, and checks the
+// ledger's identities after each.
+type feed struct {
+	t   *testing.T
+	m   *fund.Model
+	pos events.Position
+}
+
+func newFeed(t *testing.T) *feed { return &feed{t: t, m: fund.New()} }
+
+func (f *feed) apply(msgs ...proto.Message) {
+	f.t.Helper()
+	for _, msg := range msgs {
+		f.pos++
+		ev := &projections.Event{Position: f.pos, Type: "subsidy.v1." + string(msg.ProtoReflect().Descriptor().Name()), Payload: msg}
+		if err := f.m.Apply(ev); err != nil {
+			f.t.Fatalf("Apply(%s) = %v", ev.Type, err)
+		}
+		if err := f.m.Check(); err != nil {
+			f.t.Fatalf("after %s: %v", ev.Type, err)
+		}
+	}
+}
+
+func (f *feed) balances() fund.Balances {
+	f.t.Helper()
+	l := f.m.Ledger(fund.Filter{View: "recorded"})
+	if len(l.Years) != 1 {
+		f.t.Fatalf("ledger has %d years; want 1", len(l.Years))
+	}
+	return l.Years[0].Balances
+}
+
+// entitle returns the events up to an order in flight for an entitlement
+// of amount fen, in a fund allocated 100,000 fen.
+func entitle(amount int64) (string, []proto.Message) {
+	k := fmt.Sprintf("%064x", 7)
+	q := refdata.Qualification{Occupation: pb.Occupation_OCCUPATION_BIG_DATA, Level: pb.Level_LEVEL_JUNIOR}
+	id := rules.EntitlementID(k, q)
+	return id, []proto.Message{
+		&pb.BudgetAllocated{AllocationId: "al", Year: 2025, UnitCode: "cq-yuzhong", AmountFen: 100000},
+		&pb.SubsidyEntitled{EntitlementId: id, PersonKey: k, Qualification: q.Proto(), CertificateId: "c", AmountFen: amount,
+			Payee: &pb.Payee{Kind: pb.PayeeKind_PAYEE_KIND_TRAINEE}, Year: 2025, UnitCode: "cq-yuzhong"},
+		&pb.NoticeClosed{EntitlementId: id},
+		&pb.PaymentOrdered{PaymentOrderId: "po-1", EntitlementId: id, Attempt: 1, AmountFen: amount, NetFen: amount},
+	}
+}
+
+// TestZeroFenSettlement: a fee of 0 is valid, so a 0-fen entitlement is
+// ordered and settled; its settlement posts nothing and the ledger keeps
+// running (it used to stop the projection for good).
+func TestZeroFenSettlement(t *testing.T) {
+	f := newFeed(t)
+	id, evs := entitle(0)
+	f.apply(evs...)
+	before := f.m.Journal(fund.JournalSize, "")
+	f.apply(&pb.PaymentSettled{PaymentOrderId: "po-1", EntitlementId: id, AmountFen: 0})
+	if after := f.m.Journal(fund.JournalSize, ""); len(after) != len(before) {
+		t.Errorf("a 0-fen settlement posted %d entries; want none", len(after)-len(before))
+	}
+	want := fund.Balances{Appropriation: 100000, BudgetAvailable: 100000}
+	if b := f.balances(); b != want {
+		t.Errorf("balances = %+v; want %+v", b, want)
+	}
+	// The order is no longer in flight: a second settlement is an error.
+	f.pos++
+	err := f.m.Apply(&projections.Event{Position: f.pos, Type: "subsidy.v1.PaymentSettled", Payload: &pb.PaymentSettled{PaymentOrderId: "po-1", EntitlementId: id}})
+	if err == nil {
+		t.Errorf("Apply(second PaymentSettled) = nil; want an error (no order in flight)")
+	}
+}
+
+// TestCancelledWithOrderInFlight: an entitlement cancelled (certificate
+// revoked) while its payment order is in flight stays payable, as the rules
+// keep it committed, until the order's result: settled, it is paid (and the
+// rules raise a clawback); failed, the commitment is released.
+func TestCancelledWithOrderInFlight(t *testing.T) {
+	revoked := func(id string) *pb.EntitlementHeld {
+		return &pb.EntitlementHeld{EntitlementId: id, HoldId: "revoked", Reason: pb.ReasonCode_REASON_CODE_CERTIFICATE_REVOKED}
+	}
+	inFlight := fund.Balances{Appropriation: 100000, BudgetAvailable: 20000, Payable: 80000}
+	t.Run("settled", func(t *testing.T) {
+		f := newFeed(t)
+		id, evs := entitle(80000)
+		f.apply(evs...)
+		f.apply(revoked(id))
+		if b := f.balances(); b != inFlight {
+			t.Fatalf("cancelled, order in flight: balances = %+v; want %+v", b, inFlight)
+		}
+		f.apply(&pb.PaymentSettled{PaymentOrderId: "po-1", EntitlementId: id, AmountFen: 80000},
+			&pb.ClawbackRaised{ClawbackId: events.DeriveID("clawback", id).String(), EntitlementId: id, AmountFen: 80000,
+				Payee: &pb.Payee{Kind: pb.PayeeKind_PAYEE_KIND_TRAINEE}})
+		want := fund.Balances{Appropriation: 100000, BudgetAvailable: 20000, Paid: 80000, ClawedBack: 80000, ClawbackReceivable: 80000}
+		if b := f.balances(); b != want {
+			t.Errorf("settled and clawed back: balances = %+v; want %+v", b, want)
+		}
+	})
+	t.Run("failed", func(t *testing.T) {
+		f := newFeed(t)
+		id, evs := entitle(80000)
+		f.apply(evs...)
+		f.apply(revoked(id))
+		if b := f.balances(); b != inFlight {
+			t.Fatalf("cancelled, order in flight: balances = %+v; want %+v", b, inFlight)
+		}
+		f.apply(&pb.PaymentFailed{PaymentOrderId: "po-1", EntitlementId: id, Failure: "account closed"})
+		want := fund.Balances{Appropriation: 100000, BudgetAvailable: 100000}
+		if b := f.balances(); b != want {
+			t.Errorf("failed: balances = %+v; want %+v", b, want)
+		}
+	})
+}
