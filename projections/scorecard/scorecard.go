@@ -5,20 +5,31 @@
 // (raised against it as payee, recovered, written off), flags and the holds
 // in place on the entitlements of its trainees.
 //
-// An assessment counts for its training institution (training_institution_id)
-// and for its evaluation institution; a certificate for its evaluation
-// institution. An advance is outstanding until the entitlement for its
-// person and qualification is settled to the institution (reimbursed), or
-// the subsidy is denied or the entitlement cancelled (not reimbursable).
+// An assessment counts for its evaluation institution and for its training
+// institution, found as rule 15 finds it (rules.World.assessmentFrom): the
+// institution of the person's enrolment for the qualification on or before
+// the assessment date (at the training_institution_id the assessment names,
+// if it names one; a completed enrolment first, then the earliest), so an
+// assessment that names none still counts for the institution that trained
+// the person. A certificate counts for its evaluation institution.
+//
+// An advance is outstanding until the entitlement for its person and
+// qualification is settled to the institution (reimbursed), or the
+// entitlement is cancelled, or the subsidy is denied while no entitlement
+// exists for the person and qualification (not reimbursable: a denial of
+// another certificate of an entitled qualification, a reissue or a re-sit,
+// does not close it). An entitlement that comes after a denial reopens it.
 package scorecard
 
 import (
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 
 	"github.com/cqhrss/subsidyledger/events"
+	"github.com/cqhrss/subsidyledger/events/refdata"
 	"github.com/cqhrss/subsidyledger/events/snap"
 	"github.com/cqhrss/subsidyledger/projections"
 	"github.com/cqhrss/subsidyledger/projections/internal/rm"
@@ -28,7 +39,7 @@ import (
 // Name is the projection's name.
 const Name = "scorecard"
 
-const version = 5 // 2: the advances are written slot by slot; 3: entry by entry, in the order added; 4: then their hash index as it is; 5: an advance a denial closed reopens when entitled (a snapshot of 4 may hold it closed)
+const version = 6 // 2: the advances are written slot by slot; 3: entry by entry, in the order added; 4: then their hash index as it is; 5: an advance a denial closed reopens when entitled (a snapshot of 4 may hold it closed); 6: enrolments kept, assessments credited to the enrolment's institution, an entitled advance not closed by a denial, a cancelled entitlement's holds not active
 
 const numQ = 44 // rm.Q is occupation*4+level, at most 43
 
@@ -60,7 +71,7 @@ type inst struct {
 	traineeClawbacks                       int32
 	traineeClawedFen                       int64
 	flags                                  []flag
-	holds                                  map[int32]int32 // active holds by reason
+	holds                                  map[int32]int32 // active holds by reason (none of a cancelled entitlement)
 }
 
 type pqKey struct {
@@ -75,24 +86,40 @@ const (
 )
 
 type advance struct {
-	inst  int32
-	fen   int64
-	state uint8
+	inst     int32
+	fen      int64
+	state    uint8
+	entitled bool // an entitlement exists for its person and qualification
 }
+
+// enrolment is what rule 15 reads of an enrolment to find the training
+// institution of an assessment.
+type enrolment struct {
+	id            rm.Ref
+	inst          int32 // index+1
+	on, completed refdata.Date
+	next          int32 // index+1 of the next enrolment of the person and qualification
+}
+
+// enrolments chains the enrolments of a person and qualification, in the
+// order recorded (head, tail: index+1).
+type enrolments struct{ head, tail int32 }
 
 type entInfo struct {
 	train, payee  int32 // institution index + 1; 0 none
 	pending       int64
 	pendingOffset int64
 	paid          bool
-	cancelled     bool
+	cancelled     bool  // held by a revocation or fraud finding before it was paid
+	ended         bool  // held by a revocation or fraud finding: its holds are not active
 	hasAdv        bool  // an advance was outstanding when it was entitled
 	adv           pqKey // the advance's key, if hasAdv
 }
 
-type holdKey struct {
-	ent  events.ID
-	hold string
+// hold is a hold in place on an entitlement.
+type hold struct {
+	id     string
+	reason int32
 }
 
 type clawInfo struct {
@@ -109,8 +136,11 @@ type Model struct {
 	instIdx  map[string]int32
 	ents     map[events.ID]entInfo
 	advances rm.PQMap[advance]
-	holds    map[holdKey]int32 // reason of each active hold
+	holds    map[events.ID][]hold // the holds in place on each entitlement, in the order placed
 	claws    map[events.ID]clawInfo
+	enrols   rm.Chunks[enrolment]
+	enrolsOf rm.PQMap[enrolments]
+	arena    rm.Arena // enrolment ids
 }
 
 var _ projections.Projection = (*Model)(nil)
@@ -118,7 +148,7 @@ var _ projections.Projection = (*Model)(nil)
 // New returns an empty model.
 func New() *Model {
 	return &Model{strs: rm.NewStrings(), units: rm.NewUnits(), instIdx: map[string]int32{}, ents: map[events.ID]entInfo{},
-		holds: map[holdKey]int32{}, claws: map[events.ID]clawInfo{}}
+		holds: map[events.ID][]hold{}, claws: map[events.ID]clawInfo{}}
 }
 
 // Factory makes fresh models for a Runner.
@@ -202,14 +232,36 @@ func (m *Model) apply(ev *projections.Event) error {
 		in := m.at(m.inst(p.InstitutionId))
 		in.suspended, in.blacklisted = false, false
 	case *pb.Enrolled:
-		m.at(m.inst(p.TrainingInstitutionId)).enrolments++
+		i := m.inst(p.TrainingInstitutionId)
+		m.at(i).enrolments++
+		if k, err := ev.PersonKeyOf(p.PersonKey); err == nil {
+			l := m.enrolsOf.Put(k, rm.QOf(p.Qualification))
+			n := m.enrols.Append(enrolment{id: m.arena.Put(p.EnrolmentId), inst: i, on: rm.Date(p.EnrolledOn)}) + 1
+			if l.tail != 0 {
+				m.enrols.At(l.tail - 1).next = n
+			} else {
+				l.head = n
+			}
+			l.tail = n
+		}
 	case *pb.TrainingCompleted:
 		m.at(m.inst(p.TrainingInstitutionId)).completions++
+		if k, err := ev.PersonKeyOf(p.PersonKey); err == nil {
+			var last *enrolment
+			m.walkEnrolments(k, rm.QOf(p.Qualification), func(e *enrolment) {
+				if m.arena.Equal(e.id, p.EnrolmentId) {
+					last = e
+				}
+			})
+			if last != nil {
+				last.completed = rm.Date(p.CompletedOn)
+			}
+		}
 	case *pb.AssessmentRecorded:
 		q := rm.QOf(p.Qualification)
 		pass := p.TheoryScore >= 60 && p.PracticalScore >= 60
-		for _, id := range []string{p.TrainingInstitutionId, p.EvaluationInstitutionId} {
-			in := m.at(m.inst(id))
+		for _, i := range []int32{m.trainedBy(ev, p), m.inst(p.EvaluationInstitutionId)} {
+			in := m.at(i)
 			if in == nil {
 				continue
 			}
@@ -255,9 +307,10 @@ func (m *Model) apply(ev *projections.Event) error {
 		if p.Payee.GetKind() == pb.PayeeKind_PAYEE_KIND_INSTITUTION {
 			e.payee = m.inst(p.Payee.GetInstitutionId())
 		}
-		if e.hasAdv = m.advances.Get(e.adv.pk, e.adv.q) != nil; !e.hasAdv {
+		if a := m.advances.Get(e.adv.pk, e.adv.q); a == nil {
 			e.adv = pqKey{}
 		} else {
+			e.hasAdv, a.entitled = true, true
 			m.reopenAdvance(e.adv)
 		}
 		m.ents[id] = e
@@ -266,42 +319,59 @@ func (m *Model) apply(ev *projections.Event) error {
 		if err != nil {
 			return rm.Err(ev.Type, "%v", err)
 		}
-		m.settleAdvance(pqKey{k, rm.QOf(p.Qualification)}, advDenied)
+		// A denial closes the advance only while its qualification has no
+		// entitlement: the denial of a reissued certificate or of a re-sit
+		// leaves the entitlement (and the advance it reimburses) standing.
+		if a := m.advances.Get(k, rm.QOf(p.Qualification)); a != nil && !a.entitled {
+			m.settleAdvance(pqKey{k, rm.QOf(p.Qualification)}, advDenied)
+		}
 	case *pb.EntitlementHeld:
 		id, e, err := m.ent(ev, p.EntitlementId)
 		if err != nil {
 			return err
 		}
-		k := holdKey{id, p.HoldId}
-		if _, dup := m.holds[k]; !dup {
-			k.hold = strings.Clone(k.hold) // kept
-			m.holds[k] = int32(p.Reason)
-			if in := m.at(e.train); in != nil {
-				in.holds[int32(p.Reason)]++
+		hs := m.holds[id]
+		if !slices.ContainsFunc(hs, func(h hold) bool { return h.id == p.HoldId }) {
+			m.holds[id] = append(hs, hold{strings.Clone(p.HoldId), int32(p.Reason)}) // kept
+			if !e.ended {
+				m.countHold(e.train, int32(p.Reason), 1)
 			}
 		}
-		if (p.Reason == pb.ReasonCode_REASON_CODE_CERTIFICATE_REVOKED || p.Reason == pb.ReasonCode_REASON_CODE_FRAUD_FINDING) && !e.paid && !e.cancelled {
-			e.cancelled = true
-			m.ents[id] = e
-			if e.hasAdv {
-				m.settleAdvance(e.adv, advDenied)
+		if p.Reason == pb.ReasonCode_REASON_CODE_CERTIFICATE_REVOKED || p.Reason == pb.ReasonCode_REASON_CODE_FRAUD_FINDING {
+			if !e.ended {
+				// The entitlement is cancelled for good: none of its holds
+				// is active any more.
+				e.ended = true
+				for _, h := range m.holds[id] {
+					m.countHold(e.train, h.reason, -1)
+				}
 			}
+			if !e.paid && !e.cancelled {
+				e.cancelled = true
+				if e.hasAdv {
+					m.settleAdvance(e.adv, advDenied)
+				}
+			}
+			m.ents[id] = e
 		}
 	case *pb.EntitlementReleased:
 		id, e, err := m.ent(ev, p.EntitlementId)
 		if err != nil {
 			return err
 		}
-		k := holdKey{id, p.HoldId}
-		r, ok := m.holds[k]
-		if !ok {
+		hs := m.holds[id]
+		i := slices.IndexFunc(hs, func(h hold) bool { return h.id == p.HoldId })
+		if i < 0 {
 			return rm.Err(ev.Type, "entitlement %s has no hold %q in place", p.EntitlementId, p.HoldId)
 		}
-		delete(m.holds, k)
-		if in := m.at(e.train); in != nil {
-			if in.holds[r]--; in.holds[r] <= 0 {
-				delete(in.holds, r)
-			}
+		r := hs[i].reason
+		if hs = slices.Delete(hs, i, i+1); len(hs) == 0 {
+			delete(m.holds, id)
+		} else {
+			m.holds[id] = hs
+		}
+		if !e.ended {
+			m.countHold(e.train, r, -1)
 		}
 	case *pb.PaymentOrdered:
 		id, e, err := m.ent(ev, p.EntitlementId)
@@ -389,6 +459,68 @@ func (m *Model) apply(ev *projections.Event) error {
 		in.flags = append(in.flags, flag{id: id, reason: int32(p.Reason), q: rm.QOf(p.Qualification), detail: strings.Clone(p.Detail), pos: uint64(ev.Position)})
 	}
 	return nil
+}
+
+// countHold adds n to the active holds of reason r of the training
+// institution (index+1, 0 none).
+func (m *Model) countHold(train, r, n int32) {
+	in := m.at(train)
+	if in == nil {
+		return
+	}
+	if in.holds[r] += n; in.holds[r] <= 0 {
+		delete(in.holds, r)
+	}
+}
+
+// walkEnrolments calls f with each enrolment of the person and
+// qualification, in the order recorded.
+func (m *Model) walkEnrolments(k rm.PersonKey, q rm.Q, f func(*enrolment)) {
+	l := m.enrolsOf.Get(k, q)
+	if l == nil {
+		return
+	}
+	for n := l.head; n != 0; {
+		e := m.enrols.At(n - 1)
+		f(e)
+		n = e.next
+	}
+}
+
+// trainedBy returns the training institution (index+1, 0 none) an
+// assessment counts for, as rule 15 finds it (rules.World.assessmentFrom
+// and enrolmentFor): among the person's enrolments for the qualification
+// on or before the assessment date, at the institution the assessment
+// names if it names one, a completed one first, then the earliest. An
+// assessment the rules accepted always has such an enrolment; for one that
+// has none it is the institution the assessment names.
+func (m *Model) trainedBy(ev *projections.Event, p *pb.AssessmentRecorded) int32 {
+	named := int32(-1) // any institution
+	if p.TrainingInstitutionId != "" {
+		named = 0 // an institution without enrolments
+		if i, ok := m.instIdx[p.TrainingInstitutionId]; ok {
+			named = i + 1
+		}
+	}
+	k, err := ev.PersonKeyOf(p.PersonKey)
+	if err != nil {
+		return m.inst(p.TrainingInstitutionId)
+	}
+	on := rm.Date(p.AssessedOn)
+	done := func(e *enrolment) bool { return e.completed != 0 && e.completed <= on }
+	var best *enrolment
+	m.walkEnrolments(k, rm.QOf(p.Qualification), func(e *enrolment) {
+		if e.on > on || (named >= 0 && e.inst != named) {
+			return
+		}
+		if best == nil || (done(e) && !done(best)) {
+			best = e
+		}
+	})
+	if best == nil {
+		return m.inst(p.TrainingInstitutionId)
+	}
+	return best.inst
 }
 
 func (m *Model) settleAdvance(k pqKey, to uint8) {
@@ -484,6 +616,7 @@ func (m *Model) Snapshot(w io.Writer) error {
 		sw.Varint(e.pendingOffset)
 		sw.Bool(e.paid)
 		sw.Bool(e.cancelled)
+		sw.Bool(e.ended)
 		sw.Bool(e.hasAdv)
 		if e.hasAdv {
 			sw.Fixed(e.adv.pk[:])
@@ -494,22 +627,30 @@ func (m *Model) Snapshot(w io.Writer) error {
 		w.Int(int(a.inst))
 		w.Varint(a.fen)
 		w.Uvarint(uint64(a.state))
+		w.Bool(a.entitled)
 	})
-	hks := make([]holdKey, 0, len(m.holds))
-	for k := range m.holds {
-		hks = append(hks, k)
+	m.arena.Write(sw)
+	sw.Uvarint(uint64(m.enrols.Len()))
+	for _, e := range m.enrols.All() {
+		rm.WriteRef(sw, e.id)
+		sw.Int(int(e.inst))
+		sw.Int(int(e.on))
+		sw.Int(int(e.completed))
+		sw.Int(int(e.next))
 	}
-	sort.Slice(hks, func(i, j int) bool {
-		if hks[i].ent != hks[j].ent {
-			return string(hks[i].ent[:]) < string(hks[j].ent[:])
-		}
-		return hks[i].hold < hks[j].hold
+	m.enrolsOf.Write(sw, func(w *snap.Writer, l *enrolments) {
+		w.Int(int(l.head))
+		w.Int(int(l.tail))
 	})
-	sw.Uvarint(uint64(len(hks)))
-	for _, k := range hks {
-		sw.Fixed(k.ent[:])
-		sw.String(k.hold)
-		sw.Int(int(m.holds[k]))
+	hids := sortedIDs(m.holds)
+	sw.Uvarint(uint64(len(hids)))
+	for _, id := range hids {
+		sw.Fixed(id[:])
+		sw.Uvarint(uint64(len(m.holds[id])))
+		for _, h := range m.holds[id] {
+			sw.String(h.id)
+			sw.Int(int(h.reason))
+		}
 	}
 	cids := sortedIDs(m.claws)
 	sw.Uvarint(uint64(len(cids)))
@@ -588,7 +729,7 @@ func (m *Model) Restore(r io.Reader) error {
 	for range sr.Len(1 << 30) {
 		var id events.ID
 		sr.Fixed(id[:])
-		e := entInfo{train: idx(sr.Int()), payee: idx(sr.Int()), pending: sr.Varint(), pendingOffset: sr.Varint(), paid: sr.Bool(), cancelled: sr.Bool()}
+		e := entInfo{train: idx(sr.Int()), payee: idx(sr.Int()), pending: sr.Varint(), pendingOffset: sr.Varint(), paid: sr.Bool(), cancelled: sr.Bool(), ended: sr.Bool()}
 		if e.hasAdv = sr.Bool(); e.hasAdv {
 			sr.Fixed(e.adv.pk[:])
 			e.adv.q = rm.Q(sr.Uvarint())
@@ -599,16 +740,38 @@ func (m *Model) Restore(r io.Reader) error {
 		n.ents[id] = e
 	}
 	n.advances.Read(sr, func(r *snap.Reader, a *advance) {
-		*a = advance{inst: idx(r.Int()), fen: r.Varint(), state: uint8(r.Uvarint())}
+		*a = advance{inst: idx(r.Int()), fen: r.Varint(), state: uint8(r.Uvarint()), entitled: r.Bool()}
 	})
-	for range sr.Len(1 << 30) {
-		var k holdKey
-		sr.Fixed(k.ent[:])
-		k.hold = sr.String()
-		n.holds[k] = int32(sr.Int())
+	n.arena.Read(sr)
+	n.enrols.Reset(sr.Len(1 << 30))
+	ne := n.enrols.Len()
+	for i, e := range n.enrols.All() {
+		e.id, e.inst = rm.ReadRef(sr), idx(sr.Int())
+		e.on, e.completed, e.next = refdata.Date(sr.Int()), refdata.Date(sr.Int()), int32(sr.Int())
+		if e.next < 0 || int(e.next) > ne || (e.next != 0 && e.next <= i+1) || !n.arena.Valid(e.id) {
+			sr.Fail("enrolment %d of %d", i, ne)
+		}
 		if sr.Err() != nil {
 			return sr.Err()
 		}
+	}
+	n.enrolsOf.Read(sr, func(r *snap.Reader, l *enrolments) {
+		*l = enrolments{int32(r.Int()), int32(r.Int())}
+		if l.head < 0 || l.tail < 0 || int(l.head) > ne || int(l.tail) > ne || (l.head == 0) != (l.tail == 0) {
+			r.Fail("enrolment list %d..%d of %d", l.head, l.tail, ne)
+		}
+	})
+	for range sr.Len(1 << 30) {
+		var id events.ID
+		sr.Fixed(id[:])
+		hs := make([]hold, sr.Len(1<<16))
+		for i := range hs {
+			hs[i] = hold{sr.String(), int32(sr.Int())}
+		}
+		if sr.Err() != nil {
+			return sr.Err()
+		}
+		n.holds[id] = hs
 	}
 	for range sr.Len(1 << 30) {
 		var id events.ID
@@ -625,5 +788,6 @@ func (m *Model) Restore(r io.Reader) error {
 	defer m.mu.Unlock()
 	m.pos, m.strs, m.units, m.insts, m.instIdx, m.ents = n.pos, n.strs, n.units, n.insts, n.instIdx, n.ents
 	m.advances, m.holds, m.claws = n.advances, n.holds, n.claws
+	m.enrols, m.enrolsOf, m.arena = n.enrols, n.enrolsOf, n.arena
 	return nil
 }

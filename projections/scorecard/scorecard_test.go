@@ -2,14 +2,17 @@ package scorecard_test
 
 import (
 	"fmt"
+	"reflect"
 	"testing"
 
 	"github.com/cqhrss/subsidyledger/events"
 	"github.com/cqhrss/subsidyledger/events/refdata"
 	"github.com/cqhrss/subsidyledger/events/rules"
 	"github.com/cqhrss/subsidyledger/projections"
+	"github.com/cqhrss/subsidyledger/projections/internal/rm"
 	"github.com/cqhrss/subsidyledger/projections/scorecard"
 	pb "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
+	"google.golang.org/protobuf/proto"
 )
 
 // TestAdvanceReopensWhenEntitledAfterADenial: a training institution's
@@ -52,5 +55,147 @@ func TestAdvanceReopensWhenEntitledAfterADenial(t *testing.T) {
 	}
 	if a := card(); a.NotReimbursableCount != 0 || a.NotReimbursableFen != 0 || a.OutstandingCount != 1 || a.OutstandingFen != 80000 {
 		t.Fatalf("after the entitlement: %+v", a)
+	}
+}
+
+// apply feeds payloads to m at the positions after pos, as the log would.
+func apply(t *testing.T, m *scorecard.Model, pos *events.Position, msgs ...proto.Message) {
+	t.Helper()
+	for _, msg := range msgs {
+		*pos++
+		ev := &projections.Event{Position: *pos, Type: "subsidy.v1." + string(msg.ProtoReflect().Descriptor().Name()), Payload: msg}
+		if err := m.Apply(ev); err != nil {
+			t.Fatalf("Apply(%s) = %v", ev.Type, err)
+		}
+	}
+}
+
+func date(s string) *pb.Date {
+	d, err := refdata.ParseDate(s)
+	if err != nil {
+		panic(err)
+	}
+	return d.Proto()
+}
+
+// TestFirstAttemptsCreditedToTheEnrolment: an assessment that names no
+// training institution counts for the institution of the person's
+// enrolment, chosen as rule 15 chooses it (rules.World.enrolmentFor): among
+// the enrolments for the qualification on or before the assessment date, a
+// completed one first, then the earliest; one that names an institution
+// counts for its enrolment there.
+func TestFirstAttemptsCreditedToTheEnrolment(t *testing.T) {
+	q := refdata.Qualification{Occupation: pb.Occupation_OCCUPATION_BIG_DATA, Level: pb.Level_LEVEL_JUNIOR}
+	other := refdata.Qualification{Occupation: pb.Occupation_OCCUPATION_CLOUD_COMPUTING, Level: pb.Level_LEVEL_JUNIOR}
+	type enrol struct {
+		inst     string
+		q        refdata.Qualification
+		on, done string
+	}
+	tests := []struct {
+		name   string
+		enrols []enrol
+		named  string // the assessment's training_institution_id
+		want   string // the institution credited
+	}{
+		{"one enrolment, none named", []enrol{{"ti-a", q, "2025-03-01", "2025-05-01"}}, "", "ti-a"},
+		{"the earliest when none completed", []enrol{{"ti-a", q, "2025-03-01", ""}, {"ti-b", q, "2025-04-01", ""}}, "", "ti-a"},
+		{"a completed one first", []enrol{{"ti-a", q, "2025-03-01", ""}, {"ti-b", q, "2025-04-01", "2025-05-01"}}, "", "ti-b"},
+		{"completed after the assessment is not completed", []enrol{{"ti-a", q, "2025-03-01", ""}, {"ti-b", q, "2025-04-01", "2025-07-01"}}, "", "ti-a"},
+		{"enrolled after the assessment", []enrol{{"ti-b", q, "2025-07-01", "2025-07-02"}, {"ti-a", q, "2025-03-01", ""}}, "", "ti-a"},
+		{"another qualification", []enrol{{"ti-b", other, "2025-01-01", "2025-02-01"}, {"ti-a", q, "2025-03-01", ""}}, "", "ti-a"},
+		{"at the institution named", []enrol{{"ti-a", q, "2025-03-01", "2025-05-01"}, {"ti-b", q, "2025-04-01", ""}}, "ti-b", "ti-b"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := scorecard.New()
+			pos := events.Position(0)
+			k := fmt.Sprintf("%064x", 7)
+			for i, e := range tt.enrols {
+				id := fmt.Sprintf("enr-%d", i)
+				apply(t, m, &pos, &pb.Enrolled{EnrolmentId: id, PersonKey: k, TrainingInstitutionId: e.inst, Qualification: e.q.Proto(), EnrolledOn: date(e.on)})
+				if e.done != "" {
+					apply(t, m, &pos, &pb.TrainingCompleted{EnrolmentId: id, PersonKey: k, TrainingInstitutionId: e.inst, Qualification: e.q.Proto(), CompletedOn: date(e.done)})
+				}
+			}
+			apply(t, m, &pos, &pb.AssessmentRecorded{AssessmentId: "as", PersonKey: k, EvaluationInstitutionId: "ev", TrainingInstitutionId: tt.named,
+				Qualification: q.Proto(), Attempt: 1, TheoryScore: 40, PracticalScore: 70, AssessedOn: date("2025-06-01")})
+			for _, id := range []string{"ti-a", "ti-b"} {
+				c, _ := m.Get(id)
+				want := scorecard.PassRate{}
+				if id == tt.want {
+					want = scorecard.PassRate{Attempts: 1}
+				}
+				if c.FirstAttempt != want {
+					t.Errorf("%s: first attempts = %+v; want %+v", id, c.FirstAttempt, want)
+				}
+			}
+		})
+	}
+}
+
+// TestAdvanceOfAnEntitledQualification: once its qualification is
+// entitled, a training institution's advance is not closed by the denial
+// of another certificate of it (a reissued certificate denied
+// ALREADY_SUBSIDISED, a re-sit denied NOT_FIRST_ATTEMPT); the settlement
+// to the institution reimburses it.
+func TestAdvanceOfAnEntitledQualification(t *testing.T) {
+	for _, reason := range []pb.ReasonCode{pb.ReasonCode_REASON_CODE_ALREADY_SUBSIDISED, pb.ReasonCode_REASON_CODE_NOT_FIRST_ATTEMPT} {
+		t.Run(reason.String(), func(t *testing.T) {
+			m := scorecard.New()
+			pos := events.Position(0)
+			k := fmt.Sprintf("%064x", 7)
+			q := refdata.Qualification{Occupation: pb.Occupation_OCCUPATION_BIG_DATA, Level: pb.Level_LEVEL_JUNIOR}
+			id := rules.EntitlementID(k, q)
+			apply(t, m, &pos,
+				&pb.InstitutionRegistered{InstitutionId: "ti-a", Name: "A", Kind: pb.InstitutionKind_INSTITUTION_KIND_TRAINING, UnitCode: "cq-yuzhong"},
+				&pb.AdvancePaymentRecorded{AdvanceId: "adv", TrainingInstitutionId: "ti-a", PersonKey: k, Qualification: q.Proto(), AmountFen: 80000},
+				&pb.SubsidyEntitled{EntitlementId: id, PersonKey: k, Qualification: q.Proto(), CertificateId: "c", AmountFen: 80000,
+					Payee: &pb.Payee{Kind: pb.PayeeKind_PAYEE_KIND_INSTITUTION, InstitutionId: "ti-a"}, TrainingInstitutionId: "ti-a", Year: 2025, UnitCode: "cq-yuzhong"},
+				&pb.SubsidyDenied{PersonKey: k, Qualification: q.Proto(), CertificateId: "c2", Reason: reason})
+			c, _ := m.Get("ti-a")
+			if a := c.Advances; a.OutstandingCount != 1 || a.OutstandingFen != 80000 || a.NotReimbursableCount != 0 {
+				t.Fatalf("after the denial: %+v; want it outstanding", a)
+			}
+			apply(t, m, &pos,
+				&pb.PaymentOrdered{PaymentOrderId: "po", EntitlementId: id, Attempt: 1, AmountFen: 80000, NetFen: 80000},
+				&pb.PaymentSettled{PaymentOrderId: "po", EntitlementId: id, AmountFen: 80000})
+			c, _ = m.Get("ti-a")
+			want := scorecard.Advances{Count: 1, Fen: 80000, ReimbursedCount: 1, ReimbursedFen: 80000}
+			if c.Advances != want {
+				t.Errorf("after the settlement: %+v; want %+v", c.Advances, want)
+			}
+		})
+	}
+}
+
+// TestCancelledEntitlementHoldsNotActive: the holds of an entitlement
+// cancelled by a revocation or a fraud finding (its own included) are not
+// counted among the training institution's active holds; another
+// entitlement's hold still is.
+func TestCancelledEntitlementHoldsNotActive(t *testing.T) {
+	m := scorecard.New()
+	pos := events.Position(0)
+	q := refdata.Qualification{Occupation: pb.Occupation_OCCUPATION_BIG_DATA, Level: pb.Level_LEVEL_JUNIOR}
+	var ids []string
+	for i := range 2 {
+		k := fmt.Sprintf("%064x", i+1)
+		id := rules.EntitlementID(k, q)
+		ids = append(ids, id)
+		apply(t, m, &pos, &pb.SubsidyEntitled{EntitlementId: id, PersonKey: k, Qualification: q.Proto(), CertificateId: fmt.Sprintf("c%d", i), AmountFen: 80000,
+			Payee: &pb.Payee{Kind: pb.PayeeKind_PAYEE_KIND_TRAINEE}, TrainingInstitutionId: "ti-a", Year: 2025, UnitCode: "cq-yuzhong"},
+			&pb.EntitlementHeld{EntitlementId: id, HoldId: "budget", Reason: pb.ReasonCode_REASON_CODE_BUDGET_EXCEEDED})
+	}
+	apply(t, m, &pos, &pb.EntitlementHeld{EntitlementId: ids[0], HoldId: "revoked/c0", Reason: pb.ReasonCode_REASON_CODE_CERTIFICATE_REVOKED})
+	want := []scorecard.HoldCount{{Reason: rm.ReasonOf(pb.ReasonCode_REASON_CODE_BUDGET_EXCEEDED), Count: 1}}
+	c, _ := m.Get("ti-a")
+	if c.ActiveHolds != 1 || !reflect.DeepEqual(c.Holds, want) {
+		t.Errorf("after the revocation: active holds %d %+v; want 1 %+v", c.ActiveHolds, c.Holds, want)
+	}
+	// Releasing a cancelled entitlement's hold changes nothing.
+	apply(t, m, &pos, &pb.EntitlementReleased{EntitlementId: ids[0], HoldId: "budget"})
+	c, _ = m.Get("ti-a")
+	if c.ActiveHolds != 1 || !reflect.DeepEqual(c.Holds, want) {
+		t.Errorf("after the release: active holds %d %+v; want 1 %+v", c.ActiveHolds, c.Holds, want)
 	}
 }
