@@ -38,7 +38,7 @@ import (
 const Name = "trainee"
 
 // version: bump when Apply's meaning or the snapshot format changes.
-const version = 3 // 3: the person-key index is written as it is, after the people
+const version = 4 // 3: the person-key index is written as it is, after the people; 4: a denial names the entitlement that superseded it
 
 // list chains records of one kind through their slice: head and tail are
 // index+1 (0: empty); each record's next is index+1 of the next.
@@ -133,14 +133,15 @@ type advanceRec struct {
 }
 
 type denialRec struct {
-	pos     uint64
-	cert    int32  // certificate index+1, or 0 with certX
-	certX   uint32 // interned certificate id otherwise
-	detail  uint32
-	ruleSet uint32
-	reason  int32
-	q       rm.Q
-	next    int32
+	pos        uint64
+	cert       int32  // certificate index+1, or 0 with certX
+	certX      uint32 // interned certificate id otherwise
+	detail     uint32
+	ruleSet    uint32
+	reason     int32
+	superseded int32 // index+1 of the entitlement the certificate earned after all (rules' second chance), 0 none
+	q          rm.Q
+	next       int32
 }
 
 type flagRec struct {
@@ -467,6 +468,15 @@ func (m *Model) apply(ev *projections.Event) error {
 		e.cert, e.certX = m.findCert(m.people.At(i), p.CertificateId)
 		n := push(&m.ents, &m.people.At(i).ents, e, nextEnt)
 		m.entIdx[id] = n
+		// Evidence recorded after a certificate denied for want of it
+		// decides the certificate again (rules' second chance): its denial
+		// stands in the history, superseded by this entitlement.
+		walk(&m.denials, m.people.At(i).denials, nextDenial, func(j int32) {
+			d := m.denials.At(j)
+			if d.superseded == 0 && ((d.cert != 0 && d.cert == e.cert) || (d.cert == 0 && e.cert == 0 && d.certX != 0 && d.certX == e.certX)) {
+				d.superseded = n + 1
+			}
+		})
 	case *pb.SubsidyDenied:
 		i, err := m.person(ev, p.PersonKey)
 		if err != nil {
@@ -793,6 +803,7 @@ func (m *Model) Snapshot(w io.Writer) error {
 		sw.Uvarint(uint64(r.detail))
 		sw.Uvarint(uint64(r.ruleSet))
 		sw.Int(int(r.reason))
+		sw.Int(int(r.superseded))
 		sw.Uvarint(uint64(r.q))
 		sw.Int(int(r.next))
 	}
@@ -926,7 +937,7 @@ func (m *Model) Restore(r io.Reader) error {
 	n.denials.Reset(sr.Len(maxRecords))
 	for _, r := range n.denials.All() {
 		r.pos, r.cert, r.certX, r.detail = sr.Uvarint(), int32(sr.Int()), uint32(sr.Uvarint()), uint32(sr.Uvarint())
-		r.ruleSet, r.reason, r.q, r.next = uint32(sr.Uvarint()), int32(sr.Int()), rm.Q(sr.Uvarint()), int32(sr.Int())
+		r.ruleSet, r.reason, r.superseded, r.q, r.next = uint32(sr.Uvarint()), int32(sr.Int()), int32(sr.Int()), rm.Q(sr.Uvarint()), int32(sr.Int())
 	}
 	n.flags.Reset(sr.Len(maxRecords))
 	for _, r := range n.flags.All() {
@@ -1038,7 +1049,7 @@ func (m *Model) checkIndexes() error {
 		}
 	}
 	for i, r := range m.denials.All() {
-		if !fwd(i, r.next, m.denials.Len()) || !in(r.cert, m.certs.Len()) {
+		if !fwd(i, r.next, m.denials.Len()) || !in(r.cert, m.certs.Len()) || !in(r.superseded, m.ents.Len()) {
 			return bad("denial", i)
 		}
 	}

@@ -172,13 +172,18 @@ type Clawback struct {
 	Position       uint64 `json:"position"`
 }
 
-// Denial is a certificate that earned no subsidy, and why.
+// Denial is a certificate that earned no subsidy, and why. SupersededBy
+// names the entitlement the certificate earned after all, when eligibility
+// evidence recorded after it decided it again (the rules' second chance);
+// such a denial stays in the history but is not counted among the
+// trainee's denials.
 type Denial struct {
 	CertificateID string           `json:"certificate_id"`
 	Qualification rm.Qualification `json:"qualification"`
 	Reason        rm.Reason        `json:"reason"`
 	Detail        string           `json:"detail"`
 	Decision      Decision         `json:"decision"`
+	SupersededBy  string           `json:"superseded_by,omitempty"`
 }
 
 // Flag is a supervisor flag about this person.
@@ -347,9 +352,13 @@ func (m *Model) status(i int32) Status {
 	})
 	walk(&m.denials, p.denials, nextDenial, func(j int32) {
 		d := m.denials.At(j)
-		s.Denials = append(s.Denials, Denial{CertificateID: m.certID(d.cert, d.certX), Qualification: d.q.JSON(),
+		v := Denial{CertificateID: m.certID(d.cert, d.certX), Qualification: d.q.JSON(),
 			Reason: rm.ReasonOf(pb.ReasonCode(d.reason)), Detail: m.strs.Str(d.detail),
-			Decision: Decision{RuleSetVersion: m.strs.Str(d.ruleSet), Position: d.pos}})
+			Decision: Decision{RuleSetVersion: m.strs.Str(d.ruleSet), Position: d.pos}}
+		if d.superseded != 0 {
+			v.SupersededBy = m.ents.At(d.superseded - 1).id.String()
+		}
+		s.Denials = append(s.Denials, v)
 	})
 	walk(&m.flags, p.flags, nextFlag, func(j int32) {
 		f := m.flags.At(j)
@@ -404,7 +413,7 @@ type Summary struct {
 	Attempts        int    `json:"attempts"`
 	Certificates    int    `json:"certificates"`
 	Entitlements    int    `json:"entitlements"`
-	Denials         int    `json:"denials"`
+	Denials         int    `json:"denials"` // not counting those superseded by an entitlement
 	EntitledFen     int64  `json:"entitled_fen"`
 	PaidFen         int64  `json:"paid_fen"`
 	ClawedBackFen   int64  `json:"clawed_back_fen"`
@@ -455,7 +464,11 @@ func (m *Model) summary(i int32) Summary {
 		s.insts = append(s.insts, m.strs.Str(m.attempts.At(j).eval), m.strs.Str(m.attempts.At(j).train))
 	})
 	walk(&m.certs, p.certs, nextCert, func(int32) { s.Certificates++ })
-	walk(&m.denials, p.denials, nextDenial, func(int32) { s.Denials++ })
+	walk(&m.denials, p.denials, nextDenial, func(j int32) {
+		if m.denials.At(j).superseded == 0 { // a superseded denial stands in the history only
+			s.Denials++
+		}
+	})
 	walk(&m.advances, p.advances, nextAdvance, func(j int32) { s.insts = append(s.insts, m.strs.Str(m.advances.At(j).inst)) })
 	walk(&m.ents, p.ents, nextEnt, func(j int32) {
 		e := m.ents.At(j)

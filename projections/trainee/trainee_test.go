@@ -1,0 +1,116 @@
+package trainee_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"testing"
+
+	"github.com/cqhrss/subsidyledger/events"
+	"github.com/cqhrss/subsidyledger/events/refdata"
+	"github.com/cqhrss/subsidyledger/events/rules"
+	"github.com/cqhrss/subsidyledger/projections"
+	"github.com/cqhrss/subsidyledger/projections/trainee"
+	pb "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
+	"google.golang.org/protobuf/proto"
+)
+
+func date(s string) *pb.Date {
+	d, err := refdata.ParseDate(s)
+	if err != nil {
+		panic(err)
+	}
+	return d.Proto()
+}
+
+// TestDenialSupersededBySecondChance: evidence recorded after two
+// certificates denied for want of it derives an entitlement for each (the
+// rules' second chance). Their denials stay in the trainee's history, each
+// naming the entitlement that superseded it, and no longer count among the
+// summary's denials; a denial of another certificate still counts. A
+// snapshot keeps the marks.
+func TestDenialSupersededBySecondChance(t *testing.T) {
+	m := trainee.New()
+	pos := events.Position(0)
+	apply := func(msgs ...proto.Message) {
+		t.Helper()
+		for _, msg := range msgs {
+			pos++
+			ev := &projections.Event{Position: pos, Type: "subsidy.v1." + string(msg.ProtoReflect().Descriptor().Name()), Payload: msg}
+			if err := m.Apply(ev); err != nil {
+				t.Fatalf("Apply(%s) = %v", ev.Type, err)
+			}
+		}
+	}
+	k := fmt.Sprintf("%064x", 7)
+	bd := refdata.Qualification{Occupation: pb.Occupation_OCCUPATION_BIG_DATA, Level: pb.Level_LEVEL_JUNIOR}
+	cc := refdata.Qualification{Occupation: pb.Occupation_OCCUPATION_CLOUD_COMPUTING, Level: pb.Level_LEVEL_JUNIOR}
+	apply(&pb.TraineeRegistered{PersonKey: k, UnitCode: "cq-yuzhong", Education: pb.Education_EDUCATION_ASSOCIATE})
+	for i, q := range []refdata.Qualification{bd, cc} {
+		for n := uint32(1); n <= 2; n++ {
+			as := fmt.Sprintf("as-%d-%d", i, n)
+			apply(&pb.AssessmentRecorded{AssessmentId: as, PersonKey: k, EvaluationInstitutionId: "ev", Qualification: q.Proto(), Attempt: n,
+				TheoryScore: 80, PracticalScore: 80, AssessedOn: date("2025-06-01")},
+				&pb.CertificateIssued{CertificateId: "cert-" + as, PersonKey: k, EvaluationInstitutionId: "ev", Qualification: q.Proto(),
+					AssessmentId: as, IssuedOn: date("2025-06-10")})
+		}
+	}
+	apply(
+		&pb.SubsidyDenied{PersonKey: k, Qualification: bd.Proto(), CertificateId: "cert-as-0-1", Reason: pb.ReasonCode_REASON_CODE_NO_ELIGIBILITY_EVIDENCE},
+		&pb.SubsidyDenied{PersonKey: k, Qualification: bd.Proto(), CertificateId: "cert-as-0-2", Reason: pb.ReasonCode_REASON_CODE_NOT_FIRST_ATTEMPT},
+		&pb.SubsidyDenied{PersonKey: k, Qualification: cc.Proto(), CertificateId: "cert-as-1-1", Reason: pb.ReasonCode_REASON_CODE_NO_ELIGIBILITY_EVIDENCE},
+		&pb.EligibilityEvidenceRecorded{EvidenceId: "e1", PersonKey: k, Category: pb.EligibilityCategory_ELIGIBILITY_CATEGORY_ENTERPRISE_EMPLOYEE, Confirmed: true},
+		&pb.SubsidyEntitled{EntitlementId: rules.EntitlementID(k, bd), PersonKey: k, Qualification: bd.Proto(), CertificateId: "cert-as-0-1",
+			AmountFen: 80000, Year: 2025, UnitCode: "cq-yuzhong", AssessedOn: date("2025-06-01")},
+		&pb.SubsidyEntitled{EntitlementId: rules.EntitlementID(k, cc), PersonKey: k, Qualification: cc.Proto(), CertificateId: "cert-as-1-1",
+			AmountFen: 90000, Year: 2025, UnitCode: "cq-yuzhong", AssessedOn: date("2025-06-01")},
+	)
+	want := map[string]string{
+		"cert-as-0-1": rules.EntitlementID(k, bd),
+		"cert-as-0-2": "",
+		"cert-as-1-1": rules.EntitlementID(k, cc),
+	}
+	check := func(what string, m *trainee.Model) {
+		t.Helper()
+		st, ok := m.Get(k)
+		if !ok {
+			t.Fatalf("%s: no status for %s", what, k)
+		}
+		// As the API shows it (JSON).
+		b, err := json.Marshal(st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var shown struct {
+			Denials []struct {
+				CertificateID string `json:"certificate_id"`
+				SupersededBy  string `json:"superseded_by"`
+			} `json:"denials"`
+		}
+		if err := json.Unmarshal(b, &shown); err != nil {
+			t.Fatal(err)
+		}
+		if len(shown.Denials) != len(want) {
+			t.Fatalf("%s: %d denials; want %d (a superseded denial stays in the history)", what, len(shown.Denials), len(want))
+		}
+		for _, d := range shown.Denials {
+			if d.SupersededBy != want[d.CertificateID] {
+				t.Errorf("%s: denial of %s superseded_by %q; want %q", what, d.CertificateID, d.SupersededBy, want[d.CertificateID])
+			}
+		}
+		page, _ := m.Page(0, 10)
+		if len(page) != 1 || page[0].Denials != 1 || page[0].Entitlements != 2 {
+			t.Errorf("%s: summary %+v; want 1 denial, 2 entitlements", what, page)
+		}
+	}
+	check("live", m)
+	var buf bytes.Buffer
+	if err := m.Snapshot(&buf); err != nil {
+		t.Fatal(err)
+	}
+	restored := trainee.New()
+	if err := restored.Restore(&buf); err != nil {
+		t.Fatal(err)
+	}
+	check("restored", restored)
+}
