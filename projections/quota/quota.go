@@ -24,7 +24,10 @@
 //
 // Each is attributed to a unit: the enrolment's unit_code for enrolments,
 // training, assessments and certificates (the latest enrolment of the person
-// for the qualification), the entitlement's unit_code for subsidies. The
+// for the qualification; an enrolment without a unit_code, which is
+// optional, is in the unit of the person's registration, TraineeRegistered,
+// as it was when the person enrolled), the entitlement's unit_code for
+// subsidies (the rules take it from the registration too). The
 // current view rolls abolished units up into their successors; the
 // recorded view shows units as recorded.
 //
@@ -48,7 +51,7 @@ import (
 // Name is the projection's name.
 const Name = "quota"
 
-const version = 4 // 2: the person-qualification table is written slot by slot; 3: entry by entry, in the order added; 4: then its hash index as it is
+const version = 5 // 2: the person-qualification table is written slot by slot; 3: entry by entry, in the order added; 4: then its hash index as it is; 5: the registered unit of each person is kept, the unit of an enrolment without one
 
 // DefaultTarget is the yearly target when no AnnualTargetSet names one.
 const DefaultTarget = 3000
@@ -99,6 +102,7 @@ type Model struct {
 	years   map[int32]map[cellKey]*counts
 	flat    map[uint64]*counts // the cells of years by cellID, for apply
 	pq      rm.PQMap[pqInfo]
+	reg     rm.PQMap[uint32] // unit of each person's registration, under qualification 0
 	ents    map[events.ID]entInfo
 	slab    []counts `deepdiff:"-"` // where new cells are cut from (newCounts); years and flat reach them
 }
@@ -122,7 +126,7 @@ func (m *Model) Version() uint32 { return version }
 
 // Types implements projections.Projection.
 func (m *Model) Types() []string {
-	return []string{"subsidy.v1.UnitDefined", "subsidy.v1.AnnualTargetSet", "subsidy.v1.Enrolled",
+	return []string{"subsidy.v1.UnitDefined", "subsidy.v1.AnnualTargetSet", "subsidy.v1.TraineeRegistered", "subsidy.v1.Enrolled",
 		"subsidy.v1.TrainingCompleted", "subsidy.v1.AssessmentRecorded", "subsidy.v1.CertificateIssued",
 		"subsidy.v1.CertificateRevoked", "subsidy.v1.SubsidyEntitled", "subsidy.v1.EntitlementHeld"}
 }
@@ -210,12 +214,23 @@ func (m *Model) apply(ev *projections.Event) error {
 		return m.units.Apply(p)
 	case *pb.AnnualTargetSet:
 		m.targets[p.Year] = p.Target
+	case *pb.TraineeRegistered:
+		k, err := ev.PersonKeyOf(p.PersonKey)
+		if err != nil {
+			return rm.Err(ev.Type, "%v", err)
+		}
+		*m.reg.Put(k, 0) = m.strs.ID(p.UnitCode)
 	case *pb.Enrolled:
 		k, err := ev.PersonKeyOf(p.PersonKey)
 		if err != nil {
 			return rm.Err(ev.Type, "%v", err)
 		}
 		q, unit := rm.QOf(p.Qualification), m.strs.ID(p.UnitCode)
+		if unit == 0 { // unit_code is optional: the unit of the registration
+			if u := m.reg.Get(k, 0); u != nil {
+				unit = *u
+			}
+		}
 		m.pq.Put(k, q).unit = unit
 		m.cell(rm.Date(p.EnrolledOn), q, unit).enrolled++
 	case *pb.TrainingCompleted:
@@ -328,6 +343,7 @@ func (m *Model) Snapshot(w io.Writer) error {
 		w.Uvarint(uint64(v.unit))
 		w.Int(int(v.certDate))
 	})
+	m.reg.Write(sw, func(w *snap.Writer, v *uint32) { w.Uvarint(uint64(*v)) })
 	ids := make([]events.ID, 0, len(m.ents))
 	for id := range m.ents {
 		ids = append(ids, id)
@@ -386,6 +402,7 @@ func (m *Model) Restore(r io.Reader) error {
 	n.pq.Read(sr, func(r *snap.Reader, v *pqInfo) {
 		*v = pqInfo{unit: uint32(r.Uvarint()), certDate: refdata.Date(r.Int())}
 	})
+	n.reg.Read(sr, func(r *snap.Reader, v *uint32) { *v = uint32(r.Uvarint()) })
 	for range sr.Len(1 << 30) {
 		var id events.ID
 		sr.Fixed(id[:])
@@ -399,6 +416,6 @@ func (m *Model) Restore(r io.Reader) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.pos, m.strs, m.units, m.targets, m.years, m.flat, m.pq, m.ents, m.slab = n.pos, n.strs, n.units, n.targets, n.years, n.flat, n.pq, n.ents, n.slab
+	m.pos, m.strs, m.units, m.targets, m.years, m.flat, m.pq, m.reg, m.ents, m.slab = n.pos, n.strs, n.units, n.targets, n.years, n.flat, n.pq, n.reg, n.ents, n.slab
 	return nil
 }

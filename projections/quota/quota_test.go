@@ -1,0 +1,78 @@
+package quota_test
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/cqhrss/subsidyledger/events"
+	"github.com/cqhrss/subsidyledger/events/refdata"
+	"github.com/cqhrss/subsidyledger/events/rules"
+	"github.com/cqhrss/subsidyledger/projections"
+	"github.com/cqhrss/subsidyledger/projections/quota"
+	pb "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
+	"google.golang.org/protobuf/proto"
+)
+
+func date(s string) *pb.Date {
+	d, err := refdata.ParseDate(s)
+	if err != nil {
+		panic(err)
+	}
+	return d.Proto()
+}
+
+// TestEnrolmentWithoutUnit: Enrolled's unit_code is optional; an enrolment
+// without one, and the training, assessment and certificate that follow
+// it, count in the unit of the person's registration (the unit the rules
+// give the entitlement), not under a unit "". The current view rolls an
+// abolished registered unit up into its successor, as for every unit.
+func TestEnrolmentWithoutUnit(t *testing.T) {
+	m := quota.New()
+	pos := events.Position(0)
+	apply := func(msgs ...proto.Message) {
+		t.Helper()
+		for _, msg := range msgs {
+			pos++
+			ev := &projections.Event{Position: pos, Type: "subsidy.v1." + string(msg.ProtoReflect().Descriptor().Name()), Payload: msg}
+			if err := m.Apply(ev); err != nil {
+				t.Fatalf("Apply(%s) = %v", ev.Type, err)
+			}
+		}
+	}
+	q := refdata.Qualification{Occupation: pb.Occupation_OCCUPATION_BIG_DATA, Level: pb.Level_LEVEL_JUNIOR}
+	for i, unit := range []string{"cq-yuzhong", "cq-jiangbei"} {
+		k := fmt.Sprintf("%064x", i+1)
+		enr, as := fmt.Sprintf("enr-%d", i), fmt.Sprintf("as-%d", i)
+		apply(
+			&pb.TraineeRegistered{PersonKey: k, UnitCode: unit, Education: pb.Education_EDUCATION_ASSOCIATE},
+			&pb.Enrolled{EnrolmentId: enr, PersonKey: k, TrainingInstitutionId: "ti-a", Qualification: q.Proto(), EnrolledOn: date("2025-03-01")},
+			&pb.TrainingCompleted{EnrolmentId: enr, PersonKey: k, TrainingInstitutionId: "ti-a", Qualification: q.Proto(), CompletedOn: date("2025-05-01")},
+			&pb.AssessmentRecorded{AssessmentId: as, PersonKey: k, EvaluationInstitutionId: "ev", Qualification: q.Proto(), Attempt: 1,
+				TheoryScore: 80, PracticalScore: 80, AssessedOn: date("2025-06-01")},
+			&pb.CertificateIssued{CertificateId: "cert-" + as, PersonKey: k, EvaluationInstitutionId: "ev", Qualification: q.Proto(), AssessmentId: as, IssuedOn: date("2025-06-10")},
+			&pb.SubsidyEntitled{EntitlementId: rules.EntitlementID(k, q), PersonKey: k, Qualification: q.Proto(), CertificateId: "cert-" + as,
+				AmountFen: 80000, Year: 2025, UnitCode: unit, AssessedOn: date("2025-06-01")},
+		)
+	}
+	one := quota.Counts{Enrolled: 1, Trained: 1, Certified: 1, Subsidised: 1, SubsidisedFen: 80000, Attempts: 1, Passes: 1,
+		FirstAttempts: 1, FirstAttemptPasses: 1, FirstAttemptRate: 1}
+	for _, tt := range []struct {
+		view  string
+		units []string
+	}{
+		{"recorded", []string{"cq-jiangbei", "cq-yuzhong"}},
+		{"current", []string{"cq-liangjiang", "cq-yuzhong"}},
+	} {
+		d := m.Dashboard(2025, quota.Filter{View: tt.view})
+		var got []string
+		for _, r := range d.ByUnit {
+			got = append(got, r.UnitCode)
+			if r.Counts != one {
+				t.Errorf("%s view, unit %q: %+v; want %+v", tt.view, r.UnitCode, r.Counts, one)
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(tt.units) {
+			t.Errorf("%s view: units %q; want %q", tt.view, got, tt.units)
+		}
+	}
+}
