@@ -204,8 +204,10 @@ var errNoEntitlement = errorf(CodeNotFound, "no such entitlement in your scope")
 
 // entitlementInScope finds the entitlement an action targets in the live
 // trainee model (an actionSpec's find: it returns the entitlement's id and
-// no clawback): "not found" unless the caller sees its trainee, and
-// forbidden for a district other than the entitlement's.
+// no clawback): "not found" unless the caller sees its trainee and, for a
+// district, the entitlement is of its unit (a trainee seen through an
+// enrolment in the unit may have an entitlement of another: answering
+// "forbidden" there would tell that it exists, and where).
 func (s *server) entitlementInScope(r *http.Request, sc Scope, id string) (ent, claw string, err error) {
 	m, _, err := modelOf[*trainee.Model](s, r, trainee.Name)
 	if err != nil {
@@ -224,7 +226,7 @@ func (s *server) entitlementInScope(r *http.Request, sc Scope, id string) (ent, 
 			continue
 		}
 		if sc.Role == RoleDistrict && e.Unit.Code != sc.Unit && e.Unit.CurrentCode != sc.Unit {
-			return "", "", errorf(CodeForbidden, "the entitlement belongs to unit %s", e.Unit.CurrentCode)
+			return "", "", errNoEntitlement
 		}
 		return e.EntitlementID, "", nil
 	}
