@@ -400,6 +400,38 @@ func TestGuessedIDs(t *testing.T) {
 	}
 }
 
+// pagesOf pages through the trainees token sees, 7 at a time, and checks
+// that the pages hold all of them once, in order, and that each cursor
+// counts the token's own trainees only (7, 14, ...): a cursor into the
+// city-wide order would tell how many others registered in between.
+func pagesOf(t *testing.T, getAs func(path, token string, v any) []byte, token string, all []trainee.Summary) {
+	t.Helper()
+	var got []string
+	from := 0
+	for {
+		var tl TraineeList
+		getAs(fmt.Sprintf("/v1/trainees?limit=7&from=%d", from), token, &tl)
+		for _, s := range tl.Trainees {
+			got = append(got, s.PersonKey)
+		}
+		if tl.Next == nil {
+			break
+		}
+		if *tl.Next != from+7 || len(tl.Trainees) != 7 {
+			t.Fatalf("%s: page from %d holds %d, next %d; want 7 and %d", token, from, len(tl.Trainees), *tl.Next, from+7)
+		}
+		from = *tl.Next
+	}
+	if len(got) != len(all) {
+		t.Fatalf("%s: pages hold %d trainees; one page of all holds %d", token, len(got), len(all))
+	}
+	for i := range all {
+		if got[i] != all[i].PersonKey {
+			t.Fatalf("%s: trainee %d of the pages is %s; of one page, %s", token, i, got[i], all[i].PersonKey)
+		}
+	}
+}
+
 // TestScopedTotals: what a scoped caller counts, lists and exports holds
 // only its own unit's or institution's records.
 func TestScopedTotals(t *testing.T) {
@@ -449,6 +481,7 @@ func TestScopedTotals(t *testing.T) {
 				t.Errorf("%s lists trainee %s of units %s/%s", d.token, s.PersonKey, s.UnitCode, s.CurrentUnitCode)
 			}
 		}
+		pagesOf(t, getAs, d.token, tl.Trainees)
 		var il InstitutionList
 		getAs("/v1/institutions", d.token, &il)
 		for _, in := range il.Institutions {
@@ -490,6 +523,7 @@ func TestScopedTotals(t *testing.T) {
 		if len(tl.Trainees) == 0 {
 			t.Errorf("%s sees none of its trainees", in.token)
 		}
+		pagesOf(t, getAs, in.token, tl.Trainees)
 		for _, s := range tl.Trainees {
 			if st, _ := model.Get(s.PersonKey); !st.WithInstitution(in.inst) {
 				t.Errorf("%s lists trainee %s", in.token, s.PersonKey)
