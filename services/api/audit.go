@@ -86,9 +86,11 @@ func auditEvent(rec events.RecordedEvent, prev *events.Hash) AuditEvent {
 
 // allowedStream applies the scope to a stream by its category (see package
 // rules for the streams): municipal and auditor read every stream; a
-// district reads the trainees, institutions and funds of its unit and the
-// reference streams; an institution reads its own stream, its trainees'
-// and its fee schedules, and the reference streams.
+// district reads the trainees, institutions and funds of its unit, every
+// evaluation institution's fee schedules (public by the programme's rules,
+// and its trainees are assessed anywhere) and the reference streams; an
+// institution reads its own stream, its trainees' and its fee schedules,
+// and the reference streams.
 func (s *server) allowedStream(r *http.Request, sc Scope, stream string) bool {
 	if sc.readsAll() {
 		return true
