@@ -249,6 +249,13 @@ func (s *server) serve(w http.ResponseWriter, r *http.Request, rt route) {
 		writeError(w, r, s.log, errorf(CodeBadRequest, "format %q: want json%s", format, map[bool]string{true: " or csv"}[rt.csv]))
 		return
 	}
+	if !rt.asOf && r.URL.Query().Has("as_of") {
+		// Only the routes that document as_of build a model as of a past
+		// position: elsewhere (actions, audit, lists) it would be a scope
+		// check against the past, or an expensive build nobody asked for.
+		writeError(w, r, s.log, errorf(CodeBadRequest, "as_of: %s %s does not take it (see /v1/openapi.json)", rt.method, rt.pattern))
+		return
+	}
 	res, err := rt.handle(r, sc)
 	if err != nil {
 		writeError(w, r, s.log, err)

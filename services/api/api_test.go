@@ -523,6 +523,15 @@ func TestAuditTrailAndAsOf(t *testing.T) {
 	if resp, _ := get(t, "/v1/quota/2026?as_of=99999999", ""); resp.StatusCode != 400 {
 		t.Errorf("as_of beyond the head = %d; want 400", resp.StatusCode)
 	}
+	// Only the routes that document as_of take it.
+	for _, path := range []string{"/v1/audit/streams/trainee-" + key, fmt.Sprintf("/v1/audit/events/%d", ev.Position), "/v1/fund/journal", "/v1/trainees/" + key + "/personal-data"} {
+		if resp, body := get(t, path+"?as_of=1", ""); resp.StatusCode != 400 || !strings.Contains(string(body), "does not take it") {
+			t.Errorf("GET %s?as_of=1 = %d %s; want 400", path, resp.StatusCode, body)
+		}
+	}
+	if resp, _ := get(t, "/v1/trainees?limit=1&as_of=1", ""); resp.StatusCode != 200 {
+		t.Errorf("GET /v1/trainees?as_of=1 = %d; want 200", resp.StatusCode)
+	}
 }
 
 // TestAuditLogPagesTheWholeLog reads the log a page at a time, as a feed

@@ -42,7 +42,7 @@ func (s *server) readRoutes() []route {
 			summary:  "Rebuild a read model from the start of the log in the background (municipal scope); the old state is served until the swap.",
 			params:   []param{{name: "name", in: "path", typ: "string", required: true, desc: "Projection name (see /v1/status)."}},
 			response: RebuildResponse{}, handle: s.rebuild},
-		{method: "GET", pattern: "/v1/trainees", id: "listTrainees", csv: true,
+		{method: "GET", pattern: "/v1/trainees", id: "listTrainees", asOf: true, csv: true,
 			summary: "Trainees: by masked ID number (and masked name) for authorised users, or a page of all in the scope.",
 			params: []param{
 				{name: "masked_id", in: "query", typ: "string", desc: "Masked ID number, e.g. 5001**********123X."},
