@@ -76,3 +76,49 @@ func TestEnrolmentWithoutUnit(t *testing.T) {
 		}
 	}
 }
+
+// TestYearsShowRevocations: the overview (GET /v1/quota) gives beside the
+// certified and subsidised counts how many of them were revoked and
+// cancelled since, so that a consumer can net them out.
+func TestYearsShowRevocations(t *testing.T) {
+	m := quota.New()
+	pos := events.Position(0)
+	apply := func(msgs ...proto.Message) {
+		t.Helper()
+		for _, msg := range msgs {
+			pos++
+			ev := &projections.Event{Position: pos, Type: "subsidy.v1." + string(msg.ProtoReflect().Descriptor().Name()), Payload: msg}
+			if err := m.Apply(ev); err != nil {
+				t.Fatalf("Apply(%s) = %v", ev.Type, err)
+			}
+		}
+	}
+	q := refdata.Qualification{Occupation: pb.Occupation_OCCUPATION_BIG_DATA, Level: pb.Level_LEVEL_JUNIOR}
+	for i := range 2 {
+		k := fmt.Sprintf("%064x", i+1)
+		enr, as := fmt.Sprintf("enr-%d", i), fmt.Sprintf("as-%d", i)
+		apply(
+			&pb.TraineeRegistered{PersonKey: k, UnitCode: "cq-yuzhong", Education: pb.Education_EDUCATION_ASSOCIATE},
+			&pb.Enrolled{EnrolmentId: enr, PersonKey: k, TrainingInstitutionId: "ti-a", Qualification: q.Proto(), EnrolledOn: date("2025-03-01"), UnitCode: "cq-yuzhong"},
+			&pb.TrainingCompleted{EnrolmentId: enr, PersonKey: k, TrainingInstitutionId: "ti-a", Qualification: q.Proto(), CompletedOn: date("2025-05-01")},
+			&pb.AssessmentRecorded{AssessmentId: as, PersonKey: k, EvaluationInstitutionId: "ev", Qualification: q.Proto(), Attempt: 1,
+				TheoryScore: 80, PracticalScore: 80, AssessedOn: date("2025-06-01")},
+			&pb.CertificateIssued{CertificateId: "cert-" + as, PersonKey: k, EvaluationInstitutionId: "ev", Qualification: q.Proto(), AssessmentId: as, IssuedOn: date("2025-06-10")},
+			&pb.SubsidyEntitled{EntitlementId: rules.EntitlementID(k, q), PersonKey: k, Qualification: q.Proto(), CertificateId: "cert-" + as,
+				AmountFen: 80000, Year: 2025, UnitCode: "cq-yuzhong", AssessedOn: date("2025-06-01")},
+		)
+	}
+	k := fmt.Sprintf("%064x", 1)
+	apply(&pb.CertificateRevoked{CertificateId: "cert-as-0", PersonKey: k, Qualification: q.Proto(), RevokedOn: date("2025-07-01")},
+		&pb.EntitlementHeld{EntitlementId: rules.EntitlementID(k, q), Reason: pb.ReasonCode_REASON_CODE_CERTIFICATE_REVOKED, HoldId: "revoked"})
+	for _, y := range m.Years(quota.Filter{}) {
+		if y.Year != 2025 {
+			continue
+		}
+		if y.Certified != 2 || y.Revoked != 1 || y.Subsidised != 2 || y.Cancelled != 1 {
+			t.Errorf("2025: %+v; want 2 certified (1 revoked), 2 subsidised (1 cancelled)", y)
+		}
+		return
+	}
+	t.Fatal("no 2025 in the overview")
+}

@@ -223,13 +223,19 @@ func (m *Model) Dashboard(year int, f Filter) Dashboard {
 }
 
 // YearSummary is one year of the overview (GET /v1/quota).
+//
+// Certified and Subsidised count every certificate and entitlement of the
+// year; Revoked and Cancelled, those of them revoked or cancelled since
+// (certified less revoked is what stands).
 type YearSummary struct {
 	Year       int   `json:"year"`
 	Target     int64 `json:"target"`
 	TargetSet  bool  `json:"target_set"`
 	Trained    int64 `json:"trained"`
 	Certified  int64 `json:"certified"`
+	Revoked    int64 `json:"revoked"`
 	Subsidised int64 `json:"subsidised"`
+	Cancelled  int64 `json:"cancelled"`
 }
 
 // Years returns the plan's years, 2025–2030.
@@ -238,7 +244,7 @@ func (m *Model) Years(f Filter) []YearSummary {
 	for y := FirstYear; y <= LastYear; y++ {
 		d := m.Dashboard(y, f)
 		out = append(out, YearSummary{Year: y, Target: d.Target, TargetSet: d.TargetSet, Trained: d.Totals.Trained,
-			Certified: d.Totals.Certified, Subsidised: d.Totals.Subsidised})
+			Certified: d.Totals.Certified, Revoked: d.Totals.Revoked, Subsidised: d.Totals.Subsidised, Cancelled: d.Totals.Cancelled})
 	}
 	return out
 }
