@@ -495,12 +495,10 @@ func (m *Model) walkEnrolments(k rm.PersonKey, q rm.Q, f func(*enrolment)) {
 // assessment the rules accepted always has such an enrolment; for one that
 // has none it is the institution the assessment names.
 func (m *Model) trainedBy(ev *projections.Event, p *pb.AssessmentRecorded) int32 {
-	named := int32(-1) // any institution
 	if p.TrainingInstitutionId != "" {
-		named = 0 // an institution without enrolments
-		if i, ok := m.instIdx[p.TrainingInstitutionId]; ok {
-			named = i + 1
-		}
+		// The institution named, whichever of its enrolments is chosen
+		// (or none): no need to walk them.
+		return m.inst(p.TrainingInstitutionId)
 	}
 	k, err := ev.PersonKeyOf(p.PersonKey)
 	if err != nil {
@@ -510,7 +508,7 @@ func (m *Model) trainedBy(ev *projections.Event, p *pb.AssessmentRecorded) int32
 	done := func(e *enrolment) bool { return e.completed != 0 && e.completed <= on }
 	var best *enrolment
 	m.walkEnrolments(k, rm.QOf(p.Qualification), func(e *enrolment) {
-		if e.on > on || (named >= 0 && e.inst != named) {
+		if e.on > on {
 			return
 		}
 		if best == nil || (done(e) && !done(best)) {
