@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/cqhrss/subsidyledger/events"
@@ -79,6 +80,49 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// crossUnit is the unit enrolInAnotherUnit enrols a trainee of another unit
+// in.
+const crossUnit = "cq-wanzhou"
+
+// enrolInAnotherUnit gives the first entitled trainee not of crossUnit an
+// enrolment there (at the institution that trained them, for another
+// qualification), so that crossUnit's district sees the trainee but not
+// the entitlement, which is of the trainee's unit.
+func enrolInAnotherUnit(store events.Store) error {
+	page, err := store.ReadAll(context.Background(), 0, 0)
+	if err != nil {
+		return err
+	}
+	for _, rec := range page {
+		if rec.Type != "subsidy.v1.SubsidyEntitled" {
+			continue
+		}
+		d, err := codec.Decode(rec)
+		if err != nil {
+			return err
+		}
+		e := d.Payload.(*subsidyv1.SubsidyEntitled)
+		if e.GetUnitCode() == crossUnit || e.GetTrainingInstitutionId() == "" {
+			continue
+		}
+		q := proto.Clone(e.GetQualification()).(*subsidyv1.Qualification)
+		q.Level = subsidyv1.Level_LEVEL_SENIOR
+		if e.GetQualification().GetLevel() == subsidyv1.Level_LEVEL_SENIOR {
+			q.Level = subsidyv1.Level_LEVEL_JUNIOR
+		}
+		enr := &subsidyv1.Enrolled{EnrolmentId: "api-test-cross-unit", PersonKey: e.GetPersonKey(), TrainingInstitutionId: e.GetTrainingInstitutionId(),
+			Qualification: q, EnrolledOn: refdata.D(2026, 3, 2).Proto(), UnitCode: crossUnit}
+		ev, err := codec.Encode(events.DeriveID("api-test-cross-unit"), rules.TraineeStream(e.GetPersonKey()),
+			&subsidyv1.Envelope{Source: "enrolment", RecordedAt: timestamppb.New(time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC))}, enr)
+		if err != nil {
+			return err
+		}
+		_, err = store.Append(context.Background(), rules.TraineeStream(e.GetPersonKey()), events.Any, ev)
+		return err
+	}
+	return fmt.Errorf("api test fixture: no entitled trainee outside %s", crossUnit)
+}
+
 func newFixture(path string) (*fixture, func(), error) {
 	store, err := bolt.Open(path, bolt.Options{})
 	if err != nil {
@@ -99,6 +143,9 @@ func newFixture(path string) (*fixture, func(), error) {
 		return nil, nil, err
 	}
 	if _, err := store.Append(context.Background(), rules.TraineeStream(pk), events.NoStream, ev); err != nil {
+		return nil, nil, err
+	}
+	if err := enrolInAnotherUnit(store); err != nil {
 		return nil, nil, err
 	}
 	v, err := vault.Open(filepath.Join(filepath.Dir(path), "personal.db"), make([]byte, vault.KeySize))

@@ -400,6 +400,40 @@ func TestGuessedIDs(t *testing.T) {
 	}
 }
 
+// TestEntitlementOfAnotherUnit: a district that sees a trainee through an
+// enrolment in its unit, but not the trainee's entitlement, which is of
+// another unit, may not act on it and learns nothing of it: the answer is
+// that of an entitlement that does not exist (enrolInAnotherUnit makes the
+// case).
+func TestEntitlementOfAnotherUnit(t *testing.T) {
+	run, _ := fx.set.Runner(trainee.Name)
+	model := run.Current().(*trainee.Model)
+	scope, err := TokenScope([]Token{{SHA256: HashToken("d-token"), Scope: "district:" + crossUnit, Official: "d-official-1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := New(Config{Projections: fx.set, Store: fx.store, Scope: scope, Keyer: fx.keyer, Vault: fx.vault})
+	var tl TraineeList
+	if err := json.Unmarshal(do(h, "GET", "/v1/trainees?limit=1000", "d-token", "").body, &tl); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range tl.Trainees {
+		st, _ := model.Get(s.PersonKey)
+		for _, e := range st.Entitlements {
+			if e.Unit.Code == crossUnit || e.Unit.CurrentCode == crossUnit {
+				continue
+			}
+			f := do(h, "POST", "/v1/entitlements/"+e.EntitlementID+"/confirm", "d-token", "")
+			n := do(h, "POST", "/v1/entitlements/"+fakeEntitlement+"/confirm", "d-token", "")
+			if f.code != http.StatusNotFound || f.code != n.code || !bytes.Equal(digits.ReplaceAll(f.body, nil), digits.ReplaceAll(n.body, nil)) {
+				t.Errorf("%s confirming entitlement %s of %s: %d %s; a nonexistent one: %d %s", crossUnit, e.EntitlementID, e.Unit.CurrentCode, f.code, f.body, n.code, n.body)
+			}
+			return
+		}
+	}
+	t.Fatalf("%s sees no trainee with an entitlement of another unit", crossUnit)
+}
+
 // pagesOf pages through the trainees token sees, 7 at a time, and checks
 // that the pages hold all of them once, in order, and that each cursor
 // counts the token's own trainees only (7, 14, ...): a cursor into the
