@@ -657,6 +657,7 @@ func (m *Model) Restore(r io.Reader) error {
 		n.fundIdx[f.key] = int32(i)
 	}
 	ne := sr.Len(1 << 30)
+	n.ents = make(map[events.ID]entState, ne) // sized once: no growing while restoring
 	for range ne {
 		var id events.ID
 		sr.Fixed(id[:])

@@ -403,7 +403,9 @@ func (m *Model) Restore(r io.Reader) error {
 		*v = pqInfo{unit: uint32(r.Uvarint()), certDate: refdata.Date(r.Int())}
 	})
 	n.reg.Read(sr, func(r *snap.Reader, v *uint32) { *v = uint32(r.Uvarint()) })
-	for range sr.Len(1 << 30) {
+	ne := sr.Len(1 << 30)
+	n.ents = make(map[events.ID]entInfo, ne) // sized once: no growing while restoring
+	for range ne {
 		var id events.ID
 		sr.Fixed(id[:])
 		n.ents[id] = entInfo{year: int16(sr.Int()), cell: cellKey{uint8(sr.Uvarint()), rm.Q(sr.Uvarint()), uint32(sr.Uvarint())}, cancelled: sr.Bool()}

@@ -724,7 +724,9 @@ func (m *Model) Restore(r io.Reader) error {
 		}
 		return int32(v)
 	}
-	for range sr.Len(1 << 30) {
+	nents := sr.Len(1 << 30)
+	n.ents = make(map[events.ID]entInfo, nents) // sized once: no growing while restoring
+	for range nents {
 		var id events.ID
 		sr.Fixed(id[:])
 		e := entInfo{train: idx(sr.Int()), payee: idx(sr.Int()), pending: sr.Varint(), pendingOffset: sr.Varint(), paid: sr.Bool(), cancelled: sr.Bool(), ended: sr.Bool()}

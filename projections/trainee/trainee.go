@@ -945,6 +945,7 @@ func (m *Model) Restore(r io.Reader) error {
 		r.pos, r.detail, r.inst, r.reason, r.next = sr.Uvarint(), uint32(sr.Uvarint()), uint32(sr.Uvarint()), int32(sr.Int()), int32(sr.Int())
 	}
 	n.ents.Reset(sr.Len(maxRecords))
+	n.entIdx = make(map[events.ID]int32, n.ents.Len()) // sized once: no growing while restoring
 	for i, e := range n.ents.All() {
 		sr.Fixed(e.id[:])
 		e.pos = sr.Uvarint()
