@@ -125,3 +125,29 @@ func TestCancelledWithOrderInFlight(t *testing.T) {
 		}
 	})
 }
+
+// TestSuccessorSeesPredecessorsFunds: filtered by a unit, the recorded view
+// keeps the funds of the units it succeeded too (两江新区: 江北区, 渝北区),
+// each under its recorded code; the current view rolls them into it.
+func TestSuccessorSeesPredecessorsFunds(t *testing.T) {
+	f := newFeed(t)
+	for _, u := range []string{"cq-jiangbei", "cq-yubei", "cq-liangjiang", "cq-yuzhong"} {
+		f.apply(&pb.BudgetAllocated{AllocationId: "al-" + u, Year: 2025, UnitCode: u, AmountFen: 1000})
+	}
+	units := func(l fund.Ledger) (out []string) {
+		for _, r := range l.Funds {
+			out = append(out, r.UnitCode)
+		}
+		return out
+	}
+	if got := units(f.m.Ledger(fund.Filter{View: "recorded", Unit: "cq-liangjiang"})); fmt.Sprint(got) != "[cq-jiangbei cq-liangjiang cq-yubei]" {
+		t.Errorf("recorded view of cq-liangjiang: funds of %v", got)
+	}
+	if got := units(f.m.Ledger(fund.Filter{View: "recorded", Unit: "cq-jiangbei"})); fmt.Sprint(got) != "[cq-jiangbei]" {
+		t.Errorf("recorded view of cq-jiangbei: funds of %v", got)
+	}
+	l := f.m.Ledger(fund.Filter{View: "current", Unit: "cq-liangjiang"})
+	if got := units(l); fmt.Sprint(got) != "[cq-liangjiang]" || l.Funds[0].Balances.Appropriation != 3000 {
+		t.Errorf("current view of cq-liangjiang: funds of %v, %+v", got, l.Funds)
+	}
+}

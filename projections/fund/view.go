@@ -61,6 +61,10 @@ type Ledger struct {
 
 // Filter narrows a ledger query: Year 0 is every year, Unit "" every unit
 // (matched against the unit as shown in the view).
+//
+// Unit keeps one unit: in the recorded view its own funds and those of the
+// units it succeeded, each under the unit recorded; in the current view,
+// everything rolled up into it.
 type Filter struct {
 	View string
 	Year int
@@ -98,7 +102,8 @@ func (m *Model) Ledger(f Filter) Ledger {
 		if f.View == "current" {
 			unit = m.units.Current(unit)
 		}
-		if (f.Year != 0 && int(fs.key.year) != f.Year) || (f.Unit != "" && unit != f.Unit) {
+		keep := f.Unit == "" || unit == f.Unit || (f.View == "recorded" && m.units.Current(unit) == f.Unit)
+		if (f.Year != 0 && int(fs.key.year) != f.Year) || !keep {
 			continue
 		}
 		k := key{int(fs.key.year), unit}

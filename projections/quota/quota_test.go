@@ -75,6 +75,12 @@ func TestEnrolmentWithoutUnit(t *testing.T) {
 			t.Errorf("%s view: units %q; want %q", tt.view, got, tt.units)
 		}
 	}
+	// Filtered by the successor, the recorded view keeps the units it
+	// succeeded, under their recorded codes.
+	d := m.Dashboard(2025, quota.Filter{View: "recorded", Unit: "cq-liangjiang"})
+	if len(d.ByUnit) != 1 || d.ByUnit[0].UnitCode != "cq-jiangbei" || d.ByUnit[0].Counts != one || d.Totals.Enrolled != 1 {
+		t.Errorf("recorded view of cq-liangjiang: %+v, totals %+v", d.ByUnit, d.Totals)
+	}
 }
 
 // TestYearsShowRevocations: the overview (GET /v1/quota) gives beside the

@@ -108,10 +108,19 @@ type Dashboard struct {
 // Filter narrows a dashboard: View "current" (default) or "recorded";
 // Unit, if set, keeps one unit (as shown in the view); Measure "trained"
 // (default) or "certified".
+//
+// Unit keeps one unit: in the recorded view its own records and those of
+// the units it succeeded (两江新区's and 江北区's and 渝北区's), each under
+// the unit recorded; in the current view, everything rolled up into it.
 type Filter struct {
 	View    string
 	Unit    string
 	Measure string
+}
+
+// keeps reports whether f keeps a row of unit (as the view shows it).
+func (m *Model) keeps(f Filter, unit string) bool {
+	return f.Unit == "" || unit == f.Unit || (f.View == "recorded" && m.units.Current(unit) == f.Unit)
 }
 
 // Target returns the year's target and whether it was set.
@@ -160,7 +169,7 @@ func (m *Model) Dashboard(year int, f Filter) Dashboard {
 			}
 			current[k.unit] = unit
 		}
-		if f.Unit != "" && unit != f.Unit {
+		if !m.keeps(f, unit) {
 			continue
 		}
 		d.Totals.add(c)
@@ -283,7 +292,7 @@ func (m *Model) Cells(year int, f Filter) []CellRow {
 		if f.View != "recorded" {
 			unit = m.units.Current(unit)
 		}
-		if f.Unit != "" && unit != f.Unit {
+		if !m.keeps(f, unit) {
 			continue
 		}
 		kk := key{int(k.month), k.q, unit}
