@@ -541,3 +541,97 @@ func (m *Model) maskedIs(p *person, id string) bool {
 	}
 	return m.maskedIDOf(p) == id
 }
+
+// ForInstitution returns what the institution id may see of the status:
+// its own records of the person and none of another institution's (a
+// person trained at two is the trainee of both, and neither sees the
+// other's enrolments, advances, scores or money): the enrolments and
+// advances at it, the attempts it trained for or assessed, the certificates
+// it issued or of a qualification it trained, the entitlements it trained,
+// assessed or is paid, the denials of those certificates, and the flags
+// about it. The eligibility evidence (insurance, graduation) is not an
+// institution's business. Totals are of the entitlements kept.
+func (s Status) ForInstitution(id string) Status {
+	out := s
+	out.Evidence = []Evidence{}
+	out.Enrolments, out.Attempts, out.Certificates = []Enrolment{}, []Attempt{}, []Certificate{}
+	out.Advances, out.Entitlements, out.Denials, out.Flags = []Advance{}, []Entitlement{}, []Denial{}, []Flag{}
+	out.Totals = Totals{}
+	trained := map[rm.Qualification]bool{}
+	for _, e := range s.Enrolments {
+		if e.TrainingInstitutionID == id {
+			out.Enrolments = append(out.Enrolments, e)
+			trained[e.Qualification] = true
+		}
+	}
+	for _, a := range s.Attempts {
+		if a.TrainingInstitutionID == id || a.EvaluationInstitutionID == id {
+			out.Attempts = append(out.Attempts, a)
+		}
+	}
+	certs := map[string]bool{}
+	for _, c := range s.Certificates {
+		if c.EvaluationInstitutionID == id || trained[c.Qualification] {
+			out.Certificates = append(out.Certificates, c)
+			certs[c.CertificateID] = true
+		}
+	}
+	for _, a := range s.Advances {
+		if a.TrainingInstitutionID == id {
+			out.Advances = append(out.Advances, a)
+		}
+	}
+	for _, e := range s.Entitlements {
+		if e.TrainingInstitutionID == id || e.PayeeInstitutionID == id || e.EvaluationInstitutionID == id {
+			out.Entitlements = append(out.Entitlements, e)
+			out.Totals.EntitledFen += e.AmountFen
+			out.Totals.PaidFen += e.PaidFen
+			if c := e.Clawback; c != nil {
+				out.Totals.ClawedBackFen += c.AmountFen
+				out.Totals.RecoveredFen += c.RecoveredFen
+				out.Totals.WrittenOffFen += c.WrittenOffFen
+				out.Totals.OutstandingFen += c.OutstandingFen
+			}
+		}
+	}
+	for _, d := range s.Denials {
+		if certs[d.CertificateID] {
+			out.Denials = append(out.Denials, d)
+		}
+	}
+	for _, f := range s.Flags {
+		if f.InstitutionID == id {
+			out.Flags = append(out.Flags, f)
+		}
+	}
+	return out
+}
+
+// Summary is the status as a row of the trainee list (for a status cut to
+// what a scope sees: ForInstitution).
+func (s Status) Summary() Summary {
+	out := Summary{PersonKey: s.PersonKey, MaskedName: s.MaskedName, MaskedID: s.MaskedID, UnitCode: s.Unit.Code,
+		CurrentUnitCode: s.Unit.CurrentCode, RegisteredAt: s.RegisteredPosition,
+		Enrolments: len(s.Enrolments), Attempts: len(s.Attempts), Certificates: len(s.Certificates), Entitlements: len(s.Entitlements),
+		EntitledFen: s.Totals.EntitledFen, PaidFen: s.Totals.PaidFen, ClawedBackFen: s.Totals.ClawedBackFen, RecoveredFen: s.Totals.RecoveredFen}
+	for _, e := range s.Enrolments {
+		if e.CompletedOn != "" {
+			out.Completions++
+		}
+	}
+	for _, d := range s.Denials {
+		if d.SupersededBy == "" {
+			out.Denials++
+		}
+	}
+	if n := len(s.Entitlements); n > 0 {
+		out.LatestState = s.Entitlements[n-1].State
+	}
+	for u := range s.units {
+		out.units = append(out.units, u)
+	}
+	for i := range s.insts {
+		out.insts = append(out.insts, i)
+	}
+	return out
+}

@@ -89,8 +89,10 @@ func auditEvent(rec events.RecordedEvent, prev *events.Hash) AuditEvent {
 // district reads the trainees, institutions and funds of its unit, every
 // evaluation institution's fee schedules (public by the programme's rules,
 // and its trainees are assessed anywhere) and the reference streams; an
-// institution reads its own stream, its trainees' and its fee schedules,
-// and the reference streams.
+// institution reads its own stream, its fee schedules and the reference
+// streams, but no trainee's stream (a person's whole history names the
+// other institutions the person dealt with; GET /v1/trainees/{key} shows
+// it the records that are its own).
 func (s *server) allowedStream(r *http.Request, sc Scope, stream string) bool {
 	if sc.readsAll() {
 		return true
@@ -100,6 +102,9 @@ func (s *server) allowedStream(r *http.Request, sc Scope, stream string) bool {
 	case "reference", "target":
 		return true
 	case "trainee":
+		if sc.Role == RoleInstitution {
+			return false
+		}
 		m, _, err := modelOf[*trainee.Model](s, r, trainee.Name)
 		if err != nil {
 			return false

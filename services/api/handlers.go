@@ -185,6 +185,19 @@ type TraineeList struct {
 	Position events.Position `json:"position"`
 }
 
+// inScope is a trainee row as the scope sees it: an institution's counts
+// and money are of its own records only (trainee.Status.ForInstitution).
+func inScope(m *trainee.Model, sc Scope, row trainee.Summary) trainee.Summary {
+	if sc.Role != RoleInstitution {
+		return row
+	}
+	st, ok := m.Get(row.PersonKey)
+	if !ok {
+		return row
+	}
+	return st.ForInstitution(sc.Institution).Summary()
+}
+
 func (s *server) allowedSummary(sc Scope, t *trainee.Summary) bool {
 	switch sc.Role {
 	case RoleDistrict:
@@ -224,7 +237,7 @@ func (s *server) trainees(r *http.Request, sc Scope) (result, error) {
 				var rows []trainee.Summary
 				for i := range page {
 					if s.allowedSummary(sc, &page[i]) {
-						rows = append(rows, page[i])
+						rows = append(rows, inScope(m, sc, page[i]))
 					}
 				}
 				if err := appendCSV(cw, rows, !header); err != nil {
@@ -276,7 +289,7 @@ func (s *server) trainees(r *http.Request, sc Scope) (result, error) {
 			switch {
 			case seen < from:
 			case len(out.Trainees) < limit:
-				out.Trainees = append(out.Trainees, page[i])
+				out.Trainees = append(out.Trainees, inScope(m, sc, page[i]))
 			default: // one more: there is a next page
 				n := from + limit
 				out.Next = &n
@@ -300,6 +313,9 @@ func (s *server) trainee(r *http.Request, sc Scope) (result, error) {
 	st, ok := m.Get(r.PathValue("person_key"))
 	if !ok || !allowedStatus(sc, &st) {
 		return result{}, errorf(CodeNotFound, "no such trainee in your scope")
+	}
+	if sc.Role == RoleInstitution {
+		st = st.ForInstitution(sc.Institution)
 	}
 	return result{body: st, position: pos}, nil
 }

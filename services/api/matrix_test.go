@@ -434,6 +434,15 @@ func TestEntitlementOfAnotherUnit(t *testing.T) {
 	t.Fatalf("%s sees no trainee with an entitlement of another unit", crossUnit)
 }
 
+func jsonOf(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
 // pagesOf pages through the trainees token sees, 7 at a time, and checks
 // that the pages hold all of them once, in order, and that each cursor
 // counts the token's own trainees only (7, 14, ...): a cursor into the
@@ -486,6 +495,16 @@ func TestScopedTotals(t *testing.T) {
 	}
 	run, _ := fx.set.Runner(trainee.Name)
 	model := run.Current().(*trainee.Model)
+	// A status's Summary is its list row (what an institution's rows are
+	// made from).
+	var everyone TraineeList
+	getAs("/v1/trainees?limit=1000", "muni-token", &everyone)
+	for _, row := range everyone.Trainees {
+		full, _ := model.Get(row.PersonKey)
+		if a, b := jsonOf(t, row), jsonOf(t, full.Summary()); a != b {
+			t.Fatalf("list row %s; the status sums to %s", a, b)
+		}
+	}
 	var all QuotaResponse
 	getAs("/v1/quota/2026", "muni-token", &all)
 	var allNotices notice.List
@@ -558,6 +577,49 @@ func TestScopedTotals(t *testing.T) {
 			t.Errorf("%s sees none of its trainees", in.token)
 		}
 		pagesOf(t, getAs, in.token, tl.Trainees)
+		// Its own records only, of a trainee of several institutions too.
+		cut := 0
+		for _, row := range tl.Trainees {
+			var st trainee.Status
+			getAs("/v1/trainees/"+row.PersonKey, in.token, &st)
+			full, _ := model.Get(row.PersonKey)
+			if len(st.Enrolments)+len(st.Attempts)+len(st.Advances)+len(st.Entitlements)+len(st.Evidence) <
+				len(full.Enrolments)+len(full.Attempts)+len(full.Advances)+len(full.Entitlements)+len(full.Evidence) {
+				cut++
+			}
+			for _, e := range st.Enrolments {
+				if e.TrainingInstitutionID != in.inst {
+					t.Errorf("%s sees trainee %s's enrolment at %s", in.token, row.PersonKey, e.TrainingInstitutionID)
+				}
+			}
+			for _, a := range st.Advances {
+				if a.TrainingInstitutionID != in.inst {
+					t.Errorf("%s sees trainee %s's advance by %s", in.token, row.PersonKey, a.TrainingInstitutionID)
+				}
+			}
+			for _, a := range st.Attempts {
+				if a.TrainingInstitutionID != in.inst && a.EvaluationInstitutionID != in.inst {
+					t.Errorf("%s sees trainee %s's attempt %s", in.token, row.PersonKey, a.AssessmentID)
+				}
+			}
+			for _, e := range st.Entitlements {
+				if e.TrainingInstitutionID != in.inst && e.PayeeInstitutionID != in.inst && e.EvaluationInstitutionID != in.inst {
+					t.Errorf("%s sees trainee %s's entitlement %s", in.token, row.PersonKey, e.EntitlementID)
+				}
+			}
+			if len(st.Evidence) != 0 {
+				t.Errorf("%s sees trainee %s's eligibility evidence", in.token, row.PersonKey)
+			}
+			if a, b := jsonOf(t, row), jsonOf(t, st.Summary()); a != b {
+				t.Errorf("%s list row %s; its status sums to %s", in.token, a, b)
+			}
+			if r := do(h, "GET", "/v1/audit/streams/trainee-"+row.PersonKey, in.token, ""); r.code != http.StatusNotFound {
+				t.Errorf("%s reads trainee %s's audit trail: %d", in.token, row.PersonKey, r.code)
+			}
+		}
+		if cut == 0 {
+			t.Errorf("%s: none of its %d trainees has records it may not see; the fixture does not test the cut", in.token, len(tl.Trainees))
+		}
 		for _, s := range tl.Trainees {
 			if st, _ := model.Get(s.PersonKey); !st.WithInstitution(in.inst) {
 				t.Errorf("%s lists trainee %s", in.token, s.PersonKey)

@@ -215,7 +215,10 @@ function timeline(trail) {
 
 async function showTrainee(key) {
   const out = $("trainee-result");
-  const [t, trail] = await Promise.all([api("/v1/trainees/" + encodeURIComponent(key)), api("/v1/audit/streams/trainee-" + encodeURIComponent(key) + "?limit=1000")]);
+  // An institution's scope reads no trainee's audit trail (it names the
+  // other institutions the person dealt with): the status alone then.
+  const [t, trail] = await Promise.all([api("/v1/trainees/" + encodeURIComponent(key)),
+    api("/v1/audit/streams/trainee-" + encodeURIComponent(key) + "?limit=1000").catch(() => null)]);
   out.replaceChildren(
     el("h3", { text: t.masked_name + " " + t.masked_id + " · " + (t.unit.current_name || t.unit.code) }),
     el("table", { class: "num" },
@@ -227,8 +230,8 @@ async function showTrainee(key) {
         el("td", { text: e.holds.filter((h) => h.active).map((h) => h.hold_id).join(", ") }))),
         ...t.denials.map((d) => el("tr", {}, el("td", { text: d.qualification.occupation + "/" + d.qualification.level }),
           el("td", { text: "denied: " + d.reason.code.replace("REASON_CODE_", "") }), el("td", { text: "" }), el("td", { text: "" }), el("td", { text: d.detail }))))),
-    el("h3", { text: "Timeline (" + trail.events.length + " events, chain " + (trail.verified ? "verified" : "BROKEN") + ")" }),
-    timeline(trail));
+    ...(trail ? [el("h3", { text: "Timeline (" + trail.events.length + " events, chain " + (trail.verified ? "verified" : "BROKEN") + ")" }),
+      timeline(trail)] : [el("h3", { text: "Timeline: not in your scope" })]));
 }
 
 async function showInstitution(id) {
