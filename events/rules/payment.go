@@ -135,6 +135,31 @@ func (d *decider) paymentSettled(m *subsidyv1.PaymentSettled) *Rejection {
 			ReferenceId: o.id,
 		})
 	}
+	// How many working days a payment may take (DOMAIN.md §6): a later
+	// settlement stands, and is flagged for supervisors.
+	if n := d.w.rs.PaymentWorkingDays; n > 0 {
+		if _, due := d.w.cal.window(o.requestedOn.AddDays(1), n); on > due {
+			id := FlagID(subsidyv1.ReasonCode_REASON_CODE_PAYMENT_LATE, o.id)
+			calendar := "rule set " + d.w.rs.Version + " calendar"
+			if !d.w.rs.CalendarCovers(due) {
+				calendar += fmt.Sprintf("; it lists no holidays after %d, so %d counted weekends only", d.w.rs.CalendarThrough, due.Year())
+			}
+			detail := fmt.Sprintf("order %s requested %s settled %s: %d working days allowed, until %s (%s)", o.id, o.requestedOn, on, n, due, calendar)
+			inst := ""
+			if o.payee.kind == subsidyv1.PayeeKind_PAYEE_KIND_INSTITUTION {
+				inst = o.payee.inst
+			}
+			d.emit(mustParse(id), &subsidyv1.ViolationFlagged{
+				FlagId:        id,
+				Reason:        subsidyv1.ReasonCode_REASON_CODE_PAYMENT_LATE,
+				Subject:       e.person,
+				InstitutionId: inst,
+				Qualification: e.q.Proto(),
+				Detail:        detail,
+				Decision:      d.decision([]events.ID{o.eventID}, check(subsidyv1.ReasonCode_REASON_CODE_PAYMENT_LATE, false, "%s", detail)),
+			})
+		}
+	}
 	acct := m.GetPaidToAccount()
 	switch o.payee.kind {
 	case subsidyv1.PayeeKind_PAYEE_KIND_INSTITUTION:

@@ -100,6 +100,7 @@ var reasons = []Reason{
 	{subsidyv1.ReasonCode_REASON_CODE_ALREADY_PAID, 13, []Effect{EffectReject}, "rules", "A payment request for an entitlement already settled."},
 	{subsidyv1.ReasonCode_REASON_CODE_PAYMENT_IN_FLIGHT, 13, []Effect{EffectReject}, "rules", "A payment request while an order is awaiting its result, or a result for an order that is not the one in flight."},
 	{subsidyv1.ReasonCode_REASON_CODE_SETTLEMENT_MISMATCH, 13, []Effect{EffectReject}, "rules", "A settlement for less than the order's net amount."},
+	{subsidyv1.ReasonCode_REASON_CODE_PAYMENT_LATE, 13, []Effect{EffectFlag}, "rules", "A payment settled more than RuleSet.PaymentWorkingDays working days after it was requested: flagged for supervisors, the settlement stands."},
 
 	{subsidyv1.ReasonCode_REASON_CODE_CERTIFICATE_REVOKED, 14, []Effect{EffectClawback, EffectHold}, "rules", "The certificate that earned the entitlement was revoked: a paid one is clawed back, an unpaid one held for good."},
 	{subsidyv1.ReasonCode_REASON_CODE_FRAUD_FINDING, 14, []Effect{EffectClawback, EffectHold}, "rules", "A fraud finding: a paid entitlement is clawed back, an unpaid one held for good."},

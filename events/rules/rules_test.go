@@ -595,7 +595,7 @@ func TestRuleSet(t *testing.T) {
 	if err := rs.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if rs.Version != "2026.2" || rs.CalendarThrough != 2026 || rs.YearlyCap != 1 || rs.SubsidisedAttempts != 1 || rs.NoticeWorkingDays != 5 || rs.PassRateThresholdBP != 6000 || !rs.LowerAfterHigher || rs.TargetMeasure != rules.MeasureTrained {
+	if rs.Version != "2026.2" || rs.CalendarThrough != 2026 || rs.YearlyCap != 1 || rs.SubsidisedAttempts != 1 || rs.PaymentWorkingDays != 10 || rs.NoticeWorkingDays != 5 || rs.PassRateThresholdBP != 6000 || !rs.LowerAfterHigher || rs.TargetMeasure != rules.MeasureTrained {
 		t.Errorf("defaults changed: %+v", rs)
 	}
 	fp := rs.Fingerprint()
@@ -613,11 +613,17 @@ func TestRuleSet(t *testing.T) {
 	if rs2.Fingerprint() == fp {
 		t.Errorf("fingerprint ignores SubsidisedAttempts")
 	}
+	rs2 = rules.DefaultRuleSet()
+	rs2.PaymentWorkingDays++
+	if rs2.Fingerprint() == fp {
+		t.Errorf("fingerprint ignores PaymentWorkingDays")
+	}
 	for _, bad := range []func(*rules.RuleSet){
 		func(r *rules.RuleSet) { r.Version = "" },
 		func(r *rules.RuleSet) { r.YearlyCap = 0 },
 		func(r *rules.RuleSet) { r.SubsidisedAttempts = 0 },
 		func(r *rules.RuleSet) { r.SubsidisedAttempts = 101 },
+		func(r *rules.RuleSet) { r.PaymentWorkingDays = 0 },
 		func(r *rules.RuleSet) { r.NoticeWorkingDays = 0 },
 		func(r *rules.RuleSet) { r.PassRateThresholdBP = 10001 },
 		func(r *rules.RuleSet) { r.PassRateWindow = 0 },
@@ -996,6 +1002,33 @@ func TestZeroFeePaidOnce(t *testing.T) {
 	f.noticed(e)
 	f.paid(e, "acct-1")
 	f.reject(&subsidyv1.PaymentRequested{EntitlementId: e, OfficialId: "maker", RequestedOn: dt("2025-07-11")}, subsidyv1.ReasonCode_REASON_CODE_ALREADY_PAID)
+	checkInvariants(t, f.l.log)
+}
+
+// TestPaymentLate: a payment that settles after RuleSet.PaymentWorkingDays
+// working days of its request stands, and is flagged; one on the last day
+// is not. Requested Wednesday 2025-07-09, ten working days end Wednesday
+// 2025-07-23.
+func TestPaymentLate(t *testing.T) {
+	f := newFx(t, rules.DefaultRuleSet())
+	for _, tc := range []struct {
+		settled string
+		want    []string
+	}{
+		{"2025-07-23", nil},
+		{"2025-07-24", []string{"ViolationFlagged:REASON_CODE_PAYMENT_LATE"}},
+	} {
+		e, _ := f.entitled("ti-digital", bdJ, false, "2025-06-20")
+		f.noticed(e)
+		o := f.derived(&subsidyv1.PaymentRequested{EntitlementId: e, OfficialId: "maker", RequestedOn: dt("2025-07-09")})[0].Payload.(*subsidyv1.PaymentOrdered)
+		evs := f.derived(&subsidyv1.PaymentSettled{PaymentOrderId: o.PaymentOrderId, EntitlementId: e, AmountFen: o.NetFen, PaidToAccount: "acct-" + e[:8], SettledOn: dt(tc.settled)})
+		want(t, evs, tc.want...)
+		if len(evs) == 1 {
+			if d := evs[0].Payload.(*subsidyv1.ViolationFlagged).GetDetail(); !strings.Contains(d, "10 working days allowed, until 2025-07-23") {
+				t.Errorf("detail %q", d)
+			}
+		}
+	}
 	checkInvariants(t, f.l.log)
 }
 

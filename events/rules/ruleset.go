@@ -41,6 +41,10 @@ type RuleSet struct {
 	// NoticeWorkingDays: length of the public notice in working days (rule
 	// 12).
 	NoticeWorkingDays int
+	// PaymentWorkingDays: a payment should settle within this many working
+	// days of its request (DOMAIN.md §6: how many working days a payment
+	// may take); a later settlement is flagged (PAYMENT_LATE, rule 13).
+	PaymentWorkingDays int
 	// Holidays are weekdays that are not working days (public holidays).
 	Holidays []refdata.Date
 	// CalendarThrough is the last year whose holidays and make-up working
@@ -83,6 +87,7 @@ type RuleSet struct {
 //	YearlyCap               1
 //	SubsidisedAttempts      1 (the first attempt only)
 //	NoticeWorkingDays       5
+//	PaymentWorkingDays      10 (no public source: a placeholder to set)
 //	Holidays                the State Council holiday calendars of 2025 and 2026
 //	WorkingWeekends         their make-up working days
 //	CalendarThrough         2026
@@ -103,16 +108,17 @@ type RuleSet struct {
 // evidence (see eligibility), evidence recorded after a certificate denied
 // for want of it decides that certificate again (secondChance), a
 // write-off request replaces one awaiting approval, and no payment goes to
-// a suspended or blacklisted institution. "2026.2" adds the parameter
-// SubsidisedAttempts (1: what "2026.1" did), and under it one evidence
-// fact decides every certificate denied for want of evidence, not the
-// earliest alone.
+// a suspended or blacklisted institution. "2026.2" adds the parameters
+// SubsidisedAttempts (1: what "2026.1" did) and PaymentWorkingDays (new:
+// a late settlement is flagged), and under it one evidence fact decides
+// every certificate denied for want of evidence, not the earliest alone.
 func DefaultRuleSet() RuleSet {
 	return RuleSet{
 		Version:                 "2026.2",
 		YearlyCap:               1,
 		SubsidisedAttempts:      1,
 		NoticeWorkingDays:       5,
+		PaymentWorkingDays:      10,
 		Holidays:                append(holidays2025(), holidays2026()...),
 		WorkingWeekends:         append(makeUpDays2025(), makeUpDays2026()...),
 		CalendarThrough:         2026,
@@ -201,6 +207,8 @@ func (rs RuleSet) Validate() error {
 		return bad("SubsidisedAttempts", rs.SubsidisedAttempts)
 	case rs.NoticeWorkingDays < 1 || rs.NoticeWorkingDays > 60:
 		return bad("NoticeWorkingDays", rs.NoticeWorkingDays)
+	case rs.PaymentWorkingDays < 1 || rs.PaymentWorkingDays > 250:
+		return bad("PaymentWorkingDays", rs.PaymentWorkingDays)
 	case rs.PassRateThresholdBP < 0 || rs.PassRateThresholdBP > 10000:
 		return bad("PassRateThresholdBP", rs.PassRateThresholdBP)
 	case rs.PassRateWindow < 1 || rs.PassRateWindow > 100000:
@@ -244,6 +252,7 @@ func (rs RuleSet) Fingerprint() string {
 	line("yearly_cap", rs.YearlyCap)
 	line("subsidised_attempts", rs.SubsidisedAttempts)
 	line("notice_working_days", rs.NoticeWorkingDays)
+	line("payment_working_days", rs.PaymentWorkingDays)
 	line("calendar_through", rs.CalendarThrough)
 	for _, l := range []struct {
 		k  string

@@ -23,6 +23,7 @@ type ruleSetFile struct {
 	YearlyCap               *int      `json:"yearly_cap"`
 	SubsidisedAttempts      *int      `json:"subsidised_attempts"`
 	NoticeWorkingDays       *int      `json:"notice_working_days"`
+	PaymentWorkingDays      *int      `json:"payment_working_days"`
 	CalendarThrough         *int      `json:"calendar_through"`
 	Holidays                *[]string `json:"holidays"`
 	WorkingWeekends         *[]string `json:"working_weekends"`
@@ -80,6 +81,7 @@ func ReadRuleSet(r io.Reader) (RuleSet, error) {
 		YearlyCap:               *f.YearlyCap,
 		SubsidisedAttempts:      *f.SubsidisedAttempts,
 		NoticeWorkingDays:       *f.NoticeWorkingDays,
+		PaymentWorkingDays:      *f.PaymentWorkingDays,
 		CalendarThrough:         *f.CalendarThrough,
 		PassRateThresholdBP:     *f.PassRateThresholdBP,
 		PassRateWindow:          *f.PassRateWindow,
@@ -130,6 +132,7 @@ func (rs RuleSet) WriteJSON(w io.Writer) error {
 		YearlyCap:               &rs.YearlyCap,
 		SubsidisedAttempts:      &rs.SubsidisedAttempts,
 		NoticeWorkingDays:       &rs.NoticeWorkingDays,
+		PaymentWorkingDays:      &rs.PaymentWorkingDays,
 		CalendarThrough:         &rs.CalendarThrough,
 		Holidays:                dates(rs.Holidays),
 		WorkingWeekends:         dates(rs.WorkingWeekends),

@@ -109,6 +109,9 @@ const (
 	ReasonCode_REASON_CODE_ALREADY_PAID                ReasonCode = 1302
 	ReasonCode_REASON_CODE_PAYMENT_IN_FLIGHT           ReasonCode = 1303
 	ReasonCode_REASON_CODE_SETTLEMENT_MISMATCH         ReasonCode = 1304
+	// A payment settled later than RuleSet.PaymentWorkingDays working days
+	// after it was requested (a flag, not a rejection).
+	ReasonCode_REASON_CODE_PAYMENT_LATE ReasonCode = 1305
 	// Rule 14: clawback.
 	ReasonCode_REASON_CODE_CERTIFICATE_REVOKED         ReasonCode = 1401
 	ReasonCode_REASON_CODE_FRAUD_FINDING               ReasonCode = 1402
@@ -185,6 +188,7 @@ var (
 		1302: "REASON_CODE_ALREADY_PAID",
 		1303: "REASON_CODE_PAYMENT_IN_FLIGHT",
 		1304: "REASON_CODE_SETTLEMENT_MISMATCH",
+		1305: "REASON_CODE_PAYMENT_LATE",
 		1401: "REASON_CODE_CERTIFICATE_REVOKED",
 		1402: "REASON_CODE_FRAUD_FINDING",
 		1403: "REASON_CODE_WRITE_OFF_NEEDS_REASON",
@@ -255,6 +259,7 @@ var (
 		"REASON_CODE_ALREADY_PAID":                  1302,
 		"REASON_CODE_PAYMENT_IN_FLIGHT":             1303,
 		"REASON_CODE_SETTLEMENT_MISMATCH":           1304,
+		"REASON_CODE_PAYMENT_LATE":                  1305,
 		"REASON_CODE_CERTIFICATE_REVOKED":           1401,
 		"REASON_CODE_FRAUD_FINDING":                 1402,
 		"REASON_CODE_WRITE_OFF_NEEDS_REASON":        1403,
@@ -301,7 +306,7 @@ var File_subsidy_v1_reasons_proto protoreflect.FileDescriptor
 const file_subsidy_v1_reasons_proto_rawDesc = "" +
 	"\n" +
 	"\x18subsidy/v1/reasons.proto\x12\n" +
-	"subsidy.v1*\xe9\x13\n" +
+	"subsidy.v1*\x88\x14\n" +
 	"\n" +
 	"ReasonCode\x12\x1b\n" +
 	"\x17REASON_CODE_UNSPECIFIED\x10\x00\x12\x1b\n" +
@@ -364,6 +369,8 @@ const file_subsidy_v1_reasons_proto_rawDesc = "" +
 	"\x1dREASON_CODE_PAYMENT_IN_FLIGHT\x10\x97\n" +
 	"\x12$\n" +
 	"\x1fREASON_CODE_SETTLEMENT_MISMATCH\x10\x98\n" +
+	"\x12\x1d\n" +
+	"\x18REASON_CODE_PAYMENT_LATE\x10\x99\n" +
 	"\x12$\n" +
 	"\x1fREASON_CODE_CERTIFICATE_REVOKED\x10\xf9\n" +
 	"\x12\x1e\n" +
