@@ -9,6 +9,7 @@ import (
 	"github.com/cqhrss/subsidyledger/events/rules"
 	"github.com/cqhrss/subsidyledger/projections"
 	"github.com/cqhrss/subsidyledger/projections/fund"
+	"github.com/cqhrss/subsidyledger/projections/internal/fold"
 	pb "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
 	"google.golang.org/protobuf/proto"
 )
@@ -18,23 +19,17 @@ import (
 type feed struct {
 	t   *testing.T
 	m   *fund.Model
-	pos events.Position
+	log *fold.Log
 }
 
-func newFeed(t *testing.T) *feed { return &feed{t: t, m: fund.New()} }
+func newFeed(t *testing.T) *feed {
+	m := fund.New()
+	return &feed{t: t, m: m, log: &fold.Log{T: t, P: m, After: m.Check}}
+}
 
 func (f *feed) apply(msgs ...proto.Message) {
 	f.t.Helper()
-	for _, msg := range msgs {
-		f.pos++
-		ev := &projections.Event{Position: f.pos, Type: "subsidy.v1." + string(msg.ProtoReflect().Descriptor().Name()), Payload: msg}
-		if err := f.m.Apply(ev); err != nil {
-			f.t.Fatalf("Apply(%s) = %v", ev.Type, err)
-		}
-		if err := f.m.Check(); err != nil {
-			f.t.Fatalf("after %s: %v", ev.Type, err)
-		}
-	}
+	f.log.Apply(msgs...)
 }
 
 func (f *feed) balances() fund.Balances {
@@ -78,8 +73,8 @@ func TestZeroFenSettlement(t *testing.T) {
 		t.Errorf("balances = %+v; want %+v", b, want)
 	}
 	// The order is no longer in flight: a second settlement is an error.
-	f.pos++
-	err := f.m.Apply(&projections.Event{Position: f.pos, Type: "subsidy.v1.PaymentSettled", Payload: &pb.PaymentSettled{PaymentOrderId: "po-1", EntitlementId: id}})
+	f.log.Pos++
+	err := f.m.Apply(&projections.Event{Position: f.log.Pos, Type: "subsidy.v1.PaymentSettled", Payload: &pb.PaymentSettled{PaymentOrderId: "po-1", EntitlementId: id}})
 	if err == nil {
 		t.Errorf("Apply(second PaymentSettled) = nil; want an error (no order in flight)")
 	}

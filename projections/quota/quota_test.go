@@ -4,22 +4,12 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/cqhrss/subsidyledger/events"
 	"github.com/cqhrss/subsidyledger/events/refdata"
 	"github.com/cqhrss/subsidyledger/events/rules"
-	"github.com/cqhrss/subsidyledger/projections"
+	"github.com/cqhrss/subsidyledger/projections/internal/fold"
 	"github.com/cqhrss/subsidyledger/projections/quota"
 	pb "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
-	"google.golang.org/protobuf/proto"
 )
-
-func date(s string) *pb.Date {
-	d, err := refdata.ParseDate(s)
-	if err != nil {
-		panic(err)
-	}
-	return d.Proto()
-}
 
 // TestEnrolmentWithoutUnit: Enrolled's unit_code is optional; an enrolment
 // without one, and the training, assessment and certificate that follow
@@ -28,30 +18,20 @@ func date(s string) *pb.Date {
 // abolished registered unit up into its successor, as for every unit.
 func TestEnrolmentWithoutUnit(t *testing.T) {
 	m := quota.New()
-	pos := events.Position(0)
-	apply := func(msgs ...proto.Message) {
-		t.Helper()
-		for _, msg := range msgs {
-			pos++
-			ev := &projections.Event{Position: pos, Type: "subsidy.v1." + string(msg.ProtoReflect().Descriptor().Name()), Payload: msg}
-			if err := m.Apply(ev); err != nil {
-				t.Fatalf("Apply(%s) = %v", ev.Type, err)
-			}
-		}
-	}
+	apply := (&fold.Log{T: t, P: m}).Apply
 	q := refdata.Qualification{Occupation: pb.Occupation_OCCUPATION_BIG_DATA, Level: pb.Level_LEVEL_JUNIOR}
 	for i, unit := range []string{"cq-yuzhong", "cq-jiangbei"} {
 		k := fmt.Sprintf("%064x", i+1)
 		enr, as := fmt.Sprintf("enr-%d", i), fmt.Sprintf("as-%d", i)
 		apply(
 			&pb.TraineeRegistered{PersonKey: k, UnitCode: unit, Education: pb.Education_EDUCATION_ASSOCIATE},
-			&pb.Enrolled{EnrolmentId: enr, PersonKey: k, TrainingInstitutionId: "ti-a", Qualification: q.Proto(), EnrolledOn: date("2025-03-01")},
-			&pb.TrainingCompleted{EnrolmentId: enr, PersonKey: k, TrainingInstitutionId: "ti-a", Qualification: q.Proto(), CompletedOn: date("2025-05-01")},
+			&pb.Enrolled{EnrolmentId: enr, PersonKey: k, TrainingInstitutionId: "ti-a", Qualification: q.Proto(), EnrolledOn: fold.Date("2025-03-01")},
+			&pb.TrainingCompleted{EnrolmentId: enr, PersonKey: k, TrainingInstitutionId: "ti-a", Qualification: q.Proto(), CompletedOn: fold.Date("2025-05-01")},
 			&pb.AssessmentRecorded{AssessmentId: as, PersonKey: k, EvaluationInstitutionId: "ev", Qualification: q.Proto(), Attempt: 1,
-				TheoryScore: 80, PracticalScore: 80, AssessedOn: date("2025-06-01")},
-			&pb.CertificateIssued{CertificateId: "cert-" + as, PersonKey: k, EvaluationInstitutionId: "ev", Qualification: q.Proto(), AssessmentId: as, IssuedOn: date("2025-06-10")},
+				TheoryScore: 80, PracticalScore: 80, AssessedOn: fold.Date("2025-06-01")},
+			&pb.CertificateIssued{CertificateId: "cert-" + as, PersonKey: k, EvaluationInstitutionId: "ev", Qualification: q.Proto(), AssessmentId: as, IssuedOn: fold.Date("2025-06-10")},
 			&pb.SubsidyEntitled{EntitlementId: rules.EntitlementID(k, q), PersonKey: k, Qualification: q.Proto(), CertificateId: "cert-" + as,
-				AmountFen: 80000, Year: 2025, UnitCode: unit, AssessedOn: date("2025-06-01")},
+				AmountFen: 80000, Year: 2025, UnitCode: unit, AssessedOn: fold.Date("2025-06-01")},
 		)
 	}
 	one := quota.Counts{Enrolled: 1, Trained: 1, Certified: 1, Subsidised: 1, SubsidisedFen: 80000, Attempts: 1, Passes: 1,
@@ -88,34 +68,24 @@ func TestEnrolmentWithoutUnit(t *testing.T) {
 // cancelled since, so that a consumer can net them out.
 func TestYearsShowRevocations(t *testing.T) {
 	m := quota.New()
-	pos := events.Position(0)
-	apply := func(msgs ...proto.Message) {
-		t.Helper()
-		for _, msg := range msgs {
-			pos++
-			ev := &projections.Event{Position: pos, Type: "subsidy.v1." + string(msg.ProtoReflect().Descriptor().Name()), Payload: msg}
-			if err := m.Apply(ev); err != nil {
-				t.Fatalf("Apply(%s) = %v", ev.Type, err)
-			}
-		}
-	}
+	apply := (&fold.Log{T: t, P: m}).Apply
 	q := refdata.Qualification{Occupation: pb.Occupation_OCCUPATION_BIG_DATA, Level: pb.Level_LEVEL_JUNIOR}
 	for i := range 2 {
 		k := fmt.Sprintf("%064x", i+1)
 		enr, as := fmt.Sprintf("enr-%d", i), fmt.Sprintf("as-%d", i)
 		apply(
 			&pb.TraineeRegistered{PersonKey: k, UnitCode: "cq-yuzhong", Education: pb.Education_EDUCATION_ASSOCIATE},
-			&pb.Enrolled{EnrolmentId: enr, PersonKey: k, TrainingInstitutionId: "ti-a", Qualification: q.Proto(), EnrolledOn: date("2025-03-01"), UnitCode: "cq-yuzhong"},
-			&pb.TrainingCompleted{EnrolmentId: enr, PersonKey: k, TrainingInstitutionId: "ti-a", Qualification: q.Proto(), CompletedOn: date("2025-05-01")},
+			&pb.Enrolled{EnrolmentId: enr, PersonKey: k, TrainingInstitutionId: "ti-a", Qualification: q.Proto(), EnrolledOn: fold.Date("2025-03-01"), UnitCode: "cq-yuzhong"},
+			&pb.TrainingCompleted{EnrolmentId: enr, PersonKey: k, TrainingInstitutionId: "ti-a", Qualification: q.Proto(), CompletedOn: fold.Date("2025-05-01")},
 			&pb.AssessmentRecorded{AssessmentId: as, PersonKey: k, EvaluationInstitutionId: "ev", Qualification: q.Proto(), Attempt: 1,
-				TheoryScore: 80, PracticalScore: 80, AssessedOn: date("2025-06-01")},
-			&pb.CertificateIssued{CertificateId: "cert-" + as, PersonKey: k, EvaluationInstitutionId: "ev", Qualification: q.Proto(), AssessmentId: as, IssuedOn: date("2025-06-10")},
+				TheoryScore: 80, PracticalScore: 80, AssessedOn: fold.Date("2025-06-01")},
+			&pb.CertificateIssued{CertificateId: "cert-" + as, PersonKey: k, EvaluationInstitutionId: "ev", Qualification: q.Proto(), AssessmentId: as, IssuedOn: fold.Date("2025-06-10")},
 			&pb.SubsidyEntitled{EntitlementId: rules.EntitlementID(k, q), PersonKey: k, Qualification: q.Proto(), CertificateId: "cert-" + as,
-				AmountFen: 80000, Year: 2025, UnitCode: "cq-yuzhong", AssessedOn: date("2025-06-01")},
+				AmountFen: 80000, Year: 2025, UnitCode: "cq-yuzhong", AssessedOn: fold.Date("2025-06-01")},
 		)
 	}
 	k := fmt.Sprintf("%064x", 1)
-	apply(&pb.CertificateRevoked{CertificateId: "cert-as-0", PersonKey: k, Qualification: q.Proto(), RevokedOn: date("2025-07-01")},
+	apply(&pb.CertificateRevoked{CertificateId: "cert-as-0", PersonKey: k, Qualification: q.Proto(), RevokedOn: fold.Date("2025-07-01")},
 		&pb.EntitlementHeld{EntitlementId: rules.EntitlementID(k, q), Reason: pb.ReasonCode_REASON_CODE_CERTIFICATE_REVOKED, HoldId: "revoked"})
 	for _, y := range m.Years(quota.Filter{}) {
 		if y.Year != 2025 {

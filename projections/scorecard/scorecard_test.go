@@ -9,6 +9,7 @@ import (
 	"github.com/cqhrss/subsidyledger/events/refdata"
 	"github.com/cqhrss/subsidyledger/events/rules"
 	"github.com/cqhrss/subsidyledger/projections"
+	"github.com/cqhrss/subsidyledger/projections/internal/fold"
 	"github.com/cqhrss/subsidyledger/projections/internal/rm"
 	"github.com/cqhrss/subsidyledger/projections/scorecard"
 	pb "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
@@ -61,22 +62,12 @@ func TestAdvanceReopensWhenEntitledAfterADenial(t *testing.T) {
 // apply feeds payloads to m at the positions after pos, as the log would.
 func apply(t *testing.T, m *scorecard.Model, pos *events.Position, msgs ...proto.Message) {
 	t.Helper()
-	for _, msg := range msgs {
-		*pos++
-		ev := &projections.Event{Position: *pos, Type: "subsidy.v1." + string(msg.ProtoReflect().Descriptor().Name()), Payload: msg}
-		if err := m.Apply(ev); err != nil {
-			t.Fatalf("Apply(%s) = %v", ev.Type, err)
-		}
-	}
+	l := &fold.Log{T: t, P: m, Pos: *pos}
+	l.Apply(msgs...)
+	*pos = l.Pos
 }
 
-func date(s string) *pb.Date {
-	d, err := refdata.ParseDate(s)
-	if err != nil {
-		panic(err)
-	}
-	return d.Proto()
-}
+var date = fold.Date
 
 // TestFirstAttemptsCreditedToTheEnrolment: an assessment that names no
 // training institution counts for the institution of the person's

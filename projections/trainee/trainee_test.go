@@ -6,22 +6,12 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/cqhrss/subsidyledger/events"
 	"github.com/cqhrss/subsidyledger/events/refdata"
 	"github.com/cqhrss/subsidyledger/events/rules"
-	"github.com/cqhrss/subsidyledger/projections"
+	"github.com/cqhrss/subsidyledger/projections/internal/fold"
 	"github.com/cqhrss/subsidyledger/projections/trainee"
 	pb "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
-	"google.golang.org/protobuf/proto"
 )
-
-func date(s string) *pb.Date {
-	d, err := refdata.ParseDate(s)
-	if err != nil {
-		panic(err)
-	}
-	return d.Proto()
-}
 
 // TestDenialSupersededBySecondChance: evidence recorded after two
 // certificates denied for want of it derives an entitlement for each (the
@@ -31,17 +21,7 @@ func date(s string) *pb.Date {
 // snapshot keeps the marks.
 func TestDenialSupersededBySecondChance(t *testing.T) {
 	m := trainee.New()
-	pos := events.Position(0)
-	apply := func(msgs ...proto.Message) {
-		t.Helper()
-		for _, msg := range msgs {
-			pos++
-			ev := &projections.Event{Position: pos, Type: "subsidy.v1." + string(msg.ProtoReflect().Descriptor().Name()), Payload: msg}
-			if err := m.Apply(ev); err != nil {
-				t.Fatalf("Apply(%s) = %v", ev.Type, err)
-			}
-		}
-	}
+	apply := (&fold.Log{T: t, P: m}).Apply
 	k := fmt.Sprintf("%064x", 7)
 	bd := refdata.Qualification{Occupation: pb.Occupation_OCCUPATION_BIG_DATA, Level: pb.Level_LEVEL_JUNIOR}
 	cc := refdata.Qualification{Occupation: pb.Occupation_OCCUPATION_CLOUD_COMPUTING, Level: pb.Level_LEVEL_JUNIOR}
@@ -50,9 +30,9 @@ func TestDenialSupersededBySecondChance(t *testing.T) {
 		for n := uint32(1); n <= 2; n++ {
 			as := fmt.Sprintf("as-%d-%d", i, n)
 			apply(&pb.AssessmentRecorded{AssessmentId: as, PersonKey: k, EvaluationInstitutionId: "ev", Qualification: q.Proto(), Attempt: n,
-				TheoryScore: 80, PracticalScore: 80, AssessedOn: date("2025-06-01")},
+				TheoryScore: 80, PracticalScore: 80, AssessedOn: fold.Date("2025-06-01")},
 				&pb.CertificateIssued{CertificateId: "cert-" + as, PersonKey: k, EvaluationInstitutionId: "ev", Qualification: q.Proto(),
-					AssessmentId: as, IssuedOn: date("2025-06-10")})
+					AssessmentId: as, IssuedOn: fold.Date("2025-06-10")})
 		}
 	}
 	apply(
@@ -61,9 +41,9 @@ func TestDenialSupersededBySecondChance(t *testing.T) {
 		&pb.SubsidyDenied{PersonKey: k, Qualification: cc.Proto(), CertificateId: "cert-as-1-1", Reason: pb.ReasonCode_REASON_CODE_NO_ELIGIBILITY_EVIDENCE},
 		&pb.EligibilityEvidenceRecorded{EvidenceId: "e1", PersonKey: k, Category: pb.EligibilityCategory_ELIGIBILITY_CATEGORY_ENTERPRISE_EMPLOYEE, Confirmed: true},
 		&pb.SubsidyEntitled{EntitlementId: rules.EntitlementID(k, bd), PersonKey: k, Qualification: bd.Proto(), CertificateId: "cert-as-0-1",
-			AmountFen: 80000, Year: 2025, UnitCode: "cq-yuzhong", AssessedOn: date("2025-06-01")},
+			AmountFen: 80000, Year: 2025, UnitCode: "cq-yuzhong", AssessedOn: fold.Date("2025-06-01")},
 		&pb.SubsidyEntitled{EntitlementId: rules.EntitlementID(k, cc), PersonKey: k, Qualification: cc.Proto(), CertificateId: "cert-as-1-1",
-			AmountFen: 90000, Year: 2025, UnitCode: "cq-yuzhong", AssessedOn: date("2025-06-01")},
+			AmountFen: 90000, Year: 2025, UnitCode: "cq-yuzhong", AssessedOn: fold.Date("2025-06-01")},
 	)
 	want := map[string]string{
 		"cert-as-0-1": rules.EntitlementID(k, bd),

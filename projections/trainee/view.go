@@ -205,6 +205,18 @@ type Totals struct {
 	OutstandingFen int64 `json:"outstanding_fen"`
 }
 
+// add counts an entitlement's money in the totals.
+func (t *Totals) add(e *Entitlement) {
+	t.EntitledFen += e.AmountFen
+	t.PaidFen += e.PaidFen
+	if c := e.Clawback; c != nil {
+		t.ClawedBackFen += c.AmountFen
+		t.RecoveredFen += c.RecoveredFen
+		t.WrittenOffFen += c.WrittenOffFen
+		t.OutstandingFen += c.OutstandingFen
+	}
+}
+
 // InUnit reports whether anything of the person belongs to the unit code
 // (as recorded or rolled up to today's unit): registration, enrolments,
 // entitlements. The API's district scope uses it.
@@ -341,14 +353,7 @@ func (m *Model) status(i int32) Status {
 		addInst(e.train)
 		addInst(e.eval)
 		addInst(e.payeeInst)
-		s.Totals.EntitledFen += e.amount
-		s.Totals.PaidFen += e.paid
-		if c := v.Clawback; c != nil {
-			s.Totals.ClawedBackFen += c.AmountFen
-			s.Totals.RecoveredFen += c.RecoveredFen
-			s.Totals.WrittenOffFen += c.WrittenOffFen
-			s.Totals.OutstandingFen += c.OutstandingFen
-		}
+		s.Totals.add(&v)
 	})
 	walk(&m.denials, p.denials, nextDenial, func(j int32) {
 		d := m.denials.At(j)
@@ -584,14 +589,7 @@ func (s Status) ForInstitution(id string) Status {
 	for _, e := range s.Entitlements {
 		if e.TrainingInstitutionID == id || e.PayeeInstitutionID == id || e.EvaluationInstitutionID == id {
 			out.Entitlements = append(out.Entitlements, e)
-			out.Totals.EntitledFen += e.AmountFen
-			out.Totals.PaidFen += e.PaidFen
-			if c := e.Clawback; c != nil {
-				out.Totals.ClawedBackFen += c.AmountFen
-				out.Totals.RecoveredFen += c.RecoveredFen
-				out.Totals.WrittenOffFen += c.WrittenOffFen
-				out.Totals.OutstandingFen += c.OutstandingFen
-			}
+			out.Totals.add(&e)
 		}
 	}
 	for _, d := range s.Denials {
