@@ -42,6 +42,13 @@ type Config struct {
 	// else the process restores meanwhile (ledgerd's intake restores the
 	// larger snapshot, and is ready only when both are).
 	Restores int
+	// AsOfBuilds bounds the as-of builds (Runner.AsOf) running at once
+	// across a Set's runners (or a lone runner's); zero means 1. Each is a
+	// build from the start of the log, and any caller of a read-model
+	// route may ask for one: more at once would take the cores from the
+	// intake.
+	AsOfBuilds int
+	asofSlots  chan struct{} // shared by a Set's runners (NewSet)
 	// Observer, if set, is told of every event a live instance applied
 	// while following the log (not of catch-up or rebuild builds), on the
 	// runner's goroutine, after Apply: it must not block (queue and
@@ -66,6 +73,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.asofSlots == nil {
+		c.asofSlots = make(chan struct{}, max(1, c.AsOfBuilds))
 	}
 	return c
 }
@@ -759,6 +769,12 @@ func (r *Runner) AsOf(ctx context.Context, at At) (Projection, events.Position, 
 		if e.at == at {
 			return e.p, e.pos, nil
 		}
+	}
+	select { // a slot among the set's as-of builds
+	case r.cfg.asofSlots <- struct{}{}:
+		defer func() { <-r.cfg.asofSlots }()
+	case <-ctx.Done():
+		return nil, 0, ctx.Err()
 	}
 	p := r.factory()
 	stats, err := Build(ctx, r.cfg.Store, []Projection{p}, BuildOptions{Until: &at})

@@ -348,3 +348,78 @@ func TestDamagedSnapshotFallsBackToRebuild(t *testing.T) {
 		t.Fatalf("sum = %d; want 3 (rebuilt from the log, not the damaged snapshot)", sum)
 	}
 }
+
+// slow is a tally under another name whose first Apply waits (up to a
+// second) until as many of its builds as gate.want have started, and
+// which records when it applied.
+type slow struct {
+	tally
+	name        string
+	gate        *gate
+	first, last time.Time
+}
+
+type gate struct {
+	started atomic.Int32
+	want    int32
+}
+
+func (s *slow) Name() string { return s.name }
+func (s *slow) Apply(ev *projections.Event) error {
+	if s.first.IsZero() {
+		s.first = time.Now()
+		s.gate.started.Add(1)
+		for deadline := time.Now().Add(time.Second); s.gate.started.Load() < s.gate.want && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	s.last = time.Now()
+	return s.tally.Apply(ev)
+}
+
+// TestAsOfBuildsOneAtATime: as-of builds of a set's projections run
+// AsOfBuilds at a time (one by default), so that callers asking for past
+// states cannot take every core from the intake. Each build waits at its
+// first event for the other to start: with two allowed they overlap, with
+// one the first waits in vain and the second starts after it.
+func TestAsOfBuildsOneAtATime(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, filepath.Join(dir, "log.db"))
+	defer s.Close()
+	appendTargets(t, s, 1, 2, 3)
+	for _, tc := range []struct {
+		builds  int
+		overlap bool
+	}{{0, false}, {2, true}} {
+		g := &gate{want: 2}
+		set, err := projections.NewSet(projections.Config{Store: s, AsOfBuilds: tc.builds},
+			func() projections.Projection { return &slow{name: "a", gate: g} }, func() projections.Projection { return &slow{name: "b", gate: g} })
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		built := make([]*slow, 2)
+		for i, name := range []string{"a", "b"} {
+			r, _ := set.Runner(name)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				p, _, err := r.AsOf(context.Background(), projections.At{Position: 3})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				built[i] = p.(*slow)
+			}()
+		}
+		wg.Wait()
+		a, b := built[0], built[1]
+		if a == nil || b == nil || a.first.IsZero() || b.first.IsZero() {
+			t.Fatalf("AsOfBuilds %d: builds %v %v", tc.builds, a, b)
+		}
+		if overlap := !a.first.After(b.last) && !b.first.After(a.last); overlap != tc.overlap {
+			t.Errorf("AsOfBuilds %d: builds %v..%v and %v..%v overlap: %v; want %v", tc.builds,
+				a.first.Format(time.StampMilli), a.last.Format(time.StampMilli), b.first.Format(time.StampMilli), b.last.Format(time.StampMilli), overlap, tc.overlap)
+		}
+	}
+}

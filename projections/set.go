@@ -22,7 +22,8 @@ type Set struct {
 // NewSet returns a Set running the projections the factories make, all
 // with cfg. Errors: two projections with one name.
 func NewSet(cfg Config, fs ...Factory) (*Set, error) {
-	s := &Set{cfg: cfg.withDefaults(), byName: make(map[string]*Runner, len(fs))}
+	cfg = cfg.withDefaults() // one asofSlots for every runner
+	s := &Set{cfg: cfg, byName: make(map[string]*Runner, len(fs))}
 	for _, f := range fs {
 		r := NewRunner(f, cfg)
 		if _, dup := s.byName[r.name]; dup {
