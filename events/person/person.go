@@ -210,10 +210,18 @@ func RedactIDs(text []byte) []byte {
 	return out
 }
 
-// RedactIDString is RedactIDs for a string.
+// RedactIDString is RedactIDs for a string; it allocates only when it
+// masks something (it runs on every inbound message's subject and key).
 func RedactIDString(s string) string {
-	if r := RedactIDs([]byte(s)); string(r) != s {
-		return string(r)
+	run := 0
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= '0' && c <= '9' || c == 'X' || c == 'x' {
+			if run++; run >= 18 && Valid(s[i-17:i+1]) {
+				return string(RedactIDs([]byte(s)))
+			}
+		} else {
+			run = 0
+		}
 	}
 	return s
 }

@@ -198,3 +198,11 @@ func TestRedactIDs(t *testing.T) {
 		t.Errorf("RedactIDs changed its input: %q", in)
 	}
 }
+
+func TestRedactIDStringAllocatesOnlyToMask(t *testing.T) {
+	for _, s := range []string{"subsidy.in.enrolment.trainee_registered", "msg-12345678901234567"} {
+		if n := testing.AllocsPerRun(100, func() { person.RedactIDString(s) }); n != 0 {
+			t.Errorf("RedactIDString(%q), no ID number in it: %v allocations", s, n)
+		}
+	}
+}
