@@ -8,6 +8,7 @@ package ingest
 
 import (
 	"cmp"
+	"crypto/sha256"
 	"context"
 	"errors"
 	"fmt"
@@ -26,6 +27,7 @@ import (
 
 	"github.com/cqhrss/subsidyledger/events"
 	"github.com/cqhrss/subsidyledger/events/codec"
+	"github.com/cqhrss/subsidyledger/events/facts"
 	"github.com/cqhrss/subsidyledger/events/merkle"
 	"github.com/cqhrss/subsidyledger/events/person"
 	"github.com/cqhrss/subsidyledger/events/rules"
@@ -1492,11 +1494,19 @@ func (in *Intake) rejection(it *item, code subsidyv1.ReasonCode, detail string) 
 	}
 	// The original message is kept, but never a resident ID number in it
 	// (DOMAIN.md §3): each is masked in place (person.RedactIDs keeps the
-	// length, so a protobuf payload stays decodable).
+	// length, so a protobuf payload stays decodable). Of an oversized one,
+	// the first facts.MaxPayloadSize bytes and the whole one's digest: the
+	// rejection is republished on the feed, and a message near the inbound
+	// stream's 1 MiB would not fit a NATS server's default limit with it.
+	payload := it.msg.Data()
+	if len(payload) > facts.MaxPayloadSize {
+		detail += fmt.Sprintf(" (kept: the first %d of its %d bytes; SHA-256 of the whole: %x)", facts.MaxPayloadSize, len(payload), sha256.Sum256(payload))
+		payload = payload[:facts.MaxPayloadSize]
+	}
 	return &subsidyv1.FactRejected{
 		Subject:     it.subject,
 		Headers:     h,
-		Payload:     person.RedactIDs(it.msg.Data()),
+		Payload:     person.RedactIDs(payload),
 		Reason:      code,
 		Detail:      person.RedactIDString(detail),
 		MessageId:   it.key,
