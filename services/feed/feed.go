@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -73,9 +74,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 
 // Feed is the outbound republisher.
 type Feed struct {
-	cfg  Config
-	pos  events.Position
-	page events.Page
+	cfg       Config
+	pos       events.Position // Run's
+	published atomic.Uint64   // pos, for Position (other goroutines)
+	page      events.Page
 }
 
 // New returns a Feed.
@@ -92,8 +94,8 @@ func New(cfg Config) *Feed {
 	return &Feed{cfg: cfg}
 }
 
-// Position is the last position published.
-func (f *Feed) Position() events.Position { return f.pos }
+// Position is the last position published (safe while Run runs).
+func (f *Feed) Position() events.Position { return events.Position(f.published.Load()) }
 
 // LastPublished reads the position of the last event the feed stream holds
 // (events.Start when it holds none).
@@ -267,6 +269,7 @@ func (f *Feed) publish(ctx context.Context, page []events.RecordedEvent) error {
 }
 
 func (f *Feed) setPos() {
+	f.published.Store(uint64(f.pos))
 	if f.cfg.Metrics != nil {
 		f.cfg.Metrics.Position.Set(float64(f.pos))
 	}

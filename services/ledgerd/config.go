@@ -182,8 +182,12 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 			errs = append(errs, &ConfigError{fmt.Sprintf("--memory-limit %q: want auto, off or a size of at least 64MiB, such as 3GiB", memLimit)})
 		}
 	}
-	if c.FeedMaxBytes, err = parseSize(feedMaxBytes); err != nil {
-		errs = append(errs, &ConfigError{fmt.Sprintf("--feed-max-bytes %q: want 0 or a size such as 50GiB, 200GB or 1048576", feedMaxBytes)})
+	// At least minFeedBytes: the stream must always hold its last event,
+	// whose position is where the feed resumes (a stream that holds none
+	// is taken as a feed that published none, and the whole log goes out
+	// again).
+	if c.FeedMaxBytes, err = parseSize(feedMaxBytes); err != nil || (c.FeedMaxBytes != 0 && c.FeedMaxBytes < minFeedBytes) {
+		errs = append(errs, &ConfigError{fmt.Sprintf("--feed-max-bytes %q: want 0 or a size of at least 64MiB, such as 50GiB, 200GB or 67108864", feedMaxBytes)})
 	}
 	if c.FeedMaxEvents, err = strconv.ParseInt(feedMaxEvents, 10, 64); err != nil || c.FeedMaxEvents < 0 {
 		errs = append(errs, &ConfigError{fmt.Sprintf("--feed-max-events %q: want 0 or a whole number of events", feedMaxEvents)})
@@ -311,6 +315,10 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 
 // parseSize reads a byte count: digits, optionally followed by B, kB, MB,
 // GB, TB (powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024).
+// minFeedBytes is the least --feed-max-bytes: many times the largest event
+// (a fact is at most 64 KiB; a rejection keeps at most that of its message).
+const minFeedBytes = 64 << 20
+
 func parseSize(v string) (int64, error) {
 	units := []struct {
 		suffix string

@@ -44,6 +44,8 @@ func TestParseConfig(t *testing.T) {
 		{[]string{"--feed-max-bytes", "lots"}, "--feed-max-bytes"},
 		{[]string{"--feed-max-bytes", "-5GB"}, "--feed-max-bytes"},
 		{[]string{"--feed-max-bytes", "9000000TiB"}, "--feed-max-bytes"},
+		{[]string{"--feed-max-bytes", "512B"}, "at least 64MiB"}, // smaller than the events: the feed would forget where it was
+		{[]string{"--feed-max-bytes", "1048576"}, "at least 64MiB"},
 		{[]string{"--feed-max-events", "-1"}, "--feed-max-events"},
 		{[]string{"--gomaxprocs", "0"}, "--gomaxprocs"},
 		{[]string{"--gomaxprocs", "many"}, "--gomaxprocs"},
@@ -67,9 +69,8 @@ func TestFeedLimits(t *testing.T) {
 		{nil, 0, 0},
 		{[]string{"--feed-max-bytes", "50GiB"}, 50 << 30, 0},
 		{[]string{"--feed-max-bytes", "200GB", "--feed-max-events", "1000000"}, 200e9, 1e6},
-		{[]string{"--feed-max-bytes", "1048576"}, 1 << 20, 0},
+		{[]string{"--feed-max-bytes", "67108864"}, 64 << 20, 0},
 		{[]string{"--feed-max-bytes", "64 MiB"}, 64 << 20, 0},
-		{[]string{"--feed-max-bytes", "512B"}, 512, 0},
 	} {
 		c, err := ParseConfig(append([]string{"--demo"}, tc.args...), func(string) string { return "" }, io.Discard)
 		if err != nil || c.FeedMaxBytes != tc.bytes || c.FeedMaxEvents != tc.events {
