@@ -100,28 +100,59 @@ func (f *Feed) Position() events.Position { return events.Position(f.published.L
 // LastPublished reads the position of the last event the feed stream holds
 // (events.Start when it holds none).
 func LastPublished(ctx context.Context, js jetstream.JetStream) (events.Position, error) {
+	p, _, err := lastPublished(ctx, js)
+	return p, err
+}
+
+// ErrDiverged: the feed stream's last event is not the store's event at
+// its position (the store was replaced by another, or by an older copy).
+// The feed publishes nothing until it is put right: an operator deletes
+// the stream SUBSIDY_FEED (its messages may not be purged) and restarts
+// ledgerd, which creates it again and republishes the store's log, or
+// restores the store the feed was publishing.
+var ErrDiverged = errors.New("feed: the feed stream's last event is not the store's")
+
+// check returns ErrDiverged unless the store holds the event id at p.
+func (f *Feed) check(ctx context.Context, p events.Position, id string) error {
+	if p == events.Start {
+		return nil
+	}
+	var pg events.Page
+	if err := events.ReadPage(ctx, f.cfg.Store, p-1, 1, &pg); err != nil {
+		return err
+	}
+	if len(pg.Events) == 0 || pg.Events[0].Position != p {
+		return fmt.Errorf("%w: it published up to position %d, which the store does not hold", ErrDiverged, p)
+	}
+	if got := pg.Events[0].ID.String(); got != id {
+		return fmt.Errorf("%w: at position %d it published event %s, the store holds %s", ErrDiverged, p, id, got)
+	}
+	return nil
+}
+
+func lastPublished(ctx context.Context, js jetstream.JetStream) (events.Position, string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	st, err := js.Stream(ctx, natsbus.FeedStream)
 	if err != nil {
-		return 0, fmt.Errorf("feed: stream: %w", err)
+		return 0, "", fmt.Errorf("feed: stream: %w", err)
 	}
 	info, err := st.Info(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("feed: stream info: %w", err)
+		return 0, "", fmt.Errorf("feed: stream info: %w", err)
 	}
 	if info.State.LastSeq == 0 || info.State.Msgs == 0 {
-		return events.Start, nil
+		return events.Start, "", nil
 	}
 	msg, err := st.GetMsg(ctx, info.State.LastSeq)
 	if err != nil {
-		return 0, fmt.Errorf("feed: last message: %w", err)
+		return 0, "", fmt.Errorf("feed: last message: %w", err)
 	}
 	p, err := strconv.ParseUint(msg.Header.Get(natsbus.HeaderPosition), 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("feed: last message has no %s header: %w", natsbus.HeaderPosition, err)
+		return 0, "", fmt.Errorf("feed: last message has no %s header: %w", natsbus.HeaderPosition, err)
 	}
-	return events.Position(p), nil
+	return events.Position(p), msg.Header.Get(natsbus.HeaderEventID), nil
 }
 
 // Run publishes until ctx ends. Failures are retried from the last position
@@ -131,7 +162,10 @@ func (f *Feed) Run(ctx context.Context) error {
 	backoff := time.Duration(0)
 	for ctx.Err() == nil {
 		if resync {
-			p, err := LastPublished(ctx, f.cfg.JetStream)
+			p, id, err := lastPublished(ctx, f.cfg.JetStream)
+			if err == nil {
+				err = f.check(ctx, p, id)
+			}
 			if err != nil {
 				if !f.wait(ctx, &backoff, err) {
 					return nil

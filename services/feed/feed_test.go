@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -181,4 +183,75 @@ func TestWaitAtAStopLogsNothing(t *testing.T) {
 	if f.wait(ctx, &backoff, context.Canceled) || logs.Len() > 0 {
 		t.Errorf("wait at a stop = true or logged %q; want false and nothing logged", logs.String())
 	}
+}
+
+// TestDivergedStoreStopsTheFeed: a feed whose stream holds events the store
+// does not (the store replaced by an older copy, then written on) publishes
+// nothing, rather than skipping the store's events up to the stream's last
+// position, and says why; once the stream is deleted and created again it
+// republishes the store's log from the start.
+func TestDivergedStoreStopsTheFeed(t *testing.T) {
+	s, nc, js := rig(t)
+	for i := range 20 {
+		appendOne(t, s, i)
+	}
+	runUntil := func(store events.Store, upTo int) {
+		t.Helper()
+		f := New(Config{Store: store, Conn: nc, JetStream: js})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- f.Run(ctx) }()
+		waitFor(t, func() bool { return f.Position() == events.Position(upTo) })
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	runUntil(s, 20)
+	// An older copy: 10 of the events, then 15 new ones (head 25).
+	older, err := bolt.Open(filepath.Join(t.TempDir(), "older.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer older.Close()
+	for i := range 10 {
+		appendOne(t, older, i)
+	}
+	for i := 100; i < 115; i++ {
+		appendOne(t, older, i)
+	}
+	var logs bytes.Buffer
+	f := New(Config{Store: older, Conn: nc, JetStream: js, Logger: slog.New(slog.NewTextHandler(&syncWriter{w: &logs}, nil))})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx) }()
+	time.Sleep(300 * time.Millisecond)
+	cancel()
+	<-done
+	if p, err := LastPublished(context.Background(), js); err != nil || p != 20 {
+		t.Errorf("feed stream's last position %d, %v; want 20 (nothing published from the diverged store)", p, err)
+	}
+	if !strings.Contains(logs.String(), "the feed stream's last event is not the store's") {
+		t.Errorf("the feed did not say why it stopped: %s", logs.String())
+	}
+	// An operator deletes the stream; ledgerd creates it again at start.
+	if err := js.DeleteStream(context.Background(), natsbus.FeedStream); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := natsbus.EnsureStreams(context.Background(), js, natsbus.DefaultSubjects, natsbus.DefaultStreamOptions); err != nil {
+		t.Fatal(err)
+	}
+	runUntil(older, 25)
+}
+
+// syncWriter serialises writes to w (the feed logs from its goroutine).
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(b []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(b)
 }
