@@ -8,8 +8,8 @@ package ingest
 
 import (
 	"cmp"
-	"crypto/sha256"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
