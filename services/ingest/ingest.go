@@ -7,6 +7,7 @@
 package ingest
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/sha256"
@@ -791,6 +792,7 @@ type item struct {
 	source   string
 	fact     string
 	keyHasID bool  // the publisher's key held a resident ID number (masked in key)
+	rekeyed  bool  // its key was recorded for another message: key has its digest appended (rekey)
 	dupOf    *item // same message key earlier in this batch
 	known    *ref  // already recorded before this batch
 	rej      *subsidyv1.FactRejected
@@ -887,18 +889,53 @@ func (in *Intake) add(ctx context.Context, b *batch, msg jetstream.Msg) {
 	if b.err != nil {
 		return
 	}
-	if first := b.byKey[it.key]; first != nil {
-		it.dupOf = first
+	if in.answered(ctx, b, it) {
 		return
+	}
+	if it.rekeyed && in.answered(ctx, b, it) { // the new key's own repeat
+		return
+	}
+	in.decide(it, b.opFor)
+}
+
+// answered answers an item whose key was recorded before (or is earlier in the
+// batch) with the first message's outcome: true when it is answered (or
+// waits, or the batch failed). A message under a key the first message
+// was recorded under, but with other content (a subject or payload of
+// another fact), is not a repeat: its key gets the content's digest
+// appended (rekey) and answered returns false, so that it is decided as the
+// fact it is.
+func (in *Intake) answered(ctx context.Context, b *batch, it *item) bool {
+	if first := b.byKey[it.key]; first != nil {
+		if !it.rekeyed && (first.subject != it.subject || !bytes.Equal(first.msg.Data(), it.msg.Data())) {
+			in.rekey(it)
+			return false
+		}
+		it.dupOf = first
+		return true
 	}
 	b.byKey[it.key] = it
-	if r, ok := in.recorded.get(it.id); ok {
+	known := func(r ref) bool {
+		if !it.rekeyed {
+			same, err := in.sameMessage(ctx, it, r)
+			if err != nil {
+				b.err = err
+				return true
+			}
+			if !same {
+				delete(b.byKey, it.key)
+				in.rekey(it)
+				return false
+			}
+		}
 		it.known = &r
-		return
+		return true
+	}
+	if r, ok := in.recorded.get(it.id); ok {
+		return known(r)
 	}
 	if r, ok := in.rejected[it.id]; ok {
-		it.known = &r
-		return
+		return known(r)
 	}
 	if stream, rev, ok := in.world.Applied(it.id); ok {
 		// Recorded before the recent-ids cache remembers (or a publisher
@@ -909,15 +946,68 @@ func (in *Intake) add(ctx context.Context, b *batch, msg jetstream.Msg) {
 		case err != nil:
 			b.err = err
 		case found:
-			it.known = &r
+			return known(r)
 		default:
 			// Decided in the batch still being appended: answer it once
 			// that batch is done.
 			it.retry = in.cfg.RetryDelay
 		}
-		return
+		return true
 	}
-	in.decide(it, b.opFor)
+	return false
+}
+
+// rekey gives an item whose key was recorded for another message a key of
+// its own: the publisher's, "~" and the first 16 hex digits of the SHA-256
+// of its subject and payload (the same for every repeat of it).
+func (in *Intake) rekey(it *item) {
+	h := sha256.New()
+	h.Write([]byte(it.subject))
+	h.Write([]byte{0})
+	h.Write(it.msg.Data())
+	it.key = fmt.Sprintf("%s~%x", it.key, h.Sum(nil)[:8])
+	it.id = MessageID(it.key)
+	it.rekeyed = true
+	if m := in.cfg.Metrics; m != nil {
+		m.Rekeyed.Inc()
+	}
+}
+
+// sameMessage reports whether the message recorded at r (an accepted fact
+// or a rejection) is it's: the same subject and payload (decoded, for a
+// fact, so that JSON spelt differently is the same fact). A record it
+// cannot read back as one or the other counts as the same.
+func (in *Intake) sameMessage(ctx context.Context, it *item, r ref) (bool, error) {
+	recs, err := in.cfg.Store.ReadStream(ctx, r.stream, events.Forwards, r.revision, 1)
+	if errors.Is(err, events.ErrStreamNotFound) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if len(recs) == 0 || recs[0].ID != it.id {
+		return true, nil
+	}
+	d, err := codec.Decode(recs[0])
+	if err != nil {
+		return true, nil
+	}
+	if rj, ok := d.Payload.(*subsidyv1.FactRejected); ok {
+		return rj.GetSubject() == it.subject && bytes.Equal(rj.GetPayload(), keptPayload(it.msg.Data())), nil
+	}
+	kind, ok := factKind(in.cfg.Subjects, it.subject)
+	if !ok {
+		return false, nil
+	}
+	payload, code, _ := decodeFact(kind, it.msg.Headers().Get(natsbus.HeaderContentType), it.msg.Data())
+	return code == subsidyv1.ReasonCode_REASON_CODE_UNSPECIFIED && proto.Equal(payload, d.Payload), nil
+}
+
+// keptPayload is what a rejection keeps of a payload: every resident ID
+// number in it masked, and of an oversized one the first
+// facts.MaxPayloadSize bytes.
+func keptPayload(b []byte) []byte {
+	return person.RedactIDs(b[:min(len(b), facts.MaxPayloadSize)])
 }
 
 // locate reads where the event id is stored, at revision rev of stream
@@ -1498,15 +1588,13 @@ func (in *Intake) rejection(it *item, code subsidyv1.ReasonCode, detail string) 
 	// the first facts.MaxPayloadSize bytes and the whole one's digest: the
 	// rejection is republished on the feed, and a message near the inbound
 	// stream's 1 MiB would not fit a NATS server's default limit with it.
-	payload := it.msg.Data()
-	if len(payload) > facts.MaxPayloadSize {
+	if payload := it.msg.Data(); len(payload) > facts.MaxPayloadSize {
 		detail += fmt.Sprintf(" (kept: the first %d of its %d bytes; SHA-256 of the whole: %x)", facts.MaxPayloadSize, len(payload), sha256.Sum256(payload))
-		payload = payload[:facts.MaxPayloadSize]
 	}
 	return &subsidyv1.FactRejected{
 		Subject:     it.subject,
 		Headers:     h,
-		Payload:     person.RedactIDs(payload),
+		Payload:     keptPayload(it.msg.Data()),
 		Reason:      code,
 		Detail:      person.RedactIDString(detail),
 		MessageId:   it.key,

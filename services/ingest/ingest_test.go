@@ -555,3 +555,74 @@ func TestLoadReportsAReadFailure(t *testing.T) {
 		t.Fatalf("Load on a failing store = %v", err)
 	}
 }
+
+// TestMsgIDReusedForAnotherFact: a Nats-Msg-Id the ledger recorded for one
+// fact, reused (after JetStream's duplicate window) for another, does not
+// answer the other as a repeat of the first: the other is decided under
+// the id with its content's digest appended, and recorded; sent again, it
+// is a repeat of itself, and the first sent again a repeat of the first.
+func TestMsgIDReusedForAnotherFact(t *testing.T) {
+	_, nc, js := natstest.Embedded(t)
+	o := natsbus.DefaultStreamOptions
+	o.DuplicateWindow = 100 * time.Millisecond
+	cons, err := natsbus.EnsureStreams(context.Background(), js, natsbus.DefaultSubjects, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := bolt.Open(filepath.Join(t.TempDir(), "ledger.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	r := &rig{store: s, nc: nc, js: js, cons: cons, outc: make(chan *subsidyv1.IntakeOutcome, 100)}
+	if _, err := nc.Subscribe("subsidy.outcome.>", func(m *nats.Msg) {
+		o := &subsidyv1.IntakeOutcome{}
+		if proto.Unmarshal(m.Data, o) == nil {
+			r.outc <- o
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ref, trainees := programme(t)
+	r.publish(t, ref)
+	in := r.intake(t)
+	if err := in.handle(context.Background(), r.fetch(t, len(ref))); err != nil {
+		t.Fatal(err)
+	}
+	r.outcomes(t, len(ref), 5*time.Second)
+	var regs []simulate.Fact
+	for _, f := range trainees {
+		if _, ok := f.Msg.(*subsidyv1.TraineeRegistered); ok {
+			regs = append(regs, f)
+		}
+	}
+	a, b := regs[0], regs[1]
+	b.MsgID = a.MsgID
+	send := func(f simulate.Fact) *subsidyv1.IntakeOutcome {
+		t.Helper()
+		time.Sleep(200 * time.Millisecond) // past JetStream's duplicate window
+		r.publish(t, []simulate.Fact{f})
+		if err := in.handle(context.Background(), r.fetch(t, 1)); err != nil {
+			t.Fatal(err)
+		}
+		return r.outcomes(t, 1, 5*time.Second)[0]
+	}
+	first := send(a)
+	if !first.GetAccepted() || first.GetDuplicate() || first.GetMessageId() != a.MsgID {
+		t.Fatalf("first: %v", first)
+	}
+	other := send(b)
+	if !other.GetAccepted() || other.GetDuplicate() || !strings.HasPrefix(other.GetMessageId(), a.MsgID+"~") || len(other.GetMessageId()) != len(a.MsgID)+17 || other.GetPosition() == first.GetPosition() {
+		t.Fatalf("another fact under the first's id: %v; want it accepted as itself under %s~<digest>", other, a.MsgID)
+	}
+	head, _ := s.Head(context.Background())
+	if again := send(b); !again.GetDuplicate() || again.GetPosition() != other.GetPosition() || again.GetMessageId() != other.GetMessageId() {
+		t.Errorf("the other fact again: %v; want a repeat of %v", again, other)
+	}
+	if again := send(a); !again.GetDuplicate() || again.GetPosition() != first.GetPosition() {
+		t.Errorf("the first fact again: %v; want a repeat of %v", again, first)
+	}
+	if h, _ := s.Head(context.Background()); h != head {
+		t.Errorf("repeats appended %d events", h-head)
+	}
+}

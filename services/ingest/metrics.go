@@ -9,6 +9,7 @@ type Metrics struct {
 	Accepted      *prometheus.CounterVec
 	Rejected      *prometheus.CounterVec
 	Duplicates    prometheus.Counter
+	Rekeyed       prometheus.Counter
 	AppendSeconds prometheus.Histogram
 	BatchSize     prometheus.Histogram
 	Conflicts     prometheus.Counter
@@ -45,6 +46,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"reason"}),
 		Duplicates: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "subsidy_ledger_facts_duplicate_total", Help: "Inbound messages already recorded (redeliveries, repeated message ids); nothing new stored.",
+		}),
+		Rekeyed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "subsidy_ledger_facts_rekeyed_total", Help: "Inbound messages whose Nats-Msg-Id was recorded for another message (other subject or payload): decided under the id with their content's digest appended.",
 		}),
 		AppendSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "subsidy_ledger_append_duration_seconds", Help: "Time to append one intake batch durably to the store.",
@@ -91,7 +95,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	m.Probes.WithLabelValues("ok")
 	m.Probes.WithLabelValues("failed")
-	reg.MustRegister(m.PullsLost)
+	reg.MustRegister(m.PullsLost, m.Rekeyed)
 	reg.MustRegister(m.Received, m.Accepted, m.Rejected, m.Duplicates, m.AppendSeconds, m.BatchSize, m.Conflicts, m.Retried, m.Position, m.Healthy,
 		m.StoreWritable, m.AppendFailures, m.Probes, m.SnapshotPosition, m.SnapshotSeconds)
 	return m
