@@ -116,9 +116,11 @@ type Intake struct {
 	// rejected holds the record of every rejected message: the world
 	// knows accepted facts' ids, not rejections' (they are few).
 	rejected map[events.ID]ref
-	ready    atomic.Bool
-	pos      atomic.Uint64
-	lastErr  atomic.Pointer[string]
+	// rejecting: the ids of the rejections in the batch being appended.
+	rejecting map[events.ID]struct{}
+	ready     atomic.Bool
+	pos       atomic.Uint64
+	lastErr   atomic.Pointer[string]
 	// answers, while Run runs, takes the acknowledgements and outcomes of
 	// committed batches off the path of the next commit.
 	answers chan []func()
@@ -231,6 +233,7 @@ func (in *Intake) reset() {
 	in.mine = make(map[events.ID]struct{})
 	in.recorded = newRecent(in.cfg.RecentIDs)
 	in.rejected = make(map[events.ID]ref)
+	in.rejecting = make(map[events.ID]struct{})
 }
 
 // replay folds the log from in.seen to its end as Load found it, while
@@ -937,6 +940,13 @@ func (in *Intake) answered(ctx context.Context, b *batch, it *item) bool {
 	if r, ok := in.rejected[it.id]; ok {
 		return known(r)
 	}
+	if _, ok := in.rejecting[it.id]; ok {
+		// Its rejection is in the batch still being appended (a
+		// redelivery, e.g. after a pause longer than the ack wait):
+		// answer it once that batch is done, as an accepted fact's.
+		it.retry = in.cfg.RetryDelay
+		return true
+	}
 	if stream, rev, ok := in.world.Applied(it.id); ok {
 		// Recorded before the recent-ids cache remembers (or a publisher
 		// sent it again after JetStream's duplicate window): where it is
@@ -1078,6 +1088,7 @@ func (in *Intake) seal(b *batch) {
 		it.op, it.rev = o, uint64(len(o.evs))
 		o.evs = append(o.evs, data)
 		o.items = append(o.items, it)
+		in.rejecting[it.id] = struct{}{}
 	}
 	// Catch-up must not fold these events a second time.
 	in.sealed = make(map[events.ID]struct{})
@@ -1221,6 +1232,11 @@ func (in *Intake) foreignSince(ctx context.Context, b *batch) (bool, error) {
 // the rest. An error means the world was reloaded from the store.
 func (in *Intake) finish(ctx context.Context, b *batch) error {
 	<-b.done
+	for _, o := range b.rejections { // recorded below, or handed back
+		for _, it := range o.items {
+			delete(in.rejecting, it.id)
+		}
+	}
 	if b.err != nil {
 		nakAll(b.msgs)
 		return in.reloadAfter(ctx, b.err)

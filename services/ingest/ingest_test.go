@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -624,5 +625,40 @@ func TestMsgIDReusedForAnotherFact(t *testing.T) {
 	}
 	if h, _ := s.Head(context.Background()); h != head {
 		t.Errorf("repeats appended %d events", h-head)
+	}
+}
+
+// TestRejectionRedeliveredWhileInFlight: a message redelivered while its
+// rejection is still being appended (the next batch is decided meanwhile)
+// waits for it and is answered as its repeat; the batch does not fail on
+// appending the rejection a second time.
+func TestRejectionRedeliveredWhileInFlight(t *testing.T) {
+	r := newRig(t)
+	for i, subj := range []string{"subsidy.in.enrolment.nonsense1", "subsidy.in.enrolment.nonsense2"} {
+		m := nats.NewMsg(subj)
+		m.Header.Set(natsbus.HeaderMsgID, fmt.Sprintf("bad-%d", i))
+		m.Data = []byte("{}")
+		if _, err := r.js.PublishMsg(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	msgs := r.fetch(t, 2)
+	in := r.intake(t)
+	ctx := context.Background()
+	b1 := in.prepare(ctx, msgs[:1])
+	in.commit(ctx, b1)                                       // appended, not finished: the next batch is decided meanwhile
+	b2 := in.prepare(ctx, []jetstream.Msg{msgs[0], msgs[1]}) // a redelivery of the first, and another
+	if err := in.finish(ctx, b1); err != nil {
+		t.Fatal(err)
+	}
+	in.commit(ctx, b2)
+	if err := in.finish(ctx, b2); err != nil {
+		t.Fatalf("finish(second batch) = %v", err)
+	}
+	if it := b2.items[0]; it.retry == 0 || it.op != nil {
+		t.Errorf("the redelivery was decided again (op %v, retry %v); want it to wait for its rejection", it.op, it.retry)
+	}
+	if it := b2.items[1]; it.outcome == nil || it.outcome.reason != subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_SUBJECT {
+		t.Errorf("the other message: outcome %v", it.outcome)
 	}
 }
