@@ -796,6 +796,7 @@ type item struct {
 	fact     string
 	keyHasID bool  // the publisher's key held a resident ID number (masked in key)
 	rekeyed  bool  // its key was recorded for another message: key has its digest appended (rekey)
+	fatal    error // folding its decision failed: the batch fails (add)
 	dupOf    *item // same message key earlier in this batch
 	known    *ref  // already recorded before this batch
 	rej      *subsidyv1.FactRejected
@@ -899,6 +900,9 @@ func (in *Intake) add(ctx context.Context, b *batch, msg jetstream.Msg) {
 		return
 	}
 	in.decide(it, b.opFor)
+	if it.fatal != nil {
+		b.err = it.fatal
+	}
 }
 
 // answered answers an item whose key was recorded before (or is earlier in the
@@ -1506,9 +1510,10 @@ func (in *Intake) decide(it *item, opFor func(string, events.ExpectedRevision) *
 		next = rev + 1
 	}
 	for i, ev := range dec.Events {
-		if err := in.world.Apply(dec.Stream, next+uint64(i), ev); err != nil {
-			// The world may be half-updated; the batch fails and reloads.
-			reject(subsidyv1.ReasonCode_REASON_CODE_DECISION_FAILED, "folding the decision: "+err.Error())
+		if err := safeApply(in.world, dec.Stream, next+uint64(i), ev); err != nil {
+			// The world may be half-updated: the batch fails (add), its
+			// messages are handed back and the state is reloaded.
+			it.fatal = fmt.Errorf("ingest: folding the decision on message %s: %w", it.key, err)
 			return
 		}
 	}
@@ -1580,6 +1585,16 @@ var awaitable = map[subsidyv1.ReasonCode]bool{
 
 // safeDecide runs the rules, turning a panic into an error so that a poison
 // message is recorded as a rejection instead of stopping the intake.
+// safeApply folds a decided event into the world, a panic as an error.
+func safeApply(w *rules.World, stream string, rev uint64, ev rules.Event) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("the rules failed folding %T: %v", ev.Payload, r)
+		}
+	}()
+	return w.Apply(stream, rev, ev)
+}
+
 func safeDecide(w *rules.World, f rules.Fact) (dec rules.Decision, rej *rules.Rejection, err error) {
 	defer func() {
 		if r := recover(); r != nil {
