@@ -5,11 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +18,7 @@ import (
 
 	"github.com/cqhrss/subsidyledger/events"
 	"github.com/cqhrss/subsidyledger/events/bolt"
+	"github.com/cqhrss/subsidyledger/services/internal/logbuf"
 	"github.com/cqhrss/subsidyledger/services/internal/natstest"
 	"github.com/cqhrss/subsidyledger/services/natsbus"
 )
@@ -113,15 +112,7 @@ func TestLimitKeepsTheNewestAndResumes(t *testing.T) {
 	m := NewMetrics(prometheus.NewRegistry())
 	run := func(upTo int) {
 		t.Helper()
-		f := New(Config{Store: s, Conn: nc, JetStream: js, BatchSize: 25, Metrics: m})
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- f.Run(ctx) }()
-		waitFor(t, func() bool { return f.Position() == events.Position(upTo) })
-		cancel()
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
+		runTo(t, New(Config{Store: s, Conn: nc, JetStream: js, BatchSize: 25, Metrics: m}), upTo)
 	}
 	for i := range 100 {
 		appendOne(t, s, i)
@@ -154,6 +145,19 @@ func TestLimitKeepsTheNewestAndResumes(t *testing.T) {
 		if got := msg.Header.Get(natsbus.HeaderPosition); got != fmt.Sprint(seq) {
 			t.Fatalf("feed message %d has position %s; want %d", seq, got, seq)
 		}
+	}
+}
+
+// runTo runs f until it has published up to position upTo, then stops it.
+func runTo(t *testing.T, f *Feed, upTo int) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx) }()
+	waitFor(t, func() bool { return f.Position() == events.Position(upTo) })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -197,15 +201,7 @@ func TestDivergedStoreStopsTheFeed(t *testing.T) {
 	}
 	runUntil := func(store events.Store, upTo int) {
 		t.Helper()
-		f := New(Config{Store: store, Conn: nc, JetStream: js})
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- f.Run(ctx) }()
-		waitFor(t, func() bool { return f.Position() == events.Position(upTo) })
-		cancel()
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
+		runTo(t, New(Config{Store: store, Conn: nc, JetStream: js}), upTo)
 	}
 	runUntil(s, 20)
 	// An older copy: 10 of the events, then 15 new ones (head 25).
@@ -220,8 +216,8 @@ func TestDivergedStoreStopsTheFeed(t *testing.T) {
 	for i := 100; i < 115; i++ {
 		appendOne(t, older, i)
 	}
-	var logs bytes.Buffer
-	f := New(Config{Store: older, Conn: nc, JetStream: js, Logger: slog.New(slog.NewTextHandler(&syncWriter{w: &logs}, nil))})
+	var logs logbuf.Buffer
+	f := New(Config{Store: older, Conn: nc, JetStream: js, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- f.Run(ctx) }()
@@ -242,16 +238,4 @@ func TestDivergedStoreStopsTheFeed(t *testing.T) {
 		t.Fatal(err)
 	}
 	runUntil(older, 25)
-}
-
-// syncWriter serialises writes to w (the feed logs from its goroutine).
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(b []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(b)
 }

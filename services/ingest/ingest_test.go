@@ -37,8 +37,14 @@ type rig struct {
 
 func newRig(t *testing.T) *rig {
 	t.Helper()
+	return newRigWith(t, natsbus.DefaultStreamOptions)
+}
+
+// newRigWith is newRig with the streams made with o.
+func newRigWith(t *testing.T, o natsbus.StreamOptions) *rig {
+	t.Helper()
 	_, nc, js := natstest.Embedded(t)
-	cons, err := natsbus.EnsureStreams(context.Background(), js, natsbus.DefaultSubjects, natsbus.DefaultStreamOptions)
+	cons, err := natsbus.EnsureStreams(context.Background(), js, natsbus.DefaultSubjects, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -563,27 +569,10 @@ func TestLoadReportsAReadFailure(t *testing.T) {
 // the id with its content's digest appended, and recorded; sent again, it
 // is a repeat of itself, and the first sent again a repeat of the first.
 func TestMsgIDReusedForAnotherFact(t *testing.T) {
-	_, nc, js := natstest.Embedded(t)
 	o := natsbus.DefaultStreamOptions
 	o.DuplicateWindow = 100 * time.Millisecond
-	cons, err := natsbus.EnsureStreams(context.Background(), js, natsbus.DefaultSubjects, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := bolt.Open(filepath.Join(t.TempDir(), "ledger.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	r := &rig{store: s, nc: nc, js: js, cons: cons, outc: make(chan *subsidyv1.IntakeOutcome, 100)}
-	if _, err := nc.Subscribe("subsidy.outcome.>", func(m *nats.Msg) {
-		o := &subsidyv1.IntakeOutcome{}
-		if proto.Unmarshal(m.Data, o) == nil {
-			r.outc <- o
-		}
-	}); err != nil {
-		t.Fatal(err)
-	}
+	r := newRigWith(t, o)
+	s := r.store
 	ref, trainees := programme(t)
 	r.publish(t, ref)
 	in := r.intake(t)
