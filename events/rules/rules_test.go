@@ -957,26 +957,25 @@ func TestEvidenceAfterSeveralCertificates(t *testing.T) {
 		t.Errorf("entitled certificates %v; want %v, in the order issued", got, []string{c2025, c2026})
 	}
 
-	// One year: the yearly cap (1) admits the earlier certificate only; the
-	// later one's denial stands.
-	k = f.person()
-	first := certified(f, k, bdJ, "2025-06-10")
-	certified(f, k, ccJ, "2025-06-20")
-	evs = f.derived(insured(k))
-	want(t, evs, entitled)
-	if got := entitlements(evs); !slices.Equal(got, []string{first}) {
-		t.Errorf("entitled certificates %v; want %v", got, []string{first})
-	}
-
-	// The level order: senior (2025) then junior (2026) of one occupation:
-	// the junior is a lower level after a higher one.
-	k = f.person()
-	senior := certified(f, k, bdS, "2025-06-10")
-	certified(f, k, bdJ, "2026-03-10")
-	evs = f.derived(insured(k))
-	want(t, evs, entitled)
-	if got := entitlements(evs); !slices.Equal(got, []string{senior}) {
-		t.Errorf("entitled certificates %v; want %v", got, []string{senior})
+	// Of two certificates, the earlier is entitled and the later's denial
+	// stands: in one year, by the yearly cap (1); senior (2025) then junior
+	// (2026) of one occupation, by the level order.
+	for _, tc := range []struct {
+		name            string
+		earlier, later  refdata.Qualification
+		earlyOn, lateOn string
+	}{
+		{"yearly cap", bdJ, ccJ, "2025-06-10", "2025-06-20"},
+		{"level order", bdS, bdJ, "2025-06-10", "2026-03-10"},
+	} {
+		k := f.person()
+		first := certified(f, k, tc.earlier, tc.earlyOn)
+		certified(f, k, tc.later, tc.lateOn)
+		evs := f.derived(insured(k))
+		want(t, evs, entitled)
+		if got := entitlements(evs); !slices.Equal(got, []string{first}) {
+			t.Errorf("%s: entitled certificates %v; want %v", tc.name, got, []string{first})
+		}
 	}
 	checkInvariants(t, f.l.log)
 

@@ -89,7 +89,10 @@ func TestCancelledWithOrderInFlight(t *testing.T) {
 		return &pb.EntitlementHeld{EntitlementId: id, HoldId: "revoked", Reason: pb.ReasonCode_REASON_CODE_CERTIFICATE_REVOKED}
 	}
 	inFlight := fund.Balances{Appropriation: 100000, BudgetAvailable: 20000, Payable: 80000}
-	t.Run("settled", func(t *testing.T) {
+	// cancelled returns a feed with an entitlement cancelled while its
+	// order is in flight, checked still payable.
+	cancelled := func(t *testing.T) (*feed, string) {
+		t.Helper()
 		f := newFeed(t)
 		id, evs := entitle(80000)
 		f.apply(evs...)
@@ -97,6 +100,10 @@ func TestCancelledWithOrderInFlight(t *testing.T) {
 		if b := f.balances(); b != inFlight {
 			t.Fatalf("cancelled, order in flight: balances = %+v; want %+v", b, inFlight)
 		}
+		return f, id
+	}
+	t.Run("settled", func(t *testing.T) {
+		f, id := cancelled(t)
 		f.apply(&pb.PaymentSettled{PaymentOrderId: "po-1", EntitlementId: id, AmountFen: 80000},
 			&pb.ClawbackRaised{ClawbackId: events.DeriveID("clawback", id).String(), EntitlementId: id, AmountFen: 80000,
 				Payee: &pb.Payee{Kind: pb.PayeeKind_PAYEE_KIND_TRAINEE}})
@@ -106,13 +113,7 @@ func TestCancelledWithOrderInFlight(t *testing.T) {
 		}
 	})
 	t.Run("failed", func(t *testing.T) {
-		f := newFeed(t)
-		id, evs := entitle(80000)
-		f.apply(evs...)
-		f.apply(revoked(id))
-		if b := f.balances(); b != inFlight {
-			t.Fatalf("cancelled, order in flight: balances = %+v; want %+v", b, inFlight)
-		}
+		f, id := cancelled(t)
 		f.apply(&pb.PaymentFailed{PaymentOrderId: "po-1", EntitlementId: id, Failure: "account closed"})
 		want := fund.Balances{Appropriation: 100000, BudgetAvailable: 100000}
 		if b := f.balances(); b != want {
