@@ -165,6 +165,14 @@ func TestValidate(t *testing.T) {
 		{"id too long", a(func(m *subsidyv1.AssessmentRecorded) { m.AssessmentId = strings.Repeat("a", facts.MaxIDLen+1) }), schema, "assessment_id"},
 		{"id at the limit", a(func(m *subsidyv1.AssessmentRecorded) { m.AssessmentId = strings.Repeat("a", facts.MaxIDLen) }), ok, ""},
 		{"ID number in an id", a(func(m *subsidyv1.AssessmentRecorded) { m.AssessmentId = "A-11010519491231002X" }), plain, "assessment_id"},
+		// In prose, an ID number written in groups, mistyped or of the old
+		// 15 digits still names a person; in an identifier only a valid one
+		// counts (another system's numbering may look like a mistyped one).
+		{"ID number in groups in prose", &subsidyv1.PaymentFailed{PaymentOrderId: "po", EntitlementId: "e", Failure: "payee 110105 19491231 002X account closed", FailedOn: date(2025, 8, 1)}, plain, "failure"},
+		{"mistyped ID number in prose", &subsidyv1.PaymentFailed{PaymentOrderId: "po", EntitlementId: "e", Failure: "payee 110105194912310021 account closed", FailedOn: date(2025, 8, 1)}, plain, "failure"},
+		{"old ID number in prose", &subsidyv1.PaymentFailed{PaymentOrderId: "po", EntitlementId: "e", Failure: "payee 110105491231002 account closed", FailedOn: date(2025, 8, 1)}, plain, "failure"},
+		{"ID number in groups in an id", a(func(m *subsidyv1.AssessmentRecorded) { m.AssessmentId = "110105-19491231-002X" }), plain, "assessment_id"},
+		{"ID-shaped id with another check digit", a(func(m *subsidyv1.AssessmentRecorded) { m.AssessmentId = "500101202506150001" }), ok, ""},
 		{"negative fee", &subsidyv1.FeeSchedulePublished{FeeScheduleId: "f", EvaluationInstitutionId: "ev", Qualification: &subsidyv1.Qualification{Occupation: 1, Level: 1}, FeeFen: -1, EffectiveFrom: date(2025, 1, 1)}, schema, "fee_fen"},
 		{"free fee", &subsidyv1.FeeSchedulePublished{FeeScheduleId: "f", EvaluationInstitutionId: "ev", Qualification: &subsidyv1.Qualification{Occupation: 1, Level: 1}, FeeFen: 0, EffectiveFrom: date(2025, 1, 1)}, ok, ""},
 		{"fee ends before it starts", &subsidyv1.FeeSchedulePublished{FeeScheduleId: "f", EvaluationInstitutionId: "ev", Qualification: &subsidyv1.Qualification{Occupation: 1, Level: 1}, FeeFen: 1, EffectiveFrom: date(2025, 1, 2), EffectiveTo: date(2025, 1, 1)}, schema, "effective_to"},

@@ -188,8 +188,8 @@ func checkString(name protoreflect.Name, path, s string) error {
 	if !utf8.ValidString(s) {
 		return violation(path, "not UTF-8")
 	}
-	if !accountField(name) && containsIDNumber(s) {
-		return &Error{Reason: subsidyv1.ReasonCode_REASON_CODE_INVALID_PERSON_ID, Field: path, Detail: "contains a resident ID number; send the person key"}
+	if !accountField(name) && containsIDNumber(name, s) {
+		return &Error{Reason: subsidyv1.ReasonCode_REASON_CODE_INVALID_PERSON_ID, Field: path, Detail: "contains a resident ID number (or what looks like one); send the person key"}
 	}
 	switch {
 	case name == "person_key":
@@ -227,22 +227,17 @@ func accountField(name protoreflect.Name) bool {
 	return strings.HasSuffix(string(name), "account") || name == "bank_reference"
 }
 
-// containsIDNumber reports whether s contains 18 consecutive characters that
-// form a valid resident ID number.
-func containsIDNumber(s string) bool {
-	run := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= '0' && c <= '9' || c == 'X' || c == 'x' {
-			run++
-			if run >= 18 && person.Valid(s[i-17:i+1]) {
-				return true
-			}
-		} else {
-			run = 0
-		}
+// containsIDNumber reports whether s, the value of field name, holds a
+// resident ID number: a valid one anywhere (person.ContainsID), and in
+// prose also one with a wrong check digit or an old 15-digit one
+// (person.ContainsIDLike), which still name a person. Identifiers get the
+// strict test: another system's 18-digit number made of a region code, a
+// date and a sequence is not personal data.
+func containsIDNumber(name protoreflect.Name, s string) bool {
+	if freeText[name] {
+		return person.ContainsIDLike(s)
 	}
-	return false
+	return person.ContainsID(s)
 }
 
 func checkNumber(msg protoreflect.FullName, name protoreflect.Name, path string, v protoreflect.Value) error {

@@ -181,49 +181,184 @@ func ValidKey(s string) bool {
 	return true
 }
 
-// RedactIDs returns text with every resident ID number in it (18
-// characters that pass Valid, anywhere in a run of digits and X) masked as
-// MaskID masks it, in place: the length does not change, so a protobuf
-// message whose string holds one stays decodable. It returns text itself
-// when there is none, a copy otherwise.
+// RedactIDs returns text with every resident ID number in it masked as
+// MaskID masks it (the first and last four characters stay), in place: the
+// length does not change, so a protobuf message whose string holds one
+// stays decodable. It returns text itself when there is none, a copy
+// otherwise.
+//
+// It masks more than ContainsID finds, since masking what is not an ID
+// number costs nothing: besides valid numbers (18 characters anywhere in a
+// run of digits and X, or written 6+8+4 with a space or hyphen between the
+// groups) it masks the same shapes with a wrong check digit (a mistyped
+// number still names its holder by region, birth date and sequence) and
+// old 15-digit numbers (a run of exactly 15 digits with a province code and
+// a birth date), each when its region and birth date are plausible.
 func RedactIDs(text []byte) []byte {
-	out := text
-	run := 0
-	for i := 0; i < len(out); i++ {
-		c := out[i]
-		if !(c >= '0' && c <= '9' || c == 'X' || c == 'x') {
-			run = 0
-			continue
-		}
-		run++
-		if run < 18 || !Valid(string(out[i-17:i+1])) {
-			continue
-		}
-		if &out[0] == &text[0] {
-			out = append([]byte(nil), text...)
-		}
-		for j := i - 13; j <= i-4; j++ {
-			out[j] = '*'
-		}
-		run = 4 // the last four characters stay and may start the next one
+	if !scanIDs(text, true, nil) {
+		return text
 	}
+	out := append([]byte(nil), text...)
+	scanIDs(text, true, func(i int) { out[i] = '*' })
 	return out
 }
 
 // RedactIDString is RedactIDs for a string; it allocates only when it
 // masks something (it runs on every inbound message's subject and key).
 func RedactIDString(s string) string {
+	if !scanIDs(s, true, nil) {
+		return s
+	}
+	return string(RedactIDs([]byte(s)))
+}
+
+// ContainsID reports whether s contains a valid resident ID number: 18
+// characters that pass Valid anywhere in a run of digits and X, or written
+// in groups of 6, 8 and 4 with one space or hyphen between them.
+func ContainsID(s string) bool { return scanIDs(s, false, nil) }
+
+// ContainsIDLike reports whether s contains anything RedactIDs masks: a
+// valid ID number, or one with a wrong check digit, or an old 15-digit one.
+// It suits prose, where a person types numbers; identifiers from other
+// systems' numbering need ContainsID (an 18-digit certificate number made
+// of a region code, a date and a sequence would look like one here).
+func ContainsIDLike(s string) bool { return scanIDs(s, true, nil) }
+
+// idChar reports whether c can be part of an ID number.
+func idChar(c byte) bool { return c >= '0' && c <= '9' || c == 'X' || c == 'x' }
+
+// scanIDs finds the ID numbers in s (with broad, also what RedactIDs masks
+// beyond them) and calls mask with the index of every character to hide.
+// With mask nil it returns at the first. It does not allocate.
+func scanIDs[T ~string | ~[]byte](s T, broad bool, mask func(int)) bool {
+	found := false
+	hit := func(idx ...int) bool {
+		found = true
+		if mask == nil {
+			return true
+		}
+		for _, i := range idx {
+			mask(i)
+		}
+		return false
+	}
+	var id [18]byte
 	run := 0
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c >= '0' && c <= '9' || c == 'X' || c == 'x' {
-			if run++; run >= 18 && Valid(s[i-17:i+1]) {
-				return string(RedactIDs([]byte(s)))
+	for i := 0; i <= len(s); i++ {
+		if i == len(s) || !idChar(s[i]) {
+			// An old 15-digit number is a run of exactly 15.
+			if broad && run == 15 && old15(s[i-15:i]) &&
+				hit(i-11, i-10, i-9, i-8, i-7, i-6, i-5) {
+				return true
 			}
-		} else {
 			run = 0
+			continue
+		}
+		run++
+		if run >= 18 {
+			for j := range id {
+				id[j] = s[i-17+j]
+			}
+			if plausible(&id, broad) &&
+				hit(i-13, i-12, i-11, i-10, i-9, i-8, i-7, i-6, i-5, i-4) {
+				return true
+			}
+		}
+		// Written 6+8+4: s[i-19:i+1] is "dddddd ddddddd dddd" (or with
+		// hyphens), ending here.
+		if run == 4 && i >= 19 {
+			sep := s[i-4]
+			if (sep == ' ' || sep == '-') && s[i-13] == sep && groupOfID(s[i-12:i-4]) && groupOfID(s[i-19:i-13]) {
+				for j := range 6 {
+					id[j] = s[i-19+j]
+				}
+				for j := range 8 {
+					id[6+j] = s[i-12+j]
+				}
+				for j := range 4 {
+					id[14+j] = s[i-3+j]
+				}
+				if plausible(&id, broad) &&
+					hit(i-15, i-14, i-12, i-11, i-10, i-9, i-8, i-7, i-6, i-5) {
+					return true
+				}
+			}
 		}
 	}
-	return s
+	return found
+}
+
+// groupOfID reports whether g is all ID characters.
+func groupOfID[T ~string | ~[]byte](g T) bool {
+	for i := 0; i < len(g); i++ {
+		if !idChar(g[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// plausible reports whether id is a valid ID number (as Valid), or with
+// broad one whose check digit may be wrong.
+func plausible(id *[18]byte, broad bool) bool {
+	for _, c := range id[:17] {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	last := id[17]
+	if last == 'x' {
+		last = 'X'
+	}
+	if (last < '0' || last > '9') && last != 'X' {
+		return false
+	}
+	if !provinces[string(id[:2])] || !birthDate(num(id[6:10]), num(id[10:12]), num(id[12:14])) {
+		return false
+	}
+	if broad {
+		return true
+	}
+	sum := 0
+	for i, c := range id[:17] {
+		sum += int(c-'0') * weights[i]
+	}
+	return checkChars[sum%11] == last
+}
+
+// old15 reports whether s (15 characters) is shaped like a first-generation
+// ID number: digits, a province code and a birth date 19YYMMDD.
+func old15[T ~string | ~[]byte](s T) bool {
+	var b [15]byte
+	for i := range b {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+		b[i] = s[i]
+	}
+	return provinces[string(b[:2])] && birthDate(1900+num(b[6:8]), num(b[8:10]), num(b[10:12]))
+}
+
+// num is the value of the ASCII digits d.
+func num(d []byte) int {
+	n := 0
+	for _, c := range d {
+		n = 10*n + int(c-'0')
+	}
+	return n
+}
+
+// birthDate reports whether y-m-d is a calendar date with y in
+// [MinBirthYear, MaxBirthYear], as Normalize checks it.
+func birthDate(y, m, d int) bool {
+	if y < MinBirthYear || y > MaxBirthYear || m < 1 || m > 12 || d < 1 {
+		return false
+	}
+	days := [13]int{0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31}[m]
+	if m == 2 && y%4 == 0 && (y%100 != 0 || y%400 == 0) {
+		days = 29
+	}
+	return d <= days
 }
 
 // MaskID masks an ID number for display: the first 4 and last 4 characters

@@ -2,6 +2,8 @@ package person_test
 
 import (
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -181,9 +183,23 @@ func TestRedactIDs(t *testing.T) {
 		{"500103200305120011", "5001**********0011"},
 		{`{"id_number":"500103200305120011","x":1}`, `{"id_number":"5001**********0011","x":1}`},
 		{"a 11010519491231002x b", "a 1101**********002x b"},
-		{"500103200305120012", "500103200305120012"},   // a wrong check digit: not an ID number
+		{"500103200305120012", "5001**********0012"},   // a wrong check digit: still masked
 		{"9500103200305120011", "95001**********0011"}, // inside a longer run
 		{"500103200305120011500103200305120011", "5001**********00115001**********0011"},
+		// Written in groups, with spaces or hyphens.
+		{"payee 500103 20030512 0011 closed", "payee 5001** ******** 0011 closed"},
+		{"500103-20030512-0011", "5001**-********-0011"},
+		{"110105 19491231 002x", "1101** ******** 002x"},
+		{"500103 20030512-0011", "500103 20030512-0011"},       // mixed separators: not a written form
+		{"500103  20030512 0011", "500103  20030512 0011"},     // two spaces
+		{"500103 20031512 0011", "500103 20031512 0011"},       // month 15: no birth date
+		{"990103 20030512 0011", "990103 20030512 0011"},       // no province 99
+		{"old 110105491231002 id", "old 1101*******1002 id"},   // 15 digits, 1949-12-31
+		{"110105491231002", "1101*******1002"},                 // at both ends
+		{"1101054912310021", "1101054912310021"},               // 16 digits: not an old number
+		{"110105491331002", "110105491331002"},                 // month 13
+		{"order 20250615000000001", "order 20250615000000001"}, // no province 20, no date
+		{"fee 2800000 fen", "fee 2800000 fen"},
 	} {
 		if got := person.RedactIDString(tc.in); got != tc.want {
 			t.Errorf("RedactIDString(%q) = %q; want %q", tc.in, got, tc.want)
@@ -199,8 +215,56 @@ func TestRedactIDs(t *testing.T) {
 	}
 }
 
+// TestContainsID checks that ContainsID finds valid numbers only, in both
+// forms, and ContainsIDLike what RedactIDs masks.
+func TestContainsID(t *testing.T) {
+	for _, tc := range []struct {
+		in         string
+		valid, any bool
+	}{
+		{"500103200305120011", true, true},
+		{"x 500103 20030512 0011 y", true, true},
+		{"500103-20030512-0011", true, true},
+		{"500103200305120012", false, true},   // wrong check digit
+		{"500103 20030512 0012", false, true}, // wrong check digit, written
+		{"110105491231002", false, true},      // old 15-digit
+		{"certificate 2025-0001", false, false},
+		{"", false, false},
+	} {
+		if got := person.ContainsID(tc.in); got != tc.valid {
+			t.Errorf("ContainsID(%q) = %v; want %v", tc.in, got, tc.valid)
+		}
+		if got := person.ContainsIDLike(tc.in); got != tc.any {
+			t.Errorf("ContainsIDLike(%q) = %v; want %v", tc.in, got, tc.any)
+		}
+	}
+}
+
+// TestContainsIDAgreesWithValid: on 18 characters alone, ContainsID is
+// Valid and ContainsIDLike is Valid but for the check digit, over random
+// candidates near valid ones (every region, date and check case).
+func TestContainsIDAgreesWithValid(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	const digits = "0123456789"
+	for range 200000 {
+		b := []byte(fmt.Sprintf("%02d%04d%04d%02d%02d%03d", rng.IntN(100), rng.IntN(10000), 1890+rng.IntN(220), rng.IntN(14), rng.IntN(33), rng.IntN(1000)))
+		b = append(b, "0123456789Xx"[rng.IntN(12)])
+		if rng.IntN(4) == 0 {
+			b[rng.IntN(17)] = digits[rng.IntN(10)]
+		}
+		s := string(b)
+		if got, want := person.ContainsID(s), person.Valid(s); got != want {
+			t.Fatalf("ContainsID(%q) = %v; Valid %v", s, got, want)
+		}
+		fixed := s[:17] + string(person.CheckDigit(s[:17]))
+		if got, want := person.ContainsIDLike(s), person.Valid(fixed); got != want {
+			t.Fatalf("ContainsIDLike(%q) = %v; Valid with its check digit put right %v", s, got, want)
+		}
+	}
+}
+
 func TestRedactIDStringAllocatesOnlyToMask(t *testing.T) {
-	for _, s := range []string{"subsidy.in.enrolment.trainee_registered", "msg-12345678901234567"} {
+	for _, s := range []string{"subsidy.in.enrolment.trainee_registered", "msg-12345678901234567", "ab 500103 20031512 0011 cd 110105491331002"} {
 		if n := testing.AllocsPerRun(100, func() { person.RedactIDString(s) }); n != 0 {
 			t.Errorf("RedactIDString(%q), no ID number in it: %v allocations", s, n)
 		}

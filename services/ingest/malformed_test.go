@@ -21,6 +21,10 @@ func kept(body string) string { return body[:min(len(body), facts.MaxPayloadSize
 // plainID is a valid resident ID number; maskedID, how a record may show it.
 const plainID, maskedID = "110101199003078515", "1101**********8515"
 
+// Other forms of an ID number that name its holder: written in groups, with
+// a wrong check digit, and an old 15-digit one.
+const groupedID, mistypedID, oldID = "110101 19900307 8515", "110101199003078514", "110105491231002"
+
 // TestMalformedInputCatalogue sends one example of every class of malformed
 // input through JetStream and the intake, and checks that each lands as a
 // recorded rejection with the expected reason code (and its original
@@ -63,10 +67,18 @@ func TestMalformedInputCatalogue(t *testing.T) {
 		{"ID number in the subject", "subsidy.in.enrolment." + plainID, json, `{}`, subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_SUBJECT},
 		{"ID number in a header", "subsidy.in.bureau.annual_target_set", json, `{"year":1899,"target":3000}`, subsidyv1.ReasonCode_REASON_CODE_SCHEMA_VIOLATION},
 		{"ID number as the key", "subsidy.in.bureau.annual_target_set", json, `{"year":2025,"target":3000}`, subsidyv1.ReasonCode_REASON_CODE_INVALID_PERSON_ID},
+		// The same in the other forms a person writes: in groups, with a
+		// wrong check digit, the old 15 digits.
+		{"ID number in groups", "subsidy.in.enrolment.enrolled", json, `{"enrolmentId": "e", "idNumber": "` + groupedID + `"}`, subsidyv1.ReasonCode_REASON_CODE_UNDECODABLE},
+		{"mistyped ID number in a header", "subsidy.in.bureau.annual_target_set", json, `{"year":1899,"target":3000}`, subsidyv1.ReasonCode_REASON_CODE_SCHEMA_VIOLATION},
+		{"old ID number as the key", "subsidy.in.bureau.annual_target_set", json, `{"year":2025,"target":3001}`, subsidyv1.ReasonCode_REASON_CODE_INVALID_PERSON_ID},
 	}
 	key := func(name string) string {
-		if name == "ID number as the key" {
+		switch name {
+		case "ID number as the key":
 			return plainID
+		case "old ID number as the key":
+			return "k-" + oldID
 		}
 		return "malformed-" + name
 	}
@@ -74,8 +86,11 @@ func TestMalformedInputCatalogue(t *testing.T) {
 		m := nats.NewMsg(tc.subject)
 		m.Data = []byte(tc.body)
 		m.Header.Set(natsbus.HeaderMsgID, key(tc.name))
-		if tc.name == "ID number in a header" {
+		switch tc.name {
+		case "ID number in a header":
 			m.Header.Set("X-Trainee", plainID)
+		case "mistyped ID number in a header":
+			m.Header.Set("X-Trainee", mistypedID)
 		}
 		if tc.contentType != "" {
 			m.Header.Set(natsbus.HeaderContentType, tc.contentType)
@@ -105,8 +120,10 @@ func TestMalformedInputCatalogue(t *testing.T) {
 		}
 	}
 	for _, rec := range page {
-		if strings.Contains(string(rec.Data)+string(rec.Metadata), plainID) {
-			t.Errorf("event %d (%s) holds the plain ID number", rec.Position, rec.Type)
+		for _, id := range []string{plainID, groupedID, mistypedID, oldID} {
+			if strings.Contains(string(rec.Data)+string(rec.Metadata), id) {
+				t.Errorf("event %d (%s) holds the plain ID number %q", rec.Position, rec.Type, id)
+			}
 		}
 	}
 	for _, tc := range cases {
