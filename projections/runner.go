@@ -424,7 +424,10 @@ func (r *Runner) loop(ctx context.Context, st loopState) error {
 			continue
 		}
 		sess, cancel := context.WithCancel(ctx)
-		if dirty && r.cfg.Checkpoints != nil {
+		if r.cfg.Checkpoints != nil {
+			// A session ends at least every interval, changed or not: a
+			// session begun clean may apply events, and only its end can
+			// write them to a snapshot.
 			var c2 context.CancelFunc
 			sess, c2 = context.WithDeadline(sess, lastSnap.Add(r.cfg.SnapshotInterval))
 			cancel = chain(cancel, c2)
@@ -443,12 +446,14 @@ func (r *Runner) loop(ctx context.Context, st loopState) error {
 		switch {
 		case ctx.Err() != nil:
 		case errors.Is(err, errSnapshotDue), errors.Is(err, context.DeadlineExceeded):
-			if r.cfg.Checkpoints != nil && dirty {
-				if r.saveSnapshot() == nil {
-					dirty, sinceSnap, lastSnap = false, 0, time.Now()
-				} else {
-					lastSnap = time.Now() // try again after another interval
-				}
+			switch {
+			case r.cfg.Checkpoints == nil:
+			case !dirty:
+				lastSnap = time.Now() // nothing to write: the next interval
+			case r.saveSnapshot() == nil:
+				dirty, sinceSnap, lastSnap = false, 0, time.Now()
+			default:
+				lastSnap = time.Now() // try again after another interval
 			}
 		case errors.Is(err, context.Canceled):
 			// Interrupted for a control request.

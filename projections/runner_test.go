@@ -175,6 +175,31 @@ func TestRestartResumesFromCheckpointWithoutDoubleApply(t *testing.T) {
 	}
 }
 
+// TestSnapshotEveryInterval: a runner that started with nothing to write
+// (an empty log) writes the events it applies since to a snapshot within
+// the interval, and again after later events, not only every
+// SnapshotEvery events.
+func TestSnapshotEveryInterval(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, filepath.Join(dir, "log.db"))
+	defer s.Close()
+	cps, err := projections.OpenCheckpoints(filepath.Join(dir, "cp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cps.Close()
+	r := start(t, func() projections.Projection { return &tally{} },
+		projections.Config{Store: s, Checkpoints: cps, SnapshotInterval: 50 * time.Millisecond})
+	waitFor(t, "ready", func() bool { return r.r.Ready() == nil })
+	for _, want := range []events.Position{2, 6} {
+		appendTargets(t, s, make([]int32, want/2-r.r.Position()/2)...)
+		waitFor(t, fmt.Sprintf("a snapshot at position %d", want), func() bool {
+			cp, ok, err := cps.Load("tally")
+			return err == nil && ok && cp.Position == want
+		})
+	}
+}
+
 func TestFailureStopsAtTheEventAndReportsIt(t *testing.T) {
 	// Without and with the parallel catch-up build at start.
 	for _, catchUp := range []int{0, 1} {
