@@ -48,6 +48,12 @@ type Config struct {
 	Now func() time.Time
 	// Timeout bounds a request (as-of builds above all); zero: 60s.
 	Timeout time.Duration
+	// ExportTimeout bounds a streamed CSV export (the whole trainee list:
+	// about 150 bytes a trainee, so a slow client may need minutes); zero:
+	// 30 minutes. An export cut short, by it or by a failure, ends the
+	// connection without the response's end, so the client sees an error
+	// and never a shorter file that looks complete.
+	ExportTimeout time.Duration
 	// Actions hands the maker/checker actions' facts to the ledger; nil:
 	// the action routes answer 503.
 	Actions Submitter
@@ -120,6 +126,9 @@ func New(cfg Config) http.Handler {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 60 * time.Second
 	}
+	if cfg.ExportTimeout <= 0 {
+		cfg.ExportTimeout = 30 * time.Minute
+	}
 	if cfg.ActionWait <= 0 {
 		cfg.ActionWait = DefaultActionWait
 	}
@@ -184,8 +193,9 @@ type result struct {
 	// rows is a slice of structs (flat, or with nested structs flattened
 	// into "parent.child" columns) for ?format=csv.
 	rows any
-	// stream writes CSV rows itself (exports too large to hold).
-	stream func(w http.ResponseWriter) error
+	// stream writes CSV rows itself (exports too large to hold), until
+	// ctx ends.
+	stream func(ctx context.Context, w http.ResponseWriter) error
 	// position is the log position the answer reflects.
 	position events.Position
 	filename string
@@ -228,12 +238,16 @@ func (s *server) wrap(rt route) http.Handler {
 func (s *server) serve(w http.ResponseWriter, r *http.Request, rt route) {
 	defer func() {
 		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p) // an export cut short: drop the connection
+			}
 			// A bug: answer "internal error" rather than dropping the
 			// connection, and log it.
 			writeError(w, r, s.log, &Error{Code: CodeInternal, Message: "internal error", Err: fmt.Errorf("panic: %v", p)})
 		}
 	}()
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Timeout)
+	base := r.Context()
+	ctx, cancel := context.WithTimeout(base, s.cfg.Timeout)
 	defer cancel()
 	r = r.WithContext(ctx)
 	var sc Scope
@@ -271,8 +285,11 @@ func (s *server) serve(w http.ResponseWriter, r *http.Request, rt route) {
 			w.Header().Set("Content-Disposition", `attachment; filename="`+res.filename+`"`)
 		}
 		if res.stream != nil {
-			if err := res.stream(w); err != nil {
-				s.log.Error("CSV export failed midway", "route", rt.pattern, "err", err)
+			ctx, cancel := context.WithTimeout(base, s.cfg.ExportTimeout)
+			defer cancel()
+			if err := res.stream(ctx, w); err != nil {
+				s.log.Error("CSV export failed midway; the connection is dropped so that the client does not take the part for the whole", "route", rt.pattern, "err", err)
+				panic(http.ErrAbortHandler)
 			}
 			return
 		}

@@ -67,7 +67,7 @@ func cell(v reflect.Value) string {
 	}
 	switch v.Kind() {
 	case reflect.String:
-		return v.String()
+		return inert(v.String())
 	case reflect.Bool:
 		return strconv.FormatBool(v.Bool())
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
@@ -82,7 +82,7 @@ func cell(v reflect.Value) string {
 			for i := range parts {
 				parts[i] = v.Index(i).String()
 			}
-			return strings.Join(parts, " ")
+			return inert(strings.Join(parts, " "))
 		}
 	case reflect.Struct:
 		if v.Type() == timeType {
@@ -94,6 +94,20 @@ func cell(v reflect.Value) string {
 		return ""
 	}
 	return string(b)
+}
+
+// inert keeps a text cell from being taken for a formula by a spreadsheet
+// (CSV injection): names, reasons and ids come from publishers, and a
+// supervisor opens the export in Excel or WPS, which would run
+// =HYPERLINK(...) or =cmd|... in a cell. A cell beginning with = + - @, a
+// tab or a carriage return gets a leading apostrophe, which spreadsheets
+// show as text and hide. Numbers are not text cells and stay as they are
+// (a negative balance is a number).
+func inert(s string) string {
+	if s != "" && strings.IndexByte("=+-@\t\r", s[0]) >= 0 {
+		return "'" + s
+	}
+	return s
 }
 
 // fieldByIndex follows index through nil pointers (an absent nested struct

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/csv"
 	"fmt"
 	"net/http"
@@ -228,7 +229,7 @@ func (s *server) trainees(r *http.Request, sc Scope) (result, error) {
 	}
 	if q.Get("format") == "csv" {
 		// The whole export, streamed page by page.
-		return result{position: pos, filename: "trainees.csv", stream: func(w http.ResponseWriter) error {
+		return result{position: pos, filename: "trainees.csv", stream: func(ctx context.Context, w http.ResponseWriter) error {
 			cw := csv.NewWriter(w)
 			header := false
 			for from := 0; from >= 0; {
@@ -245,7 +246,10 @@ func (s *server) trainees(r *http.Request, sc Scope) (result, error) {
 				}
 				header = true
 				cw.Flush()
-				if err := r.Context().Err(); err != nil {
+				if err := cw.Error(); err != nil {
+					return err
+				}
+				if err := ctx.Err(); err != nil {
 					return err
 				}
 			}
