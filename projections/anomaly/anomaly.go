@@ -281,6 +281,21 @@ type Flag struct {
 	RecordedAt           time.Time        `json:"recorded_at"`
 }
 
+// ForInstitution returns the flag as the institution it is filed under
+// may see it. A concurrent-enrolment flag (rule 16) is filed under the
+// institution of the second enrolment, and its detail, checks and
+// evidence name the first: another institution's enrolment, which the
+// institution may not see. They are replaced by what is its own.
+func (f Flag) ForInstitution() Flag {
+	if f.Reason.Number != int32(pb.ReasonCode_REASON_CODE_CONCURRENT_ENROLMENT) {
+		return f
+	}
+	f.Detail = rm.ConcurrentEnrolmentForInstitution
+	f.EvidenceEventIDs = []string{}
+	f.Checks = []Check{}
+	return f
+}
+
 // ReasonCount counts flags of one reason.
 type ReasonCount struct {
 	Reason rm.Reason `json:"reason"`

@@ -588,5 +588,10 @@ func (s *server) anomalies(r *http.Request, sc Scope) (result, error) {
 		return result{}, err
 	}
 	l := m.List(anomaly.Filter{Unit: unit, Institution: inst, Reason: q.Get("reason"), Limit: limit})
+	if sc.Role == RoleInstitution {
+		for i := range l.Flags {
+			l.Flags[i] = l.Flags[i].ForInstitution()
+		}
+	}
 	return result{body: l, rows: l.Flags, position: pos, filename: "anomalies.csv"}, nil
 }

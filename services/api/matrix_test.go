@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -567,6 +568,18 @@ func TestScopedTotals(t *testing.T) {
 			t.Errorf("%s notice counts %d open (of %d listed), closed %v: counts of other units' notices", d.token, nl.Open, len(nl.Entries), nl.Closed)
 		}
 	}
+	concurrent := 0 // concurrent-enrolment flags the institutions saw
+	var allInsts InstitutionList
+	getAs("/v1/institutions", "muni-token", &allInsts)
+	// namesOther reports whether text names an institution other than own.
+	namesOther := func(text, own string) bool {
+		for _, in := range allInsts.Institutions {
+			if id := in.InstitutionID; id != own && regexp.MustCompile(regexp.QuoteMeta(id)+`\b`).MatchString(text) {
+				return true
+			}
+		}
+		return false
+	}
 	for _, in := range []struct{ token, inst, foreignKey string }{{"x-token", w.instX, w.keyY}, {"y-token", w.instY, w.keyX}} {
 		if csv := getAs("/v1/trainees?format=csv", in.token, nil); bytes.Contains(csv, []byte(in.foreignKey)) {
 			t.Errorf("%s trainee export contains another institution's trainee", in.token)
@@ -637,6 +650,28 @@ func TestScopedTotals(t *testing.T) {
 			if f.InstitutionID != in.inst {
 				t.Errorf("%s sees a flag of %s", in.token, f.InstitutionID)
 			}
+			// A concurrent-enrolment flag's recorded detail names the
+			// other institution and its enrolment.
+			if f.Reason.Number == int32(subsidyv1.ReasonCode_REASON_CODE_CONCURRENT_ENROLMENT) {
+				concurrent++
+				if j := jsonOf(t, f); namesOther(j, in.inst) {
+					t.Errorf("%s sees another institution's enrolment in a flag: %s", in.token, j)
+				}
+				st, _ := model.Get(f.Subject)
+				for _, ff := range st.ForInstitution(in.inst).Flags {
+					if namesOther(ff.Detail, in.inst) {
+						t.Errorf("%s sees another institution's enrolment in trainee %s's flag: %s", in.token, f.Subject, ff.Detail)
+					}
+				}
+				var viaAPI trainee.Status
+				getAs("/v1/trainees/"+f.Subject, in.token, &viaAPI)
+				if j := jsonOf(t, viaAPI.Flags); namesOther(j, in.inst) {
+					t.Errorf("%s sees another institution in trainee %s's flags: %s", in.token, f.Subject, j)
+				}
+			}
+		}
+		if csv := getAs("/v1/anomalies?format=csv", in.token, nil); namesOther(string(csv), in.inst) {
+			t.Errorf("%s anomalies export names another institution", in.token)
 		}
 		var nl notice.List
 		getAs("/v1/notice?on=all", in.token, &nl)
@@ -648,5 +683,8 @@ func TestScopedTotals(t *testing.T) {
 		if nl.Open != len(nl.Entries) || nl.Closed != nil {
 			t.Errorf("%s notice counts %d open (of %d listed), closed %v: counts of other institutions' notices", in.token, nl.Open, len(nl.Entries), nl.Closed)
 		}
+	}
+	if concurrent == 0 {
+		t.Errorf("neither institution has a concurrent-enrolment flag: the fixture does not test their detail")
 	}
 }

@@ -116,6 +116,11 @@ type Reason struct {
 	Number int32  `json:"number"`
 }
 
+// ConcurrentEnrolmentForInstitution is a concurrent-enrolment flag's
+// detail as the institution it is filed under sees it: the recorded detail
+// names the trainee's other institution and its enrolment.
+const ConcurrentEnrolmentForInstitution = "enrolled here while an enrolment of the trainee at another institution was not completed"
+
 // ReasonOf returns the JSON form ("" code for unspecified).
 func ReasonOf(c pb.ReasonCode) Reason {
 	if c == 0 {
