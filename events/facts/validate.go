@@ -196,12 +196,16 @@ func checkString(name protoreflect.Name, path, s string) error {
 		if s != "" && !person.ValidKey(s) {
 			return violation(path, "not a person key (64 lower-case hex characters)")
 		}
-	case name == "masked_name" || name == "masked_id":
-		if utf8.RuneCountInString(s) > 1 && !strings.Contains(s, "*") {
-			return violation(path, "not masked")
-		}
+	case name == "masked_name":
 		if len(s) > MaxTextLen {
 			return violation(path, "longer than %d bytes", MaxTextLen)
+		}
+		if !maskedName(s) {
+			return violation(path, "not masked: every character but the first and the last is '*' (张*三, 欧**明), and of two characters one (张*)")
+		}
+	case name == "masked_id":
+		if !maskedID(s) {
+			return violation(path, "not masked: 18 characters whose birth date (characters 7 to 14) is '*' and the rest digits or X (5001**********123X, 500103********0011), or empty")
 		}
 	case freeText[name]:
 		if len(s) > MaxTextLen {
@@ -218,6 +222,55 @@ func checkString(name protoreflect.Name, path, s string) error {
 		}
 	}
 	return nil
+}
+
+// maskedName reports whether s is a name masked as DOMAIN.md §3 shows
+// (person.MaskName): at most its first and last characters shown, and of a
+// two-character name at most one; empty is allowed (no name given).
+// Checking for one '*' anywhere let 李娜娜* through: the whole name.
+func maskedName(s string) bool {
+	r := []rune(s)
+	switch n := len(r); {
+	case n == 0:
+		return true
+	case n == 1:
+		return r[0] == '*'
+	case n == 2:
+		return r[0] == '*' || r[1] == '*'
+	default:
+		for _, c := range r[1 : n-1] {
+			if c != '*' {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+// maskedID reports whether s is an ID number masked so that the birth
+// date (characters 7 to 14) is hidden, as person.MaskID does and the
+// common 6+8+4 display does, every other character a digit, X or '*';
+// empty is allowed. Checking for one '*' anywhere let 11010519491231002*
+// through: 17 of 18 characters, the 18th being their check digit.
+func maskedID(s string) bool {
+	if s == "" {
+		return true
+	}
+	if len(s) != 18 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case i >= 6 && i < 14:
+			if c != '*' {
+				return false
+			}
+		case c != '*' && (c < '0' || c > '9') && c != 'X' && c != 'x':
+			return false
+		}
+	}
+	return true
 }
 
 // accountField reports whether a field holds a bank account or bank

@@ -381,7 +381,7 @@ func MaskID(id string) string {
 
 // MaskName masks a personal name for display, rune by rune: the first
 // character stays; a two-character name becomes 张*, a longer one keeps its
-// last character too with every middle character masked (张*三, 欧阳**明).
+// last character too with every middle character masked (张*三, 欧阳娜明 → 欧**明).
 // Surrounding white space is dropped; a one-character name becomes "*" and
 // an empty name stays empty. Separators in transliterated names (·, space)
 // are masked like any other character, so their positions do not leak.
