@@ -43,6 +43,7 @@ import (
 	"github.com/cqhrss/subsidyledger/events"
 	"github.com/cqhrss/subsidyledger/projections"
 	"github.com/cqhrss/subsidyledger/projections/fund"
+	"github.com/cqhrss/subsidyledger/projections/notice"
 )
 
 // Config configures a Feed.
@@ -140,6 +141,12 @@ func (f *Feed) Subject(projection string) string { return f.cfg.Prefix + ".proje
 func (f *Feed) Observer(p projections.Projection, ev *projections.Event) {
 	c := Change{Projection: p.Name(), Position: ev.Position, EventType: ev.Type, EventID: ev.ID.String()}
 	f.keys(ev.Payload.ProtoReflect(), &c)
+	if c.Projection == notice.Name {
+		// The public notice is masked data only: its changes name the
+		// entitlement, never the person (a person key would join the
+		// public list to the trainee's records).
+		c.PersonKey = ""
+	}
 	if fm, ok := p.(*fund.Model); ok {
 		if c.Postings = fm.PostedAt(ev.Position); len(c.Postings) == 0 {
 			return // nothing posted: nothing changed in the ledger
