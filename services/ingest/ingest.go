@@ -1487,7 +1487,7 @@ func (in *Intake) decide(it *item, opFor func(string, events.ExpectedRevision) *
 		expected = events.Exact(rev)
 	}
 	recs := make([]events.EventData, 0, len(dec.Events))
-	for i, ev := range dec.Events {
+	for _, ev := range dec.Events {
 		e := env
 		if ev.Derived {
 			e = in.envelope(it, Source, it.id)
@@ -1500,7 +1500,6 @@ func (in *Intake) decide(it *item, opFor func(string, events.ExpectedRevision) *
 			return
 		}
 		recs = append(recs, data)
-		_ = i
 	}
 	o := opFor(dec.Stream, expected)
 	base := uint64(len(o.evs))
@@ -1583,8 +1582,6 @@ var awaitable = map[subsidyv1.ReasonCode]bool{
 	subsidyv1.ReasonCode_REASON_CODE_ATTEMPT_OUT_OF_ORDER:        true,
 }
 
-// safeDecide runs the rules, turning a panic into an error so that a poison
-// message is recorded as a rejection instead of stopping the intake.
 // safeApply folds a decided event into the world, a panic as an error.
 func safeApply(w *rules.World, stream string, rev uint64, ev rules.Event) (err error) {
 	defer func() {
@@ -1595,6 +1592,8 @@ func safeApply(w *rules.World, stream string, rev uint64, ev rules.Event) (err e
 	return w.Apply(stream, rev, ev)
 }
 
+// safeDecide runs the rules, turning a panic into an error so that a poison
+// message is recorded as a rejection instead of stopping the intake.
 func safeDecide(w *rules.World, f rules.Fact) (dec rules.Decision, rej *rules.Rejection, err error) {
 	defer func() {
 		if r := recover(); r != nil {
