@@ -60,4 +60,9 @@
 //
 // Stream names are 1 to MaxStreamLen bytes; an encoded event must fit in a
 // bbolt value (2 GiB).
+//
+// Checking: the store offers merkle.VerifyLog what only it can check
+// (check.go): DensePositions (a walk that finds a position missing has
+// found an event removed) and CheckIndex (every stream's head and runs
+// against the log, which reads and appends trust without looking).
 package bolt

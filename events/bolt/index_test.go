@@ -214,6 +214,7 @@ func TestFormat1(t *testing.T) {
 		t.Errorf("opened read-only: format %q; want %q left alone", f, formatValueV1)
 	}
 	check(ro, "read-only")
+	checkIndexClean(t, ro)
 	ro.Close()
 
 	s, err = Open(path, Options{})
@@ -234,4 +235,5 @@ func TestFormat1(t *testing.T) {
 		t.Errorf("a new stream: %d inline runs, %d indexed; want 1 inline", in, ix)
 	}
 	check(s, "appended")
+	checkIndexClean(t, s)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"sync"
 
 	"go.etcd.io/bbolt"
@@ -22,11 +23,14 @@ const (
 )
 
 // view runs fn in a read transaction and types its errors. bbolt panics on
-// damaged pages; that becomes ErrCorrupt rather than a crash.
+// damaged pages, or follows them outside the mapped file, a memory fault
+// that SetPanicOnFault makes a panic too; either becomes ErrCorrupt rather
+// than a crash.
 func (s *Store) view(op, stream string, fn func(*bbolt.Tx) error) (err error) {
 	if s.closed.Load() {
 		return errClosed(op)
 	}
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if p := recover(); p != nil {
 			err = &events.Error{Code: events.CodeCorrupt, Op: op, Stream: stream, Detail: fmt.Sprintf("storage engine failed: %v", p)}

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -118,8 +119,12 @@ var _ events.Store = (*Store)(nil)
 // Errors: ErrInvalidArgument (empty path, missing directory, path is a
 // directory); ErrUnavailable (the file is locked by another holder, or
 // cannot be opened or written); ErrCorrupt (the file is not an event store or
-// its header is damaged).
+// its header is damaged, or a page that Open reads is).
 func Open(path string, opts Options) (*Store, error) {
+	// A damaged page can send bbolt outside the mapped file: with this, the
+	// memory fault is a panic (on this goroutine) that openBolt and init
+	// recover as ErrCorrupt, rather than a crash with a stack trace.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	if path == "" {
 		return nil, &events.Error{Code: events.CodeInvalidArgument, Op: "open", Detail: "no data file path given"}
 	}
@@ -149,7 +154,7 @@ func Open(path string, opts Options) (*Store, error) {
 				Detail: fmt.Sprintf("no event store at %s to open read-only", path), Err: err}
 		}
 	}
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{
+	db, err := openBolt(path, &bbolt.Options{
 		Timeout:         opts.LockTimeout,
 		ReadOnly:        opts.ReadOnly,
 		FreelistType:    bbolt.FreelistMapType,
@@ -182,7 +187,30 @@ func Open(path string, opts Options) (*Store, error) {
 	return s, nil
 }
 
+// openBolt is bbolt.Open, with a panic (or, under debug.SetPanicOnFault, a
+// memory fault) on a damaged page it reads as ErrCorrupt. bbolt does not
+// close the file it was opening then: the caller gives up on it anyway.
+func openBolt(path string, o *bbolt.Options) (db *bbolt.DB, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			db, err = nil, damaged(path, p)
+		}
+	}()
+	return bbolt.Open(path, 0o600, o)
+}
+
+// damaged is the error of a panic bbolt raised reading path while opening
+// it: a page whose element offsets or child page ids point outside the
+// file, or the memory fault that following them caused.
+func damaged(path string, p any) error {
+	return &events.Error{Code: events.CodeCorrupt, Op: "open",
+		Detail: fmt.Sprintf("%s is damaged: the storage engine failed reading it: %v", path, p)}
+}
+
 func openError(path string, opts Options, err error) error {
+	if events.CodeOf(err) != "" { // openBolt's
+		return err
+	}
 	e := &events.Error{Code: events.CodeUnavailable, Op: "open", Err: err}
 	switch {
 	case errors.Is(err, berrors.ErrTimeout):
@@ -201,13 +229,19 @@ func openError(path string, opts Options, err error) error {
 }
 
 // init creates the buckets of a new file, checks the format of an existing
-// one and loads the head.
-func (s *Store) init() error {
+// one and loads the head. A panic in bbolt (a damaged page; Open makes
+// memory faults panics too) is ErrCorrupt.
+func (s *Store) init() (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = damaged(s.path, p)
+		}
+	}()
 	txn := s.db.Update
 	if s.readOnly {
 		txn = s.db.View
 	}
-	err := txn(func(tx *bbolt.Tx) error {
+	err = txn(func(tx *bbolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		if meta == nil && s.readOnly {
 			return &events.Error{Code: events.CodeCorrupt, Op: "open",

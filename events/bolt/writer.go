@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"runtime/debug"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -124,7 +125,7 @@ func (s *Store) loadPending() {
 	if s.pending != nil || s.readOnly || s.closed.Load() {
 		return
 	}
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err := s.view("load ids", "", func(tx *bbolt.Tx) error {
 		p, err := loadPendingIDs(tx)
 		s.pending = p
 		return err
@@ -303,6 +304,9 @@ func (w *writer) position(id events.ID) (uint64, bool) {
 // after validation it drops that request and asks for a retry (the caller
 // rolls back). A panic inside bbolt (a damaged page) fails the transaction.
 func (w *writer) applyAll(reqs []*appendReq, dropped []bool) (retry bool, err error) {
+	// A damaged page can send bbolt outside the mapped file: a memory
+	// fault, made a panic here (see view).
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if p := recover(); p != nil {
 			err = &events.Error{Code: events.CodeCorrupt, Op: "append", Detail: fmt.Sprintf("storage engine failed: %v", p)}
