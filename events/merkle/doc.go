@@ -67,6 +67,13 @@
 // VerifyLog walks a store: every hash link (events.Verify), the Merkle tree
 // recomputed from scratch, and its root at the size of every trusted
 // checkpoint and of every checkpoint in the log signed by the given key.
-// CheckInclusion and CheckConsistency check proofs against signed
+// On a store whose positions have no gaps (DenseLog) a skipped position is
+// an event removed; on one with a stream index (IndexChecker) the index
+// must agree with the heads the walk computed, since reads and appends
+// trust it. A walk that matched no checkpoint is UNANCHORED, not OK: hash
+// links alone do not show that the log was not rewritten with its hashes
+// recomputed, cut short or rebuilt; only a checkpoint signed earlier does,
+// and only for the events it covers (VerifyReport.AfterAnchor counts the
+// others). CheckInclusion and CheckConsistency check proofs against signed
 // checkpoints. None of them trusts the server.
 package merkle

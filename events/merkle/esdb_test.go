@@ -52,7 +52,7 @@ func TestSealerOnEventStoreDB(t *testing.T) {
 		t.Errorf("a position between events: %v; want ErrNotSealed", err)
 	}
 	rep, err := VerifyLog(ctx, s, VerifyOptions{Trusted: []Checkpoint{head}})
-	if err != nil || !rep.OK() {
-		t.Fatalf("VerifyLog: %v %v", err, rep.Problems)
+	if err != nil || rep.Verdict() != VerdictOK {
+		t.Fatalf("VerifyLog: %v, verdict %s, %v", err, rep.Verdict(), rep.Problems)
 	}
 }

@@ -33,6 +33,30 @@ type VerifyOptions struct {
 	Workers int
 }
 
+// DenseLog is implemented by stores whose positions are 1, 2, 3, ... in
+// commit order, without gaps (bolt.Store). VerifyLog then reports a
+// position the walk skips as missing: an event was removed there.
+type DenseLog interface {
+	DensePositions() bool
+}
+
+// IndexChecker is implemented by stores that keep an index of their
+// streams beside the log (bolt.Store), which ReadStream and appends trust
+// without looking at the log. After a walk that found no break, VerifyLog
+// has the store check its index against the heads the walk computed.
+type IndexChecker interface {
+	// CheckIndex calls head for each stream the index lists, with the
+	// head it records (last revision, its position and hash); when head
+	// returns true (the walk agrees) it checks the stream's own entries
+	// against the log. It calls bad with each mismatch it finds itself:
+	// the stream, what the index says and what the log says. It checks
+	// nothing and returns false if the log does not end at last (it grew
+	// since the walk). An error means the check itself failed.
+	CheckIndex(ctx context.Context, last events.Position,
+		head func(stream string, revision uint64, position events.Position, hash events.Hash) bool,
+		bad func(stream, index, log string)) (checked bool, err error)
+}
+
 // VerifyProgress is how far a walk has got.
 type VerifyProgress struct {
 	Events   int64
@@ -49,7 +73,13 @@ const (
 	ProblemSignature    = "signature"     // a checkpoint in the log is not validly signed
 	ProblemCheckpointAt = "checkpoint-at" // a checkpoint in the log claims events after itself
 	ProblemUnreadable   = "unreadable"    // the store cannot read part of the log it claims to hold
+	ProblemMissing      = "missing"       // a position of a DenseLog holds no event: an event was removed
+	ProblemIndex        = "index"         // the store's stream index disagrees with the log (IndexChecker)
 )
+
+// maxIndexProblems bounds the index problems a report lists (the first by
+// position); Problem.Detail of the last one counts the others.
+const maxIndexProblems = 20
 
 // Problem is a break VerifyLog found, and where.
 type Problem struct {
@@ -69,6 +99,10 @@ type Problem struct {
 func (p *Problem) String() string {
 	where := fmt.Sprintf("position %d", p.Position)
 	switch {
+	case p.Kind == ProblemIndex:
+		return fmt.Sprintf("%s of stream %q: %s", p.Kind, p.Stream, p.Detail)
+	case p.Kind == ProblemMissing:
+		return fmt.Sprintf("%s: %s", p.Kind, p.Detail)
 	case p.Position == 0 && p.Stream != "":
 		return fmt.Sprintf("%s in stream %q: %s", p.Kind, p.Stream, p.Detail)
 	case p.Kind == ProblemMerkleRoot:
@@ -82,6 +116,8 @@ func (p *Problem) String() string {
 
 // CheckpointResult is the verdict on one checkpoint.
 type CheckpointResult struct {
+	// Checkpoint is the checkpoint checked, without its Note: a log holds
+	// one a minute, and the verdict needs only its size and root.
 	Checkpoint Checkpoint
 	// Source is "given" for a trusted checkpoint, "log" for one recorded
 	// in the log (at Position).
@@ -105,19 +141,59 @@ type VerifyReport struct {
 	// Unchecked counts checkpoints in the log left unchecked (no
 	// Verifier).
 	Unchecked int
+	// Anchored reports whether at least one checkpoint (given, or in the
+	// log and checked with the Verifier) of one event or more was checked
+	// and matched. Without
+	// one, the walk shows only that the log agrees with itself: whoever
+	// rewrote the file could have recomputed every hash, removed events
+	// from the end or rebuilt the whole log.
+	Anchored bool
+	// AnchorSize is the size of the largest checkpoint that matched, and
+	// AnchorPosition the position of its last event; AfterAnchor counts
+	// the events walked after it, which only hash links cover.
+	AnchorSize     int64
+	AnchorPosition events.Position
+	AfterAnchor    int64
+	// IndexChecked reports whether the store's stream index was checked
+	// against the log (an IndexChecker, walked without a break).
+	IndexChecked bool
 	// Problems lists every break found, the first (by position) first; the
 	// walk stops at the first broken hash link or root.
 	Problems []Problem
 }
 
-// OK reports whether the log verified: no problem at all.
+// OK reports whether the walk found no problem at all. It does not say
+// that the log was not rewritten: see Anchored and Verdict.
 func (r *VerifyReport) OK() bool { return len(r.Problems) == 0 }
 
+// Verdicts.
+const (
+	VerdictOK         = "OK"         // no problem, and anchored (or the log is empty)
+	VerdictUnanchored = "UNANCHORED" // no problem, but no checkpoint checked
+	VerdictBroken     = "BROKEN"     // problems
+)
+
+// Verdict sums the report up: BROKEN with any problem; else UNANCHORED if
+// the log has events but no checkpoint was checked; else OK.
+func (r *VerifyReport) Verdict() string {
+	switch {
+	case !r.OK():
+		return VerdictBroken
+	case r.Events > 0 && !r.Anchored:
+		return VerdictUnanchored
+	default:
+		return VerdictOK
+	}
+}
+
 // VerifyLog walks the whole global log of s once, checking every hash
-// link (the checks of events.Verify, hashed in parallel), recomputing the Merkle tree and comparing its root
-// with every trusted checkpoint and (with a Verifier) every checkpoint
-// recorded in the log. Problems found are in the report; an error means the
-// walk itself failed.
+// link (the checks of events.Verify, hashed in parallel), recomputing the
+// Merkle tree and comparing its root with every trusted checkpoint and
+// (with a Verifier) every checkpoint recorded in the log. On a DenseLog it
+// also reports missing positions, and on an IndexChecker, after a walk
+// without a break, the stream index's disagreements with the log. Problems
+// found are in the report, and whether a checkpoint anchored the walk; an
+// error means the walk itself failed.
 func VerifyLog(ctx context.Context, s events.Store, opts VerifyOptions) (VerifyReport, error) {
 	var rep VerifyReport
 	head, err := s.Head(ctx)
@@ -126,41 +202,22 @@ func VerifyLog(ctx context.Context, s events.Store, opts VerifyOptions) (VerifyR
 	}
 	targets := make([]CheckpointResult, 0, len(opts.Trusted))
 	for _, c := range opts.Trusted {
+		c.Note = nil
 		targets = append(targets, CheckpointResult{Checkpoint: c, Source: "given"})
 	}
 	// The log's own checkpoints, read first (their stream is short) so
 	// that the walk knows at which sizes to take the root.
 	logCps := map[events.Position]int64{} // checkpoint event position -> its tree size
-	if recs, err := s.ReadStream(ctx, CheckpointStream, events.Forwards, 0, 0); err == nil {
-		for _, rec := range recs {
-			if opts.Verifier == nil {
-				rep.Unchecked++
-				continue
-			}
-			m := &subsidyv1.AuditCheckpoint{}
-			var c Checkpoint
-			err := proto.Unmarshal(rec.Data, m)
-			if err == nil {
-				c, err = opts.Verifier.OpenMessage(m)
-			}
-			if err != nil {
-				rep.Problems = append(rep.Problems, Problem{Kind: ProblemSignature, Position: rec.Position, Stream: rec.Stream, Revision: rec.Revision,
-					Detail: fmt.Sprintf("checkpoint of size %d: %v", m.GetTreeSize(), err)})
-				continue
-			}
-			logCps[rec.Position] = c.Size
-			targets = append(targets, CheckpointResult{Checkpoint: c, Source: "log", Position: rec.Position})
-		}
-	} else if !errors.Is(err, events.ErrStreamNotFound) {
-		if events.CodeOf(err) != events.CodeCorrupt {
-			return rep, err
-		}
-		rep.Problems = append(rep.Problems, Problem{Kind: ProblemUnreadable, Stream: CheckpointStream,
-			Detail: fmt.Sprintf("the store cannot read the checkpoints' stream (events it indexes are missing or damaged): %v", err)})
+	targets, err = logCheckpoints(ctx, s, opts.Verifier, &rep, targets, logCps)
+	if err != nil {
+		return rep, err
 	}
 	sort.SliceStable(targets, func(i, j int) bool { return targets[i].Checkpoint.Size < targets[j].Checkpoint.Size })
 
 	w := &walker{targets: targets, logCps: logCps, heads: map[string]*streamHead{}}
+	if d, ok := s.(DenseLog); ok {
+		w.dense = d.DensePositions()
+	}
 	err = w.walk(ctx, s, opts.Workers, func(p events.Position) {
 		if opts.Progress != nil {
 			opts.Progress(VerifyProgress{Events: w.tree.Size(), Position: p, Head: head})
@@ -197,17 +254,87 @@ func VerifyLog(ctx context.Context, s events.Store, opts VerifyOptions) (VerifyR
 				break
 			}
 		}
+		// The heads are the whole log's only now.
+		if ic, ok := s.(IndexChecker); ok {
+			if rep.IndexChecked, err = w.checkIndex(ctx, ic); err != nil {
+				return rep, err
+			}
+			rep.Problems = append(rep.Problems, w.index.problems...)
+		}
+	}
+	for _, t := range targets {
+		// A checkpoint of the empty tree covers no event: it anchors
+		// nothing.
+		if t.OK && t.Checkpoint.Size > 0 && t.Checkpoint.Size >= rep.AnchorSize {
+			rep.Anchored, rep.AnchorSize = true, t.Checkpoint.Size
+		}
+	}
+	if rep.Anchored {
+		rep.AnchorPosition = w.goodPos
+		rep.AfterAnchor = rep.Events - rep.AnchorSize
 	}
 	sort.SliceStable(rep.Problems, func(i, j int) bool { return rep.Problems[i].Position < rep.Problems[j].Position })
 	return rep, nil
+}
+
+// checkpointPage is how many checkpoint events VerifyLog reads at a time:
+// the ledger records one a minute, half a million a year. (A variable for
+// tests.)
+var checkpointPage = 1024
+
+// logCheckpoints reads the checkpoints recorded in the log, a page at a
+// time, and adds to targets those v opens (and their tree sizes to logCps,
+// by position), keeping of each only what the verdict needs (not its
+// note). Without v it counts them as unchecked; those that do not open
+// are signature problems.
+func logCheckpoints(ctx context.Context, s events.Store, v *Verifier, rep *VerifyReport, targets []CheckpointResult, logCps map[events.Position]int64) ([]CheckpointResult, error) {
+	for from := uint64(0); ; {
+		recs, err := s.ReadStream(ctx, CheckpointStream, events.Forwards, from, checkpointPage)
+		if errors.Is(err, events.ErrStreamNotFound) {
+			return targets, nil
+		}
+		if err != nil {
+			if events.CodeOf(err) != events.CodeCorrupt {
+				return targets, err
+			}
+			rep.Problems = append(rep.Problems, Problem{Kind: ProblemUnreadable, Stream: CheckpointStream,
+				Detail: fmt.Sprintf("the store cannot read the checkpoints' stream (events it indexes are missing or damaged): %v", err)})
+			return targets, nil
+		}
+		for i := range recs {
+			rec := &recs[i]
+			if v == nil {
+				rep.Unchecked++
+				continue
+			}
+			m := &subsidyv1.AuditCheckpoint{}
+			var c Checkpoint
+			err := proto.Unmarshal(rec.Data, m)
+			if err == nil {
+				c, err = v.OpenMessage(m)
+			}
+			if err != nil {
+				rep.Problems = append(rep.Problems, Problem{Kind: ProblemSignature, Position: rec.Position, Stream: rec.Stream, Revision: rec.Revision,
+					Detail: fmt.Sprintf("checkpoint of size %d: %v", m.GetTreeSize(), err)})
+				continue
+			}
+			c.Origin, c.Note = v.Origin(), nil // one origin string for all
+			logCps[rec.Position] = c.Size
+			targets = append(targets, CheckpointResult{Checkpoint: c, Source: "log", Position: rec.Position})
+		}
+		if len(recs) < checkpointPage {
+			return targets, nil
+		}
+		from = recs[len(recs)-1].Revision + 1
+	}
 }
 
 // walker walks the log once: a reader goroutine reads pages, workers
 // compute each event's hash link and leaf hash in parallel, and the walk
 // checks them in order: the checks of events.Verify (positions increase,
 // revisions run 0, 1, 2, ... per stream, each PrevHash is the stream's
-// previous Hash, each Hash is the event's LinkHash), then the tree's root at
-// every checkpoint's size.
+// previous Hash, each Hash is the event's LinkHash; on a dense log, no
+// position is skipped), then the tree's root at every checkpoint's size.
 type walker struct {
 	tree  Tree
 	last  events.Position
@@ -225,11 +352,15 @@ type walker struct {
 	problem   *Problem                  // the first root mismatch
 	logCps    map[events.Position]int64 // checkpoint events in the log: their tree sizes
 	late      []Problem                 // checkpoints claiming events after themselves
+	dense     bool                      // the store's positions have no gaps (DenseLog)
+	index     indexProblems             // checkIndex's
 }
 
 type streamHead struct {
 	rev  uint64
+	pos  events.Position
 	hash events.Hash
+	seen bool // the store's index lists the stream (checkIndex)
 }
 
 // page is a page of the log on its way through the workers. Pages are
@@ -323,8 +454,7 @@ func (w *walker) walk(ctx context.Context, s events.Store, workers int, progress
 		}
 		if p.err != nil {
 			if events.CodeOf(p.err) == events.CodeCorrupt {
-				w.link = &Problem{Kind: ProblemHashLink, Position: w.last, Detail: p.err.Error()}
-				return nil
+				return w.salvage(ctx, s, p.err)
 			}
 			return p.err
 		}
@@ -351,8 +481,7 @@ func (w *walker) walkInline(ctx context.Context, s events.Store, progress func(e
 		evs := p.Events
 		if err != nil {
 			if events.CodeOf(err) == events.CodeCorrupt {
-				w.link = &Problem{Kind: ProblemHashLink, Position: w.last, Detail: err.Error()}
-				return nil
+				return w.salvage(ctx, s, err)
 			}
 			return err
 		}
@@ -371,6 +500,44 @@ func (w *walker) walkInline(ctx context.Context, s events.Store, progress func(e
 	}
 }
 
+// salvage walks, one event at a time, the page after w.last that the store
+// could not read (pageErr, ErrCorrupt), so that the events before the
+// record that does not read are checked too, and reports that record as
+// unreadable.
+func (w *walker) salvage(ctx context.Context, s events.Store, pageErr error) error {
+	var p events.Page
+	for range walkPage {
+		err := events.ReadPage(ctx, s, w.last, 1, &p)
+		if err != nil && events.CodeOf(err) != events.CodeCorrupt {
+			return err
+		}
+		if err != nil || len(p.Events) == 0 {
+			if err == nil { // it reads one at a time: say what the page said
+				err = pageErr
+			}
+			w.link = w.unreadable(err)
+			return nil
+		}
+		e := &p.Events[0]
+		if !w.step(e, events.LinkHash(e.PrevHash, e.Stream, e.Revision, e.EventData) == e.Hash, LeafHash(e)) {
+			return nil
+		}
+	}
+	w.link = w.unreadable(pageErr)
+	return nil
+}
+
+// unreadable is the problem of the record after w.last that the store
+// cannot read: on a dense log, at the position after w.last.
+func (w *walker) unreadable(err error) *Problem {
+	if w.dense {
+		return &Problem{Kind: ProblemUnreadable, Position: w.last + 1,
+			Detail: fmt.Sprintf("the store cannot read the event at this position: %v", err)}
+	}
+	return &Problem{Kind: ProblemUnreadable, Position: w.last,
+		Detail: fmt.Sprintf("the store cannot read the event after this position: %v", err)}
+}
+
 // step checks one event; false stops the walk.
 func (w *walker) step(e *events.RecordedEvent, linkOK bool, leaf tlog.Hash) bool {
 	h := w.cur
@@ -386,6 +553,9 @@ func (w *walker) step(e *events.RecordedEvent, linkOK bool, leaf tlog.Hash) bool
 	switch {
 	case e.Position <= w.last:
 		reason = "position does not increase"
+	case w.dense && e.Position != w.last+1:
+		w.link = w.missing(e.Position)
+		return false
 	case e.Revision != want:
 		reason = fmt.Sprintf("revision %d where %d was due", e.Revision, want)
 	case e.PrevHash != prev:
@@ -401,7 +571,7 @@ func (w *walker) step(e *events.RecordedEvent, linkOK bool, leaf tlog.Hash) bool
 		h = &streamHead{}
 		w.heads[e.Stream] = h
 	}
-	h.rev, h.hash = e.Revision, e.Hash
+	h.rev, h.pos, h.hash = e.Revision, e.Position, e.Hash
 	w.cur, w.curStream = h, e.Stream
 	if size, ok := w.logCps[e.Position]; ok && size > w.tree.Size() {
 		w.late = append(w.late, Problem{Kind: ProblemCheckpointAt, Position: e.Position, Stream: e.Stream, Revision: e.Revision,
@@ -435,7 +605,9 @@ func (w *walker) check(e *events.RecordedEvent) bool {
 			t.OK = t.Checkpoint.Root == root
 		}
 		if t.OK {
-			w.goodSize, w.goodPos = size, e.Position
+			if t.Checkpoint.Size == size { // not the empty tree's
+				w.goodSize, w.goodPos = size, e.Position
+			}
 			continue
 		}
 		t.Detail = "the log's tree at this size has another root"
@@ -454,4 +626,85 @@ func (w *walker) check(e *events.RecordedEvent) bool {
 		return false
 	}
 	return true
+}
+
+// missing is the problem of the positions of a dense log after w.last and
+// before next, which hold no event.
+func (w *walker) missing(next events.Position) *Problem {
+	which := fmt.Sprintf("position %d missing", w.last+1)
+	if next-1 > w.last+1 {
+		which = fmt.Sprintf("positions %d to %d missing", w.last+1, next-1)
+	}
+	return &Problem{Kind: ProblemMissing, Position: w.last + 1,
+		Detail: fmt.Sprintf("%s (the next event is at position %d): the store numbers its events 1, 2, 3, ... without gaps, so events were removed", which, next)}
+}
+
+// indexProblems are the index problems of a walk: the first
+// maxIndexProblems by position, and how many others there were.
+type indexProblems struct {
+	problems []Problem
+	more     int
+}
+
+func (x *indexProblems) add(p Problem) {
+	x.problems = append(x.problems, p)
+	if len(x.problems) <= maxIndexProblems {
+		return
+	}
+	// Keep the first by position, whatever order they came in.
+	sort.SliceStable(x.problems, func(i, j int) bool { return x.problems[i].Position < x.problems[j].Position })
+	x.problems = x.problems[:maxIndexProblems]
+	x.more++
+}
+
+// checkIndex has the store check its stream index against the heads of
+// the walk (which must have gone through the whole log), and reports the
+// streams the walk saw that the index does not list. false: the log grew
+// since the walk, nothing was checked.
+func (w *walker) checkIndex(ctx context.Context, ic IndexChecker) (bool, error) {
+	bad := func(stream, index, log string) {
+		var pos events.Position
+		if h := w.heads[stream]; h != nil {
+			pos = h.pos
+		}
+		w.index.add(Problem{Kind: ProblemIndex, Position: pos, Stream: stream,
+			Detail: fmt.Sprintf("the index says %s; the log says %s", index, log)})
+	}
+	head := func(stream string, rev uint64, pos events.Position, hash events.Hash) bool {
+		h := w.heads[stream]
+		index := func() string { return fmt.Sprintf("head revision %d at position %d", rev, pos) }
+		if h == nil {
+			bad(stream, index(), "the stream has no events")
+			return false
+		}
+		h.seen = true
+		switch {
+		case h.rev != rev || h.pos != pos:
+			bad(stream, index(), fmt.Sprintf("head revision %d at position %d", h.rev, h.pos))
+		case h.hash != hash:
+			bad(stream, fmt.Sprintf("%s with hash %s", index(), hash), fmt.Sprintf("hash %s", h.hash))
+		default:
+			return true
+		}
+		return false
+	}
+	checked, err := ic.CheckIndex(ctx, w.last, head, bad)
+	if events.CodeOf(err) == events.CodeCorrupt {
+		w.index.add(Problem{Kind: ProblemUnreadable, Position: w.last,
+			Detail: fmt.Sprintf("the store cannot read its stream index: %v", err)})
+		return false, nil
+	}
+	if err != nil || !checked {
+		return checked, err
+	}
+	for stream, h := range w.heads {
+		if !h.seen {
+			bad(stream, "nothing of the stream", fmt.Sprintf("head revision %d at position %d", h.rev, h.pos))
+		}
+	}
+	if x := &w.index; x.more > 0 {
+		last := &x.problems[len(x.problems)-1]
+		last.Detail += fmt.Sprintf(" (and %d more index problems not listed)", x.more)
+	}
+	return true, nil
 }

@@ -131,6 +131,9 @@ func TestVerifyLogDetectsTampering(t *testing.T) {
 				if !rep.OK() || rep.Events != 200 || rep.Root != full.Root || len(rep.Checkpoints) != 2 || !rep.Checkpoints[0].OK || !rep.Checkpoints[1].OK {
 					t.Fatalf("untouched log: %+v", rep)
 				}
+				if rep.Verdict() != VerdictOK || rep.AnchorSize != 200 || rep.AfterAnchor != 0 {
+					t.Errorf("untouched log: verdict %s, anchor %d, %d events after; want OK, 200, 0", rep.Verdict(), rep.AnchorSize, rep.AfterAnchor)
+				}
 				if pages == 0 {
 					t.Error("no progress reported")
 				}
@@ -202,9 +205,14 @@ func TestCheckpointerAndLogCheckpoints(t *testing.T) {
 	if !rep.OK() || len(rep.Checkpoints) != 2 || !rep.Checkpoints[1].OK || rep.Checkpoints[1].Source != "log" {
 		t.Fatalf("VerifyLog with the log's checkpoints: %+v", rep)
 	}
+	if rep.Verdict() != VerdictOK || rep.AnchorSize != 61 || rep.AfterAnchor != 1 {
+		t.Errorf("VerifyLog with the log's checkpoints: verdict %s, anchor %d, %d events after; want OK, 61, 1", rep.Verdict(), rep.AnchorSize, rep.AfterAnchor)
+	}
+	// Without the key the checkpoints prove nothing: no problem, but
+	// nothing anchors the walk either.
 	rep, _ = VerifyLog(ctxT(t), s, VerifyOptions{})
-	if !rep.OK() || rep.Unchecked != 2 {
-		t.Errorf("VerifyLog without a key: %+v; want OK with 2 unchecked", rep)
+	if !rep.OK() || rep.Unchecked != 2 || rep.Anchored || rep.Verdict() != VerdictUnanchored {
+		t.Errorf("VerifyLog without a key: %+v; want no problem, 2 unchecked, UNANCHORED", rep)
 	}
 
 	// A checkpoint signed by another key, and one claiming events after

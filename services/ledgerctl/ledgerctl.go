@@ -33,7 +33,8 @@ import (
 
 // ExitError ends the program with Code after printing Msg (if any). Code 1
 // is a failed check (a broken log, a bad proof), 2 a usage or configuration
-// error.
+// error, 3 a log that holds together but that no checkpoint anchored
+// (verify's UNANCHORED).
 type ExitError struct {
 	Code int
 	Msg  string
@@ -66,7 +67,7 @@ var commands map[string]command
 
 func init() {
 	commands = map[string]command{
-		"verify":     {"walk a store file: hash links, the Merkle tree and checkpoints; exit 1 on any break", cmdVerify},
+		"verify":     {"walk a store file: hash links, the Merkle tree, checkpoints and the stream index; exit 1 on any break, 3 when no checkpoint anchored the walk", cmdVerify},
 		"audit":      {"the timeline of a trainee, institution, entitlement, payment or stream", cmdAudit},
 		"checkpoint": {"fetch, show and check signed checkpoints", cmdCheckpoint},
 		"prove":      {"check an inclusion or consistency proof offline, with only the verifier key", cmdProve},
