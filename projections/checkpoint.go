@@ -27,9 +27,9 @@ import (
 //	<name>-<position>.snap     the snapshot files the manifests name
 //
 // A snapshot is written to a temporary file, synced and renamed to its
-// final, never-reused name; then one bbolt transaction records the manifest
-// (version, position, commit time of that event, file, size, CRC-32C). That
-// transaction is the single switch point: before it the old manifest and
+// final, never-reused name; then one bbolt transaction records the
+// manifest (version, position, that event's id and commit time, file,
+// size, CRC-32C). That transaction is the single switch point: before it the old manifest and
 // file are in force, after it the new ones, so state and checkpoint always
 // change together. Files no manifest names (left by a crash between the
 // rename and the commit) are removed at open; a replaced file is removed
@@ -54,8 +54,13 @@ var bucketManifests = []byte("manifests")
 type Checkpoint struct {
 	Name    string
 	Version uint32
-	// Position is the position of the last event the snapshot reflects.
+	// Position is the position of the last event the snapshot reflects,
+	// and EventID that event's id (zero in manifests before format 3, and
+	// at Start): a restore checks that the log holds it there, so that a
+	// snapshot of another log, or of a longer one restored from an older
+	// backup, is never taken for this log's.
 	Position events.Position
+	EventID  events.ID
 	// Created is that event's commit time.
 	Created time.Time
 	File    string
@@ -71,10 +76,12 @@ type Checkpoint struct {
 // castagnoli is the CRC-32C table (hardware-assisted where the CPU has it).
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// Manifest formats: 1 carried a SHA-256 of the file, 2 its CRC-32C.
+// Manifest formats: 1 carried a SHA-256 of the file, 2 its CRC-32C, 3
+// also the id of the event at Position.
 const (
-	manifestSHA256 = 1
-	manifestCRC32C = 2
+	manifestSHA256  = 1
+	manifestCRC32C  = 2
+	manifestEventID = 3
 )
 
 // OpenCheckpoints opens (creating if need be) the checkpoint directory dir.
@@ -110,7 +117,7 @@ func (c *Checkpoints) Dir() string { return c.dir }
 // SHA-256, is only read).
 func encodeManifest(cp Checkpoint) []byte {
 	b := make([]byte, 0, 128)
-	b = binary.AppendUvarint(b, manifestCRC32C)
+	b = binary.AppendUvarint(b, manifestEventID)
 	b = binary.AppendUvarint(b, uint64(cp.Version))
 	b = binary.AppendUvarint(b, uint64(cp.Position))
 	b = binary.AppendVarint(b, cp.Created.UnixNano())
@@ -119,6 +126,7 @@ func encodeManifest(cp Checkpoint) []byte {
 	b = binary.AppendUvarint(b, uint64(cp.Size))
 	b = binary.BigEndian.AppendUint32(b, cp.CRC32C)
 	b = binary.AppendVarint(b, cp.Written.UnixNano())
+	b = append(b, cp.EventID[:]...)
 	return b
 }
 
@@ -149,7 +157,7 @@ func decodeManifest(name string, b []byte) (Checkpoint, error) {
 			}
 		}()
 		format := u()
-		if format != manifestSHA256 && format != manifestCRC32C {
+		if format != manifestSHA256 && format != manifestCRC32C && format != manifestEventID {
 			panic(bad)
 		}
 		cp.Version = uint32(u())
@@ -174,6 +182,12 @@ func decodeManifest(name string, b []byte) (Checkpoint, error) {
 			cp.CRC32C, b = binary.BigEndian.Uint32(b), b[4:]
 		}
 		cp.Written = time.Unix(0, s()).UTC()
+		if format == manifestEventID {
+			if len(b) < len(cp.EventID) {
+				panic(bad)
+			}
+			copy(cp.EventID[:], b)
+		}
 	}()
 	return cp, err
 }
@@ -203,13 +217,13 @@ type Snapshotter interface {
 	Restore(r io.Reader) error
 }
 
-// Save writes p's snapshot, taken after the event at pos (committed at
+// Save writes p's snapshot, taken after the event id at pos (committed at
 // created), and makes it the projection's checkpoint. The caller must not
 // apply events to p during Save. Errors: writing or syncing the file,
 // committing the manifest, or p.Snapshot's own.
-func (c *Checkpoints) Save(p Snapshotter, pos events.Position, created time.Time) (Checkpoint, error) {
+func (c *Checkpoints) Save(p Snapshotter, pos events.Position, created time.Time, id events.ID) (Checkpoint, error) {
 	name := p.Name()
-	cp := Checkpoint{Name: name, Version: p.Version(), Position: pos, Created: created.UTC(), Written: time.Now().UTC()}
+	cp := Checkpoint{Name: name, Version: p.Version(), Position: pos, EventID: id, Created: created.UTC(), Written: time.Now().UTC()}
 	cp.File = fmt.Sprintf("%s-v%d-%020d-%d.snap", name, cp.Version, uint64(pos), cp.Written.UnixNano())
 	tmp, err := os.CreateTemp(c.dir, name+"-*.tmp")
 	if err != nil {

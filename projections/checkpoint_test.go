@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
+	"github.com/cqhrss/subsidyledger/events"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -53,9 +54,13 @@ func randomBytes(n int) []byte {
 // saved saves data as the blob's snapshot and checks that it comes back.
 func saved(t *testing.T, c *Checkpoints, data []byte) Checkpoint {
 	t.Helper()
-	cp, err := c.Save(&blob{data}, 7, time.Now())
+	id := events.DeriveID("checkpoint test", "7")
+	cp, err := c.Save(&blob{data}, 7, time.Now(), id)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if loaded, ok, err := c.Load(cp.Name); err != nil || !ok || loaded.EventID != id || loaded.Position != 7 {
+		t.Fatalf("Load after Save = %+v, %v, %v; want position 7 and event %s", loaded, ok, err, id)
 	}
 	got := &blob{}
 	if err := c.Restore(got, cp); err != nil || !bytes.Equal(got.data, data) {
@@ -142,9 +147,10 @@ func TestCheckpointsReadTheFirstManifestFormat(t *testing.T) {
 
 // A manifest of an unknown format, or cut short, is reported damaged.
 func TestCheckpointsRefuseAnUnknownManifest(t *testing.T) {
-	cp := Checkpoint{Name: "x", Version: 1, Position: 9, Created: time.Unix(1, 0), File: "x.snap", Size: 3, CRC32C: 0xdeadbeef, Written: time.Unix(2, 0)}
+	id := events.DeriveID("manifest", "9")
+	cp := Checkpoint{Name: "x", Version: 1, Position: 9, EventID: id, Created: time.Unix(1, 0), File: "x.snap", Size: 3, CRC32C: 0xdeadbeef, Written: time.Unix(2, 0)}
 	good := encodeManifest(cp)
-	if got, err := decodeManifest("x", good); err != nil || got != (Checkpoint{Name: "x", Version: 1, Position: 9, Created: time.Unix(1, 0).UTC(), File: "x.snap", Size: 3, CRC32C: 0xdeadbeef, Written: time.Unix(2, 0).UTC()}) {
+	if got, err := decodeManifest("x", good); err != nil || got != (Checkpoint{Name: "x", Version: 1, Position: 9, EventID: id, Created: time.Unix(1, 0).UTC(), File: "x.snap", Size: 3, CRC32C: 0xdeadbeef, Written: time.Unix(2, 0).UTC()}) {
 		t.Fatalf("decodeManifest(encodeManifest(cp)) = %+v, %v", got, err)
 	}
 	for n := range len(good) {
@@ -152,7 +158,12 @@ func TestCheckpointsRefuseAnUnknownManifest(t *testing.T) {
 			t.Errorf("decodeManifest of the first %d of %d bytes succeeded", n, len(good))
 		}
 	}
-	if _, err := decodeManifest("x", append([]byte{3}, good[1:]...)); err == nil {
-		t.Error("decodeManifest of format 3 succeeded")
+	if _, err := decodeManifest("x", append([]byte{4}, good[1:]...)); err == nil {
+		t.Error("decodeManifest of format 4 succeeded")
+	}
+	// Format 2 (no event id) still reads, with a zero id.
+	two := append([]byte{2}, good[1:len(good)-len(id)]...)
+	if got, err := decodeManifest("x", two); err != nil || got.EventID != (events.ID{}) || got.Position != 9 || got.CRC32C != 0xdeadbeef {
+		t.Errorf("decodeManifest of format 2 = %+v, %v", got, err)
 	}
 }

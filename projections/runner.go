@@ -327,7 +327,12 @@ func (r *Runner) prepare(ctx context.Context) (head events.Position, ok bool) {
 	if head < r.Position() {
 		// The log is shorter than the snapshot: not the log it was taken
 		// from. Start again from Start.
-		r.log.Error("snapshot is ahead of the log; rebuilding from the start", "snapshot_position", r.Position(), "head", head)
+		r.log.Error("snapshot is ahead of the log; dropping it and rebuilding from the start", "snapshot_position", r.Position(), "head", head)
+		if r.cfg.Checkpoints != nil {
+			if err := r.cfg.Checkpoints.Drop(r.name); err != nil {
+				r.log.Error("dropping the snapshot failed", "err", err)
+			}
+		}
 		r.cur.Store(&holder{r.factory()})
 		r.setPos(events.Start, time.Time{})
 	}
@@ -628,7 +633,21 @@ func (r *Runner) swap(ctx context.Context, cand Projection, pos events.Position,
 
 func (r *Runner) saveSnapshot() error {
 	t0 := time.Now()
-	cp, err := r.cfg.Checkpoints.Save(r.Current(), r.Position(), r.createdAt())
+	pos := r.Position()
+	var id events.ID
+	if pos != events.Start {
+		// The id of the event at pos, for the manifest: a restore checks
+		// that the log holds it there.
+		var err error
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		id, err = EventIDAt(ctx, r.cfg.Store, pos)
+		cancel()
+		if err != nil {
+			r.log.Error("writing the snapshot failed", "err", err)
+			return err
+		}
+	}
+	cp, err := r.cfg.Checkpoints.Save(r.Current(), pos, r.createdAt(), id)
 	if err != nil {
 		r.log.Error("writing the snapshot failed", "err", err)
 		return err
@@ -662,6 +681,19 @@ func (r *Runner) restore(ctx context.Context) {
 		r.log.Info("checkpoint of another version; rebuilding from the start", "checkpoint_version", cp.Version, "version", r.version)
 		return
 	}
+	if err := r.matchesLog(ctx, cp); err != nil {
+		if ctx.Err() != nil {
+			return
+		}
+		// Not this log's snapshot (the store was restored from an older
+		// backup, or the data directory holds another store's): drop it,
+		// so that a crash before the next snapshot cannot restore it.
+		r.log.Error("snapshot is not of this log; dropping it and rebuilding from the start", "err", err, "snapshot_position", cp.Position)
+		if err := r.cfg.Checkpoints.Drop(r.name); err != nil {
+			r.log.Error("dropping the snapshot failed", "err", err)
+		}
+		return
+	}
 	t0 := time.Now()
 	p := r.factory()
 	if err := r.cfg.Checkpoints.Restore(p, cp); err != nil {
@@ -674,6 +706,48 @@ func (r *Runner) restore(ctx context.Context) {
 	r.checkpoint = &cp
 	r.mu.Unlock()
 	r.log.Info("restored from snapshot", "position", cp.Position, "bytes", cp.Size, "took", time.Since(t0).Round(time.Millisecond))
+}
+
+// matchesLog checks that the log holds the checkpoint's event at its
+// position (any event there, for a manifest written before event ids were
+// recorded). It retries while the store fails, until ctx ends.
+func (r *Runner) matchesLog(ctx context.Context, cp Checkpoint) error {
+	if cp.Position == events.Start {
+		return nil
+	}
+	for {
+		id, err := EventIDAt(ctx, r.cfg.Store, cp.Position)
+		switch {
+		case errors.Is(err, errNoEventAt):
+			return err
+		case err == nil && cp.EventID != (events.ID{}) && id != cp.EventID:
+			return fmt.Errorf("the event at position %d is %s, the snapshot's was %s", cp.Position, id, cp.EventID)
+		case err == nil:
+			return nil
+		}
+		r.noteStoreError(err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(r.cfg.RetryDelay):
+		}
+	}
+}
+
+var errNoEventAt = errors.New("no event at the position")
+
+// EventIDAt returns the id of the event at pos, what a checkpoint records
+// beside its position (Checkpoints.Save); an error wrapping errNoEventAt
+// if the log holds none there.
+func EventIDAt(ctx context.Context, s events.Store, pos events.Position) (events.ID, error) {
+	recs, err := s.ReadAll(ctx, pos-1, 1)
+	switch {
+	case err != nil:
+		return events.ID{}, err
+	case len(recs) == 0 || recs[0].Position != pos:
+		return events.ID{}, fmt.Errorf("%w %d: the log has no event there", errNoEventAt, pos)
+	}
+	return recs[0].ID, nil
 }
 
 // send queues a control request for the loop and waits for its answer.

@@ -106,6 +106,16 @@ func appendTargets(t *testing.T, s events.Store, vals ...int32) {
 	}
 }
 
+// idAt is the id of the event at pos, as a checkpoint records it.
+func idAt(t *testing.T, s events.Store, pos events.Position) events.ID {
+	t.Helper()
+	id, err := projections.EventIDAt(context.Background(), s, pos)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -196,6 +206,58 @@ func TestSnapshotEveryInterval(t *testing.T) {
 		waitFor(t, fmt.Sprintf("a snapshot at position %d", want), func() bool {
 			cp, ok, err := cps.Load("tally")
 			return err == nil && ok && cp.Position == want
+		})
+	}
+}
+
+// TestSnapshotOfAnotherLog: a checkpoint whose event is not this log's at
+// its position (a store restored from an older backup and grown since, or
+// another store's data directory), or that is past the log's end, is
+// dropped and the projection built from the start: never restored, and
+// not there to be restored by a start after a crash.
+func TestSnapshotOfAnotherLog(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		vals []int32 // the log the runner starts on
+	}{
+		{"another event at the position", []int32{7, 8, 9}},
+		{"the position past the log", []int32{7}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cps, err := projections.OpenCheckpoints(filepath.Join(dir, "cp"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cps.Close()
+			// A checkpoint at position 6 of another log.
+			other := openStore(t, filepath.Join(dir, "other.db"))
+			appendTargets(t, other, 1, 2, 3)
+			p := &tally{}
+			if _, err := projections.Build(context.Background(), other, []projections.Projection{p}, projections.BuildOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := cps.Save(p, 6, time.Now(), idAt(t, other, 6)); err != nil {
+				t.Fatal(err)
+			}
+			other.Close()
+
+			s := openStore(t, filepath.Join(dir, "log.db"))
+			defer s.Close()
+			appendTargets(t, s, tc.vals...)
+			r := start(t, func() projections.Projection { return &tally{} }, projections.Config{Store: s, Checkpoints: cps})
+			head, _ := s.Head(context.Background())
+			waitFor(t, "ready", func() bool { return r.r.Ready() == nil && r.r.Position() == head })
+			var want int64
+			for _, v := range tc.vals {
+				want += int64(v)
+			}
+			if _, sum := r.r.Current().(*tally).state(); sum != want {
+				t.Fatalf("sum %d; want %d, this log's (the other log's snapshot was restored)", sum, want)
+			}
+			if cp, ok, err := cps.Load("tally"); err != nil || ok {
+				t.Fatalf("checkpoint after start = %+v, %v, %v; want it dropped", cp, ok, err)
+			}
 		})
 	}
 }
@@ -358,7 +420,7 @@ func TestDamagedSnapshotFallsBackToRebuild(t *testing.T) {
 	appendTargets(t, s, 1, 2)
 	p := &tally{}
 	p.seen, p.sum = []events.Position{1}, 999 // not what the log says
-	cp, err := cps.Save(p, 4, time.Now())
+	cp, err := cps.Save(p, 4, time.Now(), idAt(t, s, 4))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -77,15 +77,15 @@ func TestSetCatchesUpInOneBuildPerPosition(t *testing.T) {
 	if _, err := projections.Build(context.Background(), bs, []projections.Projection{c}, projections.BuildOptions{Until: &projections.At{Position: 100}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cps.Save(c, 100, time.Now()); err != nil {
+	if _, err := cps.Save(c, 100, time.Now(), idAt(t, bs, 100)); err != nil {
 		t.Fatal(err)
 	}
 
 	store := &readCounter{Store: bs}
 	set := runSet(t, projections.Config{Store: store, Checkpoints: cps, CatchUpBatch: 50}, factory("a"), factory("b"), factory("c"))
 	waitFor(t, "every projection ready", func() bool { return set.Ready() == nil })
-	if got, want := store.read.Load(), int64(600+500); got != want {
-		t.Errorf("the catch-up read %d events; want %d (the log once from the start for a and b, once from 100 for c)", got, want)
+	if got, want := store.read.Load(), int64(600+500+1); got != want {
+		t.Errorf("the catch-up read %d events; want %d (the log once from the start for a and b, once from 100 for c, and c's checkpoint's event to check it is this log's)", got, want)
 	}
 	want := &tally{}
 	if _, err := projections.Build(context.Background(), bs, []projections.Projection{want}, projections.BuildOptions{}); err != nil {
@@ -220,7 +220,7 @@ func TestSetRestoresAtMostRestoresAtOnce(t *testing.T) {
 			if _, err := projections.Build(context.Background(), bs, []projections.Projection{p}, projections.BuildOptions{}); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := cps.Save(p, 6, time.Now()); err != nil {
+			if _, err := cps.Save(p, 6, time.Now(), idAt(t, bs, 6)); err != nil {
 				t.Fatal(err)
 			}
 			fs = append(fs, func() projections.Projection { return slowRestore{named{&tally{}, name}, &c} })

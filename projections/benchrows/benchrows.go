@@ -168,9 +168,14 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if err != nil {
 		return res, err
 	}
+	id, err := projections.EventIDAt(ctx, store, stats.Position)
+	if err != nil {
+		cps.Close()
+		return res, err
+	}
 	t0 := time.Now()
 	for _, p := range models {
-		cp, err := cps.Save(p, stats.Position, stats.Created)
+		cp, err := cps.Save(p, stats.Position, stats.Created, id)
 		if err != nil {
 			cps.Close()
 			return res, err

@@ -213,7 +213,7 @@ func (in *Intake) saveSnapshot(ctx context.Context, why string) {
 	}
 	t0 := time.Now()
 	in.world.Compact() // sorts what Snapshot writes in order, once
-	cp, err := in.cfg.Snapshots.Save(&state{in: in}, in.seen, in.seenTime)
+	cp, err := in.cfg.Snapshots.Save(&state{in: in}, in.seen, in.seenTime, in.seenID)
 	if err != nil {
 		log.Error("intake snapshot not written", "err", err)
 		return
