@@ -1455,7 +1455,7 @@ func (in *Intake) decide(it *item, opFor func(string, events.ExpectedRevision) *
 		switch {
 		case time.Now().After(p.until):
 			delete(in.parked, lane) // the waiting fact went elsewhere
-		case it.seq > p.seq:
+		case it.seq > p.seq && p.holds(payload):
 			it.retry = in.cfg.RetryDelay // keep this person's facts in order
 			return
 		}
@@ -1469,7 +1469,7 @@ func (in *Intake) decide(it *item, opFor func(string, events.ExpectedRevision) *
 	}
 	if rej != nil {
 		if awaitable[rej.Reason] && time.Since(later(receivedAt(it.msg), in.resumed)) < in.cfg.ReferenceWait {
-			in.park(it, lane)
+			in.park(it, lane, payload, rej.Reason)
 			return
 		}
 		in.unpark(it, lane)
@@ -1524,9 +1524,9 @@ func (in *Intake) decide(it *item, opFor func(string, events.ExpectedRevision) *
 	}
 }
 
-// park hands an item back to wait for what it refers to, and makes the
-// lane's later facts wait behind it.
-func (in *Intake) park(it *item, lane string) {
+// park hands an item back to wait for what it refers to (reason), and
+// makes the lane's later facts of its kind (m's type) wait behind it.
+func (in *Intake) park(it *item, lane string, m proto.Message, reason subsidyv1.ReasonCode) {
 	it.retry = in.cfg.RetryDelay
 	if lane == "" {
 		return
@@ -1534,6 +1534,12 @@ func (in *Intake) park(it *item, lane string) {
 	p, ok := in.parked[lane]
 	if !ok || it.seq <= p.seq {
 		p.seq = it.seq
+	}
+	if !slices.Contains(p.reasons, reason) {
+		p.reasons = append(p.reasons, reason)
+	}
+	if name := m.ProtoReflect().Descriptor().Name(); !slices.Contains(p.kinds, name) {
+		p.kinds = append(p.kinds, name)
 	}
 	p.until = time.Now().Add(4*in.cfg.RetryDelay + time.Second)
 	in.parked[lane] = p
@@ -1547,8 +1553,33 @@ func (in *Intake) unpark(it *item, lane string) {
 }
 
 type parking struct {
-	seq   uint64    // inbound stream sequence of the lane's first waiting fact
-	until time.Time // give up waiting behind it after this
+	seq     uint64                 // inbound stream sequence of the lane's first waiting fact
+	reasons []subsidyv1.ReasonCode // what the lane's waiting facts wait for
+	kinds   []protoreflect.Name    // and their types
+	until   time.Time              // give up waiting behind it after this
+}
+
+// holds reports whether a later fact m of the lane waits behind its
+// waiting facts: when it is of the kind of one of them (a second
+// certificate, attempt or payment result, whose decision may depend on the
+// first's: a yearly cap, attempt numbers), unless it can end a wait of the
+// lane (endsWait: the earlier attempt a later one waits for). Facts of
+// other kinds are decided as they come: the waiting fact is decided once
+// what it waits for is recorded, after whatever came meanwhile (the
+// enrolment and its training's completion, which an early assessment
+// waits for and reads). Holding those too made the fact a waiting fact
+// refers to wait behind it until the wait ran out.
+func (p parking) holds(m proto.Message) bool {
+	name := m.ProtoReflect().Descriptor().Name()
+	if !slices.Contains(p.kinds, name) {
+		return false
+	}
+	for _, r := range p.reasons {
+		if slices.Contains(endsWait[r], name) {
+			return false
+		}
+	}
+	return true
 }
 
 // laneOf is the ordering key of a fact: its person key, or else its
@@ -1580,6 +1611,29 @@ var awaitable = map[subsidyv1.ReasonCode]bool{
 	subsidyv1.ReasonCode_REASON_CODE_NOT_APPROVED:                true,
 	subsidyv1.ReasonCode_REASON_CODE_PAYMENT_NOT_APPROVED:        true,
 	subsidyv1.ReasonCode_REASON_CODE_ATTEMPT_OUT_OF_ORDER:        true,
+}
+
+// endsWait lists, for each awaitable reason, the facts of the same lane
+// (person key, or entitlement id) that can end the wait: what creates the
+// missing enrolment, assessment, confirmation or order. One of the kind of
+// a waiting fact passes it (parking.holds). A reason whose missing thing
+// comes from another lane (an institution, a fee schedule, the entitlement
+// a certificate earns) has none.
+var endsWait = map[subsidyv1.ReasonCode][]protoreflect.Name{
+	subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_TRAINEE:             {"TraineeRegistered"},
+	subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_INSTITUTION:         nil,
+	subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_FEE_SCHEDULE:        nil,
+	subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_ENROLMENT:           {"Enrolled"},
+	subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_CERTIFICATE:         {"CertificateIssued"},
+	subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_ENTITLEMENT:         nil,
+	subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_PAYMENT_ORDER:       {"PaymentRequested"},
+	subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_CLAWBACK:            nil, // clawback facts have no lane
+	subsidyv1.ReasonCode_REASON_CODE_ASSESSMENT_BEFORE_ENROLMENT: {"Enrolled"},
+	subsidyv1.ReasonCode_REASON_CODE_CERTIFICATE_WITHOUT_PASS:    {"AssessmentRecorded"},
+	subsidyv1.ReasonCode_REASON_CODE_NOT_CONFIRMED:               {"EntitlementConfirmed"},
+	subsidyv1.ReasonCode_REASON_CODE_NOT_APPROVED:                {"EntitlementApproved"},
+	subsidyv1.ReasonCode_REASON_CODE_PAYMENT_NOT_APPROVED:        {"EntitlementConfirmed", "EntitlementApproved"},
+	subsidyv1.ReasonCode_REASON_CODE_ATTEMPT_OUT_OF_ORDER:        {"AssessmentRecorded"},
 }
 
 // safeApply folds a decided event into the world, a panic as an error.
