@@ -93,7 +93,11 @@ func (n natsFlags) connect(ctx context.Context) (*nats.Conn, jetstream.JetStream
 }
 
 func cmdPublish(ctx context.Context, e *env, args []string) error {
-	f := newFlags(e, "publish", "[--nats-url URL] [--wait 10s] FILE... (- for stdin)")
+	f := newFlags(e, "publish", "[--nats-url URL] [--wait 10s] FILE... (- for stdin)\n\n"+
+		"A file holds facts one after another, or a JSON array of them:\n"+
+		"  {\"fact\": \"bureau.annual_target_set\", \"msg_id\": \"target-2026\", \"payload\": {\"year\": 2026, \"target\": 3000}}\n"+
+		"fact is <source>.<fact> (or give \"subject\"); msg_id (the Nats-Msg-Id) and occurred_at are optional;\n"+
+		"payload is the message as canonical JSON, and may give id_number instead of person_key (hashed here).")
 	nf := addNATSFlags(f)
 	keyFile := f.str("key-file", "", "a file holding the person-key secret for id_number (default: LEDGER_PERSON_KEY)")
 	wait := f.Duration("wait", 10*time.Second, "wait this long for the ledger's outcome of each fact and print it (0: do not wait)")

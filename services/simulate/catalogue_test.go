@@ -25,22 +25,27 @@ const (
 	endMarker   = "<!-- END FACT CATALOGUE -->"
 )
 
+// examplePersonKey is a well-formed person key for the examples.
+var examplePersonKey = strings.Repeat("3f", 32)
+
 // extra examples for facts the simulator does not publish in a plain year.
+// Each passes facts.Validate (the schema); they refer to trainees,
+// institutions and entitlements a fresh ledger does not have.
 var extra = map[string]proto.Message{
 	"bureau.unit_defined":            &subsidyv1.UnitDefined{UnitCode: "cq-example", Name: "示例区", Kind: subsidyv1.UnitKind_UNIT_KIND_DISTRICT, ValidFrom: &subsidyv1.Date{Year: 2026, Month: 1, Day: 1}},
 	"bureau.institution_suspended":   &subsidyv1.InstitutionSuspended{InstitutionId: "T007", Reason: "虚假培训记录", OfficialId: "cq-official-9", SuspendedOn: &subsidyv1.Date{Year: 2025, Month: 9, Day: 1}},
 	"bureau.institution_reinstated":  &subsidyv1.InstitutionReinstated{InstitutionId: "T007", OfficialId: "cq-official-9", ReinstatedOn: &subsidyv1.Date{Year: 2025, Month: 12, Day: 1}},
-	"bureau.fraud_found":             &subsidyv1.FraudFound{FindingId: "finding-1", EntitlementId: "ent-…", OfficialId: "cq-official-9", Summary: "冒名顶替考试", FoundOn: &subsidyv1.Date{Year: 2025, Month: 10, Day: 2}},
-	"bureau.certificate_revoked":     &subsidyv1.CertificateRevoked{CertificateId: "cert-7-12", PersonKey: "<person key>", Qualification: &subsidyv1.Qualification{Occupation: subsidyv1.Occupation_OCCUPATION_BIG_DATA, Level: subsidyv1.Level_LEVEL_JUNIOR}, Reason: "考试作弊", RevokedOn: &subsidyv1.Date{Year: 2025, Month: 10, Day: 2}},
-	"evaluation.certificate_revoked": &subsidyv1.CertificateRevoked{CertificateId: "cert-7-12", PersonKey: "<person key>", Qualification: &subsidyv1.Qualification{Occupation: subsidyv1.Occupation_OCCUPATION_BIG_DATA, Level: subsidyv1.Level_LEVEL_JUNIOR}, Reason: "证书信息有误", RevokedOn: &subsidyv1.Date{Year: 2025, Month: 10, Day: 2}},
-	"bureau.hold_placed":             &subsidyv1.HoldPlaced{},
-	"bureau.hold_lifted":             &subsidyv1.HoldLifted{},
-	"bureau.write_off_requested":     &subsidyv1.WriteOffRequested{ClawbackId: "claw-…", AmountFen: 45000, Reason: "机构已注销，无法追回", OfficialId: "cq-official-3"},
-	"bureau.clawback_written_off":    &subsidyv1.ClawbackWrittenOff{ClawbackId: "claw-…", AmountFen: 45000, Reason: "机构已注销，无法追回", RequestedBy: "cq-official-3", ApprovedBy: "cq-official-4"},
-	"district.objection_raised":      &subsidyv1.ObjectionRaised{ObjectionId: "obj-1", EntitlementId: "ent-…", Summary: "本人未参加培训", RaisedOn: &subsidyv1.Date{Year: 2025, Month: 6, Day: 3}},
-	"district.objection_resolved":    &subsidyv1.ObjectionResolved{ObjectionId: "obj-1", EntitlementId: "ent-…", Upheld: false, OfficialId: "cq-yuzhong-official-2", ResolvedOn: &subsidyv1.Date{Year: 2025, Month: 6, Day: 6}},
-	"payment.payment_failed":         &subsidyv1.PaymentFailed{PaymentOrderId: "pay-…", EntitlementId: "ent-…", Failure: "账户已销户", FailedOn: &subsidyv1.Date{Year: 2025, Month: 7, Day: 1}},
-	"payment.repayment_received":     &subsidyv1.RepaymentReceived{RepaymentId: "rep-1", ClawbackId: "claw-…", AmountFen: 45000, ReceivedOn: &subsidyv1.Date{Year: 2025, Month: 11, Day: 1}},
+	"bureau.fraud_found":             &subsidyv1.FraudFound{FindingId: "finding-1", EntitlementId: "7e1c7a2e-5b7d-8c1e-9f44-0d3a9b2c6e11", OfficialId: "cq-official-9", Summary: "冒名顶替考试", FoundOn: &subsidyv1.Date{Year: 2025, Month: 10, Day: 2}},
+	"bureau.certificate_revoked":     &subsidyv1.CertificateRevoked{CertificateId: "cert-7-12", PersonKey: examplePersonKey, Qualification: &subsidyv1.Qualification{Occupation: subsidyv1.Occupation_OCCUPATION_BIG_DATA, Level: subsidyv1.Level_LEVEL_JUNIOR}, Reason: "考试作弊", RevokedOn: &subsidyv1.Date{Year: 2025, Month: 10, Day: 2}},
+	"evaluation.certificate_revoked": &subsidyv1.CertificateRevoked{CertificateId: "cert-7-12", PersonKey: examplePersonKey, Qualification: &subsidyv1.Qualification{Occupation: subsidyv1.Occupation_OCCUPATION_BIG_DATA, Level: subsidyv1.Level_LEVEL_JUNIOR}, Reason: "证书信息有误", RevokedOn: &subsidyv1.Date{Year: 2025, Month: 10, Day: 2}},
+	"bureau.hold_placed":             &subsidyv1.HoldPlaced{HoldId: "hold-1", EntitlementId: "7e1c7a2e-5b7d-8c1e-9f44-0d3a9b2c6e11", OfficialId: "cq-official-9", Reason: "举报核查中", PlacedOn: &subsidyv1.Date{Year: 2025, Month: 6, Day: 4}},
+	"bureau.hold_lifted":             &subsidyv1.HoldLifted{LiftId: "lift-1", EntitlementId: "7e1c7a2e-5b7d-8c1e-9f44-0d3a9b2c6e11", HoldId: "hold-1", OfficialId: "cq-official-9", Note: "核查无误", LiftedOn: &subsidyv1.Date{Year: 2025, Month: 6, Day: 20}},
+	"bureau.write_off_requested":     &subsidyv1.WriteOffRequested{ClawbackId: "c1a3b5d7-2e4f-8a6b-9c8d-7e6f5a4b3c21", AmountFen: 45000, Reason: "机构已注销，无法追回", OfficialId: "cq-official-3"},
+	"bureau.clawback_written_off":    &subsidyv1.ClawbackWrittenOff{ClawbackId: "c1a3b5d7-2e4f-8a6b-9c8d-7e6f5a4b3c21", AmountFen: 45000, Reason: "机构已注销，无法追回", RequestedBy: "cq-official-3", ApprovedBy: "cq-official-4"},
+	"district.objection_raised":      &subsidyv1.ObjectionRaised{ObjectionId: "obj-1", EntitlementId: "7e1c7a2e-5b7d-8c1e-9f44-0d3a9b2c6e11", Summary: "本人未参加培训", RaisedOn: &subsidyv1.Date{Year: 2025, Month: 6, Day: 3}},
+	"district.objection_resolved":    &subsidyv1.ObjectionResolved{ObjectionId: "obj-1", EntitlementId: "7e1c7a2e-5b7d-8c1e-9f44-0d3a9b2c6e11", Upheld: false, OfficialId: "cq-yuzhong-official-2", ResolvedOn: &subsidyv1.Date{Year: 2025, Month: 6, Day: 6}},
+	"payment.payment_failed":         &subsidyv1.PaymentFailed{PaymentOrderId: "5f0e9d8c-7b6a-8594-a3b2-c1d0e9f8a7b6", EntitlementId: "7e1c7a2e-5b7d-8c1e-9f44-0d3a9b2c6e11", Failure: "账户已销户", FailedOn: &subsidyv1.Date{Year: 2025, Month: 7, Day: 1}},
+	"payment.repayment_received":     &subsidyv1.RepaymentReceived{RepaymentId: "rep-1", ClawbackId: "c1a3b5d7-2e4f-8a6b-9c8d-7e6f5a4b3c21", AmountFen: 45000, ReceivedOn: &subsidyv1.Date{Year: 2025, Month: 11, Day: 1}},
 }
 
 func compactJSON(t *testing.T, m proto.Message) string {
@@ -87,13 +92,20 @@ func TestFactCatalogue(t *testing.T) {
 	for _, kd := range facts.All() {
 		fmt.Fprintf(&b, "| `%s` | `%s` | %s |\n", kd.Subject(""), kd.Name, kd.Source)
 	}
-	b.WriteString("\nOne example of each, as canonical JSON (`Content-Type: application/json`):\n\n```text\n")
+	b.WriteString("\nOne example of each, as canonical JSON (`Content-Type: application/json`). Each passes\n" +
+		"the schema checks; they are shapes, not a sequence: most name trainees, institutions and\n" +
+		"entitlements a fresh ledger does not have, and would be rejected as unknown (`make run`'s\n" +
+		"simulator publishes a whole consistent year; `ledgerctl publish` takes a file of them, see\n" +
+		"`ledgerctl help publish`):\n\n```text\n")
 	for _, kd := range facts.All() {
 		key := kd.Source + "." + kd.Token
 		m, ok := examples[key]
 		if !ok {
 			t.Errorf("no example for %s: add one to extra", key)
 			continue
+		}
+		if err := facts.Validate(m); err != nil {
+			t.Errorf("the example of %s is not valid: %v", key, err)
 		}
 		fmt.Fprintf(&b, "%s %s\n", kd.Subject(""), compactJSON(t, m))
 	}
