@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
@@ -56,8 +57,18 @@ func LoadTokens(path string) (ScopeFunc, error) {
 	var f struct {
 		Tokens []Token `json:"tokens"`
 	}
-	if err := json.Unmarshal(b, &f); err != nil {
+	// Strict: a misspelt field would otherwise leave every token out and
+	// every request refused, with ledgerd ready and nothing logged.
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
 		return nil, fmt.Errorf("api: tokens file %s: %w", path, err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("api: tokens file %s: more than one JSON value", path)
+	}
+	if len(f.Tokens) == 0 {
+		return nil, fmt.Errorf(`api: tokens file %s names no token: every request would be refused (want {"tokens": [{"sha256": ..., "scope": ...}, ...]})`, path)
 	}
 	return TokenScope(f.Tokens)
 }

@@ -3,6 +3,8 @@ package api
 import (
 	"errors"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -97,5 +99,31 @@ func TestTokenOfficial(t *testing.T) {
 	r.Header.Set(OfficialHeader, "demo official")
 	if _, err := HeaderScope(Scope{Role: RoleMunicipal})(r); err == nil {
 		t.Error("HeaderScope accepted an official id with a space")
+	}
+}
+
+// TestLoadTokensIsStrict: a tokens file with a misspelt field, or naming
+// no token, is refused at start (it used to leave every request refused,
+// with ledgerd ready and nothing logged).
+func TestLoadTokensIsStrict(t *testing.T) {
+	good := `{"tokens": [{"sha256": "` + HashToken("a-token") + `", "scope": "municipal", "name": "ops"}]}`
+	for _, tc := range []struct{ name, file, err string }{
+		{"good", good, ""},
+		{"a misspelt field", `{"tokenz": []}`, `unknown field "tokenz"`},
+		{"a misspelt token field", `{"tokens": [{"sha": "` + HashToken("a-token") + `", "scope": "municipal"}]}`, `unknown field "sha"`},
+		{"no tokens", `{"tokens": []}`, "names no token"},
+		{"two values", good + ` {}`, "more than one JSON value"},
+	} {
+		path := filepath.Join(t.TempDir(), "tokens.json")
+		if err := os.WriteFile(path, []byte(tc.file), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := LoadTokens(path)
+		switch {
+		case tc.err == "" && err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("%s: err %v; want one saying %q", tc.name, err, tc.err)
+		}
 	}
 }

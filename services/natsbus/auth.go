@@ -1,6 +1,7 @@
 package natsbus
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -76,8 +77,18 @@ func LoadUsers(path string) ([]User, error) {
 		return nil, fmt.Errorf("natsbus: users file: %w", err)
 	}
 	var f UsersFile
-	if err := json.Unmarshal(b, &f); err != nil {
+	// Strict: a misspelt field would otherwise leave every user out and
+	// every service refused, with ledgerd ready.
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
 		return nil, fmt.Errorf("natsbus: users file %s: %w", path, err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("natsbus: users file %s: more than one JSON value", path)
+	}
+	if len(f.Users) == 0 {
+		return nil, fmt.Errorf(`natsbus: users file %s names no user: no service could publish (want {"users": [{"user": ..., "password": ..., "role": ...}, ...]})`, path)
 	}
 	seen := map[string]bool{}
 	for i, u := range f.Users {

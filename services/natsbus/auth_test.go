@@ -19,6 +19,10 @@ func TestLoadUsers(t *testing.T) {
 		{"a dot", `{"users": [{"user": "svc.enrolment", "password": "x", "role": "enrolment"}]}`, "letters, digits"},
 		{"a wildcard", `{"users": [{"user": "svc>", "password": "x", "role": "enrolment"}]}`, "letters, digits"},
 		{"a space", `{"users": [{"user": "svc 1", "password": "x", "role": "enrolment"}]}`, "letters, digits"},
+		{"a misspelt field", `{"userz": [{"user": "a", "password": "x", "role": "enrolment"}]}`, `unknown field "userz"`},
+		{"a misspelt user field", `{"users": [{"user": "a", "pasword": "x", "role": "enrolment"}]}`, `unknown field "pasword"`},
+		{"no users", `{"users": []}`, "names no user"},
+		{"two values", `{"users": [{"user": "a", "password": "x", "role": "enrolment"}]} {}`, "more than one JSON value"},
 	} {
 		path := filepath.Join(t.TempDir(), "users.json")
 		if err := os.WriteFile(path, []byte(tc.file), 0o600); err != nil {
