@@ -1,6 +1,7 @@
 package ledgerd
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -126,7 +127,7 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	cfEnv := envOr(getenv, "changefeed", "true")
 	fs.BoolVar(&c.ChangeFeed, "changefeed", cfEnv == "true" || cfEnv == "1", "publish the projections' changes on <prefix>.projection.<name> (one message per event per read model)")
 	demoEnv := envOr(getenv, "demo", "")
-	fs.BoolVar(&c.Demo, "demo", demoEnv == "true" || demoEnv == "1", "demo mode: the embedded NATS server accepts unauthenticated clients (make run)")
+	fs.BoolVar(&c.Demo, "demo", demoEnv == "true" || demoEnv == "1", "demo mode (make run), never for real data: unauthenticated NATS and HTTP API (municipal scope), and a checkpoint key, person-key secret and vault key made up for the run where none is given")
 	var procs string
 	str(&procs, "gomaxprocs", "auto", "threads running Go code at once: auto is twice the CPUs the process may use, unless the GOMAXPROCS environment variable is set (then Go's setting stands); or a number from 1 to 1024. More threads than CPUs let the embedded NATS server's goroutines that come back from an fsync run at once instead of queueing behind the ledger's own work")
 	var memLimit string
@@ -248,6 +249,8 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		b, err := os.ReadFile(keyFile)
 		if err != nil {
 			errs = append(errs, &ConfigError{fmt.Sprintf("--checkpoint-key-file: %v", err)})
+		} else if len(bytes.TrimSpace(b)) == 0 {
+			errs = append(errs, emptyKeyFile("--checkpoint-key-file", keyFile))
 		}
 		c.CheckpointKey = strings.TrimSpace(string(b))
 	}
@@ -259,6 +262,8 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		b, err := os.ReadFile(personKeyFile)
 		if err != nil {
 			errs = append(errs, &ConfigError{fmt.Sprintf("--person-key-file: %v", err)})
+		} else if len(bytes.TrimSpace(b)) == 0 {
+			errs = append(errs, emptyKeyFile("--person-key-file", personKeyFile))
 		}
 		secret = strings.TrimRight(string(b), "\r\n") // as ledgerctl reads it
 	}
@@ -275,6 +280,8 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		b, err := os.ReadFile(vaultKeyFile)
 		if err != nil {
 			errs = append(errs, &ConfigError{fmt.Sprintf("--vault-key-file: %v", err)})
+		} else if len(bytes.TrimSpace(b)) == 0 {
+			errs = append(errs, emptyKeyFile("--vault-key-file", vaultKeyFile))
 		}
 		vk = string(b)
 	}
@@ -347,4 +354,11 @@ func envOr(getenv func(string) string, flagName, def string) string {
 		return v
 	}
 	return def
+}
+
+// emptyKeyFile is the error of a key file named but empty. Even with
+// --demo it is refused: the key would be made up for the run, and what was
+// kept under it (the vault's personal data) unreadable after it.
+func emptyKeyFile(flag, path string) *ConfigError {
+	return &ConfigError{fmt.Sprintf("%s %s is empty (a file named must hold the key; without the flag --demo makes one up for the run)", flag, path)}
 }

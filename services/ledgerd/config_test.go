@@ -156,4 +156,14 @@ func TestPersonalDataKeys(t *testing.T) {
 	if err != nil || c.PersonKey != nil || c.VaultKey != nil {
 		t.Errorf("ParseConfig(--demo) = %+v, %v; want no keys and no error", c, err)
 	}
+	// But a key file named and empty is refused, --demo or not: its key
+	// would be made up for the run, and the vault unreadable after it.
+	for _, flag := range []string{"--vault-key-file", "--person-key-file", "--checkpoint-key-file"} {
+		empty := write("empty"+flag, "\n")
+		_, err := ParseConfig([]string{"--demo", flag, empty}, func(string) string { return "" }, io.Discard)
+		var ce *ConfigError
+		if !errors.As(err, &ce) || !strings.Contains(err.Error(), flag+" "+empty+" is empty") {
+			t.Errorf("ParseConfig(--demo %s EMPTY) = %v; want a ConfigError saying it is empty", flag, err)
+		}
+	}
 }
