@@ -5,7 +5,7 @@
 #
 #   docker build -f deployments/ledgerd.Dockerfile -t subsidyledger/ledgerd:dev .
 #
-# ledgerctl is built too once services/cmd/ledgerctl exists. The context is
+# ledgerctl (the operator's and auditor's tool) is built too. The context is
 # filtered by ledgerd.Dockerfile.dockerignore beside this file.
 
 ARG GO_VERSION=1.26
@@ -21,9 +21,7 @@ RUN --mount=type=cache,target=/go/pkg/mod \
     set -eu; \
     mkdir -p /out/bin /out/data; \
     go build -trimpath -ldflags='-s -w' -o /out/bin/ledgerd ./services/cmd/ledgerd; \
-    if [ -d services/cmd/ledgerctl ]; then \
-      go build -trimpath -ldflags='-s -w' -o /out/bin/ledgerctl ./services/cmd/ledgerctl; \
-    fi; \
+    go build -trimpath -ldflags='-s -w' -o /out/bin/ledgerctl ./services/cmd/ledgerctl; \
     cd deployments/probe && GOWORK=off go build -trimpath -ldflags='-s -w' -o /out/bin/probe .
 
 FROM gcr.io/distroless/static-debian12:nonroot
