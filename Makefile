@@ -97,7 +97,7 @@ build: ## build ledgerd, ledgerctl and ledgerbench into bin/
 DEMO_KEYS := data/demo-person.key data/demo-vault.key
 
 $(DEMO_KEYS):
-	@mkdir -p data && (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > $@) && echo "made a random demo key in $@"
+	@mkdir -p data && (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > $@.tmp) && mv $@.tmp $@ && echo "made a random demo key in $@"
 
 DEMO_FLAGS := --demo --data-dir data --person-key-file data/demo-person.key --vault-key-file data/demo-vault.key
 
@@ -109,10 +109,10 @@ run: build $(DEMO_KEYS) ## start ledgerd on its embedded defaults (./data, NATS 
 	echo; echo "ledgerd is up. Open http://127.0.0.1:8080/dashboard/ and watch $(RUN_TRAINEES) trainees' year fill up"; \
 	echo "(API under http://127.0.0.1:8080/v1/, metrics at /metrics; Ctrl-C stops both)."; echo; \
 	$(BIN)/ledgerctl simulate --nats-url nats://127.0.0.1:4222 --key-file data/demo-person.key --trainees $(RUN_TRAINEES) --pace $(RUN_PACE) --head-start $(RUN_HEAD_START) --seed 1 --year $(RUN_YEAR) && \
-	echo "the simulated year is published; ledgerd keeps running until Ctrl-C"; wait $$pid
+	echo "the simulated year is published; ledgerd keeps running until Ctrl-C (dashboard: http://127.0.0.1:8080/dashboard/)"; wait $$pid
 
 .PHONY: run-ledgerd
-run-ledgerd: build $(DEMO_KEYS) ## start ledgerd alone on its embedded defaults (publish facts yourself: ledgerctl publish, or the nats CLI; LEDGER_PERSON_KEY="$$(cat data/demo-person.key)")
+run-ledgerd: build $(DEMO_KEYS) ## start ledgerd alone on its embedded defaults (publish facts yourself: ledgerctl publish --key-file data/demo-person.key, or the nats CLI)
 	$(BIN)/ledgerd $(DEMO_FLAGS)
 
 .PHONY: clean

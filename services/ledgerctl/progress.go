@@ -60,6 +60,9 @@ func (p *progressBar) update(done, total uint64, n int64, unit string) {
 		frac*100, group(uint64(n)), unit, group(uint64(rate)), unit)
 }
 
+// on reports whether the bar draws.
+func (p *progressBar) on() bool { return p.enabled }
+
 // done ends the bar's line.
 func (p *progressBar) done() {
 	if p.enabled && p.drawn {

@@ -21,13 +21,14 @@ func cmdSimulate(ctx context.Context, e *env, args []string) error {
 	keyFile := f.str("key-file", "", "a file holding the person-key secret (default: LEDGER_PERSON_KEY, else a fixed demo secret)")
 	seed := f.Uint64("seed", 1, "the programme's seed: the same seed publishes the same facts")
 	year := f.Int("year", 2025, "the calendar year of the assessments (2025–2030)")
-	trainees := f.Int("trainees", 100, "trainees (about 8 to 14 facts each); --violations adds the certificate spike's cohort of about 240 more")
+	trainees := f.Int("trainees", 100, "trainees (about 8 to 14 facts each); --violations adds the certificate spike's cohort of about 230 more")
 	officials := f.Bool("officials", true, "include the district officials' confirmations, approvals, notices, payment requests and settlements")
 	violations := f.Bool("violations", true, "plant violations for supervisors to find: a certificate spike (an evaluation institution certifies a cohort of extra trainees in one month) and, with --officials, certificates revoked after payment (clawbacks) and a shared payee account")
 	pace := f.String("pace", "fast", "fast (as quickly as JetStream acknowledges), demo (5 facts a second) or a pause between facts (e.g. 50ms)")
 	workers := f.Int("workers", 8, "concurrent publishers at --pace fast")
 	headStart := f.Int("head-start", 0, "with a paced --pace: publish the first N trainee facts at once, then pace the rest (a demo then starts with the year's registrations and enrolments in)")
 	personalData := f.Bool("personal-data", true, "also publish each trainee's plain ID number, name and payee account on <prefix>.pii.enrolment for the ledger's encrypted vault (never into the log)")
+	progress := f.str("progress", "auto", "progress of a paced run on stderr: auto (a bar on a terminal, else a line every 1,000 facts), on or off")
 	if err := f.parse(args); err != nil {
 		return err
 	}
@@ -111,6 +112,11 @@ func cmdSimulate(ctx context.Context, e *env, args []string) error {
 		}
 	} else {
 		// One fact at a time, trainees interleaved, as a day's traffic.
+		bar, err := newProgress(e.stderr, *progress, "simulate")
+		if err != nil {
+			return err
+		}
+		defer bar.done()
 		sent := len(ref)
 		t := time.NewTicker(pause)
 		defer t.Stop()
@@ -136,7 +142,12 @@ func cmdSimulate(ctx context.Context, e *env, args []string) error {
 					return failf("publishing %s: %v", l[k].MsgID, err)
 				}
 				sent++
-				if sent%50 == 0 {
+				switch {
+				case bar.on():
+					bar.update(uint64(sent), uint64(total), int64(sent), "facts")
+				case sent%1000 == 0 && *progress != "off":
+					// Not a terminal: a line now and then, so that what
+					// make run printed first does not scroll away.
 					fmt.Fprintf(e.stderr, "simulate: %s of %s facts\n", group(uint64(sent)), group(uint64(total)))
 				}
 			}
