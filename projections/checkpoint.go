@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash"
 	"hash/crc32"
@@ -17,6 +18,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/cqhrss/subsidyledger/events"
+	"github.com/cqhrss/subsidyledger/events/bolt"
 )
 
 // Checkpoints keeps the latest snapshot of each projection (or other
@@ -43,8 +45,9 @@ import (
 // carry a SHA-256 of the file instead, and are still checked with that.
 // SHA-256 took a second of CPU to check 1.2 GB at every restart.
 type Checkpoints struct {
-	dir string
-	db  *bbolt.DB
+	dir     string
+	db      *bbolt.DB
+	damaged string // where a damaged checkpoints.db was moved at open
 }
 
 var bucketManifests = []byte("manifests")
@@ -91,9 +94,21 @@ func OpenCheckpoints(dir string) (*Checkpoints, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("projections: checkpoint directory %s: %w", dir, err)
 	}
-	db, err := bbolt.Open(filepath.Join(dir, "checkpoints.db"), 0o600, &bbolt.Options{Timeout: time.Second})
+	path := filepath.Join(dir, "checkpoints.db")
+	var aside string
+	db, err := bolt.OpenDB(path, &bbolt.Options{Timeout: time.Second})
+	if errors.Is(err, bolt.ErrDamaged) {
+		// Only manifests of snapshots, which are rebuilt from the log:
+		// move the file aside (for whoever looks into why) and start
+		// without.
+		aside = fmt.Sprintf("%s.damaged-%d", path, time.Now().UnixNano())
+		if rerr := os.Rename(path, aside); rerr != nil {
+			return nil, fmt.Errorf("projections: %w; moving it aside: %v", err, rerr)
+		}
+		db, err = bolt.OpenDB(path, &bbolt.Options{Timeout: time.Second})
+	}
 	if err != nil {
-		return nil, fmt.Errorf("projections: opening %s (is another ledgerd using it?): %w", filepath.Join(dir, "checkpoints.db"), err)
+		return nil, fmt.Errorf("projections: opening %s (is another ledgerd using it?): %w", path, err)
 	}
 	if err := db.Update(func(tx *bbolt.Tx) error {
 		_, err := tx.CreateBucketIfNotExists(bucketManifests)
@@ -102,10 +117,14 @@ func OpenCheckpoints(dir string) (*Checkpoints, error) {
 		db.Close()
 		return nil, fmt.Errorf("projections: initialising %s: %w", dir, err)
 	}
-	c := &Checkpoints{dir: dir, db: db}
+	c := &Checkpoints{dir: dir, db: db, damaged: aside}
 	c.removeOrphans()
 	return c, nil
 }
+
+// Damaged returns where OpenCheckpoints moved a damaged checkpoints.db
+// (every projection then rebuilds or folds from the start), or "".
+func (c *Checkpoints) Damaged() string { return c.damaged }
 
 // Close closes the bbolt file.
 func (c *Checkpoints) Close() error { return c.db.Close() }

@@ -167,3 +167,35 @@ func TestCheckpointsRefuseAnUnknownManifest(t *testing.T) {
 		t.Errorf("decodeManifest of format 2 = %+v, %v", got, err)
 	}
 }
+
+// A damaged checkpoints.db (cut short, empty or not bbolt) is moved aside
+// and the checkpoints start empty: they are rebuilt from the log. It used
+// to stop ledgerd (a crash, for a file cut short).
+func TestOpenCheckpointsMovesADamagedFileAside(t *testing.T) {
+	dir := t.TempDir()
+	c, err := OpenCheckpoints(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Save(&blob{[]byte("state")}, 7, time.Now(), events.ID{}); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	path := filepath.Join(dir, "checkpoints.db")
+	if err := os.Truncate(path, 8<<10); err != nil {
+		t.Fatal(err)
+	}
+	c, err = OpenCheckpoints(dir)
+	if err != nil {
+		t.Fatalf("OpenCheckpoints over a damaged checkpoints.db = %v; want it moved aside", err)
+	}
+	defer c.Close()
+	if _, ok, err := c.Load("blob"); err != nil || ok {
+		t.Errorf("Load after the move = %v, %v; want no checkpoint", ok, err)
+	}
+	if d := c.Damaged(); !strings.HasPrefix(d, path+".damaged-") {
+		t.Errorf("Damaged() = %q; want %s.damaged-…", d, path)
+	} else if fi, err := os.Stat(d); err != nil || fi.Size() != 8<<10 {
+		t.Errorf("the damaged file moved aside: %v, %v", fi, err)
+	}
+}

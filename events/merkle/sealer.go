@@ -14,6 +14,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/cqhrss/subsidyledger/events"
+	"github.com/cqhrss/subsidyledger/events/bolt"
 )
 
 const (
@@ -127,7 +128,10 @@ func OpenSealer(path string, store events.Store, opts SealerOptions) (*Sealer, e
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: opts.LockTimeout, FreelistType: bbolt.FreelistMapType})
+	db, err := bolt.OpenDB(path, &bbolt.Options{Timeout: opts.LockTimeout, FreelistType: bbolt.FreelistMapType})
+	if errors.Is(err, bolt.ErrDamaged) {
+		return nil, &Error{Code: CodeUnavailable, Op: "open sealer", Detail: fmt.Sprintf("%s is damaged; move it aside and the sealer seals the log again from the start, checking it against the checkpoints on the way (see ledgerctl verify)", path), Err: err}
+	}
 	if err != nil {
 		return nil, &Error{Code: CodeUnavailable, Op: "open sealer", Detail: fmt.Sprintf("cannot open %s (is another ledger sealing into it?)", path), Err: err}
 	}

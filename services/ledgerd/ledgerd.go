@@ -209,6 +209,9 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(Started
 		return fmt.Errorf("opening the intake's snapshots: %w", err)
 	}
 	defer intakeSnaps.Close()
+	if d := intakeSnaps.Damaged(); d != "" {
+		log.Warn("the intake's checkpoints.db was damaged: moved aside, the intake folds the log from the start", "moved_to", d)
+	}
 	intake := ingest.New(ingest.Config{
 		Store: store, Conn: nc, JetStream: js, Consumer: cons, Subjects: subj, RuleSet: cfg.RuleSet,
 		BatchSize: cfg.BatchSize, Logger: log.With("component", "intake"), Metrics: ingest.NewMetrics(reg),
@@ -225,6 +228,9 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(Started
 		return fmt.Errorf("opening the projections' checkpoints: %w", err)
 	}
 	defer cps.Close()
+	if d := cps.Damaged(); d != "" {
+		log.Warn("the projections' checkpoints.db was damaged: moved aside, the projections rebuild from the start", "moved_to", d)
+	}
 	changes := changefeed.New(changefeed.Config{Conn: nc, Prefix: cfg.SubjectPrefix, Registerer: reg, Logger: log.With("component", "changefeed")})
 	// One projection's snapshot restored at a time: the intake restores
 	// its own (the larger) meanwhile, and ledgerd is ready when both are;

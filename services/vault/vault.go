@@ -34,6 +34,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	eventsbolt "github.com/cqhrss/subsidyledger/events/bolt"
 	"github.com/cqhrss/subsidyledger/events/person"
 )
 
@@ -131,7 +132,12 @@ func Open(path string, kek []byte) (*Vault, error) {
 }
 
 func (v *Vault) open() error {
-	db, err := bolt.Open(v.path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	db, err := eventsbolt.OpenDB(v.path, &bolt.Options{Timeout: 5 * time.Second})
+	if errors.Is(err, eventsbolt.ErrDamaged) {
+		// Never start afresh over it: the personal data cannot be rebuilt
+		// from the log. Restore it from a backup.
+		return fmt.Errorf("vault: %s cannot be opened as the vault: %w; restore it from a backup (the personal data is not in the log)", v.path, err)
+	}
 	if err != nil {
 		return fmt.Errorf("vault: open %s: %w", v.path, err)
 	}

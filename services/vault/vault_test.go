@@ -106,6 +106,32 @@ func TestPutGetErase(t *testing.T) {
 	}
 }
 
+// TestDamagedFile: a vault file emptied or cut short is refused, never
+// opened as a new, empty vault (the personal data is not in the log: it
+// would be gone without a word) nor a crash.
+func TestDamagedFile(t *testing.T) {
+	for _, size := range []int64{0, 8 << 10} {
+		path := filepath.Join(t.TempDir(), "personal.db")
+		kek := key(t)
+		v := open(t, path, kek)
+		if err := v.Put(pkA, recA); err != nil {
+			t.Fatal(err)
+		}
+		v.Close()
+		if err := os.Truncate(path, size); err != nil {
+			t.Fatal(err)
+		}
+		v2, err := vault.Open(path, kek)
+		if err == nil {
+			v2.Close()
+			t.Fatalf("Open of the vault cut to %d bytes succeeded; want it refused", size)
+		}
+		if !strings.Contains(err.Error(), "restore it from a backup") {
+			t.Errorf("Open of the vault cut to %d bytes = %v; want it to say to restore a backup", size, err)
+		}
+	}
+}
+
 func TestWrongKey(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "personal.db")
 	v, err := vault.Open(path, key(t))
