@@ -181,10 +181,14 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(Started
 	// leaders: keep trying for a while.
 	setupCtx, cancelSetup := context.WithTimeout(ctx, 60*time.Second)
 	var cons jetstream.Consumer
+	var telling error // the last error that says more than a timeout
 	for {
 		c, cancel := context.WithTimeout(setupCtx, 10*time.Second)
 		cons, err = natsbus.EnsureStreams(c, js, subj, so)
 		cancel()
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			telling = err
+		}
 		if err == nil || setupCtx.Err() != nil {
 			break
 		}
@@ -196,7 +200,10 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(Started
 	}
 	cancelSetup()
 	if err != nil {
-		return fmt.Errorf("setting up JetStream streams (does the server have JetStream enabled?): %w", err)
+		if telling != nil && telling != err {
+			err = fmt.Errorf("%w (before that: %v)", err, telling)
+		}
+		return fmt.Errorf("setting up JetStream streams failed for a minute (JetStream not enabled, no leader elected, or a stream's or consumer's state damaged: the NATS server's log says which): %w", err)
 	}
 
 	reg := prometheus.NewRegistry()
