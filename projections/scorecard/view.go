@@ -61,6 +61,21 @@ type Flag struct {
 	Position      uint64           `json:"position"`
 }
 
+// ForInstitution returns the card as the institution itself may see it:
+// a concurrent-enrolment flag's recorded detail names the trainee's other
+// institution and its enrolment, which it may not see.
+func (c Card) ForInstitution() Card {
+	flags := make([]Flag, len(c.Flags))
+	for i, f := range c.Flags {
+		if f.Reason.Number == int32(pb.ReasonCode_REASON_CODE_CONCURRENT_ENROLMENT) {
+			f.Detail = rm.ConcurrentEnrolmentForInstitution
+		}
+		flags[i] = f
+	}
+	c.Flags = flags
+	return c
+}
+
 // HoldCount counts the active holds of one reason.
 type HoldCount struct {
 	Reason rm.Reason `json:"reason"`

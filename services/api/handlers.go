@@ -479,6 +479,9 @@ func (s *server) institution(r *http.Request, sc Scope) (result, error) {
 	if !ok {
 		return result{}, errorf(CodeNotFound, "no such institution in your scope")
 	}
+	if sc.Role == RoleInstitution {
+		c = c.ForInstitution()
+	}
 	return result{body: c, position: pos}, nil
 }
 

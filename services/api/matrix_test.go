@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/cqhrss/subsidyledger/projections/scorecard"
 	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
 	"net/http"
 	"net/http/httptest"
@@ -672,6 +673,13 @@ func TestScopedTotals(t *testing.T) {
 		}
 		if csv := getAs("/v1/anomalies?format=csv", in.token, nil); namesOther(string(csv), in.inst) {
 			t.Errorf("%s anomalies export names another institution", in.token)
+		}
+		var card scorecard.Card
+		getAs("/v1/institutions/"+in.inst, in.token, &card)
+		for _, f := range card.Flags {
+			if namesOther(f.Detail, in.inst) {
+				t.Errorf("%s sees another institution in its own card's flag: %s", in.token, f.Detail)
+			}
 		}
 		var nl notice.List
 		getAs("/v1/notice?on=all", in.token, &nl)
