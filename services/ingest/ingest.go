@@ -110,7 +110,7 @@ type Intake struct {
 	world    *rules.World
 	seen     events.Position        // last log position folded into world
 	mine     map[events.ID]struct{} // appended by us, not yet met by catch-up
-	parked   map[string]parking     // lane -> its first waiting fact
+	parked   map[string]parking     // lane -> its waiting facts
 	sealed   map[events.ID]struct{} // ids of the last sealed batch
 	recorded *recent
 	// rejected holds the record of every rejected message: the world
@@ -1375,9 +1375,14 @@ func (in *Intake) newItem(msg jetstream.Msg) *item {
 	if md, err := msg.Metadata(); err == nil {
 		it.seq = md.Sequence.Stream
 	}
+	// A key is an identifier a publisher chose: only a valid ID number in
+	// it rejects the message (a key built from a region code, a date and a
+	// sequence can look like a mistyped one), as in identifier fields.
 	raw := msg.Headers().Get(natsbus.HeaderMsgID)
-	it.key = person.RedactIDString(raw)
-	it.keyHasID = it.key != raw
+	it.key, it.keyHasID = raw, person.ContainsID(raw)
+	if it.keyHasID {
+		it.key = person.RedactIDString(raw)
+	}
 	if it.key == "" {
 		it.key = "seq-" + strconv.FormatUint(it.seq, 10)
 	}
@@ -1455,7 +1460,7 @@ func (in *Intake) decide(it *item, opFor func(string, events.ExpectedRevision) *
 		switch {
 		case time.Now().After(p.until):
 			delete(in.parked, lane) // the waiting fact went elsewhere
-		case it.seq > p.seq && p.holds(payload):
+		case p.holds(payload, it.seq):
 			it.retry = in.cfg.RetryDelay // keep this person's facts in order
 			return
 		}
@@ -1472,11 +1477,11 @@ func (in *Intake) decide(it *item, opFor func(string, events.ExpectedRevision) *
 			in.park(it, lane, payload, rej.Reason)
 			return
 		}
-		in.unpark(it, lane)
+		in.unpark(it, lane, payload)
 		reject(rej.Reason, rej.Detail)
 		return
 	}
-	in.unpark(it, lane)
+	in.unpark(it, lane, payload)
 	if len(dec.Events) == 0 || dec.Events[0].ID != it.id {
 		reject(subsidyv1.ReasonCode_REASON_CODE_DECISION_FAILED, "the rules returned no fact event")
 		return
@@ -1531,55 +1536,80 @@ func (in *Intake) park(it *item, lane string, m proto.Message, reason subsidyv1.
 	if lane == "" {
 		return
 	}
-	p, ok := in.parked[lane]
-	if !ok || it.seq <= p.seq {
-		p.seq = it.seq
+	p := in.parked[lane]
+	name := m.ProtoReflect().Descriptor().Name()
+	i := slices.IndexFunc(p.waits, func(w kindWait) bool { return w.kind == name })
+	if i < 0 {
+		i = len(p.waits)
+		p.waits = append(p.waits, kindWait{kind: name, seq: it.seq})
 	}
-	if !slices.Contains(p.reasons, reason) {
-		p.reasons = append(p.reasons, reason)
-	}
-	if name := m.ProtoReflect().Descriptor().Name(); !slices.Contains(p.kinds, name) {
-		p.kinds = append(p.kinds, name)
+	w := &p.waits[i]
+	w.seq = min(w.seq, it.seq)
+	if !slices.Contains(w.reasons, reason) {
+		w.reasons = append(w.reasons, reason)
 	}
 	p.until = time.Now().Add(4*in.cfg.RetryDelay + time.Second)
 	in.parked[lane] = p
 }
 
-// unpark ends the lane's wait when its waiting fact is decided.
-func (in *Intake) unpark(it *item, lane string) {
-	if p, ok := in.parked[lane]; ok && it.seq == p.seq {
-		delete(in.parked, lane)
+// unpark ends the wait of the lane's facts of its kind when it is their
+// first waiting fact and is decided.
+func (in *Intake) unpark(it *item, lane string, m proto.Message) {
+	p, ok := in.parked[lane]
+	if !ok {
+		return
 	}
-}
-
-type parking struct {
-	seq     uint64                 // inbound stream sequence of the lane's first waiting fact
-	reasons []subsidyv1.ReasonCode // what the lane's waiting facts wait for
-	kinds   []protoreflect.Name    // and their types
-	until   time.Time              // give up waiting behind it after this
-}
-
-// holds reports whether a later fact m of the lane waits behind its
-// waiting facts: when it is of the kind of one of them (a second
-// certificate, attempt or payment result, whose decision may depend on the
-// first's: a yearly cap, attempt numbers), unless it can end a wait of the
-// lane (endsWait: the earlier attempt a later one waits for). Facts of
-// other kinds are decided as they come: the waiting fact is decided once
-// what it waits for is recorded, after whatever came meanwhile (the
-// enrolment and its training's completion, which an early assessment
-// waits for and reads). Holding those too made the fact a waiting fact
-// refers to wait behind it until the wait ran out.
-func (p parking) holds(m proto.Message) bool {
 	name := m.ProtoReflect().Descriptor().Name()
-	if !slices.Contains(p.kinds, name) {
-		return false
+	p.waits = slices.DeleteFunc(p.waits, func(w kindWait) bool { return w.kind == name && w.seq == it.seq })
+	if len(p.waits) == 0 {
+		delete(in.parked, lane)
+		return
 	}
-	for _, r := range p.reasons {
-		if slices.Contains(endsWait[r], name) {
-			return false
+	in.parked[lane] = p
+}
+
+// parking is a lane's waiting facts, by kind.
+type parking struct {
+	waits []kindWait
+	until time.Time // give up waiting behind them after this
+}
+
+// kindWait is the lane's waiting facts of one kind: the first's inbound
+// stream sequence, and what they wait for.
+type kindWait struct {
+	kind    protoreflect.Name
+	seq     uint64
+	reasons []subsidyv1.ReasonCode
+}
+
+// holds reports whether fact m of the lane, at inbound sequence seq, waits
+// behind the lane's waiting facts: when it came after the first waiting
+// fact of its kind (a second certificate, attempt or payment result, whose
+// decision may depend on the first's: a yearly cap, attempt numbers),
+// unless it can end their wait (endsWait: the earlier attempt a later one
+// waits for). Facts of other kinds are decided as they come, and each
+// waiting fact once what it waits for is recorded, after whatever came
+// meanwhile (the enrolment and its training's completion, which an early
+// assessment waits for and reads). Holding every later fact of the lane
+// made the fact a waiting fact refers to wait behind it until the wait ran
+// out.
+func (p parking) holds(m proto.Message, seq uint64) bool {
+	name := m.ProtoReflect().Descriptor().Name()
+	for _, w := range p.waits {
+		if w.kind != name || seq <= w.seq {
+			continue
 		}
+		// Only a wait of its own kind lets it pass: a waiting revocation
+		// (which a certificate ends) must not let a later certificate past
+		// a waiting one.
+		for _, r := range w.reasons {
+			if slices.Contains(endsWait[r], name) {
+				return false
+			}
+		}
+		return true
 	}
-	return true
+	return false
 }
 
 // laneOf is the ordering key of a fact: its person key, or else its

@@ -23,8 +23,9 @@ import (
 // them: a fact that arrives before what it refers to waits for it, the
 // fact it waits for passes it even when it comes later in the same lane
 // (it used to be held behind it until the wait ran out and the early fact
-// was rejected), and the lane's other facts keep their order behind the
-// waiting one. Every fact ends accepted, long before ReferenceWait.
+// was rejected), and the lane's facts of other kinds are decided as they
+// come (TestLaneHolds: later facts of the waiting one's kind wait behind
+// it). Every fact ends accepted, long before ReferenceWait.
 
 func TestOutOfOrderFacts(t *testing.T) {
 	// The trainee's facts, in the order they happened: 1 registered,
@@ -110,21 +111,30 @@ func TestOutOfOrderFacts(t *testing.T) {
 // TestLaneHolds: a later fact waits behind the lane's waiting facts only
 // if it is of the kind of one of them and cannot end a wait of the lane.
 func TestLaneHolds(t *testing.T) {
-	p := parking{
-		reasons: []subsidyv1.ReasonCode{subsidyv1.ReasonCode_REASON_CODE_CERTIFICATE_WITHOUT_PASS, subsidyv1.ReasonCode_REASON_CODE_ATTEMPT_OUT_OF_ORDER},
-		kinds:   []protoreflect.Name{"CertificateIssued", "AssessmentRecorded"},
-	}
+	p := parking{waits: []kindWait{
+		{"CertificateIssued", 10, []subsidyv1.ReasonCode{subsidyv1.ReasonCode_REASON_CODE_CERTIFICATE_WITHOUT_PASS}},
+		{"AssessmentRecorded", 10, []subsidyv1.ReasonCode{subsidyv1.ReasonCode_REASON_CODE_ATTEMPT_OUT_OF_ORDER}},
+		// A revocation waits for its certificate: that lets no later
+		// certificate past the waiting one.
+		{"CertificateRevoked", 10, []subsidyv1.ReasonCode{subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_CERTIFICATE}},
+	}}
 	for _, tc := range []struct {
 		m    proto.Message
 		want bool
 	}{
 		{&subsidyv1.CertificateIssued{}, true},            // a second certificate: after the first
-		{&subsidyv1.AssessmentRecorded{}, false},          // what the certificate and the later attempt wait for
+		{&subsidyv1.AssessmentRecorded{}, false},          // the earlier attempt the later one waits for
+		{&subsidyv1.CertificateRevoked{}, true},           // a second revocation: after the first
 		{&subsidyv1.TrainingCompleted{}, false},           // another kind: decided as it comes
 		{&subsidyv1.EligibilityEvidenceRecorded{}, false}, // likewise
 	} {
-		if got := p.holds(tc.m); got != tc.want {
+		if got := p.holds(tc.m, 11); got != tc.want {
 			t.Errorf("holds(%T) = %v; want %v", tc.m, got, tc.want)
+		}
+		// The first waiting fact of a kind, and any before it, are not
+		// held by their own wait.
+		if p.holds(tc.m, 10) || p.holds(tc.m, 9) {
+			t.Errorf("holds(%T) of the first waiting fact of its kind", tc.m)
 		}
 	}
 }
