@@ -740,6 +740,9 @@ var errNoEventAt = errors.New("no event at the position")
 // beside its position (Checkpoints.Save); an error wrapping errNoEventAt
 // if the log holds none there.
 func EventIDAt(ctx context.Context, s events.Store, pos events.Position) (events.ID, error) {
+	if pos == events.Start {
+		return events.ID{}, nil // before the first event: the zero id
+	}
 	recs, err := s.ReadAll(ctx, pos-1, 1)
 	switch {
 	case err != nil:

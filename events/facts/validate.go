@@ -229,21 +229,17 @@ func checkString(name protoreflect.Name, path, s string) error {
 // two-character name at most one; empty is allowed (no name given).
 // Checking for one '*' anywhere let 李娜娜* through: the whole name.
 func maskedName(s string) bool {
-	r := []rune(s)
-	switch n := len(r); {
+	first, fn := utf8.DecodeRuneInString(s)
+	last, ln := utf8.DecodeLastRuneInString(s)
+	switch n := utf8.RuneCountInString(s); {
 	case n == 0:
 		return true
 	case n == 1:
-		return r[0] == '*'
+		return first == '*'
 	case n == 2:
-		return r[0] == '*' || r[1] == '*'
+		return first == '*' || last == '*'
 	default:
-		for _, c := range r[1 : n-1] {
-			if c != '*' {
-				return false
-			}
-		}
-		return true
+		return strings.Trim(s[fn:len(s)-ln], "*") == ""
 	}
 }
 

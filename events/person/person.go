@@ -246,9 +246,11 @@ func scanIDs[T ~string | ~[]byte](s T, broad bool, mask func(int)) bool {
 	run := 0
 	for i := 0; i <= len(s); i++ {
 		if i == len(s) || !idChar(s[i]) {
-			// An old 15-digit number is a run of exactly 15.
+			// An old 15-digit number is a run of exactly 15: its first
+			// four and last three characters stay, the birth date
+			// (characters 7 to 12) is masked with the rest.
 			if broad && run == 15 && old15(s[i-15:i]) &&
-				hit(i-11, i-10, i-9, i-8, i-7, i-6, i-5) {
+				hit(i-11, i-10, i-9, i-8, i-7, i-6, i-5, i-4) {
 				return true
 			}
 			run = 0
@@ -264,9 +266,10 @@ func scanIDs[T ~string | ~[]byte](s T, broad bool, mask func(int)) bool {
 				return true
 			}
 		}
-		// Written 6+8+4: s[i-19:i+1] is "dddddd ddddddd dddd" (or with
-		// hyphens), ending here.
-		if run == 4 && i >= 19 {
+		// Written 6+8+4: s[i-19:i+1] is "dddddd dddddddd dddd" (or with
+		// hyphens), ending here, with no ID character just before or after
+		// (not the tail of a longer number).
+		if run == 4 && i >= 19 && (i+1 == len(s) || !idChar(s[i+1])) && (i == 19 || !idChar(s[i-20])) {
 			sep := s[i-4]
 			if (sep == ' ' || sep == '-') && s[i-13] == sep && groupOfID(s[i-12:i-4]) && groupOfID(s[i-19:i-13]) {
 				for j := range 6 {

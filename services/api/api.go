@@ -220,6 +220,10 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	return w.ResponseWriter.Write(b)
 }
 
+// Unwrap gives http.ResponseController the connection's writer (a
+// streamed export's write deadline).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
 func (s *server) wrap(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		t0 := time.Now()
@@ -287,6 +291,11 @@ func (s *server) serve(w http.ResponseWriter, r *http.Request, rt route) {
 		if res.stream != nil {
 			ctx, cancel := context.WithTimeout(base, s.cfg.ExportTimeout)
 			defer cancel()
+			// The context is checked between pages; a client that stops
+			// reading blocks a write, which only a write deadline ends
+			// (not supported by every writer: a test's recorder).
+			deadline, _ := ctx.Deadline()
+			_ = http.NewResponseController(w).SetWriteDeadline(deadline)
 			if err := res.stream(ctx, w); err != nil {
 				s.log.Error("CSV export failed midway; the connection is dropped so that the client does not take the part for the whole", "route", rt.pattern, "err", err)
 				panic(http.ErrAbortHandler)

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"strings"
@@ -64,8 +65,8 @@ func LoadTokens(path string) (ScopeFunc, error) {
 	if err := dec.Decode(&f); err != nil {
 		return nil, fmt.Errorf("api: tokens file %s: %w", path, err)
 	}
-	if dec.More() {
-		return nil, fmt.Errorf("api: tokens file %s: more than one JSON value", path)
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("api: tokens file %s: more after its JSON object", path)
 	}
 	if len(f.Tokens) == 0 {
 		return nil, fmt.Errorf(`api: tokens file %s names no token: every request would be refused (want {"tokens": [{"sha256": ..., "scope": ...}, ...]})`, path)

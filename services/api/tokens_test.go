@@ -112,7 +112,8 @@ func TestLoadTokensIsStrict(t *testing.T) {
 		{"a misspelt field", `{"tokenz": []}`, `unknown field "tokenz"`},
 		{"a misspelt token field", `{"tokens": [{"sha": "` + HashToken("a-token") + `", "scope": "municipal"}]}`, `unknown field "sha"`},
 		{"no tokens", `{"tokens": []}`, "names no token"},
-		{"two values", good + ` {}`, "more than one JSON value"},
+		{"two values", good + ` {}`, "more after its JSON object"},
+		{"a stray brace", good + ` }`, "more after its JSON object"},
 	} {
 		path := filepath.Join(t.TempDir(), "tokens.json")
 		if err := os.WriteFile(path, []byte(tc.file), 0o600); err != nil {

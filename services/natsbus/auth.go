@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 
@@ -84,8 +85,8 @@ func LoadUsers(path string) ([]User, error) {
 	if err := dec.Decode(&f); err != nil {
 		return nil, fmt.Errorf("natsbus: users file %s: %w", path, err)
 	}
-	if dec.More() {
-		return nil, fmt.Errorf("natsbus: users file %s: more than one JSON value", path)
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("natsbus: users file %s: more after its JSON object", path)
 	}
 	if len(f.Users) == 0 {
 		return nil, fmt.Errorf(`natsbus: users file %s names no user: no service could publish (want {"users": [{"user": ..., "password": ..., "role": ...}, ...]})`, path)

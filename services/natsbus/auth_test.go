@@ -22,7 +22,7 @@ func TestLoadUsers(t *testing.T) {
 		{"a misspelt field", `{"userz": [{"user": "a", "password": "x", "role": "enrolment"}]}`, `unknown field "userz"`},
 		{"a misspelt user field", `{"users": [{"user": "a", "pasword": "x", "role": "enrolment"}]}`, `unknown field "pasword"`},
 		{"no users", `{"users": []}`, "names no user"},
-		{"two values", `{"users": [{"user": "a", "password": "x", "role": "enrolment"}]} {}`, "more than one JSON value"},
+		{"two values", `{"users": [{"user": "a", "password": "x", "role": "enrolment"}]} {}`, "more after its JSON object"},
 	} {
 		path := filepath.Join(t.TempDir(), "users.json")
 		if err := os.WriteFile(path, []byte(tc.file), 0o600); err != nil {

@@ -25,8 +25,9 @@
 // API, from a bounded queue: the apply loop never waits for NATS. When the
 // queue is full the message is dropped and counted
 // (subsidy_ledger_changefeed_dropped_total), and the consumer sees the gap
-// in Ledger-Seq. Person keys appear in bodies (not in subjects); the public
-// notice's messages carry entitlement ids only.
+// in Ledger-Seq. Person keys appear in bodies (not in subjects), except in
+// the public notice's messages, which name entitlements, institutions and
+// units but never a person.
 package changefeed
 
 import (
