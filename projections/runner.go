@@ -718,7 +718,7 @@ func (r *Runner) matchesLog(ctx context.Context, cp Checkpoint) error {
 	for {
 		id, err := EventIDAt(ctx, r.cfg.Store, cp.Position)
 		switch {
-		case errors.Is(err, errNoEventAt):
+		case errors.Is(err, ErrNoEventAt):
 			return err
 		case err == nil && cp.EventID != (events.ID{}) && id != cp.EventID:
 			return fmt.Errorf("the event at position %d is %s, the snapshot's was %s", cp.Position, id, cp.EventID)
@@ -734,11 +734,14 @@ func (r *Runner) matchesLog(ctx context.Context, cp Checkpoint) error {
 	}
 }
 
-var errNoEventAt = errors.New("no event at the position")
+// ErrNoEventAt is EventIDAt's error when the log holds no event at the
+// position.
+var ErrNoEventAt = errors.New("no event at the position")
 
 // EventIDAt returns the id of the event at pos, what a checkpoint records
-// beside its position (Checkpoints.Save); an error wrapping errNoEventAt
-// if the log holds none there.
+// beside its position (Checkpoints.Save), or checks it holds (the intake's
+// snapshot too); an error wrapping ErrNoEventAt if the log holds none
+// there, the store's own if it cannot be read.
 func EventIDAt(ctx context.Context, s events.Store, pos events.Position) (events.ID, error) {
 	if pos == events.Start {
 		return events.ID{}, nil // before the first event: the zero id
@@ -748,7 +751,7 @@ func EventIDAt(ctx context.Context, s events.Store, pos events.Position) (events
 	case err != nil:
 		return events.ID{}, err
 	case len(recs) == 0 || recs[0].Position != pos:
-		return events.ID{}, fmt.Errorf("%w %d: the log has no event there", errNoEventAt, pos)
+		return events.ID{}, fmt.Errorf("%w %d: the log has no event there", ErrNoEventAt, pos)
 	}
 	return recs[0].ID, nil
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/cqhrss/subsidyledger/events"
 	"github.com/cqhrss/subsidyledger/events/rules"
 	"github.com/cqhrss/subsidyledger/events/snap"
+	"github.com/cqhrss/subsidyledger/projections"
 	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
 )
 
@@ -170,21 +171,32 @@ func (in *Intake) restore(ctx context.Context) {
 }
 
 // matchesStore checks that the store holds the event the restored state
-// reflects, at its position.
+// reflects, at its position. A store that cannot be read is tried again
+// (every second, until ctx ends) rather than taken for another log: that
+// would fold the whole log, a minute for ten million events.
 func (in *Intake) matchesStore(ctx context.Context) error {
 	if in.seen == events.Start {
 		return nil
 	}
-	recs, err := in.cfg.Store.ReadAll(ctx, in.seen-1, 1)
-	switch {
-	case err != nil:
-		return fmt.Errorf("reading the event at %d: %w", in.seen, err)
-	case len(recs) == 0 || recs[0].Position != in.seen:
-		return fmt.Errorf("the store has no event at position %d", in.seen)
-	case recs[0].ID != in.seenID:
-		return fmt.Errorf("the event at position %d is %s, the snapshot's was %s", in.seen, recs[0].ID, in.seenID)
+	for {
+		id, err := projections.EventIDAt(ctx, in.cfg.Store, in.seen)
+		switch {
+		case errors.Is(err, projections.ErrNoEventAt):
+			return err
+		case err == nil && id != in.seenID:
+			return fmt.Errorf("the event at position %d is %s, the snapshot's was %s", in.seen, id, in.seenID)
+		case err == nil:
+			return nil
+		case ctx.Err() != nil:
+			return ctx.Err()
+		}
+		in.cfg.Logger.Warn("cannot read the store to check the intake's snapshot; trying again", "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
 	}
-	return nil
 }
 
 // snapshotDue reports whether enough events were folded or committed since
