@@ -84,6 +84,21 @@ func openStore(t *testing.T, path string) *bolt.Store {
 	return s
 }
 
+// storeAndCheckpoints opens a store and a checkpoint directory in a
+// temporary directory, closed when the test ends.
+func storeAndCheckpoints(t *testing.T) (*bolt.Store, *projections.Checkpoints) {
+	t.Helper()
+	dir := t.TempDir()
+	s := openStore(t, filepath.Join(dir, "log.db"))
+	t.Cleanup(func() { s.Close() })
+	cps, err := projections.OpenCheckpoints(filepath.Join(dir, "cp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cps.Close() })
+	return s, cps
+}
+
 var msgSeq atomic.Int64
 
 // appendTargets appends one AnnualTargetSet (target v) and one unrelated
@@ -153,14 +168,7 @@ func (r *run) stop(t *testing.T) {
 }
 
 func TestRestartResumesFromCheckpointWithoutDoubleApply(t *testing.T) {
-	dir := t.TempDir()
-	s := openStore(t, filepath.Join(dir, "log.db"))
-	defer s.Close()
-	cps, err := projections.OpenCheckpoints(filepath.Join(dir, "cp"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cps.Close()
+	s, cps := storeAndCheckpoints(t)
 	appendTargets(t, s, 1, 2, 3)
 	var made atomic.Int32
 	factory := func() projections.Projection { made.Add(1); return &tally{} }
@@ -190,14 +198,7 @@ func TestRestartResumesFromCheckpointWithoutDoubleApply(t *testing.T) {
 // the interval, and again after later events, not only every
 // SnapshotEvery events.
 func TestSnapshotEveryInterval(t *testing.T) {
-	dir := t.TempDir()
-	s := openStore(t, filepath.Join(dir, "log.db"))
-	defer s.Close()
-	cps, err := projections.OpenCheckpoints(filepath.Join(dir, "cp"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cps.Close()
+	s, cps := storeAndCheckpoints(t)
 	r := start(t, func() projections.Projection { return &tally{} },
 		projections.Config{Store: s, Checkpoints: cps, SnapshotInterval: 50 * time.Millisecond})
 	waitFor(t, "ready", func() bool { return r.r.Ready() == nil })
@@ -409,14 +410,7 @@ func TestAsOf(t *testing.T) {
 }
 
 func TestDamagedSnapshotFallsBackToRebuild(t *testing.T) {
-	dir := t.TempDir()
-	s := openStore(t, filepath.Join(dir, "log.db"))
-	defer s.Close()
-	cps, err := projections.OpenCheckpoints(filepath.Join(dir, "cp"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cps.Close()
+	s, cps := storeAndCheckpoints(t)
 	appendTargets(t, s, 1, 2)
 	p := &tally{}
 	p.seen, p.sum = []events.Position{1}, 999 // not what the log says
