@@ -1645,10 +1645,12 @@ var awaitable = map[subsidyv1.ReasonCode]bool{
 
 // endsWait lists, for each awaitable reason, the facts of the same lane
 // (person key, or entitlement id) that can end the wait: what creates the
-// missing enrolment, assessment, confirmation or order. One of the kind of
-// a waiting fact passes it (parking.holds). A reason whose missing thing
-// comes from another lane (an institution, a fee schedule, the entitlement
-// a certificate earns) has none.
+// missing enrolment, assessment, confirmation or order. Facts of another
+// kind than the waiting one are not held at all (parking.holds), so what
+// this changes is a later fact of the waiting one's own kind that ends its
+// wait (the earlier attempt a later attempt waits for): it passes. A
+// reason whose missing thing comes from another lane (an institution, a
+// fee schedule, the entitlement a certificate earns) has none.
 var endsWait = map[subsidyv1.ReasonCode][]protoreflect.Name{
 	subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_TRAINEE:             {"TraineeRegistered"},
 	subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_INSTITUTION:         nil,
