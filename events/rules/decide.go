@@ -78,6 +78,17 @@ type decider struct {
 	// World does not hold until the fact is applied. A fact that decides
 	// several certificates (secondChance) reads them beside the World's.
 	decided []decided
+	// completion: a training completion being decided, which the World
+	// does not hold yet; rule 3 reads it in place of the enrolment's
+	// (secondChance on a TrainingCompleted).
+	completion *completion
+}
+
+// completion is an enrolment's completion date and the event recording it.
+type completion struct {
+	enrolment string
+	on        refdata.Date
+	eventID   events.ID
 }
 
 // decided is an entitlement derived by the fact being decided.

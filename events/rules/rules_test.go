@@ -595,7 +595,7 @@ func TestRuleSet(t *testing.T) {
 	if err := rs.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if rs.Version != "2026.2" || rs.CalendarThrough != 2026 || rs.YearlyCap != 1 || rs.SubsidisedAttempts != 1 || rs.PaymentWorkingDays != 10 || rs.NoticeWorkingDays != 5 || rs.PassRateThresholdBP != 6000 || !rs.LowerAfterHigher || rs.TargetMeasure != rules.MeasureTrained {
+	if rs.Version != "2026.3" || rs.CalendarThrough != 2026 || rs.YearlyCap != 1 || rs.SubsidisedAttempts != 1 || rs.PaymentWorkingDays != 10 || rs.NoticeWorkingDays != 5 || rs.PassRateThresholdBP != 6000 || !rs.LowerAfterHigher || rs.TargetMeasure != rules.MeasureTrained {
 		t.Errorf("defaults changed: %+v", rs)
 	}
 	fp := rs.Fingerprint()
@@ -871,6 +871,60 @@ func TestEvidenceAfterTheCertificate(t *testing.T) {
 	c3 := f.certify(k3, bdJ, "2025-06-20")[0].Payload.(*subsidyv1.SubsidyDenied)
 	f.must(&subsidyv1.CertificateRevoked{CertificateId: c3.GetCertificateId(), PersonKey: k3, Qualification: bdJ.Proto(), RevokedOn: dt("2025-07-01")})
 	want(t, f.derived(insured(k3, "ev-k3", "2020-01-01", "2025-07-06")))
+	checkInvariants(t, f.l.log)
+}
+
+// TestCompletionAfterTheCertificate: a certificate decided before its
+// training's completion was reported is denied by rule 3; the completion,
+// when it comes and is dated on or before the assessment, decides it again
+// and derives the entitlement (rules 2026.3), as evidence does for rule 4.
+func TestCompletionAfterTheCertificate(t *testing.T) {
+	f := newFx(t, rules.DefaultRuleSet())
+	enrolled := func(k string) (completed func(on string) *subsidyv1.TrainingCompleted) {
+		id := "enr-late-" + k[56:]
+		f.must(&subsidyv1.Enrolled{EnrolmentId: id, PersonKey: k, TrainingInstitutionId: "ti-digital", Qualification: bdJ.Proto(), EnrolledOn: dt("2025-03-01")})
+		return func(on string) *subsidyv1.TrainingCompleted {
+			return &subsidyv1.TrainingCompleted{EnrolmentId: id, PersonKey: k, TrainingInstitutionId: "ti-digital", Qualification: bdJ.Proto(), CompletedOn: dt(on)}
+		}
+	}
+	certified := func(k string) (certID, certEvent string) {
+		a := f.assessment(k, bdJ, 1, 80, 80, "2025-06-20")
+		want(t, f.derived(a), "ViolationFlagged:REASON_CODE_ASSESSMENT_WITHOUT_COMPLETION")
+		cd := f.must(f.certificate(a, "2025-06-30"))
+		want(t, cd.Derived(), denied+"REASON_CODE_TRAINING_NOT_COMPLETED")
+		return cd.Derived()[0].Payload.(*subsidyv1.SubsidyDenied).GetCertificateId(), cd.Events[0].ID.String()
+	}
+
+	// Completed before the assessment, reported after the certificate:
+	// the entitlement, from the completion fact.
+	k := f.employee()
+	completed := enrolled(k)
+	certID, certEvent := certified(k)
+	d := f.must(completed("2025-06-15"))
+	evs := d.Derived()
+	want(t, evs, entitled)
+	e := evs[0].Payload.(*subsidyv1.SubsidyEntitled)
+	if e.GetCertificateId() != certID || e.GetEntitlementId() != rules.EntitlementID(k, bdJ) {
+		t.Errorf("entitled %v", e)
+	}
+	if ids := e.GetDecision().GetEvidenceEventIds(); len(ids) < 2 || ids[0] != d.Events[0].ID.String() || !slices.Contains(ids, certEvent) {
+		t.Errorf("decision evidence %v: want the completion first, and the certificate", ids)
+	}
+
+	// Completed after the assessment: rule 3 still fails, nothing.
+	k2 := f.employee()
+	completed2 := enrolled(k2)
+	certified(k2)
+	want(t, f.derived(completed2("2025-06-25")))
+
+	// Both late: the completion finds rule 4 failing (nothing), and the
+	// evidence then earns it, though the certificate's denial named rule 3.
+	k3 := f.person()
+	completed3 := enrolled(k3)
+	certified(k3)
+	want(t, f.derived(completed3("2025-06-15")))
+	want(t, f.derived(&subsidyv1.EligibilityEvidenceRecorded{EvidenceId: "ev-late-k3", PersonKey: k3, Category: subsidyv1.EligibilityCategory_ELIGIBILITY_CATEGORY_ENTERPRISE_EMPLOYEE,
+		Source: "社保", SnapshotAt: tsOf("2025-07-06"), Confirmed: true, InsuredFrom: dt("2020-01-01")}), entitled)
 	checkInvariants(t, f.l.log)
 }
 

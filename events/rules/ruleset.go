@@ -82,7 +82,7 @@ type RuleSet struct {
 	SharedAccountThreshold int
 }
 
-// DefaultRuleSet returns the documented defaults, version "2026.2":
+// DefaultRuleSet returns the documented defaults, version "2026.3":
 //
 //	YearlyCap               1
 //	SubsidisedAttempts      1 (the first attempt only)
@@ -112,9 +112,12 @@ type RuleSet struct {
 // SubsidisedAttempts (1: what "2026.1" did) and PaymentWorkingDays (new:
 // a late settlement is flagged), and under it one evidence fact decides
 // every certificate denied for want of evidence, not the earliest alone.
+// Under "2026.3" a training completion reported after a certificate that
+// rule 3 denied for want of it (dated on or before the assessment) decides
+// that certificate again, as late evidence does (secondChance).
 func DefaultRuleSet() RuleSet {
 	return RuleSet{
-		Version:                 "2026.2",
+		Version:                 "2026.3",
 		YearlyCap:               1,
 		SubsidisedAttempts:      1,
 		NoticeWorkingDays:       5,

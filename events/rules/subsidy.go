@@ -54,9 +54,15 @@ func (d *decider) subsidy(t *trainee, a *assessment, cert string, certEvent even
 	on := a.assessedOn
 	year := int32(on.Year())
 	enr := w.enrolments[a.enrolment]
+	var completedOn refdata.Date
 	evidence := []events.ID{certEvent, t.eventID, a.eventID}
 	if enr != nil {
-		evidence = append(evidence, enr.eventID, enr.completionEventID)
+		completedOn = enr.completedOn
+		completionEvent := enr.completionEventID
+		if c := d.completion; c != nil && c.enrolment == enr.id {
+			completedOn, completionEvent = c.on, c.eventID
+		}
+		evidence = append(evidence, enr.eventID, completionEvent)
 	}
 	var checks []*subsidyv1.Check
 	var denied *subsidyv1.Check
@@ -87,8 +93,8 @@ func (d *decider) subsidy(t *trainee, a *assessment, cert string, certEvent even
 	// completion date known now, so a completion reported after the
 	// assessment but dated on or before it counts (the assessment itself
 	// was flagged when it was recorded).
-	if enr != nil && !enr.completedOn.IsZero() && enr.completedOn <= on {
-		add(check(subsidyv1.ReasonCode_REASON_CODE_TRAINING_NOT_COMPLETED, true, "training completed %s, assessed %s", enr.completedOn, on))
+	if enr != nil && !completedOn.IsZero() && completedOn <= on {
+		add(check(subsidyv1.ReasonCode_REASON_CODE_TRAINING_NOT_COMPLETED, true, "training completed %s, assessed %s", completedOn, on))
 	} else {
 		add(check(subsidyv1.ReasonCode_REASON_CODE_TRAINING_NOT_COMPLETED, false, "assessed %s before training was completed", on))
 	}

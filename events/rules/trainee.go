@@ -22,29 +22,37 @@ func (d *decider) eligibilityEvidence(m *subsidyv1.EligibilityEvidenceRecorded) 
 	if r != nil {
 		return r
 	}
-	d.secondChance(t, m)
+	with := *t
+	with.evidence = append(slices.Clone(t.evidence), evidenceOf(d.w, m, d.f.EventID))
+	d.secondChance(t, &with)
 	return nil
 }
 
-// eligibilityDenials are the reasons of rule 4: a certificate denied for
-// one of them may earn its subsidy when evidence comes later.
-var eligibilityDenials = map[subsidyv1.ReasonCode]bool{
+// lateDenials are the reasons a later fact can overturn: rule 4's, when
+// evidence comes after the certificate, and rule 3's, when the training's
+// completion (dated on or before the assessment) is reported after it. A
+// certificate records the first rule it failed, so both are decided again
+// on either: one whose completion came late may lack evidence too.
+var lateDenials = map[subsidyv1.ReasonCode]bool{
 	subsidyv1.ReasonCode_REASON_CODE_NO_ELIGIBILITY_EVIDENCE:   true,
 	subsidyv1.ReasonCode_REASON_CODE_NOT_GRADUATING_THIS_YEAR:  true,
 	subsidyv1.ReasonCode_REASON_CODE_NOT_INSURED_ON_ASSESSMENT: true,
+	subsidyv1.ReasonCode_REASON_CODE_TRAINING_NOT_COMPLETED:    true,
 }
 
-// secondChance is 免申即享 when the evidence comes after the certificate:
-// each certificate whose subsidy was denied for want of eligibility (rule
-// 4) and that earned no entitlement since is decided again, every rule as
-// at its certification but with this evidence among the trainee's, and the
+// secondChance is 免申即享 when what a certificate lacked comes after it:
+// evidence (rule 4) or the training's completion (rule 3). Each
+// certificate whose subsidy was denied for one of lateDenials and that
+// earned no entitlement since is decided again, every rule as at its
+// certification but with the trainee as with says (this evidence among
+// its own) and the completion being decided (decider.completion), and the
 // entitlement is derived from this fact if every rule now passes. If not,
 // nothing is recorded for it (its first denial stands). The certificates
 // are decided in the order they were issued, each on the World and the
 // entitlements this fact derived before it (decider.decided), so that the
 // yearly cap, the level order and the budget see the earlier ones, as they
-// would have had the evidence come first.
-func (d *decider) secondChance(t *trainee, m *subsidyv1.EligibilityEvidenceRecorded) {
+// would have had the fact come first.
+func (d *decider) secondChance(t, with *trainee) {
 	type candidate struct {
 		c *certificate
 		a *assessment
@@ -56,7 +64,7 @@ func (d *decider) secondChance(t *trainee, m *subsidyv1.EligibilityEvidenceRecor
 		}
 		for _, a := range qa.v {
 			c := d.w.certificates[a.cert]
-			if c == nil || c.revoked || c.entitlement != "" || !eligibilityDenials[c.denied] {
+			if c == nil || c.revoked || c.entitlement != "" || !lateDenials[c.denied] {
 				continue
 			}
 			cands = append(cands, candidate{c, a})
@@ -71,10 +79,8 @@ func (d *decider) secondChance(t *trainee, m *subsidyv1.EligibilityEvidenceRecor
 		}
 		return strings.Compare(x.c.id, y.c.id)
 	})
-	with := *t
-	with.evidence = append(slices.Clone(t.evidence), evidenceOf(d.w, m, d.f.EventID))
 	for _, x := range cands {
-		d.subsidy(&with, x.a, x.c.id, x.c.eventID)
+		d.subsidy(with, x.a, x.c.id, x.c.eventID)
 	}
 }
 
@@ -140,7 +146,16 @@ func (d *decider) trainingCompleted(m *subsidyv1.TrainingCompleted) *Rejection {
 	if e.q != refdata.QualificationOf(m.GetQualification()) {
 		return reject(subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_QUALIFICATION, "enrolment %q is for %s, not %s", e.id, e.q, refdata.QualificationOf(m.GetQualification()))
 	}
-	return dateOrder("completion", date(m.GetCompletedOn()), "enrolment", e.enrolledOn)
+	if r := dateOrder("completion", date(m.GetCompletedOn()), "enrolment", e.enrolledOn); r != nil {
+		return r
+	}
+	// A certificate decided before this completion was reported was denied
+	// by rule 3 if the completion was dated on or before its assessment:
+	// decide it again with this completion (rules 2026.3).
+	d.completion = &completion{enrolment: e.id, on: date(m.GetCompletedOn()), eventID: d.f.EventID}
+	t := d.w.trainees[m.GetPersonKey()]
+	d.secondChance(t, t)
+	return nil
 }
 
 func (d *decider) advancePayment(m *subsidyv1.AdvancePaymentRecorded) *Rejection {
