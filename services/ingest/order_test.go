@@ -46,11 +46,14 @@ func TestOutOfOrderFacts(t *testing.T) {
 		{"enrolment after the assessment", []int{1, 2, 5, 3, 4, 6, 7, 8, 9, 10, 11}, [][2]int{{3, 5}, {4, 5}}},
 		{"registration last", []int{3, 2, 1, 4, 5, 6, 7, 8, 9, 10, 11}, [][2]int{{1, 3}, {1, 2}, {3, 4}}},
 		{"the certificate before all it refers to", []int{6, 1, 5, 3, 2, 4, 7, 8, 9, 10, 11}, [][2]int{{1, 3}, {3, 5}, {4, 5}, {5, 6}, {2, 6}}},
-		// The assessment may be decided before the training's completion
-		// (flagged); the certificate, which waits for the assessment,
-		// then sees the completion or is decided again when it comes
-		// (rules 2026.3): either way every fact is accepted.
+		// The assessment is decided before the training's completion
+		// (flagged); the certificate waits for the assessment and so
+		// sees the completion.
 		{"the trainee's facts in reverse", []int{6, 5, 4, 3, 2, 1, 7, 8, 9, 10, 11}, [][2]int{{1, 3}, {3, 5}, {5, 6}}},
+		// The certificate is decided before the completion arrives
+		// (denied by rule 3) and decided again when it does (rules
+		// 2026.3): the entitlement's facts then find their entitlement.
+		{"the completion after the certificate", []int{1, 2, 3, 5, 6, 4, 7, 8, 9, 10, 11}, [][2]int{{6, 4}, {4, 7}}},
 		{"the entitlement's facts in reverse", []int{1, 2, 3, 4, 5, 6, 8, 7, 9, 10, 11}, [][2]int{{7, 8}}},
 		{"the entitlement's facts before the certificate", []int{1, 2, 3, 4, 5, 7, 8, 6, 9, 10, 11}, [][2]int{{6, 7}, {7, 8}}},
 	} {
