@@ -17,6 +17,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -267,6 +268,14 @@ func (s *server) serve(w http.ResponseWriter, r *http.Request, rt route) {
 		writeError(w, r, s.log, errorf(CodeBadRequest, "format %q: want json%s", format, map[bool]string{true: " or csv"}[rt.csv]))
 		return
 	}
+	bom := false
+	if v := r.URL.Query().Get("bom"); v != "" {
+		var err error
+		if bom, err = strconv.ParseBool(v); err != nil || format != "csv" {
+			writeError(w, r, s.log, errorf(CodeBadRequest, "bom %q: true or false, with format=csv", v))
+			return
+		}
+	}
 	if !rt.asOf && r.URL.Query().Has("as_of") {
 		// Only the routes that document as_of build a model as of a past
 		// position: elsewhere (actions, audit, lists) it would be a scope
@@ -287,6 +296,9 @@ func (s *server) serve(w http.ResponseWriter, r *http.Request, rt route) {
 		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 		if res.filename != "" {
 			w.Header().Set("Content-Disposition", `attachment; filename="`+res.filename+`"`)
+		}
+		if bom {
+			_, _ = io.WriteString(w, "\ufeff")
 		}
 		if res.stream != nil {
 			ctx, cancel := context.WithTimeout(base, s.cfg.ExportTimeout)

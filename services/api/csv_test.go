@@ -105,3 +105,24 @@ func TestTraineeExportOutlivesTheRequestTimeout(t *testing.T) {
 		t.Errorf("an export past its timeout ended normally with %d of %d rows; want the connection dropped", rows, count)
 	}
 }
+
+// TestCSVByteOrderMark: bom=1 begins a CSV export with the UTF-8
+// byte-order mark Excel needs to read the Chinese names as UTF-8; without
+// it there is none, and bom without format=csv, or not a boolean, is 400.
+func TestCSVByteOrderMark(t *testing.T) {
+	const mark = "\ufeff"
+	for _, path := range []string{"/v1/institutions?format=csv&bom=1", "/v1/trainees?format=csv&bom=true"} {
+		resp, b := get(t, path, "")
+		if resp.StatusCode != 200 || !strings.HasPrefix(string(b), mark) || strings.Count(string(b), mark) != 1 {
+			t.Errorf("%s = %d, starts %q; want 200 and one byte-order mark first", path, resp.StatusCode, b[:min(len(b), 8)])
+		}
+	}
+	if _, b := get(t, "/v1/institutions?format=csv", ""); strings.HasPrefix(string(b), mark) {
+		t.Error("a CSV export without bom begins with a byte-order mark")
+	}
+	for _, path := range []string{"/v1/institutions?bom=1", "/v1/institutions?format=csv&bom=yes"} {
+		if resp, _ := get(t, path, ""); resp.StatusCode != 400 {
+			t.Errorf("%s = %d; want 400", path, resp.StatusCode)
+		}
+	}
+}

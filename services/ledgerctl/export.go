@@ -118,7 +118,7 @@ func (r *recorder) Write(b []byte) (int, error) { return r.body.Write(b) }
 func (r *recorder) WriteHeader(status int)      { r.status = status }
 
 func cmdExport(ctx context.Context, e *env, args []string) error {
-	f := newFlags(e, "export", "VIEW [--store PATH | --server URL] [--as-of POSITION|TIME] [--year Y] [--unit U] [--on DAY|all] [--format csv|json] [--out FILE]\n\nVIEW is one of: "+viewNames())
+	f := newFlags(e, "export", "VIEW [--store PATH | --server URL] [--as-of POSITION|TIME] [--year Y] [--unit U] [--on DAY|all] [--format csv|json] [--bom] [--out FILE]\n\nVIEW is one of: "+viewNames())
 	storeSpec := storeFlag(f)
 	srv := addServerFlags(f)
 	asOf := f.String("as-of", "", "as of a past moment: a log position or an RFC 3339 time")
@@ -127,6 +127,7 @@ func cmdExport(ctx context.Context, e *env, args []string) error {
 	on := f.String("on", "", "notice: the day (yyyy-mm-dd, default today in China Standard Time) or all")
 	limit := f.Int("limit", 1000, "trainees: how many")
 	format := f.String("format", "csv", "csv or json")
+	bom := f.Bool("bom", false, "csv: begin with a UTF-8 byte-order mark, so that Excel shows the Chinese text right (leave it off for programs)")
 	out := f.String("out", "", "write to this file instead of stdout")
 	progress := f.str("progress", "auto", "progress bar on stderr while the read models are built: auto, on or off")
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
@@ -150,6 +151,12 @@ func cmdExport(ctx context.Context, e *env, args []string) error {
 		return usageErrorf("--format %q: want csv or json", *format)
 	}
 	q := url.Values{"format": {*format}}
+	if *bom {
+		if *format != "csv" {
+			return usageErrorf("--bom goes with --format csv")
+		}
+		q.Set("bom", "1")
+	}
 	path := v.path
 	if *asOf != "" {
 		q.Set("as_of", *asOf)

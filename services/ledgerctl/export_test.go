@@ -41,6 +41,14 @@ func TestExport(t *testing.T) {
 	if _, _, err := run(t, "", nil, "export", "nothing", "--store", store); exitCode(err) != 2 {
 		t.Errorf("export nothing: %v", err)
 	}
+	// --bom: the byte-order mark Excel needs, once, before the header.
+	out, _, err := run(t, "", nil, "export", "institutions", "--store", store, "--bom")
+	if err != nil || !strings.HasPrefix(out, "\ufeffinstitution_id,") {
+		t.Errorf("export institutions --bom: %v, starts %.40q", err, out)
+	}
+	if _, _, err := run(t, "", nil, "export", "institutions", "--store", store, "--bom", "--format", "json"); exitCode(err) != 2 {
+		t.Errorf("export --bom --format json: %v; want a usage error", err)
+	}
 }
 
 func TestReplay(t *testing.T) {
