@@ -27,9 +27,13 @@ type Config struct {
 	// SnapshotEvery: write a snapshot after this many events applied since
 	// the last one. Zero means 250,000.
 	SnapshotEvery int
-	// SnapshotInterval: write a snapshot when the state has changed and
-	// the last snapshot is this old. Zero means one minute.
+	// SnapshotInterval: write a snapshot when the last is this old and at
+	// least SnapshotMinEvents events came since. Zero means one minute.
 	SnapshotInterval time.Duration
+	// SnapshotMinEvents: the events since the last snapshot that make an
+	// interval snapshot worth writing. Zero means 10,000: a snapshot of a
+	// large model costs seconds, the replay of fewer events milliseconds.
+	SnapshotMinEvents int
 	// RetryDelay: wait this long after a store error before subscribing
 	// again. Zero means one second.
 	RetryDelay time.Duration
@@ -64,6 +68,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SnapshotInterval <= 0 {
 		c.SnapshotInterval = time.Minute
+	}
+	if c.SnapshotMinEvents <= 0 {
+		c.SnapshotMinEvents = 10_000
 	}
 	if c.RetryDelay <= 0 {
 		c.RetryDelay = time.Second
@@ -453,8 +460,8 @@ func (r *Runner) loop(ctx context.Context, st loopState) error {
 		case errors.Is(err, errSnapshotDue), errors.Is(err, context.DeadlineExceeded):
 			switch {
 			case r.cfg.Checkpoints == nil:
-			case !dirty:
-				lastSnap = time.Now() // nothing to write: the next interval
+			case !dirty || (errors.Is(err, context.DeadlineExceeded) && sinceSnap < r.cfg.SnapshotMinEvents):
+				lastSnap = time.Now() // nothing, or too little, to write: the next interval
 			case r.saveSnapshot() == nil:
 				dirty, sinceSnap, lastSnap = false, 0, time.Now()
 			default:

@@ -200,7 +200,7 @@ func TestRestartResumesFromCheckpointWithoutDoubleApply(t *testing.T) {
 func TestSnapshotEveryInterval(t *testing.T) {
 	s, cps := storeAndCheckpoints(t)
 	r := start(t, func() projections.Projection { return &tally{} },
-		projections.Config{Store: s, Checkpoints: cps, SnapshotInterval: 50 * time.Millisecond})
+		projections.Config{Store: s, Checkpoints: cps, SnapshotInterval: 50 * time.Millisecond, SnapshotMinEvents: 1})
 	waitFor(t, "ready", func() bool { return r.r.Ready() == nil })
 	for _, want := range []events.Position{2, 6} {
 		appendTargets(t, s, make([]int32, want/2-r.r.Position()/2)...)
@@ -261,6 +261,27 @@ func TestSnapshotOfAnotherLog(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestIntervalSnapshotWaitsForEnoughEvents: an interval snapshot is not
+// written for fewer than SnapshotMinEvents events (a large model's costs
+// seconds; a few events replay in milliseconds).
+func TestIntervalSnapshotWaitsForEnoughEvents(t *testing.T) {
+	s, cps := storeAndCheckpoints(t)
+	r := start(t, func() projections.Projection { return &tally{} },
+		projections.Config{Store: s, Checkpoints: cps, SnapshotInterval: 10 * time.Millisecond, SnapshotMinEvents: 6})
+	waitFor(t, "ready", func() bool { return r.r.Ready() == nil })
+	appendTargets(t, s, 1) // 2 events
+	waitFor(t, "the events applied", func() bool { return r.r.Position() == 2 })
+	time.Sleep(200 * time.Millisecond) // twenty intervals
+	if cp, ok, _ := cps.Load("tally"); ok {
+		t.Fatalf("a snapshot at %d after 2 events; want none before 6", cp.Position)
+	}
+	appendTargets(t, s, 2, 3) // 6 in all
+	waitFor(t, "a snapshot at position 6", func() bool {
+		cp, ok, err := cps.Load("tally")
+		return err == nil && ok && cp.Position == 6
+	})
 }
 
 func TestFailureStopsAtTheEventAndReportsIt(t *testing.T) {
