@@ -928,6 +928,58 @@ func TestCompletionAfterTheCertificate(t *testing.T) {
 	checkInvariants(t, f.l.log)
 }
 
+// TestCompletionDecidesItsOwnCertificatesOnly: a completion decides again
+// only the certificates of its enrolment's assessments. Here certificate B
+// waited behind the yearly cap, and the cap was freed by A's revocation:
+// a completion of an unrelated training used to derive B's entitlement,
+// read as of that fact.
+func TestCompletionDecidesItsOwnCertificatesOnly(t *testing.T) {
+	insured := func(k, id, from, snapshot string) *subsidyv1.EligibilityEvidenceRecorded {
+		return &subsidyv1.EligibilityEvidenceRecorded{EvidenceId: id, PersonKey: k, Category: subsidyv1.EligibilityCategory_ELIGIBILITY_CATEGORY_ENTERPRISE_EMPLOYEE,
+			Source: "社保", SnapshotAt: tsOf(snapshot), Confirmed: true, InsuredFrom: dt(from)}
+	}
+	f := newFx(t, rules.DefaultRuleSet())
+	k := f.person()
+	f.trained(k, "ti-digital", ccJ)
+	aB := f.assessment(k, ccJ, 1, 80, 80, "2025-05-20")
+	f.must(aB)
+	want(t, f.derived(f.certificate(aB, "2025-05-30")), denied+"REASON_CODE_NO_ELIGIBILITY_EVIDENCE")
+	f.must(insured(k, "ev-1", "2025-06-01", "2025-06-02"))
+	f.trained(k, "ti-digital", bdJ)
+	aA := f.assessment(k, bdJ, 1, 80, 80, "2025-06-20")
+	f.must(aA)
+	cA := f.certificate(aA, "2025-06-30")
+	want(t, f.derived(cA), entitled)
+	want(t, f.derived(insured(k, "ev-2", "2020-01-01", "2025-07-01"))) // B: the yearly cap
+	f.must(&subsidyv1.CertificateRevoked{CertificateId: cA.CertificateId, PersonKey: k, Qualification: bdJ.Proto(), RevokedOn: dt("2025-07-05")})
+	f.must(&subsidyv1.Enrolled{EnrolmentId: "e-bdS-" + k[56:], PersonKey: k, TrainingInstitutionId: "ti-digital", Qualification: bdS.Proto(), EnrolledOn: dt("2025-07-01")})
+	want(t, f.derived(&subsidyv1.TrainingCompleted{EnrolmentId: "e-bdS-" + k[56:], PersonKey: k, TrainingInstitutionId: "ti-digital", Qualification: bdS.Proto(), CompletedOn: dt("2025-07-10")}))
+	checkInvariants(t, f.l.log)
+}
+
+// TestAdvanceAfterTheCertificate: an advance paid after a certificate was
+// issued is refused, entitled or denied (a denied one's second chance would
+// make the institution its payee); one paid before and reported after
+// counts.
+func TestAdvanceAfterTheCertificate(t *testing.T) {
+	f := newFx(t, rules.DefaultRuleSet())
+	advance := func(k, id, paid string) *subsidyv1.AdvancePaymentRecorded {
+		return &subsidyv1.AdvancePaymentRecorded{AdvanceId: id, TrainingInstitutionId: "ti-digital", PersonKey: k, Qualification: bdJ.Proto(), AmountFen: 80000, PaidOn: dt(paid)}
+	}
+	k := f.person()
+	f.trained(k, "ti-digital", bdJ)
+	want(t, f.certify(k, bdJ, "2025-06-20"), denied+"REASON_CODE_NO_ELIGIBILITY_EVIDENCE") // issued 2025-06-30
+	f.reject(advance(k, "adv-late", "2025-07-03"), subsidyv1.ReasonCode_REASON_CODE_WRONG_STATE)
+	f.must(advance(k, "adv-early", "2025-06-01"))
+	evs := f.derived(&subsidyv1.EligibilityEvidenceRecorded{EvidenceId: "ev-adv", PersonKey: k, Category: subsidyv1.EligibilityCategory_ELIGIBILITY_CATEGORY_ENTERPRISE_EMPLOYEE,
+		Source: "社保", SnapshotAt: tsOf("2025-07-06"), Confirmed: true, InsuredFrom: dt("2020-01-01")})
+	want(t, evs, entitled)
+	if p := evs[0].Payload.(*subsidyv1.SubsidyEntitled).GetPayee(); p.GetKind() != subsidyv1.PayeeKind_PAYEE_KIND_INSTITUTION || p.GetInstitutionId() != "ti-digital" {
+		t.Errorf("payee %v; want ti-digital, whose advance was paid before the certificate", p)
+	}
+	checkInvariants(t, f.l.log)
+}
+
 // TestReSits: rule 5 subsidises the first attempt only by default; a rule
 // set with SubsidisedAttempts 2 subsidises a pass at the second attempt
 // too, and not at the third.

@@ -114,7 +114,8 @@ type RuleSet struct {
 // every certificate denied for want of evidence, not the earliest alone.
 // Under "2026.3" a training completion reported after a certificate that
 // rule 3 denied for want of it (dated on or before the assessment) decides
-// that certificate again, as late evidence does (secondChance).
+// that certificate again, as late evidence does (secondChance), and an
+// advance paid after a certificate of its qualification is refused.
 func DefaultRuleSet() RuleSet {
 	return RuleSet{
 		Version:                 "2026.3",

@@ -24,7 +24,7 @@ func (d *decider) eligibilityEvidence(m *subsidyv1.EligibilityEvidenceRecorded) 
 	}
 	with := *t
 	with.evidence = append(slices.Clone(t.evidence), evidenceOf(d.w, m, d.f.EventID))
-	d.secondChance(t, &with)
+	d.secondChance(t, &with, nil)
 	return nil
 }
 
@@ -52,7 +52,7 @@ var lateDenials = map[subsidyv1.ReasonCode]bool{
 // entitlements this fact derived before it (decider.decided), so that the
 // yearly cap, the level order and the budget see the earlier ones, as they
 // would have had the fact come first.
-func (d *decider) secondChance(t, with *trainee) {
+func (d *decider) secondChance(t, with *trainee, only func(*assessment) bool) {
 	type candidate struct {
 		c *certificate
 		a *assessment
@@ -63,6 +63,9 @@ func (d *decider) secondChance(t, with *trainee) {
 			continue
 		}
 		for _, a := range qa.v {
+			if only != nil && !only(a) {
+				continue
+			}
 			c := d.w.certificates[a.cert]
 			if c == nil || c.revoked || c.entitlement != "" || !lateDenials[c.denied] {
 				continue
@@ -152,9 +155,12 @@ func (d *decider) trainingCompleted(m *subsidyv1.TrainingCompleted) *Rejection {
 	// A certificate decided before this completion was reported was denied
 	// by rule 3 if the completion was dated on or before its assessment:
 	// decide it again with this completion (rules 2026.3).
+	// Only the certificates of this enrolment's assessments: a completion
+	// of another training is no reason to decide them again (their cap,
+	// level order and budget would be read as of an unrelated fact).
 	d.completion = &completion{enrolment: e.id, on: date(m.GetCompletedOn()), eventID: d.f.EventID}
 	t := d.w.trainees[m.GetPersonKey()]
-	d.secondChance(t, t)
+	d.secondChance(t, t, func(a *assessment) bool { return a.enrolment == e.id })
 	return nil
 }
 
@@ -180,6 +186,16 @@ func (d *decider) advancePayment(m *subsidyv1.AdvancePaymentRecorded) *Rejection
 	}
 	if id := t.entitlements.get(q); id != "" {
 		return reject(subsidyv1.ReasonCode_REASON_CODE_WRONG_STATE, "subsidy for %s already decided (entitlement %s): an advance must precede certification", q, id)
+	}
+	// Nor after a certificate that was denied (rules 2026.3): a second
+	// chance would make the institution the payee of an entitlement it
+	// advanced nothing toward by the certification. An advance paid before
+	// and reported after counts.
+	paid := date(m.GetPaidOn())
+	for _, a := range t.attempts.get(q) {
+		if c := d.w.certificates[a.cert]; c != nil && !c.revoked && paid > c.issuedOn {
+			return reject(subsidyv1.ReasonCode_REASON_CODE_WRONG_STATE, "advance paid %s after certificate %s of %s was issued %s: an advance must precede certification", paid, c.id, q, c.issuedOn)
+		}
 	}
 	return nil
 }
