@@ -980,6 +980,30 @@ func TestAdvanceAfterTheCertificate(t *testing.T) {
 	checkInvariants(t, f.l.log)
 }
 
+// TestSecondChanceOfAReissuedCertificate: a certificate reissued after the
+// first was revoked is the one a second chance decides again (it used to
+// look at the revoked first one only, so the reissue's denial stood).
+func TestSecondChanceOfAReissuedCertificate(t *testing.T) {
+	f := newFx(t, rules.DefaultRuleSet())
+	k := f.person()
+	f.trained(k, "ti-digital", bdJ)
+	a := f.assessment(k, bdJ, 1, 80, 80, "2025-06-20")
+	f.must(a)
+	c1 := f.certificate(a, "2025-06-30")
+	want(t, f.derived(c1), denied+"REASON_CODE_NO_ELIGIBILITY_EVIDENCE")
+	f.must(&subsidyv1.CertificateRevoked{CertificateId: c1.CertificateId, PersonKey: k, Qualification: bdJ.Proto(), Reason: "证书信息有误", RevokedOn: dt("2025-07-01")})
+	c2 := f.certificate(a, "2025-07-02")
+	c2.CertificateId += "-reissued"
+	want(t, f.derived(c2), denied+"REASON_CODE_NO_ELIGIBILITY_EVIDENCE")
+	evs := f.derived(&subsidyv1.EligibilityEvidenceRecorded{EvidenceId: "ev-reissue", PersonKey: k, Category: subsidyv1.EligibilityCategory_ELIGIBILITY_CATEGORY_ENTERPRISE_EMPLOYEE,
+		Source: "社保", SnapshotAt: tsOf("2025-07-06"), Confirmed: true, InsuredFrom: dt("2020-01-01")})
+	want(t, evs, entitled)
+	if got := evs[0].Payload.(*subsidyv1.SubsidyEntitled).GetCertificateId(); got != c2.CertificateId {
+		t.Errorf("entitled certificate %s; want the reissued %s", got, c2.CertificateId)
+	}
+	checkInvariants(t, f.l.log)
+}
+
 // TestReSits: rule 5 subsidises the first attempt only by default; a rule
 // set with SubsidisedAttempts 2 subsidises a pass at the second attempt
 // too, and not at the third.

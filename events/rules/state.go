@@ -191,8 +191,9 @@ type assessment struct {
 	enrolment  string
 	completed  bool
 	eventID    events.ID
-	// cert is the first certificate issued on this assessment (rule 4's
-	// second chance reads its decision when evidence comes late).
+	// cert is the assessment's certificate in force: the first issued on
+	// it, or one issued after that was revoked (the second chance reads its
+	// decision when evidence or the completion comes late).
 	cert string
 }
 

@@ -422,8 +422,13 @@ func (w *World) fold(id events.ID, m proto.Message) {
 		c := &certificate{id: m.GetCertificateId(), person: w.personKey(m.GetPersonKey()), evalInst: w.name(m.GetEvaluationInstitutionId()),
 			q: refdata.QualificationOf(m.GetQualification()), issuedOn: date(m.GetIssuedOn()), eventID: id}
 		w.certificates[c.id] = c
-		if a := w.assessments[m.GetAssessmentId()]; a != nil && a.cert == "" {
-			a.cert = c.id
+		if a := w.assessments[m.GetAssessmentId()]; a != nil {
+			// The assessment's certificate in force: the first, or one
+			// issued after it was revoked (rules 2026.3; the second chance
+			// and the advance rule read it).
+			if prev := w.certificates[a.cert]; a.cert == "" || prev == nil || prev.revoked {
+				a.cert = c.id
+			}
 		}
 		months := w.certMonths[c.evalInst]
 		if months == nil {
