@@ -132,6 +132,13 @@ func (f *fx) employee() string {
 	return k
 }
 
+// insured is social-insurance evidence of k (id), insured from from,
+// snapshot taken on snapshot.
+func insured(k, id, from, snapshot string) *subsidyv1.EligibilityEvidenceRecorded {
+	return &subsidyv1.EligibilityEvidenceRecorded{EvidenceId: id, PersonKey: k, Category: subsidyv1.EligibilityCategory_ELIGIBILITY_CATEGORY_ENTERPRISE_EMPLOYEE,
+		Source: "社保", SnapshotAt: tsOf(snapshot), Confirmed: true, InsuredFrom: dt(from)}
+}
+
 // trained enrols k at inst for q on 2025-03-01 and completes on 2025-05-01;
 // it returns the enrolment id.
 func (f *fx) trained(k, inst string, q refdata.Qualification) string {

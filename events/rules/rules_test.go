@@ -821,10 +821,6 @@ func TestNoticePastTheCalendar(t *testing.T) {
 // qualification already subsidised, or evidence that still does not pass
 // record nothing.
 func TestEvidenceAfterTheCertificate(t *testing.T) {
-	insured := func(k, id, from, snapshot string) *subsidyv1.EligibilityEvidenceRecorded {
-		return &subsidyv1.EligibilityEvidenceRecorded{EvidenceId: id, PersonKey: k, Category: subsidyv1.EligibilityCategory_ELIGIBILITY_CATEGORY_ENTERPRISE_EMPLOYEE,
-			Source: "社保", SnapshotAt: tsOf(snapshot), Confirmed: true, InsuredFrom: dt(from)}
-	}
 	f := newFx(t, rules.DefaultRuleSet())
 	k := f.person()
 	f.trained(k, "ti-digital", bdJ)
@@ -923,8 +919,7 @@ func TestCompletionAfterTheCertificate(t *testing.T) {
 	completed3 := enrolled(k3)
 	certified(k3)
 	want(t, f.derived(completed3("2025-06-15")))
-	want(t, f.derived(&subsidyv1.EligibilityEvidenceRecorded{EvidenceId: "ev-late-k3", PersonKey: k3, Category: subsidyv1.EligibilityCategory_ELIGIBILITY_CATEGORY_ENTERPRISE_EMPLOYEE,
-		Source: "社保", SnapshotAt: tsOf("2025-07-06"), Confirmed: true, InsuredFrom: dt("2020-01-01")}), entitled)
+	want(t, f.derived(insured(k3, "ev-late-k3", "2020-01-01", "2025-07-06")), entitled)
 	checkInvariants(t, f.l.log)
 }
 
@@ -934,10 +929,6 @@ func TestCompletionAfterTheCertificate(t *testing.T) {
 // a completion of an unrelated training used to derive B's entitlement,
 // read as of that fact.
 func TestCompletionDecidesItsOwnCertificatesOnly(t *testing.T) {
-	insured := func(k, id, from, snapshot string) *subsidyv1.EligibilityEvidenceRecorded {
-		return &subsidyv1.EligibilityEvidenceRecorded{EvidenceId: id, PersonKey: k, Category: subsidyv1.EligibilityCategory_ELIGIBILITY_CATEGORY_ENTERPRISE_EMPLOYEE,
-			Source: "社保", SnapshotAt: tsOf(snapshot), Confirmed: true, InsuredFrom: dt(from)}
-	}
 	f := newFx(t, rules.DefaultRuleSet())
 	k := f.person()
 	f.trained(k, "ti-digital", ccJ)
@@ -971,8 +962,7 @@ func TestAdvanceAfterTheCertificate(t *testing.T) {
 	want(t, f.certify(k, bdJ, "2025-06-20"), denied+"REASON_CODE_NO_ELIGIBILITY_EVIDENCE") // issued 2025-06-30
 	f.reject(advance(k, "adv-late", "2025-07-03"), subsidyv1.ReasonCode_REASON_CODE_WRONG_STATE)
 	f.must(advance(k, "adv-early", "2025-06-01"))
-	evs := f.derived(&subsidyv1.EligibilityEvidenceRecorded{EvidenceId: "ev-adv", PersonKey: k, Category: subsidyv1.EligibilityCategory_ELIGIBILITY_CATEGORY_ENTERPRISE_EMPLOYEE,
-		Source: "社保", SnapshotAt: tsOf("2025-07-06"), Confirmed: true, InsuredFrom: dt("2020-01-01")})
+	evs := f.derived(insured(k, "ev-adv", "2020-01-01", "2025-07-06"))
 	want(t, evs, entitled)
 	if p := evs[0].Payload.(*subsidyv1.SubsidyEntitled).GetPayee(); p.GetKind() != subsidyv1.PayeeKind_PAYEE_KIND_INSTITUTION || p.GetInstitutionId() != "ti-digital" {
 		t.Errorf("payee %v; want ti-digital, whose advance was paid before the certificate", p)
@@ -995,8 +985,7 @@ func TestSecondChanceOfAReissuedCertificate(t *testing.T) {
 	c2 := f.certificate(a, "2025-07-02")
 	c2.CertificateId += "-reissued"
 	want(t, f.derived(c2), denied+"REASON_CODE_NO_ELIGIBILITY_EVIDENCE")
-	evs := f.derived(&subsidyv1.EligibilityEvidenceRecorded{EvidenceId: "ev-reissue", PersonKey: k, Category: subsidyv1.EligibilityCategory_ELIGIBILITY_CATEGORY_ENTERPRISE_EMPLOYEE,
-		Source: "社保", SnapshotAt: tsOf("2025-07-06"), Confirmed: true, InsuredFrom: dt("2020-01-01")})
+	evs := f.derived(insured(k, "ev-reissue", "2020-01-01", "2025-07-06"))
 	want(t, evs, entitled)
 	if got := evs[0].Payload.(*subsidyv1.SubsidyEntitled).GetCertificateId(); got != c2.CertificateId {
 		t.Errorf("entitled certificate %s; want the reissued %s", got, c2.CertificateId)
