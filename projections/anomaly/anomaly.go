@@ -287,12 +287,11 @@ type Flag struct {
 // evidence name the first: another institution's enrolment, which the
 // institution may not see. They are replaced by what is its own.
 func (f Flag) ForInstitution() Flag {
-	if f.Reason.Number != int32(pb.ReasonCode_REASON_CODE_CONCURRENT_ENROLMENT) {
-		return f
+	var cut bool
+	if f.Detail, cut = rm.FlagDetailForInstitution(f.Reason, f.Detail); cut {
+		f.EvidenceEventIDs = []string{}
+		f.Checks = []Check{}
 	}
-	f.Detail = rm.ConcurrentEnrolmentForInstitution
-	f.EvidenceEventIDs = []string{}
-	f.Checks = []Check{}
 	return f
 }
 

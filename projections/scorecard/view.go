@@ -67,9 +67,7 @@ type Flag struct {
 func (c Card) ForInstitution() Card {
 	flags := make([]Flag, len(c.Flags))
 	for i, f := range c.Flags {
-		if f.Reason.Number == int32(pb.ReasonCode_REASON_CODE_CONCURRENT_ENROLMENT) {
-			f.Detail = rm.ConcurrentEnrolmentForInstitution
-		}
+		f.Detail, _ = rm.FlagDetailForInstitution(f.Reason, f.Detail)
 		flags[i] = f
 	}
 	c.Flags = flags

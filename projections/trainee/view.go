@@ -599,10 +599,7 @@ func (s Status) ForInstitution(id string) Status {
 	}
 	for _, f := range s.Flags {
 		if f.InstitutionID == id {
-			if f.Reason.Number == int32(pb.ReasonCode_REASON_CODE_CONCURRENT_ENROLMENT) {
-				// Its detail names the other institution's enrolment.
-				f.Detail = rm.ConcurrentEnrolmentForInstitution
-			}
+			f.Detail, _ = rm.FlagDetailForInstitution(f.Reason, f.Detail)
 			out.Flags = append(out.Flags, f)
 		}
 	}

@@ -121,6 +121,18 @@ type Reason struct {
 // names the trainee's other institution and its enrolment.
 const ConcurrentEnrolmentForInstitution = "enrolled here while an enrolment of the trainee at another institution was not completed"
 
+// FlagDetailForInstitution returns a flag's detail as the institution it
+// is filed under may see it, and whether that is not the recorded one
+// (its checks and evidence then name what the institution may not see
+// either). Only a concurrent-enrolment flag (rule 16) names another
+// institution: the first enrolment's.
+func FlagDetailForInstitution(r Reason, detail string) (string, bool) {
+	if r.Number == int32(pb.ReasonCode_REASON_CODE_CONCURRENT_ENROLMENT) {
+		return ConcurrentEnrolmentForInstitution, true
+	}
+	return detail, false
+}
+
 // ReasonOf returns the JSON form ("" code for unspecified).
 func ReasonOf(c pb.ReasonCode) Reason {
 	if c == 0 {
