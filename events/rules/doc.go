@@ -57,6 +57,7 @@
 //	ClawbackRaised       "clawback", entitlement_id                      (= clawback_id)
 //	ClawbackRecovered    "recovery", clawback_id, repayment or order id
 //	ViolationFlagged     "flag", reason, key                             (= flag_id)
+//	FlagCleared          "flag-cleared", flag_id
 //
 // Occupation and level are written as their enum names
 // (OCCUPATION_BIG_DATA, LEVEL_JUNIOR), the attempt in decimal.

@@ -229,6 +229,8 @@ func reasonOf(m proto.Message) (subsidyv1.ReasonCode, bool) {
 		return m.Reason, true
 	case *subsidyv1.ViolationFlagged:
 		return m.Reason, true
+	case *subsidyv1.FlagCleared:
+		return m.Reason, true
 	}
 	return 0, false
 }

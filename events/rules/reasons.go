@@ -113,7 +113,7 @@ var reasons = []Reason{
 	{subsidyv1.ReasonCode_REASON_CODE_CERTIFICATE_SPIKE, 16, []Effect{EffectFlag}, "rules", "An evaluation institution issued far more certificates in a month than its history."},
 	{subsidyv1.ReasonCode_REASON_CODE_CONCURRENT_ENROLMENT, 16, []Effect{EffectFlag}, "rules", "A person enrolled at a second institution while an enrolment elsewhere is not completed."},
 	{subsidyv1.ReasonCode_REASON_CODE_SHARED_PAYEE_ACCOUNT, 16, []Effect{EffectFlag}, "rules", "RuleSet.SharedAccountThreshold trainees were paid directly into one account."},
-	{subsidyv1.ReasonCode_REASON_CODE_ASSESSMENT_WITHOUT_COMPLETION, 16, []Effect{EffectFlag}, "rules", "An assessment of a person whose training for the qualification was not completed."},
+	{subsidyv1.ReasonCode_REASON_CODE_ASSESSMENT_WITHOUT_COMPLETION, 16, []Effect{EffectFlag}, "rules", "An assessment of a person whose training for the qualification was not completed (cleared by a FlagCleared if a completion dated on or before it is reported later)."},
 	{subsidyv1.ReasonCode_REASON_CODE_PAYMENT_ACCOUNT_MISMATCH, 16, []Effect{EffectFlag}, "rules", "A reimbursement settled into an account other than the institution's registered basic account."},
 }
 

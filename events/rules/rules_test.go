@@ -595,7 +595,7 @@ func TestRuleSet(t *testing.T) {
 	if err := rs.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if rs.Version != "2026.3" || rs.CalendarThrough != 2026 || rs.YearlyCap != 1 || rs.SubsidisedAttempts != 1 || rs.PaymentWorkingDays != 10 || rs.NoticeWorkingDays != 5 || rs.PassRateThresholdBP != 6000 || !rs.LowerAfterHigher || rs.TargetMeasure != rules.MeasureTrained {
+	if rs.Version != "2026.4" || rs.CalendarThrough != 2026 || rs.YearlyCap != 1 || rs.SubsidisedAttempts != 1 || rs.PaymentWorkingDays != 10 || rs.NoticeWorkingDays != 5 || rs.PassRateThresholdBP != 6000 || !rs.LowerAfterHigher || rs.TargetMeasure != rules.MeasureTrained {
 		t.Errorf("defaults changed: %+v", rs)
 	}
 	fp := rs.Fingerprint()
@@ -873,7 +873,10 @@ func TestEvidenceAfterTheCertificate(t *testing.T) {
 // TestCompletionAfterTheCertificate: a certificate decided before its
 // training's completion was reported is denied by rule 3; the completion,
 // when it comes and is dated on or before the assessment, decides it again
-// and derives the entitlement (rules 2026.3), as evidence does for rule 4.
+// and derives the entitlement (rules 2026.3), as evidence does for rule 4,
+// and clears the assessment's ASSESSMENT_WITHOUT_COMPLETION flag (rules
+// 2026.4), whether or not the entitlement follows; one dated after the
+// assessment does neither.
 func TestCompletionAfterTheCertificate(t *testing.T) {
 	f := newFx(t, rules.DefaultRuleSet())
 	enrolled := func(k string) (completed func(on string) *subsidyv1.TrainingCompleted) {
@@ -883,9 +886,12 @@ func TestCompletionAfterTheCertificate(t *testing.T) {
 			return &subsidyv1.TrainingCompleted{EnrolmentId: id, PersonKey: k, TrainingInstitutionId: "ti-digital", Qualification: bdJ.Proto(), CompletedOn: dt(on)}
 		}
 	}
+	flagOf := map[string]string{} // person key -> flag id
 	certified := func(k string) (certID, certEvent string) {
 		a := f.assessment(k, bdJ, 1, 80, 80, "2025-06-20")
-		want(t, f.derived(a), "ViolationFlagged:REASON_CODE_ASSESSMENT_WITHOUT_COMPLETION")
+		flagged := f.derived(a)
+		want(t, flagged, "ViolationFlagged:REASON_CODE_ASSESSMENT_WITHOUT_COMPLETION")
+		flagOf[k] = flagged[0].Payload.(*subsidyv1.ViolationFlagged).GetFlagId()
 		cd := f.must(f.certificate(a, "2025-06-30"))
 		want(t, cd.Derived(), denied+"REASON_CODE_TRAINING_NOT_COMPLETED")
 		return cd.Derived()[0].Payload.(*subsidyv1.SubsidyDenied).GetCertificateId(), cd.Events[0].ID.String()
@@ -896,9 +902,14 @@ func TestCompletionAfterTheCertificate(t *testing.T) {
 	k := f.employee()
 	completed := enrolled(k)
 	certID, certEvent := certified(k)
+	cleared := "FlagCleared:REASON_CODE_ASSESSMENT_WITHOUT_COMPLETION"
 	d := f.must(completed("2025-06-15"))
 	evs := d.Derived()
-	want(t, evs, entitled)
+	want(t, evs, entitled, cleared)
+	if fc := evs[1].Payload.(*subsidyv1.FlagCleared); fc.GetFlagId() != flagOf[k] || fc.GetSubject() != k || fc.GetInstitutionId() != "ti-digital" ||
+		evs[1].ID != events.DeriveID("flag-cleared", flagOf[k]) || !slices.Contains(fc.GetDecision().GetEvidenceEventIds(), flagOf[k]) {
+		t.Errorf("cleared %v (event %s); want flag %s of %s at ti-digital, with the flag among the evidence", fc, evs[1].ID, flagOf[k], k)
+	}
 	e := evs[0].Payload.(*subsidyv1.SubsidyEntitled)
 	if e.GetCertificateId() != certID || e.GetEntitlementId() != rules.EntitlementID(k, bdJ) {
 		t.Errorf("entitled %v", e)
@@ -912,13 +923,20 @@ func TestCompletionAfterTheCertificate(t *testing.T) {
 	completed2 := enrolled(k2)
 	certified(k2)
 	want(t, f.derived(completed2("2025-06-25")))
+	open := map[string]bool{}
+	for _, fl := range f.l.w.Flags() {
+		open[fl.ID] = !fl.Cleared
+	}
+	if !open[flagOf[k2]] || open[flagOf[k]] {
+		t.Errorf("flags open: %v; want %s (completed after) open, %s cleared", open, flagOf[k2], flagOf[k])
+	}
 
 	// Both late: the completion finds rule 4 failing (nothing), and the
 	// evidence then earns it, though the certificate's denial named rule 3.
 	k3 := f.person()
 	completed3 := enrolled(k3)
 	certified(k3)
-	want(t, f.derived(completed3("2025-06-15")))
+	want(t, f.derived(completed3("2025-06-15")), cleared)
 	want(t, f.derived(insured(k3, "ev-late-k3", "2020-01-01", "2025-07-06")), entitled)
 	checkInvariants(t, f.l.log)
 }

@@ -82,7 +82,7 @@ type RuleSet struct {
 	SharedAccountThreshold int
 }
 
-// DefaultRuleSet returns the documented defaults, version "2026.3":
+// DefaultRuleSet returns the documented defaults, version "2026.4":
 //
 //	YearlyCap               1
 //	SubsidisedAttempts      1 (the first attempt only)
@@ -116,9 +116,12 @@ type RuleSet struct {
 // rule 3 denied for want of it (dated on or before the assessment) decides
 // that certificate again, as late evidence does (secondChance), and an
 // advance paid after a certificate of its qualification is refused.
+// "2026.4" closes what such a completion shows unfounded: the
+// ASSESSMENT_WITHOUT_COMPLETION flag of each assessment it precedes
+// (FlagCleared); decisions are otherwise those of "2026.3".
 func DefaultRuleSet() RuleSet {
 	return RuleSet{
-		Version:                 "2026.3",
+		Version:                 "2026.4",
 		YearlyCap:               1,
 		SubsidisedAttempts:      1,
 		NoticeWorkingDays:       5,

@@ -16,7 +16,7 @@ import (
 // of its state. Bump it whenever either changes: a snapshot of another
 // version is refused (ErrSnapshotMismatch) and the World is folded from the
 // log instead.
-const SnapshotVersion = 4
+const SnapshotVersion = 5
 
 // ErrSnapshotMismatch reports a snapshot written by another SnapshotVersion
 // or under a rule set with another Fingerprint: it is not wrong, but this
@@ -415,6 +415,7 @@ func (w *World) Snapshot(out *snap.Writer) {
 		s.Varint(int64(f.Reason))
 		s.String(f.Subject)
 		s.String(f.Detail)
+		s.Bool(f.Cleared)
 	}
 	s.strings(w.flagOrder)
 	s.Magic("end", SnapshotVersion)
@@ -946,7 +947,7 @@ func RestoreWorld(rs RuleSet, in *snap.Reader) (*World, error) {
 	}
 	for range s.Len(maxCount) {
 		k := s.String()
-		w.flags[k] = Flag{ID: s.String(), Reason: subsidyv1.ReasonCode(s.i32()), Subject: s.String(), Detail: s.String()}
+		w.flags[k] = Flag{ID: s.String(), Reason: subsidyv1.ReasonCode(s.i32()), Subject: s.String(), Detail: s.String(), Cleared: s.Bool()}
 	}
 	w.flagOrder = s.strings()
 	s.Magic("end", SnapshotVersion)

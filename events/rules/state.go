@@ -384,12 +384,14 @@ func below(results, passes, window, bp int) bool {
 	return results >= window && passes*10000 < bp*results
 }
 
-// Flag is a ViolationFlagged as recorded.
+// Flag is a ViolationFlagged as recorded; Cleared once a FlagCleared
+// closed it.
 type Flag struct {
 	ID      string
 	Reason  subsidyv1.ReasonCode
 	Subject string
 	Detail  string
+	Cleared bool
 }
 
 // payee is a subsidyv1.Payee as the World keeps it: its fields inline (a

@@ -161,7 +161,36 @@ func (d *decider) trainingCompleted(m *subsidyv1.TrainingCompleted) *Rejection {
 	d.completion = &completion{enrolment: e.id, on: date(m.GetCompletedOn()), eventID: d.f.EventID}
 	t := d.w.trainees[m.GetPersonKey()]
 	d.secondChance(t, t, func(a *assessment) bool { return a.enrolment == e.id })
+	d.clearWithoutCompletion(t, e)
 	return nil
+}
+
+// clearWithoutCompletion closes the ASSESSMENT_WITHOUT_COMPLETION flag of
+// each assessment of enrolment e that the completion being decided
+// (decider.completion) precedes: the training was completed by then, only
+// reported after (rules 2026.4). A completion dated after an assessment
+// leaves its flag open.
+func (d *decider) clearWithoutCompletion(t *trainee, e *enrolment) {
+	c := d.completion
+	for _, a := range t.attempts.get(e.q) {
+		if a.enrolment != e.id || a.completed || c.on > a.assessedOn {
+			continue
+		}
+		id := FlagID(subsidyv1.ReasonCode_REASON_CODE_ASSESSMENT_WITHOUT_COMPLETION, a.id)
+		f, ok := d.w.flags[id]
+		if !ok || f.Cleared {
+			continue
+		}
+		d.emit(events.DeriveID("flag-cleared", id), &subsidyv1.FlagCleared{
+			FlagId:        id,
+			Reason:        f.Reason,
+			Subject:       f.Subject,
+			InstitutionId: e.inst,
+			Detail:        fmt.Sprintf("training of enrolment %s completed on %s, on or before assessment %s on %s; reported after it", e.id, c.on, a.id, a.assessedOn),
+			Decision: d.decision([]events.ID{e.eventID, a.eventID, mustParse(id)},
+				check(subsidyv1.ReasonCode_REASON_CODE_TRAINING_NOT_COMPLETED, true, "enrolment %s completed on %s", e.id, c.on)),
+		})
+	}
 }
 
 func (d *decider) advancePayment(m *subsidyv1.AdvancePaymentRecorded) *Rejection {

@@ -585,6 +585,11 @@ func (w *World) fold(id events.ID, m proto.Message) {
 			w.flagOrder = append(w.flagOrder, m.GetFlagId())
 		}
 		w.flags[m.GetFlagId()] = Flag{ID: m.GetFlagId(), Reason: m.GetReason(), Subject: m.GetSubject(), Detail: m.GetDetail()}
+	case *subsidyv1.FlagCleared:
+		if f, ok := w.flags[m.GetFlagId()]; ok {
+			f.Cleared = true
+			w.flags[m.GetFlagId()] = f
+		}
 	}
 }
 

@@ -116,6 +116,98 @@ func (x *ViolationFlagged) GetDecision() *Decision {
 	return nil
 }
 
+// FlagCleared closes a flag whose ground a later fact removed: an
+// ASSESSMENT_WITHOUT_COMPLETION flag once the training's completion, dated on
+// or before the assessment, is reported (rules 2026.4). The ViolationFlagged
+// stays in the log; read models show the flag closed. Derived by the ledger.
+type FlagCleared struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	FlagId string                 `protobuf:"bytes,1,opt,name=flag_id,json=flagId,proto3" json:"flag_id,omitempty"`
+	// The flag's reason, as in its ViolationFlagged.
+	Reason ReasonCode `protobuf:"varint,2,opt,name=reason,proto3,enum=subsidy.v1.ReasonCode" json:"reason,omitempty"`
+	// As in the flag's ViolationFlagged.
+	Subject       string `protobuf:"bytes,3,opt,name=subject,proto3" json:"subject,omitempty"`
+	InstitutionId string `protobuf:"bytes,4,opt,name=institution_id,json=institutionId,proto3" json:"institution_id,omitempty"`
+	// Why the flag no longer holds.
+	Detail string `protobuf:"bytes,5,opt,name=detail,proto3" json:"detail,omitempty"`
+	// The fact that cleared it first among the evidence, then the flag.
+	Decision      *Decision `protobuf:"bytes,6,opt,name=decision,proto3" json:"decision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FlagCleared) Reset() {
+	*x = FlagCleared{}
+	mi := &file_subsidy_v1_supervision_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FlagCleared) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FlagCleared) ProtoMessage() {}
+
+func (x *FlagCleared) ProtoReflect() protoreflect.Message {
+	mi := &file_subsidy_v1_supervision_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FlagCleared.ProtoReflect.Descriptor instead.
+func (*FlagCleared) Descriptor() ([]byte, []int) {
+	return file_subsidy_v1_supervision_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *FlagCleared) GetFlagId() string {
+	if x != nil {
+		return x.FlagId
+	}
+	return ""
+}
+
+func (x *FlagCleared) GetReason() ReasonCode {
+	if x != nil {
+		return x.Reason
+	}
+	return ReasonCode_REASON_CODE_UNSPECIFIED
+}
+
+func (x *FlagCleared) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *FlagCleared) GetInstitutionId() string {
+	if x != nil {
+		return x.InstitutionId
+	}
+	return ""
+}
+
+func (x *FlagCleared) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+func (x *FlagCleared) GetDecision() *Decision {
+	if x != nil {
+		return x.Decision
+	}
+	return nil
+}
+
 // InstitutionSuspended stops an institution from new activity. Source:
 // municipal bureau.
 type InstitutionSuspended struct {
@@ -132,7 +224,7 @@ type InstitutionSuspended struct {
 
 func (x *InstitutionSuspended) Reset() {
 	*x = InstitutionSuspended{}
-	mi := &file_subsidy_v1_supervision_proto_msgTypes[1]
+	mi := &file_subsidy_v1_supervision_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -144,7 +236,7 @@ func (x *InstitutionSuspended) String() string {
 func (*InstitutionSuspended) ProtoMessage() {}
 
 func (x *InstitutionSuspended) ProtoReflect() protoreflect.Message {
-	mi := &file_subsidy_v1_supervision_proto_msgTypes[1]
+	mi := &file_subsidy_v1_supervision_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -157,7 +249,7 @@ func (x *InstitutionSuspended) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InstitutionSuspended.ProtoReflect.Descriptor instead.
 func (*InstitutionSuspended) Descriptor() ([]byte, []int) {
-	return file_subsidy_v1_supervision_proto_rawDescGZIP(), []int{1}
+	return file_subsidy_v1_supervision_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *InstitutionSuspended) GetInstitutionId() string {
@@ -207,7 +299,7 @@ type InstitutionReinstated struct {
 
 func (x *InstitutionReinstated) Reset() {
 	*x = InstitutionReinstated{}
-	mi := &file_subsidy_v1_supervision_proto_msgTypes[2]
+	mi := &file_subsidy_v1_supervision_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -219,7 +311,7 @@ func (x *InstitutionReinstated) String() string {
 func (*InstitutionReinstated) ProtoMessage() {}
 
 func (x *InstitutionReinstated) ProtoReflect() protoreflect.Message {
-	mi := &file_subsidy_v1_supervision_proto_msgTypes[2]
+	mi := &file_subsidy_v1_supervision_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -232,7 +324,7 @@ func (x *InstitutionReinstated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InstitutionReinstated.ProtoReflect.Descriptor instead.
 func (*InstitutionReinstated) Descriptor() ([]byte, []int) {
-	return file_subsidy_v1_supervision_proto_rawDescGZIP(), []int{2}
+	return file_subsidy_v1_supervision_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *InstitutionReinstated) GetInstitutionId() string {
@@ -272,7 +364,7 @@ type HoldPlaced struct {
 
 func (x *HoldPlaced) Reset() {
 	*x = HoldPlaced{}
-	mi := &file_subsidy_v1_supervision_proto_msgTypes[3]
+	mi := &file_subsidy_v1_supervision_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -284,7 +376,7 @@ func (x *HoldPlaced) String() string {
 func (*HoldPlaced) ProtoMessage() {}
 
 func (x *HoldPlaced) ProtoReflect() protoreflect.Message {
-	mi := &file_subsidy_v1_supervision_proto_msgTypes[3]
+	mi := &file_subsidy_v1_supervision_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -297,7 +389,7 @@ func (x *HoldPlaced) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HoldPlaced.ProtoReflect.Descriptor instead.
 func (*HoldPlaced) Descriptor() ([]byte, []int) {
-	return file_subsidy_v1_supervision_proto_rawDescGZIP(), []int{3}
+	return file_subsidy_v1_supervision_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *HoldPlaced) GetHoldId() string {
@@ -354,7 +446,7 @@ type HoldLifted struct {
 
 func (x *HoldLifted) Reset() {
 	*x = HoldLifted{}
-	mi := &file_subsidy_v1_supervision_proto_msgTypes[4]
+	mi := &file_subsidy_v1_supervision_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -366,7 +458,7 @@ func (x *HoldLifted) String() string {
 func (*HoldLifted) ProtoMessage() {}
 
 func (x *HoldLifted) ProtoReflect() protoreflect.Message {
-	mi := &file_subsidy_v1_supervision_proto_msgTypes[4]
+	mi := &file_subsidy_v1_supervision_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -379,7 +471,7 @@ func (x *HoldLifted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HoldLifted.ProtoReflect.Descriptor instead.
 func (*HoldLifted) Descriptor() ([]byte, []int) {
-	return file_subsidy_v1_supervision_proto_rawDescGZIP(), []int{4}
+	return file_subsidy_v1_supervision_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *HoldLifted) GetLiftId() string {
@@ -437,7 +529,14 @@ const file_subsidy_v1_supervision_proto_rawDesc = "" +
 	"\x0einstitution_id\x18\x04 \x01(\tR\rinstitutionId\x12?\n" +
 	"\rqualification\x18\x05 \x01(\v2\x19.subsidy.v1.QualificationR\rqualification\x12\x16\n" +
 	"\x06detail\x18\x06 \x01(\tR\x06detail\x120\n" +
-	"\bdecision\x18\a \x01(\v2\x14.subsidy.v1.DecisionR\bdecision\"\xcd\x01\n" +
+	"\bdecision\x18\a \x01(\v2\x14.subsidy.v1.DecisionR\bdecision\"\xe1\x01\n" +
+	"\vFlagCleared\x12\x17\n" +
+	"\aflag_id\x18\x01 \x01(\tR\x06flagId\x12.\n" +
+	"\x06reason\x18\x02 \x01(\x0e2\x16.subsidy.v1.ReasonCodeR\x06reason\x12\x18\n" +
+	"\asubject\x18\x03 \x01(\tR\asubject\x12%\n" +
+	"\x0einstitution_id\x18\x04 \x01(\tR\rinstitutionId\x12\x16\n" +
+	"\x06detail\x18\x05 \x01(\tR\x06detail\x120\n" +
+	"\bdecision\x18\x06 \x01(\v2\x14.subsidy.v1.DecisionR\bdecision\"\xcd\x01\n" +
 	"\x14InstitutionSuspended\x12%\n" +
 	"\x0einstitution_id\x18\x01 \x01(\tR\rinstitutionId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x1f\n" +
@@ -480,31 +579,34 @@ func file_subsidy_v1_supervision_proto_rawDescGZIP() []byte {
 	return file_subsidy_v1_supervision_proto_rawDescData
 }
 
-var file_subsidy_v1_supervision_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_subsidy_v1_supervision_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_subsidy_v1_supervision_proto_goTypes = []any{
 	(*ViolationFlagged)(nil),      // 0: subsidy.v1.ViolationFlagged
-	(*InstitutionSuspended)(nil),  // 1: subsidy.v1.InstitutionSuspended
-	(*InstitutionReinstated)(nil), // 2: subsidy.v1.InstitutionReinstated
-	(*HoldPlaced)(nil),            // 3: subsidy.v1.HoldPlaced
-	(*HoldLifted)(nil),            // 4: subsidy.v1.HoldLifted
-	(ReasonCode)(0),               // 5: subsidy.v1.ReasonCode
-	(*Qualification)(nil),         // 6: subsidy.v1.Qualification
-	(*Decision)(nil),              // 7: subsidy.v1.Decision
-	(*Date)(nil),                  // 8: subsidy.v1.Date
+	(*FlagCleared)(nil),           // 1: subsidy.v1.FlagCleared
+	(*InstitutionSuspended)(nil),  // 2: subsidy.v1.InstitutionSuspended
+	(*InstitutionReinstated)(nil), // 3: subsidy.v1.InstitutionReinstated
+	(*HoldPlaced)(nil),            // 4: subsidy.v1.HoldPlaced
+	(*HoldLifted)(nil),            // 5: subsidy.v1.HoldLifted
+	(ReasonCode)(0),               // 6: subsidy.v1.ReasonCode
+	(*Qualification)(nil),         // 7: subsidy.v1.Qualification
+	(*Decision)(nil),              // 8: subsidy.v1.Decision
+	(*Date)(nil),                  // 9: subsidy.v1.Date
 }
 var file_subsidy_v1_supervision_proto_depIdxs = []int32{
-	5, // 0: subsidy.v1.ViolationFlagged.reason:type_name -> subsidy.v1.ReasonCode
-	6, // 1: subsidy.v1.ViolationFlagged.qualification:type_name -> subsidy.v1.Qualification
-	7, // 2: subsidy.v1.ViolationFlagged.decision:type_name -> subsidy.v1.Decision
-	8, // 3: subsidy.v1.InstitutionSuspended.suspended_on:type_name -> subsidy.v1.Date
-	8, // 4: subsidy.v1.InstitutionReinstated.reinstated_on:type_name -> subsidy.v1.Date
-	8, // 5: subsidy.v1.HoldPlaced.placed_on:type_name -> subsidy.v1.Date
-	8, // 6: subsidy.v1.HoldLifted.lifted_on:type_name -> subsidy.v1.Date
-	7, // [7:7] is the sub-list for method output_type
-	7, // [7:7] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	6, // 0: subsidy.v1.ViolationFlagged.reason:type_name -> subsidy.v1.ReasonCode
+	7, // 1: subsidy.v1.ViolationFlagged.qualification:type_name -> subsidy.v1.Qualification
+	8, // 2: subsidy.v1.ViolationFlagged.decision:type_name -> subsidy.v1.Decision
+	6, // 3: subsidy.v1.FlagCleared.reason:type_name -> subsidy.v1.ReasonCode
+	8, // 4: subsidy.v1.FlagCleared.decision:type_name -> subsidy.v1.Decision
+	9, // 5: subsidy.v1.InstitutionSuspended.suspended_on:type_name -> subsidy.v1.Date
+	9, // 6: subsidy.v1.InstitutionReinstated.reinstated_on:type_name -> subsidy.v1.Date
+	9, // 7: subsidy.v1.HoldPlaced.placed_on:type_name -> subsidy.v1.Date
+	9, // 8: subsidy.v1.HoldLifted.lifted_on:type_name -> subsidy.v1.Date
+	9, // [9:9] is the sub-list for method output_type
+	9, // [9:9] is the sub-list for method input_type
+	9, // [9:9] is the sub-list for extension type_name
+	9, // [9:9] is the sub-list for extension extendee
+	0, // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_subsidy_v1_supervision_proto_init() }
@@ -520,7 +622,7 @@ func file_subsidy_v1_supervision_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_subsidy_v1_supervision_proto_rawDesc), len(file_subsidy_v1_supervision_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
