@@ -75,6 +75,7 @@ func init() {
 		"publish":    {"send facts from JSON files over NATS as an internal service would", cmdPublish},
 		"simulate":   {"publish a realistic, deterministic programme over NATS", cmdSimulate},
 		"export":     {"read models and the public notice as CSV (masked), from a store file or a running ledgerd", cmdExport},
+		"redecide":   {"decide every fact of a store file again and compare with the decisions recorded; exit 1 on any difference", cmdRedecide},
 		"replay":     {"rebuild a projection, optionally as of a time or position, into a file or stdout", cmdReplay},
 		"migrate":    {"copy an embedded store's history into EventStoreDB, checking every hash link and every read model", cmdMigrate},
 		"rules":      {"print the built-in rule set (or check a file) in the form ledgerd --rule-set reads; the notice window of an approval date", cmdRules},

@@ -21,17 +21,9 @@ func cmdRules(_ context.Context, e *env, args []string) error {
 	if err := f.noArgs(); err != nil {
 		return err
 	}
-	rs := rules.DefaultRuleSet()
-	if *file != "" {
-		r, err := os.Open(*file)
-		if err != nil {
-			return usageErrorf("--file: %v", err)
-		}
-		rs, err = rules.ReadRuleSet(r)
-		r.Close()
-		if err != nil {
-			return usageErrorf("--file %s: %v", *file, err)
-		}
+	rs, err := ruleSet("--file", *file)
+	if err != nil {
+		return err
 	}
 	fp := rs.Fingerprint()
 	fmt.Fprintf(e.stderr, "rule set %s (fingerprint %s), holidays listed through %d\n", rs.Version, fp[:12], rs.CalendarThrough)
@@ -48,4 +40,22 @@ func cmdRules(_ context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stdout, "warning: the window reaches %d, whose holidays the rule set does not list (weekends only)\n", end.Year())
 	}
 	return nil
+}
+
+// ruleSet reads the rule set file the flag named (as ledgerd --rule-set
+// reads it), or returns the built-in one when file is "".
+func ruleSet(flag, file string) (rules.RuleSet, error) {
+	if file == "" {
+		return rules.DefaultRuleSet(), nil
+	}
+	r, err := os.Open(file)
+	if err != nil {
+		return rules.RuleSet{}, usageErrorf("%s: %v", flag, err)
+	}
+	defer r.Close()
+	rs, err := rules.ReadRuleSet(r)
+	if err != nil {
+		return rules.RuleSet{}, usageErrorf("%s %s: %v", flag, file, err)
+	}
+	return rs, nil
 }

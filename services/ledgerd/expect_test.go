@@ -1,9 +1,12 @@
 package ledgerd
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cqhrss/subsidyledger/services/ledgerctl"
 	"github.com/cqhrss/subsidyledger/services/simulate"
 )
 
@@ -19,7 +23,8 @@ import (
 // dashboard to show (totals and by occupation) with the quota API, and the
 // planted flags with the anomalies API.
 func TestSimulatorExpectationMatchesDashboard(t *testing.T) {
-	in := start(t, testConfig(t, t.TempDir(), ""))
+	dir := t.TempDir()
+	in := start(t, testConfig(t, dir, ""))
 	p, err := simulate.New(simulate.Config{Seed: 9, Year: 2025, Trainees: 400, Keyer: keyer(t), Officials: true, Violations: true})
 	if err != nil {
 		t.Fatal(err)
@@ -174,4 +179,22 @@ func TestSimulatorExpectationMatchesDashboard(t *testing.T) {
 	if want.Revoked == 0 {
 		t.Error("the simulator planted no revoked certificate")
 	}
+	// The year's decisions — entitlements, holds, the flags, the
+	// clawbacks — replay to the same answer, as an auditor would check
+	// with ledgerctl redecide on the stopped ledger's file.
+	in.stop(t)
+	var out, errOut bytes.Buffer
+	err = ledgerctl.Run(context.Background(), []string{"redecide", "--store", filepath.Join(dir, "ledger.db"), "--json"}, func(string) string { return "" }, nil, &out, &errOut)
+	var rep struct {
+		OK               bool             `json:"ok"`
+		Facts            int64            `json:"facts"`
+		Matched          int64            `json:"matched"`
+		Derived          int64            `json:"derived"`
+		Problems         []string         `json:"problems"`
+		RecordedRuleSets map[string]int64 `json:"facts_by_recorded_rule_set"`
+	}
+	if jerr := json.Unmarshal(out.Bytes(), &rep); err != nil || jerr != nil || !rep.OK || rep.Facts < 1000 || rep.Matched != rep.Facts || rep.Derived < 500 || len(rep.Problems) != 0 || rep.RecordedRuleSets["2026.4"] == 0 {
+		t.Fatalf("ledgerctl redecide: %v, %v\n%s%s", err, jerr, out.Bytes(), errOut.Bytes())
+	}
+	t.Logf("ledgerctl redecide: %d facts decided again as recorded, %d derived events", rep.Facts, rep.Derived)
 }

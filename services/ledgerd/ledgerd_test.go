@@ -22,6 +22,8 @@ import (
 	"github.com/cqhrss/subsidyledger/events/bolt"
 	"github.com/cqhrss/subsidyledger/events/codec"
 	"github.com/cqhrss/subsidyledger/events/person"
+	"github.com/cqhrss/subsidyledger/events/redecide"
+	"github.com/cqhrss/subsidyledger/events/rules"
 	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
 	"github.com/cqhrss/subsidyledger/services/feed"
 	"github.com/cqhrss/subsidyledger/services/internal/logbuf"
@@ -210,7 +212,24 @@ func records(t *testing.T, path string) (facts, rejections map[string]int, deriv
 	if err != nil || rep.Break != nil {
 		t.Fatalf("Verify = %+v, %v; want an intact log", rep.Break, err)
 	}
+	checkRedecided(t, s)
 	return facts, rejections, derived
+}
+
+// checkRedecided decides every fact of the log again, as an auditor would
+// (ledgerctl redecide), and fails on any decision that does not reproduce.
+func checkRedecided(t *testing.T, s events.Store) {
+	t.Helper()
+	sum, err := redecide.Run(context.Background(), s, redecide.Options{RuleSet: rules.DefaultRuleSet(), Report: func(m redecide.Mismatch) {
+		t.Errorf("redecide: %s", m)
+	}})
+	if err != nil {
+		t.Fatalf("redecide: %v", err)
+	}
+	if !sum.OK() || sum.Facts == 0 || sum.Matched != sum.Facts {
+		t.Fatalf("redecide: %+v; want every fact's decision reproduced", sum)
+	}
+	t.Logf("redecide: %d facts decided again, each as recorded (%d derived events)", sum.Facts, sum.Derived)
 }
 
 func publish(t *testing.T, js jetstream.JetStream, lanes [][]*nats.Msg) {

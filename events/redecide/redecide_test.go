@@ -1,0 +1,226 @@
+package redecide_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cqhrss/subsidyledger/events"
+	"github.com/cqhrss/subsidyledger/events/bolt"
+	"github.com/cqhrss/subsidyledger/events/codec"
+	"github.com/cqhrss/subsidyledger/events/redecide"
+	"github.com/cqhrss/subsidyledger/events/refdata"
+	"github.com/cqhrss/subsidyledger/events/rules"
+	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// ledger records facts in a bbolt store the way the intake does: decide on
+// the World, append the fact and its derived events (envelopes with source,
+// causation and rule-set version), fold them. tamper, if set, may change a
+// decision before it is appended: a faulty or altered ledger.
+type ledger struct {
+	t      *testing.T
+	s      *bolt.Store
+	w      *rules.World
+	n      int
+	tamper func(d *rules.Decision)
+}
+
+func newLedger(t *testing.T) *ledger {
+	s, err := bolt.Open(filepath.Join(t.TempDir(), "ledger.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return &ledger{t: t, s: s, w: rules.NewWorld(rules.DefaultRuleSet())}
+}
+
+func (l *ledger) record(m proto.Message) {
+	l.t.Helper()
+	l.n++
+	key := fmt.Sprintf("msg-%d", l.n)
+	f := rules.Fact{EventID: events.DeriveID("message", key), MessageID: key, Source: "test", Payload: m}
+	d, rej := l.w.Decide(f)
+	if rej != nil {
+		l.t.Fatalf("%T rejected: %v", m, rej)
+	}
+	if l.tamper != nil {
+		l.tamper(&d)
+	}
+	at := timestamppb.New(time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC))
+	var data []events.EventData
+	for _, ev := range d.Events {
+		env := &subsidyv1.Envelope{Source: "test", MessageId: key, CorrelationId: key, OccurredAt: at, RecordedAt: at}
+		if ev.Derived {
+			env = &subsidyv1.Envelope{Source: redecide.LedgerSource, CausationId: f.EventID.String(), CorrelationId: key, RuleSetVersion: d.RuleSetVersion, OccurredAt: at, RecordedAt: at}
+		}
+		e, err := codec.Encode(ev.ID, d.Stream, env, ev.Payload)
+		if err != nil {
+			l.t.Fatal(err)
+		}
+		data = append(data, e)
+	}
+	rev, exists := l.w.StreamRevision(d.Stream)
+	expected, next := events.NoStream, uint64(0)
+	if exists {
+		expected, next = events.Exact(rev), rev+1
+	}
+	if _, err := l.s.Append(context.Background(), d.Stream, expected, data...); err != nil {
+		l.t.Fatal(err)
+	}
+	for i, ev := range d.Events {
+		if err := l.w.Apply(d.Stream, next+uint64(i), ev); err != nil {
+			l.t.Fatal(err)
+		}
+	}
+}
+
+func dt(s string) *subsidyv1.Date {
+	d, err := refdata.ParseDate(s)
+	if err != nil {
+		panic(err)
+	}
+	return d.Proto()
+}
+
+var bdJ = refdata.Qualification{Occupation: subsidyv1.Occupation_OCCUPATION_BIG_DATA, Level: subsidyv1.Level_LEVEL_JUNIOR}
+
+// programme records a small programme: reference data, then three
+// trainees — one entitled (through an advance: the institution is payee),
+// one whose completion comes after the certificate (a second chance and a
+// cleared flag), one whose second attempt passes (denied: not the first).
+func programme(l *ledger) {
+	l.record(&subsidyv1.InstitutionRegistered{InstitutionId: "ti-digital", Name: "重庆数字技能培训学校", Kind: subsidyv1.InstitutionKind_INSTITUTION_KIND_TRAINING, UnitCode: "cq-yuzhong", BasicAccount: "acct-digital"})
+	l.record(&subsidyv1.InstitutionApproved{ApprovalId: "ap-1", InstitutionId: "ti-digital", Occupation: bdJ.Occupation, ValidFrom: dt("2025-01-01"), ValidTo: dt("2030-12-31")})
+	l.record(&subsidyv1.InstitutionRegistered{InstitutionId: "ev-cqpe", Name: "重庆专业技术评价中心", Kind: subsidyv1.InstitutionKind_INSTITUTION_KIND_EVALUATION, UnitCode: "cq-yuzhong"})
+	l.record(&subsidyv1.InstitutionApproved{ApprovalId: "ap-2", InstitutionId: "ev-cqpe", Occupation: bdJ.Occupation, ValidFrom: dt("2025-01-01"), ValidTo: dt("2030-12-31")})
+	l.record(&subsidyv1.FeeSchedulePublished{FeeScheduleId: "fee-bd-j", EvaluationInstitutionId: "ev-cqpe", Qualification: bdJ.Proto(), FeeFen: 80000, EffectiveFrom: dt("2025-01-01")})
+	l.record(&subsidyv1.BudgetAllocated{AllocationId: "al-yz", Year: 2025, UnitCode: "cq-yuzhong", AmountFen: 10000000})
+	for i, tc := range []struct {
+		advance, late bool
+		attempts      int
+	}{{advance: true, attempts: 1}, {late: true, attempts: 1}, {attempts: 2}} {
+		k := fmt.Sprintf("%064x", i+1)
+		enr := fmt.Sprintf("enr-%d", i+1)
+		l.record(&subsidyv1.TraineeRegistered{PersonKey: k, UnitCode: "cq-yuzhong", Education: subsidyv1.Education_EDUCATION_ASSOCIATE, EnterpriseEmployee: true})
+		l.record(&subsidyv1.EligibilityEvidenceRecorded{EvidenceId: fmt.Sprintf("ev-%d", i+1), PersonKey: k, Category: subsidyv1.EligibilityCategory_ELIGIBILITY_CATEGORY_ENTERPRISE_EMPLOYEE,
+			Source: "社保", SnapshotAt: timestamppb.New(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)), Confirmed: true, InsuredFrom: dt("2020-01-01")})
+		l.record(&subsidyv1.Enrolled{EnrolmentId: enr, PersonKey: k, TrainingInstitutionId: "ti-digital", Qualification: bdJ.Proto(), EnrolledOn: dt("2025-03-01")})
+		completed := &subsidyv1.TrainingCompleted{EnrolmentId: enr, PersonKey: k, TrainingInstitutionId: "ti-digital", Qualification: bdJ.Proto(), CompletedOn: dt("2025-05-01")}
+		if !tc.late {
+			l.record(completed)
+		}
+		if tc.advance {
+			l.record(&subsidyv1.AdvancePaymentRecorded{AdvanceId: fmt.Sprintf("adv-%d", i+1), TrainingInstitutionId: "ti-digital", PersonKey: k, Qualification: bdJ.Proto(), AmountFen: 80000, PaidOn: dt("2025-04-01")})
+		}
+		var last *subsidyv1.AssessmentRecorded
+		for a := 1; a <= tc.attempts; a++ {
+			score := int32(80)
+			if a < tc.attempts {
+				score = 40
+			}
+			last = &subsidyv1.AssessmentRecorded{AssessmentId: fmt.Sprintf("as-%d-%d", i+1, a), PersonKey: k, EvaluationInstitutionId: "ev-cqpe",
+				Qualification: bdJ.Proto(), Attempt: uint32(a), TheoryScore: score, PracticalScore: score, AssessedOn: dt(fmt.Sprintf("2025-06-%02d", 10+a))}
+			l.record(last)
+		}
+		l.record(&subsidyv1.CertificateIssued{CertificateId: "cert-" + last.AssessmentId, PersonKey: k, EvaluationInstitutionId: "ev-cqpe",
+			Qualification: bdJ.Proto(), AssessmentId: last.AssessmentId, IssuedOn: dt("2025-06-30")})
+		if tc.late {
+			l.record(completed)
+		}
+	}
+}
+
+func run(t *testing.T, l *ledger) (redecide.Summary, []redecide.Mismatch) {
+	t.Helper()
+	var got []redecide.Mismatch
+	sum, err := redecide.Run(context.Background(), l.s, redecide.Options{RuleSet: rules.DefaultRuleSet(), Report: func(m redecide.Mismatch) { got = append(got, m) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sum, got
+}
+
+// TestRecordedDecisionsReplay: a log the rules wrote replays to the same
+// decisions, every one of them.
+func TestRecordedDecisionsReplay(t *testing.T) {
+	l := newLedger(t)
+	programme(l)
+	sum, got := run(t, l)
+	if !sum.OK() || len(got) != 0 || sum.Facts != int64(l.n) || sum.Matched != sum.Facts {
+		t.Fatalf("summary %+v, mismatches %v; want all %d facts matched", sum, got, l.n)
+	}
+	if sum.Derived < 6 || sum.ByVersion["2026.4"] == 0 {
+		t.Errorf("summary %+v: want the entitlements, denial, flags and their clearing counted, under 2026.4", sum)
+	}
+}
+
+// TestAlteredDecisionsAreFound: decisions that the rules did not make —
+// an amount changed, an event left out, one added — are each reported at
+// their fact, with what differs, and the rest still match.
+func TestAlteredDecisionsAreFound(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		tamper func(d *rules.Decision)
+		want   string
+	}{
+		{"amount", func(d *rules.Decision) {
+			for _, ev := range d.Derived() {
+				if e, ok := ev.Payload.(*subsidyv1.SubsidyEntitled); ok && e.GetPayee().GetKind() == subsidyv1.PayeeKind_PAYEE_KIND_TRAINEE {
+					e.AmountFen = 90000
+				}
+			}
+		}, "amount_fen:90000"},
+		{"left out", func(d *rules.Decision) {
+			for i, ev := range d.Events {
+				if _, ok := ev.Payload.(*subsidyv1.FlagCleared); ok {
+					d.Events = append(d.Events[:i:i], d.Events[i+1:]...)
+					return
+				}
+			}
+		}, "derives 1 more event(s) than recorded: subsidy.v1.FlagCleared"},
+		{"added", func(d *rules.Decision) {
+			if d.Events[0].Payload.(proto.Message).ProtoReflect().Descriptor().Name() == "AdvancePaymentRecorded" {
+				d.Events = append(d.Events, rules.Event{ID: events.DeriveID("flag", "invented"), Derived: true,
+					Payload: &subsidyv1.ViolationFlagged{FlagId: "invented", Reason: subsidyv1.ReasonCode_REASON_CODE_CONCURRENT_ENROLMENT}})
+			}
+		}, "recorded subsidy.v1.ViolationFlagged"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newLedger(t)
+			l.tamper = tc.tamper
+			programme(l)
+			sum, got := run(t, l)
+			if sum.OK() || sum.Mismatches != 1 || len(got) != 1 || sum.Matched != sum.Facts-1 {
+				t.Fatalf("summary %+v, mismatches %v; want exactly one", sum, got)
+			}
+			if !strings.Contains(got[0].Problem, tc.want) || got[0].RuleSetVersion != "2026.4" {
+				t.Errorf("mismatch %s; want it to say %q", got[0], tc.want)
+			}
+		})
+	}
+}
+
+// TestOrphanDerivedEvent: a derived event appended without its fact (in a
+// stream of its own) is reported.
+func TestOrphanDerivedEvent(t *testing.T) {
+	l := newLedger(t)
+	programme(l)
+	env := &subsidyv1.Envelope{Source: redecide.LedgerSource, CausationId: events.DeriveID("message", "nowhere").String(), RuleSetVersion: "2026.4"}
+	e, err := codec.Encode(events.DeriveID("flag", "orphan"), "institution-ti-digital", env, &subsidyv1.ViolationFlagged{FlagId: "orphan"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.s.Append(context.Background(), "orphans", events.NoStream, e); err != nil {
+		t.Fatal(err)
+	}
+	sum, got := run(t, l)
+	if sum.OK() || sum.Orphans != 1 || len(got) != 1 || !strings.Contains(got[0].Problem, "does not precede it") {
+		t.Fatalf("summary %+v, mismatches %v; want the orphan reported", sum, got)
+	}
+}

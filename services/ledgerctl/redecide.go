@@ -1,0 +1,138 @@
+package ledgerctl
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/cqhrss/subsidyledger/events"
+	"github.com/cqhrss/subsidyledger/events/redecide"
+)
+
+// redecideJSON is redecide's --json output.
+type redecideJSON struct {
+	OK             bool             `json:"ok"`
+	Store          string           `json:"store"`
+	RuleSetVersion string           `json:"rule_set_version"`
+	Through        uint64           `json:"through"`
+	Events         int64            `json:"events"`
+	Facts          int64            `json:"facts"`
+	Derived        int64            `json:"derived"`
+	Rejections     int64            `json:"rejections_not_decided"`
+	Other          int64            `json:"other_ledger_events"`
+	Matched        int64            `json:"matched"`
+	Mismatches     int64            `json:"mismatches"`
+	Orphans        int64            `json:"orphans"`
+	ByVersion      map[string]int64 `json:"facts_by_recorded_rule_set"`
+	Problems       []string         `json:"problems"`
+}
+
+// maxShown bounds the mismatches printed (all are counted).
+const maxShown = 100
+
+func cmdRedecide(ctx context.Context, e *env, args []string) error {
+	f := newFlags(e, "redecide", "[--store PATH] [--rule-set FILE] [--through POSITION] [--json]\n\n"+
+		"Decides every fact of the log again, in the order recorded, on the state folded from\n"+
+		"the events before it, and compares the events it derives with those recorded after it\n"+
+		"(ids, types, payloads field by field). Rejections are counted, not decided again.\n"+
+		"Exit status: 0 every decision reproduced; 1 some did not (each listed); 2 usage error")
+	storeSpec := storeFlag(f)
+	rsFile := f.str("rule-set", "", "the rule set file ledgerd ran with (--rule-set); default: the built-in rule set")
+	through := f.Uint64("through", 0, "stop after this position (default: the end of the log)")
+	progress := f.str("progress", "auto", "progress bar on stderr: auto (on a terminal), on or off")
+	asJSON := f.Bool("json", false, "print the report as JSON")
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	if err := f.noArgs(); err != nil {
+		return err
+	}
+	rs, err := ruleSet("--rule-set", *rsFile)
+	if err != nil {
+		return err
+	}
+	bar, err := newProgress(e.stderr, *progress, "redecide")
+	if err != nil {
+		return err
+	}
+	s, err := openStore(*storeSpec)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	head, err := s.Head(ctx)
+	if err != nil {
+		return failf("redecide: %v", err)
+	}
+	if *through != 0 {
+		head = min(head, events.Position(*through))
+	}
+	var shown []string
+	var n int64
+	sum, err := redecide.Run(ctx, s, redecide.Options{RuleSet: rs, Through: events.Position(*through),
+		Report: func(m redecide.Mismatch) {
+			if len(shown) < maxShown {
+				shown = append(shown, m.String())
+			}
+		},
+		Progress: func(p events.Position) {
+			n = int64(p)
+			bar.update(uint64(p), uint64(head), n, "events")
+		}})
+	bar.done()
+	if err != nil {
+		return failf("redecide: the replay stopped (not a verdict on the decisions): %v", err)
+	}
+	if *asJSON {
+		out := redecideJSON{OK: sum.OK(), Store: s.Path(), RuleSetVersion: rs.Version, Through: uint64(sum.Through), Events: sum.Events, Facts: sum.Facts,
+			Derived: sum.Derived, Rejections: sum.Rejections, Other: sum.Other, Matched: sum.Matched, Mismatches: sum.Mismatches, Orphans: sum.Orphans,
+			ByVersion: sum.ByVersion, Problems: shown}
+		if out.Problems == nil {
+			out.Problems = []string{}
+		}
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(out); err != nil {
+			return err
+		}
+	} else {
+		w := e.stdout
+		fmt.Fprintf(w, "store:      %s\n", s.Path())
+		fmt.Fprintf(w, "rule set:   %s (fingerprint %s)\n", rs.Version, rs.Fingerprint()[:12])
+		fmt.Fprintf(w, "read:       %s up to position %s: %s facts, %s derived, %s rejections (not decided again), %s other\n",
+			nEvents(sum.Events), group(uint64(sum.Through)), group(uint64(sum.Facts)), group(uint64(sum.Derived)), group(uint64(sum.Rejections)), group(uint64(sum.Other)))
+		fmt.Fprint(w, "recorded:   ")
+		for i, v := range slices.Sorted(maps.Keys(sum.ByVersion)) {
+			if i > 0 {
+				fmt.Fprint(w, ", ")
+			}
+			name := "rules " + v
+			if v == "" {
+				name = "deriving nothing"
+			}
+			fmt.Fprintf(w, "%s facts %s", group(uint64(sum.ByVersion[v])), name)
+		}
+		fmt.Fprintln(w)
+		if sum.OK() {
+			fmt.Fprintf(w, "verdict:    OK: every one of the %s facts decided again derives what was recorded\n", group(uint64(sum.Facts)))
+		} else {
+			fmt.Fprintf(w, "verdict:    DIFFERENT: %s of %s facts decided again derive other events than recorded; %s derived events without their fact\n",
+				group(uint64(sum.Mismatches)), group(uint64(sum.Facts)), group(uint64(sum.Orphans)))
+			for _, p := range shown {
+				fmt.Fprintf(w, "  %s\n", p)
+			}
+			if int64(len(shown)) < sum.Mismatches+sum.Orphans {
+				fmt.Fprintf(w, "  ... and %s more\n", group(uint64(sum.Mismatches+sum.Orphans-int64(len(shown)))))
+			}
+			if len(sum.ByVersion) > 1 || sum.ByVersion[rs.Version] == 0 {
+				fmt.Fprintf(w, "            decisions recorded under another rule set than %s may differ where the rules changed: give --rule-set the file the ledger ran with\n", rs.Version)
+			}
+		}
+	}
+	if !sum.OK() {
+		return failf("redecide: %s of %s facts did not reproduce their recorded decisions", group(uint64(sum.Mismatches+sum.Orphans)), group(uint64(sum.Facts)))
+	}
+	return nil
+}
