@@ -224,3 +224,24 @@ func TestOrphanDerivedEvent(t *testing.T) {
 		t.Fatalf("summary %+v, mismatches %v; want the orphan reported", sum, got)
 	}
 }
+
+// TestDecisionsOfAnotherVersion: decisions recorded under another rule-set
+// label but made the way today's rules make them reproduce (the label is
+// set aside), and are counted under their own version.
+func TestDecisionsOfAnotherVersion(t *testing.T) {
+	l := newLedger(t)
+	l.tamper = func(d *rules.Decision) {
+		d.RuleSetVersion = "2026.1"
+		for _, ev := range d.Derived() {
+			m := ev.Payload.ProtoReflect()
+			if fd := m.Descriptor().Fields().ByName("decision"); fd != nil && m.Has(fd) {
+				m.Get(fd).Message().Interface().(*subsidyv1.Decision).RuleSetVersion = "2026.1"
+			}
+		}
+	}
+	programme(l)
+	sum, got := run(t, l)
+	if !sum.OK() || len(got) != 0 || sum.ByVersion["2026.1"] == 0 || sum.ByVersion["2026.4"] != 0 {
+		t.Fatalf("summary %+v, mismatches %v; want every decision reproduced, counted under 2026.1", sum, got)
+	}
+}

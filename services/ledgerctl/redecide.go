@@ -115,6 +115,11 @@ func cmdRedecide(ctx context.Context, e *env, args []string) error {
 			fmt.Fprintf(w, "%s facts %s", group(uint64(sum.ByVersion[v])), name)
 		}
 		fmt.Fprintln(w)
+		for _, v := range slices.Sorted(maps.Keys(sum.ByVersion)) {
+			if v != "" && v != rs.Version {
+				fmt.Fprintf(w, "            decisions recorded under rules %s were compared with that label in place of %s (nothing in the rules branches on it)\n", v, rs.Version)
+			}
+		}
 		if sum.OK() {
 			fmt.Fprintf(w, "verdict:    OK: every one of the %s facts decided again derives what was recorded\n", group(uint64(sum.Facts)))
 		} else {
@@ -127,7 +132,7 @@ func cmdRedecide(ctx context.Context, e *env, args []string) error {
 				fmt.Fprintf(w, "  ... and %s more\n", group(uint64(sum.Mismatches+sum.Orphans-int64(len(shown)))))
 			}
 			if len(sum.ByVersion) > 1 || sum.ByVersion[rs.Version] == 0 {
-				fmt.Fprintf(w, "            decisions recorded under another rule set than %s may differ where the rules changed: give --rule-set the file the ledger ran with\n", rs.Version)
+				fmt.Fprintf(w, "            decisions recorded under an earlier version of the rules may differ where the rules changed since; a ledger that ran with its own rule set file: give it with --rule-set\n")
 			}
 		}
 	}

@@ -20,7 +20,7 @@ func TestRedecide(t *testing.T) {
 
 	out, _, err := run(t, "", nil, "redecide", "--store", store)
 	if exitCode(err) != 1 || !strings.Contains(out, "verdict:    DIFFERENT: ") || !strings.Contains(out, "rules 2025.1") ||
-		!strings.Contains(out, "give --rule-set the file the ledger ran with") || !strings.Contains(out, " differs: recorded {") {
+		!strings.Contains(out, "were compared with that label in place of 2026.4") || !strings.Contains(out, " differs: recorded {") {
 		t.Fatalf("redecide on the generated log: exit %d\n%s", exitCode(err), out)
 	}
 
