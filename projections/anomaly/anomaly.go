@@ -4,11 +4,19 @@
 // decision used, the rule-set version and the checks' detail — and the
 // state of the institution they name.
 //
-// The schema has no event that resolves a flag, so every flag stays open;
-// an institution's suspension is shown beside its flags.
+// A flag stays open until a FlagCleared closes it: the rules (2026.4)
+// clear an ASSESSMENT_WITHOUT_COMPLETION flag when the training's
+// completion, dated on or before the assessment, is reported after it.
+// The flag's ViolationFlagged stays in the log, and the flag stays here,
+// cleared, with the clearing's detail and evidence; the list shows the open
+// flags unless asked for the cleared ones (Filter.Status). A flag raised
+// again (a ViolationFlagged of its id) replaces its record and is open
+// again, as the rules' World records it. An institution's suspension is
+// shown beside its flags.
 package anomaly
 
 import (
+	"fmt"
 	"io"
 	"sort"
 	"strings"
@@ -25,7 +33,7 @@ import (
 // Name is the projection's name.
 const Name = "anomaly"
 
-const version = 1
+const version = 2 // 2: a flag's clearing (FlagCleared)
 
 type flag struct {
 	id       events.ID
@@ -40,6 +48,16 @@ type flag struct {
 	pos      uint64
 	created  int64
 	stream   string
+	cleared  *clearing // nil while open
+}
+
+// clearing is the FlagCleared that closed a flag.
+type clearing struct {
+	pos      uint64
+	created  int64
+	detail   string
+	evidence []events.ID
+	ruleSet  uint32
 }
 
 type check struct {
@@ -86,7 +104,7 @@ func (m *Model) Version() uint32 { return version }
 // Types implements projections.Projection.
 func (m *Model) Types() []string {
 	return []string{"subsidy.v1.UnitDefined", "subsidy.v1.InstitutionRegistered", "subsidy.v1.InstitutionSuspended",
-		"subsidy.v1.InstitutionReinstated", "subsidy.v1.ViolationFlagged"}
+		"subsidy.v1.InstitutionReinstated", "subsidy.v1.ViolationFlagged", "subsidy.v1.FlagCleared"}
 }
 
 // Apply implements projections.Projection.
@@ -133,13 +151,8 @@ func (m *Model) apply(ev *projections.Event) error {
 		f := flag{id: id, reason: int32(p.Reason), subject: strings.Clone(p.Subject), inst: m.strs.ID(p.InstitutionId), q: rm.QOf(p.Qualification),
 			detail: strings.Clone(p.Detail), ruleSet: m.strs.ID(p.Decision.GetRuleSetVersion()), pos: uint64(ev.Position),
 			created: ev.Created.UnixNano(), stream: ev.Stream}
-		if ids := p.Decision.GetEvidenceEventIds(); len(ids) > 0 {
-			f.evidence = make([]events.ID, len(ids))
-			for i, e := range ids {
-				if f.evidence[i], err = rm.ID(e); err != nil {
-					return rm.Err(ev.Type, "evidence event id: %v", err)
-				}
-			}
+		if f.evidence, err = evidenceOf(p.Decision); err != nil {
+			return rm.Err(ev.Type, "%v", err)
 		}
 		if cs := p.Decision.GetChecks(); len(cs) > 0 {
 			f.checks = make([]check, len(cs))
@@ -153,8 +166,42 @@ func (m *Model) apply(ev *projections.Event) error {
 		}
 		m.flagIdx[id] = int32(len(m.flags))
 		m.flags = append(m.flags, f)
+	case *pb.FlagCleared:
+		id, err := rm.ID(p.FlagId)
+		if err != nil {
+			return rm.Err(ev.Type, "flag id: %v", err)
+		}
+		// Every ViolationFlagged is recorded here, and the rules clear
+		// only a flag they recorded: one this model does not know is a
+		// broken log, as an unknown entitlement is to the other models.
+		i, ok := m.flagIdx[id]
+		if !ok {
+			return rm.Err(ev.Type, "unknown flag %s", p.FlagId)
+		}
+		c := &clearing{pos: uint64(ev.Position), created: ev.Created.UnixNano(), detail: strings.Clone(p.Detail),
+			ruleSet: m.strs.ID(p.Decision.GetRuleSetVersion())}
+		if c.evidence, err = evidenceOf(p.Decision); err != nil {
+			return rm.Err(ev.Type, "%v", err)
+		}
+		m.flags[i].cleared = c // cleared again (the rules never do): the later clearing
 	}
 	return nil
+}
+
+// evidenceOf parses a decision's evidence event ids (nil for none).
+func evidenceOf(d *pb.Decision) ([]events.ID, error) {
+	ids := d.GetEvidenceEventIds()
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	out := make([]events.ID, len(ids))
+	for i, e := range ids {
+		var err error
+		if out[i], err = rm.ID(e); err != nil {
+			return nil, fmt.Errorf("evidence event id: %v", err)
+		}
+	}
+	return out, nil
 }
 
 // Snapshot implements projections.Projection.
@@ -199,6 +246,17 @@ func (m *Model) Snapshot(w io.Writer) error {
 		sw.Uvarint(f.pos)
 		sw.Varint(f.created)
 		sw.String(f.stream)
+		sw.Bool(f.cleared != nil)
+		if c := f.cleared; c != nil {
+			sw.Uvarint(c.pos)
+			sw.Varint(c.created)
+			sw.String(c.detail)
+			sw.Uvarint(uint64(len(c.evidence)))
+			for _, e := range c.evidence {
+				sw.Fixed(e[:])
+			}
+			sw.Uvarint(uint64(c.ruleSet))
+		}
 	}
 	return sw.Flush()
 }
@@ -233,6 +291,17 @@ func (m *Model) Restore(r io.Reader) error {
 			}
 		}
 		f.ruleSet, f.pos, f.created, f.stream = uint32(sr.Uvarint()), sr.Uvarint(), sr.Varint(), sr.String()
+		if sr.Bool() {
+			c := &clearing{pos: sr.Uvarint(), created: sr.Varint(), detail: sr.String()}
+			if ne := sr.Len(1 << 16); ne > 0 {
+				c.evidence = make([]events.ID, ne)
+				for i := range c.evidence {
+					sr.Fixed(c.evidence[i][:])
+				}
+			}
+			c.ruleSet = uint32(sr.Uvarint())
+			f.cleared = c
+		}
 		if sr.Err() != nil {
 			return sr.Err()
 		}
@@ -256,7 +325,8 @@ type Check struct {
 	Detail string    `json:"detail"`
 }
 
-// Flag is the JSON form of a flag.
+// Flag is the JSON form of a flag. Status is "open", or "cleared" once a
+// FlagCleared closed it: Cleared says how (absent while open).
 type Flag struct {
 	FlagID string    `json:"flag_id"`
 	Reason rm.Reason `json:"reason"`
@@ -279,18 +349,47 @@ type Flag struct {
 	Position             uint64           `json:"position"`
 	Stream               string           `json:"stream"`
 	RecordedAt           time.Time        `json:"recorded_at"`
+	Cleared              *Clearing        `json:"cleared,omitempty"`
+}
+
+// Statuses of a flag.
+const (
+	StatusOpen    = "open"
+	StatusCleared = "cleared"
+	StatusAll     = "all" // Filter.Status only: open and cleared
+)
+
+// Clearing is the FlagCleared that closed a flag: why the flag no longer
+// holds (Detail), the event's log position and commit time, and its
+// decision's evidence (the fact that cleared it first, the flag's event
+// among the rest) and rule-set version.
+type Clearing struct {
+	Position         uint64    `json:"position"`
+	RecordedAt       time.Time `json:"recorded_at"`
+	Detail           string    `json:"detail"`
+	EvidenceEventIDs []string  `json:"evidence_event_ids"`
+	RuleSetVersion   string    `json:"rule_set_version"`
 }
 
 // ForInstitution returns the flag as the institution it is filed under
 // may see it. A concurrent-enrolment flag (rule 16) is filed under the
 // institution of the second enrolment, and its detail, checks and
 // evidence name the first: another institution's enrolment, which the
-// institution may not see. They are replaced by what is its own.
+// institution may not see. They are replaced by what is its own, and so
+// would its clearing's detail and evidence be (no rule clears such a flag).
+// A cleared ASSESSMENT_WITHOUT_COMPLETION flag's clearing names the
+// institution's own enrolment and the assessment of it, as the flag does:
+// it is shown whole.
 func (f Flag) ForInstitution() Flag {
 	var cut bool
 	if f.Detail, cut = rm.FlagDetailForInstitution(f.Reason, f.Detail); cut {
 		f.EvidenceEventIDs = []string{}
 		f.Checks = []Check{}
+		if f.Cleared != nil {
+			c := *f.Cleared
+			c.Detail, c.EvidenceEventIDs = "", []string{}
+			f.Cleared = &c
+		}
 	}
 	return f
 }
@@ -301,9 +400,13 @@ type ReasonCount struct {
 	Count  int64     `json:"count"`
 }
 
-// List is the JSON form of the anomalies (GET /v1/anomalies).
+// List is the JSON form of the anomalies (GET /v1/anomalies). Open and
+// Cleared count the open and the cleared flags that match the filter,
+// whichever status it asks for; ByReason and Flags are of the status
+// asked.
 type List struct {
 	Open     int             `json:"open"`
+	Cleared  int             `json:"cleared"`
 	ByReason []ReasonCount   `json:"by_reason"`
 	Flags    []Flag          `json:"flags"`
 	Position events.Position `json:"position"`
@@ -311,19 +414,26 @@ type List struct {
 
 // Filter narrows the list: Unit keeps flags whose institution's unit (as
 // recorded or rolled up) is Unit; Institution keeps one institution's;
-// Reason one reason code (its name); Limit caps Flags (newest first;
-// zero: 500). Counts cover every matching flag.
+// Reason one reason code (its name); Status the open flags (StatusOpen,
+// or ""), the cleared ones (StatusCleared) or both (StatusAll), none for
+// anything else; Limit caps Flags (newest first; zero: 500). Counts cover
+// every matching flag.
 type Filter struct {
 	Unit        string
 	Institution string
 	Reason      string
+	Status      string
 	Limit       int
 }
 
-// List returns the open flags, newest first.
+// List returns the flags of the status asked (open unless f.Status says
+// otherwise), newest first.
 func (m *Model) List(f Filter) List {
 	if f.Limit <= 0 {
 		f.Limit = 500
+	}
+	if f.Status == "" {
+		f.Status = StatusOpen
 	}
 	m.mu.RLock()
 	defer m.mu.RUnlock()
@@ -339,14 +449,23 @@ func (m *Model) List(f Filter) List {
 			(f.Reason != "" && pb.ReasonCode(fl.reason).String() != f.Reason) {
 			continue
 		}
-		out.Open++
+		status := StatusOpen
+		if fl.cleared != nil {
+			status = StatusCleared
+			out.Cleared++
+		} else {
+			out.Open++
+		}
+		if f.Status != StatusAll && f.Status != status {
+			continue
+		}
 		counts[fl.reason]++
 		if len(out.Flags) >= f.Limit {
 			continue
 		}
 		v := Flag{FlagID: fl.id.String(), Reason: rm.ReasonOf(pb.ReasonCode(fl.reason)), Rule: fl.reason / 100, Subject: fl.subject,
 			SubjectKind: "other", InstitutionID: instID, InstitutionName: in.name, InstitutionSuspended: in.suspended,
-			UnitCode: unit, CurrentUnitCode: cur, Qualification: fl.q.JSON(), Detail: fl.detail, Status: "open",
+			UnitCode: unit, CurrentUnitCode: cur, Qualification: fl.q.JSON(), Detail: fl.detail, Status: status,
 			EvidenceEventIDs: []string{}, Checks: []Check{}, RuleSetVersion: m.strs.Str(fl.ruleSet), Position: fl.pos,
 			Stream: fl.stream, RecordedAt: time.Unix(0, fl.created).UTC()}
 		if unit == "" {
@@ -362,6 +481,13 @@ func (m *Model) List(f Filter) List {
 		}
 		for _, c := range fl.checks {
 			v.Checks = append(v.Checks, Check{Rule: c.rule, Passed: c.passed, Reason: rm.ReasonOf(pb.ReasonCode(c.reason)), Detail: c.detail})
+		}
+		if c := fl.cleared; c != nil {
+			v.Cleared = &Clearing{Position: c.pos, RecordedAt: time.Unix(0, c.created).UTC(), Detail: c.detail,
+				EvidenceEventIDs: make([]string, len(c.evidence)), RuleSetVersion: m.strs.Str(c.ruleSet)}
+			for j, e := range c.evidence {
+				v.Cleared.EvidenceEventIDs[j] = e.String()
+			}
 		}
 		out.Flags = append(out.Flags, v)
 	}

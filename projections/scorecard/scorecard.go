@@ -13,6 +13,12 @@
 // assessment that names none still counts for the institution that trained
 // the person. A certificate counts for its evaluation institution.
 //
+// A flag (ViolationFlagged naming the institution) is open until a
+// FlagCleared closes it (rules 2026.4: an ASSESSMENT_WITHOUT_COMPLETION
+// flag whose training's completion, dated on or before the assessment, was
+// reported after it); the card lists it cleared and counts it no longer
+// among the open flags.
+//
 // An advance is outstanding until the entitlement for its person and
 // qualification is settled to the institution (reimbursed), or the
 // entitlement is cancelled, or the subsidy is denied while no entitlement
@@ -39,7 +45,7 @@ import (
 // Name is the projection's name.
 const Name = "scorecard"
 
-const version = 6 // 2: the advances are written slot by slot; 3: entry by entry, in the order added; 4: then their hash index as it is; 5: an advance a denial closed reopens when entitled (a snapshot of 4 may hold it closed); 6: enrolments kept, assessments credited to the enrolment's institution, an entitled advance not closed by a denial, a cancelled entitlement's holds not active
+const version = 7 // 2: the advances are written slot by slot; 3: entry by entry, in the order added; 4: then their hash index as it is; 5: an advance a denial closed reopens when entitled (a snapshot of 4 may hold it closed); 6: enrolments kept, assessments credited to the enrolment's institution, an entitled advance not closed by a denial, a cancelled entitlement's holds not active; 7: a flag's clearing (FlagCleared)
 
 const numQ = 44 // rm.Q is occupation*4+level, at most 43
 
@@ -48,11 +54,12 @@ type qstat struct {
 }
 
 type flag struct {
-	id     events.ID
-	reason int32
-	q      rm.Q
-	detail string
-	pos    uint64
+	id      events.ID
+	reason  int32
+	q       rm.Q
+	detail  string
+	pos     uint64
+	cleared uint64 // position of the FlagCleared that closed it; 0 while open
 }
 
 type inst struct {
@@ -168,7 +175,7 @@ func (m *Model) Types() []string {
 		"subsidy.v1.SubsidyEntitled", "subsidy.v1.SubsidyDenied", "subsidy.v1.EntitlementHeld",
 		"subsidy.v1.EntitlementReleased", "subsidy.v1.PaymentOrdered", "subsidy.v1.PaymentSettled",
 		"subsidy.v1.PaymentFailed", "subsidy.v1.ClawbackRaised", "subsidy.v1.ClawbackRecovered",
-		"subsidy.v1.ClawbackWrittenOff", "subsidy.v1.ViolationFlagged"}
+		"subsidy.v1.ClawbackWrittenOff", "subsidy.v1.ViolationFlagged", "subsidy.v1.FlagCleared"}
 }
 
 // inst returns the index+1 of the institution, adding it if unknown ("":
@@ -457,6 +464,28 @@ func (m *Model) apply(ev *projections.Event) error {
 		}
 		in := m.at(m.inst(p.InstitutionId))
 		in.flags = append(in.flags, flag{id: id, reason: int32(p.Reason), q: rm.QOf(p.Qualification), detail: strings.Clone(p.Detail), pos: uint64(ev.Position)})
+	case *pb.FlagCleared:
+		if p.InstitutionId == "" {
+			return nil // as its flag: on no card
+		}
+		id, err := rm.ID(p.FlagId)
+		if err != nil {
+			return rm.Err(ev.Type, "flag id: %v", err)
+		}
+		// The clearing names the flag's institution (the rules take both
+		// from the assessment's enrolment), and every flag naming one is
+		// on its card.
+		found := false
+		if i, ok := m.instIdx[p.InstitutionId]; ok {
+			for j := range m.insts[i].flags {
+				if f := &m.insts[i].flags[j]; f.id == id {
+					f.cleared, found = uint64(ev.Position), true
+				}
+			}
+		}
+		if !found {
+			return rm.Err(ev.Type, "institution %s has no flag %s", p.InstitutionId, p.FlagId)
+		}
 	}
 	return nil
 }
@@ -595,6 +624,7 @@ func (m *Model) Snapshot(w io.Writer) error {
 			sw.Uvarint(uint64(f.q))
 			sw.String(f.detail)
 			sw.Uvarint(f.pos)
+			sw.Uvarint(f.cleared)
 		}
 		rs := rm.SortedKeys(in.holds)
 		sw.Uvarint(uint64(len(rs)))
@@ -704,7 +734,7 @@ func (m *Model) Restore(r io.Reader) error {
 			for j := range in.flags {
 				f := &in.flags[j]
 				sr.Fixed(f.id[:])
-				f.reason, f.q, f.detail, f.pos = int32(sr.Int()), rm.Q(sr.Uvarint()), sr.String(), sr.Uvarint()
+				f.reason, f.q, f.detail, f.pos, f.cleared = int32(sr.Int()), rm.Q(sr.Uvarint()), sr.String(), sr.Uvarint(), sr.Uvarint()
 			}
 		}
 		in.holds = map[int32]int32{}

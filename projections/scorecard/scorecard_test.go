@@ -1,14 +1,18 @@
 package scorecard_test
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/cqhrss/subsidyledger/events"
 	"github.com/cqhrss/subsidyledger/events/refdata"
 	"github.com/cqhrss/subsidyledger/events/rules"
 	"github.com/cqhrss/subsidyledger/projections"
+	"github.com/cqhrss/subsidyledger/projections/internal/deepdiff"
 	"github.com/cqhrss/subsidyledger/projections/internal/fold"
 	"github.com/cqhrss/subsidyledger/projections/internal/rm"
 	"github.com/cqhrss/subsidyledger/projections/scorecard"
@@ -189,4 +193,81 @@ func TestCancelledEntitlementHoldsNotActive(t *testing.T) {
 	if c.ActiveHolds != 1 || !reflect.DeepEqual(c.Holds, want) {
 		t.Errorf("after the release: active holds %d %+v; want 1 %+v", c.ActiveHolds, c.Holds, want)
 	}
+}
+
+// TestFlagCleared: a FlagCleared closes the institution's flag: the card
+// lists it cleared, at the clearing's position, and counts only the other
+// among its open flags (the list's row too). A snapshot keeps it.
+func TestFlagCleared(t *testing.T) {
+	h := fold.NewLateCompletion(t)
+	m := scorecard.New()
+	fold.ApplyAll(t, m, h.Events[:len(h.Events)-1])
+	if c, _ := m.Get("ti-digital"); c.OpenFlags != 2 {
+		t.Fatalf("before the clearing: %d open flags; want 2", c.OpenFlags)
+	}
+	fold.ApplyAll(t, m, h.Events[len(h.Events)-1:])
+	check := func(what string, m *scorecard.Model) {
+		t.Helper()
+		c, ok := m.Get("ti-digital")
+		if !ok {
+			t.Fatalf("%s: no card for ti-digital", what)
+		}
+		got := map[string]scorecard.Flag{}
+		for _, f := range c.Flags {
+			got[f.FlagID] = f
+		}
+		if c.OpenFlags != 1 || len(c.Flags) != 2 {
+			t.Errorf("%s: %d open flags of %+v; want 1 of 2", what, c.OpenFlags, c.Flags)
+		}
+		if f := got[h.Cleared]; f.Status != "cleared" || f.ClearedPosition != uint64(h.ClearingAt.Position) || f.Position == 0 {
+			t.Errorf("%s: cleared flag %+v; want cleared at %d", what, f, h.ClearingAt.Position)
+		}
+		if f := got[h.Open]; f.Status != "open" || f.ClearedPosition != 0 {
+			t.Errorf("%s: open flag %+v", what, f)
+		}
+		if rows := m.List(scorecard.Filter{Institution: "ti-digital"}); len(rows) != 1 || rows[0].OpenFlags != 1 {
+			t.Errorf("%s: rows %+v; want 1 open flag", what, rows)
+		}
+		b, err := json.Marshal(c.Flags)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := strings.Count(string(b), `"cleared_position":`); n != 1 || !strings.Contains(string(b), `"status":"cleared"`) {
+			t.Errorf("%s: flags as JSON %s: want one status cleared with its cleared_position", what, b)
+		}
+	}
+	check("live", m)
+	var buf bytes.Buffer
+	if err := m.Snapshot(&buf); err != nil {
+		t.Fatal(err)
+	}
+	back := scorecard.New()
+	if err := back.Restore(bytes.NewReader(buf.Bytes())); err != nil {
+		t.Fatal(err)
+	}
+	if d := deepdiff.Diff(m, back); d != "" {
+		t.Errorf("restored differs at %s", d)
+	}
+	check("restored", back)
+	c, _ := m.Get("ti-digital")
+	if r, _ := back.Get("ti-digital"); !reflect.DeepEqual(r, c) {
+		t.Errorf("restored card %+v; want %+v", r, c)
+	}
+}
+
+// TestFlagClearedOfAnUnknownFlag: every flag naming an institution is on
+// its card, so a FlagCleared naming one the card lacks is a broken log:
+// Apply fails, as for an unknown clawback; one naming no institution, like
+// its flag, is on no card.
+func TestFlagClearedOfAnUnknownFlag(t *testing.T) {
+	m := scorecard.New()
+	pos := events.Position(0)
+	apply(t, m, &pos, &pb.InstitutionRegistered{InstitutionId: "ti-a", Name: "A", Kind: pb.InstitutionKind_INSTITUTION_KIND_TRAINING, UnitCode: "cq-yuzhong"})
+	fc := &pb.FlagCleared{FlagId: events.DeriveID("flag", "nothing").String(), Reason: pb.ReasonCode_REASON_CODE_ASSESSMENT_WITHOUT_COMPLETION,
+		Subject: fmt.Sprintf("%064x", 1), InstitutionId: "ti-a", Detail: "x"}
+	if err := m.Apply(&projections.Event{Position: pos + 1, Type: "subsidy.v1.FlagCleared", Payload: fc}); err == nil {
+		t.Error("a FlagCleared of an unknown flag applied")
+	}
+	fc.InstitutionId = ""
+	apply(t, m, &pos, fc)
 }

@@ -52,13 +52,18 @@ type Clawbacks struct {
 	TraineeFen   int64 `json:"trainee_fen"`
 }
 
-// Flag is a flag naming the institution.
+// Flag is a flag naming the institution. Status is "open", or "cleared"
+// once a FlagCleared closed it, at ClearedPosition (GET
+// /v1/audit/events/{position} shows why; GET /v1/anomalies?status=cleared
+// too).
 type Flag struct {
-	FlagID        string           `json:"flag_id"`
-	Reason        rm.Reason        `json:"reason"`
-	Qualification rm.Qualification `json:"qualification"`
-	Detail        string           `json:"detail"`
-	Position      uint64           `json:"position"`
+	FlagID          string           `json:"flag_id"`
+	Reason          rm.Reason        `json:"reason"`
+	Qualification   rm.Qualification `json:"qualification"`
+	Detail          string           `json:"detail"`
+	Position        uint64           `json:"position"`
+	Status          string           `json:"status"`
+	ClearedPosition uint64           `json:"cleared_position,omitempty"`
 }
 
 // ForInstitution returns the card as the institution itself may see it:
@@ -101,8 +106,8 @@ type Card struct {
 	ReimbursedFen   int64              `json:"reimbursed_fen"`
 	OffsetFen       int64              `json:"offset_fen"`
 	Clawbacks       Clawbacks          `json:"clawbacks"`
-	OpenFlags       int64              `json:"open_flags"`
-	Flags           []Flag             `json:"flags"`
+	OpenFlags       int64              `json:"open_flags"` // Flags not cleared
+	Flags           []Flag             `json:"flags"`      // open and cleared, in the order raised
 	ActiveHolds     int64              `json:"active_holds"`
 	Holds           []HoldCount        `json:"holds"`
 	Position        events.Position    `json:"position"`
@@ -170,9 +175,15 @@ func (m *Model) card(in *inst) Card {
 	}
 	c.FirstAttempt = rate(fa, fp)
 	for _, f := range in.flags {
-		c.Flags = append(c.Flags, Flag{FlagID: f.id.String(), Reason: rm.ReasonOf(pb.ReasonCode(f.reason)), Qualification: f.q.JSON(), Detail: f.detail, Position: f.pos})
+		v := Flag{FlagID: f.id.String(), Reason: rm.ReasonOf(pb.ReasonCode(f.reason)), Qualification: f.q.JSON(), Detail: f.detail, Position: f.pos,
+			Status: "open", ClearedPosition: f.cleared}
+		if f.cleared != 0 {
+			v.Status = "cleared"
+		} else {
+			c.OpenFlags++
+		}
+		c.Flags = append(c.Flags, v)
 	}
-	c.OpenFlags = int64(len(in.flags))
 	for _, r := range rm.SortedKeys(in.holds) {
 		c.Holds = append(c.Holds, HoldCount{Reason: rm.ReasonOf(pb.ReasonCode(r)), Count: int64(in.holds[r])})
 		c.ActiveHolds += int64(in.holds[r])

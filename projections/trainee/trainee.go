@@ -2,10 +2,10 @@
 // knows about one person key — registration (masked), eligibility evidence,
 // enrolments and training, assessment attempts, certificates, advances,
 // entitlements with their state, holds, notice and payments, clawbacks,
-// denials and flags — with the reason and rule-set version of each
-// automatic decision and the log position of the event that recorded it
-// (GET /v1/audit/events/{position} shows the decision's checks and
-// evidence in full).
+// denials and flags (open, or cleared by a FlagCleared) — with the reason
+// and rule-set version of each automatic decision and the log position of
+// the event that recorded it (GET /v1/audit/events/{position} shows the
+// decision's checks and evidence in full).
 //
 // # Layout
 //
@@ -38,7 +38,7 @@ import (
 const Name = "trainee"
 
 // version: bump when Apply's meaning or the snapshot format changes.
-const version = 4 // 3: the person-key index is written as it is, after the people; 4: a denial names the entitlement that superseded it
+const version = 5 // 3: the person-key index is written as it is, after the people; 4: a denial names the entitlement that superseded it; 5: a flag's clearing (FlagCleared)
 
 // list chains records of one kind through their slice: head and tail are
 // index+1 (0: empty); each record's next is index+1 of the next.
@@ -145,12 +145,13 @@ type denialRec struct {
 }
 
 type flagRec struct {
-	id     events.ID
-	pos    uint64
-	detail uint32
-	inst   uint32
-	reason int32
-	next   int32
+	id      events.ID
+	pos     uint64
+	cleared uint64 // position of the FlagCleared that closed it; 0 while open
+	detail  uint32
+	inst    uint32
+	reason  int32
+	next    int32
 }
 
 type holdRec struct {
@@ -262,7 +263,7 @@ func (m *Model) Types() []string {
 		"subsidy.v1.ObjectionRaised", "subsidy.v1.ObjectionResolved", "subsidy.v1.EntitlementHeld",
 		"subsidy.v1.EntitlementReleased", "subsidy.v1.PaymentOrdered", "subsidy.v1.PaymentSettled",
 		"subsidy.v1.PaymentFailed", "subsidy.v1.ClawbackRaised", "subsidy.v1.ClawbackRecovered",
-		"subsidy.v1.ClawbackWrittenOff", "subsidy.v1.ViolationFlagged",
+		"subsidy.v1.ClawbackWrittenOff", "subsidy.v1.ViolationFlagged", "subsidy.v1.FlagCleared",
 	}
 }
 
@@ -619,6 +620,30 @@ func (m *Model) apply(ev *projections.Event) error {
 		}
 		push(&m.flags, &m.people.At(i).flags, flagRec{id: id, reason: int32(p.Reason), inst: m.strs.ID(p.InstitutionId),
 			detail: m.strs.ID(p.Detail), pos: pos}, nextFlag)
+	case *pb.FlagCleared:
+		// The subject is the flag's, and found as ViolationFlagged finds
+		// it: a flag not about a registered person was not recorded here.
+		k, err := rm.ParsePersonKey(p.Subject)
+		if err != nil {
+			return nil
+		}
+		i, ok := m.idx.Get(k, m.keyAt)
+		if !ok {
+			return nil
+		}
+		id, err := rm.ID(p.FlagId)
+		if err != nil {
+			return rm.Err(ev.Type, "flag id: %v", err)
+		}
+		found := false
+		walk(&m.flags, m.people.At(i).flags, nextFlag, func(j int32) {
+			if r := m.flags.At(j); r.id == id {
+				r.cleared, found = pos, true
+			}
+		})
+		if !found {
+			return rm.Err(ev.Type, "unknown flag %s of trainee %s", p.FlagId, p.Subject)
+		}
 	}
 	return nil
 }
@@ -811,6 +836,7 @@ func (m *Model) Snapshot(w io.Writer) error {
 	for _, r := range m.flags.All() {
 		sw.Fixed(r.id[:])
 		sw.Uvarint(r.pos)
+		sw.Uvarint(r.cleared)
 		sw.Uvarint(uint64(r.detail))
 		sw.Uvarint(uint64(r.inst))
 		sw.Int(int(r.reason))
@@ -942,7 +968,7 @@ func (m *Model) Restore(r io.Reader) error {
 	n.flags.Reset(sr.Len(maxRecords))
 	for _, r := range n.flags.All() {
 		sr.Fixed(r.id[:])
-		r.pos, r.detail, r.inst, r.reason, r.next = sr.Uvarint(), uint32(sr.Uvarint()), uint32(sr.Uvarint()), int32(sr.Int()), int32(sr.Int())
+		r.pos, r.cleared, r.detail, r.inst, r.reason, r.next = sr.Uvarint(), sr.Uvarint(), uint32(sr.Uvarint()), uint32(sr.Uvarint()), int32(sr.Int()), int32(sr.Int())
 	}
 	n.ents.Reset(sr.Len(maxRecords))
 	n.entIdx = make(map[events.ID]int32, n.ents.Len()) // sized once: no growing while restoring

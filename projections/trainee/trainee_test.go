@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 
+	"github.com/cqhrss/subsidyledger/events"
 	"github.com/cqhrss/subsidyledger/events/refdata"
 	"github.com/cqhrss/subsidyledger/events/rules"
+	"github.com/cqhrss/subsidyledger/projections"
+	"github.com/cqhrss/subsidyledger/projections/internal/deepdiff"
 	"github.com/cqhrss/subsidyledger/projections/internal/fold"
 	"github.com/cqhrss/subsidyledger/projections/trainee"
 	pb "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
@@ -93,4 +97,67 @@ func TestDenialSupersededBySecondChance(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("restored", restored)
+}
+
+// TestFlagCleared: a FlagCleared closes the person's flag: the status
+// still lists it, cleared, with the clearing's position; the other
+// trainee's flag stays open. A snapshot keeps the clearing.
+func TestFlagCleared(t *testing.T) {
+	h := fold.NewLateCompletion(t)
+	m := trainee.New()
+	fold.ApplyAll(t, m, h.Events)
+	check := func(what string, m *trainee.Model) {
+		t.Helper()
+		for _, c := range []struct {
+			key, flag, status string
+			at                uint64
+		}{{h.ClearedKey, h.Cleared, "cleared", uint64(h.ClearingAt.Position)}, {h.OpenKey, h.Open, "open", 0}} {
+			st, ok := m.Get(c.key)
+			if !ok {
+				t.Fatalf("%s: no status for %s", what, c.key)
+			}
+			if len(st.Flags) != 1 || st.Flags[0].FlagID != c.flag || st.Flags[0].Status != c.status || st.Flags[0].ClearedPosition != c.at ||
+				st.Flags[0].InstitutionID != "ti-digital" {
+				t.Errorf("%s: flags of %s: %+v; want %s %s at %d", what, c.key[56:], st.Flags, c.flag, c.status, c.at)
+			}
+			// As the API shows it, and as the institution sees it.
+			b, err := json.Marshal(st.ForInstitution("ti-digital").Flags)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := fmt.Sprintf(`"status":%q`, c.status); !strings.Contains(string(b), want) ||
+				strings.Contains(string(b), "cleared_position") != (c.at != 0) {
+				t.Errorf("%s: flags of %s as JSON: %s; want %s and a cleared_position only when cleared", what, c.key[56:], b, want)
+			}
+		}
+	}
+	check("live", m)
+	var buf bytes.Buffer
+	if err := m.Snapshot(&buf); err != nil {
+		t.Fatal(err)
+	}
+	back := trainee.New()
+	if err := back.Restore(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if d := deepdiff.Diff(m, back); d != "" {
+		t.Errorf("restored differs at %s", d)
+	}
+	check("restored", back)
+}
+
+// TestFlagClearedOfAnUnknownFlag: a FlagCleared about a person not
+// registered is ignored, as its ViolationFlagged was; one of a registered
+// person's flag that was never raised is a broken log: Apply fails.
+func TestFlagClearedOfAnUnknownFlag(t *testing.T) {
+	m := trainee.New()
+	l := &fold.Log{T: t, P: m}
+	k := fmt.Sprintf("%064x", 7)
+	fc := &pb.FlagCleared{FlagId: events.DeriveID("flag", "nothing").String(), Reason: pb.ReasonCode_REASON_CODE_ASSESSMENT_WITHOUT_COMPLETION,
+		Subject: k, InstitutionId: "ti-a", Detail: "x"}
+	l.Apply(fc)
+	l.Apply(&pb.TraineeRegistered{PersonKey: k, UnitCode: "cq-yuzhong", Education: pb.Education_EDUCATION_ASSOCIATE})
+	if err := m.Apply(&projections.Event{Position: l.Pos + 1, Type: "subsidy.v1.FlagCleared", Payload: fc}); err == nil {
+		t.Error("a FlagCleared of an unknown flag of a registered trainee applied")
+	}
 }

@@ -186,13 +186,17 @@ type Denial struct {
 	SupersededBy  string           `json:"superseded_by,omitempty"`
 }
 
-// Flag is a supervisor flag about this person.
+// Flag is a supervisor flag about this person. Status is "open", or
+// "cleared" once a FlagCleared closed it, at ClearedPosition (GET
+// /v1/audit/events/{position} shows why); the flag stays in the history.
 type Flag struct {
-	FlagID        string    `json:"flag_id"`
-	Reason        rm.Reason `json:"reason"`
-	InstitutionID string    `json:"institution_id,omitempty"`
-	Detail        string    `json:"detail"`
-	Position      uint64    `json:"position"`
+	FlagID          string    `json:"flag_id"`
+	Reason          rm.Reason `json:"reason"`
+	InstitutionID   string    `json:"institution_id,omitempty"`
+	Detail          string    `json:"detail"`
+	Position        uint64    `json:"position"`
+	Status          string    `json:"status"`
+	ClearedPosition uint64    `json:"cleared_position,omitempty"`
 }
 
 // Totals sums the person's money.
@@ -367,8 +371,12 @@ func (m *Model) status(i int32) Status {
 	})
 	walk(&m.flags, p.flags, nextFlag, func(j int32) {
 		f := m.flags.At(j)
-		s.Flags = append(s.Flags, Flag{FlagID: f.id.String(), Reason: rm.ReasonOf(pb.ReasonCode(f.reason)), InstitutionID: m.strs.Str(f.inst),
-			Detail: m.strs.Str(f.detail), Position: f.pos})
+		v := Flag{FlagID: f.id.String(), Reason: rm.ReasonOf(pb.ReasonCode(f.reason)), InstitutionID: m.strs.Str(f.inst),
+			Detail: m.strs.Str(f.detail), Position: f.pos, Status: "open", ClearedPosition: f.cleared}
+		if f.cleared != 0 {
+			v.Status = "cleared"
+		}
+		s.Flags = append(s.Flags, v)
 	})
 	return s
 }

@@ -701,3 +701,29 @@ func touchesUnit(t *testing.T, st trainee.Status, unit string) bool {
 	}
 	return false
 }
+
+// TestAnomaliesStatus: the anomalies list takes status=open (the default),
+// cleared or all; its counts cover open and cleared flags whatever is
+// asked; anything else is 400.
+func TestAnomaliesStatus(t *testing.T) {
+	def := getJSON[anomaly.List](t, "/v1/anomalies", "")
+	all := getJSON[anomaly.List](t, "/v1/anomalies?status=all", "")
+	open := getJSON[anomaly.List](t, "/v1/anomalies?status=open", "")
+	cleared := getJSON[anomaly.List](t, "/v1/anomalies?status=cleared", "")
+	if def.Open == 0 || len(def.Flags) != def.Open || !reflect.DeepEqual(def, open) {
+		t.Errorf("default list: %d open, %d listed; want the open flags, as status=open", def.Open, len(def.Flags))
+	}
+	if len(all.Flags) != all.Open+all.Cleared || len(cleared.Flags) != cleared.Cleared || all.Open != def.Open || cleared.Open != def.Open {
+		t.Errorf("status=all lists %d (open %d, cleared %d), status=cleared %d", len(all.Flags), all.Open, all.Cleared, len(cleared.Flags))
+	}
+	for _, f := range cleared.Flags {
+		if f.Status != anomaly.StatusCleared || f.Cleared == nil {
+			t.Errorf("status=cleared listed %s %s", f.FlagID, f.Status)
+		}
+	}
+	for _, q := range []string{"status=closed", "status=OPEN"} {
+		if resp, body := get(t, "/v1/anomalies?"+q, ""); resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("/v1/anomalies?%s = %d %s; want 400", q, resp.StatusCode, body)
+		}
+	}
+}

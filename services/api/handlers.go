@@ -100,8 +100,10 @@ func (s *server) readRoutes() []route {
 				pUnit, pInstitution, pAsOf, pFormat, pBOM},
 			response: notice.List{}, handle: s.notice},
 		{method: "GET", pattern: "/v1/anomalies", id: "getAnomalies", asOf: true, csv: true,
-			summary: "Open flags with their evidence, newest first.",
+			summary: "Open flags with their evidence, newest first (or the flags a later fact cleared: status).",
 			params: []param{pUnit, pInstitution, {name: "reason", in: "query", typ: "string", desc: "A reason code name, e.g. REASON_CODE_CERTIFICATE_SPIKE."},
+				{name: "status", in: "query", typ: "string", enum: []string{anomaly.StatusOpen, anomaly.StatusCleared, anomaly.StatusAll},
+					desc: "open (default): the flags still open; cleared: those a FlagCleared closed (with the clearing); all: both. The counts open and cleared cover both whichever is asked."},
 				{name: "limit", in: "query", typ: "integer", desc: "At most this many flags (default 500)."}, pAsOf, pFormat, pBOM},
 			response: anomaly.List{}, handle: s.anomalies},
 		{method: "GET", pattern: "/v1/audit/streams/{stream}", id: "getAuditStream",
@@ -587,11 +589,17 @@ func (s *server) anomalies(r *http.Request, sc Scope) (result, error) {
 	if err != nil {
 		return result{}, err
 	}
+	status := q.Get("status")
+	switch status {
+	case "", anomaly.StatusOpen, anomaly.StatusCleared, anomaly.StatusAll:
+	default:
+		return result{}, errorf(CodeBadRequest, "status %q: want open, cleared or all", status)
+	}
 	m, pos, err := modelOf[*anomaly.Model](s, r, anomaly.Name)
 	if err != nil {
 		return result{}, err
 	}
-	l := m.List(anomaly.Filter{Unit: unit, Institution: inst, Reason: q.Get("reason"), Limit: limit})
+	l := m.List(anomaly.Filter{Unit: unit, Institution: inst, Reason: q.Get("reason"), Status: status, Limit: limit})
 	if sc.Role == RoleInstitution {
 		for i := range l.Flags {
 			l.Flags[i] = l.Flags[i].ForInstitution()

@@ -1,0 +1,122 @@
+package fold
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/cqhrss/subsidyledger/events"
+	"github.com/cqhrss/subsidyledger/events/refdata"
+	"github.com/cqhrss/subsidyledger/events/rules"
+	"github.com/cqhrss/subsidyledger/projections"
+	pb "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
+)
+
+// LateCompletion is a history the rules decide (rules.DefaultRuleSet,
+// 2026.4): two trainees at ti-digital are assessed before their training's
+// completion was reported, which flags each assessment
+// ASSESSMENT_WITHOUT_COMPLETION, and certified (denied for rule 3). The
+// second's completion then comes dated after the assessment: its flag
+// stays open. The first's comes last, dated before the assessment: it
+// derives the entitlement and the FlagCleared of the first flag, the
+// history's last event.
+type LateCompletion struct {
+	Events              []*projections.Event // as stored, positions from 1
+	Cleared, Open       string               // the flag ids: the first trainee's (cleared), the second's (open)
+	ClearedKey, OpenKey string               // the trainees' person keys
+	FlaggedFirst        *pb.ViolationFlagged // the cleared flag
+	Clearing            *pb.FlagCleared      // and its clearing,
+	ClearingAt          *projections.Event   // stored last
+}
+
+// NewLateCompletion decides the history.
+func NewLateCompletion(t testing.TB) *LateCompletion {
+	t.Helper()
+	w := rules.NewWorld(rules.DefaultRuleSet())
+	h := &LateCompletion{}
+	created := time.Date(2025, 7, 1, 1, 0, 0, 0, time.UTC)
+	decide := func(m proto.Message) []rules.Event {
+		t.Helper()
+		n := len(h.Events) + 1
+		d, rej := w.Decide(rules.Fact{EventID: events.DeriveID("fact", t.Name(), fmt.Sprint(n)), MessageID: fmt.Sprint(n), Payload: m})
+		if rej != nil {
+			t.Fatalf("Decide(%T) = %v", m, rej)
+		}
+		for _, e := range d.Events {
+			var rev uint64
+			if r, ok := w.StreamRevision(d.Stream); ok {
+				rev = r + 1
+			}
+			if err := w.Apply(d.Stream, rev, e); err != nil {
+				t.Fatal(err)
+			}
+			h.Events = append(h.Events, &projections.Event{Position: events.Position(len(h.Events) + 1), Stream: d.Stream, Revision: rev, ID: e.ID,
+				Type: e.Type(), Created: created.Add(time.Duration(len(h.Events)) * time.Second), Payload: e.Payload})
+		}
+		return d.Derived()
+	}
+	q := refdata.Qualification{Occupation: pb.Occupation_OCCUPATION_BIG_DATA, Level: pb.Level_LEVEL_JUNIOR}
+	decide(&pb.InstitutionRegistered{InstitutionId: "ti-digital", Name: "重庆数字技能培训学校", Kind: pb.InstitutionKind_INSTITUTION_KIND_TRAINING, UnitCode: "cq-yuzhong", BasicAccount: "acct-digital"})
+	decide(&pb.InstitutionApproved{ApprovalId: "ap-1", InstitutionId: "ti-digital", Occupation: q.Occupation, ValidFrom: Date("2025-01-01"), ValidTo: Date("2030-12-31")})
+	decide(&pb.InstitutionRegistered{InstitutionId: "ev-cqpe", Name: "重庆专业技术评价中心", Kind: pb.InstitutionKind_INSTITUTION_KIND_EVALUATION, UnitCode: "cq-yuzhong"})
+	decide(&pb.InstitutionApproved{ApprovalId: "ap-2", InstitutionId: "ev-cqpe", Occupation: q.Occupation, ValidFrom: Date("2025-01-01"), ValidTo: Date("2030-12-31")})
+	decide(&pb.FeeSchedulePublished{FeeScheduleId: "fee-bd-j", EvaluationInstitutionId: "ev-cqpe", Qualification: q.Proto(), FeeFen: 80000, EffectiveFrom: Date("2025-01-01")})
+	decide(&pb.BudgetAllocated{AllocationId: "al-yz", Year: 2025, UnitCode: "cq-yuzhong", AmountFen: 10000000})
+	// flagged registers trainee n, enrols, assesses and certifies them; it
+	// returns the person key, the flag and the completion to report.
+	flagged := func(n int, completedOn string) (string, *pb.ViolationFlagged, *pb.TrainingCompleted) {
+		k := fmt.Sprintf("%064x", n)
+		enr, as := fmt.Sprintf("enr-%d", n), fmt.Sprintf("as-%d", n)
+		decide(&pb.TraineeRegistered{PersonKey: k, UnitCode: "cq-yuzhong", Education: pb.Education_EDUCATION_ASSOCIATE, EnterpriseEmployee: true})
+		decide(&pb.EligibilityEvidenceRecorded{EvidenceId: fmt.Sprintf("ev-%d", n), PersonKey: k, Category: pb.EligibilityCategory_ELIGIBILITY_CATEGORY_ENTERPRISE_EMPLOYEE,
+			Source: "社保", SnapshotAt: timestamppb.New(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)), Confirmed: true, InsuredFrom: Date("2020-01-01")})
+		decide(&pb.Enrolled{EnrolmentId: enr, PersonKey: k, TrainingInstitutionId: "ti-digital", Qualification: q.Proto(), EnrolledOn: Date("2025-03-01")})
+		d := decide(&pb.AssessmentRecorded{AssessmentId: as, PersonKey: k, EvaluationInstitutionId: "ev-cqpe", Qualification: q.Proto(), Attempt: 1,
+			TheoryScore: 80, PracticalScore: 80, AssessedOn: Date("2025-06-20")})
+		if len(d) != 1 || d[0].Type() != "subsidy.v1.ViolationFlagged" {
+			t.Fatalf("assessment derived %v; want its flag", d)
+		}
+		if d := decide(&pb.CertificateIssued{CertificateId: "cert-" + as, PersonKey: k, EvaluationInstitutionId: "ev-cqpe", Qualification: q.Proto(),
+			AssessmentId: as, IssuedOn: Date("2025-06-30")}); len(d) != 1 || d[0].Type() != "subsidy.v1.SubsidyDenied" {
+			t.Fatalf("certificate derived %v; want the denial", d)
+		}
+		return k, d[0].Payload.(*pb.ViolationFlagged), &pb.TrainingCompleted{EnrolmentId: enr, PersonKey: k, TrainingInstitutionId: "ti-digital",
+			Qualification: q.Proto(), CompletedOn: Date(completedOn)}
+	}
+	var first, second *pb.ViolationFlagged
+	var done *pb.TrainingCompleted
+	h.ClearedKey, first, done = flagged(1, "2025-06-15")
+	var late *pb.TrainingCompleted
+	h.OpenKey, second, late = flagged(2, "2025-06-25")
+	if d := decide(late); len(d) != 0 {
+		t.Fatalf("a completion after the assessment derived %v; want nothing", d)
+	}
+	d := decide(done)
+	if len(d) != 2 || d[1].Type() != "subsidy.v1.FlagCleared" {
+		t.Fatalf("the completion before the assessment derived %v; want the entitlement and the clearing", d)
+	}
+	h.Cleared, h.Open, h.FlaggedFirst = first.FlagId, second.FlagId, first
+	h.Clearing, h.ClearingAt = d[1].Payload.(*pb.FlagCleared), h.Events[len(h.Events)-1]
+	if h.Clearing.FlagId != h.Cleared {
+		t.Fatalf("cleared %s; want %s", h.Clearing.FlagId, h.Cleared)
+	}
+	return h
+}
+
+// ApplyAll applies to m, in order, the events of the types it wants (as
+// a build and the Runner give it only those).
+func ApplyAll(t testing.TB, m projections.Projection, evs []*projections.Event) {
+	t.Helper()
+	for _, ev := range evs {
+		if ts := m.Types(); ts != nil && !slices.Contains(ts, ev.Type) {
+			continue
+		}
+		if err := m.Apply(ev); err != nil {
+			t.Fatalf("Apply(%s at %d) = %v", ev.Type, ev.Position, err)
+		}
+	}
+}
