@@ -50,6 +50,7 @@
 //
 //	SubsidyEntitled      "entitlement", person_key, occupation, level  (= entitlement_id)
 //	SubsidyDenied        "denial", certificate_id
+//	SubsidyDenialRevised "denial-revised", certificate_id, the fact's event id
 //	NoticeOpened         "notice", entitlement_id
 //	EntitlementHeld      "hold", entitlement_id, hold_id
 //	EntitlementReleased  "release", entitlement_id, hold_id

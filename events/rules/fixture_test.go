@@ -231,6 +231,8 @@ func reasonOf(m proto.Message) (subsidyv1.ReasonCode, bool) {
 		return m.Reason, true
 	case *subsidyv1.FlagCleared:
 		return m.Reason, true
+	case *subsidyv1.SubsidyDenialRevised:
+		return m.Reason, true
 	}
 	return 0, false
 }

@@ -73,6 +73,12 @@ func RevokedHold(certificateID string) string { return "revoked/" + certificateI
 func FraudHold(findingID string) string       { return "fraud/" + findingID }
 
 func denialID(certificateID string) events.ID { return events.DeriveID("denial", certificateID) }
+
+// denialRevisedID is the id of the SubsidyDenialRevised of a certificate
+// decided again on the fact factID.
+func denialRevisedID(certificateID, factID string) events.ID {
+	return events.DeriveID("denial-revised", certificateID, factID)
+}
 func noticeID(entitlementID string) events.ID { return events.DeriveID("notice", entitlementID) }
 func holdEventID(entitlementID, holdID string) events.ID {
 	return events.DeriveID("hold", entitlementID, holdID)

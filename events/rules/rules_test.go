@@ -830,8 +830,17 @@ func TestEvidenceAfterTheCertificate(t *testing.T) {
 	want(t, cd.Derived(), denied+"REASON_CODE_NO_ELIGIBILITY_EVIDENCE")
 	certID, certEvent := cd.Derived()[0].Payload.(*subsidyv1.SubsidyDenied).GetCertificateId(), cd.Events[0].ID.String()
 
-	// Evidence that does not cover the assessment date: nothing.
-	want(t, f.derived(insured(k, "ev-late-1", "2025-07-01", "2025-07-05")))
+	// Evidence that does not cover the assessment date: no entitlement,
+	// and the denial's reason revised to the rule failing now (rules
+	// 2026.4); more such evidence, failing the same way, revises nothing.
+	rd := f.must(insured(k, "ev-late-1", "2025-07-01", "2025-07-05"))
+	want(t, rd.Derived(), "SubsidyDenialRevised:REASON_CODE_NOT_INSURED_ON_ASSESSMENT")
+	if r := rd.Derived()[0].Payload.(*subsidyv1.SubsidyDenialRevised); r.GetCertificateId() != certID || r.GetPersonKey() != k ||
+		r.GetPreviousReason() != subsidyv1.ReasonCode_REASON_CODE_NO_ELIGIBILITY_EVIDENCE || r.GetDecision().GetEvidenceEventIds()[0] != rd.Events[0].ID.String() ||
+		!slices.Contains(r.GetDecision().GetEvidenceEventIds(), certEvent) {
+		t.Errorf("revised %v; want certificate %s, previously NO_ELIGIBILITY_EVIDENCE, the evidence fact first and the certificate in the evidence", r, certID)
+	}
+	want(t, f.derived(insured(k, "ev-late-1b", "2025-07-02", "2025-07-05")))
 	// Evidence that does: the entitlement, from the evidence fact.
 	ev := insured(k, "ev-late-2", "2020-01-01", "2025-07-06")
 	d := f.must(ev)
@@ -859,7 +868,7 @@ func TestEvidenceAfterTheCertificate(t *testing.T) {
 	a2 := f.assessment(k2, bdJ, 2, 80, 80, "2025-06-20")
 	f.must(a2)
 	want(t, f.derived(f.certificate(a2, "2025-06-30")), denied+"REASON_CODE_NO_ELIGIBILITY_EVIDENCE")
-	want(t, f.derived(insured(k2, "ev-k2", "2020-01-01", "2025-07-06"))) // rule 5 still fails
+	want(t, f.derived(insured(k2, "ev-k2", "2020-01-01", "2025-07-06")), "SubsidyDenialRevised:REASON_CODE_NOT_FIRST_ATTEMPT") // rule 5 fails now
 
 	// A revoked certificate: nothing.
 	k3 := f.person()
@@ -931,12 +940,13 @@ func TestCompletionAfterTheCertificate(t *testing.T) {
 		t.Errorf("flags open: %v; want %s (completed after) open, %s cleared", open, flagOf[k2], flagOf[k])
 	}
 
-	// Both late: the completion finds rule 4 failing (nothing), and the
-	// evidence then earns it, though the certificate's denial named rule 3.
+	// Both late: the completion finds rule 4 failing (the denial's reason
+	// revised), and the evidence then earns it, though the certificate's
+	// denial named rule 3.
 	k3 := f.person()
 	completed3 := enrolled(k3)
 	certified(k3)
-	want(t, f.derived(completed3("2025-06-15")), cleared)
+	want(t, f.derived(completed3("2025-06-15")), "SubsidyDenialRevised:REASON_CODE_NO_ELIGIBILITY_EVIDENCE", cleared)
 	want(t, f.derived(insured(k3, "ev-late-k3", "2020-01-01", "2025-07-06")), entitled)
 	checkInvariants(t, f.l.log)
 }
@@ -959,7 +969,7 @@ func TestCompletionDecidesItsOwnCertificatesOnly(t *testing.T) {
 	f.must(aA)
 	cA := f.certificate(aA, "2025-06-30")
 	want(t, f.derived(cA), entitled)
-	want(t, f.derived(insured(k, "ev-2", "2020-01-01", "2025-07-01"))) // B: the yearly cap
+	want(t, f.derived(insured(k, "ev-2", "2020-01-01", "2025-07-01")), "SubsidyDenialRevised:REASON_CODE_YEARLY_CAP_REACHED") // B: the yearly cap
 	f.must(&subsidyv1.CertificateRevoked{CertificateId: cA.CertificateId, PersonKey: k, Qualification: bdJ.Proto(), RevokedOn: dt("2025-07-05")})
 	f.must(&subsidyv1.Enrolled{EnrolmentId: "e-bdS-" + k[56:], PersonKey: k, TrainingInstitutionId: "ti-digital", Qualification: bdS.Proto(), EnrolledOn: dt("2025-07-01")})
 	want(t, f.derived(&subsidyv1.TrainingCompleted{EnrolmentId: "e-bdS-" + k[56:], PersonKey: k, TrainingInstitutionId: "ti-digital", Qualification: bdS.Proto(), CompletedOn: dt("2025-07-10")}))
@@ -1095,21 +1105,23 @@ func TestEvidenceAfterSeveralCertificates(t *testing.T) {
 	}
 
 	// Of two certificates, the earlier is entitled and the later's denial
-	// stands: in one year, by the yearly cap (1); senior (2025) then junior
-	// (2026) of one occupation, by the level order.
+	// stands, its reason revised: in one year, by the yearly cap (1);
+	// senior (2025) then junior (2026) of one occupation, by the level
+	// order.
 	for _, tc := range []struct {
 		name            string
 		earlier, later  refdata.Qualification
 		earlyOn, lateOn string
+		now             subsidyv1.ReasonCode
 	}{
-		{"yearly cap", bdJ, ccJ, "2025-06-10", "2025-06-20"},
-		{"level order", bdS, bdJ, "2025-06-10", "2026-03-10"},
+		{"yearly cap", bdJ, ccJ, "2025-06-10", "2025-06-20", subsidyv1.ReasonCode_REASON_CODE_YEARLY_CAP_REACHED},
+		{"level order", bdS, bdJ, "2025-06-10", "2026-03-10", subsidyv1.ReasonCode_REASON_CODE_LOWER_AFTER_HIGHER},
 	} {
 		k := f.person()
 		first := certified(f, k, tc.earlier, tc.earlyOn)
 		certified(f, k, tc.later, tc.lateOn)
 		evs := f.derived(insured(k))
-		want(t, evs, entitled)
+		want(t, evs, entitled, "SubsidyDenialRevised:"+tc.now.String())
 		if got := entitlements(evs); !slices.Equal(got, []string{first}) {
 			t.Errorf("%s: entitled certificates %v; want %v", tc.name, got, []string{first})
 		}

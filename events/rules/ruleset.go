@@ -118,7 +118,9 @@ type RuleSet struct {
 // advance paid after a certificate of its qualification is refused.
 // "2026.4" closes what such a completion shows unfounded: the
 // ASSESSMENT_WITHOUT_COMPLETION flag of each assessment it precedes
-// (FlagCleared); decisions are otherwise those of "2026.3".
+// (FlagCleared), and records a second chance that fails on another rule
+// than the denial gave (SubsidyDenialRevised); decisions are otherwise
+// those of "2026.3".
 func DefaultRuleSet() RuleSet {
 	return RuleSet{
 		Version:                 "2026.4",

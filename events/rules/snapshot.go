@@ -16,7 +16,7 @@ import (
 // of its state. Bump it whenever either changes: a snapshot of another
 // version is refused (ErrSnapshotMismatch) and the World is folded from the
 // log instead.
-const SnapshotVersion = 5
+const SnapshotVersion = 6
 
 // ErrSnapshotMismatch reports a snapshot written by another SnapshotVersion
 // or under a rule set with another Fingerprint: it is not wrong, but this
@@ -267,6 +267,7 @@ func (w *World) Snapshot(out *snap.Writer) {
 		s.Bool(c.revoked)
 		s.ent(c.entitlement)
 		s.Varint(int64(c.denied))
+		s.Varint(int64(c.revised))
 	}
 	for _, t := range trainees {
 		s.count(len(t.enrolments), t.enrolments == nil)
@@ -815,6 +816,7 @@ func RestoreWorld(rs RuleSet, in *snap.Reader) (*World, error) {
 		var k int
 		c.entitlement, k = s.entIndex()
 		c.denied = subsidyv1.ReasonCode(s.i32())
+		c.revised = subsidyv1.ReasonCode(s.i32())
 		if k >= 0 && ents[k].certificate == c.id {
 			ents[k].certificate = c.id // one copy of the text, as foldEntitled keeps it
 		}

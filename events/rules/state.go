@@ -209,6 +209,9 @@ type certificate struct {
 	// denied the reason it earned none.
 	entitlement string
 	denied      subsidyv1.ReasonCode
+	// revised is the reason of the last SubsidyDenialRevised, if any: what
+	// the certificate fails on now. Decisions read denied (lateDenials).
+	revised subsidyv1.ReasonCode
 }
 
 type objection struct {

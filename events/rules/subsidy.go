@@ -188,7 +188,25 @@ func (d *decider) subsidy(t *trainee, a *assessment, cert string, certEvent even
 
 	if denied != nil {
 		if !certEvent.IsZero() {
-			return // decided again: the first denial stands
+			// Decided again: the denial stands, and says why if that is
+			// no longer what it (or its last revision) said (rules 2026.4).
+			c := w.certificates[cert]
+			prev := c.denied
+			if c.revised != subsidyv1.ReasonCode_REASON_CODE_UNSPECIFIED {
+				prev = c.revised
+			}
+			if denied.Reason != prev {
+				d.emit(denialRevisedID(cert, d.factID), &subsidyv1.SubsidyDenialRevised{
+					PersonKey:      t.key,
+					Qualification:  q.Proto(),
+					CertificateId:  cert,
+					Reason:         denied.Reason,
+					PreviousReason: prev,
+					Detail:         denied.Detail,
+					Decision:       d.decision(evidence, checks...),
+				})
+			}
+			return
 		}
 		d.emit(denialID(cert), &subsidyv1.SubsidyDenied{
 			PersonKey:     t.key,

@@ -522,6 +522,10 @@ func (w *World) fold(id events.ID, m proto.Message) {
 		if c := w.certificates[m.GetCertificateId()]; c != nil {
 			c.denied = m.GetReason()
 		}
+	case *subsidyv1.SubsidyDenialRevised:
+		if c := w.certificates[m.GetCertificateId()]; c != nil {
+			c.revised = m.GetReason()
+		}
 	case *subsidyv1.NoticeOpened:
 		if e := w.entitlements[m.GetEntitlementId()]; e != nil {
 			e.noticeStart, e.noticeEnd, e.noticeEventID = date(m.GetStartsOn()), date(m.GetEndsOn()), id

@@ -359,6 +359,105 @@ func (x *SubsidyDenied) GetDecision() *Decision {
 	return nil
 }
 
+// SubsidyDenialRevised records that a denied certificate, decided again on a
+// later fact (evidence or a training completion reported after it: the second
+// chance), still earns no subsidy, but now for another reason than its denial
+// (or last revision) gives: the first rule failing now. The certificate stays
+// denied; read models show the revised reason beside the recorded one.
+// Derived by the ledger (rules 2026.4).
+type SubsidyDenialRevised struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PersonKey     string                 `protobuf:"bytes,1,opt,name=person_key,json=personKey,proto3" json:"person_key,omitempty"`
+	Qualification *Qualification         `protobuf:"bytes,2,opt,name=qualification,proto3" json:"qualification,omitempty"`
+	CertificateId string                 `protobuf:"bytes,3,opt,name=certificate_id,json=certificateId,proto3" json:"certificate_id,omitempty"`
+	Reason        ReasonCode             `protobuf:"varint,4,opt,name=reason,proto3,enum=subsidy.v1.ReasonCode" json:"reason,omitempty"`
+	// The reason the denial, or its last revision, gave.
+	PreviousReason ReasonCode `protobuf:"varint,5,opt,name=previous_reason,json=previousReason,proto3,enum=subsidy.v1.ReasonCode" json:"previous_reason,omitempty"`
+	Detail         string     `protobuf:"bytes,6,opt,name=detail,proto3" json:"detail,omitempty"`
+	Decision       *Decision  `protobuf:"bytes,7,opt,name=decision,proto3" json:"decision,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *SubsidyDenialRevised) Reset() {
+	*x = SubsidyDenialRevised{}
+	mi := &file_subsidy_v1_subsidy_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubsidyDenialRevised) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubsidyDenialRevised) ProtoMessage() {}
+
+func (x *SubsidyDenialRevised) ProtoReflect() protoreflect.Message {
+	mi := &file_subsidy_v1_subsidy_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubsidyDenialRevised.ProtoReflect.Descriptor instead.
+func (*SubsidyDenialRevised) Descriptor() ([]byte, []int) {
+	return file_subsidy_v1_subsidy_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *SubsidyDenialRevised) GetPersonKey() string {
+	if x != nil {
+		return x.PersonKey
+	}
+	return ""
+}
+
+func (x *SubsidyDenialRevised) GetQualification() *Qualification {
+	if x != nil {
+		return x.Qualification
+	}
+	return nil
+}
+
+func (x *SubsidyDenialRevised) GetCertificateId() string {
+	if x != nil {
+		return x.CertificateId
+	}
+	return ""
+}
+
+func (x *SubsidyDenialRevised) GetReason() ReasonCode {
+	if x != nil {
+		return x.Reason
+	}
+	return ReasonCode_REASON_CODE_UNSPECIFIED
+}
+
+func (x *SubsidyDenialRevised) GetPreviousReason() ReasonCode {
+	if x != nil {
+		return x.PreviousReason
+	}
+	return ReasonCode_REASON_CODE_UNSPECIFIED
+}
+
+func (x *SubsidyDenialRevised) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+func (x *SubsidyDenialRevised) GetDecision() *Decision {
+	if x != nil {
+		return x.Decision
+	}
+	return nil
+}
+
 // EntitlementConfirmed is a district official's confirmation (maker, rule 12).
 // Source: district bureau.
 type EntitlementConfirmed struct {
@@ -372,7 +471,7 @@ type EntitlementConfirmed struct {
 
 func (x *EntitlementConfirmed) Reset() {
 	*x = EntitlementConfirmed{}
-	mi := &file_subsidy_v1_subsidy_proto_msgTypes[2]
+	mi := &file_subsidy_v1_subsidy_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -384,7 +483,7 @@ func (x *EntitlementConfirmed) String() string {
 func (*EntitlementConfirmed) ProtoMessage() {}
 
 func (x *EntitlementConfirmed) ProtoReflect() protoreflect.Message {
-	mi := &file_subsidy_v1_subsidy_proto_msgTypes[2]
+	mi := &file_subsidy_v1_subsidy_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -397,7 +496,7 @@ func (x *EntitlementConfirmed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EntitlementConfirmed.ProtoReflect.Descriptor instead.
 func (*EntitlementConfirmed) Descriptor() ([]byte, []int) {
-	return file_subsidy_v1_subsidy_proto_rawDescGZIP(), []int{2}
+	return file_subsidy_v1_subsidy_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *EntitlementConfirmed) GetEntitlementId() string {
@@ -434,7 +533,7 @@ type EntitlementApproved struct {
 
 func (x *EntitlementApproved) Reset() {
 	*x = EntitlementApproved{}
-	mi := &file_subsidy_v1_subsidy_proto_msgTypes[3]
+	mi := &file_subsidy_v1_subsidy_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -446,7 +545,7 @@ func (x *EntitlementApproved) String() string {
 func (*EntitlementApproved) ProtoMessage() {}
 
 func (x *EntitlementApproved) ProtoReflect() protoreflect.Message {
-	mi := &file_subsidy_v1_subsidy_proto_msgTypes[3]
+	mi := &file_subsidy_v1_subsidy_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -459,7 +558,7 @@ func (x *EntitlementApproved) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EntitlementApproved.ProtoReflect.Descriptor instead.
 func (*EntitlementApproved) Descriptor() ([]byte, []int) {
-	return file_subsidy_v1_subsidy_proto_rawDescGZIP(), []int{3}
+	return file_subsidy_v1_subsidy_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *EntitlementApproved) GetEntitlementId() string {
@@ -499,7 +598,7 @@ type NoticeOpened struct {
 
 func (x *NoticeOpened) Reset() {
 	*x = NoticeOpened{}
-	mi := &file_subsidy_v1_subsidy_proto_msgTypes[4]
+	mi := &file_subsidy_v1_subsidy_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -511,7 +610,7 @@ func (x *NoticeOpened) String() string {
 func (*NoticeOpened) ProtoMessage() {}
 
 func (x *NoticeOpened) ProtoReflect() protoreflect.Message {
-	mi := &file_subsidy_v1_subsidy_proto_msgTypes[4]
+	mi := &file_subsidy_v1_subsidy_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -524,7 +623,7 @@ func (x *NoticeOpened) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NoticeOpened.ProtoReflect.Descriptor instead.
 func (*NoticeOpened) Descriptor() ([]byte, []int) {
-	return file_subsidy_v1_subsidy_proto_rawDescGZIP(), []int{4}
+	return file_subsidy_v1_subsidy_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *NoticeOpened) GetEntitlementId() string {
@@ -575,7 +674,7 @@ type NoticeClosed struct {
 
 func (x *NoticeClosed) Reset() {
 	*x = NoticeClosed{}
-	mi := &file_subsidy_v1_subsidy_proto_msgTypes[5]
+	mi := &file_subsidy_v1_subsidy_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -587,7 +686,7 @@ func (x *NoticeClosed) String() string {
 func (*NoticeClosed) ProtoMessage() {}
 
 func (x *NoticeClosed) ProtoReflect() protoreflect.Message {
-	mi := &file_subsidy_v1_subsidy_proto_msgTypes[5]
+	mi := &file_subsidy_v1_subsidy_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -600,7 +699,7 @@ func (x *NoticeClosed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NoticeClosed.ProtoReflect.Descriptor instead.
 func (*NoticeClosed) Descriptor() ([]byte, []int) {
-	return file_subsidy_v1_subsidy_proto_rawDescGZIP(), []int{5}
+	return file_subsidy_v1_subsidy_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *NoticeClosed) GetEntitlementId() string {
@@ -631,7 +730,7 @@ type ObjectionRaised struct {
 
 func (x *ObjectionRaised) Reset() {
 	*x = ObjectionRaised{}
-	mi := &file_subsidy_v1_subsidy_proto_msgTypes[6]
+	mi := &file_subsidy_v1_subsidy_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -643,7 +742,7 @@ func (x *ObjectionRaised) String() string {
 func (*ObjectionRaised) ProtoMessage() {}
 
 func (x *ObjectionRaised) ProtoReflect() protoreflect.Message {
-	mi := &file_subsidy_v1_subsidy_proto_msgTypes[6]
+	mi := &file_subsidy_v1_subsidy_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -656,7 +755,7 @@ func (x *ObjectionRaised) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObjectionRaised.ProtoReflect.Descriptor instead.
 func (*ObjectionRaised) Descriptor() ([]byte, []int) {
-	return file_subsidy_v1_subsidy_proto_rawDescGZIP(), []int{6}
+	return file_subsidy_v1_subsidy_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ObjectionRaised) GetObjectionId() string {
@@ -702,7 +801,7 @@ type ObjectionResolved struct {
 
 func (x *ObjectionResolved) Reset() {
 	*x = ObjectionResolved{}
-	mi := &file_subsidy_v1_subsidy_proto_msgTypes[7]
+	mi := &file_subsidy_v1_subsidy_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -714,7 +813,7 @@ func (x *ObjectionResolved) String() string {
 func (*ObjectionResolved) ProtoMessage() {}
 
 func (x *ObjectionResolved) ProtoReflect() protoreflect.Message {
-	mi := &file_subsidy_v1_subsidy_proto_msgTypes[7]
+	mi := &file_subsidy_v1_subsidy_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -727,7 +826,7 @@ func (x *ObjectionResolved) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ObjectionResolved.ProtoReflect.Descriptor instead.
 func (*ObjectionResolved) Descriptor() ([]byte, []int) {
-	return file_subsidy_v1_subsidy_proto_rawDescGZIP(), []int{7}
+	return file_subsidy_v1_subsidy_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ObjectionResolved) GetObjectionId() string {
@@ -783,7 +882,7 @@ type EntitlementHeld struct {
 
 func (x *EntitlementHeld) Reset() {
 	*x = EntitlementHeld{}
-	mi := &file_subsidy_v1_subsidy_proto_msgTypes[8]
+	mi := &file_subsidy_v1_subsidy_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -795,7 +894,7 @@ func (x *EntitlementHeld) String() string {
 func (*EntitlementHeld) ProtoMessage() {}
 
 func (x *EntitlementHeld) ProtoReflect() protoreflect.Message {
-	mi := &file_subsidy_v1_subsidy_proto_msgTypes[8]
+	mi := &file_subsidy_v1_subsidy_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -808,7 +907,7 @@ func (x *EntitlementHeld) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EntitlementHeld.ProtoReflect.Descriptor instead.
 func (*EntitlementHeld) Descriptor() ([]byte, []int) {
-	return file_subsidy_v1_subsidy_proto_rawDescGZIP(), []int{8}
+	return file_subsidy_v1_subsidy_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *EntitlementHeld) GetEntitlementId() string {
@@ -862,7 +961,7 @@ type EntitlementReleased struct {
 
 func (x *EntitlementReleased) Reset() {
 	*x = EntitlementReleased{}
-	mi := &file_subsidy_v1_subsidy_proto_msgTypes[9]
+	mi := &file_subsidy_v1_subsidy_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -874,7 +973,7 @@ func (x *EntitlementReleased) String() string {
 func (*EntitlementReleased) ProtoMessage() {}
 
 func (x *EntitlementReleased) ProtoReflect() protoreflect.Message {
-	mi := &file_subsidy_v1_subsidy_proto_msgTypes[9]
+	mi := &file_subsidy_v1_subsidy_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -887,7 +986,7 @@ func (x *EntitlementReleased) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EntitlementReleased.ProtoReflect.Descriptor instead.
 func (*EntitlementReleased) Descriptor() ([]byte, []int) {
-	return file_subsidy_v1_subsidy_proto_rawDescGZIP(), []int{9}
+	return file_subsidy_v1_subsidy_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *EntitlementReleased) GetEntitlementId() string {
@@ -938,7 +1037,7 @@ type PaymentRequested struct {
 
 func (x *PaymentRequested) Reset() {
 	*x = PaymentRequested{}
-	mi := &file_subsidy_v1_subsidy_proto_msgTypes[10]
+	mi := &file_subsidy_v1_subsidy_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -950,7 +1049,7 @@ func (x *PaymentRequested) String() string {
 func (*PaymentRequested) ProtoMessage() {}
 
 func (x *PaymentRequested) ProtoReflect() protoreflect.Message {
-	mi := &file_subsidy_v1_subsidy_proto_msgTypes[10]
+	mi := &file_subsidy_v1_subsidy_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -963,7 +1062,7 @@ func (x *PaymentRequested) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PaymentRequested.ProtoReflect.Descriptor instead.
 func (*PaymentRequested) Descriptor() ([]byte, []int) {
-	return file_subsidy_v1_subsidy_proto_rawDescGZIP(), []int{10}
+	return file_subsidy_v1_subsidy_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *PaymentRequested) GetEntitlementId() string {
@@ -1009,7 +1108,7 @@ type PaymentOrdered struct {
 
 func (x *PaymentOrdered) Reset() {
 	*x = PaymentOrdered{}
-	mi := &file_subsidy_v1_subsidy_proto_msgTypes[11]
+	mi := &file_subsidy_v1_subsidy_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1021,7 +1120,7 @@ func (x *PaymentOrdered) String() string {
 func (*PaymentOrdered) ProtoMessage() {}
 
 func (x *PaymentOrdered) ProtoReflect() protoreflect.Message {
-	mi := &file_subsidy_v1_subsidy_proto_msgTypes[11]
+	mi := &file_subsidy_v1_subsidy_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1034,7 +1133,7 @@ func (x *PaymentOrdered) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PaymentOrdered.ProtoReflect.Descriptor instead.
 func (*PaymentOrdered) Descriptor() ([]byte, []int) {
-	return file_subsidy_v1_subsidy_proto_rawDescGZIP(), []int{11}
+	return file_subsidy_v1_subsidy_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *PaymentOrdered) GetPaymentOrderId() string {
@@ -1117,7 +1216,7 @@ type PaymentSettled struct {
 
 func (x *PaymentSettled) Reset() {
 	*x = PaymentSettled{}
-	mi := &file_subsidy_v1_subsidy_proto_msgTypes[12]
+	mi := &file_subsidy_v1_subsidy_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1129,7 +1228,7 @@ func (x *PaymentSettled) String() string {
 func (*PaymentSettled) ProtoMessage() {}
 
 func (x *PaymentSettled) ProtoReflect() protoreflect.Message {
-	mi := &file_subsidy_v1_subsidy_proto_msgTypes[12]
+	mi := &file_subsidy_v1_subsidy_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1142,7 +1241,7 @@ func (x *PaymentSettled) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PaymentSettled.ProtoReflect.Descriptor instead.
 func (*PaymentSettled) Descriptor() ([]byte, []int) {
-	return file_subsidy_v1_subsidy_proto_rawDescGZIP(), []int{12}
+	return file_subsidy_v1_subsidy_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *PaymentSettled) GetPaymentOrderId() string {
@@ -1201,7 +1300,7 @@ type PaymentFailed struct {
 
 func (x *PaymentFailed) Reset() {
 	*x = PaymentFailed{}
-	mi := &file_subsidy_v1_subsidy_proto_msgTypes[13]
+	mi := &file_subsidy_v1_subsidy_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1213,7 +1312,7 @@ func (x *PaymentFailed) String() string {
 func (*PaymentFailed) ProtoMessage() {}
 
 func (x *PaymentFailed) ProtoReflect() protoreflect.Message {
-	mi := &file_subsidy_v1_subsidy_proto_msgTypes[13]
+	mi := &file_subsidy_v1_subsidy_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1226,7 +1325,7 @@ func (x *PaymentFailed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PaymentFailed.ProtoReflect.Descriptor instead.
 func (*PaymentFailed) Descriptor() ([]byte, []int) {
-	return file_subsidy_v1_subsidy_proto_rawDescGZIP(), []int{13}
+	return file_subsidy_v1_subsidy_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *PaymentFailed) GetPaymentOrderId() string {
@@ -1272,7 +1371,7 @@ type FraudFound struct {
 
 func (x *FraudFound) Reset() {
 	*x = FraudFound{}
-	mi := &file_subsidy_v1_subsidy_proto_msgTypes[14]
+	mi := &file_subsidy_v1_subsidy_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1284,7 +1383,7 @@ func (x *FraudFound) String() string {
 func (*FraudFound) ProtoMessage() {}
 
 func (x *FraudFound) ProtoReflect() protoreflect.Message {
-	mi := &file_subsidy_v1_subsidy_proto_msgTypes[14]
+	mi := &file_subsidy_v1_subsidy_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1297,7 +1396,7 @@ func (x *FraudFound) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FraudFound.ProtoReflect.Descriptor instead.
 func (*FraudFound) Descriptor() ([]byte, []int) {
-	return file_subsidy_v1_subsidy_proto_rawDescGZIP(), []int{14}
+	return file_subsidy_v1_subsidy_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *FraudFound) GetFindingId() string {
@@ -1351,7 +1450,7 @@ type ClawbackRaised struct {
 
 func (x *ClawbackRaised) Reset() {
 	*x = ClawbackRaised{}
-	mi := &file_subsidy_v1_subsidy_proto_msgTypes[15]
+	mi := &file_subsidy_v1_subsidy_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1363,7 +1462,7 @@ func (x *ClawbackRaised) String() string {
 func (*ClawbackRaised) ProtoMessage() {}
 
 func (x *ClawbackRaised) ProtoReflect() protoreflect.Message {
-	mi := &file_subsidy_v1_subsidy_proto_msgTypes[15]
+	mi := &file_subsidy_v1_subsidy_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1376,7 +1475,7 @@ func (x *ClawbackRaised) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClawbackRaised.ProtoReflect.Descriptor instead.
 func (*ClawbackRaised) Descriptor() ([]byte, []int) {
-	return file_subsidy_v1_subsidy_proto_rawDescGZIP(), []int{15}
+	return file_subsidy_v1_subsidy_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ClawbackRaised) GetClawbackId() string {
@@ -1435,7 +1534,7 @@ type RepaymentReceived struct {
 
 func (x *RepaymentReceived) Reset() {
 	*x = RepaymentReceived{}
-	mi := &file_subsidy_v1_subsidy_proto_msgTypes[16]
+	mi := &file_subsidy_v1_subsidy_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1447,7 +1546,7 @@ func (x *RepaymentReceived) String() string {
 func (*RepaymentReceived) ProtoMessage() {}
 
 func (x *RepaymentReceived) ProtoReflect() protoreflect.Message {
-	mi := &file_subsidy_v1_subsidy_proto_msgTypes[16]
+	mi := &file_subsidy_v1_subsidy_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1460,7 +1559,7 @@ func (x *RepaymentReceived) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RepaymentReceived.ProtoReflect.Descriptor instead.
 func (*RepaymentReceived) Descriptor() ([]byte, []int) {
-	return file_subsidy_v1_subsidy_proto_rawDescGZIP(), []int{16}
+	return file_subsidy_v1_subsidy_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RepaymentReceived) GetRepaymentId() string {
@@ -1506,7 +1605,7 @@ type ClawbackRecovered struct {
 
 func (x *ClawbackRecovered) Reset() {
 	*x = ClawbackRecovered{}
-	mi := &file_subsidy_v1_subsidy_proto_msgTypes[17]
+	mi := &file_subsidy_v1_subsidy_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1518,7 +1617,7 @@ func (x *ClawbackRecovered) String() string {
 func (*ClawbackRecovered) ProtoMessage() {}
 
 func (x *ClawbackRecovered) ProtoReflect() protoreflect.Message {
-	mi := &file_subsidy_v1_subsidy_proto_msgTypes[17]
+	mi := &file_subsidy_v1_subsidy_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1531,7 +1630,7 @@ func (x *ClawbackRecovered) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClawbackRecovered.ProtoReflect.Descriptor instead.
 func (*ClawbackRecovered) Descriptor() ([]byte, []int) {
-	return file_subsidy_v1_subsidy_proto_rawDescGZIP(), []int{17}
+	return file_subsidy_v1_subsidy_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ClawbackRecovered) GetClawbackId() string {
@@ -1576,7 +1675,7 @@ type WriteOffRequested struct {
 
 func (x *WriteOffRequested) Reset() {
 	*x = WriteOffRequested{}
-	mi := &file_subsidy_v1_subsidy_proto_msgTypes[18]
+	mi := &file_subsidy_v1_subsidy_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1588,7 +1687,7 @@ func (x *WriteOffRequested) String() string {
 func (*WriteOffRequested) ProtoMessage() {}
 
 func (x *WriteOffRequested) ProtoReflect() protoreflect.Message {
-	mi := &file_subsidy_v1_subsidy_proto_msgTypes[18]
+	mi := &file_subsidy_v1_subsidy_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1601,7 +1700,7 @@ func (x *WriteOffRequested) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteOffRequested.ProtoReflect.Descriptor instead.
 func (*WriteOffRequested) Descriptor() ([]byte, []int) {
-	return file_subsidy_v1_subsidy_proto_rawDescGZIP(), []int{18}
+	return file_subsidy_v1_subsidy_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *WriteOffRequested) GetClawbackId() string {
@@ -1647,7 +1746,7 @@ type ClawbackWrittenOff struct {
 
 func (x *ClawbackWrittenOff) Reset() {
 	*x = ClawbackWrittenOff{}
-	mi := &file_subsidy_v1_subsidy_proto_msgTypes[19]
+	mi := &file_subsidy_v1_subsidy_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1659,7 +1758,7 @@ func (x *ClawbackWrittenOff) String() string {
 func (*ClawbackWrittenOff) ProtoMessage() {}
 
 func (x *ClawbackWrittenOff) ProtoReflect() protoreflect.Message {
-	mi := &file_subsidy_v1_subsidy_proto_msgTypes[19]
+	mi := &file_subsidy_v1_subsidy_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1672,7 +1771,7 @@ func (x *ClawbackWrittenOff) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClawbackWrittenOff.ProtoReflect.Descriptor instead.
 func (*ClawbackWrittenOff) Descriptor() ([]byte, []int) {
-	return file_subsidy_v1_subsidy_proto_rawDescGZIP(), []int{19}
+	return file_subsidy_v1_subsidy_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ClawbackWrittenOff) GetClawbackId() string {
@@ -1742,7 +1841,16 @@ const file_subsidy_v1_subsidy_proto_rawDesc = "" +
 	"\x0ecertificate_id\x18\x03 \x01(\tR\rcertificateId\x12.\n" +
 	"\x06reason\x18\x04 \x01(\x0e2\x16.subsidy.v1.ReasonCodeR\x06reason\x12\x16\n" +
 	"\x06detail\x18\x05 \x01(\tR\x06detail\x120\n" +
-	"\bdecision\x18\x06 \x01(\v2\x14.subsidy.v1.DecisionR\bdecision\"\x93\x01\n" +
+	"\bdecision\x18\x06 \x01(\v2\x14.subsidy.v1.DecisionR\bdecision\"\xd8\x02\n" +
+	"\x14SubsidyDenialRevised\x12\x1d\n" +
+	"\n" +
+	"person_key\x18\x01 \x01(\tR\tpersonKey\x12?\n" +
+	"\rqualification\x18\x02 \x01(\v2\x19.subsidy.v1.QualificationR\rqualification\x12%\n" +
+	"\x0ecertificate_id\x18\x03 \x01(\tR\rcertificateId\x12.\n" +
+	"\x06reason\x18\x04 \x01(\x0e2\x16.subsidy.v1.ReasonCodeR\x06reason\x12?\n" +
+	"\x0fprevious_reason\x18\x05 \x01(\x0e2\x16.subsidy.v1.ReasonCodeR\x0epreviousReason\x12\x16\n" +
+	"\x06detail\x18\x06 \x01(\tR\x06detail\x120\n" +
+	"\bdecision\x18\a \x01(\v2\x14.subsidy.v1.DecisionR\bdecision\"\x93\x01\n" +
 	"\x14EntitlementConfirmed\x12%\n" +
 	"\x0eentitlement_id\x18\x01 \x01(\tR\rentitlementId\x12\x1f\n" +
 	"\vofficial_id\x18\x02 \x01(\tR\n" +
@@ -1892,72 +2000,77 @@ func file_subsidy_v1_subsidy_proto_rawDescGZIP() []byte {
 }
 
 var file_subsidy_v1_subsidy_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_subsidy_v1_subsidy_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_subsidy_v1_subsidy_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_subsidy_v1_subsidy_proto_goTypes = []any{
 	(ClawbackCause)(0),           // 0: subsidy.v1.ClawbackCause
 	(RecoveryMethod)(0),          // 1: subsidy.v1.RecoveryMethod
 	(*SubsidyEntitled)(nil),      // 2: subsidy.v1.SubsidyEntitled
 	(*SubsidyDenied)(nil),        // 3: subsidy.v1.SubsidyDenied
-	(*EntitlementConfirmed)(nil), // 4: subsidy.v1.EntitlementConfirmed
-	(*EntitlementApproved)(nil),  // 5: subsidy.v1.EntitlementApproved
-	(*NoticeOpened)(nil),         // 6: subsidy.v1.NoticeOpened
-	(*NoticeClosed)(nil),         // 7: subsidy.v1.NoticeClosed
-	(*ObjectionRaised)(nil),      // 8: subsidy.v1.ObjectionRaised
-	(*ObjectionResolved)(nil),    // 9: subsidy.v1.ObjectionResolved
-	(*EntitlementHeld)(nil),      // 10: subsidy.v1.EntitlementHeld
-	(*EntitlementReleased)(nil),  // 11: subsidy.v1.EntitlementReleased
-	(*PaymentRequested)(nil),     // 12: subsidy.v1.PaymentRequested
-	(*PaymentOrdered)(nil),       // 13: subsidy.v1.PaymentOrdered
-	(*PaymentSettled)(nil),       // 14: subsidy.v1.PaymentSettled
-	(*PaymentFailed)(nil),        // 15: subsidy.v1.PaymentFailed
-	(*FraudFound)(nil),           // 16: subsidy.v1.FraudFound
-	(*ClawbackRaised)(nil),       // 17: subsidy.v1.ClawbackRaised
-	(*RepaymentReceived)(nil),    // 18: subsidy.v1.RepaymentReceived
-	(*ClawbackRecovered)(nil),    // 19: subsidy.v1.ClawbackRecovered
-	(*WriteOffRequested)(nil),    // 20: subsidy.v1.WriteOffRequested
-	(*ClawbackWrittenOff)(nil),   // 21: subsidy.v1.ClawbackWrittenOff
-	(*Qualification)(nil),        // 22: subsidy.v1.Qualification
-	(*Payee)(nil),                // 23: subsidy.v1.Payee
-	(*Date)(nil),                 // 24: subsidy.v1.Date
-	(*Decision)(nil),             // 25: subsidy.v1.Decision
-	(ReasonCode)(0),              // 26: subsidy.v1.ReasonCode
+	(*SubsidyDenialRevised)(nil), // 4: subsidy.v1.SubsidyDenialRevised
+	(*EntitlementConfirmed)(nil), // 5: subsidy.v1.EntitlementConfirmed
+	(*EntitlementApproved)(nil),  // 6: subsidy.v1.EntitlementApproved
+	(*NoticeOpened)(nil),         // 7: subsidy.v1.NoticeOpened
+	(*NoticeClosed)(nil),         // 8: subsidy.v1.NoticeClosed
+	(*ObjectionRaised)(nil),      // 9: subsidy.v1.ObjectionRaised
+	(*ObjectionResolved)(nil),    // 10: subsidy.v1.ObjectionResolved
+	(*EntitlementHeld)(nil),      // 11: subsidy.v1.EntitlementHeld
+	(*EntitlementReleased)(nil),  // 12: subsidy.v1.EntitlementReleased
+	(*PaymentRequested)(nil),     // 13: subsidy.v1.PaymentRequested
+	(*PaymentOrdered)(nil),       // 14: subsidy.v1.PaymentOrdered
+	(*PaymentSettled)(nil),       // 15: subsidy.v1.PaymentSettled
+	(*PaymentFailed)(nil),        // 16: subsidy.v1.PaymentFailed
+	(*FraudFound)(nil),           // 17: subsidy.v1.FraudFound
+	(*ClawbackRaised)(nil),       // 18: subsidy.v1.ClawbackRaised
+	(*RepaymentReceived)(nil),    // 19: subsidy.v1.RepaymentReceived
+	(*ClawbackRecovered)(nil),    // 20: subsidy.v1.ClawbackRecovered
+	(*WriteOffRequested)(nil),    // 21: subsidy.v1.WriteOffRequested
+	(*ClawbackWrittenOff)(nil),   // 22: subsidy.v1.ClawbackWrittenOff
+	(*Qualification)(nil),        // 23: subsidy.v1.Qualification
+	(*Payee)(nil),                // 24: subsidy.v1.Payee
+	(*Date)(nil),                 // 25: subsidy.v1.Date
+	(*Decision)(nil),             // 26: subsidy.v1.Decision
+	(ReasonCode)(0),              // 27: subsidy.v1.ReasonCode
 }
 var file_subsidy_v1_subsidy_proto_depIdxs = []int32{
-	22, // 0: subsidy.v1.SubsidyEntitled.qualification:type_name -> subsidy.v1.Qualification
-	23, // 1: subsidy.v1.SubsidyEntitled.payee:type_name -> subsidy.v1.Payee
-	24, // 2: subsidy.v1.SubsidyEntitled.assessed_on:type_name -> subsidy.v1.Date
-	25, // 3: subsidy.v1.SubsidyEntitled.decision:type_name -> subsidy.v1.Decision
-	22, // 4: subsidy.v1.SubsidyDenied.qualification:type_name -> subsidy.v1.Qualification
-	26, // 5: subsidy.v1.SubsidyDenied.reason:type_name -> subsidy.v1.ReasonCode
-	25, // 6: subsidy.v1.SubsidyDenied.decision:type_name -> subsidy.v1.Decision
-	24, // 7: subsidy.v1.EntitlementConfirmed.confirmed_on:type_name -> subsidy.v1.Date
-	24, // 8: subsidy.v1.EntitlementApproved.approved_on:type_name -> subsidy.v1.Date
-	24, // 9: subsidy.v1.NoticeOpened.starts_on:type_name -> subsidy.v1.Date
-	24, // 10: subsidy.v1.NoticeOpened.ends_on:type_name -> subsidy.v1.Date
-	25, // 11: subsidy.v1.NoticeOpened.decision:type_name -> subsidy.v1.Decision
-	24, // 12: subsidy.v1.NoticeClosed.closed_on:type_name -> subsidy.v1.Date
-	24, // 13: subsidy.v1.ObjectionRaised.raised_on:type_name -> subsidy.v1.Date
-	24, // 14: subsidy.v1.ObjectionResolved.resolved_on:type_name -> subsidy.v1.Date
-	26, // 15: subsidy.v1.EntitlementHeld.reason:type_name -> subsidy.v1.ReasonCode
-	25, // 16: subsidy.v1.EntitlementHeld.decision:type_name -> subsidy.v1.Decision
-	26, // 17: subsidy.v1.EntitlementReleased.reason:type_name -> subsidy.v1.ReasonCode
-	25, // 18: subsidy.v1.EntitlementReleased.decision:type_name -> subsidy.v1.Decision
-	24, // 19: subsidy.v1.PaymentRequested.requested_on:type_name -> subsidy.v1.Date
-	23, // 20: subsidy.v1.PaymentOrdered.payee:type_name -> subsidy.v1.Payee
-	25, // 21: subsidy.v1.PaymentOrdered.decision:type_name -> subsidy.v1.Decision
-	24, // 22: subsidy.v1.PaymentSettled.settled_on:type_name -> subsidy.v1.Date
-	24, // 23: subsidy.v1.PaymentFailed.failed_on:type_name -> subsidy.v1.Date
-	24, // 24: subsidy.v1.FraudFound.found_on:type_name -> subsidy.v1.Date
-	23, // 25: subsidy.v1.ClawbackRaised.payee:type_name -> subsidy.v1.Payee
-	0,  // 26: subsidy.v1.ClawbackRaised.cause:type_name -> subsidy.v1.ClawbackCause
-	25, // 27: subsidy.v1.ClawbackRaised.decision:type_name -> subsidy.v1.Decision
-	24, // 28: subsidy.v1.RepaymentReceived.received_on:type_name -> subsidy.v1.Date
-	1,  // 29: subsidy.v1.ClawbackRecovered.method:type_name -> subsidy.v1.RecoveryMethod
-	30, // [30:30] is the sub-list for method output_type
-	30, // [30:30] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	23, // 0: subsidy.v1.SubsidyEntitled.qualification:type_name -> subsidy.v1.Qualification
+	24, // 1: subsidy.v1.SubsidyEntitled.payee:type_name -> subsidy.v1.Payee
+	25, // 2: subsidy.v1.SubsidyEntitled.assessed_on:type_name -> subsidy.v1.Date
+	26, // 3: subsidy.v1.SubsidyEntitled.decision:type_name -> subsidy.v1.Decision
+	23, // 4: subsidy.v1.SubsidyDenied.qualification:type_name -> subsidy.v1.Qualification
+	27, // 5: subsidy.v1.SubsidyDenied.reason:type_name -> subsidy.v1.ReasonCode
+	26, // 6: subsidy.v1.SubsidyDenied.decision:type_name -> subsidy.v1.Decision
+	23, // 7: subsidy.v1.SubsidyDenialRevised.qualification:type_name -> subsidy.v1.Qualification
+	27, // 8: subsidy.v1.SubsidyDenialRevised.reason:type_name -> subsidy.v1.ReasonCode
+	27, // 9: subsidy.v1.SubsidyDenialRevised.previous_reason:type_name -> subsidy.v1.ReasonCode
+	26, // 10: subsidy.v1.SubsidyDenialRevised.decision:type_name -> subsidy.v1.Decision
+	25, // 11: subsidy.v1.EntitlementConfirmed.confirmed_on:type_name -> subsidy.v1.Date
+	25, // 12: subsidy.v1.EntitlementApproved.approved_on:type_name -> subsidy.v1.Date
+	25, // 13: subsidy.v1.NoticeOpened.starts_on:type_name -> subsidy.v1.Date
+	25, // 14: subsidy.v1.NoticeOpened.ends_on:type_name -> subsidy.v1.Date
+	26, // 15: subsidy.v1.NoticeOpened.decision:type_name -> subsidy.v1.Decision
+	25, // 16: subsidy.v1.NoticeClosed.closed_on:type_name -> subsidy.v1.Date
+	25, // 17: subsidy.v1.ObjectionRaised.raised_on:type_name -> subsidy.v1.Date
+	25, // 18: subsidy.v1.ObjectionResolved.resolved_on:type_name -> subsidy.v1.Date
+	27, // 19: subsidy.v1.EntitlementHeld.reason:type_name -> subsidy.v1.ReasonCode
+	26, // 20: subsidy.v1.EntitlementHeld.decision:type_name -> subsidy.v1.Decision
+	27, // 21: subsidy.v1.EntitlementReleased.reason:type_name -> subsidy.v1.ReasonCode
+	26, // 22: subsidy.v1.EntitlementReleased.decision:type_name -> subsidy.v1.Decision
+	25, // 23: subsidy.v1.PaymentRequested.requested_on:type_name -> subsidy.v1.Date
+	24, // 24: subsidy.v1.PaymentOrdered.payee:type_name -> subsidy.v1.Payee
+	26, // 25: subsidy.v1.PaymentOrdered.decision:type_name -> subsidy.v1.Decision
+	25, // 26: subsidy.v1.PaymentSettled.settled_on:type_name -> subsidy.v1.Date
+	25, // 27: subsidy.v1.PaymentFailed.failed_on:type_name -> subsidy.v1.Date
+	25, // 28: subsidy.v1.FraudFound.found_on:type_name -> subsidy.v1.Date
+	24, // 29: subsidy.v1.ClawbackRaised.payee:type_name -> subsidy.v1.Payee
+	0,  // 30: subsidy.v1.ClawbackRaised.cause:type_name -> subsidy.v1.ClawbackCause
+	26, // 31: subsidy.v1.ClawbackRaised.decision:type_name -> subsidy.v1.Decision
+	25, // 32: subsidy.v1.RepaymentReceived.received_on:type_name -> subsidy.v1.Date
+	1,  // 33: subsidy.v1.ClawbackRecovered.method:type_name -> subsidy.v1.RecoveryMethod
+	34, // [34:34] is the sub-list for method output_type
+	34, // [34:34] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_subsidy_v1_subsidy_proto_init() }
@@ -1973,7 +2086,7 @@ func file_subsidy_v1_subsidy_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_subsidy_v1_subsidy_proto_rawDesc), len(file_subsidy_v1_subsidy_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   20,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
