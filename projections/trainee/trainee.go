@@ -38,7 +38,7 @@ import (
 const Name = "trainee"
 
 // version: bump when Apply's meaning or the snapshot format changes.
-const version = 5 // 3: the person-key index is written as it is, after the people; 4: a denial names the entitlement that superseded it; 5: a flag's clearing (FlagCleared)
+const version = 6 // 3: the person-key index is written as it is, after the people; 4: a denial names the entitlement that superseded it; 5: a flag's clearing (FlagCleared); 6: a denial's revised reason (SubsidyDenialRevised)
 
 // list chains records of one kind through their slice: head and tail are
 // index+1 (0: empty); each record's next is index+1 of the next.
@@ -144,6 +144,15 @@ type denialRec struct {
 	next       int32
 }
 
+// revision is a denial's revised reason (SubsidyDenialRevised): a second
+// chance that failed on another rule than the denial gave.
+type revision struct {
+	pos     uint64
+	detail  uint32
+	ruleSet uint32
+	reason  int32
+}
+
 type flagRec struct {
 	id      events.ID
 	pos     uint64
@@ -230,6 +239,7 @@ type Model struct {
 	claws      rm.Chunks[clawRec]
 	entIdx     map[events.ID]int32
 	clawIdx    map[events.ID]int32 // clawback id -> entitlement
+	revised    map[int32]revision  // denial index -> its last SubsidyDenialRevised (few)
 	arena      rm.Arena            // ids, names and accounts of the records
 	strs       *rm.Strings
 	units      *rm.Units
@@ -239,7 +249,7 @@ var _ projections.Projection = (*Model)(nil)
 
 // New returns an empty model.
 func New() *Model {
-	return &Model{entIdx: map[events.ID]int32{}, clawIdx: map[events.ID]int32{},
+	return &Model{entIdx: map[events.ID]int32{}, clawIdx: map[events.ID]int32{}, revised: map[int32]revision{},
 		strs: rm.NewStrings(), units: rm.NewUnits()}
 }
 
@@ -258,7 +268,7 @@ func (m *Model) Types() []string {
 		"subsidy.v1.UnitDefined", "subsidy.v1.TraineeRegistered", "subsidy.v1.EligibilityEvidenceRecorded",
 		"subsidy.v1.Enrolled", "subsidy.v1.TrainingCompleted", "subsidy.v1.AssessmentRecorded",
 		"subsidy.v1.CertificateIssued", "subsidy.v1.CertificateRevoked", "subsidy.v1.AdvancePaymentRecorded",
-		"subsidy.v1.SubsidyEntitled", "subsidy.v1.SubsidyDenied", "subsidy.v1.EntitlementConfirmed",
+		"subsidy.v1.SubsidyEntitled", "subsidy.v1.SubsidyDenied", "subsidy.v1.SubsidyDenialRevised", "subsidy.v1.EntitlementConfirmed",
 		"subsidy.v1.EntitlementApproved", "subsidy.v1.NoticeOpened", "subsidy.v1.NoticeClosed",
 		"subsidy.v1.ObjectionRaised", "subsidy.v1.ObjectionResolved", "subsidy.v1.EntitlementHeld",
 		"subsidy.v1.EntitlementReleased", "subsidy.v1.PaymentOrdered", "subsidy.v1.PaymentSettled",
@@ -487,6 +497,22 @@ func (m *Model) apply(ev *projections.Event) error {
 			ruleSet: m.strs.ID(p.Decision.GetRuleSetVersion()), pos: pos}
 		d.cert, d.certX = m.findCert(m.people.At(i), p.CertificateId)
 		push(&m.denials, &m.people.At(i).denials, d, nextDenial)
+	case *pb.SubsidyDenialRevised:
+		i, err := m.person(ev, p.PersonKey)
+		if err != nil {
+			return err
+		}
+		// The rules revise only a denial they recorded, of this person.
+		cert, certX := m.findCert(m.people.At(i), p.CertificateId)
+		found := false
+		walk(&m.denials, m.people.At(i).denials, nextDenial, func(j int32) {
+			if d := m.denials.At(j); (cert != 0 && d.cert == cert) || (cert == 0 && d.cert == 0 && certX != 0 && d.certX == certX) {
+				m.revised[j], found = revision{pos: pos, detail: m.strs.ID(p.Detail), ruleSet: m.strs.ID(p.Decision.GetRuleSetVersion()), reason: int32(p.Reason)}, true
+			}
+		})
+		if !found {
+			return rm.Err(ev.Type, "no denial of certificate %s of trainee %s", p.CertificateId, p.PersonKey)
+		}
 	case *pb.EntitlementConfirmed:
 		e, err := m.ent(ev, p.EntitlementId)
 		if err != nil {
@@ -832,6 +858,16 @@ func (m *Model) Snapshot(w io.Writer) error {
 		sw.Uvarint(uint64(r.q))
 		sw.Int(int(r.next))
 	}
+	revised := rm.SortedKeys(m.revised)
+	sw.Uvarint(uint64(len(revised)))
+	for _, j := range revised {
+		r := m.revised[j]
+		sw.Int(int(j))
+		sw.Uvarint(r.pos)
+		sw.Uvarint(uint64(r.detail))
+		sw.Uvarint(uint64(r.ruleSet))
+		sw.Int(int(r.reason))
+	}
 	sw.Uvarint(uint64(m.flags.Len()))
 	for _, r := range m.flags.All() {
 		sw.Fixed(r.id[:])
@@ -965,6 +1001,10 @@ func (m *Model) Restore(r io.Reader) error {
 		r.pos, r.cert, r.certX, r.detail = sr.Uvarint(), int32(sr.Int()), uint32(sr.Uvarint()), uint32(sr.Uvarint())
 		r.ruleSet, r.reason, r.superseded, r.q, r.next = uint32(sr.Uvarint()), int32(sr.Int()), int32(sr.Int()), rm.Q(sr.Uvarint()), int32(sr.Int())
 	}
+	for range sr.Len(maxRecords) {
+		j := int32(sr.Int())
+		n.revised[j] = revision{pos: sr.Uvarint(), detail: uint32(sr.Uvarint()), ruleSet: uint32(sr.Uvarint()), reason: int32(sr.Int())}
+	}
 	n.flags.Reset(sr.Len(maxRecords))
 	for _, r := range n.flags.All() {
 		sr.Fixed(r.id[:])
@@ -1026,6 +1066,7 @@ func (m *Model) Restore(r io.Reader) error {
 	m.pos, m.idx, m.people, m.evidence, m.enrolments, m.attempts = n.pos, n.idx, n.people, n.evidence, n.enrolments, n.attempts
 	m.certs, m.advances, m.denials, m.flags, m.ents, m.holds = n.certs, n.advances, n.denials, n.flags, n.ents, n.holds
 	m.orders, m.claws, m.entIdx, m.clawIdx, m.strs, m.units, m.arena = n.orders, n.claws, n.entIdx, n.clawIdx, n.strs, n.units, n.arena
+	m.revised = n.revised
 	return nil
 }
 
@@ -1078,6 +1119,11 @@ func (m *Model) checkIndexes() error {
 	for i, r := range m.denials.All() {
 		if !fwd(i, r.next, m.denials.Len()) || !in(r.cert, m.certs.Len()) || !in(r.superseded, m.ents.Len()) {
 			return bad("denial", i)
+		}
+	}
+	for j := range m.revised {
+		if j < 0 || int(j) >= m.denials.Len() {
+			return bad("denial revision", j)
 		}
 	}
 	for i, r := range m.flags.All() {

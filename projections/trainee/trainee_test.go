@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/cqhrss/subsidyledger/events"
 	"github.com/cqhrss/subsidyledger/events/refdata"
@@ -160,4 +163,57 @@ func TestFlagClearedOfAnUnknownFlag(t *testing.T) {
 	if err := m.Apply(&projections.Event{Position: l.Pos + 1, Type: "subsidy.v1.FlagCleared", Payload: fc}); err == nil {
 		t.Error("a FlagCleared of an unknown flag of a registered trainee applied")
 	}
+}
+
+// TestDenialRevised: a denial decided again on a later fact that fails on
+// another rule (here: the training's completion comes late, and the person
+// has no eligibility evidence) keeps its recorded reason and shows the
+// revised one beside it, with its detail and position; evidence then earns
+// the entitlement, which supersedes the denial. A snapshot keeps the
+// revision.
+func TestDenialRevised(t *testing.T) {
+	r := fold.NewRules(t)
+	q := r.Reference()
+	k := fmt.Sprintf("%064x", 7)
+	r.Decide(&pb.TraineeRegistered{PersonKey: k, UnitCode: "cq-yuzhong", Education: pb.Education_EDUCATION_ASSOCIATE, EnterpriseEmployee: true})
+	r.Decide(&pb.Enrolled{EnrolmentId: "enr-7", PersonKey: k, TrainingInstitutionId: "ti-digital", Qualification: q.Proto(), EnrolledOn: fold.Date("2025-03-01")})
+	r.Decide(&pb.AssessmentRecorded{AssessmentId: "as-7", PersonKey: k, EvaluationInstitutionId: "ev-cqpe", Qualification: q.Proto(), Attempt: 1,
+		TheoryScore: 80, PracticalScore: 80, AssessedOn: fold.Date("2025-06-20")})
+	r.Decide(&pb.CertificateIssued{CertificateId: "cert-7", PersonKey: k, EvaluationInstitutionId: "ev-cqpe", Qualification: q.Proto(), AssessmentId: "as-7", IssuedOn: fold.Date("2025-06-30")})
+	d := r.Decide(&pb.TrainingCompleted{EnrolmentId: "enr-7", PersonKey: k, TrainingInstitutionId: "ti-digital", Qualification: q.Proto(), CompletedOn: fold.Date("2025-06-15")})
+	if len(d) != 2 || d[0].Type() != "subsidy.v1.SubsidyDenialRevised" {
+		t.Fatalf("the late completion derived %v; want the denial's revision (and the flag's clearing)", d)
+	}
+	revisedAt := uint64(len(r.Events) - 1)
+	m := trainee.New()
+	fold.ApplyAll(t, m, r.Events)
+	check := func(what string, m *trainee.Model, superseded bool) {
+		t.Helper()
+		st, _ := m.Get(k)
+		if len(st.Denials) != 1 {
+			t.Fatalf("%s: denials %+v; want one", what, st.Denials)
+		}
+		dn := st.Denials[0]
+		if dn.Reason.Code != "REASON_CODE_TRAINING_NOT_COMPLETED" || dn.Revised == nil || dn.Revised.Reason.Code != "REASON_CODE_NO_ELIGIBILITY_EVIDENCE" ||
+			dn.Revised.Decision.Position != revisedAt || dn.Revised.Decision.RuleSetVersion != "2026.4" || dn.Revised.Detail == "" || (dn.SupersededBy != "") != superseded {
+			t.Errorf("%s: denial %+v (revised %+v); want TRAINING_NOT_COMPLETED revised to NO_ELIGIBILITY_EVIDENCE at %d, superseded %v", what, dn, dn.Revised, revisedAt, superseded)
+		}
+	}
+	check("live", m, false)
+	var buf bytes.Buffer
+	if err := m.Snapshot(&buf); err != nil {
+		t.Fatal(err)
+	}
+	back := trainee.New()
+	if err := back.Restore(&buf); err != nil {
+		t.Fatal(err)
+	}
+	check("restored", back, false)
+	n := len(r.Events)
+	if d := r.Decide(&pb.EligibilityEvidenceRecorded{EvidenceId: "ev-7", PersonKey: k, Category: pb.EligibilityCategory_ELIGIBILITY_CATEGORY_ENTERPRISE_EMPLOYEE,
+		Source: "社保", SnapshotAt: timestamppb.New(time.Date(2025, 7, 5, 0, 0, 0, 0, time.UTC)), Confirmed: true, InsuredFrom: fold.Date("2020-01-01")}); len(d) != 1 {
+		t.Fatalf("the evidence derived %v; want the entitlement", d)
+	}
+	fold.ApplyAll(t, back, r.Events[n:])
+	check("entitled", back, true)
 }

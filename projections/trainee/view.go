@@ -177,6 +177,11 @@ type Clawback struct {
 // evidence recorded after it decided it again (the rules' second chance);
 // such a denial stays in the history but is not counted among the
 // trainee's denials.
+//
+// Revised, when present, is the reason the certificate fails on now: a
+// later fact decided it again (the second chance) and it failed on another
+// rule than Reason, the one recorded at certification (SubsidyDenialRevised,
+// rules 2026.4).
 type Denial struct {
 	CertificateID string           `json:"certificate_id"`
 	Qualification rm.Qualification `json:"qualification"`
@@ -184,6 +189,15 @@ type Denial struct {
 	Detail        string           `json:"detail"`
 	Decision      Decision         `json:"decision"`
 	SupersededBy  string           `json:"superseded_by,omitempty"`
+	Revised       *DenialRevision  `json:"revised,omitempty"`
+}
+
+// DenialRevision is a denial's last revised reason, with its detail and
+// decision.
+type DenialRevision struct {
+	Reason   rm.Reason `json:"reason"`
+	Detail   string    `json:"detail"`
+	Decision Decision  `json:"decision"`
 }
 
 // Flag is a supervisor flag about this person. Status is "open", or
@@ -366,6 +380,10 @@ func (m *Model) status(i int32) Status {
 			Decision: Decision{RuleSetVersion: m.strs.Str(d.ruleSet), Position: d.pos}}
 		if d.superseded != 0 {
 			v.SupersededBy = m.ents.At(d.superseded - 1).id.String()
+		}
+		if r, ok := m.revised[j]; ok {
+			v.Revised = &DenialRevision{Reason: rm.ReasonOf(pb.ReasonCode(r.reason)), Detail: m.strs.Str(r.detail),
+				Decision: Decision{RuleSetVersion: m.strs.Str(r.ruleSet), Position: r.pos}}
 		}
 		s.Denials = append(s.Denials, v)
 	})

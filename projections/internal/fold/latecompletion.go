@@ -16,6 +16,60 @@ import (
 	pb "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
 )
 
+// Rules decides facts with the rules (rules.DefaultRuleSet) on a World of
+// its own and keeps the events as a store would give them to a projection:
+// positions from 1, streams, revisions, commit times a second apart.
+type Rules struct {
+	T      testing.TB
+	W      *rules.World
+	Events []*projections.Event
+}
+
+// NewRules returns a Rules with an empty World.
+func NewRules(t testing.TB) *Rules {
+	return &Rules{T: t, W: rules.NewWorld(rules.DefaultRuleSet())}
+}
+
+// Decide decides m, which must be accepted, keeps the fact's event and its
+// derived events, and returns the derived ones.
+func (r *Rules) Decide(m proto.Message) []rules.Event {
+	r.T.Helper()
+	created := time.Date(2025, 7, 1, 1, 0, 0, 0, time.UTC)
+	n := len(r.Events) + 1
+	d, rej := r.W.Decide(rules.Fact{EventID: events.DeriveID("fact", r.T.Name(), fmt.Sprint(n)), MessageID: fmt.Sprint(n), Payload: m})
+	if rej != nil {
+		r.T.Fatalf("Decide(%T) = %v", m, rej)
+	}
+	for _, e := range d.Events {
+		var rev uint64
+		if v, ok := r.W.StreamRevision(d.Stream); ok {
+			rev = v + 1
+		}
+		if err := r.W.Apply(d.Stream, rev, e); err != nil {
+			r.T.Fatal(err)
+		}
+		r.Events = append(r.Events, &projections.Event{Position: events.Position(len(r.Events) + 1), Stream: d.Stream, Revision: rev, ID: e.ID,
+			Type: e.Type(), Created: created.Add(time.Duration(len(r.Events)) * time.Second), Payload: e.Payload})
+	}
+	return d.Derived()
+}
+
+// Reference records a training institution ti-digital and an evaluation
+// institution ev-cqpe (渝中区) approved for big data, a junior big-data fee
+// of 800 CNY and a 2025 budget of 100,000 CNY for 渝中区; it returns the
+// qualification, big data junior.
+func (r *Rules) Reference() refdata.Qualification {
+	r.T.Helper()
+	q := refdata.Qualification{Occupation: pb.Occupation_OCCUPATION_BIG_DATA, Level: pb.Level_LEVEL_JUNIOR}
+	r.Decide(&pb.InstitutionRegistered{InstitutionId: "ti-digital", Name: "重庆数字技能培训学校", Kind: pb.InstitutionKind_INSTITUTION_KIND_TRAINING, UnitCode: "cq-yuzhong", BasicAccount: "acct-digital"})
+	r.Decide(&pb.InstitutionApproved{ApprovalId: "ap-1", InstitutionId: "ti-digital", Occupation: q.Occupation, ValidFrom: Date("2025-01-01"), ValidTo: Date("2030-12-31")})
+	r.Decide(&pb.InstitutionRegistered{InstitutionId: "ev-cqpe", Name: "重庆专业技术评价中心", Kind: pb.InstitutionKind_INSTITUTION_KIND_EVALUATION, UnitCode: "cq-yuzhong"})
+	r.Decide(&pb.InstitutionApproved{ApprovalId: "ap-2", InstitutionId: "ev-cqpe", Occupation: q.Occupation, ValidFrom: Date("2025-01-01"), ValidTo: Date("2030-12-31")})
+	r.Decide(&pb.FeeSchedulePublished{FeeScheduleId: "fee-bd-j", EvaluationInstitutionId: "ev-cqpe", Qualification: q.Proto(), FeeFen: 80000, EffectiveFrom: Date("2025-01-01")})
+	r.Decide(&pb.BudgetAllocated{AllocationId: "al-yz", Year: 2025, UnitCode: "cq-yuzhong", AmountFen: 10000000})
+	return q
+}
+
 // LateCompletion is a history the rules decide (rules.DefaultRuleSet,
 // 2026.4): two trainees at ti-digital are assessed before their training's
 // completion was reported, which flags each assessment
@@ -36,36 +90,10 @@ type LateCompletion struct {
 // NewLateCompletion decides the history.
 func NewLateCompletion(t testing.TB) *LateCompletion {
 	t.Helper()
-	w := rules.NewWorld(rules.DefaultRuleSet())
+	r := NewRules(t)
 	h := &LateCompletion{}
-	created := time.Date(2025, 7, 1, 1, 0, 0, 0, time.UTC)
-	decide := func(m proto.Message) []rules.Event {
-		t.Helper()
-		n := len(h.Events) + 1
-		d, rej := w.Decide(rules.Fact{EventID: events.DeriveID("fact", t.Name(), fmt.Sprint(n)), MessageID: fmt.Sprint(n), Payload: m})
-		if rej != nil {
-			t.Fatalf("Decide(%T) = %v", m, rej)
-		}
-		for _, e := range d.Events {
-			var rev uint64
-			if r, ok := w.StreamRevision(d.Stream); ok {
-				rev = r + 1
-			}
-			if err := w.Apply(d.Stream, rev, e); err != nil {
-				t.Fatal(err)
-			}
-			h.Events = append(h.Events, &projections.Event{Position: events.Position(len(h.Events) + 1), Stream: d.Stream, Revision: rev, ID: e.ID,
-				Type: e.Type(), Created: created.Add(time.Duration(len(h.Events)) * time.Second), Payload: e.Payload})
-		}
-		return d.Derived()
-	}
-	q := refdata.Qualification{Occupation: pb.Occupation_OCCUPATION_BIG_DATA, Level: pb.Level_LEVEL_JUNIOR}
-	decide(&pb.InstitutionRegistered{InstitutionId: "ti-digital", Name: "重庆数字技能培训学校", Kind: pb.InstitutionKind_INSTITUTION_KIND_TRAINING, UnitCode: "cq-yuzhong", BasicAccount: "acct-digital"})
-	decide(&pb.InstitutionApproved{ApprovalId: "ap-1", InstitutionId: "ti-digital", Occupation: q.Occupation, ValidFrom: Date("2025-01-01"), ValidTo: Date("2030-12-31")})
-	decide(&pb.InstitutionRegistered{InstitutionId: "ev-cqpe", Name: "重庆专业技术评价中心", Kind: pb.InstitutionKind_INSTITUTION_KIND_EVALUATION, UnitCode: "cq-yuzhong"})
-	decide(&pb.InstitutionApproved{ApprovalId: "ap-2", InstitutionId: "ev-cqpe", Occupation: q.Occupation, ValidFrom: Date("2025-01-01"), ValidTo: Date("2030-12-31")})
-	decide(&pb.FeeSchedulePublished{FeeScheduleId: "fee-bd-j", EvaluationInstitutionId: "ev-cqpe", Qualification: q.Proto(), FeeFen: 80000, EffectiveFrom: Date("2025-01-01")})
-	decide(&pb.BudgetAllocated{AllocationId: "al-yz", Year: 2025, UnitCode: "cq-yuzhong", AmountFen: 10000000})
+	decide := r.Decide
+	q := r.Reference()
 	// flagged registers trainee n, enrols, assesses and certifies them; it
 	// returns the person key, the flag and the completion to report.
 	flagged := func(n int, completedOn string) (string, *pb.ViolationFlagged, *pb.TrainingCompleted) {
@@ -99,6 +127,7 @@ func NewLateCompletion(t testing.TB) *LateCompletion {
 	if len(d) != 2 || d[1].Type() != "subsidy.v1.FlagCleared" {
 		t.Fatalf("the completion before the assessment derived %v; want the entitlement and the clearing", d)
 	}
+	h.Events = r.Events
 	h.Cleared, h.Open, h.FlaggedFirst = first.FlagId, second.FlagId, first
 	h.Clearing, h.ClearingAt = d[1].Payload.(*pb.FlagCleared), h.Events[len(h.Events)-1]
 	if h.Clearing.FlagId != h.Cleared {

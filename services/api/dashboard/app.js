@@ -229,7 +229,7 @@ async function showTrainee(key) {
         num("trainee.entitlement.amount_fen", e.amount_fen, yuan), num("trainee.entitlement.paid_fen", e.paid_fen, yuan),
         el("td", { text: e.holds.filter((h) => h.active).map((h) => h.hold_id).join(", ") }))),
         ...t.denials.map((d) => el("tr", {}, el("td", { text: d.qualification.occupation + "/" + d.qualification.level }),
-          el("td", { text: "denied: " + d.reason.code.replace("REASON_CODE_", "") + (d.superseded_by ? " (superseded: entitled later)" : "") }),
+          el("td", { text: "denied: " + d.reason.code.replace("REASON_CODE_", "") + (d.revised ? " (now: " + d.revised.reason.code.replace("REASON_CODE_", "") + ")" : "") + (d.superseded_by ? " (superseded: entitled later)" : "") }),
           el("td", { text: "" }), el("td", { text: "" }), el("td", { text: d.detail }))))),
     ...(trail ? [el("h3", { text: "Timeline (" + trail.events.length + " events, chain " + (trail.verified ? "verified" : "BROKEN") + ")" }),
       timeline(trail)] : [el("h3", { text: "Timeline: not in your scope" })]));
