@@ -179,6 +179,14 @@ func TestSimulatorExpectationMatchesDashboard(t *testing.T) {
 	if want.Revoked == 0 {
 		t.Error("the simulator planted no revoked certificate")
 	}
+	// The late completions' flags: raised, then cleared, none left open.
+	if n := flagged["REASON_CODE_ASSESSMENT_WITHOUT_COMPLETION"]; n != 0 {
+		t.Errorf("%d ASSESSMENT_WITHOUT_COMPLETION flags open; the simulator's completions all came (dated before their assessments)", n)
+	}
+	get("?status=cleared&reason=REASON_CODE_ASSESSMENT_WITHOUT_COMPLETION")
+	if want.ClearedFlags == 0 || len(anomalies.Flags) != want.ClearedFlags {
+		t.Errorf("%d cleared ASSESSMENT_WITHOUT_COMPLETION flags; the simulator expects %d", len(anomalies.Flags), want.ClearedFlags)
+	}
 	// The year's decisions — entitlements, holds, the flags, the
 	// clawbacks — replay to the same answer, as an auditor would check
 	// with ledgerctl redecide on the stopped ledger's file.

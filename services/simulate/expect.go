@@ -47,6 +47,10 @@ type Expectation struct {
 	// Revoked certificates (each raises a clawback) and shared accounts
 	// (each flagged once three trainees were paid into it).
 	Revoked, SharedAccounts int
+	// ClearedFlags are the ASSESSMENT_WITHOUT_COMPLETION flags of the
+	// assessments of trainees whose completion came late: each is cleared
+	// when it comes, so none stays open.
+	ClearedFlags int
 	// CertificateSpikes are the months in which an evaluation institution's
 	// certificates pass rule 16's spike threshold, judged on all of the
 	// profiles' certificates: each must be flagged. (A ledger that records
@@ -99,6 +103,9 @@ func (p *Programme) Expect(profiles []Profile) Expectation {
 	for _, pr := range profiles {
 		if pr.Revoked {
 			e.Revoked++
+		}
+		if pr.LateCompletion {
+			e.ClearedFlags += pr.Assessments
 		}
 		if pr.SharedAccount != "" {
 			shared[pr.SharedAccount]++
@@ -160,8 +167,8 @@ func (e Expectation) String() string {
 		fmt.Fprintf(&b, "  %-28s enrolled %6d  trained %6d  certified %6d  subsidised %6d  ¥%12.2f\n",
 			name, c.Enrolled, c.Trained, c.Certified, c.Subsidised, float64(c.SubsidisedFen)/100)
 	}
-	fmt.Fprintf(&b, "expected on the dashboard for %d (and %d revoked certificates with clawbacks, %d shared payee accounts flagged, %d certificate spikes flagged):\n",
-		e.Year, e.Revoked, e.SharedAccounts, len(e.CertificateSpikes))
+	fmt.Fprintf(&b, "expected on the dashboard for %d (and %d revoked certificates with clawbacks, %d shared payee accounts flagged, %d certificate spikes flagged, %d flags of late completions cleared):\n",
+		e.Year, e.Revoked, e.SharedAccounts, len(e.CertificateSpikes), e.ClearedFlags)
 	for _, s := range e.CertificateSpikes {
 		fmt.Fprintf(&b, "  certificate spike: %s issued %d certificates in %04d-%02d, %d in the %d months before\n",
 			s.Institution, s.Certificates, s.Year, int(s.Month), s.History, s.HistoryMonths)

@@ -45,7 +45,11 @@ type Config struct {
 	// of ordinary business, certifies a cohort of extra trainees in one
 	// month, enough to pass the rule set's spike threshold well (see
 	// Programme.Spike). The cohort comes on top of Trainees: call Trainee
-	// for every index below Programme.Trainees.
+	// for every index below Programme.Trainees. And every 50th trainee's
+	// training completion is published after the certificate (dated
+	// before the assessment, as ever): its assessments are flagged
+	// ASSESSMENT_WITHOUT_COMPLETION and the completion clears the flags
+	// (Profile.LateCompletion).
 	Violations bool
 }
 

@@ -50,12 +50,20 @@ type Profile struct {
 	// (planted), "" otherwise.
 	SharedAccount string
 	// Cohort: one of the certificate spike's extra trainees (planted).
-	Cohort        bool
-	CompletedOn   refdata.Date
-	AssessedOn    refdata.Date // of the certified attempt
-	FirstAttempt  refdata.Date
-	CertifiedOn   refdata.Date // the certificate's issue date
-	CertificateID string
+	Cohort bool
+	// LateCompletion: the training's completion is published after the
+	// certificate (dated as ever, before the assessment), as when the
+	// enrolment system's feed lags the evaluation institution's (planted):
+	// each assessment is flagged ASSESSMENT_WITHOUT_COMPLETION, the
+	// certificate denied for rule 3, and the completion then clears the
+	// flags and decides the certificate again. Assessments counts them.
+	LateCompletion bool
+	Assessments    int
+	CompletedOn    refdata.Date
+	AssessedOn     refdata.Date // of the certified attempt
+	FirstAttempt   refdata.Date
+	CertifiedOn    refdata.Date // the certificate's issue date
+	CertificateID  string
 }
 
 // idNumber returns a valid GB 11643 ID number for trainee i.
@@ -210,9 +218,15 @@ func (p *Programme) Trainee(i int) ([]Fact, Profile) {
 	if sp == nil {
 		completed = enrolled.AddDays(30 + r.IntN(30))
 	}
+	var late *subsidyv1.TrainingCompleted // published after the certificate (planted)
 	if sp != nil || r.IntN(100) < 95 {
 		pr.CompletedOn = completed
-		add(facts.SourceEnrolment, &subsidyv1.TrainingCompleted{EnrolmentId: enrolmentID, PersonKey: pk, TrainingInstitutionId: tr.id, Qualification: q, CompletedOn: completed.Proto()})
+		m := &subsidyv1.TrainingCompleted{EnrolmentId: enrolmentID, PersonKey: pk, TrainingInstitutionId: tr.id, Qualification: q, CompletedOn: completed.Proto()}
+		if p.cfg.Violations && sp == nil && i%50 == 11 {
+			late, pr.LateCompletion = m, true
+		} else {
+			add(facts.SourceEnrolment, m)
+		}
 	} else {
 		return out, pr // dropped out
 	}
@@ -226,6 +240,7 @@ func (p *Programme) Trainee(i int) ([]Fact, Profile) {
 			}
 		}
 		aid := fmt.Sprintf("asm-%d-%d-%d", p.cfg.Seed, i, attempt)
+		pr.Assessments++
 		add(facts.SourceEvaluation, &subsidyv1.AssessmentRecorded{AssessmentId: aid, PersonKey: pk, EvaluationInstitutionId: ev.id, TrainingInstitutionId: tr.id,
 			Qualification: q, Attempt: attempt, TheoryScore: theory, PracticalScore: practical, AssessedOn: on.Proto()})
 		return aid
@@ -252,11 +267,17 @@ func (p *Programme) Trainee(i int) ([]Fact, Profile) {
 		}
 	}
 	if certOn == 0 {
+		if late != nil {
+			add(facts.SourceEnrolment, late)
+		}
 		return out, pr
 	}
 	pr.Certified, pr.CertifiedOn = true, certOn
 	pr.CertificateID = fmt.Sprintf("cert-%d-%d", p.cfg.Seed, i)
 	add(facts.SourceEvaluation, &subsidyv1.CertificateIssued{CertificateId: pr.CertificateID, PersonKey: pk, EvaluationInstitutionId: ev.id, Qualification: q, AssessmentId: aid, IssuedOn: certOn.Proto()})
+	if late != nil {
+		add(facts.SourceEnrolment, late)
+	}
 	pr.Subsidised = pr.FirstPass && (pr.Category == "student" || pr.Category == "employee") && pr.AssessedOn.Year() == int(y)
 	if !pr.Subsidised {
 		return out, pr
