@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -39,10 +40,20 @@ type Config struct {
 	// committed this long ago, so that more join it. Each atomic publish
 	// costs the NATS server a staging store and an fsync, on the disk the
 	// inbound stream and the ledger sync on too. Zero publishes at once.
-	Linger  time.Duration
-	Logger  *slog.Logger
-	Metrics *Metrics
+	Linger time.Duration
+	// ProblemAfter is how long the feed must have failed without a break
+	// before Problem reports it: 30s when zero or less. A failure shorter
+	// than that (a NATS node restarting, a leader election, a reply lost
+	// and given up on after 15s) is retried and not reported, so that
+	// readiness does not flap; a diverged stream (ErrDiverged) is reported
+	// at once, since it lasts until an operator acts.
+	ProblemAfter time.Duration
+	Logger       *slog.Logger
+	Metrics      *Metrics
 }
+
+// DefaultProblemAfter is Config.ProblemAfter's default.
+const DefaultProblemAfter = 30 * time.Second
 
 // Metrics of the feed.
 type Metrics struct {
@@ -78,7 +89,37 @@ type Feed struct {
 	pos       events.Position // Run's
 	published atomic.Uint64   // pos, for Position (other goroutines)
 	page      events.Page
+	// failing is the failure the feed is retrying, nil while it publishes
+	// or is caught up. Run stores it; Problem loads it.
+	failing atomic.Pointer[failure]
 }
+
+// failure is the latest error of a run of failures, and when the run began.
+type failure struct {
+	err   error
+	since time.Time
+}
+
+// ProblemError is what Problem reports: the feed has published nothing
+// since Since, for Lasted, and Err is its latest failure.
+type ProblemError struct {
+	Err    error
+	Since  time.Time
+	Lasted time.Duration
+}
+
+// Error says since when the feed fails and why; for a diverged stream,
+// also what an operator does about it.
+func (e *ProblemError) Error() string {
+	msg := strings.TrimPrefix(e.Err.Error(), "feed: ")
+	if errors.Is(e.Err, ErrDiverged) {
+		return fmt.Sprintf("stopped since %s: %s (delete the stream %s and restart ledgerd, or restore the store it was publishing)",
+			e.Since.UTC().Format(time.RFC3339), msg, natsbus.FeedStream)
+	}
+	return fmt.Sprintf("failing since %s (%s): %s", e.Since.UTC().Format(time.RFC3339), e.Lasted.Round(time.Second), msg)
+}
+
+func (e *ProblemError) Unwrap() error { return e.Err }
 
 // New returns a Feed.
 func New(cfg Config) *Feed {
@@ -91,11 +132,48 @@ func New(cfg Config) *Feed {
 	if cfg.Subjects.Prefix == "" {
 		cfg.Subjects = natsbus.DefaultSubjects
 	}
+	if cfg.ProblemAfter <= 0 {
+		cfg.ProblemAfter = DefaultProblemAfter
+	}
 	return &Feed{cfg: cfg}
 }
 
 // Position is the last position published (safe while Run runs).
 func (f *Feed) Position() events.Position { return events.Position(f.published.Load()) }
+
+// Problem reports why the feed publishes nothing, as a *ProblemError: at
+// once when its stream has diverged from the store (errors.Is ErrDiverged),
+// otherwise once it has failed for Config.ProblemAfter without a break.
+// It is nil while the feed publishes or is caught up with the store, and
+// while it has not yet failed for that long. Safe while Run runs.
+func (f *Feed) Problem() error {
+	p := f.failing.Load()
+	if p == nil {
+		return nil
+	}
+	lasted := time.Since(p.since)
+	if lasted < f.cfg.ProblemAfter && !errors.Is(p.err, ErrDiverged) {
+		return nil
+	}
+	return &ProblemError{Err: p.err, Since: p.since, Lasted: lasted}
+}
+
+// fail records err as the feed's latest failure; a run of failures keeps
+// the time of its first. Only Run's goroutine calls it.
+func (f *Feed) fail(err error) {
+	since := time.Now()
+	if p := f.failing.Load(); p != nil {
+		since = p.since
+	}
+	f.failing.Store(&failure{err: err, since: since})
+}
+
+// recovered ends a run of failures: the feed published, or has nothing to.
+func (f *Feed) recovered() {
+	if f.failing.Load() != nil {
+		f.failing.Store(nil)
+	}
+}
 
 // LastPublished reads the position of the last event the feed stream holds
 // (events.Start when it holds none).
@@ -156,7 +234,7 @@ func lastPublished(ctx context.Context, js jetstream.JetStream) (events.Position
 }
 
 // Run publishes until ctx ends. Failures are retried from the last position
-// the feed stream holds.
+// the feed stream holds; Problem reports them once they last.
 func (f *Feed) Run(ctx context.Context) error {
 	resync := true
 	backoff := time.Duration(0)
@@ -203,12 +281,14 @@ func (f *Feed) Run(ctx context.Context) error {
 	return nil
 }
 
-// wait logs err and pauses before a retry, longer each time; false when
-// ctx ends (a stop: nothing to log, the failure is the stop's own).
+// wait logs and records err (see Problem) and pauses before a retry,
+// longer each time; false when ctx ends (a stop: nothing to log or record,
+// the failure is the stop's own).
 func (f *Feed) wait(ctx context.Context, backoff *time.Duration, err error) bool {
 	if ctx.Err() != nil {
 		return false
 	}
+	f.fail(err)
 	*backoff = min(max(2**backoff, 50*time.Millisecond), 5*time.Second)
 	f.cfg.Logger.Warn("feed: retrying", "err", err, "after", *backoff)
 	select {
@@ -241,6 +321,7 @@ func (f *Feed) next(ctx context.Context) ([]events.RecordedEvent, error) {
 			}
 			return f.page.Events, nil
 		}
+		f.recovered() // caught up: nothing failed is waiting to go out
 		sub, err := f.cfg.Store.Subscribe(ctx, f.pos, events.Filter{})
 		if err != nil {
 			return nil, err
@@ -295,6 +376,7 @@ func (f *Feed) publish(ctx context.Context, page []events.RecordedEvent) error {
 	}
 	f.pos = last
 	f.setPos()
+	f.recovered()
 	if f.cfg.Metrics != nil {
 		f.cfg.Metrics.Published.Add(float64(len(msgs)))
 		f.cfg.Metrics.Batches.Inc()

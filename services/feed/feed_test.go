@@ -195,27 +195,7 @@ func TestWaitAtAStopLogsNothing(t *testing.T) {
 // position, and says why; once the stream is deleted and created again it
 // republishes the store's log from the start.
 func TestDivergedStoreStopsTheFeed(t *testing.T) {
-	s, nc, js := rig(t)
-	for i := range 20 {
-		appendOne(t, s, i)
-	}
-	runUntil := func(store events.Store, upTo int) {
-		t.Helper()
-		runTo(t, New(Config{Store: store, Conn: nc, JetStream: js}), upTo)
-	}
-	runUntil(s, 20)
-	// An older copy: 10 of the events, then 15 new ones (head 25).
-	older, err := bolt.Open(filepath.Join(t.TempDir(), "older.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer older.Close()
-	for i := range 10 {
-		appendOne(t, older, i)
-	}
-	for i := 100; i < 115; i++ {
-		appendOne(t, older, i)
-	}
+	older, nc, js := diverged(t)
 	var logs logbuf.Buffer
 	f := New(Config{Store: older, Conn: nc, JetStream: js, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -237,5 +217,169 @@ func TestDivergedStoreStopsTheFeed(t *testing.T) {
 	if _, err := natsbus.EnsureStreams(context.Background(), js, natsbus.DefaultSubjects, natsbus.DefaultStreamOptions); err != nil {
 		t.Fatal(err)
 	}
-	runUntil(older, 25)
+	runTo(t, New(Config{Store: older, Conn: nc, JetStream: js}), 25)
+}
+
+// diverged returns a store whose feed stream (on nc, js) has diverged from
+// it: the stream holds positions 1..20 of another store, and this one is an
+// older copy of that store (10 of its events) then written on (15 new ones,
+// head 25).
+func diverged(t *testing.T) (*bolt.Store, *nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	s, nc, js := rig(t)
+	for i := range 20 {
+		appendOne(t, s, i)
+	}
+	runTo(t, New(Config{Store: s, Conn: nc, JetStream: js}), 20)
+	older, err := bolt.Open(filepath.Join(t.TempDir(), "older.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { older.Close() })
+	for i := range 10 {
+		appendOne(t, older, i)
+	}
+	for i := 100; i < 115; i++ {
+		appendOne(t, older, i)
+	}
+	return older, nc, js
+}
+
+// A diverged feed is a problem at once, however long ProblemAfter is: it
+// lasts until an operator acts. Once its stream is deleted and created
+// again it republishes the store's log and is no longer a problem.
+func TestDivergedFeedIsAProblemAtOnce(t *testing.T) {
+	older, nc, js := diverged(t)
+	f := New(Config{Store: older, Conn: nc, JetStream: js, ProblemAfter: time.Hour})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, func() bool { return f.Problem() != nil })
+	err := f.Problem()
+	var pe *ProblemError
+	if !errors.Is(err, ErrDiverged) || !errors.As(err, &pe) {
+		t.Fatalf("Problem() = %v; want a *ProblemError wrapping ErrDiverged", err)
+	}
+	for _, want := range []string{"stopped since ", "the feed stream's last event is not the store's", "position 20", "delete the stream SUBSIDY_FEED"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Problem() = %q; want it to say %q", err, want)
+		}
+	}
+	if pe.Since.IsZero() || time.Since(pe.Since) > time.Minute {
+		t.Errorf("Problem() says the feed failed since %v", pe.Since)
+	}
+	// An operator deletes the stream, and it is created again.
+	if err := js.DeleteStream(context.Background(), natsbus.FeedStream); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := natsbus.EnsureStreams(context.Background(), js, natsbus.DefaultSubjects, natsbus.DefaultStreamOptions); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return f.Position() == 25 && f.Problem() == nil })
+}
+
+// A feed that publishes, and then waits caught up with the store, has no
+// problem.
+func TestHealthyFeedHasNoProblem(t *testing.T) {
+	s, nc, js := rig(t)
+	f := New(Config{Store: s, Conn: nc, JetStream: js, ProblemAfter: time.Nanosecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	for i := range 10 {
+		appendOne(t, s, i)
+		if err := f.Problem(); err != nil {
+			t.Fatalf("Problem() of a healthy feed = %v; want nil", err)
+		}
+	}
+	waitFor(t, func() bool { return f.Position() == 10 })
+	time.Sleep(100 * time.Millisecond) // caught up, waiting for a commit
+	if err := f.Problem(); err != nil {
+		t.Fatalf("Problem() of a healthy, caught-up feed = %v; want nil", err)
+	}
+}
+
+// A transient failure is a problem only once it has lasted ProblemAfter
+// (30s by default); a success ends it.
+func TestTransientFailureIsAProblemOnceItLasts(t *testing.T) {
+	if got := New(Config{}).cfg.ProblemAfter; got != 30*time.Second {
+		t.Errorf("default ProblemAfter %v; want 30s", got)
+	}
+	f := New(Config{ProblemAfter: time.Minute})
+	var backoff time.Duration
+	first := errors.New("nats: timeout")
+	if !f.wait(context.Background(), &backoff, first) {
+		t.Fatal("wait while running = false")
+	}
+	if err := f.Problem(); err != nil {
+		t.Fatalf("Problem() just after a failure = %v; want nil until it has lasted a minute", err)
+	}
+	// The same run of failures a minute later: it dates from its first.
+	p := f.failing.Load()
+	if p == nil {
+		t.Fatal("wait recorded no failure")
+	}
+	since := p.since.Add(-time.Minute)
+	f.failing.Store(&failure{err: first, since: since})
+	latest := errors.New("feed: stream info: nats: no responders available for request")
+	f.wait(context.Background(), &backoff, latest)
+	err := f.Problem()
+	var pe *ProblemError
+	if !errors.As(err, &pe) || pe.Err != latest || !pe.Since.Equal(since) || pe.Lasted < time.Minute || errors.Is(err, ErrDiverged) {
+		t.Fatalf("Problem() after a minute of failures = %#v; want the latest failure, since the first, not ErrDiverged", err)
+	}
+	if want := "(1m0s): stream info: nats: no responders"; !strings.Contains(err.Error(), want) {
+		t.Errorf("Problem() = %q; want it to say %q", err, want)
+	}
+	f.recovered()
+	if err := f.Problem(); err != nil {
+		t.Fatalf("Problem() after a success = %v; want nil", err)
+	}
+}
+
+// Through Run: a feed whose stream does not exist fails, says so once the
+// failure has lasted ProblemAfter, and is no longer a problem once the
+// stream exists and it has caught up.
+func TestMissingStreamIsAProblemUntilItExists(t *testing.T) {
+	_, nc, js := natstest.Embedded(t) // no streams yet
+	s, err := bolt.Open(filepath.Join(t.TempDir(), "ledger.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	appendOne(t, s, 1)
+	f := New(Config{Store: s, Conn: nc, JetStream: js, ProblemAfter: 200 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, func() bool { return f.Problem() != nil })
+	if err := f.Problem(); errors.Is(err, ErrDiverged) || !strings.Contains(err.Error(), "failing since ") {
+		t.Errorf("Problem() = %v; want a failure, not ErrDiverged", err)
+	}
+	if _, err := natsbus.EnsureStreams(context.Background(), js, natsbus.DefaultSubjects, natsbus.DefaultStreamOptions); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return f.Position() == 1 && f.Problem() == nil })
+}
+
+// A publish that keeps failing is a problem even though each resync before
+// it works: only a publish, or being caught up, ends a run of failures.
+// (Here the feed publishes on subjects no stream holds. ProblemAfter is
+// longer than the longest pause between retries, 5s, so that a run ended
+// at each resync would never last it.)
+func TestPublishFailingAfterResyncsIsAProblem(t *testing.T) {
+	s, nc, js := rig(t)
+	appendOne(t, s, 1)
+	f := New(Config{Store: s, Conn: nc, JetStream: js, Subjects: natsbus.Subjects{Prefix: "elsewhere"}, ProblemAfter: 6 * time.Second})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, func() bool { return f.Problem() != nil })
+	if err := f.Problem(); errors.Is(err, ErrDiverged) || !strings.Contains(err.Error(), "publish 1..1") {
+		t.Errorf("Problem() = %v; want the failed publish", err)
+	}
 }

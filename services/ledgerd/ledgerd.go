@@ -320,7 +320,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(Started
 	if err != nil {
 		return &ConfigError{fmt.Sprintf("--http-listen %q: %v", cfg.HTTPListen, err)}
 	}
-	h := &health{store: store, nc: nc, intake: intake, projections: set}
+	h := &health{store: store, nc: nc, intake: intake, projections: set, feed: out}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	mux.Handle("GET /readyz", h)
@@ -446,12 +446,13 @@ func runSealer(ctx context.Context, s *merkle.Sealer, log *slog.Logger) error {
 }
 
 // health answers /readyz: ready only when the store, NATS, the intake and the
-// feed are up.
+// feed are up, and the feed is not failing (feed.Feed.Problem).
 type health struct {
 	store        events.Store
 	nc           *nats.Conn
 	intake       *ingest.Intake
 	projections  *projections.Set
+	feed         *feed.Feed
 	feedUp       atomic.Bool
 	intakeLoaded atomic.Bool // the intake has folded the log (ingest.Intake.Load)
 }
@@ -483,6 +484,10 @@ func (h *health) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if !h.feedUp.Load() {
 		problems = append(problems, "feed: not running")
+	} else if err := h.feed.Problem(); err != nil {
+		// Diverged from the store (at once), or failing for a while:
+		// downstream consumers get nothing meanwhile.
+		problems = append(problems, "feed: "+err.Error())
 	}
 	if err := h.projections.Ready(); err != nil {
 		problems = append(problems, "projections: "+err.Error())
