@@ -16,7 +16,7 @@ import (
 // of its state. Bump it whenever either changes: a snapshot of another
 // version is refused (ErrSnapshotMismatch) and the World is folded from the
 // log instead.
-const SnapshotVersion = 6
+const SnapshotVersion = 7
 
 // ErrSnapshotMismatch reports a snapshot written by another SnapshotVersion
 // or under a rule set with another Fingerprint: it is not wrong, but this
@@ -42,6 +42,7 @@ func (w *World) Snapshot(out *snap.Writer) {
 	s := &snapWriter{Writer: out}
 	s.Magic("rules.World", SnapshotVersion)
 	s.String(w.rs.Fingerprint())
+	s.String(w.adopted)
 
 	// Strings referred to by index.
 	s.names = s.table(len(w.names), func(yield func(string)) {
@@ -654,6 +655,9 @@ func RestoreWorld(rs RuleSet, in *snap.Reader) (*World, error) {
 	}
 	if fp := s.String(); s.Err() == nil && fp != rs.Fingerprint() {
 		return nil, fmt.Errorf("%w: written under rule set %.12s…, this one is %.12s…", ErrSnapshotMismatch, fp, rs.Fingerprint())
+	}
+	if a := s.String(); a != "" {
+		w.adopted = rs.Fingerprint() // the same rule set, adopted in the log
 	}
 	s.names = s.table()
 	for _, n := range s.names {

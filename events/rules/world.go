@@ -21,6 +21,9 @@ import (
 type World struct {
 	rs  RuleSet
 	cal calendar
+	// adopted is the fingerprint of the rule set the last RuleSetAdopted
+	// folded made rs, "" if none was folded.
+	adopted string
 
 	// streams indexes streamList, which holds each stream's name once and
 	// its last revision; applied holds where every event id folded is: its
@@ -190,6 +193,14 @@ func (w *World) ApplyPrepared(stream string, revision uint64, ev Event, p Prepar
 	if revision > math.MaxUint32 || !exists && len(w.streamList) == math.MaxUint32 {
 		return fmt.Errorf("rules: apply %q: beyond 2^32 streams or events in a stream", stream)
 	}
+	var next *RuleSet // a RuleSetAdopted's, read before anything changes
+	if m, ok := ev.Payload.(*subsidyv1.RuleSetAdopted); ok {
+		rs, err := adopted(m)
+		if err != nil {
+			return err
+		}
+		next = &rs
+	}
 	if !exists {
 		// A copy: the caller's string may share a larger buffer.
 		name := strings.Clone(stream)
@@ -203,6 +214,9 @@ func (w *World) ApplyPrepared(stream string, revision uint64, ev Event, p Prepar
 		w.natural.set(p.natural, naturalRec{digest: p.digest, eventID: ev.ID})
 	}
 	w.fold(ev.ID, ev.Payload)
+	if next != nil {
+		w.adopt(*next)
+	}
 	return nil
 }
 

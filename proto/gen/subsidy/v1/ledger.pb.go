@@ -503,6 +503,77 @@ func (x *AuditCheckpoint) GetKeyName() string {
 	return ""
 }
 
+// RuleSetAdopted records the rule set the ledger decides under from this
+// event on, whole (its parameters and holiday calendar, as ledgerd --rule-set
+// reads them), so that an auditor replaying the log decides every fact under
+// the rule set that decided it. ledgerd appends one when it starts with a rule
+// set other than the last one adopted in the log (the first start included),
+// before it decides anything (the envelope's recorded_at says when). Its id
+// is derived from the fingerprint and its revision in the stream, and its
+// content from the rule set alone, so an append retried is the same event.
+// Derived by the ledger; stream "rule-sets".
+type RuleSetAdopted struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Version string                 `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
+	// rules.RuleSet.Fingerprint of the rule set.
+	Fingerprint string `protobuf:"bytes,2,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`
+	// The rule set in the JSON form ledgerd --rule-set reads.
+	RuleSetJson   string `protobuf:"bytes,3,opt,name=rule_set_json,json=ruleSetJson,proto3" json:"rule_set_json,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RuleSetAdopted) Reset() {
+	*x = RuleSetAdopted{}
+	mi := &file_subsidy_v1_ledger_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RuleSetAdopted) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RuleSetAdopted) ProtoMessage() {}
+
+func (x *RuleSetAdopted) ProtoReflect() protoreflect.Message {
+	mi := &file_subsidy_v1_ledger_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RuleSetAdopted.ProtoReflect.Descriptor instead.
+func (*RuleSetAdopted) Descriptor() ([]byte, []int) {
+	return file_subsidy_v1_ledger_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *RuleSetAdopted) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *RuleSetAdopted) GetFingerprint() string {
+	if x != nil {
+		return x.Fingerprint
+	}
+	return ""
+}
+
+func (x *RuleSetAdopted) GetRuleSetJson() string {
+	if x != nil {
+		return x.RuleSetJson
+	}
+	return ""
+}
+
 var File_subsidy_v1_ledger_proto protoreflect.FileDescriptor
 
 const file_subsidy_v1_ledger_proto_rawDesc = "" +
@@ -558,7 +629,11 @@ const file_subsidy_v1_ledger_proto_rawDesc = "" +
 	"\vsigned_note\x18\x03 \x01(\tR\n" +
 	"signedNote\x127\n" +
 	"\tissued_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\bissuedAt\x12\x19\n" +
-	"\bkey_name\x18\x05 \x01(\tR\akeyNameB@Z>github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1;subsidyv1b\x06proto3"
+	"\bkey_name\x18\x05 \x01(\tR\akeyName\"p\n" +
+	"\x0eRuleSetAdopted\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\tR\aversion\x12 \n" +
+	"\vfingerprint\x18\x02 \x01(\tR\vfingerprint\x12\"\n" +
+	"\rrule_set_json\x18\x03 \x01(\tR\vruleSetJsonB@Z>github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1;subsidyv1b\x06proto3"
 
 var (
 	file_subsidy_v1_ledger_proto_rawDescOnce sync.Once
@@ -572,25 +647,26 @@ func file_subsidy_v1_ledger_proto_rawDescGZIP() []byte {
 	return file_subsidy_v1_ledger_proto_rawDescData
 }
 
-var file_subsidy_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_subsidy_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_subsidy_v1_ledger_proto_goTypes = []any{
 	(*Envelope)(nil),              // 0: subsidy.v1.Envelope
 	(*HashLink)(nil),              // 1: subsidy.v1.HashLink
 	(*FactRejected)(nil),          // 2: subsidy.v1.FactRejected
 	(*IntakeOutcome)(nil),         // 3: subsidy.v1.IntakeOutcome
 	(*AuditCheckpoint)(nil),       // 4: subsidy.v1.AuditCheckpoint
-	nil,                           // 5: subsidy.v1.FactRejected.HeadersEntry
-	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
-	(ReasonCode)(0),               // 7: subsidy.v1.ReasonCode
+	(*RuleSetAdopted)(nil),        // 5: subsidy.v1.RuleSetAdopted
+	nil,                           // 6: subsidy.v1.FactRejected.HeadersEntry
+	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
+	(ReasonCode)(0),               // 8: subsidy.v1.ReasonCode
 }
 var file_subsidy_v1_ledger_proto_depIdxs = []int32{
-	6, // 0: subsidy.v1.Envelope.occurred_at:type_name -> google.protobuf.Timestamp
-	6, // 1: subsidy.v1.Envelope.recorded_at:type_name -> google.protobuf.Timestamp
-	5, // 2: subsidy.v1.FactRejected.headers:type_name -> subsidy.v1.FactRejected.HeadersEntry
-	7, // 3: subsidy.v1.FactRejected.reason:type_name -> subsidy.v1.ReasonCode
-	6, // 4: subsidy.v1.FactRejected.received_at:type_name -> google.protobuf.Timestamp
-	7, // 5: subsidy.v1.IntakeOutcome.reason:type_name -> subsidy.v1.ReasonCode
-	6, // 6: subsidy.v1.AuditCheckpoint.issued_at:type_name -> google.protobuf.Timestamp
+	7, // 0: subsidy.v1.Envelope.occurred_at:type_name -> google.protobuf.Timestamp
+	7, // 1: subsidy.v1.Envelope.recorded_at:type_name -> google.protobuf.Timestamp
+	6, // 2: subsidy.v1.FactRejected.headers:type_name -> subsidy.v1.FactRejected.HeadersEntry
+	8, // 3: subsidy.v1.FactRejected.reason:type_name -> subsidy.v1.ReasonCode
+	7, // 4: subsidy.v1.FactRejected.received_at:type_name -> google.protobuf.Timestamp
+	8, // 5: subsidy.v1.IntakeOutcome.reason:type_name -> subsidy.v1.ReasonCode
+	7, // 6: subsidy.v1.AuditCheckpoint.issued_at:type_name -> google.protobuf.Timestamp
 	7, // [7:7] is the sub-list for method output_type
 	7, // [7:7] is the sub-list for method input_type
 	7, // [7:7] is the sub-list for extension type_name
@@ -610,7 +686,7 @@ func file_subsidy_v1_ledger_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_subsidy_v1_ledger_proto_rawDesc), len(file_subsidy_v1_ledger_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

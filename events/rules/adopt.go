@@ -1,0 +1,52 @@
+package rules
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"strconv"
+
+	"github.com/cqhrss/subsidyledger/events"
+	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
+)
+
+// RuleSetStream is the stream of RuleSetAdopted events.
+const RuleSetStream = "rule-sets"
+
+// Adoption returns the RuleSetAdopted recording that rs decides from here
+// on, and its event id, derived from the fingerprint and the stream
+// revision it will be appended at (a rule set adopted again after another
+// is another event).
+func Adoption(rs RuleSet, revision uint64) (events.ID, *subsidyv1.RuleSetAdopted, error) {
+	var b bytes.Buffer
+	if err := rs.WriteJSON(&b); err != nil {
+		return events.ID{}, nil, err
+	}
+	fp := rs.Fingerprint()
+	return events.DeriveID("rule-set", fp, strconv.FormatUint(revision, 10)),
+		&subsidyv1.RuleSetAdopted{Version: rs.Version, Fingerprint: fp, RuleSetJson: b.String()}, nil
+}
+
+// Adopted returns the fingerprint of the rule set the last RuleSetAdopted
+// folded made the World's, or "" if none was folded (the World decides
+// under the rule set it was made with).
+func (w *World) Adopted() string { return w.adopted }
+
+// adopted reads the rule set m records, checked against its fingerprint.
+func adopted(m *subsidyv1.RuleSetAdopted) (RuleSet, error) {
+	rs, err := ReadRuleSet(bytes.NewReader([]byte(m.GetRuleSetJson())))
+	if err != nil {
+		return RuleSet{}, fmt.Errorf("rules: RuleSetAdopted %s: %w", m.GetVersion(), err)
+	}
+	if fp := rs.Fingerprint(); fp != m.GetFingerprint() || rs.Version != m.GetVersion() {
+		return RuleSet{}, fmt.Errorf("rules: RuleSetAdopted %s (fingerprint %.12s…) holds rule set %s (fingerprint %.12s…)", m.GetVersion(), m.GetFingerprint(), rs.Version, fp)
+	}
+	rs.Holidays = slices.Clone(rs.Holidays)
+	rs.WorkingWeekends = slices.Clone(rs.WorkingWeekends)
+	return rs, nil
+}
+
+// adopt makes the World decide under rs from now on.
+func (w *World) adopt(rs RuleSet) {
+	w.rs, w.cal, w.adopted = rs, newCalendar(rs), rs.Fingerprint()
+}

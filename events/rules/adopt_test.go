@@ -1,0 +1,85 @@
+package rules_test
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/cqhrss/subsidyledger/events/rules"
+	"github.com/cqhrss/subsidyledger/events/snap"
+	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
+)
+
+// adopt folds a RuleSetAdopted of rs into the fixture's World as the next
+// event of the rule-sets stream.
+func (f *fx) adopt(rs rules.RuleSet) error {
+	rev, ok := f.l.w.StreamRevision(rules.RuleSetStream)
+	next := uint64(0)
+	if ok {
+		next = rev + 1
+	}
+	id, m, err := rules.Adoption(rs, next)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return f.l.w.Apply(rules.RuleSetStream, next, rules.Event{ID: id, Payload: m, Derived: true})
+}
+
+// TestRuleSetAdopted: a RuleSetAdopted folded makes the World decide under
+// the rule set it records, from then on: the decisions name its version
+// and follow its parameters (here a notice of 7 working days instead of
+// 5). One whose rule set does not match its fingerprint, or does not read,
+// is refused and changes nothing. A snapshot keeps the adoption.
+func TestRuleSetAdopted(t *testing.T) {
+	f := newFx(t, rules.DefaultRuleSet())
+	if f.l.w.Adopted() != "" {
+		t.Fatal("a new World says a rule set was adopted")
+	}
+	e1, _ := f.entitled("ti-digital", bdJ, false, "2025-06-20")
+	f.must(&subsidyv1.EntitlementConfirmed{EntitlementId: e1, OfficialId: "maker", ConfirmedOn: dt("2025-06-30")})
+	n1 := f.derived(&subsidyv1.EntitlementApproved{EntitlementId: e1, OfficialId: "checker", ApprovedOn: dt("2025-07-01")})[0].Payload.(*subsidyv1.NoticeOpened)
+
+	rs := rules.DefaultRuleSet()
+	rs.Version, rs.NoticeWorkingDays = "test.7d", 7
+	bad := rs
+	bad.Version = "test.forged"
+	id, m, err := rules.Adoption(bad, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.RuleSetJson = strings.Replace(m.RuleSetJson, `"notice_working_days": 7`, `"notice_working_days": 9`, 1) // the fingerprint no longer matches
+	if err := f.l.w.Apply(rules.RuleSetStream, 0, rules.Event{ID: id, Payload: m, Derived: true}); err == nil || f.l.w.Adopted() != "" {
+		t.Fatalf("a forged adoption: Apply = %v, adopted %q", err, f.l.w.Adopted())
+	}
+	if _, ok := f.l.w.StreamRevision(rules.RuleSetStream); ok {
+		t.Fatal("a refused adoption was folded into its stream")
+	}
+
+	if err := f.adopt(rs); err != nil {
+		t.Fatal(err)
+	}
+	if f.l.w.Adopted() != rs.Fingerprint() || f.l.w.RuleSet().Version != "test.7d" {
+		t.Fatalf("adopted %q, deciding under %s", f.l.w.Adopted(), f.l.w.RuleSet().Version)
+	}
+	e2, _ := f.entitled("ti-digital", ccJ, false, "2025-06-20")
+	f.must(&subsidyv1.EntitlementConfirmed{EntitlementId: e2, OfficialId: "maker", ConfirmedOn: dt("2025-06-30")})
+	n2 := f.derived(&subsidyv1.EntitlementApproved{EntitlementId: e2, OfficialId: "checker", ApprovedOn: dt("2025-07-01")})[0].Payload.(*subsidyv1.NoticeOpened)
+	if n1.GetWorkingDays() != 5 || n1.GetDecision().GetRuleSetVersion() != "2026.4" || n2.GetWorkingDays() != 7 || n2.GetDecision().GetRuleSetVersion() != "test.7d" ||
+		n2.GetEndsOn().GetDay() != 9 {
+		t.Errorf("notices before and after the adoption: %v / %v; want 5 working days under 2026.4, then 7 (to 2025-07-09) under test.7d", n1, n2)
+	}
+
+	var b bytes.Buffer
+	sw := snap.NewWriter(&b)
+	f.l.w.Snapshot(sw)
+	if err := sw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rules.RestoreWorld(rules.DefaultRuleSet(), snap.NewReader(bytes.NewReader(b.Bytes()))); err == nil {
+		t.Error("a snapshot under the adopted rule set restored under another")
+	}
+	back, err := rules.RestoreWorld(rs, snap.NewReader(bytes.NewReader(b.Bytes())))
+	if err != nil || back.Adopted() != rs.Fingerprint() || back.RuleSet().Version != "test.7d" {
+		t.Fatalf("restored: %v, adopted %q", err, back.Adopted())
+	}
+}
