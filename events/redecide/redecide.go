@@ -14,6 +14,13 @@
 // as a unit's budget, may be replayed on a World that saw a later fact
 // first.)
 //
+// The log records the rule set that decides from each point on
+// (rules.RuleSetAdopted, appended by the intake before it decides under a
+// rule set the log did not last adopt); folding one makes the World
+// decide under it, so each fact is decided again under the rule set that
+// decided it. Options.RuleSet decides the facts before the first one
+// (logs written before the ledger recorded its rule sets).
+//
 // A decision is checked under the rule set given. One recorded under
 // another version is compared with its own version's label (nothing in the
 // rules branches on the label), so what is reported is what the rules
@@ -96,6 +103,16 @@ type Summary struct {
 	// ByVersion counts the facts whose recorded decisions name each
 	// rule-set version ("" for facts that derived nothing).
 	ByVersion map[string]int64
+	// Adopted lists the rule sets the log adopted (RuleSetAdopted), in
+	// order: the facts after each are decided again under it.
+	Adopted []Adoption
+}
+
+// Adoption is a RuleSetAdopted read from the log.
+type Adoption struct {
+	Position    events.Position
+	Version     string
+	Fingerprint string
 }
 
 // OK reports whether every fact read reproduced its decision and no
@@ -188,6 +205,9 @@ func Run(ctx context.Context, s events.Store, opt Options) (Summary, error) {
 			case d.Env.GetSource() == LedgerSource:
 				finish()
 				sum.Other++
+				if m, ok := d.Payload.(*subsidyv1.RuleSetAdopted); ok {
+					sum.Adopted = append(sum.Adopted, Adoption{Position: d.Position, Version: m.GetVersion(), Fingerprint: m.GetFingerprint()})
+				}
 			default:
 				finish()
 				sum.Facts++

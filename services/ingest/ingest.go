@@ -207,7 +207,9 @@ type ref struct {
 }
 
 // Load restores the intake's state from its snapshot (Config.Snapshots),
-// or starts from a fresh world, and folds the log after it. It writes a
+// or starts from a fresh world, and folds the log after it; it then
+// records Config.RuleSet in the log unless the log last adopted it
+// (rules.RuleSetAdopted). It writes a
 // snapshot if it folded a million events or more (or SnapshotEvery, if
 // less): folding them again after a crash would cost more than writing.
 func (in *Intake) Load(ctx context.Context) error {
@@ -216,6 +218,9 @@ func (in *Intake) Load(ctx context.Context) error {
 		return err
 	}
 	if err := in.catchUp(ctx); err != nil {
+		return err
+	}
+	if err := in.adoptRuleSet(ctx); err != nil {
 		return err
 	}
 	if in.snapshotDue(min(in.cfg.SnapshotEvery, 1_000_000)) {

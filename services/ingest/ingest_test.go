@@ -477,8 +477,15 @@ func (r *rig) simulated(t *testing.T, n int) []jetstream.Msg {
 // undecodable message (a rejection) and returns how many messages.
 func (r *rig) publishSimulated(t *testing.T, n int) int {
 	t.Helper()
+	return r.publishSimulatedSeed(t, n, 5)
+}
+
+// publishSimulatedSeed is publishSimulated with the simulator's seed (a
+// second programme in the same store takes another seed).
+func (r *rig) publishSimulatedSeed(t *testing.T, n int, seed uint64) int {
+	t.Helper()
 	k, _ := person.NewKeyer([]byte("test key: 32 bytes or more, not a real one"))
-	p, err := simulate.New(simulate.Config{Seed: 5, Year: 2025, Trainees: n, Keyer: k, Officials: true})
+	p, err := simulate.New(simulate.Config{Seed: seed, Year: 2025, Trainees: n, Keyer: k, Officials: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,7 +26,14 @@ type redecideJSON struct {
 	Mismatches     int64            `json:"mismatches"`
 	Orphans        int64            `json:"orphans"`
 	ByVersion      map[string]int64 `json:"facts_by_recorded_rule_set"`
+	Adopted        []adoptionJSON   `json:"rule_sets_adopted"`
 	Problems       []string         `json:"problems"`
+}
+
+type adoptionJSON struct {
+	Position    uint64 `json:"position"`
+	Version     string `json:"version"`
+	Fingerprint string `json:"fingerprint"`
 }
 
 // maxShown bounds the mismatches printed (all are counted).
@@ -88,7 +95,10 @@ func cmdRedecide(ctx context.Context, e *env, args []string) error {
 	if *asJSON {
 		out := redecideJSON{OK: sum.OK(), Store: s.Path(), RuleSetVersion: rs.Version, Through: uint64(sum.Through), Events: sum.Events, Facts: sum.Facts,
 			Derived: sum.Derived, Rejections: sum.Rejections, Other: sum.Other, Matched: sum.Matched, Mismatches: sum.Mismatches, Orphans: sum.Orphans,
-			ByVersion: sum.ByVersion, Problems: shown}
+			ByVersion: sum.ByVersion, Adopted: []adoptionJSON{}, Problems: shown}
+		for _, a := range sum.Adopted {
+			out.Adopted = append(out.Adopted, adoptionJSON{Position: uint64(a.Position), Version: a.Version, Fingerprint: a.Fingerprint})
+		}
 		if out.Problems == nil {
 			out.Problems = []string{}
 		}
@@ -100,7 +110,17 @@ func cmdRedecide(ctx context.Context, e *env, args []string) error {
 	} else {
 		w := e.stdout
 		fmt.Fprintf(w, "store:      %s\n", s.Path())
-		fmt.Fprintf(w, "rule set:   %s (fingerprint %s)\n", rs.Version, rs.Fingerprint()[:12])
+		if len(sum.Adopted) == 0 || sum.Adopted[0].Position > 1 {
+			fmt.Fprintf(w, "rule set:   %s (fingerprint %s)", rs.Version, rs.Fingerprint()[:12])
+			if len(sum.Adopted) == 0 {
+				fmt.Fprint(w, " for the whole log: it records none\n")
+			} else {
+				fmt.Fprintf(w, " up to position %s\n", group(uint64(sum.Adopted[0].Position)))
+			}
+		}
+		for _, a := range sum.Adopted {
+			fmt.Fprintf(w, "adopted:    rule set %s (fingerprint %.12s) at position %s, recorded in the log\n", a.Version, a.Fingerprint, group(uint64(a.Position)))
+		}
 		fmt.Fprintf(w, "read:       %s up to position %s: %s facts, %s derived, %s rejections (not decided again), %s other\n",
 			nEvents(sum.Events), group(uint64(sum.Through)), group(uint64(sum.Facts)), group(uint64(sum.Derived)), group(uint64(sum.Rejections)), group(uint64(sum.Other)))
 		fmt.Fprint(w, "recorded:   ")

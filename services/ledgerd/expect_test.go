@@ -200,8 +200,13 @@ func TestSimulatorExpectationMatchesDashboard(t *testing.T) {
 		Derived          int64            `json:"derived"`
 		Problems         []string         `json:"problems"`
 		RecordedRuleSets map[string]int64 `json:"facts_by_recorded_rule_set"`
+		Adopted          []struct {
+			Position uint64 `json:"position"`
+			Version  string `json:"version"`
+		} `json:"rule_sets_adopted"`
 	}
-	if jerr := json.Unmarshal(out.Bytes(), &rep); err != nil || jerr != nil || !rep.OK || rep.Facts < 1000 || rep.Matched != rep.Facts || rep.Derived < 500 || len(rep.Problems) != 0 || rep.RecordedRuleSets["2026.4"] == 0 {
+	if jerr := json.Unmarshal(out.Bytes(), &rep); err != nil || jerr != nil || !rep.OK || rep.Facts < 1000 || rep.Matched != rep.Facts || rep.Derived < 500 || len(rep.Problems) != 0 || rep.RecordedRuleSets["2026.4"] == 0 ||
+		len(rep.Adopted) != 1 || rep.Adopted[0].Position != 1 || rep.Adopted[0].Version != "2026.4" {
 		t.Fatalf("ledgerctl redecide: %v, %v\n%s%s", err, jerr, out.Bytes(), errOut.Bytes())
 	}
 	t.Logf("ledgerctl redecide: %d facts decided again as recorded, %d derived events", rep.Facts, rep.Derived)

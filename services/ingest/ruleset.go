@@ -1,0 +1,59 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/cqhrss/subsidyledger/events"
+	"github.com/cqhrss/subsidyledger/events/codec"
+	"github.com/cqhrss/subsidyledger/events/rules"
+	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
+)
+
+// adoptRuleSet records Config.RuleSet in the log (a RuleSetAdopted in
+// stream rules.RuleSetStream) unless it is the rule set the log last
+// adopted, and folds it, so that every decision after it is made, and
+// replayed by an auditor, under it. Load calls it once the World holds the
+// whole log, before anything is decided. An append that another ledger
+// instance raced is retried after folding what it appended.
+func (in *Intake) adoptRuleSet(ctx context.Context) error {
+	rs := in.cfg.RuleSet
+	for attempt := 0; ; attempt++ {
+		if in.world.Adopted() == rs.Fingerprint() {
+			return nil
+		}
+		if attempt == 4 {
+			return fmt.Errorf("ingest: rule set %s recorded in the log, but the ledger state did not adopt it", rs.Version)
+		}
+		rev, exists := in.world.StreamRevision(rules.RuleSetStream)
+		expected, next := events.NoStream, uint64(0)
+		if exists {
+			expected, next = events.Exact(rev), rev+1
+		}
+		now := timestamppb.Now()
+		id, m, err := rules.Adoption(rs, next)
+		if err != nil {
+			return fmt.Errorf("ingest: adopting rule set %s: %w", rs.Version, err)
+		}
+		env := &subsidyv1.Envelope{Source: Source, RecordedAt: now, OccurredAt: now, RuleSetVersion: rs.Version}
+		data, err := codec.Encode(id, rules.RuleSetStream, env, m)
+		if err != nil {
+			return fmt.Errorf("ingest: adopting rule set %s: %w", rs.Version, err)
+		}
+		_, err = in.cfg.Store.Append(ctx, rules.RuleSetStream, expected, data)
+		if err != nil && !(errors.Is(err, events.ErrWrongExpectedRevision) && attempt < 3) {
+			return fmt.Errorf("ingest: recording rule set %s in the log: %w", rs.Version, err)
+		}
+		// Fold it (or what raced it) as any event of the log.
+		if err := in.catchUp(ctx); err != nil {
+			return err
+		}
+		if err == nil {
+			in.cfg.Logger.Info("rule set adopted: recorded in the log; decisions from here on are made under it",
+				"version", rs.Version, "fingerprint", rs.Fingerprint()[:12], "stream", rules.RuleSetStream)
+		}
+	}
+}
