@@ -51,6 +51,10 @@ type Config struct {
 	JetStream jetstream.JetStream
 	Subjects  natsbus.Subjects
 	RuleSet   rules.RuleSet
+	// ReadOnly: Load folds the log but records nothing in it (no
+	// RuleSetAdopted), for measuring or inspecting a store opened
+	// read-only; Run refuses to decide.
+	ReadOnly bool
 	// BatchSize bounds the messages decided and appended together.
 	BatchSize int
 	// RecentIDs bounds how many recent messages' records are kept in
@@ -220,8 +224,10 @@ func (in *Intake) Load(ctx context.Context) error {
 	if err := in.catchUp(ctx); err != nil {
 		return err
 	}
-	if err := in.adoptRuleSet(ctx); err != nil {
-		return err
+	if !in.cfg.ReadOnly {
+		if err := in.adoptRuleSet(ctx); err != nil {
+			return err
+		}
 	}
 	if in.snapshotDue(min(in.cfg.SnapshotEvery, 1_000_000)) {
 		in.saveSnapshot(ctx, "loaded")
@@ -389,6 +395,9 @@ func MessageID(key string) events.ID { return events.DeriveID("message", key) }
 // LastError, the metrics), tests the store (see Config.ProbeInterval) and
 // consumes again once the store can write.
 func (in *Intake) Run(ctx context.Context) error {
+	if in.cfg.ReadOnly {
+		return errors.New("ingest: a read-only intake (Config.ReadOnly) decides nothing")
+	}
 	if in.world == nil {
 		if err := in.Load(ctx); err != nil {
 			return err

@@ -88,3 +88,21 @@ func TestRuleSetRecordedInTheLog(t *testing.T) {
 		}
 	}
 }
+
+// TestReadOnlyIntakeRecordsNothing: a read-only intake (for measuring or
+// inspecting a store) folds the log but records no rule set, and decides
+// nothing.
+func TestReadOnlyIntakeRecordsNothing(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t)
+	in := New(Config{Store: r.store, Conn: r.nc, Consumer: r.cons, RuleSet: rules.DefaultRuleSet(), ReadOnly: true, Metrics: NewMetrics(prometheus.NewRegistry())})
+	if err := in.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := adoptions(t, r.store); len(got) != 0 {
+		t.Errorf("a read-only Load recorded %v", got)
+	}
+	if err := in.Run(ctx); err == nil {
+		t.Error("a read-only intake ran")
+	}
+}

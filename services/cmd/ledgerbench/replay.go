@@ -51,7 +51,7 @@ func measureIntakeStart(ctx context.Context, storePath, dir string) (intakeStart
 	load := func(every int) (*ingest.Intake, *ingest.Metrics, time.Duration, error) {
 		runtime.GC()
 		m := ingest.NewMetrics(prometheus.NewRegistry())
-		in := ingest.New(ingest.Config{Store: store, RuleSet: rules.DefaultRuleSet(), Snapshots: cps, SnapshotEvery: every, Metrics: m})
+		in := ingest.New(ingest.Config{Store: store, RuleSet: rules.DefaultRuleSet(), ReadOnly: true, Snapshots: cps, SnapshotEvery: every, Metrics: m})
 		t0 := time.Now()
 		if err := in.Load(ctx); err != nil {
 			return nil, nil, 0, fmt.Errorf("intake load: %w", err)
