@@ -46,7 +46,23 @@ func adopted(m *subsidyv1.RuleSetAdopted) (RuleSet, error) {
 	return rs, nil
 }
 
+// AdoptedAs returns the fingerprint of the rule set the log first adopted
+// under version, and false if it adopted none under it. A rule set whose
+// version the log adopted with other parameters must not be adopted: two
+// rule sets under one version label would make the decisions' labels
+// ambiguous.
+func (w *World) AdoptedAs(version string) (fingerprint string, ok bool) {
+	fingerprint, ok = w.versions[version]
+	return fingerprint, ok
+}
+
 // adopt makes the World decide under rs from now on.
 func (w *World) adopt(rs RuleSet) {
 	w.rs, w.cal, w.adopted = rs, newCalendar(rs), rs.Fingerprint()
+	if w.versions == nil {
+		w.versions = map[string]string{}
+	}
+	if _, ok := w.versions[rs.Version]; !ok {
+		w.versions[rs.Version] = w.adopted
+	}
 }

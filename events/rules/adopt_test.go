@@ -82,4 +82,10 @@ func TestRuleSetAdopted(t *testing.T) {
 	if err != nil || back.Adopted() != rs.Fingerprint() || back.RuleSet().Version != "test.7d" {
 		t.Fatalf("restored: %v, adopted %q", err, back.Adopted())
 	}
+	if fp, ok := back.AdoptedAs("test.7d"); !ok || fp != rs.Fingerprint() {
+		t.Errorf("restored: AdoptedAs(test.7d) = %q, %v", fp, ok)
+	}
+	if _, ok := back.AdoptedAs("2026.4"); ok {
+		t.Error("restored: 2026.4 adopted, though the World was only made with it")
+	}
 }

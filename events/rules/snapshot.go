@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"unsafe"
 
 	"github.com/cqhrss/subsidyledger/events"
@@ -16,7 +18,7 @@ import (
 // of its state. Bump it whenever either changes: a snapshot of another
 // version is refused (ErrSnapshotMismatch) and the World is folded from the
 // log instead.
-const SnapshotVersion = 7
+const SnapshotVersion = 8
 
 // ErrSnapshotMismatch reports a snapshot written by another SnapshotVersion
 // or under a rule set with another Fingerprint: it is not wrong, but this
@@ -43,6 +45,12 @@ func (w *World) Snapshot(out *snap.Writer) {
 	s.Magic("rules.World", SnapshotVersion)
 	s.String(w.rs.Fingerprint())
 	s.String(w.adopted)
+	vs := slices.Sorted(maps.Keys(w.versions))
+	s.Uvarint(uint64(len(vs)))
+	for _, v := range vs {
+		s.String(v)
+		s.String(w.versions[v])
+	}
 
 	// Strings referred to by index.
 	s.names = s.table(len(w.names), func(yield func(string)) {
@@ -658,6 +666,13 @@ func RestoreWorld(rs RuleSet, in *snap.Reader) (*World, error) {
 	}
 	if a := s.String(); a != "" {
 		w.adopted = rs.Fingerprint() // the same rule set, adopted in the log
+	}
+	if n := s.Len(1 << 16); n > 0 {
+		w.versions = make(map[string]string, n)
+		for range n {
+			v := s.String()
+			w.versions[v] = s.String()
+		}
 	}
 	s.names = s.table()
 	for _, n := range s.names {

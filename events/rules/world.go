@@ -22,8 +22,10 @@ type World struct {
 	rs  RuleSet
 	cal calendar
 	// adopted is the fingerprint of the rule set the last RuleSetAdopted
-	// folded made rs, "" if none was folded.
-	adopted string
+	// folded made rs, "" if none was folded; versions holds the
+	// fingerprint each version adopted had (the first, if several).
+	adopted  string
+	versions map[string]string
 
 	// streams indexes streamList, which holds each stream's name once and
 	// its last revision; applied holds where every event id folded is: its

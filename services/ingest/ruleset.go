@@ -25,6 +25,9 @@ func (in *Intake) adoptRuleSet(ctx context.Context) error {
 		if in.world.Adopted() == rs.Fingerprint() {
 			return nil
 		}
+		if fp, ok := in.world.AdoptedAs(rs.Version); ok && fp != rs.Fingerprint() {
+			return &RuleSetConflictError{Version: rs.Version}
+		}
 		if attempt == 4 {
 			return fmt.Errorf("ingest: rule set %s recorded in the log, but the ledger state did not adopt it", rs.Version)
 		}
@@ -56,4 +59,13 @@ func (in *Intake) adoptRuleSet(ctx context.Context) error {
 				"version", rs.Version, "fingerprint", rs.Fingerprint()[:12], "stream", rules.RuleSetStream)
 		}
 	}
+}
+
+// RuleSetConflictError is Load's refusal of a rule set whose version the
+// log adopted before with other parameters: decisions under two rule sets
+// would carry one label. Give the changed rule set a version of its own.
+type RuleSetConflictError struct{ Version string }
+
+func (e *RuleSetConflictError) Error() string {
+	return fmt.Sprintf("ingest: the log adopted rule set %s before with other parameters; give the changed rule set a version of its own", e.Version)
 }

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -69,6 +70,19 @@ func TestRuleSetRecordedInTheLog(t *testing.T) {
 	got, _ := adoptions(t, r.store)
 	if len(got) != 2 || got[1] != "test.7d" {
 		t.Fatalf("adoptions %v; want %s then test.7d", got, def.Version)
+	}
+	// Back to the built-in rule set: adopted again. A rule set under a
+	// version the log adopted with other parameters is refused.
+	start(def)
+	forged := def
+	forged.NoticeWorkingDays = 6
+	in2 := New(Config{Store: r.store, Conn: r.nc, Consumer: r.cons, RuleSet: forged, Metrics: NewMetrics(prometheus.NewRegistry())})
+	var conflict *RuleSetConflictError
+	if err := in2.Load(ctx); !errors.As(err, &conflict) || conflict.Version != def.Version {
+		t.Errorf("Load under %s with other parameters = %v; want a RuleSetConflictError", def.Version, err)
+	}
+	if got, _ := adoptions(t, r.store); len(got) != 3 || got[2] != def.Version {
+		t.Fatalf("adoptions %v; want %s, test.7d, %s", got, def.Version, def.Version)
 	}
 
 	// Each fact replays under the rule set that decided it: 2026.4 up to
