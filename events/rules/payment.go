@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/cqhrss/subsidyledger/events"
+	"github.com/cqhrss/subsidyledger/events/person"
 	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
 )
 
@@ -126,6 +127,12 @@ func (d *decider) paymentSettled(m *subsidyv1.PaymentSettled) *Rejection {
 	on := date(m.GetSettledOn())
 	if r := dateOrder("settlement", on, "payment request", o.requestedOn); r != nil {
 		return r
+	}
+	// A trainee's account is personal data: the payment system names it by
+	// a token, never by its number (DOMAIN.md §3), which would stay in the
+	// immutable log and, through a shared-account flag, reach supervisors.
+	if o.payee.kind == subsidyv1.PayeeKind_PAYEE_KIND_TRAINEE && person.ContainsAccountNumber(m.GetPaidToAccount()) {
+		return reject(subsidyv1.ReasonCode_REASON_CODE_PLAIN_ACCOUNT_NUMBER, "paid_to_account of a trainee payee holds an account number; send a token of the account")
 	}
 	for _, off := range o.offsets {
 		d.emit(recoveryID(off.clawback, o.id), &subsidyv1.ClawbackRecovered{

@@ -1205,3 +1205,28 @@ func TestNoPaymentToASuspendedInstitution(t *testing.T) {
 	}
 	checkInvariants(t, f.l.log)
 }
+
+// TestSettlementWithAPlainAccountNumber: a settlement to a trainee that
+// names the account by its number is refused (the payment system sends a
+// token); one that names a token is recorded. An institution's account is
+// named as it is registered: a number there is no reason to refuse (it is
+// flagged if it is not the registered one).
+func TestSettlementWithAPlainAccountNumber(t *testing.T) {
+	f := newFx(t, rules.DefaultRuleSet())
+	e, _ := f.entitled("ti-digital", bdJ, false, "2025-06-20")
+	f.noticed(e)
+	o := f.derived(&subsidyv1.PaymentRequested{EntitlementId: e, OfficialId: "maker", RequestedOn: dt("2025-07-09")})[0].Payload.(*subsidyv1.PaymentOrdered)
+	settled := func(account string) *subsidyv1.PaymentSettled {
+		return &subsidyv1.PaymentSettled{PaymentOrderId: o.PaymentOrderId, EntitlementId: e, AmountFen: o.NetFen, PaidToAccount: account, SettledOn: dt("2025-07-10")}
+	}
+	for _, acct := range []string{"6222020012345678901", "6222-0200-1234-5678-901", "acct-6228-0000-0010-0001"} {
+		f.reject(settled(acct), subsidyv1.ReasonCode_REASON_CODE_PLAIN_ACCOUNT_NUMBER)
+	}
+	f.must(settled("trainee-account-token-0182ce950f5ecca6"))
+
+	e2, _ := f.entitled("ti-digital", ccJ, true, "2025-06-20")
+	f.noticed(e2)
+	o2 := f.derived(&subsidyv1.PaymentRequested{EntitlementId: e2, OfficialId: "maker", RequestedOn: dt("2025-07-09")})[0].Payload.(*subsidyv1.PaymentOrdered)
+	want(t, f.derived(&subsidyv1.PaymentSettled{PaymentOrderId: o2.PaymentOrderId, EntitlementId: e2, AmountFen: o2.NetFen, PaidToAccount: "6222020012345678901", SettledOn: dt("2025-07-10")}),
+		"ViolationFlagged:REASON_CODE_PAYMENT_ACCOUNT_MISMATCH")
+}

@@ -1721,10 +1721,14 @@ func (in *Intake) rejection(it *item, code subsidyv1.ReasonCode, detail string) 
 	if payload := it.msg.Data(); len(payload) > facts.MaxPayloadSize {
 		detail += fmt.Sprintf(" (kept: the first %d of its %d bytes; SHA-256 of the whole: %x)", facts.MaxPayloadSize, len(payload), sha256.Sum256(payload))
 	}
+	kept := keptPayload(it.msg.Data())
+	if code == subsidyv1.ReasonCode_REASON_CODE_PLAIN_ACCOUNT_NUMBER {
+		kept = person.RedactAccountNumbers(kept)
+	}
 	return &subsidyv1.FactRejected{
 		Subject:     it.subject,
 		Headers:     h,
-		Payload:     keptPayload(it.msg.Data()),
+		Payload:     kept,
 		Reason:      code,
 		Detail:      person.RedactIDString(detail),
 		MessageId:   it.key,

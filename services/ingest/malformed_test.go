@@ -6,12 +6,14 @@ import (
 	"testing"
 
 	"github.com/nats-io/nats.go"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/cqhrss/subsidyledger/events/codec"
 	"github.com/cqhrss/subsidyledger/events/facts"
 	"github.com/cqhrss/subsidyledger/events/person"
 	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
 	"github.com/cqhrss/subsidyledger/services/natsbus"
+	"github.com/cqhrss/subsidyledger/services/simulate"
 )
 
 // kept is what a rejection keeps of a payload: an oversized one's first
@@ -153,5 +155,71 @@ func TestMalformedInputCatalogue(t *testing.T) {
 		case tc.name == "ID number in a header" && rj.GetHeaders()["X-Trainee"] != maskedID:
 			t.Errorf("%s: header kept as %q; want %q", tc.name, rj.GetHeaders()["X-Trainee"], maskedID)
 		}
+	}
+}
+
+// TestPlainAccountNumberRejected: a settlement to a trainee that names the
+// account paid by its number is rejected (PLAIN_ACCOUNT_NUMBER), and the
+// rejection keeps the message with the number masked: nothing stored holds
+// it. The payment system's corrected settlement (a token) is then
+// recorded.
+func TestPlainAccountNumberRejected(t *testing.T) {
+	const plain, masked = "6222020012345678901", "6222***********8901"
+	r := newRig(t)
+	ref, trainees := programme(t)
+	var settle *simulate.Fact
+	var before []simulate.Fact
+	for i, f := range trainees {
+		if m, ok := f.Msg.(*subsidyv1.PaymentSettled); ok && strings.HasPrefix(m.GetPaidToAccount(), "trainee-account-token-") {
+			settle, before = &trainees[i], trainees[:i]
+			break
+		}
+	}
+	if settle == nil {
+		t.Fatal("the programme pays no trainee directly")
+	}
+	r.publish(t, ref)
+	r.publish(t, before)
+	in := r.intake(t)
+	handleAll(t, in, r.fetch(t, len(ref)+len(before)))
+	bad := *settle
+	m := proto.Clone(settle.Msg).(*subsidyv1.PaymentSettled)
+	m.PaidToAccount = plain
+	bad.Msg, bad.MsgID = m, settle.MsgID+"-plain"
+	r.publish(t, []simulate.Fact{bad, *settle})
+	handleAll(t, in, r.fetch(t, 2))
+
+	page, err := r.store.ReadAll(context.Background(), 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rejected *subsidyv1.FactRejected
+	accepted := false
+	for _, rec := range page {
+		if strings.Contains(string(rec.Data)+string(rec.Metadata), plain) {
+			t.Errorf("event %d (%s) holds the plain account number", rec.Position, rec.Type)
+		}
+		d, err := codec.Decode(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch p := d.Payload.(type) {
+		case *subsidyv1.FactRejected:
+			if p.GetMessageId() == bad.MsgID {
+				rejected = p
+			}
+		case *subsidyv1.PaymentSettled:
+			accepted = accepted || p.GetPaidToAccount() == settle.Msg.(*subsidyv1.PaymentSettled).GetPaidToAccount()
+		}
+	}
+	if rejected == nil || rejected.GetReason() != subsidyv1.ReasonCode_REASON_CODE_PLAIN_ACCOUNT_NUMBER {
+		t.Fatalf("the settlement with the plain number: %v; want a PLAIN_ACCOUNT_NUMBER rejection", rejected)
+	}
+	kept := &subsidyv1.PaymentSettled{}
+	if err := proto.Unmarshal(rejected.GetPayload(), kept); err != nil || kept.GetPaidToAccount() != masked {
+		t.Errorf("the rejection keeps %q (%v); want the message with %q", kept.GetPaidToAccount(), err, masked)
+	}
+	if !accepted {
+		t.Error("the corrected settlement (a token) was not recorded")
 	}
 }

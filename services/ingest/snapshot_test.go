@@ -107,7 +107,7 @@ func TestLoadFoldsTheLogWhenTheSnapshotCannotBeUsed(t *testing.T) {
 	}
 
 	other := cfg
-	other.RuleSet.PassRateWindow++
+	other.RuleSet.Version, other.RuleSet.PassRateWindow = "test.other", other.RuleSet.PassRateWindow+1
 	write()
 	check("another rule set", other, r.store, "another rule set")
 

@@ -41,6 +41,10 @@ const (
 	// The rules failed on the fact (a defect, not the publisher's fault); the
 	// message is kept so that it can be re-sent once the defect is fixed.
 	ReasonCode_REASON_CODE_DECISION_FAILED ReasonCode = 9
+	// A trainee's bank account number written out where the ledger keeps a
+	// token of it (PaymentSettled.paid_to_account of a trainee payee); the
+	// rejection keeps it masked.
+	ReasonCode_REASON_CODE_PLAIN_ACCOUNT_NUMBER ReasonCode = 10
 	// Rule 1: references exist.
 	ReasonCode_REASON_CODE_UNKNOWN_TRAINEE          ReasonCode = 101
 	ReasonCode_REASON_CODE_UNKNOWN_INSTITUTION      ReasonCode = 102
@@ -141,6 +145,7 @@ var (
 		7:    "REASON_CODE_DUPLICATE_FACT",
 		8:    "REASON_CODE_CONFLICTING_DUPLICATE",
 		9:    "REASON_CODE_DECISION_FAILED",
+		10:   "REASON_CODE_PLAIN_ACCOUNT_NUMBER",
 		101:  "REASON_CODE_UNKNOWN_TRAINEE",
 		102:  "REASON_CODE_UNKNOWN_INSTITUTION",
 		103:  "REASON_CODE_UNKNOWN_QUALIFICATION",
@@ -212,6 +217,7 @@ var (
 		"REASON_CODE_DUPLICATE_FACT":                7,
 		"REASON_CODE_CONFLICTING_DUPLICATE":         8,
 		"REASON_CODE_DECISION_FAILED":               9,
+		"REASON_CODE_PLAIN_ACCOUNT_NUMBER":          10,
 		"REASON_CODE_UNKNOWN_TRAINEE":               101,
 		"REASON_CODE_UNKNOWN_INSTITUTION":           102,
 		"REASON_CODE_UNKNOWN_QUALIFICATION":         103,
@@ -306,7 +312,7 @@ var File_subsidy_v1_reasons_proto protoreflect.FileDescriptor
 const file_subsidy_v1_reasons_proto_rawDesc = "" +
 	"\n" +
 	"\x18subsidy/v1/reasons.proto\x12\n" +
-	"subsidy.v1*\x88\x14\n" +
+	"subsidy.v1*\xae\x14\n" +
 	"\n" +
 	"ReasonCode\x12\x1b\n" +
 	"\x17REASON_CODE_UNSPECIFIED\x10\x00\x12\x1b\n" +
@@ -318,7 +324,9 @@ const file_subsidy_v1_reasons_proto_rawDesc = "" +
 	"\x1dREASON_CODE_INVALID_PERSON_ID\x10\x06\x12\x1e\n" +
 	"\x1aREASON_CODE_DUPLICATE_FACT\x10\a\x12%\n" +
 	"!REASON_CODE_CONFLICTING_DUPLICATE\x10\b\x12\x1f\n" +
-	"\x1bREASON_CODE_DECISION_FAILED\x10\t\x12\x1f\n" +
+	"\x1bREASON_CODE_DECISION_FAILED\x10\t\x12$\n" +
+	" REASON_CODE_PLAIN_ACCOUNT_NUMBER\x10\n" +
+	"\x12\x1f\n" +
 	"\x1bREASON_CODE_UNKNOWN_TRAINEE\x10e\x12#\n" +
 	"\x1fREASON_CODE_UNKNOWN_INSTITUTION\x10f\x12%\n" +
 	"!REASON_CODE_UNKNOWN_QUALIFICATION\x10g\x12\x1c\n" +
