@@ -109,7 +109,7 @@ var reasons = []Reason{
 	{subsidyv1.ReasonCode_REASON_CODE_WRITE_OFF_SAME_OFFICIAL, 14, []Effect{EffectReject}, "rules", "A write-off approved by the official who requested it."},
 	{subsidyv1.ReasonCode_REASON_CODE_RECOVERY_EXCEEDS_RECEIVABLE, 14, []Effect{EffectReject}, "rules", "A repayment or write-off larger than the outstanding receivable."},
 
-	{subsidyv1.ReasonCode_REASON_CODE_QUALITY_BELOW_THRESHOLD, 15, []Effect{EffectFlag, EffectHold}, "rules", "The training institution's first-attempt pass rate for the qualification fell below the threshold: flagged, and its new reimbursements for it held for a supervisor."},
+	{subsidyv1.ReasonCode_REASON_CODE_QUALITY_BELOW_THRESHOLD, 15, []Effect{EffectFlag, EffectHold}, "rules", "The training institution's first-attempt pass rate for the qualification fell below the threshold: flagged, and its new reimbursements for it held for a supervisor (the flag is cleared, by a FlagCleared, once a first attempt brings the rate back; the holds stay until lifted)."},
 
 	{subsidyv1.ReasonCode_REASON_CODE_CERTIFICATE_SPIKE, 16, []Effect{EffectFlag}, "rules", "An evaluation institution issued far more certificates in a month than its history."},
 	{subsidyv1.ReasonCode_REASON_CODE_CONCURRENT_ENROLMENT, 16, []Effect{EffectFlag}, "rules", "A person enrolled at a second institution while an enrolment elsewhere is not completed."},

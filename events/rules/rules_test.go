@@ -1,6 +1,7 @@
 package rules_test
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/cqhrss/subsidyledger/events"
 	"github.com/cqhrss/subsidyledger/events/refdata"
 	"github.com/cqhrss/subsidyledger/events/rules"
+	"github.com/cqhrss/subsidyledger/events/snap"
 	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -345,29 +347,50 @@ func TestNoticeClose(t *testing.T) {
 func TestQualityThreshold(t *testing.T) {
 	// Window 5, threshold 60%: 3 of 5 is exactly met (not below), 2 of 5
 	// is below. The flag is raised when the rate crosses, not again while
-	// it stays below; it is raised again after a recovery.
+	// it stays below; the first attempt that brings it back clears it
+	// (rules 2026.4), and it is raised again after the recovery.
 	rs := rules.DefaultRuleSet()
 	rs.PassRateWindow, rs.Version = 5, "test"
 	tests := []struct {
 		name    string
 		results []bool
 		flagAt  []int // indexes of the first attempts that raise a flag
+		clearAt []int // and of those that clear it
 	}{
-		{"exactly met", []bool{true, true, true, false, false}, nil},
-		{"one short", []bool{true, true, false, false, false}, []int{4}},
-		{"window not full", []bool{false, false, false, false}, nil},
-		{"stays below", []bool{false, false, false, false, false, false, false}, []int{4}},
+		{"exactly met", []bool{true, true, true, false, false}, nil, nil},
+		{"one short", []bool{true, true, false, false, false}, []int{4}, nil},
+		{"window not full", []bool{false, false, false, false}, nil, nil},
+		{"stays below", []bool{false, false, false, false, false, false, false}, []int{4}, nil},
 		// FFFFF (flag) TTTT (3/5 at the third T: recovered) FFF (TTFFF: 2/5, flag)
-		{"recovers and drops again", []bool{false, false, false, false, false, true, true, true, true, false, false, false}, []int{4, 11}},
+		{"recovers and drops again", []bool{false, false, false, false, false, true, true, true, true, false, false, false}, []int{4, 11}, []int{7}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFx(t, rs)
-			flagged := map[int]bool{}
+			flagged, cleared := map[int]bool{}, map[int]bool{}
 			for _, i := range tt.flagAt {
 				flagged[i] = true
 			}
+			for _, i := range tt.clearAt {
+				cleared[i] = true
+			}
+			var open string
 			for i, pass := range tt.results {
+				if i == 6 {
+					// The open flag survives a snapshot: go on with a
+					// restored World.
+					var b bytes.Buffer
+					sw := snap.NewWriter(&b)
+					f.l.w.Snapshot(sw)
+					if err := sw.Flush(); err != nil {
+						t.Fatal(err)
+					}
+					w, err := rules.RestoreWorld(rs, snap.NewReader(&b))
+					if err != nil {
+						t.Fatal(err)
+					}
+					f.l.w = w
+				}
 				k := f.employee()
 				f.trained(k, "ti-cloud", bdJ)
 				score := int32(50)
@@ -375,9 +398,16 @@ func TestQualityThreshold(t *testing.T) {
 					score = 60
 				}
 				evs := f.derived(f.assessment(k, bdJ, 1, score, 60, "2025-06-20"))
-				if flagged[i] {
+				switch {
+				case flagged[i]:
 					want(t, evs, "ViolationFlagged:REASON_CODE_QUALITY_BELOW_THRESHOLD")
-				} else {
+					open = evs[0].Payload.(*subsidyv1.ViolationFlagged).GetFlagId()
+				case cleared[i]:
+					want(t, evs, "FlagCleared:REASON_CODE_QUALITY_BELOW_THRESHOLD")
+					if c := evs[0].Payload.(*subsidyv1.FlagCleared); c.GetFlagId() != open || c.GetInstitutionId() != "ti-cloud" || c.GetQualification().GetOccupation() != bdJ.Occupation {
+						t.Errorf("attempt %d cleared %v; want flag %s of ti-cloud", i, c, open)
+					}
+				default:
 					want(t, evs)
 				}
 			}

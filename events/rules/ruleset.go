@@ -118,7 +118,8 @@ type RuleSet struct {
 // advance paid after a certificate of its qualification is refused.
 // "2026.4" closes what such a completion shows unfounded: the
 // ASSESSMENT_WITHOUT_COMPLETION flag of each assessment it precedes
-// (FlagCleared), and records a second chance that fails on another rule
+// (FlagCleared), clears a QUALITY_BELOW_THRESHOLD flag once the pass rate
+// is back at the threshold, and records a second chance that fails on another rule
 // than the denial gave (SubsidyDenialRevised); decisions are otherwise
 // those of "2026.3".
 func DefaultRuleSet() RuleSet {

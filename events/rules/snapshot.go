@@ -18,7 +18,7 @@ import (
 // of its state. Bump it whenever either changes: a snapshot of another
 // version is refused (ErrSnapshotMismatch) and the World is folded from the
 // log instead.
-const SnapshotVersion = 8
+const SnapshotVersion = 9
 
 // ErrSnapshotMismatch reports a snapshot written by another SnapshotVersion
 // or under a rule set with another Fingerprint: it is not wrong, but this
@@ -400,6 +400,7 @@ func (w *World) Snapshot(out *snap.Writer) {
 			s.id(id)
 		}
 		s.Int(q.passes)
+		s.String(q.flag)
 	}
 	s.Uvarint(uint64(len(w.certMonths)))
 	for inst, months := range w.certMonths {
@@ -943,6 +944,7 @@ func RestoreWorld(rs RuleSet, in *snap.Reader) (*World, error) {
 			}
 		}
 		q.passes = s.Int()
+		q.flag = s.String()
 		w.quality[k] = q
 	}
 	for range s.Len(maxCount) {

@@ -363,6 +363,9 @@ type qualityWindow struct {
 	results []bool
 	ids     []events.ID
 	passes  int
+	// flag is the open QUALITY_BELOW_THRESHOLD flag of the window, "" if
+	// none (rules 2026.4: a recovery clears it).
+	flag string
 }
 
 func (q *qualityWindow) add(pass bool, id events.ID, n int) {

@@ -186,6 +186,7 @@ func (d *decider) clearWithoutCompletion(t *trainee, e *enrolment) {
 			Reason:        f.Reason,
 			Subject:       f.Subject,
 			InstitutionId: e.inst,
+			Qualification: a.q.Proto(),
 			Detail:        fmt.Sprintf("training of enrolment %s completed on %s, on or before assessment %s on %s; reported after it", e.id, c.on, a.id, a.assessedOn),
 			Decision: d.decision([]events.ID{e.eventID, a.eventID, mustParse(id)},
 				check(subsidyv1.ReasonCode_REASON_CODE_TRAINING_NOT_COMPLETED, true, "enrolment %s completed on %s", e.id, c.on)),
@@ -285,15 +286,17 @@ func (d *decider) assessmentRecorded(m *subsidyv1.AssessmentRecorded) *Rejection
 }
 
 // qualityAfter flags the training institution when this first attempt takes
-// its pass rate for the qualification from not-below to below the threshold.
+// its pass rate for the qualification from not-below to below the threshold,
+// and clears the open flag when it brings the rate back (rules 2026.4).
 func (d *decider) qualityAfter(a *assessment) {
 	rs := d.w.rs
 	k := qualityKey{a.trainInst, a.q}
 	n, passes := 0, 0
 	var results []bool
 	var ids []events.ID
+	open := ""
 	if qw := d.w.quality[k]; qw != nil {
-		n, passes, results, ids = len(qw.results), qw.passes, qw.results, qw.ids
+		n, passes, results, ids, open = len(qw.results), qw.passes, qw.results, qw.ids, qw.flag
 	}
 	wasBelow := below(n, passes, rs.PassRateWindow, rs.PassRateThresholdBP)
 	// The window after this result.
@@ -308,7 +311,23 @@ func (d *decider) qualityAfter(a *assessment) {
 		}
 		ids = ids[1:]
 	}
-	if wasBelow || !below(n2, p2, rs.PassRateWindow, rs.PassRateThresholdBP) {
+	nowBelow := below(n2, p2, rs.PassRateWindow, rs.PassRateThresholdBP)
+	if open != "" && !nowBelow {
+		// Back at the threshold: the flag no longer holds (rules 2026.4).
+		detail := fmt.Sprintf("first-attempt pass rate %d/%d back at or above %d bp over the last %d", p2, n2, rs.PassRateThresholdBP, rs.PassRateWindow)
+		d.emit(events.DeriveID("flag-cleared", open), &subsidyv1.FlagCleared{
+			FlagId:        open,
+			Reason:        subsidyv1.ReasonCode_REASON_CODE_QUALITY_BELOW_THRESHOLD,
+			Subject:       a.trainInst,
+			InstitutionId: a.trainInst,
+			Qualification: a.q.Proto(),
+			Detail:        detail,
+			Decision: d.decision(append(slices.Clone(ids), mustParse(open)), check(subsidyv1.ReasonCode_REASON_CODE_QUALITY_BELOW_THRESHOLD, true,
+				"%d passes of %d first attempts >= %d bp", p2, n2, rs.PassRateThresholdBP)),
+		})
+		return
+	}
+	if wasBelow || !nowBelow {
 		return
 	}
 	key := a.trainInst + "/" + a.q.String() + "/" + d.factID

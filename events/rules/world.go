@@ -605,10 +605,20 @@ func (w *World) fold(id events.ID, m proto.Message) {
 			w.flagOrder = append(w.flagOrder, m.GetFlagId())
 		}
 		w.flags[m.GetFlagId()] = Flag{ID: m.GetFlagId(), Reason: m.GetReason(), Subject: m.GetSubject(), Detail: m.GetDetail()}
+		if m.GetReason() == subsidyv1.ReasonCode_REASON_CODE_QUALITY_BELOW_THRESHOLD {
+			if qw := w.quality[qualityKey{m.GetInstitutionId(), refdata.QualificationOf(m.GetQualification())}]; qw != nil {
+				qw.flag = m.GetFlagId()
+			}
+		}
 	case *subsidyv1.FlagCleared:
 		if f, ok := w.flags[m.GetFlagId()]; ok {
 			f.Cleared = true
 			w.flags[m.GetFlagId()] = f
+		}
+		if m.GetReason() == subsidyv1.ReasonCode_REASON_CODE_QUALITY_BELOW_THRESHOLD {
+			if qw := w.quality[qualityKey{m.GetInstitutionId(), refdata.QualificationOf(m.GetQualification())}]; qw != nil && qw.flag == m.GetFlagId() {
+				qw.flag = ""
+			}
 		}
 	}
 }

@@ -116,10 +116,13 @@ func (x *ViolationFlagged) GetDecision() *Decision {
 	return nil
 }
 
-// FlagCleared closes a flag whose ground a later fact removed: an
-// ASSESSMENT_WITHOUT_COMPLETION flag once the training's completion, dated on
-// or before the assessment, is reported (rules 2026.4). The ViolationFlagged
-// stays in the log; read models show the flag closed. Derived by the ledger.
+// FlagCleared closes a flag whose ground a later fact removed (rules 2026.4):
+// an ASSESSMENT_WITHOUT_COMPLETION flag once the training's completion, dated
+// on or before the assessment, is reported; a QUALITY_BELOW_THRESHOLD flag once
+// a first attempt brings the institution's pass rate for the qualification
+// back to the threshold (the reimbursements held for review stay held until a
+// supervisor lifts them). The ViolationFlagged stays in the log; read models
+// show the flag closed. Derived by the ledger.
 type FlagCleared struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	FlagId string                 `protobuf:"bytes,1,opt,name=flag_id,json=flagId,proto3" json:"flag_id,omitempty"`
@@ -131,7 +134,9 @@ type FlagCleared struct {
 	// Why the flag no longer holds.
 	Detail string `protobuf:"bytes,5,opt,name=detail,proto3" json:"detail,omitempty"`
 	// The fact that cleared it first among the evidence, then the flag.
-	Decision      *Decision `protobuf:"bytes,6,opt,name=decision,proto3" json:"decision,omitempty"`
+	Decision *Decision `protobuf:"bytes,6,opt,name=decision,proto3" json:"decision,omitempty"`
+	// As in the flag's ViolationFlagged.
+	Qualification *Qualification `protobuf:"bytes,7,opt,name=qualification,proto3" json:"qualification,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -204,6 +209,13 @@ func (x *FlagCleared) GetDetail() string {
 func (x *FlagCleared) GetDecision() *Decision {
 	if x != nil {
 		return x.Decision
+	}
+	return nil
+}
+
+func (x *FlagCleared) GetQualification() *Qualification {
+	if x != nil {
+		return x.Qualification
 	}
 	return nil
 }
@@ -529,14 +541,15 @@ const file_subsidy_v1_supervision_proto_rawDesc = "" +
 	"\x0einstitution_id\x18\x04 \x01(\tR\rinstitutionId\x12?\n" +
 	"\rqualification\x18\x05 \x01(\v2\x19.subsidy.v1.QualificationR\rqualification\x12\x16\n" +
 	"\x06detail\x18\x06 \x01(\tR\x06detail\x120\n" +
-	"\bdecision\x18\a \x01(\v2\x14.subsidy.v1.DecisionR\bdecision\"\xe1\x01\n" +
+	"\bdecision\x18\a \x01(\v2\x14.subsidy.v1.DecisionR\bdecision\"\xa2\x02\n" +
 	"\vFlagCleared\x12\x17\n" +
 	"\aflag_id\x18\x01 \x01(\tR\x06flagId\x12.\n" +
 	"\x06reason\x18\x02 \x01(\x0e2\x16.subsidy.v1.ReasonCodeR\x06reason\x12\x18\n" +
 	"\asubject\x18\x03 \x01(\tR\asubject\x12%\n" +
 	"\x0einstitution_id\x18\x04 \x01(\tR\rinstitutionId\x12\x16\n" +
 	"\x06detail\x18\x05 \x01(\tR\x06detail\x120\n" +
-	"\bdecision\x18\x06 \x01(\v2\x14.subsidy.v1.DecisionR\bdecision\"\xcd\x01\n" +
+	"\bdecision\x18\x06 \x01(\v2\x14.subsidy.v1.DecisionR\bdecision\x12?\n" +
+	"\rqualification\x18\a \x01(\v2\x19.subsidy.v1.QualificationR\rqualification\"\xcd\x01\n" +
 	"\x14InstitutionSuspended\x12%\n" +
 	"\x0einstitution_id\x18\x01 \x01(\tR\rinstitutionId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x1f\n" +
@@ -593,20 +606,21 @@ var file_subsidy_v1_supervision_proto_goTypes = []any{
 	(*Date)(nil),                  // 9: subsidy.v1.Date
 }
 var file_subsidy_v1_supervision_proto_depIdxs = []int32{
-	6, // 0: subsidy.v1.ViolationFlagged.reason:type_name -> subsidy.v1.ReasonCode
-	7, // 1: subsidy.v1.ViolationFlagged.qualification:type_name -> subsidy.v1.Qualification
-	8, // 2: subsidy.v1.ViolationFlagged.decision:type_name -> subsidy.v1.Decision
-	6, // 3: subsidy.v1.FlagCleared.reason:type_name -> subsidy.v1.ReasonCode
-	8, // 4: subsidy.v1.FlagCleared.decision:type_name -> subsidy.v1.Decision
-	9, // 5: subsidy.v1.InstitutionSuspended.suspended_on:type_name -> subsidy.v1.Date
-	9, // 6: subsidy.v1.InstitutionReinstated.reinstated_on:type_name -> subsidy.v1.Date
-	9, // 7: subsidy.v1.HoldPlaced.placed_on:type_name -> subsidy.v1.Date
-	9, // 8: subsidy.v1.HoldLifted.lifted_on:type_name -> subsidy.v1.Date
-	9, // [9:9] is the sub-list for method output_type
-	9, // [9:9] is the sub-list for method input_type
-	9, // [9:9] is the sub-list for extension type_name
-	9, // [9:9] is the sub-list for extension extendee
-	0, // [0:9] is the sub-list for field type_name
+	6,  // 0: subsidy.v1.ViolationFlagged.reason:type_name -> subsidy.v1.ReasonCode
+	7,  // 1: subsidy.v1.ViolationFlagged.qualification:type_name -> subsidy.v1.Qualification
+	8,  // 2: subsidy.v1.ViolationFlagged.decision:type_name -> subsidy.v1.Decision
+	6,  // 3: subsidy.v1.FlagCleared.reason:type_name -> subsidy.v1.ReasonCode
+	8,  // 4: subsidy.v1.FlagCleared.decision:type_name -> subsidy.v1.Decision
+	7,  // 5: subsidy.v1.FlagCleared.qualification:type_name -> subsidy.v1.Qualification
+	9,  // 6: subsidy.v1.InstitutionSuspended.suspended_on:type_name -> subsidy.v1.Date
+	9,  // 7: subsidy.v1.InstitutionReinstated.reinstated_on:type_name -> subsidy.v1.Date
+	9,  // 8: subsidy.v1.HoldPlaced.placed_on:type_name -> subsidy.v1.Date
+	9,  // 9: subsidy.v1.HoldLifted.lifted_on:type_name -> subsidy.v1.Date
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_subsidy_v1_supervision_proto_init() }
