@@ -56,9 +56,15 @@ func (w *World) AdoptedAs(version string) (fingerprint string, ok bool) {
 	return fingerprint, ok
 }
 
-// adopt makes the World decide under rs from now on.
+// adopt makes the World decide under rs from now on. A smaller pass-rate
+// window drops the oldest results of every institution's window (rule 15
+// reads the last PassRateWindow first attempts); a larger one fills up as
+// first attempts come.
 func (w *World) adopt(rs RuleSet) {
 	w.rs, w.cal, w.adopted = rs, newCalendar(rs), rs.Fingerprint()
+	for _, q := range w.quality {
+		q.trim(rs.PassRateWindow)
+	}
 	if w.versions == nil {
 		w.versions = map[string]string{}
 	}

@@ -89,3 +89,41 @@ func TestRuleSetAdopted(t *testing.T) {
 		t.Error("restored: 2026.4 adopted, though the World was only made with it")
 	}
 }
+
+// TestAdoptedSmallerPassRateWindow: a rule set adopted with a smaller
+// pass-rate window judges rule 15 over the last first attempts of the new
+// size at once (found by review: the windows kept their old length).
+func TestAdoptedSmallerPassRateWindow(t *testing.T) {
+	rs := rules.DefaultRuleSet()
+	rs.Version, rs.PassRateWindow = "test.w10", 10
+	f := newFx(t, rs)
+	assess := func(pass bool) []rules.Event {
+		t.Helper()
+		k := f.employee()
+		f.trained(k, "ti-cloud", bdJ)
+		score := int32(50)
+		if pass {
+			score = 60
+		}
+		return f.derived(f.assessment(k, bdJ, 1, score, 60, "2025-06-20"))
+	}
+	for i := range 10 { // T×6 F×4: 6/10, not below 60%
+		want(t, assess(i < 6))
+	}
+	// A trainee whose training institution advanced the fee (so ti-cloud
+	// is the payee) passes: T×5 F×4 T, 6/10 still.
+	k := f.employee()
+	f.trained(k, "ti-cloud", bdJ)
+	f.must(&subsidyv1.AdvancePaymentRecorded{AdvanceId: "adv-" + k[56:], TrainingInstitutionId: "ti-cloud", PersonKey: k, Qualification: bdJ.Proto(), AmountFen: 1, PaidOn: dt("2025-04-01")})
+	a := f.assessment(k, bdJ, 1, 60, 60, "2025-06-20")
+	want(t, f.derived(a))
+	small := rs
+	small.Version, small.PassRateWindow = "test.w5", 5
+	if err := f.adopt(small); err != nil {
+		t.Fatal(err)
+	}
+	// The last five are F F F F T: 1/5, below. The reimbursement decided
+	// now is held for review; over the old window of 10 it would not be.
+	evs := f.derived(f.certificate(a, "2025-06-30"))
+	want(t, evs, entitled, "EntitlementHeld:REASON_CODE_QUALITY_BELOW_THRESHOLD")
+}

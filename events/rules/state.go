@@ -374,14 +374,21 @@ func (q *qualityWindow) add(pass bool, id events.ID, n int) {
 	if pass {
 		q.passes++
 	}
-	if len(q.results) > n {
-		if q.results[0] {
-			q.passes--
+	q.trim(n)
+}
+
+// trim keeps the window's last n results.
+func (q *qualityWindow) trim(n int) {
+	if drop := len(q.results) - n; drop > 0 {
+		for _, r := range q.results[:drop] {
+			if r {
+				q.passes--
+			}
 		}
 		// Shift in place: Decide copies what it reads of the window, and
 		// does not run during Apply.
-		q.results = q.results[:copy(q.results, q.results[1:])]
-		q.ids = q.ids[:copy(q.ids, q.ids[1:])]
+		q.results = q.results[:copy(q.results, q.results[drop:])]
+		q.ids = q.ids[:copy(q.ids, q.ids[drop:])]
 	}
 }
 
