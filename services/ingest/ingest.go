@@ -110,8 +110,12 @@ type Config struct {
 // world) is folded from the store; it is not safe for concurrent use except
 // for Ready and Position.
 type Intake struct {
-	cfg      Config
-	world    *rules.World
+	cfg   Config
+	world *rules.World
+	// adopted: Load has recorded (or found) Config.RuleSet in the log; a
+	// RuleSetAdopted of another rule set folded after that is another
+	// instance's, and stops this one (RuleSetChangedError).
+	adopted  bool
 	seen     events.Position        // last log position folded into world
 	mine     map[events.ID]struct{} // appended by us, not yet met by catch-up
 	parked   map[string]parking     // lane -> its waiting facts
@@ -217,6 +221,7 @@ type ref struct {
 // snapshot if it folded a million events or more (or SnapshotEvery, if
 // less): folding them again after a crash would cost more than writing.
 func (in *Intake) Load(ctx context.Context) error {
+	in.adopted = false
 	in.restore(ctx)
 	if err := in.replay(ctx); err != nil {
 		return err
@@ -228,6 +233,7 @@ func (in *Intake) Load(ctx context.Context) error {
 		if err := in.adoptRuleSet(ctx); err != nil {
 			return err
 		}
+		in.adopted = true
 	}
 	if in.snapshotDue(min(in.cfg.SnapshotEvery, 1_000_000)) {
 		in.saveSnapshot(ctx, "loaded")
@@ -364,6 +370,9 @@ func (in *Intake) foldDecoded(d codec.Decoded, prep rules.Prepared) error {
 	if d.Env.GetSource() != Source && d.Env.GetMessageId() != "" {
 		in.recorded.put(rec.ID, ref{stream: rec.Stream, revision: rec.Revision, position: rec.Position})
 	}
+	if a, ok := d.Payload.(*subsidyv1.RuleSetAdopted); ok && in.adopted && a.GetFingerprint() != in.cfg.RuleSet.Fingerprint() {
+		return &RuleSetChangedError{Version: a.GetVersion(), Position: rec.Position, Ours: in.cfg.RuleSet.Version}
+	}
 	ev := rules.Event{ID: rec.ID, Payload: d.Payload, Derived: d.Env.GetSource() == Source, CausationID: d.Env.GetCausationId()}
 	if err := in.world.ApplyPrepared(rec.Stream, rec.Revision, ev, prep); err != nil {
 		return fmt.Errorf("ingest: fold %s at %d: %w", rec.Type, rec.Position, err)
@@ -471,6 +480,7 @@ func (in *Intake) consume(ctx context.Context, ccfg jetstream.ConsumerConfig) (s
 		backoff  time.Duration
 		restart  bool   // another writer got there first: hand back and pull again
 		pinned   string // the pin id this intake decides under
+		fatal    error  // stop deciding (RuleSetChangedError)
 	)
 	// settle finishes the batch in flight; false when it failed (the world
 	// was reloaded, so a batch decided meanwhile is void).
@@ -481,6 +491,11 @@ func (in *Intake) consume(ctx context.Context, ccfg jetstream.ConsumerConfig) (s
 		b := inflight
 		err := in.finish(context.WithoutCancel(ctx), b)
 		inflight = nil
+		var changed *RuleSetChangedError
+		if errors.As(err, &changed) {
+			fatal = err
+			return false
+		}
 		if errors.Is(err, events.ErrUnavailable) {
 			// The store cannot write: stop consuming until it can.
 			in.probeBytes = batchBytes(b)
@@ -642,6 +657,14 @@ func (in *Intake) consume(ctx context.Context, ccfg jetstream.ConsumerConfig) (s
 			if !settle() && cur != nil {
 				nakAll(cur.msgs) // decided on a world that was reloaded
 				cur = nil
+			}
+			if fatal != nil {
+				stopConsuming()
+				msg := fatal.Error()
+				in.lastErr.Store(&msg)
+				in.ready.Store(false)
+				in.setHealthy(false)
+				return false, fatal
 			}
 			if stalled {
 				stopConsuming()
@@ -1257,6 +1280,10 @@ func (in *Intake) finish(ctx context.Context, b *batch) error {
 	}
 	if b.err != nil {
 		nakAll(b.msgs)
+		var changed *RuleSetChangedError
+		if errors.As(b.err, &changed) {
+			return b.err // reloading would record this instance's rule set again
+		}
 		return in.reloadAfter(ctx, b.err)
 	}
 	m := in.cfg.Metrics

@@ -69,3 +69,19 @@ type RuleSetConflictError struct{ Version string }
 func (e *RuleSetConflictError) Error() string {
 	return fmt.Sprintf("ingest: the log adopted rule set %s before with other parameters; give the changed rule set a version of its own", e.Version)
 }
+
+// RuleSetChangedError stops a running intake that meets, in the log, a
+// RuleSetAdopted of a rule set other than its own: another ledger instance
+// sharing the store (EventStoreDB) started with it. Deciding on under it
+// would contradict this instance's configuration, and recording its own
+// again would make the two take turns; instances sharing a store must run
+// one rule set.
+type RuleSetChangedError struct {
+	Version  string          // the rule set the log adopted
+	Position events.Position // where
+	Ours     string          // this instance's
+}
+
+func (e *RuleSetChangedError) Error() string {
+	return fmt.Sprintf("ingest: the log adopted rule set %s at position %d (another ledger instance started with it); this instance runs %s: run every instance sharing the store with the same --rule-set", e.Version, e.Position, e.Ours)
+}

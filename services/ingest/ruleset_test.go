@@ -120,3 +120,38 @@ func TestReadOnlyIntakeRecordsNothing(t *testing.T) {
 		t.Error("a read-only intake ran")
 	}
 }
+
+// TestAnotherInstancesRuleSetStopsTheIntake: two intakes share a store;
+// while A runs under the built-in rule set, B starts under another and
+// records it. A must not decide under B's rule set (found by review: it
+// switched silently), nor record its own again: it stops, saying why, and
+// hands the messages back.
+func TestAnotherInstancesRuleSetStopsTheIntake(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t)
+	a := r.intake(t)
+	long := rules.DefaultRuleSet()
+	long.Version, long.NoticeWorkingDays = "test.7d", 7
+	b := New(Config{Store: r.store, Conn: r.nc, Consumer: r.cons, RuleSet: long, Metrics: NewMetrics(prometheus.NewRegistry())})
+	if err := b.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	n := r.publishSimulated(t, 5)
+	err := a.handle(ctx, r.fetch(t, n))
+	var changed *RuleSetChangedError
+	if !errors.As(err, &changed) || changed.Version != "test.7d" || changed.Ours != rules.DefaultRuleSet().Version {
+		t.Fatalf("A's batch after B recorded its rule set: %v; want a RuleSetChangedError", err)
+	}
+	if got, _ := adoptions(t, r.store); len(got) != 2 {
+		t.Errorf("adoptions %v; want A's and B's only", got)
+	}
+	page, err := r.store.ReadAll(ctx, events.Start, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rec := range page {
+		if d, err := codec.Decode(rec); err == nil && d.Env.GetSource() != Source {
+			t.Fatalf("A recorded fact %s after B's rule set", rec.Type)
+		}
+	}
+}
