@@ -230,10 +230,17 @@ func (in *Intake) Load(ctx context.Context) error {
 		return err
 	}
 	if !in.cfg.ReadOnly {
-		if err := in.adoptRuleSet(ctx); err != nil {
+		switch err := in.adoptRuleSet(ctx); {
+		case errors.Is(err, events.ErrUnavailable):
+			// The store cannot write (disk full, read-only): ledgerd
+			// serves meanwhile, and Run records the rule set once it
+			// can, before it decides anything.
+			in.markUnavailable(err)
+		case err != nil:
 			return err
+		default:
+			in.adopted = true
 		}
-		in.adopted = true
 	}
 	if in.snapshotDue(min(in.cfg.SnapshotEvery, 1_000_000)) {
 		in.saveSnapshot(ctx, "loaded")
@@ -437,6 +444,20 @@ func (in *Intake) Run(ctx context.Context) error {
 		}
 	}()
 	for {
+		if !in.adopted {
+			// The rule set is recorded before anything is decided.
+			switch err := in.adoptRuleSet(ctx); {
+			case errors.Is(err, events.ErrUnavailable):
+				in.markUnavailable(err)
+				if !in.waitWritable(ctx) {
+					return nil
+				}
+				continue
+			case err != nil:
+				return err
+			}
+			in.adopted = true
+		}
 		stalled, err := in.consume(ctx, info.Config)
 		if err != nil || !stalled {
 			return err

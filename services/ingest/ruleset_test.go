@@ -3,7 +3,10 @@ package ingest
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -153,5 +156,69 @@ func TestAnotherInstancesRuleSetStopsTheIntake(t *testing.T) {
 		if d, err := codec.Decode(rec); err == nil && d.Env.GetSource() != Source {
 			t.Fatalf("A recorded fact %s after B's rule set", rec.Type)
 		}
+	}
+}
+
+// unwritable is a store whose appends fail (events.ErrUnavailable, a full
+// disk) while broken is set; a wrapper hides the store's write probe, so
+// the intake probes nothing and tries again.
+type unwritable struct {
+	events.Store
+	broken atomic.Bool
+}
+
+func (s *unwritable) Append(ctx context.Context, stream string, exp events.ExpectedRevision, evs ...events.EventData) (events.AppendResult, error) {
+	if s.broken.Load() {
+		return events.AppendResult{}, fmt.Errorf("%w: no space left on device", events.ErrUnavailable)
+	}
+	return s.Store.Append(ctx, stream, exp, evs...)
+}
+
+// TestRuleSetRecordedOnceTheStoreCanWrite: an intake that starts on a store
+// that cannot write loads the log all the same (ledgerd serves meanwhile,
+// found by review: it exited), says the store is unavailable, and records
+// its rule set once the store can write, before it decides anything.
+func TestRuleSetRecordedOnceTheStoreCanWrite(t *testing.T) {
+	r := newRig(t)
+	s := &unwritable{Store: r.store}
+	s.broken.Store(true)
+	in := New(Config{Store: s, Conn: r.nc, Consumer: r.cons, RuleSet: rules.DefaultRuleSet(), ProbeInterval: 20 * time.Millisecond,
+		Metrics: NewMetrics(prometheus.NewRegistry())})
+	if err := in.Load(context.Background()); err != nil {
+		t.Fatalf("Load on a store that cannot write: %v; want the state loaded", err)
+	}
+	if in.Unavailable() == nil {
+		t.Error("the intake does not say the store cannot write")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- in.Run(ctx) }()
+	time.Sleep(100 * time.Millisecond)
+	if got, _ := adoptions(t, r.store); len(got) != 0 {
+		t.Fatalf("adoptions %v while the store could not write", got)
+	}
+	s.broken.Store(false)
+	n := r.publishSimulated(t, 3)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		info, err := r.cons.Info(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.NumPending == 0 && info.NumAckPending == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the intake did not consume the %d messages once the store could write", n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	got, pos := adoptions(t, r.store)
+	if len(got) != 1 || pos[0] != 1 {
+		t.Fatalf("adoptions %v at %v; want the rule set first in the log, before the facts", got, pos)
 	}
 }
