@@ -200,6 +200,14 @@ func TestDenialRevised(t *testing.T) {
 		}
 	}
 	check("live", m, false)
+	// The institution sees the reasons, and the denial's detail (rule 3:
+	// the training), but not the revision's, which is about the person's
+	// eligibility evidence (rule 4).
+	st, _ := m.Get(k)
+	if d := st.ForInstitution("ti-digital").Denials; len(d) != 1 || d[0].Detail != st.Denials[0].Detail || d[0].Revised == nil ||
+		d[0].Revised.Reason != st.Denials[0].Revised.Reason || d[0].Revised.Detail == st.Denials[0].Revised.Detail || st.Denials[0].Revised.Detail == "" {
+		t.Errorf("ti-digital sees denials %+v", d)
+	}
 	var buf bytes.Buffer
 	if err := m.Snapshot(&buf); err != nil {
 		t.Fatal(err)

@@ -581,7 +581,9 @@ func (m *Model) maskedIs(p *person, id string) bool {
 // it issued or of a qualification it trained, the entitlements it trained,
 // assessed or is paid, the denials of those certificates, and the flags
 // about it. The eligibility evidence (insurance, graduation) is not an
-// institution's business. Totals are of the entitlements kept.
+// institution's business, nor are the person's other entitlements: a
+// denial for rules 4 and 6 to 8 shows its reason without its detail.
+// Totals are of the entitlements kept.
 func (s Status) ForInstitution(id string) Status {
 	out := s
 	out.Evidence = []Evidence{}
@@ -620,6 +622,12 @@ func (s Status) ForInstitution(id string) Status {
 	}
 	for _, d := range s.Denials {
 		if certs[d.CertificateID] {
+			d.Detail = denialDetailForInstitution(d.Reason, d.Detail)
+			if r := d.Revised; r != nil {
+				rv := *r
+				rv.Detail = denialDetailForInstitution(rv.Reason, rv.Detail)
+				d.Revised = &rv
+			}
 			out.Denials = append(out.Denials, d)
 		}
 	}
@@ -630,6 +638,19 @@ func (s Status) ForInstitution(id string) Status {
 		}
 	}
 	return out
+}
+
+// denialDetailForInstitution is what an institution sees of a denial's (or
+// its revision's) detail: the reason alone when the detail is about the
+// person rather than the training — their eligibility evidence (rule 4:
+// insurance, graduation) or their other entitlements (rules 6 to 8) — and
+// the detail otherwise.
+func denialDetailForInstitution(r rm.Reason, detail string) string {
+	switch r.Number / 100 {
+	case 4, 6, 7, 8:
+		return "(about the person's eligibility or other subsidies: not shown to an institution)"
+	}
+	return detail
 }
 
 // Summary is the status as a row of the trainee list (for a status cut to
