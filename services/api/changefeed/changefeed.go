@@ -42,6 +42,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/cqhrss/subsidyledger/events"
+	"github.com/cqhrss/subsidyledger/events/person"
 	"github.com/cqhrss/subsidyledger/projections"
 	"github.com/cqhrss/subsidyledger/projections/fund"
 	"github.com/cqhrss/subsidyledger/projections/notice"
@@ -65,7 +66,8 @@ type Change struct {
 	Position   events.Position `json:"position"`
 	EventType  string          `json:"event_type"`
 	EventID    string          `json:"event_id"`
-	// The keys of what changed, as far as the event names them.
+	// The keys of what changed, as far as the event names them (a flag's
+	// person key is its subject, when the flag is about a person).
 	PersonKey     string   `json:"person_key,omitempty"`
 	EntitlementID string   `json:"entitlement_id,omitempty"`
 	ClawbackID    string   `json:"clawback_id,omitempty"`
@@ -223,9 +225,12 @@ func (f *Feed) publish(m msg) {
 // (nil where the type has none).
 type keyFields struct {
 	person, entitlement, clawback, flag, unit protoreflect.FieldDescriptor
-	institutions                              []protoreflect.FieldDescriptor
-	year                                      protoreflect.FieldDescriptor
-	payee, payeeInstitution                   protoreflect.FieldDescriptor
+	// subject: a flag's (ViolationFlagged, FlagCleared) subject, the
+	// person key when the flag is about a person.
+	subject                 protoreflect.FieldDescriptor
+	institutions            []protoreflect.FieldDescriptor
+	year                    protoreflect.FieldDescriptor
+	payee, payeeInstitution protoreflect.FieldDescriptor
 }
 
 func keyFieldsOf(md protoreflect.MessageDescriptor) *keyFields {
@@ -238,6 +243,9 @@ func keyFieldsOf(md protoreflect.MessageDescriptor) *keyFields {
 	}
 	k := &keyFields{person: str("person_key"), entitlement: str("entitlement_id"), clawback: str("clawback_id"),
 		flag: str("flag_id"), unit: str("unit_code")}
+	if k.person == nil && k.flag != nil {
+		k.subject = str("subject")
+	}
 	for _, n := range []string{"institution_id", "training_institution_id", "evaluation_institution_id"} {
 		if fd := str(n); fd != nil {
 			k.institutions = append(k.institutions, fd)
@@ -269,6 +277,11 @@ func (f *Feed) keys(m protoreflect.Message, c *Change) {
 		return strings.Clone(m.Get(fd).String())
 	}
 	c.PersonKey = str(k.person)
+	if k.subject != nil {
+		if s := m.Get(k.subject).String(); person.ValidKey(s) {
+			c.PersonKey = strings.Clone(s)
+		}
+	}
 	c.EntitlementID = str(k.entitlement)
 	c.ClawbackID = str(k.clawback)
 	c.FlagID = str(k.flag)

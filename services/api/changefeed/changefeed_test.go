@@ -14,6 +14,7 @@ import (
 
 	"github.com/cqhrss/subsidyledger/events/bolt"
 	"github.com/cqhrss/subsidyledger/events/codec"
+	"github.com/cqhrss/subsidyledger/events/person"
 	"github.com/cqhrss/subsidyledger/projections"
 	"github.com/cqhrss/subsidyledger/projections/readmodels"
 	"github.com/cqhrss/subsidyledger/services/api/apitest"
@@ -112,6 +113,9 @@ func TestFeedPublishesEveryChange(t *testing.T) {
 			return ""
 		}
 		k := keys{person: str("person_key"), entitlement: str("entitlement_id"), unit: str("unit_code")}
+		if s := str("subject"); k.person == "" && str("flag_id") != "" && person.ValidKey(s) {
+			k.person = s // a flag about a person
+		}
 		if fd := m.Descriptor().Fields().ByName("year"); fd != nil && fd.Kind() == protoreflect.Int32Kind {
 			k.year = int32(m.Get(fd).Int())
 		}
