@@ -13,6 +13,11 @@ import (
 // RuleSetStream is the stream of RuleSetAdopted events.
 const RuleSetStream = "rule-sets"
 
+// AdoptionFormat is the form of the rule set (ReadRuleSet's file form) and
+// of its fingerprint in the RuleSetAdopted events this release writes and
+// reads (see its format field).
+const AdoptionFormat = 1
+
 // Adoption returns the RuleSetAdopted recording that rs decides from here
 // on, and its event id, derived from the fingerprint and the stream
 // revision it will be appended at (a rule set adopted again after another
@@ -24,7 +29,7 @@ func Adoption(rs RuleSet, revision uint64) (events.ID, *subsidyv1.RuleSetAdopted
 	}
 	fp := rs.Fingerprint()
 	return events.DeriveID("rule-set", fp, strconv.FormatUint(revision, 10)),
-		&subsidyv1.RuleSetAdopted{Version: rs.Version, Fingerprint: fp, RuleSetJson: b.String()}, nil
+		&subsidyv1.RuleSetAdopted{Version: rs.Version, Fingerprint: fp, RuleSetJson: b.String(), Format: AdoptionFormat}, nil
 }
 
 // Adopted returns the fingerprint of the rule set the last RuleSetAdopted
@@ -34,6 +39,9 @@ func (w *World) Adopted() string { return w.adopted }
 
 // adopted reads the rule set m records, checked against its fingerprint.
 func adopted(m *subsidyv1.RuleSetAdopted) (RuleSet, error) {
+	if f := m.GetFormat(); f != AdoptionFormat {
+		return RuleSet{}, fmt.Errorf("rules: RuleSetAdopted %s is of format %d; this release reads format %d (a later release wrote it?)", m.GetVersion(), f, AdoptionFormat)
+	}
 	rs, err := ReadRuleSet(bytes.NewReader([]byte(m.GetRuleSetJson())))
 	if err != nil {
 		return RuleSet{}, fmt.Errorf("rules: RuleSetAdopted %s: %w", m.GetVersion(), err)

@@ -127,3 +127,20 @@ func TestAdoptedSmallerPassRateWindow(t *testing.T) {
 	evs := f.derived(f.certificate(a, "2025-06-30"))
 	want(t, evs, entitled, "EntitlementHeld:REASON_CODE_QUALITY_BELOW_THRESHOLD")
 }
+
+// TestAdoptionOfALaterFormat: an adoption written in a format this release
+// does not know is refused, not read as if it were its own.
+func TestAdoptionOfALaterFormat(t *testing.T) {
+	f := newFx(t, rules.DefaultRuleSet())
+	id, m, err := rules.Adoption(rules.DefaultRuleSet(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.GetFormat() != rules.AdoptionFormat {
+		t.Fatalf("format %d", m.GetFormat())
+	}
+	m.Format = rules.AdoptionFormat + 1
+	if err := f.l.w.Apply(rules.RuleSetStream, 0, rules.Event{ID: id, Payload: m, Derived: true}); err == nil || !strings.Contains(err.Error(), "format 2") {
+		t.Errorf("Apply of a format-2 adoption = %v", err)
+	}
+}

@@ -518,7 +518,14 @@ type RuleSetAdopted struct {
 	// rules.RuleSet.Fingerprint of the rule set.
 	Fingerprint string `protobuf:"bytes,2,opt,name=fingerprint,proto3" json:"fingerprint,omitempty"`
 	// The rule set in the JSON form ledgerd --rule-set reads.
-	RuleSetJson   string `protobuf:"bytes,3,opt,name=rule_set_json,json=ruleSetJson,proto3" json:"rule_set_json,omitempty"`
+	RuleSetJson string `protobuf:"bytes,3,opt,name=rule_set_json,json=ruleSetJson,proto3" json:"rule_set_json,omitempty"`
+	// The form of rule_set_json and of the fingerprint: 1 is the file form and
+	// rules.RuleSet.Fingerprint of rule set 2026.4's release. A release that
+	// adds a parameter or changes the fingerprint writes a later format and
+	// must still read the earlier ones (a parameter missing from them means
+	// what the rules did before it existed); a release meeting a later format
+	// than it knows refuses to fold it.
+	Format        uint32 `protobuf:"varint,4,opt,name=format,proto3" json:"format,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -572,6 +579,13 @@ func (x *RuleSetAdopted) GetRuleSetJson() string {
 		return x.RuleSetJson
 	}
 	return ""
+}
+
+func (x *RuleSetAdopted) GetFormat() uint32 {
+	if x != nil {
+		return x.Format
+	}
+	return 0
 }
 
 var File_subsidy_v1_ledger_proto protoreflect.FileDescriptor
@@ -629,11 +643,12 @@ const file_subsidy_v1_ledger_proto_rawDesc = "" +
 	"\vsigned_note\x18\x03 \x01(\tR\n" +
 	"signedNote\x127\n" +
 	"\tissued_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\bissuedAt\x12\x19\n" +
-	"\bkey_name\x18\x05 \x01(\tR\akeyName\"p\n" +
+	"\bkey_name\x18\x05 \x01(\tR\akeyName\"\x88\x01\n" +
 	"\x0eRuleSetAdopted\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12 \n" +
 	"\vfingerprint\x18\x02 \x01(\tR\vfingerprint\x12\"\n" +
-	"\rrule_set_json\x18\x03 \x01(\tR\vruleSetJsonB@Z>github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1;subsidyv1b\x06proto3"
+	"\rrule_set_json\x18\x03 \x01(\tR\vruleSetJson\x12\x16\n" +
+	"\x06format\x18\x04 \x01(\rR\x06formatB@Z>github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1;subsidyv1b\x06proto3"
 
 var (
 	file_subsidy_v1_ledger_proto_rawDescOnce sync.Once
