@@ -39,7 +39,9 @@ func (w *World) Adopted() string { return w.adopted }
 
 // adopted reads the rule set m records, checked against its fingerprint.
 func adopted(m *subsidyv1.RuleSetAdopted) (RuleSet, error) {
-	if f := m.GetFormat(); f != AdoptionFormat {
+	// Format 0 (unset) is format 1: the adoptions main wrote before the
+	// field was added (2026-11-27) have that form.
+	if f := m.GetFormat(); f != AdoptionFormat && f != 0 {
 		return RuleSet{}, fmt.Errorf("rules: RuleSetAdopted %s is of format %d; this release reads format %d (a later release wrote it?)", m.GetVersion(), f, AdoptionFormat)
 	}
 	rs, err := ReadRuleSet(bytes.NewReader([]byte(m.GetRuleSetJson())))

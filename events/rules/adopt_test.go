@@ -143,4 +143,9 @@ func TestAdoptionOfALaterFormat(t *testing.T) {
 	if err := f.l.w.Apply(rules.RuleSetStream, 0, rules.Event{ID: id, Payload: m, Derived: true}); err == nil || !strings.Contains(err.Error(), "format 2") {
 		t.Errorf("Apply of a format-2 adoption = %v", err)
 	}
+	// Unset is format 1 (adoptions written before the field existed).
+	m.Format = 0
+	if err := f.l.w.Apply(rules.RuleSetStream, 0, rules.Event{ID: id, Payload: m, Derived: true}); err != nil || f.l.w.Adopted() != rules.DefaultRuleSet().Fingerprint() {
+		t.Errorf("Apply of an adoption without a format = %v, adopted %q", err, f.l.w.Adopted())
+	}
 }

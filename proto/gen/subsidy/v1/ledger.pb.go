@@ -524,7 +524,8 @@ type RuleSetAdopted struct {
 	// adds a parameter or changes the fingerprint writes a later format and
 	// must still read the earlier ones (a parameter missing from them means
 	// what the rules did before it existed); a release meeting a later format
-	// than it knows refuses to fold it.
+	// than it knows refuses to fold it. 0 (unset) is 1: adoptions written before
+	// the field existed have that form.
 	Format        uint32 `protobuf:"varint,4,opt,name=format,proto3" json:"format,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
