@@ -1,14 +1,17 @@
 package person
 
-// A bank account or card number written out: a run of 12 or more digits,
-// which may be grouped by single spaces or hyphens (6222 0200 1234 5678 901).
-// A trainee's account is personal data: the ledger keeps a token of it,
-// never the number (the encrypted personal-data store keeps the number).
+// A bank account or card number written out: 12 digits or more standing
+// alone (no letter or digit just before or after them), either in one run
+// or in groups of four joined by single spaces or hyphens, the last group
+// of one to four (6222 0200 1234 5678 901). A trainee's account is personal
+// data: the ledger keeps a token of it, never the number (the encrypted
+// personal-data store keeps the number). Digits inside a token
+// (trainee-account-token-743677439965aae9) or in other groupings
+// (20251127-1234) are not an account number.
 const minAccountDigits = 12
 
 // ContainsAccountNumber reports whether s holds a bank account or card
-// number written out: 12 digits or more in a run (grouped by single spaces
-// or hyphens, or not).
+// number written out (see minAccountDigits).
 func ContainsAccountNumber(s string) bool { return scanAccounts(s, nil) }
 
 // RedactAccountNumbers masks every account number in text (see
@@ -27,6 +30,10 @@ func RedactAccountNumbers(text []byte) []byte {
 
 func digit(c byte) bool { return c >= '0' && c <= '9' }
 
+// alnum reports whether c is an ASCII letter or digit: what may not touch
+// an account number.
+func alnum(c byte) bool { return digit(c) || c|0x20 >= 'a' && c|0x20 <= 'z' }
+
 // scanAccounts finds the account numbers in s; with mask, it calls mask
 // with the index of each digit to hide.
 func scanAccounts[T ~string | ~[]byte](s T, mask func(int)) bool {
@@ -36,22 +43,36 @@ func scanAccounts[T ~string | ~[]byte](s T, mask func(int)) bool {
 			i++
 			continue
 		}
-		// A run: digits, with single separators between them.
-		var digits []int
+		// A run of digits, then groups after single separators.
 		j := i
-		for j < len(s) {
-			if digit(s[j]) {
-				digits = append(digits, j)
-				j++
-				continue
-			}
-			if (s[j] == ' ' || s[j] == '-') && j+1 < len(s) && digit(s[j+1]) {
-				j++
-				continue
-			}
-			break
+		for j < len(s) && digit(s[j]) {
+			j++
 		}
-		if len(digits) >= minAccountDigits {
+		first := j - i
+		var digits []int
+		for k := i; k < j; k++ {
+			digits = append(digits, k)
+		}
+		grouped := first == 4
+		for grouped && j+1 < len(s) && (s[j] == ' ' || s[j] == '-') && digit(s[j+1]) {
+			k := j + 1
+			for k < len(s) && digit(s[k]) {
+				k++
+			}
+			n := k - (j + 1)
+			if n > 4 {
+				break
+			}
+			for d := j + 1; d < k; d++ {
+				digits = append(digits, d)
+			}
+			j = k
+			if n < 4 {
+				break // the last group
+			}
+		}
+		standsAlone := (i == 0 || !alnum(s[i-1])) && (j == len(s) || !alnum(s[j]))
+		if len(digits) >= minAccountDigits && standsAlone {
 			found = true
 			if mask == nil {
 				return true
@@ -59,6 +80,9 @@ func scanAccounts[T ~string | ~[]byte](s T, mask func(int)) bool {
 			for _, k := range digits[4 : len(digits)-4] {
 				mask(k)
 			}
+		}
+		if j == i {
+			j++
 		}
 		i = j
 	}

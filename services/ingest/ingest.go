@@ -1031,12 +1031,16 @@ func (in *Intake) answered(ctx context.Context, b *batch, it *item) bool {
 
 // rekey gives an item whose key was recorded for another message a key of
 // its own: the publisher's, "~" and the first 16 hex digits of the SHA-256
-// of its subject and payload (the same for every repeat of it).
+// of its subject and payload (the same for every repeat of it), the
+// payload as a rejection keeps it: a digest of the plain one would let
+// whoever reads the key try the ID or account numbers masked in the kept
+// payload until it matched. (Two messages under one key that differ only
+// in digits so masked get one key.)
 func (in *Intake) rekey(it *item) {
 	h := sha256.New()
 	h.Write([]byte(it.subject))
 	h.Write([]byte{0})
-	h.Write(it.msg.Data())
+	h.Write(person.RedactAccountNumbers(keptPayload(it.msg.Data())))
 	it.key = fmt.Sprintf("%s~%x", it.key, h.Sum(nil)[:8])
 	it.id = MessageID(it.key)
 	it.rekeyed = true
@@ -1065,7 +1069,7 @@ func (in *Intake) sameMessage(ctx context.Context, it *item, r ref) (bool, error
 		return true, nil
 	}
 	if rj, ok := d.Payload.(*subsidyv1.FactRejected); ok {
-		return rj.GetSubject() == it.subject && bytes.Equal(rj.GetPayload(), keptPayload(it.msg.Data())), nil
+		return rj.GetSubject() == it.subject && bytes.Equal(rj.GetPayload(), keptFor(it.msg.Data(), rj.GetReason())), nil
 	}
 	kind, ok := factKind(in.cfg.Subjects, it.subject)
 	if !ok {
@@ -1080,6 +1084,18 @@ func (in *Intake) sameMessage(ctx context.Context, it *item, r ref) (bool, error
 // facts.MaxPayloadSize bytes.
 func keptPayload(b []byte) []byte {
 	return person.RedactIDs(b[:min(len(b), facts.MaxPayloadSize)])
+}
+
+// keptFor is what a rejection for reason keeps of a payload: keptPayload,
+// and for PLAIN_ACCOUNT_NUMBER the account numbers masked too (other
+// rejections keep their long numbers: an overflowing amount is why it was
+// rejected).
+func keptFor(b []byte, reason subsidyv1.ReasonCode) []byte {
+	kept := keptPayload(b)
+	if reason == subsidyv1.ReasonCode_REASON_CODE_PLAIN_ACCOUNT_NUMBER {
+		kept = person.RedactAccountNumbers(kept)
+	}
+	return kept
 }
 
 // locate reads where the event id is stored, at revision rev of stream
@@ -1769,14 +1785,10 @@ func (in *Intake) rejection(it *item, code subsidyv1.ReasonCode, detail string) 
 	if payload := it.msg.Data(); len(payload) > facts.MaxPayloadSize {
 		detail += fmt.Sprintf(" (kept: the first %d of its %d bytes; SHA-256 of the whole: %x)", facts.MaxPayloadSize, len(payload), sha256.Sum256(payload))
 	}
-	kept := keptPayload(it.msg.Data())
-	if code == subsidyv1.ReasonCode_REASON_CODE_PLAIN_ACCOUNT_NUMBER {
-		kept = person.RedactAccountNumbers(kept)
-	}
 	return &subsidyv1.FactRejected{
 		Subject:     it.subject,
 		Headers:     h,
-		Payload:     kept,
+		Payload:     keptFor(it.msg.Data(), code),
 		Reason:      code,
 		Detail:      person.RedactIDString(detail),
 		MessageId:   it.key,
