@@ -114,8 +114,10 @@ type Intake struct {
 	world *rules.World
 	// adopted: Load has recorded (or found) Config.RuleSet in the log; a
 	// RuleSetAdopted of another rule set folded after that is another
-	// instance's, and stops this one (RuleSetChangedError).
+	// instance's, and stops this one (RuleSetChangedError): halted then,
+	// for good (no snapshot, no reload records its own again).
 	adopted  bool
+	halted   bool
 	seen     events.Position        // last log position folded into world
 	mine     map[events.ID]struct{} // appended by us, not yet met by catch-up
 	parked   map[string]parking     // lane -> its waiting facts
@@ -221,6 +223,10 @@ type ref struct {
 // snapshot if it folded a million events or more (or SnapshotEvery, if
 // less): folding them again after a crash would cost more than writing.
 func (in *Intake) Load(ctx context.Context) error {
+	if in.halted {
+		return &RuleSetChangedError{Version: "of another instance", Ours: in.cfg.RuleSet.Version}
+	}
+	had := in.adopted
 	in.adopted = false
 	in.restore(ctx)
 	if err := in.replay(ctx); err != nil {
@@ -228,6 +234,13 @@ func (in *Intake) Load(ctx context.Context) error {
 	}
 	if err := in.catchUp(ctx); err != nil {
 		return err
+	}
+	if fp := in.world.Adopted(); had && fp != "" && fp != in.cfg.RuleSet.Fingerprint() {
+		// A reload (after a failed batch) found another instance's rule
+		// set adopted since this one recorded its own: stop, rather than
+		// record it again and take turns.
+		in.halted = true
+		return &RuleSetChangedError{Version: in.world.RuleSet().Version, Position: in.seen, Ours: in.cfg.RuleSet.Version}
 	}
 	if !in.cfg.ReadOnly {
 		switch err := in.adoptRuleSet(ctx); {
@@ -339,14 +352,18 @@ func (in *Intake) catchUp(ctx context.Context) error {
 			return nil
 		}
 		for _, rec := range page {
-			in.passed(&rec)
 			if _, ok := in.mine[rec.ID]; ok {
 				delete(in.mine, rec.ID)
+				in.passed(&rec)
 				continue
 			}
+			// Passed only once folded: an event that fails to fold (another
+			// instance's rule set) is not behind the state a snapshot
+			// would record.
 			if err := in.fold(rec); err != nil {
 				return err
 			}
+			in.passed(&rec)
 		}
 	}
 }
@@ -378,6 +395,7 @@ func (in *Intake) foldDecoded(d codec.Decoded, prep rules.Prepared) error {
 		in.recorded.put(rec.ID, ref{stream: rec.Stream, revision: rec.Revision, position: rec.Position})
 	}
 	if a, ok := d.Payload.(*subsidyv1.RuleSetAdopted); ok && in.adopted && a.GetFingerprint() != in.cfg.RuleSet.Fingerprint() {
+		in.halted = true
 		return &RuleSetChangedError{Version: a.GetVersion(), Position: rec.Position, Ours: in.cfg.RuleSet.Version}
 	}
 	ev := rules.Event{ID: rec.ID, Payload: d.Payload, Derived: d.Env.GetSource() == Source, CausationID: d.Env.GetCausationId()}
@@ -927,8 +945,15 @@ func (in *Intake) begin(ctx context.Context) *batch {
 	if !ordered {
 		b.ops = make(map[string]*op) // one op per stream (opFor)
 	}
-	if err := in.catchUp(ctx); err != nil {
-		b.err = err
+	switch {
+	case !in.adopted && !in.cfg.ReadOnly:
+		// The rule set is not recorded (a reload failed): decide nothing;
+		// the batch is handed back and the next reload tries again.
+		b.err = errRuleSetNotRecorded
+	default:
+		if err := in.catchUp(ctx); err != nil {
+			b.err = err
+		}
 	}
 	b.seenAt = in.seen
 	// The batch in flight (if any) may commit after seenAt.
@@ -1434,6 +1459,10 @@ func (in *Intake) advance(p events.Position) {
 // provisional decisions are void) and returns cause.
 func (in *Intake) reloadAfter(ctx context.Context, cause error) error {
 	if err := in.Load(ctx); err != nil {
+		var changed *RuleSetChangedError
+		if errors.As(err, &changed) {
+			return err
+		}
 		return fmt.Errorf("%w; reloading state: %v", cause, err)
 	}
 	return cause

@@ -85,3 +85,8 @@ type RuleSetChangedError struct {
 func (e *RuleSetChangedError) Error() string {
 	return fmt.Sprintf("ingest: the log adopted rule set %s at position %d (another ledger instance started with it); this instance runs %s: run every instance sharing the store with the same --rule-set", e.Version, e.Position, e.Ours)
 }
+
+// errRuleSetNotRecorded fails a batch begun while the intake's rule set is
+// not recorded in the log (a reload could not record it): nothing is
+// decided before it is.
+var errRuleSetNotRecorded = errors.New("ingest: the rule set is not recorded in the log yet; deciding nothing")

@@ -222,3 +222,55 @@ func TestRuleSetRecordedOnceTheStoreCanWrite(t *testing.T) {
 		t.Fatalf("adoptions %v at %v; want the rule set first in the log, before the facts", got, pos)
 	}
 }
+
+// TestRuleSetChangedStopsForGood: once an intake has met another
+// instance's rule set it stays stopped (found by review): its position does
+// not move past that adoption (a snapshot would record a state without
+// it), it writes no snapshot, and a reload after a failed batch (a
+// conflict) does not record its own rule set again, which would make the
+// two instances take turns.
+func TestRuleSetChangedStopsForGood(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t)
+	a := r.intake(t)
+	long := rules.DefaultRuleSet()
+	long.Version, long.NoticeWorkingDays = "test.7d", 7
+	if err := New(Config{Store: r.store, Conn: r.nc, Consumer: r.cons, RuleSet: long, Metrics: NewMetrics(prometheus.NewRegistry())}).Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, pos := adoptions(t, r.store)
+	var changed *RuleSetChangedError
+	if err := a.catchUp(ctx); !errors.As(err, &changed) {
+		t.Fatalf("catching up with B's rule set: %v", err)
+	}
+	if a.seen >= pos[1] {
+		t.Errorf("A's state is said to reach %d, past B's adoption at %d, which it did not fold", a.seen, pos[1])
+	}
+	if err := a.reloadAfter(ctx, errConflict); !errors.As(err, &changed) {
+		t.Errorf("A's reload after a conflict: %v; want a RuleSetChangedError", err)
+	}
+	if got, _ := adoptions(t, r.store); len(got) != 2 {
+		t.Errorf("adoptions %v; want A's and B's only", got)
+	}
+}
+
+// TestReloadFindsAnotherRuleSet: a reload (after a failed batch) that
+// finds another instance's rule set adopted since this intake recorded its
+// own stops it, without recording its own again (found by review).
+func TestReloadFindsAnotherRuleSet(t *testing.T) {
+	ctx := context.Background()
+	r := newRig(t)
+	a := r.intake(t)
+	long := rules.DefaultRuleSet()
+	long.Version, long.NoticeWorkingDays = "test.7d", 7
+	if err := New(Config{Store: r.store, Conn: r.nc, Consumer: r.cons, RuleSet: long, Metrics: NewMetrics(prometheus.NewRegistry())}).Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var changed *RuleSetChangedError
+	if err := a.reloadAfter(ctx, errConflict); !errors.As(err, &changed) {
+		t.Errorf("A's reload: %v; want a RuleSetChangedError", err)
+	}
+	if got, _ := adoptions(t, r.store); len(got) != 2 {
+		t.Errorf("adoptions %v; want A's and B's only", got)
+	}
+}

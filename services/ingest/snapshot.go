@@ -213,6 +213,10 @@ func (in *Intake) snapshotDue(atLeast int) bool {
 func (in *Intake) saveSnapshot(ctx context.Context, why string) {
 	log := in.cfg.Logger
 	in.sinceSnap = 0 // whatever happens, the next is due after SnapshotEvery more
+	if in.halted {
+		log.Warn("intake snapshot not written: the intake stopped on another instance's rule set")
+		return
+	}
 	if err := in.catchUp(ctx); err != nil {
 		log.Warn("intake snapshot not written: cannot catch up with the log", "err", err)
 		return
