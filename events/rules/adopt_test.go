@@ -149,3 +149,39 @@ func TestAdoptionOfALaterFormat(t *testing.T) {
 		t.Errorf("Apply of an adoption without a format = %v, adopted %q", err, f.l.w.Adopted())
 	}
 }
+
+// TestAdoptedLargerPassRateWindow: a quality flag raised over a window of 5
+// is neither cleared while a rule set's larger window (10) is not full, nor
+// doubled by a second flag (found by review); it is cleared once the full
+// window is back at the threshold.
+func TestAdoptedLargerPassRateWindow(t *testing.T) {
+	rs := rules.DefaultRuleSet()
+	rs.Version, rs.PassRateWindow = "test.w5", 5
+	f := newFx(t, rs)
+	assess := func(pass bool) []rules.Event {
+		t.Helper()
+		k := f.employee()
+		f.trained(k, "ti-cloud", bdJ)
+		score := int32(50)
+		if pass {
+			score = 60
+		}
+		return f.derived(f.assessment(k, bdJ, 1, score, 60, "2025-06-20"))
+	}
+	for range 4 {
+		want(t, assess(false))
+	}
+	want(t, assess(false), "ViolationFlagged:REASON_CODE_QUALITY_BELOW_THRESHOLD")
+	large := rs
+	large.Version, large.PassRateWindow = "test.w10", 10
+	if err := f.adopt(large); err != nil {
+		t.Fatal(err)
+	}
+	want(t, assess(false)) // 0/6: not full, nothing cleared, no second flag
+	for range 3 {
+		want(t, assess(true)) // 3/9: not full
+	}
+	want(t, assess(true)) // 4/10: full, below
+	want(t, assess(true)) // 5/10 (the oldest failure out): below
+	want(t, assess(true), "FlagCleared:REASON_CODE_QUALITY_BELOW_THRESHOLD") // 6/10: back at the threshold
+}

@@ -287,7 +287,9 @@ func (d *decider) assessmentRecorded(m *subsidyv1.AssessmentRecorded) *Rejection
 
 // qualityAfter flags the training institution when this first attempt takes
 // its pass rate for the qualification from not-below to below the threshold,
-// and clears the open flag when it brings the rate back (rules 2026.4).
+// and clears the open flag when it brings the rate back over a full window
+// (rules 2026.4; a window a rule set made larger is judged once full, and
+// no second flag is raised while one is open).
 func (d *decider) qualityAfter(a *assessment) {
 	rs := d.w.rs
 	k := qualityKey{a.trainInst, a.q}
@@ -312,7 +314,7 @@ func (d *decider) qualityAfter(a *assessment) {
 		ids = ids[1:]
 	}
 	nowBelow := below(n2, p2, rs.PassRateWindow, rs.PassRateThresholdBP)
-	if open != "" && !nowBelow {
+	if open != "" && n2 >= rs.PassRateWindow && !nowBelow {
 		// Back at the threshold: the flag no longer holds (rules 2026.4).
 		detail := fmt.Sprintf("first-attempt pass rate %d/%d back at or above %d bp over the last %d", p2, n2, rs.PassRateThresholdBP, rs.PassRateWindow)
 		d.emit(events.DeriveID("flag-cleared", open), &subsidyv1.FlagCleared{
@@ -327,8 +329,8 @@ func (d *decider) qualityAfter(a *assessment) {
 		})
 		return
 	}
-	if wasBelow || !nowBelow {
-		return
+	if open != "" || wasBelow || !nowBelow {
+		return // flagged already (a window a rule set made larger is not full yet), or not crossing
 	}
 	key := a.trainInst + "/" + a.q.String() + "/" + d.factID
 	id := FlagID(subsidyv1.ReasonCode_REASON_CODE_QUALITY_BELOW_THRESHOLD, key)
