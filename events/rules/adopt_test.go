@@ -181,7 +181,7 @@ func TestAdoptedLargerPassRateWindow(t *testing.T) {
 	for range 3 {
 		want(t, assess(true)) // 3/9: not full
 	}
-	want(t, assess(true)) // 4/10: full, below
-	want(t, assess(true)) // 5/10 (the oldest failure out): below
+	want(t, assess(true))                                                    // 4/10: full, below
+	want(t, assess(true))                                                    // 5/10 (the oldest failure out): below
 	want(t, assess(true), "FlagCleared:REASON_CODE_QUALITY_BELOW_THRESHOLD") // 6/10: back at the threshold
 }
