@@ -37,8 +37,9 @@ func Adoption(rs RuleSet, revision uint64) (events.ID, *subsidyv1.RuleSetAdopted
 // under the rule set it was made with).
 func (w *World) Adopted() string { return w.adopted }
 
-// adopted reads the rule set m records, checked against its fingerprint.
-func adopted(m *subsidyv1.RuleSetAdopted) (RuleSet, error) {
+// readAdoption reads the rule set m records, checked against its
+// fingerprint.
+func readAdoption(m *subsidyv1.RuleSetAdopted) (RuleSet, error) {
 	// Format 0 (unset) is format 1: the adoptions main wrote before the
 	// field was added (2026-11-27) have that form.
 	if f := m.GetFormat(); f != AdoptionFormat && f != 0 {

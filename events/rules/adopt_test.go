@@ -97,18 +97,8 @@ func TestAdoptedSmallerPassRateWindow(t *testing.T) {
 	rs := rules.DefaultRuleSet()
 	rs.Version, rs.PassRateWindow = "test.w10", 10
 	f := newFx(t, rs)
-	assess := func(pass bool) []rules.Event {
-		t.Helper()
-		k := f.employee()
-		f.trained(k, "ti-cloud", bdJ)
-		score := int32(50)
-		if pass {
-			score = 60
-		}
-		return f.derived(f.assessment(k, bdJ, 1, score, 60, "2025-06-20"))
-	}
 	for i := range 10 { // T×6 F×4: 6/10, not below 60%
-		want(t, assess(i < 6))
+		want(t, f.firstAttempt(i < 6))
 	}
 	// A trainee whose training institution advanced the fee (so ti-cloud
 	// is the payee) passes: T×5 F×4 T, 6/10 still.
@@ -158,30 +148,20 @@ func TestAdoptedLargerPassRateWindow(t *testing.T) {
 	rs := rules.DefaultRuleSet()
 	rs.Version, rs.PassRateWindow = "test.w5", 5
 	f := newFx(t, rs)
-	assess := func(pass bool) []rules.Event {
-		t.Helper()
-		k := f.employee()
-		f.trained(k, "ti-cloud", bdJ)
-		score := int32(50)
-		if pass {
-			score = 60
-		}
-		return f.derived(f.assessment(k, bdJ, 1, score, 60, "2025-06-20"))
-	}
 	for range 4 {
-		want(t, assess(false))
+		want(t, f.firstAttempt(false))
 	}
-	want(t, assess(false), "ViolationFlagged:REASON_CODE_QUALITY_BELOW_THRESHOLD")
+	want(t, f.firstAttempt(false), "ViolationFlagged:REASON_CODE_QUALITY_BELOW_THRESHOLD")
 	large := rs
 	large.Version, large.PassRateWindow = "test.w10", 10
 	if err := f.adopt(large); err != nil {
 		t.Fatal(err)
 	}
-	want(t, assess(false)) // 0/6: not full, nothing cleared, no second flag
+	want(t, f.firstAttempt(false)) // 0/6: not full, nothing cleared, no second flag
 	for range 3 {
-		want(t, assess(true)) // 3/9: not full
+		want(t, f.firstAttempt(true)) // 3/9: not full
 	}
-	want(t, assess(true))                                                    // 4/10: full, below
-	want(t, assess(true))                                                    // 5/10 (the oldest failure out): below
-	want(t, assess(true), "FlagCleared:REASON_CODE_QUALITY_BELOW_THRESHOLD") // 6/10: back at the threshold
+	want(t, f.firstAttempt(true))                                                    // 4/10: full, below
+	want(t, f.firstAttempt(true))                                                    // 5/10 (the oldest failure out): below
+	want(t, f.firstAttempt(true), "FlagCleared:REASON_CODE_QUALITY_BELOW_THRESHOLD") // 6/10: back at the threshold
 }

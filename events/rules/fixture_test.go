@@ -201,6 +201,20 @@ func (f *fx) paid(e string, account string) []rules.Event {
 	return f.derived(&subsidyv1.PaymentSettled{PaymentOrderId: o.PaymentOrderId, EntitlementId: e, AmountFen: o.NetFen, PaidToAccount: account, SettledOn: dt("2025-07-10")})
 }
 
+// firstAttempt registers a new trainee trained at ti-cloud for big data
+// junior and decides their first attempt, passed or failed (rule 15's
+// window); it returns the derived events.
+func (f *fx) firstAttempt(pass bool) []rules.Event {
+	f.t.Helper()
+	k := f.employee()
+	f.trained(k, "ti-cloud", bdJ)
+	score := int32(50)
+	if pass {
+		score = 60
+	}
+	return f.derived(f.assessment(k, bdJ, 1, score, 60, "2025-06-20"))
+}
+
 // want checks the derived events' types and reasons ("Type" or
 // "Type:REASON_CODE_X" for events with a reason).
 func want(t *testing.T, evs []rules.Event, specs ...string) {

@@ -391,13 +391,7 @@ func TestQualityThreshold(t *testing.T) {
 					}
 					f.l.w = w
 				}
-				k := f.employee()
-				f.trained(k, "ti-cloud", bdJ)
-				score := int32(50)
-				if pass {
-					score = 60
-				}
-				evs := f.derived(f.assessment(k, bdJ, 1, score, 60, "2025-06-20"))
+				evs := f.firstAttempt(pass)
 				switch {
 				case flagged[i]:
 					want(t, evs, "ViolationFlagged:REASON_CODE_QUALITY_BELOW_THRESHOLD")

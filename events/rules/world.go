@@ -197,7 +197,7 @@ func (w *World) ApplyPrepared(stream string, revision uint64, ev Event, p Prepar
 	}
 	var next *RuleSet // a RuleSetAdopted's, read before anything changes
 	if m, ok := ev.Payload.(*subsidyv1.RuleSetAdopted); ok {
-		rs, err := adopted(m)
+		rs, err := readAdoption(m)
 		if err != nil {
 			return err
 		}

@@ -632,34 +632,18 @@ func (m *Model) apply(ev *projections.Event) error {
 		}
 		c.writtenOff += p.AmountFen
 	case *pb.ViolationFlagged:
-		k, err := rm.ParsePersonKey(p.Subject)
-		if err != nil {
-			return nil // about an institution, an account or a month
-		}
-		i, ok := m.idx.Get(k, m.keyAt)
+		i, id, ok, err := m.flagOf(ev.Type, p.Subject, p.FlagId)
 		if !ok {
-			return nil
-		}
-		id, err := rm.ID(p.FlagId)
-		if err != nil {
-			return rm.Err(ev.Type, "flag id: %v", err)
+			return err
 		}
 		push(&m.flags, &m.people.At(i).flags, flagRec{id: id, reason: int32(p.Reason), inst: m.strs.ID(p.InstitutionId),
 			detail: m.strs.ID(p.Detail), pos: pos}, nextFlag)
 	case *pb.FlagCleared:
-		// The subject is the flag's, and found as ViolationFlagged finds
-		// it: a flag not about a registered person was not recorded here.
-		k, err := rm.ParsePersonKey(p.Subject)
-		if err != nil {
-			return nil
-		}
-		i, ok := m.idx.Get(k, m.keyAt)
+		// The subject is the flag's: a flag not about a registered person
+		// was not recorded here.
+		i, id, ok, err := m.flagOf(ev.Type, p.Subject, p.FlagId)
 		if !ok {
-			return nil
-		}
-		id, err := rm.ID(p.FlagId)
-		if err != nil {
-			return rm.Err(ev.Type, "flag id: %v", err)
+			return err
 		}
 		found := false
 		walk(&m.flags, m.people.At(i).flags, nextFlag, func(j int32) {
@@ -672,6 +656,24 @@ func (m *Model) apply(ev *projections.Event) error {
 		}
 	}
 	return nil
+}
+
+// flagOf finds the person a flag (or its clearing) is about and parses its
+// id; ok is false, with no error, for a flag about something else (an
+// institution, an account, a month) or a person not registered here.
+func (m *Model) flagOf(typ, subject, flagID string) (person int32, id events.ID, ok bool, err error) {
+	k, err := rm.ParsePersonKey(subject)
+	if err != nil {
+		return 0, id, false, nil
+	}
+	i, found := m.idx.Get(k, m.keyAt)
+	if !found {
+		return 0, id, false, nil
+	}
+	if id, err = rm.ID(flagID); err != nil {
+		return 0, id, false, rm.Err(typ, "flag id: %v", err)
+	}
+	return i, id, true, nil
 }
 
 func (m *Model) claw(id, typ string) (*clawRec, error) {

@@ -243,16 +243,11 @@ func (in *Intake) Load(ctx context.Context) error {
 		return &RuleSetChangedError{Version: in.world.RuleSet().Version, Position: in.seen, Ours: in.cfg.RuleSet.Version}
 	}
 	if !in.cfg.ReadOnly {
-		switch err := in.adoptRuleSet(ctx); {
-		case errors.Is(err, events.ErrUnavailable):
-			// The store cannot write (disk full, read-only): ledgerd
-			// serves meanwhile, and Run records the rule set once it
-			// can, before it decides anything.
-			in.markUnavailable(err)
-		case err != nil:
+		// A store that cannot write (disk full, read-only) is no reason to
+		// stop: ledgerd serves meanwhile, and Run records the rule set
+		// once it can, before it decides anything.
+		if err := in.adopt(ctx); err != nil && !errors.Is(err, events.ErrUnavailable) {
 			return err
-		default:
-			in.adopted = true
 		}
 	}
 	if in.snapshotDue(min(in.cfg.SnapshotEvery, 1_000_000)) {
@@ -464,17 +459,14 @@ func (in *Intake) Run(ctx context.Context) error {
 	for {
 		if !in.adopted {
 			// The rule set is recorded before anything is decided.
-			switch err := in.adoptRuleSet(ctx); {
-			case errors.Is(err, events.ErrUnavailable):
-				in.markUnavailable(err)
+			if err := in.adopt(ctx); errors.Is(err, events.ErrUnavailable) {
 				if !in.waitWritable(ctx) {
 					return nil
 				}
 				continue
-			case err != nil:
+			} else if err != nil {
 				return err
 			}
-			in.adopted = true
 		}
 		stalled, err := in.consume(ctx, info.Config)
 		if err != nil || !stalled {

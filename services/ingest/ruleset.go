@@ -13,6 +13,19 @@ import (
 	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
 )
 
+// adopt is adoptRuleSet, and then the intake may decide (adopted); a store
+// that cannot write is reported (markUnavailable) and its error returned.
+func (in *Intake) adopt(ctx context.Context) error {
+	err := in.adoptRuleSet(ctx)
+	switch {
+	case errors.Is(err, events.ErrUnavailable):
+		in.markUnavailable(err)
+	case err == nil:
+		in.adopted = true
+	}
+	return err
+}
+
 // adoptRuleSet records Config.RuleSet in the log (a RuleSetAdopted in
 // stream rules.RuleSetStream) unless it is the rule set the log last
 // adopted, and folds it, so that every decision after it is made, and

@@ -36,6 +36,24 @@ func adoptions(t *testing.T, s events.Store) (out []string, positions []events.P
 	return out, positions
 }
 
+// intakeUnder loads an intake on the rig's store under rs.
+func (r *rig) intakeUnder(t *testing.T, rs rules.RuleSet) *Intake {
+	t.Helper()
+	in := New(Config{Store: r.store, Conn: r.nc, Consumer: r.cons, RuleSet: rs, Metrics: NewMetrics(prometheus.NewRegistry())})
+	if err := in.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return in
+}
+
+// sevenDays is the built-in rule set with 7 working days of notice, under
+// a version of its own.
+func sevenDays() rules.RuleSet {
+	rs := rules.DefaultRuleSet()
+	rs.Version, rs.NoticeWorkingDays = "test.7d", 7
+	return rs
+}
+
 // TestRuleSetRecordedInTheLog: the intake records its rule set in the log
 // before it decides anything, and again only when it starts with another;
 // an auditor replaying the log (redecide) then decides each fact under
@@ -43,14 +61,7 @@ func adoptions(t *testing.T, s events.Store) (out []string, positions []events.P
 func TestRuleSetRecordedInTheLog(t *testing.T) {
 	ctx := context.Background()
 	r := newRig(t)
-	start := func(rs rules.RuleSet) *Intake {
-		t.Helper()
-		in := New(Config{Store: r.store, Conn: r.nc, Consumer: r.cons, RuleSet: rs, Metrics: NewMetrics(prometheus.NewRegistry())})
-		if err := in.Load(ctx); err != nil {
-			t.Fatal(err)
-		}
-		return in
-	}
+	start := func(rs rules.RuleSet) *Intake { t.Helper(); return r.intakeUnder(t, rs) }
 	def := rules.DefaultRuleSet()
 	in := start(def)
 	if got, pos := adoptions(t, r.store); len(got) != 1 || got[0] != def.Version || pos[0] != 1 {
@@ -61,8 +72,7 @@ func TestRuleSetRecordedInTheLog(t *testing.T) {
 	if got, _ := adoptions(t, r.store); len(got) != 1 {
 		t.Fatalf("a restart under the same rule set recorded %v", got)
 	}
-	long := def
-	long.Version, long.NoticeWorkingDays = "test.7d", 7
+	long := sevenDays()
 	in = start(long)
 	r.publishSimulatedSeed(t, 30, 6) // JetStream drops the reference data's repeats (same message ids)
 	info, err := r.cons.Info(ctx)
@@ -133,12 +143,7 @@ func TestAnotherInstancesRuleSetStopsTheIntake(t *testing.T) {
 	ctx := context.Background()
 	r := newRig(t)
 	a := r.intake(t)
-	long := rules.DefaultRuleSet()
-	long.Version, long.NoticeWorkingDays = "test.7d", 7
-	b := New(Config{Store: r.store, Conn: r.nc, Consumer: r.cons, RuleSet: long, Metrics: NewMetrics(prometheus.NewRegistry())})
-	if err := b.Load(ctx); err != nil {
-		t.Fatal(err)
-	}
+	r.intakeUnder(t, sevenDays()) // B
 	n := r.publishSimulated(t, 5)
 	err := a.handle(ctx, r.fetch(t, n))
 	var changed *RuleSetChangedError
@@ -233,11 +238,7 @@ func TestRuleSetChangedStopsForGood(t *testing.T) {
 	ctx := context.Background()
 	r := newRig(t)
 	a := r.intake(t)
-	long := rules.DefaultRuleSet()
-	long.Version, long.NoticeWorkingDays = "test.7d", 7
-	if err := New(Config{Store: r.store, Conn: r.nc, Consumer: r.cons, RuleSet: long, Metrics: NewMetrics(prometheus.NewRegistry())}).Load(ctx); err != nil {
-		t.Fatal(err)
-	}
+	r.intakeUnder(t, sevenDays()) // B
 	_, pos := adoptions(t, r.store)
 	var changed *RuleSetChangedError
 	if err := a.catchUp(ctx); !errors.As(err, &changed) {
@@ -261,11 +262,7 @@ func TestReloadFindsAnotherRuleSet(t *testing.T) {
 	ctx := context.Background()
 	r := newRig(t)
 	a := r.intake(t)
-	long := rules.DefaultRuleSet()
-	long.Version, long.NoticeWorkingDays = "test.7d", 7
-	if err := New(Config{Store: r.store, Conn: r.nc, Consumer: r.cons, RuleSet: long, Metrics: NewMetrics(prometheus.NewRegistry())}).Load(ctx); err != nil {
-		t.Fatal(err)
-	}
+	r.intakeUnder(t, sevenDays()) // B
 	var changed *RuleSetChangedError
 	if err := a.reloadAfter(ctx, errConflict); !errors.As(err, &changed) {
 		t.Errorf("A's reload: %v; want a RuleSetChangedError", err)
