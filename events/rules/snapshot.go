@@ -497,7 +497,7 @@ func (s *snapReader) records(n, size int, f func(i int, b []byte)) {
 	buf := make([]byte, blockSize/size*size)
 	for i := 0; i < n && s.Err() == nil; {
 		m := min(n-i, len(buf)/size)
-		s.Fixed(buf[:m*size])
+		s.Block(buf[:m*size])
 		if s.Err() != nil {
 			return
 		}
@@ -522,7 +522,7 @@ var directLayout = binary.NativeEndian.Uint16([]byte{1, 0}) == 1 &&
 // its memory under directLayout, else record by record through decode.
 func readEntries[E any](s *snapReader, dst []E, size int, decode func(i int, b []byte)) {
 	if directLayout && len(dst) > 0 {
-		s.Fixed(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(dst))), len(dst)*size))
+		s.Block(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(dst))), len(dst)*size))
 		return
 	}
 	s.records(len(dst), size, decode)
@@ -687,8 +687,11 @@ func RestoreWorld(rs RuleSet, in *snap.Reader) (*World, error) {
 	// Nothing below reads a map until ix.wait.
 	ix := newIndexer()
 	defer ix.wait()
-	for range s.Len(maxCount) {
-		w.streamList = append(w.streamList, streamState{name: s.String(), rev: s.Uvarint()})
+	if n := s.Len(maxCount); n > 0 {
+		w.streamList = make([]streamState, n)
+		for i := range w.streamList {
+			w.streamList[i] = streamState{name: s.String(), rev: s.Uvarint()}
+		}
 	}
 	ix.add(func() {
 		w.streams = make(map[string]uint32, len(w.streamList))
@@ -792,7 +795,7 @@ func RestoreWorld(rs RuleSet, in *snap.Reader) (*World, error) {
 	ix.add(func() { fill(&w.trainees, trainees, func(t *trainee) string { return t.key }) })
 	enrolments := make([]*enrolment, s.Len(maxCount))
 	enrolmentSlab := make([]enrolment, len(enrolments))
-	var enrolled []*enrolment // those w.enrolments maps
+	enrolled := make([]*enrolment, 0, len(enrolments)) // those w.enrolments maps
 	for i := range enrolments {
 		e := &enrolmentSlab[i]
 		*e = enrolment{id: s.String(), person: s.person(), inst: s.name(), q: s.qual(), enrolledOn: s.date(),
@@ -805,7 +808,7 @@ func RestoreWorld(rs RuleSet, in *snap.Reader) (*World, error) {
 	ix.add(func() { fill(&w.enrolments, enrolled, func(e *enrolment) string { return e.id }) })
 	assessments := make([]*assessment, s.Len(maxCount))
 	assessmentSlab := make([]assessment, len(assessments))
-	var assessed []*assessment // those w.assessments maps
+	assessed := make([]*assessment, 0, len(assessments)) // those w.assessments maps
 	for i := range assessments {
 		a := &assessmentSlab[i]
 		*a = assessment{id: s.String(), person: s.person(), evalInst: s.name(), trainInst: s.name(), q: s.qual(),

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"unsafe"
 )
 
 // ErrCorrupt reports a snapshot that does not decode.
@@ -227,11 +228,17 @@ func (r *Reader) LenOf(bound, size int) int {
 
 // String reads a length-prefixed string.
 func (r *Reader) String() string {
-	b := r.Bytes()
-	if len(b) == 0 {
+	n := r.Len(maxLen)
+	if r.err != nil || n == 0 {
 		return ""
 	}
-	return string(b)
+	if p := r.pos; r.end-p >= n { // one allocation, the string's
+		r.pos = p + n
+		return string(r.buf[p : p+n])
+	}
+	b := make([]byte, n)
+	r.Block(b)
+	return unsafe.String(unsafe.SliceData(b), n) // b is not kept
 }
 
 // Bytes reads a length-prefixed byte slice (a new slice).
@@ -241,11 +248,14 @@ func (r *Reader) Bytes() []byte {
 		return nil
 	}
 	b := make([]byte, n)
-	r.Fixed(b)
+	r.Block(b)
 	return b
 }
 
-// Fixed fills b.
+// Fixed fills b. It does not keep b, and b does not escape: a caller's
+// local array filled by Fixed stays on its stack (reading into it
+// straight from the underlying io.Reader would move every such array to
+// the heap, an allocation per id read). Block is for large slices.
 func (r *Reader) Fixed(b []byte) {
 	if p := r.pos; r.end-p >= len(b) { // inlined: the bytes are in the buffer (none after a failure)
 		r.pos = p + copy(b, r.buf[p:])
@@ -256,9 +266,22 @@ func (r *Reader) Fixed(b []byte) {
 
 func (r *Reader) fixed(b []byte) {
 	for len(b) > 0 && r.err == nil {
+		if r.pos == r.end && !r.fill(1) {
+			r.fail(io.ErrUnexpectedEOF)
+			return
+		}
+		n := copy(b, r.buf[r.pos:r.end])
+		r.pos += n
+		b = b[n:]
+	}
+}
+
+// Block fills b as Fixed does, but reads a part larger than the Reader's
+// buffer straight into b rather than through the buffer: for blocks of
+// records. b escapes (it is handed to the underlying io.Reader).
+func (r *Reader) Block(b []byte) {
+	for len(b) > 0 && r.err == nil {
 		if r.pos == r.end && len(b) >= len(r.buf) && !r.eof {
-			// The buffer is drained and the rest is larger than it: read
-			// straight into b, not through the buffer.
 			n, err := io.ReadFull(r.r, b)
 			r.nread += int64(n)
 			if err != nil {

@@ -274,6 +274,7 @@ func (m *Model) Restore(r io.Reader) error {
 		n.insts[id] = instInfo{name: sr.String(), unit: uint32(sr.Uvarint()), suspended: sr.Bool(), blacklisted: sr.Bool()}
 	}
 	nf := sr.Len(1 << 28)
+	n.flags, n.flagIdx = make([]flag, 0, nf), make(map[events.ID]int32, nf)
 	for range nf {
 		var f flag
 		sr.Fixed(f.id[:])

@@ -71,8 +71,9 @@ func (m *PQMap[V]) Write(w *snap.Writer, val func(*snap.Writer, *V)) {
 func (m *PQMap[V]) Read(r *snap.Reader, val func(*snap.Reader, *V)) {
 	*m = PQMap[V]{}
 	n := r.Len(math.MaxInt32)
+	var p pqEntry[V] // outside the loop: &p.val escapes to val, one allocation
 	for range n {
-		var p pqEntry[V]
+		p = pqEntry[V]{}
 		r.Fixed(p.key[:])
 		q := r.Uvarint()
 		if q > math.MaxUint8 {

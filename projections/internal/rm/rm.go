@@ -396,13 +396,12 @@ func (a *Arena) Read(r *snap.Reader) {
 	n := r.Len(1 << 12)
 	a.chunks = make([][]byte, n)
 	for i := range a.chunks {
-		b := r.Bytes()
-		if len(b) > 1<<chunkBits {
-			r.Fail("arena chunk of %d bytes", len(b))
+		m := r.Len(1 << chunkBits)
+		if r.Err() != nil {
 			return
 		}
-		c := make([]byte, len(b), 1<<chunkBits)
-		copy(c, b)
+		c := make([]byte, m, 1<<chunkBits)
+		r.Block(c)
 		a.chunks[i] = c
 	}
 }

@@ -160,7 +160,7 @@ func (x *tagIndex) read(r *snap.Reader, entries int) {
 			buf = make([]byte, 8*n)
 		}
 		buf = buf[:8*n]
-		r.Fixed(buf)
+		r.Block(buf)
 		if r.Err() != nil {
 			return
 		}
