@@ -2,8 +2,9 @@ package person
 
 // A bank account or card number written out: 12 digits or more standing
 // alone (no letter or digit just before or after them), either in one run
-// or in groups of four joined by single spaces or hyphens, the last group
-// of one to four (6222 0200 1234 5678 901). A trainee's account is personal
+// or in groups of four joined by single spaces, hyphens, dots or slashes,
+// the last group of one to four (6222 0200 1234 5678 901), in ASCII or
+// full-width digits, grouped by any of the spaces fold.go folds. A trainee's account is personal
 // data: the ledger keeps a token of it, never the number (the encrypted
 // personal-data store keeps the number). Digits inside a token
 // (trainee-account-token-743677439965aae9) or in other groupings
@@ -12,7 +13,7 @@ const minAccountDigits = 12
 
 // ContainsAccountNumber reports whether s holds a bank account or card
 // number written out (see minAccountDigits).
-func ContainsAccountNumber(s string) bool { return scanAccounts(s, nil) }
+func ContainsAccountNumber(s string) bool { return findAccounts(s, nil) }
 
 // RedactAccountNumbers masks every account number in text (see
 // ContainsAccountNumber) but its first and last four digits, in place: the
@@ -20,15 +21,28 @@ func ContainsAccountNumber(s string) bool { return scanAccounts(s, nil) }
 // stays decodable. It returns text itself when there is none, a copy
 // otherwise.
 func RedactAccountNumbers(text []byte) []byte {
-	if !scanAccounts(text, nil) {
+	if !findAccounts(text, nil) {
 		return text
 	}
 	out := append([]byte(nil), text...)
-	scanAccounts(text, func(i int) { out[i] = '*' })
+	findAccounts(text, func(i int) { out[i] = '*' })
 	return out
 }
 
+// findAccounts is scanAccounts over s with full-width digits and other
+// spaces folded (fold.go).
+func findAccounts[T ~string | ~[]byte](s T, mask func(int)) bool {
+	if foldable(s) {
+		return scanFolded(s, func(f []byte, m func(int)) bool { return scanAccounts(f, m) }, mask)
+	}
+	return scanAccounts(s, mask)
+}
+
 func digit(c byte) bool { return c >= '0' && c <= '9' }
+
+// accountSeparator reports whether c may join the groups of four of an
+// account number.
+func accountSeparator(c byte) bool { return c == ' ' || c == '-' || c == '.' || c == '/' }
 
 // alnum reports whether c is an ASCII letter or digit: what may not touch
 // an account number.
@@ -54,7 +68,7 @@ func scanAccounts[T ~string | ~[]byte](s T, mask func(int)) bool {
 			digits = append(digits, k)
 		}
 		grouped := first == 4
-		for grouped && j+1 < len(s) && (s[j] == ' ' || s[j] == '-') && digit(s[j+1]) {
+		for grouped && j+1 < len(s) && accountSeparator(s[j]) && digit(s[j+1]) {
 			k := j + 1
 			for k < len(s) && digit(s[k]) {
 				k++

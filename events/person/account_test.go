@@ -21,6 +21,16 @@ func TestAccountNumbers(t *testing.T) {
 		{"bank-7-2 2025-10-16", ""},
 		{"e3ab80c9-ea9f-88b2-8ead", ""},
 		{"6222  0200 1234 5678", "6222  0200 **** 5678"}, // a double space ends a grouping: 4 digits, then 12
+		// Other separators, full-width digits, other spaces.
+		{"6222.0200.1234.5678", "6222.****.****.5678"},
+		{"6222/0200/1234/5678", "6222/****/****/5678"},
+		{"卡号６２２２０２００１２３４５６７８", "卡号６２２２************************５６７８"},
+		{"６２２２ ０２００ １２３４ ５６７８", "６２２２ ************ ************ ５６７８"},
+		{"6222\u00a00200\u00a01234\u00a05678", "6222\u00a0****\u00a0****\u00a05678"},
+		{"6222\u30000200\u30001234\u30005678", "6222\u3000****\u3000****\u30005678"},
+		{"6222－0200－1234－5678", "6222－****－****－5678"},
+		{"Ａ6222020012345678", ""}, // a full-width letter just before: not standing alone
+		{"2025.11.27 v1.2.3.4", ""},
 	} {
 		got := string(RedactAccountNumbers([]byte(tc.in)))
 		want := tc.masked
@@ -34,9 +44,9 @@ func TestAccountNumbers(t *testing.T) {
 }
 
 // FuzzAccountNumbers: the scanner neither panics nor changes the length,
-// and masks only digits.
+// and masks only digits (ASCII, or the bytes of a full-width one).
 func FuzzAccountNumbers(f *testing.F) {
-	for _, s := range []string{"6222020012345678901", "6222 0200 1234 5678 901", "a-1-", "-", "1 1 1 1 1 1 1 1 1 1 1 1"} {
+	for _, s := range []string{"6222020012345678901", "6222 0200 1234 5678 901", "a-1-", "-", "1 1 1 1 1 1 1 1 1 1 1 1", "６２２２０２００１２３４５６７８", "6222\u30000200\u30001234\u30005678", "\xef\xbc", "\xc2"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -44,10 +54,14 @@ func FuzzAccountNumbers(f *testing.F) {
 		if len(out) != len(s) {
 			t.Fatalf("length %d -> %d", len(s), len(out))
 		}
-		for i := range out {
-			if out[i] != s[i] && (out[i] != '*' || !digit(s[i])) {
-				t.Fatalf("%q -> %q", s, out)
+		for i := 0; i < len(out); {
+			c, w := foldAt(s, i)
+			for k := i; k < i+w; k++ {
+				if out[k] != s[k] && (out[k] != '*' || !digit(c)) {
+					t.Fatalf("%q -> %q", s, out)
+				}
 			}
+			i += w
 		}
 	})
 }

@@ -195,18 +195,18 @@ func ValidKey(s string) bool {
 // old 15-digit numbers (a run of exactly 15 digits with a province code and
 // a birth date), each when its region and birth date are plausible.
 func RedactIDs(text []byte) []byte {
-	if !scanIDs(text, true, nil) {
+	if !findIDs(text, true, nil) {
 		return text
 	}
 	out := append([]byte(nil), text...)
-	scanIDs(text, true, func(i int) { out[i] = '*' })
+	findIDs(text, true, func(i int) { out[i] = '*' })
 	return out
 }
 
 // RedactIDString is RedactIDs for a string; it allocates only when it
 // masks something (it runs on every inbound message's subject and key).
 func RedactIDString(s string) string {
-	if !scanIDs(s, true, nil) {
+	if !findIDs(s, true, nil) {
 		return s
 	}
 	return string(RedactIDs([]byte(s)))
@@ -215,14 +215,23 @@ func RedactIDString(s string) string {
 // ContainsID reports whether s contains a valid resident ID number: 18
 // characters that pass Valid anywhere in a run of digits and X, or written
 // in groups of 6, 8 and 4 with one space or hyphen between them.
-func ContainsID(s string) bool { return scanIDs(s, false, nil) }
+func ContainsID(s string) bool { return findIDs(s, false, nil) }
 
 // ContainsIDLike reports whether s contains anything RedactIDs masks: a
 // valid ID number, or one with a wrong check digit, or an old 15-digit one.
 // It suits prose, where a person types numbers; identifiers from other
 // systems' numbering need ContainsID (an 18-digit certificate number made
 // of a region code, a date and a sequence would look like one here).
-func ContainsIDLike(s string) bool { return scanIDs(s, true, nil) }
+func ContainsIDLike(s string) bool { return findIDs(s, true, nil) }
+
+// findIDs is scanIDs over s with full-width digits and X and other spaces
+// folded (fold.go): ４４０１０６…Ｘ is an ID number too.
+func findIDs[T ~string | ~[]byte](s T, broad bool, mask func(int)) bool {
+	if foldable(s) {
+		return scanFolded(s, func(f []byte, m func(int)) bool { return scanIDs(f, broad, m) }, mask)
+	}
+	return scanIDs(s, broad, mask)
+}
 
 // idChar reports whether c can be part of an ID number.
 func idChar(c byte) bool { return c >= '0' && c <= '9' || c == 'X' || c == 'x' }

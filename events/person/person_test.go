@@ -202,6 +202,14 @@ func TestRedactIDs(t *testing.T) {
 		{"110105491331002", "110105491331002"},                 // month 13
 		{"order 20250615000000001", "order 20250615000000001"}, // no province 20, no date
 		{"fee 2800000 fen", "fee 2800000 fen"},
+		// Full-width digits and X, and other spaces: each masked
+		// character's bytes become stars (a full-width digit, three).
+		{"身份证５００１０３２００３０５１２００１１。", "身份证５００１******************************００１１。"},
+		{"１１０１０５１９４９１２３１００２Ｘ", "１１０１******************************００２Ｘ"},
+		{"5001０3200305120011", "5001************0011"}, // one full-width digit among ASCII ones
+		{"500103\u00a020030512\u00a00011", "5001**\u00a0********\u00a00011"},
+		{"500103\u300020030512\u30000011", "5001**\u3000********\u30000011"},
+		{"５００１０３２００３０５１２", "５００１０３２００３０５１２"}, // 14 digits: none
 	} {
 		if got := person.RedactIDString(tc.in); got != tc.want {
 			t.Errorf("RedactIDString(%q) = %q; want %q", tc.in, got, tc.want)
@@ -227,6 +235,7 @@ func TestContainsID(t *testing.T) {
 		{"500103200305120011", true, true},
 		{"x 500103 20030512 0011 y", true, true},
 		{"500103-20030512-0011", true, true},
+		{"５００１０３２００３０５１２００１１", true, true},    // full-width
 		{"500103200305120012", false, true},   // wrong check digit
 		{"500103 20030512 0012", false, true}, // wrong check digit, written
 		{"110105491231002", false, true},      // old 15-digit

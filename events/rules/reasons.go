@@ -46,7 +46,7 @@ var reasons = []Reason{
 	{subsidyv1.ReasonCode_REASON_CODE_DUPLICATE_FACT, 0, []Effect{EffectReject}, "rules", "The fact repeats one already recorded (same natural id, same content, or the same event id)."},
 	{subsidyv1.ReasonCode_REASON_CODE_DECISION_FAILED, 0, []Effect{EffectReject}, "ingest", "The rules failed on the fact (a defect, not the publisher's fault); the message is kept to be re-sent once fixed."},
 	{subsidyv1.ReasonCode_REASON_CODE_CONFLICTING_DUPLICATE, 0, []Effect{EffectReject}, "rules", "The fact reuses the natural id of a recorded fact with different content."},
-	{subsidyv1.ReasonCode_REASON_CODE_PLAIN_ACCOUNT_NUMBER, 0, []Effect{EffectReject}, "rules", "A settlement to a trainee names the account paid by its number (12 digits or more standing alone, in one run or in groups of four) instead of a token of it (the rejection keeps it masked); an institution's basic account is named as registered."},
+	{subsidyv1.ReasonCode_REASON_CODE_PLAIN_ACCOUNT_NUMBER, 0, []Effect{EffectReject}, "rules", "A settlement to a trainee names the account paid by its number (12 digits or more standing alone, ASCII or full-width, in one run or in groups of four) instead of a token of it (the rejection keeps it masked); an institution's basic account is named as registered."},
 
 	{subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_TRAINEE, 1, []Effect{EffectReject}, "rules", "The person key has no TraineeRegistered."},
 	{subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_INSTITUTION, 1, []Effect{EffectReject}, "rules", "The institution is not registered, or not of the kind the fact needs (training or evaluation)."},
