@@ -29,9 +29,11 @@
 // Summary.ByVersion says under which versions the log's decisions were
 // made, and each Mismatch names the version its decision recorded.
 //
-// Rejections (FactRejected) are counted, not decided again: the intake
-// appends a batch's rejections after its accepted facts, so the World a
-// rejected fact met is not one the log replays.
+// Rejections the rules made are decided again too, each at the point in the
+// log where the rules decided it (rejections.go), and must be rejected for
+// the same reason. Rejections of messages that named no fact or did not
+// decode, those whose kept payload was masked or cut, and those recorded
+// before the ledger noted that point are counted, not decided again.
 package redecide
 
 import (
@@ -94,8 +96,16 @@ type Summary struct {
 	// Through is the last position read.
 	Through events.Position
 	// Events read; Facts decided again; Derived events recorded by them;
-	// Rejections and Other ledger events (checkpoints) counted only.
+	// Rejections read, and Other ledger events (checkpoints) counted only.
 	Events, Facts, Derived, Rejections, Other int64
+	// RejectionsDecided were decided again; RejectionsMatched of them
+	// were rejected for the reason recorded (the others are Mismatches). RejectionsUndecided
+	// record no decision of the rules (the message named no fact or did
+	// not decode, or the rejection was recorded before rejections noted
+	// their point in the log); RejectionsAltered kept a payload other than
+	// the one received (an ID or account number masked, or cut at the size
+	// limit). Neither can be decided again.
+	RejectionsDecided, RejectionsMatched, RejectionsUndecided, RejectionsAltered int64
 	// Matched facts reproduced their recorded decision; Mismatches did
 	// not (each reported); Orphans are derived events found where no fact
 	// of theirs precedes them.
@@ -138,6 +148,12 @@ func Run(ctx context.Context, s events.Store, opt Options) (Summary, error) {
 	}
 	w := rules.NewWorld(opt.RuleSet)
 	sum := Summary{ByVersion: map[string]int64{}}
+	rejections, err := collectRejections(ctx, s, opt, &sum)
+	if err != nil {
+		return sum, err
+	}
+	decideRejections(w, rejections[events.ID{}], opt, &sum)
+	delete(rejections, events.ID{})
 	var cur *pending
 	finish := func() {
 		if cur == nil {
@@ -176,6 +192,7 @@ func Run(ctx context.Context, s events.Store, opt Options) (Summary, error) {
 		for _, rec := range page.Events {
 			if opt.Through != 0 && rec.Position > opt.Through {
 				finish()
+				unmet(rejections, opt, &sum)
 				return sum, nil
 			}
 			d, err := codec.Decode(rec)
@@ -228,6 +245,10 @@ func Run(ctx context.Context, s events.Store, opt Options) (Summary, error) {
 			if err := w.Apply(d.Stream, d.Revision, ev); err != nil {
 				return sum, fmt.Errorf("redecide: folding %s at %d: %w", d.Type, d.Position, err)
 			}
+			if rs, ok := rejections[d.ID]; ok {
+				decideRejections(w, rs, opt, &sum)
+				delete(rejections, d.ID)
+			}
 		}
 		after = page.Events[len(page.Events)-1].Position
 		if opt.Progress != nil {
@@ -238,6 +259,7 @@ func Run(ctx context.Context, s events.Store, opt Options) (Summary, error) {
 		}
 	}
 	finish()
+	unmet(rejections, opt, &sum)
 	return sum, nil
 }
 

@@ -245,3 +245,113 @@ func TestDecisionsOfAnotherVersion(t *testing.T) {
 		t.Fatalf("summary %+v, mismatches %v; want every decision reproduced, counted under 2026.1", sum, got)
 	}
 }
+
+// rejected decides m as the intake would a fact the rules reject, and
+// returns the rejection record the intake would keep (not yet appended:
+// the intake appends a batch's rejections after its accepted facts).
+func (l *ledger) rejected(m proto.Message, source string) *subsidyv1.FactRejected {
+	l.t.Helper()
+	l.n++
+	key := fmt.Sprintf("msg-%d", l.n)
+	at := timestamppb.New(time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC))
+	f := rules.Fact{EventID: events.DeriveID("message", key), MessageID: key, Source: source, OccurredAt: at.AsTime(), Payload: m}
+	_, rej := l.w.Decide(f)
+	if rej == nil {
+		l.t.Fatalf("%T accepted; want it rejected", m)
+	}
+	b, err := proto.Marshal(m)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	name := string(m.ProtoReflect().Descriptor().FullName())
+	after := ""
+	if id := l.w.LastApplied(); !id.IsZero() {
+		after = id.String()
+	}
+	return &subsidyv1.FactRejected{Subject: "subsidy.in." + source + "." + key, Payload: b, Reason: rej.Reason, Detail: rej.Detail, MessageId: key,
+		ReceivedAt: at, ContentType: "application/protobuf",
+		Decided: &subsidyv1.RejectionDecided{AfterEventId: after, FactEventId: f.EventID.String(), Source: source, FactType: name, OccurredAt: at}}
+}
+
+// appendRejection appends a rejection record to its source's rejection
+// stream.
+func (l *ledger) appendRejection(r *subsidyv1.FactRejected) {
+	l.t.Helper()
+	stream := "rejection-" + r.GetDecided().GetSource()
+	env := &subsidyv1.Envelope{Source: redecide.LedgerSource, CorrelationId: r.GetMessageId(), OccurredAt: r.GetReceivedAt(), RecordedAt: r.GetReceivedAt()}
+	e, err := codec.Encode(events.DeriveID("rejection", r.GetMessageId()), stream, env, r)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	rev, exists := l.w.StreamRevision(stream)
+	expected, next := events.NoStream, uint64(0)
+	if exists {
+		expected, next = events.Exact(rev), rev+1
+	}
+	if _, err := l.s.Append(context.Background(), stream, expected, e); err != nil {
+		l.t.Fatal(err)
+	}
+	if err := l.w.Apply(stream, next, rules.Event{ID: e.ID, Payload: r}); err != nil {
+		l.t.Fatal(err)
+	}
+}
+
+// TestRejectionsDecidedAgainAtTheirPoint: an enrolment of a trainee not yet
+// registered is rejected; the trainee's registration, accepted in the same
+// batch, is appended before the rejection (as the intake appends a batch).
+// Decided again where the rules decided it, the enrolment is rejected for
+// the same reason (decided at the end of the log it would be accepted). A
+// rejection recorded with another reason, or after an event the log does
+// not hold before it, is reported; one whose payload was masked, or that
+// records no decision, is counted and not decided again.
+func TestRejectionsDecidedAgainAtTheirPoint(t *testing.T) {
+	k := fmt.Sprintf("%064x", 99)
+	enrol := &subsidyv1.Enrolled{EnrolmentId: "enr-99", PersonKey: k, TrainingInstitutionId: "ti-digital", Qualification: bdJ.Proto(), EnrolledOn: dt("2025-03-01")}
+	for _, tc := range []struct {
+		name   string
+		alter  func(r *subsidyv1.FactRejected)
+		check  func(s redecide.Summary) bool
+		report string
+	}{
+		{"as recorded", nil, func(s redecide.Summary) bool { return s.OK() && s.RejectionsDecided == 1 && s.RejectionsMatched == 1 }, ""},
+		{"another reason", func(r *subsidyv1.FactRejected) { r.Reason = subsidyv1.ReasonCode_REASON_CODE_BUDGET_EXCEEDED }, func(s redecide.Summary) bool {
+			return !s.OK() && s.Mismatches == 1 && s.RejectionsDecided == 1 && s.RejectionsMatched == 0
+		}, "recorded as rejected REASON_CODE_BUDGET_EXCEEDED; decided again it is rejected"},
+		{"no such point", func(r *subsidyv1.FactRejected) { r.Decided.AfterEventId = events.DeriveID("x", "nowhere").String() }, func(s redecide.Summary) bool {
+			return !s.OK() && s.Mismatches == 1 && s.RejectionsDecided == 0
+		}, "which the log does not hold before it"},
+		{"masked", func(r *subsidyv1.FactRejected) { r.PayloadAltered = true }, func(s redecide.Summary) bool {
+			return s.OK() && s.RejectionsAltered == 1 && s.RejectionsDecided == 0
+		}, ""},
+		{"recorded before rejections noted their point", func(r *subsidyv1.FactRejected) { r.Decided = nil }, func(s redecide.Summary) bool {
+			return s.OK() && s.RejectionsUndecided == 1 && s.RejectionsDecided == 0
+		}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newLedger(t)
+			programme(l)
+			r := l.rejected(enrol, "enrolment")
+			l.record(&subsidyv1.TraineeRegistered{PersonKey: k, UnitCode: "cq-yuzhong", Education: subsidyv1.Education_EDUCATION_ASSOCIATE, EnterpriseEmployee: true})
+			if tc.alter != nil {
+				tc.alter(r)
+			}
+			l.appendRejection(r)
+			sum, got := run(t, l)
+			if !tc.check(sum) || sum.Rejections != 1 || sum.Matched != sum.Facts {
+				t.Fatalf("summary %+v, mismatches %v", sum, got)
+			}
+			if tc.report == "" && len(got) != 0 || tc.report != "" && (len(got) != 1 || !strings.Contains(got[0].Problem, tc.report) || got[0].Type != "subsidy.v1.FactRejected") {
+				t.Fatalf("mismatches %v; want %q", got, tc.report)
+			}
+		})
+	}
+	// Decided again at the end of the log instead, the enrolment would be
+	// accepted: the point matters.
+	l := newLedger(t)
+	programme(l)
+	r := l.rejected(enrol, "enrolment")
+	l.record(&subsidyv1.TraineeRegistered{PersonKey: k, UnitCode: "cq-yuzhong", Education: subsidyv1.Education_EDUCATION_ASSOCIATE, EnterpriseEmployee: true})
+	if _, rej := l.w.Decide(rules.Fact{EventID: events.DeriveID("message", r.GetMessageId()), MessageID: r.GetMessageId(), Source: "enrolment", Payload: enrol}); rej != nil {
+		t.Fatalf("at the end of the log the enrolment is rejected too (%v): the test shows nothing", rej)
+	}
+}

@@ -400,6 +400,14 @@ func (in *Intake) foldDecoded(d codec.Decoded, prep rules.Prepared) error {
 	return nil
 }
 
+// idString is id's text form, "" for the zero ID.
+func idString(id events.ID) string {
+	if id.IsZero() {
+		return ""
+	}
+	return id.String()
+}
+
 // MessageID is the event id of the record of an inbound message: derived from
 // the publisher's Nats-Msg-Id, or, without one, from the message's sequence in
 // the inbound stream (stable across redeliveries).
@@ -1578,6 +1586,14 @@ func (in *Intake) decide(it *item, opFor func(string, events.ExpectedRevision) *
 		}
 		in.unpark(it, lane, payload)
 		reject(rej.Reason, rej.Detail)
+		// What the rules decided on, for a replay (events/redecide).
+		it.rej.Decided = &subsidyv1.RejectionDecided{
+			AfterEventId: idString(in.world.LastApplied()),
+			FactEventId:  it.id.String(),
+			Source:       kind.Source,
+			FactType:     string(kind.Name),
+			OccurredAt:   env.OccurredAt,
+		}
 		return
 	}
 	in.unpark(it, lane, payload)
@@ -1806,15 +1822,17 @@ func (in *Intake) rejection(it *item, code subsidyv1.ReasonCode, detail string) 
 	if payload := it.msg.Data(); len(payload) > facts.MaxPayloadSize {
 		detail += fmt.Sprintf(" (kept: the first %d of its %d bytes; SHA-256 of the whole: %x)", facts.MaxPayloadSize, len(payload), sha256.Sum256(payload))
 	}
+	kept := keptFor(it.msg.Data(), code)
 	return &subsidyv1.FactRejected{
-		Subject:     it.subject,
-		Headers:     h,
-		Payload:     keptFor(it.msg.Data(), code),
-		Reason:      code,
-		Detail:      person.RedactIDString(detail),
-		MessageId:   it.key,
-		ReceivedAt:  timestamppb.New(receivedAt(it.msg).UTC()),
-		ContentType: it.msg.Headers().Get(natsbus.HeaderContentType),
+		Subject:        it.subject,
+		Headers:        h,
+		Payload:        kept,
+		PayloadAltered: !bytes.Equal(kept, it.msg.Data()),
+		Reason:         code,
+		Detail:         person.RedactIDString(detail),
+		MessageId:      it.key,
+		ReceivedAt:     timestamppb.New(receivedAt(it.msg).UTC()),
+		ContentType:    it.msg.Headers().Get(natsbus.HeaderContentType),
 	}
 }
 

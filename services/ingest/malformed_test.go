@@ -231,6 +231,11 @@ func TestPlainAccountNumberRejected(t *testing.T) {
 	if err := proto.Unmarshal(rejected.GetPayload(), kept); err != nil || kept.GetPaidToAccount() != masked {
 		t.Errorf("the rejection keeps %q (%v); want the message with %q", kept.GetPaidToAccount(), err, masked)
 	}
+	// The rules made it, but the payload kept is not the one they
+	// decided on: a replay must not decide it again.
+	if d := rejected.GetDecided(); !rejected.GetPayloadAltered() || d == nil || d.GetFactType() != "subsidy.v1.PaymentSettled" || d.GetSource() != "payment" || d.GetAfterEventId() == "" {
+		t.Errorf("the rejection records payload_altered %v, decided %v; want the masking and what the rules decided on", rejected.GetPayloadAltered(), d)
+	}
 	if !accepted {
 		t.Error("the corrected settlement (a token) was not recorded")
 	}

@@ -20,7 +20,10 @@ type redecideJSON struct {
 	Events         int64            `json:"events"`
 	Facts          int64            `json:"facts"`
 	Derived        int64            `json:"derived"`
-	Rejections     int64            `json:"rejections_not_decided"`
+	Rejections     int64            `json:"rejections"`
+	RejMatched     int64            `json:"rejections_matched"`
+	RejUndecided   int64            `json:"rejections_not_decided"`
+	RejAltered     int64            `json:"rejections_payload_altered"`
 	Other          int64            `json:"other_ledger_events"`
 	Matched        int64            `json:"matched"`
 	Mismatches     int64            `json:"mismatches"`
@@ -43,7 +46,10 @@ func cmdRedecide(ctx context.Context, e *env, args []string) error {
 	f := newFlags(e, "redecide", "[--store PATH] [--rule-set FILE] [--through POSITION] [--json]\n\n"+
 		"Decides every fact of the log again, in the order recorded, on the state folded from\n"+
 		"the events before it, and compares the events it derives with those recorded after it\n"+
-		"(ids, types, payloads field by field). Rejections are counted, not decided again.\n"+
+		"(ids, types, payloads field by field). A rejection the rules made is decided again at\n"+
+		"the point of the log where it was decided, and must be rejected for the same reason;\n"+
+		"other rejections (no fact, undecodable, payload masked or cut, recorded before\n"+
+		"rejections noted their point) are counted, not decided again.\n"+
 		"Exit status: 0 every decision reproduced; 1 some did not (each listed); 2 usage error")
 	storeSpec := storeFlag(f)
 	rsFile := f.str("rule-set", "", "the rule set file ledgerd ran with (--rule-set); default: the built-in rule set")
@@ -94,7 +100,8 @@ func cmdRedecide(ctx context.Context, e *env, args []string) error {
 	}
 	if *asJSON {
 		out := redecideJSON{OK: sum.OK(), Store: s.Path(), RuleSetVersion: rs.Version, Through: uint64(sum.Through), Events: sum.Events, Facts: sum.Facts,
-			Derived: sum.Derived, Rejections: sum.Rejections, Other: sum.Other, Matched: sum.Matched, Mismatches: sum.Mismatches, Orphans: sum.Orphans,
+			Derived: sum.Derived, Rejections: sum.Rejections, RejMatched: sum.RejectionsMatched,
+			RejUndecided: sum.RejectionsUndecided + sum.RejectionsAltered, RejAltered: sum.RejectionsAltered, Other: sum.Other, Matched: sum.Matched, Mismatches: sum.Mismatches, Orphans: sum.Orphans,
 			ByVersion: sum.ByVersion, Adopted: []adoptionJSON{}, Problems: shown}
 		for _, a := range sum.Adopted {
 			out.Adopted = append(out.Adopted, adoptionJSON{Position: uint64(a.Position), Version: a.Version, Fingerprint: a.Fingerprint})
@@ -121,8 +128,10 @@ func cmdRedecide(ctx context.Context, e *env, args []string) error {
 		for _, a := range sum.Adopted {
 			fmt.Fprintf(w, "adopted:    rule set %s (fingerprint %.12s) at position %s, recorded in the log\n", a.Version, a.Fingerprint, group(uint64(a.Position)))
 		}
-		fmt.Fprintf(w, "read:       %s up to position %s: %s facts, %s derived, %s rejections (not decided again), %s other\n",
+		fmt.Fprintf(w, "read:       %s up to position %s: %s facts, %s derived, %s rejections, %s other\n",
 			nEvents(sum.Events), group(uint64(sum.Through)), group(uint64(sum.Facts)), group(uint64(sum.Derived)), group(uint64(sum.Rejections)), group(uint64(sum.Other)))
+		fmt.Fprintf(w, "rejections: %s decided again and rejected for the reason recorded; not decided again: %s the rules did not make or that were recorded without their point in the log, %s whose payload was masked or cut\n",
+			group(uint64(sum.RejectionsMatched)), group(uint64(sum.RejectionsUndecided)), group(uint64(sum.RejectionsAltered)))
 		fmt.Fprint(w, "recorded:   ")
 		for i, v := range slices.Sorted(maps.Keys(sum.ByVersion)) {
 			if i > 0 {
@@ -141,10 +150,11 @@ func cmdRedecide(ctx context.Context, e *env, args []string) error {
 			}
 		}
 		if sum.OK() {
-			fmt.Fprintf(w, "verdict:    OK: every one of the %s facts decided again derives what was recorded\n", group(uint64(sum.Facts)))
+			fmt.Fprintf(w, "verdict:    OK: every one of the %s facts decided again derives what was recorded, and every one of the %s rejections decided again is rejected as recorded\n",
+				group(uint64(sum.Facts)), group(uint64(sum.RejectionsMatched)))
 		} else {
-			fmt.Fprintf(w, "verdict:    DIFFERENT: %s of %s facts decided again derive other events than recorded; %s derived events without their fact\n",
-				group(uint64(sum.Mismatches)), group(uint64(sum.Facts)), group(uint64(sum.Orphans)))
+			fmt.Fprintf(w, "verdict:    DIFFERENT: %s decisions (of %s facts and %s rejections decided again) did not reproduce; %s derived events without their fact\n",
+				group(uint64(sum.Mismatches)), group(uint64(sum.Facts)), group(uint64(sum.RejectionsDecided)), group(uint64(sum.Orphans)))
 			for _, p := range shown {
 				fmt.Fprintf(w, "  %s\n", p)
 			}

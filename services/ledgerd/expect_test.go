@@ -198,6 +198,9 @@ func TestSimulatorExpectationMatchesDashboard(t *testing.T) {
 		Facts            int64            `json:"facts"`
 		Matched          int64            `json:"matched"`
 		Derived          int64            `json:"derived"`
+		Rejections       int64            `json:"rejections"`
+		RejMatched       int64            `json:"rejections_matched"`
+		RejNotDecided    int64            `json:"rejections_not_decided"`
 		Problems         []string         `json:"problems"`
 		RecordedRuleSets map[string]int64 `json:"facts_by_recorded_rule_set"`
 		Adopted          []struct {
@@ -205,9 +208,10 @@ func TestSimulatorExpectationMatchesDashboard(t *testing.T) {
 			Version  string `json:"version"`
 		} `json:"rule_sets_adopted"`
 	}
-	if jerr := json.Unmarshal(out.Bytes(), &rep); err != nil || jerr != nil || !rep.OK || rep.Facts < 1000 || rep.Matched != rep.Facts || rep.Derived < 500 || len(rep.Problems) != 0 || rep.RecordedRuleSets["2026.4"] == 0 ||
+	if jerr := json.Unmarshal(out.Bytes(), &rep); err != nil || jerr != nil || !rep.OK || rep.Facts < 1000 || rep.Matched != rep.Facts || rep.Derived < 500 || len(rep.Problems) != 0 ||
+		rep.RejMatched == 0 || rep.RejMatched+rep.RejNotDecided != rep.Rejections || rep.RecordedRuleSets["2026.4"] == 0 ||
 		len(rep.Adopted) != 1 || rep.Adopted[0].Position != 1 || rep.Adopted[0].Version != "2026.4" {
 		t.Fatalf("ledgerctl redecide: %v, %v\n%s%s", err, jerr, out.Bytes(), errOut.Bytes())
 	}
-	t.Logf("ledgerctl redecide: %d facts decided again as recorded, %d derived events", rep.Facts, rep.Derived)
+	t.Logf("ledgerctl redecide: %d facts decided again as recorded, %d derived events; %d of %d rejections decided again as recorded", rep.Facts, rep.Derived, rep.RejMatched, rep.Rejections)
 }

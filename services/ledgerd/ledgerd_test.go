@@ -226,10 +226,12 @@ func checkRedecided(t *testing.T, s events.Store) {
 	if err != nil {
 		t.Fatalf("redecide: %v", err)
 	}
-	if !sum.OK() || sum.Facts == 0 || sum.Matched != sum.Facts {
-		t.Fatalf("redecide: %+v; want every fact's decision reproduced", sum)
+	if !sum.OK() || sum.Facts == 0 || sum.Matched != sum.Facts || sum.RejectionsMatched != sum.RejectionsDecided ||
+		sum.RejectionsDecided+sum.RejectionsUndecided+sum.RejectionsAltered != sum.Rejections {
+		t.Fatalf("redecide: %+v; want every fact's decision reproduced, and every rejection's the rules made", sum)
 	}
-	t.Logf("redecide: %d facts decided again, each as recorded (%d derived events)", sum.Facts, sum.Derived)
+	t.Logf("redecide: %d facts decided again, each as recorded (%d derived events); %d of %d rejections decided again, each as recorded (%d the rules did not make, %d with a masked payload)",
+		sum.Facts, sum.Derived, sum.RejectionsDecided, sum.Rejections, sum.RejectionsUndecided, sum.RejectionsAltered)
 }
 
 func publish(t *testing.T, js jetstream.JetStream, lanes [][]*nats.Msg) {

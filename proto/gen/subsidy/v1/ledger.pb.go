@@ -207,17 +207,27 @@ func (x *HashLink) GetHash() []byte {
 // FactRejected records an inbound message that could not be accepted, with the
 // original message kept whole. Derived by the ledger.
 type FactRejected struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Subject       string                 `protobuf:"bytes,1,opt,name=subject,proto3" json:"subject,omitempty"`
-	Headers       map[string]string      `protobuf:"bytes,2,rep,name=headers,proto3" json:"headers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	Payload       []byte                 `protobuf:"bytes,3,opt,name=payload,proto3" json:"payload,omitempty"`
-	Reason        ReasonCode             `protobuf:"varint,4,opt,name=reason,proto3,enum=subsidy.v1.ReasonCode" json:"reason,omitempty"`
-	Detail        string                 `protobuf:"bytes,5,opt,name=detail,proto3" json:"detail,omitempty"`
-	MessageId     string                 `protobuf:"bytes,6,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
-	ReceivedAt    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=received_at,json=receivedAt,proto3" json:"received_at,omitempty"`
-	ContentType   string                 `protobuf:"bytes,8,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Subject     string                 `protobuf:"bytes,1,opt,name=subject,proto3" json:"subject,omitempty"`
+	Headers     map[string]string      `protobuf:"bytes,2,rep,name=headers,proto3" json:"headers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Payload     []byte                 `protobuf:"bytes,3,opt,name=payload,proto3" json:"payload,omitempty"`
+	Reason      ReasonCode             `protobuf:"varint,4,opt,name=reason,proto3,enum=subsidy.v1.ReasonCode" json:"reason,omitempty"`
+	Detail      string                 `protobuf:"bytes,5,opt,name=detail,proto3" json:"detail,omitempty"`
+	MessageId   string                 `protobuf:"bytes,6,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
+	ReceivedAt  *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=received_at,json=receivedAt,proto3" json:"received_at,omitempty"`
+	ContentType string                 `protobuf:"bytes,8,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
+	// What the rules decided on, when the rules rejected the fact (not when
+	// the message could not be decoded or named no fact): an auditor
+	// replaying the log decides the kept payload again on the ledger's state
+	// just after the event named here (ledgerctl redecide). Unset in
+	// rejections recorded before session 18's release.
+	Decided *RejectionDecided `protobuf:"bytes,9,opt,name=decided,proto3" json:"decided,omitempty"`
+	// The payload kept is not the one received: a resident ID or account
+	// number in it was masked, or it was cut at the size limit. Such a
+	// rejection cannot be decided again.
+	PayloadAltered bool `protobuf:"varint,10,opt,name=payload_altered,json=payloadAltered,proto3" json:"payload_altered,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *FactRejected) Reset() {
@@ -306,6 +316,102 @@ func (x *FactRejected) GetContentType() string {
 	return ""
 }
 
+func (x *FactRejected) GetDecided() *RejectionDecided {
+	if x != nil {
+		return x.Decided
+	}
+	return nil
+}
+
+func (x *FactRejected) GetPayloadAltered() bool {
+	if x != nil {
+		return x.PayloadAltered
+	}
+	return false
+}
+
+// RejectionDecided is what the rules decided a rejected fact on.
+type RejectionDecided struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The last event the rules' state held when they decided (empty: none).
+	AfterEventId string `protobuf:"bytes,1,opt,name=after_event_id,json=afterEventId,proto3" json:"after_event_id,omitempty"`
+	// The event id the fact would have had.
+	FactEventId string `protobuf:"bytes,2,opt,name=fact_event_id,json=factEventId,proto3" json:"fact_event_id,omitempty"`
+	// The source and full message name of the fact (its Kind).
+	Source   string `protobuf:"bytes,3,opt,name=source,proto3" json:"source,omitempty"`
+	FactType string `protobuf:"bytes,4,opt,name=fact_type,json=factType,proto3" json:"fact_type,omitempty"`
+	// When the fact occurred, as the rules were told (the Occurred-At header,
+	// or the time it was received).
+	OccurredAt    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=occurred_at,json=occurredAt,proto3" json:"occurred_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RejectionDecided) Reset() {
+	*x = RejectionDecided{}
+	mi := &file_subsidy_v1_ledger_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RejectionDecided) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RejectionDecided) ProtoMessage() {}
+
+func (x *RejectionDecided) ProtoReflect() protoreflect.Message {
+	mi := &file_subsidy_v1_ledger_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RejectionDecided.ProtoReflect.Descriptor instead.
+func (*RejectionDecided) Descriptor() ([]byte, []int) {
+	return file_subsidy_v1_ledger_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *RejectionDecided) GetAfterEventId() string {
+	if x != nil {
+		return x.AfterEventId
+	}
+	return ""
+}
+
+func (x *RejectionDecided) GetFactEventId() string {
+	if x != nil {
+		return x.FactEventId
+	}
+	return ""
+}
+
+func (x *RejectionDecided) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *RejectionDecided) GetFactType() string {
+	if x != nil {
+		return x.FactType
+	}
+	return ""
+}
+
+func (x *RejectionDecided) GetOccurredAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OccurredAt
+	}
+	return nil
+}
+
 // IntakeOutcome tells a publisher what became of its message. Published by
 // the ledger on the outcome subject; not stored.
 type IntakeOutcome struct {
@@ -333,7 +439,7 @@ type IntakeOutcome struct {
 
 func (x *IntakeOutcome) Reset() {
 	*x = IntakeOutcome{}
-	mi := &file_subsidy_v1_ledger_proto_msgTypes[3]
+	mi := &file_subsidy_v1_ledger_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -345,7 +451,7 @@ func (x *IntakeOutcome) String() string {
 func (*IntakeOutcome) ProtoMessage() {}
 
 func (x *IntakeOutcome) ProtoReflect() protoreflect.Message {
-	mi := &file_subsidy_v1_ledger_proto_msgTypes[3]
+	mi := &file_subsidy_v1_ledger_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -358,7 +464,7 @@ func (x *IntakeOutcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IntakeOutcome.ProtoReflect.Descriptor instead.
 func (*IntakeOutcome) Descriptor() ([]byte, []int) {
-	return file_subsidy_v1_ledger_proto_rawDescGZIP(), []int{3}
+	return file_subsidy_v1_ledger_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *IntakeOutcome) GetMessageId() string {
@@ -440,7 +546,7 @@ type AuditCheckpoint struct {
 
 func (x *AuditCheckpoint) Reset() {
 	*x = AuditCheckpoint{}
-	mi := &file_subsidy_v1_ledger_proto_msgTypes[4]
+	mi := &file_subsidy_v1_ledger_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -452,7 +558,7 @@ func (x *AuditCheckpoint) String() string {
 func (*AuditCheckpoint) ProtoMessage() {}
 
 func (x *AuditCheckpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_subsidy_v1_ledger_proto_msgTypes[4]
+	mi := &file_subsidy_v1_ledger_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -465,7 +571,7 @@ func (x *AuditCheckpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditCheckpoint.ProtoReflect.Descriptor instead.
 func (*AuditCheckpoint) Descriptor() ([]byte, []int) {
-	return file_subsidy_v1_ledger_proto_rawDescGZIP(), []int{4}
+	return file_subsidy_v1_ledger_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *AuditCheckpoint) GetTreeSize() uint64 {
@@ -533,7 +639,7 @@ type RuleSetAdopted struct {
 
 func (x *RuleSetAdopted) Reset() {
 	*x = RuleSetAdopted{}
-	mi := &file_subsidy_v1_ledger_proto_msgTypes[5]
+	mi := &file_subsidy_v1_ledger_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -545,7 +651,7 @@ func (x *RuleSetAdopted) String() string {
 func (*RuleSetAdopted) ProtoMessage() {}
 
 func (x *RuleSetAdopted) ProtoReflect() protoreflect.Message {
-	mi := &file_subsidy_v1_ledger_proto_msgTypes[5]
+	mi := &file_subsidy_v1_ledger_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -558,7 +664,7 @@ func (x *RuleSetAdopted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RuleSetAdopted.ProtoReflect.Descriptor instead.
 func (*RuleSetAdopted) Descriptor() ([]byte, []int) {
-	return file_subsidy_v1_ledger_proto_rawDescGZIP(), []int{5}
+	return file_subsidy_v1_ledger_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *RuleSetAdopted) GetVersion() string {
@@ -612,7 +718,7 @@ const file_subsidy_v1_ledger_proto_rawDesc = "" +
 	" \x01(\tR\tmessageId\";\n" +
 	"\bHashLink\x12\x1b\n" +
 	"\tprev_hash\x18\x01 \x01(\fR\bprevHash\x12\x12\n" +
-	"\x04hash\x18\x02 \x01(\fR\x04hash\"\x86\x03\n" +
+	"\x04hash\x18\x02 \x01(\fR\x04hash\"\xe7\x03\n" +
 	"\fFactRejected\x12\x18\n" +
 	"\asubject\x18\x01 \x01(\tR\asubject\x12?\n" +
 	"\aheaders\x18\x02 \x03(\v2%.subsidy.v1.FactRejected.HeadersEntryR\aheaders\x12\x18\n" +
@@ -623,10 +729,20 @@ const file_subsidy_v1_ledger_proto_rawDesc = "" +
 	"message_id\x18\x06 \x01(\tR\tmessageId\x12;\n" +
 	"\vreceived_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"receivedAt\x12!\n" +
-	"\fcontent_type\x18\b \x01(\tR\vcontentType\x1a:\n" +
+	"\fcontent_type\x18\b \x01(\tR\vcontentType\x126\n" +
+	"\adecided\x18\t \x01(\v2\x1c.subsidy.v1.RejectionDecidedR\adecided\x12'\n" +
+	"\x0fpayload_altered\x18\n" +
+	" \x01(\bR\x0epayloadAltered\x1a:\n" +
 	"\fHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x9a\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xce\x01\n" +
+	"\x10RejectionDecided\x12$\n" +
+	"\x0eafter_event_id\x18\x01 \x01(\tR\fafterEventId\x12\"\n" +
+	"\rfact_event_id\x18\x02 \x01(\tR\vfactEventId\x12\x16\n" +
+	"\x06source\x18\x03 \x01(\tR\x06source\x12\x1b\n" +
+	"\tfact_type\x18\x04 \x01(\tR\bfactType\x12;\n" +
+	"\voccurred_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"occurredAt\"\x9a\x02\n" +
 	"\rIntakeOutcome\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x01 \x01(\tR\tmessageId\x12\x18\n" +
@@ -663,31 +779,34 @@ func file_subsidy_v1_ledger_proto_rawDescGZIP() []byte {
 	return file_subsidy_v1_ledger_proto_rawDescData
 }
 
-var file_subsidy_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_subsidy_v1_ledger_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_subsidy_v1_ledger_proto_goTypes = []any{
 	(*Envelope)(nil),              // 0: subsidy.v1.Envelope
 	(*HashLink)(nil),              // 1: subsidy.v1.HashLink
 	(*FactRejected)(nil),          // 2: subsidy.v1.FactRejected
-	(*IntakeOutcome)(nil),         // 3: subsidy.v1.IntakeOutcome
-	(*AuditCheckpoint)(nil),       // 4: subsidy.v1.AuditCheckpoint
-	(*RuleSetAdopted)(nil),        // 5: subsidy.v1.RuleSetAdopted
-	nil,                           // 6: subsidy.v1.FactRejected.HeadersEntry
-	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
-	(ReasonCode)(0),               // 8: subsidy.v1.ReasonCode
+	(*RejectionDecided)(nil),      // 3: subsidy.v1.RejectionDecided
+	(*IntakeOutcome)(nil),         // 4: subsidy.v1.IntakeOutcome
+	(*AuditCheckpoint)(nil),       // 5: subsidy.v1.AuditCheckpoint
+	(*RuleSetAdopted)(nil),        // 6: subsidy.v1.RuleSetAdopted
+	nil,                           // 7: subsidy.v1.FactRejected.HeadersEntry
+	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
+	(ReasonCode)(0),               // 9: subsidy.v1.ReasonCode
 }
 var file_subsidy_v1_ledger_proto_depIdxs = []int32{
-	7, // 0: subsidy.v1.Envelope.occurred_at:type_name -> google.protobuf.Timestamp
-	7, // 1: subsidy.v1.Envelope.recorded_at:type_name -> google.protobuf.Timestamp
-	6, // 2: subsidy.v1.FactRejected.headers:type_name -> subsidy.v1.FactRejected.HeadersEntry
-	8, // 3: subsidy.v1.FactRejected.reason:type_name -> subsidy.v1.ReasonCode
-	7, // 4: subsidy.v1.FactRejected.received_at:type_name -> google.protobuf.Timestamp
-	8, // 5: subsidy.v1.IntakeOutcome.reason:type_name -> subsidy.v1.ReasonCode
-	7, // 6: subsidy.v1.AuditCheckpoint.issued_at:type_name -> google.protobuf.Timestamp
-	7, // [7:7] is the sub-list for method output_type
-	7, // [7:7] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	8, // 0: subsidy.v1.Envelope.occurred_at:type_name -> google.protobuf.Timestamp
+	8, // 1: subsidy.v1.Envelope.recorded_at:type_name -> google.protobuf.Timestamp
+	7, // 2: subsidy.v1.FactRejected.headers:type_name -> subsidy.v1.FactRejected.HeadersEntry
+	9, // 3: subsidy.v1.FactRejected.reason:type_name -> subsidy.v1.ReasonCode
+	8, // 4: subsidy.v1.FactRejected.received_at:type_name -> google.protobuf.Timestamp
+	3, // 5: subsidy.v1.FactRejected.decided:type_name -> subsidy.v1.RejectionDecided
+	8, // 6: subsidy.v1.RejectionDecided.occurred_at:type_name -> google.protobuf.Timestamp
+	9, // 7: subsidy.v1.IntakeOutcome.reason:type_name -> subsidy.v1.ReasonCode
+	8, // 8: subsidy.v1.AuditCheckpoint.issued_at:type_name -> google.protobuf.Timestamp
+	9, // [9:9] is the sub-list for method output_type
+	9, // [9:9] is the sub-list for method input_type
+	9, // [9:9] is the sub-list for extension type_name
+	9, // [9:9] is the sub-list for extension extendee
+	0, // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_subsidy_v1_ledger_proto_init() }
@@ -702,7 +821,7 @@ func file_subsidy_v1_ledger_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_subsidy_v1_ledger_proto_rawDesc), len(file_subsidy_v1_ledger_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,164 @@
+package redecide
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/cqhrss/subsidyledger/events"
+	"github.com/cqhrss/subsidyledger/events/codec"
+	"github.com/cqhrss/subsidyledger/events/facts"
+	"github.com/cqhrss/subsidyledger/events/rules"
+	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// A rejection the rules made records what they decided on
+// (FactRejected.decided): the last event their state held, and the fact as
+// they were given it. The intake appends a batch's rejections after its
+// accepted facts, so the log holds that event before the rejection, with
+// perhaps other accepted facts between them: Run reads the rejections
+// first (collectRejections), then, folding the log, decides each again
+// just after the event it was decided after, on the World as the rules
+// had it, and checks it is rejected for the same reason.
+
+// rejection is a rejection the rules made, waiting for its point in the log.
+type rejection struct {
+	at     Mismatch // the rejection record: position, id, type, stream
+	fact   rules.Fact
+	reason subsidyv1.ReasonCode
+}
+
+var rejectedType = string((&subsidyv1.FactRejected{}).ProtoReflect().Descriptor().FullName())
+
+// collectRejections reads the log through opt.Through and returns the
+// rejections the rules made, by the id of the event each was decided after
+// (the zero ID: before any). It counts in sum those it cannot decide again
+// and reports, as mismatches, those whose record does not hold together.
+func collectRejections(ctx context.Context, s events.Store, opt Options, sum *Summary) (map[events.ID][]rejection, error) {
+	out := map[events.ID][]rejection{}
+	var page events.Page
+	for after := events.Start; ; {
+		if err := events.ReadPage(ctx, s, after, 4096, &page); err != nil {
+			return nil, fmt.Errorf("redecide: reading after %d: %w", after, err)
+		}
+		if len(page.Events) == 0 {
+			return out, nil
+		}
+		for _, rec := range page.Events {
+			if opt.Through != 0 && rec.Position > opt.Through {
+				return out, nil
+			}
+			if rec.Type != rejectedType {
+				continue
+			}
+			d, err := codec.Decode(rec)
+			if err != nil {
+				return nil, fmt.Errorf("redecide: event at %d: %w", rec.Position, err)
+			}
+			m := d.Payload.(*subsidyv1.FactRejected)
+			switch r, problem := readRejection(d); {
+			case m.GetDecided() == nil:
+				sum.RejectionsUndecided++
+			case m.GetPayloadAltered():
+				sum.RejectionsAltered++
+			case problem != "":
+				sum.Mismatches++
+				if opt.Report != nil {
+					r.at.Problem = problem
+					opt.Report(r.at)
+				}
+			default:
+				key, _ := events.ParseID(m.GetDecided().GetAfterEventId())
+				out[key] = append(out[key], r)
+			}
+		}
+		after = page.Events[len(page.Events)-1].Position
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// readRejection reads a FactRejected the rules decided: the rejection to
+// decide again, or a problem with the record.
+func readRejection(d codec.Decoded) (rejection, string) {
+	m := d.Payload.(*subsidyv1.FactRejected)
+	r := rejection{at: Mismatch{Position: d.Position, ID: d.ID, Type: strings.Clone(d.Type), Stream: strings.Clone(d.Stream)}, reason: m.GetReason()}
+	dc := m.GetDecided()
+	if dc == nil || m.GetPayloadAltered() {
+		return r, ""
+	}
+	var kind facts.Kind
+	for _, k := range facts.ByName(protoreflect.FullName(dc.GetFactType())) {
+		if k.Source == dc.GetSource() {
+			kind = k
+		}
+	}
+	if kind.IsZero() {
+		return r, fmt.Sprintf("a rejection decided on a %s from %q, which is no fact", dc.GetFactType(), dc.GetSource())
+	}
+	if a := dc.GetAfterEventId(); a != "" {
+		if _, err := events.ParseID(a); err != nil {
+			return r, fmt.Sprintf("a rejection decided after event %q: %v", a, err)
+		}
+	}
+	id, err := events.ParseID(dc.GetFactEventId())
+	if err != nil {
+		return r, fmt.Sprintf("a rejection of fact event %q: %v", dc.GetFactEventId(), err)
+	}
+	payload, err := facts.Decode(kind, m.GetContentType(), m.GetPayload())
+	if err != nil {
+		return r, fmt.Sprintf("the payload of a rejection the rules decided does not decode: %v", err)
+	}
+	r.fact = rules.Fact{EventID: id, MessageID: m.GetMessageId(), Source: dc.GetSource(), OccurredAt: dc.GetOccurredAt().AsTime(), Payload: payload}
+	return r, ""
+}
+
+// decideRejections decides again the rejections decided after the event
+// (the zero ID: before any) on w, and counts and reports the outcome.
+func decideRejections(w *rules.World, rs []rejection, opt Options, sum *Summary) {
+	for _, r := range rs {
+		sum.RejectionsDecided++
+		_, rej := w.Decide(r.fact)
+		var problem string
+		switch {
+		case rej == nil:
+			problem = fmt.Sprintf("recorded as rejected %s; decided again it is accepted", r.reason)
+		case rej.Reason != r.reason:
+			problem = fmt.Sprintf("recorded as rejected %s; decided again it is rejected %s: %s", r.reason, rej.Reason, rej.Detail)
+		}
+		if problem == "" {
+			sum.RejectionsMatched++
+			continue
+		}
+		sum.Mismatches++
+		if opt.Report != nil {
+			m := r.at
+			m.Problem = problem
+			opt.Report(m)
+		}
+	}
+}
+
+// unmet reports the rejections whose event was not met before the end of
+// the log: each says it was decided after an event the log does not hold
+// before it.
+func unmet(left map[events.ID][]rejection, opt Options, sum *Summary) {
+	var all []rejection
+	for after, rs := range left {
+		for _, r := range rs {
+			r.at.Problem = fmt.Sprintf("decided after event %s, which the log does not hold before it", after)
+			all = append(all, r)
+		}
+	}
+	slices.SortFunc(all, func(a, b rejection) int { return cmp.Compare(a.at.Position, b.at.Position) })
+	for _, r := range all {
+		sum.Mismatches++
+		if opt.Report != nil {
+			opt.Report(r.at)
+		}
+	}
+}
