@@ -59,6 +59,10 @@ type fixture struct {
 // The trainee whose personal data the fixture keeps.
 const piiUnit = "cq-yuzhong"
 
+// piiInstitutions are the training institutions the trainee of piiRecord
+// is enrolled at.
+var piiInstitutions = [2]string{"T0001", "T0002"}
+
 var piiRecord = vault.Record{IDNumber: "500103200305120011", Name: "李娜娜", PayeeAccount: "6217000099990001", SubmittedAt: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)}
 
 var fx *fixture
@@ -144,6 +148,25 @@ func newFixture(path string) (*fixture, func(), error) {
 	}
 	if _, err := store.Append(context.Background(), rules.TraineeStream(pk), events.NoStream, ev); err != nil {
 		return nil, nil, err
+	}
+	// Evidence and enrolments at two institutions: what one of them may
+	// see of the trainee is its own enrolment, no evidence.
+	q := &subsidyv1.Qualification{Occupation: subsidyv1.Occupation(1), Level: subsidyv1.Level_LEVEL_JUNIOR}
+	for i, m := range []proto.Message{
+		&subsidyv1.EligibilityEvidenceRecorded{EvidenceId: "api-test-pii-evidence", PersonKey: pk, Category: subsidyv1.EligibilityCategory(1),
+			Source: "api-test-register", SnapshotAt: timestamppb.New(time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)), Confirmed: true, GraduationYear: 2026},
+		&subsidyv1.Enrolled{EnrolmentId: "api-test-pii-enr-1", PersonKey: pk, TrainingInstitutionId: piiInstitutions[0], Qualification: q,
+			EnrolledOn: refdata.D(2026, 3, 2).Proto(), UnitCode: piiUnit},
+		&subsidyv1.Enrolled{EnrolmentId: "api-test-pii-enr-2", PersonKey: pk, TrainingInstitutionId: piiInstitutions[1], Qualification: q,
+			EnrolledOn: refdata.D(2026, 3, 3).Proto(), UnitCode: piiUnit},
+	} {
+		ev, err := codec.Encode(events.DeriveID("api-test-pii", pk, fmt.Sprint(i)), rules.TraineeStream(pk), &subsidyv1.Envelope{Source: "enrolment", RecordedAt: timestamppb.New(time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC))}, m)
+		if err != nil {
+			return nil, nil, err
+		}
+		if _, err := store.Append(context.Background(), rules.TraineeStream(pk), events.Exact(uint64(i)), ev); err != nil {
+			return nil, nil, err
+		}
 	}
 	if err := enrolInAnotherUnit(store); err != nil {
 		return nil, nil, err

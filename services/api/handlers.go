@@ -317,14 +317,26 @@ func (s *server) trainee(r *http.Request, sc Scope) (result, error) {
 	if err != nil {
 		return result{}, err
 	}
-	st, ok := m.Get(r.PathValue("person_key"))
-	if !ok || !allowedStatus(sc, &st) {
+	st, ok := statusFor(sc, m, r.PathValue("person_key"))
+	if !ok {
 		return result{}, errorf(CodeNotFound, "no such trainee in your scope")
+	}
+	return result{body: st, position: pos}, nil
+}
+
+// statusFor returns the status of the trainee pk as sc may see it: false
+// if sc may not see the trainee at all; an institution sees its own
+// records only (trainee.Status.ForInstitution). Every route that answers
+// with a trainee's status goes through it.
+func statusFor(sc Scope, m *trainee.Model, pk string) (trainee.Status, bool) {
+	st, ok := m.Get(pk)
+	if !ok || !allowedStatus(sc, &st) {
+		return trainee.Status{}, false
 	}
 	if sc.Role == RoleInstitution {
 		st = st.ForInstitution(sc.Institution)
 	}
-	return result{body: st, position: pos}, nil
+	return st, true
 }
 
 func allowedStatus(sc Scope, st *trainee.Status) bool {

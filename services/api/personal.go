@@ -104,8 +104,8 @@ func (s *server) lookup(r *http.Request, sc Scope) (res result, err error) {
 	if err != nil {
 		return result{}, err
 	}
-	st, ok := m.Get(pk)
-	if !ok || !allowedStatus(sc, &st) {
+	st, ok := statusFor(sc, m, pk)
+	if !ok {
 		return result{}, errNotInScope()
 	}
 	return result{body: LookupResponse{PersonKey: pk, Trainee: st, Position: pos}, position: pos}, nil

@@ -67,7 +67,7 @@ func TestPersonalData(t *testing.T) {
 	for _, tc := range []struct {
 		scope string
 		want  int
-	}{{"municipal", 200}, {"auditor", 200}, {"district:" + piiUnit, 200}, {"district:cq-banan", 404}, {"institution:T0001", 404}} {
+	}{{"municipal", 200}, {"auditor", 200}, {"district:" + piiUnit, 200}, {"district:cq-banan", 404}, {"institution:" + piiInstitutions[0], 200}, {"institution:T0003", 404}} {
 		st, v := do(h, "POST", "/v1/trainees/lookup", tc.scope, lookup)
 		if st != tc.want {
 			t.Errorf("lookup (%s) = %d %v; want %d", tc.scope, st, v, tc.want)
@@ -78,6 +78,17 @@ func TestPersonalData(t *testing.T) {
 		if st == 404 && code(v) != code(notFound) {
 			t.Errorf("lookup (%s) = %v; want the same not-found body as for an unknown trainee", tc.scope, v)
 		}
+	}
+	// An institution's lookup shows what GET /v1/trainees/{key} shows it:
+	// its own enrolment, not the other institution's, and no evidence.
+	inst := "institution:" + piiInstitutions[0]
+	_, looked := do(h, "POST", "/v1/trainees/lookup", inst, lookup)
+	_, viaGet := do(h, "GET", "/v1/trainees/"+pk, inst, "")
+	if got, want := fmtJSON(looked["trainee"]), fmtJSON(viaGet); got != want || strings.Contains(got, piiInstitutions[1]) || strings.Contains(got, "api-test-register") || !strings.Contains(got, "api-test-pii-enr-1") {
+		t.Errorf("lookup as %s shows %s; want what GET shows it, its own enrolment only: %s", inst, got, want)
+	}
+	if _, v := do(h, "POST", "/v1/trainees/lookup", "municipal", lookup); !strings.Contains(fmtJSON(v), piiInstitutions[1]) || !strings.Contains(fmtJSON(v), "api-test-register") {
+		t.Errorf("lookup as municipal = %v; want both enrolments and the evidence (the test shows nothing otherwise)", v)
 	}
 	other := "11010519491231002X" // valid, not a trainee here
 	if st, v := do(h, "POST", "/v1/trainees/lookup", "municipal", `{"id_number": "`+other+`"}`); st != 404 || code(v) != code(notFound) {
