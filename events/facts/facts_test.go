@@ -199,6 +199,8 @@ func TestValidate(t *testing.T) {
 		{"confirmed student without year", &subsidyv1.EligibilityEvidenceRecorded{EvidenceId: "e", PersonKey: key, Category: 1, Source: "x", SnapshotAt: timestamppb.New(timestamppb.Now().AsTime()), Confirmed: true}, schema, "graduation_year"},
 		{"bad timestamp", &subsidyv1.EligibilityEvidenceRecorded{EvidenceId: "e", PersonKey: key, Category: 2, Source: "x", SnapshotAt: &timestamppb.Timestamp{Nanos: -1}}, schema, "snapshot_at"},
 		{"write-off without reason passes schema", &subsidyv1.WriteOffRequested{ClawbackId: "c", AmountFen: 1, OfficialId: "o"}, ok, ""},
+		{"official id with a zero-width space", &subsidyv1.WriteOffRequested{ClawbackId: "c", AmountFen: 1, OfficialId: "cq-official-1\u200b"}, schema, "official_id"},
+		{"official id with a word joiner", &subsidyv1.EntitlementApproved{EntitlementId: "e", OfficialId: "cq-\u2060official-1", ApprovedOn: date(2025, 1, 1)}, schema, "official_id"},
 		{"successor on a unit in force", &subsidyv1.UnitDefined{UnitCode: "cq-x", Name: "x", Kind: 1, ValidFrom: date(2025, 1, 1), SuccessorCode: "cq-y"}, schema, "successor_code"},
 		{"not a fact", &subsidyv1.SubsidyEntitled{}, subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_SUBJECT, ""},
 	}

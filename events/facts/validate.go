@@ -216,8 +216,11 @@ func checkString(name protoreflect.Name, path, s string) error {
 			return violation(path, "longer than %d bytes", MaxIDLen)
 		}
 		for _, r := range s {
-			if unicode.IsSpace(r) || unicode.IsControl(r) {
-				return violation(path, "white space or control character in an identifier")
+			if unicode.IsSpace(r) || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+				// Cf: zero-width and other invisible format characters,
+				// which would make two ids that read the same differ (an
+				// official approving what "they" confirmed).
+				return violation(path, "white space, control or invisible format character in an identifier")
 			}
 		}
 	}

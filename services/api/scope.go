@@ -133,8 +133,8 @@ func ValidOfficial(id string) bool {
 		return false
 	}
 	for _, r := range id {
-		if unicode.IsSpace(r) || unicode.IsControl(r) {
-			return false
+		if unicode.IsSpace(r) || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+			return false // Cf: invisible characters (U+200B): one official, two ids
 		}
 	}
 	return true

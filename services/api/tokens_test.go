@@ -87,8 +87,10 @@ func TestTokenOfficial(t *testing.T) {
 			t.Errorf("token %s: official %q, %v; want %q", token, sc.Official, err, want)
 		}
 	}
-	if _, err := TokenScope([]Token{{SHA256: HashToken("x"), Scope: "municipal", Official: "two words"}}); err == nil {
-		t.Error("TokenScope(official with a space) = nil error")
+	for _, o := range []string{"two words", "cq-official-1\u200b", "\ufeffcq-official-1"} {
+		if _, err := TokenScope([]Token{{SHA256: HashToken("x"), Scope: "municipal", Official: o}}); err == nil {
+			t.Errorf("TokenScope(official %q: a space or an invisible character) = nil error", o)
+		}
 	}
 	// --demo: the header names the official.
 	r := httptest.NewRequest("POST", "/v1/entitlements/x/confirm", nil)
