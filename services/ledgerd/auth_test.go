@@ -279,4 +279,30 @@ func TestEmbeddedNATSAuthentication(t *testing.T) {
 	if err := rep.DeleteStream(c2, natsbus.FeedStream); err == nil {
 		t.Fatal("a reporting consumer deleted the feed")
 	}
+	// One reporting user may not delete a consumer (another's durable).
+	ctxFor := func() context.Context {
+		c, cancel := context.WithTimeout(ctx, 3*time.Second)
+		t.Cleanup(cancel)
+		return c
+	}
+	if _, err := rep.CreateOrUpdateConsumer(ctxFor(), natsbus.FeedStream, jetstream.ConsumerConfig{Durable: "warehouse", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+		t.Fatalf("a reporting consumer creating its durable consumer: %v", err)
+	}
+	if err := rep.DeleteConsumer(ctxFor(), natsbus.FeedStream, "warehouse"); err == nil {
+		t.Fatal("a reporting user deleted a durable consumer of the feed")
+	}
+	if _, err := rep.Consumer(ctxFor(), natsbus.FeedStream, "warehouse"); err != nil {
+		t.Fatalf("the durable consumer after the refused delete: %v", err)
+	}
+	// The ledger's streams deny deleting and purging messages.
+	_, opsJS := connect("ops", "ops-secret")
+	for _, name := range []string{natsbus.InboundStream, natsbus.OutcomeStream, natsbus.FeedStream} {
+		s, err := opsJS.Stream(ctxFor(), name)
+		if err != nil {
+			t.Fatalf("stream %s: %v", name, err)
+		}
+		if cfg := s.CachedInfo().Config; !cfg.DenyDelete || !cfg.DenyPurge {
+			t.Errorf("stream %s: deny delete %v, deny purge %v; want both", name, cfg.DenyDelete, cfg.DenyPurge)
+		}
+	}
 }

@@ -138,7 +138,10 @@ func (s Subjects) Permissions(user, role string) *server.Permissions {
 				"$JS.API.INFO",
 				"$JS.API.STREAM.INFO." + FeedStream,
 				"$JS.API.CONSUMER.CREATE." + FeedStream, "$JS.API.CONSUMER.CREATE." + FeedStream + ".>",
-				"$JS.API.CONSUMER.INFO." + FeedStream + ".>", "$JS.API.CONSUMER.DELETE." + FeedStream + ".>",
+				// Not CONSUMER.DELETE: one reporting user could delete
+				// another's durable consumer. Ordered consumers expire by
+				// themselves; an operator deletes durables.
+				"$JS.API.CONSUMER.INFO." + FeedStream + ".>",
 				"$JS.API.CONSUMER.MSG.NEXT." + FeedStream + ".>", "$JS.ACK." + FeedStream + ".>", "$JS.FC.>",
 			}},
 			Subscribe: &server.SubjectPermission{Allow: []string{inbox, s.Prefix + ".feed.>", s.Prefix + ".projection.>"}},

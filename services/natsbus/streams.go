@@ -174,6 +174,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, subj Subjects, o
 		Replicas:    o.Replicas,
 		MaxAge:      7 * 24 * time.Hour,
 		DenyDelete:  true,
+		DenyPurge:   true,
 	}, {
 		Name:               FeedStream,
 		Description:        "Every committed ledger event, in global position order.",
