@@ -280,23 +280,17 @@ func (r *Reader) fixed(b []byte) {
 // buffer straight into b rather than through the buffer: for blocks of
 // records. b escapes (it is handed to the underlying io.Reader).
 func (r *Reader) Block(b []byte) {
-	for len(b) > 0 && r.err == nil {
-		if r.pos == r.end && len(b) >= len(r.buf) && !r.eof {
-			n, err := io.ReadFull(r.r, b)
-			r.nread += int64(n)
-			if err != nil {
-				r.fail(err)
-			}
-			return
+	n := copy(b, r.buf[r.pos:r.end]) // what the buffer holds (nothing after a failure)
+	r.pos += n
+	if b = b[n:]; len(b) >= len(r.buf) && !r.eof && r.err == nil {
+		n, err := io.ReadFull(r.r, b)
+		r.nread += int64(n)
+		if err != nil {
+			r.fail(err)
 		}
-		if r.pos == r.end && !r.fill(1) {
-			r.fail(io.ErrUnexpectedEOF)
-			return
-		}
-		n := copy(b, r.buf[r.pos:r.end])
-		r.pos += n
-		b = b[n:]
+		return
 	}
+	r.fixed(b)
 }
 
 // Err returns the first error met.
