@@ -50,7 +50,7 @@ func (d *decider) entitlementApproved(m *subsidyv1.EntitlementApproved) *Rejecti
 	if e.confirmedBy == "" {
 		return reject(subsidyv1.ReasonCode_REASON_CODE_NOT_CONFIRMED, "entitlement %s is not confirmed", e.id)
 	}
-	if m.GetOfficialId() == e.confirmedBy {
+	if sameOfficial(m.GetOfficialId(), e.confirmedBy) {
 		return reject(subsidyv1.ReasonCode_REASON_CODE_CHECKER_IS_MAKER, "official %q confirmed entitlement %s and may not approve it", e.confirmedBy, e.id)
 	}
 	on := date(m.GetApprovedOn())
@@ -300,3 +300,9 @@ func (d *decider) fraudFound(m *subsidyv1.FraudFound) *Rejection {
 	d.cancel(e, subsidyv1.ReasonCode_REASON_CODE_FRAUD_FINDING, FraudHold(m.GetFindingId()), subsidyv1.ClawbackCause_CLAWBACK_CAUSE_FRAUD)
 	return nil
 }
+
+// sameOfficial reports whether two official ids name one official: ids
+// differing only in case do (rules 2026.5: before, "yz-1" could approve
+// what "YZ-1" confirmed). facts.Validate refuses invisible characters in
+// them.
+func sameOfficial(a, b string) bool { return strings.EqualFold(a, b) }

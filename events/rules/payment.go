@@ -285,12 +285,16 @@ func (d *decider) clawbackWrittenOff(m *subsidyv1.ClawbackWrittenOff) *Rejection
 	switch p := c.pending; {
 	case strings.TrimSpace(m.GetReason()) == "":
 		return reject(subsidyv1.ReasonCode_REASON_CODE_WRITE_OFF_NEEDS_REASON, "write-off of clawback %s without a reason", c.id)
-	case m.GetApprovedBy() == m.GetRequestedBy():
+	case sameOfficial(m.GetApprovedBy(), m.GetRequestedBy()):
 		return reject(subsidyv1.ReasonCode_REASON_CODE_WRITE_OFF_SAME_OFFICIAL, "official %q requested the write-off and may not approve it", m.GetRequestedBy())
 	case p == nil:
 		return reject(subsidyv1.ReasonCode_REASON_CODE_WRONG_STATE, "no write-off of clawback %s was requested", c.id)
 	case p.official != m.GetRequestedBy() || p.amount != m.GetAmountFen():
 		return reject(subsidyv1.ReasonCode_REASON_CODE_WRONG_STATE, "the pending request is by %s for %s fen", p.official, strconv.FormatInt(p.amount, 10))
+	case p.digest != digest(&subsidyv1.WriteOffRequested{ClawbackId: m.GetClawbackId(), AmountFen: m.GetAmountFen(), Reason: m.GetReason(), OfficialId: m.GetRequestedBy()}):
+		// The checker approves what the maker asked, reason included
+		// (rules 2026.5; before, another reason could be recorded).
+		return reject(subsidyv1.ReasonCode_REASON_CODE_WRONG_STATE, "the pending request by %s gives another reason", p.official)
 	case m.GetAmountFen() > c.outstanding():
 		return reject(subsidyv1.ReasonCode_REASON_CODE_RECOVERY_EXCEEDS_RECEIVABLE, "write-off %d fen, %d outstanding", m.GetAmountFen(), c.outstanding())
 	}

@@ -592,6 +592,10 @@ func TestHoldsAndCancellation(t *testing.T) {
 	f.reject(&subsidyv1.WriteOffRequested{ClawbackId: cb, AmountFen: 80000, Reason: "x", OfficialId: "a"}, subsidyv1.ReasonCode_REASON_CODE_DUPLICATE_FACT)
 	f.reject(&subsidyv1.ClawbackWrittenOff{ClawbackId: cb, AmountFen: 70000, Reason: "x", RequestedBy: "a", ApprovedBy: "b"}, subsidyv1.ReasonCode_REASON_CODE_WRONG_STATE)
 	f.reject(&subsidyv1.ClawbackWrittenOff{ClawbackId: cb, AmountFen: 80000, Reason: " ", RequestedBy: "a", ApprovedBy: "b"}, subsidyv1.ReasonCode_REASON_CODE_WRITE_OFF_NEEDS_REASON)
+	// The checker approves the maker's request as asked, reason included,
+	// and is not the maker under another case (rules 2026.5).
+	f.reject(&subsidyv1.ClawbackWrittenOff{ClawbackId: cb, AmountFen: 80000, Reason: "y", RequestedBy: "a", ApprovedBy: "b"}, subsidyv1.ReasonCode_REASON_CODE_WRONG_STATE)
+	f.reject(&subsidyv1.ClawbackWrittenOff{ClawbackId: cb, AmountFen: 80000, Reason: "x", RequestedBy: "a", ApprovedBy: "A"}, subsidyv1.ReasonCode_REASON_CODE_WRITE_OFF_SAME_OFFICIAL)
 	f.must(&subsidyv1.ClawbackWrittenOff{ClawbackId: cb, AmountFen: 80000, Reason: "x", RequestedBy: "a", ApprovedBy: "b"})
 
 	// A request awaiting approval when a repayment leaves less outstanding
@@ -619,7 +623,7 @@ func TestRuleSet(t *testing.T) {
 	if err := rs.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if rs.Version != "2026.4" || rs.CalendarThrough != 2026 || rs.YearlyCap != 1 || rs.SubsidisedAttempts != 1 || rs.PaymentWorkingDays != 10 || rs.NoticeWorkingDays != 5 || rs.PassRateThresholdBP != 6000 || !rs.LowerAfterHigher || rs.TargetMeasure != rules.MeasureTrained {
+	if rs.Version != "2026.5" || rs.CalendarThrough != 2026 || rs.YearlyCap != 1 || rs.SubsidisedAttempts != 1 || rs.PaymentWorkingDays != 10 || rs.NoticeWorkingDays != 5 || rs.PassRateThresholdBP != 6000 || !rs.LowerAfterHigher || rs.TargetMeasure != rules.MeasureTrained {
 		t.Errorf("defaults changed: %+v", rs)
 	}
 	fp := rs.Fingerprint()

@@ -82,7 +82,7 @@ type RuleSet struct {
 	SharedAccountThreshold int
 }
 
-// DefaultRuleSet returns the documented defaults, version "2026.4":
+// DefaultRuleSet returns the documented defaults, version "2026.5":
 //
 //	YearlyCap               1
 //	SubsidisedAttempts      1 (the first attempt only)
@@ -121,10 +121,13 @@ type RuleSet struct {
 // (FlagCleared), clears a QUALITY_BELOW_THRESHOLD flag once the pass rate
 // is back at the threshold, and records a second chance that fails on another rule
 // than the denial gave (SubsidyDenialRevised); decisions are otherwise
-// those of "2026.3".
+// those of "2026.3". Under "2026.5" maker and checker are one official when
+// their ids differ only in case, and a write-off is approved only with the
+// request's reason (before, the checker could record another); decisions
+// are otherwise those of "2026.4".
 func DefaultRuleSet() RuleSet {
 	return RuleSet{
-		Version:                 "2026.4",
+		Version:                 "2026.5",
 		YearlyCap:               1,
 		SubsidisedAttempts:      1,
 		NoticeWorkingDays:       5,

@@ -98,7 +98,7 @@ func TestRuleSetRecordedInTheLog(t *testing.T) {
 		t.Fatalf("adoptions %v; want %s, test.7d, %s", got, def.Version, def.Version)
 	}
 
-	// Each fact replays under the rule set that decided it: 2026.4 up to
+	// Each fact replays under the rule set that decided it: the built-in one up to
 	// the second adoption, test.7d after it (its notices 7 working days),
 	// from either rule set as the start.
 	for _, from := range []rules.RuleSet{def, long} {
