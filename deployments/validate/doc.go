@@ -5,7 +5,9 @@
 // Grafana's own schema types and the Prometheus rules with Prometheus's rule
 // parser, check that every metric name they query is one ledgerd exports
 // (read from the Go sources), check the NATS configuration with nats-server's
-// own option parser and the Dockerfile with BuildKit's parser.
+// own option parser (and run it in-process: two servers from it form a
+// cluster, a third without the route password is refused) and the
+// Dockerfile with BuildKit's parser.
 //
 // It is a module of its own, outside go.work: the loaders pull in many
 // dependencies that the workspace modules must not share. Run it with

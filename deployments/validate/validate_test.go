@@ -34,7 +34,11 @@ import (
 	"golang.org/x/mod/modfile"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	k8slabels "k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/yaml"
 )
 
@@ -574,6 +578,7 @@ func loadCompose(t *testing.T) *types.Project {
 	for _, v := range natsPasswords {
 		env = append(env, v+"=x")
 	}
+	env = append(env, natsRoutePassword+"=route-pw")
 	p, err := LoadCompose(context.Background(), composeFile, env)
 	if err != nil {
 		t.Fatalf("%s: %v", composeFile, err)
@@ -610,6 +615,26 @@ func TestCompose(t *testing.T) {
 	}
 	for _, n := range natsNodes {
 		checkNATSImage(t, "service "+n, p.Services[n].Image)
+		// The route password and the route URLs that carry it (nats/cluster.conf).
+		env := envMap(p.Services[n].Environment)
+		if env[natsRoutePassword] != "route-pw" {
+			t.Errorf("service %s: %s=%q; want it from deployments/.env", n, natsRoutePassword, env[natsRoutePassword])
+		}
+		for i, v := range natsRouteVars["cluster.conf"] {
+			if want := "nats-route://route:route-pw@" + natsNodes[i] + ":6222"; env[v] != want {
+				t.Errorf("service %s: %s=%q; want %q", n, v, env[v], want)
+			}
+		}
+	}
+	// Without the route password compose refuses to start, as without the users'.
+	var env []string
+	for _, v := range append(slices.Clone(natsPasswords), "LEDGERD_CHECKPOINT_KEY", "LEDGERD_PERSON_KEY", "LEDGERD_VAULT_KEY") {
+		env = append(env, v+"=x")
+	}
+	for _, unset := range [][]string{nil, {natsRoutePassword + "="}} {
+		if _, err := LoadCompose(context.Background(), composeFile, append(slices.Clone(env), unset...)); err == nil || !strings.Contains(err.Error(), natsRoutePassword) {
+			t.Errorf("compose.yaml loads with %s unset or empty (%v); it must refuse", natsRoutePassword, err)
+		}
 	}
 	for _, n := range ledgerds {
 		s := p.Services[n]
@@ -722,6 +747,7 @@ func checkKube(t *testing.T, objs []Object, compose *types.Project) {
 	}
 	var workloads []workload
 	var services []*corev1.Service
+	var netpols []*networkingv1.NetworkPolicy
 	pdbs := map[string]bool{}
 	for _, o := range objs {
 		if o.Kind != "Namespace" {
@@ -740,6 +766,8 @@ func checkKube(t *testing.T, objs []Object, compose *types.Project) {
 			services = append(services, v)
 		case *policyv1.PodDisruptionBudget:
 			pdbs[v.Spec.Selector.MatchLabels["app.kubernetes.io/name"]] = true
+		case *networkingv1.NetworkPolicy:
+			netpols = append(netpols, v)
 		}
 	}
 	replicas := map[string]int32{}
@@ -832,6 +860,8 @@ func checkKube(t *testing.T, objs []Object, compose *types.Project) {
 		}
 		if w.name == "nats" {
 			checkNATSImage(t, where, ps.Containers[0].Image)
+			checkNATSRoutes(t, where, w.replicas, ps, configMaps)
+			checkNATSNetworkPolicy(t, where, w.pod, netpols)
 		}
 	}
 	for name, want := range map[string]int32{"nats": 3, "esdb": 3, "ledgerd": 2, "prometheus": 1, "grafana": 1} {
@@ -892,6 +922,172 @@ func checkKube(t *testing.T, objs []Object, compose *types.Project) {
 	}
 }
 
+var kubeVarRef = regexp.MustCompile(`\$\(([A-Za-z_][A-Za-z0-9_]*)\)`)
+
+// checkNATSRoutes loads the NATS configuration of the built ConfigMap with
+// the environment the StatefulSet gives its first pod (values from Secrets
+// made up, $(VAR) expanded from the variables before it, as the kubelet
+// does) and checks that the routes authenticate: cluster authorization with
+// the route password from a Secret key, and route URLs to every pod that
+// carry it.
+func checkNATSRoutes(t *testing.T, where string, replicas int32, ps corev1.PodSpec, configMaps map[string]*corev1.ConfigMap) {
+	t.Helper()
+	c := ps.Containers[0]
+	var cm *corev1.ConfigMap
+	for _, v := range ps.Volumes {
+		if v.ConfigMap != nil && configMaps[v.ConfigMap.Name] != nil && configMaps[v.ConfigMap.Name].Data["nats.conf"] != "" {
+			cm = configMaps[v.ConfigMap.Name]
+		}
+	}
+	if cm == nil {
+		t.Errorf("%s: no ConfigMap with nats.conf among its volumes", where)
+		return
+	}
+	if i := slices.Index(c.Args, "--config"); i < 0 || i+1 >= len(c.Args) || filepath.Base(c.Args[i+1]) != "nats.conf" {
+		t.Errorf("%s: args %v; want --config .../nats.conf", where, c.Args)
+	}
+	dir := t.TempDir()
+	for k, v := range cm.Data {
+		if err := os.WriteFile(filepath.Join(dir, k), []byte(v), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env := map[string]string{}
+	for _, e := range c.EnvFrom {
+		if e.SecretRef != nil && e.SecretRef.Name == "nats-users" {
+			for _, v := range natsPasswords {
+				env[v] = "pw-" + v
+			}
+		}
+	}
+	var routePW string
+	for _, e := range c.Env {
+		switch r := e.ValueFrom; {
+		case r == nil:
+			env[e.Name] = kubeVarRef.ReplaceAllStringFunc(e.Value, func(ref string) string {
+				if v, ok := env[ref[2:len(ref)-1]]; ok {
+					return v
+				}
+				return ref
+			})
+		case r.FieldRef != nil && r.FieldRef.FieldPath == "metadata.name":
+			env[e.Name] = "nats-0"
+		case r.SecretKeyRef != nil:
+			env[e.Name] = "secret-" + r.SecretKeyRef.Name + "-" + r.SecretKeyRef.Key
+			if e.Name == natsRoutePassword {
+				routePW = env[e.Name]
+			}
+		}
+	}
+	if routePW == "" {
+		t.Errorf("%s: %s does not come from a Secret key (env, secretKeyRef)", where, natsRoutePassword)
+	}
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	opts, err := natsserver.ProcessConfigFile(filepath.Join(dir, "nats.conf"))
+	if err != nil {
+		t.Errorf("%s: nats.conf with the pod's environment: %v", where, err)
+		return
+	}
+	if opts.Cluster.Username == "" || routePW == "" || opts.Cluster.Password != routePW {
+		t.Errorf("%s: cluster authorization user %q, password %q; want the route password from its Secret", where, opts.Cluster.Username, opts.Cluster.Password)
+	}
+	var hosts []string
+	for _, u := range opts.Routes {
+		hosts = append(hosts, u.Host)
+		if pw, _ := u.User.Password(); u.User.Username() != opts.Cluster.Username || pw != opts.Cluster.Password {
+			t.Errorf("%s: route %s does not carry the cluster's credentials", where, u.Redacted())
+		}
+	}
+	var want []string
+	for i := range replicas {
+		want = append(want, fmt.Sprintf("nats-%d.nats-headless:6222", i))
+	}
+	if !slices.Equal(hosts, want) {
+		t.Errorf("%s: routes to %v; want every pod, %v", where, hosts, want)
+	}
+}
+
+// checkNATSNetworkPolicy: a NetworkPolicy isolates the nats pods so that
+// their route port admits the nats pods only (no other pod, namespace or
+// address), while every other port stays open to all (clients, monitoring).
+func checkNATSNetworkPolicy(t *testing.T, where string, pod corev1.PodTemplateSpec, netpols []*networkingv1.NetworkPolicy) {
+	t.Helper()
+	selects := func(sel *metav1.LabelSelector, labels map[string]string) bool {
+		s, err := metav1.LabelSelectorAsSelector(sel)
+		return err == nil && s.Matches(k8slabels.Set(labels))
+	}
+	// A peer that admits only nats pods: a pod selector (in the policy's
+	// own namespace) that requires the nats pods' name label.
+	name := pod.Labels["app.kubernetes.io/name"]
+	natsOnly := func(p networkingv1.NetworkPolicyPeer) bool {
+		return p.PodSelector != nil && p.NamespaceSelector == nil && p.IPBlock == nil &&
+			p.PodSelector.MatchLabels["app.kubernetes.io/name"] == name && selects(p.PodSelector, pod.Labels)
+	}
+	covers := func(np []networkingv1.NetworkPolicyPort, cp corev1.ContainerPort) bool {
+		if len(np) == 0 {
+			return true
+		}
+		for _, p := range np {
+			switch {
+			case p.Protocol != nil && *p.Protocol != corev1.ProtocolTCP:
+			case p.Port == nil:
+				return true
+			case p.Port.Type == intstr.String && p.Port.StrVal == cp.Name:
+				return true
+			case p.Port.Type == intstr.Int && p.Port.IntVal == cp.ContainerPort:
+				return true
+			case p.Port.Type == intstr.Int && p.EndPort != nil && p.Port.IntVal <= cp.ContainerPort && cp.ContainerPort <= *p.EndPort:
+				return true
+			}
+		}
+		return false
+	}
+	isolated := false
+	open := map[string]bool{}     // ports admitted from anywhere
+	fromNats := map[string]bool{} // ports admitted from the nats pods
+	for _, np := range netpols {
+		if !selects(&np.Spec.PodSelector, pod.Labels) {
+			continue
+		}
+		if len(np.Spec.PolicyTypes) > 0 && !slices.Contains(np.Spec.PolicyTypes, networkingv1.PolicyTypeIngress) {
+			continue
+		}
+		isolated = true
+		for i, rule := range np.Spec.Ingress {
+			for _, cp := range pod.Spec.Containers[0].Ports {
+				if !covers(rule.Ports, cp) {
+					continue
+				}
+				if len(rule.From) == 0 {
+					open[cp.Name] = true
+				}
+				if slices.ContainsFunc(rule.From, natsOnly) {
+					fromNats[cp.Name] = true
+				}
+				others := len(rule.From) == 0 || slices.ContainsFunc(rule.From, func(p networkingv1.NetworkPolicyPeer) bool { return !natsOnly(p) })
+				if cp.ContainerPort == 6222 && others {
+					t.Errorf("%s: NetworkPolicy %s, ingress rule %d admits the route port %s from more than the nats pods", where, np.Name, i, cp.Name)
+				}
+			}
+		}
+	}
+	if !isolated {
+		t.Errorf("%s: no NetworkPolicy isolates its pods: anything in the cluster reaches the route port", where)
+		return
+	}
+	for _, cp := range pod.Spec.Containers[0].Ports {
+		if cp.ContainerPort == 6222 {
+			if !fromNats[cp.Name] {
+				t.Errorf("%s: no NetworkPolicy admits the route port %s from the nats pods: the cluster cannot form", where, cp.Name)
+			}
+		} else if !open[cp.Name] {
+			t.Errorf("%s: the NetworkPolicy closes port %s (%d), which clients or monitoring reach from anywhere", where, cp.Name, cp.ContainerPort)
+		}
+	}
+}
+
 // TestNATSConfig: the cluster configurations load with nats-server's own
 // option parser and form a three-node JetStream cluster.
 func TestNATSConfig(t *testing.T) {
@@ -911,13 +1107,19 @@ func TestNATSConfig(t *testing.T) {
 	for _, v := range natsPasswords {
 		t.Setenv(v, "pw-"+v)
 	}
+	const routePW = "0123456789abcdef0123456789abcdef"
+	t.Setenv(natsRoutePassword, routePW)
 	example := string(read(t, filepath.Join(deployments, "example.env")))
-	for _, v := range natsPasswords {
+	for _, v := range append(slices.Clone(natsPasswords), natsRoutePassword) {
 		if !strings.Contains(example, "\n"+v+"=") {
 			t.Errorf("example.env does not list %s", v)
 		}
 	}
-	for _, file := range []string{filepath.Join(deployments, "nats", "cluster.conf"), filepath.Join(deployments, "nats", "cluster.k8s.conf")} {
+	for _, name := range []string{"cluster.conf", "cluster.k8s.conf"} {
+		file := filepath.Join(deployments, "nats", name)
+		for i, v := range natsRouteVars[name] {
+			t.Setenv(v, fmt.Sprintf("nats-route://route:%s@node-%d:6222", routePW, i))
+		}
 		opts, err := natsserver.ProcessConfigFile(file)
 		if err != nil {
 			t.Errorf("%s: %v", file, err)
@@ -934,6 +1136,24 @@ func TestNATSConfig(t *testing.T) {
 		}
 		if opts.HTTPPort == 0 {
 			t.Errorf("%s: no monitoring port: the health checks need /healthz", file)
+		}
+		// Routes authenticate: a server without the route password cannot
+		// join (a route bypasses every user and permission), and this
+		// node presents it on every route it solicits.
+		if opts.Cluster.Username == "" || opts.Cluster.Password != routePW {
+			t.Errorf("%s: cluster authorization user %q, password %q; want a user and the password from $%s", file, opts.Cluster.Username, opts.Cluster.Password, natsRoutePassword)
+		}
+		if opts.Cluster.TLSMap || opts.Cluster.TLSCheckKnownURLs || opts.CustomRouterAuthentication != nil {
+			t.Errorf("%s: route authentication other than the route password; the checks here assume that one", file)
+		}
+		for i, u := range opts.Routes {
+			pw, _ := u.User.Password()
+			if u.User == nil || u.User.Username() != opts.Cluster.Username || pw != opts.Cluster.Password {
+				t.Errorf("%s: route %s does not carry the cluster's credentials", file, u.Redacted())
+			}
+			if want := fmt.Sprintf("node-%d:6222", i); u.Host != want {
+				t.Errorf("%s: route %d is %s; want it from $%s (%s)", file, i, u.Host, natsRouteVars[name][i], want)
+			}
 		}
 		users := map[string]*natsserver.User{}
 		for _, u := range opts.Users {
