@@ -152,7 +152,7 @@ func Run(ctx context.Context, s events.Store, opt Options) (Summary, error) {
 	if err != nil {
 		return sum, err
 	}
-	decideRejections(w, rejections[events.ID{}], opt, &sum)
+	decideRejections(w, events.Start, rejections[events.ID{}], opt, &sum)
 	delete(rejections, events.ID{})
 	var cur *pending
 	finish := func() {
@@ -246,7 +246,7 @@ func Run(ctx context.Context, s events.Store, opt Options) (Summary, error) {
 				return sum, fmt.Errorf("redecide: folding %s at %d: %w", d.Type, d.Position, err)
 			}
 			if rs, ok := rejections[d.ID]; ok {
-				decideRejections(w, rs, opt, &sum)
+				decideRejections(w, d.Position, rs, opt, &sum)
 				delete(rejections, d.ID)
 			}
 		}

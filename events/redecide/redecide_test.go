@@ -29,6 +29,7 @@ type ledger struct {
 	w      *rules.World
 	n      int
 	tamper func(d *rules.Decision)
+	last   events.ID // the last event appended: the point a rejection is decided at
 }
 
 func newLedger(t *testing.T) *ledger {
@@ -77,6 +78,7 @@ func (l *ledger) record(m proto.Message) {
 		if err := l.w.Apply(d.Stream, next+uint64(i), ev); err != nil {
 			l.t.Fatal(err)
 		}
+		l.last = ev.ID
 	}
 }
 
@@ -265,8 +267,8 @@ func (l *ledger) rejected(m proto.Message, source string) *subsidyv1.FactRejecte
 	}
 	name := string(m.ProtoReflect().Descriptor().FullName())
 	after := ""
-	if id := l.w.LastApplied(); !id.IsZero() {
-		after = id.String()
+	if !l.last.IsZero() {
+		after = l.last.String()
 	}
 	return &subsidyv1.FactRejected{Subject: "subsidy.in." + source + "." + key, Payload: b, Reason: rej.Reason, Detail: rej.Detail, MessageId: key,
 		ReceivedAt: at, ContentType: "application/protobuf",
@@ -294,6 +296,7 @@ func (l *ledger) appendRejection(r *subsidyv1.FactRejected) {
 	if err := l.w.Apply(stream, next, rules.Event{ID: e.ID, Payload: r}); err != nil {
 		l.t.Fatal(err)
 	}
+	l.last = e.ID
 }
 
 // TestRejectionsDecidedAgainAtTheirPoint: an enrolment of a trainee not yet
@@ -320,6 +323,9 @@ func TestRejectionsDecidedAgainAtTheirPoint(t *testing.T) {
 		{"no such point", func(r *subsidyv1.FactRejected) { r.Decided.AfterEventId = events.DeriveID("x", "nowhere").String() }, func(s redecide.Summary) bool {
 			return !s.OK() && s.Mismatches == 1 && s.RejectionsDecided == 0
 		}, "which the log does not hold before it"},
+		{"a point after it", func(r *subsidyv1.FactRejected) { r.Decided.AfterEventId = events.DeriveID("rejection", r.GetMessageId()).String() }, func(s redecide.Summary) bool {
+			return !s.OK() && s.Mismatches == 1 && s.RejectionsDecided == 0
+		}, "which the log holds after the rejection"},
 		{"masked", func(r *subsidyv1.FactRejected) { r.PayloadAltered = true }, func(s redecide.Summary) bool {
 			return s.OK() && s.RejectionsAltered == 1 && s.RejectionsDecided == 0
 		}, ""},

@@ -118,9 +118,20 @@ func readRejection(d codec.Decoded) (rejection, string) {
 }
 
 // decideRejections decides again the rejections decided after the event
-// (the zero ID: before any) on w, and counts and reports the outcome.
-func decideRejections(w *rules.World, rs []rejection, opt Options, sum *Summary) {
+// at position at (the zero ID at Start: before any) on w, and counts and
+// reports the outcome.
+func decideRejections(w *rules.World, at events.Position, rs []rejection, opt Options, sum *Summary) {
 	for _, r := range rs {
+		if at >= r.at.Position {
+			// The intake appends a rejection after the events it was
+			// decided on: this record is not one it wrote.
+			sum.Mismatches++
+			if opt.Report != nil {
+				r.at.Problem = fmt.Sprintf("decided after the event at position %d, which the log holds after the rejection", at)
+				opt.Report(r.at)
+			}
+			continue
+		}
 		sum.RejectionsDecided++
 		_, rej := w.Decide(r.fact)
 		var problem string

@@ -18,7 +18,7 @@ import (
 // of its state. Bump it whenever either changes: a snapshot of another
 // version is refused (ErrSnapshotMismatch) and the World is folded from the
 // log instead.
-const SnapshotVersion = 10
+const SnapshotVersion = 11
 
 // ErrSnapshotMismatch reports a snapshot written by another SnapshotVersion
 // or under a rule set with another Fingerprint: it is not wrong, but this
@@ -45,7 +45,6 @@ func (w *World) Snapshot(out *snap.Writer) {
 	s.Magic("rules.World", SnapshotVersion)
 	s.String(w.rs.Fingerprint())
 	s.String(w.adopted)
-	s.Fixed(w.last[:])
 	vs := slices.Sorted(maps.Keys(w.versions))
 	s.Uvarint(uint64(len(vs)))
 	for _, v := range vs {
@@ -669,7 +668,6 @@ func RestoreWorld(rs RuleSet, in *snap.Reader) (*World, error) {
 	if a := s.String(); a != "" {
 		w.adopted = rs.Fingerprint() // the same rule set, adopted in the log
 	}
-	s.Fixed(w.last[:])
 	if n := s.Len(1 << 16); n > 0 {
 		w.versions = make(map[string]string, n)
 		for range n {

@@ -26,8 +26,6 @@ type World struct {
 	// fingerprint each version adopted had (the first, if several).
 	adopted  string
 	versions map[string]string
-	// last is the id of the last event applied (LastApplied).
-	last events.ID
 
 	// streams indexes streamList, which holds each stream's name once and
 	// its last revision; applied holds where every event id folded is: its
@@ -221,16 +219,8 @@ func (w *World) ApplyPrepared(stream string, revision uint64, ev Event, p Prepar
 	if next != nil {
 		w.adopt(*next)
 	}
-	w.last = ev.ID
 	return nil
 }
-
-// LastApplied returns the id of the last event applied (the zero ID if
-// none): a decision made now is made on the World as it stood after that
-// event. The intake records it in a rejection the rules made, so that a
-// replay of the log (package redecide) can decide the rejected fact again
-// at the same point.
-func (w *World) LastApplied() events.ID { return w.last }
 
 // digest is the first half of the SHA-256 of m's deterministic encoding.
 func digest(m proto.Message) [16]byte {

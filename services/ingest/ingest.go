@@ -128,9 +128,18 @@ type Intake struct {
 	rejected map[events.ID]ref
 	// rejecting: the ids of the rejections in the batch being appended.
 	rejecting map[events.ID]struct{}
-	ready     atomic.Bool
-	pos       atomic.Uint64
-	lastErr   atomic.Pointer[string]
+	// unlogged are the events the world holds that catch-up has not met
+	// in the log yet (decisions applied provisionally, then appended);
+	// point is the event of the log the world's state is that of: the
+	// last one catch-up met when nothing is unlogged, else the last event
+	// applied (the unlogged ones land after whatever catch-up meets
+	// meanwhile, such as an audit checkpoint). A rule rejection records it
+	// (FactRejected.decided), where a replay decides it again.
+	unlogged map[events.ID]struct{}
+	point    events.ID
+	ready    atomic.Bool
+	pos      atomic.Uint64
+	lastErr  atomic.Pointer[string]
 	// answers, while Run runs, takes the acknowledgements and outcomes of
 	// committed batches off the path of the next commit.
 	answers chan []func()
@@ -266,6 +275,7 @@ func (in *Intake) reset() {
 	in.recorded = newRecent(in.cfg.RecentIDs)
 	in.rejected = make(map[events.ID]ref)
 	in.rejecting = make(map[events.ID]struct{})
+	in.unlogged, in.point = make(map[events.ID]struct{}), events.ID{}
 }
 
 // replay folds the log from in.seen to its end as Load found it, while
@@ -366,6 +376,10 @@ func (in *Intake) catchUp(ctx context.Context) error {
 // passed records that the intake's state has reached rec.
 func (in *Intake) passed(rec *events.RecordedEvent) {
 	in.seen, in.seenID, in.seenTime = rec.Position, rec.ID, rec.Created
+	delete(in.unlogged, rec.ID)
+	if len(in.unlogged) == 0 {
+		in.point = rec.ID
+	}
 }
 
 // fold applies one stored event to the world and remembers message records.
@@ -1588,7 +1602,7 @@ func (in *Intake) decide(it *item, opFor func(string, events.ExpectedRevision) *
 		reject(rej.Reason, rej.Detail)
 		// What the rules decided on, for a replay (events/redecide).
 		it.rej.Decided = &subsidyv1.RejectionDecided{
-			AfterEventId: idString(in.world.LastApplied()),
+			AfterEventId: idString(in.point),
 			FactEventId:  it.id.String(),
 			Source:       kind.Source,
 			FactType:     string(kind.Name),
@@ -1635,6 +1649,8 @@ func (in *Intake) decide(it *item, opFor func(string, events.ExpectedRevision) *
 			it.fatal = fmt.Errorf("ingest: folding the decision on message %s: %w", it.key, err)
 			return
 		}
+		in.unlogged[ev.ID] = struct{}{}
+		in.point = ev.ID
 	}
 	it.op, it.rev = o, base
 	o.evs = append(o.evs, recs...)

@@ -112,6 +112,7 @@ func (s *state) Restore(r io.Reader) error {
 	}
 	in.world = w
 	in.seen, in.seenID, in.seenTime = at, atID, atTime
+	in.point = atID // a snapshot is written with nothing unlogged
 	return nil
 }
 
