@@ -201,6 +201,10 @@ func TestValidate(t *testing.T) {
 		{"write-off without reason passes schema", &subsidyv1.WriteOffRequested{ClawbackId: "c", AmountFen: 1, OfficialId: "o"}, ok, ""},
 		{"official id with a zero-width space", &subsidyv1.WriteOffRequested{ClawbackId: "c", AmountFen: 1, OfficialId: "cq-official-1\u200b"}, schema, "official_id"},
 		{"official id with a word joiner", &subsidyv1.EntitlementApproved{EntitlementId: "e", OfficialId: "cq-\u2060official-1", ApprovedOn: date(2025, 1, 1)}, schema, "official_id"},
+		{"official id with a variation selector", &subsidyv1.EntitlementApproved{EntitlementId: "e", OfficialId: "official-li\ufe0f", ApprovedOn: date(2025, 1, 1)}, schema, "official_id"},
+		{"official id with a Hangul filler", &subsidyv1.EntitlementApproved{EntitlementId: "e", OfficialId: "official-li\u3164", ApprovedOn: date(2025, 1, 1)}, schema, "official_id"},
+		{"official id with a braille blank", &subsidyv1.EntitlementApproved{EntitlementId: "e", OfficialId: "\u2800official-li", ApprovedOn: date(2025, 1, 1)}, schema, "official_id"},
+		{"institution id in Chinese", &subsidyv1.InstitutionSuspended{InstitutionId: "重庆数字学校", Reason: "x", OfficialId: "o", SuspendedOn: date(2025, 1, 1)}, ok, ""},
 		{"successor on a unit in force", &subsidyv1.UnitDefined{UnitCode: "cq-x", Name: "x", Kind: 1, ValidFrom: date(2025, 1, 1), SuccessorCode: "cq-y"}, schema, "successor_code"},
 		{"not a fact", &subsidyv1.SubsidyEntitled{}, subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_SUBJECT, ""},
 	}

@@ -216,11 +216,8 @@ func checkString(name protoreflect.Name, path, s string) error {
 			return violation(path, "longer than %d bytes", MaxIDLen)
 		}
 		for _, r := range s {
-			if unicode.IsSpace(r) || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
-				// Cf: zero-width and other invisible format characters,
-				// which would make two ids that read the same differ (an
-				// official approving what "they" confirmed).
-				return violation(path, "white space, control or invisible format character in an identifier")
+			if unicode.IsSpace(r) || unicode.IsControl(r) || Invisible(r) {
+				return violation(path, "white space, control or invisible character in an identifier")
 			}
 		}
 	}
@@ -402,4 +399,18 @@ func messageFields(md protoreflect.MessageDescriptor) []protoreflect.FieldDescri
 	}
 	msgFields.Store(md.FullName(), out)
 	return out
+}
+
+// Invisible reports whether r shows nothing, or nothing of its own, where
+// an identifier is read: format characters (Cf: U+200B, U+2060, U+FEFF),
+// combining and enclosing marks (Mn, Me: variation selectors, U+034F),
+// and the blank letters and symbols (the Hangul fillers, the braille
+// blank). Two ids differing by one read the same (an official approving
+// what "they" confirmed), so identifiers refuse them.
+func Invisible(r rune) bool {
+	switch r {
+	case '\u115f', '\u1160', '\u3164', '\uffa0', '\u2800':
+		return true
+	}
+	return unicode.In(r, unicode.Cf, unicode.Mn, unicode.Me)
 }

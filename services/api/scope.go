@@ -1,6 +1,7 @@
 package api
 
 import (
+	"github.com/cqhrss/subsidyledger/events/facts"
 	"net/http"
 	"strings"
 	"unicode"
@@ -133,8 +134,8 @@ func ValidOfficial(id string) bool {
 		return false
 	}
 	for _, r := range id {
-		if unicode.IsSpace(r) || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
-			return false // Cf: invisible characters (U+200B): one official, two ids
+		if unicode.IsSpace(r) || unicode.IsControl(r) || facts.Invisible(r) {
+			return false // one official, two ids that read the same
 		}
 	}
 	return true

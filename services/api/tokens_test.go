@@ -87,7 +87,7 @@ func TestTokenOfficial(t *testing.T) {
 			t.Errorf("token %s: official %q, %v; want %q", token, sc.Official, err, want)
 		}
 	}
-	for _, o := range []string{"two words", "cq-official-1\u200b", "\ufeffcq-official-1"} {
+	for _, o := range []string{"two words", "cq-official-1\u200b", "\ufeffcq-official-1", "official-li\ufe0f", "\u034f", "\u3164", "\u2800"} {
 		if _, err := TokenScope([]Token{{SHA256: HashToken("x"), Scope: "municipal", Official: o}}); err == nil {
 			t.Errorf("TokenScope(official %q: a space or an invisible character) = nil error", o)
 		}
