@@ -122,9 +122,12 @@ type RuleSet struct {
 // is back at the threshold, and records a second chance that fails on another rule
 // than the denial gave (SubsidyDenialRevised); decisions are otherwise
 // those of "2026.3". Under "2026.5" maker and checker are one official when
-// their ids differ only in case, and a write-off is approved only with the
-// request's reason (before, the checker could record another); decisions
-// are otherwise those of "2026.4".
+// their ids differ only in case, a write-off is approved only with the
+// request's reason (before, the checker could record another), and a
+// trainee's account written in full-width digits or grouped by dots or
+// slashes is a plain account number (PLAIN_ACCOUNT_NUMBER; identifiers
+// also refuse invisible characters); decisions are otherwise those of
+// "2026.4".
 func DefaultRuleSet() RuleSet {
 	return RuleSet{
 		Version:                 "2026.5",
