@@ -323,7 +323,9 @@ func TestRejectionsDecidedAgainAtTheirPoint(t *testing.T) {
 		{"no such point", func(r *subsidyv1.FactRejected) { r.Decided.AfterEventId = events.DeriveID("x", "nowhere").String() }, func(s redecide.Summary) bool {
 			return !s.OK() && s.Mismatches == 1 && s.RejectionsDecided == 0
 		}, "which the log does not hold before it"},
-		{"a point after it", func(r *subsidyv1.FactRejected) { r.Decided.AfterEventId = events.DeriveID("rejection", r.GetMessageId()).String() }, func(s redecide.Summary) bool {
+		{"a point after it", func(r *subsidyv1.FactRejected) {
+			r.Decided.AfterEventId = events.DeriveID("rejection", r.GetMessageId()).String()
+		}, func(s redecide.Summary) bool {
 			return !s.OK() && s.Mismatches == 1 && s.RejectionsDecided == 0
 		}, "which the log holds after the rejection"},
 		{"masked", func(r *subsidyv1.FactRejected) { r.PayloadAltered = true }, func(s redecide.Summary) bool {
