@@ -150,3 +150,37 @@ func TestEnsureStreamsSwitchesPinning(t *testing.T) {
 		t.Fatalf("consumer after switching back: %+v, %v; want no priority groups", info, err)
 	}
 }
+
+// TestStreamKeepsItsDenyFlags: a stream another release made deny purge
+// (the server cannot cancel it) is brought to this release's configuration
+// with the flag kept, instead of failing every start: a release that adds
+// a deny flag must not stop an earlier one from starting on the same data.
+func TestStreamKeepsItsDenyFlags(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, _, js := startServer(t)
+	stricter := jetstream.StreamConfig{Name: "OUTCOMES_TEST", Subjects: []string{"test.outcome.>"}, Storage: jetstream.FileStorage, DenyDelete: true, DenyPurge: true}
+	if _, err := js.CreateStream(ctx, stricter); err != nil {
+		t.Fatal(err)
+	}
+	ours := stricter
+	ours.DenyPurge, ours.Description = false, "as an earlier release configures it"
+	if _, err := js.CreateOrUpdateStream(ctx, ours); err == nil {
+		t.Fatal("the server cancelled deny purge: the test shows nothing")
+	}
+	if err := natsbus.CreateOrUpdate(ctx, js, ours); err != nil {
+		t.Fatalf("createOrUpdate with deny purge off on a stream that has it: %v", err)
+	}
+	s, err := js.Stream(ctx, "OUTCOMES_TEST")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg := s.CachedInfo().Config; !cfg.DenyPurge || !cfg.DenyDelete || cfg.Description != ours.Description {
+		t.Fatalf("stream after: deny purge %v, deny delete %v, description %q; want the flags kept and the rest updated", cfg.DenyPurge, cfg.DenyDelete, cfg.Description)
+	}
+	bad := ours
+	bad.Storage = jetstream.MemoryStorage // not a deny flag: still an error
+	if err := natsbus.CreateOrUpdate(ctx, js, bad); err == nil {
+		t.Fatal("createOrUpdate changed the storage of a stream")
+	}
+}

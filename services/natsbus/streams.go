@@ -191,7 +191,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, subj Subjects, o
 		DenyPurge:          true,
 	}}
 	for _, c := range cfgs {
-		if _, err := js.CreateOrUpdateStream(ctx, c); err != nil {
+		if err := createOrUpdate(ctx, js, c); err != nil {
 			return nil, fmt.Errorf("natsbus: stream %s: %w", c.Name, err)
 		}
 	}
@@ -282,4 +282,28 @@ func outcomePersist(replicas int) jetstream.PersistModeType {
 		return jetstream.DefaultPersistMode
 	}
 	return jetstream.AsyncPersistMode
+}
+
+// createOrUpdate creates the stream c or brings it to c, keeping a deny
+// delete or deny purge the stream already has where c has none: the
+// server cannot cancel either, and a release that wrote them (this one
+// added deny purge to SUBSIDY_OUTCOMES) must not stop an earlier or later
+// one from starting on the same data.
+func createOrUpdate(ctx context.Context, js jetstream.JetStream, c jetstream.StreamConfig) error {
+	_, err := js.CreateOrUpdateStream(ctx, c)
+	if err == nil || (c.DenyDelete && c.DenyPurge) {
+		return err
+	}
+	s, ierr := js.Stream(ctx, c.Name)
+	if ierr != nil {
+		return err
+	}
+	have := s.CachedInfo().Config
+	if (!have.DenyDelete || c.DenyDelete) && (!have.DenyPurge || c.DenyPurge) {
+		return err // not that
+	}
+	c.DenyDelete = c.DenyDelete || have.DenyDelete
+	c.DenyPurge = c.DenyPurge || have.DenyPurge
+	_, err = js.CreateOrUpdateStream(ctx, c)
+	return err
 }

@@ -1,0 +1,4 @@
+package natsbus
+
+// CreateOrUpdate is createOrUpdate, for the tests.
+var CreateOrUpdate = createOrUpdate
