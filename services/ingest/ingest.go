@@ -985,7 +985,7 @@ func (in *Intake) add(ctx context.Context, b *batch, msg jetstream.Msg) {
 	it := in.newItem(msg)
 	b.items = append(b.items, it)
 	if m := in.cfg.Metrics; m != nil {
-		m.Received.WithLabelValues(it.source, it.fact).Inc()
+		m.Received.WithLabelValues(in.labels(it)).Inc()
 	}
 	if b.err != nil {
 		return
@@ -1516,6 +1516,19 @@ func (in *Intake) newItem(msg jetstream.Msg) *item {
 		}
 	}
 	return it
+}
+
+// labels are the metric labels of it's source and fact: the subject's
+// tokens when they name a fact, else "unknown" (a publisher choosing
+// subject tokens must not make the metric's series unbounded).
+func (in *Intake) labels(it *item) (string, string) {
+	if k, ok := factKind(in.cfg.Subjects, it.subject); ok {
+		return k.Source, k.Token
+	}
+	if slices.Contains(natsbus.Sources, it.source) {
+		return it.source, "unknown"
+	}
+	return "unknown", "unknown"
 }
 
 // receivedAt is when JetStream stored the message: stable across

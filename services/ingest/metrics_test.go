@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 
 	"github.com/cqhrss/subsidyledger/events"
+	"github.com/cqhrss/subsidyledger/services/natsbus"
 )
 
 // TestMetricsLint lints the intake's metrics, the store outage ones with
@@ -65,5 +66,27 @@ func TestCauseOf(t *testing.T) {
 	e := fmt.Errorf("append to %q: %w", "trainee-abc", &events.Error{Code: events.CodeUnavailable, Op: "append", Stream: "trainee-abc", Detail: "commit failed"})
 	if d := detailOf(e); strings.Contains(d, "trainee-abc") {
 		t.Errorf("detailOf(%v) = %q; want no stream name", e, d)
+	}
+}
+
+// TestMetricLabelsAreBounded: the received counter's labels are a fact's
+// source and token, or "unknown": a publisher's made-up subject token (or
+// an ID number in it) never becomes a label value.
+func TestMetricLabelsAreBounded(t *testing.T) {
+	in := &Intake{cfg: Config{Subjects: natsbus.DefaultSubjects}}
+	for _, c := range []struct{ subject, source, fact string }{
+		{"subsidy.in.enrolment.enrolled", "enrolment", "enrolled"},
+		{"subsidy.in.evaluation.certificate_revoked", "evaluation", "certificate_revoked"},
+		{"subsidy.in.enrolment.nonsense-7f3a", "enrolment", "unknown"},
+		{"subsidy.in.enrolment.110105194912310021", "enrolment", "unknown"},
+		{"subsidy.in.made-up.enrolled", "unknown", "unknown"},
+		{"subsidy.in.x", "unknown", "unknown"},
+	} {
+		it := &item{subject: c.subject}
+		rest, _ := strings.CutPrefix(c.subject, "subsidy.in.")
+		it.source, it.fact, _ = strings.Cut(rest, ".")
+		if s, f := in.labels(it); s != c.source || f != c.fact {
+			t.Errorf("labels of %s = %s, %s; want %s, %s", c.subject, s, f, c.source, c.fact)
+		}
 	}
 }
