@@ -16,7 +16,8 @@ import (
 )
 
 // A rejection the rules made records what they decided on
-// (FactRejected.decided): the last event their state held, and the fact as
+// (FactRejected.decided): the event of the log whose state they decided on
+// (the log up to and including it), and the fact as
 // they were given it. The intake appends a batch's rejections after its
 // accepted facts, so the log holds that event before the rejection, with
 // perhaps other accepted facts between them: Run reads the rejections

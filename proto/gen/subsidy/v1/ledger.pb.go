@@ -333,7 +333,9 @@ func (x *FactRejected) GetPayloadAltered() bool {
 // RejectionDecided is what the rules decided a rejected fact on.
 type RejectionDecided struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The last event the rules' state held when they decided (empty: none).
+	// The event of the log whose state the rules decided on: their state was
+	// the log up to and including it (empty: before any). The log holds it
+	// before the rejection.
 	AfterEventId string `protobuf:"bytes,1,opt,name=after_event_id,json=afterEventId,proto3" json:"after_event_id,omitempty"`
 	// The event id the fact would have had.
 	FactEventId string `protobuf:"bytes,2,opt,name=fact_event_id,json=factEventId,proto3" json:"fact_event_id,omitempty"`
