@@ -181,82 +181,65 @@ func Run(ctx context.Context, s events.Store, opt Options) (Summary, error) {
 		}
 		cur = nil
 	}
-	var page events.Page
-	for after := events.Start; ; {
-		if err := events.ReadPage(ctx, s, after, 4096, &page); err != nil {
-			return sum, fmt.Errorf("redecide: reading after %d: %w", after, err)
+	err = readLog(ctx, s, opt.Through, opt.Progress, func(rec events.RecordedEvent) error {
+		d, err := codec.Decode(rec)
+		if err != nil {
+			return fmt.Errorf("redecide: event at %d: %w", rec.Position, err)
 		}
-		if len(page.Events) == 0 {
-			break
-		}
-		for _, rec := range page.Events {
-			if opt.Through != 0 && rec.Position > opt.Through {
+		sum.Events++
+		sum.Through = rec.Position
+		ev := rules.Event{ID: d.ID, Payload: d.Payload}
+		switch _, rejection := d.Payload.(*subsidyv1.FactRejected); {
+		case rejection:
+			finish()
+			sum.Rejections++
+		case d.Env.GetSource() == LedgerSource && d.Env.GetCausationId() != "":
+			ev.Derived, ev.CausationID = true, d.Env.GetCausationId()
+			sum.Derived++
+			if cur == nil || ev.CausationID != cur.fact.ID.String() {
 				finish()
-				unmet(rejections, opt, &sum)
-				return sum, nil
-			}
-			d, err := codec.Decode(rec)
-			if err != nil {
-				return sum, fmt.Errorf("redecide: event at %d: %w", rec.Position, err)
-			}
-			sum.Events++
-			sum.Through = rec.Position
-			ev := rules.Event{ID: d.ID, Payload: d.Payload}
-			switch _, rejection := d.Payload.(*subsidyv1.FactRejected); {
-			case rejection:
-				finish()
-				sum.Rejections++
-			case d.Env.GetSource() == LedgerSource && d.Env.GetCausationId() != "":
-				ev.Derived, ev.CausationID = true, d.Env.GetCausationId()
-				sum.Derived++
-				if cur == nil || ev.CausationID != cur.fact.ID.String() {
-					finish()
-					sum.Orphans++
-					if opt.Report != nil {
-						opt.Report(Mismatch{Position: d.Position, ID: d.ID, Type: d.Type, Stream: d.Stream, RuleSetVersion: d.Env.GetRuleSetVersion(),
-							Problem: fmt.Sprintf("a derived event whose fact %s does not precede it", ev.CausationID)})
-					}
-					break
+				sum.Orphans++
+				if opt.Report != nil {
+					opt.Report(Mismatch{Position: d.Position, ID: d.ID, Type: d.Type, Stream: d.Stream, RuleSetVersion: d.Env.GetRuleSetVersion(),
+						Problem: fmt.Sprintf("a derived event whose fact %s does not precede it", ev.CausationID)})
 				}
-				cur.compare(d, opt.RuleSet.Version)
-			case d.Env.GetSource() == LedgerSource:
-				finish()
-				sum.Other++
-				if m, ok := d.Payload.(*subsidyv1.RuleSetAdopted); ok {
-					sum.Adopted = append(sum.Adopted, Adoption{Position: d.Position, Version: m.GetVersion(), Fingerprint: m.GetFingerprint()})
-				}
+				break
+			}
+			cur.compare(d, opt.RuleSet.Version)
+		case d.Env.GetSource() == LedgerSource:
+			finish()
+			sum.Other++
+			if m, ok := d.Payload.(*subsidyv1.RuleSetAdopted); ok {
+				sum.Adopted = append(sum.Adopted, Adoption{Position: d.Position, Version: m.GetVersion(), Fingerprint: m.GetFingerprint()})
+			}
+		default:
+			finish()
+			sum.Facts++
+			cur = &pending{fact: Mismatch{Position: d.Position, ID: d.ID, Type: strings.Clone(d.Type), Stream: strings.Clone(d.Stream)}}
+			dec, rej := w.Decide(rules.Fact{EventID: d.ID, MessageID: d.Env.GetMessageId(), Source: d.Env.GetSource(), Payload: d.Payload})
+			switch {
+			case rej != nil:
+				cur.rejected = rej
+			case dec.Stream != d.Stream:
+				cur.problems = append(cur.problems, fmt.Sprintf("decided again it goes to stream %s", dec.Stream))
+				fallthrough
 			default:
-				finish()
-				sum.Facts++
-				cur = &pending{fact: Mismatch{Position: d.Position, ID: d.ID, Type: strings.Clone(d.Type), Stream: strings.Clone(d.Stream)}}
-				dec, rej := w.Decide(rules.Fact{EventID: d.ID, MessageID: d.Env.GetMessageId(), Source: d.Env.GetSource(), Payload: d.Payload})
-				switch {
-				case rej != nil:
-					cur.rejected = rej
-				case dec.Stream != d.Stream:
-					cur.problems = append(cur.problems, fmt.Sprintf("decided again it goes to stream %s", dec.Stream))
-					fallthrough
-				default:
-					cur.want = dec.Derived()
-				}
-			}
-			// The stored event, not the one decided again, is folded: the
-			// World goes on as the ledger's did, whatever differed.
-			if err := w.Apply(d.Stream, d.Revision, ev); err != nil {
-				return sum, fmt.Errorf("redecide: folding %s at %d: %w", d.Type, d.Position, err)
-			}
-			if rs, ok := rejections[d.ID]; ok {
-				decideRejections(w, d.Position, rs, opt, &sum)
-				delete(rejections, d.ID)
+				cur.want = dec.Derived()
 			}
 		}
-		after = page.Events[len(page.Events)-1].Position
-		if opt.Progress != nil {
-			opt.Progress(after)
+		// The stored event, not the one decided again, is folded: the
+		// World goes on as the ledger's did, whatever differed.
+		if err := w.Apply(d.Stream, d.Revision, ev); err != nil {
+			return fmt.Errorf("redecide: folding %s at %d: %w", d.Type, d.Position, err)
 		}
-		if err := ctx.Err(); err != nil {
-			return sum, err
+		if rs, ok := rejections[d.ID]; ok {
+			decideRejections(w, d.Position, rs, opt, &sum)
+			delete(rejections, d.ID)
 		}
+		return nil
+	})
+	if err != nil {
+		return sum, err
 	}
 	finish()
 	unmet(rejections, opt, &sum)

@@ -66,16 +66,22 @@ func (l *ledger) record(m proto.Message) {
 		}
 		data = append(data, e)
 	}
-	rev, exists := l.w.StreamRevision(d.Stream)
+	l.append(d.Stream, data, d.Events)
+}
+
+// append appends data to stream and folds evs, its events.
+func (l *ledger) append(stream string, data []events.EventData, evs []rules.Event) {
+	l.t.Helper()
+	rev, exists := l.w.StreamRevision(stream)
 	expected, next := events.NoStream, uint64(0)
 	if exists {
 		expected, next = events.Exact(rev), rev+1
 	}
-	if _, err := l.s.Append(context.Background(), d.Stream, expected, data...); err != nil {
+	if _, err := l.s.Append(context.Background(), stream, expected, data...); err != nil {
 		l.t.Fatal(err)
 	}
-	for i, ev := range d.Events {
-		if err := l.w.Apply(d.Stream, next+uint64(i), ev); err != nil {
+	for i, ev := range evs {
+		if err := l.w.Apply(stream, next+uint64(i), ev); err != nil {
 			l.t.Fatal(err)
 		}
 		l.last = ev.ID
@@ -285,18 +291,7 @@ func (l *ledger) appendRejection(r *subsidyv1.FactRejected) {
 	if err != nil {
 		l.t.Fatal(err)
 	}
-	rev, exists := l.w.StreamRevision(stream)
-	expected, next := events.NoStream, uint64(0)
-	if exists {
-		expected, next = events.Exact(rev), rev+1
-	}
-	if _, err := l.s.Append(context.Background(), stream, expected, e); err != nil {
-		l.t.Fatal(err)
-	}
-	if err := l.w.Apply(stream, next, rules.Event{ID: e.ID, Payload: r}); err != nil {
-		l.t.Fatal(err)
-	}
-	l.last = e.ID
+	l.append(stream, []events.EventData{e}, []rules.Event{{ID: e.ID, Payload: r}})
 }
 
 // TestRejectionsDecidedAgainAtTheirPoint: an enrolment of a trainee not yet

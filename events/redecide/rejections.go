@@ -40,45 +40,61 @@ var rejectedType = string((&subsidyv1.FactRejected{}).ProtoReflect().Descriptor(
 // and reports, as mismatches, those whose record does not hold together.
 func collectRejections(ctx context.Context, s events.Store, opt Options, sum *Summary) (map[events.ID][]rejection, error) {
 	out := map[events.ID][]rejection{}
+	err := readLog(ctx, s, opt.Through, nil, func(rec events.RecordedEvent) error {
+		if rec.Type != rejectedType {
+			return nil
+		}
+		d, err := codec.Decode(rec)
+		if err != nil {
+			return fmt.Errorf("redecide: event at %d: %w", rec.Position, err)
+		}
+		m := d.Payload.(*subsidyv1.FactRejected)
+		switch r, problem := readRejection(d); {
+		case m.GetDecided() == nil:
+			sum.RejectionsUndecided++
+		case m.GetPayloadAltered():
+			sum.RejectionsAltered++
+		case problem != "":
+			sum.Mismatches++
+			if opt.Report != nil {
+				r.at.Problem = problem
+				opt.Report(r.at)
+			}
+		default:
+			key, _ := events.ParseID(m.GetDecided().GetAfterEventId())
+			out[key] = append(out[key], r)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// readLog calls fn with each record of the log up to through (0: its end),
+// in order, a page at a time, and after each page progress (if not nil)
+// with the page's last position.
+func readLog(ctx context.Context, s events.Store, through events.Position, progress func(events.Position), fn func(events.RecordedEvent) error) error {
 	var page events.Page
 	for after := events.Start; ; {
 		if err := events.ReadPage(ctx, s, after, 4096, &page); err != nil {
-			return nil, fmt.Errorf("redecide: reading after %d: %w", after, err)
+			return fmt.Errorf("redecide: reading after %d: %w", after, err)
 		}
 		if len(page.Events) == 0 {
-			return out, nil
+			return nil
 		}
 		for _, rec := range page.Events {
-			if opt.Through != 0 && rec.Position > opt.Through {
-				return out, nil
+			if through != 0 && rec.Position > through {
+				return nil
 			}
-			if rec.Type != rejectedType {
-				continue
-			}
-			d, err := codec.Decode(rec)
-			if err != nil {
-				return nil, fmt.Errorf("redecide: event at %d: %w", rec.Position, err)
-			}
-			m := d.Payload.(*subsidyv1.FactRejected)
-			switch r, problem := readRejection(d); {
-			case m.GetDecided() == nil:
-				sum.RejectionsUndecided++
-			case m.GetPayloadAltered():
-				sum.RejectionsAltered++
-			case problem != "":
-				sum.Mismatches++
-				if opt.Report != nil {
-					r.at.Problem = problem
-					opt.Report(r.at)
-				}
-			default:
-				key, _ := events.ParseID(m.GetDecided().GetAfterEventId())
-				out[key] = append(out[key], r)
+			if err := fn(rec); err != nil {
+				return err
 			}
 		}
 		after = page.Events[len(page.Events)-1].Position
+		if progress != nil {
+			progress(after)
+		}
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return err
 		}
 	}
 }
