@@ -163,8 +163,8 @@ func TestRecordedDecisionsReplay(t *testing.T) {
 	if !sum.OK() || len(got) != 0 || sum.Facts != int64(l.n) || sum.Matched != sum.Facts {
 		t.Fatalf("summary %+v, mismatches %v; want all %d facts matched", sum, got, l.n)
 	}
-	if sum.Derived < 6 || sum.ByVersion["2026.5"] == 0 {
-		t.Errorf("summary %+v: want the entitlements, denial, flags and their clearing counted, under 2026.5", sum)
+	if sum.Derived < 6 || sum.ByVersion["2026.6"] == 0 {
+		t.Errorf("summary %+v: want the entitlements, denial, flags and their clearing counted, under 2026.6", sum)
 	}
 }
 
@@ -207,7 +207,7 @@ func TestAlteredDecisionsAreFound(t *testing.T) {
 			if sum.OK() || sum.Mismatches != 1 || len(got) != 1 || sum.Matched != sum.Facts-1 {
 				t.Fatalf("summary %+v, mismatches %v; want exactly one", sum, got)
 			}
-			if !strings.Contains(got[0].Problem, tc.want) || got[0].RuleSetVersion != "2026.5" {
+			if !strings.Contains(got[0].Problem, tc.want) || got[0].RuleSetVersion != "2026.6" {
 				t.Errorf("mismatch %s; want it to say %q", got[0], tc.want)
 			}
 		})
@@ -219,7 +219,7 @@ func TestAlteredDecisionsAreFound(t *testing.T) {
 func TestOrphanDerivedEvent(t *testing.T) {
 	l := newLedger(t)
 	programme(l)
-	env := &subsidyv1.Envelope{Source: redecide.LedgerSource, CausationId: events.DeriveID("message", "nowhere").String(), RuleSetVersion: "2026.5"}
+	env := &subsidyv1.Envelope{Source: redecide.LedgerSource, CausationId: events.DeriveID("message", "nowhere").String(), RuleSetVersion: "2026.6"}
 	e, err := codec.Encode(events.DeriveID("flag", "orphan"), "institution-ti-digital", env, &subsidyv1.ViolationFlagged{FlagId: "orphan"})
 	if err != nil {
 		t.Fatal(err)
@@ -249,7 +249,7 @@ func TestDecisionsOfAnotherVersion(t *testing.T) {
 	}
 	programme(l)
 	sum, got := run(t, l)
-	if !sum.OK() || len(got) != 0 || sum.ByVersion["2026.1"] == 0 || sum.ByVersion["2026.5"] != 0 {
+	if !sum.OK() || len(got) != 0 || sum.ByVersion["2026.1"] == 0 || sum.ByVersion["2026.6"] != 0 {
 		t.Fatalf("summary %+v, mismatches %v; want every decision reproduced, counted under 2026.1", sum, got)
 	}
 }

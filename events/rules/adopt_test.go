@@ -64,9 +64,9 @@ func TestRuleSetAdopted(t *testing.T) {
 	e2, _ := f.entitled("ti-digital", ccJ, false, "2025-06-20")
 	f.must(&subsidyv1.EntitlementConfirmed{EntitlementId: e2, OfficialId: "maker", ConfirmedOn: dt("2025-06-30")})
 	n2 := f.derived(&subsidyv1.EntitlementApproved{EntitlementId: e2, OfficialId: "checker", ApprovedOn: dt("2025-07-01")})[0].Payload.(*subsidyv1.NoticeOpened)
-	if n1.GetWorkingDays() != 5 || n1.GetDecision().GetRuleSetVersion() != "2026.5" || n2.GetWorkingDays() != 7 || n2.GetDecision().GetRuleSetVersion() != "test.7d" ||
+	if n1.GetWorkingDays() != 5 || n1.GetDecision().GetRuleSetVersion() != "2026.6" || n2.GetWorkingDays() != 7 || n2.GetDecision().GetRuleSetVersion() != "test.7d" ||
 		n2.GetEndsOn().GetDay() != 9 {
-		t.Errorf("notices before and after the adoption: %v / %v; want 5 working days under 2026.5, then 7 (to 2025-07-09) under test.7d", n1, n2)
+		t.Errorf("notices before and after the adoption: %v / %v; want 5 working days under 2026.6, then 7 (to 2025-07-09) under test.7d", n1, n2)
 	}
 
 	var b bytes.Buffer
@@ -85,8 +85,8 @@ func TestRuleSetAdopted(t *testing.T) {
 	if fp, ok := back.AdoptedAs("test.7d"); !ok || fp != rs.Fingerprint() {
 		t.Errorf("restored: AdoptedAs(test.7d) = %q, %v", fp, ok)
 	}
-	if _, ok := back.AdoptedAs("2026.5"); ok {
-		t.Error("restored: 2026.5 adopted, though the World was only made with it")
+	if _, ok := back.AdoptedAs("2026.6"); ok {
+		t.Error("restored: 2026.6 adopted, though the World was only made with it")
 	}
 }
 

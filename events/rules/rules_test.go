@@ -623,7 +623,7 @@ func TestRuleSet(t *testing.T) {
 	if err := rs.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if rs.Version != "2026.5" || rs.CalendarThrough != 2026 || rs.YearlyCap != 1 || rs.SubsidisedAttempts != 1 || rs.PaymentWorkingDays != 10 || rs.NoticeWorkingDays != 5 || rs.PassRateThresholdBP != 6000 || !rs.LowerAfterHigher || rs.TargetMeasure != rules.MeasureTrained {
+	if rs.Version != "2026.6" || rs.CalendarThrough != 2026 || rs.YearlyCap != 1 || rs.SubsidisedAttempts != 1 || rs.PaymentWorkingDays != 10 || rs.NoticeWorkingDays != 5 || rs.PassRateThresholdBP != 6000 || !rs.LowerAfterHigher || rs.TargetMeasure != rules.MeasureTrained {
 		t.Errorf("defaults changed: %+v", rs)
 	}
 	fp := rs.Fingerprint()
@@ -976,6 +976,84 @@ func TestCompletionAfterTheCertificate(t *testing.T) {
 	certified(k3)
 	want(t, f.derived(completed3("2025-06-15")), "SubsidyDenialRevised:REASON_CODE_NO_ELIGIBILITY_EVIDENCE", cleared)
 	want(t, f.derived(insured(k3, "ev-late-k3", "2020-01-01", "2025-07-06")), entitled)
+	checkInvariants(t, f.l.log)
+}
+
+// TestCompletionOfAReEnrolment (rules 2026.6): a person enrolled twice for
+// a qualification, assessed with neither training completed; the
+// assessment names no training institution, so it is the first
+// enrolment's. The second's completion, reported after the certificate but
+// dated before the assessment, decides the certificate again and clears
+// the assessment's flag (naming the flag's institution, the first
+// enrolment's), as the first's would; reported before the certificate, it
+// decides it. An assessment that named the first's institution is not the
+// second's, and a completion dated after the assessment changes nothing.
+func TestCompletionOfAReEnrolment(t *testing.T) {
+	f := newFx(t, rules.DefaultRuleSet())
+	twice := func(k string) (second func(on string) *subsidyv1.TrainingCompleted) {
+		f.must(&subsidyv1.Enrolled{EnrolmentId: "enr-1-" + k[56:], PersonKey: k, TrainingInstitutionId: "ti-digital", Qualification: bdJ.Proto(), EnrolledOn: dt("2025-03-01")})
+		f.must(&subsidyv1.Enrolled{EnrolmentId: "enr-2-" + k[56:], PersonKey: k, TrainingInstitutionId: "ti-cloud", Qualification: bdJ.Proto(), EnrolledOn: dt("2025-04-01")})
+		return func(on string) *subsidyv1.TrainingCompleted {
+			return &subsidyv1.TrainingCompleted{EnrolmentId: "enr-2-" + k[56:], PersonKey: k, TrainingInstitutionId: "ti-cloud", Qualification: bdJ.Proto(), CompletedOn: dt(on)}
+		}
+	}
+	assessed := func(k, named string) (*subsidyv1.AssessmentRecorded, string) {
+		a := f.assessment(k, bdJ, 1, 80, 80, "2025-06-20")
+		a.TrainingInstitutionId = named
+		evs := f.derived(a)
+		want(t, evs, "ViolationFlagged:REASON_CODE_ASSESSMENT_WITHOUT_COMPLETION")
+		if fl := evs[0].Payload.(*subsidyv1.ViolationFlagged); fl.GetInstitutionId() != "ti-digital" {
+			t.Fatalf("flag %v; want ti-digital's (the first enrolment's)", fl)
+		}
+		return a, evs[0].Payload.(*subsidyv1.ViolationFlagged).GetFlagId()
+	}
+	notCompleted := denied + "REASON_CODE_TRAINING_NOT_COMPLETED"
+	cleared := "FlagCleared:REASON_CODE_ASSESSMENT_WITHOUT_COMPLETION"
+
+	// Reported after the certificate: the entitlement and the clearing.
+	k := f.employee()
+	second := twice(k)
+	a, flag := assessed(k, "")
+	want(t, f.derived(f.certificate(a, "2025-06-30")), notCompleted)
+	d := f.must(second("2025-06-15"))
+	evs := d.Derived()
+	want(t, evs, entitled, cleared)
+	if len(evs) != 2 {
+		t.FailNow()
+	}
+	if ids := evs[0].Payload.(*subsidyv1.SubsidyEntitled).GetDecision().GetEvidenceEventIds(); !slices.Contains(ids, d.Events[0].ID.String()) {
+		t.Errorf("entitlement's evidence %v: want the second enrolment's completion %s", ids, d.Events[0].ID)
+	}
+	if fc := evs[1].Payload.(*subsidyv1.FlagCleared); fc.GetFlagId() != flag || fc.GetInstitutionId() != "ti-digital" || !strings.Contains(fc.GetDetail(), "enr-2-") {
+		t.Errorf("cleared %v; want flag %s at ti-digital, cleared by enr-2", fc, flag)
+	}
+
+	// Reported after the assessment, before the certificate: decided on it.
+	k2 := f.employee()
+	second2 := twice(k2)
+	a2, _ := assessed(k2, "")
+	want(t, f.derived(second2("2025-06-10")), cleared)
+	want(t, f.derived(f.certificate(a2, "2025-06-30")), entitled)
+
+	// The assessment named the first enrolment's institution: not the
+	// second's training.
+	k3 := f.employee()
+	second3 := twice(k3)
+	a3, _ := assessed(k3, "ti-digital")
+	want(t, f.derived(f.certificate(a3, "2025-06-30")), notCompleted)
+	want(t, f.derived(second3("2025-06-15")))
+
+	// Completed after the assessment: nothing.
+	k4 := f.employee()
+	second4 := twice(k4)
+	a4, flag4 := assessed(k4, "")
+	want(t, f.derived(f.certificate(a4, "2025-06-30")), notCompleted)
+	want(t, f.derived(second4("2025-06-21")))
+	for _, fl := range f.l.w.Flags() {
+		if fl.ID == flag4 && fl.Cleared {
+			t.Errorf("flag %s cleared by a completion after its assessment", flag4)
+		}
+	}
 	checkInvariants(t, f.l.log)
 }
 

@@ -82,7 +82,7 @@ type RuleSet struct {
 	SharedAccountThreshold int
 }
 
-// DefaultRuleSet returns the documented defaults, version "2026.5":
+// DefaultRuleSet returns the documented defaults, version "2026.6":
 //
 //	YearlyCap               1
 //	SubsidisedAttempts      1 (the first attempt only)
@@ -127,10 +127,15 @@ type RuleSet struct {
 // trainee's account written in full-width digits or grouped by dots or
 // slashes is a plain account number (PLAIN_ACCOUNT_NUMBER; identifiers
 // also refuse invisible characters); decisions are otherwise those of
-// "2026.4".
+// "2026.4". Under "2026.6" rule 3 reads the completion of another
+// enrolment of the person for the qualification (a re-enrolment) that
+// could have been the assessment's training, when the assessment's own
+// was not completed by then (decider.trainingOf): its completion reported
+// late decides the certificate again and clears the assessment's flag, as
+// the assessment's own would; decisions are otherwise those of "2026.5".
 func DefaultRuleSet() RuleSet {
 	return RuleSet{
-		Version:                 "2026.5",
+		Version:                 "2026.6",
 		YearlyCap:               1,
 		SubsidisedAttempts:      1,
 		NoticeWorkingDays:       5,

@@ -34,7 +34,7 @@ func TestRuleSetFileRoundTrip(t *testing.T) {
 	if !reflect.DeepEqual(got, rs) {
 		t.Errorf("round trip:\n got %+v\nwant %+v", got, rs)
 	}
-	for _, want := range []string{`"version": "2026.5"`, `"calendar_through": 2026`, `"2026-02-15"`, `"2026-10-10"`} {
+	for _, want := range []string{`"version": "2026.6"`, `"calendar_through": 2026`, `"2026-02-15"`, `"2026-10-10"`} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("file lacks %s:\n%s", want, b.String())
 		}
@@ -48,7 +48,7 @@ func TestRuleSetFileExtendsTheCalendar(t *testing.T) {
 	if err := rules.DefaultRuleSet().WriteJSON(&b); err != nil {
 		t.Fatal(err)
 	}
-	s := strings.Replace(b.String(), `"version": "2026.5"`, `"version": "2027.test"`, 1)
+	s := strings.Replace(b.String(), `"version": "2026.6"`, `"version": "2027.test"`, 1)
 	s = strings.Replace(s, `"calendar_through": 2026`, `"calendar_through": 2027`, 1)
 	s = strings.Replace(s, `"holidays": [`, `"holidays": ["2027-01-01", `, 1)
 	rs, err := rules.ReadRuleSet(strings.NewReader(s))

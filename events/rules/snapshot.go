@@ -18,7 +18,7 @@ import (
 // of its state. Bump it whenever either changes: a snapshot of another
 // version is refused (ErrSnapshotMismatch) and the World is folded from the
 // log instead.
-const SnapshotVersion = 11
+const SnapshotVersion = 12
 
 // ErrSnapshotMismatch reports a snapshot written by another SnapshotVersion
 // or under a rule set with another Fingerprint: it is not wrong, but this
@@ -248,6 +248,7 @@ func (w *World) Snapshot(out *snap.Writer) {
 		s.Varint(int64(a.practical))
 		s.date(a.assessedOn)
 		s.String(a.enrolment)
+		s.Bool(a.named)
 		s.Bool(a.completed)
 		s.id(a.eventID)
 		s.String(a.cert)
@@ -813,7 +814,7 @@ func RestoreWorld(rs RuleSet, in *snap.Reader) (*World, error) {
 		a := &assessmentSlab[i]
 		*a = assessment{id: s.String(), person: s.person(), evalInst: s.name(), trainInst: s.name(), q: s.qual(),
 			attempt: s.u32(), passed: s.Bool(), theory: s.i32(), practical: s.i32(), assessedOn: s.date(),
-			enrolment: s.String(), completed: s.Bool(), eventID: s.id(), cert: s.String()}
+			enrolment: s.String(), named: s.Bool(), completed: s.Bool(), eventID: s.id(), cert: s.String()}
 		if s.Bool() {
 			assessed = append(assessed, a)
 		}

@@ -189,8 +189,11 @@ type assessment struct {
 	practical  int32
 	assessedOn refdata.Date
 	enrolment  string
-	completed  bool
-	eventID    events.ID
+	// named: the assessment named its training institution, so only an
+	// enrolment there can be its training (World.trainingOf).
+	named     bool
+	completed bool
+	eventID   events.ID
 	// cert is the assessment's certificate in force: the first issued on
 	// it, or one issued after that was revoked (the second chance reads its
 	// decision when evidence or the completion comes late).

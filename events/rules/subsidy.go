@@ -53,15 +53,9 @@ func (d *decider) subsidy(t *trainee, a *assessment, cert string, certEvent even
 	q := a.q
 	on := a.assessedOn
 	year := int32(on.Year())
-	enr := w.enrolments[a.enrolment]
-	var completedOn refdata.Date
+	enr, completedOn, completionEvent := d.trainingOf(t, a)
 	evidence := []events.ID{certEvent, t.eventID, a.eventID}
 	if enr != nil {
-		completedOn = enr.completedOn
-		completionEvent := enr.completionEventID
-		if c := d.completion; c != nil && c.enrolment == enr.id {
-			completedOn, completionEvent = c.on, c.eventID
-		}
 		evidence = append(evidence, enr.eventID, completionEvent)
 	}
 	var checks []*subsidyv1.Check

@@ -154,26 +154,78 @@ func (d *decider) trainingCompleted(m *subsidyv1.TrainingCompleted) *Rejection {
 	}
 	// A certificate decided before this completion was reported was denied
 	// by rule 3 if the completion was dated on or before its assessment:
-	// decide it again with this completion (rules 2026.3).
-	// Only the certificates of this enrolment's assessments: a completion
-	// of another training is no reason to decide them again (their cap,
-	// level order and budget would be read as of an unrelated fact).
-	d.completion = &completion{enrolment: e.id, on: date(m.GetCompletedOn()), eventID: d.f.EventID}
+	// decide it again with this completion (rules 2026.3). Only the
+	// certificates of assessments this training could have been the
+	// training of (couldBeTrainingOf): this enrolment's, and since rules
+	// 2026.6 those of another enrolment of the person for the
+	// qualification (a re-enrolment) that this completion precedes. A
+	// completion of another training is no reason to decide them again
+	// (their cap, level order and budget would be read as of an unrelated
+	// fact).
+	c := &completion{enrolment: e.id, on: date(m.GetCompletedOn()), eventID: d.f.EventID}
+	d.completion = c
 	t := d.w.trainees[m.GetPersonKey()]
-	d.secondChance(t, t, func(a *assessment) bool { return a.enrolment == e.id })
+	d.secondChance(t, t, func(a *assessment) bool {
+		return a.enrolment == e.id || (couldBeTrainingOf(e, a) && c.on <= a.assessedOn)
+	})
 	d.clearWithoutCompletion(t, e)
 	return nil
 }
 
+// couldBeTrainingOf: enrolment e could have been assessment a's training
+// had its completion been known when a was recorded (World.enrolmentFor
+// takes a completed enrolment first): the person's, for a's
+// qualification, enrolled by the assessment date, and at the institution
+// a named if it named one.
+func couldBeTrainingOf(e *enrolment, a *assessment) bool {
+	return e.person == a.person && e.q == a.q && e.enrolledOn <= a.assessedOn && (!a.named || e.inst == a.trainInst)
+}
+
+// trainingOf is the training rule 3 reads for assessment a, with its
+// completion date and event: a's enrolment, unless that was not completed
+// by the assessment date while another enrolment that could have been a's
+// training was: a re-enrolment whose completion was reported after the
+// assessment (rules 2026.6; before, such a certificate stayed denied). The
+// assessment stays credited to its enrolment's institution (the read
+// models, rule 15). The completion being decided (decider.completion)
+// counts as recorded.
+func (d *decider) trainingOf(t *trainee, a *assessment) (*enrolment, refdata.Date, events.ID) {
+	done := func(e *enrolment) (refdata.Date, events.ID) {
+		if c := d.completion; c != nil && c.enrolment == e.id {
+			return c.on, c.eventID
+		}
+		return e.completedOn, e.completionEventID
+	}
+	enr := d.w.enrolments[a.enrolment]
+	if enr == nil {
+		return nil, refdata.Date(0), events.ID{}
+	}
+	on, ev := done(enr)
+	if !on.IsZero() && on <= a.assessedOn {
+		return enr, on, ev
+	}
+	for _, e := range t.enrolments {
+		if e == enr || !couldBeTrainingOf(e, a) {
+			continue
+		}
+		if eon, eev := done(e); !eon.IsZero() && eon <= a.assessedOn {
+			return e, eon, eev
+		}
+	}
+	return enr, on, ev
+}
+
 // clearWithoutCompletion closes the ASSESSMENT_WITHOUT_COMPLETION flag of
-// each assessment of enrolment e that the completion being decided
-// (decider.completion) precedes: the training was completed by then, only
+// each assessment that the completion being decided (decider.completion)
+// precedes, of enrolment e or (rules 2026.6) that e could have been the
+// training of (a re-enrolment): the training was completed by then, only
 // reported after (rules 2026.4). A completion dated after an assessment
-// leaves its flag open.
+// leaves its flag open. The clearing names the flag's institution (that of
+// the assessment's enrolment).
 func (d *decider) clearWithoutCompletion(t *trainee, e *enrolment) {
 	c := d.completion
 	for _, a := range t.attempts.get(e.q) {
-		if a.enrolment != e.id || a.completed || c.on > a.assessedOn {
+		if a.completed || c.on > a.assessedOn || (a.enrolment != e.id && !couldBeTrainingOf(e, a)) {
 			continue
 		}
 		id := FlagID(subsidyv1.ReasonCode_REASON_CODE_ASSESSMENT_WITHOUT_COMPLETION, a.id)
@@ -185,7 +237,7 @@ func (d *decider) clearWithoutCompletion(t *trainee, e *enrolment) {
 			FlagId:        id,
 			Reason:        f.Reason,
 			Subject:       f.Subject,
-			InstitutionId: e.inst,
+			InstitutionId: a.trainInst,
 			Qualification: a.q.Proto(),
 			Detail:        fmt.Sprintf("training of enrolment %s completed on %s, on or before assessment %s on %s; reported after it", e.id, c.on, a.id, a.assessedOn),
 			Decision: d.decision([]events.ID{e.eventID, a.eventID, mustParse(id)},

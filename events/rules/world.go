@@ -706,6 +706,7 @@ func (w *World) assessmentFrom(m *subsidyv1.AssessmentRecorded) *assessment {
 		q: refdata.QualificationOf(m.GetQualification()), attempt: m.GetAttempt(),
 		theory: m.GetTheoryScore(), practical: m.GetPracticalScore(), assessedOn: date(m.GetAssessedOn())}
 	a.passed = a.theory >= PassMark && a.practical >= PassMark
+	a.named = m.GetTrainingInstitutionId() != ""
 	if e := w.enrolmentFor(a.person, a.q, m.GetTrainingInstitutionId(), a.assessedOn); e != nil {
 		a.enrolment = e.id
 		a.trainInst = e.inst

@@ -70,7 +70,7 @@ func TestFlagCleared(t *testing.T) {
 		}
 		f := l.Flags[0]
 		want := &anomaly.Clearing{Position: uint64(h.ClearingAt.Position), RecordedAt: h.ClearingAt.Created, Detail: h.Clearing.Detail,
-			EvidenceEventIDs: h.Clearing.Decision.EvidenceEventIds, RuleSetVersion: "2026.5"}
+			EvidenceEventIDs: h.Clearing.Decision.EvidenceEventIds, RuleSetVersion: "2026.6"}
 		if !reflect.DeepEqual(f.Cleared, want) {
 			t.Errorf("%s: clearing %+v; want %+v", what, f.Cleared, want)
 		}

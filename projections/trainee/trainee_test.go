@@ -195,7 +195,7 @@ func TestDenialRevised(t *testing.T) {
 		}
 		dn := st.Denials[0]
 		if dn.Reason.Code != "REASON_CODE_TRAINING_NOT_COMPLETED" || dn.Revised == nil || dn.Revised.Reason.Code != "REASON_CODE_NO_ELIGIBILITY_EVIDENCE" ||
-			dn.Revised.Decision.Position != revisedAt || dn.Revised.Decision.RuleSetVersion != "2026.5" || dn.Revised.Detail == "" || (dn.SupersededBy != "") != superseded {
+			dn.Revised.Decision.Position != revisedAt || dn.Revised.Decision.RuleSetVersion != "2026.6" || dn.Revised.Detail == "" || (dn.SupersededBy != "") != superseded {
 			t.Errorf("%s: denial %+v (revised %+v); want TRAINING_NOT_COMPLETED revised to NO_ELIGIBILITY_EVIDENCE at %d, superseded %v", what, dn, dn.Revised, revisedAt, superseded)
 		}
 	}

@@ -20,14 +20,14 @@ func TestRedecide(t *testing.T) {
 
 	out, _, err := run(t, "", nil, "redecide", "--store", store)
 	if exitCode(err) != 1 || !strings.Contains(out, "verdict:    DIFFERENT: ") || !strings.Contains(out, "rules 2025.1") ||
-		!strings.Contains(out, "were compared with that label in place of 2026.5") || !strings.Contains(out, " differs: recorded {") {
+		!strings.Contains(out, "were compared with that label in place of 2026.6") || !strings.Contains(out, " differs: recorded {") {
 		t.Fatalf("redecide on the generated log: exit %d\n%s", exitCode(err), out)
 	}
 
 	out, _, err = run(t, "", nil, "redecide", "--store", store, "--json")
 	var rep redecideJSON
 	if jerr := json.Unmarshal([]byte(out), &rep); jerr != nil || exitCode(err) != 1 || rep.OK || rep.Mismatches == 0 ||
-		rep.Matched+rep.Mismatches != rep.Facts || len(rep.Problems) == 0 || rep.ByVersion["2025.1"] == 0 || rep.RuleSetVersion != "2026.5" {
+		rep.Matched+rep.Mismatches != rep.Facts || len(rep.Problems) == 0 || rep.ByVersion["2025.1"] == 0 || rep.RuleSetVersion != "2026.6" {
 		t.Fatalf("redecide --json: exit %d, %v\n%s", exitCode(err), jerr, out)
 	}
 

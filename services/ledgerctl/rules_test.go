@@ -19,12 +19,12 @@ func TestRules(t *testing.T) {
 	if rs.Fingerprint() != rules.DefaultRuleSet().Fingerprint() {
 		t.Errorf("printed another rule set:\n%s", out)
 	}
-	if !strings.Contains(errOut, "rule set 2026.5") || !strings.Contains(errOut, "through 2026") {
+	if !strings.Contains(errOut, "rule set 2026.6") || !strings.Contains(errOut, "through 2026") {
 		t.Errorf("stderr %q", errOut)
 	}
 
 	// An edited file: a seven-day notice under a new version.
-	file := writeFile(t, "rules.json", strings.NewReplacer(`"version": "2026.5"`, `"version": "2026.7d"`,
+	file := writeFile(t, "rules.json", strings.NewReplacer(`"version": "2026.6"`, `"version": "2026.7d"`,
 		`"notice_working_days": 5`, `"notice_working_days": 7`).Replace(out))
 	for _, tc := range []struct {
 		args []string

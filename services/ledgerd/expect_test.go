@@ -209,8 +209,8 @@ func TestSimulatorExpectationMatchesDashboard(t *testing.T) {
 		} `json:"rule_sets_adopted"`
 	}
 	if jerr := json.Unmarshal(out.Bytes(), &rep); err != nil || jerr != nil || !rep.OK || rep.Facts < 1000 || rep.Matched != rep.Facts || rep.Derived < 500 || len(rep.Problems) != 0 ||
-		rep.RejMatched == 0 || rep.RejMatched+rep.RejNotDecided != rep.Rejections || rep.RecordedRuleSets["2026.5"] == 0 ||
-		len(rep.Adopted) != 1 || rep.Adopted[0].Position != 1 || rep.Adopted[0].Version != "2026.5" {
+		rep.RejMatched == 0 || rep.RejMatched+rep.RejNotDecided != rep.Rejections || rep.RecordedRuleSets["2026.6"] == 0 ||
+		len(rep.Adopted) != 1 || rep.Adopted[0].Position != 1 || rep.Adopted[0].Version != "2026.6" {
 		t.Fatalf("ledgerctl redecide: %v, %v\n%s%s", err, jerr, out.Bytes(), errOut.Bytes())
 	}
 	t.Logf("ledgerctl redecide: %d facts decided again as recorded, %d derived events; %d of %d rejections decided again as recorded", rep.Facts, rep.Derived, rep.RejMatched, rep.Rejections)
