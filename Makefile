@@ -151,7 +151,7 @@ DEPLOY_MODULES := deployments/validate deployments/probe
 .PHONY: check-deployments
 check-deployments: ## deployments/: promtool check/test, compose + kustomize (strict k8s types), Grafana and alert metric names vs ledgerd's, NATS config, Dockerfile
 	@command -v $(PROMTOOL) >/dev/null || { echo "installing promtool (Debian package prometheus)"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
-	$(PROMTOOL) check config deployments/prometheus/prometheus.yml deployments/prometheus/prometheus.k8s.yml
+	$(PROMTOOL) check config --syntax-only deployments/prometheus/prometheus.yml deployments/prometheus/prometheus.k8s.yml
 	$(PROMTOOL) check rules deployments/prometheus/rules/*.yml
 	$(PROMTOOL) test rules deployments/prometheus/tests/*.yml
 	@out=$$(gofmt -l $(DEPLOY_MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

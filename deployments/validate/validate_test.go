@@ -58,7 +58,7 @@ var (
 
 // The Secrets an operator creates (README); every other referenced
 // ConfigMap or Secret must be in the build.
-var operatorSecrets = map[string]bool{"grafana-admin": true, "esdb-tls": true, "esdb-ledger": true, "nats-users": true, "ledgerd-keys": true, "ledgerd-api-tokens": true}
+var operatorSecrets = map[string]bool{"grafana-admin": true, "esdb-tls": true, "esdb-ledger": true, "nats-users": true, "ledgerd-keys": true, "ledgerd-api-tokens": true, "prometheus-scrape": true}
 
 // natsPasswords are the variables nats/auth.conf reads (example.env lists
 // them for compose, the Secret nats-users holds them in Kubernetes).

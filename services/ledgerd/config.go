@@ -62,6 +62,9 @@ type Config struct {
 	NATSUser, NATSPassword, NATSCreds string
 	// APITokens is the bearer-tokens file of the HTTP API (api.LoadTokens).
 	APITokens string
+	// MetricsTokens is the scrape-tokens file of /metrics (scrapeGuard);
+	// empty: /metrics is served to anyone who reaches the HTTP port.
+	MetricsTokens string
 	// CheckpointKey is the note signer key of audit checkpoints (the text
 	// ledgerctl keygen writes), CheckpointEvery their period.
 	CheckpointKey   string
@@ -112,6 +115,7 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	str(&c.SubjectPrefix, "subject-prefix", "subsidy", "prefix of every NATS subject the ledger uses")
 	str(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	str(&c.APITokens, "api-tokens", "", "bearer-tokens file of the HTTP API and dashboard: SHA-256 of each token and its scope (municipal, auditor, district:<unit>, institution:<id>)")
+	str(&c.MetricsTokens, "metrics-token-file", "", "file of the SHA-256 of each bearer token that may read /metrics (64 hex characters a line; Prometheus sends the token from authorization.credentials_file); empty: /metrics is open to anyone who reaches --http-listen")
 	var keyFile, every string
 	str(&keyFile, "checkpoint-key-file", "", "file holding the Ed25519 note signer key of the audit checkpoints (ledgerctl keygen); or the key itself in LEDGER_CHECKPOINT_KEY")
 	var personKeyFile, vaultKeyFile string

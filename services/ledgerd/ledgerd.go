@@ -259,6 +259,14 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(Started
 	} else {
 		log.Warn("demo mode: the HTTP API is served without authentication, with the municipal scope; actions record the official named by X-Ledger-Official")
 	}
+	scrapeOnly := func(h http.Handler) http.Handler { return h }
+	if cfg.MetricsTokens != "" {
+		if scrapeOnly, err = scrapeGuard(cfg.MetricsTokens); err != nil {
+			return &ConfigError{fmt.Sprintf("--metrics-token-file: %v", err)}
+		}
+	} else if !cfg.Demo {
+		log.Warn("/metrics is open to anyone who reaches the HTTP port: give --metrics-token-file to require a scrape token")
+	}
 	// Maker/checker actions publish their facts on the inbound subjects,
 	// as the district and bureau services would, and wait for the
 	// intake's outcome.
@@ -324,7 +332,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(Started
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	mux.Handle("GET /readyz", h)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.Handle("GET /metrics", scrapeOnly(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
 	// The tamper evidence is served beside the API, behind its
 	// authentication: reads for every scope, issuing a checkpoint for
 	// the municipal scope.
