@@ -3,6 +3,7 @@ package rules_test
 import (
 	"bytes"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -1055,6 +1056,81 @@ func TestCompletionOfAReEnrolment(t *testing.T) {
 		}
 	}
 	checkInvariants(t, f.l.log)
+}
+
+// TestReEnrolmentDecidesOnlyWhatItTrains (found by review): a
+// re-enrolment's completion does not decide again a certificate whose own
+// training was completed in time (it changes nothing rule 3 reads: the
+// yearly cap a revocation freed meanwhile would be read as of an unrelated
+// fact), and once rule 3 passed on a re-enrolment, the assessment's own
+// enrolment's completion dated after the assessment does not either.
+func TestReEnrolmentDecidesOnlyWhatItTrains(t *testing.T) {
+	// capFreed fills k's 2025 cap with a bdJ entitlement, has the
+	// certificate of aB revised to YEARLY_CAP_REACHED, and revokes the
+	// bdJ certificate: the cap is free again.
+	capFreed := func(f *fx, k string) {
+		f.must(insured(k, "ev-1", "2025-06-01", "2025-06-02"))
+		f.trained(k, "ti-digital", bdJ)
+		aA := f.assessment(k, bdJ, 1, 80, 80, "2025-06-20")
+		f.must(aA)
+		cA := f.certificate(aA, "2025-06-30")
+		want(t, f.derived(cA), entitled)
+		want(t, f.derived(insured(k, "ev-2", "2020-01-01", "2025-07-01")), "SubsidyDenialRevised:REASON_CODE_YEARLY_CAP_REACHED")
+		f.must(&subsidyv1.CertificateRevoked{CertificateId: cA.CertificateId, PersonKey: k, Qualification: bdJ.Proto(), RevokedOn: dt("2025-07-05")})
+	}
+	completed := func(k, enr, on string) *subsidyv1.TrainingCompleted {
+		return &subsidyv1.TrainingCompleted{EnrolmentId: enr, PersonKey: k, TrainingInstitutionId: "ti-digital", Qualification: ccJ.Proto(), CompletedOn: dt(on)}
+	}
+
+	// Its own training completed in time.
+	f := newFx(t, rules.DefaultRuleSet())
+	k := f.person()
+	f.trained(k, "ti-digital", ccJ) // completed 05-01
+	aB := f.assessment(k, ccJ, 1, 80, 80, "2025-05-20")
+	f.must(aB)
+	want(t, f.derived(f.certificate(aB, "2025-05-30")), denied+"REASON_CODE_NO_ELIGIBILITY_EVIDENCE")
+	capFreed(f, k)
+	f.must(&subsidyv1.Enrolled{EnrolmentId: "enr-again-" + k[56:], PersonKey: k, TrainingInstitutionId: "ti-digital", Qualification: ccJ.Proto(), EnrolledOn: dt("2025-04-01")})
+	want(t, f.derived(completed(k, "enr-again-"+k[56:], "2025-05-10")))
+
+	// Rule 3 passed on the re-enrolment; the first enrolment completes
+	// after the assessment.
+	f = newFx(t, rules.DefaultRuleSet())
+	k = f.person()
+	f.must(&subsidyv1.Enrolled{EnrolmentId: "enr-1-" + k[56:], PersonKey: k, TrainingInstitutionId: "ti-digital", Qualification: ccJ.Proto(), EnrolledOn: dt("2025-03-01")})
+	f.must(&subsidyv1.Enrolled{EnrolmentId: "enr-2-" + k[56:], PersonKey: k, TrainingInstitutionId: "ti-digital", Qualification: ccJ.Proto(), EnrolledOn: dt("2025-04-01")})
+	aB = f.assessment(k, ccJ, 1, 80, 80, "2025-05-20")
+	f.must(aB)
+	f.must(completed(k, "enr-2-"+k[56:], "2025-05-10"))
+	want(t, f.derived(f.certificate(aB, "2025-05-30")), denied+"REASON_CODE_NO_ELIGIBILITY_EVIDENCE") // rule 3 passed on enr-2
+	capFreed(f, k)
+	want(t, f.derived(completed(k, "enr-1-"+k[56:], "2025-07-10")))
+	checkInvariants(t, f.l.log)
+}
+
+// TestSnapshotOfReEnrolments: a World restored from its snapshot equals
+// the one snapshotted for assessments that named a training institution
+// or not (World snapshot 12 keeps which).
+func TestSnapshotOfReEnrolments(t *testing.T) {
+	f := newFx(t, rules.DefaultRuleSet())
+	for _, named := range []string{"", "ti-digital", "ti-cloud"} {
+		k := f.employee()
+		f.must(&subsidyv1.Enrolled{EnrolmentId: "enr-1-" + k[56:], PersonKey: k, TrainingInstitutionId: "ti-digital", Qualification: bdJ.Proto(), EnrolledOn: dt("2025-03-01")})
+		f.must(&subsidyv1.Enrolled{EnrolmentId: "enr-2-" + k[56:], PersonKey: k, TrainingInstitutionId: "ti-cloud", Qualification: bdJ.Proto(), EnrolledOn: dt("2025-04-01")})
+		a := f.assessment(k, bdJ, 1, 80, 80, "2025-06-20")
+		a.TrainingInstitutionId = named
+		f.must(a)
+		f.must(f.certificate(a, "2025-06-30"))
+	}
+	w := replay(t, rules.DefaultRuleSet(), f.l.log)
+	b, err := restore(rules.DefaultRuleSet(), snapshotOf(t, w))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Compact()
+	if !reflect.DeepEqual(w, b) {
+		t.Fatal("the World restored from its snapshot differs from the one snapshotted")
+	}
 }
 
 // TestCompletionDecidesItsOwnCertificatesOnly: a completion decides again

@@ -155,18 +155,19 @@ func (d *decider) trainingCompleted(m *subsidyv1.TrainingCompleted) *Rejection {
 	// A certificate decided before this completion was reported was denied
 	// by rule 3 if the completion was dated on or before its assessment:
 	// decide it again with this completion (rules 2026.3). Only the
-	// certificates of assessments this training could have been the
-	// training of (couldBeTrainingOf): this enrolment's, and since rules
-	// 2026.6 those of another enrolment of the person for the
-	// qualification (a re-enrolment) that this completion precedes. A
+	// certificates of assessments whose training rule 3 reads is this one
+	// now (trainingOf, with this completion): this enrolment's, unless
+	// another enrolment was the training by then, and since rules 2026.6
+	// those of another enrolment of the person for the qualification (a
+	// re-enrolment) whose own training was not completed by then. A
 	// completion of another training is no reason to decide them again
 	// (their cap, level order and budget would be read as of an unrelated
 	// fact).
-	c := &completion{enrolment: e.id, on: date(m.GetCompletedOn()), eventID: d.f.EventID}
-	d.completion = c
+	d.completion = &completion{enrolment: e.id, on: date(m.GetCompletedOn()), eventID: d.f.EventID}
 	t := d.w.trainees[m.GetPersonKey()]
 	d.secondChance(t, t, func(a *assessment) bool {
-		return a.enrolment == e.id || (couldBeTrainingOf(e, a) && c.on <= a.assessedOn)
+		enr, _, _ := d.trainingOf(t, a)
+		return enr == e
 	})
 	d.clearWithoutCompletion(t, e)
 	return nil
