@@ -1,6 +1,7 @@
 package validate
 
 import (
+	"context"
 	"path"
 	"path/filepath"
 	"slices"
@@ -64,9 +65,25 @@ func TestScrapeToken(t *testing.T) {
 	if env := string(read(t, filepath.Join(deployments, "example.env"))); !strings.Contains(env, "\nLEDGERD_SCRAPE_TOKEN=") {
 		t.Error("example.env does not list LEDGERD_SCRAPE_TOKEN")
 	}
+	// Without the token compose refuses to start (an empty secret would
+	// have every scrape refused, silently).
+	env := []string{"LEDGERD_CHECKPOINT_KEY=x", "LEDGERD_PERSON_KEY=x", "LEDGERD_VAULT_KEY=x", natsRoutePassword + "=x"}
+	for _, v := range natsPasswords {
+		env = append(env, v+"=x")
+	}
+	if _, err := LoadCompose(context.Background(), composeFile, env); err == nil || !strings.Contains(err.Error(), "LEDGERD_SCRAPE_TOKEN") {
+		t.Errorf("compose.yaml loads without LEDGERD_SCRAPE_TOKEN (%v); it must refuse", err)
+	}
 
-	// Kubernetes.
-	objs, err := Kustomize(kustomize[0])
+	for _, dir := range kustomize {
+		t.Run(filepath.Base(dir), func(t *testing.T) { checkKubeScrape(t, dir, tokens) })
+	}
+}
+
+// checkKubeScrape: in the Kubernetes shape of dir, ledgerd reads its
+// scrape tokens from a Secret the README creates, and Prometheus its token.
+func checkKubeScrape(t *testing.T, dir, tokens string) {
+	objs, err := Kustomize(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -535,6 +535,14 @@ func checkCluster(t *testing.T, where string, flags map[string]string, nats, esd
 	if flags["replicas"] != "3" {
 		t.Errorf("%s: --replicas %q; want 3 on a three-node cluster", where, flags["replicas"])
 	}
+	// Without --api-tokens ledgerd does not start (outside --demo); without
+	// --metrics-token-file /metrics is open (an overlay's args replace the
+	// base's list whole, so each shape is checked).
+	for _, f := range []string{"api-tokens", "metrics-token-file"} {
+		if flags[f] == "" {
+			t.Errorf("%s: no --%s", where, f)
+		}
+	}
 	for _, n := range nats {
 		if !strings.Contains(flags["nats-url"], "nats://"+n+":4222") {
 			t.Errorf("%s: --nats-url %q does not list nats://%s:4222", where, flags["nats-url"], n)
@@ -574,7 +582,7 @@ func checkNATSImage(t *testing.T, where, image string) {
 
 func loadCompose(t *testing.T) *types.Project {
 	t.Helper()
-	env := []string{"LEDGERD_CHECKPOINT_KEY=x", "LEDGERD_PERSON_KEY=x", "LEDGERD_VAULT_KEY=x"}
+	env := []string{"LEDGERD_CHECKPOINT_KEY=x", "LEDGERD_PERSON_KEY=x", "LEDGERD_VAULT_KEY=x", "LEDGERD_SCRAPE_TOKEN=x"}
 	for _, v := range natsPasswords {
 		env = append(env, v+"=x")
 	}
@@ -628,7 +636,7 @@ func TestCompose(t *testing.T) {
 	}
 	// Without the route password compose refuses to start, as without the users'.
 	var env []string
-	for _, v := range append(slices.Clone(natsPasswords), "LEDGERD_CHECKPOINT_KEY", "LEDGERD_PERSON_KEY", "LEDGERD_VAULT_KEY") {
+	for _, v := range append(slices.Clone(natsPasswords), "LEDGERD_CHECKPOINT_KEY", "LEDGERD_PERSON_KEY", "LEDGERD_VAULT_KEY", "LEDGERD_SCRAPE_TOKEN") {
 		env = append(env, v+"=x")
 	}
 	for _, unset := range [][]string{nil, {natsRoutePassword + "="}} {
