@@ -543,6 +543,11 @@ func checkCluster(t *testing.T, where string, flags map[string]string, nats, esd
 			t.Errorf("%s: no --%s", where, f)
 		}
 	}
+	// nats/auth.conf keeps SUBSIDY_FEED in the account FEED, imported
+	// under this prefix (services/natsbus FeedAPIPrefix).
+	if flags["feed-js-api-prefix"] != "$JS.FEED.API" {
+		t.Errorf("%s: --feed-js-api-prefix %q; want $JS.FEED.API (nats/auth.conf)", where, flags["feed-js-api-prefix"])
+	}
 	for _, n := range nats {
 		if !strings.Contains(flags["nats-url"], "nats://"+n+":4222") {
 			t.Errorf("%s: --nats-url %q does not list nats://%s:4222", where, flags["nats-url"], n)

@@ -72,6 +72,7 @@ func TestEmbeddedNATSAuthentication(t *testing.T) {
 		{Name: "enrolment-svc", Password: "enrol-secret", Role: "enrolment"},
 		{Name: "payment-svc", Password: string(hash), Role: "payment"},
 		{Name: "reporter", Password: "report-secret", Role: natsbus.RoleReporting},
+		{Name: "warehouse", Password: "warehouse-secret", Role: natsbus.RoleReporting},
 		{Name: "ops", Password: "ops-secret", Role: natsbus.RoleOperator},
 	}}
 	b, _ := json.Marshal(users)
@@ -263,46 +264,113 @@ func TestEmbeddedNATSAuthentication(t *testing.T) {
 	if err := pub(payJS, "subsidy.pii.enrolment"); err == nil {
 		t.Fatal("the payment service published personal data as the enrolment system")
 	}
-	_, rep := connect("reporter", "report-secret")
+	repNC, rep := connect("reporter", "report-secret")
 	if err := pub(rep, "subsidy.in.bureau.budget_allocated"); err == nil {
 		t.Fatal("a reporting consumer published a fact")
 	}
-	c2, cancel2 := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel2()
-	oc, err := rep.OrderedConsumer(c2, natsbus.FeedStream, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatalf("a reporting consumer reading the feed: %v", err)
-	}
-	if _, err := oc.Info(c2); err != nil {
-		t.Fatalf("a reporting consumer reading the feed: %v", err)
-	}
-	if err := rep.DeleteStream(c2, natsbus.FeedStream); err == nil {
-		t.Fatal("a reporting consumer deleted the feed")
-	}
-	// One reporting user may not delete a consumer (another's durable).
 	ctxFor := func() context.Context {
-		c, cancel := context.WithTimeout(ctx, 3*time.Second)
+		c, cancel := context.WithTimeout(ctx, 5*time.Second)
 		t.Cleanup(cancel)
 		return c
 	}
-	if _, err := rep.CreateOrUpdateConsumer(ctxFor(), natsbus.FeedStream, jetstream.ConsumerConfig{Durable: "warehouse", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+	// The feed's stream lives in an account of its own, read through
+	// natsbus.FeedAPIPrefix; ledgerd published the facts' events there.
+	repFeed, _ := jetstream.NewWithAPIPrefix(repNC, natsbus.FeedAPIPrefix)
+	oc, err := repFeed.OrderedConsumer(ctxFor(), natsbus.FeedStream, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatalf("a reporting consumer reading the feed: %v", err)
+	}
+	if m, err := oc.Next(jetstream.FetchMaxWait(10 * time.Second)); err != nil || m.Headers().Get(natsbus.HeaderPosition) == "" {
+		t.Fatalf("a reporting consumer reading the feed: %v", err)
+	}
+	if err := repFeed.DeleteStream(ctxFor(), natsbus.FeedStream); err == nil {
+		t.Fatal("a reporting consumer deleted the feed")
+	}
+	// Each reporting user's durable consumer, named after it: another may
+	// not change it, read its state or pull from it, nor may either delete
+	// one.
+	if _, err := repFeed.CreateOrUpdateConsumer(ctxFor(), natsbus.FeedStream, jetstream.ConsumerConfig{Durable: "reporter", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
 		t.Fatalf("a reporting consumer creating its durable consumer: %v", err)
 	}
-	if err := rep.DeleteConsumer(ctxFor(), natsbus.FeedStream, "warehouse"); err == nil {
+	whNC, _ := connect("warehouse", "warehouse-secret")
+	whFeed, _ := jetstream.NewWithAPIPrefix(whNC, natsbus.FeedAPIPrefix)
+	if _, err := whFeed.CreateOrUpdateConsumer(ctxFor(), natsbus.FeedStream, jetstream.ConsumerConfig{Durable: "reporter", AckPolicy: jetstream.AckExplicitPolicy, InactiveThreshold: time.Second}); err == nil {
+		t.Fatal("one reporting user updated another's durable consumer")
+	}
+	if _, err := whFeed.Consumer(ctxFor(), natsbus.FeedStream, "reporter"); err == nil {
+		t.Fatal("one reporting user read another's durable consumer")
+	}
+	if _, err := whNC.Request(natsbus.FeedAPIPrefix+".CONSUMER.MSG.NEXT."+natsbus.FeedStream+".reporter", []byte(`{"batch":1}`), 2*time.Second); err == nil {
+		t.Fatal("one reporting user pulled from another's durable consumer")
+	}
+	if _, err := whFeed.CreateOrUpdateConsumer(ctxFor(), natsbus.FeedStream, jetstream.ConsumerConfig{Durable: "warehouse", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+		t.Fatalf("a reporting consumer creating its durable consumer: %v", err)
+	}
+	if err := repFeed.DeleteConsumer(ctxFor(), natsbus.FeedStream, "reporter"); err == nil {
 		t.Fatal("a reporting user deleted a durable consumer of the feed")
 	}
-	if _, err := rep.Consumer(ctxFor(), natsbus.FeedStream, "warehouse"); err != nil {
-		t.Fatalf("the durable consumer after the refused delete: %v", err)
+	if c, err := repFeed.Consumer(ctxFor(), natsbus.FeedStream, "reporter"); err != nil || c.CachedInfo().Config.InactiveThreshold != 0 {
+		t.Fatalf("the durable consumer after the refused update and delete: %v", err)
 	}
-	// The ledger's streams deny deleting and purging messages.
+	// Replies and deliveries stay in the requester's account: a service's
+	// acknowledgement sent to another's fact or outcome subject, a
+	// reporting user's API answer sent to an outcome or feed subject, a
+	// push consumer delivering to an outcome subject (while the enrolment
+	// service listens there) reach no ledger stream and no service.
+	enrolNC, _ := connect("enrolment-svc", "enrol-secret")
+	heard := make(chan string, 64)
+	if _, err := enrolNC.Subscribe("subsidy.outcome.enrolment.>", func(m *nats.Msg) { heard <- m.Subject }); err != nil {
+		t.Fatal(err)
+	}
+	_ = enrolNC.Flush()
+	for _, r := range []struct {
+		nc               *nats.Conn
+		subject, replyTo string
+	}{
+		{enrolNC, "subsidy.in.enrolment.trainee_registered", "subsidy.outcome.payment.injected"},
+		{enrolNC, "subsidy.in.enrolment.trainee_registered", "subsidy.in.payment.injected"},
+		{repNC, natsbus.FeedAPIPrefix + ".STREAM.INFO." + natsbus.FeedStream, "subsidy.outcome.enrolment.injected"},
+		{repNC, natsbus.FeedAPIPrefix + ".STREAM.INFO." + natsbus.FeedStream, "subsidy.feed.injected.Injected"},
+	} {
+		m := nats.NewMsg(r.subject)
+		m.Reply, m.Data = r.replyTo, []byte("{}")
+		m.Header.Set(natsbus.HeaderContentType, natsbus.ContentJSON)
+		if err := r.nc.PublishMsg(m); err != nil {
+			t.Fatal(err)
+		}
+		_ = r.nc.Flush()
+	}
+	if _, err := repFeed.CreateOrUpdateConsumer(ctxFor(), natsbus.FeedStream, jetstream.ConsumerConfig{Name: "pushy", DeliverSubject: "subsidy.outcome.enrolment.pushed", AckPolicy: jetstream.AckNonePolicy}); err != nil {
+		t.Logf("push consumer refused: %v", err)
+	}
+	time.Sleep(2 * time.Second) // the outcomes of the facts above, and anything injected
 	_, opsJS := connect("ops", "ops-secret")
-	for _, name := range []string{natsbus.InboundStream, natsbus.OutcomeStream, natsbus.FeedStream} {
-		s, err := opsJS.Stream(ctxFor(), name)
+	opsNC, _ := connect("ops", "ops-secret")
+	opsFeed, _ := jetstream.NewWithAPIPrefix(opsNC, natsbus.FeedAPIPrefix)
+	for _, st := range []struct {
+		js   jetstream.JetStream
+		name string
+	}{{opsJS, natsbus.InboundStream}, {opsJS, natsbus.OutcomeStream}, {opsFeed, natsbus.FeedStream}} {
+		s, err := st.js.Stream(ctxFor(), st.name)
 		if err != nil {
-			t.Fatalf("stream %s: %v", name, err)
+			t.Fatalf("stream %s: %v", st.name, err)
+		}
+		info, err := s.Info(ctxFor(), jetstream.WithSubjectFilter(">"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for subj := range info.State.Subjects {
+			if strings.Contains(subj, "injected") || strings.Contains(subj, "Injected") || strings.Contains(subj, "pushed") {
+				t.Errorf("stream %s holds a message on %s: another user made the server publish there", st.name, subj)
+			}
 		}
 		if cfg := s.CachedInfo().Config; !cfg.DenyDelete || !cfg.DenyPurge {
-			t.Errorf("stream %s: deny delete %v, deny purge %v; want both", name, cfg.DenyDelete, cfg.DenyPurge)
+			t.Errorf("stream %s: deny delete %v, deny purge %v; want both", st.name, cfg.DenyDelete, cfg.DenyPurge)
+		}
+	}
+	for len(heard) > 0 {
+		if subj := <-heard; strings.Contains(subj, "injected") || strings.Contains(subj, "pushed") {
+			t.Errorf("the enrolment service heard %s", subj)
 		}
 	}
 }

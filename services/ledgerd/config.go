@@ -45,6 +45,11 @@ type Config struct {
 	// (natsbus.StreamOptions); 0 keeps every event.
 	FeedMaxBytes  int64
 	FeedMaxEvents int64
+	// FeedAPIPrefix is the JetStream API prefix of the account that holds
+	// SUBSIDY_FEED on an external NATS (natsbus.FeedAccount); empty: the
+	// account ledgerd connects to. The embedded server with users sets
+	// its own (natsbus.FeedAPIPrefix).
+	FeedAPIPrefix string
 	SealLinger    time.Duration
 	LogLevel      string
 	Replicas      int
@@ -148,6 +153,7 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	str(&feedLinger, "feed-linger", "50ms", "how long a short outbound feed batch waits for more events (each atomic publish costs the NATS server an fsync); 0 publishes at once")
 	var feedMaxBytes, feedMaxEvents string
 	str(&feedMaxBytes, "feed-max-bytes", "0", "size the outbound feed's stream SUBSIDY_FEED may reach before its oldest events leave it, e.g. 50GiB or 200GB; 0 keeps every event")
+	str(&c.FeedAPIPrefix, "feed-js-api-prefix", "", "with --nats-url: the JetStream API prefix under which the outbound feed's stream SUBSIDY_FEED is reached when it lives in an account of its own (the deployments' nats/auth.conf: $JS.FEED.API); empty: ledgerd's own account. The embedded server with --nats-users keeps it in such an account by itself")
 	str(&feedMaxEvents, "feed-max-events", "0", "events the outbound feed's stream may hold before its oldest leave it; 0 keeps every event")
 	str(&sealLinger, "seal-linger", "200ms", "how long the Merkle sealer lets commits gather before it seals them in one transaction (each costs merkle.db two fdatasyncs); it widens the window between append and seal by as much; 0 seals at once")
 	str(&replicas, "replicas", "1", "JetStream stream replicas (3 on a cluster)")
@@ -305,6 +311,9 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	}
 	if c.APITokens == "" && !c.Demo {
 		errs = append(errs, &ConfigError{"the HTTP API needs --api-tokens (who may read what), or --demo to serve it unauthenticated with the municipal scope"})
+	}
+	if c.FeedAPIPrefix != "" && c.NATSURL == "" {
+		errs = append(errs, &ConfigError{"--feed-js-api-prefix goes with --nats-url: the embedded server chooses the feed's account itself"})
 	}
 	if (c.NATSTLSCert == "") != (c.NATSTLSKey == "") {
 		errs = append(errs, &ConfigError{"--nats-tls-cert and --nats-tls-key go together"})

@@ -102,6 +102,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(Started
 	}()
 
 	url := cfg.NATSURL
+	feedAPI := cfg.FeedAPIPrefix
 	// Replies and pull deliveries come under ledgerd's own inbox prefix,
 	// which no other user may subscribe to (natsbus.LedgerInbox).
 	opts := []nats.Option{nats.Name("ledgerd"), nats.CustomInboxPrefix(natsbus.LedgerInbox), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond),
@@ -130,6 +131,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(Started
 		}
 		defer func() { srv.Shutdown(); log.Info("embedded NATS server stopped") }()
 		url = srv.ClientURL()
+		feedAPI = srv.FeedAPIPrefix()
 		log.Info("embedded NATS server up", "url", url, "store_dir", filepath.Join(cfg.DataDir, "nats"), "authentication", len(users) > 0, "tls", srv.TLS())
 		opts = append(opts, nats.InProcessServer(srv.InProcess()))
 		if srv.TLS() {
@@ -163,10 +165,19 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(Started
 	if err != nil {
 		return fmt.Errorf("JetStream: %w", err)
 	}
+	// The outbound feed's stream, in an account of its own when there are
+	// accounts (natsbus.FeedAccount).
+	feedJS := js
+	if feedAPI != "" {
+		if feedJS, err = jetstream.NewWithAPIPrefix(nc, feedAPI); err != nil {
+			return fmt.Errorf("JetStream of the feed's account (%s): %w", feedAPI, err)
+		}
+	}
 	subj := natsbus.Subjects{Prefix: cfg.SubjectPrefix}
 	so := natsbus.DefaultStreamOptions
 	so.Replicas, so.AckWait = cfg.Replicas, cfg.AckWait
 	so.FeedMaxBytes, so.FeedMaxEvents = cfg.FeedMaxBytes, cfg.FeedMaxEvents
+	so.FeedJetStream = feedJS
 	so.MaxAckPending = max(so.MaxAckPending, 4*cfg.BatchSize)
 	if sharedStore(cfg) {
 		// Several instances may share this store and the inbound
@@ -225,7 +236,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(Started
 		AckWait: cfg.AckWait, ReferenceWait: cfg.ReferenceWait, RetryDelay: cfg.RetryDelay,
 		Snapshots: intakeSnaps, SnapshotEvery: cfg.IntakeSnapshotEvery,
 	})
-	out := feed.New(feed.Config{Store: store, Conn: nc, JetStream: js, Subjects: subj, BatchSize: cfg.FeedBatch, Linger: cfg.FeedLinger,
+	out := feed.New(feed.Config{Store: store, Conn: nc, JetStream: feedJS, Subjects: subj, BatchSize: cfg.FeedBatch, Linger: cfg.FeedLinger,
 		Logger: log.With("component", "feed"), Metrics: feed.NewMetrics(reg)})
 
 	// Read side: projections with snapshots beside the store, their change

@@ -118,34 +118,51 @@ func validRole(r string) bool { return slices.Contains(roles(), r) }
 // (<prefix>.pii.<source>) for the vault.
 var PIISources = []string{"enrolment"}
 
-// Permissions returns what user, of role, may publish and subscribe to
-// (each user its own inbox only: see LedgerInbox). Nobody but
-// an operator may delete or purge a stream; ledgerd may delete single
-// messages only from SUBSIDY_PII (its secure delete of stored personal
-// data), and the other streams deny it anyway.
-func (s Subjects) Permissions(user, role string) *server.Permissions {
+// Permissions returns what user, of role, may publish and subscribe to in
+// its account (AccountOf; each user its own inbox only: see LedgerInbox).
+// Nobody but an operator may delete or purge a stream; ledgerd may delete
+// single messages only from SUBSIDY_PII (its secure delete of stored
+// personal data), and the other streams deny it anyway. A reporting user
+// reads the feed's stream through FeedAPIPrefix and may create consumers
+// of it, but not use or change one named after another of reporters (the
+// reporting users): each names its durable consumers after itself.
+func (s Subjects) Permissions(user, role string, reporters []string) *server.Permissions {
 	inbox := InboxPrefix(user) + ".>"
-	denyDestroy := []string{"$JS.API.STREAM.DELETE.>", "$JS.API.STREAM.PURGE.>",
-		"$JS.API.STREAM.MSG.DELETE." + InboundStream, "$JS.API.STREAM.MSG.DELETE." + OutcomeStream, "$JS.API.STREAM.MSG.DELETE." + FeedStream}
 	switch role {
 	case RoleOperator:
 		return nil
 	case RoleLedger:
-		return &server.Permissions{Publish: &server.SubjectPermission{Allow: []string{">"}, Deny: denyDestroy}}
+		var deny []string
+		for _, api := range []string{"$JS.API", FeedAPIPrefix} {
+			deny = append(deny, api+".STREAM.DELETE.>", api+".STREAM.PURGE.>")
+		}
+		deny = append(deny, "$JS.API.STREAM.MSG.DELETE."+InboundStream, "$JS.API.STREAM.MSG.DELETE."+OutcomeStream,
+			"$JS.API.STREAM.MSG.DELETE."+FeedStream, FeedAPIPrefix+".STREAM.MSG.DELETE."+FeedStream)
+		return &server.Permissions{Publish: &server.SubjectPermission{Allow: []string{">"}, Deny: deny}}
 	case RoleReporting:
-		return &server.Permissions{
+		api := FeedAPIPrefix + "."
+		p := &server.Permissions{
 			Publish: &server.SubjectPermission{Allow: []string{
-				"$JS.API.INFO",
-				"$JS.API.STREAM.INFO." + FeedStream,
-				"$JS.API.CONSUMER.CREATE." + FeedStream, "$JS.API.CONSUMER.CREATE." + FeedStream + ".>",
-				// Not CONSUMER.DELETE: one reporting user could delete
-				// another's durable consumer. Ordered consumers expire by
-				// themselves; an operator deletes durables.
-				"$JS.API.CONSUMER.INFO." + FeedStream + ".>",
-				"$JS.API.CONSUMER.MSG.NEXT." + FeedStream + ".>", "$JS.ACK." + FeedStream + ".>", "$JS.FC.>",
+				api + "STREAM.INFO." + FeedStream,
+				// Not CONSUMER.DELETE (not even imported): ordered
+				// consumers expire by themselves; an operator deletes
+				// durables.
+				api + "CONSUMER.CREATE." + FeedStream + ".*", api + "CONSUMER.CREATE." + FeedStream + ".*.>",
+				api + "CONSUMER.INFO." + FeedStream + ".*",
+				api + "CONSUMER.MSG.NEXT." + FeedStream + ".*", "$JS.ACK." + FeedStream + ".>",
 			}},
 			Subscribe: &server.SubjectPermission{Allow: []string{inbox, s.Prefix + ".feed.>", s.Prefix + ".projection.>"}},
 		}
+		for _, other := range reporters {
+			if other == user {
+				continue
+			}
+			p.Publish.Deny = append(p.Publish.Deny,
+				api+"CONSUMER.CREATE."+FeedStream+"."+other, api+"CONSUMER.CREATE."+FeedStream+"."+other+".>",
+				api+"CONSUMER.INFO."+FeedStream+"."+other, api+"CONSUMER.MSG.NEXT."+FeedStream+"."+other,
+				"$JS.ACK."+FeedStream+"."+other+".>")
+		}
+		return p
 	default: // a source
 		pub := []string{s.Prefix + ".in." + role + ".>"}
 		if slices.Contains(PIISources, role) {
@@ -158,16 +175,23 @@ func (s Subjects) Permissions(user, role string) *server.Permissions {
 	}
 }
 
-// serverUsers turns users into the server's, adding ledgerd's own
-// in-process user with a random password, which it returns.
-func serverUsers(subj Subjects, users []User) ([]*server.User, string, string) {
+// serverUsers turns users into the server's, each in its account
+// (AccountOf, of accounts), adding ledgerd's own in-process user with a
+// random password, which it returns.
+func serverUsers(subj Subjects, users []User, accounts map[string]*server.Account) ([]*server.User, string, string) {
+	var reporters []string
+	for _, u := range users {
+		if u.Role == RoleReporting {
+			reporters = append(reporters, u.Name)
+		}
+	}
 	var out []*server.User
 	for _, u := range users {
-		out = append(out, &server.User{Username: u.Name, Password: u.Password, Permissions: subj.Permissions(u.Name, u.Role)})
+		out = append(out, &server.User{Username: u.Name, Password: u.Password, Permissions: subj.Permissions(u.Name, u.Role, reporters), Account: accounts[AccountOf(u.Role)]})
 	}
 	var b [24]byte
 	_, _ = rand.Read(b[:])
 	name, pass := "ledgerd-internal", hex.EncodeToString(b[:])
-	out = append(out, &server.User{Username: name, Password: pass, Permissions: subj.Permissions(name, RoleLedger)})
+	out = append(out, &server.User{Username: name, Password: pass, Permissions: subj.Permissions(name, RoleLedger, nil), Account: accounts[LedgerAccount]})
 	return out, name, pass
 }

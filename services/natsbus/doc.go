@@ -7,4 +7,7 @@
 //	subsidy.in.<source>.<fact>         inbound facts (stream SUBSIDY_IN)
 //	subsidy.outcome.<source>.<fact>    intake outcomes (stream SUBSIDY_OUTCOMES)
 //	subsidy.feed.<category>.<Type>     committed events, in position order (stream SUBSIDY_FEED)
+//
+// With users the streams live in NATS accounts of their own (LedgerAccount,
+// FeedAccount), the services and reporting users in others (accounts.go).
 package natsbus

@@ -38,7 +38,13 @@ type Server struct {
 	srv            *server.Server
 	user, password string
 	tls            bool
+	feedAPI        string
 }
+
+// FeedAPIPrefix is the JetStream API prefix under which ledgerd reaches
+// SUBSIDY_FEED: FeedAPIPrefix with users (the feed's own account), empty
+// otherwise (one account: the default API).
+func (s *Server) FeedAPIPrefix() string { return s.feedAPI }
 
 // Credentials are the user and password ledgerd itself connects with (empty
 // without authentication).
@@ -79,7 +85,21 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 		if subj.Prefix == "" {
 			subj = DefaultSubjects
 		}
-		opts.Users, self.user, self.password = serverUsers(subj, cfg.Users)
+		// The accounts (see LedgerAccount), replacing any a --nats-config
+		// file defined.
+		opts.Accounts = nil
+		if err := opts.ProcessConfigString(subj.AccountsConfig()); err != nil {
+			return nil, fmt.Errorf("natsbus: accounts: %w", err)
+		}
+		accounts := map[string]*server.Account{}
+		for _, a := range opts.Accounts {
+			accounts[a.Name] = a
+		}
+		opts.Users, self.user, self.password = serverUsers(subj, cfg.Users, accounts)
+		self.feedAPI = FeedAPIPrefix
+	}
+	if err := moveStreams(filepath.Join(opts.StoreDir, "jetstream"), len(cfg.Users) > 0); err != nil {
+		return nil, err
 	}
 	if cfg.TLSCert != "" || cfg.TLSKey != "" {
 		tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: cfg.TLSCert, KeyFile: cfg.TLSKey})

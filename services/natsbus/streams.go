@@ -125,6 +125,10 @@ type StreamOptions struct {
 	// instance, e.g. on the embedded store, which only one process can
 	// open) leaves the consumer without priority groups.
 	PinnedTTL time.Duration
+	// FeedJetStream, when set, reaches SUBSIDY_FEED in an account of its
+	// own (FeedAPIPrefix; see FeedAccount); nil: the JetStream of the
+	// other streams.
+	FeedJetStream jetstream.JetStream
 }
 
 // DefaultStreamOptions are the single-server defaults.
@@ -191,7 +195,11 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, subj Subjects, o
 		DenyPurge:          true,
 	}}
 	for _, c := range cfgs {
-		if err := createOrUpdate(ctx, js, c); err != nil {
+		sjs := js
+		if c.Name == FeedStream && o.FeedJetStream != nil {
+			sjs = o.FeedJetStream
+		}
+		if err := createOrUpdate(ctx, sjs, c); err != nil {
 			return nil, fmt.Errorf("natsbus: stream %s: %w", c.Name, err)
 		}
 	}

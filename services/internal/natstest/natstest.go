@@ -90,6 +90,16 @@ func Start(t testing.TB, host string, extra ...string) *Process {
 	return p
 }
 
+// StartWithConf is Start with conf appended to the server's
+// configuration (e.g. an include of the deployments' accounts).
+func StartWithConf(t testing.TB, host, conf string) *Process {
+	t.Helper()
+	p := &Process{t: t, bin: Binary(t), Host: host, Port: FreePort(t, host), Dir: t.TempDir(), Name: "n-" + host, ExtraConf: conf}
+	p.start()
+	t.Cleanup(func() { p.Stop() })
+	return p
+}
+
 // StartCluster starts a JetStream cluster of one nats-server process per
 // host (e.g. 127.0.0.1, 127.0.0.2, 127.0.0.3 — all loopback), each syncing
 // always, and returns them once every one accepts clients.

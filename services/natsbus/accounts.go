@@ -1,0 +1,129 @@
+package natsbus
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Accounts. With users (--nats-users, or the deployments' nats/auth.conf),
+// the ledger's streams live in NATS accounts of their own, and the
+// services and reporting users in others that import only what they may
+// use. A NATS server sends a reply, a JetStream acknowledgement or a push
+// consumer's deliveries to whatever subject the requester names, in the
+// account where the subject is served; in one shared account any user
+// with a JetStream right could so make the server publish on a subject a
+// ledger stream captures (SUBSIDY_OUTCOMES stored it, session 18's
+// security review). Across accounts a reply goes back to the requester's
+// account only, and an import carries messages one way only.
+//
+//	LEDGER     SUBSIDY_IN, SUBSIDY_OUTCOMES, SUBSIDY_PII; ledgerd and the operators.
+//	           Exports the inbound and personal-data subjects (services),
+//	           the outcomes and the projections' changes (streams).
+//	FEED       SUBSIDY_FEED alone, and no user: a consumer a reporting user
+//	           creates delivers here, where nothing but the feed captures a
+//	           subject, and the feed refuses to deliver to its own. ledgerd
+//	           publishes the feed and manages the stream through imports
+//	           (the JetStream API under FeedAPIPrefix).
+//	SOURCES    the publishing services: they publish facts (acknowledged
+//	           through the import) and read their outcomes.
+//	REPORTING  the reporting users: the feed's stream through FeedAPIPrefix
+//	           (stream info, consumers: create, info, next, ack), the feed
+//	           and the changes live.
+const (
+	LedgerAccount    = "LEDGER"
+	FeedAccount      = "FEED"
+	SourcesAccount   = "SOURCES"
+	ReportingAccount = "REPORTING"
+	// FeedAPIPrefix is the JetStream API of the FEED account as LEDGER and
+	// REPORTING import it: the JetStream domain "FEED" in the clients'
+	// terms (nats.go: jetstream.NewWithAPIPrefix(nc, FeedAPIPrefix) or
+	// jetstream.NewWithDomain(nc, "FEED"); the nats CLI: --js-domain FEED).
+	FeedAPIPrefix = "$JS.FEED.API"
+)
+
+// AccountOf is the account of a user of role.
+func AccountOf(role string) string {
+	switch role {
+	case RoleLedger, RoleOperator:
+		return LedgerAccount
+	case RoleReporting:
+		return ReportingAccount
+	}
+	return SourcesAccount
+}
+
+// AccountsConfig is the accounts block of a nats-server configuration,
+// without users (the embedded server adds them; nats/auth.conf of the
+// deployments lists them in the same accounts): what each account holds,
+// exports and imports. JetStream is enabled in LEDGER and FEED only.
+func (s Subjects) AccountsConfig() string {
+	p := s.Prefix
+	feedAPI := func(sub string) string {
+		return fmt.Sprintf("      {service: {account: %s, subject: %q}, to: %q}\n", FeedAccount, "$JS.API."+sub, FeedAPIPrefix+"."+sub)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "accounts: {\n  %s: {\n    jetstream: enabled\n    exports: [\n", LedgerAccount)
+	fmt.Fprintf(&b, "      {service: %q}\n      {service: %q}\n      {stream: %q}\n      {stream: %q}\n    ]\n", p+".in.>", p+".pii.>", p+".outcome.>", p+".projection.>")
+	fmt.Fprintf(&b, "    imports: [\n      {service: {account: %s, subject: %q}}\n", FeedAccount, p+".feed.>")
+	fmt.Fprintf(&b, "      {service: {account: %s, subject: %q}, to: %q}\n    ]\n  }\n", FeedAccount, "$JS.API.>", FeedAPIPrefix+".>")
+	fmt.Fprintf(&b, "  %s: {\n    jetstream: enabled\n    exports: [\n", FeedAccount)
+	fmt.Fprintf(&b, "      {service: %q}\n      {stream: %q}\n      {service: %q, response: stream}\n      {service: %q}\n    ]\n  }\n",
+		p+".feed.>", p+".feed.>", "$JS.API.>", "$JS.ACK."+FeedStream+".>")
+	fmt.Fprintf(&b, "  %s: {\n    imports: [\n", SourcesAccount)
+	fmt.Fprintf(&b, "      {service: {account: %s, subject: %q}}\n      {service: {account: %s, subject: %q}}\n      {stream: {account: %s, subject: %q}}\n    ]\n  }\n",
+		LedgerAccount, p+".in.>", LedgerAccount, p+".pii.>", LedgerAccount, p+".outcome.>")
+	fmt.Fprintf(&b, "  %s: {\n    imports: [\n", ReportingAccount)
+	fmt.Fprintf(&b, "      {stream: {account: %s, subject: %q}}\n      {stream: {account: %s, subject: %q}}\n", FeedAccount, p+".feed.>", LedgerAccount, p+".projection.>")
+	for _, sub := range []string{"STREAM.INFO." + FeedStream, "CONSUMER.CREATE." + FeedStream + ".>", "CONSUMER.INFO." + FeedStream + ".>", "CONSUMER.MSG.NEXT." + FeedStream + ".>"} {
+		b.WriteString(feedAPI(sub))
+	}
+	fmt.Fprintf(&b, "      {service: {account: %s, subject: %q}}\n    ]\n  }\n}\n", FeedAccount, "$JS.ACK."+FeedStream+".>")
+	return b.String()
+}
+
+// moveStreams moves the JetStream files of the ledger's streams into the
+// accounts the server keeps them in before it starts: into LEDGER and FEED
+// when accounts is set (with users), into the global account otherwise
+// (demo mode), so that a data directory keeps its streams, their messages
+// and consumers when ledgerd is started with or without --nats-users. A
+// stream already in its account is left as it is; nothing is overwritten.
+func moveStreams(jsDir string, accounts bool) error {
+	home := func(stream string) string {
+		switch {
+		case !accounts:
+			return "$G"
+		case stream == FeedStream:
+			return FeedAccount
+		}
+		return LedgerAccount
+	}
+	for _, stream := range []string{InboundStream, OutcomeStream, FeedStream, PIIStream} {
+		to := filepath.Join(jsDir, home(stream), "streams", stream)
+		if _, err := os.Stat(to); err == nil {
+			continue
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		for _, acc := range []string{"$G", LedgerAccount, FeedAccount} {
+			from := filepath.Join(jsDir, acc, "streams", stream)
+			if from == to {
+				continue
+			}
+			if _, err := os.Stat(from); err != nil {
+				continue
+			}
+			if err := os.MkdirAll(filepath.Dir(to), 0o750); err != nil {
+				return err
+			}
+			if err := os.Rename(from, to); err != nil {
+				return fmt.Errorf("natsbus: moving stream %s from account %s to %s: %w", stream, acc, home(stream), err)
+			}
+			break
+		}
+	}
+	return nil
+}
