@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 )
@@ -21,12 +20,16 @@ type client struct {
 }
 
 // serverFlags adds --server and --scope.
-type serverFlags struct{ server, scope *string }
+type serverFlags struct {
+	server, scope *string
+	getenv        func(string) string
+}
 
 func addServerFlags(f *flags) serverFlags {
 	return serverFlags{
 		server: f.str("server", "", "a running ledgerd's HTTP address, e.g. http://127.0.0.1:8080"),
 		scope:  f.str("scope", "", "the scope sent as X-Ledger-Scope (municipal, auditor, district:UNIT, institution:ID) where a gateway does not set it"),
+		getenv: f.e.getenv,
 	}
 }
 
@@ -38,7 +41,7 @@ func (s serverFlags) client() (*client, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, usageErrorf("--server %q: want http://HOST:PORT", *s.server)
 	}
-	return &client{base: strings.TrimRight(*s.server, "/"), scope: *s.scope, token: os.Getenv("LEDGER_API_TOKEN"),
+	return &client{base: strings.TrimRight(*s.server, "/"), scope: *s.scope, token: s.getenv("LEDGER_API_TOKEN"),
 		http: &http.Client{Timeout: 60 * time.Second}}, nil
 }
 

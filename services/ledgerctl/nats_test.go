@@ -220,3 +220,40 @@ func TestSimulateHeadStart(t *testing.T) {
 		t.Errorf("simulate ended with %v; want it cancelled while pacing", err)
 	}
 }
+
+// TestPublishAsASource: a publishing service's user publishes with
+// ledgerctl through its account (the streams are in another: natsbus
+// accounts), where it may not ask for the streams' info.
+func TestPublishAsASource(t *testing.T) {
+	srv, err := natsbus.StartServer(natsbus.ServerConfig{Addr: "127.0.0.1:0", DataDir: t.TempDir(),
+		Users: []natsbus.User{{Name: "enrolment-svc", Password: "enrol-secret", Role: "enrolment"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	u, p := srv.Credentials()
+	nc, err := nats.Connect(srv.ClientURL(), nats.UserInfo(u, p), nats.CustomInboxPrefix(natsbus.LedgerInbox))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	so := natsbus.DefaultStreamOptions
+	so.FeedJetStream, _ = jetstream.NewWithAPIPrefix(nc, srv.FeedAPIPrefix())
+	if _, err := natsbus.EnsureStreams(ctxT(t), js, natsbus.DefaultSubjects, so); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"LEDGER_NATS_URL=" + srv.ClientURL(), "LEDGER_NATS_PASSWORD=enrol-secret"}
+	file := writeFile(t, "facts.json", `{"fact": "enrolment.trainee_registered", "msg_id": "reg-src", "payload": {"person_key": "`+strings.Repeat("ab", 32)+`", "unit_code": "cq-yuzhong", "education": "EDUCATION_BACHELOR"}}`)
+	if out, _, err := run(t, "", env, "publish", "--nats-user", "enrolment-svc", "--wait", "0", file); err != nil {
+		t.Fatalf("publish as enrolment-svc: %v\n%s", err, out)
+	}
+	if _, n := inbound(t, js); n != 1 {
+		t.Fatalf("%d messages in %s; want 1", n, natsbus.InboundStream)
+	}
+	// Another source's fact: NATS refuses it.
+	other := writeFile(t, "other.json", `{"fact": "payment.payment_settled", "msg_id": "pay-src", "payload": {}}`)
+	if _, _, err := run(t, "", env, "publish", "--nats-user", "enrolment-svc", "--wait", "0", other); err == nil || !strings.Contains(err.Error(), "permissions violation") {
+		t.Fatalf("enrolment-svc publishing a payment fact: %v; want NATS's refusal", err)
+	}
+}

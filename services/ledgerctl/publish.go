@@ -55,23 +55,39 @@ type outFact struct {
 
 // natsFlags adds --nats-url, --subject-prefix, --nats-user and --nats-ca;
 // the password comes from LEDGER_NATS_PASSWORD.
-type natsFlags struct{ url, prefix, user, ca *string }
+type natsFlags struct {
+	url, prefix, user, ca *string
+	getenv                func(string) string
+	// refused receives the server's refusals (permission violations),
+	// which NATS reports apart from the publish they refuse.
+	refused chan error
+}
 
 func addNATSFlags(f *flags) natsFlags {
 	return natsFlags{
-		url:    f.str("nats-url", "nats://127.0.0.1:4222", "NATS server URL(s) of the ledger"),
-		prefix: f.str("subject-prefix", "subsidy", "prefix of the ledger's subjects"),
-		user:   f.str("nats-user", "", "NATS user (the password comes from LEDGER_NATS_PASSWORD)"),
-		ca:     f.str("nats-ca", "", "PEM file of the CA that signed the NATS server's TLS certificate"),
+		url:     f.str("nats-url", "nats://127.0.0.1:4222", "NATS server URL(s) of the ledger"),
+		prefix:  f.str("subject-prefix", "subsidy", "prefix of the ledger's subjects"),
+		user:    f.str("nats-user", "", "NATS user (the password comes from LEDGER_NATS_PASSWORD)"),
+		ca:      f.str("nats-ca", "", "PEM file of the CA that signed the NATS server's TLS certificate"),
+		getenv:  f.e.getenv,
+		refused: make(chan error, 16),
 	}
 }
 
 func (n natsFlags) connect(ctx context.Context) (*nats.Conn, jetstream.JetStream, error) {
-	opts := []nats.Option{nats.Name("ledgerctl"), nats.Timeout(5 * time.Second)}
+	opts := []nats.Option{nats.Name("ledgerctl"), nats.Timeout(5 * time.Second),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			if errors.Is(err, nats.ErrPermissionViolation) {
+				select {
+				case n.refused <- err:
+				default:
+				}
+			}
+		})}
 	if *n.user != "" {
 		// Replies come under the user's own inbox, the only one its
 		// permissions let it read (natsbus.InboxPrefix).
-		opts = append(opts, nats.UserInfo(*n.user, os.Getenv("LEDGER_NATS_PASSWORD")), nats.CustomInboxPrefix(natsbus.InboxPrefix(*n.user)))
+		opts = append(opts, nats.UserInfo(*n.user, n.getenv("LEDGER_NATS_PASSWORD")), nats.CustomInboxPrefix(natsbus.InboxPrefix(*n.user)))
 	}
 	if *n.ca != "" {
 		opts = append(opts, nats.RootCAs(*n.ca))
@@ -85,11 +101,39 @@ func (n natsFlags) connect(ctx context.Context) (*nats.Conn, jetstream.JetStream
 		nc.Close()
 		return nil, nil, failf("JetStream: %v", err)
 	}
-	if _, err := js.Stream(ctx, natsbus.InboundStream); err != nil {
-		nc.Close()
-		return nil, nil, failf("NATS at %s has no %s stream (%v): start ledgerd first, it creates the streams", *n.url, natsbus.InboundStream, err)
+	// A service's user may not ask (its account has no JetStream of its
+	// own, and its permissions allow its facts only): its first publish
+	// says "no responders" if ledgerd has not made the streams yet.
+	if *n.user == "" {
+		if _, err := js.Stream(ctx, natsbus.InboundStream); err != nil {
+			nc.Close()
+			return nil, nil, failf("NATS at %s has no %s stream (%v): start ledgerd first, it creates the streams", *n.url, natsbus.InboundStream, err)
+		}
 	}
 	return nc, js, nil
+}
+
+// publish publishes m and waits (at most 30 s) for JetStream's
+// acknowledgement, or for the server's refusal of it.
+func (n natsFlags) publish(ctx context.Context, js jetstream.JetStream, m *nats.Msg) (*jetstream.PubAck, error) {
+	pctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	pctx, cancelT := context.WithTimeout(pctx, 30*time.Second)
+	defer cancelT()
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case err := <-n.refused:
+			cancel(err)
+		case <-done:
+		}
+	}()
+	ack, err := js.PublishMsg(pctx, m)
+	if cause := context.Cause(pctx); err != nil && cause != nil && errors.Is(cause, nats.ErrPermissionViolation) {
+		return nil, cause
+	}
+	return ack, err
 }
 
 func cmdPublish(ctx context.Context, e *env, args []string) error {
@@ -159,7 +203,7 @@ func cmdPublish(ctx context.Context, e *env, args []string) error {
 		if of.occurredAt != "" {
 			m.Header.Set(natsbus.HeaderOccurredAt, of.occurredAt)
 		}
-		ack, err := js.PublishMsg(ctx, m)
+		ack, err := nf.publish(ctx, js, m)
 		if err != nil {
 			return failf("publishing %s (%s): %v", of.where, of.msgID, err)
 		}
