@@ -29,12 +29,24 @@ func Adoption(rs RuleSet, revision uint64) (events.ID, *subsidyv1.RuleSetAdopted
 	}
 	fp := rs.Fingerprint()
 	return events.DeriveID("rule-set", fp, strconv.FormatUint(revision, 10)),
-		&subsidyv1.RuleSetAdopted{Version: rs.Version, Fingerprint: fp, RuleSetJson: b.String(), Format: AdoptionFormat}, nil
+		&subsidyv1.RuleSetAdopted{Version: rs.Version, Fingerprint: fp, RuleSetJson: b.String(), Format: AdoptionFormat, Behaviour: uint32(rs.behaviour())}, nil
 }
 
-// Adopted returns the fingerprint of the rule set the last RuleSetAdopted
-// folded made the World's, or "" if none was folded (the World decides
-// under the rule set it was made with).
+// AdoptionIdentity is the RuleSet.Identity of the rule set m records.
+func AdoptionIdentity(m *subsidyv1.RuleSetAdopted) string {
+	return RuleSet{Behaviour: int(m.GetBehaviour())}.identityOf(m.GetFingerprint())
+}
+
+func (rs RuleSet) identityOf(fingerprint string) string {
+	if rs.Behaviour <= 1 {
+		return fingerprint
+	}
+	return fingerprint + "+b" + strconv.Itoa(rs.Behaviour)
+}
+
+// Adopted returns the identity (RuleSet.Identity) of the rule set the last
+// RuleSetAdopted folded made the World's, or "" if none was folded (the
+// World decides under the rule set it was made with).
 func (w *World) Adopted() string { return w.adopted }
 
 // readAdoption reads the rule set m records, checked against its
@@ -54,6 +66,12 @@ func readAdoption(m *subsidyv1.RuleSetAdopted) (RuleSet, error) {
 	}
 	rs.Holidays = slices.Clone(rs.Holidays)
 	rs.WorkingWeekends = slices.Clone(rs.WorkingWeekends)
+	// The code's level the adoption recorded: unset is 1, every release
+	// before the field (rules 2026.6) existed.
+	rs.Behaviour = max(int(m.GetBehaviour()), 1)
+	if rs.Behaviour > CurrentBehaviour {
+		return RuleSet{}, fmt.Errorf("rules: RuleSetAdopted %s decides at behaviour %d; this release knows %d (a later release wrote it?)", m.GetVersion(), rs.Behaviour, CurrentBehaviour)
+	}
 	return rs, nil
 }
 
@@ -72,7 +90,7 @@ func (w *World) AdoptedAs(version string) (fingerprint string, ok bool) {
 // reads the last PassRateWindow first attempts); a larger one fills up as
 // first attempts come.
 func (w *World) adopt(rs RuleSet) {
-	w.rs, w.cal, w.adopted = rs, newCalendar(rs), rs.Fingerprint()
+	w.rs, w.cal, w.adopted = rs, newCalendar(rs), rs.Identity()
 	for _, q := range w.quality {
 		q.trim(rs.PassRateWindow)
 	}
@@ -80,6 +98,6 @@ func (w *World) adopt(rs RuleSet) {
 		w.versions = map[string]string{}
 	}
 	if _, ok := w.versions[rs.Version]; !ok {
-		w.versions[rs.Version] = w.adopted
+		w.versions[rs.Version] = rs.Fingerprint()
 	}
 }

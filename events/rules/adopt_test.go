@@ -58,7 +58,7 @@ func TestRuleSetAdopted(t *testing.T) {
 	if err := f.adopt(rs); err != nil {
 		t.Fatal(err)
 	}
-	if f.l.w.Adopted() != rs.Fingerprint() || f.l.w.RuleSet().Version != "test.7d" {
+	if f.l.w.Adopted() != rs.Identity() || f.l.w.RuleSet().Version != "test.7d" {
 		t.Fatalf("adopted %q, deciding under %s", f.l.w.Adopted(), f.l.w.RuleSet().Version)
 	}
 	e2, _ := f.entitled("ti-digital", ccJ, false, "2025-06-20")
@@ -79,7 +79,7 @@ func TestRuleSetAdopted(t *testing.T) {
 		t.Error("a snapshot under the adopted rule set restored under another")
 	}
 	back, err := rules.RestoreWorld(rs, snap.NewReader(bytes.NewReader(b.Bytes())))
-	if err != nil || back.Adopted() != rs.Fingerprint() || back.RuleSet().Version != "test.7d" {
+	if err != nil || back.Adopted() != rs.Identity() || back.RuleSet().Version != "test.7d" {
 		t.Fatalf("restored: %v, adopted %q", err, back.Adopted())
 	}
 	if fp, ok := back.AdoptedAs("test.7d"); !ok || fp != rs.Fingerprint() {
@@ -135,7 +135,7 @@ func TestAdoptionOfALaterFormat(t *testing.T) {
 	}
 	// Unset is format 1 (adoptions written before the field existed).
 	m.Format = 0
-	if err := f.l.w.Apply(rules.RuleSetStream, 0, rules.Event{ID: id, Payload: m, Derived: true}); err != nil || f.l.w.Adopted() != rules.DefaultRuleSet().Fingerprint() {
+	if err := f.l.w.Apply(rules.RuleSetStream, 0, rules.Event{ID: id, Payload: m, Derived: true}); err != nil || f.l.w.Adopted() != rules.DefaultRuleSet().Identity() {
 		t.Errorf("Apply of an adoption without a format = %v, adopted %q", err, f.l.w.Adopted())
 	}
 }
@@ -164,4 +164,67 @@ func TestAdoptedLargerPassRateWindow(t *testing.T) {
 	want(t, f.firstAttempt(true))                                                    // 4/10: full, below
 	want(t, f.firstAttempt(true))                                                    // 5/10 (the oldest failure out): below
 	want(t, f.firstAttempt(true), "FlagCleared:REASON_CODE_QUALITY_BELOW_THRESHOLD") // 6/10: back at the threshold
+}
+
+// TestBehaviourOfAnEarlierRelease: a log whose rule set was adopted by a
+// release before rules 2026.6 (RuleSetAdopted without a behaviour: 1)
+// replays a re-enrolment's late completion as that release decided it
+// (nothing); once the same parameters are adopted at this release's
+// behaviour, the same story earns the entitlement and clears the flag. A
+// behaviour no release knows yet is refused; the behaviour survives a
+// snapshot.
+func TestBehaviourOfAnEarlierRelease(t *testing.T) {
+	f := newFx(t, rules.DefaultRuleSet())
+	story := func() []rules.Event {
+		k := f.employee()
+		f.must(&subsidyv1.Enrolled{EnrolmentId: "enr-1-" + k[56:], PersonKey: k, TrainingInstitutionId: "ti-digital", Qualification: bdJ.Proto(), EnrolledOn: dt("2025-03-01")})
+		f.must(&subsidyv1.Enrolled{EnrolmentId: "enr-2-" + k[56:], PersonKey: k, TrainingInstitutionId: "ti-cloud", Qualification: bdJ.Proto(), EnrolledOn: dt("2025-04-01")})
+		a := f.assessment(k, bdJ, 1, 80, 80, "2025-06-20")
+		f.must(a)
+		want(t, f.derived(f.certificate(a, "2025-06-30")), denied+"REASON_CODE_TRAINING_NOT_COMPLETED")
+		return f.derived(&subsidyv1.TrainingCompleted{EnrolmentId: "enr-2-" + k[56:], PersonKey: k, TrainingInstitutionId: "ti-cloud", Qualification: bdJ.Proto(), CompletedOn: dt("2025-06-15")})
+	}
+	older := rules.DefaultRuleSet()
+	older.Behaviour = 1
+	rev := uint64(0)
+	id, m, err := rules.Adoption(older, rev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.GetBehaviour() != 1 {
+		t.Fatalf("an adoption of behaviour 1 records %d", m.GetBehaviour())
+	}
+	m.Behaviour = 0 // as written before the field existed
+	if err := f.l.w.Apply(rules.RuleSetStream, rev, rules.Event{ID: id, Payload: m, Derived: true}); err != nil {
+		t.Fatal(err)
+	}
+	if f.l.w.RuleSet().Behaviour != 1 || f.l.w.Adopted() != rules.DefaultRuleSet().Fingerprint() {
+		t.Fatalf("after an adoption without behaviour: behaviour %d, adopted %q", f.l.w.RuleSet().Behaviour, f.l.w.Adopted())
+	}
+	want(t, story())
+
+	// The snapshot keeps what the World decides at.
+	back, err := restore(older, snapshotOf(t, f.l.w))
+	if err != nil || back.RuleSet().Behaviour != 1 {
+		t.Fatalf("restored: %v, behaviour %d", err, back.RuleSet().Behaviour)
+	}
+	if _, err := restore(rules.DefaultRuleSet(), snapshotOf(t, f.l.w)); err == nil {
+		t.Error("a snapshot taken at behaviour 1 restored under behaviour 2")
+	}
+
+	later := rules.DefaultRuleSet()
+	later.Behaviour = rules.CurrentBehaviour + 1
+	lid, m, _ := rules.Adoption(later, rev+1)
+	if err := f.l.w.Apply(rules.RuleSetStream, rev+1, rules.Event{ID: lid, Payload: m, Derived: true}); err == nil || !strings.Contains(err.Error(), "behaviour") {
+		t.Errorf("an adoption at a behaviour this release does not know: %v", err)
+	}
+
+	if err := f.adopt(rules.DefaultRuleSet()); err != nil {
+		t.Fatal(err)
+	}
+	if f.l.w.Adopted() != rules.DefaultRuleSet().Identity() || f.l.w.Adopted() == rules.DefaultRuleSet().Fingerprint() {
+		t.Fatalf("adopted %q; want the identity %q", f.l.w.Adopted(), rules.DefaultRuleSet().Identity())
+	}
+	want(t, story(), entitled, "FlagCleared:REASON_CODE_ASSESSMENT_WITHOUT_COMPLETION")
+	checkInvariants(t, f.l.log)
 }

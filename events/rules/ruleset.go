@@ -80,7 +80,31 @@ type RuleSet struct {
 	// SharedAccountThreshold (rule 16): flag an account once this many
 	// distinct trainees were paid into it directly.
 	SharedAccountThreshold int
+	// Behaviour is the decision code's level, not a parameter: what this
+	// release's rules do that an earlier release's did not is done only at
+	// the Behaviour of the release that brought it, so that a log replays
+	// each decision as the release that made it decided (RuleSetAdopted
+	// records it; an adoption without it is Behaviour 1). Rule set files
+	// do not name it: a rule set read or built by this release has
+	// CurrentBehaviour.
+	Behaviour int
 }
+
+// Behaviours: BehaviourReEnrolment (2, rules 2026.6) reads a re-enrolment's
+// completion for rule 3 (decider.trainingOf); 1 is every release before.
+const (
+	BehaviourReEnrolment = 2
+	CurrentBehaviour     = BehaviourReEnrolment
+)
+
+// Identity is Fingerprint with the Behaviour beside it (from Behaviour 2
+// on): the rule set a RuleSetAdopted records and a World decides under.
+// Two rule sets of one Version must have one Fingerprint; a release that
+// decides further records the same parameters again at its Behaviour.
+func (rs RuleSet) Identity() string { return rs.identityOf(rs.Fingerprint()) }
+
+// behaviour is the level of rs, 1 unless set.
+func (rs RuleSet) behaviour() int { return max(rs.Behaviour, 1) }
 
 // DefaultRuleSet returns the documented defaults, version "2026.6":
 //
@@ -136,6 +160,7 @@ type RuleSet struct {
 func DefaultRuleSet() RuleSet {
 	return RuleSet{
 		Version:                 "2026.6",
+		Behaviour:               CurrentBehaviour,
 		YearlyCap:               1,
 		SubsidisedAttempts:      1,
 		NoticeWorkingDays:       5,

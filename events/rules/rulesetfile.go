@@ -91,6 +91,7 @@ func ReadRuleSet(r io.Reader) (RuleSet, error) {
 		CertificateSpikeMonths:  *f.CertificateSpikeMonths,
 		CertificateSpikeMinimum: *f.CertificateSpikeMinimum,
 		SharedAccountThreshold:  *f.SharedAccountThreshold,
+		Behaviour:               CurrentBehaviour,
 	}
 	if rs.Holidays, err = parseDates("holidays", *f.Holidays); err != nil {
 		return RuleSet{}, err

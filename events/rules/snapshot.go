@@ -18,7 +18,7 @@ import (
 // of its state. Bump it whenever either changes: a snapshot of another
 // version is refused (ErrSnapshotMismatch) and the World is folded from the
 // log instead.
-const SnapshotVersion = 12
+const SnapshotVersion = 13
 
 // ErrSnapshotMismatch reports a snapshot written by another SnapshotVersion
 // or under a rule set with another Fingerprint: it is not wrong, but this
@@ -43,7 +43,7 @@ const maxCount = 1 << 31
 func (w *World) Snapshot(out *snap.Writer) {
 	s := &snapWriter{Writer: out}
 	s.Magic("rules.World", SnapshotVersion)
-	s.String(w.rs.Fingerprint())
+	s.String(w.rs.Identity())
 	s.String(w.adopted)
 	vs := slices.Sorted(maps.Keys(w.versions))
 	s.Uvarint(uint64(len(vs)))
@@ -663,11 +663,11 @@ func RestoreWorld(rs RuleSet, in *snap.Reader) (*World, error) {
 	if n != "rules.World" || v != SnapshotVersion {
 		return nil, fmt.Errorf("%w: %q version %d, want version %d", ErrSnapshotMismatch, n, v, SnapshotVersion)
 	}
-	if fp := s.String(); s.Err() == nil && fp != rs.Fingerprint() {
-		return nil, fmt.Errorf("%w: written under rule set %.12s…, this one is %.12s…", ErrSnapshotMismatch, fp, rs.Fingerprint())
+	if id := s.String(); s.Err() == nil && id != rs.Identity() {
+		return nil, fmt.Errorf("%w: written under rule set %.12s… (%s), this one is %.12s… (%s)", ErrSnapshotMismatch, id, id, rs.Identity(), rs.Identity())
 	}
 	if a := s.String(); a != "" {
-		w.adopted = rs.Fingerprint() // the same rule set, adopted in the log
+		w.adopted = rs.Identity() // the same rule set, adopted in the log
 	}
 	if n := s.Len(1 << 16); n > 0 {
 		w.versions = make(map[string]string, n)

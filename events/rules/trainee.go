@@ -202,7 +202,7 @@ func (d *decider) trainingOf(t *trainee, a *assessment) (*enrolment, refdata.Dat
 		return nil, refdata.Date(0), events.ID{}
 	}
 	on, ev := done(enr)
-	if !on.IsZero() && on <= a.assessedOn {
+	if !on.IsZero() && on <= a.assessedOn || d.w.rs.behaviour() < BehaviourReEnrolment {
 		return enr, on, ev
 	}
 	for _, e := range t.enrolments {
@@ -226,7 +226,7 @@ func (d *decider) trainingOf(t *trainee, a *assessment) (*enrolment, refdata.Dat
 func (d *decider) clearWithoutCompletion(t *trainee, e *enrolment) {
 	c := d.completion
 	for _, a := range t.attempts.get(e.q) {
-		if a.completed || c.on > a.assessedOn || (a.enrolment != e.id && !couldBeTrainingOf(e, a)) {
+		if a.completed || c.on > a.assessedOn || (a.enrolment != e.id && (!couldBeTrainingOf(e, a) || d.w.rs.behaviour() < BehaviourReEnrolment)) {
 			continue
 		}
 		id := FlagID(subsidyv1.ReasonCode_REASON_CODE_ASSESSMENT_WITHOUT_COMPLETION, a.id)

@@ -244,7 +244,7 @@ func (in *Intake) Load(ctx context.Context) error {
 	if err := in.catchUp(ctx); err != nil {
 		return err
 	}
-	if fp := in.world.Adopted(); had && fp != "" && fp != in.cfg.RuleSet.Fingerprint() {
+	if id := in.world.Adopted(); had && id != "" && id != in.cfg.RuleSet.Identity() {
 		// A reload (after a failed batch) found another instance's rule
 		// set adopted since this one recorded its own: stop, rather than
 		// record it again and take turns.
@@ -403,7 +403,7 @@ func (in *Intake) foldDecoded(d codec.Decoded, prep rules.Prepared) error {
 	if d.Env.GetSource() != Source && d.Env.GetMessageId() != "" {
 		in.recorded.put(rec.ID, ref{stream: rec.Stream, revision: rec.Revision, position: rec.Position})
 	}
-	if a, ok := d.Payload.(*subsidyv1.RuleSetAdopted); ok && in.adopted && a.GetFingerprint() != in.cfg.RuleSet.Fingerprint() {
+	if a, ok := d.Payload.(*subsidyv1.RuleSetAdopted); ok && in.adopted && rules.AdoptionIdentity(a) != in.cfg.RuleSet.Identity() {
 		in.halted = true
 		return &RuleSetChangedError{Version: a.GetVersion(), Position: rec.Position, Ours: in.cfg.RuleSet.Version}
 	}

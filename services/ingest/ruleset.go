@@ -28,14 +28,16 @@ func (in *Intake) adopt(ctx context.Context) error {
 
 // adoptRuleSet records Config.RuleSet in the log (a RuleSetAdopted in
 // stream rules.RuleSetStream) unless it is the rule set the log last
-// adopted, and folds it, so that every decision after it is made, and
+// adopted at this release's decision level (rules.RuleSet.Identity: the
+// same parameters are recorded again by a release that decides further),
+// and folds it, so that every decision after it is made, and
 // replayed by an auditor, under it. Load calls it once the World holds the
 // whole log, before anything is decided. An append that another ledger
 // instance raced is retried after folding what it appended.
 func (in *Intake) adoptRuleSet(ctx context.Context) error {
 	rs := in.cfg.RuleSet
 	for attempt := 0; ; attempt++ {
-		if in.world.Adopted() == rs.Fingerprint() {
+		if in.world.Adopted() == rs.Identity() {
 			return nil
 		}
 		if fp, ok := in.world.AdoptedAs(rs.Version); ok && fp != rs.Fingerprint() {

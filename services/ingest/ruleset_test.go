@@ -271,3 +271,30 @@ func TestReloadFindsAnotherRuleSet(t *testing.T) {
 		t.Errorf("adoptions %v; want A's and B's only", got)
 	}
 }
+
+// TestRuleSetRecordedAgainAtThisReleasesBehaviour: a log whose rule set an
+// earlier release adopted (behaviour 1) gets the same parameters, under
+// the same version, adopted again at this release's behaviour at the
+// first start, and only once: decisions after it are made as this
+// release makes them, those before replay as they were made.
+func TestRuleSetRecordedAgainAtThisReleasesBehaviour(t *testing.T) {
+	r := newRig(t)
+	older := sevenDays()
+	older.Behaviour = 1
+	r.intakeUnder(t, older)
+	r.intakeUnder(t, older) // the same: nothing recorded again
+	if got, _ := adoptions(t, r.store); len(got) != 1 {
+		t.Fatalf("adoptions %v; want one", got)
+	}
+	in := r.intakeUnder(t, sevenDays())
+	if got, _ := adoptions(t, r.store); len(got) != 2 || got[1] != "test.7d" {
+		t.Fatalf("adoptions %v; want test.7d twice (at behaviour 1, then %d)", got, rules.CurrentBehaviour)
+	}
+	if b := in.world.RuleSet().Behaviour; b != rules.CurrentBehaviour {
+		t.Errorf("the intake decides at behaviour %d; want %d", b, rules.CurrentBehaviour)
+	}
+	r.intakeUnder(t, sevenDays())
+	if got, _ := adoptions(t, r.store); len(got) != 2 {
+		t.Fatalf("adoptions %v after another start; want two", got)
+	}
+}

@@ -634,7 +634,13 @@ type RuleSetAdopted struct {
 	// what the rules did before it existed); a release meeting a later format
 	// than it knows refuses to fold it. 0 (unset) is 1: adoptions written before
 	// the field existed have that form.
-	Format        uint32 `protobuf:"varint,4,opt,name=format,proto3" json:"format,omitempty"`
+	Format uint32 `protobuf:"varint,4,opt,name=format,proto3" json:"format,omitempty"`
+	// The decision code's level the rule set decides at (rules.RuleSet.Behaviour):
+	// what a later release's rules do that an earlier one's did not is done
+	// only from the level that brought it, so that a replay decides each fact
+	// as the release that decided it. 0 (unset) is 1: every release before the
+	// field existed (rules 2026.6).
+	Behaviour     uint32 `protobuf:"varint,5,opt,name=behaviour,proto3" json:"behaviour,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -693,6 +699,13 @@ func (x *RuleSetAdopted) GetRuleSetJson() string {
 func (x *RuleSetAdopted) GetFormat() uint32 {
 	if x != nil {
 		return x.Format
+	}
+	return 0
+}
+
+func (x *RuleSetAdopted) GetBehaviour() uint32 {
+	if x != nil {
+		return x.Behaviour
 	}
 	return 0
 }
@@ -762,12 +775,13 @@ const file_subsidy_v1_ledger_proto_rawDesc = "" +
 	"\vsigned_note\x18\x03 \x01(\tR\n" +
 	"signedNote\x127\n" +
 	"\tissued_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\bissuedAt\x12\x19\n" +
-	"\bkey_name\x18\x05 \x01(\tR\akeyName\"\x88\x01\n" +
+	"\bkey_name\x18\x05 \x01(\tR\akeyName\"\xa6\x01\n" +
 	"\x0eRuleSetAdopted\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12 \n" +
 	"\vfingerprint\x18\x02 \x01(\tR\vfingerprint\x12\"\n" +
 	"\rrule_set_json\x18\x03 \x01(\tR\vruleSetJson\x12\x16\n" +
-	"\x06format\x18\x04 \x01(\rR\x06formatB@Z>github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1;subsidyv1b\x06proto3"
+	"\x06format\x18\x04 \x01(\rR\x06format\x12\x1c\n" +
+	"\tbehaviour\x18\x05 \x01(\rR\tbehaviourB@Z>github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1;subsidyv1b\x06proto3"
 
 var (
 	file_subsidy_v1_ledger_proto_rawDescOnce sync.Once
