@@ -548,6 +548,11 @@ func checkCluster(t *testing.T, where string, flags map[string]string, nats, esd
 	if flags["feed-js-api-prefix"] != "$JS.FEED.API" {
 		t.Errorf("%s: --feed-js-api-prefix %q; want $JS.FEED.API (nats/auth.conf)", where, flags["feed-js-api-prefix"])
 	}
+	// The reporting users of nats/auth.conf get their consumers from
+	// ledgerd (they may not make one).
+	if flags["feed-consumers"] != "reporting" {
+		t.Errorf("%s: --feed-consumers %q; want reporting, the reporting user of nats/auth.conf", where, flags["feed-consumers"])
+	}
 	for _, n := range nats {
 		if !strings.Contains(flags["nats-url"], "nats://"+n+":4222") {
 			t.Errorf("%s: --nats-url %q does not list nats://%s:4222", where, flags["nats-url"], n)

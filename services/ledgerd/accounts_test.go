@@ -2,6 +2,7 @@ package ledgerd
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -37,6 +38,7 @@ func TestDeploymentAccounts(t *testing.T) {
 	dir := t.TempDir()
 	cfg := testConfig(t, dir, srv.URL())
 	cfg.NATSUser, cfg.NATSPassword, cfg.FeedAPIPrefix = "ledgerd", "pw-ledgerd", natsbus.FeedAPIPrefix
+	cfg.FeedConsumers = []string{"reporting"}
 	lanes, ids, _ := mixedExpect(t, 40)
 	led := start(t, cfg)
 
@@ -52,6 +54,13 @@ func TestDeploymentAccounts(t *testing.T) {
 		return nc, js, feed
 	}
 	_, ops, opsFeed := connect("operator")
+	// The projections' changes reach the reporting account live.
+	repNC, _, repFeed := connect("reporting")
+	changes, err := repNC.SubscribeSync("subsidy.projection.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = repNC.Flush()
 	publish(t, ops, lanes)
 	enrolNC, enrol, _ := connect("enrolment-svc")
 	heard := make(chan *nats.Msg, 8)
@@ -82,6 +91,32 @@ func TestDeploymentAccounts(t *testing.T) {
 	if h := storeHead(t, filepath.Join(dir, "ledger.db")); h != head {
 		t.Fatalf("the feed's last position %d; the store's head %d", head, h)
 	}
-	_, _, repFeed := connect("reporting")
-	checkFeed(t, repFeed, head)
+	// The reporting user reads the whole feed with the consumer ledgerd
+	// made for it.
+	cons, err := repFeed.Consumer(context.Background(), natsbus.FeedStream, "reporting")
+	if err != nil {
+		t.Fatalf("the reporting user's consumer: %v", err)
+	}
+	var read uint64
+	for read < uint64(head) {
+		b, err := cons.Fetch(500, jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for m := range b.Messages() {
+			if p := m.Headers().Get(natsbus.HeaderPosition); p != fmt.Sprint(read+1) {
+				t.Fatalf("message %d of the feed has position %s", read+1, p)
+			}
+			_ = m.Ack()
+			read++
+			n++
+		}
+		if n == 0 {
+			t.Fatalf("the reporting user read %d of the feed's %d events", read, head)
+		}
+	}
+	if n, _, _ := changes.Pending(); n == 0 {
+		t.Error("the reporting user heard no change on subsidy.projection.>")
+	}
 }

@@ -274,43 +274,73 @@ func TestEmbeddedNATSAuthentication(t *testing.T) {
 		return c
 	}
 	// The feed's stream lives in an account of its own, read through
-	// natsbus.FeedAPIPrefix; ledgerd published the facts' events there.
+	// natsbus.FeedAPIPrefix, each reporting user with the durable
+	// consumer ledgerd made for it; ledgerd published the facts' events
+	// there.
 	repFeed, _ := jetstream.NewWithAPIPrefix(repNC, natsbus.FeedAPIPrefix)
-	oc, err := repFeed.OrderedConsumer(ctxFor(), natsbus.FeedStream, jetstream.OrderedConsumerConfig{})
+	cons, err := repFeed.Consumer(ctxFor(), natsbus.FeedStream, "reporter")
 	if err != nil {
-		t.Fatalf("a reporting consumer reading the feed: %v", err)
+		t.Fatalf("the reporting user's consumer: %v", err)
 	}
-	if m, err := oc.Next(jetstream.FetchMaxWait(10 * time.Second)); err != nil || m.Headers().Get(natsbus.HeaderPosition) == "" {
-		t.Fatalf("a reporting consumer reading the feed: %v", err)
+	batch, err := cons.Fetch(2, jetstream.FetchMaxWait(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seqs []uint64
+	for m := range batch.Messages() {
+		md, _ := m.Metadata()
+		if m.Headers().Get(natsbus.HeaderPosition) == "" || m.Ack() != nil {
+			t.Fatalf("a feed message without its position, or not acknowledged")
+		}
+		seqs = append(seqs, md.Sequence.Stream)
+	}
+	if len(seqs) != 2 || seqs[0] != 1 {
+		t.Fatalf("the reporting user read stream sequences %v; want 1 and 2", seqs)
+	}
+	// Read again from any position: reset its consumer to sequence 2.
+	if msg, err := repNC.Request(natsbus.FeedAPIPrefix+".CONSUMER.RESET."+natsbus.FeedStream+".reporter", []byte(`{"seq": 2}`), 5*time.Second); err != nil || strings.Contains(string(msg.Data), `"error"`) {
+		t.Fatalf("resetting its consumer: %v %s", err, msg.Data)
+	}
+	if b, err := cons.Fetch(1, jetstream.FetchMaxWait(10*time.Second)); err != nil {
+		t.Fatal(err)
+	} else {
+		for m := range b.Messages() {
+			if md, _ := m.Metadata(); md.Sequence.Stream != 2 {
+				t.Errorf("after the reset to 2 the consumer delivered sequence %d", md.Sequence.Stream)
+			}
+			_ = m.Ack()
+		}
 	}
 	if err := repFeed.DeleteStream(ctxFor(), natsbus.FeedStream); err == nil {
 		t.Fatal("a reporting consumer deleted the feed")
 	}
-	// Each reporting user's durable consumer, named after it: another may
-	// not change it, read its state or pull from it, nor may either delete
-	// one.
-	if _, err := repFeed.CreateOrUpdateConsumer(ctxFor(), natsbus.FeedStream, jetstream.ConsumerConfig{Durable: "reporter", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
-		t.Fatalf("a reporting consumer creating its durable consumer: %v", err)
+	// No reporting user makes a consumer (a push consumer's deliver
+	// subject could aim the feed at another's pull or reset subject), nor
+	// reads, pulls from, resets or deletes another's.
+	if _, err := repFeed.CreateOrUpdateConsumer(ctxFor(), natsbus.FeedStream, jetstream.ConsumerConfig{Durable: "reporter-2", AckPolicy: jetstream.AckExplicitPolicy}); err == nil {
+		t.Fatal("a reporting user made a consumer")
+	}
+	if _, err := repFeed.OrderedConsumer(ctxFor(), natsbus.FeedStream, jetstream.OrderedConsumerConfig{}); err == nil {
+		t.Fatal("a reporting user made an ordered consumer")
 	}
 	whNC, _ := connect("warehouse", "warehouse-secret")
 	whFeed, _ := jetstream.NewWithAPIPrefix(whNC, natsbus.FeedAPIPrefix)
-	if _, err := whFeed.CreateOrUpdateConsumer(ctxFor(), natsbus.FeedStream, jetstream.ConsumerConfig{Durable: "reporter", AckPolicy: jetstream.AckExplicitPolicy, InactiveThreshold: time.Second}); err == nil {
-		t.Fatal("one reporting user updated another's durable consumer")
-	}
 	if _, err := whFeed.Consumer(ctxFor(), natsbus.FeedStream, "reporter"); err == nil {
-		t.Fatal("one reporting user read another's durable consumer")
+		t.Fatal("one reporting user read another's consumer")
 	}
-	if _, err := whNC.Request(natsbus.FeedAPIPrefix+".CONSUMER.MSG.NEXT."+natsbus.FeedStream+".reporter", []byte(`{"batch":1}`), 2*time.Second); err == nil {
-		t.Fatal("one reporting user pulled from another's durable consumer")
+	for _, api := range []string{"MSG.NEXT", "RESET"} {
+		if _, err := whNC.Request(natsbus.FeedAPIPrefix+".CONSUMER."+api+"."+natsbus.FeedStream+".reporter", []byte(`{"batch":1,"seq":1}`), 2*time.Second); err == nil {
+			t.Fatalf("one reporting user used %s on another's consumer", api)
+		}
 	}
-	if _, err := whFeed.CreateOrUpdateConsumer(ctxFor(), natsbus.FeedStream, jetstream.ConsumerConfig{Durable: "warehouse", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
-		t.Fatalf("a reporting consumer creating its durable consumer: %v", err)
+	if _, err := whFeed.Consumer(ctxFor(), natsbus.FeedStream, "warehouse"); err != nil {
+		t.Fatalf("the second reporting user's own consumer: %v", err)
 	}
 	if err := repFeed.DeleteConsumer(ctxFor(), natsbus.FeedStream, "reporter"); err == nil {
-		t.Fatal("a reporting user deleted a durable consumer of the feed")
+		t.Fatal("a reporting user deleted its durable consumer")
 	}
-	if c, err := repFeed.Consumer(ctxFor(), natsbus.FeedStream, "reporter"); err != nil || c.CachedInfo().Config.InactiveThreshold != 0 {
-		t.Fatalf("the durable consumer after the refused update and delete: %v", err)
+	if info, err := cons.Info(ctxFor()); err != nil || info.Delivered.Stream != 2 {
+		t.Fatalf("the reporting user's consumer after the others' attempts: %v, delivered %+v; want sequence 2", err, info)
 	}
 	// Replies and deliveries stay in the requester's account: a service's
 	// acknowledgement sent to another's fact or outcome subject, a
@@ -340,8 +370,8 @@ func TestEmbeddedNATSAuthentication(t *testing.T) {
 		}
 		_ = r.nc.Flush()
 	}
-	if _, err := repFeed.CreateOrUpdateConsumer(ctxFor(), natsbus.FeedStream, jetstream.ConsumerConfig{Name: "pushy", DeliverSubject: "subsidy.outcome.enrolment.pushed", AckPolicy: jetstream.AckNonePolicy}); err != nil {
-		t.Logf("push consumer refused: %v", err)
+	if _, err := repFeed.CreateOrUpdateConsumer(ctxFor(), natsbus.FeedStream, jetstream.ConsumerConfig{Name: "pushy", DeliverSubject: "subsidy.outcome.enrolment.pushed", AckPolicy: jetstream.AckNonePolicy}); err == nil {
+		t.Error("a reporting user made a push consumer")
 	}
 	time.Sleep(2 * time.Second) // the outcomes of the facts above, and anything injected
 	_, opsJS := connect("ops", "ops-secret")

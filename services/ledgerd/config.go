@@ -50,6 +50,11 @@ type Config struct {
 	// account ledgerd connects to. The embedded server with users sets
 	// its own (natsbus.FeedAPIPrefix).
 	FeedAPIPrefix string
+	// FeedConsumers are the reporting users whose durable consumers of
+	// SUBSIDY_FEED ledgerd makes on an external NATS
+	// (natsbus.StreamOptions.FeedConsumers); the embedded server's are
+	// the users file's reporting users.
+	FeedConsumers []string
 	SealLinger    time.Duration
 	LogLevel      string
 	Replicas      int
@@ -154,6 +159,8 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	var feedMaxBytes, feedMaxEvents string
 	str(&feedMaxBytes, "feed-max-bytes", "0", "size the outbound feed's stream SUBSIDY_FEED may reach before its oldest events leave it, e.g. 50GiB or 200GB; 0 keeps every event")
 	str(&c.FeedAPIPrefix, "feed-js-api-prefix", "", "with --nats-url: the JetStream API prefix under which the outbound feed's stream SUBSIDY_FEED is reached when it lives in an account of its own (the deployments' nats/auth.conf: $JS.FEED.API); empty: ledgerd's own account. The embedded server with --nats-users keeps it in such an account by itself")
+	var feedConsumers string
+	str(&feedConsumers, "feed-consumers", "", "with --nats-url: the reporting users (comma-separated) whose durable consumers of SUBSIDY_FEED ledgerd makes, each named after its user (the deployments: reporting); reporting users may not make consumers themselves. The embedded server with --nats-users makes one for each reporting user of the file")
 	str(&feedMaxEvents, "feed-max-events", "0", "events the outbound feed's stream may hold before its oldest leave it; 0 keeps every event")
 	str(&sealLinger, "seal-linger", "200ms", "how long the Merkle sealer lets commits gather before it seals them in one transaction (each costs merkle.db two fdatasyncs); it widens the window between append and seal by as much; 0 seals at once")
 	str(&replicas, "replicas", "1", "JetStream stream replicas (3 on a cluster)")
@@ -311,6 +318,14 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	}
 	if c.APITokens == "" && !c.Demo {
 		errs = append(errs, &ConfigError{"the HTTP API needs --api-tokens (who may read what), or --demo to serve it unauthenticated with the municipal scope"})
+	}
+	for _, n := range strings.Split(feedConsumers, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			c.FeedConsumers = append(c.FeedConsumers, n)
+		}
+	}
+	if len(c.FeedConsumers) > 0 && c.NATSURL == "" {
+		errs = append(errs, &ConfigError{"--feed-consumers goes with --nats-url: the embedded server makes one for each reporting user of --nats-users"})
 	}
 	if c.FeedAPIPrefix != "" && c.NATSURL == "" {
 		errs = append(errs, &ConfigError{"--feed-js-api-prefix goes with --nats-url: the embedded server chooses the feed's account itself"})

@@ -102,7 +102,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(Started
 	}()
 
 	url := cfg.NATSURL
-	feedAPI := cfg.FeedAPIPrefix
+	feedAPI, feedConsumers := cfg.FeedAPIPrefix, cfg.FeedConsumers
 	// Replies and pull deliveries come under ledgerd's own inbox prefix,
 	// which no other user may subscribe to (natsbus.LedgerInbox).
 	opts := []nats.Option{nats.Name("ledgerd"), nats.CustomInboxPrefix(natsbus.LedgerInbox), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond),
@@ -131,7 +131,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(Started
 		}
 		defer func() { srv.Shutdown(); log.Info("embedded NATS server stopped") }()
 		url = srv.ClientURL()
-		feedAPI = srv.FeedAPIPrefix()
+		feedAPI, feedConsumers = srv.FeedAPIPrefix(), srv.ReportingUsers()
 		log.Info("embedded NATS server up", "url", url, "store_dir", filepath.Join(cfg.DataDir, "nats"), "authentication", len(users) > 0, "tls", srv.TLS())
 		opts = append(opts, nats.InProcessServer(srv.InProcess()))
 		if srv.TLS() {
@@ -177,7 +177,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(Started
 	so := natsbus.DefaultStreamOptions
 	so.Replicas, so.AckWait = cfg.Replicas, cfg.AckWait
 	so.FeedMaxBytes, so.FeedMaxEvents = cfg.FeedMaxBytes, cfg.FeedMaxEvents
-	so.FeedJetStream = feedJS
+	so.FeedJetStream, so.FeedConsumers = feedJS, feedConsumers
 	so.MaxAckPending = max(so.MaxAckPending, 4*cfg.BatchSize)
 	if sharedStore(cfg) {
 		// Several instances may share this store and the inbound

@@ -23,16 +23,14 @@ import (
 //	LEDGER     SUBSIDY_IN, SUBSIDY_OUTCOMES, SUBSIDY_PII; ledgerd and the operators.
 //	           Exports the inbound and personal-data subjects (services),
 //	           the outcomes and the projections' changes (streams).
-//	FEED       SUBSIDY_FEED alone, and no user: a consumer a reporting user
-//	           creates delivers here, where nothing but the feed captures a
-//	           subject, and the feed refuses to deliver to its own. ledgerd
-//	           publishes the feed and manages the stream through imports
-//	           (the JetStream API under FeedAPIPrefix).
+//	FEED       SUBSIDY_FEED alone, and no user. ledgerd publishes the feed
+//	           and manages the stream and the reporting users' consumers
+//	           through imports (the JetStream API under FeedAPIPrefix).
 //	SOURCES    the publishing services: they publish facts (acknowledged
 //	           through the import) and read their outcomes.
 //	REPORTING  the reporting users: the feed's stream through FeedAPIPrefix
-//	           (stream info, consumers: create, info, next, ack), the feed
-//	           and the changes live.
+//	           (stream info; each its own durable consumer, which ledgerd
+//	           makes: info, next, reset, ack), the feed and the changes live.
 const (
 	LedgerAccount    = "LEDGER"
 	FeedAccount      = "FEED"
@@ -78,12 +76,19 @@ func (s Subjects) AccountsConfig() string {
 		LedgerAccount, p+".in.>", LedgerAccount, p+".pii.>", LedgerAccount, p+".outcome.>")
 	fmt.Fprintf(&b, "  %s: {\n    imports: [\n", ReportingAccount)
 	fmt.Fprintf(&b, "      {stream: {account: %s, subject: %q}}\n      {stream: {account: %s, subject: %q}}\n", FeedAccount, p+".feed.>", LedgerAccount, p+".projection.>")
-	for _, sub := range []string{"STREAM.INFO." + FeedStream, "CONSUMER.CREATE." + FeedStream + ".>", "CONSUMER.INFO." + FeedStream + ".>", "CONSUMER.MSG.NEXT." + FeedStream + ".>"} {
+	for _, sub := range []string{"STREAM.INFO." + FeedStream, "CONSUMER.INFO." + FeedStream + ".>", "CONSUMER.MSG.NEXT." + FeedStream + ".>", "CONSUMER.RESET." + FeedStream + ".>"} {
 		b.WriteString(feedAPI(sub))
 	}
 	fmt.Fprintf(&b, "      {service: {account: %s, subject: %q}}\n    ]\n  }\n}\n", FeedAccount, "$JS.ACK."+FeedStream+".>")
 	return b.String()
 }
+
+// ErrEncryptedStreams: the embedded server's streams are encrypted, and
+// their keys are tied to the account they are in (the global one in demo
+// mode, LEDGER and FEED with users): start ledgerd as before, with or
+// without --nats-users, or move the streams with nats stream backup and
+// restore.
+var ErrEncryptedStreams = errors.New("natsbus: encrypted JetStream streams cannot move between accounts (their keys derive from the account's name)")
 
 // moveStreams moves the JetStream files of the ledger's streams into the
 // accounts the server keeps them in before it starts: into LEDGER and FEED
@@ -91,7 +96,11 @@ func (s Subjects) AccountsConfig() string {
 // (demo mode), so that a data directory keeps its streams, their messages
 // and consumers when ledgerd is started with or without --nats-users. A
 // stream already in its account is left as it is; nothing is overwritten.
-func moveStreams(jsDir string, accounts bool) error {
+// Encrypted streams (a JetStream key, jetstream { key: ... } in
+// --nats-config) are not moved: the server derives each stream's key from
+// its account's name, so a moved stream could not be read, and its files
+// would be lost. StartServer then stops with ErrEncryptedStreams.
+func moveStreams(jsDir string, accounts, encrypted bool) error {
 	home := func(stream string) string {
 		switch {
 		case !accounts:
@@ -115,6 +124,9 @@ func moveStreams(jsDir string, accounts bool) error {
 			}
 			if _, err := os.Stat(from); err != nil {
 				continue
+			}
+			if _, err := os.Stat(filepath.Join(from, "meta.key")); encrypted || err == nil {
+				return fmt.Errorf("%w: stream %s is in account %s, and these accounts keep it in %s", ErrEncryptedStreams, stream, acc, home(stream))
 			}
 			if err := os.MkdirAll(filepath.Dir(to), 0o750); err != nil {
 				return err

@@ -2,7 +2,10 @@ package natsbus_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -133,5 +136,70 @@ func TestStreamsMoveBetweenAccounts(t *testing.T) {
 			t.Errorf("users %v: inbound, feed, ack floor %v; want %v (as before)", withUsers, got, want)
 		}
 		stop(o)
+	}
+}
+
+// TestEncryptedStreamsStayPut: streams encrypted with a JetStream key (a
+// --nats-config file) are not moved between accounts, whose names their
+// keys derive from: the server refuses to start, and the streams are
+// intact when it starts as before.
+func TestEncryptedStreamsStayPut(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(t.TempDir(), "nats.conf")
+	if err := os.WriteFile(conf, []byte(`jetstream { key: "an encryption key for ledger tests" }`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	run := func(withUsers bool, publish int) (uint64, error) {
+		cfg := natsbus.ServerConfig{Addr: "127.0.0.1:0", DataDir: dir, ConfigFile: conf}
+		if withUsers {
+			cfg.Users = []natsbus.User{{Name: "enrolment-svc", Password: "x", Role: "enrolment"}}
+		}
+		srv, err := natsbus.StartServer(cfg)
+		if err != nil {
+			return 0, err
+		}
+		defer srv.Shutdown()
+		opts := []nats.Option{nats.InProcessServer(srv.InProcess()), nats.CustomInboxPrefix(natsbus.LedgerInbox)}
+		if u, p := srv.Credentials(); u != "" {
+			opts = append(opts, nats.UserInfo(u, p))
+		}
+		nc, err := nats.Connect(srv.ClientURL(), opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		js, _ := jetstream.New(nc)
+		so := natsbus.DefaultStreamOptions
+		if p := srv.FeedAPIPrefix(); p != "" {
+			so.FeedJetStream, _ = jetstream.NewWithAPIPrefix(nc, p)
+		}
+		if _, err := natsbus.EnsureStreams(ctx, js, natsbus.DefaultSubjects, so); err != nil {
+			t.Fatal(err)
+		}
+		for i := range publish {
+			if _, err := js.Publish(ctx, natsbus.DefaultSubjects.Inbound("enrolment", "enrolled"), []byte(fmt.Sprint(i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		st, err := js.Stream(ctx, natsbus.InboundStream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := st.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.State.Msgs, nil
+	}
+	if n, err := run(false, 5); err != nil || n != 5 {
+		t.Fatalf("demo mode, encrypted: %d messages, %v", n, err)
+	}
+	if _, err := run(true, 0); !errors.Is(err, natsbus.ErrEncryptedStreams) {
+		t.Fatalf("with users, the encrypted streams of demo mode: %v; want ErrEncryptedStreams", err)
+	}
+	if n, err := run(false, 0); err != nil || n != 5 {
+		t.Fatalf("demo mode again: %d messages, %v; want the 5 kept", n, err)
 	}
 }

@@ -123,10 +123,13 @@ var PIISources = []string{"enrolment"}
 // Nobody but an operator may delete or purge a stream; ledgerd may delete
 // single messages only from SUBSIDY_PII (its secure delete of stored
 // personal data), and the other streams deny it anyway. A reporting user
-// reads the feed's stream through FeedAPIPrefix and may create consumers
-// of it, but not use or change one named after another of reporters (the
-// reporting users): each names its durable consumers after itself.
-func (s Subjects) Permissions(user, role string, reporters []string) *server.Permissions {
+// reads the feed's stream through FeedAPIPrefix with its own durable
+// consumer, which ledgerd makes and names after it
+// (StreamOptions.FeedConsumers): info, next, ack, and reset (to read again
+// from any stream sequence). It may create no consumer: a consumer's
+// deliver subject, which permissions cannot see, could send the feed to
+// another reporting user's consumer's pull or reset subject.
+func (s Subjects) Permissions(user, role string) *server.Permissions {
 	inbox := InboxPrefix(user) + ".>"
 	switch role {
 	case RoleOperator:
@@ -140,29 +143,15 @@ func (s Subjects) Permissions(user, role string, reporters []string) *server.Per
 			"$JS.API.STREAM.MSG.DELETE."+FeedStream, FeedAPIPrefix+".STREAM.MSG.DELETE."+FeedStream)
 		return &server.Permissions{Publish: &server.SubjectPermission{Allow: []string{">"}, Deny: deny}}
 	case RoleReporting:
-		api := FeedAPIPrefix + "."
-		p := &server.Permissions{
+		api, own := FeedAPIPrefix+".", FeedStream+"."+user
+		return &server.Permissions{
 			Publish: &server.SubjectPermission{Allow: []string{
 				api + "STREAM.INFO." + FeedStream,
-				// Not CONSUMER.DELETE (not even imported): ordered
-				// consumers expire by themselves; an operator deletes
-				// durables.
-				api + "CONSUMER.CREATE." + FeedStream + ".*", api + "CONSUMER.CREATE." + FeedStream + ".*.>",
-				api + "CONSUMER.INFO." + FeedStream + ".*",
-				api + "CONSUMER.MSG.NEXT." + FeedStream + ".*", "$JS.ACK." + FeedStream + ".>",
+				api + "CONSUMER.INFO." + own, api + "CONSUMER.MSG.NEXT." + own, api + "CONSUMER.RESET." + own,
+				"$JS.ACK." + own + ".>",
 			}},
 			Subscribe: &server.SubjectPermission{Allow: []string{inbox, s.Prefix + ".feed.>", s.Prefix + ".projection.>"}},
 		}
-		for _, other := range reporters {
-			if other == user {
-				continue
-			}
-			p.Publish.Deny = append(p.Publish.Deny,
-				api+"CONSUMER.CREATE."+FeedStream+"."+other, api+"CONSUMER.CREATE."+FeedStream+"."+other+".>",
-				api+"CONSUMER.INFO."+FeedStream+"."+other, api+"CONSUMER.MSG.NEXT."+FeedStream+"."+other,
-				"$JS.ACK."+FeedStream+"."+other+".>")
-		}
-		return p
 	default: // a source
 		pub := []string{s.Prefix + ".in." + role + ".>"}
 		if slices.Contains(PIISources, role) {
@@ -179,19 +168,13 @@ func (s Subjects) Permissions(user, role string, reporters []string) *server.Per
 // (AccountOf, of accounts), adding ledgerd's own in-process user with a
 // random password, which it returns.
 func serverUsers(subj Subjects, users []User, accounts map[string]*server.Account) ([]*server.User, string, string) {
-	var reporters []string
-	for _, u := range users {
-		if u.Role == RoleReporting {
-			reporters = append(reporters, u.Name)
-		}
-	}
 	var out []*server.User
 	for _, u := range users {
-		out = append(out, &server.User{Username: u.Name, Password: u.Password, Permissions: subj.Permissions(u.Name, u.Role, reporters), Account: accounts[AccountOf(u.Role)]})
+		out = append(out, &server.User{Username: u.Name, Password: u.Password, Permissions: subj.Permissions(u.Name, u.Role), Account: accounts[AccountOf(u.Role)]})
 	}
 	var b [24]byte
 	_, _ = rand.Read(b[:])
 	name, pass := "ledgerd-internal", hex.EncodeToString(b[:])
-	out = append(out, &server.User{Username: name, Password: pass, Permissions: subj.Permissions(name, RoleLedger, nil), Account: accounts[LedgerAccount]})
+	out = append(out, &server.User{Username: name, Password: pass, Permissions: subj.Permissions(name, RoleLedger), Account: accounts[LedgerAccount]})
 	return out, name, pass
 }

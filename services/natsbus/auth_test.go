@@ -40,7 +40,7 @@ func TestLoadUsers(t *testing.T) {
 	}
 	s := Subjects{Prefix: "subsidy"}
 	for _, role := range append([]string{RoleReporting}, Sources...) {
-		p := s.Permissions("svc-1", role, []string{"svc-1", "svc-2"})
+		p := s.Permissions("svc-1", role)
 		for _, subj := range p.Subscribe.Allow {
 			if strings.HasPrefix(subj, "_") && subj != "_INBOX.svc-1.>" {
 				t.Errorf("role %s may subscribe to %s", role, subj)

@@ -74,12 +74,6 @@ func TestDeploymentAccountsAreTheEmbeddedServers(t *testing.T) {
 			t.Errorf("account %s in auth.conf:\n%s\nthe embedded server's:\n%s", name, got[name], w)
 		}
 	}
-	var reporters []string
-	for _, u := range dep.Users {
-		if deploymentRoles[u.Username] == natsbus.RoleReporting {
-			reporters = append(reporters, u.Username)
-		}
-	}
 	seen := map[string]bool{}
 	for _, u := range dep.Users {
 		role, ok := deploymentRoles[u.Username]
@@ -91,7 +85,7 @@ func TestDeploymentAccountsAreTheEmbeddedServers(t *testing.T) {
 		if u.Account == nil || u.Account.Name != natsbus.AccountOf(role) {
 			t.Errorf("auth.conf: user %s (%s) in account %v; want %s", u.Username, role, u.Account, natsbus.AccountOf(role))
 		}
-		if want := natsbus.DefaultSubjects.Permissions(u.Username, role, reporters); !reflect.DeepEqual(u.Permissions, want) {
+		if want := natsbus.DefaultSubjects.Permissions(u.Username, role); !reflect.DeepEqual(u.Permissions, want) {
 			t.Errorf("auth.conf: user %s (%s) permissions\n%s\nwant\n%s", u.Username, role, perm(u.Permissions), perm(want))
 		}
 	}

@@ -39,7 +39,11 @@ type Server struct {
 	user, password string
 	tls            bool
 	feedAPI        string
+	reporters      []string
 }
+
+// ReportingUsers are the users of role reporting: StreamOptions.FeedConsumers.
+func (s *Server) ReportingUsers() []string { return s.reporters }
 
 // FeedAPIPrefix is the JetStream API prefix under which ledgerd reaches
 // SUBSIDY_FEED: FeedAPIPrefix with users (the feed's own account), empty
@@ -97,8 +101,13 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 		}
 		opts.Users, self.user, self.password = serverUsers(subj, cfg.Users, accounts)
 		self.feedAPI = FeedAPIPrefix
+		for _, u := range cfg.Users {
+			if u.Role == RoleReporting {
+				self.reporters = append(self.reporters, u.Name)
+			}
+		}
 	}
-	if err := moveStreams(filepath.Join(opts.StoreDir, "jetstream"), len(cfg.Users) > 0); err != nil {
+	if err := moveStreams(filepath.Join(opts.StoreDir, "jetstream"), len(cfg.Users) > 0, opts.JetStreamKey != ""); err != nil {
 		return nil, err
 	}
 	if cfg.TLSCert != "" || cfg.TLSKey != "" {

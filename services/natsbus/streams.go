@@ -129,6 +129,29 @@ type StreamOptions struct {
 	// own (FeedAPIPrefix; see FeedAccount); nil: the JetStream of the
 	// other streams.
 	FeedJetStream jetstream.JetStream
+	// FeedConsumers are the reporting users: each gets a durable pull
+	// consumer of SUBSIDY_FEED named after it (FeedConsumerConfig), made
+	// if it does not exist and otherwise left as it is (its position is
+	// the reader's). Reporting users may not make consumers themselves
+	// (Subjects.Permissions).
+	FeedConsumers []string
+}
+
+// FeedConsumerConfig is the durable consumer of SUBSIDY_FEED that
+// EnsureStreams makes for reporting user name: every event from the
+// oldest the stream holds, each acknowledged, redelivered after a minute;
+// its reader starts again from any stream sequence with
+// $JS.FEED.API.CONSUMER.RESET.SUBSIDY_FEED.<name> {"seq": N}.
+func FeedConsumerConfig(name string, replicas int) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       name,
+		Description:   "The feed for reporting user " + name + " (made by ledgerd; its position is the reader's).",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       time.Minute,
+		MaxAckPending: 10000,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		Replicas:      replicas,
+	}
 }
 
 // DefaultStreamOptions are the single-server defaults.
@@ -205,6 +228,20 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, subj Subjects, o
 	}
 	if _, err := EnsurePIIStream(ctx, js, subj, o); err != nil {
 		return nil, err
+	}
+	fjs := js
+	if o.FeedJetStream != nil {
+		fjs = o.FeedJetStream
+	}
+	for _, name := range o.FeedConsumers {
+		if _, err := fjs.Consumer(ctx, FeedStream, name); err == nil {
+			continue
+		} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return nil, fmt.Errorf("natsbus: the feed's consumer %s: %w", name, err)
+		}
+		if _, err := fjs.CreateConsumer(ctx, FeedStream, FeedConsumerConfig(name, o.Replicas)); err != nil && !errors.Is(err, jetstream.ErrConsumerExists) {
+			return nil, fmt.Errorf("natsbus: making the feed's consumer %s: %w", name, err)
+		}
 	}
 	cc := jetstream.ConsumerConfig{
 		Durable:       LedgerConsumer,
