@@ -57,7 +57,9 @@ const LedgerSource = "ledger"
 // Options configure Run.
 type Options struct {
 	// RuleSet is the rule set to decide under (rules.DefaultRuleSet, or
-	// the file the ledger ran with).
+	// the file the ledger ran with) until the log's first RuleSetAdopted,
+	// at behaviour 1: every release that wrote a log without adopting its
+	// rule set first came before rules.BehaviourReEnrolment.
 	RuleSet rules.RuleSet
 	// Through stops after this position (0: the end of the log).
 	Through events.Position
@@ -146,7 +148,9 @@ func Run(ctx context.Context, s events.Store, opt Options) (Summary, error) {
 	if err := opt.RuleSet.Validate(); err != nil {
 		return Summary{}, err
 	}
-	w := rules.NewWorld(opt.RuleSet)
+	pre := opt.RuleSet
+	pre.Behaviour = 1
+	w := rules.NewWorld(pre)
 	sum := Summary{ByVersion: map[string]int64{}}
 	rejections, err := collectRejections(ctx, s, opt, &sum)
 	if err != nil {

@@ -13,10 +13,13 @@ import (
 // RuleSetStream is the stream of RuleSetAdopted events.
 const RuleSetStream = "rule-sets"
 
-// AdoptionFormat is the form of the rule set (ReadRuleSet's file form) and
-// of its fingerprint in the RuleSetAdopted events this release writes and
-// reads (see its format field).
-const AdoptionFormat = 1
+// AdoptionFormat is the latest form of the rule set (ReadRuleSet's file
+// form) and of its fingerprint in the RuleSetAdopted events this release
+// writes and reads (see its format field): 2 is 1 with a behaviour
+// (RuleSet.Behaviour) above 1, which a release before it must refuse
+// rather than fold as the rule set it decides under at its own, earlier
+// behaviour. An adoption at behaviour 1 is written in format 1.
+const AdoptionFormat = 2
 
 // Adoption returns the RuleSetAdopted recording that rs decides from here
 // on, and its event id, derived from the fingerprint and the stream
@@ -28,8 +31,12 @@ func Adoption(rs RuleSet, revision uint64) (events.ID, *subsidyv1.RuleSetAdopted
 		return events.ID{}, nil, err
 	}
 	fp := rs.Fingerprint()
+	format := uint32(1)
+	if rs.behaviour() > 1 {
+		format = AdoptionFormat
+	}
 	return events.DeriveID("rule-set", fp, strconv.FormatUint(revision, 10)),
-		&subsidyv1.RuleSetAdopted{Version: rs.Version, Fingerprint: fp, RuleSetJson: b.String(), Format: AdoptionFormat, Behaviour: uint32(rs.behaviour())}, nil
+		&subsidyv1.RuleSetAdopted{Version: rs.Version, Fingerprint: fp, RuleSetJson: b.String(), Format: format, Behaviour: uint32(rs.behaviour())}, nil
 }
 
 // AdoptionIdentity is the RuleSet.Identity of the rule set m records.
@@ -54,7 +61,7 @@ func (w *World) Adopted() string { return w.adopted }
 func readAdoption(m *subsidyv1.RuleSetAdopted) (RuleSet, error) {
 	// Format 0 (unset) is format 1: the adoptions main wrote before the
 	// field was added (2026-11-27) have that form.
-	if f := m.GetFormat(); f != AdoptionFormat && f != 0 {
+	if f := m.GetFormat(); f > AdoptionFormat {
 		return RuleSet{}, fmt.Errorf("rules: RuleSetAdopted %s is of format %d; this release reads format %d (a later release wrote it?)", m.GetVersion(), f, AdoptionFormat)
 	}
 	rs, err := ReadRuleSet(bytes.NewReader([]byte(m.GetRuleSetJson())))

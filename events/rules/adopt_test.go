@@ -2,6 +2,7 @@ package rules_test
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -130,8 +131,8 @@ func TestAdoptionOfALaterFormat(t *testing.T) {
 		t.Fatalf("format %d", m.GetFormat())
 	}
 	m.Format = rules.AdoptionFormat + 1
-	if err := f.l.w.Apply(rules.RuleSetStream, 0, rules.Event{ID: id, Payload: m, Derived: true}); err == nil || !strings.Contains(err.Error(), "format 2") {
-		t.Errorf("Apply of a format-2 adoption = %v", err)
+	if err := f.l.w.Apply(rules.RuleSetStream, 0, rules.Event{ID: id, Payload: m, Derived: true}); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("format %d;", rules.AdoptionFormat+1)) {
+		t.Errorf("Apply of a format-%d adoption = %v", rules.AdoptionFormat+1, err)
 	}
 	// Unset is format 1 (adoptions written before the field existed).
 	m.Format = 0
@@ -191,8 +192,14 @@ func TestBehaviourOfAnEarlierRelease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.GetBehaviour() != 1 {
-		t.Fatalf("an adoption of behaviour 1 records %d", m.GetBehaviour())
+	if m.GetBehaviour() != 1 || m.GetFormat() != 1 {
+		t.Fatalf("an adoption of behaviour 1 records behaviour %d, format %d; want 1 and 1", m.GetBehaviour(), m.GetFormat())
+	}
+	// One at a later behaviour is of format 2, which a release before it
+	// refuses (rather than fold it as its own rule set and go on
+	// deciding at its own behaviour: found by review).
+	if _, m2, _ := rules.Adoption(rules.DefaultRuleSet(), rev); m2.GetFormat() != 2 || m2.GetBehaviour() != rules.CurrentBehaviour {
+		t.Fatalf("an adoption at behaviour %d is of format %d", m2.GetBehaviour(), m2.GetFormat())
 	}
 	m.Behaviour = 0 // as written before the field existed
 	if err := f.l.w.Apply(rules.RuleSetStream, rev, rules.Event{ID: id, Payload: m, Derived: true}); err != nil {

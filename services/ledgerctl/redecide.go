@@ -52,7 +52,7 @@ func cmdRedecide(ctx context.Context, e *env, args []string) error {
 		"rejections noted their point) are counted, not decided again.\n"+
 		"Exit status: 0 every decision reproduced; 1 some did not (each listed); 2 usage error")
 	storeSpec := storeFlag(f)
-	rsFile := f.str("rule-set", "", "the rule set file ledgerd ran with (--rule-set); default: the built-in rule set")
+	rsFile := f.str("rule-set", "", "the rule set file ledgerd ran with (--rule-set), for the part of the log before its first RuleSetAdopted (decided at behaviour 1, as every release before rules 2026.6); default: the built-in rule set")
 	through := f.Uint64("through", 0, "stop after this position (default: the end of the log)")
 	progress := f.str("progress", "auto", "progress bar on stderr: auto (on a terminal), on or off")
 	asJSON := f.Bool("json", false, "print the report as JSON")
