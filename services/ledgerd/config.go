@@ -16,6 +16,7 @@ import (
 
 	"github.com/cqhrss/subsidyledger/events/person"
 	"github.com/cqhrss/subsidyledger/events/rules"
+	"github.com/cqhrss/subsidyledger/services/natsbus"
 	"github.com/cqhrss/subsidyledger/services/vault"
 )
 
@@ -320,9 +321,12 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		errs = append(errs, &ConfigError{"the HTTP API needs --api-tokens (who may read what), or --demo to serve it unauthenticated with the municipal scope"})
 	}
 	for _, n := range strings.Split(feedConsumers, ",") {
-		if n = strings.TrimSpace(n); n != "" {
-			c.FeedConsumers = append(c.FeedConsumers, n)
+		if n = strings.TrimSpace(n); n == "" {
+			continue
+		} else if !natsbus.ValidUserName(n) {
+			errs = append(errs, &ConfigError{fmt.Sprintf("--feed-consumers: %q is not a NATS user name (letters, digits, '-' and '_')", n)})
 		}
+		c.FeedConsumers = append(c.FeedConsumers, n)
 	}
 	if len(c.FeedConsumers) > 0 && c.NATSURL == "" {
 		errs = append(errs, &ConfigError{"--feed-consumers goes with --nats-url: the embedded server makes one for each reporting user of --nats-users"})

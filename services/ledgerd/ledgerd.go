@@ -178,6 +178,9 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(Started
 	so.Replicas, so.AckWait = cfg.Replicas, cfg.AckWait
 	so.FeedMaxBytes, so.FeedMaxEvents = cfg.FeedMaxBytes, cfg.FeedMaxEvents
 	so.FeedJetStream, so.FeedConsumers = feedJS, feedConsumers
+	// With the feed in an account of its own, only ledgerd makes its
+	// consumers: none may deliver there (natsbus.StreamOptions).
+	so.FeedConsumersOnly = feedAPI != ""
 	so.MaxAckPending = max(so.MaxAckPending, 4*cfg.BatchSize)
 	if sharedStore(cfg) {
 		// Several instances may share this store and the inbound

@@ -203,3 +203,121 @@ func TestEncryptedStreamsStayPut(t *testing.T) {
 		t.Fatalf("demo mode again: %d messages, %v; want the 5 kept", n, err)
 	}
 }
+
+// TestFeedKeepsOnlyTheReportingUsersConsumers (found by review): the feed's
+// stream moves into its account with the consumers anyone could make
+// before there were accounts. A push consumer delivering to another
+// user's pull subject (it took warehouse's messages) and a push consumer
+// under a reporting user's name (ledgerd failed to start) are deleted; a
+// reporting user's consumer of another shape is made anew where it had
+// read to; any other pull consumer stays.
+func TestFeedKeepsOnlyTheReportingUsersConsumers(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	users := []natsbus.User{{Name: "reporter", Password: "r", Role: natsbus.RoleReporting}, {Name: "warehouse", Password: "w", Role: natsbus.RoleReporting}}
+	start := func(withUsers bool) (*natsbus.Server, *nats.Conn, jetstream.JetStream) {
+		t.Helper()
+		cfg := natsbus.ServerConfig{Addr: "127.0.0.1:0", DataDir: dir, Subjects: natsbus.DefaultSubjects}
+		if withUsers {
+			cfg.Users = users
+		}
+		srv, err := natsbus.StartServer(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts := []nats.Option{nats.InProcessServer(srv.InProcess()), nats.CustomInboxPrefix(natsbus.LedgerInbox)}
+		if u, p := srv.Credentials(); u != "" {
+			opts = append(opts, nats.UserInfo(u, p))
+		}
+		nc, err := nats.Connect(srv.ClientURL(), opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		js, _ := jetstream.New(nc)
+		so := natsbus.DefaultStreamOptions
+		so.FeedJetStream = js
+		if p := srv.FeedAPIPrefix(); p != "" {
+			so.FeedJetStream, _ = jetstream.NewWithAPIPrefix(nc, p)
+			so.FeedConsumers, so.FeedConsumersOnly = srv.ReportingUsers(), true
+		}
+		if _, err := natsbus.EnsureStreams(ctx, js, natsbus.DefaultSubjects, so); err != nil {
+			t.Fatalf("users %v: %v", withUsers, err)
+		}
+		return srv, nc, so.FeedJetStream
+	}
+	publish := func(nc *nats.Conn, id string, n int) {
+		t.Helper()
+		var msgs []*nats.Msg
+		for range n {
+			msgs = append(msgs, &nats.Msg{Subject: natsbus.DefaultSubjects.Feed("trainee", "Enrolled"), Data: []byte("x")})
+		}
+		if _, err := natsbus.PublishAtomic(ctx, nc, id, msgs); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// One account: anyone made these.
+	srv, nc, feed := start(false)
+	publish(nc, "f1", 3)
+	for _, c := range []jetstream.ConsumerConfig{
+		{Durable: "reporter", DeliverSubject: "somewhere", AckPolicy: jetstream.AckExplicitPolicy},
+		{Durable: "warehouse", FilterSubject: "subsidy.feed.trainee.>", AckPolicy: jetstream.AckExplicitPolicy},
+		{Durable: "ops-check", AckPolicy: jetstream.AckExplicitPolicy},
+	} {
+		if _, err := feed.CreateOrUpdateConsumer(ctx, natsbus.FeedStream, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wh, _ := feed.Consumer(ctx, natsbus.FeedStream, "warehouse")
+	b, err := wh.Fetch(2, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for m := range b.Messages() {
+		if err := m.DoubleAck(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := feed.CreateOrUpdateConsumer(ctx, natsbus.FeedStream, jetstream.ConsumerConfig{
+		Durable: "sneaky", DeliverSubject: "$JS.API.CONSUMER.MSG.NEXT." + natsbus.FeedStream + ".warehouse", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+		t.Fatal(err)
+	}
+	nc.Close()
+	srv.Shutdown()
+
+	srv, nc, feed = start(true)
+	defer srv.Shutdown()
+	defer nc.Close()
+	publish(nc, "f2", 5)
+	time.Sleep(time.Second) // anything left to deliver would have
+	for _, name := range []string{"sneaky"} {
+		if _, err := feed.Consumer(ctx, natsbus.FeedStream, name); err == nil {
+			t.Errorf("push consumer %s kept", name)
+		}
+	}
+	if _, err := feed.Consumer(ctx, natsbus.FeedStream, "ops-check"); err != nil {
+		t.Errorf("the pull consumer ops-check: %v", err)
+	}
+	for name, first := range map[string]uint64{"reporter": 1, "warehouse": 3} {
+		c, err := feed.Consumer(ctx, natsbus.FeedStream, name)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if cfg := c.CachedInfo().Config; cfg.DeliverSubject != "" || cfg.FilterSubject != "" {
+			t.Errorf("%s's consumer: deliver subject %q, filter %q; want a pull consumer of everything", name, cfg.DeliverSubject, cfg.FilterSubject)
+		}
+		b, err := c.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := uint64(0)
+		for m := range b.Messages() {
+			md, _ := m.Metadata()
+			got = md.Sequence.Stream
+		}
+		if got != first {
+			t.Errorf("%s's consumer delivered sequence %d first; want %d (where it had read to)", name, got, first)
+		}
+	}
+}

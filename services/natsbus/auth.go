@@ -50,9 +50,9 @@ const LedgerInbox = "_LEDGER_INBOX"
 // InboxPrefix is the inbox prefix user must connect with.
 func InboxPrefix(user string) string { return "_INBOX." + user }
 
-// validUserName: a user name is one subject token (its inbox prefix is
+// ValidUserName: a user name is one subject token (its inbox prefix is
 // _INBOX.<user>): letters, digits, '-' and '_'.
-func validUserName(n string) bool {
+func ValidUserName(n string) bool {
 	if n == "" {
 		return false
 	}
@@ -96,7 +96,7 @@ func LoadUsers(path string) ([]User, error) {
 		switch {
 		case u.Name == "" || u.Password == "":
 			return nil, fmt.Errorf("natsbus: users file %s: user %d needs a user name and a password", path, i+1)
-		case !validUserName(u.Name):
+		case !ValidUserName(u.Name):
 			return nil, fmt.Errorf("natsbus: users file %s: user name %q: use letters, digits, '-' and '_' only (it is a subject token: the user's inbox is %s.>)", path, u.Name, InboxPrefix("<user>"))
 		case seen[u.Name]:
 			return nil, fmt.Errorf("natsbus: users file %s: user %q appears twice", path, u.Name)

@@ -2,8 +2,11 @@ package natsbus
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -135,6 +138,104 @@ type StreamOptions struct {
 	// the reader's). Reporting users may not make consumers themselves
 	// (Subjects.Permissions).
 	FeedConsumers []string
+	// FeedConsumersOnly (with accounts: the feed in FeedAccount) keeps
+	// SUBSIDY_FEED's consumers to what FeedConsumers needs: every push
+	// consumer is deleted (a deliver subject inside the feed's account
+	// could reach another consumer's pull or reset subject; one made
+	// before the accounts, when anyone could, moves in with the stream),
+	// and a reporting user's consumer that is not a pull consumer shaped
+	// as FeedConsumerConfig is made anew at the position it had reached.
+	FeedConsumersOnly bool
+}
+
+// ensureFeedConsumers makes the reporting users' consumers of SUBSIDY_FEED
+// (StreamOptions.FeedConsumers) and, with FeedConsumersOnly, deletes the
+// consumers no one may have there.
+func ensureFeedConsumers(ctx context.Context, fjs jetstream.JetStream, o StreamOptions) error {
+	existing := map[string]*jetstream.ConsumerInfo{}
+	if o.FeedConsumersOnly {
+		st, err := fjs.Stream(ctx, FeedStream)
+		if err != nil {
+			return fmt.Errorf("natsbus: stream %s: %w", FeedStream, err)
+		}
+		l := st.ListConsumers(ctx)
+		for ci := range l.Info() {
+			existing[ci.Name] = ci
+		}
+		if err := l.Err(); err != nil {
+			return fmt.Errorf("natsbus: the consumers of %s: %w", FeedStream, err)
+		}
+		for _, name := range slices.Sorted(maps.Keys(existing)) {
+			ci := existing[name]
+			mine := slices.Contains(o.FeedConsumers, name)
+			if ci.Config.DeliverSubject == "" && (!mine || feedConsumerShaped(ci.Config)) {
+				continue
+			}
+			if err := fjs.DeleteConsumer(ctx, FeedStream, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+				return fmt.Errorf("natsbus: deleting the feed's consumer %s: %w", name, err)
+			}
+			delete(existing, name)
+			if mine {
+				// Made anew below, then set to where it had read to.
+				if err := makeFeedConsumer(ctx, fjs, name, o.Replicas, ci.AckFloor.Stream+1); err != nil {
+					return err
+				}
+				existing[name] = ci
+			}
+		}
+	}
+	for _, name := range o.FeedConsumers {
+		if _, ok := existing[name]; ok {
+			continue
+		}
+		if _, err := fjs.Consumer(ctx, FeedStream, name); err == nil {
+			continue
+		} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return fmt.Errorf("natsbus: the feed's consumer %s: %w", name, err)
+		}
+		if err := makeFeedConsumer(ctx, fjs, name, o.Replicas, 0); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// feedConsumerShaped: c is what FeedConsumerConfig makes, but for the
+// settings a reset or an operator may change harmlessly.
+func feedConsumerShaped(c jetstream.ConsumerConfig) bool {
+	return c.Durable != "" && c.DeliverSubject == "" && c.AckPolicy == jetstream.AckExplicitPolicy && c.DeliverPolicy == jetstream.DeliverAllPolicy &&
+		c.FilterSubject == "" && len(c.FilterSubjects) == 0 && c.InactiveThreshold == 0 && c.MaxDeliver <= 0
+}
+
+// makeFeedConsumer makes reporting user name's consumer, reset to deliver
+// from stream sequence from when that is more than 1.
+func makeFeedConsumer(ctx context.Context, fjs jetstream.JetStream, name string, replicas int, from uint64) error {
+	c, err := fjs.CreateConsumer(ctx, FeedStream, FeedConsumerConfig(name, replicas))
+	if err != nil && !errors.Is(err, jetstream.ErrConsumerExists) {
+		return fmt.Errorf("natsbus: making the feed's consumer %s: %w", name, err)
+	}
+	if from > 1 && err == nil && c != nil {
+		api := strings.TrimSuffix(fjs.Options().APIPrefix, ".")
+		if api == "" {
+			api = "$JS.API"
+		}
+		resp, err := fjs.Conn().RequestWithContext(ctx, api+".CONSUMER.RESET."+FeedStream+"."+name, fmt.Appendf(nil, `{"seq":%d}`, from))
+		var r struct {
+			Error *struct {
+				Description string `json:"description"`
+			} `json:"error"`
+		}
+		if err == nil {
+			err = json.Unmarshal(resp.Data, &r)
+		}
+		if err == nil && r.Error != nil {
+			err = errors.New(r.Error.Description)
+		}
+		if err != nil {
+			return fmt.Errorf("natsbus: setting the feed's consumer %s to sequence %d: %w", name, from, err)
+		}
+	}
+	return nil
 }
 
 // FeedConsumerConfig is the durable consumer of SUBSIDY_FEED that
@@ -233,15 +334,8 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, subj Subjects, o
 	if o.FeedJetStream != nil {
 		fjs = o.FeedJetStream
 	}
-	for _, name := range o.FeedConsumers {
-		if _, err := fjs.Consumer(ctx, FeedStream, name); err == nil {
-			continue
-		} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
-			return nil, fmt.Errorf("natsbus: the feed's consumer %s: %w", name, err)
-		}
-		if _, err := fjs.CreateConsumer(ctx, FeedStream, FeedConsumerConfig(name, o.Replicas)); err != nil && !errors.Is(err, jetstream.ErrConsumerExists) {
-			return nil, fmt.Errorf("natsbus: making the feed's consumer %s: %w", name, err)
-		}
+	if err := ensureFeedConsumers(ctx, fjs, o); err != nil {
+		return nil, err
 	}
 	cc := jetstream.ConsumerConfig{
 		Durable:       LedgerConsumer,
