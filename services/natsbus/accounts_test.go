@@ -15,6 +15,51 @@ import (
 	"github.com/cqhrss/subsidyledger/services/natsbus"
 )
 
+// ledgerConn is an embedded server started as ledgerd starts it (with
+// users: the accounts) and ledgerd's own connection to it: js for the
+// ledger's streams, feed for SUBSIDY_FEED.
+type ledgerConn struct {
+	srv      *natsbus.Server
+	nc       *nats.Conn
+	js, feed jetstream.JetStream
+}
+
+func startLedgerServer(t *testing.T, cfg natsbus.ServerConfig) (ledgerConn, error) {
+	t.Helper()
+	srv, err := natsbus.StartServer(cfg)
+	if err != nil {
+		return ledgerConn{}, err
+	}
+	opts := []nats.Option{nats.InProcessServer(srv.InProcess()), nats.CustomInboxPrefix(natsbus.LedgerInbox)}
+	if u, p := srv.Credentials(); u != "" {
+		opts = append(opts, nats.UserInfo(u, p))
+	}
+	nc, err := nats.Connect(srv.ClientURL(), opts...)
+	if err != nil {
+		srv.Shutdown()
+		t.Fatal(err)
+	}
+	js, _ := jetstream.New(nc)
+	feed := js
+	if p := srv.FeedAPIPrefix(); p != "" {
+		feed, _ = jetstream.NewWithAPIPrefix(nc, p)
+	}
+	return ledgerConn{srv, nc, js, feed}, nil
+}
+
+func (c ledgerConn) close() { c.nc.Close(); c.srv.Shutdown() }
+
+// streamOptions are the default stream options as ledgerd sets them for
+// this server.
+func (c ledgerConn) streamOptions() natsbus.StreamOptions {
+	so := natsbus.DefaultStreamOptions
+	so.FeedJetStream = c.feed
+	if c.srv.FeedAPIPrefix() != "" {
+		so.FeedConsumers, so.FeedConsumersOnly = c.srv.ReportingUsers(), true
+	}
+	return so
+}
+
 // TestStreamsMoveBetweenAccounts: a data directory written in demo mode
 // (one account) keeps its streams, their messages and the intake's
 // consumer position when the embedded server starts with users (the
@@ -23,53 +68,32 @@ func TestStreamsMoveBetweenAccounts(t *testing.T) {
 	dir := t.TempDir()
 	subj := natsbus.DefaultSubjects
 	users := []natsbus.User{{Name: "enrolment-svc", Password: "x", Role: "enrolment"}}
-	type open struct {
-		srv      *natsbus.Server
-		nc       *nats.Conn
-		js, feed jetstream.JetStream
-	}
-	start := func(withUsers bool) open {
+	start := func(withUsers bool) ledgerConn {
 		t.Helper()
 		cfg := natsbus.ServerConfig{Addr: "127.0.0.1:0", DataDir: dir, Subjects: subj}
 		if withUsers {
 			cfg.Users = users
 		}
-		srv, err := natsbus.StartServer(cfg)
+		o, err := startLedgerServer(t, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
-		opts := []nats.Option{nats.InProcessServer(srv.InProcess()), nats.CustomInboxPrefix(natsbus.LedgerInbox)}
-		if u, p := srv.Credentials(); u != "" {
-			opts = append(opts, nats.UserInfo(u, p))
+		if withUsers != (o.srv.FeedAPIPrefix() == natsbus.FeedAPIPrefix) {
+			t.Fatalf("users %v: feed API prefix %q", withUsers, o.srv.FeedAPIPrefix())
 		}
-		nc, err := nats.Connect(srv.ClientURL(), opts...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		js, _ := jetstream.New(nc)
-		feed := js
-		if p := srv.FeedAPIPrefix(); p != "" {
-			feed, _ = jetstream.NewWithAPIPrefix(nc, p)
-		}
-		if withUsers != (srv.FeedAPIPrefix() == natsbus.FeedAPIPrefix) {
-			t.Fatalf("users %v: feed API prefix %q", withUsers, srv.FeedAPIPrefix())
-		}
-		return open{srv, nc, js, feed}
+		return o
 	}
-	stop := func(o open) { o.nc.Close(); o.srv.Shutdown() }
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	ensure := func(o open) jetstream.Consumer {
+	ensure := func(o ledgerConn) jetstream.Consumer {
 		t.Helper()
-		so := natsbus.DefaultStreamOptions
-		so.FeedJetStream = o.feed
-		cons, err := natsbus.EnsureStreams(ctx, o.js, subj, so)
+		cons, err := natsbus.EnsureStreams(ctx, o.js, subj, o.streamOptions())
 		if err != nil {
 			t.Fatal(err)
 		}
 		return cons
 	}
-	counts := func(o open) (in, feed uint64, ackFloor uint64) {
+	counts := func(o ledgerConn) (in, feed uint64, ackFloor uint64) {
 		t.Helper()
 		for _, s := range []struct {
 			js   jetstream.JetStream
@@ -125,7 +149,7 @@ func TestStreamsMoveBetweenAccounts(t *testing.T) {
 	if want != [3]uint64{10, 3, 4} {
 		t.Fatalf("demo mode: inbound, feed, ack floor %v; want [10 3 4]", want)
 	}
-	stop(o)
+	o.close()
 
 	for _, withUsers := range []bool{true, false, true} {
 		o := start(withUsers)
@@ -135,7 +159,7 @@ func TestStreamsMoveBetweenAccounts(t *testing.T) {
 		if got != want {
 			t.Errorf("users %v: inbound, feed, ack floor %v; want %v (as before)", withUsers, got, want)
 		}
-		stop(o)
+		o.close()
 	}
 }
 
@@ -156,26 +180,13 @@ func TestEncryptedStreamsStayPut(t *testing.T) {
 		if withUsers {
 			cfg.Users = []natsbus.User{{Name: "enrolment-svc", Password: "x", Role: "enrolment"}}
 		}
-		srv, err := natsbus.StartServer(cfg)
+		o, err := startLedgerServer(t, cfg)
 		if err != nil {
 			return 0, err
 		}
-		defer srv.Shutdown()
-		opts := []nats.Option{nats.InProcessServer(srv.InProcess()), nats.CustomInboxPrefix(natsbus.LedgerInbox)}
-		if u, p := srv.Credentials(); u != "" {
-			opts = append(opts, nats.UserInfo(u, p))
-		}
-		nc, err := nats.Connect(srv.ClientURL(), opts...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer nc.Close()
-		js, _ := jetstream.New(nc)
-		so := natsbus.DefaultStreamOptions
-		if p := srv.FeedAPIPrefix(); p != "" {
-			so.FeedJetStream, _ = jetstream.NewWithAPIPrefix(nc, p)
-		}
-		if _, err := natsbus.EnsureStreams(ctx, js, natsbus.DefaultSubjects, so); err != nil {
+		defer o.close()
+		js := o.js
+		if _, err := natsbus.EnsureStreams(ctx, js, natsbus.DefaultSubjects, o.streamOptions()); err != nil {
 			t.Fatal(err)
 		}
 		for i := range publish {
@@ -222,29 +233,14 @@ func TestFeedKeepsOnlyTheReportingUsersConsumers(t *testing.T) {
 		if withUsers {
 			cfg.Users = users
 		}
-		srv, err := natsbus.StartServer(cfg)
+		o, err := startLedgerServer(t, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
-		opts := []nats.Option{nats.InProcessServer(srv.InProcess()), nats.CustomInboxPrefix(natsbus.LedgerInbox)}
-		if u, p := srv.Credentials(); u != "" {
-			opts = append(opts, nats.UserInfo(u, p))
-		}
-		nc, err := nats.Connect(srv.ClientURL(), opts...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		js, _ := jetstream.New(nc)
-		so := natsbus.DefaultStreamOptions
-		so.FeedJetStream = js
-		if p := srv.FeedAPIPrefix(); p != "" {
-			so.FeedJetStream, _ = jetstream.NewWithAPIPrefix(nc, p)
-			so.FeedConsumers, so.FeedConsumersOnly = srv.ReportingUsers(), true
-		}
-		if _, err := natsbus.EnsureStreams(ctx, js, natsbus.DefaultSubjects, so); err != nil {
+		if _, err := natsbus.EnsureStreams(ctx, o.js, natsbus.DefaultSubjects, o.streamOptions()); err != nil {
 			t.Fatalf("users %v: %v", withUsers, err)
 		}
-		return srv, nc, so.FeedJetStream
+		return o.srv, o.nc, o.feed
 	}
 	publish := func(nc *nats.Conn, id string, n int) {
 		t.Helper()
