@@ -251,6 +251,21 @@ func TestPublishAsASource(t *testing.T) {
 	if _, n := inbound(t, js); n != 1 {
 		t.Fatalf("%d messages in %s; want 1", n, natsbus.InboundStream)
 	}
+	// Waiting for the outcome (the default) subscribes to its own
+	// source's outcomes only, which it may (review: it asked for all, was
+	// refused, and the refusal was blamed on the publish). An outcome
+	// published as the ledger would reaches it.
+	go func() {
+		for range 50 {
+			time.Sleep(100 * time.Millisecond)
+			o, _ := proto.Marshal(&subsidyv1.IntakeOutcome{MessageId: "reg-src-2", Accepted: true, Position: 2})
+			_ = nc.Publish("subsidy.outcome.enrolment.trainee_registered", o)
+		}
+	}()
+	file2 := writeFile(t, "facts2.json", `{"fact": "enrolment.trainee_registered", "msg_id": "reg-src-2", "payload": {"person_key": "`+strings.Repeat("cd", 32)+`", "unit_code": "cq-yuzhong", "education": "EDUCATION_BACHELOR"}}`)
+	if out, _, err := run(t, "", env, "publish", "--nats-user", "enrolment-svc", "--wait", "10s", file2); err != nil || !strings.Contains(out, "accepted reg-src-2") {
+		t.Fatalf("publish as enrolment-svc, waiting for the outcome: %v\n%s", err, out)
+	}
 	// Another source's fact: NATS refuses it.
 	other := writeFile(t, "other.json", `{"fact": "payment.payment_settled", "msg_id": "pay-src", "payload": {}}`)
 	if _, _, err := run(t, "", env, "publish", "--nats-user", "enrolment-svc", "--wait", "0", other); err == nil || !strings.Contains(err.Error(), "permissions violation") {

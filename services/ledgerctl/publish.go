@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -120,13 +122,28 @@ func (n natsFlags) publish(ctx context.Context, js jetstream.JetStream, m *nats.
 	defer cancel(nil)
 	pctx, cancelT := context.WithTimeout(pctx, 30*time.Second)
 	defer cancelT()
+	// Only a refusal of this subject is this publish's (another
+	// operation's, e.g. a subscription, is not).
+	for drained := false; !drained; {
+		select {
+		case <-n.refused:
+		default:
+			drained = true
+		}
+	}
 	done := make(chan struct{})
 	defer close(done)
 	go func() {
-		select {
-		case err := <-n.refused:
-			cancel(err)
-		case <-done:
+		for {
+			select {
+			case err := <-n.refused:
+				if strings.Contains(err.Error(), `Publish to "`+m.Subject+`"`) {
+					cancel(err)
+					return
+				}
+			case <-done:
+				return
+			}
 		}
 	}()
 	ack, err := js.PublishMsg(pctx, m)
@@ -190,7 +207,11 @@ func cmdPublish(ctx context.Context, e *env, args []string) error {
 
 	var outcomes *outcomeWaiter
 	if *wait > 0 {
-		if outcomes, err = waitOutcomes(nc, *nf.prefix); err != nil {
+		var subjects []string
+		for _, of := range all {
+			subjects = append(subjects, of.subject)
+		}
+		if outcomes, err = waitOutcomes(nc, *nf.prefix, subjects); err != nil {
 			return err
 		}
 		defer outcomes.stop()
@@ -399,14 +420,16 @@ func containsID(s string) bool {
 
 // outcomeWaiter collects the ledger's outcomes by message id.
 type outcomeWaiter struct {
-	sub *nats.Subscription
-	mu  sync.Mutex
-	chs map[string]chan *subsidyv1.IntakeOutcome
+	subs []*nats.Subscription
+	mu   sync.Mutex
+	chs  map[string]chan *subsidyv1.IntakeOutcome
 }
 
-func waitOutcomes(nc *nats.Conn, prefix string) (*outcomeWaiter, error) {
+// waitOutcomes subscribes to the outcomes of the sources of subjects
+// (<prefix>.outcome.<source>.>: a service's user may read its own only).
+func waitOutcomes(nc *nats.Conn, prefix string, subjects []string) (*outcomeWaiter, error) {
 	w := &outcomeWaiter{chs: map[string]chan *subsidyv1.IntakeOutcome{}}
-	sub, err := nc.Subscribe(prefix+".outcome.>", func(m *nats.Msg) {
+	handle := func(m *nats.Msg) {
 		o := &subsidyv1.IntakeOutcome{}
 		if proto.Unmarshal(m.Data, o) != nil {
 			return
@@ -415,14 +438,26 @@ func waitOutcomes(nc *nats.Conn, prefix string) (*outcomeWaiter, error) {
 		case w.get(o.GetMessageId()) <- o:
 		default:
 		}
-	})
-	if err != nil {
-		return nil, failf("subscribing to outcomes: %v", err)
+	}
+	var sources []string
+	for _, s := range subjects {
+		if rest, ok := strings.CutPrefix(s, prefix+".in."); ok {
+			src, _, _ := strings.Cut(rest, ".")
+			if !slices.Contains(sources, src) {
+				sources = append(sources, src)
+			}
+		}
+	}
+	for _, src := range sources {
+		sub, err := nc.Subscribe(prefix+".outcome."+src+".>", handle)
+		if err != nil {
+			return nil, failf("subscribing to outcomes: %v", err)
+		}
+		w.subs = append(w.subs, sub)
 	}
 	if err := nc.Flush(); err != nil {
 		return nil, failf("subscribing to outcomes: %v", err)
 	}
-	w.sub = sub
 	return w, nil
 }
 
@@ -437,4 +472,8 @@ func (w *outcomeWaiter) get(id string) chan *subsidyv1.IntakeOutcome {
 	return ch
 }
 
-func (w *outcomeWaiter) stop() { _ = w.sub.Unsubscribe() }
+func (w *outcomeWaiter) stop() {
+	for _, s := range w.subs {
+		_ = s.Unsubscribe()
+	}
+}
