@@ -125,6 +125,9 @@ type Adoption struct {
 	Position    events.Position
 	Version     string
 	Fingerprint string
+	// Behaviour is the decision code's level it decides at
+	// (rules.RuleSet.Behaviour; 1 when the adoption names none).
+	Behaviour int
 }
 
 // OK reports whether every fact read reproduced its decision and no
@@ -214,7 +217,7 @@ func Run(ctx context.Context, s events.Store, opt Options) (Summary, error) {
 			finish()
 			sum.Other++
 			if m, ok := d.Payload.(*subsidyv1.RuleSetAdopted); ok {
-				sum.Adopted = append(sum.Adopted, Adoption{Position: d.Position, Version: m.GetVersion(), Fingerprint: m.GetFingerprint()})
+				sum.Adopted = append(sum.Adopted, Adoption{Position: d.Position, Version: m.GetVersion(), Fingerprint: m.GetFingerprint(), Behaviour: max(int(m.GetBehaviour()), 1)})
 			}
 		default:
 			finish()

@@ -37,6 +37,7 @@ type adoptionJSON struct {
 	Position    uint64 `json:"position"`
 	Version     string `json:"version"`
 	Fingerprint string `json:"fingerprint"`
+	Behaviour   int    `json:"behaviour"`
 }
 
 // maxShown bounds the mismatches printed (all are counted).
@@ -104,7 +105,7 @@ func cmdRedecide(ctx context.Context, e *env, args []string) error {
 			RejUndecided: sum.RejectionsUndecided + sum.RejectionsAltered, RejAltered: sum.RejectionsAltered, Other: sum.Other, Matched: sum.Matched, Mismatches: sum.Mismatches, Orphans: sum.Orphans,
 			ByVersion: sum.ByVersion, Adopted: []adoptionJSON{}, Problems: shown}
 		for _, a := range sum.Adopted {
-			out.Adopted = append(out.Adopted, adoptionJSON{Position: uint64(a.Position), Version: a.Version, Fingerprint: a.Fingerprint})
+			out.Adopted = append(out.Adopted, adoptionJSON{Position: uint64(a.Position), Version: a.Version, Fingerprint: a.Fingerprint, Behaviour: a.Behaviour})
 		}
 		if out.Problems == nil {
 			out.Problems = []string{}
@@ -126,7 +127,7 @@ func cmdRedecide(ctx context.Context, e *env, args []string) error {
 			}
 		}
 		for _, a := range sum.Adopted {
-			fmt.Fprintf(w, "adopted:    rule set %s (fingerprint %.12s) at position %s, recorded in the log\n", a.Version, a.Fingerprint, group(uint64(a.Position)))
+			fmt.Fprintf(w, "adopted:    rule set %s (fingerprint %.12s, behaviour %d) at position %s, recorded in the log\n", a.Version, a.Fingerprint, a.Behaviour, group(uint64(a.Position)))
 		}
 		fmt.Fprintf(w, "read:       %s up to position %s: %s facts, %s derived, %s rejections, %s other\n",
 			nEvents(sum.Events), group(uint64(sum.Through)), group(uint64(sum.Facts)), group(uint64(sum.Derived)), group(uint64(sum.Rejections)), group(uint64(sum.Other)))

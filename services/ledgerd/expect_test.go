@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cqhrss/subsidyledger/events/rules"
 	"github.com/cqhrss/subsidyledger/services/ledgerctl"
 	"github.com/cqhrss/subsidyledger/services/simulate"
 )
@@ -204,13 +205,14 @@ func TestSimulatorExpectationMatchesDashboard(t *testing.T) {
 		Problems         []string         `json:"problems"`
 		RecordedRuleSets map[string]int64 `json:"facts_by_recorded_rule_set"`
 		Adopted          []struct {
-			Position uint64 `json:"position"`
-			Version  string `json:"version"`
+			Position  uint64 `json:"position"`
+			Version   string `json:"version"`
+			Behaviour int    `json:"behaviour"`
 		} `json:"rule_sets_adopted"`
 	}
 	if jerr := json.Unmarshal(out.Bytes(), &rep); err != nil || jerr != nil || !rep.OK || rep.Facts < 1000 || rep.Matched != rep.Facts || rep.Derived < 500 || len(rep.Problems) != 0 ||
 		rep.RejMatched == 0 || rep.RejMatched+rep.RejNotDecided != rep.Rejections || rep.RecordedRuleSets["2026.6"] == 0 ||
-		len(rep.Adopted) != 1 || rep.Adopted[0].Position != 1 || rep.Adopted[0].Version != "2026.6" {
+		len(rep.Adopted) != 1 || rep.Adopted[0].Position != 1 || rep.Adopted[0].Version != "2026.6" || rep.Adopted[0].Behaviour != rules.CurrentBehaviour {
 		t.Fatalf("ledgerctl redecide: %v, %v\n%s%s", err, jerr, out.Bytes(), errOut.Bytes())
 	}
 	t.Logf("ledgerctl redecide: %d facts decided again as recorded, %d derived events; %d of %d rejections decided again as recorded", rep.Facts, rep.Derived, rep.RejMatched, rep.Rejections)
