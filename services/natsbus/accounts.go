@@ -67,7 +67,8 @@ func (s Subjects) AccountsConfig() string {
 	fmt.Fprintf(&b, "accounts: {\n  %s: {\n    jetstream: enabled\n    exports: [\n", LedgerAccount)
 	fmt.Fprintf(&b, "      {service: %q}\n      {service: %q}\n      {stream: %q}\n      {stream: %q}\n    ]\n", p+".in.>", p+".pii.>", p+".outcome.>", p+".projection.>")
 	fmt.Fprintf(&b, "    imports: [\n      {service: {account: %s, subject: %q}}\n", FeedAccount, p+".feed.>")
-	fmt.Fprintf(&b, "      {service: {account: %s, subject: %q}, to: %q}\n    ]\n  }\n", FeedAccount, "$JS.API.>", FeedAPIPrefix+".>")
+	fmt.Fprintf(&b, "      {service: {account: %s, subject: %q}, to: %q}\n", FeedAccount, "$JS.API.>", FeedAPIPrefix+".>")
+	fmt.Fprintf(&b, "      {service: {account: %s, subject: %q}}\n    ]\n  }\n", FeedAccount, "$JS.ACK."+FeedStream+".>")
 	fmt.Fprintf(&b, "  %s: {\n    jetstream: enabled\n    exports: [\n", FeedAccount)
 	fmt.Fprintf(&b, "      {service: %q}\n      {stream: %q}\n      {service: %q, response: stream}\n      {service: %q}\n    ]\n  }\n",
 		p+".feed.>", p+".feed.>", "$JS.API.>", "$JS.ACK."+FeedStream+".>")

@@ -256,6 +256,12 @@ func TestFeedKeepsOnlyTheReportingUsersConsumers(t *testing.T) {
 	// One account: anyone made these.
 	srv, nc, feed := start(false)
 	publish(nc, "f1", 3)
+	// reporter's push consumer delivers to "somewhere"; it acknowledges the
+	// first event.
+	pushed, err := nc.SubscribeSync("somewhere")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []jetstream.ConsumerConfig{
 		{Durable: "reporter", DeliverSubject: "somewhere", AckPolicy: jetstream.AckExplicitPolicy},
 		{Durable: "warehouse", FilterSubject: "subsidy.feed.trainee.>", AckPolicy: jetstream.AckExplicitPolicy},
@@ -265,6 +271,12 @@ func TestFeedKeepsOnlyTheReportingUsersConsumers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if m, err := pushed.NextMsg(5 * time.Second); err != nil {
+		t.Fatal(err)
+	} else if _, err := nc.Request(m.Reply, []byte("+ACK"), 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	_ = pushed.Unsubscribe()
 	wh, _ := feed.Consumer(ctx, natsbus.FeedStream, "warehouse")
 	b, err := wh.Fetch(2, jetstream.FetchMaxWait(5*time.Second))
 	if err != nil {
@@ -292,28 +304,58 @@ func TestFeedKeepsOnlyTheReportingUsersConsumers(t *testing.T) {
 			t.Errorf("push consumer %s kept", name)
 		}
 	}
-	if _, err := feed.Consumer(ctx, natsbus.FeedStream, "ops-check"); err != nil {
+	// The operators' pull consumer stays, and they (in LEDGER) acknowledge
+	// what it delivers.
+	if oc, err := feed.Consumer(ctx, natsbus.FeedStream, "ops-check"); err != nil {
 		t.Errorf("the pull consumer ops-check: %v", err)
+	} else if mb, err := oc.Fetch(1, jetstream.FetchMaxWait(5*time.Second)); err != nil {
+		t.Fatal(err)
+	} else {
+		for m := range mb.Messages() {
+			if err := m.DoubleAck(ctx); err != nil {
+				t.Errorf("an operator acknowledging a feed message: %v", err)
+			}
+		}
 	}
-	for name, first := range map[string]uint64{"reporter": 1, "warehouse": 3} {
-		c, err := feed.Consumer(ctx, natsbus.FeedStream, name)
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
+	// reporter's push consumer had acknowledged 1: made anew from 2;
+	// warehouse's (filtered) is changed in place where it had read to
+	// (acknowledged 2; sequence 3 went to sneaky's pull request and comes
+	// again after the ack wait).
+	check := func(when string) {
+		t.Helper()
+		for name, floor := range map[string]uint64{"reporter": 1, "warehouse": 2} {
+			c, err := feed.Consumer(ctx, natsbus.FeedStream, name)
+			if err != nil {
+				t.Fatalf("%s: %s: %v", when, name, err)
+			}
+			info := c.CachedInfo()
+			if cfg := info.Config; cfg.DeliverSubject != "" || cfg.FilterSubject != "" {
+				t.Errorf("%s: %s's consumer: deliver subject %q, filter %q; want a pull consumer of everything", when, name, cfg.DeliverSubject, cfg.FilterSubject)
+			}
+			if info.AckFloor.Stream != floor {
+				t.Errorf("%s: %s's consumer acknowledged up to %d; want %d (where it had read to)", when, name, info.AckFloor.Stream, floor)
+			}
 		}
-		if cfg := c.CachedInfo().Config; cfg.DeliverSubject != "" || cfg.FilterSubject != "" {
-			t.Errorf("%s's consumer: deliver subject %q, filter %q; want a pull consumer of everything", name, cfg.DeliverSubject, cfg.FilterSubject)
-		}
-		b, err := c.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := uint64(0)
-		for m := range b.Messages() {
-			md, _ := m.Metadata()
-			got = md.Sequence.Stream
-		}
-		if got != first {
-			t.Errorf("%s's consumer delivered sequence %d first; want %d (where it had read to)", name, got, first)
+	}
+	check("after the move")
+	// A second start (or one retried after a lost reply) changes nothing.
+	nc.Close()
+	srv.Shutdown()
+	srv, nc, feed = start(true)
+	defer srv.Shutdown()
+	defer nc.Close()
+	check("after another start")
+	c, err := feed.Consumer(ctx, natsbus.FeedStream, "reporter")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb, err := c.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for m := range mb.Messages() {
+		if md, _ := m.Metadata(); md.Sequence.Stream != 2 {
+			t.Errorf("reporter's consumer delivered sequence %d first; want 2", md.Sequence.Stream)
 		}
 	}
 }

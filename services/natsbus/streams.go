@@ -2,7 +2,6 @@ package natsbus
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -168,20 +167,37 @@ func ensureFeedConsumers(ctx context.Context, fjs jetstream.JetStream, o StreamO
 		for _, name := range slices.Sorted(maps.Keys(existing)) {
 			ci := existing[name]
 			mine := slices.Contains(o.FeedConsumers, name)
-			if ci.Config.DeliverSubject == "" && (!mine || feedConsumerShaped(ci.Config)) {
+			switch {
+			case ci.Config.DeliverSubject == "" && (!mine || feedConsumerShaped(ci.Config)):
+				continue // an operator's pull consumer, or the reader's own
+			case mine && updatable(ci.Config):
+				// Settings an update may change: changed in place, where
+				// the reader had read to.
+				c := FeedConsumerConfig(name, o.Replicas)
+				c.DeliverPolicy, c.OptStartSeq = ci.Config.DeliverPolicy, ci.Config.OptStartSeq
+				if _, err := fjs.UpdateConsumer(ctx, FeedStream, c); err != nil {
+					return fmt.Errorf("natsbus: the feed's consumer %s: %w", name, err)
+				}
 				continue
 			}
 			if err := fjs.DeleteConsumer(ctx, FeedStream, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 				return fmt.Errorf("natsbus: deleting the feed's consumer %s: %w", name, err)
 			}
-			delete(existing, name)
 			if mine {
-				// Made anew below, then set to where it had read to.
-				if err := makeFeedConsumer(ctx, fjs, name, o.Replicas, ci.AckFloor.Stream+1); err != nil {
-					return err
+				// A push consumer under a reporting user's name, or one
+				// an update cannot turn into its shape: made anew in one
+				// step from where it had read to, so that a start retried
+				// after a lost reply finds it shaped and keeps it.
+				c := FeedConsumerConfig(name, o.Replicas)
+				if from := ci.AckFloor.Stream + 1; from > 1 {
+					c.DeliverPolicy, c.OptStartSeq = jetstream.DeliverByStartSequencePolicy, from
 				}
-				existing[name] = ci
+				if _, err := fjs.CreateConsumer(ctx, FeedStream, c); err != nil && !errors.Is(err, jetstream.ErrConsumerExists) {
+					return fmt.Errorf("natsbus: making the feed's consumer %s: %w", name, err)
+				}
+				continue
 			}
+			delete(existing, name)
 		}
 	}
 	for _, name := range o.FeedConsumers {
@@ -193,49 +209,29 @@ func ensureFeedConsumers(ctx context.Context, fjs jetstream.JetStream, o StreamO
 		} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
 			return fmt.Errorf("natsbus: the feed's consumer %s: %w", name, err)
 		}
-		if err := makeFeedConsumer(ctx, fjs, name, o.Replicas, 0); err != nil {
-			return err
+		if _, err := fjs.CreateConsumer(ctx, FeedStream, FeedConsumerConfig(name, o.Replicas)); err != nil && !errors.Is(err, jetstream.ErrConsumerExists) {
+			return fmt.Errorf("natsbus: making the feed's consumer %s: %w", name, err)
 		}
 	}
 	return nil
 }
 
-// feedConsumerShaped: c is what FeedConsumerConfig makes, but for the
-// settings a reset or an operator may change harmlessly.
+// feedConsumerShaped: c is a durable pull consumer of every event, each
+// acknowledged, from the first or from a start sequence (one made anew
+// where its reader had read to), whatever a reset or an operator changed
+// harmlessly.
 func feedConsumerShaped(c jetstream.ConsumerConfig) bool {
-	return c.Durable != "" && c.DeliverSubject == "" && c.AckPolicy == jetstream.AckExplicitPolicy && c.DeliverPolicy == jetstream.DeliverAllPolicy &&
+	return c.Durable != "" && c.DeliverSubject == "" && c.AckPolicy == jetstream.AckExplicitPolicy &&
+		(c.DeliverPolicy == jetstream.DeliverAllPolicy || c.DeliverPolicy == jetstream.DeliverByStartSequencePolicy) &&
 		c.FilterSubject == "" && len(c.FilterSubjects) == 0 && c.InactiveThreshold == 0 && c.MaxDeliver <= 0
 }
 
-// makeFeedConsumer makes reporting user name's consumer, reset to deliver
-// from stream sequence from when that is more than 1.
-func makeFeedConsumer(ctx context.Context, fjs jetstream.JetStream, name string, replicas int, from uint64) error {
-	c, err := fjs.CreateConsumer(ctx, FeedStream, FeedConsumerConfig(name, replicas))
-	if err != nil && !errors.Is(err, jetstream.ErrConsumerExists) {
-		return fmt.Errorf("natsbus: making the feed's consumer %s: %w", name, err)
-	}
-	if from > 1 && err == nil && c != nil {
-		api := strings.TrimSuffix(fjs.Options().APIPrefix, ".")
-		if api == "" {
-			api = "$JS.API"
-		}
-		resp, err := fjs.Conn().RequestWithContext(ctx, api+".CONSUMER.RESET."+FeedStream+"."+name, fmt.Appendf(nil, `{"seq":%d}`, from))
-		var r struct {
-			Error *struct {
-				Description string `json:"description"`
-			} `json:"error"`
-		}
-		if err == nil {
-			err = json.Unmarshal(resp.Data, &r)
-		}
-		if err == nil && r.Error != nil {
-			err = errors.New(r.Error.Description)
-		}
-		if err != nil {
-			return fmt.Errorf("natsbus: setting the feed's consumer %s to sequence %d: %w", name, from, err)
-		}
-	}
-	return nil
+// updatable: an update can give c FeedConsumerConfig's shape (a pull
+// consumer acknowledging each event, delivering from the first or a start
+// sequence: its filter, inactivity and delivery limits may change).
+func updatable(c jetstream.ConsumerConfig) bool {
+	return c.Durable != "" && c.DeliverSubject == "" && c.AckPolicy == jetstream.AckExplicitPolicy &&
+		(c.DeliverPolicy == jetstream.DeliverAllPolicy || c.DeliverPolicy == jetstream.DeliverByStartSequencePolicy)
 }
 
 // FeedConsumerConfig is the durable consumer of SUBSIDY_FEED that
