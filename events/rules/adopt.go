@@ -41,14 +41,16 @@ func Adoption(rs RuleSet, revision uint64) (events.ID, *subsidyv1.RuleSetAdopted
 
 // AdoptionIdentity is the RuleSet.Identity of the rule set m records.
 func AdoptionIdentity(m *subsidyv1.RuleSetAdopted) string {
-	return RuleSet{Behaviour: int(m.GetBehaviour())}.identityOf(m.GetFingerprint())
+	return identity(m.GetFingerprint(), int(m.GetBehaviour()))
 }
 
-func (rs RuleSet) identityOf(fingerprint string) string {
-	if rs.Behaviour <= 1 {
+// identity is a rule set's fingerprint with its behaviour beside it, from
+// behaviour 2 on (RuleSet.Identity).
+func identity(fingerprint string, behaviour int) string {
+	if behaviour <= 1 {
 		return fingerprint
 	}
-	return fingerprint + "+b" + strconv.Itoa(rs.Behaviour)
+	return fingerprint + "+b" + strconv.Itoa(behaviour)
 }
 
 // Adopted returns the identity (RuleSet.Identity) of the rule set the last

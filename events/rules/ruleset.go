@@ -101,7 +101,7 @@ const (
 // on): the rule set a RuleSetAdopted records and a World decides under.
 // Two rule sets of one Version must have one Fingerprint; a release that
 // decides further records the same parameters again at its Behaviour.
-func (rs RuleSet) Identity() string { return rs.identityOf(rs.Fingerprint()) }
+func (rs RuleSet) Identity() string { return identity(rs.Fingerprint(), rs.Behaviour) }
 
 // behaviour is the level of rs, 1 unless set.
 func (rs RuleSet) behaviour() int { return max(rs.Behaviour, 1) }

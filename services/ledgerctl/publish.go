@@ -439,17 +439,17 @@ func waitOutcomes(nc *nats.Conn, prefix string, subjects []string) (*outcomeWait
 		default:
 		}
 	}
+	// <prefix>.outcome.<source>.<fact> of each inbound subject, its last
+	// token a wildcard.
 	var sources []string
 	for _, s := range subjects {
-		if rest, ok := strings.CutPrefix(s, prefix+".in."); ok {
-			src, _, _ := strings.Cut(rest, ".")
-			if !slices.Contains(sources, src) {
-				sources = append(sources, src)
-			}
+		out := natsbus.Subjects{Prefix: prefix}.Outcome(s)
+		if i := strings.LastIndexByte(out, '.'); i > 0 && !slices.Contains(sources, out[:i]+".>") {
+			sources = append(sources, out[:i]+".>")
 		}
 	}
 	for _, src := range sources {
-		sub, err := nc.Subscribe(prefix+".outcome."+src+".>", handle)
+		sub, err := nc.Subscribe(src, handle)
 		if err != nil {
 			return nil, failf("subscribing to outcomes: %v", err)
 		}

@@ -60,6 +60,21 @@ func (c ledgerConn) streamOptions() natsbus.StreamOptions {
 	return so
 }
 
+// fetchAcked fetches n messages from c and acknowledges each (waiting for
+// the server's confirmation).
+func fetchAcked(t *testing.T, ctx context.Context, c jetstream.Consumer, n int) {
+	t.Helper()
+	b, err := c.Fetch(n, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for m := range b.Messages() {
+		if err := m.DoubleAck(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestStreamsMoveBetweenAccounts: a data directory written in demo mode
 // (one account) keeps its streams, their messages and the intake's
 // consumer position when the embedded server starts with users (the
@@ -135,15 +150,7 @@ func TestStreamsMoveBetweenAccounts(t *testing.T) {
 	if _, err := natsbus.PublishAtomic(ctx, o.nc, "feed-1", feed); err != nil {
 		t.Fatal(err)
 	}
-	b, err := cons.Fetch(4, jetstream.FetchMaxWait(5*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for m := range b.Messages() {
-		if err := m.DoubleAck(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
+	fetchAcked(t, ctx, cons, 4)
 	want := [3]uint64{}
 	want[0], want[1], want[2] = counts(o)
 	if want != [3]uint64{10, 3, 4} {
@@ -278,15 +285,7 @@ func TestFeedKeepsOnlyTheReportingUsersConsumers(t *testing.T) {
 	}
 	_ = pushed.Unsubscribe()
 	wh, _ := feed.Consumer(ctx, natsbus.FeedStream, "warehouse")
-	b, err := wh.Fetch(2, jetstream.FetchMaxWait(5*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for m := range b.Messages() {
-		if err := m.DoubleAck(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
+	fetchAcked(t, ctx, wh, 2)
 	if _, err := feed.CreateOrUpdateConsumer(ctx, natsbus.FeedStream, jetstream.ConsumerConfig{
 		Durable: "sneaky", DeliverSubject: "$JS.API.CONSUMER.MSG.NEXT." + natsbus.FeedStream + ".warehouse", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
 		t.Fatal(err)

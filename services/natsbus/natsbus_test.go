@@ -97,15 +97,7 @@ func TestEnsureStreamsSwitchesPinning(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mb, err := one.Fetch(1, jetstream.FetchMaxWait(2*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for m := range mb.Messages() {
-		if err := m.DoubleAck(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
+	fetchAcked(t, ctx, one, 1)
 	pinned := natsbus.DefaultStreamOptions
 	pinned.PinnedTTL = 5 * time.Second
 	cons, err := natsbus.EnsureStreams(ctx, js, subj, pinned)

@@ -192,12 +192,10 @@ func ensureFeedConsumers(ctx context.Context, fjs jetstream.JetStream, o StreamO
 				if from := ci.AckFloor.Stream + 1; from > 1 {
 					c.DeliverPolicy, c.OptStartSeq = jetstream.DeliverByStartSequencePolicy, from
 				}
-				if _, err := fjs.CreateConsumer(ctx, FeedStream, c); err != nil && !errors.Is(err, jetstream.ErrConsumerExists) {
-					return fmt.Errorf("natsbus: making the feed's consumer %s: %w", name, err)
+				if err := createFeedConsumer(ctx, fjs, c); err != nil {
+					return err
 				}
-				continue
 			}
-			delete(existing, name)
 		}
 	}
 	for _, name := range o.FeedConsumers {
@@ -209,9 +207,18 @@ func ensureFeedConsumers(ctx context.Context, fjs jetstream.JetStream, o StreamO
 		} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
 			return fmt.Errorf("natsbus: the feed's consumer %s: %w", name, err)
 		}
-		if _, err := fjs.CreateConsumer(ctx, FeedStream, FeedConsumerConfig(name, o.Replicas)); err != nil && !errors.Is(err, jetstream.ErrConsumerExists) {
-			return fmt.Errorf("natsbus: making the feed's consumer %s: %w", name, err)
+		if err := createFeedConsumer(ctx, fjs, FeedConsumerConfig(name, o.Replicas)); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// createFeedConsumer makes consumer c of SUBSIDY_FEED; one that exists
+// already (another instance's start) will do.
+func createFeedConsumer(ctx context.Context, fjs jetstream.JetStream, c jetstream.ConsumerConfig) error {
+	if _, err := fjs.CreateConsumer(ctx, FeedStream, c); err != nil && !errors.Is(err, jetstream.ErrConsumerExists) {
+		return fmt.Errorf("natsbus: making the feed's consumer %s: %w", c.Durable, err)
 	}
 	return nil
 }
