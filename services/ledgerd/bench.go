@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"runtime/metrics"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -49,6 +50,9 @@ type IngestBenchConfig struct {
 	// CPU, if set, reads the process's CPU time so far (every thread);
 	// mode (b) and its raw baseline then report CPU per fact and message.
 	CPU func() time.Duration
+	// BatchProfile, if set, receives a CPU profile of mode (b)'s rounds
+	// only (runtime/pprof), without the raw baselines and mode (a).
+	BatchProfile io.Writer
 }
 
 // IngestBenchResult holds the figures, each mode beside the raw JetStream
@@ -301,6 +305,12 @@ func BenchIngest(ctx context.Context, bc IngestBenchConfig) (IngestBenchResult, 
 	var batchCPU time.Duration
 	var batchAlloc float64
 	batchFacts := 0
+	if bc.BatchProfile != nil {
+		if err := pprof.StartCPUProfile(bc.BatchProfile); err != nil {
+			return res, fmt.Errorf("mode (b)'s CPU profile: %w", err)
+		}
+		defer pprof.StopCPUProfile() // on an early return; a second stop does nothing
+	}
 	for round := range rounds {
 		if round > 0 {
 			if err := WaitCaughtUp(ctx, "http://"+st.HTTPAddr+"/metrics", 2*time.Minute); err != nil {
@@ -317,6 +327,9 @@ func BenchIngest(ctx context.Context, bc IngestBenchConfig) (IngestBenchResult, 
 		batchAlloc += allocated
 		res.BatchRoundFactsPerSec = append(res.BatchRoundFactsPerSec, rate)
 		batchLat = append(batchLat, reset()...)
+	}
+	if bc.BatchProfile != nil {
+		pprof.StopCPUProfile()
 	}
 	sorted := slices.Clone(res.BatchRoundFactsPerSec)
 	slices.Sort(sorted)

@@ -57,8 +57,10 @@ type config struct {
 	projectionTrainees int
 	// ledgerdFlags are extra flags for the in-process ledgerd.
 	ledgerdFlags []string
-	auditEvents  int // events in the store of the audit (verify, seal, proof) figures
-	log          io.Writer
+	// ingestProfile receives a CPU profile of ingest mode (b) (nil: none).
+	ingestProfile io.Writer
+	auditEvents   int // events in the store of the audit (verify, seal, proof) figures
+	log           io.Writer
 }
 
 // ledgerdCommand re-executes this binary as ledgerd (soak runs ledgerd as
@@ -83,6 +85,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		strict = fs.Bool("strict", false, "exit with an error if a goal is not met")
 		quiet  = fs.Bool("q", false, "do not report progress on stderr")
 		cpu    = fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
+		bprof  = fs.String("ingest-cpuprofile", "", "write a CPU profile of ingest mode (b)'s rounds only to this file (not with -cpuprofile)")
 		mem    = fs.String("memprofile", "", "write a heap profile to this file at the end of the run: what the run allocated (go tool pprof -sample_index=alloc_space) and what is still live")
 	)
 	fs.StringVar(&cfg.dir, "dir", "", "scratch directory (default: a new temporary directory)")
@@ -144,6 +147,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("-cpuprofile: %v", err)
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if *bprof != "" {
+		if *cpu != "" {
+			return fmt.Errorf("-ingest-cpuprofile and -cpuprofile: one CPU profile at a time")
+		}
+		f, err := os.Create(*bprof)
+		if err != nil {
+			return fmt.Errorf("-ingest-cpuprofile: %v", err)
+		}
+		defer f.Close()
+		cfg.ingestProfile = f
 	}
 	if *mem != "" {
 		f, err := os.Create(*mem)
