@@ -2,15 +2,13 @@ package api
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"crypto/subtle"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"strings"
+
+	"github.com/cqhrss/subsidyledger/services/internal/bearer"
 )
 
 // Token is one API credential of the tokens file (ledgerd --api-tokens):
@@ -38,15 +36,7 @@ type Token struct {
 
 // HashToken returns the hex SHA-256 of a bearer token, as the tokens file
 // stores it.
-func HashToken(token string) string {
-	h := sha256.Sum256([]byte(token))
-	return hex.EncodeToString(h[:])
-}
-
-type tokenEntry struct {
-	hash  [32]byte
-	scope Scope
-}
+func HashToken(token string) string { return bearer.Of(token) }
 
 // LoadTokens reads a tokens file and returns the ScopeFunc that
 // authenticates requests by "Authorization: Bearer <token>".
@@ -76,10 +66,11 @@ func LoadTokens(path string) (ScopeFunc, error) {
 
 // TokenScope authenticates requests by bearer token against tokens.
 func TokenScope(tokens []Token) (ScopeFunc, error) {
-	entries := make([]tokenEntry, 0, len(tokens))
+	hashes := make([]bearer.Hash, 0, len(tokens))
+	scopes := make([]Scope, 0, len(tokens))
 	for i, t := range tokens {
-		raw, err := hex.DecodeString(t.SHA256)
-		if err != nil || len(raw) != 32 {
+		h, err := bearer.ParseHash(t.SHA256)
+		if err != nil {
 			return nil, fmt.Errorf("api: token %d: sha256 must be 64 hex characters", i+1)
 		}
 		sc, err := ParseScope(t.Scope)
@@ -95,26 +86,18 @@ func TokenScope(tokens []Token) (ScopeFunc, error) {
 		case ValidOfficial(t.Name):
 			sc.Official = t.Name
 		}
-		var e tokenEntry
-		copy(e.hash[:], raw)
-		e.scope = sc
-		entries = append(entries, e)
+		hashes = append(hashes, h)
+		scopes = append(scopes, sc)
 	}
 	return func(r *http.Request) (Scope, error) {
-		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || tok == "" {
+		tok, ok := bearer.Token(r)
+		if !ok {
 			return Scope{}, errorf(CodeUnauthenticated, "send Authorization: Bearer <token>")
 		}
-		h := sha256.Sum256([]byte(tok))
-		found := -1
-		for i := range entries { // no early exit: the same time for every token
-			if subtle.ConstantTimeCompare(h[:], entries[i].hash[:]) == 1 {
-				found = i
-			}
-		}
+		found := bearer.Find(hashes, tok)
 		if found < 0 {
 			return Scope{}, errorf(CodeUnauthenticated, "unknown token")
 		}
-		return entries[found].scope, nil
+		return scopes[found], nil
 	}, nil
 }

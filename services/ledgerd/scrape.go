@@ -3,13 +3,12 @@ package ledgerd
 import (
 	"bufio"
 	"bytes"
-	"crypto/sha256"
-	"crypto/subtle"
-	"encoding/hex"
 	"fmt"
 	"net/http"
 	"os"
 	"strings"
+
+	"github.com/cqhrss/subsidyledger/services/internal/bearer"
 )
 
 // scrapeGuard reads a scrape-tokens file (--metrics-token-file) and returns
@@ -23,18 +22,18 @@ func scrapeGuard(path string) (func(http.Handler) http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	var hashes [][sha256.Size]byte
+	var hashes []bearer.Hash
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		raw, err := hex.DecodeString(line)
-		if err != nil || len(raw) != sha256.Size {
-			return nil, fmt.Errorf("%s line %d: want the SHA-256 of a token, 64 hex characters (printf %%s \"$TOKEN\" | sha256sum)", path, n)
+		h, err := bearer.ParseHash(line)
+		if err != nil {
+			return nil, fmt.Errorf("%s line %d: %v (printf %%s \"$TOKEN\" | sha256sum)", path, n, err)
 		}
-		hashes = append(hashes, [sha256.Size]byte(raw))
+		hashes = append(hashes, h)
 	}
 	if err := sc.Err(); err != nil {
 		return nil, err
@@ -44,13 +43,7 @@ func scrapeGuard(path string) (func(http.Handler) http.Handler, error) {
 	}
 	return func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			sum := sha256.Sum256([]byte(tok))
-			found := 0
-			for i := range hashes { // no early exit: the same time for every token
-				found |= subtle.ConstantTimeCompare(sum[:], hashes[i][:])
-			}
-			if !ok || tok == "" || found == 0 {
+			if tok, ok := bearer.Token(r); !ok || bearer.Find(hashes, tok) < 0 {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="metrics"`)
 				http.Error(w, "metrics: send Authorization: Bearer <scrape token>", http.StatusUnauthorized)
 				return
