@@ -60,32 +60,47 @@ type outFact struct {
 type natsFlags struct {
 	url, prefix, user, ca *string
 	getenv                func(string) string
-	// refused receives the server's refusals (permission violations),
-	// which NATS reports apart from the publish they refuse.
-	refused chan error
+	// inFlight is the publish waiting for its acknowledgement, which the
+	// server's refusal of it (a permission violation, reported apart from
+	// the publish) ends at once.
+	inFlight *inFlight
+}
+
+// inFlight is the subject of the publish under way and what ends it.
+type inFlight struct {
+	mu      sync.Mutex
+	subject string
+	cancel  context.CancelCauseFunc
+}
+
+// refused ends the publish under way if err is the server's refusal of
+// its subject (a refusal of another operation, e.g. a subscription, is
+// not its).
+func (f *inFlight) refused(err error) {
+	if !errors.Is(err, nats.ErrPermissionViolation) {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.cancel != nil && strings.Contains(err.Error(), `Publish to "`+f.subject+`"`) {
+		f.cancel(err)
+	}
 }
 
 func addNATSFlags(f *flags) natsFlags {
 	return natsFlags{
-		url:     f.str("nats-url", "nats://127.0.0.1:4222", "NATS server URL(s) of the ledger"),
-		prefix:  f.str("subject-prefix", "subsidy", "prefix of the ledger's subjects"),
-		user:    f.str("nats-user", "", "NATS user (the password comes from LEDGER_NATS_PASSWORD)"),
-		ca:      f.str("nats-ca", "", "PEM file of the CA that signed the NATS server's TLS certificate"),
-		getenv:  f.e.getenv,
-		refused: make(chan error, 16),
+		url:      f.str("nats-url", "nats://127.0.0.1:4222", "NATS server URL(s) of the ledger"),
+		prefix:   f.str("subject-prefix", "subsidy", "prefix of the ledger's subjects"),
+		user:     f.str("nats-user", "", "NATS user (the password comes from LEDGER_NATS_PASSWORD)"),
+		ca:       f.str("nats-ca", "", "PEM file of the CA that signed the NATS server's TLS certificate"),
+		getenv:   f.e.getenv,
+		inFlight: &inFlight{},
 	}
 }
 
 func (n natsFlags) connect(ctx context.Context) (*nats.Conn, jetstream.JetStream, error) {
 	opts := []nats.Option{nats.Name("ledgerctl"), nats.Timeout(5 * time.Second),
-		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-			if errors.Is(err, nats.ErrPermissionViolation) {
-				select {
-				case n.refused <- err:
-				default:
-				}
-			}
-		})}
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { n.inFlight.refused(err) })}
 	if *n.user != "" {
 		// Replies come under the user's own inbox, the only one its
 		// permissions let it read (natsbus.InboxPrefix).
@@ -122,29 +137,14 @@ func (n natsFlags) publish(ctx context.Context, js jetstream.JetStream, m *nats.
 	defer cancel(nil)
 	pctx, cancelT := context.WithTimeout(pctx, 30*time.Second)
 	defer cancelT()
-	// Only a refusal of this subject is this publish's (another
-	// operation's, e.g. a subscription, is not).
-	for drained := false; !drained; {
-		select {
-		case <-n.refused:
-		default:
-			drained = true
-		}
-	}
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		for {
-			select {
-			case err := <-n.refused:
-				if strings.Contains(err.Error(), `Publish to "`+m.Subject+`"`) {
-					cancel(err)
-					return
-				}
-			case <-done:
-				return
-			}
-		}
+	f := n.inFlight
+	f.mu.Lock()
+	f.subject, f.cancel = m.Subject, cancel
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		f.subject, f.cancel = "", nil
+		f.mu.Unlock()
 	}()
 	ack, err := js.PublishMsg(pctx, m)
 	if cause := context.Cause(pctx); err != nil && cause != nil && errors.Is(cause, nats.ErrPermissionViolation) {
