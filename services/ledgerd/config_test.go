@@ -1,6 +1,7 @@
 package ledgerd
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -8,6 +9,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cqhrss/subsidyledger/services/natsbus"
 )
 
 func TestParseConfig(t *testing.T) {
@@ -165,5 +171,40 @@ func TestPersonalDataKeys(t *testing.T) {
 		if !errors.As(err, &ce) || !strings.Contains(err.Error(), flag+" "+empty+" is empty") {
 			t.Errorf("ParseConfig(--demo %s EMPTY) = %v; want a ConfigError saying it is empty", flag, err)
 		}
+	}
+}
+
+// TestMaxPending: --max-pending is the inbound consumer's MaxAckPending
+// (20,000 by default), never under four batches, and a restart with
+// another value changes the consumer that exists.
+func TestMaxPending(t *testing.T) {
+	c, err := ParseConfig([]string{"--demo"}, func(string) string { return "" }, io.Discard)
+	if err != nil || c.MaxPending != 20000 {
+		t.Fatalf("ParseConfig(--demo): MaxPending %d, %v; want 20000", c.MaxPending, err)
+	}
+	for _, bad := range []string{"0", "-5", "many", "1000001"} {
+		if _, err := ParseConfig([]string{"--demo", "--max-pending", bad}, func(string) string { return "" }, io.Discard); !strings.Contains(fmt.Sprint(err), "--max-pending") {
+			t.Errorf("ParseConfig(--max-pending %s) = %v; want a ConfigError naming --max-pending", bad, err)
+		}
+	}
+	dir := t.TempDir()
+	for _, tc := range []struct{ maxPending, batch, want int }{{50000, 100, 50000}, {10, 100, 400}} {
+		cfg := testConfig(t, dir, "")
+		cfg.MaxPending, cfg.BatchSize = tc.maxPending, tc.batch
+		in := start(t, cfg)
+		nc, err := nats.Connect(in.addr.NATSURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		js, _ := jetstream.New(nc)
+		cons, err := js.Consumer(context.Background(), natsbus.InboundStream, natsbus.LedgerConsumer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cons.CachedInfo().Config.MaxAckPending; got != tc.want {
+			t.Errorf("--max-pending %d, --batch-size %d: the consumer's MaxAckPending is %d, want %d", tc.maxPending, tc.batch, got, tc.want)
+		}
+		nc.Close()
+		in.stop(t)
 	}
 }

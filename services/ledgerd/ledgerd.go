@@ -181,6 +181,9 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(Started
 	// With the feed in an account of its own, only ledgerd makes its
 	// consumers: none may deliver there (natsbus.StreamOptions).
 	so.FeedConsumersOnly = feedAPI != ""
+	if cfg.MaxPending > 0 {
+		so.MaxAckPending = cfg.MaxPending
+	}
 	so.MaxAckPending = max(so.MaxAckPending, 4*cfg.BatchSize)
 	if sharedStore(cfg) {
 		// Several instances may share this store and the inbound
