@@ -41,7 +41,7 @@ type Config struct {
 	// batches).
 	MaxPending int
 	AckWait    time.Duration
-	FeedBatch     int
+	FeedBatch  int
 	// IntakeSnapshotEvery: the intake snapshots the rules' World after
 	// this many events (ingest.Config.SnapshotEvery).
 	IntakeSnapshotEvery int
