@@ -112,9 +112,15 @@ func (s *server) cached(key string, compute func() (any, error)) ([]byte, error)
 	return b, nil
 }
 
+// Handler is the API's handler (New).
+type Handler struct {
+	http.Handler
+	s *server
+}
+
 // New returns the API's handler. It serves /v1/..., /dashboard/ and
 // redirects / to /dashboard/.
-func New(cfg Config) http.Handler {
+func New(cfg Config) *Handler {
 	if cfg.Scope == nil {
 		cfg.Scope = HeaderScope(Scope{Role: RoleMunicipal})
 	}
@@ -149,7 +155,7 @@ func New(cfg Config) http.Handler {
 		mux.Handle(rt.method+" "+rt.pattern, s.wrap(rt))
 	}
 	s.mountDashboard(mux)
-	return mux
+	return &Handler{Handler: mux, s: s}
 }
 
 // route is one endpoint: the mux pattern, its documentation and handler.

@@ -3,14 +3,17 @@ package api
 import (
 	"log/slog"
 	"net/http"
+	"strconv"
+
+	"github.com/cqhrss/subsidyledger/events"
 )
 
-// Guard applies the API's authentication to a handler served beside it
-// (ledgerd's tamper-evidence routes, package auditapi): a caller needs a
-// scope (ScopeFunc) for anything; GET and HEAD are reads and open to every
-// scope (none of those routes carries personal data: positions, sizes and
-// hashes), anything else changes the ledger and is the municipal scope's
-// alone. Refusals are the API's error bodies (401, 403).
+// Guard applies the API's authentication to a handler served beside it: a
+// caller needs a scope (ScopeFunc) for anything; GET and HEAD are reads and
+// open to every scope, anything else changes the ledger and is the
+// municipal scope's alone. Refusals are the API's error bodies (401, 403).
+// ledgerd's tamper-evidence routes (package auditapi) take Handler.Audit,
+// which adds the scopes' limits on what an inclusion proof names.
 func Guard(scope ScopeFunc, log *slog.Logger, h http.Handler) http.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -27,4 +30,48 @@ func Guard(scope ScopeFunc, log *slog.Logger, h http.Handler) http.Handler {
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// inclusionPath is auditapi's inclusion proof, whose leaf names the
+// event's stream and revision.
+const inclusionPath = "/v1/audit/proof/inclusion"
+
+// Audit guards the tamper-evidence routes served beside the API (package
+// auditapi) as Guard does, with the API's scope function. Their answers
+// are positions, sizes and hashes, except an inclusion proof's leaf, which
+// names its event's stream and revision: a "trainee-<person key>" is a
+// person the scope may not know of. A scope that does not read everything
+// therefore gets an inclusion proof only for an event of a stream it may
+// read, else the same 404 as GET /v1/audit/events/{position}.
+func (h *Handler) Audit(next http.Handler) http.Handler {
+	s := h.s
+	return Guard(s.cfg.Scope, s.log, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == inclusionPath {
+			sc, err := s.cfg.Scope(r)
+			if err != nil {
+				writeError(w, r, s.log, err)
+				return
+			}
+			if !sc.readsAll() {
+				// Only a position checked here goes on: what auditapi
+				// reads from the query is checked the way it reads it.
+				v := r.URL.Query().Get("position")
+				n, err := strconv.ParseInt(v, 10, 64)
+				if err != nil || n <= 0 {
+					writeError(w, r, s.log, errorf(CodeBadRequest, "position %q: want a positive whole number", v))
+					return
+				}
+				recs, err := s.cfg.Store.ReadAll(r.Context(), events.Position(n-1), 1)
+				if err != nil {
+					writeError(w, r, s.log, err)
+					return
+				}
+				if len(recs) == 0 || recs[0].Position != events.Position(n) || !s.allowedStream(r, sc, recs[0].Stream) {
+					writeError(w, r, s.log, errorf(CodeNotFound, "no event at position %d in your scope", n))
+					return
+				}
+			}
+		}
+		next.ServeHTTP(w, r)
+	}))
 }

@@ -353,7 +353,7 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(Started
 	// The tamper evidence is served beside the API, behind its
 	// authentication: reads for every scope, issuing a checkpoint for
 	// the municipal scope.
-	audit := api.Guard(scope, log.With("component", "api"), auditapi.Handler(sealer, checkpoints, signer.VerifierKey()))
+	audit := apiHandler.Audit(auditapi.Handler(sealer, checkpoints, signer.VerifierKey()))
 	mux.Handle("/v1/audit/checkpoint", audit)
 	mux.Handle("/v1/audit/proof/", audit)
 	mux.Handle("/v1/audit/verifier-key", audit)
