@@ -395,6 +395,24 @@ func (f Flag) ForInstitution() Flag {
 	return f
 }
 
+// WithoutPerson is the flag as a district sees it when it is about a
+// trainee outside the district's unit (at an institution of its unit,
+// which trains people of other units): the flag, its institution, reason,
+// qualification, status and dates, but not who it is about. The subject
+// (a person key), its stream, the detail (which names the person's
+// assessments and enrolments), the checks and the evidence are withheld,
+// and so are the clearing's detail and evidence.
+func (f Flag) WithoutPerson() Flag {
+	f.Subject, f.Stream, f.Detail = "", "", ""
+	f.EvidenceEventIDs, f.Checks = []string{}, []Check{}
+	if f.Cleared != nil {
+		c := *f.Cleared
+		c.Detail, c.EvidenceEventIDs = "", []string{}
+		f.Cleared = &c
+	}
+	return f
+}
+
 // ReasonCount counts flags of one reason.
 type ReasonCount struct {
 	Reason rm.Reason `json:"reason"`

@@ -612,9 +612,29 @@ func (s *server) anomalies(r *http.Request, sc Scope) (result, error) {
 		return result{}, err
 	}
 	l := m.List(anomaly.Filter{Unit: unit, Institution: inst, Reason: q.Get("reason"), Status: status, Limit: limit})
-	if sc.Role == RoleInstitution {
+	switch sc.Role {
+	case RoleInstitution:
 		for i := range l.Flags {
 			l.Flags[i] = l.Flags[i].ForInstitution()
+		}
+	case RoleDistrict:
+		// A flag is the district's by its institution's unit; a trainee
+		// it is about may be of another unit (GET /v1/trainees/{key}:
+		// not found), and is not named.
+		tm, _, err := modelOf[*trainee.Model](s, r, trainee.Name)
+		for i := range l.Flags {
+			f := &l.Flags[i]
+			if f.SubjectKind != "person" {
+				continue
+			}
+			var st trainee.Status
+			ok := false
+			if err == nil {
+				st, ok = tm.Get(f.Subject)
+			}
+			if !ok || !allowedStatus(sc, &st) {
+				*f = f.WithoutPerson()
+			}
 		}
 	}
 	return result{body: l, rows: l.Flags, position: pos, filename: "anomalies.csv"}, nil

@@ -166,9 +166,12 @@ function renderFlags(a) {
   fillBody($("flags"), a.flags.slice(0, 25).map((f) => el("tr", { "data-flag": f.flag_id },
     el("td", { text: f.reason.code.replace("REASON_CODE_", "") }),
     el("td", { text: f.institution_id ? f.institution_id + (f.institution_name ? " " + f.institution_name : "") : "" }),
-    el("td", { text: f.subject_kind === "person" ? f.subject.slice(0, 12) + "…" : f.subject }),
+    // A district is not told which trainee of another unit a flag at one
+    // of its institutions is about (the API withholds it, and the event).
+    el("td", { text: f.subject_kind === "person" ? (f.subject ? f.subject.slice(0, 12) + "…" : "a trainee of another unit") : f.subject }),
     el("td", { text: f.detail }),
-    el("td", {}, el("a", { href: "/v1/audit/events/" + f.position, text: String(f.position) })))));
+    el("td", {}, f.subject_kind === "person" && !f.subject ? String(f.position) :
+      el("a", { href: "/v1/audit/events/" + f.position, text: String(f.position) })))));
 }
 
 async function load() {
