@@ -188,7 +188,7 @@ func checkString(name protoreflect.Name, path, s string) error {
 	if !utf8.ValidString(s) {
 		return violation(path, "not UTF-8")
 	}
-	if !accountField(name) && containsIDNumber(name, s) {
+	if accountField(name) && person.ContainsLoneID(s) || !accountField(name) && containsIDNumber(name, s) {
 		return &Error{Reason: subsidyv1.ReasonCode_REASON_CODE_INVALID_PERSON_ID, Field: path, Detail: "contains a resident ID number (or what looks like one); send the person key"}
 	}
 	switch {
@@ -270,8 +270,9 @@ func maskedID(s string) bool {
 }
 
 // accountField reports whether a field holds a bank account or bank
-// reference: long digit strings there are not scanned for ID numbers (a
-// 19-digit account may contain 18 digits that pass the check).
+// reference: there only an ID number standing alone is one
+// (person.ContainsLoneID), since a 19-digit account may contain 18 digits
+// that pass the check.
 func accountField(name protoreflect.Name) bool {
 	return strings.HasSuffix(string(name), "account") || name == "bank_reference"
 }

@@ -217,6 +217,50 @@ func RedactIDString(s string) string {
 // in groups of 6, 8 and 4 with one space or hyphen between them.
 func ContainsID(s string) bool { return findIDs(s, false, nil) }
 
+// ContainsLoneID reports whether s holds a valid resident ID number
+// standing alone: a run of exactly 18 digits and X (not 18 characters of a
+// longer number), or one written in groups of 6, 8 and 4 joined by a space
+// or a hyphen, in ASCII or full-width characters. Account numbers and bank
+// references are scanned this way: a 19-digit account may hold 18 digits
+// that pass the check, but a field holding an ID number by itself names a
+// person.
+func ContainsLoneID(s string) bool {
+	if foldable(s) {
+		f, _ := fold(s)
+		s = string(f)
+	}
+	// Runs of ID characters; a group of the written form is a run too.
+	type span struct{ from, to int }
+	var runs []span
+	for i := 0; i < len(s); {
+		if !idChar(s[i]) {
+			i++
+			continue
+		}
+		j := i
+		for j < len(s) && idChar(s[j]) {
+			j++
+		}
+		runs = append(runs, span{i, j})
+		i = j
+	}
+	for k, r := range runs {
+		if r.to-r.from == 18 && Valid(s[r.from:r.to]) {
+			return true
+		}
+		if k+2 < len(runs) {
+			g1, g2, g3 := r, runs[k+1], runs[k+2]
+			sep := s[g1.to]
+			if g1.to-g1.from == 6 && g2.to-g2.from == 8 && g3.to-g3.from == 4 &&
+				(sep == ' ' || sep == '-') && g2.from == g1.to+1 && g3.from == g2.to+1 && s[g2.to] == sep &&
+				Valid(s[g1.from:g1.to]+s[g2.from:g2.to]+s[g3.from:g3.to]) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // ContainsIDLike reports whether s contains anything RedactIDs masks: a
 // valid ID number, or one with a wrong check digit, or an old 15-digit one.
 // It suits prose, where a person types numbers; identifiers from other

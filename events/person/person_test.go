@@ -281,3 +281,28 @@ func TestRedactIDStringAllocatesOnlyToMask(t *testing.T) {
 		}
 	}
 }
+
+// TestContainsLoneID: an ID number by itself, as an account field may
+// hold one, and not 18 characters of a longer account number.
+func TestContainsLoneID(t *testing.T) {
+	const id = "50010119900101107X"
+	wide := ""
+	for _, c := range id {
+		wide += string(c + 0xFEE0)
+	}
+	for _, c := range []struct {
+		s    string
+		want bool
+	}{
+		{id, true}, {"500101199001011002", true}, {"50010119900101107x", true}, {wide, true},
+		{"acct " + id + " ref", true}, {"500101 19900101 107X", true}, {"500101-19900101-107X", true},
+		{"9" + "500101199001011002", false}, // 19 digits: an account whose last 18 pass the check
+		{"500101199001011002" + "7", false},
+		{"50010119900101107Y", false}, {"500101199001011003", false}, // a wrong check digit
+		{"500101 19900101-107X", false}, {"trainee-account-token-0182ce950f5ecca6", false}, {"", false},
+	} {
+		if got := person.ContainsLoneID(c.s); got != c.want {
+			t.Errorf("ContainsLoneID(%q) = %v, want %v", c.s, got, c.want)
+		}
+	}
+}
