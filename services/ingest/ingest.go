@@ -1118,25 +1118,6 @@ func (in *Intake) sameMessage(ctx context.Context, it *item, r ref) (bool, error
 	return code == subsidyv1.ReasonCode_REASON_CODE_UNSPECIFIED && proto.Equal(payload, d.Payload), nil
 }
 
-// keptPayload is what a rejection keeps of a payload: every resident ID
-// number in it masked, and of an oversized one the first
-// facts.MaxPayloadSize bytes.
-func keptPayload(b []byte) []byte {
-	return person.RedactIDs(b[:min(len(b), facts.MaxPayloadSize)])
-}
-
-// keptFor is what a rejection for reason keeps of a payload: keptPayload,
-// and for PLAIN_ACCOUNT_NUMBER the account numbers masked too (other
-// rejections keep their long numbers: an overflowing amount is why it was
-// rejected).
-func keptFor(b []byte, reason subsidyv1.ReasonCode) []byte {
-	kept := keptPayload(b)
-	if reason == subsidyv1.ReasonCode_REASON_CODE_PLAIN_ACCOUNT_NUMBER {
-		kept = person.RedactAccountNumbers(kept)
-	}
-	return kept
-}
-
 // locate reads where the event id is stored, at revision rev of stream
 // (as the world folded it); found is false if it is not stored yet.
 func (in *Intake) locate(ctx context.Context, stream string, rev uint64, id events.ID) (r ref, found bool, err error) {
@@ -1848,8 +1829,11 @@ func (in *Intake) rejection(it *item, code subsidyv1.ReasonCode, detail string) 
 	// the first facts.MaxPayloadSize bytes and the whole one's digest: the
 	// rejection is republished on the feed, and a message near the inbound
 	// stream's 1 MiB would not fit a NATS server's default limit with it.
+	// The digest is of the whole masked as it is kept: one of the plain
+	// payload would let the masked characters be found by trying each
+	// region and birth date against it.
 	if payload := it.msg.Data(); len(payload) > facts.MaxPayloadSize {
-		detail += fmt.Sprintf(" (kept: the first %d of its %d bytes; SHA-256 of the whole: %x)", facts.MaxPayloadSize, len(payload), sha256.Sum256(payload))
+		detail += fmt.Sprintf(" (kept: the first %d of its %d bytes, masked; SHA-256 of the whole, masked: %x)", facts.MaxPayloadSize, len(payload), sha256.Sum256(maskedPayload(payload)))
 	}
 	kept := keptFor(it.msg.Data(), code)
 	return &subsidyv1.FactRejected{
@@ -1861,7 +1845,7 @@ func (in *Intake) rejection(it *item, code subsidyv1.ReasonCode, detail string) 
 		Detail:         person.RedactIDString(detail),
 		MessageId:      it.key,
 		ReceivedAt:     timestamppb.New(receivedAt(it.msg).UTC()),
-		ContentType:    it.msg.Headers().Get(natsbus.HeaderContentType),
+		ContentType:    person.RedactIDString(it.msg.Headers().Get(natsbus.HeaderContentType)),
 	}
 }
 

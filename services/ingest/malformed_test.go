@@ -150,7 +150,7 @@ func TestMalformedInputCatalogue(t *testing.T) {
 			t.Errorf("%s: rejected with %s (%s); want %s", tc.name, rj.GetReason(), rj.GetDetail(), tc.want)
 		case string(rj.GetPayload()) != person.RedactIDString(kept(tc.body)) || rj.GetSubject() != person.RedactIDString(tc.subject):
 			t.Errorf("%s: the rejection does not keep the original message (ID numbers masked): %q on %q", tc.name, rj.GetPayload(), rj.GetSubject())
-		case tc.name == "oversized message" && !strings.Contains(rj.GetDetail(), "kept: the first 65536 of its 71680 bytes; SHA-256 of the whole: "):
+		case tc.name == "oversized message" && !strings.Contains(rj.GetDetail(), "kept: the first 65536 of its 71680 bytes, masked; SHA-256 of the whole, masked: "):
 			t.Errorf("%s: detail %q does not say what was kept", tc.name, rj.GetDetail())
 		case tc.name == "ID number in a header" && rj.GetHeaders()["X-Trainee"] != maskedID:
 			t.Errorf("%s: header kept as %q; want %q", tc.name, rj.GetHeaders()["X-Trainee"], maskedID)

@@ -1,0 +1,112 @@
+package ingest
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+	"unicode/utf16"
+	"unicode/utf8"
+
+	"github.com/cqhrss/subsidyledger/events/facts"
+	"github.com/cqhrss/subsidyledger/events/person"
+	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
+)
+
+// keptPayload is what a rejection keeps of a payload: maskedPayload, and
+// of an oversized one the first facts.MaxPayloadSize bytes of that (masked
+// before it is cut, so that a number across the cut is masked too: its
+// first 17 characters alone would give away the 18th).
+func keptPayload(b []byte) []byte {
+	m := maskedPayload(b)
+	return m[:min(len(m), facts.MaxPayloadSize)]
+}
+
+// maskedPayload is the whole payload with every resident ID number in it
+// masked (person.RedactIDs, which keeps the length: a protobuf payload
+// stays decodable). In a JSON payload a number may be written with \u
+// escapes (\u0035\u0030..., or full-width digits as Python's json.dumps
+// writes them), which protojson reads as the number: when the escapes
+// resolved hold one, the payload is kept with them resolved (still the
+// same JSON) and masked.
+func maskedPayload(b []byte) []byte {
+	if bytes.Contains(b, []byte(`\u`)) && json.Valid(b) {
+		if u := unescapeJSONStrings(b); person.ContainsIDLike(string(u)) {
+			b = u
+		}
+	}
+	return person.RedactIDs(b)
+}
+
+// unescapeJSONStrings returns valid JSON b with the \u escapes in its
+// strings written as the characters they stand for, except those a JSON
+// string must escape (quotation mark, reverse solidus, control characters)
+// and unpaired surrogates; everything else is left as it was.
+func unescapeJSONStrings(b []byte) []byte {
+	out := make([]byte, 0, len(b))
+	inString := false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		switch {
+		case !inString:
+			inString = c == '"'
+			out = append(out, c)
+		case c == '"':
+			inString = false
+			out = append(out, c)
+		case c != '\\' || i+1 >= len(b):
+			out = append(out, c)
+		case b[i+1] != 'u' || i+5 >= len(b):
+			out = append(out, c, b[i+1]) // \" \\ \n ...: kept
+			i++
+		default:
+			r, n := jsonEscape(b[i:])
+			if r < 0x20 || r == '"' || r == '\\' || r == utf8.RuneError {
+				out = append(out, b[i:i+n]...)
+			} else {
+				out = utf8.AppendRune(out, r)
+			}
+			i += n - 1
+		}
+	}
+	return out
+}
+
+// jsonEscape reads the \u escape at the start of b (a surrogate pair as
+// one character): the character, utf8.RuneError for an unpaired surrogate,
+// and how many bytes it took.
+func jsonEscape(b []byte) (rune, int) {
+	hex4 := func(h []byte) rune {
+		v, err := strconv.ParseUint(string(h), 16, 16)
+		if err != nil {
+			return -1
+		}
+		return rune(v)
+	}
+	r := hex4(b[2:6])
+	switch {
+	case r < 0:
+		return utf8.RuneError, 2 // not an escape json.Valid passes; kept as it is
+	case utf16.IsSurrogate(r):
+		if len(b) >= 12 && b[6] == '\\' && b[7] == 'u' {
+			if lo := hex4(b[8:12]); lo >= 0 {
+				if p := utf16.DecodeRune(r, lo); p != utf8.RuneError {
+					return p, 12
+				}
+			}
+		}
+		return utf8.RuneError, 6
+	}
+	return r, 6
+}
+
+// keptFor is what a rejection for reason keeps of a payload: keptPayload,
+// and for PLAIN_ACCOUNT_NUMBER the account numbers masked too (other
+// rejections keep their long numbers: an overflowing amount is why it was
+// rejected).
+func keptFor(b []byte, reason subsidyv1.ReasonCode) []byte {
+	kept := keptPayload(b)
+	if reason == subsidyv1.ReasonCode_REASON_CODE_PLAIN_ACCOUNT_NUMBER {
+		kept = person.RedactAccountNumbers(kept)
+	}
+	return kept
+}
