@@ -238,18 +238,21 @@ func (in *Intake) decode(msg jetstream.Msg, received time.Time) (string, vault.R
 // rejection-<source>. Its id and body depend only on the message, so a
 // redelivery stores nothing new.
 func (in *Intake) reject(ctx context.Context, msg jetstream.Msg, key string, md *jetstream.MsgMetadata, r rejection) error {
+	// The stream is named from the subject masked, as the fact intake
+	// names it: a token holding an ID number would name it in the log.
+	subject := person.RedactIDString(msg.Subject())
 	source := "unknown"
-	if s, ok := strings.CutPrefix(msg.Subject(), in.cfg.Subjects.Prefix+".pii."); ok && s != "" && !strings.Contains(s, ".") {
+	if s, ok := strings.CutPrefix(subject, in.cfg.Subjects.Prefix+".pii."); ok && s != "" && !strings.Contains(s, ".") {
 		source = s
 	}
 	at := timestamppb.New(md.Timestamp.UTC())
 	rej := &subsidyv1.FactRejected{
-		Subject:     person.RedactIDString(msg.Subject()),
+		Subject:     subject,
 		Reason:      r.code,
 		Detail:      person.RedactIDString(r.detail),
 		MessageId:   key,
 		ReceivedAt:  at,
-		ContentType: msg.Headers().Get(natsbus.HeaderContentType),
+		ContentType: person.RedactIDString(msg.Headers().Get(natsbus.HeaderContentType)),
 	}
 	env := &subsidyv1.Envelope{RecordedAt: at, OccurredAt: at, Source: Source, CorrelationId: key, MessageId: key}
 	stream := "rejection-" + source
