@@ -66,6 +66,11 @@ func (s *server) audit(r *http.Request, action string, sc Scope, personKey strin
 		outcome = string(classify(err).Code)
 	}
 	s.access.WithLabelValues(action, string(sc.Role), outcome).Inc()
+	if !person.ValidKey(personKey) {
+		// What the caller put where the key belongs, which may be the
+		// ID number itself.
+		personKey = "invalid: " + person.RedactIDString(personKey)
+	}
 	s.log.Info("personal data access", "action", action, "scope", sc.String(), "person_key", personKey, "outcome", outcome,
 		"remote", r.RemoteAddr)
 }

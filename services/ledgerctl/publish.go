@@ -261,8 +261,18 @@ func cmdPublish(ctx context.Context, e *env, args []string) error {
 }
 
 // readFacts reads a file of facts: JSON objects, arrays of them, or one
-// per line.
+// per line. Its errors have their resident ID numbers masked: they quote
+// the input (protojson's and encoding/json's do), and go to a terminal or
+// a job's log.
 func readFacts(r io.Reader, path, inbound string, keyer func() (*person.Keyer, error)) ([]outFact, error) {
+	out, err := readFactsOf(r, path, inbound, keyer)
+	if err != nil {
+		return nil, usageErrorf("%s", person.RedactIDString(err.Error()))
+	}
+	return out, nil
+}
+
+func readFactsOf(r io.Reader, path, inbound string, keyer func() (*person.Keyer, error)) ([]outFact, error) {
 	dec := json.NewDecoder(r)
 	var out []outFact
 	for i := 0; ; {
@@ -270,12 +280,12 @@ func readFacts(r io.Reader, path, inbound string, keyer func() (*person.Keyer, e
 		if err := dec.Decode(&raw); errors.Is(err, io.EOF) {
 			return out, nil
 		} else if err != nil {
-			return nil, usageErrorf("%s: not JSON: %v", path, err)
+			return nil, fmt.Errorf("%s: not JSON: %v", path, err)
 		}
 		var list []json.RawMessage
 		if t := bytes.TrimSpace(raw); len(t) > 0 && t[0] == '[' {
 			if err := json.Unmarshal(raw, &list); err != nil {
-				return nil, usageErrorf("%s: %v", path, err)
+				return nil, fmt.Errorf("%s: %v", path, err)
 			}
 		} else {
 			list = []json.RawMessage{raw}
@@ -285,7 +295,7 @@ func readFacts(r io.Reader, path, inbound string, keyer func() (*person.Keyer, e
 			where := fmt.Sprintf("%s#%d", path, i)
 			of, err := buildFact(item, inbound, keyer)
 			if err != nil {
-				return nil, usageErrorf("%s: %v", where, err)
+				return nil, fmt.Errorf("%s: %v", where, err)
 			}
 			of.where = where
 			out = append(out, of)

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/cqhrss/subsidyledger/events/person"
 )
 
 // ServerConfig configures the embedded NATS server.
@@ -149,11 +151,16 @@ func (s *Server) Shutdown() {
 	s.srv.WaitForShutdown()
 }
 
+// slogAdapter writes the embedded server's log into ledgerd's, every line
+// with its resident ID numbers masked: the server quotes subjects (a
+// refused publish on a subject a publisher put a person in).
 type slogAdapter struct{ l *slog.Logger }
 
-func (a slogAdapter) Noticef(format string, v ...any) { a.l.Info(fmt.Sprintf(format, v...)) }
-func (a slogAdapter) Warnf(format string, v ...any)   { a.l.Warn(fmt.Sprintf(format, v...)) }
-func (a slogAdapter) Fatalf(format string, v ...any)  { a.l.Error(fmt.Sprintf(format, v...)) }
-func (a slogAdapter) Errorf(format string, v ...any)  { a.l.Error(fmt.Sprintf(format, v...)) }
-func (a slogAdapter) Debugf(format string, v ...any)  { a.l.Debug(fmt.Sprintf(format, v...)) }
+func line(format string, v []any) string { return person.RedactIDString(fmt.Sprintf(format, v...)) }
+
+func (a slogAdapter) Noticef(format string, v ...any) { a.l.Info(line(format, v)) }
+func (a slogAdapter) Warnf(format string, v ...any)   { a.l.Warn(line(format, v)) }
+func (a slogAdapter) Fatalf(format string, v ...any)  { a.l.Error(line(format, v)) }
+func (a slogAdapter) Errorf(format string, v ...any)  { a.l.Error(line(format, v)) }
+func (a slogAdapter) Debugf(format string, v ...any)  { a.l.Debug(line(format, v)) }
 func (a slogAdapter) Tracef(format string, v ...any)  {}
