@@ -12,7 +12,9 @@
 //
 //	enrolled    Enrolled, in the month of enrolled_on
 //	trained     TrainingCompleted, in the month of completed_on (the default
-//	            target measure, DOMAIN.md §6)
+//	            target measure, DOMAIN.md §6); once a year for a person and
+//	            a qualification, however many enrolments for it the person
+//	            completed (a re-enrolment after a failed attempt)
 //	certified   CertificateIssued, in the month of issued_on; revoked counts
 //	            the certificates later revoked, in the month they were issued
 //	subsidised  SubsidyEntitled, in the month of assessed_on (the budget
@@ -23,10 +25,13 @@
 //	            those with both scores at least 60
 //
 // Each is attributed to a unit: the enrolment's unit_code for enrolments,
-// training, assessments and certificates (the latest enrolment of the person
-// for the qualification; an enrolment without a unit_code, which is
-// optional, is in the unit of the person's registration, TraineeRegistered,
-// as it was when the person enrolled), the entitlement's unit_code for
+// training, assessments and certificates (the enrolment completed; the one
+// an assessment is of, as rule 15 reads it: at the institution the
+// assessment names, else a completed one first, then the earliest; for a
+// certificate, that of the last passed assessment; an enrolment without a
+// unit_code, which is optional, is in the unit of the person's
+// registration, TraineeRegistered, as it was when the person enrolled),
+// the entitlement's unit_code for
 // subsidies (the rules take it from the registration too). The
 // current view rolls abolished units up into their successors; the
 // recorded view shows units as recorded.
@@ -38,6 +43,7 @@ package quota
 import (
 	"io"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/cqhrss/subsidyledger/events"
@@ -51,7 +57,7 @@ import (
 // Name is the projection's name.
 const Name = "quota"
 
-const version = 5 // 2: the person-qualification table is written slot by slot; 3: entry by entry, in the order added; 4: then its hash index as it is; 5: the registered unit of each person is kept, the unit of an enrolment without one
+const version = 6 // 2: the person-qualification table is written slot by slot; 3: entry by entry, in the order added; 4: then its hash index as it is; 5: the registered unit of each person is kept, the unit of an enrolment without one; 6: each of a person's enrolments for a qualification keeps its unit (a completion, an assessment and a certificate count in the unit of the enrolment they are of), and a person's training for a qualification counts as trained once a year
 
 // DefaultTarget is the yearly target when no AnnualTargetSet names one.
 const DefaultTarget = 3000
@@ -81,9 +87,74 @@ type counts struct {
 	subsidisedFen                            int64
 }
 
+// pqInfo is what the model keeps of a person and a qualification: their
+// first enrolment (almost always the only one), the person's later ones,
+// and where what was counted was counted.
 type pqInfo struct {
-	unit     uint32
-	certDate refdata.Date
+	first enrolment
+	// later are the person's later enrolments for the qualification: a
+	// re-enrolment after a failed attempt, or a concurrent one (rule 16
+	// flags it), each of its own unit maybe. Nil for nearly everyone.
+	later *[]enrolment
+	// trainedYear is the year a completion of the person's training for
+	// the qualification was last counted trained: one a year, however
+	// many enrolments the person completed (a re-enrolment trains the
+	// same qualification again).
+	trainedYear int16
+	// passUnit is the unit of the enrolment of the last passed
+	// assessment, which a certificate is issued on; certUnit the unit the
+	// certificate was counted in, where its revocation is counted.
+	passUnit, certUnit uint32
+	certDate           refdata.Date
+}
+
+// enrolment is one of a person's enrolments for a qualification.
+type enrolment struct {
+	id              string // the enrolment id (kept for later enrolments only)
+	unit, inst      uint32 // string ids
+	on, completedOn refdata.Date
+}
+
+// enrolmentOf returns the enrolment with id, the first if no later one
+// has it.
+func (p *pqInfo) enrolmentOf(id string) *enrolment {
+	if p.later != nil {
+		for i := range *p.later {
+			if e := &(*p.later)[i]; e.id == id {
+				return e
+			}
+		}
+	}
+	return &p.first
+}
+
+// trainedFor returns the enrolment an assessment at date on counts for,
+// as rule 15 finds it (rules.World.enrolmentFor, and the scorecard's
+// trainedBy): among the enrolments on or before on, at the institution
+// the assessment names if it names one (inst, 0: none), a completed one
+// first, then the earliest; the first enrolment if none is.
+func (p *pqInfo) trainedFor(inst uint32, on refdata.Date) *enrolment {
+	if p.later == nil {
+		return &p.first
+	}
+	done := func(e *enrolment) bool { return e.completedOn != 0 && e.completedOn <= on }
+	var best *enrolment
+	consider := func(e *enrolment) {
+		if e.on > on || inst != 0 && e.inst != inst {
+			return
+		}
+		if best == nil || done(e) && !done(best) {
+			best = e
+		}
+	}
+	consider(&p.first)
+	for i := range *p.later {
+		consider(&(*p.later)[i])
+	}
+	if best == nil {
+		return &p.first
+	}
+	return best
 }
 
 type entInfo struct {
@@ -177,17 +248,14 @@ func (m *Model) newCounts() *counts {
 	return &m.slab[len(m.slab)-1]
 }
 
-// unitOf returns the unit the event's trainee (person key pk, its
-// person_key field) enrolled for q in, 0 if none.
-func (m *Model) unitOf(ev *projections.Event, pk string, q rm.Q) uint32 {
+// pqOf returns what the model keeps of the event's trainee (person key
+// pk, its person_key field) and q, nil if the person never enrolled for q.
+func (m *Model) pqOf(ev *projections.Event, pk string, q rm.Q) *pqInfo {
 	k, err := ev.PersonKeyOf(pk)
 	if err != nil {
-		return 0
+		return nil
 	}
-	if info := m.pq.Get(k, q); info != nil {
-		return info.unit
-	}
-	return 0
+	return m.pq.Get(k, q)
 }
 
 // Apply implements projections.Projection.
@@ -231,15 +299,47 @@ func (m *Model) apply(ev *projections.Event) error {
 				unit = *u
 			}
 		}
-		m.pq.Put(k, q).unit = unit
-		m.cell(rm.Date(p.EnrolledOn), q, unit).enrolled++
+		on := rm.Date(p.EnrolledOn)
+		e := enrolment{unit: unit, inst: m.strs.ID(p.TrainingInstitutionId), on: on}
+		if info := m.pq.Get(k, q); info == nil || info.first == (enrolment{}) {
+			m.pq.Put(k, q).first = e // (a certificate recorded first made the entry)
+		} else {
+			if info.later == nil {
+				info.later = new([]enrolment)
+			}
+			e.id = strings.Clone(p.EnrolmentId) // the event's strings are the page's
+			*info.later = append(*info.later, e)
+		}
+		m.cell(on, q, unit).enrolled++
 	case *pb.TrainingCompleted:
 		q := rm.QOf(p.Qualification)
-		m.cell(rm.Date(p.CompletedOn), q, m.unitOf(ev, p.PersonKey, q)).trained++
+		d := rm.Date(p.CompletedOn)
+		var unit uint32
+		if info := m.pqOf(ev, p.PersonKey, q); info != nil {
+			e := info.enrolmentOf(p.EnrolmentId)
+			e.completedOn, unit = d, e.unit
+			if int16(d.Year()) == info.trainedYear {
+				return nil // trained already this year: counted once
+			}
+			info.trainedYear = int16(d.Year())
+		}
+		m.cell(d, q, unit).trained++
 	case *pb.AssessmentRecorded:
 		q := rm.QOf(p.Qualification)
-		c := m.cell(rm.Date(p.AssessedOn), q, m.unitOf(ev, p.PersonKey, q))
+		on := rm.Date(p.AssessedOn)
 		pass := p.TheoryScore >= 60 && p.PracticalScore >= 60
+		var unit uint32
+		if info := m.pqOf(ev, p.PersonKey, q); info != nil {
+			var inst uint32
+			if p.TrainingInstitutionId != "" {
+				inst = m.strs.ID(p.TrainingInstitutionId)
+			}
+			unit = info.trainedFor(inst, on).unit
+			if pass {
+				info.passUnit = unit
+			}
+		}
+		c := m.cell(on, q, unit)
 		c.attempts++
 		if pass {
 			c.passes++
@@ -257,8 +357,11 @@ func (m *Model) apply(ev *projections.Event) error {
 		}
 		q := rm.QOf(p.Qualification)
 		info := m.pq.Put(k, q)
-		info.certDate = rm.Date(p.IssuedOn)
-		m.cell(info.certDate, q, info.unit).certified++
+		info.certDate, info.certUnit = rm.Date(p.IssuedOn), info.passUnit
+		if info.certUnit == 0 {
+			info.certUnit = info.first.unit
+		}
+		m.cell(info.certDate, q, info.certUnit).certified++
 	case *pb.CertificateRevoked:
 		k, err := ev.PersonKeyOf(p.PersonKey)
 		if err != nil {
@@ -266,7 +369,7 @@ func (m *Model) apply(ev *projections.Event) error {
 		}
 		q := rm.QOf(p.Qualification)
 		if info := m.pq.Get(k, q); info != nil && info.certDate != 0 {
-			m.cell(info.certDate, q, info.unit).revoked++
+			m.cell(info.certDate, q, info.certUnit).revoked++
 		}
 	case *pb.SubsidyEntitled:
 		id, err := ev.EntitlementIDOf(p.EntitlementId)
@@ -339,8 +442,26 @@ func (m *Model) Snapshot(w io.Writer) error {
 			sw.Varint(c.subsidisedFen)
 		}
 	}
+	writeEnrolment := func(w *snap.Writer, e *enrolment) {
+		w.Uvarint(uint64(e.unit))
+		w.Uvarint(uint64(e.inst))
+		w.Int(int(e.on))
+		w.Int(int(e.completedOn))
+	}
 	m.pq.Write(sw, func(w *snap.Writer, v *pqInfo) {
-		w.Uvarint(uint64(v.unit))
+		writeEnrolment(w, &v.first)
+		var later []enrolment
+		if v.later != nil {
+			later = *v.later
+		}
+		w.Uvarint(uint64(len(later)))
+		for i := range later {
+			w.String(later[i].id)
+			writeEnrolment(w, &later[i])
+		}
+		w.Int(int(v.trainedYear))
+		w.Uvarint(uint64(v.passUnit))
+		w.Uvarint(uint64(v.certUnit))
 		w.Int(int(v.certDate))
 	})
 	m.reg.Write(sw, func(w *snap.Writer, v *uint32) { w.Uvarint(uint64(*v)) })
@@ -399,8 +520,21 @@ func (m *Model) Restore(r io.Reader) error {
 			n.flat[cellID(y, k)] = c
 		}
 	}
+	readEnrolment := func(r *snap.Reader) enrolment {
+		return enrolment{unit: uint32(r.Uvarint()), inst: uint32(r.Uvarint()), on: refdata.Date(r.Int()), completedOn: refdata.Date(r.Int())}
+	}
 	n.pq.Read(sr, func(r *snap.Reader, v *pqInfo) {
-		*v = pqInfo{unit: uint32(r.Uvarint()), certDate: refdata.Date(r.Int())}
+		*v = pqInfo{first: readEnrolment(r)}
+		if nl := r.Len(1 << 16); nl > 0 {
+			later := make([]enrolment, nl)
+			for i := range later {
+				id := r.String()
+				later[i] = readEnrolment(r)
+				later[i].id = id
+			}
+			v.later = &later
+		}
+		v.trainedYear, v.passUnit, v.certUnit, v.certDate = int16(r.Int()), uint32(r.Uvarint()), uint32(r.Uvarint()), refdata.Date(r.Int())
 	})
 	n.reg.Read(sr, func(r *snap.Reader, v *uint32) { *v = uint32(r.Uvarint()) })
 	ne := sr.Len(1 << 30)
