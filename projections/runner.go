@@ -843,7 +843,10 @@ func (r *Runner) Retry(ctx context.Context) error {
 
 // AsOf returns a fresh instance built up to a past moment, and the position
 // of the last event it reflects. It is built on demand (the last two are
-// kept), on the caller's goroutine; the live instance is not touched.
+// kept), on the caller's goroutine; the live instance is not touched. A
+// build by time is kept only when it stopped at an event after that time:
+// one that reached the head (a time not yet past in the log) would miss
+// events committed later but by then.
 //
 // Errors: ErrBeyondHead (a position after the head); *BuildError; the
 // store's; ctx's.
@@ -873,9 +876,11 @@ func (r *Runner) AsOf(ctx context.Context, at At) (Projection, events.Position, 
 	if err != nil {
 		return nil, 0, err
 	}
-	r.asofCache = append([]asofEntry{{at, p, stats.Position}}, r.asofCache...)
-	if len(r.asofCache) > 2 {
-		r.asofCache = r.asofCache[:2]
+	if at.Time.IsZero() || stats.Position < head {
+		r.asofCache = append([]asofEntry{{at, p, stats.Position}}, r.asofCache...)
+		if len(r.asofCache) > 2 {
+			r.asofCache = r.asofCache[:2]
+		}
 	}
 	return p, stats.Position, nil
 }
