@@ -45,7 +45,7 @@ import (
 // Name is the projection's name.
 const Name = "scorecard"
 
-const version = 7 // 2: the advances are written slot by slot; 3: entry by entry, in the order added; 4: then their hash index as it is; 5: an advance a denial closed reopens when entitled (a snapshot of 4 may hold it closed); 6: enrolments kept, assessments credited to the enrolment's institution, an entitled advance not closed by a denial, a cancelled entitlement's holds not active; 7: a flag's clearing (FlagCleared)
+const version = 8 // 8: an entitlement's payment order in flight is kept (an advance is denied by a revocation only once nothing is in flight); 2: the advances are written slot by slot; 3: entry by entry, in the order added; 4: then their hash index as it is; 5: an advance a denial closed reopens when entitled (a snapshot of 4 may hold it closed); 6: enrolments kept, assessments credited to the enrolment's institution, an entitled advance not closed by a denial, a cancelled entitlement's holds not active; 7: a flag's clearing (FlagCleared)
 
 const numQ = 44 // rm.Q is occupation*4+level, at most 43
 
@@ -117,6 +117,7 @@ type entInfo struct {
 	pending       int64
 	pendingOffset int64
 	paid          bool
+	inFlight      bool  // a payment order is out, neither settled nor failed
 	cancelled     bool  // held by a revocation or fraud finding before it was paid
 	ended         bool  // held by a revocation or fraud finding: its holds are not active
 	hasAdv        bool  // an advance was outstanding when it was entitled
@@ -355,7 +356,10 @@ func (m *Model) apply(ev *projections.Event) error {
 			}
 			if !e.paid && !e.cancelled {
 				e.cancelled = true
-				if e.hasAdv {
+				// With an order out, the money may still reach the
+				// institution (the rules let it settle and then claw it
+				// back): the advance is denied only if the order fails.
+				if e.hasAdv && !e.inFlight {
 					m.settleAdvance(e.adv, advDenied)
 				}
 			}
@@ -385,14 +389,17 @@ func (m *Model) apply(ev *projections.Event) error {
 		if err != nil {
 			return err
 		}
-		e.pending, e.pendingOffset = p.AmountFen, p.OffsetFen
+		e.pending, e.pendingOffset, e.inFlight = p.AmountFen, p.OffsetFen, true
 		m.ents[id] = e
 	case *pb.PaymentFailed:
 		id, e, err := m.ent(ev, p.EntitlementId)
 		if err != nil {
 			return err
 		}
-		e.pending, e.pendingOffset = 0, 0
+		e.pending, e.pendingOffset, e.inFlight = 0, 0, false
+		if e.cancelled && e.hasAdv {
+			m.settleAdvance(e.adv, advDenied) // held for good meanwhile
+		}
 		m.ents[id] = e
 	case *pb.PaymentSettled:
 		id, e, err := m.ent(ev, p.EntitlementId)
@@ -407,7 +414,7 @@ func (m *Model) apply(ev *projections.Event) error {
 				m.settleAdvance(e.adv, advReimbursed)
 			}
 		}
-		e.pending, e.pendingOffset, e.paid = 0, 0, true
+		e.pending, e.pendingOffset, e.paid, e.inFlight = 0, 0, true, false
 		m.ents[id] = e
 	case *pb.ClawbackRaised:
 		cid, err := rm.ID(p.ClawbackId)
@@ -643,6 +650,7 @@ func (m *Model) Snapshot(w io.Writer) error {
 		sw.Varint(e.pending)
 		sw.Varint(e.pendingOffset)
 		sw.Bool(e.paid)
+		sw.Bool(e.inFlight)
 		sw.Bool(e.cancelled)
 		sw.Bool(e.ended)
 		sw.Bool(e.hasAdv)
@@ -759,7 +767,7 @@ func (m *Model) Restore(r io.Reader) error {
 	for range nents {
 		var id events.ID
 		sr.Fixed(id[:])
-		e := entInfo{train: idx(sr.Int()), payee: idx(sr.Int()), pending: sr.Varint(), pendingOffset: sr.Varint(), paid: sr.Bool(), cancelled: sr.Bool(), ended: sr.Bool()}
+		e := entInfo{train: idx(sr.Int()), payee: idx(sr.Int()), pending: sr.Varint(), pendingOffset: sr.Varint(), paid: sr.Bool(), inFlight: sr.Bool(), cancelled: sr.Bool(), ended: sr.Bool()}
 		if e.hasAdv = sr.Bool(); e.hasAdv {
 			sr.Fixed(e.adv.pk[:])
 			e.adv.q = rm.Q(sr.Uvarint())

@@ -723,8 +723,8 @@ func (m *Model) state(e *ent) string {
 	switch {
 	case e.claw != 0:
 		return StateClawedBack
-	case e.paid > 0:
-		return StatePaid
+	case e.paid > 0 || o != nil && o.status == orderSettled:
+		return StatePaid // a settled order of 0 fen (a fee of 0) pays too, as the rules say
 	case e.cancelled != 0:
 		return StateCancelled
 	case o != nil && o.status == orderInFlight:
