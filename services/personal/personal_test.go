@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,41 +30,72 @@ import (
 // JetStream (embedded server, file storage) and checks that the valid data
 // reaches the vault, the invalid is recorded as rejections without payload,
 // and no plain ID number is left in the stream's files.
-func TestIntake(t *testing.T) {
-	dir := t.TempDir()
-	srv, err := natsbus.StartServer(natsbus.ServerConfig{Addr: "127.0.0.1:-1", DataDir: dir, Subjects: natsbus.DefaultSubjects})
+// rig is a personal-data intake's surroundings: an embedded NATS server
+// with the personal-data stream, a store and a vault, closed when the test
+// ends.
+type rig struct {
+	dir    string
+	ctx    context.Context
+	subj   natsbus.Subjects
+	js     jetstream.JetStream
+	cons   jetstream.Consumer
+	stream jetstream.Stream
+	store  *bolt.Store
+	vault  *vault.Vault
+	keyer  *person.Keyer
+	// Close stops the server and closes the store and the vault (once;
+	// the test's end does it too).
+	Close func()
+}
+
+func newRig(t *testing.T) *rig {
+	t.Helper()
+	r := &rig{dir: t.TempDir(), subj: natsbus.DefaultSubjects}
+	srv, err := natsbus.StartServer(natsbus.ServerConfig{Addr: "127.0.0.1:-1", DataDir: r.dir, Subjects: r.subj})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer srv.Shutdown()
 	nc, err := nats.Connect(srv.ClientURL(), nats.InProcessServer(srv.InProcess()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	r.js, _ = jetstream.New(nc)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	subj := natsbus.DefaultSubjects
-	cons, err := natsbus.EnsurePIIStream(ctx, js, subj, natsbus.DefaultStreamOptions)
-	if err != nil {
+	t.Cleanup(cancel)
+	r.ctx = ctx
+	if r.cons, err = natsbus.EnsurePIIStream(ctx, r.js, r.subj, natsbus.DefaultStreamOptions); err != nil {
 		t.Fatal(err)
 	}
-	stream, err := js.Stream(ctx, natsbus.PIIStream)
-	if err != nil {
+	if r.stream, err = r.js.Stream(ctx, natsbus.PIIStream); err != nil {
 		t.Fatal(err)
 	}
-	store, err := bolt.Open(filepath.Join(dir, "ledger.db"), bolt.Options{})
-	if err != nil {
+	var once sync.Once
+	r.Close = func() {
+		once.Do(func() {
+			nc.Close()
+			srv.Shutdown()
+			if r.store != nil {
+				r.store.Close()
+			}
+			if r.vault != nil {
+				r.vault.Close()
+			}
+		})
+	}
+	t.Cleanup(r.Close)
+	if r.store, err = bolt.Open(filepath.Join(r.dir, "ledger.db"), bolt.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	defer store.Close()
-	v, err := vault.Open(filepath.Join(dir, "personal.db"), make([]byte, vault.KeySize))
-	if err != nil {
+	if r.vault, err = vault.Open(filepath.Join(r.dir, "personal.db"), make([]byte, vault.KeySize)); err != nil {
 		t.Fatal(err)
 	}
-	defer v.Close()
-	keyer, _ := person.NewKeyer(bytes.Repeat([]byte("k"), 32))
+	r.keyer, _ = person.NewKeyer(bytes.Repeat([]byte("k"), 32))
+	return r
+}
+
+func TestIntake(t *testing.T) {
+	r := newRig(t)
+	dir, ctx, subj, js, cons, stream, store, v, keyer := r.dir, r.ctx, r.subj, r.js, r.cons, r.stream, r.store, r.vault, r.keyer
 
 	const goodID, goodID2, badID, lateID = "11010519491231002X", "500103200305120011", "500103200305120012", "500221198503150033"
 	pub := func(id string, data []byte, ct string) {
@@ -163,9 +195,7 @@ func TestIntake(t *testing.T) {
 		t.Errorf("stream after a handling cut short: %+v, %v; want the message kept", info.State, err)
 	}
 	// Nothing plain anywhere: the store, the vault, JetStream's files.
-	srv.Shutdown()
-	store.Close()
-	v.Close()
+	r.Close()
 	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
