@@ -66,6 +66,24 @@ type Flag struct {
 	ClearedPosition uint64           `json:"cleared_position,omitempty"`
 }
 
+// WithoutDetails returns the card with the details of the flags withhold
+// names withheld (a district's view of a flag about a trainee of another
+// unit: the detail names the person's assessments and enrolments).
+func (c Card) WithoutDetails(withhold map[string]bool) Card {
+	if len(withhold) == 0 {
+		return c
+	}
+	flags := make([]Flag, len(c.Flags))
+	for i, f := range c.Flags {
+		if withhold[f.FlagID] {
+			f.Detail = ""
+		}
+		flags[i] = f
+	}
+	c.Flags = flags
+	return c
+}
+
 // ForInstitution returns the card as the institution itself may see it:
 // a concurrent-enrolment flag's recorded detail names the trainee's other
 // institution and its enrolment, which it may not see.

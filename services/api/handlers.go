@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/csv"
 	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"time"
@@ -494,10 +495,42 @@ func (s *server) institution(r *http.Request, sc Scope) (result, error) {
 	if !ok {
 		return result{}, errorf(CodeNotFound, "no such institution in your scope")
 	}
-	if sc.Role == RoleInstitution {
+	switch sc.Role {
+	case RoleInstitution:
 		c = c.ForInstitution()
+	case RoleDistrict:
+		// The card's flags are the anomaly list's (same ids): a detail
+		// naming a trainee of another unit is withheld there, and here.
+		am, _, err := modelOf[*anomaly.Model](s, r, anomaly.Name)
+		if err != nil {
+			return result{}, err
+		}
+		l := am.List(anomaly.Filter{Institution: id, Status: anomaly.StatusAll, Limit: math.MaxInt})
+		c = c.WithoutDetails(s.othersTrainees(r, sc, l.Flags))
 	}
 	return result{body: c, position: pos}, nil
+}
+
+// othersTrainees returns the ids of the flags among flags that are about a
+// trainee the scope may not see (a district's institutions train people
+// of other units).
+func (s *server) othersTrainees(r *http.Request, sc Scope, flags []anomaly.Flag) map[string]bool {
+	out := map[string]bool{}
+	tm, _, err := modelOf[*trainee.Model](s, r, trainee.Name)
+	for _, f := range flags {
+		if f.SubjectKind != "person" {
+			continue
+		}
+		var st trainee.Status
+		ok := false
+		if err == nil {
+			st, ok = tm.Get(f.Subject)
+		}
+		if !ok || !allowedStatus(sc, &st) {
+			out[f.FlagID] = true
+		}
+	}
+	return out
 }
 
 // FundCSVRow is one row of the fund CSV.
@@ -621,19 +654,10 @@ func (s *server) anomalies(r *http.Request, sc Scope) (result, error) {
 		// A flag is the district's by its institution's unit; a trainee
 		// it is about may be of another unit (GET /v1/trainees/{key}:
 		// not found), and is not named.
-		tm, _, err := modelOf[*trainee.Model](s, r, trainee.Name)
+		foreign := s.othersTrainees(r, sc, l.Flags)
 		for i := range l.Flags {
-			f := &l.Flags[i]
-			if f.SubjectKind != "person" {
-				continue
-			}
-			var st trainee.Status
-			ok := false
-			if err == nil {
-				st, ok = tm.Get(f.Subject)
-			}
-			if !ok || !allowedStatus(sc, &st) {
-				*f = f.WithoutPerson()
+			if foreign[l.Flags[i].FlagID] {
+				l.Flags[i] = l.Flags[i].WithoutPerson()
 			}
 		}
 	}
