@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"bytes"
-	"encoding/json"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -23,36 +22,32 @@ func keptPayload(b []byte) []byte {
 
 // maskedPayload is the whole payload with every resident ID number in it
 // masked (person.RedactIDs, which keeps the length: a protobuf payload
-// stays decodable). In a JSON payload a number may be written with \u
-// escapes (\u0035\u0030..., or full-width digits as Python's json.dumps
-// writes them), which protojson reads as the number: when the escapes
-// resolved hold one, the payload is kept with them resolved (still the
-// same JSON) and masked.
+// stays decodable). In JSON a number may be written with \u escapes
+// (\u0035\u0030..., or full-width digits as Python's json.dumps writes
+// them), which protojson reads as the number: when the escapes resolved
+// hold one, the payload is kept with them resolved (valid JSON stays the
+// same JSON) and masked. Broken JSON (a trailing comma, a cut body: why
+// many are rejected) is resolved the same way.
 func maskedPayload(b []byte) []byte {
-	if bytes.Contains(b, []byte(`\u`)) && json.Valid(b) {
-		if u := unescapeJSONStrings(b); person.ContainsIDLike(string(u)) {
+	if bytes.Contains(b, []byte(`\u`)) {
+		if u := unescapeJSON(b); person.ContainsIDLike(string(u)) {
 			b = u
 		}
 	}
 	return person.RedactIDs(b)
 }
 
-// unescapeJSONStrings returns valid JSON b with the \u escapes in its
-// strings written as the characters they stand for, except those a JSON
-// string must escape (quotation mark, reverse solidus, control characters)
-// and unpaired surrogates; everything else is left as it was.
-func unescapeJSONStrings(b []byte) []byte {
+// unescapeJSON returns b with its JSON \u escapes written as the
+// characters they stand for, except those a JSON string must escape
+// (quotation mark, reverse solidus, control characters) and unpaired
+// surrogates; everything else is left as it was. In valid JSON a reverse
+// solidus is only ever in a string, so it needs no parsing: a lexical
+// pass, which reads broken JSON as well.
+func unescapeJSON(b []byte) []byte {
 	out := make([]byte, 0, len(b))
-	inString := false
 	for i := 0; i < len(b); i++ {
 		c := b[i]
 		switch {
-		case !inString:
-			inString = c == '"'
-			out = append(out, c)
-		case c == '"':
-			inString = false
-			out = append(out, c)
 		case c != '\\' || i+1 >= len(b):
 			out = append(out, c)
 		case b[i+1] != 'u' || i+5 >= len(b):
@@ -85,7 +80,7 @@ func jsonEscape(b []byte) (rune, int) {
 	r := hex4(b[2:6])
 	switch {
 	case r < 0:
-		return utf8.RuneError, 2 // not an escape json.Valid passes; kept as it is
+		return utf8.RuneError, 2 // not an escape (broken JSON): its two characters kept
 	case utf16.IsSurrogate(r):
 		if len(b) >= 12 && b[6] == '\\' && b[7] == 'u' {
 			if lo := hex4(b[8:12]); lo >= 0 {

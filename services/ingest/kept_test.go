@@ -23,8 +23,9 @@ const keptID = "50010119900101107X" // valid, check character X
 // TestKeptPayloadMasksEscapedIDNumbers: a JSON payload writing an ID
 // number with \u escapes (ASCII or full-width digits, as Python's
 // json.dumps does) is kept with the escapes resolved and the number
-// masked; other escapes, and payloads without such a number, are kept as
-// they were (found by review: the escaped number was kept whole).
+// masked, broken JSON too; other escapes, and payloads without such a
+// number, are kept as they were (found by review: the escaped number was
+// kept whole; then, in broken JSON, still).
 func TestKeptPayloadMasksEscapedIDNumbers(t *testing.T) {
 	var ascii, wide strings.Builder
 	for _, c := range keptID {
@@ -45,6 +46,14 @@ func TestKeptPayloadMasksEscapedIDNumbers(t *testing.T) {
 		_ = json.Unmarshal(in, &orig)
 		if v["enrolmentId"] != orig["enrolmentId"] {
 			t.Errorf("kept %s: enrolmentId %q, want %q (escapes resolved to what they stand for)", kept, v["enrolmentId"], orig["enrolmentId"])
+		}
+	}
+	// Broken JSON too, which is why many payloads are rejected: a
+	// trailing comma, a body cut short, a byte-order mark, a bad escape.
+	for _, in := range []string{`{"idNumber": "` + ascii.String() + `",}`, `{"idNumber": "` + ascii.String(), "\xef\xbb\xbf{\"idNumber\": \"" + wide.String() + `"}`,
+		`{"x": "\uZZ", "idNumber": "` + ascii.String() + `"}`} {
+		if kept := keptPayload([]byte(in)); person.ContainsIDLike(string(unescapeJSON(kept))) || person.ContainsIDLike(string(kept)) {
+			t.Errorf("kept %q from broken JSON %q: still names the person", kept, in)
 		}
 	}
 	for _, in := range []string{`{"a": "\u0035\u0030 and 5"}`, `{"a": "\u00e9"}`, "\x0a\x05\\u0035\x12"} {
