@@ -121,3 +121,32 @@ func TestAssessmentCountsInItsEnrolmentsUnit(t *testing.T) {
 		})
 	}
 }
+
+// TestTrainedOnceAYearInAnyOrder: completions reported out of date order
+// (a late one dated the year before) still count a person's training for
+// a qualification once in each year (found by review: only the last year
+// counted was kept, and a 2025 completion after a late 2024 one counted
+// 2025 twice).
+func TestTrainedOnceAYearInAnyOrder(t *testing.T) {
+	m := quota.New()
+	apply := (&fold.Log{T: t, P: m}).Apply
+	q := refdata.Qualification{Occupation: pb.Occupation_OCCUPATION_BIG_DATA, Level: pb.Level_LEVEL_JUNIOR}
+	k := fmt.Sprintf("%064x", 3)
+	enrol := func(id, inst, on string) *pb.Enrolled {
+		return &pb.Enrolled{EnrolmentId: id, PersonKey: k, TrainingInstitutionId: inst, Qualification: q.Proto(), EnrolledOn: fold.Date(on), UnitCode: "cq-yuzhong"}
+	}
+	complete := func(id, inst, on string) *pb.TrainingCompleted {
+		return &pb.TrainingCompleted{EnrolmentId: id, PersonKey: k, TrainingInstitutionId: inst, Qualification: q.Proto(), CompletedOn: fold.Date(on)}
+	}
+	apply(
+		&pb.TraineeRegistered{PersonKey: k, UnitCode: "cq-yuzhong", Education: pb.Education_EDUCATION_ASSOCIATE},
+		enrol("e1", "ti-a", "2024-09-01"), enrol("e2", "ti-b", "2024-10-01"),
+		complete("e2", "ti-b", "2025-03-01"), complete("e1", "ti-a", "2024-12-01"), // reported late
+		enrol("e3", "ti-a", "2025-04-01"), complete("e3", "ti-a", "2025-06-01"),
+	)
+	for y, want := range map[int]int64{2024: 1, 2025: 1} {
+		if got := m.Dashboard(y, quota.Filter{}).Totals.Trained; got != want {
+			t.Errorf("%d trained = %d; want %d", y, got, want)
+		}
+	}
+}

@@ -96,17 +96,23 @@ type pqInfo struct {
 	// re-enrolment after a failed attempt, or a concurrent one (rule 16
 	// flags it), each of its own unit maybe. Nil for nearly everyone.
 	later *[]enrolment
-	// trainedYear is the year a completion of the person's training for
-	// the qualification was last counted trained: one a year, however
-	// many enrolments the person completed (a re-enrolment trains the
-	// same qualification again).
-	trainedYear int16
+	// trainedYears are the years a completion of the person's training
+	// for the qualification was counted trained (bit y-trainedBase): one
+	// a year, however many enrolments the person completed (a
+	// re-enrolment trains the same qualification again), in whatever
+	// order their completions are reported.
+	trainedYears uint64
 	// passUnit is the unit of the enrolment of the last passed
 	// assessment, which a certificate is issued on; certUnit the unit the
 	// certificate was counted in, where its revocation is counted.
 	passUnit, certUnit uint32
 	certDate           refdata.Date
 }
+
+// trainedBase is the year of bit 0 of pqInfo.trainedYears, which covers
+// 64 years from it; a completion dated outside them (no date of the
+// 2025–2030 programme is) counts each time.
+const trainedBase = 2000
 
 // enrolment is one of a person's enrolments for a qualification.
 type enrolment struct {
@@ -318,10 +324,12 @@ func (m *Model) apply(ev *projections.Event) error {
 		if info := m.pqOf(ev, p.PersonKey, q); info != nil {
 			e := info.enrolmentOf(p.EnrolmentId)
 			e.completedOn, unit = d, e.unit
-			if int16(d.Year()) == info.trainedYear {
-				return nil // trained already this year: counted once
+			if y := d.Year() - trainedBase; y >= 0 && y < 64 {
+				if info.trainedYears&(1<<y) != 0 {
+					return nil // trained already that year: counted once
+				}
+				info.trainedYears |= 1 << y
 			}
-			info.trainedYear = int16(d.Year())
 		}
 		m.cell(d, q, unit).trained++
 	case *pb.AssessmentRecorded:
@@ -459,7 +467,7 @@ func (m *Model) Snapshot(w io.Writer) error {
 			w.String(later[i].id)
 			writeEnrolment(w, &later[i])
 		}
-		w.Int(int(v.trainedYear))
+		w.Uvarint(v.trainedYears)
 		w.Uvarint(uint64(v.passUnit))
 		w.Uvarint(uint64(v.certUnit))
 		w.Int(int(v.certDate))
@@ -534,7 +542,7 @@ func (m *Model) Restore(r io.Reader) error {
 			}
 			v.later = &later
 		}
-		v.trainedYear, v.passUnit, v.certUnit, v.certDate = int16(r.Int()), uint32(r.Uvarint()), uint32(r.Uvarint()), refdata.Date(r.Int())
+		v.trainedYears, v.passUnit, v.certUnit, v.certDate = r.Uvarint(), uint32(r.Uvarint()), uint32(r.Uvarint()), refdata.Date(r.Int())
 	})
 	n.reg.Read(sr, func(r *snap.Reader, v *uint32) { *v = uint32(r.Uvarint()) })
 	ne := sr.Len(1 << 30)
