@@ -229,16 +229,24 @@ func ContainsLoneID(s string) bool {
 		f, _ := fold(s)
 		s = string(f)
 	}
-	// Runs of ID characters; a group of the written form is a run too.
-	type span struct{ from, to int }
+	// Runs of digits, each with the X or x that ends it if one does (the
+	// check character): an X before the digits, or between them, is a
+	// letter of whatever is around them. A group of the written form is a
+	// run too.
+	type span struct{ from, to int } // to: past the X, if one ends it
 	var runs []span
 	for i := 0; i < len(s); {
-		if !idChar(s[i]) {
+		if !digit(s[i]) {
 			i++
 			continue
 		}
 		j := i
-		for j < len(s) && idChar(s[j]) {
+		for j < len(s) && digit(s[j]) {
+			j++
+		}
+		// 17 digits and an X are a number; after 18 digits an X is not
+		// part of it.
+		if j-i == 17 && j < len(s) && (s[j] == 'X' || s[j] == 'x') {
 			j++
 		}
 		runs = append(runs, span{i, j})
@@ -250,11 +258,16 @@ func ContainsLoneID(s string) bool {
 		}
 		if k+2 < len(runs) {
 			g1, g2, g3 := r, runs[k+1], runs[k+2]
-			sep := s[g1.to]
-			if g1.to-g1.from == 6 && g2.to-g2.from == 8 && g3.to-g3.from == 4 &&
-				(sep == ' ' || sep == '-') && g2.from == g1.to+1 && g3.from == g2.to+1 && s[g2.to] == sep &&
-				Valid(s[g1.from:g1.to]+s[g2.from:g2.to]+s[g3.from:g3.to]) {
-				return true
+			// The last group's X is not taken by the run (it takes one
+			// after 17 digits only): take it here.
+			if g3.to-g3.from == 3 && g3.to < len(s) && (s[g3.to] == 'X' || s[g3.to] == 'x') {
+				g3.to++
+			}
+			if g1.to-g1.from == 6 && g2.to-g2.from == 8 && g3.to-g3.from == 4 && g2.from == g1.to+1 && g3.from == g2.to+1 {
+				if sep := s[g1.to]; (sep == ' ' || sep == '-') && s[g2.to] == sep &&
+					Valid(s[g1.from:g1.to]+s[g2.from:g2.to]+s[g3.from:g3.to]) {
+					return true
+				}
 			}
 		}
 	}

@@ -296,6 +296,7 @@ func TestContainsLoneID(t *testing.T) {
 	}{
 		{id, true}, {"500101199001011002", true}, {"50010119900101107x", true}, {wide, true},
 		{"acct " + id + " ref", true}, {"500101 19900101 107X", true}, {"500101-19900101-107X", true},
+		{"TX500101199001011002", true}, {"x" + id, true}, {"500101199001011002x1", true}, {id + "abc", true}, // letters around it (found by review)
 		{"9" + "500101199001011002", false}, // 19 digits: an account whose last 18 pass the check
 		{"500101199001011002" + "7", false},
 		{"50010119900101107Y", false}, {"500101199001011003", false}, // a wrong check digit
