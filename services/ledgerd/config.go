@@ -159,7 +159,7 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	str(&refWait, "reference-wait", "60s", "how long a fact that refers to something not yet recorded waits for it before it is rejected")
 	str(&retryDelay, "retry-delay", "250ms", "how often such a waiting fact is decided again")
 	var maxPending string
-	str(&maxPending, "max-pending", "20000", "inbound messages delivered and not yet acknowledged, at most (at least four batches). Facts waiting for what they refer to count among them: when this many wait, nothing more is delivered, what they wait for included, until --reference-wait rejects them. A backfill that publishes more facts than this before what they refer to needs more, or publishing in order (bureau, enrolment, evaluation, payment)")
+	str(&maxPending, "max-pending", "20000", "inbound messages delivered and not yet acknowledged, at most (at least four batches). Facts waiting for what they refer to count among them: when this many wait, nothing more is delivered, what they wait for included, until --reference-wait rejects them. A backfill that publishes more facts than this before what they refer to needs more, or publishing in the order the README gives (bureau reference data and fee schedules, enrolment, evaluation, district, payment, bureau corrections)")
 	str(&batch, "batch-size", "2000", "inbound messages decided and appended per batch (at most; a batch takes what has arrived while the previous one is written)")
 	str(&feedBatch, "feed-batch", "500", "events per atomic publish on the outbound feed (at most 1000)")
 	str(&feedLinger, "feed-linger", "50ms", "how long a short outbound feed batch waits for more events (each atomic publish costs the NATS server an fsync); 0 publishes at once")
