@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/cqhrss/subsidyledger/events"
@@ -83,11 +84,21 @@ func (d *decider) objectionRaised(m *subsidyv1.ObjectionRaised) *Rejection {
 		return r
 	}
 	on := date(m.GetRaisedOn())
+	// An objection raised during the notice holds the entitlement (DOMAIN
+	// §4.12) even when it is recorded after the notice was closed
+	// (BehaviourLateObjection; before it, the close refused it and the
+	// entitlement could be paid), unless money has moved already: then
+	// the objection is recorded refused, saying why, for supervisors.
+	late := !e.noticeClosed.IsZero()
 	switch {
 	case e.noticeStart.IsZero():
 		return reject(subsidyv1.ReasonCode_REASON_CODE_OUTSIDE_NOTICE_WINDOW, "entitlement %s has no notice open", e.id)
-	case on < e.noticeStart || on > e.noticeEnd || !e.noticeClosed.IsZero():
+	case on < e.noticeStart || on > e.noticeEnd || late && d.w.rs.behaviour() < BehaviourLateObjection:
 		return reject(subsidyv1.ReasonCode_REASON_CODE_OUTSIDE_NOTICE_WINDOW, "raised %s, notice %s..%s", on, e.noticeStart, e.noticeEnd)
+	case late && (e.paid > 0 || slices.ContainsFunc(e.orders, func(o string) bool { return d.w.orders[o].state == orderSettled })):
+		return reject(subsidyv1.ReasonCode_REASON_CODE_ALREADY_PAID, "objection raised %s during the notice %s..%s, recorded after entitlement %s was paid", on, e.noticeStart, e.noticeEnd, e.id)
+	case late && e.inFlight != "":
+		return reject(subsidyv1.ReasonCode_REASON_CODE_PAYMENT_IN_FLIGHT, "objection raised %s during the notice %s..%s, recorded with payment order %s out", on, e.noticeStart, e.noticeEnd, e.inFlight)
 	}
 	h := ObjectionHold(m.GetObjectionId())
 	d.emit(holdEventID(e.id, h), &subsidyv1.EntitlementHeld{

@@ -5,8 +5,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/cqhrss/subsidyledger/events"
+	"github.com/cqhrss/subsidyledger/events/facts"
 	"github.com/cqhrss/subsidyledger/events/person"
 	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
 )
@@ -255,12 +257,23 @@ func (d *decider) repaymentReceived(m *subsidyv1.RepaymentReceived) *Rejection {
 	return nil
 }
 
+// blank reports whether a reason says nothing: white space only, and from
+// BehaviourLateObjection's release on also invisible characters only
+// (zero-width spaces and joiners, facts.Invisible), which a reason of
+// nothing could be made of.
+func (d *decider) blank(reason string) bool {
+	if d.w.rs.behaviour() < BehaviourLateObjection {
+		return strings.TrimSpace(reason) == ""
+	}
+	return strings.IndexFunc(reason, func(r rune) bool { return !unicode.IsSpace(r) && !facts.Invisible(r) }) < 0
+}
+
 func (d *decider) writeOffRequested(m *subsidyv1.WriteOffRequested) *Rejection {
 	c, r := d.clawbackOf(m.GetClawbackId())
 	if r != nil {
 		return r
 	}
-	if strings.TrimSpace(m.GetReason()) == "" {
+	if d.blank(m.GetReason()) {
 		return reject(subsidyv1.ReasonCode_REASON_CODE_WRITE_OFF_NEEDS_REASON, "write-off of clawback %s without a reason", c.id)
 	}
 	// A request replaces one still awaiting approval (which can then no
@@ -283,7 +296,7 @@ func (d *decider) clawbackWrittenOff(m *subsidyv1.ClawbackWrittenOff) *Rejection
 		return r
 	}
 	switch p := c.pending; {
-	case strings.TrimSpace(m.GetReason()) == "":
+	case d.blank(m.GetReason()):
 		return reject(subsidyv1.ReasonCode_REASON_CODE_WRITE_OFF_NEEDS_REASON, "write-off of clawback %s without a reason", c.id)
 	case sameOfficial(m.GetApprovedBy(), m.GetRequestedBy()):
 		return reject(subsidyv1.ReasonCode_REASON_CODE_WRITE_OFF_SAME_OFFICIAL, "official %q requested the write-off and may not approve it", m.GetRequestedBy())

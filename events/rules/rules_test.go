@@ -593,6 +593,10 @@ func TestHoldsAndCancellation(t *testing.T) {
 	f.reject(&subsidyv1.WriteOffRequested{ClawbackId: cb, AmountFen: 80000, Reason: "x", OfficialId: "a"}, subsidyv1.ReasonCode_REASON_CODE_DUPLICATE_FACT)
 	f.reject(&subsidyv1.ClawbackWrittenOff{ClawbackId: cb, AmountFen: 70000, Reason: "x", RequestedBy: "a", ApprovedBy: "b"}, subsidyv1.ReasonCode_REASON_CODE_WRONG_STATE)
 	f.reject(&subsidyv1.ClawbackWrittenOff{ClawbackId: cb, AmountFen: 80000, Reason: " ", RequestedBy: "a", ApprovedBy: "b"}, subsidyv1.ReasonCode_REASON_CODE_WRITE_OFF_NEEDS_REASON)
+	// Nor one of invisible characters only (found by review: a reason of
+	// zero-width spaces passed).
+	f.reject(&subsidyv1.ClawbackWrittenOff{ClawbackId: cb, AmountFen: 80000, Reason: "\u200b\u2060 ", RequestedBy: "a", ApprovedBy: "b"}, subsidyv1.ReasonCode_REASON_CODE_WRITE_OFF_NEEDS_REASON)
+	f.reject(&subsidyv1.WriteOffRequested{ClawbackId: cb, AmountFen: 80000, Reason: "\u200b", OfficialId: "a"}, subsidyv1.ReasonCode_REASON_CODE_WRITE_OFF_NEEDS_REASON)
 	// The checker approves the maker's request as asked, reason included,
 	// and is not the maker under another case (rules 2026.5).
 	f.reject(&subsidyv1.ClawbackWrittenOff{ClawbackId: cb, AmountFen: 80000, Reason: "y", RequestedBy: "a", ApprovedBy: "b"}, subsidyv1.ReasonCode_REASON_CODE_WRONG_STATE)

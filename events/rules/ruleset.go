@@ -91,10 +91,15 @@ type RuleSet struct {
 }
 
 // Behaviours: BehaviourReEnrolment (2, rules 2026.6) reads a re-enrolment's
-// completion for rule 3 (decider.trainingOf); 1 is every release before.
+// completion for rule 3 (decider.trainingOf); BehaviourLateObjection (3)
+// takes an objection raised during the notice that is recorded after its
+// close, as long as no money has moved (decider.objectionRaised), and
+// takes a write-off reason of invisible characters only for none
+// (decider.blank); 1 is every release before.
 const (
-	BehaviourReEnrolment = 2
-	CurrentBehaviour     = BehaviourReEnrolment
+	BehaviourReEnrolment   = 2
+	BehaviourLateObjection = 3
+	CurrentBehaviour       = BehaviourLateObjection
 )
 
 // Identity is Fingerprint with the Behaviour beside it (from Behaviour 2
