@@ -248,6 +248,13 @@ func (d *decider) repaymentReceived(m *subsidyv1.RepaymentReceived) *Rejection {
 	if n := m.GetAmountFen(); n > c.outstanding() {
 		return reject(subsidyv1.ReasonCode_REASON_CODE_RECOVERY_EXCEEDS_RECEIVABLE, "repayment %d fen, %d outstanding", n, c.outstanding())
 	}
+	// A recovery's id is of the clawback and its reference, a payment
+	// order's id for an offset: a repayment under an order's id would
+	// derive an offset's recovery again (the decision failed; from
+	// BehaviourLateObjection's release on it is refused, saying why).
+	if d.w.rs.behaviour() >= BehaviourLateObjection && d.w.orders[m.GetRepaymentId()] != nil {
+		return reject(subsidyv1.ReasonCode_REASON_CODE_ALREADY_EXISTS, "repayment id %q is a payment order's: give the repayment an id of its own", m.GetRepaymentId())
+	}
 	d.emit(recoveryID(c.id, m.GetRepaymentId()), &subsidyv1.ClawbackRecovered{
 		ClawbackId:  c.id,
 		AmountFen:   m.GetAmountFen(),

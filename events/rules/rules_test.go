@@ -613,6 +613,9 @@ func TestHoldsAndCancellation(t *testing.T) {
 	want(t, f.derived(&subsidyv1.PaymentSettled{PaymentOrderId: o3.PaymentOrderId, EntitlementId: e3, AmountFen: o3.NetFen, PaidToAccount: "acct-digital", SettledOn: dt("2025-07-10")}), "ClawbackRaised")
 	cb3 := rules.ClawbackID(e3)
 	f.must(&subsidyv1.WriteOffRequested{ClawbackId: cb3, AmountFen: 80000, Reason: "untraceable", OfficialId: "a"})
+	// A repayment under a payment order's id, which an offset's recovery
+	// is derived from, is refused (found by review: the decision failed).
+	f.reject(&subsidyv1.RepaymentReceived{RepaymentId: o3.PaymentOrderId, ClawbackId: cb3, AmountFen: 30000, ReceivedOn: dt("2025-08-01")}, subsidyv1.ReasonCode_REASON_CODE_ALREADY_EXISTS)
 	want(t, f.derived(&subsidyv1.RepaymentReceived{RepaymentId: "rp3", ClawbackId: cb3, AmountFen: 30000, ReceivedOn: dt("2025-08-01")}), "ClawbackRecovered")
 	f.reject(&subsidyv1.ClawbackWrittenOff{ClawbackId: cb3, AmountFen: 80000, Reason: "untraceable", RequestedBy: "a", ApprovedBy: "b"}, subsidyv1.ReasonCode_REASON_CODE_RECOVERY_EXCEEDS_RECEIVABLE)
 	f.must(&subsidyv1.WriteOffRequested{ClawbackId: cb3, AmountFen: 50000, Reason: "untraceable after a part repayment", OfficialId: "c"})

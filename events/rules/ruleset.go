@@ -95,7 +95,8 @@ type RuleSet struct {
 // takes an objection raised during the notice that is recorded after its
 // close, as long as no money has moved (decider.objectionRaised), and
 // takes a write-off reason of invisible characters only for none
-// (decider.blank); 1 is every release before.
+// (decider.blank), and refuses a repayment under a payment order's id
+// (decider.repaymentReceived); 1 is every release before.
 const (
 	BehaviourReEnrolment   = 2
 	BehaviourLateObjection = 3
