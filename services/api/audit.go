@@ -192,16 +192,26 @@ func (s *server) auditEvent(r *http.Request, sc Scope) (result, error) {
 	if err != nil || n == 0 {
 		return result{}, errorf(CodeBadRequest, "position %q: want a positive whole number", r.PathValue("position"))
 	}
-	recs, err := s.cfg.Store.ReadAll(r.Context(), events.Position(n-1), 1)
+	rec, err := s.eventInScope(r, sc, events.Position(n))
 	if err != nil {
 		return result{}, err
 	}
-	if len(recs) == 0 || recs[0].Position != events.Position(n) || !s.allowedStream(r, sc, recs[0].Stream) {
-		return result{}, errorf(CodeNotFound, "no event at position %d in your scope", n)
-	}
-	rec := recs[0]
 	prev, _ := s.prevHash(r.Context(), rec.Stream, rec.Revision) // unread: the link shows as unchecked
 	return result{body: auditEvent(rec, prev), position: rec.Position}, nil
+}
+
+// eventInScope reads the event at position p, if it is of a stream the
+// scope may read; else the not-found error, the same whether there is no
+// such event or it is another's.
+func (s *server) eventInScope(r *http.Request, sc Scope, p events.Position) (events.RecordedEvent, error) {
+	recs, err := s.cfg.Store.ReadAll(r.Context(), p-1, 1)
+	if err != nil {
+		return events.RecordedEvent{}, err
+	}
+	if len(recs) == 0 || recs[0].Position != p || !s.allowedStream(r, sc, recs[0].Stream) {
+		return events.RecordedEvent{}, errorf(CodeNotFound, "no event at position %d in your scope", p)
+	}
+	return recs[0], nil
 }
 
 // prevHash returns the hash the event at revision rev of stream links to:

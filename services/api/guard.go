@@ -15,6 +15,11 @@ import (
 // ledgerd's tamper-evidence routes (package auditapi) take Handler.Audit,
 // which adds the scopes' limits on what an inclusion proof names.
 func Guard(scope ScopeFunc, log *slog.Logger, h http.Handler) http.Handler {
+	return guard(scope, log, func(w http.ResponseWriter, r *http.Request, _ Scope) { h.ServeHTTP(w, r) })
+}
+
+// guard is Guard, handing the caller's scope to next.
+func guard(scope ScopeFunc, log *slog.Logger, next func(http.ResponseWriter, *http.Request, Scope)) http.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -28,7 +33,7 @@ func Guard(scope ScopeFunc, log *slog.Logger, h http.Handler) http.Handler {
 			writeError(w, r, log, errorf(CodeForbidden, "only the municipal scope may do this"))
 			return
 		}
-		h.ServeHTTP(w, r)
+		next(w, r, sc)
 	})
 }
 
@@ -45,33 +50,21 @@ const inclusionPath = "/v1/audit/proof/inclusion"
 // read, else the same 404 as GET /v1/audit/events/{position}.
 func (h *Handler) Audit(next http.Handler) http.Handler {
 	s := h.s
-	return Guard(s.cfg.Scope, s.log, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == inclusionPath {
-			sc, err := s.cfg.Scope(r)
-			if err != nil {
+	return guard(s.cfg.Scope, s.log, func(w http.ResponseWriter, r *http.Request, sc Scope) {
+		if r.URL.Path == inclusionPath && !sc.readsAll() {
+			// Only a position checked here goes on: what auditapi reads
+			// from the query is checked the way it reads it.
+			v := r.URL.Query().Get("position")
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n <= 0 {
+				writeError(w, r, s.log, errorf(CodeBadRequest, "position %q: want a positive whole number", v))
+				return
+			}
+			if _, err := s.eventInScope(r, sc, events.Position(n)); err != nil {
 				writeError(w, r, s.log, err)
 				return
 			}
-			if !sc.readsAll() {
-				// Only a position checked here goes on: what auditapi
-				// reads from the query is checked the way it reads it.
-				v := r.URL.Query().Get("position")
-				n, err := strconv.ParseInt(v, 10, 64)
-				if err != nil || n <= 0 {
-					writeError(w, r, s.log, errorf(CodeBadRequest, "position %q: want a positive whole number", v))
-					return
-				}
-				recs, err := s.cfg.Store.ReadAll(r.Context(), events.Position(n-1), 1)
-				if err != nil {
-					writeError(w, r, s.log, err)
-					return
-				}
-				if len(recs) == 0 || recs[0].Position != events.Position(n) || !s.allowedStream(r, sc, recs[0].Stream) {
-					writeError(w, r, s.log, errorf(CodeNotFound, "no event at position %d in your scope", n))
-					return
-				}
-			}
 		}
 		next.ServeHTTP(w, r)
-	}))
+	})
 }

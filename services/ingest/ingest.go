@@ -1832,10 +1832,11 @@ func (in *Intake) rejection(it *item, code subsidyv1.ReasonCode, detail string) 
 	// The digest is of the whole masked as it is kept: one of the plain
 	// payload would let the masked characters be found by trying each
 	// region and birth date against it.
-	if payload := it.msg.Data(); len(payload) > facts.MaxPayloadSize {
-		detail += fmt.Sprintf(" (kept: the first %d of its %d bytes, masked; SHA-256 of the whole, masked: %x)", facts.MaxPayloadSize, len(payload), sha256.Sum256(maskedPayload(payload)))
+	masked := maskedPayload(it.msg.Data())
+	if n := len(it.msg.Data()); n > facts.MaxPayloadSize {
+		detail += fmt.Sprintf(" (kept: the first %d of its %d bytes, masked; SHA-256 of the whole, masked: %x)", facts.MaxPayloadSize, n, sha256.Sum256(masked))
 	}
-	kept := keptFor(it.msg.Data(), code)
+	kept := keptOfMasked(masked, code)
 	return &subsidyv1.FactRejected{
 		Subject:        it.subject,
 		Headers:        h,

@@ -15,10 +15,10 @@ import (
 // of an oversized one the first facts.MaxPayloadSize bytes of that (masked
 // before it is cut, so that a number across the cut is masked too: its
 // first 17 characters alone would give away the 18th).
-func keptPayload(b []byte) []byte {
-	m := maskedPayload(b)
-	return m[:min(len(m), facts.MaxPayloadSize)]
-}
+func keptPayload(b []byte) []byte { return cut(maskedPayload(b)) }
+
+// cut is the first facts.MaxPayloadSize bytes of a masked payload.
+func cut(masked []byte) []byte { return masked[:min(len(masked), facts.MaxPayloadSize)] }
 
 // maskedPayload is the whole payload with every resident ID number in it
 // masked (person.RedactIDs, which keeps the length: a protobuf payload
@@ -99,7 +99,12 @@ func jsonEscape(b []byte) (rune, int) {
 // rejections keep their long numbers: an overflowing amount is why it was
 // rejected).
 func keptFor(b []byte, reason subsidyv1.ReasonCode) []byte {
-	kept := keptPayload(b)
+	return keptOfMasked(maskedPayload(b), reason)
+}
+
+// keptOfMasked is keptFor of a payload maskedPayload masked already.
+func keptOfMasked(masked []byte, reason subsidyv1.ReasonCode) []byte {
+	kept := cut(masked)
 	if reason == subsidyv1.ReasonCode_REASON_CODE_PLAIN_ACCOUNT_NUMBER {
 		kept = person.RedactAccountNumbers(kept)
 	}
