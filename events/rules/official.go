@@ -106,6 +106,7 @@ func (d *decider) objectionRaised(m *subsidyv1.ObjectionRaised) *Rejection {
 		Reason:        subsidyv1.ReasonCode_REASON_CODE_OBJECTION_PENDING,
 		Detail:        fmt.Sprintf("objection %s raised %s during the notice %s..%s", m.GetObjectionId(), on, e.noticeStart, e.noticeEnd),
 		HoldId:        h,
+		HeldOn:        d.day(on),
 		Decision: d.decision([]events.ID{e.eventID, e.noticeEventID},
 			check(subsidyv1.ReasonCode_REASON_CODE_OBJECTION_PENDING, false, "objection %s pending", m.GetObjectionId())),
 	})
@@ -121,7 +122,8 @@ func (d *decider) objectionResolved(m *subsidyv1.ObjectionResolved) *Rejection {
 	if r != nil {
 		return r
 	}
-	if r := dateOrder("resolution", date(m.GetResolvedOn()), "objection", o.raisedOn); r != nil {
+	on := date(m.GetResolvedOn())
+	if r := dateOrder("resolution", on, "objection", o.raisedOn); r != nil {
 		return r
 	}
 	if m.GetUpheld() {
@@ -137,6 +139,7 @@ func (d *decider) objectionResolved(m *subsidyv1.ObjectionResolved) *Rejection {
 		Reason:        subsidyv1.ReasonCode_REASON_CODE_OBJECTION_PENDING,
 		OfficialId:    m.GetOfficialId(),
 		HoldId:        h,
+		ReleasedOn:    d.day(on),
 		Decision: d.decision([]events.ID{o.eventID, placed.eventID},
 			check(subsidyv1.ReasonCode_REASON_CODE_OBJECTION_PENDING, true, "objection %s not upheld", o.id)),
 	})
@@ -172,6 +175,15 @@ func (d *decider) noticeClosed(m *subsidyv1.NoticeClosed) *Rejection {
 	if p := d.w.pendingObjections(e); len(p) > 0 {
 		return reject(subsidyv1.ReasonCode_REASON_CODE_OBJECTION_PENDING, "objections pending: %s", strings.Join(p, ", "))
 	}
+	if d.datedHolds() {
+		// Not closed on a day an objection was still pending: the dated
+		// trail would show a notice closed over an open objection.
+		for _, id := range e.objections {
+			if o := d.w.objections[id]; o != nil && o.resolvedOn > on {
+				return reject(subsidyv1.ReasonCode_REASON_CODE_OBJECTION_PENDING, "closed %s, objection %s (raised %s) was pending until its resolution on %s", on, o.id, o.raisedOn, o.resolvedOn)
+			}
+		}
+	}
 	return nil
 }
 
@@ -186,12 +198,19 @@ func (d *decider) holdPlaced(m *subsidyv1.HoldPlaced) *Rejection {
 	if e.paid > 0 {
 		return reject(subsidyv1.ReasonCode_REASON_CODE_ALREADY_PAID, "entitlement %s is paid: find fraud to claw it back", e.id)
 	}
+	on := date(m.GetPlacedOn())
+	if d.datedHolds() {
+		if r := dateOrder("hold", on, "certificate", e.issuedOn); r != nil {
+			return r
+		}
+	}
 	h := SupervisorHold(m.GetHoldId())
 	d.emit(holdEventID(e.id, h), &subsidyv1.EntitlementHeld{
 		EntitlementId: e.id,
 		Reason:        subsidyv1.ReasonCode_REASON_CODE_SUPERVISOR_HOLD,
-		Detail:        fmt.Sprintf("hold %s by %s on %s: %s", m.GetHoldId(), m.GetOfficialId(), date(m.GetPlacedOn()), m.GetReason()),
+		Detail:        fmt.Sprintf("hold %s by %s on %s: %s", m.GetHoldId(), m.GetOfficialId(), on, m.GetReason()),
 		HoldId:        h,
+		HeldOn:        d.day(on),
 		Decision:      d.decision([]events.ID{e.eventID}, check(subsidyv1.ReasonCode_REASON_CODE_SUPERVISOR_HOLD, false, "placed by %s", m.GetOfficialId())),
 	})
 	return nil
@@ -218,21 +237,26 @@ func (d *decider) holdLifted(m *subsidyv1.HoldLifted) *Rejection {
 			return reject(subsidyv1.ReasonCode_REASON_CODE_HOLD_NOT_LIFTABLE, "objection %s is not resolved", o.id)
 		}
 	}
+	on := date(m.GetLiftedOn())
+	if r := d.liftDated(placed, on); r != nil {
+		return r
+	}
 	d.emit(releaseEventID(e.id, h), &subsidyv1.EntitlementReleased{
 		EntitlementId: e.id,
 		Reason:        reason,
 		OfficialId:    m.GetOfficialId(),
 		HoldId:        h,
+		ReleasedOn:    d.day(on),
 		Decision: d.decision([]events.ID{placed.eventID},
-			check(reason, true, "lifted by %s on %s: %s", m.GetOfficialId(), date(m.GetLiftedOn()), m.GetNote())),
+			check(reason, true, "lifted by %s on %s: %s", m.GetOfficialId(), on, m.GetNote())),
 	})
 	return nil
 }
 
 // cancel ends an entitlement for a revoked certificate or a fraud finding
-// (rule 14): a final hold; a clawback of what was paid; and, if no money
-// moved, its budget freed for entitlements waiting in its fund.
-func (d *decider) cancel(e *entitlement, reason subsidyv1.ReasonCode, hold string, cause subsidyv1.ClawbackCause, evidence ...events.ID) {
+// (rule 14) on day on: a final hold; a clawback of what was paid; and, if
+// no money moved, its budget freed for entitlements waiting in its fund.
+func (d *decider) cancel(e *entitlement, reason subsidyv1.ReasonCode, hold string, cause subsidyv1.ClawbackCause, on refdata.Date, evidence ...events.ID) {
 	if e.cancelled != "" {
 		return
 	}
@@ -242,6 +266,7 @@ func (d *decider) cancel(e *entitlement, reason subsidyv1.ReasonCode, hold strin
 		Reason:        reason,
 		Detail:        detail,
 		HoldId:        hold,
+		HeldOn:        d.day(on),
 		Decision:      d.decision(append([]events.ID{e.eventID}, evidence...), check(reason, false, "%s", detail)),
 	})
 	switch {
@@ -250,7 +275,7 @@ func (d *decider) cancel(e *entitlement, reason subsidyv1.ReasonCode, hold strin
 	case e.paid == 0 && e.inFlight == "":
 		// Frees e.counted (0 if it was itself waiting for budget) and lets
 		// the entitlements queued behind it move up.
-		d.releaseQueuedExcept(fundKey{e.year, e.unit}, 0, e.counted, e.id)
+		d.releaseQueued(fundKey{e.year, e.unit}, 0, e.counted, e.id, on)
 	}
 	// In flight: the clawback is raised when the payment settles.
 }
@@ -294,11 +319,12 @@ func (d *decider) certificateRevoked(m *subsidyv1.CertificateRevoked) *Rejection
 	if q := refdata.QualificationOf(m.GetQualification()); q != c.q {
 		return reject(subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_QUALIFICATION, "certificate %q is for %s, not %s", c.id, c.q, q)
 	}
-	if r := dateOrder("revocation", date(m.GetRevokedOn()), "certificate", c.issuedOn); r != nil {
+	on := date(m.GetRevokedOn())
+	if r := dateOrder("revocation", on, "certificate", c.issuedOn); r != nil {
 		return r
 	}
 	if e := d.w.entitlements[c.entitlement]; e != nil {
-		d.cancel(e, subsidyv1.ReasonCode_REASON_CODE_CERTIFICATE_REVOKED, RevokedHold(c.id), subsidyv1.ClawbackCause_CLAWBACK_CAUSE_CERTIFICATE_REVOKED, c.eventID)
+		d.cancel(e, subsidyv1.ReasonCode_REASON_CODE_CERTIFICATE_REVOKED, RevokedHold(c.id), subsidyv1.ClawbackCause_CLAWBACK_CAUSE_CERTIFICATE_REVOKED, on, c.eventID)
 	}
 	return nil
 }
@@ -308,7 +334,7 @@ func (d *decider) fraudFound(m *subsidyv1.FraudFound) *Rejection {
 	if r != nil {
 		return r
 	}
-	d.cancel(e, subsidyv1.ReasonCode_REASON_CODE_FRAUD_FINDING, FraudHold(m.GetFindingId()), subsidyv1.ClawbackCause_CLAWBACK_CAUSE_FRAUD)
+	d.cancel(e, subsidyv1.ReasonCode_REASON_CODE_FRAUD_FINDING, FraudHold(m.GetFindingId()), subsidyv1.ClawbackCause_CLAWBACK_CAUSE_FRAUD, date(m.GetFoundOn()))
 	return nil
 }
 

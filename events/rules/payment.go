@@ -49,6 +49,9 @@ func (d *decider) paymentRequested(m *subsidyv1.PaymentRequested) *Rejection {
 	if r := dateOrder("payment request", on, "notice close", e.noticeClosed); r != nil {
 		return r
 	}
+	if r := d.requestDated(e, on); r != nil {
+		return r
+	}
 	due := e.amount - e.paid
 	attempt := uint32(len(e.orders)) + 1
 	id := PaymentOrderID(e.id, attempt)
@@ -224,7 +227,7 @@ func (d *decider) paymentFailed(m *subsidyv1.PaymentFailed) *Rejection {
 	if e.cancelled != "" && e.paid == 0 {
 		// Cancelled while this order was in flight: no money moved after
 		// all, so its budget is freed now.
-		d.releaseQueuedExcept(fundKey{e.year, e.unit}, 0, e.counted, e.id)
+		d.releaseQueued(fundKey{e.year, e.unit}, 0, e.counted, e.id, date(m.GetFailedOn()))
 	}
 	return nil
 }

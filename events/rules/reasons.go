@@ -72,7 +72,7 @@ var reasons = []Reason{
 	{subsidyv1.ReasonCode_REASON_CODE_PAYMENT_NOT_APPROVED, 3, []Effect{EffectReject}, "rules", "A payment request for an entitlement not confirmed and approved."},
 	{subsidyv1.ReasonCode_REASON_CODE_ATTEMPT_OUT_OF_ORDER, 3, []Effect{EffectReject}, "rules", "An assessment whose attempt number is not the next for the person and qualification, or dated before the previous attempt."},
 	{subsidyv1.ReasonCode_REASON_CODE_SCORE_OUT_OF_RANGE, 3, []Effect{EffectReject}, "facts", "A score outside 0..100."},
-	{subsidyv1.ReasonCode_REASON_CODE_DATE_OUT_OF_ORDER, 3, []Effect{EffectReject}, "rules", "A fact dated before the fact it must follow (completion before enrolment, certificate before assessment, approval before confirmation, payment before notice close...)."},
+	{subsidyv1.ReasonCode_REASON_CODE_DATE_OUT_OF_ORDER, 3, []Effect{EffectReject}, "rules", "A fact dated before the fact it must follow (completion before enrolment, certificate before assessment, approval before confirmation, payment before notice close, a lift before its hold...)."},
 
 	{subsidyv1.ReasonCode_REASON_CODE_NO_ELIGIBILITY_EVIDENCE, 4, []Effect{EffectDeny}, "rules", "No eligibility evidence was recorded for the person."},
 	{subsidyv1.ReasonCode_REASON_CODE_NOT_GRADUATING_THIS_YEAR, 4, []Effect{EffectDeny}, "rules", "Graduating-student evidence, but its latest snapshot gives a graduation year other than the assessment year (or the register did not confirm)."},
@@ -90,8 +90,8 @@ var reasons = []Reason{
 	{subsidyv1.ReasonCode_REASON_CODE_NOT_CONFIRMED, 12, []Effect{EffectReject}, "rules", "Approval of an entitlement not yet confirmed."},
 	{subsidyv1.ReasonCode_REASON_CODE_NOT_APPROVED, 12, []Effect{EffectReject}, "rules", "Closing the notice of an entitlement not approved (no notice open)."},
 	{subsidyv1.ReasonCode_REASON_CODE_NOTICE_NOT_ELAPSED, 12, []Effect{EffectReject}, "rules", "Notice closed on or before its last day, or payment requested before the notice was closed."},
-	{subsidyv1.ReasonCode_REASON_CODE_OBJECTION_PENDING, 12, []Effect{EffectReject, EffectHold}, "rules", "An objection during the notice holds the entitlement; closing the notice while one is unresolved is rejected."},
-	{subsidyv1.ReasonCode_REASON_CODE_ENTITLEMENT_HELD, 12, []Effect{EffectReject}, "rules", "A payment request for an entitlement with a hold in place."},
+	{subsidyv1.ReasonCode_REASON_CODE_OBJECTION_PENDING, 12, []Effect{EffectReject, EffectHold}, "rules", "An objection during the notice holds the entitlement; closing the notice while one is unresolved, or dated before one's resolution (behaviour 4), is rejected."},
+	{subsidyv1.ReasonCode_REASON_CODE_ENTITLEMENT_HELD, 12, []Effect{EffectReject}, "rules", "A payment request for an entitlement with a hold in place, or dated before the latest release of one (behaviour 4)."},
 	{subsidyv1.ReasonCode_REASON_CODE_WRONG_STATE, 12, []Effect{EffectReject}, "rules", "The action does not fit the state (confirming twice, acting on a cancelled entitlement, an advance after the subsidy was decided, reinstating a blacklisted institution...)."},
 	{subsidyv1.ReasonCode_REASON_CODE_SUPERVISOR_HOLD, 12, []Effect{EffectHold}, "rules", "A supervisor's hold (HoldPlaced), lifted by HoldLifted."},
 	{subsidyv1.ReasonCode_REASON_CODE_OUTSIDE_NOTICE_WINDOW, 12, []Effect{EffectReject}, "rules", "An objection before the notice opened or after its last day."},
@@ -99,7 +99,7 @@ var reasons = []Reason{
 
 	{subsidyv1.ReasonCode_REASON_CODE_PAYMENT_EXCEEDS_ENTITLEMENT, 13, []Effect{EffectReject}, "rules", "A settlement for more than the order's net amount."},
 	{subsidyv1.ReasonCode_REASON_CODE_ALREADY_PAID, 13, []Effect{EffectReject}, "rules", "A payment request for an entitlement already settled."},
-	{subsidyv1.ReasonCode_REASON_CODE_PAYMENT_IN_FLIGHT, 13, []Effect{EffectReject}, "rules", "A payment request while an order is awaiting its result, or a result for an order that is not the one in flight."},
+	{subsidyv1.ReasonCode_REASON_CODE_PAYMENT_IN_FLIGHT, 13, []Effect{EffectReject}, "rules", "A payment request while an order is awaiting its result, or dated before the last order's failure (behaviour 4), or a result for an order that is not the one in flight."},
 	{subsidyv1.ReasonCode_REASON_CODE_SETTLEMENT_MISMATCH, 13, []Effect{EffectReject}, "rules", "A settlement for less than the order's net amount."},
 	{subsidyv1.ReasonCode_REASON_CODE_PAYMENT_LATE, 13, []Effect{EffectFlag}, "rules", "A payment settled more than RuleSet.PaymentWorkingDays working days after it was requested: flagged for supervisors, the settlement stands."},
 

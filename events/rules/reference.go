@@ -145,7 +145,8 @@ func (d *decider) budgetAllocated(m *subsidyv1.BudgetAllocated) *Rejection {
 	if !inForce {
 		return reject(subsidyv1.ReasonCode_REASON_CODE_UNKNOWN_UNIT, "unit %q is not in force in %d", m.GetUnitCode(), m.GetYear())
 	}
-	d.releaseQueued(fundKey{m.GetYear(), m.GetUnitCode()}, m.GetAmountFen(), 0)
+	// An allocation carries no date: its releases are undated.
+	d.releaseQueued(fundKey{m.GetYear(), m.GetUnitCode()}, m.GetAmountFen(), 0, "", refdata.Date(0))
 	return nil
 }
 
@@ -153,14 +154,10 @@ func (d *decider) budgetAllocated(m *subsidyv1.BudgetAllocated) *Rejection {
 // they were held, while each fits: committed + amount <= allocated, with the
 // fund's figures adjusted by what this decision adds (allocated) or frees
 // (freed). It stops at the first that does not fit, so later (smaller)
-// entitlements never overtake earlier ones.
-func (d *decider) releaseQueued(k fundKey, allocated, freed int64) {
-	d.releaseQueuedExcept(k, allocated, freed, "")
-}
-
-// releaseQueuedExcept is releaseQueued ignoring the entitlement except,
-// which this decision cancels.
-func (d *decider) releaseQueuedExcept(k fundKey, allocated, freed int64, except string) {
+// entitlements never overtake earlier ones. It ignores the entitlement
+// except, which this decision cancels; on is the day of the fact that
+// frees the budget (zero if it has none).
+func (d *decider) releaseQueued(k fundKey, allocated, freed int64, except string, on refdata.Date) {
 	f := d.w.funds[k]
 	if f == nil {
 		return
@@ -182,6 +179,7 @@ func (d *decider) releaseQueuedExcept(k fundKey, allocated, freed int64, except 
 			EntitlementId: e.id,
 			Reason:        subsidyv1.ReasonCode_REASON_CODE_BUDGET_EXCEEDED,
 			HoldId:        HoldBudget,
+			ReleasedOn:    d.day(on),
 			Decision: d.decision(ev, check(subsidyv1.ReasonCode_REASON_CODE_BUDGET_EXCEEDED, true,
 				"fund %d/%s: committed %d + %d <= allocated %d", k.year, k.unit, committed-e.amount, e.amount, alloc)),
 		})

@@ -96,11 +96,18 @@ type RuleSet struct {
 // close, as long as no money has moved (decider.objectionRaised), and
 // takes a write-off reason of invisible characters only for none
 // (decider.blank), and refuses a repayment under a payment order's id
-// (decider.repaymentReceived); 1 is every release before.
+// (decider.repaymentReceived); BehaviourDatedHolds (4) dates each hold and
+// release (EntitlementHeld.held_on, EntitlementReleased.released_on) and
+// refuses what the dates contradict: a lift dated before its hold, a
+// supervisor hold dated before its certificate, a notice close dated
+// while an objection was pending, a payment requested on a day a hold
+// held the entitlement or its last order was still out (decider.datedHolds
+// and the checks beside it); 1 is every release before.
 const (
 	BehaviourReEnrolment   = 2
 	BehaviourLateObjection = 3
-	CurrentBehaviour       = BehaviourLateObjection
+	BehaviourDatedHolds    = 4
+	CurrentBehaviour       = BehaviourDatedHolds
 )
 
 // Identity is Fingerprint with the Behaviour beside it (from Behaviour 2

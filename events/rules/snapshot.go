@@ -18,7 +18,7 @@ import (
 // of its state. Bump it whenever either changes: a snapshot of another
 // version is refused (ErrSnapshotMismatch) and the World is folded from the
 // log instead.
-const SnapshotVersion = 13
+const SnapshotVersion = 14
 
 // ErrSnapshotMismatch reports a snapshot written by another SnapshotVersion
 // or under a rule set with another Fingerprint: it is not wrong, but this
@@ -316,6 +316,7 @@ func (w *World) Snapshot(out *snap.Writer) {
 		s.String(o.id)
 		s.ent(o.entitlement)
 		s.date(o.raisedOn)
+		s.date(o.resolvedOn)
 		s.Bool(o.resolved)
 		s.Bool(o.upheld)
 		s.id(o.eventID)
@@ -348,7 +349,7 @@ func (w *World) Snapshot(out *snap.Writer) {
 		s.Varint(int64(o.state))
 		s.id(o.eventID)
 		s.date(o.requestedOn)
-		s.date(o.settledOn)
+		s.date(o.resultOn)
 		s.id(o.resultID)
 	}
 	s.Uvarint(uint64(len(w.clawbacks)))
@@ -461,6 +462,7 @@ func (s *snapWriter) writeEntitlement(e *entitlement) {
 	for _, h := range e.holds {
 		s.name(h.id)
 		s.Varint(int64(h.reason))
+		s.date(h.placedOn)
 		s.id(h.eventID)
 	}
 	s.strings(e.objections)
@@ -471,6 +473,8 @@ func (s *snapWriter) writeEntitlement(e *entitlement) {
 	s.String(e.cancelled)
 	s.String(e.clawback)
 	s.Varint(e.counted)
+	s.String(e.released.hold)
+	s.date(e.released.on)
 }
 
 // The fixed-size records of the hash indexes: an applied event id, its
@@ -885,7 +889,7 @@ func RestoreWorld(rs RuleSet, in *snap.Reader) (*World, error) {
 	}
 
 	for range s.Len(maxCount) {
-		o := &objection{id: s.String(), entitlement: s.ent(), raisedOn: s.date(), resolved: s.Bool(), upheld: s.Bool(), eventID: s.id()}
+		o := &objection{id: s.String(), entitlement: s.ent(), raisedOn: s.date(), resolvedOn: s.date(), resolved: s.Bool(), upheld: s.Bool(), eventID: s.id()}
 		w.objections[o.id] = o
 	}
 	orders := make([]*order, s.Len(maxCount))
@@ -900,7 +904,7 @@ func RestoreWorld(rs RuleSet, in *snap.Reader) (*World, error) {
 				o.offsets[i] = offset{clawback: s.String(), fen: s.Varint()}
 			}
 		}
-		o.state, o.eventID, o.requestedOn, o.settledOn, o.resultID = orderState(s.Varint()), s.id(), s.date(), s.date(), s.id()
+		o.state, o.eventID, o.requestedOn, o.resultOn, o.resultID = orderState(s.Varint()), s.id(), s.date(), s.date(), s.id()
 		orders[i] = o
 	}
 	ix.add(func() { fill(&w.orders, orders, func(o *order) string { return o.id }) })
@@ -1036,11 +1040,12 @@ func (s *snapReader) readEntitlementInto(e *entitlement) {
 	if n, ok := s.count(); ok {
 		e.holds = make([]hold, n)
 		for i := range e.holds {
-			e.holds[i] = hold{id: s.name(), reason: subsidyv1.ReasonCode(s.i32()), eventID: s.id()}
+			e.holds[i] = hold{id: s.name(), reason: subsidyv1.ReasonCode(s.i32()), placedOn: s.date(), eventID: s.id()}
 		}
 	}
 	e.objections, e.orders = s.strings(), s.strings()
 	e.inFlight, e.requestedOn, e.paid, e.cancelled, e.clawback, e.counted = s.String(), s.date(), s.Varint(), s.String(), s.String(), s.Varint()
+	e.released = datedRelease{hold: s.String(), on: s.date()}
 }
 
 // snapReader reads what snapWriter wrote.

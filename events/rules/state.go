@@ -221,6 +221,7 @@ type objection struct {
 	id          string
 	entitlement string
 	raisedOn    refdata.Date
+	resolvedOn  refdata.Date
 	resolved    bool
 	upheld      bool
 	eventID     events.ID
@@ -255,15 +256,26 @@ type entitlement struct {
 	cancelled                      string // hold id of the revocation or fraud hold
 	clawback                       string
 	counted                        int64 // amount it counts in its fund's committed
+	// released is the latest dated release of a hold on it: a payment
+	// may not be requested before its day (BehaviourDatedHolds).
+	released datedRelease
 }
 
-// hold is a hold on an entitlement: its id, reason and the event that
-// placed it. An entitlement has none or a few, so a slice (nil until the
-// first) costs less than the two maps it replaces.
+// datedRelease is a release's hold and day (EntitlementReleased.released_on).
+type datedRelease struct {
+	hold string
+	on   refdata.Date
+}
+
+// hold is a hold on an entitlement: its id, reason, the event that placed
+// it and its day (EntitlementHeld.held_on; zero if decided before
+// BehaviourDatedHolds). An entitlement has none or a few, so a slice (nil
+// until the first) costs less than the two maps it replaces.
 type hold struct {
-	id      string
-	reason  subsidyv1.ReasonCode
-	eventID events.ID
+	id       string
+	reason   subsidyv1.ReasonCode
+	placedOn refdata.Date
+	eventID  events.ID
 }
 
 // hold returns the hold with id h (the zero hold, false, if there is none).
@@ -327,7 +339,7 @@ type order struct {
 	state       orderState
 	eventID     events.ID
 	requestedOn refdata.Date
-	settledOn   refdata.Date
+	resultOn    refdata.Date // settled_on or failed_on
 	resultID    events.ID
 }
 

@@ -39,16 +39,17 @@ func (d *decider) certificateIssued(m *subsidyv1.CertificateIssued) *Rejection {
 	if r := dateOrder("certificate", issued, "assessment", a.assessedOn); r != nil {
 		return r
 	}
-	d.subsidy(t, a, m.GetCertificateId(), events.ID{})
+	d.subsidy(t, a, m.GetCertificateId(), events.ID{}, issued)
 	d.spike(ev, issued)
 	return nil
 }
 
-// subsidy evaluates rules 1 and 3-10 for certificate cert, in rule order,
-// and records every check; the first failure is the denial's reason. certEvent
-// is the certificate's event when deciding again on a later fact
-// (secondChance): it joins the evidence, and a denial is not recorded again.
-func (d *decider) subsidy(t *trainee, a *assessment, cert string, certEvent events.ID) {
+// subsidy evaluates rules 1 and 3-10 for certificate cert, issued on
+// issued, in rule order, and records every check; the first failure is the
+// denial's reason. certEvent is the certificate's event when deciding again
+// on a later fact (secondChance): it joins the evidence, and a denial is
+// not recorded again.
+func (d *decider) subsidy(t *trainee, a *assessment, cert string, certEvent events.ID, issued refdata.Date) {
 	w, rs := d.w, d.w.rs
 	q := a.q
 	on := a.assessedOn
@@ -267,6 +268,7 @@ func (d *decider) subsidy(t *trainee, a *assessment, cert string, certEvent even
 			Reason:        subsidyv1.ReasonCode_REASON_CODE_BUDGET_EXCEEDED,
 			Detail:        detail,
 			HoldId:        HoldBudget,
+			HeldOn:        d.day(issued),
 			Decision: d.decision(append([]events.ID{entEventID}, fundEvidence...),
 				check(subsidyv1.ReasonCode_REASON_CODE_BUDGET_EXCEEDED, false, "%s", detail)),
 		})
@@ -286,6 +288,7 @@ func (d *decider) subsidy(t *trainee, a *assessment, cert string, certEvent even
 				Reason:        subsidyv1.ReasonCode_REASON_CODE_QUALITY_BELOW_THRESHOLD,
 				Detail:        detail,
 				HoldId:        HoldQuality,
+				HeldOn:        d.day(issued),
 				Decision: d.decision(append([]events.ID{entEventID}, qev...),
 					check(subsidyv1.ReasonCode_REASON_CODE_QUALITY_BELOW_THRESHOLD, false, "%s", detail)),
 			})

@@ -83,7 +83,7 @@ func (d *decider) secondChance(t, with *trainee, only func(*assessment) bool) {
 		return strings.Compare(x.c.id, y.c.id)
 	})
 	for _, x := range cands {
-		d.subsidy(with, x.a, x.c.id, x.c.eventID)
+		d.subsidy(with, x.a, x.c.id, x.c.eventID, x.c.issuedOn)
 	}
 }
 

@@ -479,11 +479,11 @@ func (w *World) fold(id events.ID, m proto.Message) {
 		}
 	case *subsidyv1.ObjectionResolved:
 		if o := w.objections[m.GetObjectionId()]; o != nil {
-			o.resolved, o.upheld = true, m.GetUpheld()
+			o.resolved, o.upheld, o.resolvedOn = true, m.GetUpheld(), date(m.GetResolvedOn())
 		}
 	case *subsidyv1.PaymentSettled:
 		if o := w.orders[m.GetPaymentOrderId()]; o != nil {
-			o.state, o.settledOn, o.resultID = orderSettled, date(m.GetSettledOn()), id
+			o.state, o.resultOn, o.resultID = orderSettled, date(m.GetSettledOn()), id
 			for _, off := range o.offsets {
 				if c := w.clawbacks[off.clawback]; c != nil {
 					c.reserved -= off.fen
@@ -503,7 +503,7 @@ func (w *World) fold(id events.ID, m proto.Message) {
 		}
 	case *subsidyv1.PaymentFailed:
 		if o := w.orders[m.GetPaymentOrderId()]; o != nil {
-			o.state, o.resultID = orderFailed, id
+			o.state, o.resultOn, o.resultID = orderFailed, date(m.GetFailedOn()), id
 			for _, off := range o.offsets {
 				if c := w.clawbacks[off.clawback]; c != nil {
 					c.reserved -= off.fen
@@ -549,7 +549,7 @@ func (w *World) fold(id events.ID, m proto.Message) {
 	case *subsidyv1.EntitlementHeld:
 		if e := w.entitlements[m.GetEntitlementId()]; e != nil {
 			h := m.GetHoldId()
-			e.placeHold(hold{h, m.GetReason(), id})
+			e.placeHold(hold{id: h, reason: m.GetReason(), placedOn: date(m.GetHeldOn()), eventID: id})
 			switch m.GetReason() {
 			case subsidyv1.ReasonCode_REASON_CODE_BUDGET_EXCEEDED:
 				f := w.fund(fundKey{e.year, e.unit})
@@ -564,6 +564,11 @@ func (w *World) fold(id events.ID, m proto.Message) {
 		}
 	case *subsidyv1.EntitlementReleased:
 		if e := w.entitlements[m.GetEntitlementId()]; e != nil {
+			if on := date(m.GetReleasedOn()); !on.IsZero() && on >= e.released.on {
+				if h, ok := e.hold(m.GetHoldId()); ok {
+					e.released = datedRelease{hold: h.id, on: on}
+				}
+			}
 			e.releaseHold(m.GetHoldId())
 			if m.GetHoldId() == HoldBudget {
 				w.dequeue(e)

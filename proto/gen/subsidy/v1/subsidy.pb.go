@@ -875,7 +875,13 @@ type EntitlementHeld struct {
 	// Names this hold among the entitlement's holds, so that a release lifts
 	// exactly it: "budget", "quality", "objection/<objection_id>",
 	// "supervisor/<hold_id>", "revoked/<certificate_id>", "fraud/<finding_id>".
-	HoldId        string `protobuf:"bytes,5,opt,name=hold_id,json=holdId,proto3" json:"hold_id,omitempty"`
+	HoldId string `protobuf:"bytes,5,opt,name=hold_id,json=holdId,proto3" json:"hold_id,omitempty"`
+	// The day the hold took effect, the placing fact's own date: a
+	// supervisor's placed_on, an objection's raised_on, a revocation's
+	// revoked_on, a fraud finding's found_on, and for budget and quality
+	// holds the certificate's issued_on. Unset in events decided before
+	// rules behaviour 4 (RuleSetAdopted.behaviour).
+	HeldOn        *Date `protobuf:"bytes,6,opt,name=held_on,json=heldOn,proto3" json:"held_on,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -945,6 +951,13 @@ func (x *EntitlementHeld) GetHoldId() string {
 	return ""
 }
 
+func (x *EntitlementHeld) GetHeldOn() *Date {
+	if x != nil {
+		return x.HeldOn
+	}
+	return nil
+}
+
 // EntitlementReleased lifts a hold. Derived by the ledger (e.g. a new budget
 // allocation) or by a supervisor.
 type EntitlementReleased struct {
@@ -954,7 +967,14 @@ type EntitlementReleased struct {
 	OfficialId    string                 `protobuf:"bytes,3,opt,name=official_id,json=officialId,proto3" json:"official_id,omitempty"`
 	Decision      *Decision              `protobuf:"bytes,4,opt,name=decision,proto3" json:"decision,omitempty"`
 	// The hold lifted (EntitlementHeld.hold_id).
-	HoldId        string `protobuf:"bytes,5,opt,name=hold_id,json=holdId,proto3" json:"hold_id,omitempty"`
+	HoldId string `protobuf:"bytes,5,opt,name=hold_id,json=holdId,proto3" json:"hold_id,omitempty"`
+	// The day the hold ended, the releasing fact's own date: a lift's
+	// lifted_on, an objection's resolved_on, a revocation's revoked_on or a
+	// fraud finding's found_on that freed budget, a failure's failed_on.
+	// Unset for a release by a budget allocation (which carries no date)
+	// and in events decided before rules behaviour 4. A payment may not be
+	// requested on an earlier day.
+	ReleasedOn    *Date `protobuf:"bytes,6,opt,name=released_on,json=releasedOn,proto3" json:"released_on,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1022,6 +1042,13 @@ func (x *EntitlementReleased) GetHoldId() string {
 		return x.HoldId
 	}
 	return ""
+}
+
+func (x *EntitlementReleased) GetReleasedOn() *Date {
+	if x != nil {
+		return x.ReleasedOn
+	}
+	return nil
 }
 
 // PaymentRequested asks the ledger to order payment of a payable entitlement.
@@ -1883,20 +1910,23 @@ const file_subsidy_v1_subsidy_proto_rawDesc = "" +
 	"\vofficial_id\x18\x04 \x01(\tR\n" +
 	"officialId\x121\n" +
 	"\vresolved_on\x18\x05 \x01(\v2\x10.subsidy.v1.DateR\n" +
-	"resolvedOn\"\xcb\x01\n" +
+	"resolvedOn\"\xf6\x01\n" +
 	"\x0fEntitlementHeld\x12%\n" +
 	"\x0eentitlement_id\x18\x01 \x01(\tR\rentitlementId\x12.\n" +
 	"\x06reason\x18\x02 \x01(\x0e2\x16.subsidy.v1.ReasonCodeR\x06reason\x12\x16\n" +
 	"\x06detail\x18\x03 \x01(\tR\x06detail\x120\n" +
 	"\bdecision\x18\x04 \x01(\v2\x14.subsidy.v1.DecisionR\bdecision\x12\x17\n" +
-	"\ahold_id\x18\x05 \x01(\tR\x06holdId\"\xd8\x01\n" +
+	"\ahold_id\x18\x05 \x01(\tR\x06holdId\x12)\n" +
+	"\aheld_on\x18\x06 \x01(\v2\x10.subsidy.v1.DateR\x06heldOn\"\x8b\x02\n" +
 	"\x13EntitlementReleased\x12%\n" +
 	"\x0eentitlement_id\x18\x01 \x01(\tR\rentitlementId\x12.\n" +
 	"\x06reason\x18\x02 \x01(\x0e2\x16.subsidy.v1.ReasonCodeR\x06reason\x12\x1f\n" +
 	"\vofficial_id\x18\x03 \x01(\tR\n" +
 	"officialId\x120\n" +
 	"\bdecision\x18\x04 \x01(\v2\x14.subsidy.v1.DecisionR\bdecision\x12\x17\n" +
-	"\ahold_id\x18\x05 \x01(\tR\x06holdId\"\x8f\x01\n" +
+	"\ahold_id\x18\x05 \x01(\tR\x06holdId\x121\n" +
+	"\vreleased_on\x18\x06 \x01(\v2\x10.subsidy.v1.DateR\n" +
+	"releasedOn\"\x8f\x01\n" +
 	"\x10PaymentRequested\x12%\n" +
 	"\x0eentitlement_id\x18\x01 \x01(\tR\rentitlementId\x12\x1f\n" +
 	"\vofficial_id\x18\x02 \x01(\tR\n" +
@@ -2053,24 +2083,26 @@ var file_subsidy_v1_subsidy_proto_depIdxs = []int32{
 	25, // 18: subsidy.v1.ObjectionResolved.resolved_on:type_name -> subsidy.v1.Date
 	27, // 19: subsidy.v1.EntitlementHeld.reason:type_name -> subsidy.v1.ReasonCode
 	26, // 20: subsidy.v1.EntitlementHeld.decision:type_name -> subsidy.v1.Decision
-	27, // 21: subsidy.v1.EntitlementReleased.reason:type_name -> subsidy.v1.ReasonCode
-	26, // 22: subsidy.v1.EntitlementReleased.decision:type_name -> subsidy.v1.Decision
-	25, // 23: subsidy.v1.PaymentRequested.requested_on:type_name -> subsidy.v1.Date
-	24, // 24: subsidy.v1.PaymentOrdered.payee:type_name -> subsidy.v1.Payee
-	26, // 25: subsidy.v1.PaymentOrdered.decision:type_name -> subsidy.v1.Decision
-	25, // 26: subsidy.v1.PaymentSettled.settled_on:type_name -> subsidy.v1.Date
-	25, // 27: subsidy.v1.PaymentFailed.failed_on:type_name -> subsidy.v1.Date
-	25, // 28: subsidy.v1.FraudFound.found_on:type_name -> subsidy.v1.Date
-	24, // 29: subsidy.v1.ClawbackRaised.payee:type_name -> subsidy.v1.Payee
-	0,  // 30: subsidy.v1.ClawbackRaised.cause:type_name -> subsidy.v1.ClawbackCause
-	26, // 31: subsidy.v1.ClawbackRaised.decision:type_name -> subsidy.v1.Decision
-	25, // 32: subsidy.v1.RepaymentReceived.received_on:type_name -> subsidy.v1.Date
-	1,  // 33: subsidy.v1.ClawbackRecovered.method:type_name -> subsidy.v1.RecoveryMethod
-	34, // [34:34] is the sub-list for method output_type
-	34, // [34:34] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	25, // 21: subsidy.v1.EntitlementHeld.held_on:type_name -> subsidy.v1.Date
+	27, // 22: subsidy.v1.EntitlementReleased.reason:type_name -> subsidy.v1.ReasonCode
+	26, // 23: subsidy.v1.EntitlementReleased.decision:type_name -> subsidy.v1.Decision
+	25, // 24: subsidy.v1.EntitlementReleased.released_on:type_name -> subsidy.v1.Date
+	25, // 25: subsidy.v1.PaymentRequested.requested_on:type_name -> subsidy.v1.Date
+	24, // 26: subsidy.v1.PaymentOrdered.payee:type_name -> subsidy.v1.Payee
+	26, // 27: subsidy.v1.PaymentOrdered.decision:type_name -> subsidy.v1.Decision
+	25, // 28: subsidy.v1.PaymentSettled.settled_on:type_name -> subsidy.v1.Date
+	25, // 29: subsidy.v1.PaymentFailed.failed_on:type_name -> subsidy.v1.Date
+	25, // 30: subsidy.v1.FraudFound.found_on:type_name -> subsidy.v1.Date
+	24, // 31: subsidy.v1.ClawbackRaised.payee:type_name -> subsidy.v1.Payee
+	0,  // 32: subsidy.v1.ClawbackRaised.cause:type_name -> subsidy.v1.ClawbackCause
+	26, // 33: subsidy.v1.ClawbackRaised.decision:type_name -> subsidy.v1.Decision
+	25, // 34: subsidy.v1.RepaymentReceived.received_on:type_name -> subsidy.v1.Date
+	1,  // 35: subsidy.v1.ClawbackRecovered.method:type_name -> subsidy.v1.RecoveryMethod
+	36, // [36:36] is the sub-list for method output_type
+	36, // [36:36] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_subsidy_v1_subsidy_proto_init() }

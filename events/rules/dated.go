@@ -1,0 +1,67 @@
+package rules
+
+import (
+	"strings"
+
+	"github.com/cqhrss/subsidyledger/events/refdata"
+	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
+)
+
+// Dated holds (BehaviourDatedHolds). Decisions read the state when a fact
+// arrives, and facts arrive in their own order: a lift may be recorded
+// after its hold but dated before it, a payment request after a release
+// but dated inside the hold. Each hold and release carries its day, and a
+// fact whose day contradicts them is refused, so that the dated trail a
+// supervisor reads never shows money moving while the entitlement was
+// held, or a notice closed over an open objection.
+
+// datedHolds reports whether the rule set decides at BehaviourDatedHolds
+// or later.
+func (d *decider) datedHolds() bool { return d.w.rs.behaviour() >= BehaviourDatedHolds }
+
+// day returns on for a hold's or release's date field: nil before
+// BehaviourDatedHolds (the events an earlier release decided carried no
+// date, and a log replays as it was decided) and for an undated fact.
+func (d *decider) day(on refdata.Date) *subsidyv1.Date {
+	if !d.datedHolds() || on.IsZero() {
+		return nil
+	}
+	return on.Proto()
+}
+
+// requestDated refuses a payment request dated before the latest release
+// of a hold on the entitlement (ENTITLEMENT_HELD) or before its last
+// order's failure (PAYMENT_IN_FLIGHT): on that day it was held, or money
+// was out.
+func (d *decider) requestDated(e *entitlement, on refdata.Date) *Rejection {
+	if !d.datedHolds() {
+		return nil
+	}
+	if r := e.released; on < r.on {
+		return reject(subsidyv1.ReasonCode_REASON_CODE_ENTITLEMENT_HELD, "requested %s, hold %s held entitlement %s until %s", on, r.hold, e.id, r.on)
+	}
+	if n := len(e.orders); n > 0 {
+		if o := d.w.orders[e.orders[n-1]]; o != nil && o.state == orderFailed && on < o.resultOn {
+			return reject(subsidyv1.ReasonCode_REASON_CODE_PAYMENT_IN_FLIGHT, "requested %s, payment order %s was out until its failure on %s", on, o.id, o.resultOn)
+		}
+	}
+	return nil
+}
+
+// liftDated refuses a lift dated before its hold was placed, or before the
+// resolution of the upheld objection whose hold it lifts
+// (DATE_OUT_OF_ORDER). A hold decided before BehaviourDatedHolds has no
+// day, and only the resolution is checked.
+func (d *decider) liftDated(h hold, on refdata.Date) *Rejection {
+	if !d.datedHolds() {
+		return nil
+	}
+	if h.reason == subsidyv1.ReasonCode_REASON_CODE_OBJECTION_PENDING {
+		if o := d.w.objections[strings.TrimPrefix(h.id, "objection/")]; o != nil {
+			if r := dateOrder("lift", on, "resolution of objection "+o.id, o.resolvedOn); r != nil {
+				return r
+			}
+		}
+	}
+	return dateOrder("lift", on, "hold "+h.id, h.placedOn)
+}

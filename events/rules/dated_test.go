@@ -1,0 +1,134 @@
+package rules_test
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/cqhrss/subsidyledger/events/rules"
+	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
+)
+
+// TestDatedHolds: from BehaviourDatedHolds on, holds and releases carry
+// their days, and a fact recorded in order but dated against them is
+// refused — a lift dated before its hold or before the resolution of the
+// objection it lifts, a supervisor hold dated before its certificate, a
+// notice close dated while an objection was pending, a payment requested
+// on a day a hold held the entitlement or its last order was out (found by
+// review: each was accepted, and the dated trail showed a payment while
+// held); a rule set of an earlier behaviour decides as that release did.
+func TestDatedHolds(t *testing.T) {
+	hold := func(e, id, on string) *subsidyv1.HoldPlaced {
+		return &subsidyv1.HoldPlaced{HoldId: id, EntitlementId: e, OfficialId: "supervisor", Reason: "核查培训记录", PlacedOn: dt(on)}
+	}
+	lift := func(e, id, on string) *subsidyv1.HoldLifted {
+		return &subsidyv1.HoldLifted{LiftId: "lift-" + on, EntitlementId: e, HoldId: id, OfficialId: "supervisor", Note: "核查完毕", LiftedOn: dt(on)}
+	}
+	request := func(e, on string) *subsidyv1.PaymentRequested {
+		return &subsidyv1.PaymentRequested{EntitlementId: e, OfficialId: "maker", RequestedOn: dt(on)}
+	}
+	objection := func(e, id, on string) *subsidyv1.ObjectionRaised {
+		return &subsidyv1.ObjectionRaised{ObjectionId: id, EntitlementId: e, Summary: "本人未参加培训", RaisedOn: dt(on)}
+	}
+	resolved := func(e, id string, upheld bool, on string) *subsidyv1.ObjectionResolved {
+		return &subsidyv1.ObjectionResolved{ObjectionId: id, EntitlementId: e, Upheld: upheld, OfficialId: "checker", ResolvedOn: dt(on)}
+	}
+	approved := func(f *fx, e string) { // notice 07-01..07-07
+		f.must(&subsidyv1.EntitlementConfirmed{EntitlementId: e, OfficialId: "maker", ConfirmedOn: dt("2025-06-30")})
+		f.must(&subsidyv1.EntitlementApproved{EntitlementId: e, OfficialId: "checker", ApprovedOn: dt("2025-07-01")})
+	}
+	day := func(d *subsidyv1.Date) string {
+		if d == nil {
+			return "none"
+		}
+		return fmt.Sprintf("%04d-%02d-%02d", d.GetYear(), d.GetMonth(), d.GetDay())
+	}
+
+	t.Run("hold and lift", func(t *testing.T) {
+		f := newFx(t, rules.DefaultRuleSet())
+		e, _ := f.entitled("ti-digital", bdJ, false, "2025-06-20")
+		f.reject(hold(e, "h0", "2025-06-29"), subsidyv1.ReasonCode_REASON_CODE_DATE_OUT_OF_ORDER)
+		held := f.derived(hold(e, "h1", "2025-07-02"))[0].Payload.(*subsidyv1.EntitlementHeld)
+		if got := day(held.GetHeldOn()); got != "2025-07-02" {
+			t.Errorf("the supervisor hold is held on %s; want 2025-07-02", got)
+		}
+		f.reject(lift(e, rules.SupervisorHold("h1"), "2025-07-01"), subsidyv1.ReasonCode_REASON_CODE_DATE_OUT_OF_ORDER)
+		rel := f.derived(lift(e, rules.SupervisorHold("h1"), "2025-07-12"))[0].Payload.(*subsidyv1.EntitlementReleased)
+		if got := day(rel.GetReleasedOn()); got != "2025-07-12" {
+			t.Errorf("the lift is released on %s; want 2025-07-12", got)
+		}
+		f.noticed(e) // closed 07-08
+		f.reject(request(e, "2025-07-09"), subsidyv1.ReasonCode_REASON_CODE_ENTITLEMENT_HELD)
+		f.derived(request(e, "2025-07-12"))
+	})
+	t.Run("objection", func(t *testing.T) {
+		f := newFx(t, rules.DefaultRuleSet())
+		e, _ := f.entitled("ti-digital", bdJ, false, "2025-06-20")
+		approved(f, e)
+		held := f.derived(objection(e, "o1", "2025-07-03"))[0].Payload.(*subsidyv1.EntitlementHeld)
+		if got := day(held.GetHeldOn()); got != "2025-07-03" {
+			t.Errorf("the objection hold is held on %s; want 2025-07-03", got)
+		}
+		rel := f.derived(resolved(e, "o1", false, "2025-07-10"))[0].Payload.(*subsidyv1.EntitlementReleased)
+		if got := day(rel.GetReleasedOn()); got != "2025-07-10" {
+			t.Errorf("the resolution is released on %s; want 2025-07-10", got)
+		}
+		f.reject(&subsidyv1.NoticeClosed{EntitlementId: e, ClosedOn: dt("2025-07-08")}, subsidyv1.ReasonCode_REASON_CODE_OBJECTION_PENDING)
+		f.must(&subsidyv1.NoticeClosed{EntitlementId: e, ClosedOn: dt("2025-07-10")})
+		f.derived(request(e, "2025-07-10"))
+	})
+	t.Run("upheld objection", func(t *testing.T) {
+		f := newFx(t, rules.DefaultRuleSet())
+		e, _ := f.entitled("ti-digital", bdJ, false, "2025-06-20")
+		approved(f, e)
+		f.derived(objection(e, "o1", "2025-07-03"))
+		f.must(resolved(e, "o1", true, "2025-07-06"))
+		f.must(&subsidyv1.NoticeClosed{EntitlementId: e, ClosedOn: dt("2025-07-08")})
+		f.reject(lift(e, rules.ObjectionHold("o1"), "2025-07-05"), subsidyv1.ReasonCode_REASON_CODE_DATE_OUT_OF_ORDER)
+		f.derived(lift(e, rules.ObjectionHold("o1"), "2025-07-14"))
+		f.reject(request(e, "2025-07-09"), subsidyv1.ReasonCode_REASON_CODE_ENTITLEMENT_HELD)
+		f.derived(request(e, "2025-07-14"))
+	})
+	t.Run("retry", func(t *testing.T) {
+		f := newFx(t, rules.DefaultRuleSet())
+		e, _ := f.entitled("ti-digital", bdJ, false, "2025-06-20")
+		f.noticed(e)
+		o := f.derived(request(e, "2025-07-09"))[0].Payload.(*subsidyv1.PaymentOrdered)
+		f.must(&subsidyv1.PaymentFailed{PaymentOrderId: o.PaymentOrderId, EntitlementId: e, Failure: "账户已销户", FailedOn: dt("2025-07-15")})
+		f.reject(request(e, "2025-07-12"), subsidyv1.ReasonCode_REASON_CODE_PAYMENT_IN_FLIGHT)
+		if o2 := f.derived(request(e, "2025-07-15"))[0].Payload.(*subsidyv1.PaymentOrdered); o2.GetAttempt() != 2 {
+			t.Errorf("the retry is attempt %d; want 2", o2.GetAttempt())
+		}
+	})
+	t.Run("fraud", func(t *testing.T) {
+		f := newFx(t, rules.DefaultRuleSet())
+		e, _ := f.entitled("ti-digital", bdJ, false, "2025-06-20")
+		var held *subsidyv1.EntitlementHeld
+		for _, ev := range f.derived(&subsidyv1.FraudFound{FindingId: "f1", EntitlementId: e, OfficialId: "supervisor", Summary: "伪造材料", FoundOn: dt("2025-08-01")}) {
+			if h, ok := ev.Payload.(*subsidyv1.EntitlementHeld); ok {
+				held = h
+			}
+		}
+		if held == nil || day(held.GetHeldOn()) != "2025-08-01" {
+			t.Errorf("the fraud finding's hold is %v; want it held on 2025-08-01", held)
+		}
+	})
+	t.Run("earlier behaviour", func(t *testing.T) {
+		rs := rules.DefaultRuleSet()
+		rs.Behaviour = rules.BehaviourLateObjection
+		f := newFx(t, rs)
+		e, _ := f.entitled("ti-digital", bdJ, false, "2025-06-20")
+		if h := f.derived(hold(e, "h1", "2025-06-19"))[0].Payload.(*subsidyv1.EntitlementHeld); h.GetHeldOn() != nil {
+			t.Errorf("behaviour 3 dated its hold %s", day(h.GetHeldOn()))
+		}
+		if r := f.derived(lift(e, rules.SupervisorHold("h1"), "2025-06-18"))[0].Payload.(*subsidyv1.EntitlementReleased); r.GetReleasedOn() != nil {
+			t.Errorf("behaviour 3 dated its release %s", day(r.GetReleasedOn()))
+		}
+		approved(f, e)
+		f.derived(objection(e, "o1", "2025-07-03"))
+		f.derived(resolved(e, "o1", false, "2025-07-10"))
+		f.must(&subsidyv1.NoticeClosed{EntitlementId: e, ClosedOn: dt("2025-07-08")})
+		o := f.derived(request(e, "2025-07-09"))[0].Payload.(*subsidyv1.PaymentOrdered)
+		f.must(&subsidyv1.PaymentFailed{PaymentOrderId: o.PaymentOrderId, EntitlementId: e, Failure: "账户已销户", FailedOn: dt("2025-07-15")})
+		f.derived(request(e, "2025-07-12"))
+	})
+}
