@@ -38,7 +38,7 @@ import (
 const Name = "trainee"
 
 // version: bump when Apply's meaning or the snapshot format changes.
-const version = 6 // 3: the person-key index is written as it is, after the people; 4: a denial names the entitlement that superseded it; 5: a flag's clearing (FlagCleared); 6: a denial's revised reason (SubsidyDenialRevised)
+const version = 7 // 3: the person-key index is written as it is, after the people; 4: a denial names the entitlement that superseded it; 5: a flag's clearing (FlagCleared); 6: a denial's revised reason (SubsidyDenialRevised); 7: the days of holds and releases
 
 // list chains records of one kind through their slice: head and tail are
 // index+1 (0: empty); each record's next is index+1 of the next.
@@ -168,6 +168,10 @@ type holdRec struct {
 	id               uint32 // interned hold id
 	reason           int32
 	next             int32
+	// The days the hold took effect and ended (held_on, released_on; 0
+	// when the event has none: decided before rules behaviour 4, or a
+	// release by a budget allocation).
+	heldOn, releasedOn refdata.Date
 }
 
 const (
@@ -556,7 +560,7 @@ func (m *Model) apply(ev *projections.Event) error {
 		if err != nil {
 			return err
 		}
-		push(&m.holds, &e.holds, holdRec{id: m.strs.ID(p.HoldId), reason: int32(p.Reason), placed: pos}, nextHold)
+		push(&m.holds, &e.holds, holdRec{id: m.strs.ID(p.HoldId), reason: int32(p.Reason), placed: pos, heldOn: rm.Date(p.HeldOn)}, nextHold)
 		if p.Reason == pb.ReasonCode_REASON_CODE_CERTIFICATE_REVOKED || p.Reason == pb.ReasonCode_REASON_CODE_FRAUD_FINDING {
 			e.cancelled = int32(p.Reason)
 		}
@@ -575,7 +579,7 @@ func (m *Model) apply(ev *projections.Event) error {
 		if h == nil {
 			return rm.Err(ev.Type, "entitlement %s has no hold %q in place", p.EntitlementId, p.HoldId)
 		}
-		h.released = pos
+		h.released, h.releasedOn = pos, rm.Date(p.ReleasedOn)
 	case *pb.PaymentOrdered:
 		e, err := m.ent(ev, p.EntitlementId)
 		if err != nil {
@@ -913,6 +917,8 @@ func (m *Model) Snapshot(w io.Writer) error {
 		sw.Uvarint(uint64(r.id))
 		sw.Int(int(r.reason))
 		sw.Int(int(r.next))
+		sw.Int(int(r.heldOn))
+		sw.Int(int(r.releasedOn))
 	}
 	sw.Uvarint(uint64(m.orders.Len()))
 	for _, r := range m.orders.All() {
@@ -1040,6 +1046,7 @@ func (m *Model) Restore(r io.Reader) error {
 	n.holds.Reset(sr.Len(maxRecords))
 	for _, r := range n.holds.All() {
 		r.placed, r.released, r.id, r.reason, r.next = sr.Uvarint(), sr.Uvarint(), uint32(sr.Uvarint()), int32(sr.Int()), int32(sr.Int())
+		r.heldOn, r.releasedOn = refdata.Date(sr.Int()), refdata.Date(sr.Int())
 	}
 	n.orders.Reset(sr.Len(maxRecords))
 	for _, r := range n.orders.All() {

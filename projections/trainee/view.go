@@ -145,6 +145,11 @@ type Hold struct {
 	Active           bool      `json:"active"`
 	PlacedPosition   uint64    `json:"placed_position"`
 	ReleasedPosition uint64    `json:"released_position,omitempty"`
+	// HeldOn and ReleasedOn are the days the hold took effect and ended,
+	// as the ledger decided them from rules behaviour 4 on; empty for
+	// holds decided before, and for a release by a budget allocation.
+	HeldOn     string `json:"held_on,omitempty"`
+	ReleasedOn string `json:"released_on,omitempty"`
 }
 
 // Payment is a payment order and its result.
@@ -415,7 +420,7 @@ func (m *Model) entitlement(e *ent) Entitlement {
 	walk(&m.holds, e.holds, nextHold, func(j int32) {
 		h := m.holds.At(j)
 		v.Holds = append(v.Holds, Hold{HoldID: m.strs.Str(h.id), Reason: rm.ReasonOf(pb.ReasonCode(h.reason)), Active: h.released == 0,
-			PlacedPosition: h.placed, ReleasedPosition: h.released})
+			PlacedPosition: h.placed, ReleasedPosition: h.released, HeldOn: rm.DateString(h.heldOn), ReleasedOn: rm.DateString(h.releasedOn)})
 	})
 	walk(&m.orders, e.orders, nextOrder, func(j int32) {
 		o := m.orders.At(j)

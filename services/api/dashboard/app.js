@@ -230,7 +230,7 @@ async function showTrainee(key) {
         el("td", { text: e.qualification.occupation + "/" + e.qualification.level }),
         el("td", { "data-testid": "trainee.entitlement.state", text: e.state }),
         num("trainee.entitlement.amount_fen", e.amount_fen, yuan), num("trainee.entitlement.paid_fen", e.paid_fen, yuan),
-        el("td", { text: e.holds.filter((h) => h.active).map((h) => h.hold_id).join(", ") }))),
+        el("td", { text: e.holds.filter((h) => h.active).map((h) => h.hold_id + (h.held_on ? " since " + h.held_on : "")).join(", ") }))),
         ...t.denials.map((d) => el("tr", {}, el("td", { text: d.qualification.occupation + "/" + d.qualification.level }),
           el("td", { text: "denied: " + d.reason.code.replace("REASON_CODE_", "") + (d.revised ? " (now: " + d.revised.reason.code.replace("REASON_CODE_", "") + ")" : "") + (d.superseded_by ? " (superseded: entitled later)" : "") }),
           el("td", { text: "" }), el("td", { text: "" }), el("td", { text: d.detail }))))),

@@ -1,0 +1,58 @@
+package trainee_test
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+
+	"github.com/cqhrss/subsidyledger/events/refdata"
+	"github.com/cqhrss/subsidyledger/events/rules"
+	"github.com/cqhrss/subsidyledger/projections/internal/fold"
+	"github.com/cqhrss/subsidyledger/projections/trainee"
+	pb "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
+)
+
+// TestHoldDays: a hold shows the days it took effect and ended, as the
+// rules decided them (held_on, released_on, rules behaviour 4), beside its
+// positions; a hold decided before has none; a snapshot keeps them.
+func TestHoldDays(t *testing.T) {
+	m := trainee.New()
+	apply := (&fold.Log{T: t, P: m}).Apply
+	k := fmt.Sprintf("%064x", 7)
+	q := refdata.Qualification{Occupation: pb.Occupation_OCCUPATION_BIG_DATA, Level: pb.Level_LEVEL_JUNIOR}
+	id := rules.EntitlementID(k, q)
+	apply(
+		&pb.TraineeRegistered{PersonKey: k, UnitCode: "cq-yuzhong", Education: pb.Education_EDUCATION_ASSOCIATE},
+		&pb.SubsidyEntitled{EntitlementId: id, PersonKey: k, Qualification: q.Proto(), CertificateId: "c", AmountFen: 80000,
+			Payee: &pb.Payee{Kind: pb.PayeeKind_PAYEE_KIND_TRAINEE, PersonKey: k}, Year: 2025, UnitCode: "cq-yuzhong", AssessedOn: fold.Date("2025-06-01")},
+		&pb.EntitlementHeld{EntitlementId: id, Reason: pb.ReasonCode_REASON_CODE_BUDGET_EXCEEDED, HoldId: rules.HoldBudget},
+		&pb.EntitlementHeld{EntitlementId: id, Reason: pb.ReasonCode_REASON_CODE_SUPERVISOR_HOLD, HoldId: rules.SupervisorHold("h1"), HeldOn: fold.Date("2025-07-02")},
+		&pb.EntitlementReleased{EntitlementId: id, Reason: pb.ReasonCode_REASON_CODE_SUPERVISOR_HOLD, HoldId: rules.SupervisorHold("h1"), ReleasedOn: fold.Date("2025-07-12")},
+	)
+	want := []trainee.Hold{
+		{HoldID: rules.HoldBudget, Active: true},
+		{HoldID: rules.SupervisorHold("h1"), HeldOn: "2025-07-02", ReleasedOn: "2025-07-12"},
+	}
+	check := func(what string, m *trainee.Model) {
+		t.Helper()
+		st, ok := m.Get(k)
+		if !ok || len(st.Entitlements) != 1 || len(st.Entitlements[0].Holds) != len(want) {
+			t.Fatalf("%s: status %v %+v", what, ok, st)
+		}
+		for i, h := range st.Entitlements[0].Holds {
+			if h.HoldID != want[i].HoldID || h.Active != want[i].Active || h.HeldOn != want[i].HeldOn || h.ReleasedOn != want[i].ReleasedOn {
+				t.Errorf("%s: hold %d is %+v; want %s active %t held %q released %q", what, i, h, want[i].HoldID, want[i].Active, want[i].HeldOn, want[i].ReleasedOn)
+			}
+		}
+	}
+	check("live", m)
+	var buf bytes.Buffer
+	if err := m.Snapshot(&buf); err != nil {
+		t.Fatal(err)
+	}
+	restored := trainee.New()
+	if err := restored.Restore(&buf); err != nil {
+		t.Fatal(err)
+	}
+	check("restored", restored)
+}
