@@ -2,10 +2,8 @@ package trainee_test
 
 import (
 	"bytes"
-	"fmt"
 	"testing"
 
-	"github.com/cqhrss/subsidyledger/events/refdata"
 	"github.com/cqhrss/subsidyledger/events/rules"
 	"github.com/cqhrss/subsidyledger/projections/internal/fold"
 	"github.com/cqhrss/subsidyledger/projections/trainee"
@@ -16,15 +14,8 @@ import (
 // rules decided them (held_on, released_on, rules behaviour 4), beside its
 // positions; a hold decided before has none; a snapshot keeps them.
 func TestHoldDays(t *testing.T) {
-	m := trainee.New()
-	apply := (&fold.Log{T: t, P: m}).Apply
-	k := fmt.Sprintf("%064x", 7)
-	q := refdata.Qualification{Occupation: pb.Occupation_OCCUPATION_BIG_DATA, Level: pb.Level_LEVEL_JUNIOR}
-	id := rules.EntitlementID(k, q)
+	m, apply, k, id := entitled(t, 80000)
 	apply(
-		&pb.TraineeRegistered{PersonKey: k, UnitCode: "cq-yuzhong", Education: pb.Education_EDUCATION_ASSOCIATE},
-		&pb.SubsidyEntitled{EntitlementId: id, PersonKey: k, Qualification: q.Proto(), CertificateId: "c", AmountFen: 80000,
-			Payee: &pb.Payee{Kind: pb.PayeeKind_PAYEE_KIND_TRAINEE, PersonKey: k}, Year: 2025, UnitCode: "cq-yuzhong", AssessedOn: fold.Date("2025-06-01")},
 		&pb.EntitlementHeld{EntitlementId: id, Reason: pb.ReasonCode_REASON_CODE_BUDGET_EXCEEDED, HoldId: rules.HoldBudget},
 		&pb.EntitlementHeld{EntitlementId: id, Reason: pb.ReasonCode_REASON_CODE_SUPERVISOR_HOLD, HoldId: rules.SupervisorHold("h1"), HeldOn: fold.Date("2025-07-02")},
 		&pb.EntitlementReleased{EntitlementId: id, Reason: pb.ReasonCode_REASON_CODE_SUPERVISOR_HOLD, HoldId: rules.SupervisorHold("h1"), ReleasedOn: fold.Date("2025-07-12")},
