@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"runtime"
 	"runtime/metrics"
 	"runtime/pprof"
 	"slices"
@@ -53,6 +54,11 @@ type IngestBenchConfig struct {
 	// BatchProfile, if set, receives a CPU profile of mode (b)'s rounds
 	// only (runtime/pprof), without the raw baselines and mode (a).
 	BatchProfile io.Writer
+	// BatchMemBase and BatchMem, if set, receive the heap profile
+	// (runtime/pprof "allocs") as of the start and the end of mode (b)'s
+	// rounds: go tool pprof -sample_index=alloc_space -diff_base on them
+	// shows what mode (b) allocated.
+	BatchMemBase, BatchMem io.Writer
 }
 
 // IngestBenchResult holds the figures, each mode beside the raw JetStream
@@ -311,6 +317,9 @@ func BenchIngest(ctx context.Context, bc IngestBenchConfig) (IngestBenchResult, 
 		}
 		defer pprof.StopCPUProfile() // on an early return; a second stop does nothing
 	}
+	if err := writeAllocs(bc.BatchMemBase); err != nil {
+		return res, fmt.Errorf("mode (b)'s heap profile: %w", err)
+	}
 	for round := range rounds {
 		if round > 0 {
 			if err := WaitCaughtUp(ctx, "http://"+st.HTTPAddr+"/metrics", 2*time.Minute); err != nil {
@@ -330,6 +339,9 @@ func BenchIngest(ctx context.Context, bc IngestBenchConfig) (IngestBenchResult, 
 	}
 	if bc.BatchProfile != nil {
 		pprof.StopCPUProfile()
+	}
+	if err := writeAllocs(bc.BatchMem); err != nil {
+		return res, fmt.Errorf("mode (b)'s heap profile: %w", err)
 	}
 	sorted := slices.Clone(res.BatchRoundFactsPerSec)
 	slices.Sort(sorted)
@@ -392,6 +404,16 @@ func rawBatchesPer(bc IngestBenchConfig) int {
 		n = bc.RawMessages
 	}
 	return max(1, n/bc.BatchPublishers/bc.BatchSize)
+}
+
+// writeAllocs writes the heap profile as of now to w (nil: nothing),
+// after a collection so that the profile includes the latest allocations.
+func writeAllocs(w io.Writer) error {
+	if w == nil {
+		return nil
+	}
+	runtime.GC()
+	return pprof.Lookup("allocs").WriteTo(w, 0)
 }
 
 // heapAllocs is the bytes the Go heap has allocated so far.

@@ -33,6 +33,7 @@ func ingestSuite(ctx context.Context, cfg *config) ([]row, error) {
 		Publishers: 16, BatchPublishers: 4, BatchSize: 500, BatchRounds: batchRounds,
 		PacedRate: 1000, PacedFacts: 3000, RawMessages: 20000, RawBatchMessages: 100_000,
 		Flags: cfg.ledgerdFlags, CPU: processCPU, BatchProfile: cfg.ingestProfile,
+		BatchMemBase: cfg.ingestMemBase, BatchMem: cfg.ingestMem,
 	})
 	if err != nil {
 		return nil, err

@@ -59,8 +59,11 @@ type config struct {
 	ledgerdFlags []string
 	// ingestProfile receives a CPU profile of ingest mode (b) (nil: none).
 	ingestProfile io.Writer
-	auditEvents   int // events in the store of the audit (verify, seal, proof) figures
-	log           io.Writer
+	// ingestMemBase and ingestMem receive heap profiles as of the start
+	// and the end of ingest mode (b) (nil: none).
+	ingestMemBase, ingestMem io.Writer
+	auditEvents              int // events in the store of the audit (verify, seal, proof) figures
+	log                      io.Writer
 }
 
 // ledgerdCommand re-executes this binary as ledgerd (soak runs ledgerd as
@@ -86,6 +89,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		quiet  = fs.Bool("q", false, "do not report progress on stderr")
 		cpu    = fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
 		bprof  = fs.String("ingest-cpuprofile", "", "write a CPU profile of ingest mode (b)'s rounds only to this file (not with -cpuprofile)")
+		bmem   = fs.String("ingest-memprofile", "", "write a heap profile as of the end of ingest mode (b)'s rounds to this file, and one as of their start to this file with .base appended: go tool pprof -sample_index=alloc_space -diff_base FILE.base FILE shows what mode (b) allocated")
 		mem    = fs.String("memprofile", "", "write a heap profile to this file at the end of the run: what the run allocated (go tool pprof -sample_index=alloc_space) and what is still live")
 	)
 	fs.StringVar(&cfg.dir, "dir", "", "scratch directory (default: a new temporary directory)")
@@ -158,6 +162,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		defer f.Close()
 		cfg.ingestProfile = f
+	}
+	if *bmem != "" {
+		for _, p := range []struct {
+			name string
+			w    *io.Writer
+		}{{*bmem + ".base", &cfg.ingestMemBase}, {*bmem, &cfg.ingestMem}} {
+			f, err := os.Create(p.name)
+			if err != nil {
+				return fmt.Errorf("-ingest-memprofile: %v", err)
+			}
+			defer f.Close()
+			*p.w = f
+		}
 	}
 	if *mem != "" {
 		f, err := os.Create(*mem)
