@@ -15,27 +15,54 @@ import (
 	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
 )
 
-var marshal = proto.MarshalOptions{Deterministic: true}
+var (
+	marshal = proto.MarshalOptions{Deterministic: true}
+	// sized marshals a message whose sizes marshal.Size has just cached.
+	sized = proto.MarshalOptions{Deterministic: true, UseCachedSize: true}
+)
 
 // TypeName is the store Type of a payload: its full protobuf name.
 func TypeName(m proto.Message) string { return string(m.ProtoReflect().Descriptor().FullName()) }
 
 // Encode builds the record of an event. The envelope's event_id, type and
-// stream are filled from id, payload and stream.
+// stream are filled from id, payload and stream; env itself is not
+// modified.
 func Encode(id events.ID, stream string, env *subsidyv1.Envelope, payload proto.Message) (events.EventData, error) {
-	env = proto.CloneOf(env)
-	env.EventId = id.String()
-	env.Type = TypeName(payload)
-	env.Stream = stream
-	meta, err := marshal.Marshal(env)
+	env = withEvent(env, id, stream, TypeName(payload))
+	// Metadata and Data share one allocation of the exact size.
+	n := marshal.Size(env)
+	buf := make([]byte, 0, n+marshal.Size(payload))
+	buf, err := sized.MarshalAppend(buf, env)
 	if err != nil {
 		return events.EventData{}, fmt.Errorf("codec: envelope of %s: %w", env.Type, err)
 	}
-	data, err := marshal.Marshal(payload)
+	meta := buf[:len(buf):len(buf)]
+	buf, err = sized.MarshalAppend(buf, payload)
 	if err != nil {
 		return events.EventData{}, fmt.Errorf("codec: payload %s: %w", env.Type, err)
 	}
-	return events.EventData{ID: id, Type: env.Type, Metadata: meta, Data: data}, nil
+	return events.EventData{ID: id, Type: env.Type, Metadata: meta, Data: buf[len(meta):]}, nil
+}
+
+// withEvent is a shallow copy of env with the event's id, stream and type:
+// its timestamps are shared, not cloned (they are only read, to marshal).
+func withEvent(env *subsidyv1.Envelope, id events.ID, stream, typ string) *subsidyv1.Envelope {
+	c := &subsidyv1.Envelope{
+		EventId:        id.String(),
+		Type:           typ,
+		Stream:         stream,
+		OccurredAt:     env.GetOccurredAt(),
+		RecordedAt:     env.GetRecordedAt(),
+		Source:         env.GetSource(),
+		CausationId:    env.GetCausationId(),
+		CorrelationId:  env.GetCorrelationId(),
+		RuleSetVersion: env.GetRuleSetVersion(),
+		MessageId:      env.GetMessageId(),
+	}
+	if u := env.ProtoReflect().GetUnknown(); len(u) > 0 {
+		c.ProtoReflect().SetUnknown(u)
+	}
+	return c
 }
 
 // Payload decodes a record's payload into a new message of its Type.

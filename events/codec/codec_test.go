@@ -3,8 +3,12 @@ package codec_test
 import (
 	"bytes"
 	"testing"
+	"time"
 
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/cqhrss/subsidyledger/events"
 	"github.com/cqhrss/subsidyledger/events/codec"
@@ -45,5 +49,45 @@ func TestRoundTripIsDeterministic(t *testing.T) {
 	}
 	if got := codec.Category("fund-2025-cq"); got != "fund" {
 		t.Fatalf("Category = %q; want fund", got)
+	}
+}
+
+// Encode's copy of the envelope must carry every field: a field added to
+// Envelope and not to the copy fails here.
+func TestEncodeKeepsEveryEnvelopeField(t *testing.T) {
+	env := &subsidyv1.Envelope{}
+	m := env.ProtoReflect()
+	fields := m.Descriptor().Fields()
+	for i := range fields.Len() {
+		fd := fields.Get(i)
+		switch fd.Kind() {
+		case protoreflect.StringKind:
+			m.Set(fd, protoreflect.ValueOfString("v-"+string(fd.Name())))
+		case protoreflect.MessageKind:
+			ts := timestamppb.New(time.Unix(1750000000+int64(i), int64(i)))
+			m.Set(fd, protoreflect.ValueOfMessage(ts.ProtoReflect()))
+		default:
+			t.Fatalf("Envelope field %s of kind %v: teach this test and Encode about it", fd.Name(), fd.Kind())
+		}
+	}
+	m.SetUnknown(protowire.AppendVarint(protowire.AppendTag(nil, 99, protowire.VarintType), 7))
+	want := proto.Clone(env).(*subsidyv1.Envelope)
+	id := events.DeriveID("fact", "m-1")
+	p := &subsidyv1.Enrolled{EnrolmentId: "e1"}
+	got, err := codec.Encode(id, "trainee-pk", env, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !proto.Equal(env, want) {
+		t.Fatal("Encode modified the caller's envelope")
+	}
+	want.EventId, want.Type, want.Stream = id.String(), "subsidy.v1.Enrolled", "trainee-pk"
+	wantMeta, _ := proto.MarshalOptions{Deterministic: true}.Marshal(want)
+	wantData, _ := proto.MarshalOptions{Deterministic: true}.Marshal(p)
+	if !bytes.Equal(got.Metadata, wantMeta) || !bytes.Equal(got.Data, wantData) {
+		t.Fatalf("Encode = %x %x; want %x %x", got.Metadata, got.Data, wantMeta, wantData)
+	}
+	if cap(got.Metadata) != len(got.Metadata) {
+		t.Fatal("Metadata's capacity reaches into Data: an append to it would overwrite the payload")
 	}
 }
