@@ -22,9 +22,11 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/cqhrss/subsidyledger/events"
 	"github.com/cqhrss/subsidyledger/events/codec"
+	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
 	"github.com/cqhrss/subsidyledger/services/natsbus"
 )
 
@@ -89,10 +91,21 @@ type Feed struct {
 	pos       events.Position // Run's
 	published atomic.Uint64   // pos, for Position (other goroutines)
 	page      events.Page
+	// Reused by each publish (NATS has copied a message's subject,
+	// headers and data into its buffer when the publish call returns):
+	// the messages, their headers, the headers' values, and the decoded
+	// envelope.
+	msgs []*nats.Msg
+	hdrs []nats.Header
+	vals []string
+	env  subsidyv1.Envelope
 	// failing is the failure the feed is retrying, nil while it publishes
 	// or is caught up. Run stores it; Problem loads it.
 	failing atomic.Pointer[failure]
 }
+
+// feedHeaders is the most headers publish sets on a message.
+const feedHeaders = 12
 
 // failure is the latest error of a run of failures, and when the run began.
 type failure struct {
@@ -335,32 +348,46 @@ func (f *Feed) next(ctx context.Context) ([]events.RecordedEvent, error) {
 }
 
 func (f *Feed) publish(ctx context.Context, page []events.RecordedEvent) error {
-	msgs := make([]*nats.Msg, len(page))
+	for len(f.msgs) < len(page) {
+		f.msgs = append(f.msgs, &nats.Msg{})
+		f.hdrs = append(f.hdrs, make(nats.Header, feedHeaders+3)) // and natsbus.PublishAtomic's
+	}
+	msgs := f.msgs[:len(page)]
+	if cap(f.vals) < feedHeaders*len(page) {
+		f.vals = make([]string, feedHeaders*len(page))
+	}
+	vals := f.vals[:0]
 	for i, e := range page {
-		pos := strconv.FormatUint(uint64(e.Position), 10)
+		h := f.hdrs[i]
+		clear(h)
 		// Keys in canonical form, set directly (Header.Set canonicalises
-		// and allocates per call: a dozen headers an event).
-		h := nats.Header{
-			natsbus.HeaderMsgID:       {"pos-" + pos},
-			natsbus.HeaderPosition:    {pos},
-			natsbus.HeaderStream:      {e.Stream},
-			natsbus.HeaderRevision:    {strconv.FormatUint(e.Revision, 10)},
-			natsbus.HeaderType:        {e.Type},
-			natsbus.HeaderEventID:     {e.ID.String()},
-			natsbus.HeaderContentType: {natsbus.ContentProtobuf},
-			"Ledger-Hash":             {e.Hash.String()},
-			"Ledger-Prev-Hash":        {e.PrevHash.String()},
+		// and allocates per call: a dozen headers an event); each value a
+		// slice of vals, capped so that an Add does not write into the
+		// next.
+		set := func(k, v string) {
+			vals = append(vals, v)
+			h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
 		}
-		if env, err := codec.Envelope(e.EventData); err == nil {
-			if env.GetOccurredAt() != nil {
-				h["Ledger-Occurred-At"] = []string{env.GetOccurredAt().AsTime().Format(time.RFC3339Nano)}
+		pos := strconv.FormatUint(uint64(e.Position), 10)
+		set(natsbus.HeaderMsgID, "pos-"+pos)
+		set(natsbus.HeaderPosition, pos)
+		set(natsbus.HeaderStream, e.Stream)
+		set(natsbus.HeaderRevision, strconv.FormatUint(e.Revision, 10))
+		set(natsbus.HeaderType, e.Type)
+		set(natsbus.HeaderEventID, e.ID.String())
+		set(natsbus.HeaderContentType, natsbus.ContentProtobuf)
+		set("Ledger-Hash", e.Hash.String())
+		set("Ledger-Prev-Hash", e.PrevHash.String())
+		if err := proto.Unmarshal(e.Metadata, &f.env); err == nil {
+			if f.env.GetOccurredAt() != nil {
+				set("Ledger-Occurred-At", f.env.GetOccurredAt().AsTime().Format(time.RFC3339Nano))
 			}
-			h["Ledger-Source"] = []string{env.GetSource()}
-			if env.GetRuleSetVersion() != "" {
-				h["Ledger-Rule-Set"] = []string{env.GetRuleSetVersion()}
+			set("Ledger-Source", f.env.GetSource())
+			if f.env.GetRuleSetVersion() != "" {
+				set("Ledger-Rule-Set", f.env.GetRuleSetVersion())
 			}
 		}
-		msgs[i] = &nats.Msg{Subject: f.cfg.Subjects.Feed(codec.Category(e.Stream), e.Type), Data: e.Data, Header: h}
+		*msgs[i] = nats.Msg{Subject: f.cfg.Subjects.Feed(codec.Category(e.Stream), e.Type), Data: e.Data, Header: h}
 	}
 	first, last := page[0].Position, page[len(page)-1].Position
 	// A reply lost with a NATS node must not block the feed: give up and

@@ -15,9 +15,12 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/cqhrss/subsidyledger/events"
 	"github.com/cqhrss/subsidyledger/events/bolt"
+	"github.com/cqhrss/subsidyledger/events/codec"
+	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
 	"github.com/cqhrss/subsidyledger/services/internal/logbuf"
 	"github.com/cqhrss/subsidyledger/services/internal/natstest"
 	"github.com/cqhrss/subsidyledger/services/natsbus"
@@ -381,5 +384,63 @@ func TestPublishFailingAfterResyncsIsAProblem(t *testing.T) {
 	waitFor(t, func() bool { return f.Problem() != nil })
 	if err := f.Problem(); errors.Is(err, ErrDiverged) || !strings.Contains(err.Error(), "publish 1..1") {
 		t.Errorf("Problem() = %v; want the failed publish", err)
+	}
+}
+
+// publish reuses its messages and headers from one batch to the next: a
+// header of an earlier batch's message (a rule set, the batch's commit)
+// must not stay on a later batch's message at the same index.
+func TestReusedHeadersCarryNothingOver(t *testing.T) {
+	s, nc, js := rig(t)
+	m := NewMetrics(prometheus.NewRegistry())
+	f := New(Config{Store: s, Conn: nc, JetStream: js, BatchSize: 3, Metrics: m})
+	occurred := time.Date(2025, 3, 1, 8, 0, 0, 5, time.UTC)
+	for i := range 5 {
+		env := &subsidyv1.Envelope{Source: fmt.Sprint("source-", i), OccurredAt: timestamppb.New(occurred)}
+		if i < 3 {
+			env.RuleSetVersion = fmt.Sprint("rules-", i)
+		}
+		id := events.DeriveID("feed-test", fmt.Sprint(i))
+		e, err := codec.Encode(id, fmt.Sprintf("test-%d", i), env, &subsidyv1.Enrolled{EnrolmentId: fmt.Sprint(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Append(context.Background(), fmt.Sprintf("test-%d", i), events.NoStream, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runTo(t, f, 5)
+	if got := testutil.ToFloat64(m.Batches); got != 2 {
+		t.Fatalf("%v batches; want 2 (3 events, then 2)", got)
+	}
+	st, _ := js.Stream(context.Background(), natsbus.FeedStream)
+	for seq := uint64(1); seq <= 5; seq++ {
+		msg, err := st.GetMsg(context.Background(), seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		i := seq - 1
+		want := map[string]string{
+			natsbus.HeaderMsgID: fmt.Sprintf("pos-%d", seq), natsbus.HeaderPosition: fmt.Sprint(seq),
+			natsbus.HeaderStream: fmt.Sprintf("test-%d", i), natsbus.HeaderRevision: "0",
+			natsbus.HeaderType: "subsidy.v1.Enrolled", natsbus.HeaderEventID: events.DeriveID("feed-test", fmt.Sprint(i)).String(),
+			natsbus.HeaderContentType: natsbus.ContentProtobuf,
+			"Ledger-Occurred-At":      occurred.Format(time.RFC3339Nano), "Ledger-Source": fmt.Sprint("source-", i),
+		}
+		if i < 3 {
+			want["Ledger-Rule-Set"] = fmt.Sprint("rules-", i)
+		}
+		got := map[string]string{}
+		for k, v := range msg.Header {
+			if len(v) != 1 {
+				t.Errorf("message %d: header %s has %d values %q", seq, k, len(v), v)
+			}
+			if k != "Ledger-Hash" && k != "Ledger-Prev-Hash" && !strings.HasPrefix(k, "Nats-Batch-") {
+				got[k] = v[0]
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("message %d: headers %v; want %v", seq, got, want)
+		}
 	}
 }
