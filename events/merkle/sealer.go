@@ -390,6 +390,7 @@ func (s *Sealer) seal(batch []events.RecordedEvent, live bool) error {
 		hb := tx.Bucket(bucketHashes)
 		hb.FillPercent = 1 // append-only keys
 		r := newHashReader(hb, tlog.StoredHashCount(size))
+		r.pending = make([]tlog.Hash, 0, tlog.StoredHashCount(size+int64(len(batch)))-r.start)
 		n := size
 		for i := range batch {
 			e := &batch[i]
