@@ -879,7 +879,8 @@ func (in *Intake) setHealthy(ok bool) {
 type item struct {
 	msg      jetstream.Msg
 	key      string
-	seq      uint64 // sequence in the inbound stream
+	seq      uint64    // sequence in the inbound stream
+	received time.Time // when JetStream stored it (receivedAt)
 	id       events.ID
 	subject  string
 	source   string
@@ -1475,7 +1476,7 @@ func (in *Intake) newItem(msg jetstream.Msg) *item {
 	// decide).
 	it := &item{msg: msg, subject: person.RedactIDString(msg.Subject())}
 	if md, err := msg.Metadata(); err == nil {
-		it.seq = md.Sequence.Stream
+		it.seq, it.received = md.Sequence.Stream, md.Timestamp
 	}
 	// A key is an identifier a publisher chose: only a valid ID number in
 	// it rejects the message (a key built from a region code, a date and a
@@ -1512,17 +1513,12 @@ func (in *Intake) labels(it *item) (string, string) {
 	return "unknown", "unknown"
 }
 
-// receivedAt is when JetStream stored the message: stable across
+// receivedAt is when JetStream stored the item's message: stable across
 // redeliveries, so the records written for it are byte-identical.
-func receivedAt(msg jetstream.Msg) time.Time {
-	if md, err := msg.Metadata(); err == nil {
-		return md.Timestamp
-	}
-	return time.Time{}
-}
+func receivedAt(it *item) time.Time { return it.received }
 
 func (in *Intake) envelope(it *item, source string, causation events.ID) *subsidyv1.Envelope {
-	rec := timestamppb.New(receivedAt(it.msg).UTC())
+	rec := timestamppb.New(receivedAt(it).UTC())
 	env := &subsidyv1.Envelope{
 		RecordedAt:    rec,
 		OccurredAt:    rec,
@@ -1588,7 +1584,7 @@ func (in *Intake) decide(it *item, opFor func(string, events.ExpectedRevision) *
 		return
 	}
 	if rej != nil {
-		if awaitable[rej.Reason] && time.Since(later(receivedAt(it.msg), in.resumed)) < in.cfg.ReferenceWait {
+		if awaitable[rej.Reason] && time.Since(later(receivedAt(it), in.resumed)) < in.cfg.ReferenceWait {
 			in.park(it, lane, payload, rej.Reason)
 			return
 		}
@@ -1615,12 +1611,27 @@ func (in *Intake) decide(it *item, opFor func(string, events.ExpectedRevision) *
 		expected = events.Exact(rev)
 	}
 	recs := make([]events.EventData, 0, len(dec.Events))
+	var derived *subsidyv1.Envelope
 	for _, ev := range dec.Events {
 		e := env
 		if ev.Derived {
-			e = in.envelope(it, Source, it.id)
-			e.RuleSetVersion = dec.RuleSetVersion
-			e.OccurredAt = env.OccurredAt
+			if derived == nil {
+				// in.envelope(it, Source, it.id) with the rule set and
+				// the fact's occurrence; the timestamps are shared (they
+				// are only marshalled).
+				derived = &subsidyv1.Envelope{
+					RecordedAt:     env.RecordedAt,
+					OccurredAt:     env.OccurredAt,
+					Source:         Source,
+					CorrelationId:  it.key,
+					MessageId:      it.key,
+					RuleSetVersion: dec.RuleSetVersion,
+				}
+				if !it.id.IsZero() {
+					derived.CausationId = it.id.String()
+				}
+			}
+			e = derived
 		}
 		data, err := codec.Encode(ev.ID, dec.Stream, e, ev.Payload)
 		if err != nil {
@@ -1845,7 +1856,7 @@ func (in *Intake) rejection(it *item, code subsidyv1.ReasonCode, detail string) 
 		Reason:         code,
 		Detail:         person.RedactIDString(detail),
 		MessageId:      it.key,
-		ReceivedAt:     timestamppb.New(receivedAt(it.msg).UTC()),
+		ReceivedAt:     timestamppb.New(receivedAt(it).UTC()),
 		ContentType:    person.RedactIDString(it.msg.Headers().Get(natsbus.HeaderContentType)),
 	}
 }
