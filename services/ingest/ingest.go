@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -143,7 +144,10 @@ type Intake struct {
 	// answers, while Run runs, takes the acknowledgements and outcomes of
 	// committed batches off the path of the next commit.
 	answers chan []func()
-	unavail atomic.Pointer[StoreUnavailable]
+	// outboxes hold answer's reusable memory (*outbox); answers may run
+	// on two goroutines at once (see finish).
+	outboxes sync.Pool
+	unavail  atomic.Pointer[StoreUnavailable]
 	// resumed is when the intake last started or resumed consuming: a
 	// fact's wait for what it refers to (ReferenceWait) counts from then at
 	// the earliest, so an outage does not use it up.
@@ -1861,12 +1865,28 @@ func (in *Intake) rejection(it *item, code subsidyv1.ReasonCode, detail string) 
 	}
 }
 
+// outbox is what answer publishes an outcome with, reused: NATS has
+// copied the message into its buffer when PublishMsg returns.
+type outbox struct {
+	out subsidyv1.IntakeOutcome
+	buf []byte
+	msg nats.Msg
+	hdr nats.Header
+}
+
 // answer publishes the outcome of a recorded message and acknowledges it.
 func (in *Intake) answer(it *item, r ref, duplicate bool) {
 	if duplicate && in.cfg.Metrics != nil {
 		in.cfg.Metrics.Duplicates.Inc()
 	}
-	out := &subsidyv1.IntakeOutcome{
+	ob, _ := in.outboxes.Get().(*outbox)
+	if ob == nil {
+		ob = &outbox{hdr: nats.Header{}}
+		ob.hdr.Set(natsbus.HeaderContentType, natsbus.ContentProtobuf)
+	}
+	defer in.outboxes.Put(ob)
+	out := &ob.out
+	*out = subsidyv1.IntakeOutcome{
 		MessageId: it.key,
 		Subject:   it.subject,
 		Accepted:  r.reason == subsidyv1.ReasonCode_REASON_CODE_UNSPECIFIED,
@@ -1877,11 +1897,10 @@ func (in *Intake) answer(it *item, r ref, duplicate bool) {
 		Detail:    r.detail,
 		Duplicate: duplicate,
 	}
-	if b, err := proto.Marshal(out); err == nil && in.cfg.Conn != nil {
-		msg := nats.NewMsg(in.cfg.Subjects.Outcome(it.subject))
-		msg.Data = b
-		msg.Header.Set(natsbus.HeaderContentType, natsbus.ContentProtobuf)
-		_ = in.cfg.Conn.PublishMsg(msg)
+	if b, err := (proto.MarshalOptions{}).MarshalAppend(ob.buf[:0], out); err == nil && in.cfg.Conn != nil {
+		ob.buf = b
+		ob.msg = nats.Msg{Subject: in.cfg.Subjects.Outcome(it.subject), Data: b, Header: ob.hdr}
+		_ = in.cfg.Conn.PublishMsg(&ob.msg)
 	}
 	_ = it.msg.Ack()
 }
