@@ -138,9 +138,12 @@ type Intake struct {
 	// (FactRejected.decided), where a replay decides it again.
 	unlogged map[events.ID]struct{}
 	point    events.ID
-	ready    atomic.Bool
-	pos      atomic.Uint64
-	lastErr  atomic.Pointer[string]
+	// recs is decide's scratch: a decision's records until they join
+	// their op (copied there).
+	recs    []events.EventData
+	ready   atomic.Bool
+	pos     atomic.Uint64
+	lastErr atomic.Pointer[string]
 	// answers, while Run runs, takes the acknowledgements and outcomes of
 	// committed batches off the path of the next commit.
 	answers chan []func()
@@ -1614,7 +1617,7 @@ func (in *Intake) decide(it *item, opFor func(string, events.ExpectedRevision) *
 	if exists {
 		expected = events.Exact(rev)
 	}
-	recs := make([]events.EventData, 0, len(dec.Events))
+	recs := in.recs[:0]
 	var derived *subsidyv1.Envelope
 	for _, ev := range dec.Events {
 		e := env
@@ -1663,6 +1666,8 @@ func (in *Intake) decide(it *item, opFor func(string, events.ExpectedRevision) *
 	}
 	it.op, it.rev = o, base
 	o.evs = append(o.evs, recs...)
+	clear(recs) // the scratch keeps no record's bytes alive
+	in.recs = recs[:0]
 	o.items = append(o.items, it)
 	if in.cfg.Metrics != nil {
 		in.cfg.Metrics.Accepted.WithLabelValues(it.source, it.fact).Inc()
