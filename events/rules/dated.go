@@ -10,10 +10,15 @@ import (
 // Dated holds (BehaviourDatedHolds). Decisions read the state when a fact
 // arrives, and facts arrive in their own order: a lift may be recorded
 // after its hold but dated before it, a payment request after a release
-// but dated inside the hold. Each hold and release carries its day, and a
-// fact whose day contradicts them is refused, so that the dated trail a
-// supervisor reads never shows money moving while the entitlement was
-// held, or a notice closed over an open objection.
+// but dated inside the hold. Each hold, release and clawback carries its
+// day, and a fact whose day contradicts them is refused, so that the dated
+// trail a supervisor reads does not show a payment requested inside a
+// hold, a hold lifted before it began, a notice closed over an objection
+// recorded before the close, or money recovered before it was receivable.
+// One exception stays, as it happened: an objection raised during the
+// notice but recorded only after its close (BehaviourLateObjection) holds
+// the entitlement from the day it was raised, which may lie before the
+// close, or before a payment request whose order then failed.
 
 // datedHolds reports whether the rule set decides at BehaviourDatedHolds
 // or later.

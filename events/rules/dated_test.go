@@ -21,7 +21,7 @@ func TestDatedHolds(t *testing.T) {
 		return &subsidyv1.HoldPlaced{HoldId: id, EntitlementId: e, OfficialId: "supervisor", Reason: "核查培训记录", PlacedOn: dt(on)}
 	}
 	lift := func(e, id, on string) *subsidyv1.HoldLifted {
-		return &subsidyv1.HoldLifted{LiftId: "lift-" + on, EntitlementId: e, HoldId: id, OfficialId: "supervisor", Note: "核查完毕", LiftedOn: dt(on)}
+		return &subsidyv1.HoldLifted{LiftId: "lift-" + id + "-" + on, EntitlementId: e, HoldId: id, OfficialId: "supervisor", Note: "核查完毕", LiftedOn: dt(on)}
 	}
 	request := func(e, on string) *subsidyv1.PaymentRequested {
 		return &subsidyv1.PaymentRequested{EntitlementId: e, OfficialId: "maker", RequestedOn: dt(on)}
@@ -111,6 +111,111 @@ func TestDatedHolds(t *testing.T) {
 		if held == nil || day(held.GetHeldOn()) != "2025-08-01" {
 			t.Errorf("the fraud finding's hold is %v; want it held on 2025-08-01", held)
 		}
+	})
+	t.Run("hold before a request", func(t *testing.T) {
+		f := newFx(t, rules.DefaultRuleSet())
+		e, _ := f.entitled("ti-digital", bdJ, false, "2025-06-20")
+		f.noticed(e)
+		o := f.derived(request(e, "2025-07-09"))[0].Payload.(*subsidyv1.PaymentOrdered)
+		f.reject(hold(e, "h1", "2025-07-05"), subsidyv1.ReasonCode_REASON_CODE_DATE_OUT_OF_ORDER) // order out
+		f.must(&subsidyv1.PaymentFailed{PaymentOrderId: o.PaymentOrderId, EntitlementId: e, Failure: "账户已销户", FailedOn: dt("2025-07-15")})
+		f.reject(hold(e, "h1", "2025-07-05"), subsidyv1.ReasonCode_REASON_CODE_DATE_OUT_OF_ORDER) // order failed
+		f.derived(hold(e, "h1", "2025-07-09"))
+	})
+	t.Run("fraud before its certificate", func(t *testing.T) {
+		f := newFx(t, rules.DefaultRuleSet())
+		e, _ := f.entitled("ti-digital", bdJ, false, "2025-06-20")
+		f.reject(&subsidyv1.FraudFound{FindingId: "f1", EntitlementId: e, OfficialId: "supervisor", Summary: "伪造材料", FoundOn: dt("2025-06-29")}, subsidyv1.ReasonCode_REASON_CODE_DATE_OUT_OF_ORDER)
+	})
+	t.Run("budget freed before its hold", func(t *testing.T) {
+		// A fund with room for one: b waits for a's budget, which a's
+		// revocation frees; the revocation, recorded after b's
+		// certificate, is dated before it, and b's hold ends on the day
+		// it began, not before.
+		f := newFx(t, rules.DefaultRuleSet())
+		f.must(&subsidyv1.BudgetAllocated{AllocationId: "al", Year: 2025, UnitCode: "cq-beibei", AmountFen: 80000})
+		beibei := func() string {
+			k := f.person(func(m *subsidyv1.TraineeRegistered) { m.UnitCode = "cq-beibei" })
+			f.must(insured(k, "ev"+k[60:], "2020-01-01", "2025-01-01"))
+			f.trained(k, "ti-digital", bdJ)
+			return k
+		}
+		a := beibei()
+		f.certify(a, bdJ, "2025-06-20") // certificate 06-30
+		b := beibei()
+		evs := f.certify(b, bdJ, "2025-07-05") // certificate 07-15
+		want(t, evs, "SubsidyEntitled", "EntitlementHeld:REASON_CODE_BUDGET_EXCEEDED")
+		if got := day(evs[1].Payload.(*subsidyv1.EntitlementHeld).GetHeldOn()); got != "2025-07-15" {
+			t.Errorf("the budget hold is held on %s; want 2025-07-15", got)
+		}
+		var released *subsidyv1.EntitlementReleased
+		for _, ev := range f.derived(&subsidyv1.CertificateRevoked{CertificateId: fmt.Sprintf("cert-as-%s-%s-1", a[56:], bdJ), PersonKey: a, Qualification: bdJ.Proto(), Reason: "伪造材料", RevokedOn: dt("2025-07-01")}) {
+			if r, ok := ev.Payload.(*subsidyv1.EntitlementReleased); ok {
+				released = r
+			}
+		}
+		if released == nil || day(released.GetReleasedOn()) != "2025-07-15" {
+			t.Errorf("the budget release is %v; want it released on 2025-07-15", released)
+		}
+	})
+	t.Run("recovery before its clawback", func(t *testing.T) {
+		f := newFx(t, rules.DefaultRuleSet())
+		e1, _ := f.entitled("ti-digital", bdJ, true, "2025-06-20") // reimburses ti-digital
+		f.noticed(e1)
+		f.paid(e1, "acct-digital")
+		e2, _ := f.entitled("ti-digital", bdJ, true, "2025-06-20")
+		f.noticed(e2)
+		var raised *subsidyv1.ClawbackRaised
+		for _, ev := range f.derived(&subsidyv1.FraudFound{FindingId: "fr", EntitlementId: e1, OfficialId: "supervisor", Summary: "伪造", FoundOn: dt("2025-08-01")}) {
+			if c, ok := ev.Payload.(*subsidyv1.ClawbackRaised); ok {
+				raised = c
+			}
+		}
+		if raised == nil || day(raised.GetRaisedOn()) != "2025-08-01" {
+			t.Fatalf("the clawback is %v; want it raised on 2025-08-01", raised)
+		}
+		repay := func(on string) *subsidyv1.RepaymentReceived {
+			return &subsidyv1.RepaymentReceived{RepaymentId: "rp-" + on, ClawbackId: raised.GetClawbackId(), AmountFen: 100, ReceivedOn: dt(on)}
+		}
+		f.reject(repay("2025-07-31"), subsidyv1.ReasonCode_REASON_CODE_DATE_OUT_OF_ORDER)
+		f.derived(repay("2025-08-01"))
+		if o := f.derived(request(e2, "2025-07-09"))[0].Payload.(*subsidyv1.PaymentOrdered); o.GetOffsetFen() != 0 {
+			t.Errorf("a payment requested 2025-07-09 offsets %d fen of %v, raised 2025-08-01", o.GetOffsetFen(), o.GetOffsetClawbackIds())
+		}
+	})
+	t.Run("settled after its cancellation", func(t *testing.T) {
+		// A fraud found while the order was out, dated after the day the
+		// money settled: receivable from the finding's day.
+		f := newFx(t, rules.DefaultRuleSet())
+		e, _ := f.entitled("ti-digital", bdJ, false, "2025-06-20")
+		f.noticed(e)
+		o := f.derived(request(e, "2025-07-09"))[0].Payload.(*subsidyv1.PaymentOrdered)
+		f.derived(&subsidyv1.FraudFound{FindingId: "fr", EntitlementId: e, OfficialId: "supervisor", Summary: "伪造", FoundOn: dt("2025-07-20")})
+		var raised *subsidyv1.ClawbackRaised
+		for _, ev := range f.derived(&subsidyv1.PaymentSettled{PaymentOrderId: o.PaymentOrderId, EntitlementId: e, AmountFen: o.NetFen, PaidToAccount: "trainee-account-token-1", SettledOn: dt("2025-07-10")}) {
+			if c, ok := ev.Payload.(*subsidyv1.ClawbackRaised); ok {
+				raised = c
+			}
+		}
+		if raised == nil || day(raised.GetRaisedOn()) != "2025-07-20" {
+			t.Errorf("the clawback is %v; want it raised on 2025-07-20", raised)
+		}
+	})
+	t.Run("the same day", func(t *testing.T) {
+		f := newFx(t, rules.DefaultRuleSet())
+		e, _ := f.entitled("ti-digital", bdJ, false, "2025-06-20") // certificate 06-30
+		f.must(hold(e, "h0", "2025-06-30"))
+		f.must(lift(e, rules.SupervisorHold("h0"), "2025-06-30"))
+		approved(f, e)
+		f.must(objection(e, "o1", "2025-07-03"))
+		f.must(resolved(e, "o1", true, "2025-07-08"))
+		f.must(&subsidyv1.NoticeClosed{EntitlementId: e, ClosedOn: dt("2025-07-08")})
+		f.must(lift(e, rules.ObjectionHold("o1"), "2025-07-08"))
+		o := f.derived(request(e, "2025-07-08"))[0].Payload.(*subsidyv1.PaymentOrdered)
+		f.must(&subsidyv1.PaymentFailed{PaymentOrderId: o.PaymentOrderId, EntitlementId: e, Failure: "退票", FailedOn: dt("2025-07-08")})
+		f.must(hold(e, "h2", "2025-07-08"))
+		f.must(lift(e, rules.SupervisorHold("h2"), "2025-07-08"))
+		f.derived(request(e, "2025-07-08"))
 	})
 	t.Run("earlier behaviour", func(t *testing.T) {
 		rs := rules.DefaultRuleSet()

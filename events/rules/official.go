@@ -200,7 +200,12 @@ func (d *decider) holdPlaced(m *subsidyv1.HoldPlaced) *Rejection {
 	}
 	on := date(m.GetPlacedOn())
 	if d.datedHolds() {
+		// Not before the certificate, nor before the last payment request
+		// (in flight or failed): the request would then lie inside it.
 		if r := dateOrder("hold", on, "certificate", e.issuedOn); r != nil {
+			return r
+		}
+		if r := dateOrder("hold", on, "payment request", e.requestedOn); r != nil {
 			return r
 		}
 	}
@@ -271,7 +276,7 @@ func (d *decider) cancel(e *entitlement, reason subsidyv1.ReasonCode, hold strin
 	})
 	switch {
 	case e.paid > 0 && e.clawback == "":
-		d.raiseClawback(e, e.paid, cause, evidence...)
+		d.raiseClawback(e, e.paid, cause, on, evidence...)
 	case e.paid == 0 && e.inFlight == "":
 		// Frees e.counted (0 if it was itself waiting for budget) and lets
 		// the entitlements queued behind it move up.
@@ -280,7 +285,9 @@ func (d *decider) cancel(e *entitlement, reason subsidyv1.ReasonCode, hold strin
 	// In flight: the clawback is raised when the payment settles.
 }
 
-func (d *decider) raiseClawback(e *entitlement, amount int64, cause subsidyv1.ClawbackCause, evidence ...events.ID) {
+// raiseClawback raises a receivable of amount against e's payee, arisen on
+// day on.
+func (d *decider) raiseClawback(e *entitlement, amount int64, cause subsidyv1.ClawbackCause, on refdata.Date, evidence ...events.ID) {
 	id := ClawbackID(e.id)
 	d.emit(mustParse(id), &subsidyv1.ClawbackRaised{
 		ClawbackId:    id,
@@ -288,6 +295,7 @@ func (d *decider) raiseClawback(e *entitlement, amount int64, cause subsidyv1.Cl
 		Payee:         e.payee.proto(),
 		AmountFen:     amount,
 		Cause:         cause,
+		RaisedOn:      d.day(on),
 		Decision: d.decision(append([]events.ID{e.eventID}, evidence...),
 			check(causeReason(cause), false, "%d fen paid to %s is receivable", amount, payeeString(e.payee))),
 	})
@@ -334,7 +342,13 @@ func (d *decider) fraudFound(m *subsidyv1.FraudFound) *Rejection {
 	if r != nil {
 		return r
 	}
-	d.cancel(e, subsidyv1.ReasonCode_REASON_CODE_FRAUD_FINDING, FraudHold(m.GetFindingId()), subsidyv1.ClawbackCause_CLAWBACK_CAUSE_FRAUD, date(m.GetFoundOn()))
+	on := date(m.GetFoundOn())
+	if d.datedHolds() {
+		if r := dateOrder("fraud finding", on, "certificate", e.issuedOn); r != nil {
+			return r
+		}
+	}
+	d.cancel(e, subsidyv1.ReasonCode_REASON_CODE_FRAUD_FINDING, FraudHold(m.GetFindingId()), subsidyv1.ClawbackCause_CLAWBACK_CAUSE_FRAUD, on)
 	return nil
 }
 

@@ -74,6 +74,9 @@ func (d *decider) paymentRequested(m *subsidyv1.PaymentRequested) *Rejection {
 			if c.payee.kind != subsidyv1.PayeeKind_PAYEE_KIND_INSTITUTION || c.payee.inst != e.payee.inst || c.entitlement == e.id {
 				continue
 			}
+			if d.datedHolds() && c.raisedOn > on {
+				continue // not receivable yet on the day of the request
+			}
 			n := min(c.outstanding(), due-offsetTotal)
 			if n <= 0 {
 				continue
@@ -211,7 +214,9 @@ func (d *decider) paymentSettled(m *subsidyv1.PaymentSettled) *Rejection {
 		if cancelling.reason == subsidyv1.ReasonCode_REASON_CODE_FRAUD_FINDING {
 			cause = subsidyv1.ClawbackCause_CLAWBACK_CAUSE_FRAUD
 		}
-		d.raiseClawback(e, e.paid+o.amount, cause, cancelling.eventID, o.eventID)
+		// Receivable once both the cancellation and the settlement
+		// happened.
+		d.raiseClawback(e, e.paid+o.amount, cause, max(on, cancelling.placedOn), cancelling.eventID, o.eventID)
 	}
 	return nil
 }
@@ -250,6 +255,11 @@ func (d *decider) repaymentReceived(m *subsidyv1.RepaymentReceived) *Rejection {
 	}
 	if n := m.GetAmountFen(); n > c.outstanding() {
 		return reject(subsidyv1.ReasonCode_REASON_CODE_RECOVERY_EXCEEDS_RECEIVABLE, "repayment %d fen, %d outstanding", n, c.outstanding())
+	}
+	if d.datedHolds() {
+		if r := dateOrder("repayment", date(m.GetReceivedOn()), "clawback "+c.id, c.raisedOn); r != nil {
+			return r
+		}
 	}
 	// A recovery's id is of the clawback and its reference, a payment
 	// order's id for an offset: a repayment under an order's id would

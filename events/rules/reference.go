@@ -175,11 +175,18 @@ func (d *decider) releaseQueued(k fundKey, allocated, freed int64, except string
 		committed += e.amount
 		budget, _ := e.hold(HoldBudget)
 		ev := append([]events.ID{e.eventID, budget.eventID}, f.allocations...)
+		// Freed on day on, but not released before it was held (a
+		// revocation recorded late may be dated before the certificate
+		// that queued this one).
+		released := on
+		if !on.IsZero() {
+			released = max(on, budget.placedOn)
+		}
 		d.emit(releaseEventID(e.id, HoldBudget), &subsidyv1.EntitlementReleased{
 			EntitlementId: e.id,
 			Reason:        subsidyv1.ReasonCode_REASON_CODE_BUDGET_EXCEEDED,
 			HoldId:        HoldBudget,
-			ReleasedOn:    d.day(on),
+			ReleasedOn:    d.day(released),
 			Decision: d.decision(ev, check(subsidyv1.ReasonCode_REASON_CODE_BUDGET_EXCEEDED, true,
 				"fund %d/%s: committed %d + %d <= allocated %d", k.year, k.unit, committed-e.amount, e.amount, alloc)),
 		})

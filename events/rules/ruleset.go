@@ -96,13 +96,16 @@ type RuleSet struct {
 // close, as long as no money has moved (decider.objectionRaised), and
 // takes a write-off reason of invisible characters only for none
 // (decider.blank), and refuses a repayment under a payment order's id
-// (decider.repaymentReceived); BehaviourDatedHolds (4) dates each hold and
-// release (EntitlementHeld.held_on, EntitlementReleased.released_on) and
-// refuses what the dates contradict: a lift dated before its hold, a
-// supervisor hold dated before its certificate, a notice close dated
-// while an objection was pending, a payment requested on a day a hold
-// held the entitlement or its last order was still out (decider.datedHolds
-// and the checks beside it); 1 is every release before.
+// (decider.repaymentReceived); BehaviourDatedHolds (4) dates each hold,
+// release and clawback (EntitlementHeld.held_on,
+// EntitlementReleased.released_on, ClawbackRaised.raised_on) and refuses
+// what the dates contradict: a lift dated before its hold, a supervisor
+// hold dated before its certificate or the last payment request, a fraud
+// finding before the certificate, a notice close dated while an objection
+// was pending, a payment requested on a day a hold held the entitlement
+// or its last order was still out, a repayment before its clawback, and
+// offsets no clawback raised after the request (dated.go); 1 is every
+// release before.
 const (
 	BehaviourReEnrolment   = 2
 	BehaviourLateObjection = 3

@@ -362,6 +362,7 @@ func (w *World) Snapshot(out *snap.Writer) {
 		s.Varint(c.writtenOff)
 		s.Varint(c.reserved)
 		s.Varint(int64(c.cause))
+		s.date(c.raisedOn)
 		s.id(c.eventID)
 		s.Bool(c.pending != nil)
 		if c.pending != nil {
@@ -910,7 +911,7 @@ func RestoreWorld(rs RuleSet, in *snap.Reader) (*World, error) {
 	ix.add(func() { fill(&w.orders, orders, func(o *order) string { return o.id }) })
 	for range s.Len(maxCount) {
 		c := &clawback{id: s.String(), entitlement: s.ent(), payee: s.payee(), amount: s.Varint(), recovered: s.Varint(),
-			writtenOff: s.Varint(), reserved: s.Varint(), cause: subsidyv1.ClawbackCause(s.i32()), eventID: s.id()}
+			writtenOff: s.Varint(), reserved: s.Varint(), cause: subsidyv1.ClawbackCause(s.i32()), raisedOn: s.date(), eventID: s.id()}
 		if s.Bool() {
 			c.pending = &writeOff{official: s.name(), amount: s.Varint()}
 			s.Fixed(c.pending.digest[:])

@@ -352,6 +352,7 @@ type clawback struct {
 	writtenOff  int64
 	reserved    int64
 	cause       subsidyv1.ClawbackCause
+	raisedOn    refdata.Date // zero if decided before BehaviourDatedHolds
 	eventID     events.ID
 	pending     *writeOff // the latest write-off requested and not yet approved
 	pendingID   events.ID

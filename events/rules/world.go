@@ -594,7 +594,7 @@ func (w *World) fold(id events.ID, m proto.Message) {
 		}
 	case *subsidyv1.ClawbackRaised:
 		c := &clawback{id: m.GetClawbackId(), entitlement: m.GetEntitlementId(), payee: w.payeeFrom(m.GetPayee()),
-			amount: m.GetAmountFen(), cause: m.GetCause(), eventID: id}
+			amount: m.GetAmountFen(), cause: m.GetCause(), raisedOn: date(m.GetRaisedOn()), eventID: id}
 		w.clawbacks[c.id] = c
 		w.clawbackSeq = append(w.clawbackSeq, c.id)
 		if e := w.entitlements[c.entitlement]; e != nil {

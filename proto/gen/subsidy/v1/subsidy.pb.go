@@ -970,7 +970,8 @@ type EntitlementReleased struct {
 	HoldId string `protobuf:"bytes,5,opt,name=hold_id,json=holdId,proto3" json:"hold_id,omitempty"`
 	// The day the hold ended, the releasing fact's own date: a lift's
 	// lifted_on, an objection's resolved_on, a revocation's revoked_on or a
-	// fraud finding's found_on that freed budget, a failure's failed_on.
+	// fraud finding's found_on that freed budget, a failure's failed_on (a
+	// budget hold is not released before the day it was held).
 	// Unset for a release by a budget allocation (which carries no date)
 	// and in events decided before rules behaviour 4. A payment may not be
 	// requested on an earlier day.
@@ -1471,6 +1472,11 @@ type ClawbackRaised struct {
 	AmountFen     int64                  `protobuf:"varint,4,opt,name=amount_fen,json=amountFen,proto3" json:"amount_fen,omitempty"`
 	Cause         ClawbackCause          `protobuf:"varint,5,opt,name=cause,proto3,enum=subsidy.v1.ClawbackCause" json:"cause,omitempty"`
 	Decision      *Decision              `protobuf:"bytes,6,opt,name=decision,proto3" json:"decision,omitempty"`
+	// The day the receivable arose: the revocation's or fraud finding's
+	// date, or, for money that settled after it, the later of that and the
+	// settlement's. A repayment may not be dated, nor an offset requested,
+	// before it. Unset in events decided before rules behaviour 4.
+	RaisedOn      *Date `protobuf:"bytes,7,opt,name=raised_on,json=raisedOn,proto3" json:"raised_on,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1543,6 +1549,13 @@ func (x *ClawbackRaised) GetCause() ClawbackCause {
 func (x *ClawbackRaised) GetDecision() *Decision {
 	if x != nil {
 		return x.Decision
+	}
+	return nil
+}
+
+func (x *ClawbackRaised) GetRaisedOn() *Date {
+	if x != nil {
+		return x.RaisedOn
 	}
 	return nil
 }
@@ -1966,7 +1979,7 @@ const file_subsidy_v1_subsidy_proto_rawDesc = "" +
 	"\vofficial_id\x18\x03 \x01(\tR\n" +
 	"officialId\x12\x18\n" +
 	"\asummary\x18\x04 \x01(\tR\asummary\x12+\n" +
-	"\bfound_on\x18\x05 \x01(\v2\x10.subsidy.v1.DateR\afoundOn\"\x83\x02\n" +
+	"\bfound_on\x18\x05 \x01(\v2\x10.subsidy.v1.DateR\afoundOn\"\xb2\x02\n" +
 	"\x0eClawbackRaised\x12\x1f\n" +
 	"\vclawback_id\x18\x01 \x01(\tR\n" +
 	"clawbackId\x12%\n" +
@@ -1975,7 +1988,8 @@ const file_subsidy_v1_subsidy_proto_rawDesc = "" +
 	"\n" +
 	"amount_fen\x18\x04 \x01(\x03R\tamountFen\x12/\n" +
 	"\x05cause\x18\x05 \x01(\x0e2\x19.subsidy.v1.ClawbackCauseR\x05cause\x120\n" +
-	"\bdecision\x18\x06 \x01(\v2\x14.subsidy.v1.DecisionR\bdecision\"\xa9\x01\n" +
+	"\bdecision\x18\x06 \x01(\v2\x14.subsidy.v1.DecisionR\bdecision\x12-\n" +
+	"\traised_on\x18\a \x01(\v2\x10.subsidy.v1.DateR\braisedOn\"\xa9\x01\n" +
 	"\x11RepaymentReceived\x12!\n" +
 	"\frepayment_id\x18\x01 \x01(\tR\vrepaymentId\x12\x1f\n" +
 	"\vclawback_id\x18\x02 \x01(\tR\n" +
@@ -2096,13 +2110,14 @@ var file_subsidy_v1_subsidy_proto_depIdxs = []int32{
 	24, // 31: subsidy.v1.ClawbackRaised.payee:type_name -> subsidy.v1.Payee
 	0,  // 32: subsidy.v1.ClawbackRaised.cause:type_name -> subsidy.v1.ClawbackCause
 	26, // 33: subsidy.v1.ClawbackRaised.decision:type_name -> subsidy.v1.Decision
-	25, // 34: subsidy.v1.RepaymentReceived.received_on:type_name -> subsidy.v1.Date
-	1,  // 35: subsidy.v1.ClawbackRecovered.method:type_name -> subsidy.v1.RecoveryMethod
-	36, // [36:36] is the sub-list for method output_type
-	36, // [36:36] is the sub-list for method input_type
-	36, // [36:36] is the sub-list for extension type_name
-	36, // [36:36] is the sub-list for extension extendee
-	0,  // [0:36] is the sub-list for field type_name
+	25, // 34: subsidy.v1.ClawbackRaised.raised_on:type_name -> subsidy.v1.Date
+	25, // 35: subsidy.v1.RepaymentReceived.received_on:type_name -> subsidy.v1.Date
+	1,  // 36: subsidy.v1.ClawbackRecovered.method:type_name -> subsidy.v1.RecoveryMethod
+	37, // [37:37] is the sub-list for method output_type
+	37, // [37:37] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_subsidy_v1_subsidy_proto_init() }
