@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -51,6 +52,12 @@ const inclusionPath = "/v1/audit/proof/inclusion"
 func (h *Handler) Audit(next http.Handler) http.Handler {
 	s := h.s
 	return guard(s.cfg.Scope, s.log, func(w http.ResponseWriter, r *http.Request, sc Scope) {
+		if r.URL.Query().Has("as_of") {
+			// Tamper evidence is of the log as it is (a past size is
+			// tree_size, old_size).
+			writeError(w, r, s.log, errorf(CodeBadRequest, "as_of: %s %s does not take it (see /v1/openapi.json)", r.Method, r.URL.Path))
+			return
+		}
 		if r.URL.Path == inclusionPath && !sc.readsAll() {
 			// Only a position checked here goes on: what auditapi reads
 			// from the query is checked the way it reads it.
@@ -67,4 +74,37 @@ func (h *Handler) Audit(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// auditRoutes describes, for the OpenAPI document, the routes Audit guards
+// (auditapi serves them; ledgerd's tests check that each is answered). Their
+// bodies are auditapi's (a checkpoint is protobuf's canonical JSON of
+// AuditCheckpoint; proofs are merkle's), checked offline by ledgerctl.
+func auditRoutes() []route {
+	size := func(name, desc string) param { return param{name: name, in: "query", typ: "integer", desc: desc} }
+	body := json.RawMessage(nil)
+	return []route{
+		{method: "GET", pattern: "/v1/audit/verifier-key", id: "getVerifierKey", response: body,
+			summary: "The note verifier key checkpoints are signed for (better: take it from the bureau out of band)."},
+		{method: "GET", pattern: "/v1/audit/checkpoint", id: "getCheckpoint", response: body,
+			summary: "The latest signed checkpoint of the log (404 before the first)."},
+		{method: "POST", pattern: "/v1/audit/checkpoint", id: "issueCheckpoint", response: body,
+			summary: "Issue a signed checkpoint now, once the head is sealed (municipal scope)."},
+		{method: "GET", pattern: inclusionPath, id: "proveInclusion", response: body,
+			summary: "An inclusion proof of the event at a position in the tree of a checkpoint's size (a scope that does not read everything: only of an event it may read).",
+			params: []param{{name: "position", in: "query", typ: "integer", required: true, desc: "The event's log position."},
+				size("tree_size", "The checkpoint's size (0: the whole sealed tree).")}},
+		{method: "GET", pattern: "/v1/audit/proof/consistency", id: "proveConsistency", response: body,
+			summary: "A consistency proof: the tree of new_size extends the tree of old_size.",
+			params: []param{size("old_size", "The earlier checkpoint's size."), size("new_size", "The later checkpoint's size.")}},
+	}
+}
+
+// AuditOperations lists the operations of auditRoutes ("GET /v1/audit/checkpoint", ...).
+func AuditOperations() []string {
+	var ops []string
+	for _, rt := range auditRoutes() {
+		ops = append(ops, rt.method+" "+rt.pattern)
+	}
+	return ops
 }

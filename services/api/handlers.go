@@ -51,7 +51,7 @@ func (s *server) readRoutes() []route {
 				{name: "masked_id", in: "query", typ: "string", desc: "Masked ID number, e.g. 5001**********123X."},
 				{name: "masked_name", in: "query", typ: "string", desc: "Masked name, e.g. 张*三 (with masked_id)."},
 				{name: "from", in: "query", typ: "integer", desc: "Cursor: the next value of a previous page (the number of the caller's trainees before it: a district or institution counts its own only)."},
-				{name: "limit", in: "query", typ: "integer", desc: "Page size (default 100, at most 1000)."}, pFormat, pBOM},
+				{name: "limit", in: "query", typ: "integer", desc: "Page size (default 100, at most 1000)."}, pAsOf, pFormat, pBOM},
 			response: TraineeList{}, handle: s.trainees},
 		{method: "GET", pattern: "/v1/trainees/{person_key}", id: "getTrainee", asOf: true,
 			summary:  "Everything about one person key, with the reason and rule set of each decision.",

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -130,7 +131,7 @@ func (s *server) document() map[string]any {
 		return map[string]any{"description": desc, "content": map[string]any{"application/json": map[string]any{"schema": errRef}}}
 	}
 	paths := map[string]any{}
-	for _, rt := range s.routes {
+	for _, rt := range append(slices.Clip(s.routes), auditRoutes()...) {
 		var params []any
 		for _, p := range rt.params {
 			schema := map[string]any{"type": p.typ}

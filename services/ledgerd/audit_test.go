@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/cqhrss/subsidyledger/events/merkle"
 	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
+	"github.com/cqhrss/subsidyledger/services/api"
 )
 
 // checkAudit asks a running ledgerd for a signed checkpoint and an inclusion
@@ -47,6 +49,34 @@ func checkAudit(t *testing.T, httpAddr string, position uint64) {
 	proof.Leaf.Revision++
 	if err := merkle.CheckInclusion(cp, &proof); err == nil {
 		t.Fatal("a tampered inclusion proof verified")
+	}
+	// The API's OpenAPI document describes these routes, and each is
+	// answered here (by auditapi, JSON; not the mux's 404); as_of is the
+	// read models' and refused (400).
+	var doc struct {
+		Paths map[string]map[string]any `json:"paths"`
+	}
+	getJSON(t, "GET", base+"/v1/openapi.json", &doc)
+	for _, op := range api.AuditOperations() {
+		method, path, _ := strings.Cut(op, " ")
+		if doc.Paths[path][strings.ToLower(method)] == nil {
+			t.Errorf("%s is not in /v1/openapi.json", op)
+		}
+		for _, q := range []string{"", "?as_of=1"} {
+			req, _ := http.NewRequest(method, base+path+q, nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			switch ct := resp.Header.Get("Content-Type"); {
+			case !strings.HasPrefix(ct, "application/json"):
+				t.Errorf("%s%s = %d %q %.100s; want auditapi's JSON", op, q, resp.StatusCode, ct, b)
+			case q != "" && resp.StatusCode != http.StatusBadRequest:
+				t.Errorf("%s%s = %d %.100s; want 400", op, q, resp.StatusCode, b)
+			}
+		}
 	}
 }
 
