@@ -118,8 +118,11 @@ func TestPublishWaitsForOutcomes(t *testing.T) {
 	defer nc.Close()
 	// Stand in for the ledger: answer each inbound fact with an outcome.
 	sub, err := nc.Subscribe("subsidy.in.>", func(m *nats.Msg) {
-		o := &subsidyv1.IntakeOutcome{MessageId: m.Header.Get(natsbus.HeaderMsgID), Accepted: m.Header.Get(natsbus.HeaderMsgID) == "ok", Position: 7,
-			Reason: subsidyv1.ReasonCode_REASON_CODE_DUPLICATE_FACT}
+		id := m.Header.Get(natsbus.HeaderMsgID)
+		o := &subsidyv1.IntakeOutcome{MessageId: id, Accepted: id != "no", Position: 7, Duplicate: id == "again"}
+		if !o.Accepted {
+			o.Reason = subsidyv1.ReasonCode_REASON_CODE_DUPLICATE_FACT
+		}
 		b, _ := proto.Marshal(o)
 		_ = nc.Publish(natsbus.DefaultSubjects.Outcome(m.Subject), b)
 	})
@@ -129,9 +132,11 @@ func TestPublishWaitsForOutcomes(t *testing.T) {
 	defer sub.Unsubscribe()
 	_ = nc.Flush()
 	file := writeFile(t, "f.json", `{"fact": "bureau.annual_target_set", "msg_id": "ok", "payload": {"year": 2026, "target": 3000}}
-{"fact": "bureau.annual_target_set", "msg_id": "no", "payload": {"year": 2027, "target": 3000}}`)
+{"fact": "bureau.annual_target_set", "msg_id": "no", "payload": {"year": 2027, "target": 3000}}
+{"fact": "bureau.annual_target_set", "msg_id": "again", "payload": {"year": 2028, "target": 3000}}`)
 	out, _, err := run(t, "", []string{"LEDGER_NATS_URL=" + url}, "publish", "--wait", "5s", file)
-	if exitCode(err) != 1 || !strings.Contains(out, "accepted ok") || !strings.Contains(out, "REJECTED no: DUPLICATE_FACT") {
+	if exitCode(err) != 1 || !strings.Contains(out, "accepted ok:  revision 0 at position 7\n") ||
+		!strings.Contains(out, "REJECTED no: DUPLICATE_FACT") || !strings.Contains(out, "accepted again:  revision 0 at position 7 (duplicate: its first outcome)\n") {
 		t.Errorf("publish --wait: %v\n%s", err, out)
 	}
 }

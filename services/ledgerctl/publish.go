@@ -242,11 +242,15 @@ func cmdPublish(ctx context.Context, e *env, args []string) error {
 	for _, of := range all {
 		select {
 		case o := <-outcomes.get(of.msgID):
+			again := ""
+			if o.GetDuplicate() {
+				again = " (duplicate: its first outcome)"
+			}
 			if o.GetAccepted() {
-				fmt.Fprintf(e.stdout, "accepted %s: %s revision %d at position %d\n", of.msgID, o.GetStream(), o.GetRevision(), o.GetPosition())
+				fmt.Fprintf(e.stdout, "accepted %s: %s revision %d at position %d%s\n", of.msgID, o.GetStream(), o.GetRevision(), o.GetPosition(), again)
 			} else {
 				rejected++
-				fmt.Fprintf(e.stdout, "REJECTED %s: %s %s (recorded at position %d)\n", of.msgID, reasonName(o.GetReason()), o.GetDetail(), o.GetPosition())
+				fmt.Fprintf(e.stdout, "REJECTED %s: %s %s (recorded at position %d)%s\n", of.msgID, reasonName(o.GetReason()), o.GetDetail(), o.GetPosition(), again)
 			}
 		case <-deadline:
 			return failf("no outcome for %s after %s: is ledgerd consuming?", of.msgID, *wait)
