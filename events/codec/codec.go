@@ -25,8 +25,9 @@ var (
 func TypeName(m proto.Message) string { return string(m.ProtoReflect().Descriptor().FullName()) }
 
 // Encode builds the record of an event. The envelope's event_id, type and
-// stream are filled from id, payload and stream; env itself is not
-// modified.
+// stream are filled from id, payload and stream; env's fields are not
+// changed (its timestamps are shared with the copy marshalled, which
+// caches their sizes in them).
 func Encode(id events.ID, stream string, env *subsidyv1.Envelope, payload proto.Message) (events.EventData, error) {
 	env = withEvent(env, id, stream, TypeName(payload))
 	// Metadata and Data share one allocation of the exact size.
