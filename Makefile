@@ -32,7 +32,7 @@ schema-baseline: $(BUF) ## deliberately accept the current schema as the breakin
 	cd proto && $(BUF) build -o baseline/subsidy.binpb
 
 .PHONY: check
-check: $(BUF) ## gofmt, vet, buf lint + breaking, generated code up to date, modules tidy
+check: $(BUF) ## gofmt, vet, buf lint + breaking, generated code up to date, each module builds alone, deployments
 	@out=$$(gofmt -l $(MODULES) | grep -v '\.pb\.go$$' || true); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	cd proto && $(BUF) lint
