@@ -96,7 +96,7 @@ func auditRoutes() []route {
 				size("tree_size", "The checkpoint's size (0: the whole sealed tree).")}},
 		{method: "GET", pattern: "/v1/audit/proof/consistency", id: "proveConsistency", response: body,
 			summary: "A consistency proof: the tree of new_size extends the tree of old_size.",
-			params: []param{size("old_size", "The earlier checkpoint's size."), size("new_size", "The later checkpoint's size.")}},
+			params:  []param{size("old_size", "The earlier checkpoint's size."), size("new_size", "The later checkpoint's size.")}},
 	}
 }
 
