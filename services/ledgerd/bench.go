@@ -56,7 +56,7 @@ type IngestBenchConfig struct {
 	BatchProfile io.Writer
 	// BatchMemBase and BatchMem, if set, receive the heap profile
 	// (runtime/pprof "allocs") as of the start and the end of mode (b)'s
-	// rounds: go tool pprof -sample_index=alloc_space -diff_base on them
+	// rounds: go tool pprof -sample_index=alloc_space -base on them
 	// shows what mode (b) allocated.
 	BatchMemBase, BatchMem io.Writer
 }

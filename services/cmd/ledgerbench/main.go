@@ -89,7 +89,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		quiet  = fs.Bool("q", false, "do not report progress on stderr")
 		cpu    = fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
 		bprof  = fs.String("ingest-cpuprofile", "", "write a CPU profile of ingest mode (b)'s rounds only to this file (not with -cpuprofile)")
-		bmem   = fs.String("ingest-memprofile", "", "write a heap profile as of the end of ingest mode (b)'s rounds to this file, and one as of their start to this file with .base appended: go tool pprof -sample_index=alloc_space -diff_base FILE.base FILE shows what mode (b) allocated")
+		bmem   = fs.String("ingest-memprofile", "", "write a heap profile as of the end of ingest mode (b)'s rounds to this file, and one as of their start to this file with .base appended: go tool pprof -sample_index=alloc_space -base FILE.base FILE shows what mode (b) allocated")
 		mem    = fs.String("memprofile", "", "write a heap profile to this file at the end of the run: what the run allocated (go tool pprof -sample_index=alloc_space) and what is still live")
 	)
 	fs.StringVar(&cfg.dir, "dir", "", "scratch directory (default: a new temporary directory)")
