@@ -8,14 +8,18 @@ import (
 	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
 )
 
-// TestDatedHolds: from BehaviourDatedHolds on, holds and releases carry
-// their days, and a fact recorded in order but dated against them is
-// refused — a lift dated before its hold or before the resolution of the
-// objection it lifts, a supervisor hold dated before its certificate, a
-// notice close dated while an objection was pending, a payment requested
-// on a day a hold held the entitlement or its last order was out (found by
-// review: each was accepted, and the dated trail showed a payment while
-// held); a rule set of an earlier behaviour decides as that release did.
+// TestDatedHolds: from BehaviourDatedHolds on, holds, releases and
+// clawbacks carry their days, and a fact recorded in order but dated
+// against them is refused — a lift dated before its hold or before the
+// resolution of the objection it lifts, a supervisor hold dated before its
+// certificate or the last payment request, a fraud finding before the
+// certificate, a notice close dated while an objection was pending, a
+// payment requested on a day a hold held the entitlement or its last order
+// was out, a repayment before its clawback — and an offset takes no
+// clawback raised after the request, a budget release is not dated before
+// its hold (found by two reviews: each was accepted, and the dated trail
+// showed a payment while held); facts of the same day pass; a rule set of
+// an earlier behaviour decides as that release did.
 func TestDatedHolds(t *testing.T) {
 	hold := func(e, id, on string) *subsidyv1.HoldPlaced {
 		return &subsidyv1.HoldPlaced{HoldId: id, EntitlementId: e, OfficialId: "supervisor", Reason: "核查培训记录", PlacedOn: dt(on)}
