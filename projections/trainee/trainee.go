@@ -38,7 +38,7 @@ import (
 const Name = "trainee"
 
 // version: bump when Apply's meaning or the snapshot format changes.
-const version = 7 // 3: the person-key index is written as it is, after the people; 4: a denial names the entitlement that superseded it; 5: a flag's clearing (FlagCleared); 6: a denial's revised reason (SubsidyDenialRevised); 7: the days of holds and releases
+const version = 7 // 3: the person-key index is written as it is, after the people; 4: a denial names the entitlement that superseded it; 5: a flag's clearing (FlagCleared); 6: a denial's revised reason (SubsidyDenialRevised); 7: the days of holds, releases and clawbacks
 
 // list chains records of one kind through their slice: head and tail are
 // index+1 (0: empty); each record's next is index+1 of the next.
@@ -196,6 +196,7 @@ type clawRec struct {
 	amount, recovered, writtenOff int64
 	pos                           uint64
 	cause                         uint8
+	raisedOn                      refdata.Date // 0 before rules behaviour 4
 }
 
 type ent struct {
@@ -621,7 +622,7 @@ func (m *Model) apply(ev *projections.Event) error {
 		if _, dup := m.clawIdx[id]; dup || e.claw != 0 {
 			return rm.Err(ev.Type, "clawback %s raised twice", p.ClawbackId)
 		}
-		e.claw = m.claws.Append(clawRec{id: id, amount: p.AmountFen, cause: uint8(p.Cause), pos: pos}) + 1
+		e.claw = m.claws.Append(clawRec{id: id, amount: p.AmountFen, cause: uint8(p.Cause), pos: pos, raisedOn: rm.Date(p.RaisedOn)}) + 1
 		m.clawIdx[id] = m.entIdx[e.id]
 	case *pb.ClawbackRecovered:
 		c, err := m.claw(p.ClawbackId, ev.Type)
@@ -942,6 +943,7 @@ func (m *Model) Snapshot(w io.Writer) error {
 		sw.Varint(r.writtenOff)
 		sw.Uvarint(r.pos)
 		sw.Uvarint(uint64(r.cause))
+		sw.Int(int(r.raisedOn))
 	}
 	return sw.Flush()
 }
@@ -1058,6 +1060,7 @@ func (m *Model) Restore(r io.Reader) error {
 	for _, r := range n.claws.All() {
 		sr.Fixed(r.id[:])
 		r.amount, r.recovered, r.writtenOff, r.pos, r.cause = sr.Varint(), sr.Varint(), sr.Varint(), sr.Uvarint(), uint8(sr.Uvarint())
+		r.raisedOn = refdata.Date(sr.Int())
 	}
 	if err := sr.Err(); err != nil {
 		return err

@@ -175,6 +175,9 @@ type Clawback struct {
 	WrittenOffFen  int64  `json:"written_off_fen"`
 	OutstandingFen int64  `json:"outstanding_fen"`
 	Position       uint64 `json:"position"`
+	// RaisedOn is the day the receivable arose, as the ledger decided it
+	// from rules behaviour 4 on (empty before).
+	RaisedOn string `json:"raised_on,omitempty"`
 }
 
 // Denial is a certificate that earned no subsidy, and why. SupersededBy
@@ -432,7 +435,8 @@ func (m *Model) entitlement(e *ent) Entitlement {
 	if e.claw != 0 {
 		c := m.claws.At(e.claw - 1)
 		v.Clawback = &Clawback{ClawbackID: c.id.String(), Cause: pb.ClawbackCause(c.cause).String(), AmountFen: c.amount,
-			RecoveredFen: c.recovered, WrittenOffFen: c.writtenOff, OutstandingFen: c.amount - c.recovered - c.writtenOff, Position: c.pos}
+			RecoveredFen: c.recovered, WrittenOffFen: c.writtenOff, OutstandingFen: c.amount - c.recovered - c.writtenOff, Position: c.pos,
+			RaisedOn: rm.DateString(c.raisedOn)}
 	}
 	return v
 }

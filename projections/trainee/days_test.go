@@ -10,15 +10,17 @@ import (
 	pb "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
 )
 
-// TestHoldDays: a hold shows the days it took effect and ended, as the
-// rules decided them (held_on, released_on, rules behaviour 4), beside its
-// positions; a hold decided before has none; a snapshot keeps them.
-func TestHoldDays(t *testing.T) {
+// TestDecisionDays: a hold shows the days it took effect and ended, and a
+// clawback the day it arose, as the rules decided them (held_on,
+// released_on, raised_on: rules behaviour 4), beside their positions; a
+// hold decided before has none; a snapshot keeps them.
+func TestDecisionDays(t *testing.T) {
 	m, apply, k, id := entitled(t, 80000)
 	apply(
 		&pb.EntitlementHeld{EntitlementId: id, Reason: pb.ReasonCode_REASON_CODE_BUDGET_EXCEEDED, HoldId: rules.HoldBudget},
 		&pb.EntitlementHeld{EntitlementId: id, Reason: pb.ReasonCode_REASON_CODE_SUPERVISOR_HOLD, HoldId: rules.SupervisorHold("h1"), HeldOn: fold.Date("2025-07-02")},
 		&pb.EntitlementReleased{EntitlementId: id, Reason: pb.ReasonCode_REASON_CODE_SUPERVISOR_HOLD, HoldId: rules.SupervisorHold("h1"), ReleasedOn: fold.Date("2025-07-12")},
+		&pb.ClawbackRaised{ClawbackId: rules.ClawbackID(id), EntitlementId: id, AmountFen: 80000, Cause: pb.ClawbackCause_CLAWBACK_CAUSE_FRAUD, RaisedOn: fold.Date("2025-08-01")},
 	)
 	want := []trainee.Hold{
 		{HoldID: rules.HoldBudget, Active: true},
@@ -29,6 +31,9 @@ func TestHoldDays(t *testing.T) {
 		st, ok := m.Get(k)
 		if !ok || len(st.Entitlements) != 1 || len(st.Entitlements[0].Holds) != len(want) {
 			t.Fatalf("%s: status %v %+v", what, ok, st)
+		}
+		if c := st.Entitlements[0].Clawback; c == nil || c.RaisedOn != "2025-08-01" {
+			t.Errorf("%s: clawback %+v; want it raised on 2025-08-01", what, c)
 		}
 		for i, h := range st.Entitlements[0].Holds {
 			if h.HoldID != want[i].HoldID || h.Active != want[i].Active || h.HeldOn != want[i].HeldOn || h.ReleasedOn != want[i].ReleasedOn {
