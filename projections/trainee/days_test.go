@@ -1,7 +1,6 @@
 package trainee_test
 
 import (
-	"bytes"
 	"testing"
 
 	"github.com/cqhrss/subsidyledger/events/rules"
@@ -42,13 +41,6 @@ func TestDecisionDays(t *testing.T) {
 		}
 	}
 	check("live", m)
-	var buf bytes.Buffer
-	if err := m.Snapshot(&buf); err != nil {
-		t.Fatal(err)
-	}
-	restored := trainee.New()
-	if err := restored.Restore(&buf); err != nil {
-		t.Fatal(err)
-	}
+	restored := roundTrip(t, m)
 	check("restored", restored)
 }

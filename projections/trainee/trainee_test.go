@@ -91,14 +91,7 @@ func TestDenialSupersededBySecondChance(t *testing.T) {
 		}
 	}
 	check("live", m)
-	var buf bytes.Buffer
-	if err := m.Snapshot(&buf); err != nil {
-		t.Fatal(err)
-	}
-	restored := trainee.New()
-	if err := restored.Restore(&buf); err != nil {
-		t.Fatal(err)
-	}
+	restored := roundTrip(t, m)
 	check("restored", restored)
 }
 
@@ -135,14 +128,7 @@ func TestFlagCleared(t *testing.T) {
 		}
 	}
 	check("live", m)
-	var buf bytes.Buffer
-	if err := m.Snapshot(&buf); err != nil {
-		t.Fatal(err)
-	}
-	back := trainee.New()
-	if err := back.Restore(&buf); err != nil {
-		t.Fatal(err)
-	}
+	back := roundTrip(t, m)
 	if d := deepdiff.Diff(m, back); d != "" {
 		t.Errorf("restored differs at %s", d)
 	}
@@ -208,14 +194,7 @@ func TestDenialRevised(t *testing.T) {
 		d[0].Revised.Reason != st.Denials[0].Revised.Reason || d[0].Revised.Detail == st.Denials[0].Revised.Detail || st.Denials[0].Revised.Detail == "" {
 		t.Errorf("ti-digital sees denials %+v", d)
 	}
-	var buf bytes.Buffer
-	if err := m.Snapshot(&buf); err != nil {
-		t.Fatal(err)
-	}
-	back := trainee.New()
-	if err := back.Restore(&buf); err != nil {
-		t.Fatal(err)
-	}
+	back := roundTrip(t, m)
 	check("restored", back, false)
 	n := len(r.Events)
 	if d := r.Decide(&pb.EligibilityEvidenceRecorded{EvidenceId: "ev-7", PersonKey: k, Category: pb.EligibilityCategory_ELIGIBILITY_CATEGORY_ENTERPRISE_EMPLOYEE,
@@ -224,4 +203,18 @@ func TestDenialRevised(t *testing.T) {
 	}
 	fold.ApplyAll(t, back, r.Events[n:])
 	check("entitled", back, true)
+}
+
+// roundTrip returns the model a snapshot of m restores.
+func roundTrip(t *testing.T, m *trainee.Model) *trainee.Model {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := m.Snapshot(&buf); err != nil {
+		t.Fatal(err)
+	}
+	back := trainee.New()
+	if err := back.Restore(&buf); err != nil {
+		t.Fatal(err)
+	}
+	return back
 }
