@@ -53,6 +53,18 @@ func (d *decider) requestDated(e *entitlement, on refdata.Date) *Rejection {
 	return nil
 }
 
+// lastResult is the day of e's latest payment result (settlement or
+// failure), zero if none.
+func (w *World) lastResult(e *entitlement) refdata.Date {
+	var last refdata.Date
+	for _, id := range e.orders {
+		if o := w.orders[id]; o != nil && o.state != orderInFlight {
+			last = max(last, o.resultOn)
+		}
+	}
+	return last
+}
+
 // liftDated refuses a lift dated before its hold was placed, or before the
 // resolution of the upheld objection whose hold it lifts
 // (DATE_OUT_OF_ORDER). A hold decided before BehaviourDatedHolds has no

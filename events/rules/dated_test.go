@@ -116,15 +116,84 @@ func TestDatedHolds(t *testing.T) {
 			t.Errorf("the fraud finding's hold is %v; want it held on 2025-08-01", held)
 		}
 	})
-	t.Run("hold before a request", func(t *testing.T) {
+	t.Run("hold before a request, or with money out", func(t *testing.T) {
 		f := newFx(t, rules.DefaultRuleSet())
 		e, _ := f.entitled("ti-digital", bdJ, false, "2025-06-20")
 		f.noticed(e)
 		o := f.derived(request(e, "2025-07-09"))[0].Payload.(*subsidyv1.PaymentOrdered)
-		f.reject(hold(e, "h1", "2025-07-05"), subsidyv1.ReasonCode_REASON_CODE_DATE_OUT_OF_ORDER) // order out
+		f.reject(hold(e, "h1", "2025-07-10"), subsidyv1.ReasonCode_REASON_CODE_PAYMENT_IN_FLIGHT) // cannot stop the order
 		f.must(&subsidyv1.PaymentFailed{PaymentOrderId: o.PaymentOrderId, EntitlementId: e, Failure: "账户已销户", FailedOn: dt("2025-07-15")})
-		f.reject(hold(e, "h1", "2025-07-05"), subsidyv1.ReasonCode_REASON_CODE_DATE_OUT_OF_ORDER) // order failed
+		f.reject(hold(e, "h1", "2025-07-05"), subsidyv1.ReasonCode_REASON_CODE_DATE_OUT_OF_ORDER) // before the failed request
 		f.derived(hold(e, "h1", "2025-07-09"))
+	})
+	t.Run("clawback of money paid after the cause's day", func(t *testing.T) {
+		// A revocation recorded after the money settled (07-10) but dated
+		// before it: receivable from the settlement's day.
+		f := newFx(t, rules.DefaultRuleSet())
+		e1, k := f.entitled("ti-digital", bdJ, true, "2025-06-20") // reimburses ti-digital
+		f.noticed(e1)
+		f.paid(e1, "acct-digital") // requested 07-09, settled 07-10
+		e2, _ := f.entitled("ti-digital", bdJ, true, "2025-06-20")
+		f.noticed(e2)
+		var raised *subsidyv1.ClawbackRaised
+		for _, ev := range f.derived(&subsidyv1.CertificateRevoked{CertificateId: fmt.Sprintf("cert-as-%s-%s-1", k[56:], bdJ), PersonKey: k, Qualification: bdJ.Proto(), Reason: "伪造材料", RevokedOn: dt("2025-07-01")}) {
+			if c, ok := ev.Payload.(*subsidyv1.ClawbackRaised); ok {
+				raised = c
+			}
+		}
+		if raised == nil || day(raised.GetRaisedOn()) != "2025-07-10" {
+			t.Fatalf("the clawback is %v; want it raised on 2025-07-10", raised)
+		}
+		f.reject(&subsidyv1.RepaymentReceived{RepaymentId: "rp", ClawbackId: raised.GetClawbackId(), AmountFen: 100, ReceivedOn: dt("2025-07-02")}, subsidyv1.ReasonCode_REASON_CODE_DATE_OUT_OF_ORDER)
+		if o := f.derived(request(e2, "2025-07-09"))[0].Payload.(*subsidyv1.PaymentOrdered); o.GetOffsetFen() != 0 {
+			t.Errorf("a payment requested 2025-07-09 offsets %d fen of %v, receivable from 2025-07-10", o.GetOffsetFen(), o.GetOffsetClawbackIds())
+		}
+	})
+	t.Run("budget freed by a cancellation and a failure", func(t *testing.T) {
+		// A fund with room for one: a's order is out, then a is cancelled
+		// and its order fails, in either order of days; b's budget is freed
+		// on the later of the two, when a's money was certainly not out.
+		for _, c := range []struct {
+			name           string
+			cancelFirst    bool
+			failed, cancel string
+		}{{"failed before the finding", true, "2025-07-20", "2025-08-01"}, {"revoked while the order was out", false, "2025-07-20", "2025-07-10"}} {
+			t.Run(c.name, func(t *testing.T) {
+				f := newFx(t, rules.DefaultRuleSet())
+				f.must(&subsidyv1.BudgetAllocated{AllocationId: "al", Year: 2025, UnitCode: "cq-beibei", AmountFen: 80000})
+				beibei := func() string {
+					k := f.person(func(m *subsidyv1.TraineeRegistered) { m.UnitCode = "cq-beibei" })
+					f.must(insured(k, "ev"+k[60:], "2020-01-01", "2025-01-01"))
+					f.trained(k, "ti-digital", bdJ)
+					return k
+				}
+				a := beibei()
+				f.certify(a, bdJ, "2025-06-20") // certificate 06-30
+				ea := rules.EntitlementID(a, bdJ)
+				want(t, f.certify(beibei(), bdJ, "2025-06-24"), "SubsidyEntitled", "EntitlementHeld:REASON_CODE_BUDGET_EXCEEDED")
+				f.noticed(ea)
+				o := f.derived(request(ea, "2025-07-09"))[0].Payload.(*subsidyv1.PaymentOrdered)
+				fail := &subsidyv1.PaymentFailed{PaymentOrderId: o.PaymentOrderId, EntitlementId: ea, Failure: "退票", FailedOn: dt(c.failed)}
+				cancel := &subsidyv1.CertificateRevoked{CertificateId: fmt.Sprintf("cert-as-%s-%s-1", a[56:], bdJ), PersonKey: a, Qualification: bdJ.Proto(), Reason: "伪造材料", RevokedOn: dt(c.cancel)}
+				var evs []rules.Event
+				if c.cancelFirst {
+					f.derived(cancel)
+					evs = f.derived(fail)
+				} else {
+					f.must(fail)
+					evs = f.derived(cancel)
+				}
+				var released *subsidyv1.EntitlementReleased
+				for _, ev := range evs {
+					if r, ok := ev.Payload.(*subsidyv1.EntitlementReleased); ok {
+						released = r
+					}
+				}
+				if later := max(c.failed, c.cancel); released == nil || day(released.GetReleasedOn()) != later {
+					t.Errorf("the budget release is %v; want it released on %s", released, later)
+				}
+			})
+		}
 	})
 	t.Run("fraud before its certificate", func(t *testing.T) {
 		f := newFx(t, rules.DefaultRuleSet())

@@ -200,6 +200,15 @@ func (d *decider) holdPlaced(m *subsidyv1.HoldPlaced) *Rejection {
 	}
 	on := date(m.GetPlacedOn())
 	if d.datedHolds() {
+		// A hold stops no money already out (as an objection recorded
+		// late, BehaviourLateObjection): refused saying so, as one on a
+		// paid entitlement is (a 0-fen one included).
+		switch {
+		case slices.ContainsFunc(e.orders, func(o string) bool { return d.w.orders[o].state == orderSettled }):
+			return reject(subsidyv1.ReasonCode_REASON_CODE_ALREADY_PAID, "entitlement %s is paid: find fraud to claw it back", e.id)
+		case e.inFlight != "":
+			return reject(subsidyv1.ReasonCode_REASON_CODE_PAYMENT_IN_FLIGHT, "payment order %s is out: a hold cannot stop it (if it fails, hold the entitlement then; find fraud to claw money back)", e.inFlight)
+		}
 		// Not before the certificate, nor before the last payment request
 		// (in flight or failed): the request would then lie inside it.
 		if r := dateOrder("hold", on, "certificate", e.issuedOn); r != nil {
@@ -274,13 +283,17 @@ func (d *decider) cancel(e *entitlement, reason subsidyv1.ReasonCode, hold strin
 		HeldOn:        d.day(on),
 		Decision:      d.decision(append([]events.ID{e.eventID}, evidence...), check(reason, false, "%s", detail)),
 	})
+	// What it frees or claws back is its money's, so no earlier than its
+	// orders' results (a cancellation recorded after them may be dated
+	// before).
+	after := max(on, d.w.lastResult(e))
 	switch {
 	case e.paid > 0 && e.clawback == "":
-		d.raiseClawback(e, e.paid, cause, on, evidence...)
+		d.raiseClawback(e, e.paid, cause, after, evidence...)
 	case e.paid == 0 && e.inFlight == "":
 		// Frees e.counted (0 if it was itself waiting for budget) and lets
 		// the entitlements queued behind it move up.
-		d.releaseQueued(fundKey{e.year, e.unit}, 0, e.counted, e.id, on)
+		d.releaseQueued(fundKey{e.year, e.unit}, 0, e.counted, e.id, after)
 	}
 	// In flight: the clawback is raised when the payment settles.
 }

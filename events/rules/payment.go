@@ -232,7 +232,9 @@ func (d *decider) paymentFailed(m *subsidyv1.PaymentFailed) *Rejection {
 	if e.cancelled != "" && e.paid == 0 {
 		// Cancelled while this order was in flight: no money moved after
 		// all, so its budget is freed now.
-		d.releaseQueued(fundKey{e.year, e.unit}, 0, e.counted, e.id, date(m.GetFailedOn()))
+		// Freed once both the cancellation and the failure happened.
+		cancelling, _ := e.hold(e.cancelled)
+		d.releaseQueued(fundKey{e.year, e.unit}, 0, e.counted, e.id, max(date(m.GetFailedOn()), cancelling.placedOn))
 	}
 	return nil
 }

@@ -104,8 +104,11 @@ type RuleSet struct {
 // finding before the certificate, a notice close dated while an objection
 // was pending, a payment requested on a day a hold held the entitlement
 // or its last order was still out, a repayment before its clawback, and
-// offsets no clawback raised after the request (dated.go); 1 is every
-// release before.
+// offsets no clawback raised after the request (dated.go); it refuses a
+// supervisor hold while a payment order is out (PAYMENT_IN_FLIGHT) or
+// once one settled (ALREADY_PAID), and decides a corrected certificate
+// again on late evidence once the one it corrected is revoked
+// (decider.secondChance); 1 is every release before.
 const (
 	BehaviourReEnrolment   = 2
 	BehaviourLateObjection = 3

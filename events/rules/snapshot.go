@@ -432,6 +432,11 @@ func (w *World) Snapshot(out *snap.Writer) {
 		s.Bool(f.Cleared)
 	}
 	s.strings(w.flagOrder)
+	s.Uvarint(uint64(len(w.reissued)))
+	for a, c := range w.reissued {
+		s.String(a)
+		s.String(c)
+	}
 	s.Magic("end", SnapshotVersion)
 }
 
@@ -982,6 +987,10 @@ func RestoreWorld(rs RuleSet, in *snap.Reader) (*World, error) {
 		w.flags[k] = Flag{ID: s.String(), Reason: subsidyv1.ReasonCode(s.i32()), Subject: s.String(), Detail: s.String(), Cleared: s.Bool()}
 	}
 	w.flagOrder = s.strings()
+	for range s.Len(maxCount) {
+		a := s.String()
+		w.reissued[a] = s.String()
+	}
 	s.Magic("end", SnapshotVersion)
 	ix.wait()
 	if s.Err() == nil && len(w.streams) != len(w.streamList) {

@@ -67,6 +67,14 @@ func (d *decider) secondChance(t, with *trainee, only func(*assessment) bool) {
 				continue
 			}
 			c := d.w.certificates[a.cert]
+			if c != nil && c.revoked && d.datedHolds() {
+				// A certificate issued again while it was in force (a
+				// corrected one) is the assessment's now (before
+				// BehaviourDatedHolds it was never decided again).
+				if r := d.w.certificates[d.w.reissued[a.id]]; r != nil {
+					c = r
+				}
+			}
 			if c == nil || c.revoked || c.entitlement != "" || !lateDenials[c.denied] {
 				continue
 			}

@@ -57,6 +57,10 @@ type World struct {
 	flags        map[string]Flag
 	flagOrder    []string
 	names        map[string]string // see name
+	// reissued maps an assessment to the latest certificate issued on it
+	// while another was in force (a corrected certificate), for
+	// secondChance: few have one.
+	reissued map[string]string
 }
 
 // NewWorld returns an empty World (the seed unit table, no events) deciding
@@ -91,6 +95,7 @@ func NewWorld(rs RuleSet) *World {
 		accounts:     map[string][]string{},
 		flags:        map[string]Flag{},
 		names:        map[string]string{},
+		reissued:     map[string]string{},
 	}
 }
 
@@ -444,6 +449,8 @@ func (w *World) fold(id events.ID, m proto.Message) {
 			// and the advance rule read it).
 			if prev := w.certificates[a.cert]; a.cert == "" || prev == nil || prev.revoked {
 				a.cert = c.id
+			} else if prev.id != c.id {
+				w.reissued[a.id] = c.id
 			}
 		}
 		months := w.certMonths[c.evalInst]
