@@ -529,11 +529,16 @@ func (r *Runner) follow(sess context.Context, d *decoder, sinceSnap *int) (int, 
 					return n, failureErr{&Failure{Position: rec.Position, EventID: rec.ID.String(), Type: rec.Type, Err: err, At: time.Now()}}
 				}
 				r.countApplied(1)
+				// The position first: what the Observer announces (the
+				// change feed) is visible in the API with its position
+				// (X-Ledger-Position) by then.
+				r.setPos(rec.Position, rec.Created)
 				if r.cfg.Observer != nil {
 					r.cfg.Observer(p, &ev)
 				}
+			} else {
+				r.setPos(rec.Position, rec.Created)
 			}
-			r.setPos(rec.Position, rec.Created)
 			r.clearStoreError()
 			n++
 			*sinceSnap++

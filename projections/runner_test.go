@@ -561,3 +561,38 @@ func TestAsOfATimeNotYetPast(t *testing.T) {
 		t.Errorf("as of before the last commit: sum %d, kept %v; want 3, kept", sum, p1 == p2)
 	}
 }
+
+// TestObserverSeesTheRunnerAtTheEvent: the Observer (the change feed) is
+// called once the runner's position, which the API reports with what it
+// serves (X-Ledger-Position), has reached the event it announces (found by
+// review: it was called just before, so a consumer could read the change
+// with a position short of it).
+func TestObserverSeesTheRunnerAtTheEvent(t *testing.T) {
+	s := openStore(t, filepath.Join(t.TempDir(), "log.db"))
+	defer s.Close()
+	var r *projections.Runner
+	var mu sync.Mutex
+	var behind []string
+	ready := make(chan struct{})
+	obs := func(p projections.Projection, ev *projections.Event) {
+		<-ready
+		if got := r.Position(); got < ev.Position {
+			mu.Lock()
+			behind = append(behind, fmt.Sprintf("event %d: runner at %d", ev.Position, got))
+			mu.Unlock()
+		}
+	}
+	r = projections.NewRunner(func() projections.Projection { return &tally{} }, projections.Config{Store: s, Observer: obs, CatchUpBatch: 1 << 30})
+	close(ready)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	appendTargets(t, s, 1, 2, 3)
+	waitFor(t, "the events", func() bool { return r.Position() == 6 })
+	mu.Lock()
+	defer mu.Unlock()
+	if len(behind) > 0 {
+		t.Errorf("the observer was called before the runner's position reached the event: %v", behind)
+	}
+}
