@@ -658,6 +658,12 @@ func TestAuditLogPagesTheWholeLog(t *testing.T) {
 	if len(one.Events) != 1 || !reflect.DeepEqual(one.Events[0], ev) {
 		t.Fatalf("log at %d = %+v; /v1/audit/events = %+v", mid, one.Events, ev)
 	}
+	// Past the head: an empty page read through the head, not beyond it
+	// (found by review: X-Ledger-Position said after).
+	resp, b := get(t, fmt.Sprintf("/v1/audit/log?after=%d", head+10), "")
+	if got := resp.Header.Get("X-Ledger-Position"); resp.StatusCode != http.StatusOK || got != fmt.Sprint(head) {
+		t.Errorf("/v1/audit/log after the head = %d, X-Ledger-Position %q %.100s; want 200 at %d", resp.StatusCode, got, b, head)
+	}
 	for _, q := range []string{"after=-1", "after=x", "limit=0", "limit=1001"} {
 		if resp, _ := get(t, "/v1/audit/log?"+q, ""); resp.StatusCode != http.StatusBadRequest {
 			t.Errorf("/v1/audit/log?%s = %d; want 400", q, resp.StatusCode)

@@ -268,5 +268,14 @@ func (s *server) auditLog(r *http.Request, sc Scope) (result, error) {
 		last[rec.Stream] = rec.Hash
 		pos = rec.Position
 	}
+	if len(recs) == 0 {
+		// Read through the head at most: a consumer that keeps the
+		// position would otherwise skip what is committed up to after.
+		head, err := s.cfg.Store.Head(r.Context())
+		if err != nil {
+			return result{}, err
+		}
+		pos = min(pos, head)
+	}
 	return result{body: out, position: pos}, nil
 }
