@@ -60,6 +60,13 @@ type Config struct {
 	// call, as in Apply: its payload's strings point into a page of the log
 	// that is reused; what the observer keeps it must copy (strings.Clone).
 	Observer func(p Projection, ev *Event)
+	// Swapped, if set, is told when a rebuilt instance replaced the live
+	// one (Rebuild, or a failed projection repaired by one), with the
+	// position it is live at, on the runner's goroutine: what it took in
+	// beyond the old instance's events was never told to the Observer, so
+	// a change feed tells its consumers to read the read model again. It
+	// must not block.
+	Swapped func(p Projection, pos events.Position)
 }
 
 func (c Config) withDefaults() Config {
@@ -640,6 +647,9 @@ func (r *Runner) swap(ctx context.Context, cand Projection, pos events.Position,
 	r.failure = nil
 	r.mu.Unlock()
 	r.markCaughtUp()
+	if r.cfg.Swapped != nil {
+		r.cfg.Swapped(cand, pos)
+	}
 	return nil
 }
 

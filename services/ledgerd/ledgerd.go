@@ -262,7 +262,8 @@ func run(ctx context.Context, cfg Config, log *slog.Logger, started func(Started
 	pcfg := projections.Config{Store: store, Checkpoints: cps, Metrics: projections.NewMetrics(reg), Logger: log.With("component", "projections"),
 		Restores: 1}
 	if cfg.ChangeFeed {
-		pcfg.Observer = changes.Observer
+		pcfg.Observer, pcfg.Swapped = changes.Observer, changes.Swapped
+		log.Info("change feed publishing", "instance", changes.Instance())
 	}
 	set, err := projections.NewSet(pcfg, readmodels.Factories()...)
 	if err != nil {

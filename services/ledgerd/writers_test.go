@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -68,6 +72,11 @@ type writersRun struct {
 	// redelivered: messages the successor found already recorded (the
 	// predecessor appended them but did not acknowledge them).
 	redelivered float64
+	// changes: the trainee change feed's positions by Ledger-Instance,
+	// in the order received, and the instances whose Ledger-Seq ran
+	// other than 1, 2, 3...
+	changes   map[string][]uint64
+	seqBroken []string
 }
 
 // handover is how the deciding instance goes away in a two-writer run.
@@ -115,12 +124,31 @@ func runWriters(t *testing.T, n int, h handover, lanes [][]*nats.Msg) writersRun
 	}
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
+	var run writersRun
+	var changesMu sync.Mutex
+	changes, lastSeq := map[string][]uint64{}, map[string]uint64{}
+	var seqBroken []string
+	sub, err := nc.Subscribe("subsidy.projection.trainee", func(m *nats.Msg) {
+		changesMu.Lock()
+		defer changesMu.Unlock()
+		inst := m.Header.Get("Ledger-Instance")
+		pos, _ := strconv.ParseUint(m.Header.Get("Ledger-Position"), 10, 64)
+		seq, _ := strconv.ParseUint(m.Header.Get("Ledger-Seq"), 10, 64)
+		if seq != lastSeq[inst]+1 && !slices.Contains(seqBroken, inst) {
+			seqBroken = append(seqBroken, inst)
+		}
+		lastSeq[inst] = seq
+		changes[inst] = append(changes[inst], pos)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
 	// One publisher, a fixed order: both runs see the same inbound stream.
 	var all []*nats.Msg
 	for _, l := range lanes {
 		all = append(all, l...)
 	}
-	var run writersRun
 	// Published while the writers decide, so that the handover falls in
 	// the middle of the stream.
 	published := make(chan error, 1)
@@ -178,6 +206,11 @@ func runWriters(t *testing.T, n int, h handover, lanes [][]*nats.Msg) writersRun
 		t.Fatalf("Verify = %v, %v; want an intact log", rep.Break, err)
 	}
 	run.msgs, run.derived = ledgerLog(t, s)
+	_ = nc.Flush()
+	_ = sub.Unsubscribe()
+	changesMu.Lock()
+	defer changesMu.Unlock()
+	run.changes, run.seqBroken = maps.Clone(changes), slices.Clone(seqBroken)
 	return run
 }
 
@@ -246,6 +279,38 @@ func TestTwoWritersOnEventStoreDBStandIn(t *testing.T) {
 			sort.Strings(differ)
 			if len(differ) > 0 {
 				t.Errorf("%d of %d derived decisions differ from a single writer's (first %s); want none", len(differ), len(single.derived), differ[0])
+			}
+			// The change feed: each instance announces the changes its read
+			// models apply, once each, under its own Ledger-Instance and a
+			// gap-free Ledger-Seq; the one that stayed announced every
+			// change the other did (found by review: with no instance
+			// header, a consumer saw each change twice and Ledger-Seq
+			// restarting).
+			if len(double.changes) != 2 || len(double.seqBroken) > 0 {
+				t.Errorf("change feed: %d instances, Ledger-Seq broken for %v; want 2, gap-free", len(double.changes), double.seqBroken)
+			}
+			var sets []map[uint64]bool
+			for inst, ps := range double.changes {
+				seen := map[uint64]bool{}
+				for _, p := range ps {
+					if seen[p] {
+						t.Errorf("change feed: instance %s announced position %d twice", inst, p)
+					}
+					seen[p] = true
+				}
+				sets = append(sets, seen)
+			}
+			if len(sets) == 2 {
+				small, large := sets[0], sets[1]
+				if len(small) > len(large) {
+					small, large = large, small
+				}
+				for p := range small {
+					if !large[p] {
+						t.Errorf("change feed: position %d announced by one instance only, not the one that stayed", p)
+						break
+					}
+				}
 			}
 			t.Logf("%d messages recorded once each by one and by two writers; %d derived decisions identical; batches before the handover %v, after %v; conflicts retried %v; already recorded when redelivered %v",
 				len(ids), len(single.derived), double.before, double.after, double.conflicts, double.redelivered)

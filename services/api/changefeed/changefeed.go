@@ -19,7 +19,15 @@
 // (the log position of the event), Ledger-Seq (per projection, counting
 // from 1 since the process started, with no gap unless messages were
 // dropped: a consumer that sees a gap resynchronises from the API),
-// Ledger-Event-Type, Nats-Msg-Id (projection and position).
+// Ledger-Event-Type, Ledger-Instance (the publishing process: with several
+// ledgerd instances each publishes the changes its own projections apply,
+// with a Ledger-Seq of its own, so a consumer counts Ledger-Seq per
+// instance and takes each projection's Ledger-Position once), Nats-Msg-Id
+// (projection and position). A message with Ledger-Resync: true (and
+// "resync": true, no event) says the read model was rebuilt and swapped in
+// at Ledger-Position (POST /v1/projections/{name}/rebuild, or a failed
+// projection repaired): changes it took in were not announced one by one,
+// so a consumer reads what it keeps of that read model again.
 //
 // Messages are published with core NATS, after the change is visible in the
 // API, from a bounded queue: the apply loop never waits for NATS. When the
@@ -32,6 +40,7 @@ package changefeed
 
 import (
 	"context"
+	"crypto/rand"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -58,6 +67,9 @@ type Config struct {
 	Queue      int
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
+	// Instance names this process in every message's Ledger-Instance
+	// header; New makes one up if empty.
+	Instance string
 }
 
 // Change is the body of a change message.
@@ -77,6 +89,9 @@ type Change struct {
 	UnitCode      string   `json:"unit_code,omitempty"`
 	// Postings are the fund ledger's journal entries the event made.
 	Postings []fund.Entry `json:"postings,omitempty"`
+	// Resync: the read model was rebuilt and swapped in at Position (no
+	// event; see the package doc).
+	Resync bool `json:"resync,omitempty"`
 }
 
 type msg struct {
@@ -114,6 +129,9 @@ func New(cfg Config) *Feed {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Instance == "" {
+		cfg.Instance = rand.Text()[:16]
+	}
 	f := &Feed{cfg: cfg, log: cfg.Logger, q: make(chan msg, cfg.Queue), seq: map[string]uint64{}, subjects: map[string]string{},
 		counts: map[string]prometheus.Counter{},
 		header: nats.Header{
@@ -122,6 +140,7 @@ func New(cfg Config) *Feed {
 			"Ledger-Position":   {""},
 			"Ledger-Seq":        {""},
 			"Ledger-Event-Type": {""},
+			"Ledger-Instance":   {cfg.Instance},
 			nats.MsgIdHdr:       {""},
 		},
 		published: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -155,6 +174,20 @@ func (f *Feed) Observer(p projections.Projection, ev *projections.Event) {
 			return // nothing posted: nothing changed in the ledger
 		}
 	}
+	f.enqueue(c)
+}
+
+// Swapped is the projections.Config.Swapped that announces a rebuilt read
+// model (a message with Ledger-Resync).
+func (f *Feed) Swapped(p projections.Projection, pos events.Position) {
+	f.enqueue(Change{Projection: p.Name(), Position: pos, Resync: true})
+}
+
+// Instance is the Ledger-Instance of this feed's messages.
+func (f *Feed) Instance() string { return f.cfg.Instance }
+
+// enqueue numbers c in its projection's Ledger-Seq and queues it.
+func (f *Feed) enqueue(c Change) {
 	f.mu.Lock()
 	f.seq[c.Projection]++
 	subject, ok := f.subjects[c.Projection]
@@ -207,6 +240,12 @@ func (f *Feed) publish(m msg) {
 	h["Ledger-Seq"][0] = strconv.FormatUint(m.seq, 10)
 	h["Ledger-Event-Type"][0] = m.change.EventType
 	h[nats.MsgIdHdr][0] = m.change.Projection + "-" + pos
+	if m.change.Resync {
+		h["Ledger-Resync"] = []string{"true"}
+		h[nats.MsgIdHdr][0] += "-resync"
+	} else {
+		delete(h, "Ledger-Resync")
+	}
 	nm := nats.Msg{Subject: m.subject, Data: body, Header: h}
 	if err := f.cfg.Conn.PublishMsg(&nm); err != nil {
 		f.dropped.WithLabelValues(m.change.Projection).Inc()

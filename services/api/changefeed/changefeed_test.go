@@ -55,7 +55,7 @@ func TestFeedPublishesEveryChange(t *testing.T) {
 	}
 	defer store.Close()
 	feed := changefeed.New(changefeed.Config{Conn: nc})
-	set, err := projections.NewSet(projections.Config{Store: store, Observer: feed.Observer, CatchUpBatch: 1 << 30}, readmodels.Factories()...)
+	set, err := projections.NewSet(projections.Config{Store: store, Observer: feed.Observer, Swapped: feed.Swapped, CatchUpBatch: 1 << 30}, readmodels.Factories()...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,6 +81,12 @@ func TestFeedPublishesEveryChange(t *testing.T) {
 			t.Fatal("projections did not catch up")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+	// A rebuilt read model is announced (Ledger-Resync), after its
+	// changes, at the position it is live from.
+	quota, _ := set.Runner("quota")
+	if err := quota.Rebuild(ctx); err != nil {
+		t.Fatal(err)
 	}
 	time.Sleep(200 * time.Millisecond)
 	cancel()
@@ -132,17 +138,28 @@ func TestFeedPublishesEveryChange(t *testing.T) {
 		}
 		var last uint64
 		var lastPos uint64
+		resyncs := 0
 		for i, m := range ms {
 			seq, _ := strconv.ParseUint(m.Header.Get("Ledger-Seq"), 10, 64)
 			pos, _ := strconv.ParseUint(m.Header.Get("Ledger-Position"), 10, 64)
-			if seq != last+1 || pos <= lastPos {
-				t.Fatalf("%s message %d: seq %d after %d, position %d after %d", name, i, seq, last, pos, lastPos)
-			}
-			last, lastPos = seq, pos
 			var c changefeed.Change
 			if err := json.Unmarshal(m.Data, &c); err != nil || c.Projection != name || uint64(c.Position) != pos {
 				t.Fatalf("%s message %d: %s (%v)", name, i, m.Data, err)
 			}
+			if m.Header.Get("Ledger-Instance") != feed.Instance() || feed.Instance() == "" {
+				t.Fatalf("%s message %d: Ledger-Instance %q; want %q", name, i, m.Header.Get("Ledger-Instance"), feed.Instance())
+			}
+			if c.Resync || m.Header.Get("Ledger-Resync") != "" {
+				resyncs++
+				if !c.Resync || m.Header.Get("Ledger-Resync") != "true" || name != "quota" || seq != last+1 || pos != uint64(head) || i != len(ms)-1 {
+					t.Fatalf("%s message %d (seq %d after %d): resync at %d, header %q; want quota's last, at %d", name, i, seq, last, pos, m.Header.Get("Ledger-Resync"), head)
+				}
+				continue
+			}
+			if seq != last+1 || pos <= lastPos {
+				t.Fatalf("%s message %d: seq %d after %d, position %d after %d", name, i, seq, last, pos, lastPos)
+			}
+			last, lastPos = seq, pos
 			k := expect[pos]
 			if name == "notice" {
 				k.person = "" // masked data only: no person key
@@ -166,6 +183,9 @@ func TestFeedPublishesEveryChange(t *testing.T) {
 					t.Fatalf("fund message %d: postings %+v (debits %d, credits %d)", i, c.Postings, dr, cr)
 				}
 			}
+		}
+		if want := map[bool]int{true: 1}[name == "quota"]; resyncs != want {
+			t.Errorf("%s: %d resync messages; want %d", name, resyncs, want)
 		}
 		t.Logf("%s: %d changes", name, len(ms))
 	}

@@ -51,6 +51,9 @@ func appendJSON(b []byte, c *Change) ([]byte, error) {
 		}
 		b = append(append(b, `,"postings":`...), p...)
 	}
+	if c.Resync {
+		b = append(b, `,"resync":true`...)
+	}
 	return append(b, '}'), nil
 }
 

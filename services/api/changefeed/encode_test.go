@@ -33,6 +33,7 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 		if rng.IntN(5) == 0 {
 			c.Postings = []fund.Entry{{Seq: 1, Position: 9, EventType: pick(), Reference: pick(), Year: 2025, UnitCode: pick()}}
 		}
+		c.Resync = rng.IntN(4) == 0
 		want, err := json.Marshal(c)
 		if err != nil {
 			t.Fatal(err)
