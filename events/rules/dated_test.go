@@ -106,12 +106,7 @@ func TestDatedHolds(t *testing.T) {
 	t.Run("fraud", func(t *testing.T) {
 		f := newFx(t, rules.DefaultRuleSet())
 		e, _ := f.entitled("ti-digital", bdJ, false, "2025-06-20")
-		var held *subsidyv1.EntitlementHeld
-		for _, ev := range f.derived(&subsidyv1.FraudFound{FindingId: "f1", EntitlementId: e, OfficialId: "supervisor", Summary: "伪造材料", FoundOn: dt("2025-08-01")}) {
-			if h, ok := ev.Payload.(*subsidyv1.EntitlementHeld); ok {
-				held = h
-			}
-		}
+		held := last[*subsidyv1.EntitlementHeld](f.derived(&subsidyv1.FraudFound{FindingId: "f1", EntitlementId: e, OfficialId: "supervisor", Summary: "伪造材料", FoundOn: dt("2025-08-01")}))
 		if held == nil || day(held.GetHeldOn()) != "2025-08-01" {
 			t.Errorf("the fraud finding's hold is %v; want it held on 2025-08-01", held)
 		}
@@ -135,12 +130,7 @@ func TestDatedHolds(t *testing.T) {
 		f.paid(e1, "acct-digital") // requested 07-09, settled 07-10
 		e2, _ := f.entitled("ti-digital", bdJ, true, "2025-06-20")
 		f.noticed(e2)
-		var raised *subsidyv1.ClawbackRaised
-		for _, ev := range f.derived(&subsidyv1.CertificateRevoked{CertificateId: fmt.Sprintf("cert-as-%s-%s-1", k[56:], bdJ), PersonKey: k, Qualification: bdJ.Proto(), Reason: "伪造材料", RevokedOn: dt("2025-07-01")}) {
-			if c, ok := ev.Payload.(*subsidyv1.ClawbackRaised); ok {
-				raised = c
-			}
-		}
+		raised := last[*subsidyv1.ClawbackRaised](f.derived(&subsidyv1.CertificateRevoked{CertificateId: fmt.Sprintf("cert-as-%s-%s-1", k[56:], bdJ), PersonKey: k, Qualification: bdJ.Proto(), Reason: "伪造材料", RevokedOn: dt("2025-07-01")}))
 		if raised == nil || day(raised.GetRaisedOn()) != "2025-07-10" {
 			t.Fatalf("the clawback is %v; want it raised on 2025-07-10", raised)
 		}
@@ -160,13 +150,7 @@ func TestDatedHolds(t *testing.T) {
 		}{{"failed before the finding", true, "2025-07-20", "2025-08-01"}, {"revoked while the order was out", false, "2025-07-20", "2025-07-10"}} {
 			t.Run(c.name, func(t *testing.T) {
 				f := newFx(t, rules.DefaultRuleSet())
-				f.must(&subsidyv1.BudgetAllocated{AllocationId: "al", Year: 2025, UnitCode: "cq-beibei", AmountFen: 80000})
-				beibei := func() string {
-					k := f.person(func(m *subsidyv1.TraineeRegistered) { m.UnitCode = "cq-beibei" })
-					f.must(insured(k, "ev"+k[60:], "2020-01-01", "2025-01-01"))
-					f.trained(k, "ti-digital", bdJ)
-					return k
-				}
+				beibei := roomForOne(f)
 				a := beibei()
 				f.certify(a, bdJ, "2025-06-20") // certificate 06-30
 				ea := rules.EntitlementID(a, bdJ)
@@ -183,12 +167,7 @@ func TestDatedHolds(t *testing.T) {
 					f.must(fail)
 					evs = f.derived(cancel)
 				}
-				var released *subsidyv1.EntitlementReleased
-				for _, ev := range evs {
-					if r, ok := ev.Payload.(*subsidyv1.EntitlementReleased); ok {
-						released = r
-					}
-				}
+				released := last[*subsidyv1.EntitlementReleased](evs)
 				if later := max(c.failed, c.cancel); released == nil || day(released.GetReleasedOn()) != later {
 					t.Errorf("the budget release is %v; want it released on %s", released, later)
 				}
@@ -206,13 +185,7 @@ func TestDatedHolds(t *testing.T) {
 		// certificate, is dated before it, and b's hold ends on the day
 		// it began, not before.
 		f := newFx(t, rules.DefaultRuleSet())
-		f.must(&subsidyv1.BudgetAllocated{AllocationId: "al", Year: 2025, UnitCode: "cq-beibei", AmountFen: 80000})
-		beibei := func() string {
-			k := f.person(func(m *subsidyv1.TraineeRegistered) { m.UnitCode = "cq-beibei" })
-			f.must(insured(k, "ev"+k[60:], "2020-01-01", "2025-01-01"))
-			f.trained(k, "ti-digital", bdJ)
-			return k
-		}
+		beibei := roomForOne(f)
 		a := beibei()
 		f.certify(a, bdJ, "2025-06-20") // certificate 06-30
 		b := beibei()
@@ -221,12 +194,7 @@ func TestDatedHolds(t *testing.T) {
 		if got := day(evs[1].Payload.(*subsidyv1.EntitlementHeld).GetHeldOn()); got != "2025-07-15" {
 			t.Errorf("the budget hold is held on %s; want 2025-07-15", got)
 		}
-		var released *subsidyv1.EntitlementReleased
-		for _, ev := range f.derived(&subsidyv1.CertificateRevoked{CertificateId: fmt.Sprintf("cert-as-%s-%s-1", a[56:], bdJ), PersonKey: a, Qualification: bdJ.Proto(), Reason: "伪造材料", RevokedOn: dt("2025-07-01")}) {
-			if r, ok := ev.Payload.(*subsidyv1.EntitlementReleased); ok {
-				released = r
-			}
-		}
+		released := last[*subsidyv1.EntitlementReleased](f.derived(&subsidyv1.CertificateRevoked{CertificateId: fmt.Sprintf("cert-as-%s-%s-1", a[56:], bdJ), PersonKey: a, Qualification: bdJ.Proto(), Reason: "伪造材料", RevokedOn: dt("2025-07-01")}))
 		if released == nil || day(released.GetReleasedOn()) != "2025-07-15" {
 			t.Errorf("the budget release is %v; want it released on 2025-07-15", released)
 		}
@@ -238,12 +206,7 @@ func TestDatedHolds(t *testing.T) {
 		f.paid(e1, "acct-digital")
 		e2, _ := f.entitled("ti-digital", bdJ, true, "2025-06-20")
 		f.noticed(e2)
-		var raised *subsidyv1.ClawbackRaised
-		for _, ev := range f.derived(&subsidyv1.FraudFound{FindingId: "fr", EntitlementId: e1, OfficialId: "supervisor", Summary: "伪造", FoundOn: dt("2025-08-01")}) {
-			if c, ok := ev.Payload.(*subsidyv1.ClawbackRaised); ok {
-				raised = c
-			}
-		}
+		raised := last[*subsidyv1.ClawbackRaised](f.derived(&subsidyv1.FraudFound{FindingId: "fr", EntitlementId: e1, OfficialId: "supervisor", Summary: "伪造", FoundOn: dt("2025-08-01")}))
 		if raised == nil || day(raised.GetRaisedOn()) != "2025-08-01" {
 			t.Fatalf("the clawback is %v; want it raised on 2025-08-01", raised)
 		}
@@ -264,12 +227,7 @@ func TestDatedHolds(t *testing.T) {
 		f.noticed(e)
 		o := f.derived(request(e, "2025-07-09"))[0].Payload.(*subsidyv1.PaymentOrdered)
 		f.derived(&subsidyv1.FraudFound{FindingId: "fr", EntitlementId: e, OfficialId: "supervisor", Summary: "伪造", FoundOn: dt("2025-07-20")})
-		var raised *subsidyv1.ClawbackRaised
-		for _, ev := range f.derived(&subsidyv1.PaymentSettled{PaymentOrderId: o.PaymentOrderId, EntitlementId: e, AmountFen: o.NetFen, PaidToAccount: "trainee-account-token-1", SettledOn: dt("2025-07-10")}) {
-			if c, ok := ev.Payload.(*subsidyv1.ClawbackRaised); ok {
-				raised = c
-			}
-		}
+		raised := last[*subsidyv1.ClawbackRaised](f.derived(&subsidyv1.PaymentSettled{PaymentOrderId: o.PaymentOrderId, EntitlementId: e, AmountFen: o.NetFen, PaidToAccount: "trainee-account-token-1", SettledOn: dt("2025-07-10")}))
 		if raised == nil || day(raised.GetRaisedOn()) != "2025-07-20" {
 			t.Errorf("the clawback is %v; want it raised on 2025-07-20", raised)
 		}
@@ -309,4 +267,29 @@ func TestDatedHolds(t *testing.T) {
 		f.must(&subsidyv1.PaymentFailed{PaymentOrderId: o.PaymentOrderId, EntitlementId: e, Failure: "账户已销户", FailedOn: dt("2025-07-15")})
 		f.derived(request(e, "2025-07-12"))
 	})
+}
+
+// last returns the last of evs' payloads of type T (its zero value if
+// none).
+func last[T any](evs []rules.Event) T {
+	var found T
+	for _, ev := range evs {
+		if m, ok := ev.Payload.(T); ok {
+			found = m
+		}
+	}
+	return found
+}
+
+// roomForOne allocates 北碚区 (cq-beibei) a 2025 budget for one big data
+// junior subsidy and returns a maker of its trainees, insured and trained
+// at ti-digital.
+func roomForOne(f *fx) func() string {
+	f.must(&subsidyv1.BudgetAllocated{AllocationId: "al", Year: 2025, UnitCode: "cq-beibei", AmountFen: 80000})
+	return func() string {
+		k := f.person(func(m *subsidyv1.TraineeRegistered) { m.UnitCode = "cq-beibei" })
+		f.must(insured(k, "ev"+k[60:], "2020-01-01", "2025-01-01"))
+		f.trained(k, "ti-digital", bdJ)
+		return k
+	}
 }
