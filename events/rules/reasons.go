@@ -98,8 +98,8 @@ var reasons = []Reason{
 	{subsidyv1.ReasonCode_REASON_CODE_HOLD_NOT_LIFTABLE, 12, []Effect{EffectReject}, "rules", "A hold lift for a budget hold (released by allocations) or a revocation or fraud hold (final)."},
 
 	{subsidyv1.ReasonCode_REASON_CODE_PAYMENT_EXCEEDS_ENTITLEMENT, 13, []Effect{EffectReject}, "rules", "A settlement for more than the order's net amount."},
-	{subsidyv1.ReasonCode_REASON_CODE_ALREADY_PAID, 13, []Effect{EffectReject}, "rules", "A payment request for an entitlement already settled."},
-	{subsidyv1.ReasonCode_REASON_CODE_PAYMENT_IN_FLIGHT, 13, []Effect{EffectReject}, "rules", "A payment request while an order is awaiting its result, or dated before the last order's failure (behaviour 4), or a result for an order that is not the one in flight."},
+	{subsidyv1.ReasonCode_REASON_CODE_ALREADY_PAID, 13, []Effect{EffectReject}, "rules", "A payment request for an entitlement already settled; a supervisor hold on a paid one, or (behaviour 3) an objection recorded late after it was paid."},
+	{subsidyv1.ReasonCode_REASON_CODE_PAYMENT_IN_FLIGHT, 13, []Effect{EffectReject}, "rules", "A payment request while an order is awaiting its result, or dated before the last order's failure (behaviour 4), or a result for an order that is not the one in flight; a supervisor hold (behaviour 4) or an objection recorded late (behaviour 3) while an order is out."},
 	{subsidyv1.ReasonCode_REASON_CODE_SETTLEMENT_MISMATCH, 13, []Effect{EffectReject}, "rules", "A settlement for less than the order's net amount."},
 	{subsidyv1.ReasonCode_REASON_CODE_PAYMENT_LATE, 13, []Effect{EffectFlag}, "rules", "A payment settled more than RuleSet.PaymentWorkingDays working days after it was requested: flagged for supervisors, the settlement stands."},
 
