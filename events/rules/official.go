@@ -2,7 +2,6 @@ package rules
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/cqhrss/subsidyledger/events"
@@ -95,7 +94,7 @@ func (d *decider) objectionRaised(m *subsidyv1.ObjectionRaised) *Rejection {
 		return reject(subsidyv1.ReasonCode_REASON_CODE_OUTSIDE_NOTICE_WINDOW, "entitlement %s has no notice open", e.id)
 	case on < e.noticeStart || on > e.noticeEnd || late && d.w.rs.behaviour() < BehaviourLateObjection:
 		return reject(subsidyv1.ReasonCode_REASON_CODE_OUTSIDE_NOTICE_WINDOW, "raised %s, notice %s..%s", on, e.noticeStart, e.noticeEnd)
-	case late && (e.paid > 0 || slices.ContainsFunc(e.orders, func(o string) bool { return d.w.orders[o].state == orderSettled })):
+	case late && (e.paid > 0 || d.w.settled(e)):
 		return reject(subsidyv1.ReasonCode_REASON_CODE_ALREADY_PAID, "objection raised %s during the notice %s..%s, recorded after entitlement %s was paid", on, e.noticeStart, e.noticeEnd, e.id)
 	case late && e.inFlight != "":
 		return reject(subsidyv1.ReasonCode_REASON_CODE_PAYMENT_IN_FLIGHT, "objection raised %s during the notice %s..%s, recorded with payment order %s out", on, e.noticeStart, e.noticeEnd, e.inFlight)
@@ -204,7 +203,7 @@ func (d *decider) holdPlaced(m *subsidyv1.HoldPlaced) *Rejection {
 		// late, BehaviourLateObjection): refused saying so, as one on a
 		// paid entitlement is (a 0-fen one included).
 		switch {
-		case slices.ContainsFunc(e.orders, func(o string) bool { return d.w.orders[o].state == orderSettled }):
+		case d.w.settled(e):
 			return reject(subsidyv1.ReasonCode_REASON_CODE_ALREADY_PAID, "entitlement %s is paid: find fraud to claw it back", e.id)
 		case e.inFlight != "":
 			return reject(subsidyv1.ReasonCode_REASON_CODE_PAYMENT_IN_FLIGHT, "payment order %s is out: a hold cannot stop it (if it fails, hold the entitlement then; find fraud to claw money back)", e.inFlight)

@@ -20,9 +20,8 @@ func (d *decider) paymentRequested(m *subsidyv1.PaymentRequested) *Rejection {
 	if r != nil {
 		return r
 	}
-	settled := slices.ContainsFunc(e.orders, func(o string) bool { return d.w.orders[o].state == orderSettled })
 	switch {
-	case e.paid > 0 || settled: // settled: a 0-fen entitlement (a fee of 0) is paid too
+	case e.paid > 0 || d.w.settled(e): // settled: a 0-fen entitlement (a fee of 0) is paid too
 		return reject(subsidyv1.ReasonCode_REASON_CODE_ALREADY_PAID, "entitlement %s was paid %d fen", e.id, e.paid)
 	case e.inFlight != "":
 		return reject(subsidyv1.ReasonCode_REASON_CODE_PAYMENT_IN_FLIGHT, "payment order %s awaits its result", e.inFlight)

@@ -304,6 +304,12 @@ func (e *entitlement) releaseHold(h string) {
 	e.holds = slices.DeleteFunc(e.holds, func(x hold) bool { return x.id == h })
 }
 
+// settled reports whether an order of e settled (a 0-fen one pays nothing
+// and is paid too).
+func (w *World) settled(e *entitlement) bool {
+	return slices.ContainsFunc(e.orders, func(o string) bool { return w.orders[o].state == orderSettled })
+}
+
 // holdIDs returns the ids of the holds, sorted.
 func (e *entitlement) holdIDs() []string {
 	var ids []string
