@@ -730,10 +730,14 @@ func (m *Model) state(e *ent) string {
 		return StateClawedBack
 	case e.paid > 0 || o != nil && o.status == orderSettled:
 		return StatePaid // a settled order of 0 fen (a fee of 0) pays too, as the rules say
+	case o != nil && o.status == orderInFlight:
+		// Before cancelled: an order out when the entitlement is cancelled
+		// may still settle (then the rules raise a clawback) or fail (then
+		// it ends cancelled), and the fund keeps it payable until then
+		// (found by review: it showed cancelled while money could arrive).
+		return StatePaymentOrdered
 	case e.cancelled != 0:
 		return StateCancelled
-	case o != nil && o.status == orderInFlight:
-		return StatePaymentOrdered
 	case m.activeHolds(e) > 0:
 		return StateHeld
 	case e.closedOn != 0:
