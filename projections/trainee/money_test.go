@@ -28,7 +28,7 @@ func TestCancelledWithOrderOut(t *testing.T) {
 			}
 			apply(&pb.NoticeClosed{EntitlementId: id},
 				&pb.PaymentOrdered{PaymentOrderId: "po-1", EntitlementId: id, Attempt: 1, AmountFen: 80000, NetFen: 80000},
-				&pb.EntitlementHeld{EntitlementId: id, Reason: pb.ReasonCode_REASON_CODE_CERTIFICATE_REVOKED, HoldId: "revoked/c", })
+				&pb.EntitlementHeld{EntitlementId: id, Reason: pb.ReasonCode_REASON_CODE_CERTIFICATE_REVOKED, HoldId: "revoked/c"})
 			if got := state(); got != trainee.StatePaymentOrdered {
 				t.Fatalf("cancelled with the order out: state %q; want %q", got, trainee.StatePaymentOrdered)
 			}
