@@ -23,6 +23,7 @@ func checkInvariants(t testing.TB, log []stored) {
 	paid := map[string]int64{}
 	raised := map[string]int64{}
 	recovered := map[string]int64{}
+	writtenOff := map[string]int64{}
 	ids := map[string]bool{}
 	for _, s := range log {
 		if id := s.ev.ID.String(); ids[id] {
@@ -62,9 +63,16 @@ func checkInvariants(t testing.TB, log []stored) {
 			}
 			raised[m.GetClawbackId()] = m.GetAmountFen()
 		case *subsidyv1.ClawbackRecovered:
-			recovered[m.GetClawbackId()] += m.GetAmountFen()
+			// What recovers money written off reverses the write-off by as
+			// much (rules behaviour 5), never more than was written off.
+			recovered[m.GetClawbackId()] += m.GetAmountFen() - m.GetWrittenOffFen()
+			writtenOff[m.GetClawbackId()] -= m.GetWrittenOffFen()
+			if m.GetWrittenOffFen() < 0 || writtenOff[m.GetClawbackId()] < 0 {
+				t.Errorf("clawback %s: recovery of %d fen written off, %d written off left", m.GetClawbackId(), m.GetWrittenOffFen(), writtenOff[m.GetClawbackId()])
+			}
 		case *subsidyv1.ClawbackWrittenOff:
 			recovered[m.GetClawbackId()] += m.GetAmountFen()
+			writtenOff[m.GetClawbackId()] += m.GetAmountFen()
 		}
 	}
 	for id, n := range recovered {

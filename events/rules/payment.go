@@ -254,8 +254,19 @@ func (d *decider) repaymentReceived(m *subsidyv1.RepaymentReceived) *Rejection {
 	if r != nil {
 		return r
 	}
+	// Money repaid after the receivable was written off is money received
+	// all the same: from BehaviourRecoveredWriteOff on, what a repayment
+	// brings beyond what is outstanding recovers what was written off,
+	// reversing the write-off by as much (before, it was refused and could
+	// not be recorded at all).
+	var writtenOff int64
 	if n := m.GetAmountFen(); n > c.outstanding() {
-		return reject(subsidyv1.ReasonCode_REASON_CODE_RECOVERY_EXCEEDS_RECEIVABLE, "repayment %d fen, %d outstanding", n, c.outstanding())
+		if d.w.rs.behaviour() < BehaviourRecoveredWriteOff {
+			return reject(subsidyv1.ReasonCode_REASON_CODE_RECOVERY_EXCEEDS_RECEIVABLE, "repayment %d fen, %d outstanding", n, c.outstanding())
+		}
+		if writtenOff = n - c.outstanding(); writtenOff > c.writtenOff {
+			return reject(subsidyv1.ReasonCode_REASON_CODE_RECOVERY_EXCEEDS_RECEIVABLE, "repayment %d fen, %d outstanding and %d written off", n, c.outstanding(), c.writtenOff)
+		}
 	}
 	if d.datedHolds() {
 		if r := dateOrder("repayment", date(m.GetReceivedOn()), "clawback "+c.id, c.raisedOn); r != nil {
@@ -270,10 +281,11 @@ func (d *decider) repaymentReceived(m *subsidyv1.RepaymentReceived) *Rejection {
 		return reject(subsidyv1.ReasonCode_REASON_CODE_ALREADY_EXISTS, "repayment id %q is a payment order's: give the repayment an id of its own", m.GetRepaymentId())
 	}
 	d.emit(recoveryID(c.id, m.GetRepaymentId()), &subsidyv1.ClawbackRecovered{
-		ClawbackId:  c.id,
-		AmountFen:   m.GetAmountFen(),
-		Method:      subsidyv1.RecoveryMethod_RECOVERY_METHOD_REPAYMENT,
-		ReferenceId: m.GetRepaymentId(),
+		ClawbackId:    c.id,
+		AmountFen:     m.GetAmountFen(),
+		Method:        subsidyv1.RecoveryMethod_RECOVERY_METHOD_REPAYMENT,
+		ReferenceId:   m.GetRepaymentId(),
+		WrittenOffFen: writtenOff,
 	})
 	return nil
 }

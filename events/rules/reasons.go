@@ -107,7 +107,7 @@ var reasons = []Reason{
 	{subsidyv1.ReasonCode_REASON_CODE_FRAUD_FINDING, 14, []Effect{EffectClawback, EffectHold}, "rules", "A fraud finding: a paid entitlement is clawed back, an unpaid one held for good."},
 	{subsidyv1.ReasonCode_REASON_CODE_WRITE_OFF_NEEDS_REASON, 14, []Effect{EffectReject}, "rules", "A write-off request or approval without a reason."},
 	{subsidyv1.ReasonCode_REASON_CODE_WRITE_OFF_SAME_OFFICIAL, 14, []Effect{EffectReject}, "rules", "A write-off approved by the official who requested it."},
-	{subsidyv1.ReasonCode_REASON_CODE_RECOVERY_EXCEEDS_RECEIVABLE, 14, []Effect{EffectReject}, "rules", "A repayment or write-off larger than the outstanding receivable."},
+	{subsidyv1.ReasonCode_REASON_CODE_RECOVERY_EXCEEDS_RECEIVABLE, 14, []Effect{EffectReject}, "rules", "A write-off larger than the outstanding receivable, or a repayment larger than what is outstanding and (from behaviour 5) written off together."},
 
 	{subsidyv1.ReasonCode_REASON_CODE_QUALITY_BELOW_THRESHOLD, 15, []Effect{EffectFlag, EffectHold}, "rules", "The training institution's first-attempt pass rate for the qualification fell below the threshold: flagged, and its new reimbursements for it held for a supervisor (the flag is cleared, by a FlagCleared, once a first attempt brings the rate back; the holds stay until lifted)."},
 

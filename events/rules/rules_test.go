@@ -622,7 +622,9 @@ func TestHoldsAndCancellation(t *testing.T) {
 	f.reject(&subsidyv1.ClawbackWrittenOff{ClawbackId: cb3, AmountFen: 80000, Reason: "untraceable", RequestedBy: "a", ApprovedBy: "b"}, subsidyv1.ReasonCode_REASON_CODE_WRONG_STATE)
 	f.reject(&subsidyv1.ClawbackWrittenOff{ClawbackId: cb3, AmountFen: 50000, Reason: "x", RequestedBy: "c", ApprovedBy: "c"}, subsidyv1.ReasonCode_REASON_CODE_WRITE_OFF_SAME_OFFICIAL)
 	f.must(&subsidyv1.ClawbackWrittenOff{ClawbackId: cb3, AmountFen: 50000, Reason: "untraceable after a part repayment", RequestedBy: "c", ApprovedBy: "a"})
-	f.reject(&subsidyv1.RepaymentReceived{RepaymentId: "r", ClawbackId: cb, AmountFen: 1, ReceivedOn: dt("2025-08-01")}, subsidyv1.ReasonCode_REASON_CODE_RECOVERY_EXCEEDS_RECEIVABLE)
+	// Money repaid after the write-off recovers what was written off
+	// (TestRepaymentAfterWriteOff), never more.
+	f.reject(&subsidyv1.RepaymentReceived{RepaymentId: "r", ClawbackId: cb, AmountFen: 80001, ReceivedOn: dt("2025-08-01")}, subsidyv1.ReasonCode_REASON_CODE_RECOVERY_EXCEEDS_RECEIVABLE)
 	checkInvariants(t, f.l.log)
 }
 

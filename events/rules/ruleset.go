@@ -108,12 +108,17 @@ type RuleSet struct {
 // supervisor hold while a payment order is out (PAYMENT_IN_FLIGHT) or
 // once one settled (ALREADY_PAID), and decides a corrected certificate
 // again on late evidence once the one it corrected is revoked
-// (decider.secondChance); 1 is every release before.
+// (decider.secondChance); BehaviourRecoveredWriteOff (5) takes a
+// repayment of money written off, beyond what is outstanding, up to what
+// was written off: the write-off is reversed by that much
+// (ClawbackRecovered.written_off_fen; decider.repaymentReceived); 1 is
+// every release before.
 const (
-	BehaviourReEnrolment   = 2
-	BehaviourLateObjection = 3
-	BehaviourDatedHolds    = 4
-	CurrentBehaviour       = BehaviourDatedHolds
+	BehaviourReEnrolment       = 2
+	BehaviourLateObjection     = 3
+	BehaviourDatedHolds        = 4
+	BehaviourRecoveredWriteOff = 5
+	CurrentBehaviour           = BehaviourRecoveredWriteOff
 )
 
 // Identity is Fingerprint with the Behaviour beside it (from Behaviour 2

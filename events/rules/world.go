@@ -611,6 +611,7 @@ func (w *World) fold(id events.ID, m proto.Message) {
 	case *subsidyv1.ClawbackRecovered:
 		if c := w.clawbacks[m.GetClawbackId()]; c != nil {
 			c.recovered += m.GetAmountFen()
+			c.writtenOff -= m.GetWrittenOffFen()
 		}
 	case *subsidyv1.ViolationFlagged:
 		if _, ok := w.flags[m.GetFlagId()]; !ok {

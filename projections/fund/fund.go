@@ -18,7 +18,7 @@
 //	clawed_back          credit  receivables raised against payees (ClawbackRaised)
 //	clawback_receivable  debit   receivables still outstanding
 //	recovered            debit   receivables recovered, by repayment or by offset
-//	written_off          debit   receivables written off (ClawbackWrittenOff)
+//	written_off          debit   receivables written off (ClawbackWrittenOff), less what was repaid after (ClawbackRecovered.written_off_fen)
 //
 // So that every event's posting balances by construction, each entitlement
 // and each clawback "contributes" a balanced set of balances that depends
@@ -510,6 +510,10 @@ func (m *Model) applyClawback(ev *projections.Event) error {
 		}
 		before := c.contribution()
 		c.recovered += p.AmountFen
+		// A repayment of money written off reverses the write-off by
+		// written_off_fen (rules behaviour 5): the receivable is
+		// reinstated by as much and recovered.
+		c.writtenOff -= p.WrittenOffFen
 		m.claws[cid] = c
 		m.post(ev, p.ClawbackId, c.fund, sub(c.contribution(), before))
 	case *pb.ClawbackWrittenOff:

@@ -438,11 +438,13 @@ func (m *Model) apply(ev *projections.Event) error {
 		m.claws[cid] = c
 	case *pb.ClawbackRecovered, *pb.ClawbackWrittenOff:
 		var id string
-		var amount int64
+		var amount, reversed int64
 		written := false
 		switch q := p.(type) {
 		case *pb.ClawbackRecovered:
-			id, amount = q.ClawbackId, q.AmountFen
+			// A repayment of money written off reverses the write-off by
+			// written_off_fen (rules behaviour 5).
+			id, amount, reversed = q.ClawbackId, q.AmountFen, q.WrittenOffFen
 		case *pb.ClawbackWrittenOff:
 			id, amount, written = q.ClawbackId, q.AmountFen, true
 		}
@@ -459,6 +461,7 @@ func (m *Model) apply(ev *projections.Event) error {
 				in.writtenOffFen += amount
 			} else {
 				in.recoveredFen += amount
+				in.writtenOffFen -= reversed
 			}
 		}
 	case *pb.ViolationFlagged:

@@ -630,6 +630,7 @@ func (m *Model) apply(ev *projections.Event) error {
 			return err
 		}
 		c.recovered += p.AmountFen
+		c.writtenOff -= p.WrittenOffFen // a repayment of money written off (rules behaviour 5)
 	case *pb.ClawbackWrittenOff:
 		c, err := m.claw(p.ClawbackId, ev.Type)
 		if err != nil {

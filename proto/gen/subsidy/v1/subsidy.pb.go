@@ -1638,7 +1638,13 @@ type ClawbackRecovered struct {
 	AmountFen  int64                  `protobuf:"varint,2,opt,name=amount_fen,json=amountFen,proto3" json:"amount_fen,omitempty"`
 	Method     RecoveryMethod         `protobuf:"varint,3,opt,name=method,proto3,enum=subsidy.v1.RecoveryMethod" json:"method,omitempty"`
 	// The repayment or payment order that recovered it.
-	ReferenceId   string `protobuf:"bytes,4,opt,name=reference_id,json=referenceId,proto3" json:"reference_id,omitempty"`
+	ReferenceId string `protobuf:"bytes,4,opt,name=reference_id,json=referenceId,proto3" json:"reference_id,omitempty"`
+	// Of amount_fen, what recovers money written off: a repayment received
+	// after the receivable was written off reverses the write-off by this
+	// much (the receivable's written-off total falls by it). Zero for every
+	// other recovery, and for every recovery decided before rules behaviour
+	// 5, which refused such a repayment.
+	WrittenOffFen int64 `protobuf:"varint,5,opt,name=written_off_fen,json=writtenOffFen,proto3" json:"written_off_fen,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1699,6 +1705,13 @@ func (x *ClawbackRecovered) GetReferenceId() string {
 		return x.ReferenceId
 	}
 	return ""
+}
+
+func (x *ClawbackRecovered) GetWrittenOffFen() int64 {
+	if x != nil {
+		return x.WrittenOffFen
+	}
+	return 0
 }
 
 // WriteOffRequested proposes writing off a receivable (maker). Source:
@@ -1997,14 +2010,15 @@ const file_subsidy_v1_subsidy_proto_rawDesc = "" +
 	"\n" +
 	"amount_fen\x18\x03 \x01(\x03R\tamountFen\x121\n" +
 	"\vreceived_on\x18\x04 \x01(\v2\x10.subsidy.v1.DateR\n" +
-	"receivedOn\"\xaa\x01\n" +
+	"receivedOn\"\xd2\x01\n" +
 	"\x11ClawbackRecovered\x12\x1f\n" +
 	"\vclawback_id\x18\x01 \x01(\tR\n" +
 	"clawbackId\x12\x1d\n" +
 	"\n" +
 	"amount_fen\x18\x02 \x01(\x03R\tamountFen\x122\n" +
 	"\x06method\x18\x03 \x01(\x0e2\x1a.subsidy.v1.RecoveryMethodR\x06method\x12!\n" +
-	"\freference_id\x18\x04 \x01(\tR\vreferenceId\"\x8c\x01\n" +
+	"\freference_id\x18\x04 \x01(\tR\vreferenceId\x12&\n" +
+	"\x0fwritten_off_fen\x18\x05 \x01(\x03R\rwrittenOffFen\"\x8c\x01\n" +
 	"\x11WriteOffRequested\x12\x1f\n" +
 	"\vclawback_id\x18\x01 \x01(\tR\n" +
 	"clawbackId\x12\x1d\n" +
