@@ -66,7 +66,7 @@ test: test-deps ## run every module's tests (integration tests start bin/nats-se
 	LEDGER_NATS_SERVER_BIN=$(NATS_SERVER) LEDGER_CHROMIUM=$(CHROMIUM) LEDGER_REQUIRE_CHROMIUM=1 $(GO) test -count=1 $(PKGS)
 
 FUZZTIME ?= 60s
-FUZZ_TARGETS := ./events/person:FuzzValidateID ./events/rules:FuzzDecodeDecide ./events/rules:FuzzRestoreWorld ./services/api:FuzzQueryParameters
+FUZZ_TARGETS := ./events/person:FuzzValidateID ./events/rules:FuzzDecodeDecide ./events/rules:FuzzRestoreWorld ./services/api:FuzzQueryParameters ./services/ingest:FuzzUnnamed
 
 .PHONY: fuzz
 fuzz: ## run every fuzz target for FUZZTIME each (a duration, or Nx executions; CI runs 100000x each: a duration can expire during the seed-corpus baseline on a loaded machine)

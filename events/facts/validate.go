@@ -224,6 +224,10 @@ func checkString(name protoreflect.Name, path, s string) error {
 	return nil
 }
 
+// IsMaskedName reports whether s is a name masked as DOMAIN.md §3 shows
+// (see masked_name's check): a rejection keeps a name only if it is.
+func IsMaskedName(s string) bool { return maskedName(s) }
+
 // maskedName reports whether s is a name masked as DOMAIN.md §3 shows
 // (person.MaskName): at most its first and last characters shown, and of a
 // two-character name at most one; empty is allowed (no name given).

@@ -3,7 +3,7 @@
 // decide, appends the fact and its derived decisions to the event store, and
 // acknowledges each message only after its record is durable. Every message
 // ends as exactly one accepted event or one recorded rejection (stream
-// "rejection-<source>"), and its outcome is published for the publisher.
+// "rejection-<source>", natsbus.RejectionStream), and its outcome is published for the publisher.
 package ingest
 
 import (
@@ -1175,7 +1175,7 @@ func (in *Intake) seal(b *batch) {
 		if it.rej == nil || it.dupOf != nil || it.known != nil {
 			continue
 		}
-		stream := "rejection-" + it.source
+		stream := natsbus.RejectionStream(it.source)
 		data, err := codec.Encode(it.id, stream, in.envelope(it, Source, events.ID{}), it.rej)
 		if err != nil {
 			b.err = err
@@ -1853,6 +1853,8 @@ func (in *Intake) rejection(it *item, code subsidyv1.ReasonCode, detail string) 
 	// payload would let the masked characters be found by trying each
 	// region and birth date against it.
 	masked := maskedPayload(it.msg.Data())
+	kind, known := factKind(in.cfg.Subjects, it.subject)
+	masked = unnamed(masked, kind, known)
 	if n := len(it.msg.Data()); n > facts.MaxPayloadSize {
 		detail += fmt.Sprintf(" (kept: the first %d of its %d bytes, masked; SHA-256 of the whole, masked: %x)", facts.MaxPayloadSize, n, sha256.Sum256(masked))
 	}

@@ -2,9 +2,13 @@ package ingest
 
 import (
 	"bytes"
+	"encoding/json"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/cqhrss/subsidyledger/events/facts"
 	"github.com/cqhrss/subsidyledger/events/person"
@@ -109,4 +113,165 @@ func keptOfMasked(masked []byte, reason subsidyv1.ReasonCode) []byte {
 		kept = person.RedactAccountNumbers(kept)
 	}
 	return kept
+}
+
+// Personal data that is not an ID number: a name, an account. A rejection
+// keeps the message as it came, so a publisher's mistake would put them
+// in the log, which cannot forget them (found by review: an enrolment
+// system sending a name unmasked, and personal data sent to an inbound
+// subject instead of <prefix>.pii.<source>, each kept the full name, the
+// second the plain account too). Each value below is overwritten with
+// '*', byte for byte (a protobuf payload stays decodable, a JSON one
+// valid JSON):
+//
+//   - a fact's masked_name that is not masked (facts.IsMaskedName);
+//   - on a subject that names no fact, the fields of personal data
+//     (PersonalDataSubmitted's id_number, name and payee_account: what a
+//     message meant for the vault carries), in JSON under any of their
+//     names, in protobuf by their field numbers.
+//
+// A name in free text (a reason, a summary) or in a header, or in a
+// protobuf payload of no known type under other field numbers, is not
+// found: no pattern tells a name from other words.
+var (
+	unknownPersonal = map[string]bool{"id_number": true, "name": true, "payee_account": true, "masked_name": true}
+	piiFields       = (&subsidyv1.PersonalDataSubmitted{}).ProtoReflect().Descriptor().Fields()
+)
+
+// unnamed masks, in b (a payload masked by maskedPayload, which it may
+// change in place), the personal data above. kind is the subject's fact,
+// known reports whether it names one.
+func unnamed(b []byte, kind facts.Kind, known bool) []byte {
+	if len(b) == 0 {
+		return b
+	}
+	if json.Valid(b) || bytes.HasPrefix(bytes.TrimSpace(b), []byte("{")) {
+		return unnamedJSON(b, known)
+	}
+	var fields protoreflect.FieldDescriptors = piiFields
+	if known {
+		fields = kind.New().ProtoReflect().Descriptor().Fields()
+	}
+	return unnamedProto(b, fields, known)
+}
+
+// personalValue reports whether the value v of the field or key name is
+// masked by unnamed.
+func personalValue(name string, v []byte, known bool) bool {
+	switch {
+	case name == "masked_name":
+		return !facts.IsMaskedName(string(v))
+	case known:
+		return false
+	}
+	return unknownPersonal[name]
+}
+
+// unnamedJSON masks the string values of personal keys, read lexically (a
+// rejected payload is often broken JSON): "key" : "value". A key is
+// compared in snake case (maskedName and masked_name alike).
+func unnamedJSON(b []byte, known bool) []byte {
+	out := b
+	copied := false
+	for i := 0; i < len(b); i++ {
+		if b[i] != '"' {
+			continue
+		}
+		kEnd := stringEnd(b, i)
+		if kEnd < 0 {
+			break
+		}
+		key := b[i+1 : kEnd]
+		j := kEnd + 1
+		for j < len(b) && (b[j] == ' ' || b[j] == '\t' || b[j] == '\n' || b[j] == '\r') {
+			j++
+		}
+		if j >= len(b) || b[j] != ':' {
+			i = kEnd
+			continue
+		}
+		j++
+		for j < len(b) && (b[j] == ' ' || b[j] == '\t' || b[j] == '\n' || b[j] == '\r') {
+			j++
+		}
+		if j >= len(b) || b[j] != '"' {
+			i = j - 1
+			continue
+		}
+		vEnd := stringEnd(b, j)
+		if vEnd < 0 {
+			vEnd = len(b) // cut inside the value: mask to the end
+		}
+		val := b[j+1 : vEnd]
+		if personalValue(snake(key), unescapeJSON(val), known) {
+			if !copied {
+				out, copied = bytes.Clone(b), true
+			}
+			for k := j + 1; k < vEnd; k++ {
+				out[k] = '*'
+			}
+		}
+		i = vEnd
+	}
+	return out
+}
+
+// stringEnd returns the index of the quotation mark that closes the JSON
+// string opening at b[i], or -1.
+func stringEnd(b []byte, i int) int {
+	for j := i + 1; j < len(b); j++ {
+		switch b[j] {
+		case '\\':
+			j++
+		case '"':
+			return j
+		}
+	}
+	return -1
+}
+
+// snake writes a JSON key as its protobuf field name: maskedName →
+// masked_name.
+func snake(k []byte) string {
+	var s []byte
+	for _, c := range k {
+		if c >= 'A' && c <= 'Z' {
+			s = append(s, '_', c+'a'-'A')
+			continue
+		}
+		s = append(s, c)
+	}
+	return string(s)
+}
+
+// unnamedProto masks the top-level string fields of a protobuf payload
+// that fields names as personal; a payload that is not protobuf is left
+// as it is.
+func unnamedProto(b []byte, fields protoreflect.FieldDescriptors, known bool) []byte {
+	out := b
+	copied := false
+	for i := 0; i < len(b); {
+		num, typ, n := protowire.ConsumeTag(b[i:])
+		if n < 0 {
+			return out
+		}
+		start := i + n
+		m := protowire.ConsumeFieldValue(num, typ, b[start:])
+		if m < 0 {
+			return out
+		}
+		if f := fields.ByNumber(num); f != nil && typ == protowire.BytesType && f.Kind() == protoreflect.StringKind {
+			v, vn := protowire.ConsumeBytes(b[start:])
+			if vn > 0 && personalValue(string(f.Name()), v, known) {
+				if !copied {
+					out, copied = bytes.Clone(b), true
+				}
+				for k := start + vn - len(v); k < start+vn; k++ {
+					out[k] = '*'
+				}
+			}
+		}
+		i = start + m
+	}
+	return out
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/nats-io/nats.go"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/cqhrss/subsidyledger/events/codec"
 	"github.com/cqhrss/subsidyledger/events/facts"
@@ -138,4 +139,44 @@ func TestRejectionKeepsNoIDNumber(t *testing.T) {
 	if person.ContainsIDLike(ct.GetContentType()) || ct.GetContentType() != ct.GetHeaders()["Content-Type"] {
 		t.Errorf("rejection content_type %q (headers: %q): want it masked as the headers are", ct.GetContentType(), ct.GetHeaders()["Content-Type"])
 	}
+}
+
+// FuzzUnnamed: whatever a rejected payload holds, masking its names and
+// accounts neither panics nor changes its length (a protobuf payload stays
+// decodable as it was shaped, a JSON one as long), changes nothing but
+// bytes it turns into '*', and leaves no name in the fields it masks.
+func FuzzUnnamed(f *testing.F) {
+	f.Add([]byte(`{"maskedName":"张三丰","unitCode":"cq-yuzhong"}`), true)
+	f.Add([]byte(`{"idNumber":"1101**********8515","name":"张三丰","payeeAccount":"6222020012345678901"}`), false)
+	f.Add([]byte(`{"name": "\u5f20\u4e09`), false)
+	f.Add([]byte(`{"a":{"name":"x\"y"},"name":`), false)
+	pii, _ := proto.Marshal(&subsidyv1.PersonalDataSubmitted{IdNumber: "x", Name: "张三丰", PayeeAccount: "6222020012345678901"})
+	f.Add(pii, false)
+	tr, _ := proto.Marshal(&subsidyv1.TraineeRegistered{PersonKey: "k", MaskedName: "张三丰"})
+	f.Add(tr, true)
+	kind, ok := facts.BySubject("subsidy.in", "subsidy.in.enrolment.trainee_registered")
+	if !ok {
+		f.Fatal("no trainee_registered fact")
+	}
+	f.Fuzz(func(t *testing.T, b []byte, known bool) {
+		in := bytes.Clone(b)
+		out := unnamed(b, kind, known)
+		if !bytes.Equal(b, in) {
+			t.Fatalf("unnamed changed its input")
+		}
+		if len(out) != len(in) {
+			t.Fatalf("length %d became %d", len(in), len(out))
+		}
+		for i := range out {
+			if out[i] != in[i] && out[i] != '*' {
+				t.Fatalf("byte %d: %q became %q", i, in[i], out[i])
+			}
+		}
+		if !known {
+			var m subsidyv1.PersonalDataSubmitted
+			if proto.Unmarshal(out, &m) == nil && bytes.Equal(out, in) && m.GetName() != "" && strings.Trim(m.GetName(), "*") != "" && !json.Valid(in) && !bytes.HasPrefix(bytes.TrimSpace(in), []byte("{")) {
+				t.Fatalf("a personal-data payload kept its name %q", m.GetName())
+			}
+		}
+	})
 }

@@ -28,6 +28,19 @@ const (
 // only its own facts (<prefix>.in.<source>.>) and read its outcomes.
 var Sources = []string{"bureau", "district", "enrolment", "evaluation", "payment"}
 
+// RejectionStream names the log stream a rejection of a message from
+// source goes to: "rejection-<source>" for one of Sources, else
+// "rejection-unknown". A subject's token is the publisher's to choose, so
+// it does not name a stream by itself: one too long for the store was
+// refused there, and the message was handed back forever (found by
+// review), and each new token made a stream.
+func RejectionStream(source string) string {
+	if slices.Contains(Sources, source) {
+		return "rejection-" + source
+	}
+	return "rejection-unknown"
+}
+
 // User is one NATS user of the ledger's embedded server.
 type User struct {
 	Name string `json:"user"`

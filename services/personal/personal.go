@@ -255,7 +255,7 @@ func (in *Intake) reject(ctx context.Context, msg jetstream.Msg, key string, md 
 		ContentType: person.RedactIDString(msg.Headers().Get(natsbus.HeaderContentType)),
 	}
 	env := &subsidyv1.Envelope{RecordedAt: at, OccurredAt: at, Source: Source, CorrelationId: key, MessageId: key}
-	stream := "rejection-" + source
+	stream := natsbus.RejectionStream(source)
 	data, err := codec.Encode(MessageID(key), stream, env, rej)
 	if err != nil {
 		return err
