@@ -162,6 +162,19 @@ func (k *Keyer) Key(id string) (string, error) {
 	return hex.EncodeToString(m.Sum(nil)), nil
 }
 
+// Sum returns HMAC-SHA256 of data under a key derived from the secret for
+// purpose (never the secret itself), for values a party without the
+// secret must not be able to compute — the API's idempotency keys, say.
+func (k *Keyer) Sum(purpose string, data []byte) [sha256.Size]byte {
+	d := hmac.New(sha256.New, k.key)
+	d.Write([]byte("subsidyledger derived key\x00" + purpose))
+	m := hmac.New(sha256.New, d.Sum(nil))
+	m.Write(data)
+	var out [sha256.Size]byte
+	m.Sum(out[:0])
+	return out
+}
+
 // KeyLen is the length of a person key.
 const KeyLen = 64
 

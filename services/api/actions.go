@@ -181,7 +181,7 @@ func (s *server) action(a actionSpec) func(*http.Request, Scope) (result, error)
 		if err != nil {
 			return result{}, err
 		}
-		return s.act(r, a.name, a.source, actionID(key, id, append([]string{sc.Official}, parts...)...), fact,
+		return s.act(r, a.name, a.source, s.actionID(key, id, append([]string{sc.Official}, parts...)...), fact,
 			ActionResponse{Action: a.name, EntitlementID: ent, ClawbackID: claw, OfficialID: sc.Official})
 	}
 }
@@ -298,9 +298,21 @@ func noBody(r *http.Request) error {
 // actionID is the deterministic idempotency key of an action: the same
 // action on the same target by the same official (with the same
 // amount and reason) is the same message, so a retried request records
-// nothing new and is answered with the first outcome.
-func actionID(action, target string, parts ...string) string {
-	h := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
+// nothing new and is answered with the first outcome. Its hash is keyed
+// by the person-key secret (Config.Keyer: person.Keyer.Sum) where there
+// is one, as ledgerd always has: JetStream drops a message whose
+// Nats-Msg-Id it saw in the last two minutes whoever sent it, so a key
+// anyone could compute would let any source that may publish suppress an
+// official's confirmation or approval by publishing under its key first
+// (found by review).
+func (s *server) actionID(action, target string, parts ...string) string {
+	data := []byte(strings.Join(parts, "\x00"))
+	var h [32]byte
+	if s.cfg.Keyer != nil {
+		h = s.cfg.Keyer.Sum("api action idempotency keys", data)
+	} else {
+		h = sha256.Sum256(data)
+	}
 	return "api/" + action + "/" + target + "/" + hex.EncodeToString(h[:12])
 }
 

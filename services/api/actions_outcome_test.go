@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/cqhrss/subsidyledger/events/facts"
+	"github.com/cqhrss/subsidyledger/events/person"
 	"github.com/cqhrss/subsidyledger/projections/trainee"
 	subsidyv1 "github.com/cqhrss/subsidyledger/proto/gen/subsidy/v1"
 	"github.com/cqhrss/subsidyledger/services/api/apitest"
@@ -95,8 +96,18 @@ func intakeHandler(t *testing.T, w world, sub Submitter, wait time.Duration) htt
 		t.Fatal(err)
 	}
 	return New(Config{Projections: fx.set, Store: fx.store, Scope: scope, Actions: sub, ActionWait: wait,
-		Now: func() time.Time { return actionNow }})
+		Now: func() time.Time { return actionNow }, Keyer: actionKeyer})
 }
+
+// actionKeyer keys the actions' idempotency keys, as ledgerd's person-key
+// secret does.
+var actionKeyer = func() *person.Keyer {
+	k, err := person.NewKeyer([]byte("the action keys' test secret, 32+ bytes"))
+	if err != nil {
+		panic(err)
+	}
+	return k
+}()
 
 // actionCase is one action route as a caller who may take it takes it,
 // and what the ledger must be handed.
@@ -116,8 +127,29 @@ type actionCase struct {
 // written out again here so that a change of it (which would make a retry
 // across an upgrade record twice) fails.
 func wantMsgID(action, target string, parts ...string) string {
-	h := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
+	h := actionKeyer.Sum("api action idempotency keys", []byte(strings.Join(parts, "\x00")))
 	return "api/" + action + "/" + target + "/" + hex.EncodeToString(h[:12])
+}
+
+// TestActionKeysNeedTheSecret: an action's idempotency key cannot be
+// computed without the person-key secret (found by review: it was a plain
+// hash of the official, amount and reason, so any source that may publish
+// could publish under it first and JetStream would drop the official's
+// action as a duplicate), and another secret gives another key.
+func TestActionKeysNeedTheSecret(t *testing.T) {
+	parts := "muni-official-1"
+	plain := sha256.Sum256([]byte(parts))
+	other, err := person.NewKeyer([]byte("another deployment's secret, 32+ bytes"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := actionKeyer.Sum("api action idempotency keys", []byte(parts))
+	if got == plain || got == other.Sum("api action idempotency keys", []byte(parts)) || got == actionKeyer.Sum("another purpose", []byte(parts)) {
+		t.Errorf("the action key's hash %x is the plain hash or another secret's or purpose's", got)
+	}
+	if w := wantMsgID("confirm", "e", parts); strings.Contains(w, hex.EncodeToString(plain[:12])) {
+		t.Errorf("key %s holds the plain hash", w)
+	}
 }
 
 // clawbackEntitlement is the entitlement w.claw was raised on, read from
