@@ -15,8 +15,15 @@
 //	            target measure, DOMAIN.md §6); once a year for a person and
 //	            a qualification, however many enrolments for it the person
 //	            completed (a re-enrolment after a failed attempt)
-//	certified   CertificateIssued, in the month of issued_on; revoked counts
-//	            the certificates later revoked, in the month they were issued
+//	certified   certifications: CertificateIssued, in the month of
+//	            issued_on, unless another certificate of its assessment is
+//	            in force (a corrected certificate, which the rules let an
+//	            evaluation institution issue while the first stands: one
+//	            certification still); revoked counts the certifications
+//	            later ended, by the revocation that leaves none of the
+//	            assessment's certificates in force (revoking the first while
+//	            the corrected one stands changes nothing), in the month and
+//	            unit the certification was counted in
 //	subsidised  SubsidyEntitled, in the month of assessed_on (the budget
 //	            year is the assessment year); cancelled counts those later
 //	            held for good by a revocation or fraud finding
@@ -57,7 +64,7 @@ import (
 // Name is the projection's name.
 const Name = "quota"
 
-const version = 6 // 2: the person-qualification table is written slot by slot; 3: entry by entry, in the order added; 4: then its hash index as it is; 5: the registered unit of each person is kept, the unit of an enrolment without one; 6: each of a person's enrolments for a qualification keeps its unit (a completion, an assessment and a certificate count in the unit of the enrolment they are of), and a person's training for a qualification counts as trained once a year
+const version = 6 // 2: the person-qualification table is written slot by slot; 3: entry by entry, in the order added; 4: then its hash index as it is; 5: the registered unit of each person is kept, the unit of an enrolment without one; 6: each of a person's enrolments for a qualification keeps its unit (a completion, an assessment and a certificate count in the unit of the enrolment they are of), and a person's training for a qualification counts as trained once a year; 7: a person's certificates for a qualification are kept by assessment (rm.Certs, and the book of later ones): a corrected certificate issued while another of its assessment is in force is not certified again, a revocation counts only when it leaves none in force, in the cell of the certification it ends
 
 // DefaultTarget is the yearly target when no AnnualTargetSet names one.
 const DefaultTarget = 3000
@@ -103,10 +110,19 @@ type pqInfo struct {
 	// order their completions are reported.
 	trainedYears uint64
 	// passUnit is the unit of the enrolment of the last passed
-	// assessment, which a certificate is issued on; certUnit the unit the
-	// certificate was counted in, where its revocation is counted.
-	passUnit, certUnit uint32
-	certDate           refdata.Date
+	// assessment, which a certificate is issued on.
+	passUnit uint32
+	// certs are the person's certificates for the qualification, by
+	// assessment, each with the cell its certification was counted in,
+	// where its revocation is counted.
+	certs rm.Certs[certCell]
+}
+
+// certCell is the cell a certification was counted in: the month of its
+// first certificate's issued_on and the unit.
+type certCell struct {
+	date refdata.Date
+	unit uint32
 }
 
 // trainedBase is the year of bit 0 of pqInfo.trainedYears, which covers
@@ -181,7 +197,8 @@ type Model struct {
 	pq      rm.PQMap[pqInfo]
 	reg     rm.PQMap[uint32] // unit of each person's registration, under qualification 0
 	ents    map[events.ID]entInfo
-	slab    []counts `deepdiff:"-"` // where new cells are cut from (newCounts); years and flat reach them
+	certs   rm.CertBook[certCell] // the assessments of pqInfo.certs, and later certificates
+	slab    []counts              `deepdiff:"-"` // where new cells are cut from (newCounts); years and flat reach them
 }
 
 var _ projections.Projection = (*Model)(nil)
@@ -365,19 +382,27 @@ func (m *Model) apply(ev *projections.Event) error {
 		}
 		q := rm.QOf(p.Qualification)
 		info := m.pq.Put(k, q)
-		info.certDate, info.certUnit = rm.Date(p.IssuedOn), info.passUnit
-		if info.certUnit == 0 {
-			info.certUnit = info.first.unit
+		at := certCell{rm.Date(p.IssuedOn), info.passUnit}
+		if at.unit == 0 {
+			at.unit = info.first.unit
 		}
-		m.cell(info.certDate, q, info.certUnit).certified++
+		// A certification, not a certificate: one issued while another of
+		// its assessment is in force (a corrected one) is not counted.
+		if m.certs.Issue(k, q, &info.certs, p.CertificateId, p.AssessmentId, at) {
+			m.cell(at.date, q, at.unit).certified++
+		}
 	case *pb.CertificateRevoked:
 		k, err := ev.PersonKeyOf(p.PersonKey)
 		if err != nil {
 			return rm.Err(ev.Type, "%v", err)
 		}
 		q := rm.QOf(p.Qualification)
-		if info := m.pq.Get(k, q); info != nil && info.certDate != 0 {
-			m.cell(info.certDate, q, info.certUnit).revoked++
+		if info := m.pq.Get(k, q); info != nil {
+			// Counted when it ends the certification (leaves none of the
+			// assessment's certificates in force), where that was counted.
+			if at, ended := m.certs.Revoke(k, q, &info.certs, p.CertificateId); ended && at.date != 0 {
+				m.cell(at.date, q, at.unit).revoked++
+			}
 		}
 	case *pb.SubsidyEntitled:
 		id, err := ev.EntitlementIDOf(p.EntitlementId)
@@ -456,6 +481,11 @@ func (m *Model) Snapshot(w io.Writer) error {
 		w.Int(int(e.on))
 		w.Int(int(e.completedOn))
 	}
+	writeCell := func(w *snap.Writer, c *certCell) {
+		w.Int(int(c.date))
+		w.Uvarint(uint64(c.unit))
+	}
+	m.certs.Write(sw, writeCell)
 	m.pq.Write(sw, func(w *snap.Writer, v *pqInfo) {
 		writeEnrolment(w, &v.first)
 		var later []enrolment
@@ -469,8 +499,7 @@ func (m *Model) Snapshot(w io.Writer) error {
 		}
 		w.Uvarint(v.trainedYears)
 		w.Uvarint(uint64(v.passUnit))
-		w.Uvarint(uint64(v.certUnit))
-		w.Int(int(v.certDate))
+		v.certs.Write(w, writeCell)
 	})
 	m.reg.Write(sw, func(w *snap.Writer, v *uint32) { w.Uvarint(uint64(*v)) })
 	ids := make([]events.ID, 0, len(m.ents))
@@ -531,6 +560,8 @@ func (m *Model) Restore(r io.Reader) error {
 	readEnrolment := func(r *snap.Reader) enrolment {
 		return enrolment{unit: uint32(r.Uvarint()), inst: uint32(r.Uvarint()), on: refdata.Date(r.Int()), completedOn: refdata.Date(r.Int())}
 	}
+	readCell := func(r *snap.Reader, c *certCell) { c.date, c.unit = refdata.Date(r.Int()), uint32(r.Uvarint()) }
+	n.certs.Read(sr, readCell)
 	n.pq.Read(sr, func(r *snap.Reader, v *pqInfo) {
 		*v = pqInfo{first: readEnrolment(r)}
 		if nl := r.Len(1 << 16); nl > 0 {
@@ -542,7 +573,8 @@ func (m *Model) Restore(r io.Reader) error {
 			}
 			v.later = &later
 		}
-		v.trainedYears, v.passUnit, v.certUnit, v.certDate = r.Uvarint(), uint32(r.Uvarint()), uint32(r.Uvarint()), refdata.Date(r.Int())
+		v.trainedYears, v.passUnit = r.Uvarint(), uint32(r.Uvarint())
+		v.certs.Read(r, &n.certs, readCell)
 	})
 	n.reg.Read(sr, func(r *snap.Reader, v *uint32) { *v = uint32(r.Uvarint()) })
 	ne := sr.Len(1 << 30)
@@ -561,5 +593,6 @@ func (m *Model) Restore(r io.Reader) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.pos, m.strs, m.units, m.targets, m.years, m.flat, m.pq, m.reg, m.ents, m.slab = n.pos, n.strs, n.units, n.targets, n.years, n.flat, n.pq, n.reg, n.ents, n.slab
+	m.certs = n.certs
 	return nil
 }

@@ -233,9 +233,10 @@ func (m *Model) Dashboard(year int, f Filter) Dashboard {
 
 // YearSummary is one year of the overview (GET /v1/quota).
 //
-// Certified and Subsidised count every certificate and entitlement of the
-// year; Revoked and Cancelled, those of them revoked or cancelled since
-// (certified less revoked is what stands).
+// Certified and Subsidised count every certification (a corrected
+// certificate issued while another of its assessment is in force is none)
+// and entitlement of the year; Revoked and Cancelled, those of them
+// revoked or cancelled since (certified less revoked is what stands).
 type YearSummary struct {
 	Year       int   `json:"year"`
 	Target     int64 `json:"target"`
