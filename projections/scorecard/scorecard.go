@@ -11,7 +11,12 @@
 // the assessment date (at the training_institution_id the assessment names,
 // if it names one; a completed enrolment first, then the earliest), so an
 // assessment that names none still counts for the institution that trained
-// the person. A certificate counts for its evaluation institution.
+// the person. A certificate counts for its evaluation institution, once
+// per certification: a corrected certificate issued on an assessment while
+// another of its certificates is in force (the rules deny its subsidy) is
+// not counted again; one issued after all of them were revoked is. A
+// revocation leaves the count as it is (certifications issued, as the
+// quota dashboard's certified before revocations).
 //
 // A flag (ViolationFlagged naming the institution) is open until a
 // FlagCleared closes it (rules 2026.4: an ASSESSMENT_WITHOUT_COMPLETION
@@ -45,7 +50,7 @@ import (
 // Name is the projection's name.
 const Name = "scorecard"
 
-const version = 8 // 8: an entitlement's payment order in flight is kept (an advance is denied by a revocation only once nothing is in flight); 2: the advances are written slot by slot; 3: entry by entry, in the order added; 4: then their hash index as it is; 5: an advance a denial closed reopens when entitled (a snapshot of 4 may hold it closed); 6: enrolments kept, assessments credited to the enrolment's institution, an entitled advance not closed by a denial, a cancelled entitlement's holds not active; 7: a flag's clearing (FlagCleared)
+const version = 8 // 8: an entitlement's payment order in flight is kept (an advance is denied by a revocation only once nothing is in flight); 2: the advances are written slot by slot; 3: entry by entry, in the order added; 4: then their hash index as it is; 5: an advance a denial closed reopens when entitled (a snapshot of 4 may hold it closed); 6: enrolments kept, assessments credited to the enrolment's institution, an entitled advance not closed by a denial, a cancelled entitlement's holds not active; 7: a flag's clearing (FlagCleared); 9: a person's certificates for a qualification are kept by assessment (rm.Certs, with the enrolments, and the book of later ones): a corrected certificate issued while another of its assessment is in force is not counted again
 
 const numQ = 44 // rm.Q is occupation*4+level, at most 43
 
@@ -108,9 +113,13 @@ type enrolment struct {
 	next          int32 // index+1 of the next enrolment of the person and qualification
 }
 
-// enrolments chains the enrolments of a person and qualification, in the
-// order recorded (head, tail: index+1).
-type enrolments struct{ head, tail int32 }
+// pqRec is what the model keeps of a person and qualification: their
+// enrolments, chained in the order recorded (head, tail: index+1), and
+// their certificates, by assessment.
+type pqRec struct {
+	head, tail int32
+	certs      rm.Certs[struct{}]
+}
 
 type entInfo struct {
 	train, payee  int32 // institution index + 1; 0 none
@@ -147,8 +156,9 @@ type Model struct {
 	holds    map[events.ID][]hold // the holds in place on each entitlement, in the order placed
 	claws    map[events.ID]clawInfo
 	enrols   rm.Chunks[enrolment]
-	enrolsOf rm.PQMap[enrolments]
-	arena    rm.Arena // enrolment ids
+	pqs      rm.PQMap[pqRec]
+	arena    rm.Arena              // enrolment ids
+	certs    rm.CertBook[struct{}] // the assessments of pqRec.certs, and later certificates
 }
 
 var _ projections.Projection = (*Model)(nil)
@@ -172,7 +182,7 @@ func (m *Model) Version() uint32 { return version }
 func (m *Model) Types() []string {
 	return []string{"subsidy.v1.UnitDefined", "subsidy.v1.InstitutionRegistered", "subsidy.v1.InstitutionSuspended",
 		"subsidy.v1.InstitutionReinstated", "subsidy.v1.Enrolled", "subsidy.v1.TrainingCompleted",
-		"subsidy.v1.AssessmentRecorded", "subsidy.v1.CertificateIssued", "subsidy.v1.AdvancePaymentRecorded",
+		"subsidy.v1.AssessmentRecorded", "subsidy.v1.CertificateIssued", "subsidy.v1.CertificateRevoked", "subsidy.v1.AdvancePaymentRecorded",
 		"subsidy.v1.SubsidyEntitled", "subsidy.v1.SubsidyDenied", "subsidy.v1.EntitlementHeld",
 		"subsidy.v1.EntitlementReleased", "subsidy.v1.PaymentOrdered", "subsidy.v1.PaymentSettled",
 		"subsidy.v1.PaymentFailed", "subsidy.v1.ClawbackRaised", "subsidy.v1.ClawbackRecovered",
@@ -243,7 +253,7 @@ func (m *Model) apply(ev *projections.Event) error {
 		i := m.inst(p.TrainingInstitutionId)
 		m.at(i).enrolments++
 		if k, err := ev.PersonKeyOf(p.PersonKey); err == nil {
-			l := m.enrolsOf.Put(k, rm.QOf(p.Qualification))
+			l := m.pqs.Put(k, rm.QOf(p.Qualification))
 			n := m.enrols.Append(enrolment{id: m.arena.Put(p.EnrolmentId), inst: i, on: rm.Date(p.EnrolledOn)}) + 1
 			if l.tail != 0 {
 				m.enrols.At(l.tail - 1).next = n
@@ -286,9 +296,26 @@ func (m *Model) apply(ev *projections.Event) error {
 			}
 		}
 	case *pb.CertificateIssued:
+		// A certification, not a certificate: one issued while another of
+		// its assessment is in force (a corrected one; the rules take the
+		// assessment's institution for both) is not counted again.
+		q := rm.QOf(p.Qualification)
+		if k, err := ev.PersonKeyOf(p.PersonKey); err == nil {
+			if !m.certs.Issue(k, q, &m.pqs.Put(k, q).certs, p.CertificateId, p.AssessmentId, struct{}{}) {
+				return nil
+			}
+		}
 		in := m.at(m.inst(p.EvaluationInstitutionId))
 		in.certificates++
-		in.quals[rm.QOf(p.Qualification)].certificates++
+		in.quals[q].certificates++
+	case *pb.CertificateRevoked:
+		// Kept to know what is in force; the certificates counted stay
+		// counted (certifications issued).
+		if k, err := ev.PersonKeyOf(p.PersonKey); err == nil {
+			if r := m.pqs.Get(k, rm.QOf(p.Qualification)); r != nil {
+				m.certs.Revoke(k, rm.QOf(p.Qualification), &r.certs, p.CertificateId)
+			}
+		}
 	case *pb.AdvancePaymentRecorded:
 		k, err := ev.PersonKeyOf(p.PersonKey)
 		if err != nil {
@@ -515,7 +542,7 @@ func (m *Model) countHold(train, r, n int32) {
 // walkEnrolments calls f with each enrolment of the person and
 // qualification, in the order recorded.
 func (m *Model) walkEnrolments(k rm.PersonKey, q rm.Q, f func(*enrolment)) {
-	l := m.enrolsOf.Get(k, q)
+	l := m.pqs.Get(k, q)
 	if l == nil {
 		return
 	}
@@ -677,9 +704,12 @@ func (m *Model) Snapshot(w io.Writer) error {
 		sw.Int(int(e.completed))
 		sw.Int(int(e.next))
 	}
-	m.enrolsOf.Write(sw, func(w *snap.Writer, l *enrolments) {
+	noCell := func(*snap.Writer, *struct{}) {}
+	m.certs.Write(sw, noCell)
+	m.pqs.Write(sw, func(w *snap.Writer, l *pqRec) {
 		w.Int(int(l.head))
 		w.Int(int(l.tail))
+		l.certs.Write(w, noCell)
 	})
 	hids := sortedIDs(m.holds)
 	sw.Uvarint(uint64(len(hids)))
@@ -796,8 +826,11 @@ func (m *Model) Restore(r io.Reader) error {
 			return sr.Err()
 		}
 	}
-	n.enrolsOf.Read(sr, func(r *snap.Reader, l *enrolments) {
-		*l = enrolments{int32(r.Int()), int32(r.Int())}
+	noCell := func(*snap.Reader, *struct{}) {}
+	n.certs.Read(sr, noCell)
+	n.pqs.Read(sr, func(r *snap.Reader, l *pqRec) {
+		*l = pqRec{head: int32(r.Int()), tail: int32(r.Int())}
+		l.certs.Read(r, &n.certs, noCell)
 		if l.head < 0 || l.tail < 0 || int(l.head) > ne || int(l.tail) > ne || (l.head == 0) != (l.tail == 0) {
 			r.Fail("enrolment list %d..%d of %d", l.head, l.tail, ne)
 		}
@@ -829,6 +862,6 @@ func (m *Model) Restore(r io.Reader) error {
 	defer m.mu.Unlock()
 	m.pos, m.strs, m.units, m.insts, m.instIdx, m.ents = n.pos, n.strs, n.units, n.insts, n.instIdx, n.ents
 	m.advances, m.holds, m.claws = n.advances, n.holds, n.claws
-	m.enrols, m.enrolsOf, m.arena = n.enrols, n.enrolsOf, n.arena
+	m.enrols, m.pqs, m.arena, m.certs = n.enrols, n.pqs, n.arena, n.certs
 	return nil
 }
