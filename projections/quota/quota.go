@@ -64,7 +64,7 @@ import (
 // Name is the projection's name.
 const Name = "quota"
 
-const version = 6 // 2: the person-qualification table is written slot by slot; 3: entry by entry, in the order added; 4: then its hash index as it is; 5: the registered unit of each person is kept, the unit of an enrolment without one; 6: each of a person's enrolments for a qualification keeps its unit (a completion, an assessment and a certificate count in the unit of the enrolment they are of), and a person's training for a qualification counts as trained once a year; 7: a person's certificates for a qualification are kept by assessment (rm.Certs, and the book of later ones): a corrected certificate issued while another of its assessment is in force is not certified again, a revocation counts only when it leaves none in force, in the cell of the certification it ends
+const version = 7 // 2: the person-qualification table is written slot by slot; 3: entry by entry, in the order added; 4: then its hash index as it is; 5: the registered unit of each person is kept, the unit of an enrolment without one; 6: each of a person's enrolments for a qualification keeps its unit (a completion, an assessment and a certificate count in the unit of the enrolment they are of), and a person's training for a qualification counts as trained once a year; 7: a person's certificates for a qualification are kept by assessment (rm.Certs, and the book of later ones): a corrected certificate issued while another of its assessment is in force is not certified again, a revocation counts only when it leaves none in force, in the cell of the certification it ends
 
 // DefaultTarget is the yearly target when no AnnualTargetSet names one.
 const DefaultTarget = 3000

@@ -50,7 +50,7 @@ import (
 // Name is the projection's name.
 const Name = "scorecard"
 
-const version = 8 // 8: an entitlement's payment order in flight is kept (an advance is denied by a revocation only once nothing is in flight); 2: the advances are written slot by slot; 3: entry by entry, in the order added; 4: then their hash index as it is; 5: an advance a denial closed reopens when entitled (a snapshot of 4 may hold it closed); 6: enrolments kept, assessments credited to the enrolment's institution, an entitled advance not closed by a denial, a cancelled entitlement's holds not active; 7: a flag's clearing (FlagCleared); 9: a person's certificates for a qualification are kept by assessment (rm.Certs, with the enrolments, and the book of later ones): a corrected certificate issued while another of its assessment is in force is not counted again
+const version = 9 // 8: an entitlement's payment order in flight is kept (an advance is denied by a revocation only once nothing is in flight); 2: the advances are written slot by slot; 3: entry by entry, in the order added; 4: then their hash index as it is; 5: an advance a denial closed reopens when entitled (a snapshot of 4 may hold it closed); 6: enrolments kept, assessments credited to the enrolment's institution, an entitled advance not closed by a denial, a cancelled entitlement's holds not active; 7: a flag's clearing (FlagCleared); 9: a person's certificates for a qualification are kept by assessment (rm.Certs, with the enrolments, and the book of later ones): a corrected certificate issued while another of its assessment is in force is not counted again
 
 const numQ = 44 // rm.Q is occupation*4+level, at most 43
 
