@@ -47,6 +47,12 @@ type Month struct {
 	CumulativeTrained    int64 `json:"cumulative_trained"`
 	CumulativeCertified  int64 `json:"cumulative_certified"`
 	CumulativeSubsidised int64 `json:"cumulative_subsidised"`
+	// CumulativeProgress is Progress to the end of the month: the
+	// measure's count as Progress counts it (under "certified", the
+	// certifications less those later revoked), so that December's is
+	// Progress, which the gross CumulativeCertified is not once a
+	// certificate was revoked.
+	CumulativeProgress int64 `json:"cumulative_progress"`
 	// ProRataTarget is target × month / 12, rounded.
 	ProRataTarget int64 `json:"pro_rata_target"`
 }
@@ -193,9 +199,10 @@ func (m *Model) Dashboard(year int, f Filter) Dashboard {
 		cum.CumulativeTrained += c.Trained
 		cum.CumulativeCertified += c.Certified
 		cum.CumulativeSubsidised += c.Subsidised
+		cum.CumulativeProgress += progress(f.Measure, c)
 		d.Months = append(d.Months, Month{Month: mo, Counts: c, CumulativeTrained: cum.CumulativeTrained,
 			CumulativeCertified: cum.CumulativeCertified, CumulativeSubsidised: cum.CumulativeSubsidised,
-			ProRataTarget: (d.Target*int64(mo) + 6) / 12})
+			CumulativeProgress: cum.CumulativeProgress, ProRataTarget: (d.Target*int64(mo) + 6) / 12})
 	}
 	for _, o := range refdata.Occupations() {
 		c := get(occ, int(o.Code))
@@ -221,10 +228,7 @@ func (m *Model) Dashboard(year int, f Filter) Dashboard {
 		d.ByUnit = append(d.ByUnit, UnitRow{UnitCode: u, UnitName: m.units.Name(u), Counts: *c})
 	}
 	sort.Slice(d.ByUnit, func(i, j int) bool { return d.ByUnit[i].UnitCode < d.ByUnit[j].UnitCode })
-	d.Progress = d.Totals.Trained
-	if f.Measure == MeasureCertified {
-		d.Progress = d.Totals.Certified - d.Totals.Revoked
-	}
+	d.Progress = progress(f.Measure, d.Totals)
 	if d.Target > 0 {
 		d.PercentOfTarget = float64((d.Progress*20000+d.Target)/(2*d.Target)) / 100
 	}
@@ -324,4 +328,13 @@ func (m *Model) Cells(year int, f Filter) []CellRow {
 		out = append(out, CellRow{Month: k.month, Occupation: qj.Occupation, Level: qj.Level, UnitCode: k.unit, UnitName: m.units.Name(k.unit), Counts: *c})
 	}
 	return out
+}
+
+// progress is what counts toward the target of c under measure: trained,
+// or certified less revoked.
+func progress(measure string, c Counts) int64 {
+	if measure == MeasureCertified {
+		return c.Certified - c.Revoked
+	}
+	return c.Trained
 }

@@ -77,6 +77,11 @@ func TestCorrectedCertificateCountsOnce(t *testing.T) {
 				t.Errorf("%s, %s: quota progress %d, certified %d, revoked %d; want progress %d, certified %d, revoked %d",
 					what, name, db.Progress, db.Totals.Certified, db.Totals.Revoked, sum-revoked, sum, revoked)
 			}
+			// The chart's line ends the year at the progress shown
+			// beside it (it ran gross of revocations).
+			if dec := db.Months[11]; dec.CumulativeProgress != db.Progress {
+				t.Errorf("%s, %s: quota December cumulative progress %d; progress %d", what, name, dec.CumulativeProgress, db.Progress)
+			}
 			var cum int64
 			for _, mo := range db.Months {
 				cum += w.certified[mo.Month]

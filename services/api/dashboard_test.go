@@ -99,7 +99,7 @@ func TestDashboardMatchesAPI(t *testing.T) {
 		"institution.advances.outstanding_fen": card.Advances.OutstandingFen,
 	}
 	for _, m := range q.Months {
-		want[fmt.Sprintf("months.%d.cumulative_trained", m.Month)] = m.CumulativeTrained
+		want[fmt.Sprintf("months.%d.cumulative_progress", m.Month)] = m.CumulativeProgress
 		want[fmt.Sprintf("months.%d.trained", m.Month)] = m.Trained
 		want[fmt.Sprintf("months.%d.pro_rata_target", m.Month)] = m.ProRataTarget
 	}

@@ -79,7 +79,9 @@ function drawChart(d) {
   const c = $("chart");
   c.replaceChildren();
   const W = 760, H = 300, L = 56, R = 16, T = 14, B = 34;
-  const key = d.measure === "certified" ? "cumulative_certified" : "cumulative_trained";
+  // The measure's progress to each month's end (certified: less those
+  // revoked), which ends the year at the progress shown above.
+  const key = "cumulative_progress";
   const vals = d.months.map((m) => m[key]);
   const top = Math.max(d.target, ...vals, 1);
   const x = (i) => L + ((W - L - R) * (i + 0.5)) / 12;
@@ -93,7 +95,7 @@ function drawChart(d) {
   d.months.forEach((m, i) => {
     c.append(svg("text", { x: x(i), y: H - 12, "text-anchor": "middle", text: String(m.month) }));
     // Monthly bars of the measure.
-    const mv = d.measure === "certified" ? m.certified : m.trained;
+    const mv = d.measure === "certified" ? m.certified - m.revoked : m.trained;
     const bw = (W - L - R) / 12 - 10;
     c.append(svg("rect", { x: x(i) - bw / 2, y: y(mv), width: bw, height: Math.max(0, y(0) - y(mv)), class: "bar",
       "data-testid": "months." + m.month + "." + (d.measure === "certified" ? "certified" : "trained"), "data-value": String(mv) }));
