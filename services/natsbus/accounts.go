@@ -22,10 +22,16 @@ import (
 //
 //	LEDGER     SUBSIDY_IN, SUBSIDY_OUTCOMES, SUBSIDY_PII; ledgerd and the operators.
 //	           Exports the inbound and personal-data subjects (services),
-//	           the outcomes and the projections' changes (streams).
+//	           the outcomes, the feed and the projections' changes
+//	           (streams: the live subjects as ledgerd publishes them).
 //	FEED       SUBSIDY_FEED alone, and no user. ledgerd publishes the feed
 //	           and manages the stream and the reporting users' consumers
 //	           through imports (the JetStream API under FeedAPIPrefix).
+//	           It exports the feed's subjects as a service only: a message
+//	           that reaches an account through a service import goes to
+//	           the subscribers there (the stream) but not on to that
+//	           account's stream exports, so the live feed comes from
+//	           LEDGER, where ledgerd publishes it.
 //	SOURCES    the publishing services: they publish facts (acknowledged
 //	           through the import) and read their outcomes.
 //	REPORTING  the reporting users: the feed's stream through FeedAPIPrefix
@@ -65,18 +71,18 @@ func (s Subjects) AccountsConfig() string {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "accounts: {\n  %s: {\n    jetstream: enabled\n    exports: [\n", LedgerAccount)
-	fmt.Fprintf(&b, "      {service: %q}\n      {service: %q}\n      {stream: %q}\n      {stream: %q}\n    ]\n", p+".in.>", p+".pii.>", p+".outcome.>", p+".projection.>")
+	fmt.Fprintf(&b, "      {service: %q}\n      {service: %q}\n      {stream: %q}\n      {stream: %q}\n      {stream: %q}\n    ]\n", p+".in.>", p+".pii.>", p+".outcome.>", p+".feed.>", p+".projection.>")
 	fmt.Fprintf(&b, "    imports: [\n      {service: {account: %s, subject: %q}}\n", FeedAccount, p+".feed.>")
 	fmt.Fprintf(&b, "      {service: {account: %s, subject: %q}, to: %q}\n", FeedAccount, "$JS.API.>", FeedAPIPrefix+".>")
 	fmt.Fprintf(&b, "      {service: {account: %s, subject: %q}}\n    ]\n  }\n", FeedAccount, "$JS.ACK."+FeedStream+".>")
 	fmt.Fprintf(&b, "  %s: {\n    jetstream: enabled\n    exports: [\n", FeedAccount)
-	fmt.Fprintf(&b, "      {service: %q}\n      {stream: %q}\n      {service: %q, response: stream}\n      {service: %q}\n    ]\n  }\n",
-		p+".feed.>", p+".feed.>", "$JS.API.>", "$JS.ACK."+FeedStream+".>")
+	fmt.Fprintf(&b, "      {service: %q}\n      {service: %q, response: stream}\n      {service: %q}\n    ]\n  }\n",
+		p+".feed.>", "$JS.API.>", "$JS.ACK."+FeedStream+".>")
 	fmt.Fprintf(&b, "  %s: {\n    imports: [\n", SourcesAccount)
 	fmt.Fprintf(&b, "      {service: {account: %s, subject: %q}}\n      {service: {account: %s, subject: %q}}\n      {stream: {account: %s, subject: %q}}\n    ]\n  }\n",
 		LedgerAccount, p+".in.>", LedgerAccount, p+".pii.>", LedgerAccount, p+".outcome.>")
 	fmt.Fprintf(&b, "  %s: {\n    imports: [\n", ReportingAccount)
-	fmt.Fprintf(&b, "      {stream: {account: %s, subject: %q}}\n      {stream: {account: %s, subject: %q}}\n", FeedAccount, p+".feed.>", LedgerAccount, p+".projection.>")
+	fmt.Fprintf(&b, "      {stream: {account: %s, subject: %q}}\n      {stream: {account: %s, subject: %q}}\n", LedgerAccount, p+".feed.>", LedgerAccount, p+".projection.>")
 	for _, sub := range []string{"STREAM.INFO." + FeedStream, "CONSUMER.INFO." + FeedStream + ".>", "CONSUMER.MSG.NEXT." + FeedStream + ".>", "CONSUMER.RESET." + FeedStream + ".>"} {
 		b.WriteString(feedAPI(sub))
 	}
