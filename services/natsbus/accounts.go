@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -32,15 +33,19 @@ import (
 //	           the subscribers there (the stream) but not on to that
 //	           account's stream exports, so the live feed comes from
 //	           LEDGER, where ledgerd publishes it.
-//	SOURCES    the publishing services: they publish facts (acknowledged
-//	           through the import) and read their outcomes.
+//	SOURCE_<ROLE>  one account for each source (SourceAccount: the users of
+//	           role payment in SOURCE_PAYMENT, ...): it publishes its own
+//	           facts (acknowledged through the import) and reads its own
+//	           outcomes. One account for all sources let a source name
+//	           another's outcome subject as the reply subject of its fact,
+//	           and JetStream's acknowledgement arrived there, where the
+//	           other listens.
 //	REPORTING  the reporting users: the feed's stream through FeedAPIPrefix
 //	           (stream info; each its own durable consumer, which ledgerd
 //	           makes: info, next, reset, ack), the feed and the changes live.
 const (
 	LedgerAccount    = "LEDGER"
 	FeedAccount      = "FEED"
-	SourcesAccount   = "SOURCES"
 	ReportingAccount = "REPORTING"
 	// FeedAPIPrefix is the JetStream API of the FEED account as LEDGER and
 	// REPORTING import it: the JetStream domain "FEED" in the clients'
@@ -48,6 +53,10 @@ const (
 	// jetstream.NewWithDomain(nc, "FEED"); the nats CLI: --js-domain FEED).
 	FeedAPIPrefix = "$JS.FEED.API"
 )
+
+// SourceAccount is the account of the users of source role, e.g.
+// SOURCE_PAYMENT.
+func SourceAccount(role string) string { return "SOURCE_" + strings.ToUpper(role) }
 
 // AccountOf is the account of a user of role.
 func AccountOf(role string) string {
@@ -57,7 +66,7 @@ func AccountOf(role string) string {
 	case RoleReporting:
 		return ReportingAccount
 	}
-	return SourcesAccount
+	return SourceAccount(role)
 }
 
 // AccountsConfig is the accounts block of a nats-server configuration,
@@ -78,9 +87,14 @@ func (s Subjects) AccountsConfig() string {
 	fmt.Fprintf(&b, "  %s: {\n    jetstream: enabled\n    exports: [\n", FeedAccount)
 	fmt.Fprintf(&b, "      {service: %q}\n      {service: %q, response: stream}\n      {service: %q}\n    ]\n  }\n",
 		p+".feed.>", "$JS.API.>", "$JS.ACK."+FeedStream+".>")
-	fmt.Fprintf(&b, "  %s: {\n    imports: [\n", SourcesAccount)
-	fmt.Fprintf(&b, "      {service: {account: %s, subject: %q}}\n      {service: {account: %s, subject: %q}}\n      {stream: {account: %s, subject: %q}}\n    ]\n  }\n",
-		LedgerAccount, p+".in.>", LedgerAccount, p+".pii.>", LedgerAccount, p+".outcome.>")
+	for _, src := range Sources {
+		fmt.Fprintf(&b, "  %s: {\n    imports: [\n", SourceAccount(src))
+		fmt.Fprintf(&b, "      {service: {account: %s, subject: %q}}\n", LedgerAccount, p+".in."+src+".>")
+		if slices.Contains(PIISources, src) {
+			fmt.Fprintf(&b, "      {service: {account: %s, subject: %q}}\n", LedgerAccount, s.PII(src))
+		}
+		fmt.Fprintf(&b, "      {stream: {account: %s, subject: %q}}\n    ]\n  }\n", LedgerAccount, p+".outcome."+src+".>")
+	}
 	fmt.Fprintf(&b, "  %s: {\n    imports: [\n", ReportingAccount)
 	fmt.Fprintf(&b, "      {stream: {account: %s, subject: %q}}\n      {stream: {account: %s, subject: %q}}\n", LedgerAccount, p+".feed.>", LedgerAccount, p+".projection.>")
 	for _, sub := range []string{"STREAM.INFO." + FeedStream, "CONSUMER.INFO." + FeedStream + ".>", "CONSUMER.MSG.NEXT." + FeedStream + ".>", "CONSUMER.RESET." + FeedStream + ".>"} {

@@ -51,7 +51,11 @@ func TestDeploymentAccountsAreTheEmbeddedServers(t *testing.T) {
 		s.Start()
 		defer s.Shutdown()
 		out := map[string]string{}
-		for _, name := range []string{natsbus.LedgerAccount, natsbus.FeedAccount, natsbus.SourcesAccount, natsbus.ReportingAccount} {
+		names := []string{natsbus.LedgerAccount, natsbus.FeedAccount, natsbus.ReportingAccount}
+		for _, src := range natsbus.Sources {
+			names = append(names, natsbus.SourceAccount(src))
+		}
+		for _, name := range names {
 			z, err := s.Accountz(&server.AccountzOptions{Account: name})
 			if err != nil || z.Account == nil {
 				t.Fatalf("account %s: %v", name, err)

@@ -9,5 +9,6 @@
 //	subsidy.feed.<category>.<Type>     committed events, in position order (stream SUBSIDY_FEED)
 //
 // With users the streams live in NATS accounts of their own (LedgerAccount,
-// FeedAccount), the services and reporting users in others (accounts.go).
+// FeedAccount), each service and the reporting users in others
+// (accounts.go).
 package natsbus

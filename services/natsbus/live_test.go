@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cqhrss/subsidyledger/services/natsbus"
 )
@@ -134,5 +135,47 @@ func TestReportingUsersHearTheLiveFeed(t *testing.T) {
 	}
 	if n := feedMsgs(t, ctx, o); n != 3 {
 		t.Errorf("SUBSIDY_FEED holds %d messages; want 3 (each once)", n)
+	}
+}
+
+// TestSourceRepliesStayWithTheSource (found by review): a source's fact
+// or personal data published with another source's outcome subject as its
+// reply subject does not put JetStream's acknowledgement on that subject,
+// where the other source listens (each source has an account of its own).
+func TestSourceRepliesStayWithTheSource(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	o := startWithUsers(t, ctx)
+	pay := connectAs(t, o, "payment-svc")
+	heard, err := pay.SubscribeSync("subsidy.outcome.payment.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pay.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	enrol := connectAs(t, o, "enrolment-svc")
+	for _, subject := range []string{"subsidy.in.enrolment.trainee_registered", "subsidy.pii.enrolment"} {
+		m := nats.NewMsg(subject)
+		m.Reply, m.Data = "subsidy.outcome.payment.payment_settled", []byte("{}")
+		if err := enrol.PublishMsg(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := enrol.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	quiet(t, heard, 2*time.Second, "the payment service's outcomes")
+	st, err := o.js.Stream(ctx, natsbus.InboundStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := st.Info(ctx); err != nil || info.State.Msgs != 1 {
+		t.Fatalf("SUBSIDY_IN: %v, %+v; want the enrolment fact stored", err, info)
+	}
+	// Its own facts are still acknowledged to it.
+	js, _ := jetstream.New(enrol)
+	if _, err := js.Publish(ctx, "subsidy.in.enrolment.trainee_registered", []byte("{}")); err != nil {
+		t.Fatal(err)
 	}
 }
