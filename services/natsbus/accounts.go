@@ -40,31 +40,40 @@ import (
 //	           another's outcome subject as the reply subject of its fact,
 //	           and JetStream's acknowledgement arrived there, where the
 //	           other listens.
-//	REPORTING  the reporting users: the feed's stream through FeedAPIPrefix
-//	           (stream info; each its own durable consumer, which ledgerd
-//	           makes: info, next, reset, ack), the feed and the changes live.
+//	REPORTING_<user>  one account for each reporting user
+//	           (ReportingAccount): the feed's stream through FeedAPIPrefix
+//	           (stream info; its own durable consumer, which ledgerd makes:
+//	           info, next, reset, ack), the feed and the changes live. In
+//	           one account for all, a reporting user's pull or reset request
+//	           naming a live subject as its reply subject had JetStream
+//	           replay stored events there, to every other reporting user
+//	           listening; no permission restricts a reply subject.
 const (
-	LedgerAccount    = "LEDGER"
-	FeedAccount      = "FEED"
-	ReportingAccount = "REPORTING"
+	LedgerAccount = "LEDGER"
+	FeedAccount   = "FEED"
 	// FeedAPIPrefix is the JetStream API of the FEED account as LEDGER and
-	// REPORTING import it: the JetStream domain "FEED" in the clients'
-	// terms (nats.go: jetstream.NewWithAPIPrefix(nc, FeedAPIPrefix) or
-	// jetstream.NewWithDomain(nc, "FEED"); the nats CLI: --js-domain FEED).
+	// the reporting users' accounts import it: the JetStream domain "FEED"
+	// in the clients' terms (nats.go: jetstream.NewWithAPIPrefix(nc,
+	// FeedAPIPrefix) or jetstream.NewWithDomain(nc, "FEED"); the nats CLI:
+	// --js-domain FEED).
 	FeedAPIPrefix = "$JS.FEED.API"
 )
+
+// ReportingAccount is the account of reporting user user, e.g.
+// REPORTING_warehouse.
+func ReportingAccount(user string) string { return "REPORTING_" + user }
 
 // SourceAccount is the account of the users of source role, e.g.
 // SOURCE_PAYMENT.
 func SourceAccount(role string) string { return "SOURCE_" + strings.ToUpper(role) }
 
-// AccountOf is the account of a user of role.
-func AccountOf(role string) string {
+// AccountOf is the account of user, of role.
+func AccountOf(user, role string) string {
 	switch role {
 	case RoleLedger, RoleOperator:
 		return LedgerAccount
 	case RoleReporting:
-		return ReportingAccount
+		return ReportingAccount(user)
 	}
 	return SourceAccount(role)
 }
@@ -72,8 +81,9 @@ func AccountOf(role string) string {
 // AccountsConfig is the accounts block of a nats-server configuration,
 // without users (the embedded server adds them; nats/auth.conf of the
 // deployments lists them in the same accounts): what each account holds,
-// exports and imports. JetStream is enabled in LEDGER and FEED only.
-func (s Subjects) AccountsConfig() string {
+// exports and imports, with an account for each of reporters (the
+// reporting users). JetStream is enabled in LEDGER and FEED only.
+func (s Subjects) AccountsConfig(reporters []string) string {
 	p := s.Prefix
 	feedAPI := func(sub string) string {
 		return fmt.Sprintf("      {service: {account: %s, subject: %q}, to: %q}\n", FeedAccount, "$JS.API."+sub, FeedAPIPrefix+"."+sub)
@@ -95,12 +105,16 @@ func (s Subjects) AccountsConfig() string {
 		}
 		fmt.Fprintf(&b, "      {stream: {account: %s, subject: %q}}\n    ]\n  }\n", LedgerAccount, p+".outcome."+src+".>")
 	}
-	fmt.Fprintf(&b, "  %s: {\n    imports: [\n", ReportingAccount)
-	fmt.Fprintf(&b, "      {stream: {account: %s, subject: %q}}\n      {stream: {account: %s, subject: %q}}\n", LedgerAccount, p+".feed.>", LedgerAccount, p+".projection.>")
-	for _, sub := range []string{"STREAM.INFO." + FeedStream, "CONSUMER.INFO." + FeedStream + ".>", "CONSUMER.MSG.NEXT." + FeedStream + ".>", "CONSUMER.RESET." + FeedStream + ".>"} {
-		b.WriteString(feedAPI(sub))
+	for _, user := range reporters {
+		own := FeedStream + "." + user
+		fmt.Fprintf(&b, "  %q: {\n    imports: [\n", ReportingAccount(user))
+		fmt.Fprintf(&b, "      {stream: {account: %s, subject: %q}}\n      {stream: {account: %s, subject: %q}}\n", LedgerAccount, p+".feed.>", LedgerAccount, p+".projection.>")
+		for _, sub := range []string{"STREAM.INFO." + FeedStream, "CONSUMER.INFO." + own, "CONSUMER.MSG.NEXT." + own, "CONSUMER.RESET." + own} {
+			b.WriteString(feedAPI(sub))
+		}
+		fmt.Fprintf(&b, "      {service: {account: %s, subject: %q}}\n    ]\n  }\n", FeedAccount, "$JS.ACK."+own+".>")
 	}
-	fmt.Fprintf(&b, "      {service: {account: %s, subject: %q}}\n    ]\n  }\n}\n", FeedAccount, "$JS.ACK."+FeedStream+".>")
+	b.WriteString("}\n")
 	return b.String()
 }
 

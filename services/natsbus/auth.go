@@ -183,7 +183,7 @@ func (s Subjects) Permissions(user, role string) *server.Permissions {
 func serverUsers(subj Subjects, users []User, accounts map[string]*server.Account) ([]*server.User, string, string) {
 	var out []*server.User
 	for _, u := range users {
-		out = append(out, &server.User{Username: u.Name, Password: u.Password, Permissions: subj.Permissions(u.Name, u.Role), Account: accounts[AccountOf(u.Role)]})
+		out = append(out, &server.User{Username: u.Name, Password: u.Password, Permissions: subj.Permissions(u.Name, u.Role), Account: accounts[AccountOf(u.Name, u.Role)]})
 	}
 	var b [24]byte
 	_, _ = rand.Read(b[:])

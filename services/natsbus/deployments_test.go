@@ -36,8 +36,14 @@ func TestDeploymentAccountsAreTheEmbeddedServers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var reporters []string
+	for _, u := range dep.Users {
+		if deploymentRoles[u.Username] == natsbus.RoleReporting {
+			reporters = append(reporters, u.Username)
+		}
+	}
 	emb := &server.Options{}
-	if err := emb.ProcessConfigString(natsbus.DefaultSubjects.AccountsConfig()); err != nil {
+	if err := emb.ProcessConfigString(natsbus.DefaultSubjects.AccountsConfig(reporters)); err != nil {
 		t.Fatal(err)
 	}
 	accounts := func(o *server.Options) map[string]string {
@@ -51,9 +57,12 @@ func TestDeploymentAccountsAreTheEmbeddedServers(t *testing.T) {
 		s.Start()
 		defer s.Shutdown()
 		out := map[string]string{}
-		names := []string{natsbus.LedgerAccount, natsbus.FeedAccount, natsbus.ReportingAccount}
+		names := []string{natsbus.LedgerAccount, natsbus.FeedAccount}
 		for _, src := range natsbus.Sources {
 			names = append(names, natsbus.SourceAccount(src))
+		}
+		for _, user := range reporters {
+			names = append(names, natsbus.ReportingAccount(user))
 		}
 		for _, name := range names {
 			z, err := s.Accountz(&server.AccountzOptions{Account: name})
@@ -86,8 +95,8 @@ func TestDeploymentAccountsAreTheEmbeddedServers(t *testing.T) {
 			continue
 		}
 		seen[role] = true
-		if u.Account == nil || u.Account.Name != natsbus.AccountOf(role) {
-			t.Errorf("auth.conf: user %s (%s) in account %v; want %s", u.Username, role, u.Account, natsbus.AccountOf(role))
+		if u.Account == nil || u.Account.Name != natsbus.AccountOf(u.Username, role) {
+			t.Errorf("auth.conf: user %s (%s) in account %v; want %s", u.Username, role, u.Account, natsbus.AccountOf(u.Username, role))
 		}
 		if want := natsbus.DefaultSubjects.Permissions(u.Username, role); !reflect.DeepEqual(u.Permissions, want) {
 			t.Errorf("auth.conf: user %s (%s) permissions\n%s\nwant\n%s", u.Username, role, perm(u.Permissions), perm(want))

@@ -16,7 +16,7 @@ import (
 // and two sources.
 var liveUsers = []natsbus.User{
 	{Name: "reporter", Password: "r", Role: natsbus.RoleReporting},
-	{Name: "warehouse", Password: "w", Role: natsbus.RoleReporting},
+	{Name: "ware-house_2", Password: "w", Role: natsbus.RoleReporting},
 	{Name: "enrolment-svc", Password: "e", Role: "enrolment"},
 	{Name: "payment-svc", Password: "p", Role: "payment"},
 }
@@ -99,7 +99,7 @@ func TestReportingUsersHearTheLiveFeed(t *testing.T) {
 	defer cancel()
 	o := startWithUsers(t, ctx)
 	subs, changes := map[string]*nats.Subscription{}, map[string]*nats.Subscription{}
-	for _, user := range []string{"reporter", "warehouse"} {
+	for _, user := range []string{"reporter", "ware-house_2"} {
 		nc := connectAs(t, o, user)
 		sub, err := nc.SubscribeSync("subsidy.feed.>")
 		if err != nil {
@@ -135,6 +135,57 @@ func TestReportingUsersHearTheLiveFeed(t *testing.T) {
 	}
 	if n := feedMsgs(t, ctx, o); n != 3 {
 		t.Errorf("SUBSIDY_FEED holds %d messages; want 3 (each once)", n)
+	}
+}
+
+// TestReportingRepliesStayWithTheRequester (found by review): a reporting
+// user's pull or reset request for its own consumer, with a live subject
+// as its reply subject, delivers nothing to another reporting user
+// listening there (JetStream would replay stored events onto the live
+// feed, with their real positions).
+func TestReportingRepliesStayWithTheRequester(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	o := startWithUsers(t, ctx)
+	publishFeed(t, ctx, o, "stored-1", 3)
+	wh := connectAs(t, o, "ware-house_2")
+	heard := make(chan *nats.Msg, 64)
+	for _, s := range []string{"subsidy.feed.>", "subsidy.projection.>"} {
+		if _, err := wh.ChanSubscribe(s, heard); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := wh.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	rep := connectAs(t, o, "reporter")
+	api := natsbus.FeedAPIPrefix + ".CONSUMER."
+	for _, r := range []struct{ subject, data, reply string }{
+		{api + "MSG.NEXT." + natsbus.FeedStream + ".reporter", `{"batch": 2}`, "subsidy.feed.trainee.Enrolled"},
+		{api + "RESET." + natsbus.FeedStream + ".reporter", `{"seq": 1}`, "subsidy.feed.trainee.Enrolled"},
+		{api + "MSG.NEXT." + natsbus.FeedStream + ".reporter", `{"batch": 1}`, "subsidy.projection.trainee.x"},
+		{api + "INFO." + natsbus.FeedStream + ".reporter", ``, "subsidy.feed.trainee.Info"},
+	} {
+		if err := rep.PublishRequest(r.subject, r.reply, []byte(r.data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rep.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-heard:
+		t.Errorf("warehouse heard %s on %s (position %q), sent as another reporting user's reply", m.Data, m.Subject, m.Header.Get(natsbus.HeaderPosition))
+	case <-time.After(2 * time.Second):
+	}
+	// The reporting user still reads its consumer as before.
+	repFeed, _ := jetstream.NewWithAPIPrefix(rep, natsbus.FeedAPIPrefix)
+	c, err := repFeed.Consumer(ctx, natsbus.FeedStream, "reporter")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Fetch(1, jetstream.FetchMaxWait(5*time.Second)); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -91,10 +91,15 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 		if subj.Prefix == "" {
 			subj = DefaultSubjects
 		}
+		for _, u := range cfg.Users {
+			if u.Role == RoleReporting {
+				self.reporters = append(self.reporters, u.Name)
+			}
+		}
 		// The accounts (see LedgerAccount), replacing any a --nats-config
 		// file defined.
 		opts.Accounts = nil
-		if err := opts.ProcessConfigString(subj.AccountsConfig()); err != nil {
+		if err := opts.ProcessConfigString(subj.AccountsConfig(self.reporters)); err != nil {
 			return nil, fmt.Errorf("natsbus: accounts: %w", err)
 		}
 		accounts := map[string]*server.Account{}
@@ -103,11 +108,6 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 		}
 		opts.Users, self.user, self.password = serverUsers(subj, cfg.Users, accounts)
 		self.feedAPI = FeedAPIPrefix
-		for _, u := range cfg.Users {
-			if u.Role == RoleReporting {
-				self.reporters = append(self.reporters, u.Name)
-			}
-		}
 	}
 	if err := moveStreams(filepath.Join(opts.StoreDir, "jetstream"), len(cfg.Users) > 0, opts.JetStreamKey != ""); err != nil {
 		return nil, err
