@@ -5,9 +5,6 @@ import (
 	"fmt"
 	"reflect"
 	"testing"
-	"time"
-
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/cqhrss/subsidyledger/projections"
 	"github.com/cqhrss/subsidyledger/projections/internal/deepdiff"
@@ -33,12 +30,7 @@ func TestCorrectedCertificateCountsOnce(t *testing.T) {
 	q := r.Reference()
 	d := fold.Date
 	k := fmt.Sprintf("%064x", 21)
-	r.Decide(&pb.TraineeRegistered{PersonKey: k, UnitCode: "cq-yuzhong", Education: pb.Education_EDUCATION_ASSOCIATE, EnterpriseEmployee: true, MaskedName: "李*", MaskedId: "5001**********123X"})
-	r.Decide(&pb.EligibilityEvidenceRecorded{EvidenceId: "ev-1", PersonKey: k, Category: pb.EligibilityCategory_ELIGIBILITY_CATEGORY_ENTERPRISE_EMPLOYEE,
-		Source: "社保", SnapshotAt: timestamppb.New(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)), Confirmed: true, InsuredFrom: d("2020-01-01")})
-	r.Decide(&pb.Enrolled{EnrolmentId: "enr-1", PersonKey: k, TrainingInstitutionId: "ti-digital", Qualification: q.Proto(), EnrolledOn: d("2025-03-01"), UnitCode: "cq-yuzhong"})
-	r.Decide(&pb.TrainingCompleted{EnrolmentId: "enr-1", PersonKey: k, TrainingInstitutionId: "ti-digital", Qualification: q.Proto(), CompletedOn: d("2025-05-01")})
-	r.Decide(&pb.AssessmentRecorded{AssessmentId: "as-1", PersonKey: k, EvaluationInstitutionId: "ev-cqpe", Qualification: q.Proto(), Attempt: 1, TheoryScore: 80, PracticalScore: 80, AssessedOn: d("2025-06-01")})
+	r.Assessed(k, q, false)
 	issue := func(id, on string) []string {
 		return types(r.Decide(&pb.CertificateIssued{CertificateId: id, PersonKey: k, EvaluationInstitutionId: "ev-cqpe", Qualification: q.Proto(), AssessmentId: "as-1", IssuedOn: d(on)}))
 	}

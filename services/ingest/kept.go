@@ -182,18 +182,12 @@ func unnamedJSON(b []byte, known bool) []byte {
 			break
 		}
 		key := b[i+1 : kEnd]
-		j := kEnd + 1
-		for j < len(b) && (b[j] == ' ' || b[j] == '\t' || b[j] == '\n' || b[j] == '\r') {
-			j++
-		}
+		j := skipSpace(b, kEnd+1)
 		if j >= len(b) || b[j] != ':' {
 			i = kEnd
 			continue
 		}
-		j++
-		for j < len(b) && (b[j] == ' ' || b[j] == '\t' || b[j] == '\n' || b[j] == '\r') {
-			j++
-		}
+		j = skipSpace(b, j+1)
 		if j >= len(b) || b[j] != '"' {
 			i = j - 1
 			continue
@@ -214,6 +208,15 @@ func unnamedJSON(b []byte, known bool) []byte {
 		i = vEnd
 	}
 	return out
+}
+
+// skipSpace returns the index of the first byte of b from i on that is
+// not JSON white space.
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
 }
 
 // stringEnd returns the index of the quotation mark that closes the JSON

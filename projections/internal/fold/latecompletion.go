@@ -70,6 +70,25 @@ func (r *Rules) Reference() refdata.Qualification {
 	return q
 }
 
+// Assessed decides a trainee k of 渝中区 (an enterprise employee, insured
+// since 2020) enrolled at ti-digital for q on 2025-03-01 (enrolment
+// "enr-1"), trained by 2025-05-01, the fee advanced by ti-digital on
+// 2025-04-01 if advance, and passed on a first attempt at ev-cqpe on
+// 2025-06-01 (assessment "as-1"): a certificate on "as-1" is next. Give
+// Reference first.
+func (r *Rules) Assessed(k string, q refdata.Qualification, advance bool) {
+	r.T.Helper()
+	r.Decide(&pb.TraineeRegistered{PersonKey: k, UnitCode: "cq-yuzhong", Education: pb.Education_EDUCATION_ASSOCIATE, EnterpriseEmployee: true, MaskedName: "张*", MaskedId: "5001**********123X"})
+	r.Decide(&pb.EligibilityEvidenceRecorded{EvidenceId: "ev-" + k[:8], PersonKey: k, Category: pb.EligibilityCategory_ELIGIBILITY_CATEGORY_ENTERPRISE_EMPLOYEE,
+		Source: "社保", SnapshotAt: timestamppb.New(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)), Confirmed: true, InsuredFrom: Date("2020-01-01")})
+	r.Decide(&pb.Enrolled{EnrolmentId: "enr-1", PersonKey: k, TrainingInstitutionId: "ti-digital", Qualification: q.Proto(), EnrolledOn: Date("2025-03-01"), UnitCode: "cq-yuzhong"})
+	r.Decide(&pb.TrainingCompleted{EnrolmentId: "enr-1", PersonKey: k, TrainingInstitutionId: "ti-digital", Qualification: q.Proto(), CompletedOn: Date("2025-05-01")})
+	if advance {
+		r.Decide(&pb.AdvancePaymentRecorded{AdvanceId: "adv-1", TrainingInstitutionId: "ti-digital", PersonKey: k, Qualification: q.Proto(), AmountFen: 80000, PaidOn: Date("2025-04-01")})
+	}
+	r.Decide(&pb.AssessmentRecorded{AssessmentId: "as-1", PersonKey: k, EvaluationInstitutionId: "ev-cqpe", Qualification: q.Proto(), Attempt: 1, TheoryScore: 80, PracticalScore: 80, AssessedOn: Date("2025-06-01")})
+}
+
 // LateCompletion is a history the rules decide (rules.DefaultRuleSet,
 // 2026.4): two trainees at ti-digital are assessed before their training's
 // completion was reported, which flags each assessment
